@@ -1,0 +1,48 @@
+//! `loa` — a broadcast scheduler for a city radio station and its ward/commune loudspeaker
+//! stations, that airs the plan on time and proves what aired.
+//!
+//! # Module map
+//! (ARCHITECTURE.md is the longer version; every module's doc states its invariant.)
+//!
+//! Pure core (no I/O, time comes in through [`clock::Clock`]):
+//! - [`crontab`] — crontab lines exactly as `man 5 crontab` reads them, translated onto the `cron`
+//!   crate, expanded in a station's time zone.
+//! - [`schedule`] — schedule files: parse, validate with file:line:column errors, expand into
+//!   planned airings (one source of truth for station, `loa plan` and collector).
+//! - [`reconcile`] — plan vs as-run: each planned occurrence gets a status, unplanned airings listed.
+//! - [`wire`] — **API boundary**: airing records and heartbeats, canonical bytes, hash chain,
+//!   Ed25519 signatures. Shared by station and collector.
+//!
+//! Edges (I/O):
+//! - [`media`] — probing and decoding audio files; SHA-256 of files.
+//! - [`output`] — audio output backends (`device` via rodio/ALSA, `wav`, `null`) behind one trait.
+//! - [`loudness`] — EBU R128 measurement per file, cached by SHA-256.
+//! - [`meter`] — the evidence meter over what actually went to the output.
+//! - [`player`] — the playout thread: commands in, events out, gapless sessions.
+//! - [`relay`] — relaying a live upstream stream with failover to a fallback playlist.
+//! - [`keys`] — station key pairs on disk.
+//! - [`journal`] — the station's durable, append-only, checksummed as-run journal.
+//! - [`shipper`] — delivers journaled records and heartbeats to the collector.
+//! - [`station`] — the station daemon: scheduler loop tying plan, player, journal and shipper.
+//! - [`collector`] — the central server: SQLite store, ingest/query HTTP API, dashboard.
+//! - [`report`] — monthly/year-to-date exports (CSV, XLSX, JSON) and their offline verification.
+//! - [`cli`] — the `loa` command line; the only place `anyhow` is used.
+
+pub mod cli;
+pub mod clock;
+pub mod collector;
+pub mod crontab;
+pub mod journal;
+pub mod keys;
+pub mod loudness;
+pub mod media;
+pub mod meter;
+pub mod output;
+pub mod player;
+pub mod reconcile;
+pub mod relay;
+pub mod report;
+pub mod schedule;
+pub mod shipper;
+pub mod station;
+pub mod wire;

@@ -1,0 +1,459 @@
+//! The wire format between stations and the collector, version [`WIRE_VERSION`]. **API boundary.**
+//!
+//! A station turns each airing into an [`AiringRecord`], serialises it once with `serde_json`
+//! (those exact bytes are the record's *canonical encoding*), hashes them (SHA-256, the record's
+//! `hash`) and signs them with its Ed25519 key. The bytes travel verbatim inside [`SignedRecord`]
+//! as a raw JSON value, so nobody ever re-serialises to verify: the journal, the HTTP body, the
+//! collector's database and the JSON export all carry the very bytes that were signed.
+//!
+//! **Invariants:**
+//! - `record.prev_hash` is the `hash` of the same station's record with `seq - 1`, or
+//!   [`GENESIS_HASH`] for `seq == 1`. Sequence numbers start at 1 and have no gaps at the station.
+//! - A [`SignedRecord`] is valid for a key iff `hash == sha256(record bytes)` and `signature` is that
+//!   key's Ed25519 signature over the record bytes, and the bytes parse as an [`AiringRecord`] of
+//!   this wire version. [`SignedRecord::verify`] checks exactly that and nothing about the chain
+//!   (the chain needs the previous record, which only the caller has).
+//! - Adding an optional field is compatible; anything else bumps [`WIRE_VERSION`].
+//!
+//! This module knows nothing of HTTP, SQLite or files.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use chrono::{DateTime, FixedOffset, Utc};
+use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use sha2::{Digest, Sha256};
+
+/// Version of the records and messages defined here.
+pub const WIRE_VERSION: u32 = 1;
+/// `prev_hash` of a station's first record.
+pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// Errors from encoding, decoding or verifying wire messages.
+#[derive(Debug, thiserror::Error)]
+pub enum WireError {
+    #[error("record is not valid JSON of wire version {WIRE_VERSION}: {0}")]
+    Malformed(#[from] serde_json::Error),
+    #[error("record has wire version {found}, this build reads version {WIRE_VERSION}")]
+    Version { found: u32 },
+    #[error("record hash mismatch: stated {stated}, computed {computed} (the record was altered)")]
+    HashMismatch { stated: String, computed: String },
+    #[error("signature is not valid base64 Ed25519 (64 bytes)")]
+    SignatureEncoding,
+    #[error("signature does not verify with station {station}'s registered key")]
+    BadSignature { station: String },
+    #[error("public key is not valid: {0}")]
+    BadKey(String),
+    #[error("a number in the record is not finite ({field}); records carry only finite numbers")]
+    NotFinite { field: &'static str },
+}
+
+/// What happened to a planned (or manual) airing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    /// Aired in full.
+    Aired,
+    /// Started but ended early (hard stop cut, shutdown, crash, output failure mid-way).
+    Partial,
+    /// Could not air (file missing/undecodable, output unavailable).
+    Failed,
+    /// Its time passed while the station could not air it (down, clock jump).
+    Missed,
+    /// Cut or displaced by a higher-priority airing.
+    Preempted,
+    /// Not started: a soft start found the air busy past its grace, or an equal-priority overlap.
+    Skipped,
+}
+
+/// Where the airing's audio came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Source {
+    /// The station's own files.
+    File,
+    /// A relay of an upstream stream.
+    Relay,
+}
+
+/// One file that (was meant to) air within an airing.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AiredItem {
+    /// Path relative to the station's audio root, as written in the schedule.
+    pub path: String,
+    /// SHA-256 of the file's bytes, hex; empty when the file could not be read.
+    pub sha256: String,
+    /// The file's decoded duration.
+    pub duration_secs: f64,
+    /// How much of it went to the output.
+    pub aired_secs: f64,
+}
+
+/// The evidence meter's figures, measured on the samples actually handed to the output.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Evidence {
+    pub output: String,
+    pub sample_rate: u32,
+    pub channels: u16,
+    pub frames: u64,
+    pub first_sample_at: Option<DateTime<Utc>>,
+    /// EBU R128 integrated loudness; `None` when everything was below the gate (silence).
+    pub integrated_lufs: Option<f64>,
+    /// Highest sample magnitude in dBFS; `None` when all samples were zero.
+    pub sample_peak_dbfs: Option<f64>,
+    /// Seconds below -60 dBFS, counted in runs of at least 2 s.
+    pub silence_secs: f64,
+}
+
+/// A relay's account of itself.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RelayEvidence {
+    pub url: String,
+    pub live_secs: f64,
+    pub fallback_secs: f64,
+    pub switches: Vec<RelaySwitch>,
+    pub icy_titles: Vec<String>,
+}
+
+/// A switch between the live upstream and the fallback.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RelaySwitch {
+    pub at: DateTime<Utc>,
+    /// `live` or `fallback`: what went on air at `at`.
+    pub to: String,
+    /// Why, e.g. `connect failed: …`, `stalled 2 s`, `silent 2 s`, `upstream back`.
+    pub cause: String,
+}
+
+/// One airing record: the unit of the as-run log.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AiringRecord {
+    pub v: u32,
+    pub station: String,
+    /// Per-station sequence number, from 1, no gaps.
+    pub seq: u64,
+    /// The planned occurrence this record accounts for (see `schedule::PlannedAiring::key`);
+    /// `None` for a manual airing.
+    pub occurrence: Option<String>,
+    pub slot: Option<String>,
+    pub program: Option<String>,
+    pub category: String,
+    pub source: Source,
+    /// Planned start in station-local time with offset (manual airings: when asked).
+    pub scheduled_at: DateTime<FixedOffset>,
+    pub actual_start: Option<DateTime<FixedOffset>>,
+    pub end: Option<DateTime<FixedOffset>>,
+    pub planned_secs: f64,
+    pub aired_secs: f64,
+    /// First sample's instant minus the scheduled instant, in ms (positive = late).
+    pub start_offset_ms: Option<i64>,
+    pub outcome: Outcome,
+    pub reason: Option<String>,
+    pub items: Vec<AiredItem>,
+    pub evidence: Option<Evidence>,
+    pub relay: Option<RelayEvidence>,
+    /// When the station wrote this record.
+    pub recorded_at: DateTime<Utc>,
+    pub prev_hash: String,
+}
+
+impl AiringRecord {
+    fn check_finite(&self) -> Result<(), WireError> {
+        let mut nums: Vec<(&'static str, f64)> = vec![
+            ("planned_secs", self.planned_secs),
+            ("aired_secs", self.aired_secs),
+        ];
+        for it in &self.items {
+            nums.push(("items.duration_secs", it.duration_secs));
+            nums.push(("items.aired_secs", it.aired_secs));
+        }
+        if let Some(e) = &self.evidence {
+            nums.push(("evidence.silence_secs", e.silence_secs));
+            if let Some(x) = e.integrated_lufs {
+                nums.push(("evidence.integrated_lufs", x));
+            }
+            if let Some(x) = e.sample_peak_dbfs {
+                nums.push(("evidence.sample_peak_dbfs", x));
+            }
+        }
+        if let Some(r) = &self.relay {
+            nums.push(("relay.live_secs", r.live_secs));
+            nums.push(("relay.fallback_secs", r.fallback_secs));
+        }
+        match nums.into_iter().find(|(_, x)| !x.is_finite()) {
+            Some((field, _)) => Err(WireError::NotFinite { field }),
+            None => Ok(()),
+        }
+    }
+
+    /// Encode, hash and sign. `self.prev_hash` must already link to the previous record.
+    pub fn sign(&self, key: &SigningKey) -> Result<SignedRecord, WireError> {
+        self.check_finite()?;
+        let bytes = serde_json::to_string(self)?;
+        let hash = sha256_hex(bytes.as_bytes());
+        let signature = B64.encode(key.sign(bytes.as_bytes()).to_bytes());
+        Ok(SignedRecord {
+            record: RawValue::from_string(bytes)?,
+            hash,
+            signature,
+        })
+    }
+}
+
+/// A record as it travels and is stored: the canonical bytes, their hash and the signature.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SignedRecord {
+    pub record: Box<RawValue>,
+    pub hash: String,
+    pub signature: String,
+}
+
+impl SignedRecord {
+    /// The canonical bytes that were hashed and signed.
+    pub fn bytes(&self) -> &str {
+        self.record.get()
+    }
+
+    /// Parse the record without checking anything (for display and routing).
+    pub fn parse(&self) -> Result<AiringRecord, WireError> {
+        let rec: AiringRecord = serde_json::from_str(self.bytes())?;
+        if rec.v != WIRE_VERSION {
+            return Err(WireError::Version { found: rec.v });
+        }
+        Ok(rec)
+    }
+
+    /// Check hash and signature against `key`, then parse. Does not check the chain.
+    pub fn verify(&self, key: &VerifyingKey) -> Result<AiringRecord, WireError> {
+        let computed = sha256_hex(self.bytes().as_bytes());
+        if computed != self.hash {
+            return Err(WireError::HashMismatch {
+                stated: self.hash.clone(),
+                computed,
+            });
+        }
+        let rec = self.parse()?;
+        verify_signature(self.bytes().as_bytes(), &self.signature, key, &rec.station)?;
+        Ok(rec)
+    }
+}
+
+/// What a station says about itself every heartbeat period.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Heartbeat {
+    pub v: u32,
+    pub station: String,
+    pub sent_at: DateTime<Utc>,
+    pub now_airing: Option<AiringBrief>,
+    pub next_airing: Option<AiringBrief>,
+    /// Records journaled but not yet acknowledged by the collector.
+    pub backlog_records: u64,
+    /// Highest sequence number journaled.
+    pub last_seq: u64,
+    /// Output backend name and whether it is healthy.
+    pub output: String,
+    pub output_ok: bool,
+    /// Whether the host clock reports itself synchronised (None: cannot tell).
+    pub clock_synced: Option<bool>,
+    pub version: String,
+    pub uptime_secs: u64,
+}
+
+/// A short description of an airing, for status displays.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AiringBrief {
+    pub slot: Option<String>,
+    pub program: Option<String>,
+    pub at: DateTime<FixedOffset>,
+}
+
+/// A heartbeat as it travels: canonical bytes and the station's signature over them.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SignedHeartbeat {
+    pub heartbeat: Box<RawValue>,
+    pub signature: String,
+}
+
+impl Heartbeat {
+    /// Encode and sign.
+    pub fn sign(&self, key: &SigningKey) -> Result<SignedHeartbeat, WireError> {
+        let bytes = serde_json::to_string(self)?;
+        let signature = B64.encode(key.sign(bytes.as_bytes()).to_bytes());
+        Ok(SignedHeartbeat {
+            heartbeat: RawValue::from_string(bytes)?,
+            signature,
+        })
+    }
+}
+
+impl SignedHeartbeat {
+    /// Check the signature against `key`, then parse.
+    pub fn verify(&self, key: &VerifyingKey) -> Result<Heartbeat, WireError> {
+        let hb: Heartbeat = serde_json::from_str(self.heartbeat.get())?;
+        if hb.v != WIRE_VERSION {
+            return Err(WireError::Version { found: hb.v });
+        }
+        verify_signature(self.heartbeat.get().as_bytes(), &self.signature, key, &hb.station)?;
+        Ok(hb)
+    }
+}
+
+/// `POST /api/v1/stations/{id}/records` body: consecutive records of one station, in order.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RecordBatch {
+    pub records: Vec<SignedRecord>,
+}
+
+/// The collector's answer to a batch.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BatchAck {
+    /// Sequence numbers newly stored by this batch.
+    pub accepted: Vec<u64>,
+    /// Sequence numbers already stored with identical bytes (acknowledged, not stored twice).
+    pub duplicates: Vec<u64>,
+    /// Highest sequence number the collector holds for this station after the batch.
+    pub stored_through: u64,
+    /// Why records were refused; when non-empty nothing of the batch was stored.
+    pub rejected: Vec<Rejection>,
+}
+
+/// A refused record and the reason.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Rejection {
+    pub seq: Option<u64>,
+    pub reason: String,
+}
+
+/// Hex SHA-256 of `bytes`.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// Encode a verifying key for config files and the registry (base64 of the 32 bytes).
+pub fn encode_public_key(key: &VerifyingKey) -> String {
+    B64.encode(key.to_bytes())
+}
+
+/// Decode a verifying key written by [`encode_public_key`].
+pub fn decode_public_key(text: &str) -> Result<VerifyingKey, WireError> {
+    let bytes = B64
+        .decode(text.trim())
+        .map_err(|e| WireError::BadKey(format!("not base64: {e}")))?;
+    let arr: [u8; 32] = bytes
+        .try_into()
+        .map_err(|_| WireError::BadKey("an Ed25519 public key is 32 bytes".into()))?;
+    VerifyingKey::from_bytes(&arr).map_err(|e| WireError::BadKey(e.to_string()))
+}
+
+fn verify_signature(
+    bytes: &[u8],
+    signature: &str,
+    key: &VerifyingKey,
+    station: &str,
+) -> Result<(), WireError> {
+    let raw = B64
+        .decode(signature)
+        .map_err(|_| WireError::SignatureEncoding)?;
+    let arr: [u8; 64] = raw.try_into().map_err(|_| WireError::SignatureEncoding)?;
+    let sig = Signature::from_bytes(&arr);
+    key.verify_strict(bytes, &sig)
+        .map_err(|_| WireError::BadSignature {
+            station: station.to_string(),
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn key(n: u8) -> SigningKey {
+        SigningKey::from_bytes(&[n; 32])
+    }
+
+    pub(crate) fn sample(seq: u64, prev: &str) -> AiringRecord {
+        let tz = FixedOffset::east_opt(7 * 3600).unwrap();
+        let at = tz.with_ymd_and_hms(2019, 3, 4, 5, 30, 0).unwrap();
+        AiringRecord {
+            v: WIRE_VERSION,
+            station: "phuong-le-hong-phong".into(),
+            seq,
+            occurrence: Some("morning@2019-03-03T22:30:00Z".into()),
+            slot: Some("morning".into()),
+            program: Some("cchc".into()),
+            category: "cchc".into(),
+            source: Source::File,
+            scheduled_at: at,
+            actual_start: Some(at),
+            end: Some(at + chrono::Duration::seconds(600)),
+            planned_secs: 600.0,
+            aired_secs: 600.0,
+            start_offset_ms: Some(1),
+            outcome: Outcome::Aired,
+            reason: None,
+            items: vec![AiredItem {
+                path: "cchc/2019-03.ogg".into(),
+                sha256: sha256_hex(b"x"),
+                duration_secs: 600.0,
+                aired_secs: 600.0,
+            }],
+            evidence: None,
+            relay: None,
+            recorded_at: Utc.with_ymd_and_hms(2019, 3, 3, 22, 40, 0).unwrap(),
+            prev_hash: prev.into(),
+        }
+    }
+
+    #[test]
+    fn signed_record_verifies_and_round_trips_through_json() {
+        let k = key(7);
+        let signed = sample(1, GENESIS_HASH).sign(&k).unwrap();
+        let text = serde_json::to_string(&signed).unwrap();
+        let back: SignedRecord = serde_json::from_str(&text).unwrap();
+        assert_eq!(back.bytes(), signed.bytes());
+        let rec = back.verify(&k.verifying_key()).unwrap();
+        assert_eq!(rec, sample(1, GENESIS_HASH));
+    }
+
+    #[test]
+    fn altered_record_or_wrong_key_is_refused() {
+        let k = key(7);
+        let signed = sample(1, GENESIS_HASH).sign(&k).unwrap();
+        let forged = signed.bytes().replace("\"aired_secs\":600.0", "\"aired_secs\":900.0");
+        assert_ne!(forged, signed.bytes());
+        let mut tampered = signed.clone();
+        tampered.record = RawValue::from_string(forged.clone()).unwrap();
+        assert!(matches!(
+            tampered.verify(&k.verifying_key()),
+            Err(WireError::HashMismatch { .. })
+        ));
+        // Recomputing the hash does not help without the key.
+        tampered.hash = sha256_hex(forged.as_bytes());
+        assert!(matches!(
+            tampered.verify(&k.verifying_key()),
+            Err(WireError::BadSignature { .. })
+        ));
+        assert!(matches!(
+            signed.verify(&key(8).verifying_key()),
+            Err(WireError::BadSignature { .. })
+        ));
+    }
+
+    #[test]
+    fn non_finite_numbers_are_refused_at_signing() {
+        let mut r = sample(1, GENESIS_HASH);
+        r.aired_secs = f64::NAN;
+        assert!(matches!(
+            r.sign(&key(1)),
+            Err(WireError::NotFinite { field: "aired_secs" })
+        ));
+    }
+
+    #[test]
+    fn public_key_round_trips() {
+        let vk = key(3).verifying_key();
+        assert_eq!(decode_public_key(&encode_public_key(&vk)).unwrap(), vk);
+        assert!(decode_public_key("not a key").is_err());
+    }
+}
