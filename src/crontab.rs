@@ -29,7 +29,12 @@ impl Crontab {
     }
 
     /// Every firing instant whose local date lies in `from..=to`, in order.
-    pub fn fire_times<Z: TimeZone>(&self, _tz: &Z, _from: NaiveDate, _to: NaiveDate) -> Vec<DateTime<Z>> {
+    pub fn fire_times<Z: TimeZone>(
+        &self,
+        _tz: &Z,
+        _from: NaiveDate,
+        _to: NaiveDate,
+    ) -> Vec<DateTime<Z>> {
         Vec::new()
     }
 }

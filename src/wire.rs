@@ -294,7 +294,12 @@ impl SignedHeartbeat {
         if hb.v != WIRE_VERSION {
             return Err(WireError::Version { found: hb.v });
         }
-        verify_signature(self.heartbeat.get().as_bytes(), &self.signature, key, &hb.station)?;
+        verify_signature(
+            self.heartbeat.get().as_bytes(),
+            &self.signature,
+            key,
+            &hb.station,
+        )?;
         Ok(hb)
     }
 }
@@ -420,7 +425,9 @@ mod tests {
     fn altered_record_or_wrong_key_is_refused() {
         let k = key(7);
         let signed = sample(1, GENESIS_HASH).sign(&k).unwrap();
-        let forged = signed.bytes().replace("\"aired_secs\":600.0", "\"aired_secs\":900.0");
+        let forged = signed
+            .bytes()
+            .replace("\"aired_secs\":600.0", "\"aired_secs\":900.0");
         assert_ne!(forged, signed.bytes());
         let mut tampered = signed.clone();
         tampered.record = RawValue::from_string(forged.clone()).unwrap();
@@ -446,7 +453,9 @@ mod tests {
         r.aired_secs = f64::NAN;
         assert!(matches!(
             r.sign(&key(1)),
-            Err(WireError::NotFinite { field: "aired_secs" })
+            Err(WireError::NotFinite {
+                field: "aired_secs"
+            })
         ));
     }
 

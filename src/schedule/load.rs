@@ -10,7 +10,10 @@ pub fn load(path: &Path, audio_root: &Path) -> Result<(Station, AudioCatalog), S
 }
 
 /// Load every `*.toml` in `dir`.
-pub fn load_dir(dir: &Path, audio_root: &Path) -> Vec<(PathBuf, Result<(Station, AudioCatalog), ScheduleErrors>)> {
+pub fn load_dir(
+    dir: &Path,
+    audio_root: &Path,
+) -> Vec<(PathBuf, Result<(Station, AudioCatalog), ScheduleErrors>)> {
     let _ = (dir, audio_root);
     Vec::new()
 }
