@@ -540,7 +540,7 @@ fn parse_item(field: CrontabField, text: &str, at: usize) -> Result<Item, Cronta
             "`?` is not crontab syntax; write `*` for \"any\"".to_string()
         } else {
             format!(
-                "use numbers ({}), ranges a-b, steps */n or a-b/n, and commas",
+                "write values {}, ranges a-b, steps */n or a-b/n, with commas between items",
                 field.valid_values()
             )
         };
@@ -914,4 +914,1133 @@ fn bits64(range: std::ops::Range<u32>, includes: impl Fn(u32) -> bool) -> u64 {
     range
         .filter(|&v| includes(v))
         .fold(0u64, |acc, v| acc | (1u64 << v))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::Utc;
+    use chrono_tz::America::Santiago;
+    use chrono_tz::Asia::Ho_Chi_Minh as HCM;
+    use chrono_tz::Europe::Berlin;
+    use proptest::prelude::*;
+
+    fn date(s: &str) -> NaiveDate {
+        NaiveDate::parse_from_str(s, "%Y-%m-%d").expect("test date")
+    }
+
+    /// Expand `expr` in `tz` over `from..=to` and compare with RFC 3339 local times.
+    fn check<Z: TimeZone>(expr: &str, tz: &Z, from: &str, to: &str, expected: &[&str]) {
+        let tab = Crontab::parse(expr).unwrap_or_else(|e| panic!("`{expr}` should parse: {e}"));
+        let got: Vec<String> = tab
+            .fire_times(tz, date(from), date(to))
+            .iter()
+            .map(|dt| dt.fixed_offset().to_rfc3339())
+            .collect();
+        assert_eq!(got, expected, "`{expr}` from {from} to {to}");
+    }
+
+    /// Like `check`, but with dates only (every firing at `hhmm` local, offset `+07:00`).
+    fn check_days(expr: &str, from: &str, to: &str, days: &[&str], hhmm: &str) {
+        let expected: Vec<String> = days
+            .iter()
+            .map(|d| format!("{d}T{hhmm}:00+07:00"))
+            .collect();
+        let expected: Vec<&str> = expected.iter().map(String::as_str).collect();
+        check(expr, &HCM, from, to, &expected);
+    }
+
+    #[test]
+    fn both_restricted_dom_and_dow_fire_on_either() {
+        // Vixie OR rule: every 13th and every Friday (Oct 2019: 13th is a Sunday).
+        check_days(
+            "0 6 13 * FRI",
+            "2019-10-01",
+            "2019-10-31",
+            &[
+                "2019-10-04",
+                "2019-10-11",
+                "2019-10-13",
+                "2019-10-18",
+                "2019-10-25",
+            ],
+            "06:00",
+        );
+        // a day matching both fires once (Fri 13 Sep 2019)
+        check_days(
+            "0 6 13 * 5",
+            "2019-09-13",
+            "2019-09-13",
+            &["2019-09-13"],
+            "06:00",
+        );
+        // 1st, 15th or first Monday
+        check_days(
+            "0 6 1,15 * MON#1",
+            "2019-03-01",
+            "2019-03-31",
+            &["2019-03-01", "2019-03-04", "2019-03-15"],
+            "06:00",
+        );
+    }
+
+    #[test]
+    fn a_star_field_makes_it_and() {
+        // dom `*`: only the day-of-week counts
+        check_days(
+            "0 8 * JAN,jul mon",
+            "2019-01-01",
+            "2019-07-31",
+            &[
+                "2019-01-07",
+                "2019-01-14",
+                "2019-01-21",
+                "2019-01-28",
+                "2019-07-01",
+                "2019-07-08",
+                "2019-07-15",
+                "2019-07-22",
+                "2019-07-29",
+            ],
+            "08:00",
+        );
+        // dom `*/10` starts with `*` so Vixie ANDs it with the day-of-week: 1,11,21,31 ∩ Mondays
+        check_days(
+            "0 8 */10 * MON",
+            "2019-01-01",
+            "2019-12-31",
+            &[
+                "2019-01-21",
+                "2019-02-11",
+                "2019-03-11",
+                "2019-04-01",
+                "2019-07-01",
+                "2019-10-21",
+                "2019-11-11",
+            ],
+            "08:00",
+        );
+    }
+
+    #[test]
+    fn steps() {
+        check(
+            "*/15 6 * * *",
+            &HCM,
+            "2019-01-01",
+            "2019-01-01",
+            &[
+                "2019-01-01T06:00:00+07:00",
+                "2019-01-01T06:15:00+07:00",
+                "2019-01-01T06:30:00+07:00",
+                "2019-01-01T06:45:00+07:00",
+            ],
+        );
+        check(
+            "0 9-17/4 * * *",
+            &HCM,
+            "2019-01-01",
+            "2019-01-01",
+            &[
+                "2019-01-01T09:00:00+07:00",
+                "2019-01-01T13:00:00+07:00",
+                "2019-01-01T17:00:00+07:00",
+            ],
+        );
+        // day-of-month steps start at 1
+        check_days(
+            "0 6 */10 2 *",
+            "2019-02-01",
+            "2019-02-28",
+            &["2019-02-01", "2019-02-11", "2019-02-21"],
+            "06:00",
+        );
+        // day-of-week steps over 0-7: Sun, Tue, Thu, Sat
+        check_days(
+            "0 6 * * */2",
+            "2019-10-06",
+            "2019-10-12",
+            &["2019-10-06", "2019-10-08", "2019-10-10", "2019-10-12"],
+            "06:00",
+        );
+        // 1-7/2: Mon, Wed, Fri, Sun(7)
+        check_days(
+            "0 6 * * 1-7/2",
+            "2019-10-06",
+            "2019-10-12",
+            &["2019-10-06", "2019-10-07", "2019-10-09", "2019-10-11"],
+            "06:00",
+        );
+    }
+
+    #[test]
+    fn sunday_is_0_and_7_and_dow_is_crontab_numbered() {
+        for expr in [
+            "0 6 * * 0",
+            "0 6 * * 7",
+            "0 6 * * SUN",
+            "0 6 * * sun",
+            "0 6 * * 0,7",
+        ] {
+            check_days(
+                expr,
+                "2019-10-01",
+                "2019-10-14",
+                &["2019-10-06", "2019-10-13"],
+                "06:00",
+            );
+        }
+        // 1-5 is Monday–Friday (the cron crate would read Sunday–Thursday)
+        let weekdays = [
+            "2019-10-07",
+            "2019-10-08",
+            "2019-10-09",
+            "2019-10-10",
+            "2019-10-11",
+        ];
+        for expr in ["0 6 * * 1-5", "0 6 * * MON-FRI", "0 6 * * mon-fri"] {
+            check_days(expr, "2019-10-06", "2019-10-12", &weekdays, "06:00");
+        }
+        check_days(
+            "0 6 * * FRI-7",
+            "2019-10-06",
+            "2019-10-12",
+            &["2019-10-06", "2019-10-11", "2019-10-12"],
+            "06:00",
+        );
+        check_days(
+            "0 6 * * 0-7",
+            "2019-10-06",
+            "2019-10-08",
+            &["2019-10-06", "2019-10-07", "2019-10-08"],
+            "06:00",
+        );
+    }
+
+    #[test]
+    fn names_are_case_insensitive_and_make_ranges() {
+        check_days(
+            "0 6 1 feb-APR,Dec *",
+            "2019-01-01",
+            "2019-12-31",
+            &["2019-02-01", "2019-03-01", "2019-04-01", "2019-12-01"],
+            "06:00",
+        );
+        check_days(
+            "0 6 1 * *",
+            "2019-01-01",
+            "2019-03-31",
+            &["2019-01-01", "2019-02-01", "2019-03-01"],
+            "06:00",
+        );
+    }
+
+    #[test]
+    fn six_fields_have_seconds_first() {
+        check(
+            "30 0 6 * * *",
+            &HCM,
+            "2019-01-01",
+            "2019-01-01",
+            &["2019-01-01T06:00:30+07:00"],
+        );
+        check(
+            "*/20 0 6 * * *",
+            &HCM,
+            "2019-01-01",
+            "2019-01-01",
+            &[
+                "2019-01-01T06:00:00+07:00",
+                "2019-01-01T06:00:20+07:00",
+                "2019-01-01T06:00:40+07:00",
+            ],
+        );
+    }
+
+    #[test]
+    fn nth_weekday() {
+        check_days(
+            "0 6 * * MON#2",
+            "2019-01-01",
+            "2019-03-31",
+            &["2019-01-14", "2019-02-11", "2019-03-11"],
+            "06:00",
+        );
+        check_days(
+            "0 6 * * 1#2",
+            "2019-01-01",
+            "2019-03-31",
+            &["2019-01-14", "2019-02-11", "2019-03-11"],
+            "06:00",
+        );
+        // only months with a 5th Monday
+        check_days(
+            "0 6 * * MON#5",
+            "2019-01-01",
+            "2019-12-31",
+            &["2019-04-29", "2019-07-29", "2019-09-30", "2019-12-30"],
+            "06:00",
+        );
+        // 7#1 and 0#1 are both the first Sunday
+        for expr in ["0 6 * * 7#1", "0 6 * * 0#1", "0 6 * * SUN#1"] {
+            check_days(
+                expr,
+                "2019-09-01",
+                "2019-10-31",
+                &["2019-09-01", "2019-10-06"],
+                "06:00",
+            );
+        }
+        // a list mixing # and plain weekdays
+        check_days(
+            "0 6 * * MON#1,SAT",
+            "2019-10-01",
+            "2019-10-13",
+            &["2019-10-05", "2019-10-07", "2019-10-12"],
+            "06:00",
+        );
+    }
+
+    #[test]
+    fn last_day_of_month() {
+        check_days(
+            "0 6 L * *",
+            "2019-01-01",
+            "2019-04-30",
+            &["2019-01-31", "2019-02-28", "2019-03-31", "2019-04-30"],
+            "06:00",
+        );
+        check_days(
+            "0 6 L 2 *",
+            "2019-01-01",
+            "2024-12-31",
+            &[
+                "2019-02-28",
+                "2020-02-29",
+                "2021-02-28",
+                "2022-02-28",
+                "2023-02-28",
+                "2024-02-29",
+            ],
+            "06:00",
+        );
+        // century rule: 2100 is not a leap year, 2000 is
+        check_days(
+            "0 6 l 2 *",
+            "2100-02-01",
+            "2100-03-01",
+            &["2100-02-28"],
+            "06:00",
+        );
+        check_days(
+            "0 6 L 2 *",
+            "2000-02-01",
+            "2000-03-01",
+            &["2000-02-29"],
+            "06:00",
+        );
+        // L in a list
+        check_days(
+            "0 6 1,15,L * *",
+            "2019-06-01",
+            "2019-07-01",
+            &["2019-06-01", "2019-06-15", "2019-06-30", "2019-07-01"],
+            "06:00",
+        );
+        // L with a restricted day-of-week: either (OR rule)
+        check_days(
+            "0 6 L * SUN",
+            "2019-06-01",
+            "2019-06-30",
+            &[
+                "2019-06-02",
+                "2019-06-09",
+                "2019-06-16",
+                "2019-06-23",
+                "2019-06-30",
+            ],
+            "06:00",
+        );
+    }
+
+    #[test]
+    fn month_ends_and_ranges() {
+        check_days(
+            "0 6 28-31 2,4 *",
+            "2019-02-01",
+            "2019-04-30",
+            &["2019-02-28", "2019-04-28", "2019-04-29", "2019-04-30"],
+            "06:00",
+        );
+        check_days(
+            "0 6 31 * *",
+            "2019-01-01",
+            "2019-12-31",
+            &[
+                "2019-01-31",
+                "2019-03-31",
+                "2019-05-31",
+                "2019-07-31",
+                "2019-08-31",
+                "2019-10-31",
+                "2019-12-31",
+            ],
+            "06:00",
+        );
+        check_days(
+            "0 6 29 2 *",
+            "2019-01-01",
+            "2020-12-31",
+            &["2020-02-29"],
+            "06:00",
+        );
+    }
+
+    #[test]
+    fn lists_ranges_and_wrapping_hours() {
+        check(
+            "5,10-12 22-23,0 * * *",
+            &Utc,
+            "2019-01-01",
+            "2019-01-01",
+            &[
+                "2019-01-01T00:05:00+00:00",
+                "2019-01-01T00:10:00+00:00",
+                "2019-01-01T00:11:00+00:00",
+                "2019-01-01T00:12:00+00:00",
+                "2019-01-01T22:05:00+00:00",
+                "2019-01-01T22:10:00+00:00",
+                "2019-01-01T22:11:00+00:00",
+                "2019-01-01T22:12:00+00:00",
+                "2019-01-01T23:05:00+00:00",
+                "2019-01-01T23:10:00+00:00",
+                "2019-01-01T23:11:00+00:00",
+                "2019-01-01T23:12:00+00:00",
+            ],
+        );
+        // duplicates in a list fire once
+        check(
+            "0,0 6,6 * * *",
+            &Utc,
+            "2019-01-01",
+            "2019-01-01",
+            &["2019-01-01T06:00:00+00:00"],
+        );
+    }
+
+    #[test]
+    fn macros() {
+        check(
+            "@daily",
+            &HCM,
+            "2019-01-01",
+            "2019-01-02",
+            &["2019-01-01T00:00:00+07:00", "2019-01-02T00:00:00+07:00"],
+        );
+        check(
+            "@midnight",
+            &HCM,
+            "2019-01-01",
+            "2019-01-01",
+            &["2019-01-01T00:00:00+07:00"],
+        );
+        check(
+            "@weekly",
+            &HCM,
+            "2019-10-01",
+            "2019-10-14",
+            &["2019-10-06T00:00:00+07:00", "2019-10-13T00:00:00+07:00"],
+        );
+        check(
+            "@monthly",
+            &HCM,
+            "2019-01-15",
+            "2019-03-15",
+            &["2019-02-01T00:00:00+07:00", "2019-03-01T00:00:00+07:00"],
+        );
+        for m in ["@yearly", "@annually", " @Yearly "] {
+            check(
+                m,
+                &HCM,
+                "2019-01-01",
+                "2020-12-31",
+                &["2019-01-01T00:00:00+07:00", "2020-01-01T00:00:00+07:00"],
+            );
+        }
+        let hourly = Crontab::parse("@hourly").expect("parses");
+        assert_eq!(hourly.times_of_day().len(), 24);
+        assert_eq!(hourly.source(), "@hourly");
+    }
+
+    #[test]
+    fn berlin_spring_gap_fires_once_right_after() {
+        // 2019-03-31 02:00 CET → 03:00 CEST: 02:30 does not exist and fires at 03:00 CEST
+        check(
+            "30 2 * * *",
+            &Berlin,
+            "2019-03-30",
+            "2019-04-01",
+            &[
+                "2019-03-30T02:30:00+01:00",
+                "2019-03-31T03:00:00+02:00",
+                "2019-04-01T02:30:00+02:00",
+            ],
+        );
+        // all of 02:00 and 02:30 collapse onto 03:00, which also fires in its own right: once
+        check(
+            "*/30 1-3 * * *",
+            &Berlin,
+            "2019-03-31",
+            "2019-03-31",
+            &[
+                "2019-03-31T01:00:00+01:00",
+                "2019-03-31T01:30:00+01:00",
+                "2019-03-31T03:00:00+02:00",
+                "2019-03-31T03:30:00+02:00",
+            ],
+        );
+        // an hourly job loses the nonexistent hour without firing twice
+        let hourly = Crontab::parse("0 * * * *").expect("parses");
+        let day = hourly.fire_times(&Berlin, date("2019-03-31"), date("2019-03-31"));
+        assert_eq!(day.len(), 23);
+    }
+
+    #[test]
+    fn berlin_autumn_overlap_fires_once_at_the_first() {
+        // 2019-10-27 03:00 CEST → 02:00 CET: 02:30 happens twice, fires at the first (CEST)
+        check(
+            "30 2 * * *",
+            &Berlin,
+            "2019-10-26",
+            "2019-10-28",
+            &[
+                "2019-10-26T02:30:00+02:00",
+                "2019-10-27T02:30:00+02:00",
+                "2019-10-28T02:30:00+01:00",
+            ],
+        );
+        let hourly = Crontab::parse("0 * * * *").expect("parses");
+        let day = hourly.fire_times(&Berlin, date("2019-10-27"), date("2019-10-27"));
+        assert_eq!(day.len(), 24);
+        let twos: Vec<String> = day
+            .iter()
+            .map(|d| d.fixed_offset().to_rfc3339())
+            .filter(|s| s.contains("T02:"))
+            .collect();
+        assert_eq!(twos, ["2019-10-27T02:00:00+02:00"]);
+    }
+
+    #[test]
+    fn midnight_gap_stays_on_its_day() {
+        // Santiago: 2019-09-08 starts at 01:00 (00:00–00:59 do not exist)
+        check(
+            "30 0 * * *",
+            &Santiago,
+            "2019-09-07",
+            "2019-09-09",
+            &[
+                "2019-09-07T00:30:00-04:00",
+                "2019-09-08T01:00:00-03:00",
+                "2019-09-09T00:30:00-03:00",
+            ],
+        );
+    }
+
+    #[test]
+    fn ho_chi_minh_offsets() {
+        check(
+            "30 5,17 * * MON-FRI",
+            &HCM,
+            "2019-03-29",
+            "2019-04-01",
+            &[
+                "2019-03-29T05:30:00+07:00",
+                "2019-03-29T17:00:00+07:00",
+                "2019-04-01T05:30:00+07:00",
+                "2019-04-01T17:00:00+07:00",
+            ]
+            .iter()
+            .map(|s| s.replace("17:00", "17:30"))
+            .collect::<Vec<_>>()
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+        );
+        // the same local time is a different instant than in Berlin
+        let tab = Crontab::parse("0 6 * * *").expect("parses");
+        let hcm = tab.fire_times(&HCM, date("2019-01-01"), date("2019-01-01"));
+        assert_eq!(
+            hcm[0].with_timezone(&Utc).to_rfc3339(),
+            "2018-12-31T23:00:00+00:00"
+        );
+        // before 1975-06-13 the zone was UTC+8 (chrono-tz history is honoured)
+        check(
+            "0 6 1 1 *",
+            &HCM,
+            "1975-01-01",
+            "1975-01-01",
+            &["1975-01-01T06:00:00+08:00"],
+        );
+    }
+
+    #[test]
+    fn times_of_day_and_fires_on() {
+        let tab = Crontab::parse("30,0 17,6 * * MON-FRI").expect("parses");
+        let t = |h, m| NaiveTime::from_hms_opt(h, m, 0).expect("time");
+        assert_eq!(tab.times_of_day(), [t(6, 0), t(6, 30), t(17, 0), t(17, 30)]);
+        assert!(tab.fires_on(date("2019-10-07")));
+        assert!(!tab.fires_on(date("2019-10-06")));
+        let secs = Crontab::parse("5,50 0 6 * * *").expect("parses");
+        assert_eq!(
+            secs.times_of_day(),
+            [
+                NaiveTime::from_hms_opt(6, 0, 5).expect("t"),
+                NaiveTime::from_hms_opt(6, 0, 50).expect("t")
+            ]
+        );
+        let last = Crontab::parse("0 6 L 2 *").expect("parses");
+        assert!(last.fires_on(date("2020-02-29")));
+        assert!(!last.fires_on(date("2020-02-28")));
+        assert!(last.fires_on(date("2019-02-28")));
+        assert!(!Crontab::parse("0 0 30 2 *").expect("parses").ever_fires());
+        assert!(Crontab::parse("0 0 29 2 *").expect("parses").ever_fires());
+        assert!(
+            Crontab::parse("0 0 * * MON#5")
+                .expect("parses")
+                .ever_fires()
+        );
+    }
+
+    #[test]
+    fn empty_and_reversed_date_ranges() {
+        let tab = Crontab::parse("0 6 * * *").expect("parses");
+        assert!(
+            tab.fire_times(&HCM, date("2019-01-02"), date("2019-01-01"))
+                .is_empty()
+        );
+        assert_eq!(
+            tab.fire_times(&HCM, date("2019-01-01"), date("2019-12-31"))
+                .len(),
+            365
+        );
+        // year boundaries
+        check_days(
+            "0 6 L * *",
+            "2019-12-30",
+            "2020-01-31",
+            &["2019-12-31", "2020-01-31"],
+            "06:00",
+        );
+    }
+
+    /// The translation onto the `cron` crate agrees with the crate itself where the two
+    /// semantics coincide (AND rule, translated day-of-week numbers, seconds first).
+    #[test]
+    fn agrees_with_cron_crate_on_standard_fields() {
+        let pairs = [
+            ("*/15 6-7 * * 1-5", "0 */15 6-7 * * 2-6"),
+            ("0 0 1,15 * *", "0 0 0 1,15 * *"),
+            ("30 5 * JAN-MAR SUN", "0 30 5 * 1-3 1"),
+            ("0 12 10-20/3 * *", "0 0 12 10-20/3 * *"),
+            ("7 8 * * 6,0", "0 7 8 * * 7,1"),
+            ("15 */5 * * *", "0 15 */5 * * *"),
+        ];
+        for (ours, theirs) in pairs {
+            let tab = Crontab::parse(ours).expect("parses");
+            let got = tab.fire_times(&Utc, date("2019-01-01"), date("2019-03-31"));
+            let schedule = cron::Schedule::from_str(theirs).expect("cron parses");
+            let start = date("2018-12-31")
+                .and_hms_opt(23, 59, 59)
+                .expect("t")
+                .and_utc();
+            let end = date("2019-04-01")
+                .and_hms_opt(0, 0, 0)
+                .expect("t")
+                .and_utc();
+            let want: Vec<_> = schedule.after(&start).take_while(|d| *d < end).collect();
+            assert!(!want.is_empty());
+            assert_eq!(got, want, "{ours} vs cron's {theirs}");
+        }
+    }
+
+    /// Parse `expr`, expect an error in `field` at byte `offset`, with message and hint fragments.
+    fn check_err(
+        expr: &str,
+        field: Option<CrontabField>,
+        offset: usize,
+        message: &str,
+        hint: &str,
+    ) {
+        let e = match Crontab::parse(expr) {
+            Ok(t) => panic!("`{expr}` should not parse, got {t:?}"),
+            Err(e) => e,
+        };
+        assert_eq!(e.field, field, "`{expr}`: {e}");
+        assert_eq!(e.offset, offset, "`{expr}`: {e}");
+        assert!(
+            e.message.contains(message),
+            "`{expr}`: message `{}` lacks `{message}`",
+            e.message
+        );
+        assert!(
+            e.hint.contains(hint),
+            "`{expr}`: hint `{}` lacks `{hint}`",
+            e.hint
+        );
+        assert_eq!(e.to_string(), format!("{}; {}", e.message, e.hint));
+    }
+
+    #[test]
+    fn errors_name_field_offset_and_fix() {
+        use CrontabField::*;
+        check_err("", None, 0, "empty", "5 fields");
+        check_err("   ", None, 0, "empty", "5 fields");
+        check_err("0 6 * *", None, 7, "found 4", "add the missing");
+        check_err("0 0 6 * * * 2019", None, 12, "found 7", "no year field");
+        check_err("0 6 * * * /bin/true x", None, 20, "found 7", "year");
+        check_err("0 6 * * * * * *", None, 12, "found 8", "not a command");
+        check_err(
+            "60 6 * * *",
+            Some(Minute),
+            0,
+            "minute: 60 is out of range 0-59",
+            "0-59",
+        );
+        check_err(
+            "0 24 * * *",
+            Some(Hour),
+            2,
+            "hour: 24 is out of range 0-23",
+            "midnight is 0",
+        );
+        check_err(
+            "0 6 32 * *",
+            Some(DayOfMonth),
+            4,
+            "day-of-month: 32 is out of range 1-31",
+            "L",
+        );
+        check_err(
+            "0 6 0 * *",
+            Some(DayOfMonth),
+            4,
+            "0 is out of range 1-31",
+            "1 to 31",
+        );
+        check_err(
+            "0 6 * 13 *",
+            Some(Month),
+            6,
+            "month: 13 is out of range 1-12",
+            "JAN-DEC",
+        );
+        check_err(
+            "0 6 * * 8",
+            Some(DayOfWeek),
+            8,
+            "day-of-week: 8 is out of range 0-7",
+            "SUN-SAT",
+        );
+        check_err("60 0 6 * * *", Some(Second), 0, "second: 60", "0-59");
+        check_err(
+            "0 6 * * 99999999999999",
+            Some(DayOfWeek),
+            8,
+            "out of range",
+            "0-7",
+        );
+        check_err(
+            "0 6 1-40 * *",
+            Some(DayOfMonth),
+            6,
+            "40 is out of range",
+            "1 to 31",
+        );
+        check_err(
+            "0 17-5 * * *",
+            Some(Hour),
+            2,
+            "reversed range",
+            "`17-23,0-5`",
+        );
+        check_err(
+            "0 6 * * FRI-SUN",
+            Some(DayOfWeek),
+            8,
+            "reversed range",
+            "`FRI-7`",
+        );
+        check_err("0 6 * * 5-0", Some(DayOfWeek), 8, "reversed range", "`5-7`");
+        check_err("*/0 6 * * *", Some(Minute), 2, "step 0", "at least 1");
+        check_err(
+            "0 6 1-10/0 * *",
+            Some(DayOfMonth),
+            9,
+            "step 0",
+            "at least 1",
+        );
+        check_err(
+            "*/60 * * * *",
+            Some(Minute),
+            2,
+            "step 60 is larger",
+            "1 to 59",
+        );
+        check_err("0 */24 * * *", Some(Hour), 4, "step 24", "1 to 23");
+        check_err(
+            "*/ * * * *",
+            Some(Minute),
+            2,
+            "expected a step number",
+            "*/15",
+        );
+        check_err(
+            "5/10 * * * *",
+            Some(Minute),
+            0,
+            "a step needs a range",
+            "`5-59/n`",
+        );
+        check_err(
+            "0 6 1,,15 * *",
+            Some(DayOfMonth),
+            6,
+            "empty list item",
+            "extra comma",
+        );
+        check_err(
+            "0 6 1,15, * *",
+            Some(DayOfMonth),
+            9,
+            "empty list item",
+            "extra comma",
+        );
+        check_err(
+            "0 6 ,1 * *",
+            Some(DayOfMonth),
+            4,
+            "empty list item",
+            "extra comma",
+        );
+        check_err(
+            "0 6 -5 * *",
+            Some(DayOfMonth),
+            4,
+            "a range needs a start",
+            "a-b",
+        );
+        check_err("0 6 5- * *", Some(DayOfMonth), 6, "missing value", "1-31");
+        check_err(
+            "0 6 1-2-3 * *",
+            Some(DayOfMonth),
+            6,
+            "`2-3` is not a number",
+            "numbers",
+        );
+        check_err(
+            "0 6 ? * MON",
+            Some(DayOfMonth),
+            4,
+            "unexpected character `?`",
+            "write `*`",
+        );
+        check_err(
+            "0 6 * * MON;TUE",
+            Some(DayOfWeek),
+            11,
+            "unexpected character `;`",
+            "SUN-SAT",
+        );
+        check_err(
+            "0 6 * * Th2",
+            Some(DayOfWeek),
+            8,
+            "unknown name `Th2`",
+            "MON",
+        );
+        check_err(
+            "0 6 * * monday",
+            Some(DayOfWeek),
+            8,
+            "unknown name",
+            "write `MON`",
+        );
+        check_err(
+            "0 6 * January *",
+            Some(Month),
+            6,
+            "unknown name",
+            "write `JAN`",
+        );
+        check_err(
+            "0 six * * *",
+            Some(Hour),
+            2,
+            "`six` is not a number",
+            "0-23",
+        );
+        check_err(
+            "0 6 MON * *",
+            Some(DayOfMonth),
+            4,
+            "`MON` is not a number",
+            "day-of-month",
+        );
+        check_err(
+            "0 6 * * L",
+            Some(DayOfWeek),
+            8,
+            "only allowed in day-of-month",
+            "0 8 L * *",
+        );
+        check_err(
+            "0 6 L-3 * *",
+            Some(DayOfMonth),
+            4,
+            "`L` is not a number",
+            "",
+        );
+        check_err(
+            "0 6 1#2 * *",
+            Some(DayOfMonth),
+            5,
+            "only allowed in day-of-week",
+            "MON#2",
+        );
+        check_err(
+            "0 6 * * MON#6",
+            Some(DayOfWeek),
+            12,
+            "6 is out of range 1-5",
+            "at most 5",
+        );
+        check_err(
+            "0 6 * * MON#0",
+            Some(DayOfWeek),
+            12,
+            "0 is out of range 1-5",
+            "at most 5",
+        );
+        check_err(
+            "0 6 * * MON#",
+            Some(DayOfWeek),
+            12,
+            "expected a number 1-5",
+            "MON#2",
+        );
+        check_err(
+            "0 6 * * MON-FRI#2",
+            Some(DayOfWeek),
+            8,
+            "single weekday",
+            "MON#2,TUE#2",
+        );
+        check_err(
+            "0 6 * * 8#1",
+            Some(DayOfWeek),
+            8,
+            "8 is out of range 0-7",
+            "",
+        );
+        check_err("0 *5 * * *", Some(Hour), 2, "`*` must stand alone", "*/15");
+        check_err(
+            "0 6 * * thứ2",
+            Some(DayOfWeek),
+            10,
+            "unexpected character `ứ`",
+            "SUN-SAT",
+        );
+        check_err(
+            "@reboot",
+            None,
+            0,
+            "`@reboot` is not a broadcast time",
+            "30 5 * * *",
+        );
+        check_err("  @REBOOT", None, 2, "`@reboot`", "");
+        check_err(
+            "@fortnightly",
+            None,
+            0,
+            "unknown macro `@fortnightly`",
+            "@daily",
+        );
+        check_err("@daily 0 6", None, 7, "must stand alone", "@daily");
+    }
+
+    // ---- property tests ----
+
+    fn value(min: u32, max: u32, names: &'static [&'static str]) -> BoxedStrategy<String> {
+        let lo = min.saturating_sub(1);
+        let hi = max + 1;
+        let number = prop_oneof![
+            12 => (min..=max).prop_map(|v| v.to_string()),
+            1 => prop::sample::select(vec![lo, hi]).prop_map(|v| v.to_string()),
+        ];
+        if names.is_empty() {
+            number.boxed()
+        } else {
+            prop_oneof![
+                3 => number,
+                1 => prop::sample::select(names).prop_map(str::to_string),
+                1 => prop::sample::select(names).prop_map(str::to_lowercase),
+            ]
+            .boxed()
+        }
+    }
+
+    fn item(
+        min: u32,
+        max: u32,
+        names: &'static [&'static str],
+        extra: &'static [&'static str],
+    ) -> BoxedStrategy<String> {
+        let v = || value(min, max, names);
+        prop_oneof![
+            3 => Just("*".to_string()),
+            4 => v(),
+            2 => (min..=max, 0..=max - min).prop_map(move |(a, w)| format!("{a}-{}", (a + w).min(max))),
+            1 => (v(), v()).prop_map(|(a, b)| format!("{a}-{b}")),
+            1 => (v(), v(), 0..=max + 1).prop_map(|(a, b, s)| format!("{a}-{b}/{s}")),
+            1 => (0..=max + 1).prop_map(|s| format!("*/{s}")),
+            1 => prop::sample::select(extra).prop_map(str::to_string),
+            1 => (v(), 0..=max + 1).prop_map(|(a, s)| format!("{a}/{s}")),
+        ]
+        .boxed()
+    }
+
+    fn field(
+        min: u32,
+        max: u32,
+        names: &'static [&'static str],
+        extra: &'static [&'static str],
+    ) -> BoxedStrategy<String> {
+        prop::collection::vec(item(min, max, names, extra), 1..4)
+            .prop_map(|v| v.join(","))
+            .boxed()
+    }
+
+    fn near_valid() -> BoxedStrategy<String> {
+        const NONE: &[&str] = &[];
+        let five = (
+            field(0, 59, NONE, &["", "?", "x"]),
+            field(0, 23, NONE, &["", "6", "17"]),
+            field(1, 31, NONE, &["L", "l", "L-2", "13"]),
+            field(1, 12, &MONTH_NAMES, &["JANUARY", "2"]),
+            field(
+                0,
+                7,
+                &DOW_NAMES,
+                &["MON#2", "FRI#5", "0#1", "7#5", "SAT#6", "L", "1#"],
+            ),
+        );
+        prop_oneof![
+            6 => five.clone().prop_map(|(a, b, c, d, e)| format!("{a} {b} {c} {d} {e}")),
+            2 => (prop::sample::select(vec!["0", "30", "0,30", "61", "*/20"]), five)
+                .prop_map(|(s, (a, b, c, d, e))| format!("{s} {a} {b} {c} {d} {e}")),
+            1 => prop::sample::select(vec!["@daily", "@reboot", "@hourly", "@weekly x", "@monthly", "@nope"])
+                .prop_map(str::to_string),
+        ]
+        .boxed()
+    }
+
+    fn check_expansion<Z: TimeZone>(tab: &Crontab, tz: &Z, from: NaiveDate, to: NaiveDate) {
+        let fired = tab.fire_times(tz, from, to);
+        for pair in fired.windows(2) {
+            assert!(
+                pair[0] < pair[1],
+                "{}: not strictly increasing",
+                tab.source()
+            );
+        }
+        let per_day = tab.times_of_day().len();
+        let mut day = from;
+        while day <= to {
+            let on_day = fired
+                .iter()
+                .filter(|d| d.naive_local().date() == day)
+                .count();
+            let transition = {
+                let a = tz
+                    .offset_from_utc_datetime(&(day.and_time(NaiveTime::MIN) - Duration::hours(15)))
+                    .fix();
+                let b = tz
+                    .offset_from_utc_datetime(&(day.and_time(NaiveTime::MIN) + Duration::hours(39)))
+                    .fix();
+                a != b
+            };
+            if !tab.fires_on(day) {
+                assert_eq!(
+                    on_day,
+                    0,
+                    "{} fired on {day}, fires_on says no",
+                    tab.source()
+                );
+            } else if transition {
+                assert!(
+                    on_day >= 1 && on_day <= per_day,
+                    "{} on {day}: {on_day}",
+                    tab.source()
+                );
+            } else {
+                assert_eq!(on_day, per_day, "{} on {day}", tab.source());
+            }
+            day = day.succ_opt().expect("date");
+        }
+        let in_range = fired.iter().filter(|d| {
+            let local = d.naive_local().date();
+            local >= from && local <= to
+        });
+        assert_eq!(
+            in_range.count(),
+            fired.len(),
+            "{}: firing outside range",
+            tab.source()
+        );
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(400))]
+
+        #[test]
+        fn random_strings_never_panic(s in "\\PC{0,40}") {
+            let _ = Crontab::parse(&s);
+        }
+
+        #[test]
+        fn random_ascii_never_panics(s in "[0-9A-Za-z*/,#@? \\t-]{0,40}") {
+            if let Ok(tab) = Crontab::parse(&s) {
+                check_expansion(&tab, &Utc, date("2019-01-01"), date("2019-01-03"));
+            }
+        }
+
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(1000))]
+        #[test]
+        fn near_valid_expressions_expand_consistently(
+            expr in near_valid(),
+            start in prop::sample::select(vec!["2019-03-29", "2019-10-25", "2020-02-26", "2019-12-29", "2019-09-06", "2019-04-05"]),
+            skip in 0i64..3,
+            len in 0i64..6,
+            zone in 0usize..3,
+        ) {
+            match Crontab::parse(&expr) {
+                Err(e) => {
+                    prop_assert!(e.offset <= expr.len());
+                    prop_assert!(!e.message.is_empty() && !e.hint.is_empty());
+                }
+                Ok(tab) => {
+                    let from = date(start) + Duration::days(skip);
+                    let to = from + Duration::days(len);
+                    match zone {
+                        0 => check_expansion(&tab, &Berlin, from, to),
+                        1 => check_expansion(&tab, &HCM, from, to),
+                        _ => check_expansion(&tab, &Santiago, from, to),
+                    }
+                }
+            }
+        }
+    }
 }
