@@ -734,6 +734,15 @@ pub(crate) fn validate(
                 format!("{field}.cron")
             };
             match Crontab::parse(expr) {
+                Ok(c) if !c.ever_fires() => {
+                    let err = cx.error_at(
+                        at,
+                        &cfield,
+                        format!("crontab expression `{expr}` never fires (no such date in any year)"),
+                        "check day-of-month against the month, e.g. February has no 30th",
+                    );
+                    cx.errors.push(err);
+                }
                 Ok(c) => cron.push(c),
                 Err(e) => {
                     let (msg, col, hint) = crontab_error_parts(&e);
@@ -1000,8 +1009,8 @@ pub(crate) fn validate(
 fn crontab_error_parts(e: &crate::crontab::CrontabError) -> (String, Option<usize>, String) {
     (
         e.message.clone(),
-        None,
-        "write 5 fields `min hour day-of-month month day-of-week` (man 5 crontab), e.g. \"30 5 * * MON-FRI\"; see docs/crontab.md".into(),
+        Some(e.offset),
+        format!("{}; see docs/crontab.md", e.hint),
     )
 }
 
