@@ -32,7 +32,9 @@ pub struct CheckArgs {
 
 /// Today's date in the default station zone.
 pub(crate) fn today_default(clock: &dyn Clock) -> NaiveDate {
-    let tz: Tz = DEFAULT_TIMEZONE.parse().unwrap_or(chrono_tz::Asia::Ho_Chi_Minh);
+    let tz: Tz = DEFAULT_TIMEZONE
+        .parse()
+        .unwrap_or(chrono_tz::Asia::Ho_Chi_Minh);
     clock.now().with_timezone(&tz).date_naive()
 }
 

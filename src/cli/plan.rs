@@ -46,10 +46,7 @@ fn priority_name(p: Priority) -> &'static str {
 /// Run `loa plan`.
 pub fn run(args: PlanArgs) -> anyhow::Result<ExitCode> {
     if args.to < args.from {
-        eprintln!(
-            "loa plan: --to {} is before --from {}",
-            args.to, args.from
-        );
+        eprintln!("loa plan: --to {} is before --from {}", args.to, args.from);
         return Ok(ExitCode::from(2));
     }
     let today = args.today.unwrap_or_else(|| today_default(&SystemClock));
@@ -69,7 +66,10 @@ pub fn run(args: PlanArgs) -> anyhow::Result<ExitCode> {
             for e in &errs.0 {
                 eprintln!("{e}");
             }
-            eprintln!("loa plan: {} error(s); fix the schedule first", errs.0.len());
+            eprintln!(
+                "loa plan: {} error(s); fix the schedule first",
+                errs.0.len()
+            );
             return Ok(ExitCode::from(2));
         }
     };
@@ -105,7 +105,7 @@ pub fn run(args: PlanArgs) -> anyhow::Result<ExitCode> {
         )?;
         writeln!(
             out,
-            "{:<26} {:<16} {:<9} {:>7}  {:<6} {:<8} ITEMS",
+            "{:<27} {:<18} {:<9} {:>7}  {:<6} {:<8} ITEMS",
             "WHEN (LOCAL)", "SLOT", "PRIORITY", "LENGTH", "SOURCE", "CATEGORY"
         )?;
         for a in &airings {
@@ -121,7 +121,7 @@ pub fn run(args: PlanArgs) -> anyhow::Result<ExitCode> {
             };
             writeln!(
                 out,
-                "{:<26} {:<16} {:<9} {:>6.0}s  {:<6} {:<8} {}",
+                "{:<27} {:<18} {:<9} {:>6.0}s  {:<6} {:<8} {}",
                 a.at.format("%Y-%m-%d %a %H:%M %:z"),
                 a.slot,
                 priority_name(a.priority),

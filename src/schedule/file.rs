@@ -252,11 +252,18 @@ pub(crate) fn parse_raw(path: &Path, text: &str) -> Result<RawStation, ScheduleE
         } else {
             "fix the TOML syntax (https://toml.io/en/v1.0.0)"
         };
-        let field = if message.contains("missing field") {
-            field_at(text, offset.saturating_sub(1))
-        } else {
-            field_at(text, offset)
-        };
+        let mut field = field_at(text, offset);
+        // "missing field `cron`": the span is the table that lacks it.
+        if let Some(name) = message
+            .strip_prefix("missing field `")
+            .and_then(|r| r.split('`').next())
+        {
+            field = if field.is_empty() {
+                name.to_string()
+            } else {
+                format!("{field}.{name}")
+            };
+        }
         ScheduleErrors(vec![ctx.error_at(offset, &field, message, hint)])
     })
 }
@@ -738,7 +745,9 @@ pub(crate) fn validate(
                     let err = cx.error_at(
                         at,
                         &cfield,
-                        format!("crontab expression `{expr}` never fires (no such date in any year)"),
+                        format!(
+                            "crontab expression `{expr}` never fires (no such date in any year)"
+                        ),
                         "check day-of-month against the month, e.g. February has no 30th",
                     );
                     cx.errors.push(err);
@@ -1245,8 +1254,10 @@ fn time_checks(
                 )
             } else {
                 format!(
-                    "slots `{}` and `{}` have the same priority ({:?}) and overlap at {when}",
-                    first.id, second.id, second.priority
+                    "slots `{}` and `{}` have the same priority ({}) and overlap at {when}",
+                    first.id,
+                    second.id,
+                    priority_name(second.priority)
                 )
             };
             cx.push(
@@ -1256,6 +1267,14 @@ fn time_checks(
                 "move one of them, or give the one that should win a higher priority",
             );
         }
+    }
+}
+
+fn priority_name(p: Priority) -> &'static str {
+    match p {
+        Priority::Normal => "normal",
+        Priority::Priority => "priority",
+        Priority::Emergency => "emergency",
     }
 }
 

@@ -17,9 +17,11 @@ use std::path::PathBuf;
 pub struct PlannedAiring {
     pub station: String,
     pub slot: String,
-    /// The program the airing is filed under (the slot's `program`, else its first program item).
+    /// The program the airing is filed under (the slot's `program`, else, for a playlist, its
+    /// first program item).
     pub program: Option<String>,
-    /// Report category: that program's category, `relay` for a relay without one, else `other`.
+    /// Report category: that program's category, `relay` for a relay without `program`, else
+    /// `other`.
     pub category: String,
     /// Station-local instant with its UTC offset.
     pub at: DateTime<FixedOffset>,
@@ -134,15 +136,18 @@ fn filing(station: &Station, slot: &Slot) -> (Option<String>, String) {
         SlotContent::Playlist(v) => v,
         SlotContent::Relay(r) => &r.fallback,
     };
+    let is_relay = matches!(slot.content, SlotContent::Relay(_));
+    // A relay is filed under its `program` only when the slot says so: its fallback is not what
+    // normally airs.
     let program = slot.program.clone().or_else(|| {
-        list.iter().find_map(|i| match i {
+        list.iter().filter(|_| !is_relay).find_map(|i| match i {
             ItemRef::Program(p) => Some(p.clone()),
             ItemRef::File(_) => None,
         })
     });
     let category = match program.as_ref().and_then(|p| station.programs.get(p)) {
         Some(p) => p.category.clone(),
-        None if matches!(slot.content, SlotContent::Relay(_)) => "relay".into(),
+        None if is_relay => "relay".into(),
         None => "other".into(),
     };
     (program, category)
