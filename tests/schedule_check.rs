@@ -129,8 +129,7 @@ fn bad_crontab_points_inside_the_expression() {
     .expect("fixture")
     .lines()
     .nth(15)
-    .map(|l| l.find("25 * * *\"").map(|i| i + 1))
-    .flatten()
+    .and_then(|l| l.find("25 * * *\"").map(|i| i + 1))
     .expect("fixture line 16 holds the bad hour");
     assert!(
         stderr.contains(&format!("bad.toml:16:{line}:")),
