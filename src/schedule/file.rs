@@ -29,6 +29,12 @@ pub const CHECK_HORIZON_MONTHS: u32 = 12;
 pub const MAX_CHECKED_WINDOW_MONTHS: u32 = 120;
 /// Longest stretch of days whose airings are checked for quiet hours and overlaps.
 pub const MAX_CHECKED_DAYS: i64 = 400;
+/// Most firings a slot may have in a day (every minute); more is not a broadcast schedule and
+/// would make the plan explode.
+pub const MAX_FIRES_PER_DAY: usize = 1440;
+/// Budget of airings generated per slot for the quiet-hours and overlap checks; a slot firing
+/// often is checked over fewer days (at least one).
+const CHECK_AIRINGS_BUDGET: usize = 100_000;
 /// Heartbeat period when `[collector]` does not say, in seconds.
 pub const DEFAULT_HEARTBEAT_SECS: u32 = 60;
 
@@ -961,6 +967,17 @@ pub(crate) fn validate(
             (None, _) => max_session_minutes,
         };
 
+        let fires_per_day: usize = cron.iter().map(|c| c.times_of_day().len()).sum();
+        if fires_per_day > MAX_FIRES_PER_DAY {
+            cx.push(
+                &s.cron.span(),
+                &format!("{field}.cron"),
+                format!(
+                    "the slot fires {fires_per_day} times a day, more than {MAX_FIRES_PER_DAY}"
+                ),
+                "a broadcast slot fires a few times a day; check the minute and seconds fields",
+            );
+        }
         if cx.errors.len() == before
             && let Some(content) = content
         {
@@ -1184,7 +1201,11 @@ fn time_checks(
         }
 
         // Airings over (at most MAX_CHECKED_DAYS of) the window.
-        let b = b.min(a + chrono::Duration::days(MAX_CHECKED_DAYS));
+        let per_day: usize = slot.cron.iter().map(|c| c.times_of_day().len()).sum();
+        let days = (CHECK_AIRINGS_BUDGET / per_day.max(1)).clamp(1, MAX_CHECKED_DAYS as usize);
+        let b = a
+            .checked_add_signed(chrono::Duration::days(days as i64 - 1))
+            .map_or(b, |end| end.min(b));
         let mut airings = Vec::new();
         slot_airings(station, slot, catalog, a, b, &mut airings);
         let mut quiet_reported = false;
