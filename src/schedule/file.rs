@@ -1316,3 +1316,161 @@ fn quiet_overlap(
     }
     (qs < end).then_some(qs)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(y: i32, m: u32, day: u32) -> NaiveDate {
+        NaiveDate::from_ymd_opt(y, m, day).unwrap_or_default()
+    }
+
+    #[test]
+    fn line_column_counts_characters_and_never_panics() {
+        let text = "a = 1\nname = \"Trần Phú\"\n";
+        for (offset, expected) in [
+            (0, (1, 1)),
+            (6, (2, 1)),
+            (15, (2, 10)),
+            (text.find('P').unwrap_or(0), (2, 14)),
+            (16, (2, 11)), // inside a multi-byte character: clamped back
+            (10_000, (3, 1)),
+        ] {
+            assert_eq!(line_column(text, offset), expected, "offset {offset}");
+        }
+    }
+
+    #[test]
+    fn quiet_windows() {
+        let check = |s: &str, expected: Option<(u32, u32, u32, u32)>| {
+            let got = parse_quiet(s).map(|q| {
+                use chrono::Timelike;
+                (
+                    q.start.hour(),
+                    q.start.minute(),
+                    q.end.hour(),
+                    q.end.minute(),
+                )
+            });
+            assert_eq!(got, expected, "{s}");
+        };
+        check("21:30-05:00", Some((21, 30, 5, 0)));
+        check("12:00-13:00", Some((12, 0, 13, 0)));
+        check("24:00-05:00", None);
+        check("9:00-10:00", None);
+        check("10:00-10:00", None);
+        check("10:00", None);
+    }
+
+    #[test]
+    fn quiet_overlap_start_inside_runs_into_and_clear() {
+        let q = parse_quiet("21:30-05:00").unwrap_or(QuietHours {
+            start: NaiveTime::MIN,
+            end: NaiveTime::MIN,
+        });
+        let at = |h, m| d(2026, 1, 5).and_hms_opt(h, m, 0).unwrap_or_default();
+        let mins = |n| chrono::Duration::minutes(n);
+        assert_eq!(
+            quiet_overlap(&q, at(22, 0), at(22, 0) + mins(1)),
+            Some(at(22, 0))
+        );
+        assert_eq!(
+            quiet_overlap(&q, at(4, 59), at(4, 59) + mins(1)),
+            Some(at(4, 59))
+        );
+        assert_eq!(
+            quiet_overlap(&q, at(21, 20), at(21, 20) + mins(15)),
+            Some(at(21, 30))
+        );
+        assert_eq!(quiet_overlap(&q, at(21, 20), at(21, 20) + mins(10)), None);
+        assert_eq!(quiet_overlap(&q, at(5, 0), at(5, 0) + mins(30)), None);
+    }
+
+    #[test]
+    fn check_windows() {
+        let today = d(2026, 11, 27);
+        assert_eq!(
+            check_window(Some(d(2019, 1, 1)), Some(d(2019, 12, 31)), today),
+            Some((d(2019, 1, 1), d(2019, 12, 31)))
+        );
+        assert_eq!(
+            check_window(None, None, today),
+            Some((d(2026, 11, 1), d(2027, 11, 30)))
+        );
+        assert_eq!(
+            check_window(Some(d(2019, 1, 1)), None, today),
+            Some((d(2026, 11, 1), d(2027, 11, 30)))
+        );
+        assert_eq!(
+            check_window(None, Some(d(2027, 2, 15)), today),
+            Some((d(2026, 11, 1), d(2027, 2, 15)))
+        );
+        assert_eq!(check_window(None, Some(d(2020, 1, 1)), today), None);
+        assert_eq!(
+            check_window(Some(d(2020, 1, 1)), Some(d(2040, 1, 1)), today),
+            Some((d(2020, 1, 1), d(2030, 1, 1)))
+        );
+    }
+
+    #[test]
+    fn urls_and_paths() {
+        for (u, ok) in [
+            ("http://127.0.0.1:8000/city.mp3", true),
+            ("HTTPS://radio.example/live", true),
+            ("rtsp://x/y", false),
+            ("http://", false),
+            ("http:///x", false),
+            ("ftp://x", false),
+        ] {
+            assert_eq!(is_http_url(u), ok, "{u}");
+        }
+        for (p, ok) in [
+            ("jingle.ogg", true),
+            ("notices/a.ogg", true),
+            ("../etc/passwd", false),
+            ("/abs.ogg", false),
+            ("", false),
+        ] {
+            assert_eq!(is_safe_relative(p), ok, "{p}");
+        }
+    }
+
+    #[test]
+    fn field_paths_from_headers() {
+        let text = "id = \"x\"\n[[slots]]\nid = \"a\"\n[[slots]]\nid = \"b\"\ncolour = 1\n[collector]\nurl = 2\n";
+        assert_eq!(field_at(text, 0), "id");
+        assert_eq!(
+            field_at(text, text.find("colour").unwrap_or(0)),
+            "slots[1].colour"
+        );
+        assert_eq!(
+            field_at(text, text.find("url").unwrap_or(0)),
+            "collector.url"
+        );
+        assert_eq!(
+            field_at(text, text.find("[[slots]]").unwrap_or(0)),
+            "slots[0]"
+        );
+    }
+
+    #[test]
+    fn id_must_match_the_file_name() {
+        let text = "id = \"a\"\nname = \"A\"\nkind = \"ward\"\narea_code = \"1\"\n";
+        let cat = AudioCatalog::default();
+        assert!(parse_station(Path::new("a.toml"), text, &cat, d(2026, 1, 1)).is_ok());
+        let errs = parse_station(Path::new("b.toml"), text, &cat, d(2026, 1, 1))
+            .err()
+            .map(|e| e.0)
+            .unwrap_or_default();
+        assert_eq!(errs.len(), 1);
+        assert_eq!(
+            (errs[0].line, errs[0].column, errs[0].field.as_str()),
+            (1, 6, "id")
+        );
+        assert!(
+            errs[0]
+                .message
+                .contains("does not match the file name `b.toml`")
+        );
+    }
+}
