@@ -13,6 +13,7 @@ install -m 0755 "$bin" /usr/bin/loa.new && mv -f /usr/bin/loa.new /usr/bin/loa
 install -m 0644 "$here/systemd/loa-station@.service" "$here/systemd/loa-collector.service" /etc/systemd/system/
 install -D -m 0644 "$here/sysusers.d/loa.conf" /usr/lib/sysusers.d/loa.conf
 install -D -m 0644 "$here/tmpfiles.d/loa.conf" /usr/lib/tmpfiles.d/loa.conf
+install -D -m 0644 "$here/../docs/operations.md" /usr/share/doc/loa/operations.md
 systemd-sysusers /usr/lib/sysusers.d/loa.conf
 systemd-tmpfiles --create /usr/lib/tmpfiles.d/loa.conf
 systemctl daemon-reload

@@ -468,7 +468,7 @@ max_minutes = 1
 
 /// `path` made absolute against the current directory (children may run elsewhere one day).
 fn abs(path: &Path) -> anyhow::Result<PathBuf> {
-    std::fs::canonicalize(path).with_context(|| format!("{}", path.display()))
+    std::fs::canonicalize(path).with_context(|| format!("cannot find {}", path.display()))
 }
 
 fn banner(text: &str) {
