@@ -121,7 +121,7 @@ pub fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
         let d = var.join(dir);
         std::fs::create_dir_all(&d).with_context(|| format!("cannot create {}", d.display()))?;
     }
-    let var = std::fs::canonicalize(&var).with_context(|| format!("{}", var.display()))?;
+    let var = abs(&var)?;
     let now = SystemClock.now();
 
     // 1. Every schedule must be valid before anything starts (exit 2 like `loa check`).
