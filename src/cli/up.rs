@@ -193,27 +193,7 @@ pub fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
         );
     }
 
-    // 3. Keys (generated on first run) and the collector's registry.
-    for s in &mut stations {
-        s.public_key = ensure_key(&exe, &var, &s.station.id, &s.data_dir)?;
-    }
-    let config_path = var.join("collector.toml");
-    let regs: Vec<children::Registration<'_>> = stations
-        .iter()
-        .map(|s| children::Registration {
-            id: &s.station.id,
-            name: &s.station.name,
-            area_code: &s.station.area_code,
-            public_key: &s.public_key,
-            schedule: &s.schedule_file,
-            audio: &s.audio_dir,
-        })
-        .collect();
-    let config_text = children::collector_config(&regs)?;
-    std::fs::write(&config_path, config_text)
-        .with_context(|| format!("cannot write {}", config_path.display()))?;
-
-    // 4. Output, said loudly.
+    // 3. Output, said loudly.
     let output = choose_output(args.output, &var)?;
     match &output {
         Output::Device => banner("AUDIO OUTPUT: SOUND CARD — stations will play out loud"),
@@ -223,55 +203,116 @@ pub fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
         )),
     }
 
-    // 5. The port must be free, or the collector would die at once with a less clear message.
+    // 4. The port must be free, or the collector would die at once with a less clear message.
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, args.port));
     drop(
         TcpListener::bind(addr)
             .with_context(|| format!("port {addr} is in use: stop what uses it or pass --port"))?,
     );
 
-    // 6. Children.
-    let collector_url = format!("http://{addr}");
-    let mut specs = vec![ChildSpec {
-        name: "collector".into(),
-        program: exe.clone(),
-        args: children::collector_args(addr, &var.join("collector.db"), &config_path),
-        stop_order: 1,
-    }];
-    for s in &stations {
-        std::fs::create_dir_all(&s.data_dir)
-            .with_context(|| format!("cannot create {}", s.data_dir.display()))?;
-        let out = match &output {
-            Output::Device => children::OutputArg::Device,
-            Output::Wav(dir) => {
-                let d = dir.join(&s.station.id);
-                std::fs::create_dir_all(&d)
-                    .with_context(|| format!("cannot create {}", d.display()))?;
-                children::OutputArg::Wav(d)
-            }
-        };
-        specs.push(ChildSpec {
-            name: format!("station {}", s.station.id),
-            program: exe.clone(),
-            args: children::station_args(
-                &s.station.id,
-                &s.schedules_dir,
-                &s.audio_dir,
-                &s.data_dir,
-                &collector_url,
-                &out,
-            ),
-            stop_order: 0,
-        });
-    }
-
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    let grace = Duration::from_secs(args.stop_grace_secs);
+    let launch = Launch {
+        exe,
+        var,
+        output,
+        addr,
+        grace: Duration::from_secs(args.stop_grace_secs),
+        demo_note,
+    };
     let all_clean = runtime.block_on(async move {
-        let mut shutdown = shutdown_signal()?;
+        let shutdown = shutdown_signal()?;
+        launch.run(stations, shutdown).await
+    })?;
+    Ok(if all_clean {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// Everything decided before children start.
+struct Launch {
+    exe: PathBuf,
+    var: PathBuf,
+    output: Output,
+    addr: SocketAddr,
+    grace: Duration,
+    demo_note: Option<String>,
+}
+
+impl Launch {
+    /// Keys, registry, children; runs until `shutdown` or a child exits; true when every child
+    /// exited 0 after being asked to stop.
+    async fn run<F>(self, mut stations: Vec<UpStation>, shutdown: F) -> anyhow::Result<bool>
+    where
+        F: std::future::Future<Output = ()>,
+    {
+        let Launch {
+            exe,
+            var,
+            output,
+            addr,
+            grace,
+            demo_note,
+        } = self;
+        // Keys (generated on first run) and the collector's registry.
+        for s in &mut stations {
+            s.public_key = ensure_key(&exe, &var, &s.station.id, &s.data_dir)?;
+        }
+        let config_path = var.join("collector.toml");
+        let regs: Vec<children::Registration<'_>> = stations
+            .iter()
+            .map(|s| children::Registration {
+                id: &s.station.id,
+                name: &s.station.name,
+                area_code: &s.station.area_code,
+                public_key: &s.public_key,
+                schedule: &s.schedule_file,
+                audio: &s.audio_dir,
+            })
+            .collect();
+        let config_text = children::collector_config(&regs)?;
+        std::fs::write(&config_path, config_text)
+            .with_context(|| format!("cannot write {}", config_path.display()))?;
+
+        // Children.
+        let collector_url = format!("http://{addr}");
+        let mut specs = vec![ChildSpec {
+            name: "collector".into(),
+            program: exe.clone(),
+            args: children::collector_args(addr, &var.join("collector.db"), &config_path),
+            stop_order: 1,
+        }];
+        for s in &stations {
+            std::fs::create_dir_all(&s.data_dir)
+                .with_context(|| format!("cannot create {}", s.data_dir.display()))?;
+            let out = match &output {
+                Output::Device => children::OutputArg::Device,
+                Output::Wav(dir) => {
+                    let d = dir.join(&s.station.id);
+                    std::fs::create_dir_all(&d)
+                        .with_context(|| format!("cannot create {}", d.display()))?;
+                    children::OutputArg::Wav(d)
+                }
+            };
+            specs.push(ChildSpec {
+                name: format!("station {}", s.station.id),
+                program: exe.clone(),
+                args: children::station_args(
+                    &s.station.id,
+                    &s.schedules_dir,
+                    &s.audio_dir,
+                    &s.data_dir,
+                    &collector_url,
+                    &out,
+                ),
+                stop_order: 0,
+            });
+        }
+        tokio::pin!(shutdown);
         let mut sup = Supervisor::default();
         // The collector first: stations would otherwise start with their first shipments refused.
         let (collector, stations_specs) = specs.split_at(1);
@@ -285,7 +326,7 @@ pub fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
         {
             eprintln!("loa up: {e:#}");
             sup.stop(grace).await;
-            return Ok::<bool, anyhow::Error>(false);
+            return Ok(false);
         }
         for spec in stations_specs {
             if let Err(e) = sup.start(spec) {
@@ -318,12 +359,7 @@ pub fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
             println!("  {name}: {status}");
         }
         Ok(clean && report.iter().all(|(_, s)| s.clean()))
-    })?;
-    Ok(if all_clean {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+    }
 }
 
 /// MERGE POINT — everything `loa up` assumes about the other subcommands' flags and files.
@@ -1229,5 +1265,151 @@ mod tests {
             ]
         );
         assert!(!report.iter().all(|(_, e)| e.clean()));
+    }
+
+    fn test_station(id: &str, dir: &Path) -> UpStation {
+        UpStation {
+            station: Station {
+                id: id.into(),
+                name: format!("Phường {id}"),
+                kind: schedule::StationKind::Ward,
+                area_code: "21016".into(),
+                timezone: chrono_tz::Asia::Ho_Chi_Minh,
+                quiet_hours: vec![],
+                max_session_minutes: 60,
+                loudness: Default::default(),
+                collector: None,
+                programs: Default::default(),
+                slots: vec![],
+                source: dir.join(format!("schedules/{id}.toml")),
+            },
+            catalog: AudioCatalog::default(),
+            schedule_file: dir.join(format!("schedules/{id}.toml")),
+            schedules_dir: dir.join("schedules"),
+            audio_dir: dir.join("audio"),
+            data_dir: dir.join("var/station").join(id),
+            public_key: String::new(),
+        }
+    }
+
+    /// The whole launch with a stand-in `loa` (a shell script logging its argv): keys made once
+    /// and cached, registry written, collector started and waited for, stations started with
+    /// the command lines of `children`, then stopped before the collector; all clean.
+    #[tokio::test]
+    async fn launch_with_a_stand_in_loa() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let d = dir.path();
+        let (var, log) = (d.join("var"), d.join("log"));
+        for sub in ["up/keys", "station", "air"] {
+            std::fs::create_dir_all(var.join(sub)).unwrap_or_else(|e| panic!("{e}"));
+        }
+        std::fs::create_dir_all(&log).unwrap_or_else(|e| panic!("{e}"));
+        let key = crate::wire::encode_public_key(
+            &ed25519_dalek::SigningKey::from_bytes(&[9u8; 32]).verifying_key(),
+        );
+        // The "collector" listens thanks to this test's socket; it exits 0 on SIGTERM only if
+        // both stations were stopped before it.
+        let listener =
+            TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap_or_else(|e| panic!("{e}"));
+        let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
+        let exe = d.join("loa");
+        let script = format!(
+            r#"#!/bin/sh
+log='{log}'
+echo "$*" >> "$log/argv"
+case "$1" in
+  keygen) echo "wrote $5/station.key"; echo "public key: {key}" ;;
+  collector) trap 'test -e "$log/stopped-a" && test -e "$log/stopped-b" && exit 0; exit 9' TERM
+             while :; do sleep 0.05; done ;;
+  station) trap 'touch "$log/stopped-$3"; exit 0' TERM; touch "$log/started-$3"
+           while :; do sleep 0.05; done ;;
+  *) exit 64 ;;
+esac
+"#,
+            log = log.display()
+        );
+        std::fs::write(&exe, script).unwrap_or_else(|e| panic!("{e}"));
+        std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755))
+            .unwrap_or_else(|e| panic!("{e}"));
+
+        let started = |log: PathBuf| async move {
+            for _ in 0..400 {
+                if log.join("started-a").exists() && log.join("started-b").exists() {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            panic!("stations did not start");
+        };
+        for round in 0..2 {
+            for f in ["started-a", "started-b", "stopped-a", "stopped-b"] {
+                let _ = std::fs::remove_file(log.join(f));
+            }
+            let launch = Launch {
+                exe: exe.clone(),
+                var: var.clone(),
+                output: Output::Wav(var.join("air")),
+                addr,
+                grace: Duration::from_secs(10),
+                demo_note: None,
+            };
+            let stations = vec![test_station("a", d), test_station("b", d)];
+            let clean = launch
+                .run(stations, started(log.clone()))
+                .await
+                .unwrap_or_else(|e| panic!("round {round}: {e:#}"));
+            assert!(clean, "round {round}: every child exits 0, collector last");
+        }
+
+        let argv = std::fs::read_to_string(log.join("argv")).unwrap_or_default();
+        let v = var.display();
+        let keygens: Vec<&str> = argv.lines().filter(|l| l.starts_with("keygen")).collect();
+        assert_eq!(
+            keygens,
+            vec![
+                format!("keygen --station a --dir {v}/station/a"),
+                format!("keygen --station b --dir {v}/station/b"),
+            ],
+            "keys are made once, then cached: {argv}"
+        );
+        let collector =
+            format!("collector --listen {addr} --db {v}/collector.db --config {v}/collector.toml");
+        assert_eq!(
+            argv.lines().filter(|l| *l == collector).count(),
+            2,
+            "{argv}"
+        );
+        let station_a = format!(
+            "station --station a --schedules {d}/schedules --audio {d}/audio --data {v}/station/a \
+             --collector http://{addr} --output wav:{v}/air/a",
+            d = d.display()
+        );
+        assert_eq!(
+            argv.lines().filter(|l| *l == station_a).count(),
+            2,
+            "{argv}"
+        );
+        assert!(var.join("air/b").is_dir());
+
+        let config = std::fs::read_to_string(var.join("collector.toml")).unwrap_or_default();
+        let parsed: toml::Value = toml::from_str(&config).unwrap_or_else(|e| panic!("{e}"));
+        let regs = parsed
+            .get("station")
+            .and_then(|s| s.as_array())
+            .cloned()
+            .unwrap_or_default();
+        assert_eq!(regs.len(), 2, "{config}");
+        for r in &regs {
+            assert_eq!(
+                r.get("public_key").and_then(|k| k.as_str()),
+                Some(key.as_str())
+            );
+        }
+        assert_eq!(
+            regs[1].get("name").and_then(|n| n.as_str()),
+            Some("Phường b")
+        );
+        drop(listener);
     }
 }
