@@ -223,8 +223,8 @@ pub fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
         demo_note,
     };
     let all_clean = runtime.block_on(async move {
-        let shutdown = shutdown_signal()?;
-        launch.run(stations, shutdown).await
+        let signals = watch_signals()?;
+        launch.run(stations, signals).await
     })?;
     Ok(if all_clean {
         ExitCode::SUCCESS
@@ -244,12 +244,14 @@ struct Launch {
 }
 
 impl Launch {
-    /// Keys, registry, children; runs until `shutdown` or a child exits; true when every child
-    /// exited 0 after being asked to stop.
-    async fn run<F>(self, mut stations: Vec<UpStation>, shutdown: F) -> anyhow::Result<bool>
-    where
-        F: std::future::Future<Output = ()>,
-    {
+    /// Keys, registry, children; runs until the first signal counted by `signals` or a child
+    /// exits; a second signal kills what is still stopping. True when every child exited 0
+    /// after being asked to stop.
+    async fn run(
+        self,
+        mut stations: Vec<UpStation>,
+        signals: tokio::sync::watch::Receiver<u32>,
+    ) -> anyhow::Result<bool> {
         let Launch {
             exe,
             var,
@@ -312,6 +314,7 @@ impl Launch {
                 stop_order: 0,
             });
         }
+        let shutdown = signal_count(signals.clone(), 1);
         tokio::pin!(shutdown);
         let mut sup = Supervisor::default();
         // The collector first: stations would otherwise start with their first shipments refused.
@@ -325,13 +328,13 @@ impl Launch {
         .await
         {
             eprintln!("loa up: {e:#}");
-            sup.stop(grace).await;
+            sup.stop(grace, signal_count(signals.clone(), 2)).await;
             return Ok(false);
         }
         for spec in stations_specs {
             if let Err(e) = sup.start(spec) {
                 eprintln!("loa up: {e:#}");
-                sup.stop(grace).await;
+                sup.stop(grace, signal_count(signals.clone(), 2)).await;
                 return Ok(false);
             }
         }
@@ -354,7 +357,7 @@ impl Launch {
         } else {
             println!("loa up: stopping stations, then the collector…");
         }
-        let report = sup.stop(grace).await;
+        let report = sup.stop(grace, signal_count(signals.clone(), 2)).await;
         for (name, status) in &report {
             println!("  {name}: {status}");
         }
@@ -933,7 +936,13 @@ impl Supervisor {
 
     /// SIGTERM every child, group by group in `stop_order`, waiting up to `grace` per group
     /// before SIGKILL. Returns every child's end, in start order.
-    pub async fn stop(&mut self, grace: Duration) -> Vec<(String, ChildEnd)> {
+    /// When `abort` completes (a second Ctrl-C), whatever still runs is SIGKILLed at once.
+    pub async fn stop<A>(&mut self, grace: Duration, abort: A) -> Vec<(String, ChildEnd)>
+    where
+        A: std::future::Future<Output = ()>,
+    {
+        tokio::pin!(abort);
+        let mut aborted = false;
         let mut orders: Vec<u8> = self.running.iter().map(|r| r.stop_order).collect();
         orders.sort_unstable();
         orders.dedup();
@@ -946,14 +955,23 @@ impl Supervisor {
                 // SAFETY: plain kill(2) on a child we started and have not seen exit.
                 unsafe { libc::kill(r.pid, libc::SIGTERM) };
             }
-            let deadline = tokio::time::Instant::now() + grace;
+            let mut deadline =
+                tokio::time::Instant::now() + if aborted { Duration::ZERO } else { grace };
             let mut killed = Vec::new();
             while self
                 .running
                 .iter()
                 .any(|r| r.stop_order == order && r.ended.is_none())
             {
-                match tokio::time::timeout_at(deadline, self.next_exit()).await {
+                let waited = tokio::select! {
+                    w = tokio::time::timeout_at(deadline, self.next_exit()) => w,
+                    _ = &mut abort, if !aborted => {
+                        aborted = true;
+                        deadline = tokio::time::Instant::now();
+                        continue;
+                    }
+                };
+                match waited {
                     Ok(Some(_)) => {}
                     Ok(None) => break,
                     Err(_) => {
@@ -1021,17 +1039,33 @@ async fn wait_for_port(
     }
 }
 
-/// Completes on the first SIGINT or SIGTERM.
-fn shutdown_signal() -> anyhow::Result<std::pin::Pin<Box<dyn std::future::Future<Output = ()>>>> {
+/// Counts SIGINT and SIGTERM received (the first stops everything, a second kills what still
+/// runs). Must be called inside the runtime.
+fn watch_signals() -> anyhow::Result<tokio::sync::watch::Receiver<u32>> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut int = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
     let mut term = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
-    Ok(Box::pin(async move {
-        tokio::select! {
-            _ = int.recv() => {}
-            _ = term.recv() => {}
+    let (tx, rx) = tokio::sync::watch::channel(0u32);
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = int.recv() => {}
+                _ = term.recv() => {}
+            }
+            tx.send_modify(|n| *n += 1);
+            if *tx.borrow() == 1 {
+                eprintln!("loa up: stopping (press Ctrl-C again to kill at once)");
+            }
         }
-    }))
+    });
+    Ok(rx)
+}
+
+/// Completes once `signals` has counted at least `n` (never, if the counter is gone).
+async fn signal_count(mut signals: tokio::sync::watch::Receiver<u32>, n: u32) {
+    if signals.wait_for(|c| *c >= n).await.is_err() {
+        std::future::pending::<()>().await;
+    }
 }
 
 #[cfg(test)]
@@ -1224,7 +1258,9 @@ mod tests {
         ))
         .unwrap_or_else(|e| panic!("{e}"));
         wait_files(&[&r1, &r2]).await;
-        let report = sup.stop(Duration::from_secs(10)).await;
+        let report = sup
+            .stop(Duration::from_secs(10), std::future::pending())
+            .await;
         assert_eq!(
             report,
             vec![
@@ -1256,7 +1292,9 @@ mod tests {
             first.ok().flatten(),
             Some(("crasher".to_string(), ChildEnd::Exited(3)))
         );
-        let report = sup.stop(Duration::from_millis(500)).await;
+        let report = sup
+            .stop(Duration::from_millis(500), std::future::pending())
+            .await;
         assert_eq!(
             report,
             vec![
@@ -1265,6 +1303,35 @@ mod tests {
             ]
         );
         assert!(!report.iter().all(|(_, e)| e.clean()));
+    }
+
+    /// A second Ctrl-C while stopping: what still runs is killed at once, not after the grace.
+    #[tokio::test]
+    async fn abort_kills_at_once() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let ready = dir.path().join("ready");
+        let mut sup = Supervisor::default();
+        sup.start(&sh(
+            "stubborn",
+            &format!(
+                "trap '' TERM; touch {}; while :; do sleep 0.05; done",
+                ready.display()
+            ),
+            0,
+        ))
+        .unwrap_or_else(|e| panic!("{e}"));
+        wait_files(&[&ready]).await;
+        let stop = sup.stop(
+            Duration::from_secs(3600),
+            tokio::time::sleep(Duration::from_millis(200)),
+        );
+        let report = tokio::time::timeout(Duration::from_secs(30), stop)
+            .await
+            .unwrap_or_else(|_| panic!("abort did not cut the hour-long grace"));
+        assert_eq!(
+            report,
+            vec![("stubborn".to_string(), ChildEnd::KilledAfterGrace)]
+        );
     }
 
     fn test_station(id: &str, dir: &Path) -> UpStation {
@@ -1333,14 +1400,23 @@ esac
         std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755))
             .unwrap_or_else(|e| panic!("{e}"));
 
-        let started = |log: PathBuf| async move {
-            for _ in 0..400 {
-                if log.join("started-a").exists() && log.join("started-b").exists() {
-                    return;
+        // Plays the part of Ctrl-C: one "signal" once both stations run.
+        let signal_when_started = |log: PathBuf| {
+            let (tx, rx) = tokio::sync::watch::channel(0u32);
+            tokio::spawn(async move {
+                for _ in 0..400 {
+                    if log.join("started-a").exists() && log.join("started-b").exists() {
+                        let _ = tx.send(1);
+                        // Keep the sender: a closed counter means "never".
+                        return std::future::pending::<()>().await;
+                    }
+                    tokio::time::sleep(Duration::from_millis(50)).await;
                 }
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-            panic!("stations did not start");
+                // They did not start: stop anyway; the asserts below will say what is missing.
+                let _ = tx.send(1);
+                std::future::pending::<()>().await
+            });
+            rx
         };
         for round in 0..2 {
             for f in ["started-a", "started-b", "stopped-a", "stopped-b"] {
@@ -1356,10 +1432,16 @@ esac
             };
             let stations = vec![test_station("a", d), test_station("b", d)];
             let clean = launch
-                .run(stations, started(log.clone()))
+                .run(stations, signal_when_started(log.clone()))
                 .await
                 .unwrap_or_else(|e| panic!("round {round}: {e:#}"));
             assert!(clean, "round {round}: every child exits 0, collector last");
+            for f in ["stopped-a", "stopped-b"] {
+                assert!(
+                    log.join(f).exists(),
+                    "round {round}: {f}: stations ran and got SIGTERM"
+                );
+            }
         }
 
         let argv = std::fs::read_to_string(log.join("argv")).unwrap_or_default();
