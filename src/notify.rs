@@ -347,6 +347,8 @@ pub async fn pet_while_alive<F>(
             _ = ticker.tick() => {
                 match petter.tick(&notifier) {
                     Ok(true) => {}
+                    // Before the first beat the loop is still starting: nothing to say yet.
+                    Ok(false) if petter.liveness.beats() == 0 => {}
                     Ok(false) => tracing::warn!(
                         "scheduler loop has not beaten for {} ms: not petting the watchdog",
                         period.as_millis()
