@@ -1,0 +1,48 @@
+//! Decoding the committed fixtures: formats, declared vs decoded length, bad files.
+
+use loa::media::{MediaError, probe};
+use std::path::PathBuf;
+
+fn fixture(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/audio")
+        .join(name)
+}
+
+#[test]
+fn every_format_probes_to_its_known_length() {
+    for (name, rate, channels, secs) in [
+        ("tone.wav", 22050, 1, 1.5),
+        ("tone.mp3", 48000, 1, 2.0),
+        ("tone.ogg", 32000, 2, 2.0),
+        ("tone.flac", 44100, 2, 2.0),
+    ] {
+        let facts = probe(&fixture(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(
+            (facts.sample_rate, facts.channels),
+            (rate, channels),
+            "{name}"
+        );
+        assert!(
+            (facts.duration_secs - secs).abs() < 0.03,
+            "{name}: {}",
+            facts.duration_secs
+        );
+    }
+}
+
+#[test]
+fn truncated_mp3_is_named_truncated() {
+    let err = probe(&fixture("truncated.mp3")).expect_err("truncated must not probe clean");
+    assert!(matches!(err, MediaError::Truncated { .. }), "{err}");
+    assert!(err.to_string().contains("truncated"), "{err}");
+}
+
+#[test]
+fn noise_named_mp3_and_missing_file_are_errors() {
+    let err = probe(&fixture("noise.mp3")).expect_err("noise must not decode");
+    assert!(matches!(err, MediaError::Undecodable { .. }), "{err}");
+    let err = probe(&fixture("absent.mp3")).expect_err("absent file");
+    assert!(matches!(err, MediaError::Io { .. }), "{err}");
+    assert!(err.to_string().contains("absent.mp3"), "{err}");
+}
