@@ -22,6 +22,11 @@ pub const DEFAULT_CHUNK_FRAMES: usize = 1024;
 /// Chunks queued ahead of the sound card (≈ 190 ms at 44.1 kHz): the margin against a busy CPU,
 /// and also how long a stop or preemption takes to be heard.
 pub const DEFAULT_QUEUE_CHUNKS: usize = 8;
+/// When a session's queue runs dry mid-session, the card callback waits this long for the player
+/// before it plays silence: a late sample beats a gap. In steady state the queue is never dry
+/// (the player stays [`DEFAULT_QUEUE_CHUNKS`] ahead); on an unclocked sink (ALSA `file` plugin)
+/// this is what keeps the capture sample-exact.
+pub const UNDERRUN_WAIT_MS: u64 = 20;
 /// A write that cannot queue anything for this long means the device stopped consuming.
 pub const DEFAULT_STALL_SECS: f64 = 3.0;
 /// The sound card buffer asked for: 50 ms, as rodio does by default.
@@ -217,6 +222,8 @@ pub fn list_devices() -> Result<Vec<DeviceInfo>, OutputError> {
 enum Feed {
     StartAt(Instant),
     Audio(Vec<f32>),
+    /// The session's last sample has been queued.
+    End,
 }
 
 /// State shared between the player thread and the sound card callback.
@@ -296,30 +303,40 @@ impl FeedSource {
                     }
                     continue;
                 }
-                FeedState::Idle | FeedState::Playing => match self.rx.try_recv() {
-                    Ok(Feed::StartAt(at)) => {
-                        self.state = FeedState::Waiting(at);
-                        self.anchor = None;
-                    }
-                    Ok(Feed::Audio(chunk)) => {
-                        if matches!(self.state, FeedState::Idle) {
-                            // Audio without a start instant: on air now.
-                            let air = self.air_time_of_next();
-                            if let Ok(mut f) = self.shared.first_sample_at.lock() {
-                                *f = Some(air);
+                FeedState::Idle | FeedState::Playing => {
+                    let got = match self.state {
+                        FeedState::Playing => self
+                            .rx
+                            .recv_timeout(Duration::from_millis(UNDERRUN_WAIT_MS))
+                            .ok(),
+                        _ => self.rx.try_recv().ok(),
+                    };
+                    match got {
+                        Some(Feed::StartAt(at)) => {
+                            self.state = FeedState::Waiting(at);
+                            self.anchor = None;
+                        }
+                        Some(Feed::Audio(chunk)) => {
+                            if matches!(self.state, FeedState::Idle) {
+                                // Audio without a start instant: on air now.
+                                let air = self.air_time_of_next();
+                                if let Ok(mut f) = self.shared.first_sample_at.lock() {
+                                    *f = Some(air);
+                                }
+                                self.state = FeedState::Playing;
                             }
-                            self.state = FeedState::Playing;
+                            self.chunk = chunk;
+                            self.pos = 0;
                         }
-                        self.chunk = chunk;
-                        self.pos = 0;
-                    }
-                    Err(_) => {
-                        if matches!(self.state, FeedState::Playing) {
-                            self.shared.underrun_samples.fetch_add(1, Ordering::Relaxed);
+                        Some(Feed::End) => self.state = FeedState::Idle,
+                        None => {
+                            if matches!(self.state, FeedState::Playing) {
+                                self.shared.underrun_samples.fetch_add(1, Ordering::Relaxed);
+                            }
+                            return 0.0;
                         }
-                        return 0.0;
                     }
-                },
+                }
             }
         }
     }
@@ -475,7 +492,7 @@ impl DeviceOutput {
                             secs: since.elapsed().as_secs_f64(),
                         });
                     }
-                    std::thread::sleep(Duration::from_millis(2));
+                    std::thread::sleep(Duration::from_millis(1));
                 }
                 Err(TrySendError::Disconnected(_)) => {
                     let why = self
@@ -517,6 +534,7 @@ impl Output for DeviceOutput {
         Ok(())
     }
     fn drain(&mut self) -> Result<(), OutputError> {
+        self.send(Feed::End)?;
         let mut last = self.shared.consumed_samples.load(Ordering::Relaxed);
         let mut last_progress = Instant::now();
         while last < self.sent_samples {
