@@ -6,11 +6,17 @@ mod playout_support;
 use playout_support::*;
 use serde_json::Value;
 
-fn render(files: &[&str], extra: &[&str]) -> (Value, Option<(hound::WavSpec, Vec<f32>)>, tempfile::TempDir) {
+fn render(
+    files: &[&str],
+    extra: &[&str],
+) -> (Value, Option<(hound::WavSpec, Vec<f32>)>, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out.wav");
     let cache = dir.path().join("cache");
-    let paths: Vec<String> = files.iter().map(|f| fixture(f).display().to_string()).collect();
+    let paths: Vec<String> = files
+        .iter()
+        .map(|f| fixture(f).display().to_string())
+        .collect();
     let mut args = vec![
         "render".to_string(),
         "--json".into(),
@@ -24,8 +30,12 @@ fn render(files: &[&str], extra: &[&str]) -> (Value, Option<(hound::WavSpec, Vec
     let args: Vec<&str> = args.iter().map(|s| s.as_str()).collect();
     let o = run_loa(&args, &[]);
     let stdout = String::from_utf8_lossy(&o.stdout);
-    let report: Value = serde_json::from_str(&stdout)
-        .unwrap_or_else(|e| panic!("no JSON report ({e}): {stdout}\n{}", String::from_utf8_lossy(&o.stderr)));
+    let report: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| {
+        panic!(
+            "no JSON report ({e}): {stdout}\n{}",
+            String::from_utf8_lossy(&o.stderr)
+        )
+    });
     let wav = out.exists().then(|| read_wav(&out));
     (report, wav, dir)
 }
@@ -54,7 +64,10 @@ fn three_item_session_is_gapless_and_as_long_as_its_items() {
             f.frames as f64 * 48000.0 / f64::from(f.sample_rate)
         })
         .sum();
-    assert!((frames as f64 - ideal).abs() <= 2.0 + 1e-9, "{frames} frames vs {ideal} expected");
+    assert!(
+        (frames as f64 - ideal).abs() <= 2.0 + 1e-9,
+        "{frames} frames vs {ideal} expected"
+    );
     assert_eq!(report["evidence"]["frames"].as_i64(), Some(frames));
     // Per-item aired frames sum to the total; each matches the item decoded alone.
     let mut at = 0usize;
@@ -62,7 +75,10 @@ fn three_item_session_is_gapless_and_as_long_as_its_items() {
     for (i, n) in items.iter().enumerate() {
         let f = frames_at(n, 48000);
         let aired = report["items"][i]["aired_secs"].as_f64().unwrap();
-        assert!((aired * 48000.0 - f as f64).abs() < 0.5, "{n}: aired {aired}");
+        assert!(
+            (aired * 48000.0 - f as f64).abs() < 0.5,
+            "{n}: aired {aired}"
+        );
         at += f as usize;
         joins.push(at);
     }
@@ -72,7 +88,10 @@ fn three_item_session_is_gapless_and_as_long_as_its_items() {
     for &j in &joins[..2] {
         let window = &samples[(j - 4800) * 2..(j + 4800) * 2];
         let run = longest_quiet_run(window, 2, 1e-3);
-        assert!(run < 48, "a {run}-frame silence around the join at frame {j}");
+        assert!(
+            run < 48,
+            "a {run}-frame silence around the join at frame {j}"
+        );
     }
     assert_eq!(report["evidence"]["silence_secs"].as_f64(), Some(0.0));
 }
@@ -94,18 +113,55 @@ fn loudness_brings_each_item_to_the_target() {
 
 #[test]
 fn bad_files_are_reported_with_their_reason_and_the_rest_airs() {
-    let (report, wav, _dir) = render(&["tone.wav", "missing.mp3", "truncated.mp3", "noise.mp3", "tone.flac"], &[]);
+    let (report, wav, _dir) = render(
+        &[
+            "tone.wav",
+            "missing.mp3",
+            "truncated.mp3",
+            "noise.mp3",
+            "tone.flac",
+        ],
+        &[],
+    );
     assert_eq!(report["outcome"], "partial", "{report}");
     let reason = report["reason"].as_str().unwrap();
-    assert!(reason.contains("item 2") && reason.contains("missing.mp3") && reason.contains("No such file"), "{reason}");
-    assert!(reason.contains("item 3") && reason.contains("truncated"), "{reason}");
-    assert!(reason.contains("item 4") && reason.contains("noise.mp3") && reason.contains("not a decodable"), "{reason}");
-    let aired: Vec<f64> = (0..5).map(|i| report["items"][i]["aired_secs"].as_f64().unwrap()).collect();
-    assert!(aired[0] > 1.4 && aired[4] > 1.9 && aired[1..4].iter().all(|&a| a == 0.0), "{aired:?}");
-    assert_eq!(report["items"][1]["sha256"], "", "a missing file has no hash");
-    assert_eq!(report["items"][2]["sha256"].as_str().unwrap().len(), 64, "the truncated file's bytes are hashed");
+    assert!(
+        reason.contains("item 2")
+            && reason.contains("missing.mp3")
+            && reason.contains("No such file"),
+        "{reason}"
+    );
+    assert!(
+        reason.contains("item 3") && reason.contains("truncated"),
+        "{reason}"
+    );
+    assert!(
+        reason.contains("item 4")
+            && reason.contains("noise.mp3")
+            && reason.contains("not a decodable"),
+        "{reason}"
+    );
+    let aired: Vec<f64> = (0..5)
+        .map(|i| report["items"][i]["aired_secs"].as_f64().unwrap())
+        .collect();
+    assert!(
+        aired[0] > 1.4 && aired[4] > 1.9 && aired[1..4].iter().all(|&a| a == 0.0),
+        "{aired:?}"
+    );
+    assert_eq!(
+        report["items"][1]["sha256"], "",
+        "a missing file has no hash"
+    );
+    assert_eq!(
+        report["items"][2]["sha256"].as_str().unwrap().len(),
+        64,
+        "the truncated file's bytes are hashed"
+    );
     let (_, samples) = wav.unwrap();
-    assert_eq!((samples.len() / 2) as u64, report["evidence"]["frames"].as_u64().unwrap());
+    assert_eq!(
+        (samples.len() / 2) as u64,
+        report["evidence"]["frames"].as_u64().unwrap()
+    );
 
     let (report, _, _dir) = render(&["missing.mp3", "noise.mp3"], &[]);
     assert_eq!(report["outcome"], "failed", "{report}");

@@ -184,8 +184,9 @@ pub fn print_report(report: &PlayReport, json: bool) -> anyhow::Result<ExitCode>
             );
         }
     }
+    // A hard stop at the slot's limit is the plan working; anything else is worth a non-zero exit.
     Ok(match report.outcome {
-        PlayOutcome::Complete => ExitCode::SUCCESS,
+        PlayOutcome::Complete | PlayOutcome::HardStopped => ExitCode::SUCCESS,
         _ => ExitCode::from(1),
     })
 }

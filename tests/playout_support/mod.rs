@@ -49,8 +49,12 @@ impl AlsaFileCapture {
         self.dir.path()
     }
     pub fn samples(&self) -> Vec<i16> {
-        let bytes = std::fs::read(self.dir.path().join("out.raw")).expect("ALSA file plugin wrote nothing");
-        bytes.chunks_exact(2).map(|b| i16::from_le_bytes([b[0], b[1]])).collect()
+        let bytes =
+            std::fs::read(self.dir.path().join("out.raw")).expect("ALSA file plugin wrote nothing");
+        bytes
+            .chunks_exact(2)
+            .map(|b| i16::from_le_bytes([b[0], b[1]]))
+            .collect()
     }
 }
 
@@ -62,7 +66,9 @@ pub fn read_wav(path: &Path) -> (hound::WavSpec, Vec<f32>) {
         hound::SampleFormat::Float => r.samples::<f32>().map(|x| x.expect("sample")).collect(),
         hound::SampleFormat::Int => {
             let scale = (1u64 << (spec.bits_per_sample - 1)) as f32;
-            r.samples::<i32>().map(|x| x.expect("sample") as f32 / scale).collect()
+            r.samples::<i32>()
+                .map(|x| x.expect("sample") as f32 / scale)
+                .collect()
         }
     };
     (spec, samples)
@@ -104,11 +110,19 @@ impl Pulse {
         let p = Self { dir, child };
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            let ok = p.cmd("pactl").args(["info"]).stdout(Stdio::null()).stderr(Stdio::null()).status();
+            let ok = p
+                .cmd("pactl")
+                .args(["info"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
             if ok.is_ok_and(|s| s.success()) {
                 break;
             }
-            assert!(Instant::now() < deadline, "pulseaudio did not come up within 10 s");
+            assert!(
+                Instant::now() < deadline,
+                "pulseaudio did not come up within 10 s"
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
         p
@@ -141,7 +155,15 @@ impl Pulse {
     pub fn capture(&self, path: &Path) -> Child {
         let f = std::fs::File::create(path).expect("capture file");
         self.cmd("parec")
-            .args(["-d", "cap.monitor", "--raw", "--format=s16le", "--rate=44100", "--channels=2", "--latency-msec=10"])
+            .args([
+                "-d",
+                "cap.monitor",
+                "--raw",
+                "--format=s16le",
+                "--rate=44100",
+                "--channels=2",
+                "--latency-msec=10",
+            ])
             .stdout(f)
             .stderr(Stdio::null())
             .spawn()
@@ -166,7 +188,10 @@ pub fn stop(mut child: Child) {
 
 pub fn read_s16(path: &Path) -> Vec<i16> {
     let bytes = std::fs::read(path).expect("capture");
-    bytes.chunks_exact(2).map(|b| i16::from_le_bytes([b[0], b[1]])).collect()
+    bytes
+        .chunks_exact(2)
+        .map(|b| i16::from_le_bytes([b[0], b[1]]))
+        .collect()
 }
 
 /// Index of the first frame with any sample of magnitude > `thr`.
