@@ -38,7 +38,9 @@ fn main() -> R<()> {
         Some("render") => render(num(1, 60)),
         Some("rss") => rss(num(1, 60), num(2, 20)),
         _ => {
-            eprintln!("usage: bench_playout start-offset [STARTS] [SPACING_MS] | render [MINUTES] | rss [MINUTES] [REALTIME_SECS]");
+            eprintln!(
+                "usage: bench_playout start-offset [STARTS] [SPACING_MS] | render [MINUTES] | rss [MINUTES] [REALTIME_SECS]"
+            );
             std::process::exit(2);
         }
     }
@@ -161,7 +163,10 @@ fn start_offset(starts: usize, spacing_ms: u64) -> R<()> {
     let origin = origin.ok_or("parec captured nothing")?;
     let software: Vec<f64> = String::from_utf8_lossy(&out.stdout)
         .lines()
-        .filter_map(|l| l.strip_prefix("started_offset_ms ").and_then(|x| x.parse().ok()))
+        .filter_map(|l| {
+            l.strip_prefix("started_offset_ms ")
+                .and_then(|x| x.parse().ok())
+        })
         .collect();
 
     // Onsets: first loud frame after ≥ 150 ms of quiet.
@@ -182,9 +187,9 @@ fn start_offset(starts: usize, spacing_ms: u64) -> R<()> {
     for (i, &o) in onsets.iter().enumerate() {
         let heard = origin + chrono::Duration::microseconds((o as f64 / 44100.0 * 1e6) as i64);
         // Match to the nearest scheduled instant.
-        let k = ((heard - first).num_microseconds().unwrap_or(0) as f64 / 1000.0
-            / spacing_ms as f64)
-            .round();
+        let k =
+            ((heard - first).num_microseconds().unwrap_or(0) as f64 / 1000.0 / spacing_ms as f64)
+                .round();
         if k < 0.0 || k as usize >= starts {
             eprintln!("onset {i} matches no schedule");
             continue;
@@ -252,7 +257,11 @@ fn start_offset_child(args: &[String]) -> R<()> {
     let mut done = 0;
     while done < starts {
         match ev.recv_timeout(Duration::from_secs(30))? {
-            PlayerEvent::Finished { evidence, airing_id, .. } => {
+            PlayerEvent::Finished {
+                evidence,
+                airing_id,
+                ..
+            } => {
                 done += 1;
                 let i: i64 = airing_id[1..].parse()?;
                 let sched = first + chrono::Duration::milliseconds(i * spacing);
@@ -279,13 +288,25 @@ fn long_mp3(dir: &Path, minutes: u64) -> R<PathBuf> {
     sh(Command::new("sox")
         .args(["-n", "-r", "44100", "-c", "2", "-b", "16"])
         .arg(&wav)
-        .args(["synth", &format!("{}", minutes * 60), "pinknoise", "tremolo", "0.3", "60", "gain", "-12"]))?;
+        .args([
+            "synth",
+            &format!("{}", minutes * 60),
+            "pinknoise",
+            "tremolo",
+            "0.3",
+            "60",
+            "gain",
+            "-12",
+        ]))?;
     sh(Command::new("lame")
         .args(["--quiet", "-b", "128"])
         .arg(&wav)
         .arg(&mp3))?;
     std::fs::remove_file(&wav)?;
-    eprintln!("made a {minutes}-minute 128 kbps MP3 in {:.1} s", t.elapsed().as_secs_f64());
+    eprintln!(
+        "made a {minutes}-minute 128 kbps MP3 in {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
     Ok(mp3)
 }
 
@@ -344,8 +365,14 @@ fn render(minutes: u64) -> R<()> {
     };
     let reference_secs = t.elapsed().as_secs_f64();
     println!("render: {minutes} min of 128 kbps MP3 → 44.1 kHz stereo WAV");
-    println!("  loa player, loudness on, cold cache (measure + render): {cold:.2} s ({:.2}× {reference})", cold / reference_secs);
-    println!("  loa player, loudness on, warm cache (render only):     {warm:.2} s ({:.2}× {reference})", warm / reference_secs);
+    println!(
+        "  loa player, loudness on, cold cache (measure + render): {cold:.2} s ({:.2}× {reference})",
+        cold / reference_secs
+    );
+    println!(
+        "  loa player, loudness on, warm cache (render only):     {warm:.2} s ({:.2}× {reference})",
+        warm / reference_secs
+    );
     println!("  {reference}: {reference_secs:.2} s");
     Ok(())
 }

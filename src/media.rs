@@ -105,10 +105,49 @@ impl<S: Source> Source for OneSpan<S> {
     }
 }
 
+/// Multi-channel → mono by averaging every channel of a frame (rodio's own converter keeps only
+/// the first channel, which would drop the right channel of a stereo file on a mono loudspeaker).
+struct DownmixToMono<S> {
+    inner: S,
+    channels: u16,
+}
+
+impl<S: Source> Iterator for DownmixToMono<S> {
+    type Item = rodio::Sample;
+    fn next(&mut self) -> Option<Self::Item> {
+        let mut sum = 0.0;
+        for _ in 0..self.channels {
+            match self.inner.next() {
+                Some(x) => sum += x,
+                // A partial last frame is dropped.
+                None => return None,
+            }
+        }
+        Some(sum / f32::from(self.channels))
+    }
+}
+
+impl<S: Source> Source for DownmixToMono<S> {
+    fn current_span_len(&self) -> Option<usize> {
+        None
+    }
+    fn channels(&self) -> rodio::ChannelCount {
+        rodio::ChannelCount::MIN
+    }
+    fn sample_rate(&self) -> rodio::SampleRate {
+        self.inner.sample_rate()
+    }
+    fn total_duration(&self) -> Option<std::time::Duration> {
+        self.inner.total_duration()
+    }
+}
+
+type Converted = UniformSourceIterator<Box<dyn Source + Send>>;
+
 /// A file being decoded, converted on the fly to a target rate and channel count.
 pub struct DecodedStream {
     path: PathBuf,
-    inner: UniformSourceIterator<OneSpan<Decoder<BufReader<File>>>>,
+    inner: Converted,
     /// The source's own format (before conversion).
     pub source_rate: u32,
     pub source_channels: u16,
@@ -137,7 +176,17 @@ impl DecodedStream {
         let declared_secs = decoder.total_duration().map(|d| d.as_secs_f64());
         Ok(Self {
             path: path.to_path_buf(),
-            inner: UniformSourceIterator::new(OneSpan(decoder), nz_channels, nz_rate),
+            inner: {
+                let one: Box<dyn Source + Send> = if channels == 1 && source_channels > 1 {
+                    Box::new(DownmixToMono {
+                        inner: OneSpan(decoder),
+                        channels: source_channels,
+                    })
+                } else {
+                    Box::new(OneSpan(decoder))
+                };
+                UniformSourceIterator::new(one, nz_channels, nz_rate)
+            },
             source_rate,
             source_channels,
             declared_secs,

@@ -832,3 +832,68 @@ impl SessionRun {
         keep
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(max_secs: Option<f64>, fade_secs: f64, total_frames: usize) -> (SessionRun, Vec<f32>) {
+        let p = Prepared {
+            session: Session {
+                airing_id: "t".into(),
+                items: vec![],
+                max_secs,
+                start_at: Utc::now(),
+            },
+            items: vec![],
+        };
+        let mut cfg = PlayerConfig::new(OutputConfig::new("null"), LoudnessSettings::default());
+        cfg.fade_secs = fade_secs;
+        let fmt = OutputFormat {
+            sample_rate: 1000,
+            channels: 2,
+        };
+        let mut s = SessionRun::new(&p, fmt, &cfg).unwrap();
+        let mut out = Vec::new();
+        let mut left = total_frames;
+        while left > 0 && !s.faded_out() {
+            let n = left.min(64);
+            let mut chunk = vec![1.0f32; n * 2];
+            let keep = s.apply_fades(&mut chunk, 2);
+            out.extend_from_slice(&chunk[..keep * 2]);
+            left -= n;
+        }
+        (s, out)
+    }
+
+    #[test]
+    fn hard_stop_fade_ends_exactly_at_max_secs() {
+        let (s, out) = run(Some(1.0), 0.25, 5000);
+        assert_eq!(s.cut, Some(Cut::HardStop));
+        assert_eq!(out.len() / 2, 1000);
+        assert_eq!(out[2 * 749], 1.0); // full level until the fade
+        assert!(out[2 * 750] <= 1.0 && out[2 * 999] < 1e-3);
+        // Monotone fade: never louder than the frame before.
+        assert!(
+            out.chunks(2)
+                .skip(750)
+                .zip(out.chunks(2).skip(751))
+                .all(|(a, b)| b[0] <= a[0])
+        );
+    }
+
+    #[test]
+    fn a_cut_mid_chunk_fades_from_the_next_frame_and_a_short_session_is_untouched() {
+        let (s, out) = run(Some(10.0), 0.1, 300);
+        assert_eq!(s.cut, None);
+        assert!(out.iter().all(|&x| x == 1.0) && out.len() == 600);
+        let (mut s, _) = run(None, 0.1, 100);
+        s.cut(Cut::Preempt);
+        let mut chunk = vec![1.0f32; 2 * 200];
+        let keep = s.apply_fades(&mut chunk, 2);
+        assert_eq!(keep, 100);
+        assert_eq!(chunk[0], 1.0);
+        assert!(chunk[2 * 99] < 1e-2);
+        assert!(s.faded_out());
+    }
+}

@@ -46,3 +46,35 @@ fn noise_named_mp3_and_missing_file_are_errors() {
     assert!(matches!(err, MediaError::Io { .. }), "{err}");
     assert!(err.to_string().contains("absent.mp3"), "{err}");
 }
+
+fn decode(name: &str, rate: u32, channels: u16) -> Vec<f32> {
+    let mut s = loa::media::DecodedStream::open(&fixture(name), rate, channels).unwrap();
+    let mut out = Vec::new();
+    let mut buf = vec![0f32; 4096];
+    loop {
+        let n = s.read(&mut buf);
+        if n == 0 {
+            return out;
+        }
+        out.extend_from_slice(&buf[..n]);
+    }
+}
+
+#[test]
+fn stereo_to_mono_averages_both_channels_and_mono_to_stereo_duplicates() {
+    // tone.ogg has a different tone in each channel; the mono version carries both.
+    let stereo = decode("tone.ogg", 32000, 2);
+    let mono = decode("tone.ogg", 32000, 1);
+    assert_eq!(stereo.len(), mono.len() * 2);
+    for (m, lr) in mono.iter().zip(stereo.chunks_exact(2)) {
+        assert!((m - (lr[0] + lr[1]) / 2.0).abs() < 1e-6);
+    }
+    let up = decode("tone.mp3", 48000, 2);
+    let native = decode("tone.mp3", 48000, 1);
+    assert_eq!(up.len(), native.len() * 2);
+    assert!(
+        up.chunks_exact(2)
+            .zip(&native)
+            .all(|(f, x)| f[0] == *x && f[1] == *x)
+    );
+}
