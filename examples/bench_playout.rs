@@ -256,23 +256,21 @@ fn start_offset_child(args: &[String]) -> R<()> {
     }
     let mut done = 0;
     while done < starts {
-        match ev.recv_timeout(Duration::from_secs(30))? {
-            PlayerEvent::Finished {
-                evidence,
-                airing_id,
-                ..
-            } => {
-                done += 1;
-                let i: i64 = airing_id[1..].parse()?;
-                let sched = first + chrono::Duration::milliseconds(i * spacing);
-                if let Some(t) = evidence.first_sample_at {
-                    println!(
-                        "started_offset_ms {}",
-                        (t - sched).num_microseconds().unwrap_or(0) as f64 / 1000.0
-                    );
-                }
+        if let PlayerEvent::Finished {
+            evidence,
+            airing_id,
+            ..
+        } = ev.recv_timeout(Duration::from_secs(30))?
+        {
+            done += 1;
+            let i: i64 = airing_id[1..].parse()?;
+            let sched = first + chrono::Duration::milliseconds(i * spacing);
+            if let Some(t) = evidence.first_sample_at {
+                println!(
+                    "started_offset_ms {}",
+                    (t - sched).num_microseconds().unwrap_or(0) as f64 / 1000.0
+                );
             }
-            _ => {}
         }
     }
     p.shutdown()?;
