@@ -315,6 +315,7 @@ fn player_render(mp3: &Path, out: &Path, cache: &Path) -> R<f64> {
         channels: Some(2),
         pacing: Pacing::AsFastAsPossible,
         latency_ms: None,
+        underrun_wait_ms: None,
     };
     let loud = LoudnessSettings {
         cache_dir: Some(cache.to_path_buf()),

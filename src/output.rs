@@ -25,8 +25,9 @@ pub const DEFAULT_QUEUE_CHUNKS: usize = 8;
 /// When a session's queue runs dry mid-session, the card callback waits this long for the player
 /// before it plays silence: a late sample beats a gap. In steady state the queue is never dry
 /// (the player stays [`DEFAULT_QUEUE_CHUNKS`] ahead); on an unclocked sink (ALSA `file` plugin)
-/// this is what keeps the capture sample-exact.
-pub const UNDERRUN_WAIT_MS: u64 = 20;
+/// this is what keeps the capture sample-exact (tests raise it: a loaded CI machine can stall the
+/// producer longer than an unclocked sink is willing to wait).
+pub const DEFAULT_UNDERRUN_WAIT_MS: u64 = 20;
 /// A write that cannot queue anything for this long means the device stopped consuming.
 pub const DEFAULT_STALL_SECS: f64 = 3.0;
 /// The sound card buffer asked for: 50 ms, as rodio does by default.
@@ -95,6 +96,9 @@ pub struct OutputConfig {
     /// Delay from handing a sample to the sound card until it is heard, used to place the first
     /// sample on the scheduled instant; `None`: the card buffer length.
     pub latency_ms: Option<f64>,
+    /// How long the card callback waits for a late chunk before playing silence;
+    /// `None`: [`DEFAULT_UNDERRUN_WAIT_MS`].
+    pub underrun_wait_ms: Option<u64>,
 }
 
 impl OutputConfig {
@@ -106,6 +110,7 @@ impl OutputConfig {
             channels: None,
             pacing: Pacing::RealTime,
             latency_ms: None,
+            underrun_wait_ms: None,
         }
     }
 }
@@ -250,6 +255,7 @@ struct FeedSource {
     rate: NonZero<u32>,
     channels: NonZero<u16>,
     latency: Duration,
+    underrun_wait: Duration,
     state: FeedState,
     chunk: Vec<f32>,
     pos: usize,
@@ -305,10 +311,7 @@ impl FeedSource {
                 }
                 FeedState::Idle | FeedState::Playing => {
                     let got = match self.state {
-                        FeedState::Playing => self
-                            .rx
-                            .recv_timeout(Duration::from_millis(UNDERRUN_WAIT_MS))
-                            .ok(),
+                        FeedState::Playing => self.rx.recv_timeout(self.underrun_wait).ok(),
                         _ => self.rx.try_recv().ok(),
                     };
                     match got {
@@ -457,6 +460,9 @@ impl DeviceOutput {
             rate,
             channels,
             latency,
+            underrun_wait: Duration::from_millis(
+                config.underrun_wait_ms.unwrap_or(DEFAULT_UNDERRUN_WAIT_MS),
+            ),
             state: FeedState::Idle,
             chunk: Vec::new(),
             pos: 0,

@@ -50,6 +50,8 @@ fn what_reaches_alsa_equals_the_decoded_files_after_gain_for_every_format() {
         "--channels",
         "2",
         "--json",
+        "--underrun-wait-ms",
+        "2000",
         "--cache-dir",
     ];
     let cache_s = cache.display().to_string();

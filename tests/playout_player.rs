@@ -25,6 +25,7 @@ fn player(
         channels: Some(2),
         pacing,
         latency_ms: None,
+        underrun_wait_ms: None,
     };
     let loudness = LoudnessSettings {
         cache_dir: Some(cache.to_path_buf()),

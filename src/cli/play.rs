@@ -65,6 +65,10 @@ pub struct PlayArgs {
     /// Device latency used to place the first sample on time (default: the card buffer).
     #[arg(long)]
     pub latency_ms: Option<f64>,
+    /// How long the sound card callback waits for a late chunk before playing silence (raise it
+    /// for unclocked sinks such as ALSA's `file` plugin).
+    #[arg(long)]
+    pub underrun_wait_ms: Option<u64>,
     /// Print the evidence as JSON.
     #[arg(long)]
     pub json: bool,
@@ -199,6 +203,7 @@ pub fn run(args: PlayArgs) -> anyhow::Result<ExitCode> {
         channels: args.channels,
         pacing: Pacing::RealTime,
         latency_ms: args.latency_ms,
+        underrun_wait_ms: args.underrun_wait_ms,
     };
     let config = PlayerConfig::new(output, args.loudness.settings());
     let start_at = args.at.unwrap_or_else(Utc::now);

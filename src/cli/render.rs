@@ -42,6 +42,7 @@ pub fn run(args: RenderArgs) -> anyhow::Result<ExitCode> {
         channels: Some(args.channels),
         pacing: Pacing::AsFastAsPossible,
         latency_ms: None,
+        underrun_wait_ms: None,
     };
     let config = PlayerConfig::new(output, args.loudness.settings());
     let report = air_once(config, args.files, Utc::now(), args.max_secs)?;
