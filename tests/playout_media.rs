@@ -78,3 +78,36 @@ fn stereo_to_mono_averages_both_channels_and_mono_to_stereo_duplicates() {
             .all(|(f, x)| f[0] == *x && f[1] == *x)
     );
 }
+
+#[test]
+fn loudness_is_measured_once_per_content_and_the_cache_survives_a_restart() {
+    use loa::loudness::{CACHE_FILE_NAME, LoudnessCache};
+    let dir = tempfile::tempdir().unwrap();
+    let cache_dir = dir.path().join("cache");
+    let a = dir.path().join("a.flac");
+    let b = dir.path().join("b.flac"); // same bytes, other name
+    std::fs::copy(fixture("tone.flac"), &a).unwrap();
+    std::fs::copy(fixture("tone.flac"), &b).unwrap();
+    let mut cache = LoudnessCache::open(Some(&cache_dir));
+    let (m1, measured) = cache.measure(&a).unwrap();
+    assert!(measured);
+    assert!(cache_dir.join(CACHE_FILE_NAME).exists());
+    let (m2, measured) = cache.measure(&b).unwrap();
+    assert!(!measured, "a copy was measured again");
+    assert_eq!(m1, m2);
+    // A new process (reopened cache) does not measure again either.
+    let mut reopened = LoudnessCache::open(Some(&cache_dir));
+    assert_eq!(reopened.len(), 1);
+    assert!(!reopened.measure(&a).unwrap().1);
+    // Different content under the same name is measured afresh.
+    std::fs::copy(fixture("tone.ogg"), &a).unwrap();
+    let (m3, measured) = reopened.measure(&a).unwrap();
+    assert!(measured && m3.sha256 != m1.sha256);
+    // A corrupt cache file is treated as empty, not as an error.
+    std::fs::write(cache_dir.join(CACHE_FILE_NAME), b"{not json").unwrap();
+    assert!(LoudnessCache::open(Some(&cache_dir)).is_empty());
+    // Truncated files get no entry and stay an error.
+    let mut c = LoudnessCache::open(None);
+    assert!(c.measure(&fixture("truncated.mp3")).is_err());
+    assert!(c.is_empty());
+}
