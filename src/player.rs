@@ -419,7 +419,7 @@ impl PlayLoop {
             let real_time = self.out.as_ref().is_none_or(|o| o.real_time());
             let wait = match self.queue.first() {
                 None => None,
-                Some(p) if !real_time => Some(Duration::ZERO).filter(|_| !p.items.is_empty()),
+                Some(_) if !real_time => Some(Duration::ZERO),
                 Some(p) => {
                     let due = to_instant(p.session.start_at);
                     let preroll = Duration::from_secs_f64(self.cfg.preroll_secs.max(0.0));
@@ -579,14 +579,16 @@ impl PlayLoop {
             reasons.push(e);
         }
         let aired = session.meter.frames() > 0;
-        let outcome = match (session.cut, aired) {
-            (_, false) => PlayOutcome::Failed,
-            (Some(Cut::Preempt), true) => PlayOutcome::Preempted,
-            (Some(Cut::Stop | Cut::Shutdown), true) => PlayOutcome::Stopped,
-            (Some(Cut::HardStop), true) => PlayOutcome::HardStopped,
-            (None, true) if reasons.is_empty() => PlayOutcome::Complete,
-            (None, true) => PlayOutcome::Partial,
+        let outcome = match session.cut {
+            // Cut (even before its first sample, e.g. stopped during pre-roll).
+            Some(c) if aired || reasons.is_empty() => cut_outcome(c),
+            _ if !aired => PlayOutcome::Failed,
+            None if reasons.is_empty() => PlayOutcome::Complete,
+            _ => PlayOutcome::Partial,
         };
+        if !aired && reasons.is_empty() && session.cut.is_none() {
+            reasons.push("the session has no playable items".into());
+        }
         match session.cut {
             Some(Cut::HardStop) => reasons.insert(
                 0,
