@@ -123,20 +123,17 @@ fn start_offset(starts: usize, spacing_ms: u64) -> R<()> {
     let mut pipe = parec.stdout.take().ok_or("no parec stdout")?;
     let reader = std::thread::spawn(move || {
         let mut data = Vec::new();
-        let mut origin: Option<chrono::DateTime<Utc>> = None;
+        // (frames read so far, when): the newest frame read was captured no later than `when`.
+        let mut reads: Vec<(u64, chrono::DateTime<Utc>)> = Vec::new();
         let mut buf = vec![0u8; 4096];
         while let Ok(n) = pipe.read(&mut buf) {
             if n == 0 {
                 break;
             }
             data.extend_from_slice(&buf[..n]);
-            // The newest sample read was captured no later than now: the stream's time origin is
-            // at most now - frames/rate; the tightest (earliest) bound over all reads wins.
-            let frames = (data.len() / 4) as f64;
-            let o = Utc::now() - chrono::Duration::microseconds((frames / 44100.0 * 1e6) as i64);
-            origin = Some(origin.map_or(o, |p| p.min(o)));
+            reads.push(((data.len() / 4) as u64, Utc::now()));
         }
-        (data, origin)
+        (data, reads)
     });
     std::thread::sleep(Duration::from_millis(500));
     let first = Utc::now() + chrono::Duration::seconds(2);
@@ -157,10 +154,24 @@ fn start_offset(starts: usize, spacing_ms: u64) -> R<()> {
         libc::kill(parec.id() as i32, libc::SIGINT);
     }
     let _ = parec.wait();
-    let (data, origin) = reader.join().map_err(|_| "reader")?;
+    let (data, reads) = reader.join().map_err(|_| "reader")?;
+    if reads.is_empty() {
+        return Err("parec captured nothing".into());
+    }
+    // When frame `f` was captured: the tightest bound from reads within the next 2 s (local, so
+    // capture drops or clock drift over the run do not accumulate).
+    let captured_at = |f: u64| -> chrono::DateTime<Utc> {
+        reads
+            .iter()
+            .filter(|(n, _)| *n > f && *n <= f + 88200)
+            .map(|(n, t)| {
+                *t - chrono::Duration::microseconds(((n - f) as f64 / 44100.0 * 1e6) as i64)
+            })
+            .min()
+            .unwrap_or(reads[reads.len() - 1].1)
+    };
     let _ = pa.kill();
     let _ = pa.wait();
-    let origin = origin.ok_or("parec captured nothing")?;
     let software: Vec<f64> = String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter_map(|l| {
@@ -185,7 +196,7 @@ fn start_offset(starts: usize, spacing_ms: u64) -> R<()> {
     }
     let mut abs_ms = Vec::new();
     for (i, &o) in onsets.iter().enumerate() {
-        let heard = origin + chrono::Duration::microseconds((o as f64 / 44100.0 * 1e6) as i64);
+        let heard = captured_at(o as u64);
         // Match to the nearest scheduled instant.
         let k =
             ((heard - first).num_microseconds().unwrap_or(0) as f64 / 1000.0 / spacing_ms as f64)
