@@ -33,6 +33,8 @@ pub const DEFAULT_PREROLL_SECS: f64 = 0.5;
 /// Fade-out for a stop, a preemption or a hard stop (short enough to be a cut, long enough not
 /// to click).
 pub const DEFAULT_FADE_SECS: f64 = 0.5;
+/// Longest sleep between looks at the wall clock while waiting for a start.
+const MAX_WAIT: Duration = Duration::from_secs(1);
 /// Commands waiting for the player thread.
 pub const COMMAND_QUEUE: usize = 64;
 /// Events waiting for the daemon; the player blocks when this many are unread, so read them.
@@ -159,9 +161,15 @@ enum Msg {
     Shutdown,
 }
 
+/// Airings loaded but not yet prepared → a stop/preemption that arrived meanwhile. Shared by the
+/// handle (inserts on load, notes cuts) and the play thread (removes when the airing is prepared),
+/// so a stop right after a load is never lost, whichever thread it reaches first.
+type Pending = std::sync::Arc<std::sync::Mutex<HashMap<String, Option<Cut>>>>;
+
 /// Sends commands to the player thread. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct PlayerHandle {
+    pending: Pending,
     prep_tx: SyncSender<Msg>,
     play_tx: SyncSender<Msg>,
     threads: std::sync::Arc<std::sync::Mutex<Vec<JoinHandle<()>>>>,
@@ -177,6 +185,9 @@ impl PlayerHandle {
     /// Queue a session. Its files are hashed and measured now (cache hits are instant); it plays
     /// at `start_at`, or after the session before it if that one is still on air.
     pub fn load(&self, session: Session) -> Result<(), PlayerError> {
+        if let Ok(mut m) = self.pending.lock() {
+            m.insert(session.airing_id.clone(), None);
+        }
         self.prep_tx
             .send(Msg::Load(session))
             .map_err(|_| PlayerError::Gone)
@@ -184,6 +195,7 @@ impl PlayerHandle {
 
     /// Fade out and end `airing_id` (on air or queued): outcome `Stopped`.
     pub fn stop(&self, airing_id: &str) -> Result<(), PlayerError> {
+        self.note_cut(airing_id, Cut::Stop);
         self.play_tx
             .send(Msg::Stop(airing_id.to_string()))
             .map_err(|_| PlayerError::Gone)
@@ -192,9 +204,18 @@ impl PlayerHandle {
     /// Fade out and end `airing_id` for a higher-priority airing: outcome `Preempted`, with how
     /// much aired. Load the preempting session right after (its `start_at` may be now).
     pub fn preempt(&self, airing_id: &str) -> Result<(), PlayerError> {
+        self.note_cut(airing_id, Cut::Preempt);
         self.play_tx
             .send(Msg::Preempt(airing_id.to_string()))
             .map_err(|_| PlayerError::Gone)
+    }
+
+    fn note_cut(&self, airing_id: &str, cut: Cut) {
+        if let Ok(mut m) = self.pending.lock()
+            && let Some(slot) = m.get_mut(airing_id)
+        {
+            slot.get_or_insert(cut);
+        }
     }
 
     /// Fade out whatever is on air, finish every queued session (`Stopped`), and join the threads.
@@ -226,6 +247,8 @@ impl Player {
         let (event_tx, event_rx) = sync_channel::<PlayerEvent>(EVENT_QUEUE);
         let (ready_tx, ready_rx) = sync_channel::<Result<(), OutputError>>(1);
 
+        let pending: Pending = Default::default();
+        let play_pending = pending.clone();
         let play_cfg = config.clone();
         let play_events = event_tx.clone();
         let play = std::thread::Builder::new()
@@ -241,7 +264,7 @@ impl Player {
                         return;
                     }
                 };
-                PlayLoop::new(play_cfg, out, play_rx, play_events).run();
+                PlayLoop::new(play_cfg, out, play_rx, play_events, play_pending).run();
             })
             .map_err(PlayerError::Spawn)?;
         match ready_rx.recv() {
@@ -263,6 +286,7 @@ impl Player {
             .map_err(PlayerError::Spawn)?;
         Ok((
             PlayerHandle {
+                pending,
                 prep_tx,
                 play_tx,
                 threads: std::sync::Arc::new(std::sync::Mutex::new(vec![prep, play])),
@@ -379,8 +403,8 @@ struct PlayLoop {
     rx: Receiver<Msg>,
     events: SyncSender<PlayerEvent>,
     queue: Vec<Prepared>,
-    /// Stops/preemptions for sessions not prepared yet.
-    cancelled: HashMap<String, Cut>,
+    /// Airings loaded but not yet prepared, with a stop/preemption that arrived meanwhile.
+    pending: Pending,
     shutting_down: bool,
 }
 
@@ -390,6 +414,7 @@ impl PlayLoop {
         out: Box<dyn Output>,
         rx: Receiver<Msg>,
         events: SyncSender<PlayerEvent>,
+        pending: Pending,
     ) -> Self {
         Self {
             cfg,
@@ -397,7 +422,7 @@ impl PlayLoop {
             rx,
             events,
             queue: Vec::new(),
-            cancelled: HashMap::new(),
+            pending,
             shutting_down: false,
         }
     }
@@ -431,9 +456,11 @@ impl PlayLoop {
                     Ok(m) => Some(m),
                     Err(_) => return,
                 },
-                Some(w) if w > Duration::ZERO => match self.rx.recv_timeout(w) {
+                // Re-read the wall clock at least every second while waiting, so a clock step
+                // (NTP) moves the start with it.
+                Some(w) if w > Duration::ZERO => match self.rx.recv_timeout(w.min(MAX_WAIT)) {
                     Ok(m) => Some(m),
-                    Err(RecvTimeoutError::Timeout) => None,
+                    Err(RecvTimeoutError::Timeout) => continue,
                     Err(RecvTimeoutError::Disconnected) => return,
                 },
                 Some(_) => match self.rx.try_recv() {
@@ -457,7 +484,11 @@ impl PlayLoop {
     fn handle_idle(&mut self, m: Msg) {
         match m {
             Msg::Prepared(p) => {
-                if let Some(cut) = self.cancelled.remove(&p.session.airing_id) {
+                let cut = match self.pending.lock() {
+                    Ok(mut m) => m.remove(&p.session.airing_id).flatten(),
+                    Err(_) => None,
+                };
+                if let Some(cut) = cut {
                     self.finish_unplayed(&p, cut_outcome(cut), "cancelled before it started");
                 } else {
                     self.queue.push(p);
@@ -474,12 +505,9 @@ impl PlayLoop {
                     self.finish_unplayed(&p, outcome, "cancelled before it started");
                 }
             }
-            Msg::Stop(id) => {
-                self.cancelled.insert(id, Cut::Stop);
-            }
-            Msg::Preempt(id) => {
-                self.cancelled.insert(id, Cut::Preempt);
-            }
+            // Not on air, not queued: still being prepared (the handle noted the cut in `pending`)
+            // or already finished / unknown: nothing to do here.
+            Msg::Stop(_) | Msg::Preempt(_) => {}
             Msg::Shutdown => self.shutting_down = true,
             Msg::Load(_) => {}
         }

@@ -271,6 +271,21 @@ fn a_queued_session_can_be_stopped_before_it_starts_and_starts_are_scheduled() {
         seen.iter()
             .any(|e| matches!(e, PlayerEvent::Started { .. }))
     );
+    // A stop right after a load is never lost, whether it lands during preparation, in the
+    // queue or on air.
+    p.load(session("quick", &["long.mp3"], None)).unwrap();
+    p.stop("quick").unwrap();
+    let (fin, _) = finished(&ev, "quick");
+    let PlayerEvent::Finished {
+        outcome,
+        aired_secs,
+        ..
+    } = fin
+    else {
+        unreachable!()
+    };
+    assert_eq!(outcome, PlayOutcome::Stopped);
+    assert!(aired_secs < 1.0, "{aired_secs}");
     p.stop("later").unwrap();
     let (fin, _) = finished(&ev, "later");
     let PlayerEvent::Finished {
