@@ -1399,6 +1399,13 @@ mod tests {
                 "2019-03-31T03:30:00+02:00",
             ],
         );
+        check(
+            "*/15 2 * * *",
+            &Berlin,
+            "2019-03-31",
+            "2019-03-31",
+            &["2019-03-31T03:00:00+02:00"],
+        );
         // an hourly job loses the nonexistent hour without firing twice
         let hourly = Crontab::parse("0 * * * *").expect("parses");
         let day = hourly.fire_times(&Berlin, date("2019-03-31"), date("2019-03-31"));
@@ -1417,6 +1424,19 @@ mod tests {
                 "2019-10-26T02:30:00+02:00",
                 "2019-10-27T02:30:00+02:00",
                 "2019-10-28T02:30:00+01:00",
+            ],
+        );
+        // a wildcard-minute line fires on the first pass only
+        check(
+            "*/15 2 * * *",
+            &Berlin,
+            "2019-10-27",
+            "2019-10-27",
+            &[
+                "2019-10-27T02:00:00+02:00",
+                "2019-10-27T02:15:00+02:00",
+                "2019-10-27T02:30:00+02:00",
+                "2019-10-27T02:45:00+02:00",
             ],
         );
         let hourly = Crontab::parse("0 * * * *").expect("parses");
