@@ -98,7 +98,7 @@ pub fn index(statuses: &[StationStatus], now: DateTime<Utc>) -> String {
                     .or(l.slot.as_deref())
                     .unwrap_or("thủ công")),
                 l.scheduled_at.format("%H:%M %d/%m"),
-                esc(&l.outcome)
+                outcome_vi(&l.outcome)
             ),
             None => "—".into(),
         };
@@ -135,6 +135,19 @@ pub fn index(statuses: &[StationStatus], now: DateTime<Utc>) -> String {
     }
     b.push_str("</tbody></table><p><a href=\"/api/v1/openapi.json\">API</a> · <a href=\"/metrics\">metrics</a></p>");
     page("loa — trạm", &b)
+}
+
+/// Vietnamese word for a stored outcome name.
+pub fn outcome_vi(outcome: &str) -> String {
+    match outcome {
+        "aired" => "đã phát".into(),
+        "partial" => "phát dở dang".into(),
+        "failed" => "lỗi".into(),
+        "missed" => "bỏ lỡ".into(),
+        "preempted" => "bị ưu tiên chen".into(),
+        "skipped" => "bỏ qua".into(),
+        other => esc(other),
+    }
 }
 
 fn status_class(s: Status) -> &'static str {
