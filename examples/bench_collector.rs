@@ -284,7 +284,9 @@ async fn main() {
     .await;
     let rounds = 3;
     let per_batch = 10;
-    let work: Vec<(usize, Vec<Vec<u8>>, Vec<Vec<u8>>)> = (0..n)
+    // (station index, batch bodies, heartbeat bodies)
+    type Work = (usize, Vec<Vec<u8>>, Vec<Vec<u8>>);
+    let work: Vec<Work> = (0..n)
         .map(|i| {
             let k = key(i);
             let ch = chain(&format!("st{i}"), &k, rounds * per_batch);

@@ -17,14 +17,14 @@ const AIRINGS: usize = 60;
 fn at(i: usize) -> chrono::DateTime<FixedOffset> {
     let tz = FixedOffset::east_opt(7 * 3600).unwrap();
     let day = (i / 2) as u32 % 28 + 1;
-    let h = if i % 2 == 0 { 5 } else { 17 };
+    let h = if i.is_multiple_of(2) { 5 } else { 17 };
     tz.with_ymd_and_hms(2019, 3, day, h, 30, 0).unwrap() + Duration::minutes((i / 56) as i64)
 }
 
 fn plan(station: &str, i: usize) -> PlannedAiring {
     PlannedAiring {
         station: station.into(),
-        slot: if i % 2 == 0 {
+        slot: if i.is_multiple_of(2) {
             "sang".into()
         } else {
             "chieu".into()

@@ -407,12 +407,12 @@ mod tests {
             let mut bad = body.clone();
             let i = pos % bad.len();
             bad[i] = byte;
-            if let Ok(batch) = decode_batch(&bad, 10) {
-                if let Ok(checked) = check_batch("a", &k.verifying_key(), &batch) {
-                    for (c, orig) in checked.iter().zip(&records) {
-                        prop_assert_eq!(&c.bytes, orig.bytes());
-                        prop_assert_eq!(&c.hash, &orig.hash);
-                    }
+            if let Ok(batch) = decode_batch(&bad, 10)
+                && let Ok(checked) = check_batch("a", &k.verifying_key(), &batch)
+            {
+                for (c, orig) in checked.iter().zip(&records) {
+                    prop_assert_eq!(&c.bytes, orig.bytes());
+                    prop_assert_eq!(&c.hash, &orig.hash);
                 }
             }
         }
