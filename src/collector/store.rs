@@ -290,7 +290,7 @@ impl Store {
         }))
     }
 
-    /// Keep the latest heartbeat (by `sent_at`; an older one arriving late is ignored).
+    /// Keep the latest heartbeat of `station` (the last to arrive replaces the previous one).
     pub fn store_heartbeat(
         &mut self,
         station: &str,
