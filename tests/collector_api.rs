@@ -475,3 +475,66 @@ async fn monthly_exports_reconcile_and_verify_offline() {
     assert!(!loa::report::verify_export(&serde_json::to_string(&doc).unwrap(), None).ok());
     srv.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_api_registers_a_station_only_with_the_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = TestStation::new("phuong-a", 1);
+    let mut n = TestStation::new("xa-moi", 3);
+    let reg = write_registry(dir.path(), &[&a]);
+    let db = dir.path().join("collector.db");
+    let clock = Arc::new(ManualClock::new(test_now()));
+    let config = HttpConfig {
+        admin_token: Some("s3cret-token-0123456789".into()),
+        ..HttpConfig::default()
+    };
+    let srv = start(&reg, &db, FixedPlans::default(), config, clock).await;
+    let c = client();
+    let url = format!("{}/api/v1/admin/stations", srv.base);
+    let entry = serde_json::to_vec(&n.raw()).unwrap();
+    let r = c.post(&url).body(entry.clone()).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 401);
+    let r = c
+        .post(&url)
+        .bearer_auth("wrong")
+        .body(entry.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 401);
+    let mut bad = n.raw();
+    bad.public_key = "nope".into();
+    let r = c
+        .post(&url)
+        .bearer_auth("s3cret-token-0123456789")
+        .body(serde_json::to_vec(&bad).unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+    let r = c
+        .post(&url)
+        .bearer_auth("s3cret-token-0123456789")
+        .body(entry)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["created"], true);
+    let rec = n.record(None, at(1, 5), Outcome::Aired, 600.0, 0);
+    let (st, v) = post(
+        &c,
+        &format!("{}/api/v1/stations/xa-moi/records", srv.base),
+        body(&[rec]),
+    )
+    .await;
+    assert_eq!(st, 200, "{v}");
+    assert!(
+        loa::collector::Registry::load(&reg)
+            .unwrap()
+            .get("xa-moi")
+            .is_some()
+    );
+    srv.stop().await;
+}

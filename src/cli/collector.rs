@@ -23,6 +23,10 @@ pub struct CollectorArgs {
     /// Station registry (`[[station]]` id, name, area_code, public_key, schedule).
     #[arg(long, default_value = "collector.toml")]
     pub config: PathBuf,
+    /// File holding the bearer token of the admin API (`POST /api/v1/admin/stations`);
+    /// without it the admin API is disabled.
+    #[arg(long)]
+    pub admin_token_file: Option<PathBuf>,
 }
 
 /// Run `loa collector`.
@@ -44,12 +48,31 @@ pub fn run(args: CollectorArgs) -> anyhow::Result<ExitCode> {
     if let Some(dir) = args.db.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
+    let admin_token = match &args.admin_token_file {
+        Some(p) => {
+            let t = std::fs::read_to_string(p)
+                .with_context(|| format!("reading admin token {}", p.display()))?;
+            let t = t.trim().to_string();
+            if t.len() < 16 {
+                eprintln!(
+                    "loa collector: admin token in {} is shorter than 16 characters",
+                    p.display()
+                );
+                return Ok(ExitCode::from(2));
+            }
+            Some(t)
+        }
+        None => None,
+    };
     let state = AppState::new(
         registry,
         &args.db,
         Arc::new(SystemClock),
         Arc::new(SchedulePlans),
-        HttpConfig::default(),
+        HttpConfig {
+            admin_token,
+            ..HttpConfig::default()
+        },
     )
     .with_context(|| format!("opening database {}", args.db.display()))?;
     let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;

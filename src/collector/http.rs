@@ -52,6 +52,8 @@ pub struct HttpConfig {
     pub max_concurrent_ingest: usize,
     pub ingest_wait_ms: u64,
     pub thresholds: Thresholds,
+    /// Bearer token of `POST /api/v1/admin/stations`; `None` disables the admin API (404).
+    pub admin_token: Option<String>,
 }
 
 impl Default for HttpConfig {
@@ -63,6 +65,7 @@ impl Default for HttpConfig {
             max_concurrent_ingest: DEFAULT_MAX_CONCURRENT_INGEST,
             ingest_wait_ms: DEFAULT_INGEST_WAIT_MS,
             thresholds: Thresholds::default(),
+            admin_token: None,
         }
     }
 }
@@ -778,6 +781,72 @@ async fn dashboard_station(
         .map(axum::response::Html)
 }
 
+#[derive(Serialize)]
+struct AdminAnswer {
+    station: String,
+    created: bool,
+}
+
+/// Constant-time comparison of the presented token with the configured one.
+fn token_matches(presented: &[u8], expected: &[u8]) -> bool {
+    presented.len() == expected.len()
+        && presented
+            .iter()
+            .zip(expected)
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0
+}
+
+async fn admin_register(
+    State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
+    body: Body,
+) -> Result<axum::Json<AdminAnswer>, ApiError> {
+    let Some(expected) = state.inner.config.admin_token.clone() else {
+        return Err(ApiError::NotFound(
+            "the admin API is disabled (start the collector with an admin token)".into(),
+        ));
+    };
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    if !token_matches(presented.as_bytes(), expected.as_bytes()) {
+        return Err(ApiError::UnknownStation(
+            "admin token missing or wrong (Authorization: Bearer <token>)".into(),
+        ));
+    }
+    let bytes = read_body(&state, body).await?;
+    let raw: super::registry::RawStation = decode_json(&bytes).map_err(batch_error)?;
+    let path = state
+        .inner
+        .registry_path
+        .clone()
+        .ok_or_else(|| ApiError::Internal("collector runs without a registry file".into()))?;
+    let st = state.clone();
+    tokio::task::spawn_blocking(move || -> Result<AdminAnswer, ApiError> {
+        let created = super::registry::upsert_file(&path, &raw).map_err(|e| match e {
+            super::registry::RegistryError::Invalid { .. } => {
+                ApiError::BadRequest(e.to_string(), Vec::new())
+            }
+            other => ApiError::Internal(other.to_string()),
+        })?;
+        let fresh = Registry::load(&path).map_err(|e| ApiError::Internal(e.to_string()))?;
+        match st.inner.registry.write() {
+            Ok(mut r) => *r = fresh,
+            Err(e) => *e.into_inner() = fresh,
+        }
+        Ok(AdminAnswer {
+            station: raw.id,
+            created,
+        })
+    })
+    .await
+    .map_err(|e| ApiError::Internal(format!("blocking task: {e}")))?
+    .map(axum::Json)
+}
+
 /// The whole router.
 pub fn router(state: AppState) -> Router {
     let ingest = Router::new()
@@ -787,6 +856,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/stations", get(list_stations))
         .route("/api/v1/stations/{id}", get(get_station))
         .route("/api/v1/stations/{id}/airings", get(get_airings));
+    let admin = Router::new().route("/api/v1/admin/stations", post(admin_register));
     let reports = Router::new().route("/api/v1/reports/{file}", get(get_report));
     let ops = Router::new()
         .route("/healthz", get(healthz))
@@ -800,6 +870,7 @@ pub fn router(state: AppState) -> Router {
         .merge(stations)
         .merge(reports)
         .merge(ops)
+        .merge(admin)
         .merge(dashboard)
         // Bodies are read with our own limit (413 with a JSON answer), so axum's default is lifted.
         .layer(axum::extract::DefaultBodyLimit::disable())
