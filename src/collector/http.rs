@@ -287,7 +287,14 @@ impl IntoResponse for ApiError {
                 )
             }
         };
-        (status, axum::Json(ErrorBody { error: &msg, ack })).into_response()
+        let mut resp = (status, axum::Json(ErrorBody { error: &msg, ack })).into_response();
+        if status == StatusCode::PAYLOAD_TOO_LARGE {
+            // The rest of an oversized body is left unread, so this connection cannot carry
+            // another request: say so, or a pooling client reuses it and gets a torn answer.
+            resp.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+        resp
     }
 }
 
