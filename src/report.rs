@@ -135,7 +135,7 @@ impl PlanSource for SchedulePlans {
             .clone()
             .or_else(|| path.parent().map(|p| p.to_path_buf()))
             .unwrap_or_default();
-        let (st, catalog) = crate::schedule::load(path, &root).map_err(|e| {
+        let (st, catalog) = crate::schedule::load(path, &root, period.from).map_err(|e| {
             let first = e.0.first().map(|x| x.to_string()).unwrap_or_default();
             format!("schedule {} does not load: {e}: {first}", path.display())
         })?;
