@@ -1,5 +1,7 @@
 //! The station daemon (to be written).
 
+pub mod scheduler;
+
 use std::path::PathBuf;
 
 /// Default root of station data directories: `data/<station>` relative to the working directory.
