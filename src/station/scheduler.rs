@@ -398,7 +398,7 @@ mod tests {
 
     #[test]
     fn overlaps_follow_priority_and_start_policy() {
-        let plan = vec![
+        let plan = [
             airing("normal", t(5, 30, 0), Priority::Normal, StartPolicy::Hard),
             airing(
                 "urgent",
