@@ -243,6 +243,8 @@ pub struct Daemon {
     catalog: AudioCatalog,
     plan: Vec<PlannedAiring>,
     plan_to: DateTime<Utc>,
+    /// Start of the first plan window: nothing earlier is ever accounted for by this run.
+    floor: DateTime<Utc>,
     journal: Journal,
     player: Box<dyn Playout>,
     on_air: Option<Airing>,
@@ -294,7 +296,14 @@ impl Daemon {
         let schedule_mtime = std::fs::metadata(&cfg.schedule_path)
             .and_then(|m| m.modified())
             .ok();
+        // First window: from the last alive mark (capped); on the very first start nothing
+        // before now is owed (the station did not exist yet).
+        let floor = match down_since {
+            Some(t) => t.max(now - Duration::days(MAX_LOOKBACK_DAYS)).min(now),
+            None => now,
+        };
         let mut d = Self {
+            floor,
             cfg,
             clock,
             station,
@@ -312,17 +321,14 @@ impl Daemon {
             schedule_mtime,
             output_ok: true,
         };
-        // First window: from the last alive mark (capped), else just the grace before now.
-        let from = match down_since {
-            Some(t) => t.max(now - Duration::days(MAX_LOOKBACK_DAYS)).min(now),
-            None => now - Duration::seconds(i64::from(schedule::DEFAULT_GRACE_SECS)),
-        };
-        d.replan(from, now);
+        d.replan(floor, now);
         d.mark_alive(now)?;
         Ok(d)
     }
 
     fn replan(&mut self, from: DateTime<Utc>, now: DateTime<Utc>) {
+        // Never owe anything from before this run's first window.
+        let from = from.max(self.floor);
         let to = now + Duration::hours(PLAN_AHEAD_HOURS);
         let tz = self.station.timezone;
         let d0 = from.with_timezone(&tz).date_naive();
