@@ -37,6 +37,7 @@ pub mod keys;
 pub mod loudness;
 pub mod media;
 pub mod meter;
+pub mod notify;
 pub mod output;
 pub mod player;
 pub mod reconcile;

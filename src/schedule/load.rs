@@ -1,19 +1,93 @@
-//! (to be written) Reading schedule files and probing the audio they name.
+//! The I/O edge of schedules: reads schedule files, probes the audio they name with
+//! [`crate::media::probe`] into an [`AudioCatalog`], then hands text + catalog + today to the pure
+//! validator.
+//!
+//! **Invariant:** this is the only schedule code that touches the filesystem; it never decides
+//! validity itself, so a file checked here and a text checked in a test follow the same rules.
 
-use super::{AudioCatalog, ScheduleErrors, Station};
+use super::file::{ScheduleError, audio_needs, parse_raw, validate};
+use super::{AudioCatalog, AudioFacts, ScheduleErrors, Station};
+use crate::media::{MediaError, probe};
+use chrono::NaiveDate;
 use std::path::{Path, PathBuf};
 
-/// Load and validate one schedule file; audio paths are relative to `audio_root`.
-pub fn load(path: &Path, audio_root: &Path) -> Result<(Station, AudioCatalog), ScheduleErrors> {
-    let _ = audio_root;
-    super::parse_station(path, "", &AudioCatalog::default()).map(|s| (s, AudioCatalog::default()))
+/// Load and validate one schedule file; audio paths are relative to `audio_root`. `today` is the
+/// station-local date that bounds checks of open-ended windows.
+pub fn load(
+    path: &Path,
+    audio_root: &Path,
+    today: NaiveDate,
+) -> Result<(Station, AudioCatalog), ScheduleErrors> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        ScheduleErrors(vec![ScheduleError {
+            file: path.to_path_buf(),
+            line: 1,
+            column: 1,
+            field: String::new(),
+            message: format!("cannot read the schedule file: {e}"),
+            hint: "check the path and that the file is UTF-8 text".into(),
+        }])
+    })?;
+    let raw = parse_raw(path, &text)?;
+    let catalog = probe_all(audio_root, audio_needs(&raw, today));
+    let station = validate(path, &text, &raw, &catalog, today)?;
+    Ok((station, catalog))
 }
 
-/// Load every `*.toml` in `dir`.
-pub fn load_dir(
-    dir: &Path,
-    audio_root: &Path,
-) -> Vec<(PathBuf, Result<(Station, AudioCatalog), ScheduleErrors>)> {
-    let _ = (dir, audio_root);
-    Vec::new()
+/// Probe every file of `needs` under `root`; missing files are left out of the catalog.
+pub fn probe_all(root: &Path, needs: impl IntoIterator<Item = PathBuf>) -> AudioCatalog {
+    let mut catalog = AudioCatalog {
+        root: root.to_path_buf(),
+        ..AudioCatalog::default()
+    };
+    for rel in needs {
+        let full = root.join(&rel);
+        if !full.is_file() {
+            continue;
+        }
+        let facts = match probe(&full) {
+            Ok(m) => AudioFacts::Playable {
+                duration_secs: m.duration_secs,
+            },
+            Err(MediaError::Undecodable { reason, .. }) => AudioFacts::Undecodable(reason),
+            Err(MediaError::Io { source, .. }) => AudioFacts::Undecodable(source.to_string()),
+        };
+        catalog.files.insert(rel, facts);
+    }
+    catalog
+}
+
+/// What loading one file gave: the validated station and its audio catalog, or every problem.
+pub type Loaded = Result<(Station, AudioCatalog), ScheduleErrors>;
+
+/// Load every `*.toml` in `dir` (sorted by name). A directory that cannot be read yields one
+/// entry with the error.
+pub fn load_dir(dir: &Path, audio_root: &Path, today: NaiveDate) -> Vec<(PathBuf, Loaded)> {
+    let mut files: Vec<PathBuf> = match std::fs::read_dir(dir) {
+        Ok(rd) => rd
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "toml") && p.is_file())
+            .collect(),
+        Err(e) => {
+            return vec![(
+                dir.to_path_buf(),
+                Err(ScheduleErrors(vec![ScheduleError {
+                    file: dir.to_path_buf(),
+                    line: 1,
+                    column: 1,
+                    field: String::new(),
+                    message: format!("cannot read the schedule directory: {e}"),
+                    hint: "check the path".into(),
+                }])),
+            )];
+        }
+    };
+    files.sort();
+    files
+        .into_iter()
+        .map(|p| {
+            let r = load(&p, audio_root, today);
+            (p, r)
+        })
+        .collect()
 }

@@ -19,9 +19,11 @@ use std::path::PathBuf;
 
 use crate::crontab::Crontab;
 
-pub use file::{ScheduleError, ScheduleErrors, parse_station};
+pub use file::{
+    PROGRAM_REF_PREFIX, ScheduleError, ScheduleErrors, check_window, parse_station, resolve_episode,
+};
 pub use load::{load, load_dir};
-pub use plan::{PlannedAiring, expand};
+pub use plan::{PlannedAiring, expand, expand_between};
 
 /// Default station time zone: Vietnam has one zone and no DST.
 pub const DEFAULT_TIMEZONE: &str = "Asia/Ho_Chi_Minh";
@@ -197,6 +199,8 @@ pub struct Station {
 /// core. Keys are paths relative to the audio root, as written in schedules.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct AudioCatalog {
+    /// The audio root the keys are relative to (for messages only).
+    pub root: PathBuf,
     pub files: BTreeMap<PathBuf, AudioFacts>,
 }
 

@@ -1,7 +1,15 @@
-//! (to be written) Expansion of a station's schedule into planned airings.
+//! Expansion of a validated station's schedule into planned airings.
+//!
+//! **Invariant:** pure and deterministic: the same station, catalog and range always give the same
+//! airings in the same order (instant, then priority high→low, then slot id). The station daemon,
+//! `loa plan` and the collector's report all call this, so they agree on what was planned.
 
-use super::{AudioCatalog, Priority, RelaySpec, StartPolicy, Station};
-use chrono::{DateTime, FixedOffset, NaiveDate};
+use super::file::resolve_episode;
+use super::{
+    AudioCatalog, AudioFacts, ItemRef, Priority, ProgramAudio, RelaySpec, Slot, SlotContent,
+    StartPolicy, Station,
+};
+use chrono::{DateTime, Datelike, FixedOffset, NaiveDate, Utc};
 use std::path::PathBuf;
 
 /// One planned airing.
@@ -9,15 +17,23 @@ use std::path::PathBuf;
 pub struct PlannedAiring {
     pub station: String,
     pub slot: String,
+    /// The program the airing is filed under (the slot's `program`, else, for a playlist, its
+    /// first program item).
     pub program: Option<String>,
+    /// Report category: that program's category, `relay` for a relay without `program`, else
+    /// `other`.
     pub category: String,
+    /// Station-local instant with its UTC offset.
     pub at: DateTime<FixedOffset>,
-    /// Files in airing order (for a relay: the fallback playlist), relative to the audio root.
+    /// Files in airing order (for a relay: the fallback playlist), relative to the audio root;
+    /// episodes resolved for the airing's local month.
     pub items: Vec<PathBuf>,
+    /// Planned length: sum of the items' durations (relay: its minutes), capped at `max_secs`.
     pub planned_secs: f64,
     pub priority: Priority,
     pub start: StartPolicy,
     pub grace_secs: u32,
+    /// Hard stop, seconds after `at`.
     pub max_secs: u32,
     pub relay: Option<RelaySpec>,
 }
@@ -33,14 +49,177 @@ impl PlannedAiring {
                 .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
         )
     }
+
+    /// `relay` or `file`: where the sound comes from (for reports: relayed vs own production).
+    pub fn source(&self) -> &'static str {
+        if self.relay.is_some() {
+            "relay"
+        } else {
+            "file"
+        }
+    }
 }
 
-/// Planned airings whose local date lies in `from..=to`, in order of instant.
+/// Planned airings whose local date lies in `from..=to`, in order of instant, then priority
+/// (highest first), then slot id.
 pub fn expand(
-    _station: &Station,
-    _catalog: &AudioCatalog,
-    _from: NaiveDate,
-    _to: NaiveDate,
+    station: &Station,
+    catalog: &AudioCatalog,
+    from: NaiveDate,
+    to: NaiveDate,
 ) -> Vec<PlannedAiring> {
-    Vec::new()
+    let mut out = Vec::new();
+    for slot in &station.slots {
+        slot_airings(station, slot, catalog, from, to, &mut out);
+    }
+    sort_airings(&mut out);
+    out
+}
+
+/// Planned airings starting in `from..to` (UTC instants, end exclusive), in the order of
+/// [`expand`]. For the daemon, which thinks in instants rather than local dates.
+pub fn expand_between(
+    station: &Station,
+    catalog: &AudioCatalog,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Vec<PlannedAiring> {
+    if to <= from {
+        return Vec::new();
+    }
+    // Local dates covering the range, one day of margin either side for any offset.
+    let d0 = from.with_timezone(&station.timezone).date_naive();
+    let d1 = to.with_timezone(&station.timezone).date_naive();
+    let d0 = d0.pred_opt().unwrap_or(d0);
+    let d1 = d1.succ_opt().unwrap_or(d1);
+    let mut out = expand(station, catalog, d0, d1);
+    out.retain(|a| a.at >= from && a.at < to);
+    out
+}
+
+fn sort_airings(out: &mut [PlannedAiring]) {
+    out.sort_by(|a, b| {
+        a.at.cmp(&b.at)
+            .then(b.priority.cmp(&a.priority))
+            .then_with(|| a.slot.cmp(&b.slot))
+    });
+}
+
+/// Resolve a playlist for a local date: program references become their file or that month's
+/// episode.
+pub fn resolve_items(station: &Station, list: &[ItemRef], date: NaiveDate) -> Vec<PathBuf> {
+    list.iter()
+        .filter_map(|item| match item {
+            ItemRef::File(f) => Some(f.clone()),
+            ItemRef::Program(pid) => station.programs.get(pid).map(|p| match &p.audio {
+                ProgramAudio::File(f) => f.clone(),
+                ProgramAudio::Episodes(pattern) => resolve_episode(pattern, date),
+            }),
+        })
+        .collect()
+}
+
+/// Sum of the catalog durations of `items` (unknown or undecodable files count 0).
+pub fn total_secs(items: &[PathBuf], catalog: &AudioCatalog) -> f64 {
+    items
+        .iter()
+        .map(|f| match catalog.files.get(f) {
+            Some(AudioFacts::Playable { duration_secs }) => *duration_secs,
+            _ => 0.0,
+        })
+        .sum()
+}
+
+/// The program an airing of `slot` is filed under, and its category.
+fn filing(station: &Station, slot: &Slot) -> (Option<String>, String) {
+    let list: &[ItemRef] = match &slot.content {
+        SlotContent::Playlist(v) => v,
+        SlotContent::Relay(r) => &r.fallback,
+    };
+    let is_relay = matches!(slot.content, SlotContent::Relay(_));
+    // A relay is filed under its `program` only when the slot says so: its fallback is not what
+    // normally airs.
+    let program = slot.program.clone().or_else(|| {
+        list.iter().filter(|_| !is_relay).find_map(|i| match i {
+            ItemRef::Program(p) => Some(p.clone()),
+            ItemRef::File(_) => None,
+        })
+    });
+    let category = match program.as_ref().and_then(|p| station.programs.get(p)) {
+        Some(p) => p.category.clone(),
+        None if is_relay => "relay".into(),
+        None => "other".into(),
+    };
+    (program, category)
+}
+
+/// Append the airings of one slot whose local date lies in `from..=to` (clipped to the slot's
+/// validity window), in order of instant.
+pub(crate) fn slot_airings(
+    station: &Station,
+    slot: &Slot,
+    catalog: &AudioCatalog,
+    from: NaiveDate,
+    to: NaiveDate,
+    out: &mut Vec<PlannedAiring>,
+) {
+    let from = slot.from.map_or(from, |f| f.max(from));
+    let to = slot.until.map_or(to, |u| u.min(to));
+    if from > to {
+        return;
+    }
+    let mut times: Vec<DateTime<FixedOffset>> = Vec::new();
+    for c in &slot.cron {
+        times.extend(
+            c.fire_times(&station.timezone, from, to)
+                .into_iter()
+                .map(|t| t.fixed_offset()),
+        );
+    }
+    if slot.cron.len() > 1 {
+        times.sort();
+        times.dedup();
+    }
+    if times.is_empty() {
+        return;
+    }
+    let (program, category) = filing(station, slot);
+    let max_secs = slot.max_minutes.saturating_mul(60);
+    let (list, relay): (&[ItemRef], Option<&RelaySpec>) = match &slot.content {
+        SlotContent::Playlist(v) => (v, None),
+        SlotContent::Relay(r) => (&r.fallback, Some(r)),
+    };
+    // Items and length only change with the month (episodes): resolve once per month.
+    let mut cached: Option<((i32, u32), Vec<PathBuf>, f64)> = None;
+    out.reserve(times.len());
+    for at in times {
+        let date = at.date_naive();
+        let ym = (date.year(), date.month());
+        let hit = matches!(&cached, Some((k, _, _)) if *k == ym);
+        if !hit {
+            let items = resolve_items(station, list, date);
+            let secs = match relay {
+                Some(r) => f64::from(r.minutes.saturating_mul(60)),
+                None => total_secs(&items, catalog),
+            };
+            cached = Some((ym, items, secs.min(f64::from(max_secs))));
+        }
+        let Some((_, items, planned_secs)) = &cached else {
+            continue;
+        };
+        out.push(PlannedAiring {
+            station: station.id.clone(),
+            slot: slot.id.clone(),
+            program: program.clone(),
+            category: category.clone(),
+            at,
+            items: items.clone(),
+            planned_secs: *planned_secs,
+            priority: slot.priority,
+            start: slot.start,
+            grace_secs: slot.grace_secs,
+            max_secs,
+            relay: relay.cloned(),
+        });
+    }
 }
