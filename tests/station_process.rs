@@ -52,8 +52,19 @@ impl Site {
     fn schedule_path(&self, id: &str) -> PathBuf {
         self.schedules().join(format!("{id}.toml"))
     }
-    /// Write a schedule whose one slot fires per `cron` (6 fields, seconds first) playing `file`.
-    fn write_schedule(&self, id: &str, cron: &str, file: &str) {
+    /// Write a schedule whose one slot fires every `step_secs` seconds during the next few
+    /// minutes (schedules may fire at most 1440 times a day, so the seconds field is confined to
+    /// the current and next minutes, in the station's zone, UTC+7) playing `file`.
+    fn write_schedule(&self, id: &str, step_secs: u32, file: &str) {
+        use chrono::Timelike;
+        let now = chrono::Utc::now() + chrono::Duration::hours(7);
+        let cron = (0..4)
+            .map(|i| {
+                let t = now + chrono::Duration::minutes(i);
+                format!("\"*/{step_secs} {} {} * * *\"", t.minute(), t.hour())
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
         std::fs::create_dir_all(self.schedules()).unwrap();
         let text = format!(
             r#"id = "{id}"
@@ -68,7 +79,7 @@ file = "{file}"
 
 [[slots]]
 id = "tick"
-cron = "{cron}"
+cron = [{cron}]
 play = ["program:tin"]
 start = "soft"
 grace_secs = 2
@@ -123,7 +134,9 @@ max_minutes = 1
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .unwrap();
-        Station { child, log }
+        let s = Station { child, log };
+        s.wait_log("journal open", Duration::from_secs(10));
+        s
     }
     fn records(&self, id: &str) -> Vec<AiringRecord> {
         journal::read_all(&journal::journal_dir(&self.data(id)))
@@ -247,7 +260,7 @@ fn two_stations_air_and_every_record_arrives_once() {
     let ids = ["phuong-a", "phuong-b"];
     let mut keys = Vec::new();
     for id in ids {
-        site.write_schedule(id, "*/3 * * * * *", "tone1.wav");
+        site.write_schedule(id, 3, "tone1.wav");
         let k = site.keygen(id);
         coll.c.register(id, k);
         keys.push(k);
@@ -297,7 +310,7 @@ fn kill_9_during_an_airing_then_restart_records_it_partial_once() {
     let site = Site::new();
     let coll = collector();
     let id = "phuong-crash";
-    site.write_schedule(id, "*/6 * * * * *", "tone4.wav");
+    site.write_schedule(id, 6, "tone4.wav");
     let key = site.keygen(id);
     coll.c.register(id, key);
     let s = site.start(id, &coll.url);
@@ -332,7 +345,7 @@ fn kill_9_during_an_airing_then_restart_records_it_partial_once() {
 fn kill_9_while_shipping_a_backlog_then_everything_arrives_once() {
     let site = Site::new();
     let id = "phuong-ship";
-    site.write_schedule(id, "*/2 * * * * *", "tone1.wav");
+    site.write_schedule(id, 2, "tone1.wav");
     let key = site.keygen(id);
     // Collector down: records pile up.
     let dead = {
@@ -368,7 +381,7 @@ fn invalid_edit_while_running_keeps_the_old_schedule_airing() {
     let site = Site::new();
     let coll = collector();
     let id = "phuong-edit";
-    site.write_schedule(id, "*/2 * * * * *", "tone1.wav");
+    site.write_schedule(id, 2, "tone1.wav");
     let key = site.keygen(id);
     coll.c.register(id, key);
     let s = site.start(id, &coll.url);

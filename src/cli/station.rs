@@ -86,26 +86,27 @@ pub fn run(args: StationArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(2));
         }
     };
-    let daemon = match Daemon::open(cfg, Arc::new(SystemClock), player) {
-        Ok(d) => d,
-        Err(e @ (StationError::Schedule { .. } | StationError::WrongStation { .. })) => {
-            eprintln!("loa station: refusing to start: {e}");
-            return Ok(ExitCode::from(2));
-        }
-        Err(e) => return Err(e).context("starting the station"),
-    };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .context("starting the async runtime")?;
     rt.block_on(async move {
+        // Signals first: a SIGTERM during start-up must mean "shut down cleanly", not death.
         let (ctl_tx, ctl_rx) = tokio::sync::mpsc::channel(8);
         spawn_signals(ctl_tx)?;
+        let daemon = match Daemon::open(cfg, Arc::new(SystemClock), player) {
+            Ok(d) => d,
+            Err(e @ (StationError::Schedule { .. } | StationError::WrongStation { .. })) => {
+                eprintln!("loa station: refusing to start: {e}");
+                return Ok(ExitCode::from(2));
+            }
+            Err(e) => return Err(e).context("starting the station"),
+        };
         let events = station::bridge_events(events);
-        daemon.run(events, ctl_rx).await.context("station daemon")
-    })?;
-    Ok(ExitCode::SUCCESS)
+        daemon.run(events, ctl_rx).await.context("station daemon")?;
+        Ok(ExitCode::SUCCESS)
+    })
 }
 
 fn spawn_signals(tx: tokio::sync::mpsc::Sender<Control>) -> anyhow::Result<()> {

@@ -119,13 +119,19 @@ pub fn load_schedule(
     cfg: &StationConfig,
     now: DateTime<Utc>,
 ) -> Result<(schedule::Station, AudioCatalog), StationError> {
-    let _ = now;
-    let (st, cat) = schedule::load(&cfg.schedule_path, &cfg.audio_root).map_err(|errors| {
-        StationError::Schedule {
-            path: cfg.schedule_path.clone(),
-            errors,
-        }
-    })?;
+    // Validity windows are checked against the station-local date; the zone is only known after
+    // parsing, and Vietnam's (the default) is used for "today" — one day of slack either way is
+    // harmless for a check that bounds open-ended windows.
+    let today = now
+        .with_timezone(&chrono_tz::Asia::Ho_Chi_Minh)
+        .date_naive();
+    let (st, cat) =
+        schedule::load(&cfg.schedule_path, &cfg.audio_root, today).map_err(|errors| {
+            StationError::Schedule {
+                path: cfg.schedule_path.clone(),
+                errors,
+            }
+        })?;
     if st.id != cfg.station {
         return Err(StationError::WrongStation {
             path: cfg.schedule_path.clone(),
