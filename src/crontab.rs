@@ -15,6 +15,8 @@
 //! Expansion is O(days + firings): the times of day are precomputed and sorted, days are walked
 //! one by one and matched against bitsets; `cron`'s iterator is never used.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::fmt;
 use std::str::FromStr;
 
@@ -23,6 +25,14 @@ use chrono::{
     TimeZone,
 };
 use cron::TimeUnitSpec;
+
+/// Most distinct expressions memoized per thread by [`Crontab::parse`] before the memo is
+/// emptied (a city and its wards use a few dozen distinct lines).
+const PARSE_CACHE_MAX_ENTRIES: usize = 1024;
+
+thread_local! {
+    static PARSE_CACHE: RefCell<HashMap<String, Crontab>> = RefCell::new(HashMap::new());
+}
 
 /// Seconds in a day (times of day are stored as seconds after local midnight).
 const SECS_PER_DAY: u32 = 86_400;
@@ -205,7 +215,26 @@ struct ParsedField {
 impl Crontab {
     /// Parse a crontab expression: 5 fields (`min hour dom month dow`), 6 fields with a leading
     /// seconds field, or one of the `@` macros (`@daily`, …). `@reboot` is rejected.
+    ///
+    /// Successful parses are memoized per thread (stations share a handful of distinct lines and
+    /// the `cron` crate's parser costs microseconds); parsing is pure, so the memo is invisible.
     pub fn parse(expr: &str) -> Result<Self, CrontabError> {
+        if let Some(hit) = PARSE_CACHE.with(|cache| cache.borrow().get(expr).cloned()) {
+            return Ok(hit);
+        }
+        let tab = Self::parse_uncached(expr)?;
+        PARSE_CACHE.with(|cache| {
+            let mut cache = cache.borrow_mut();
+            if cache.len() >= PARSE_CACHE_MAX_ENTRIES {
+                cache.clear();
+            }
+            cache.insert(expr.to_string(), tab.clone());
+        });
+        Ok(tab)
+    }
+
+    /// [`Crontab::parse`] without the per-thread memo (for benchmarks and tests).
+    pub fn parse_uncached(expr: &str) -> Result<Self, CrontabError> {
         let trimmed = expr.trim_start();
         let lead = expr.len() - trimmed.len();
         if trimmed.starts_with('@') {
@@ -1399,6 +1428,13 @@ mod tests {
                 "2019-03-31T03:30:00+02:00",
             ],
         );
+        check(
+            "*/15 2 * * *",
+            &Berlin,
+            "2019-03-31",
+            "2019-03-31",
+            &["2019-03-31T03:00:00+02:00"],
+        );
         // an hourly job loses the nonexistent hour without firing twice
         let hourly = Crontab::parse("0 * * * *").expect("parses");
         let day = hourly.fire_times(&Berlin, date("2019-03-31"), date("2019-03-31"));
@@ -1417,6 +1453,19 @@ mod tests {
                 "2019-10-26T02:30:00+02:00",
                 "2019-10-27T02:30:00+02:00",
                 "2019-10-28T02:30:00+01:00",
+            ],
+        );
+        // a wildcard-minute line fires on the first pass only
+        check(
+            "*/15 2 * * *",
+            &Berlin,
+            "2019-10-27",
+            "2019-10-27",
+            &[
+                "2019-10-27T02:00:00+02:00",
+                "2019-10-27T02:15:00+02:00",
+                "2019-10-27T02:30:00+02:00",
+                "2019-10-27T02:45:00+02:00",
             ],
         );
         let hourly = Crontab::parse("0 * * * *").expect("parses");
@@ -2032,6 +2081,8 @@ mod tests {
                     prop_assert!(!e.message.is_empty() && !e.hint.is_empty());
                 }
                 Ok(tab) => {
+                    let fresh = Crontab::parse_uncached(&expr);
+                    prop_assert_eq!(fresh.as_ref(), Ok(&tab));
                     let from = date(start) + Duration::days(skip);
                     let to = from + Duration::days(len);
                     match zone {

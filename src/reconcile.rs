@@ -1,1 +1,489 @@
-//! (to be written)
+//! Plan vs as-run: every planned occurrence of a station gets a [`Status`] (on time, late by s,
+//! short by s, failed, missed with the station's reason, no record), every record that accounts
+//! for no planned occurrence is listed as unplanned, and [`Totals`] are summed per station, per
+//! category, per source and for the city.
+//!
+//! **Invariant:** pure: the same plan, records and thresholds give the same rows, in plan order
+//! then unplanned by seq; every planned occurrence yields exactly one row and every record at most
+//! one (a later record for the same occurrence supersedes an earlier one).
+
+use chrono::{DateTime, FixedOffset};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap};
+
+use crate::schedule::PlannedAiring;
+use crate::wire::{AiringRecord, Outcome, Source};
+
+/// Default lateness threshold: an airing whose first sample came more than this many seconds
+/// after its planned instant is "late" (a minute is what a listener notices on a loudspeaker).
+pub const DEFAULT_LATE_SECS: f64 = 60.0;
+/// Default shortness tolerance: an airing is "short" when it aired less than planned minus this
+/// (decoder rounding and fades are a few seconds).
+pub const DEFAULT_SHORT_TOLERANCE_SECS: f64 = 5.0;
+
+/// Thresholds of the classification.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Thresholds {
+    pub late_secs: f64,
+    pub short_tolerance_secs: f64,
+}
+
+impl Default for Thresholds {
+    fn default() -> Self {
+        Self {
+            late_secs: DEFAULT_LATE_SECS,
+            short_tolerance_secs: DEFAULT_SHORT_TOLERANCE_SECS,
+        }
+    }
+}
+
+/// What became of a planned occurrence (or that an airing was not planned).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    OnTime,
+    Late,
+    Short,
+    Failed,
+    Missed,
+    NoRecord,
+    Unplanned,
+}
+
+impl Status {
+    /// Vietnamese label used in exports and the dashboard.
+    pub fn label_vi(self) -> &'static str {
+        match self {
+            Status::OnTime => "Phát đúng giờ",
+            Status::Late => "Phát trễ",
+            Status::Short => "Phát thiếu thời lượng",
+            Status::Failed => "Lỗi, không phát được",
+            Status::Missed => "Bỏ lỡ",
+            Status::NoRecord => "Không có bản ghi",
+            Status::Unplanned => "Phát ngoài kế hoạch",
+        }
+    }
+}
+
+/// One row of the reconciliation.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Row {
+    pub station: String,
+    pub occurrence: Option<String>,
+    pub slot: Option<String>,
+    pub program: Option<String>,
+    pub category: String,
+    pub source: Source,
+    pub scheduled_at: DateTime<FixedOffset>,
+    pub actual_start: Option<DateTime<FixedOffset>>,
+    pub planned_secs: f64,
+    pub aired_secs: f64,
+    /// Seconds late (start offset), when the station measured it.
+    pub late_by_secs: Option<f64>,
+    /// Seconds short of the plan, when positive.
+    pub short_by_secs: Option<f64>,
+    pub status: Status,
+    pub outcome: Option<Outcome>,
+    pub reason: Option<String>,
+    pub seq: Option<u64>,
+}
+
+/// Counters over rows.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Totals {
+    pub planned: u64,
+    /// Planned occurrences that went on air at all (on time + late + short).
+    pub aired: u64,
+    pub on_time: u64,
+    pub late: u64,
+    pub short: u64,
+    pub failed: u64,
+    pub missed: u64,
+    pub no_record: u64,
+    pub unplanned: u64,
+    /// Seconds on air, planned and unplanned.
+    pub airtime_secs: f64,
+}
+
+impl Totals {
+    /// Count one row.
+    pub fn add(&mut self, row: &Row) {
+        if row.status != Status::Unplanned {
+            self.planned += 1;
+        }
+        match row.status {
+            Status::OnTime => self.on_time += 1,
+            Status::Late => self.late += 1,
+            Status::Short => self.short += 1,
+            Status::Failed => self.failed += 1,
+            Status::Missed => self.missed += 1,
+            Status::NoRecord => self.no_record += 1,
+            Status::Unplanned => self.unplanned += 1,
+        }
+        if matches!(row.status, Status::OnTime | Status::Late | Status::Short) {
+            self.aired += 1;
+        }
+        self.airtime_secs += row.aired_secs;
+    }
+
+    /// Sum two totals.
+    pub fn merge(&mut self, o: &Totals) {
+        self.planned += o.planned;
+        self.aired += o.aired;
+        self.on_time += o.on_time;
+        self.late += o.late;
+        self.short += o.short;
+        self.failed += o.failed;
+        self.missed += o.missed;
+        self.no_record += o.no_record;
+        self.unplanned += o.unplanned;
+        self.airtime_secs += o.airtime_secs;
+    }
+
+    /// Compliance: planned occurrences aired in full (on time or late) over planned, in percent;
+    /// `None` when nothing was planned.
+    pub fn compliance_pct(&self) -> Option<f64> {
+        (self.planned > 0).then(|| 100.0 * (self.on_time + self.late) as f64 / self.planned as f64)
+    }
+}
+
+/// Totals of a set of rows, overall, per category and per source.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Breakdown {
+    pub totals: Totals,
+    pub by_category: BTreeMap<String, Totals>,
+    pub by_source: BTreeMap<String, Totals>,
+}
+
+impl Breakdown {
+    /// Count one row everywhere.
+    pub fn add(&mut self, row: &Row) {
+        self.totals.add(row);
+        self.by_category
+            .entry(row.category.clone())
+            .or_default()
+            .add(row);
+        self.by_source
+            .entry(source_key(row.source).to_string())
+            .or_default()
+            .add(row);
+    }
+
+    /// Sum another breakdown into this one.
+    pub fn merge(&mut self, o: &Breakdown) {
+        self.totals.merge(&o.totals);
+        for (k, v) in &o.by_category {
+            self.by_category.entry(k.clone()).or_default().merge(v);
+        }
+        for (k, v) in &o.by_source {
+            self.by_source.entry(k.clone()).or_default().merge(v);
+        }
+    }
+}
+
+/// `file` or `relay`.
+pub fn source_key(s: Source) -> &'static str {
+    match s {
+        Source::File => "file",
+        Source::Relay => "relay",
+    }
+}
+
+/// The reconciliation of one station over a period.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct StationReconciliation {
+    pub rows: Vec<Row>,
+    pub breakdown: Breakdown,
+}
+
+fn classify(
+    planned_secs: f64,
+    rec: &AiringRecord,
+    th: &Thresholds,
+) -> (Status, Option<f64>, Option<f64>) {
+    let late = rec.start_offset_ms.map(|ms| ms as f64 / 1000.0);
+    let short = planned_secs - rec.aired_secs;
+    let short_by = (short > 0.0).then_some(short);
+    let status = match rec.outcome {
+        Outcome::Aired | Outcome::Partial => {
+            if short > th.short_tolerance_secs || rec.outcome == Outcome::Partial {
+                Status::Short
+            } else if late.is_some_and(|l| l > th.late_secs) {
+                Status::Late
+            } else {
+                Status::OnTime
+            }
+        }
+        Outcome::Failed => Status::Failed,
+        Outcome::Missed | Outcome::Preempted | Outcome::Skipped => Status::Missed,
+    };
+    (status, late, short_by)
+}
+
+fn default_reason(rec: &AiringRecord) -> Option<String> {
+    match (&rec.reason, rec.outcome) {
+        (Some(r), _) => Some(r.clone()),
+        (None, Outcome::Aired) => None,
+        (None, o) => Some(format!("{o:?}").to_lowercase()),
+    }
+}
+
+/// Reconcile one station: `planned` is the plan for the period (`None` when the plan could not be
+/// loaded: then each record carrying an occurrence counts as planned on the station's word and
+/// "no record" cannot be known), `records` the station's records in the period.
+pub fn reconcile(
+    station: &str,
+    planned: Option<&[PlannedAiring]>,
+    records: &[AiringRecord],
+    th: &Thresholds,
+) -> StationReconciliation {
+    // Latest record per occurrence.
+    let mut by_occ: HashMap<&str, &AiringRecord> = HashMap::new();
+    for r in records {
+        if let Some(o) = r.occurrence.as_deref() {
+            match by_occ.get(o) {
+                Some(prev) if prev.seq > r.seq => {}
+                _ => {
+                    by_occ.insert(o, r);
+                }
+            }
+        }
+    }
+    let mut out = StationReconciliation::default();
+    let mut used: std::collections::HashSet<&str> = std::collections::HashSet::new();
+    let from_record = |r: &AiringRecord, planned_secs: f64, status_override: Option<Status>| {
+        let (status, late, short) = classify(planned_secs, r, th);
+        Row {
+            station: station.to_string(),
+            occurrence: r.occurrence.clone(),
+            slot: r.slot.clone(),
+            program: r.program.clone(),
+            category: r.category.clone(),
+            source: r.source,
+            scheduled_at: r.scheduled_at,
+            actual_start: r.actual_start,
+            planned_secs,
+            aired_secs: r.aired_secs,
+            late_by_secs: late,
+            short_by_secs: short,
+            status: status_override.unwrap_or(status),
+            outcome: Some(r.outcome),
+            reason: default_reason(r),
+            seq: Some(r.seq),
+        }
+    };
+    match planned {
+        Some(plan) => {
+            for p in plan {
+                let key = p.key();
+                let row = match by_occ.get(key.as_str()) {
+                    Some(r) => {
+                        used.insert(r.occurrence.as_deref().unwrap_or_default());
+                        let mut row = from_record(r, p.planned_secs, None);
+                        row.category = p.category.clone();
+                        row
+                    }
+                    None => Row {
+                        station: station.to_string(),
+                        occurrence: Some(key),
+                        slot: Some(p.slot.clone()),
+                        program: p.program.clone(),
+                        category: p.category.clone(),
+                        source: if p.relay.is_some() {
+                            Source::Relay
+                        } else {
+                            Source::File
+                        },
+                        scheduled_at: p.at,
+                        actual_start: None,
+                        planned_secs: p.planned_secs,
+                        aired_secs: 0.0,
+                        late_by_secs: None,
+                        short_by_secs: None,
+                        status: Status::NoRecord,
+                        outcome: None,
+                        reason: Some("the station sent no record for this airing".into()),
+                        seq: None,
+                    },
+                };
+                out.breakdown.add(&row);
+                out.rows.push(row);
+            }
+        }
+        None => {
+            let mut recs: Vec<&&AiringRecord> = by_occ.values().collect();
+            recs.sort_by_key(|r| (r.scheduled_at, r.seq));
+            for r in recs {
+                used.insert(r.occurrence.as_deref().unwrap_or_default());
+                let row = from_record(r, r.planned_secs, None);
+                out.breakdown.add(&row);
+                out.rows.push(row);
+            }
+        }
+    }
+    let mut unplanned: Vec<&AiringRecord> = records
+        .iter()
+        .filter(|r| match r.occurrence.as_deref() {
+            None => true,
+            Some(o) => !used.contains(o),
+        })
+        .collect();
+    unplanned.sort_by_key(|r| r.seq);
+    for r in unplanned {
+        let row = from_record(r, r.planned_secs, Some(Status::Unplanned));
+        out.breakdown.add(&row);
+        out.rows.push(row);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schedule::{Priority, StartPolicy};
+    use crate::wire::{GENESIS_HASH, WIRE_VERSION};
+    use chrono::{TimeZone, Utc};
+
+    fn at(day: u32, h: u32) -> DateTime<FixedOffset> {
+        FixedOffset::east_opt(7 * 3600)
+            .unwrap()
+            .with_ymd_and_hms(2019, 3, day, h, 30, 0)
+            .unwrap()
+    }
+
+    fn plan(day: u32, h: u32) -> PlannedAiring {
+        PlannedAiring {
+            station: "a".into(),
+            slot: format!("s{h}"),
+            program: Some("cchc".into()),
+            category: "cchc".into(),
+            at: at(day, h),
+            items: vec![],
+            planned_secs: 600.0,
+            priority: Priority::Normal,
+            start: StartPolicy::Hard,
+            grace_secs: 0,
+            max_secs: 900,
+            relay: None,
+        }
+    }
+
+    fn rec(
+        seq: u64,
+        p: &PlannedAiring,
+        outcome: Outcome,
+        aired: f64,
+        offset_ms: i64,
+    ) -> AiringRecord {
+        AiringRecord {
+            v: WIRE_VERSION,
+            station: "a".into(),
+            seq,
+            occurrence: Some(p.key()),
+            slot: Some(p.slot.clone()),
+            program: p.program.clone(),
+            category: "cchc".into(),
+            source: Source::File,
+            scheduled_at: p.at,
+            actual_start: Some(p.at),
+            end: None,
+            planned_secs: 600.0,
+            aired_secs: aired,
+            start_offset_ms: Some(offset_ms),
+            outcome,
+            reason: (outcome != Outcome::Aired).then(|| "output unavailable".to_string()),
+            items: vec![],
+            evidence: None,
+            relay: None,
+            recorded_at: Utc.with_ymd_and_hms(2019, 3, 1, 0, 0, 0).unwrap(),
+            prev_hash: GENESIS_HASH.into(),
+        }
+    }
+
+    fn check(records: &[(Outcome, f64, i64)], expected: &[Status]) {
+        let plans: Vec<_> = (1..=expected.len() as u32).map(|d| plan(d, 5)).collect();
+        let recs: Vec<_> = records
+            .iter()
+            .zip(&plans)
+            .enumerate()
+            .map(|(i, (&(o, aired, off), p))| rec(i as u64 + 1, p, o, aired, off))
+            .collect();
+        let r = reconcile("a", Some(&plans), &recs, &Thresholds::default());
+        let got: Vec<Status> = r.rows.iter().map(|r| r.status).collect();
+        assert_eq!(got, expected);
+    }
+
+    #[test]
+    fn each_planned_occurrence_gets_one_status() {
+        use Outcome::*;
+        check(&[(Aired, 600.0, 500)], &[Status::OnTime]);
+        check(&[(Aired, 600.0, 61_000)], &[Status::Late]);
+        check(&[(Aired, 598.0, 60_000)], &[Status::OnTime]);
+        check(&[(Aired, 500.0, 0)], &[Status::Short]);
+        check(&[(Partial, 599.0, 0)], &[Status::Short]);
+        check(&[(Failed, 0.0, 0)], &[Status::Failed]);
+        check(&[(Missed, 0.0, 0)], &[Status::Missed]);
+        check(&[(Preempted, 0.0, 0)], &[Status::Missed]);
+        check(&[(Skipped, 0.0, 0)], &[Status::Missed]);
+        check(&[(Aired, 600.0, 0)], &[Status::OnTime, Status::NoRecord]);
+    }
+
+    #[test]
+    fn unplanned_and_superseded_records_and_totals() {
+        let plans = vec![plan(1, 5), plan(1, 17), plan(2, 5)];
+        let mut manual = rec(4, &plans[0], Outcome::Aired, 120.0, 0);
+        manual.occurrence = None;
+        manual.category = "notice".into();
+        let mut foreign = rec(5, &plan(9, 9), Outcome::Aired, 30.0, 0);
+        foreign.source = Source::Relay;
+        let recs = vec![
+            rec(1, &plans[0], Outcome::Failed, 0.0, 0),
+            rec(2, &plans[0], Outcome::Aired, 600.0, 90_000), // retry supersedes seq 1
+            rec(3, &plans[1], Outcome::Missed, 0.0, 0),
+            manual,
+            foreign,
+        ];
+        let r = reconcile("a", Some(&plans), &recs, &Thresholds::default());
+        let got: Vec<(Status, Option<u64>)> = r.rows.iter().map(|r| (r.status, r.seq)).collect();
+        assert_eq!(
+            got,
+            vec![
+                (Status::Late, Some(2)),
+                (Status::Missed, Some(3)),
+                (Status::NoRecord, None),
+                (Status::Unplanned, Some(4)),
+                (Status::Unplanned, Some(5)),
+            ]
+        );
+        assert_eq!(r.rows[1].reason.as_deref(), Some("output unavailable"));
+        assert_eq!(r.rows[0].late_by_secs, Some(90.0));
+        let t = &r.breakdown.totals;
+        assert_eq!(
+            (
+                t.planned,
+                t.aired,
+                t.late,
+                t.missed,
+                t.no_record,
+                t.unplanned
+            ),
+            (3, 1, 1, 1, 1, 2)
+        );
+        assert_eq!(t.airtime_secs, 750.0);
+        assert!((t.compliance_pct().unwrap() - 100.0 / 3.0).abs() < 1e-9);
+        assert_eq!(r.breakdown.by_category["notice"].unplanned, 1);
+        assert_eq!(r.breakdown.by_source["relay"].unplanned, 1);
+        assert_eq!(r.breakdown.by_source["file"].planned, 3);
+    }
+
+    #[test]
+    fn without_a_plan_records_count_on_the_stations_word() {
+        let p = plan(1, 5);
+        let recs = vec![rec(1, &p, Outcome::Aired, 600.0, 0)];
+        let r = reconcile("a", None, &recs, &Thresholds::default());
+        assert_eq!(r.rows.len(), 1);
+        assert_eq!(r.rows[0].status, Status::OnTime);
+        assert_eq!(r.breakdown.totals.planned, 1);
+        assert_eq!(r.breakdown.totals.compliance_pct(), Some(100.0));
+    }
+}

@@ -1,1 +1,809 @@
-//! (to be written)
+//! Period reports (a month, or a year to date): reconciliation of every registered station's plan
+//! against its stored records, exported as CSV (Excel-friendly, Vietnamese headers), XLSX (summary,
+//! every airing, missed/unplanned, signature block) or JSON (the signed records verbatim), and the
+//! offline verification of a JSON export.
+//!
+//! **Invariant:** the JSON export carries each station's records as one contiguous run of
+//! sequence numbers with the exact bytes, hashes and signatures the station sent, plus its public
+//! key, so [`verify_export`] can prove without the collector that nothing in the run was altered,
+//! dropped or reordered.
+
+use chrono::{DateTime, Datelike, Duration, FixedOffset, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::io::Write;
+
+use crate::collector::registry::{Registry, StationEntry};
+use crate::collector::store::{Store, StoreError, StoredRecord};
+use crate::reconcile::{Breakdown, Row, Status, Thresholds, reconcile, source_key};
+use crate::schedule::PlannedAiring;
+use crate::wire::{AiringRecord, GENESIS_HASH, SignedRecord, decode_public_key};
+
+/// Format name written into JSON exports.
+pub const EXPORT_FORMAT: &str = "loa-airing-log";
+/// Version of the JSON export layout.
+pub const EXPORT_VERSION: u32 = 1;
+
+/// Errors building or writing a report.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    #[error("{0}")]
+    Store(#[from] StoreError),
+    #[error("period `{0}` is not YYYY-MM (a month) or YYYY (a year)")]
+    BadPeriod(String),
+    #[error("cannot write the report: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("cannot write the spreadsheet: {0}")]
+    Xlsx(#[from] rust_xlsxwriter::XlsxError),
+    #[error("cannot encode JSON: {0}")]
+    Json(#[from] serde_json::Error),
+}
+
+/// A reporting period of local dates, inclusive.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Period {
+    pub label: String,
+    pub from: NaiveDate,
+    pub to: NaiveDate,
+}
+
+impl Period {
+    /// `YYYY-MM` → that month; `YYYY` → that year, up to and including `today` when `today` falls in
+    /// it (the year-to-date report for the 15/11 deadline).
+    pub fn parse(label: &str, today: NaiveDate) -> Result<Self, ReportError> {
+        let bad = || ReportError::BadPeriod(label.to_string());
+        let parts: Vec<&str> = label.split('-').collect();
+        let num = |s: &str, len: usize| -> Result<u32, ReportError> {
+            if s.len() == len && s.bytes().all(|b| b.is_ascii_digit()) {
+                s.parse().map_err(|_| bad())
+            } else {
+                Err(bad())
+            }
+        };
+        match parts.as_slice() {
+            [y, m] => {
+                let (y, m) = (num(y, 4)? as i32, num(m, 2)?);
+                let from = NaiveDate::from_ymd_opt(y, m, 1).ok_or_else(bad)?;
+                let next = if m == 12 {
+                    NaiveDate::from_ymd_opt(y + 1, 1, 1)
+                } else {
+                    NaiveDate::from_ymd_opt(y, m + 1, 1)
+                }
+                .ok_or_else(bad)?;
+                Ok(Self {
+                    label: label.to_string(),
+                    from,
+                    to: next - Duration::days(1),
+                })
+            }
+            [y] => {
+                let y = num(y, 4)? as i32;
+                let from = NaiveDate::from_ymd_opt(y, 1, 1).ok_or_else(bad)?;
+                let mut to = NaiveDate::from_ymd_opt(y, 12, 31).ok_or_else(bad)?;
+                if today.year() == y {
+                    to = today;
+                }
+                Ok(Self {
+                    label: label.to_string(),
+                    from,
+                    to,
+                })
+            }
+            _ => Err(bad()),
+        }
+    }
+
+    /// True when the local date of `t` is in the period.
+    pub fn contains(&self, t: &DateTime<FixedOffset>) -> bool {
+        let d = t.date_naive();
+        d >= self.from && d <= self.to
+    }
+
+    /// Unix seconds bounding every instant whose local date (any offset within ±14 h) is inside.
+    fn unix_bounds(&self) -> (i64, i64) {
+        let start = self
+            .from
+            .and_hms_opt(0, 0, 0)
+            .map(|t| t.and_utc().timestamp());
+        let end = (self.to + Duration::days(1))
+            .and_hms_opt(0, 0, 0)
+            .map(|t| t.and_utc().timestamp());
+        (
+            start.unwrap_or(i64::MIN / 2) - 14 * 3600,
+            end.unwrap_or(i64::MAX / 2) + 14 * 3600,
+        )
+    }
+}
+
+/// Where the plan of a station comes from: the report calls it per station and period.
+pub trait PlanSource {
+    /// The planned airings of `station` in `period`, or why they cannot be known.
+    fn plan(&self, station: &StationEntry, period: &Period) -> Result<Vec<PlannedAiring>, String>;
+}
+
+/// Plans from each station's registered schedule file (`schedule::load` + `schedule::expand`).
+pub struct SchedulePlans;
+
+impl PlanSource for SchedulePlans {
+    fn plan(&self, station: &StationEntry, period: &Period) -> Result<Vec<PlannedAiring>, String> {
+        let path = station
+            .schedule
+            .as_ref()
+            .ok_or_else(|| "no schedule file registered for this station".to_string())?;
+        let root = station
+            .audio_root
+            .clone()
+            .or_else(|| path.parent().map(|p| p.to_path_buf()))
+            .unwrap_or_default();
+        let (st, catalog) = crate::schedule::load(path, &root, period.from).map_err(|e| {
+            let first = e.0.first().map(|x| x.to_string()).unwrap_or_default();
+            format!("schedule {} does not load: {e}: {first}", path.display())
+        })?;
+        Ok(crate::schedule::expand(
+            &st,
+            &catalog,
+            period.from,
+            period.to,
+        ))
+    }
+}
+
+/// One station's part of a report.
+#[derive(Debug, Clone, Serialize)]
+pub struct StationSection {
+    pub id: String,
+    pub name: String,
+    pub area_code: String,
+    pub public_key: String,
+    /// Why the plan is unknown, when it is (records then count on the station's word).
+    pub plan_note: Option<String>,
+    pub reconciliation: crate::reconcile::StationReconciliation,
+    /// The contiguous run of stored records covering the period (for the JSON export).
+    #[serde(skip)]
+    pub records: Vec<StoredRecord>,
+}
+
+/// A whole report.
+#[derive(Debug, Clone, Serialize)]
+pub struct PeriodReport {
+    pub period: Period,
+    pub generated_at: DateTime<Utc>,
+    pub stations: Vec<StationSection>,
+    /// City-wide totals.
+    pub city: Breakdown,
+}
+
+/// Build the report of `period` for every registered station.
+pub fn build(
+    store: &Store,
+    registry: &Registry,
+    plans: &dyn PlanSource,
+    period: &Period,
+    th: &Thresholds,
+    now: DateTime<Utc>,
+) -> Result<PeriodReport, ReportError> {
+    let mut stations = Vec::new();
+    let mut city = Breakdown::default();
+    for entry in registry.stations.values() {
+        let section = station_section(store, entry, plans, period, th)?;
+        city.merge(&section.reconciliation.breakdown);
+        stations.push(section);
+    }
+    Ok(PeriodReport {
+        period: period.clone(),
+        generated_at: now,
+        stations,
+        city,
+    })
+}
+
+/// Reconcile one station over `period`, and gather the contiguous run of its records.
+pub fn station_section(
+    store: &Store,
+    entry: &StationEntry,
+    plans: &dyn PlanSource,
+    period: &Period,
+    th: &Thresholds,
+) -> Result<StationSection, ReportError> {
+    let (lo, hi) = period.unix_bounds();
+    let stored = store.records_between(Some(&entry.id), lo, hi)?;
+    let mut recs: Vec<AiringRecord> = Vec::with_capacity(stored.len());
+    let (mut first, mut last) = (u64::MAX, 0u64);
+    for s in &stored {
+        let r = s.parse()?;
+        if period.contains(&r.scheduled_at) {
+            first = first.min(s.seq);
+            last = last.max(s.seq);
+            recs.push(r);
+        }
+    }
+    let run = if last == 0 {
+        Vec::new()
+    } else if last - first + 1 == stored.len() as u64 && stored.len() == recs.len() {
+        stored
+    } else {
+        store.records_by_seq(&entry.id, first, last)?
+    };
+    let (plan, plan_note) = match plans.plan(entry, period) {
+        Ok(p) => (Some(p), None),
+        Err(note) => (None, Some(note)),
+    };
+    let reconciliation = reconcile(&entry.id, plan.as_deref(), &recs, th);
+    Ok(StationSection {
+        id: entry.id.clone(),
+        name: entry.name.clone(),
+        area_code: entry.area_code.clone(),
+        public_key: entry.public_key.clone(),
+        plan_note,
+        reconciliation,
+        records: run,
+    })
+}
+
+/// Export formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Csv,
+    Xlsx,
+    Json,
+}
+
+impl Format {
+    /// From a file extension or `--format` value.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "csv" => Some(Self::Csv),
+            "xlsx" => Some(Self::Xlsx),
+            "json" => Some(Self::Json),
+            _ => None,
+        }
+    }
+
+    /// HTTP content type.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Self::Csv => "text/csv; charset=utf-8",
+            Self::Xlsx => "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+            Self::Json => "application/json",
+        }
+    }
+}
+
+/// Render a report in `format`.
+pub fn render(report: &PeriodReport, format: Format) -> Result<Vec<u8>, ReportError> {
+    match format {
+        Format::Csv => {
+            let mut out = Vec::with_capacity(256 * 1024);
+            write_csv(report, &mut out)?;
+            Ok(out)
+        }
+        Format::Xlsx => to_xlsx(report),
+        Format::Json => {
+            let mut out = Vec::with_capacity(256 * 1024);
+            write_json(report, &mut out)?;
+            Ok(out)
+        }
+    }
+}
+
+/// CSV column headers (Vietnamese).
+pub const CSV_HEADERS: [&str; 18] = [
+    "Mã trạm",
+    "Tên trạm",
+    "Mã ĐVHC",
+    "Ngày",
+    "Giờ kế hoạch",
+    "Giờ phát thực tế",
+    "Khung giờ",
+    "Chương trình",
+    "Thể loại",
+    "Nguồn",
+    "Thời lượng kế hoạch (giây)",
+    "Thời lượng đã phát (giây)",
+    "Trễ (giây)",
+    "Thiếu (giây)",
+    "Kết quả",
+    "Lý do",
+    "Số thứ tự bản ghi",
+    "Mã lần phát",
+];
+
+fn source_vi(row: &Row) -> &'static str {
+    match source_key(row.source) {
+        "relay" => "Tiếp âm",
+        _ => "Tệp của trạm",
+    }
+}
+
+fn csv_field(out: &mut impl Write, s: &str) -> std::io::Result<()> {
+    if s.contains([',', '"', '\n', '\r']) {
+        out.write_all(b"\"")?;
+        out.write_all(s.replace('"', "\"\"").as_bytes())?;
+        out.write_all(b"\"")
+    } else {
+        out.write_all(s.as_bytes())
+    }
+}
+
+fn opt_secs(x: Option<f64>) -> String {
+    x.map(|v| format!("{v:.1}")).unwrap_or_default()
+}
+
+fn row_cells(s: &StationSection, r: &Row) -> [String; 18] {
+    [
+        s.id.clone(),
+        s.name.clone(),
+        s.area_code.clone(),
+        r.scheduled_at.format("%d/%m/%Y").to_string(),
+        r.scheduled_at.format("%H:%M:%S").to_string(),
+        r.actual_start
+            .map(|t| t.format("%H:%M:%S").to_string())
+            .unwrap_or_default(),
+        r.slot.clone().unwrap_or_default(),
+        r.program.clone().unwrap_or_default(),
+        r.category.clone(),
+        source_vi(r).to_string(),
+        format!("{:.1}", r.planned_secs),
+        format!("{:.1}", r.aired_secs),
+        opt_secs(r.late_by_secs.filter(|&l| l > 0.0)),
+        opt_secs(r.short_by_secs),
+        r.status.label_vi().to_string(),
+        r.reason.clone().unwrap_or_default(),
+        r.seq.map(|s| s.to_string()).unwrap_or_default(),
+        r.occurrence.clone().unwrap_or_default(),
+    ]
+}
+
+/// CSV: a BOM, the Vietnamese headers, then one row per planned occurrence or unplanned airing.
+pub fn write_csv(report: &PeriodReport, out: &mut impl Write) -> Result<(), ReportError> {
+    out.write_all("\u{feff}".as_bytes())?;
+    for (i, h) in CSV_HEADERS.iter().enumerate() {
+        if i > 0 {
+            out.write_all(b",")?;
+        }
+        csv_field(out, h)?;
+    }
+    out.write_all(b"\r\n")?;
+    for s in &report.stations {
+        for r in &s.reconciliation.rows {
+            for (i, c) in row_cells(s, r).iter().enumerate() {
+                if i > 0 {
+                    out.write_all(b",")?;
+                }
+                csv_field(out, c)?;
+            }
+            out.write_all(b"\r\n")?;
+        }
+    }
+    Ok(())
+}
+
+/// The JSON export as written.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct JsonExport {
+    pub format: String,
+    pub version: u32,
+    pub period: Period,
+    pub generated_at: DateTime<Utc>,
+    pub stations: Vec<JsonStation>,
+}
+
+/// One station in the JSON export.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct JsonStation {
+    pub id: String,
+    pub name: String,
+    pub area_code: String,
+    /// Base64 Ed25519 public key the records verify against.
+    pub public_key: String,
+    /// Records in the period per the collector (for cross-checking by `loa verify`).
+    pub records_in_period: u64,
+    pub plan_note: Option<String>,
+    /// Totals of the reconciliation (informative; not signed by the station).
+    pub totals: crate::reconcile::Totals,
+    /// The contiguous run of signed records, verbatim.
+    pub records: Vec<SignedRecord>,
+}
+
+/// JSON: the signed records verbatim, per station, with public keys and totals.
+pub fn write_json(report: &PeriodReport, out: &mut impl Write) -> Result<(), ReportError> {
+    let mut stations = Vec::with_capacity(report.stations.len());
+    for s in &report.stations {
+        let mut records = Vec::with_capacity(s.records.len());
+        let mut in_period = 0;
+        for r in &s.records {
+            let signed = r.signed()?;
+            if signed
+                .parse()
+                .is_ok_and(|p| report.period.contains(&p.scheduled_at))
+            {
+                in_period += 1;
+            }
+            records.push(signed);
+        }
+        stations.push(JsonStation {
+            id: s.id.clone(),
+            name: s.name.clone(),
+            area_code: s.area_code.clone(),
+            public_key: s.public_key.clone(),
+            records_in_period: in_period,
+            plan_note: s.plan_note.clone(),
+            totals: s.reconciliation.breakdown.totals.clone(),
+            records,
+        });
+    }
+    let doc = JsonExport {
+        format: EXPORT_FORMAT.into(),
+        version: EXPORT_VERSION,
+        period: report.period.clone(),
+        generated_at: report.generated_at,
+        stations,
+    };
+    serde_json::to_writer_pretty(out, &doc)?;
+    Ok(())
+}
+
+/// XLSX sheet names.
+pub const SHEET_SUMMARY: &str = "Tổng hợp";
+pub const SHEET_AIRINGS: &str = "Chi tiết phát sóng";
+pub const SHEET_EXCEPTIONS: &str = "Bỏ lỡ - ngoài KH";
+
+/// Summary sheet column headers.
+pub const SUMMARY_HEADERS: [&str; 13] = [
+    "Mã trạm",
+    "Tên trạm",
+    "Mã ĐVHC",
+    "Kế hoạch",
+    "Đã phát",
+    "Đúng giờ",
+    "Trễ",
+    "Thiếu thời lượng",
+    "Lỗi",
+    "Bỏ lỡ",
+    "Không có bản ghi",
+    "Tỷ lệ thực hiện (%)",
+    "Tổng thời lượng phát (phút)",
+];
+
+/// XLSX: summary per station with totals and signature block, every airing, exceptions.
+pub fn to_xlsx(report: &PeriodReport) -> Result<Vec<u8>, ReportError> {
+    use rust_xlsxwriter::{Format as XFormat, FormatAlign, Workbook};
+    let mut wb = Workbook::new();
+    let bold = XFormat::new().set_bold();
+    let title = XFormat::new().set_bold().set_font_size(14);
+    let center_bold = XFormat::new().set_bold().set_align(FormatAlign::Center);
+    let pct = XFormat::new().set_num_format("0.0");
+    {
+        let ws = wb.add_worksheet();
+        ws.set_name(SHEET_SUMMARY)?;
+        ws.write_string_with_format(
+            0,
+            0,
+            format!(
+                "BÁO CÁO KẾT QUẢ PHÁT SÓNG KẾ HOẠCH — kỳ {} ({} đến {})",
+                report.period.label,
+                report.period.from.format("%d/%m/%Y"),
+                report.period.to.format("%d/%m/%Y")
+            ),
+            &title,
+        )?;
+        for (c, h) in SUMMARY_HEADERS.iter().enumerate() {
+            ws.write_string_with_format(2, c as u16, *h, &bold)?;
+        }
+        ws.set_column_width(1, 30)?;
+        let mut row = 3u32;
+        let put = |ws: &mut rust_xlsxwriter::Worksheet,
+                   row: u32,
+                   t: &crate::reconcile::Totals|
+         -> Result<(), ReportError> {
+            let nums = [
+                t.planned,
+                t.aired,
+                t.on_time,
+                t.late,
+                t.short,
+                t.failed,
+                t.missed,
+                t.no_record,
+            ];
+            for (i, n) in nums.iter().enumerate() {
+                ws.write_number(row, 3 + i as u16, *n as f64)?;
+            }
+            match t.compliance_pct() {
+                Some(p) => {
+                    ws.write_number_with_format(row, 11, (p * 10.0).round() / 10.0, &pct)?;
+                }
+                None => {
+                    ws.write_string(row, 11, "—")?;
+                }
+            }
+            ws.write_number(row, 12, (t.airtime_secs / 60.0 * 10.0).round() / 10.0)?;
+            Ok(())
+        };
+        for s in &report.stations {
+            ws.write_string(row, 0, &s.id)?;
+            ws.write_string(row, 1, &s.name)?;
+            ws.write_string(row, 2, &s.area_code)?;
+            put(ws, row, &s.reconciliation.breakdown.totals)?;
+            row += 1;
+        }
+        ws.write_string_with_format(row, 0, "Tổng cộng toàn thành phố", &bold)?;
+        put(ws, row, &report.city.totals)?;
+        row += 2;
+        ws.write_string_with_format(row, 0, "Theo thể loại", &bold)?;
+        row += 1;
+        for (cat, t) in &report.city.by_category {
+            ws.write_string(row, 0, cat)?;
+            put(ws, row, t)?;
+            row += 1;
+        }
+        ws.write_string_with_format(row, 0, "Theo nguồn", &bold)?;
+        row += 1;
+        for (src, t) in &report.city.by_source {
+            ws.write_string(
+                row,
+                0,
+                if src == "relay" {
+                    "Tiếp âm"
+                } else {
+                    "Tệp của trạm"
+                },
+            )?;
+            put(ws, row, t)?;
+            row += 1;
+        }
+        let notes: Vec<String> = report
+            .stations
+            .iter()
+            .filter_map(|s| s.plan_note.as_ref().map(|n| format!("{}: {n}", s.id)))
+            .collect();
+        if !notes.is_empty() {
+            row += 1;
+            ws.write_string_with_format(row, 0, "Ghi chú (kế hoạch không xác định)", &bold)?;
+            for n in notes {
+                row += 1;
+                ws.write_string(row, 0, n)?;
+            }
+        }
+        row += 3;
+        ws.write_string_with_format(row, 1, "Người lập biểu", &center_bold)?;
+        ws.write_string_with_format(row, 5, "Người kiểm tra", &center_bold)?;
+        ws.write_string_with_format(row, 10, "Thủ trưởng đơn vị", &center_bold)?;
+        row += 1;
+        for c in [1u16, 5, 10] {
+            ws.write_string(row, c, "(Ký, ghi rõ họ tên)")?;
+        }
+    }
+    {
+        let ws = wb.add_worksheet();
+        ws.set_name(SHEET_AIRINGS)?;
+        for (c, h) in CSV_HEADERS.iter().enumerate() {
+            ws.write_string_with_format(0, c as u16, *h, &bold)?;
+        }
+        let mut row = 1u32;
+        for s in &report.stations {
+            for r in &s.reconciliation.rows {
+                write_row(ws, row, s, r)?;
+                row += 1;
+            }
+        }
+    }
+    {
+        let ws = wb.add_worksheet();
+        ws.set_name(SHEET_EXCEPTIONS)?;
+        for (c, h) in CSV_HEADERS.iter().enumerate() {
+            ws.write_string_with_format(0, c as u16, *h, &bold)?;
+        }
+        let mut row = 1u32;
+        for s in &report.stations {
+            for r in &s.reconciliation.rows {
+                if matches!(
+                    r.status,
+                    Status::Missed | Status::Failed | Status::NoRecord | Status::Unplanned
+                ) {
+                    write_row(ws, row, s, r)?;
+                    row += 1;
+                }
+            }
+        }
+    }
+    Ok(wb.save_to_buffer()?)
+}
+
+fn write_row(
+    ws: &mut rust_xlsxwriter::Worksheet,
+    row: u32,
+    s: &StationSection,
+    r: &Row,
+) -> Result<(), ReportError> {
+    for (c, v) in row_cells(s, r).into_iter().enumerate() {
+        // Numbers as numbers so Excel sums them.
+        if (10..=13).contains(&c) || c == 16 {
+            if let Ok(n) = v.parse::<f64>() {
+                ws.write_number(row, c as u16, n)?;
+                continue;
+            }
+            if v.is_empty() {
+                continue;
+            }
+        }
+        ws.write_string(row, c as u16, v)?;
+    }
+    Ok(())
+}
+
+/// What `loa verify` found for one station.
+#[derive(Debug, Clone, Serialize)]
+pub struct StationVerdict {
+    pub id: String,
+    pub records: usize,
+    pub first_seq: Option<u64>,
+    pub last_seq: Option<u64>,
+    pub problems: Vec<String>,
+}
+
+/// What `loa verify` found.
+#[derive(Debug, Clone, Serialize)]
+pub struct Verdict {
+    pub period: Option<Period>,
+    pub stations: Vec<StationVerdict>,
+    /// File-level problems (not an export, wrong version, key differs from the registry...).
+    pub problems: Vec<String>,
+}
+
+impl Verdict {
+    /// True when nothing is wrong.
+    pub fn ok(&self) -> bool {
+        self.problems.is_empty() && self.stations.iter().all(|s| s.problems.is_empty())
+    }
+}
+
+/// Verify a JSON export offline: per station, every record's hash and signature against the
+/// included public key (and, when `registry` is given, that key against the registered one), the
+/// station field, consecutive sequence numbers (no gaps), the hash chain, and the count of records
+/// in the period.
+pub fn verify_export(text: &str, registry: Option<&Registry>) -> Verdict {
+    let mut verdict = Verdict {
+        period: None,
+        stations: Vec::new(),
+        problems: Vec::new(),
+    };
+    let doc: JsonExport = match serde_json::from_str(text) {
+        Ok(d) => d,
+        Err(e) => {
+            verdict.problems.push(format!("not a loa JSON export: {e}"));
+            return verdict;
+        }
+    };
+    if doc.format != EXPORT_FORMAT || doc.version != EXPORT_VERSION {
+        verdict.problems.push(format!(
+            "format {} v{} is not {EXPORT_FORMAT} v{EXPORT_VERSION}",
+            doc.format, doc.version
+        ));
+        return verdict;
+    }
+    let mut seen = BTreeMap::new();
+    for st in &doc.stations {
+        let mut v = StationVerdict {
+            id: st.id.clone(),
+            records: st.records.len(),
+            first_seq: None,
+            last_seq: None,
+            problems: Vec::new(),
+        };
+        if seen.insert(st.id.clone(), ()).is_some() {
+            v.problems.push("station listed twice".into());
+        }
+        let key = match decode_public_key(&st.public_key) {
+            Ok(k) => k,
+            Err(e) => {
+                v.problems.push(format!("public key: {e}"));
+                verdict.stations.push(v);
+                continue;
+            }
+        };
+        if let Some(reg) = registry {
+            match reg.get(&st.id) {
+                Some(e) if e.key == key => {}
+                Some(_) => v
+                    .problems
+                    .push("public key differs from the registered key".into()),
+                None => v.problems.push("station is not in the registry".into()),
+            }
+        }
+        let mut prev: Option<(u64, String)> = None;
+        let mut in_period = 0u64;
+        for (i, sr) in st.records.iter().enumerate() {
+            let rec = match sr.verify(&key) {
+                Ok(r) => r,
+                Err(e) => {
+                    v.problems.push(format!("record #{}: {e}", i + 1));
+                    prev = None;
+                    continue;
+                }
+            };
+            if rec.station != st.id {
+                v.problems.push(format!(
+                    "seq {}: record of station `{}` filed under `{}`",
+                    rec.seq, rec.station, st.id
+                ));
+            }
+            if doc.period.contains(&rec.scheduled_at) {
+                in_period += 1;
+            }
+            v.first_seq.get_or_insert(rec.seq);
+            v.last_seq = Some(rec.seq);
+            match &prev {
+                Some((pseq, phash)) => {
+                    if rec.seq != pseq + 1 {
+                        v.problems.push(if rec.seq > pseq + 1 {
+                            format!("sequence gap: seq {}..{} missing", pseq + 1, rec.seq - 1)
+                        } else {
+                            format!(
+                                "seq {} after seq {}: out of order or repeated",
+                                rec.seq, pseq
+                            )
+                        });
+                    } else if &rec.prev_hash != phash {
+                        v.problems.push(format!(
+                            "hash chain broken between seq {} and seq {}",
+                            pseq, rec.seq
+                        ));
+                    }
+                }
+                None if i == 0 && rec.seq == 1 && rec.prev_hash != GENESIS_HASH => {
+                    v.problems
+                        .push("seq 1 does not start from the genesis hash".into());
+                }
+                None => {}
+            }
+            prev = Some((rec.seq, sr.hash.clone()));
+        }
+        if in_period != st.records_in_period {
+            v.problems.push(format!(
+                "{} records in the period, the export states {}",
+                in_period, st.records_in_period
+            ));
+        }
+        verdict.stations.push(v);
+    }
+    if let Some(reg) = registry {
+        for id in reg.stations.keys() {
+            if !seen.contains_key(id) {
+                verdict.problems.push(format!(
+                    "registered station `{id}` is missing from the export"
+                ));
+            }
+        }
+    }
+    verdict.period = Some(doc.period);
+    verdict
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn periods_parse() {
+        let today = NaiveDate::from_ymd_opt(2019, 11, 10).unwrap();
+        let p = Period::parse("2019-02", today).unwrap();
+        assert_eq!((p.from.day(), p.to.day()), (1, 28));
+        let p = Period::parse("2019-12", today).unwrap();
+        assert_eq!(p.to, NaiveDate::from_ymd_opt(2019, 12, 31).unwrap());
+        let p = Period::parse("2019", today).unwrap();
+        assert_eq!(p.to, today);
+        let p = Period::parse("2018", today).unwrap();
+        assert_eq!(p.to, NaiveDate::from_ymd_opt(2018, 12, 31).unwrap());
+        for bad in ["2019-13", "19-03", "2019-3", "x", "2019-03-01", ""] {
+            assert!(Period::parse(bad, today).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn csv_quotes_fields() {
+        let mut out = Vec::new();
+        csv_field(&mut out, "a,\"b\"").unwrap();
+        assert_eq!(out, b"\"a,\"\"b\"\"\"");
+    }
+}

@@ -1,13 +1,100 @@
 //! `loa export` — Export a month's airing log from the collector database.
 
+use anyhow::Context as _;
 use clap::Args;
+use std::path::PathBuf;
 use std::process::ExitCode;
+
+use crate::collector::registry::Registry;
+use crate::collector::status::report_offset;
+use crate::collector::store::Store;
+use crate::reconcile::Thresholds;
+use crate::report::{Format, Period, SchedulePlans, build, render};
 
 /// Arguments of `loa export`.
 #[derive(Debug, Args)]
-pub struct ExportArgs {}
+pub struct ExportArgs {
+    /// Month to export, `YYYY-MM`.
+    #[arg(long, conflicts_with = "year", required_unless_present = "year")]
+    pub month: Option<String>,
+    /// Year to date, `YYYY` (up to today when it is the current year).
+    #[arg(long)]
+    pub year: Option<String>,
+    /// `csv`, `xlsx` or `json`.
+    #[arg(long)]
+    pub format: String,
+    /// Output file.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Collector database.
+    #[arg(long, default_value = "var/collector.db")]
+    pub db: PathBuf,
+    /// Station registry.
+    #[arg(long, default_value = "collector.toml")]
+    pub config: PathBuf,
+}
 
 /// Run `loa export`.
-pub fn run(_args: ExportArgs) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("`loa export` is not built yet")
+pub fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
+    let Some(format) = Format::parse(&args.format) else {
+        eprintln!(
+            "loa export: --format must be csv, xlsx or json (got `{}`)",
+            args.format
+        );
+        return Ok(ExitCode::from(2));
+    };
+    let now = chrono::Utc::now();
+    let today = now.with_timezone(&report_offset()).date_naive();
+    let label = args.month.or(args.year).unwrap_or_default();
+    let period = match Period::parse(&label, today) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("loa export: {e}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let registry = match Registry::load(&args.config) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("loa export: {e}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    if !args.db.exists() {
+        eprintln!("loa export: database {} does not exist", args.db.display());
+        return Ok(ExitCode::from(2));
+    }
+    let store = Store::open(&args.db).with_context(|| format!("opening {}", args.db.display()))?;
+    let report = build(
+        &store,
+        &registry,
+        &SchedulePlans,
+        &period,
+        &Thresholds::default(),
+        now,
+    )?;
+    let bytes = render(&report, format)?;
+    std::fs::write(&args.out, &bytes).with_context(|| format!("writing {}", args.out.display()))?;
+    let t = &report.city.totals;
+    eprintln!(
+        "loa export: {} ({} to {}): {} stations, {} planned, {} aired, {} unplanned -> {} ({} bytes)",
+        period.label,
+        period.from,
+        period.to,
+        report.stations.len(),
+        t.planned,
+        t.aired,
+        t.unplanned,
+        args.out.display(),
+        bytes.len()
+    );
+    for s in &report.stations {
+        if let Some(n) = &s.plan_note {
+            eprintln!(
+                "loa export: warning: {}: plan unknown ({n}); records counted on the station's word",
+                s.id
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }

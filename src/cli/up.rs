@@ -130,7 +130,9 @@ pub fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
     if args.schedules.is_dir() {
         let schedules_dir = abs(&args.schedules)?;
         let audio_dir = abs(&args.audio)?;
-        for (path, loaded) in schedule::load_dir(&schedules_dir, &audio_dir) {
+        for (path, loaded) in
+            schedule::load_dir(&schedules_dir, &audio_dir, chrono::Utc::now().date_naive())
+        {
             match loaded {
                 Ok((station, catalog)) => stations.push(UpStation {
                     data_dir: var.join("station").join(&station.id),
@@ -657,7 +659,11 @@ fn write_demo(
         .join(children::DEMO_SCHEDULE_FILE);
     std::fs::write(&sched, children::demo_schedule(tz.name()))
         .with_context(|| format!("cannot write {}", sched.display()))?;
-    let (station, catalog) = match schedule::load(&sched, &audio_dir) {
+    let (station, catalog) = match schedule::load(
+        &sched,
+        &audio_dir,
+        chrono::Utc::now().date_naive(),
+    ) {
         Ok(ok) => ok,
         Err(errors) => {
             for e in &errors.0 {

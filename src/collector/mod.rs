@@ -1,1 +1,18 @@
-//! (to be written)
+//! The collector: the central server every station ships its signed airing records and
+//! heartbeats to. It keeps them in SQLite ([`store`]), answers the ingest/query HTTP API
+//! ([`http`]), shows a dashboard ([`dashboard`]) and feeds the reports ([`crate::report`]).
+//!
+//! **Architecture Invariant:** the collector never alters a record: what a station signed is what
+//! is stored and what is exported; it only refuses (with a reason) or accepts whole batches.
+//! Station keys live only in the registry file ([`registry`]).
+
+pub mod dashboard;
+pub mod http;
+pub mod ingest;
+pub mod registry;
+pub mod status;
+pub mod store;
+
+pub use http::{AppState, serve};
+pub use registry::{Registry, StationEntry};
+pub use store::Store;

@@ -51,6 +51,7 @@ pub fn probe_all(root: &Path, needs: impl IntoIterator<Item = PathBuf>) -> Audio
             },
             Err(MediaError::Undecodable { reason, .. }) => AudioFacts::Undecodable(reason),
             Err(MediaError::Io { source, .. }) => AudioFacts::Undecodable(source.to_string()),
+            Err(e @ MediaError::Truncated { .. }) => AudioFacts::Undecodable(e.to_string()),
         };
         catalog.files.insert(rel, facts);
     }

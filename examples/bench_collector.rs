@@ -1,0 +1,388 @@
+//! Collector ingest benchmarks (figures printed, nothing asserted):
+//! 1. signed records/s through `POST /api/v1/stations/{id}/records` on loopback, batches of 500,
+//!    beside a raw SQLite batched insert of the same rows (prepared statement, one transaction
+//!    per batch) in the same run;
+//! 2. ingest latency (p50/p99) with many stations posting heartbeats and small batches at once.
+//!
+//! Run: `cargo run --release --example bench_collector [-- STATIONS_FOR_LATENCY]` (default 1000).
+
+use chrono::{Duration, FixedOffset, TimeZone, Utc};
+use ed25519_dalek::SigningKey;
+use loa::clock::SystemClock;
+use loa::collector::http::{AppState, HttpConfig, serve};
+use loa::collector::registry::{RawRegistry, RawStation, Registry};
+use loa::report::{Period, PlanSource};
+use loa::schedule::PlannedAiring;
+use loa::wire::{
+    AiringRecord, GENESIS_HASH, Heartbeat, Outcome, RecordBatch, SignedRecord, Source,
+    WIRE_VERSION, encode_public_key,
+};
+use std::sync::Arc;
+use std::time::Instant;
+
+struct NoPlans;
+impl PlanSource for NoPlans {
+    fn plan(
+        &self,
+        _: &loa::collector::StationEntry,
+        _: &Period,
+    ) -> Result<Vec<PlannedAiring>, String> {
+        Ok(Vec::new())
+    }
+}
+
+fn key(i: usize) -> SigningKey {
+    let mut b = [7u8; 32];
+    b[..8].copy_from_slice(&(i as u64).to_le_bytes());
+    SigningKey::from_bytes(&b)
+}
+
+fn chain(station: &str, k: &SigningKey, n: usize) -> Vec<SignedRecord> {
+    let tz = FixedOffset::east_opt(7 * 3600).unwrap();
+    let t0 = tz.with_ymd_and_hms(2019, 3, 1, 5, 30, 0).unwrap();
+    let mut prev = GENESIS_HASH.to_string();
+    (1..=n as u64)
+        .map(|seq| {
+            let at = t0 + Duration::minutes(seq as i64 * 10);
+            let r = AiringRecord {
+                v: WIRE_VERSION,
+                station: station.into(),
+                seq,
+                occurrence: Some(format!("s@{}", at.with_timezone(&Utc).to_rfc3339())),
+                slot: Some("s".into()),
+                program: Some("cchc".into()),
+                category: "cchc".into(),
+                source: Source::File,
+                scheduled_at: at,
+                actual_start: Some(at),
+                end: Some(at + Duration::seconds(600)),
+                planned_secs: 600.0,
+                aired_secs: 600.0,
+                start_offset_ms: Some(12),
+                outcome: Outcome::Aired,
+                reason: None,
+                items: vec![loa::wire::AiredItem {
+                    path: "cchc/2019-03.ogg".into(),
+                    sha256: "ab".repeat(32),
+                    duration_secs: 600.0,
+                    aired_secs: 600.0,
+                }],
+                evidence: None,
+                relay: None,
+                recorded_at: at.with_timezone(&Utc) + Duration::seconds(601),
+                prev_hash: prev.clone(),
+            };
+            let s = r.sign(k).unwrap();
+            prev = s.hash.clone();
+            s
+        })
+        .collect()
+}
+
+fn registry(dir: &std::path::Path, n: usize) -> Registry {
+    let raw = RawRegistry {
+        station: (0..n)
+            .map(|i| RawStation {
+                id: format!("st{i}"),
+                name: format!("Trạm {i}"),
+                area_code: format!("{:05}", 20000 + i),
+                public_key: encode_public_key(&key(i).verifying_key()),
+                schedule: None,
+                audio_root: None,
+            })
+            .collect(),
+    };
+    let path = dir.join("collector.toml");
+    std::fs::write(&path, toml::to_string(&raw).unwrap()).unwrap();
+    Registry::load(&path).unwrap()
+}
+
+async fn start(reg: Registry, db: &std::path::Path, config: HttpConfig) -> String {
+    let state = AppState::new(reg, db, Arc::new(SystemClock), Arc::new(NoPlans), config).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(serve(listener, state, std::future::pending()));
+    format!("http://{addr}")
+}
+
+fn raw_insert(db: &std::path::Path, batches: &[(String, Vec<SignedRecord>)]) -> f64 {
+    // Same schema as the collector (opened through Store so migrations apply), rows inserted
+    // with a prepared statement, one transaction per batch, no verification.
+    drop(loa::collector::Store::open(db).unwrap());
+    let mut conn = rusqlite::Connection::open(db).unwrap();
+    conn.pragma_update(None, "journal_mode", "WAL").unwrap();
+    conn.pragma_update(None, "synchronous", "NORMAL").unwrap();
+    let t = Instant::now();
+    let mut n = 0usize;
+    for (station, recs) in batches {
+        let tx = conn.transaction().unwrap();
+        {
+            let mut ins = tx
+                .prepare_cached(
+                    "INSERT INTO records (station, seq, hash, prev_hash, signature, bytes, occurrence,
+                    category, source, outcome, scheduled_unix, aired_secs, received_unix)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+                )
+                .unwrap();
+            for r in recs {
+                let p = r.parse().unwrap();
+                ins.execute(rusqlite::params![
+                    station,
+                    p.seq as i64,
+                    r.hash,
+                    p.prev_hash,
+                    r.signature,
+                    r.bytes(),
+                    p.occurrence,
+                    p.category,
+                    "file",
+                    "aired",
+                    p.scheduled_at.timestamp(),
+                    p.aired_secs,
+                    0i64
+                ])
+                .unwrap();
+                n += 1;
+            }
+        }
+        tx.commit().unwrap();
+    }
+    n as f64 / t.elapsed().as_secs_f64()
+}
+
+fn pct(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+#[tokio::main]
+async fn main() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let latency_stations: usize = std::env::args()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1000);
+    // Many sockets: lift the open-files limit as far as allowed.
+    unsafe {
+        let mut lim = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 {
+            lim.rlim_cur = lim.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        }
+    }
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    println!("cores: {cores}");
+
+    // 1. Throughput.
+    let stations = 20;
+    let per_station = 5_000;
+    let batch_size = 500;
+    let dir = tempfile::tempdir().unwrap();
+    let t = Instant::now();
+    let keys: Vec<SigningKey> = (0..stations).map(key).collect();
+    let chains: Vec<Vec<SignedRecord>> = (0..stations)
+        .map(|i| chain(&format!("st{i}"), &keys[i], per_station))
+        .collect();
+    println!(
+        "prepared {} signed records in {:.1} s",
+        stations * per_station,
+        t.elapsed().as_secs_f64()
+    );
+    let base = start(
+        registry(dir.path(), stations),
+        &dir.path().join("ingest.db"),
+        HttpConfig::default(),
+    )
+    .await;
+    let client = reqwest::Client::new();
+    let mut batches: Vec<(String, Vec<SignedRecord>)> = Vec::new();
+    for (i, ch) in chains.iter().enumerate() {
+        for part in ch.chunks(batch_size) {
+            batches.push((format!("st{i}"), part.to_vec()));
+        }
+    }
+    let bodies: Vec<(String, Vec<u8>)> = batches
+        .iter()
+        .map(|(s, r)| {
+            (
+                s.clone(),
+                serde_json::to_vec(&RecordBatch { records: r.clone() }).unwrap(),
+            )
+        })
+        .collect();
+    // Stations post concurrently (each station's batches in order).
+    let t = Instant::now();
+    let mut tasks = Vec::new();
+    for i in 0..stations {
+        let mine: Vec<Vec<u8>> = bodies
+            .iter()
+            .filter(|(s, _)| *s == format!("st{i}"))
+            .map(|(_, b)| b.clone())
+            .collect();
+        let (client, url) = (
+            client.clone(),
+            format!("{base}/api/v1/stations/st{i}/records"),
+        );
+        tasks.push(tokio::spawn(async move {
+            for b in mine {
+                let r = client
+                    .post(&url)
+                    .header("content-type", "application/json")
+                    .body(b)
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(
+                    r.status().as_u16(),
+                    200,
+                    "{}",
+                    r.text().await.unwrap_or_default()
+                );
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let http_rate = (stations * per_station) as f64 / t.elapsed().as_secs_f64();
+    let raw_rate = raw_insert(&dir.path().join("raw.db"), &batches);
+    println!(
+        "ingest over HTTP (verify hash+signature+chain, batches of {batch_size}, {stations} stations concurrently): {:.0} records/s",
+        http_rate
+    );
+    println!(
+        "raw SQLite batched insert of the same rows:                               {:.0} records/s",
+        raw_rate
+    );
+    println!("ratio HTTP/raw: {:.2}", http_rate / raw_rate);
+    let t = Instant::now();
+    let k = &keys[0];
+    let n_verify = 20_000.min(chains[0].len());
+    for r in &chains[0][..n_verify] {
+        r.verify(&k.verifying_key()).unwrap();
+    }
+    println!(
+        "single-thread hash+Ed25519 verify: {:.0} records/s",
+        n_verify as f64 / t.elapsed().as_secs_f64()
+    );
+
+    // 2. Latency with many stations.
+    let n = latency_stations;
+    let dir2 = tempfile::tempdir().unwrap();
+    let base = start(
+        registry(dir2.path(), n),
+        &dir2.path().join("latency.db"),
+        HttpConfig::default(),
+    )
+    .await;
+    let rounds = 3;
+    let per_batch = 10;
+    // (station index, batch bodies, heartbeat bodies)
+    type Work = (usize, Vec<Vec<u8>>, Vec<Vec<u8>>);
+    let work: Vec<Work> = (0..n)
+        .map(|i| {
+            let k = key(i);
+            let ch = chain(&format!("st{i}"), &k, rounds * per_batch);
+            let batches = ch
+                .chunks(per_batch)
+                .map(|c| {
+                    serde_json::to_vec(&RecordBatch {
+                        records: c.to_vec(),
+                    })
+                    .unwrap()
+                })
+                .collect();
+            let hbs = (0..rounds)
+                .map(|r| {
+                    serde_json::to_vec(
+                        &Heartbeat {
+                            v: WIRE_VERSION,
+                            station: format!("st{i}"),
+                            sent_at: Utc::now(),
+                            now_airing: None,
+                            next_airing: None,
+                            backlog_records: r as u64,
+                            last_seq: (r * per_batch) as u64,
+                            output: "null".into(),
+                            output_ok: true,
+                            clock_synced: Some(true),
+                            version: "bench".into(),
+                            uptime_secs: 1,
+                        }
+                        .sign(&k)
+                        .unwrap(),
+                    )
+                    .unwrap()
+                })
+                .collect();
+            (i, batches, hbs)
+        })
+        .collect();
+    let t = Instant::now();
+    let mut tasks = Vec::new();
+    for (i, batches, hbs) in work {
+        let client = client.clone();
+        let base = base.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut lat_records = Vec::new();
+            let mut lat_hb = Vec::new();
+            let mut statuses = Vec::new();
+            for (b, h) in batches.into_iter().zip(hbs) {
+                let s = Instant::now();
+                let r = client
+                    .post(format!("{base}/api/v1/stations/st{i}/heartbeat"))
+                    .header("content-type", "application/json")
+                    .body(h)
+                    .send()
+                    .await;
+                lat_hb.push(s.elapsed().as_secs_f64() * 1000.0);
+                statuses.push(r.map(|r| r.status().as_u16()).unwrap_or(0));
+                let s = Instant::now();
+                let r = client
+                    .post(format!("{base}/api/v1/stations/st{i}/records"))
+                    .header("content-type", "application/json")
+                    .body(b)
+                    .send()
+                    .await;
+                lat_records.push(s.elapsed().as_secs_f64() * 1000.0);
+                statuses.push(r.map(|r| r.status().as_u16()).unwrap_or(0));
+            }
+            (lat_records, lat_hb, statuses)
+        }));
+    }
+    let (mut lr, mut lh, mut codes) = (Vec::new(), Vec::new(), std::collections::BTreeMap::new());
+    for t in tasks {
+        let (a, b, s) = t.await.unwrap();
+        lr.extend(a);
+        lh.extend(b);
+        for c in s {
+            *codes.entry(c).or_insert(0u64) += 1;
+        }
+    }
+    let wall = t.elapsed().as_secs_f64();
+    lr.sort_by(f64::total_cmp);
+    lh.sort_by(f64::total_cmp);
+    println!(
+        "{n} stations concurrently, {rounds} rounds of heartbeat + batch of {per_batch}: {:.1} s wall, status counts {codes:?}",
+        wall
+    );
+    println!(
+        "  batch latency ms: p50 {:.1}  p99 {:.1}  max {:.1}",
+        pct(&lr, 0.5),
+        pct(&lr, 0.99),
+        pct(&lr, 1.0)
+    );
+    println!(
+        "  heartbeat latency ms: p50 {:.1}  p99 {:.1}  max {:.1}",
+        pct(&lh, 0.5),
+        pct(&lh, 0.99),
+        pct(&lh, 1.0)
+    );
+}

@@ -1,0 +1,456 @@
+//! Playout benchmarks; each prints its figures.
+//!
+//! ```text
+//! cargo run --release --example bench_playout -- start-offset [STARTS] [SPACING_MS]
+//! cargo run --release --example bench_playout -- render [MINUTES]
+//! cargo run --release --example bench_playout -- rss [MINUTES] [REALTIME_SECS]
+//! ```
+//! - `start-offset`: starts its own PulseAudio daemon with a null sink (temp dir), re-runs itself
+//!   as a child with that environment; the child's player airs STARTS (default 200) scheduled
+//!   100 ms beeps on the `device` output (rodio → cpal → ALSA → Pulse); the parent captures the
+//!   sink with `parec` and finds each beep's onset. Prints first-sample-vs-schedule offsets:
+//!   absolute (capture clock anchored by the read times of parec's output, so it includes the
+//!   monitor latency) and the jitter around the median, p50/p99/max.
+//! - `render`: makes an MP3 of MINUTES (default 60) with sox+lame, then times the player's
+//!   offline render (loudness on, cold and warm cache) against `ffmpeg -i x.mp3 out.wav` when
+//!   ffmpeg is installed, else `sox x.mp3 out.wav`.
+//! - `rss`: peak RSS (VmHWM) of an idle player vs the same process after airing a MINUTES-long
+//!   MP3 session (whole session on a `null` output as fast as possible, then REALTIME_SECS on a
+//!   real-time `null` output).
+
+use chrono::Utc;
+use loa::loudness::LoudnessSettings;
+use loa::output::{OutputConfig, Pacing};
+use loa::player::{Player, PlayerConfig, PlayerEvent, Session};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+type R<T> = Result<T, Box<dyn std::error::Error>>;
+
+fn main() -> R<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let num = |i: usize, d: u64| args.get(i).and_then(|s| s.parse().ok()).unwrap_or(d);
+    match args.first().map(|s| s.as_str()) {
+        Some("start-offset") => start_offset(num(1, 200) as usize, num(2, 400)),
+        Some("start-offset-child") => start_offset_child(&args[1..]),
+        Some("render") => render(num(1, 60)),
+        Some("rss") => rss(num(1, 60), num(2, 20)),
+        _ => {
+            eprintln!(
+                "usage: bench_playout start-offset [STARTS] [SPACING_MS] | render [MINUTES] | rss [MINUTES] [REALTIME_SECS]"
+            );
+            std::process::exit(2);
+        }
+    }
+}
+
+fn sh(cmd: &mut Command) -> R<()> {
+    let st = cmd.status()?;
+    if !st.success() {
+        return Err(format!("{cmd:?} failed: {st}").into());
+    }
+    Ok(())
+}
+
+fn pct(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+// ---------------------------------------------------------------------------------------------
+
+fn start_offset(starts: usize, spacing_ms: u64) -> R<()> {
+    let dir = tempfile::tempdir()?;
+    let d = dir.path();
+    for s in ["runtime", "home"] {
+        std::fs::create_dir_all(d.join(s))?;
+    }
+    let env = [
+        ("PULSE_RUNTIME_PATH", d.join("runtime")),
+        ("XDG_RUNTIME_DIR", d.join("runtime")),
+        ("HOME", d.join("home")),
+    ];
+    let with_env = |c: &mut Command| {
+        for (k, v) in &env {
+            c.env(k, v);
+        }
+    };
+    let mut pa = Command::new("pulseaudio");
+    pa.args([
+        "-n",
+        "--daemonize=no",
+        "--exit-idle-time=-1",
+        "--use-pid-file=no",
+        "-L",
+        "module-null-sink sink_name=cap rate=44100 channels=2",
+        "-L",
+        "module-native-protocol-unix",
+    ])
+    .stdout(Stdio::null())
+    .stderr(Stdio::null());
+    with_env(&mut pa);
+    let mut pa = pa
+        .spawn()
+        .map_err(|e| format!("pulseaudio: {e} (install pulseaudio)"))?;
+    std::thread::sleep(Duration::from_millis(1500));
+    // A 100 ms beep at 44.1 kHz stereo.
+    let beep = d.join("beep.wav");
+    sh(Command::new("sox")
+        .args(["-n", "-r", "44100", "-c", "2", "-b", "16"])
+        .arg(&beep)
+        .args(["synth", "0.1", "sine", "1000", "gain", "-6"]))?;
+
+    let mut parec = Command::new("parec");
+    parec
+        .args([
+            "-d",
+            "cap.monitor",
+            "--raw",
+            "--format=s16le",
+            "--rate=44100",
+            "--channels=2",
+            "--latency-msec=5",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    with_env(&mut parec);
+    let mut parec = parec.spawn()?;
+    let mut pipe = parec.stdout.take().ok_or("no parec stdout")?;
+    let reader = std::thread::spawn(move || {
+        let mut data = Vec::new();
+        // (frames read so far, when): the newest frame read was captured no later than `when`.
+        let mut reads: Vec<(u64, chrono::DateTime<Utc>)> = Vec::new();
+        let mut buf = vec![0u8; 4096];
+        while let Ok(n) = pipe.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            data.extend_from_slice(&buf[..n]);
+            reads.push(((data.len() / 4) as u64, Utc::now()));
+        }
+        (data, reads)
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    let first = Utc::now() + chrono::Duration::seconds(2);
+    let mut child = Command::new(std::env::current_exe()?);
+    child
+        .args([
+            "start-offset-child",
+            &beep.display().to_string(),
+            &first.to_rfc3339(),
+            &starts.to_string(),
+            &spacing_ms.to_string(),
+        ])
+        .stderr(Stdio::null());
+    with_env(&mut child);
+    let out = child.output()?;
+    std::thread::sleep(Duration::from_millis(500));
+    unsafe {
+        libc::kill(parec.id() as i32, libc::SIGINT);
+    }
+    let _ = parec.wait();
+    let (data, reads) = reader.join().map_err(|_| "reader")?;
+    if reads.is_empty() {
+        return Err("parec captured nothing".into());
+    }
+    // When frame `f` was captured: the tightest bound from reads within the next 2 s (local, so
+    // capture drops or clock drift over the run do not accumulate).
+    let captured_at = |f: u64| -> chrono::DateTime<Utc> {
+        reads
+            .iter()
+            .filter(|(n, _)| *n > f && *n <= f + 88200)
+            .map(|(n, t)| {
+                *t - chrono::Duration::microseconds(((n - f) as f64 / 44100.0 * 1e6) as i64)
+            })
+            .min()
+            .unwrap_or(reads[reads.len() - 1].1)
+    };
+    let _ = pa.kill();
+    let _ = pa.wait();
+    let software: Vec<f64> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| {
+            l.strip_prefix("started_offset_ms ")
+                .and_then(|x| x.parse().ok())
+        })
+        .collect();
+
+    // Onsets: first loud frame after ≥ 150 ms of quiet.
+    let s: Vec<i16> = data
+        .chunks_exact(2)
+        .map(|b| i16::from_le_bytes([b[0], b[1]]))
+        .collect();
+    let mut onsets = Vec::new();
+    let mut quiet = 0usize;
+    for (i, f) in s.chunks_exact(2).enumerate() {
+        let loud = f.iter().any(|x| x.unsigned_abs() > 300);
+        if loud && quiet >= 6615 {
+            onsets.push(i);
+        }
+        quiet = if loud { 0 } else { quiet + 1 };
+    }
+    let mut abs_ms = Vec::new();
+    for (i, &o) in onsets.iter().enumerate() {
+        let heard = captured_at(o as u64);
+        // Match to the nearest scheduled instant.
+        let k =
+            ((heard - first).num_microseconds().unwrap_or(0) as f64 / 1000.0 / spacing_ms as f64)
+                .round();
+        if k < 0.0 || k as usize >= starts {
+            eprintln!("onset {i} matches no schedule");
+            continue;
+        }
+        let sched = first + chrono::Duration::milliseconds(k as i64 * spacing_ms as i64);
+        abs_ms.push((heard - sched).num_microseconds().unwrap_or(0) as f64 / 1000.0);
+    }
+    let mut sorted = abs_ms.clone();
+    sorted.sort_by(f64::total_cmp);
+    let med = pct(&sorted, 0.5);
+    let mut jitter: Vec<f64> = abs_ms.iter().map(|x| (x - med).abs()).collect();
+    jitter.sort_by(f64::total_cmp);
+    let mut sw = software.clone();
+    sw.sort_by(f64::total_cmp);
+    println!(
+        "start-offset: {} scheduled starts, {} found on the sink ({} ms apart)",
+        starts,
+        abs_ms.len(),
+        spacing_ms
+    );
+    println!(
+        "  heard vs scheduled (ms, capture-clock, incl. monitor latency): p50 {:.2}  p99 {:.2}  max {:.2}  min {:.2}",
+        med,
+        pct(&sorted, 0.99),
+        sorted.last().copied().unwrap_or(f64::NAN),
+        sorted.first().copied().unwrap_or(f64::NAN)
+    );
+    println!(
+        "  |jitter| around the median (ms): p50 {:.2}  p99 {:.2}  max {:.2}",
+        pct(&jitter, 0.5),
+        pct(&jitter, 0.99),
+        jitter.last().copied().unwrap_or(f64::NAN)
+    );
+    println!(
+        "  player's own first-sample estimate vs scheduled (ms): p50 {:.2}  p99 {:.2}  max {:.2}",
+        pct(&sw, 0.5),
+        pct(&sw, 0.99),
+        sw.last().copied().unwrap_or(f64::NAN)
+    );
+    Ok(())
+}
+
+fn start_offset_child(args: &[String]) -> R<()> {
+    let beep = PathBuf::from(&args[0]);
+    let first: chrono::DateTime<Utc> = args[1].parse()?;
+    let starts: usize = args[2].parse()?;
+    let spacing: i64 = args[3].parse()?;
+    let mut out = OutputConfig::new("device");
+    out.sample_rate = Some(44100);
+    out.channels = Some(2);
+    let loud = LoudnessSettings {
+        enabled: false,
+        cache_dir: None,
+        ..LoudnessSettings::default()
+    };
+    let (p, ev) = Player::spawn(PlayerConfig::new(out, loud))?;
+    for i in 0..starts {
+        p.load(Session {
+            airing_id: format!("s{i}"),
+            items: vec![beep.clone()],
+            max_secs: None,
+            start_at: first + chrono::Duration::milliseconds(i as i64 * spacing),
+        })?;
+    }
+    let mut done = 0;
+    while done < starts {
+        if let PlayerEvent::Finished {
+            evidence,
+            airing_id,
+            ..
+        } = ev.recv_timeout(Duration::from_secs(30))?
+        {
+            done += 1;
+            let i: i64 = airing_id[1..].parse()?;
+            let sched = first + chrono::Duration::milliseconds(i * spacing);
+            if let Some(t) = evidence.first_sample_at {
+                println!(
+                    "started_offset_ms {}",
+                    (t - sched).num_microseconds().unwrap_or(0) as f64 / 1000.0
+                );
+            }
+        }
+    }
+    p.shutdown()?;
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+
+fn long_mp3(dir: &Path, minutes: u64) -> R<PathBuf> {
+    let wav = dir.join("long.wav");
+    let mp3 = dir.join("long.mp3");
+    let t = Instant::now();
+    sh(Command::new("sox")
+        .args(["-n", "-r", "44100", "-c", "2", "-b", "16"])
+        .arg(&wav)
+        .args([
+            "synth",
+            &format!("{}", minutes * 60),
+            "pinknoise",
+            "tremolo",
+            "0.3",
+            "60",
+            "gain",
+            "-12",
+        ]))?;
+    sh(Command::new("lame")
+        .args(["--quiet", "-b", "128"])
+        .arg(&wav)
+        .arg(&mp3))?;
+    std::fs::remove_file(&wav)?;
+    eprintln!(
+        "made a {minutes}-minute 128 kbps MP3 in {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
+    Ok(mp3)
+}
+
+fn player_render(mp3: &Path, out: &Path, cache: &Path) -> R<f64> {
+    let cfg = OutputConfig {
+        spec: format!("wav:{}", out.display()),
+        sample_rate: Some(44100),
+        channels: Some(2),
+        pacing: Pacing::AsFastAsPossible,
+        latency_ms: None,
+        underrun_wait_ms: None,
+    };
+    let loud = LoudnessSettings {
+        cache_dir: Some(cache.to_path_buf()),
+        ..LoudnessSettings::default()
+    };
+    let t = Instant::now();
+    let (p, ev) = Player::spawn(PlayerConfig::new(cfg, loud))?;
+    p.load(Session {
+        airing_id: "r".into(),
+        items: vec![mp3.to_path_buf()],
+        max_secs: None,
+        start_at: Utc::now(),
+    })?;
+    loop {
+        if let PlayerEvent::Finished { outcome, .. } = ev.recv()? {
+            eprintln!("render outcome {outcome:?}");
+            break;
+        }
+    }
+    p.shutdown()?;
+    Ok(t.elapsed().as_secs_f64())
+}
+
+fn render(minutes: u64) -> R<()> {
+    let dir = tempfile::tempdir()?;
+    let mp3 = long_mp3(dir.path(), minutes)?;
+    let cache = dir.path().join("cache");
+    let cold = player_render(&mp3, &dir.path().join("a.wav"), &cache)?;
+    let warm = player_render(&mp3, &dir.path().join("b.wav"), &cache)?;
+    let has_ffmpeg = Command::new("ffmpeg")
+        .arg("-version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    let t = Instant::now();
+    let reference = if has_ffmpeg {
+        sh(Command::new("ffmpeg")
+            .args(["-loglevel", "error", "-y", "-i"])
+            .arg(&mp3)
+            .arg(dir.path().join("f.wav")))?;
+        "ffmpeg -i x.mp3 out.wav"
+    } else {
+        sh(Command::new("sox").arg(&mp3).arg(dir.path().join("f.wav")))?;
+        "sox x.mp3 out.wav (ffmpeg not installed)"
+    };
+    let reference_secs = t.elapsed().as_secs_f64();
+    println!("render: {minutes} min of 128 kbps MP3 → 44.1 kHz stereo WAV");
+    println!(
+        "  loa player, loudness on, cold cache (measure + render): {cold:.2} s ({:.2}× {reference})",
+        cold / reference_secs
+    );
+    println!(
+        "  loa player, loudness on, warm cache (render only):     {warm:.2} s ({:.2}× {reference})",
+        warm / reference_secs
+    );
+    println!("  {reference}: {reference_secs:.2} s");
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+
+fn vm(field: &str) -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with(field))
+                .and_then(|l| l.split_whitespace().nth(1).and_then(|x| x.parse().ok()))
+        })
+        .unwrap_or(0)
+}
+
+fn rss(minutes: u64, realtime_secs: u64) -> R<()> {
+    let dir = tempfile::tempdir()?;
+    let mp3 = long_mp3(dir.path(), minutes)?;
+    let cache = dir.path().join("cache");
+    let loud = LoudnessSettings {
+        cache_dir: Some(cache.clone()),
+        ..LoudnessSettings::default()
+    };
+    // Warm the cache first, as the daemon does at schedule load.
+    loa::loudness::LoudnessCache::open(Some(&cache)).measure(&mp3)?;
+    let mut rt = OutputConfig::new("null");
+    rt.sample_rate = Some(44100);
+    let (p, ev) = Player::spawn(PlayerConfig::new(rt, loud.clone()))?;
+    std::thread::sleep(Duration::from_millis(500));
+    // Reset the high-water mark so it measures from the idle player on.
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+    let idle = vm("VmRSS:");
+    let t = Instant::now();
+    p.load(Session {
+        airing_id: "rt".into(),
+        items: vec![mp3.clone()],
+        max_secs: Some(realtime_secs as f64),
+        start_at: Utc::now(),
+    })?;
+    while !matches!(ev.recv()?, PlayerEvent::Finished { .. }) {}
+    let after_rt = vm("VmHWM:");
+    p.shutdown()?;
+    let mut fast = OutputConfig::new("null");
+    fast.sample_rate = Some(44100);
+    fast.pacing = Pacing::AsFastAsPossible;
+    let (p, ev) = Player::spawn(PlayerConfig::new(fast, loud))?;
+    p.load(Session {
+        airing_id: "fast".into(),
+        items: vec![mp3],
+        max_secs: None,
+        start_at: Utc::now(),
+    })?;
+    while !matches!(ev.recv()?, PlayerEvent::Finished { .. }) {}
+    p.shutdown()?;
+    let after_fast = vm("VmHWM:");
+    println!("rss: idle player {} KiB", idle);
+    println!(
+        "  peak after {realtime_secs} s airing in real time: {} KiB (+{} KiB) [{:.1} s]",
+        after_rt,
+        after_rt.saturating_sub(idle),
+        t.elapsed().as_secs_f64()
+    );
+    println!(
+        "  peak after airing the whole {minutes}-min session (null, as fast as possible): {} KiB (+{} KiB)",
+        after_fast,
+        after_fast.saturating_sub(idle)
+    );
+    Ok(())
+}

@@ -1,0 +1,889 @@
+//! The collector's HTTP API (axum): ingest (`POST /api/v1/stations/{id}/records`, `…/heartbeat`),
+//! queries (`GET /api/v1/stations`, `…/{id}`, `…/{id}/airings`), reports
+//! (`GET /api/v1/reports/{period}.{csv|xlsx|json}`), `/healthz`, `/metrics`, the OpenAPI document
+//! and the dashboard. One router per resource, one [`AppState`], one [`ApiError`].
+//!
+//! **Invariant:** a request either gets a definite answer (stored / refused with reasons) or a 429
+//! / 500 after which nothing of it was stored; SQLite work runs in `spawn_blocking`, and internal
+//! errors are logged, never shown.
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use super::ingest::{
+    BatchError, DEFAULT_MAX_BATCH_RECORDS, DEFAULT_MAX_BODY_BYTES, check_batch, check_heartbeat,
+    decode_batch, decode_json,
+};
+use super::registry::{Registry, StationEntry};
+use super::status::{DEFAULT_OFFLINE_AFTER_SECS, StationStatus, station_status};
+use super::store::{Store, StoreError, StoreOutcome};
+use crate::clock::Clock;
+use crate::reconcile::Thresholds;
+use crate::report::{Format, Period, PlanSource, ReportError};
+use crate::wire::{BatchAck, Rejection, SignedHeartbeat};
+
+/// Default number of ingest requests handled at once; more wait up to
+/// [`DEFAULT_INGEST_WAIT_MS`] and then get 429 (SQLite has one writer anyway).
+pub const DEFAULT_MAX_CONCURRENT_INGEST: usize = 32;
+/// Default time an ingest request waits for a slot before 429.
+pub const DEFAULT_INGEST_WAIT_MS: u64 = 5_000;
+/// Retry-After sent with 429, in seconds.
+pub const DEFAULT_RETRY_AFTER_SECS: u64 = 5;
+
+/// The OpenAPI document (also `docs/openapi.json`).
+pub const OPENAPI_JSON: &str = include_str!("../../docs/openapi.json");
+
+/// Limits and thresholds of the server.
+#[derive(Debug, Clone)]
+pub struct HttpConfig {
+    pub max_body_bytes: usize,
+    pub max_batch_records: usize,
+    pub offline_after_secs: i64,
+    pub max_concurrent_ingest: usize,
+    pub ingest_wait_ms: u64,
+    pub thresholds: Thresholds,
+    /// Bearer token of `POST /api/v1/admin/stations`; `None` disables the admin API (404).
+    pub admin_token: Option<String>,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            max_batch_records: DEFAULT_MAX_BATCH_RECORDS,
+            offline_after_secs: DEFAULT_OFFLINE_AFTER_SECS,
+            max_concurrent_ingest: DEFAULT_MAX_CONCURRENT_INGEST,
+            ingest_wait_ms: DEFAULT_INGEST_WAIT_MS,
+            thresholds: Thresholds::default(),
+            admin_token: None,
+        }
+    }
+}
+
+/// Counters for `/metrics`.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    pub records_accepted: AtomicU64,
+    pub records_duplicate: AtomicU64,
+    pub batches_stored: AtomicU64,
+    pub batches_rejected_400: AtomicU64,
+    pub batches_rejected_401: AtomicU64,
+    pub batches_rejected_403: AtomicU64,
+    pub batches_rejected_409: AtomicU64,
+    pub batches_rejected_413: AtomicU64,
+    pub batches_rejected_429: AtomicU64,
+    pub heartbeats: AtomicU64,
+    pub ingest_micros_total: AtomicU64,
+}
+
+struct Inner {
+    registry: RwLock<Registry>,
+    registry_path: Option<PathBuf>,
+    writer: Mutex<Store>,
+    reader: Mutex<Store>,
+    clock: Arc<dyn Clock>,
+    plans: Arc<dyn PlanSource + Send + Sync>,
+    config: HttpConfig,
+    metrics: Metrics,
+    ingest_slots: tokio::sync::Semaphore,
+}
+
+/// Shared state of every handler.
+#[derive(Clone)]
+pub struct AppState {
+    inner: Arc<Inner>,
+}
+
+impl AppState {
+    /// Open the database at `db` (creating and migrating it) and serve `registry`.
+    /// `registry_path` lets an unknown station trigger a re-read (after `loa register`).
+    pub fn new(
+        registry: Registry,
+        db: &std::path::Path,
+        clock: Arc<dyn Clock>,
+        plans: Arc<dyn PlanSource + Send + Sync>,
+        config: HttpConfig,
+    ) -> Result<Self, StoreError> {
+        let writer = Store::open(db)?;
+        let reader = Store::open(db)?;
+        let registry_path = registry.path.clone();
+        Ok(Self {
+            inner: Arc::new(Inner {
+                registry: RwLock::new(registry),
+                registry_path,
+                writer: Mutex::new(writer),
+                reader: Mutex::new(reader),
+                clock,
+                plans,
+                ingest_slots: tokio::sync::Semaphore::new(config.max_concurrent_ingest.max(1)),
+                config,
+                metrics: Metrics::default(),
+            }),
+        })
+    }
+
+    /// The counters.
+    pub fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
+    }
+
+    fn registry(&self) -> Registry {
+        match self.inner.registry.read() {
+            Ok(r) => r.clone(),
+            Err(e) => e.into_inner().clone(),
+        }
+    }
+
+    /// The station's entry; an unknown id re-reads the registry file once (a station registered
+    /// while the collector runs is picked up without a restart).
+    fn station(&self, id: &str) -> Option<StationEntry> {
+        let read = |s: &Self| match s.inner.registry.read() {
+            Ok(r) => r.get(id).cloned(),
+            Err(e) => e.into_inner().get(id).cloned(),
+        };
+        if let Some(e) = read(self) {
+            return Some(e);
+        }
+        let path = self.inner.registry_path.as_ref()?;
+        match Registry::load(path) {
+            Ok(fresh) => {
+                let found = fresh.get(id).cloned();
+                match self.inner.registry.write() {
+                    Ok(mut r) => *r = fresh,
+                    Err(e) => *e.into_inner() = fresh,
+                }
+                found
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "re-reading the registry failed; keeping the old one");
+                None
+            }
+        }
+    }
+
+    /// Run `f` with the read connection on the blocking pool.
+    async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Store, &AppState) -> Result<T, ApiError> + Send + 'static,
+    ) -> Result<T, ApiError> {
+        let st = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let guard = match st.inner.reader.lock() {
+                Ok(g) => g,
+                Err(e) => e.into_inner(),
+            };
+            f(&guard, &st)
+        })
+        .await
+        .map_err(|e| ApiError::Internal(format!("blocking task: {e}")))?
+    }
+}
+
+/// Errors of the API; each variant is one HTTP status.
+#[derive(Debug)]
+pub enum ApiError {
+    /// 400: malformed body, wrong types, invalid records or a reordered batch.
+    BadRequest(String, Vec<Rejection>),
+    /// 401: the station is not registered.
+    UnknownStation(String),
+    /// 403: signature does not verify with the station's key, or another station's record.
+    Forbidden(String, Vec<Rejection>),
+    /// 404: no such resource.
+    NotFound(String),
+    /// 409: same seq with different bytes, or the chain does not link to what is stored.
+    Conflict(BatchAck),
+    /// 413: body or batch too large.
+    TooLarge(String),
+    /// 429: too many ingest requests at once; retry after the stated seconds.
+    Overloaded,
+    /// 500: logged; the client sees a generic message.
+    Internal(String),
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        ApiError::Internal(e.to_string())
+    }
+}
+
+impl From<ReportError> for ApiError {
+    fn from(e: ReportError) -> Self {
+        match e {
+            ReportError::BadPeriod(_) => ApiError::NotFound(e.to_string()),
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    error: &'a str,
+    #[serde(flatten)]
+    ack: Option<BatchAck>,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let rejected_ack = |rejected: Vec<Rejection>| BatchAck {
+            accepted: Vec::new(),
+            duplicates: Vec::new(),
+            stored_through: 0,
+            rejected,
+        };
+        let (status, msg, ack) = match self {
+            ApiError::BadRequest(m, r) => (StatusCode::BAD_REQUEST, m, Some(rejected_ack(r))),
+            ApiError::UnknownStation(m) => (
+                StatusCode::UNAUTHORIZED,
+                m.clone(),
+                Some(rejected_ack(vec![Rejection {
+                    seq: None,
+                    reason: m,
+                }])),
+            ),
+            ApiError::Forbidden(m, r) => (StatusCode::FORBIDDEN, m, Some(rejected_ack(r))),
+            ApiError::NotFound(m) => (StatusCode::NOT_FOUND, m, None),
+            ApiError::Conflict(ack) => (
+                StatusCode::CONFLICT,
+                "conflict with stored records; nothing of this batch was stored".to_string(),
+                Some(ack),
+            ),
+            ApiError::TooLarge(m) => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                m.clone(),
+                Some(rejected_ack(vec![Rejection {
+                    seq: None,
+                    reason: m,
+                }])),
+            ),
+            ApiError::Overloaded => {
+                let body = ErrorBody {
+                    error: "collector busy; nothing was stored, retry later",
+                    ack: None,
+                };
+                let mut resp = (StatusCode::TOO_MANY_REQUESTS, axum::Json(body)).into_response();
+                resp.headers_mut().insert(
+                    header::RETRY_AFTER,
+                    HeaderValue::from(DEFAULT_RETRY_AFTER_SECS),
+                );
+                return resp;
+            }
+            ApiError::Internal(m) => {
+                tracing::error!(error = %m, "internal error");
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal error; nothing of this request was stored; see the collector log"
+                        .to_string(),
+                    None,
+                )
+            }
+        };
+        (status, axum::Json(ErrorBody { error: &msg, ack })).into_response()
+    }
+}
+
+fn batch_error(e: BatchError) -> ApiError {
+    match e {
+        BatchError::Malformed(_) => ApiError::BadRequest(e.to_string(), e.rejections()),
+        BatchError::TooLarge { .. } => ApiError::TooLarge(e.to_string()),
+        BatchError::Invalid(r) => ApiError::BadRequest(
+            "records refused; nothing of this batch was stored".into(),
+            r,
+        ),
+        BatchError::Forbidden(r) => ApiError::Forbidden(
+            "records refused: not signed by this station's registered key, or not this station's; nothing of this batch was stored".into(),
+            r,
+        ),
+    }
+}
+
+fn unknown_station(id: &str) -> ApiError {
+    ApiError::UnknownStation(format!(
+        "station `{id}` is not registered with this collector; register its public key: \
+         `loa register --config collector.toml --station {id} --public-key <key printed by loa keygen>`"
+    ))
+}
+
+async fn read_body(state: &AppState, body: Body) -> Result<Bytes, ApiError> {
+    let limit = state.inner.config.max_body_bytes;
+    axum::body::to_bytes(body, limit).await.map_err(|e| {
+        // to_bytes reports the limit through a boxed error; anything else is a broken upload.
+        let text = e.to_string();
+        if text.contains("length limit")
+            || std::error::Error::source(&e).is_some_and(|s| s.to_string().contains("length limit"))
+        {
+            ApiError::TooLarge(format!("body exceeds {limit} bytes; send smaller batches"))
+        } else {
+            ApiError::BadRequest(format!("cannot read the body: {text}"), Vec::new())
+        }
+    })
+}
+
+fn count_rejection(m: &Metrics, e: &ApiError) {
+    let c = match e {
+        ApiError::BadRequest(..) => &m.batches_rejected_400,
+        ApiError::UnknownStation(_) => &m.batches_rejected_401,
+        ApiError::Forbidden(..) => &m.batches_rejected_403,
+        ApiError::Conflict(_) => &m.batches_rejected_409,
+        ApiError::TooLarge(_) => &m.batches_rejected_413,
+        ApiError::Overloaded => &m.batches_rejected_429,
+        _ => return,
+    };
+    c.fetch_add(1, Ordering::Relaxed);
+}
+
+async fn post_records(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    body: Body,
+) -> Result<axum::Json<BatchAck>, ApiError> {
+    let r = ingest_records(&state, id, body).await;
+    if let Err(e) = &r {
+        count_rejection(&state.inner.metrics, e);
+    }
+    r.map(axum::Json)
+}
+
+async fn ingest_records(state: &AppState, id: String, body: Body) -> Result<BatchAck, ApiError> {
+    let started = std::time::Instant::now();
+    let _permit = tokio::time::timeout(
+        Duration::from_millis(state.inner.config.ingest_wait_ms),
+        state.inner.ingest_slots.acquire(),
+    )
+    .await
+    .map_err(|_| ApiError::Overloaded)?
+    .map_err(|_| ApiError::Overloaded)?;
+    let bytes = read_body(state, body).await?;
+    let entry = state.station(&id).ok_or_else(|| unknown_station(&id))?;
+    let st = state.clone();
+    let ack = tokio::task::spawn_blocking(move || -> Result<BatchAck, ApiError> {
+        let batch = decode_batch(&bytes, st.inner.config.max_batch_records).map_err(batch_error)?;
+        let checked = check_batch(&entry.id, &entry.key, &batch).map_err(batch_error)?;
+        let now = st.inner.clock.now();
+        let mut store = match st.inner.writer.lock() {
+            Ok(g) => g,
+            Err(e) => e.into_inner(),
+        };
+        match store.store_batch(&entry.id, &checked, now)? {
+            StoreOutcome::Stored(ack) => Ok(ack),
+            StoreOutcome::Conflict(ack) => Err(ApiError::Conflict(ack)),
+        }
+    })
+    .await
+    .map_err(|e| ApiError::Internal(format!("blocking task: {e}")))??;
+    let m = &state.inner.metrics;
+    m.records_accepted
+        .fetch_add(ack.accepted.len() as u64, Ordering::Relaxed);
+    m.records_duplicate
+        .fetch_add(ack.duplicates.len() as u64, Ordering::Relaxed);
+    m.batches_stored.fetch_add(1, Ordering::Relaxed);
+    m.ingest_micros_total
+        .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+    Ok(ack)
+}
+
+#[derive(Serialize, Deserialize)]
+struct HeartbeatAck {
+    received_at: DateTime<Utc>,
+}
+
+async fn post_heartbeat(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    body: Body,
+) -> Result<axum::Json<HeartbeatAck>, ApiError> {
+    let bytes = read_body(&state, body).await?;
+    let entry = state.station(&id).ok_or_else(|| unknown_station(&id))?;
+    let st = state.clone();
+    let at = tokio::task::spawn_blocking(move || -> Result<DateTime<Utc>, ApiError> {
+        let hb: SignedHeartbeat = decode_json(&bytes).map_err(batch_error)?;
+        check_heartbeat(&entry.id, &entry.key, &hb).map_err(batch_error)?;
+        let now = st.inner.clock.now();
+        let mut store = match st.inner.writer.lock() {
+            Ok(g) => g,
+            Err(e) => e.into_inner(),
+        };
+        store.store_heartbeat(&entry.id, hb.heartbeat.get(), &hb.signature, now)?;
+        Ok(now)
+    })
+    .await
+    .map_err(|e| ApiError::Internal(format!("blocking task: {e}")))??;
+    state
+        .inner
+        .metrics
+        .heartbeats
+        .fetch_add(1, Ordering::Relaxed);
+    Ok(axum::Json(HeartbeatAck { received_at: at }))
+}
+
+/// Status of every registered station at the state's clock.
+pub fn all_status(store: &Store, state: &AppState) -> Result<Vec<StationStatus>, ApiError> {
+    let now = state.inner.clock.now();
+    let reg = state.registry();
+    let mut out = Vec::with_capacity(reg.stations.len());
+    for e in reg.stations.values() {
+        out.push(station_status(
+            store,
+            e,
+            state.inner.plans.as_ref(),
+            &state.inner.config.thresholds,
+            now,
+            state.inner.config.offline_after_secs,
+        )?);
+    }
+    Ok(out)
+}
+
+async fn list_stations(
+    State(state): State<AppState>,
+) -> Result<axum::Json<Vec<StationStatus>>, ApiError> {
+    state.read(all_status).await.map(axum::Json)
+}
+
+async fn get_station(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<axum::Json<StationStatus>, ApiError> {
+    let entry = state
+        .station(&id)
+        .ok_or_else(|| ApiError::NotFound(format!("no station `{id}`")))?;
+    state
+        .read(move |store, st| {
+            Ok(station_status(
+                store,
+                &entry,
+                st.inner.plans.as_ref(),
+                &st.inner.config.thresholds,
+                st.inner.clock.now(),
+                st.inner.config.offline_after_secs,
+            )?)
+        })
+        .await
+        .map(axum::Json)
+}
+
+#[derive(Deserialize)]
+struct AiringsQuery {
+    from: Option<NaiveDate>,
+    to: Option<NaiveDate>,
+    month: Option<String>,
+}
+
+#[derive(Serialize)]
+struct Airing {
+    seq: u64,
+    hash: String,
+    record: crate::wire::AiringRecord,
+}
+
+#[derive(Serialize)]
+struct AiringsAnswer {
+    station: String,
+    from: NaiveDate,
+    to: NaiveDate,
+    airings: Vec<Airing>,
+}
+
+async fn get_airings(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    q: Result<Query<AiringsQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<axum::Json<AiringsAnswer>, ApiError> {
+    let Query(q) = q.map_err(|e| ApiError::BadRequest(format!("query: {e}"), Vec::new()))?;
+    let entry = state
+        .station(&id)
+        .ok_or_else(|| ApiError::NotFound(format!("no station `{id}`")))?;
+    let now = state.inner.clock.now();
+    let today = now
+        .with_timezone(&super::status::report_offset())
+        .date_naive();
+    let period = match (q.month, q.from, q.to) {
+        (Some(m), _, _) => Period::parse(&m, today)?,
+        (None, Some(from), Some(to)) if from <= to => Period {
+            label: format!("{from}..{to}"),
+            from,
+            to,
+        },
+        _ => {
+            return Err(ApiError::BadRequest(
+                "give `month=YYYY-MM`, or `from=YYYY-MM-DD&to=YYYY-MM-DD` with from <= to".into(),
+                Vec::new(),
+            ));
+        }
+    };
+    state
+        .read(move |store, _| {
+            let lo = period
+                .from
+                .and_hms_opt(0, 0, 0)
+                .map(|t| t.and_utc().timestamp())
+                .unwrap_or(0)
+                - 14 * 3600;
+            let hi = (period.to + chrono::Duration::days(1))
+                .and_hms_opt(0, 0, 0)
+                .map(|t| t.and_utc().timestamp())
+                .unwrap_or(i64::MAX / 2)
+                + 14 * 3600;
+            let mut airings = Vec::new();
+            for s in store.records_between(Some(&entry.id), lo, hi)? {
+                let record = s.parse()?;
+                if period.contains(&record.scheduled_at) {
+                    airings.push(Airing {
+                        seq: s.seq,
+                        hash: s.hash,
+                        record,
+                    });
+                }
+            }
+            Ok(AiringsAnswer {
+                station: entry.id,
+                from: period.from,
+                to: period.to,
+                airings,
+            })
+        })
+        .await
+        .map(axum::Json)
+}
+
+async fn get_report(
+    State(state): State<AppState>,
+    Path(file): Path<String>,
+) -> Result<Response, ApiError> {
+    let (label, ext) = file.rsplit_once('.').ok_or_else(|| {
+        ApiError::NotFound("use /api/v1/reports/YYYY-MM.{csv,xlsx,json} or YYYY.{…}".into())
+    })?;
+    let format = Format::parse(ext).ok_or_else(|| {
+        ApiError::NotFound(format!("unknown report format `{ext}`: csv, xlsx or json"))
+    })?;
+    let now = state.inner.clock.now();
+    let today = now
+        .with_timezone(&super::status::report_offset())
+        .date_naive();
+    let period = Period::parse(label, today)?;
+    let name = format!("loa-{label}.{}", ext.to_ascii_lowercase());
+    let bytes = state
+        .read(move |store, st| {
+            let reg = st.registry();
+            let report = crate::report::build(
+                store,
+                &reg,
+                st.inner.plans.as_ref(),
+                &period,
+                &st.inner.config.thresholds,
+                now,
+            )?;
+            Ok(crate::report::render(&report, format)?)
+        })
+        .await?;
+    let mut resp = (StatusCode::OK, bytes).into_response();
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(format.content_type()),
+    );
+    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{name}\"")) {
+        h.insert(header::CONTENT_DISPOSITION, v);
+    }
+    Ok(resp)
+}
+
+async fn healthz(State(state): State<AppState>) -> Result<&'static str, ApiError> {
+    state
+        .read(|store, _| {
+            store.schema_version()?;
+            Ok("ok\n")
+        })
+        .await
+}
+
+async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError> {
+    let text = state
+        .read(|store, st| {
+            let statuses = all_status(store, st)?;
+            let m = &st.inner.metrics;
+            let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
+            let mut t = String::new();
+            let mut line = |name: &str, help: &str, kind: &str, samples: &[(String, u64)]| {
+                t.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n"));
+                for (labels, v) in samples {
+                    t.push_str(&format!("{name}{labels} {v}\n"));
+                }
+            };
+            line(
+                "loa_records_accepted_total",
+                "Records newly stored.",
+                "counter",
+                &[(String::new(), g(&m.records_accepted))],
+            );
+            line(
+                "loa_records_duplicate_total",
+                "Records acknowledged as duplicates.",
+                "counter",
+                &[(String::new(), g(&m.records_duplicate))],
+            );
+            line(
+                "loa_batches_stored_total",
+                "Batches stored (or all duplicates).",
+                "counter",
+                &[(String::new(), g(&m.batches_stored))],
+            );
+            line(
+                "loa_batches_rejected_total",
+                "Batches refused, by HTTP status.",
+                "counter",
+                &[
+                    ("{status=\"400\"}".into(), g(&m.batches_rejected_400)),
+                    ("{status=\"401\"}".into(), g(&m.batches_rejected_401)),
+                    ("{status=\"403\"}".into(), g(&m.batches_rejected_403)),
+                    ("{status=\"409\"}".into(), g(&m.batches_rejected_409)),
+                    ("{status=\"413\"}".into(), g(&m.batches_rejected_413)),
+                    ("{status=\"429\"}".into(), g(&m.batches_rejected_429)),
+                ],
+            );
+            line(
+                "loa_heartbeats_total",
+                "Heartbeats received.",
+                "counter",
+                &[(String::new(), g(&m.heartbeats))],
+            );
+            line(
+                "loa_ingest_seconds_micros_total",
+                "Time spent handling stored batches, microseconds.",
+                "counter",
+                &[(String::new(), g(&m.ingest_micros_total))],
+            );
+            line(
+                "loa_records_stored",
+                "Records in the database.",
+                "gauge",
+                &[(String::new(), store.count_records()?)],
+            );
+            line(
+                "loa_stations_registered",
+                "Registered stations.",
+                "gauge",
+                &[(String::new(), statuses.len() as u64)],
+            );
+            line(
+                "loa_stations_online",
+                "Stations whose last heartbeat is recent.",
+                "gauge",
+                &[(
+                    String::new(),
+                    statuses.iter().filter(|s| s.online).count() as u64,
+                )],
+            );
+            let per: Vec<(String, u64)> = statuses
+                .iter()
+                .map(|s| {
+                    (
+                        format!("{{station=\"{}\"}}", s.id),
+                        s.gaps.iter().map(|g| g.to - g.from + 1).sum(),
+                    )
+                })
+                .collect();
+            line(
+                "loa_station_missing_records",
+                "Sequence numbers missing below the highest stored.",
+                "gauge",
+                &per,
+            );
+            let backlog: Vec<(String, u64)> = statuses
+                .iter()
+                .map(|s| {
+                    (
+                        format!("{{station=\"{}\"}}", s.id),
+                        s.backlog_records.unwrap_or(0),
+                    )
+                })
+                .collect();
+            line(
+                "loa_station_backlog_records",
+                "Records the station has not shipped yet (its last heartbeat).",
+                "gauge",
+                &backlog,
+            );
+            Ok(t)
+        })
+        .await?;
+    let mut resp = text.into_response();
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4"),
+    );
+    Ok(resp)
+}
+
+async fn openapi() -> Response {
+    let mut r = OPENAPI_JSON.into_response();
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    r
+}
+
+#[derive(Deserialize)]
+struct MonthQuery {
+    month: Option<String>,
+}
+
+async fn dashboard_index(
+    State(state): State<AppState>,
+) -> Result<axum::response::Html<String>, ApiError> {
+    state
+        .read(|store, st| {
+            let statuses = all_status(store, st)?;
+            Ok(super::dashboard::index(&statuses, st.inner.clock.now()))
+        })
+        .await
+        .map(axum::response::Html)
+}
+
+async fn dashboard_station(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    q: Query<MonthQuery>,
+) -> Result<axum::response::Html<String>, ApiError> {
+    let entry = state
+        .station(&id)
+        .ok_or_else(|| ApiError::NotFound(format!("no station `{id}`")))?;
+    let now = state.inner.clock.now();
+    let month =
+        q.0.month
+            .unwrap_or_else(|| super::status::current_month(now));
+    let today = now
+        .with_timezone(&super::status::report_offset())
+        .date_naive();
+    let period = Period::parse(&month, today)?;
+    state
+        .read(move |store, st| {
+            let section = crate::report::station_section(
+                store,
+                &entry,
+                st.inner.plans.as_ref(),
+                &period,
+                &st.inner.config.thresholds,
+            )?;
+            Ok(super::dashboard::month_view(&section, &period))
+        })
+        .await
+        .map(axum::response::Html)
+}
+
+#[derive(Serialize)]
+struct AdminAnswer {
+    station: String,
+    created: bool,
+}
+
+/// Constant-time comparison of the presented token with the configured one.
+fn token_matches(presented: &[u8], expected: &[u8]) -> bool {
+    presented.len() == expected.len()
+        && presented
+            .iter()
+            .zip(expected)
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0
+}
+
+async fn admin_register(
+    State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
+    body: Body,
+) -> Result<axum::Json<AdminAnswer>, ApiError> {
+    let Some(expected) = state.inner.config.admin_token.clone() else {
+        return Err(ApiError::NotFound(
+            "the admin API is disabled (start the collector with an admin token)".into(),
+        ));
+    };
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    if !token_matches(presented.as_bytes(), expected.as_bytes()) {
+        return Err(ApiError::UnknownStation(
+            "admin token missing or wrong (Authorization: Bearer <token>)".into(),
+        ));
+    }
+    let bytes = read_body(&state, body).await?;
+    let raw: super::registry::RawStation = decode_json(&bytes).map_err(batch_error)?;
+    let path = state
+        .inner
+        .registry_path
+        .clone()
+        .ok_or_else(|| ApiError::Internal("collector runs without a registry file".into()))?;
+    let st = state.clone();
+    tokio::task::spawn_blocking(move || -> Result<AdminAnswer, ApiError> {
+        let created = super::registry::upsert_file(&path, &raw).map_err(|e| match e {
+            super::registry::RegistryError::Invalid { .. } => {
+                ApiError::BadRequest(e.to_string(), Vec::new())
+            }
+            other => ApiError::Internal(other.to_string()),
+        })?;
+        let fresh = Registry::load(&path).map_err(|e| ApiError::Internal(e.to_string()))?;
+        match st.inner.registry.write() {
+            Ok(mut r) => *r = fresh,
+            Err(e) => *e.into_inner() = fresh,
+        }
+        Ok(AdminAnswer {
+            station: raw.id,
+            created,
+        })
+    })
+    .await
+    .map_err(|e| ApiError::Internal(format!("blocking task: {e}")))?
+    .map(axum::Json)
+}
+
+/// The whole router.
+pub fn router(state: AppState) -> Router {
+    let ingest = Router::new()
+        .route("/api/v1/stations/{id}/records", post(post_records))
+        .route("/api/v1/stations/{id}/heartbeat", post(post_heartbeat));
+    let stations = Router::new()
+        .route("/api/v1/stations", get(list_stations))
+        .route("/api/v1/stations/{id}", get(get_station))
+        .route("/api/v1/stations/{id}/airings", get(get_airings));
+    let admin = Router::new().route("/api/v1/admin/stations", post(admin_register));
+    let reports = Router::new().route("/api/v1/reports/{file}", get(get_report));
+    let ops = Router::new()
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .route("/api/v1/openapi.json", get(openapi));
+    let dashboard = Router::new()
+        .route("/", get(dashboard_index))
+        .route("/stations/{id}", get(dashboard_station));
+    Router::new()
+        .merge(ingest)
+        .merge(stations)
+        .merge(reports)
+        .merge(ops)
+        .merge(admin)
+        .merge(dashboard)
+        // Bodies are read with our own limit (413 with a JSON answer), so axum's default is lifted.
+        .layer(axum::extract::DefaultBodyLimit::disable())
+        .with_state(state)
+}
+
+/// Serve on a bound listener until `shutdown` resolves.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+}

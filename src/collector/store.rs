@@ -1,0 +1,479 @@
+//! The collector's SQLite store (WAL): signed airing records exactly as received, the latest
+//! heartbeat per station, and versioned migrations (`PRAGMA user_version`).
+//!
+//! **Invariant:** a record row holds the very bytes, hash and signature the station sent, keyed by
+//! (station, seq); a row is only ever inserted (never updated or deleted) and only when it is
+//! signed by the station's key and its hash links to the stored neighbours (seq-1 and seq+1) that
+//! exist. A batch is stored in one transaction: all of it, or none.
+
+use chrono::{DateTime, FixedOffset, Utc};
+use rusqlite::{Connection, OptionalExtension, params};
+use std::path::Path;
+
+use super::ingest::CheckedRecord;
+use crate::wire::{BatchAck, GENESIS_HASH, Heartbeat, Rejection};
+
+/// Errors from the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error(
+        "database {path} has schema version {found}, newer than this build knows ({known}); upgrade loa"
+    )]
+    TooNew {
+        path: String,
+        found: i64,
+        known: i64,
+    },
+    #[error("stored record is corrupt: {0}")]
+    Corrupt(String),
+}
+
+/// The schema, one migration per version; `user_version` is the count applied.
+const MIGRATIONS: &[&str] = &[
+    // 1: records and heartbeats.
+    "CREATE TABLE records (
+        station TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        hash TEXT NOT NULL,
+        prev_hash TEXT NOT NULL,
+        signature TEXT NOT NULL,
+        bytes TEXT NOT NULL,
+        occurrence TEXT,
+        category TEXT NOT NULL,
+        source TEXT NOT NULL,
+        outcome TEXT NOT NULL,
+        scheduled_unix INTEGER NOT NULL,
+        aired_secs REAL NOT NULL,
+        received_unix INTEGER NOT NULL,
+        PRIMARY KEY (station, seq)
+    ) WITHOUT ROWID;
+    CREATE INDEX records_by_time ON records (scheduled_unix, station);
+    CREATE TABLE heartbeats (
+        station TEXT PRIMARY KEY,
+        received_unix_ms INTEGER NOT NULL,
+        bytes TEXT NOT NULL,
+        signature TEXT NOT NULL
+    );",
+];
+
+/// A stored record row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredRecord {
+    pub station: String,
+    pub seq: u64,
+    pub hash: String,
+    pub signature: String,
+    pub bytes: String,
+}
+
+impl StoredRecord {
+    /// Back to the wire form (bytes verbatim).
+    pub fn signed(&self) -> Result<crate::wire::SignedRecord, StoreError> {
+        Ok(crate::wire::SignedRecord {
+            record: serde_json::value::RawValue::from_string(self.bytes.clone())
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+            hash: self.hash.clone(),
+            signature: self.signature.clone(),
+        })
+    }
+
+    /// Parse the stored bytes.
+    pub fn parse(&self) -> Result<crate::wire::AiringRecord, StoreError> {
+        serde_json::from_str(&self.bytes)
+            .map_err(|e| StoreError::Corrupt(format!("{} seq {}: {e}", self.station, self.seq)))
+    }
+}
+
+/// The latest heartbeat of a station and when it arrived.
+#[derive(Debug, Clone)]
+pub struct StoredHeartbeat {
+    pub received_at: DateTime<Utc>,
+    pub heartbeat: Heartbeat,
+}
+
+/// A run of missing sequence numbers, inclusive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SeqGap {
+    pub from: u64,
+    pub to: u64,
+}
+
+/// Result of storing a batch.
+#[derive(Debug)]
+pub enum StoreOutcome {
+    /// Stored (or all duplicates).
+    Stored(BatchAck),
+    /// Same seq, different bytes, or a chain that does not link to stored neighbours; nothing stored.
+    Conflict(BatchAck),
+}
+
+/// The collector database.
+pub struct Store {
+    conn: Connection,
+}
+
+impl Store {
+    /// Open (creating when missing) and migrate.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let conn = Connection::open(path)?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        // WAL + NORMAL: a committed batch survives a process crash; power loss may lose the last
+        // transactions, which the station re-sends because they are still in its journal.
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        let mut store = Self { conn };
+        store.migrate(&path.display().to_string())?;
+        Ok(store)
+    }
+
+    fn migrate(&mut self, name: &str) -> Result<(), StoreError> {
+        let version: i64 = self
+            .conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        let known = MIGRATIONS.len() as i64;
+        if version > known {
+            return Err(StoreError::TooNew {
+                path: name.to_string(),
+                found: version,
+                known,
+            });
+        }
+        for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+            let tx = self.conn.transaction()?;
+            tx.execute_batch(sql)?;
+            tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+            tx.commit()?;
+        }
+        Ok(())
+    }
+
+    /// Schema version in use.
+    pub fn schema_version(&self) -> Result<i64, StoreError> {
+        Ok(self
+            .conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))?)
+    }
+
+    /// Highest seq stored for `station` (0 when none).
+    pub fn stored_through(&self, station: &str) -> Result<u64, StoreError> {
+        let n: Option<i64> = self.conn.query_row(
+            "SELECT MAX(seq) FROM records WHERE station = ?1",
+            [station],
+            |r| r.get(0),
+        )?;
+        Ok(n.unwrap_or(0) as u64)
+    }
+
+    /// Store a checked batch all-or-nothing. `records` must come from `ingest::check_batch`.
+    pub fn store_batch(
+        &mut self,
+        station: &str,
+        records: &[CheckedRecord],
+        now: DateTime<Utc>,
+    ) -> Result<StoreOutcome, StoreError> {
+        let tx = self.conn.transaction()?;
+        let mut accepted = Vec::new();
+        let mut duplicates = Vec::new();
+        let mut rejected = Vec::new();
+        {
+            let mut get = tx.prepare_cached(
+                "SELECT hash, prev_hash, bytes FROM records WHERE station = ?1 AND seq = ?2",
+            )?;
+            let mut insert = tx.prepare_cached(
+                "INSERT INTO records (station, seq, hash, prev_hash, signature, bytes, occurrence,
+                    category, source, outcome, scheduled_unix, aired_secs, received_unix)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+            )?;
+            let mut lookup = |seq: u64| -> Result<Option<(String, String, String)>, StoreError> {
+                Ok(get
+                    .query_row(params![station, seq as i64], |r| {
+                        Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                    })
+                    .optional()?)
+            };
+            for (i, c) in records.iter().enumerate() {
+                if let Some((_, _, bytes)) = lookup(c.seq)? {
+                    if bytes == c.bytes {
+                        duplicates.push(c.seq);
+                    } else {
+                        rejected.push(Rejection {
+                            seq: Some(c.seq),
+                            reason: format!(
+                                "conflict: seq {} is already stored with different content; a station never reuses a sequence number (was its journal reset or its key shared?)",
+                                c.seq
+                            ),
+                        });
+                    }
+                    continue;
+                }
+                // Previous link: from the batch itself (already checked) or the store.
+                if i == 0 {
+                    let expected = if c.seq == 1 {
+                        Some(GENESIS_HASH.to_string())
+                    } else {
+                        lookup(c.seq - 1)?.map(|(h, _, _)| h)
+                    };
+                    if let Some(h) = expected
+                        && h != c.record.prev_hash
+                    {
+                        rejected.push(Rejection {
+                            seq: Some(c.seq),
+                            reason: format!(
+                                "hash chain broken: prev_hash of seq {} is not the stored hash of seq {}",
+                                c.seq,
+                                c.seq - 1
+                            ),
+                        });
+                        continue;
+                    }
+                }
+                // Next link: a later record stored earlier (after a gap) must point at this one.
+                if i + 1 == records.len()
+                    && let Some((_, next_prev, _)) = lookup(c.seq + 1)?
+                    && next_prev != c.hash
+                {
+                    rejected.push(Rejection {
+                        seq: Some(c.seq),
+                        reason: format!(
+                            "hash chain broken: stored seq {} does not link to this seq {}",
+                            c.seq + 1,
+                            c.seq
+                        ),
+                    });
+                    continue;
+                }
+                if !rejected.is_empty() {
+                    continue;
+                }
+                let r = &c.record;
+                insert.execute(params![
+                    station,
+                    c.seq as i64,
+                    c.hash,
+                    r.prev_hash,
+                    c.signature,
+                    c.bytes,
+                    r.occurrence,
+                    r.category,
+                    source_name(r.source),
+                    outcome_name(r.outcome),
+                    r.scheduled_at.timestamp(),
+                    r.aired_secs,
+                    now.timestamp(),
+                ])?;
+                accepted.push(c.seq);
+            }
+        }
+        if !rejected.is_empty() {
+            drop(tx); // rollback: nothing of the batch is stored
+            let stored_through = self.stored_through(station)?;
+            return Ok(StoreOutcome::Conflict(BatchAck {
+                accepted: Vec::new(),
+                duplicates: Vec::new(),
+                stored_through,
+                rejected,
+            }));
+        }
+        let stored_through: i64 = tx.query_row(
+            "SELECT COALESCE(MAX(seq), 0) FROM records WHERE station = ?1",
+            [station],
+            |r| r.get(0),
+        )?;
+        tx.commit()?;
+        Ok(StoreOutcome::Stored(BatchAck {
+            accepted,
+            duplicates,
+            stored_through: stored_through as u64,
+            rejected: Vec::new(),
+        }))
+    }
+
+    /// Keep the latest heartbeat of `station` (the last to arrive replaces the previous one).
+    pub fn store_heartbeat(
+        &mut self,
+        station: &str,
+        bytes: &str,
+        signature: &str,
+        received_at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.conn.execute(
+            "INSERT INTO heartbeats (station, received_unix_ms, bytes, signature)
+             VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (station) DO UPDATE SET received_unix_ms = excluded.received_unix_ms,
+                bytes = excluded.bytes, signature = excluded.signature",
+            params![station, received_at.timestamp_millis(), bytes, signature],
+        )?;
+        Ok(())
+    }
+
+    /// The latest heartbeat of `station`.
+    pub fn heartbeat(&self, station: &str) -> Result<Option<StoredHeartbeat>, StoreError> {
+        let row: Option<(i64, String)> = self
+            .conn
+            .query_row(
+                "SELECT received_unix_ms, bytes FROM heartbeats WHERE station = ?1",
+                [station],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        let Some((ms, bytes)) = row else {
+            return Ok(None);
+        };
+        let heartbeat: Heartbeat =
+            serde_json::from_str(&bytes).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let received_at = DateTime::<Utc>::from_timestamp_millis(ms)
+            .ok_or_else(|| StoreError::Corrupt(format!("heartbeat time {ms}")))?;
+        Ok(Some(StoredHeartbeat {
+            received_at,
+            heartbeat,
+        }))
+    }
+
+    /// Missing sequence numbers of `station` below its highest stored seq.
+    pub fn gaps(&self, station: &str) -> Result<Vec<SeqGap>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT seq, LAG(seq, 1, 0) OVER (ORDER BY seq) FROM records WHERE station = ?1",
+        )?;
+        let rows = stmt.query_map([station], |r| {
+            Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
+        })?;
+        let mut gaps = Vec::new();
+        for row in rows {
+            let (seq, prev) = row?;
+            if seq > prev + 1 {
+                gaps.push(SeqGap {
+                    from: (prev + 1) as u64,
+                    to: (seq - 1) as u64,
+                });
+            }
+        }
+        Ok(gaps)
+    }
+
+    /// Records of `station` (or every station when `None`) scheduled in `[from, to)` (unix
+    /// seconds), ordered by station then seq.
+    pub fn records_between(
+        &self,
+        station: Option<&str>,
+        from_unix: i64,
+        to_unix: i64,
+    ) -> Result<Vec<StoredRecord>, StoreError> {
+        let map = |r: &rusqlite::Row<'_>| {
+            Ok(StoredRecord {
+                station: r.get(0)?,
+                seq: r.get::<_, i64>(1)? as u64,
+                hash: r.get(2)?,
+                signature: r.get(3)?,
+                bytes: r.get(4)?,
+            })
+        };
+        let mut out = Vec::new();
+        match station {
+            Some(s) => {
+                let mut stmt = self.conn.prepare_cached(
+                    "SELECT station, seq, hash, signature, bytes FROM records
+                     WHERE station = ?1 AND scheduled_unix >= ?2 AND scheduled_unix < ?3
+                     ORDER BY seq",
+                )?;
+                for r in stmt.query_map(params![s, from_unix, to_unix], map)? {
+                    out.push(r?);
+                }
+            }
+            None => {
+                let mut stmt = self.conn.prepare_cached(
+                    "SELECT station, seq, hash, signature, bytes FROM records
+                     WHERE scheduled_unix >= ?1 AND scheduled_unix < ?2
+                     ORDER BY station, seq",
+                )?;
+                for r in stmt.query_map(params![from_unix, to_unix], map)? {
+                    out.push(r?);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Records of `station` with `from <= seq <= to`, by seq.
+    pub fn records_by_seq(
+        &self,
+        station: &str,
+        from: u64,
+        to: u64,
+    ) -> Result<Vec<StoredRecord>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT station, seq, hash, signature, bytes FROM records
+             WHERE station = ?1 AND seq >= ?2 AND seq <= ?3 ORDER BY seq",
+        )?;
+        let rows = stmt.query_map(params![station, from as i64, to as i64], |r| {
+            Ok(StoredRecord {
+                station: r.get(0)?,
+                seq: r.get::<_, i64>(1)? as u64,
+                hash: r.get(2)?,
+                signature: r.get(3)?,
+                bytes: r.get(4)?,
+            })
+        })?;
+        let mut out = Vec::new();
+        for r in rows {
+            out.push(r?);
+        }
+        Ok(out)
+    }
+
+    /// The record of `station` with the highest seq.
+    pub fn last_record(&self, station: &str) -> Result<Option<StoredRecord>, StoreError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT station, seq, hash, signature, bytes FROM records
+                 WHERE station = ?1 ORDER BY seq DESC LIMIT 1",
+                [station],
+                |r| {
+                    Ok(StoredRecord {
+                        station: r.get(0)?,
+                        seq: r.get::<_, i64>(1)? as u64,
+                        hash: r.get(2)?,
+                        signature: r.get(3)?,
+                        bytes: r.get(4)?,
+                    })
+                },
+            )
+            .optional()?)
+    }
+
+    /// Total stored records (for /metrics).
+    pub fn count_records(&self) -> Result<u64, StoreError> {
+        let n: i64 = self
+            .conn
+            .query_row("SELECT COUNT(*) FROM records", [], |r| r.get(0))?;
+        Ok(n as u64)
+    }
+}
+
+/// Name of a source as stored and exported.
+pub fn source_name(s: crate::wire::Source) -> &'static str {
+    match s {
+        crate::wire::Source::File => "file",
+        crate::wire::Source::Relay => "relay",
+    }
+}
+
+/// Name of an outcome as stored and exported.
+pub fn outcome_name(o: crate::wire::Outcome) -> &'static str {
+    use crate::wire::Outcome::*;
+    match o {
+        Aired => "aired",
+        Partial => "partial",
+        Failed => "failed",
+        Missed => "missed",
+        Preempted => "preempted",
+        Skipped => "skipped",
+    }
+}
+
+/// Local wall time of a record, for display.
+pub fn local(t: &DateTime<FixedOffset>) -> String {
+    t.format("%Y-%m-%d %H:%M:%S").to_string()
+}

@@ -1,0 +1,223 @@
+//! The real `loa` binary end to end: `loa register`, `loa collector --listen 127.0.0.1:0` as a
+//! child process, a station posting, `loa status`, then `loa export` (csv/xlsx/json, month and
+//! year) from the database and `loa verify`.
+
+mod collector_common;
+
+use collector_common::*;
+use loa::wire::Outcome;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+
+const BIN: &str = env!("CARGO_BIN_EXE_loa");
+
+struct Killed(Child);
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn loa(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(BIN).args(args).output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn register_serve_status_export_verify_with_the_binary() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("collector.toml");
+    let db = dir.path().join("var/collector.db");
+    let (cfg_s, db_s) = (cfg.to_str().unwrap(), db.to_str().unwrap());
+    let mut st = TestStation::new("phuong-le-hong-phong", 5);
+    let pk = st.public_key();
+    let (code, out, err) = loa(&[
+        "register",
+        "--config",
+        cfg_s,
+        "--station",
+        "phuong-le-hong-phong",
+        "--public-key",
+        &pk,
+        "--name",
+        "Phường Lê Hồng Phong",
+        "--area-code",
+        "21205",
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, _, err) = loa(&[
+        "register",
+        "--config",
+        cfg_s,
+        "--station",
+        "x",
+        "--public-key",
+        "nope",
+    ]);
+    assert_eq!(code, 2);
+    assert!(err.contains("public_key"), "{err}");
+
+    let mut child = Command::new(BIN)
+        .args([
+            "collector",
+            "--listen",
+            "127.0.0.1:0",
+            "--db",
+            db_s,
+            "--config",
+            cfg_s,
+        ])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let child = Killed(child);
+    let mut lines = BufReader::new(stderr).lines();
+    let base = loop {
+        let line = lines
+            .next()
+            .expect("collector exited before listening")
+            .unwrap();
+        if let Some(rest) = line.split("listening on ").nth(1) {
+            break rest.trim().to_string();
+        }
+    };
+    // Keep draining the log so the child never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+
+    let c = client();
+    // The station's records are from "now" so this month's figures are not empty.
+    // Anchored at the start of the current local month so the month's export holds them all.
+    let now = chrono::Utc::now().with_timezone(&tz());
+    let month_start = {
+        use chrono::{Datelike, TimeZone};
+        tz().with_ymd_and_hms(now.year(), now.month(), 1, 0, 40, 0)
+            .unwrap()
+    };
+    let recs: Vec<_> = (0..3)
+        .map(|i| {
+            let when = month_start + chrono::Duration::minutes(i);
+            let p = st.planned("morning", when);
+            st.record(Some(&p), when, Outcome::Aired, 600.0, 0)
+        })
+        .collect();
+    let (code, v) = post(
+        &c,
+        &format!("{base}/api/v1/stations/phuong-le-hong-phong/records"),
+        serde_json::to_vec(&batch(&recs)).unwrap(),
+    )
+    .await;
+    assert_eq!(code, 200, "{v}");
+    let (code, _) = post(
+        &c,
+        &format!("{base}/api/v1/stations/phuong-le-hong-phong/heartbeat"),
+        serde_json::to_vec(&st.heartbeat(chrono::Utc::now(), 0)).unwrap(),
+    )
+    .await;
+    assert_eq!(code, 200);
+
+    // A station registered while the collector runs is picked up without a restart.
+    let mut late = TestStation::new("xa-nghia-dung", 6);
+    let (code, out, err) = loa(&[
+        "register",
+        "--config",
+        cfg_s,
+        "--station",
+        "xa-nghia-dung",
+        "--public-key",
+        &late.public_key(),
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    let when = month_start + chrono::Duration::minutes(10);
+    let p = late.planned("morning", when);
+    let r = late.record(Some(&p), when, Outcome::Missed, 0.0, 0);
+    let (code, v) = post(
+        &c,
+        &format!("{base}/api/v1/stations/xa-nghia-dung/records"),
+        serde_json::to_vec(&batch(&[r])).unwrap(),
+    )
+    .await;
+    assert_eq!(code, 200, "{v}");
+
+    let (code, out, err) = tokio::task::spawn_blocking({
+        let base = base.clone();
+        move || loa(&["status", "--collector", &base])
+    })
+    .await
+    .unwrap();
+    assert_eq!(code, 0, "{err}");
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("phuong-le-hong-phong"))
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(line.contains("online") && line.contains("100.0%"), "{out}");
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("xa-nghia-dung"))
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(
+        line.contains("OFFLINE") && line.contains("missed") && line.contains("0.0%"),
+        "{out}"
+    );
+    drop(child);
+
+    let month = now.format("%Y-%m").to_string();
+    let year = now.format("%Y").to_string();
+    for (period, fmt) in [
+        (&month, "csv"),
+        (&month, "xlsx"),
+        (&month, "json"),
+        (&year, "json"),
+    ] {
+        let flag = if period.len() == 7 {
+            "--month"
+        } else {
+            "--year"
+        };
+        let out_file = dir.path().join(format!("export-{period}.{fmt}"));
+        let (code, out, err) = loa(&[
+            "export",
+            flag,
+            period,
+            "--format",
+            fmt,
+            "--out",
+            out_file.to_str().unwrap(),
+            "--db",
+            db_s,
+            "--config",
+            cfg_s,
+        ]);
+        assert_eq!(code, 0, "{out}{err}");
+        // No schedule registered: said so, and the records count on the station's word.
+        assert!(err.contains("plan unknown"), "{err}");
+        assert!(std::fs::metadata(&out_file).unwrap().len() > 100);
+        if fmt == "json" {
+            let (code, out, _) = loa(&["verify", out_file.to_str().unwrap(), "--config", cfg_s]);
+            assert_eq!(code, 0, "{out}");
+            assert!(
+                out.contains("ok   phuong-le-hong-phong: 3 records, seq 1..3"),
+                "{out}"
+            );
+        }
+    }
+    let (code, _, err) = loa(&[
+        "export",
+        "--month",
+        "2019-3",
+        "--format",
+        "csv",
+        "--out",
+        "/dev/null",
+        "--db",
+        db_s,
+        "--config",
+        cfg_s,
+    ]);
+    assert_eq!(code, 2, "{err}");
+}

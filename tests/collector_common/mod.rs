@@ -1,0 +1,303 @@
+//! Shared helpers of the collector tests: stations that sign real records, a collector served on
+//! 127.0.0.1:0 over a real SQLite file, and a fixed plan source.
+#![allow(dead_code)]
+
+use chrono::{DateTime, Duration, FixedOffset, TimeZone, Utc};
+use ed25519_dalek::SigningKey;
+use loa::clock::{Clock, ManualClock};
+use loa::collector::http::{AppState, HttpConfig, serve};
+use loa::collector::registry::{RawRegistry, RawStation, Registry, StationEntry};
+use loa::report::{Period, PlanSource};
+use loa::schedule::{PlannedAiring, Priority, StartPolicy};
+use loa::wire::{
+    AiringBrief, AiringRecord, GENESIS_HASH, Heartbeat, Outcome, RecordBatch, SignedRecord, Source,
+    WIRE_VERSION, encode_public_key,
+};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+pub fn tz() -> FixedOffset {
+    FixedOffset::east_opt(7 * 3600).unwrap()
+}
+
+/// 2019-03-`day` `h`:30 local.
+pub fn at(day: u32, h: u32) -> DateTime<FixedOffset> {
+    tz().with_ymd_and_hms(2019, 3, day, h, 30, 0).unwrap()
+}
+
+/// A station that signs records like the station daemon does.
+pub struct TestStation {
+    pub id: String,
+    pub key: SigningKey,
+    pub seq: u64,
+    pub prev: String,
+}
+
+impl TestStation {
+    pub fn new(id: &str, n: u8) -> Self {
+        Self {
+            id: id.into(),
+            key: SigningKey::from_bytes(&[n; 32]),
+            seq: 0,
+            prev: GENESIS_HASH.into(),
+        }
+    }
+
+    pub fn public_key(&self) -> String {
+        encode_public_key(&self.key.verifying_key())
+    }
+
+    pub fn raw(&self) -> RawStation {
+        RawStation {
+            id: self.id.clone(),
+            name: format!("Phường {}", self.id),
+            area_code: format!("2{:04}", self.key.to_bytes()[0]),
+            public_key: self.public_key(),
+            schedule: None,
+            audio_root: None,
+        }
+    }
+
+    pub fn planned(&self, slot: &str, when: DateTime<FixedOffset>) -> PlannedAiring {
+        PlannedAiring {
+            station: self.id.clone(),
+            slot: slot.into(),
+            program: Some("cchc".into()),
+            category: "cchc".into(),
+            at: when,
+            items: vec![],
+            planned_secs: 600.0,
+            priority: Priority::Normal,
+            start: StartPolicy::Hard,
+            grace_secs: 0,
+            max_secs: 900,
+            relay: None,
+        }
+    }
+
+    /// The next record in this station's chain.
+    pub fn record(
+        &mut self,
+        plan: Option<&PlannedAiring>,
+        when: DateTime<FixedOffset>,
+        outcome: Outcome,
+        aired_secs: f64,
+        offset_ms: i64,
+    ) -> SignedRecord {
+        self.seq += 1;
+        let rec = AiringRecord {
+            v: WIRE_VERSION,
+            station: self.id.clone(),
+            seq: self.seq,
+            occurrence: plan.map(|p| p.key()),
+            slot: plan.map(|p| p.slot.clone()),
+            program: plan.and_then(|p| p.program.clone()),
+            category: if plan.is_some() {
+                "cchc".into()
+            } else {
+                "notice".into()
+            },
+            source: Source::File,
+            scheduled_at: when,
+            actual_start: Some(when + Duration::milliseconds(offset_ms)),
+            end: Some(when + Duration::seconds(aired_secs as i64)),
+            planned_secs: 600.0,
+            aired_secs,
+            start_offset_ms: Some(offset_ms),
+            outcome,
+            reason: (outcome != Outcome::Aired).then(|| "mất điện lưới".to_string()),
+            items: vec![],
+            evidence: None,
+            relay: None,
+            recorded_at: when.with_timezone(&Utc) + Duration::seconds(700),
+            prev_hash: self.prev.clone(),
+        };
+        let signed = rec.sign(&self.key).unwrap();
+        self.prev = signed.hash.clone();
+        signed
+    }
+
+    pub fn heartbeat(&self, sent_at: DateTime<Utc>, backlog: u64) -> loa::wire::SignedHeartbeat {
+        Heartbeat {
+            v: WIRE_VERSION,
+            station: self.id.clone(),
+            sent_at,
+            now_airing: Some(AiringBrief {
+                slot: Some("morning".into()),
+                program: Some("Chuyên mục CCHC".into()),
+                at: at(31, 5),
+            }),
+            next_airing: Some(AiringBrief {
+                slot: Some("evening".into()),
+                program: Some("Tin địa phương".into()),
+                at: at(31, 17),
+            }),
+            backlog_records: backlog,
+            last_seq: self.seq,
+            output: "device".into(),
+            output_ok: true,
+            clock_synced: Some(true),
+            version: "test".into(),
+            uptime_secs: 100,
+        }
+        .sign(&self.key)
+        .unwrap()
+    }
+}
+
+pub fn batch(records: &[SignedRecord]) -> RecordBatch {
+    RecordBatch {
+        records: records.to_vec(),
+    }
+}
+
+/// Plans given by the test, per station.
+#[derive(Default, Clone)]
+pub struct FixedPlans(pub BTreeMap<String, Vec<PlannedAiring>>);
+
+impl PlanSource for FixedPlans {
+    fn plan(&self, station: &StationEntry, period: &Period) -> Result<Vec<PlannedAiring>, String> {
+        Ok(self
+            .0
+            .get(&station.id)
+            .map(|v| {
+                v.iter()
+                    .filter(|p| period.contains(&p.at))
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+}
+
+/// A collector serving on 127.0.0.1:0.
+pub struct Running {
+    pub base: String,
+    pub clock: Arc<ManualClock>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+}
+
+impl Running {
+    pub async fn stop(mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.task.take() {
+            t.await.unwrap().unwrap();
+        }
+    }
+}
+
+pub fn write_registry(dir: &Path, stations: &[&TestStation]) -> PathBuf {
+    let path = dir.join("collector.toml");
+    let raw = RawRegistry {
+        station: stations.iter().map(|s| s.raw()).collect(),
+    };
+    std::fs::write(&path, toml::to_string(&raw).unwrap()).unwrap();
+    path
+}
+
+/// The instant tests run at: the last day of March 2019, noon local.
+pub fn test_now() -> DateTime<Utc> {
+    at(31, 12).with_timezone(&Utc)
+}
+
+pub async fn start(
+    registry: &Path,
+    db: &Path,
+    plans: FixedPlans,
+    config: HttpConfig,
+    clock: Arc<ManualClock>,
+) -> Running {
+    let reg = Registry::load(registry).unwrap();
+    let state = AppState::new(
+        reg,
+        db,
+        clock.clone() as Arc<dyn Clock>,
+        Arc::new(plans),
+        config,
+    )
+    .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(serve(listener, state, async {
+        let _ = rx.await;
+    }));
+    Running {
+        base: format!("http://{addr}"),
+        clock,
+        stop: Some(tx),
+        task: Some(task),
+    }
+}
+
+pub fn client() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::new()
+}
+
+/// POST JSON bytes, return (status, parsed body).
+pub async fn post(c: &reqwest::Client, url: &str, body: Vec<u8>) -> (u16, serde_json::Value) {
+    let r = c
+        .post(url)
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    let text = r.text().await.unwrap();
+    let v = serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text));
+    (status, v)
+}
+
+pub async fn get_json(c: &reqwest::Client, url: &str) -> (u16, serde_json::Value) {
+    let r = c.get(url).send().await.unwrap();
+    let status = r.status().as_u16();
+    let text = r.text().await.unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)),
+    )
+}
+
+/// Build a collector for March 2019 with two stations and a plan of four airings each, and
+/// records: station a: on time, late 90 s, missed (reason), [no record], + one unplanned;
+/// station b: on time, short, failed, on time. Returns the stations and the plans.
+pub fn march_fixture() -> (
+    TestStation,
+    TestStation,
+    FixedPlans,
+    Vec<SignedRecord>,
+    Vec<SignedRecord>,
+) {
+    let mut a = TestStation::new("phuong-a", 11);
+    let mut b = TestStation::new("phuong-b", 22);
+    let pa: Vec<PlannedAiring> = [(1, 5), (1, 17), (2, 5), (2, 17)]
+        .iter()
+        .map(|&(d, h)| a.planned(if h == 5 { "morning" } else { "evening" }, at(d, h)))
+        .collect();
+    let pb: Vec<PlannedAiring> = [(1, 5), (1, 17), (2, 5), (2, 17)]
+        .iter()
+        .map(|&(d, h)| b.planned(if h == 5 { "morning" } else { "evening" }, at(d, h)))
+        .collect();
+    let ra = vec![
+        a.record(Some(&pa[0]), pa[0].at, Outcome::Aired, 600.0, 200),
+        a.record(Some(&pa[1]), pa[1].at, Outcome::Aired, 600.0, 90_000),
+        a.record(Some(&pa[2]), pa[2].at, Outcome::Missed, 0.0, 0),
+        a.record(None, at(3, 9), Outcome::Aired, 120.0, 0),
+    ];
+    let rb = vec![
+        b.record(Some(&pb[0]), pb[0].at, Outcome::Aired, 600.0, 0),
+        b.record(Some(&pb[1]), pb[1].at, Outcome::Partial, 300.0, 0),
+        b.record(Some(&pb[2]), pb[2].at, Outcome::Failed, 0.0, 0),
+        b.record(Some(&pb[3]), pb[3].at, Outcome::Aired, 600.0, 1_000),
+    ];
+    let mut plans = FixedPlans::default();
+    plans.0.insert(a.id.clone(), pa);
+    plans.0.insert(b.id.clone(), pb);
+    (a, b, plans, ra, rb)
+}
