@@ -117,7 +117,7 @@ max_minutes = 1
                 "--station",
                 id,
                 "--output",
-                "timer",
+                "null",
                 "--heartbeat-secs",
                 "1",
             ])
@@ -300,6 +300,7 @@ fn two_stations_air_and_every_record_arrives_once() {
             assert!(r.start_offset_ms.unwrap().abs() < 1_500, "{r:?}");
             assert_eq!(r.items.len(), 1);
             assert_eq!(r.items[0].sha256.len(), 64);
+            assert!(r.evidence.as_ref().is_some_and(|e| e.frames > 0), "{r:?}");
         }
     }
     assert!(!coll.c.lock().heartbeats.is_empty());

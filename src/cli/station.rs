@@ -31,8 +31,9 @@ pub struct StationArgs {
     /// Data directory (journal, key, ledger); default `data/<ID>`.
     #[arg(long)]
     pub data: Option<PathBuf>,
-    /// Audio output: `timer` (silent stand-in that keeps time; for tests) until the player lands.
-    #[arg(long, default_value = "timer")]
+    /// Audio output: `device`, `device:NAME`, `wav:PATH`, `null` (the player's backends), or
+    /// `timer` (a silent stand-in that only keeps time and hashes files; no evidence meter).
+    #[arg(long, default_value = "device")]
     pub output: String,
     /// Collector base URL (overrides the schedule's `[collector] url`).
     #[arg(long)]
@@ -68,6 +69,7 @@ pub fn run(args: StationArgs) -> anyhow::Result<ExitCode> {
         .data
         .clone()
         .unwrap_or_else(|| station::default_data_dir(&args.station));
+    let data_dir_for_cache = data_dir.clone();
     let cfg = StationConfig {
         station: args.station.clone(),
         schedule_path: args.schedules.join(format!("{}.toml", args.station)),
@@ -81,9 +83,18 @@ pub fn run(args: StationArgs) -> anyhow::Result<ExitCode> {
             let (p, rx) = playout::TimerPlayout::spawn().map_err(|e| anyhow::anyhow!(e))?;
             (Box::new(p), rx)
         }
-        other => {
-            eprintln!("loa station: output {other:?} is not available in this build (use `timer`)");
-            return Ok(ExitCode::from(2));
+        spec => {
+            let loudness = crate::loudness::LoudnessSettings {
+                cache_dir: Some(data_dir_for_cache.join("loudness")),
+                ..Default::default()
+            };
+            match playout::PlayerPlayout::spawn(spec, loudness) {
+                Ok((p, rx)) => (Box::new(p), rx),
+                Err(e) => {
+                    eprintln!("loa station: cannot open output {spec:?}: {e}");
+                    return Ok(ExitCode::FAILURE);
+                }
+            }
         }
     };
     let rt = tokio::runtime::Builder::new_multi_thread()

@@ -257,3 +257,88 @@ impl Playout for TimerPlayout {
         "timer".into()
     }
 }
+
+/// The real player (`player::Player`) behind the station's [`Playout`] view.
+pub struct PlayerPlayout {
+    handle: crate::player::PlayerHandle,
+    name: String,
+}
+
+impl PlayerPlayout {
+    /// Start the player on output `spec` (`device`, `device:NAME`, `wav:PATH`, `null`).
+    pub fn spawn(
+        spec: &str,
+        loudness: crate::loudness::LoudnessSettings,
+    ) -> Result<(Self, Receiver<AirEvent>), String> {
+        use crate::player::{Player, PlayerConfig, PlayerEvent};
+        let cfg = PlayerConfig::new(crate::output::OutputConfig::new(spec), loudness);
+        let (handle, rx) = Player::spawn(cfg).map_err(|e| e.to_string())?;
+        let (tx, erx) = sync_channel::<AirEvent>(256);
+        std::thread::Builder::new()
+            .name("loa-player-events".into())
+            .spawn(move || {
+                while let Ok(ev) = rx.recv() {
+                    let ev = match ev {
+                        PlayerEvent::Started { airing_id, at } => {
+                            AirEvent::Started { airing_id, at }
+                        }
+                        PlayerEvent::ItemStarted {
+                            airing_id,
+                            index,
+                            at,
+                        } => AirEvent::ItemStarted {
+                            airing_id,
+                            index,
+                            at,
+                        },
+                        PlayerEvent::Finished {
+                            airing_id,
+                            outcome,
+                            aired_secs,
+                            items,
+                            evidence,
+                            reason,
+                        } => AirEvent::Finished {
+                            airing_id,
+                            outcome: outcome.to_wire(),
+                            aired_secs,
+                            items,
+                            evidence: Some(evidence),
+                            reason,
+                        },
+                    };
+                    if tx.send(ev).is_err() {
+                        return;
+                    }
+                }
+            })
+            .map_err(|e| e.to_string())?;
+        let name = spec.split(':').next().unwrap_or(spec).to_string();
+        Ok((Self { handle, name }, erx))
+    }
+}
+
+impl Playout for PlayerPlayout {
+    fn cue(&self, cue: Cue) -> Result<(), String> {
+        self.handle
+            .load(crate::player::Session {
+                airing_id: cue.airing_id,
+                items: cue.items,
+                max_secs: cue.max_secs,
+                start_at: cue.start_at,
+            })
+            .map_err(|e| e.to_string())
+    }
+    fn stop(&self, airing_id: &str) -> Result<(), String> {
+        self.handle.stop(airing_id).map_err(|e| e.to_string())
+    }
+    fn preempt(&self, airing_id: &str) -> Result<(), String> {
+        self.handle.preempt(airing_id).map_err(|e| e.to_string())
+    }
+    fn shutdown(&self) {
+        let _ = self.handle.shutdown();
+    }
+    fn output_name(&self) -> String {
+        self.name.clone()
+    }
+}
