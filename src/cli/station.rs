@@ -48,7 +48,9 @@ pub struct StationArgs {
 
 fn init_logging(format: LogFormat) {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_env("LOA_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = EnvFilter::try_from_env("LOA_LOG").unwrap_or_else(|_| {
+        EnvFilter::new("info,symphonia=warn,symphonia_format_ogg=warn,symphonia_core=warn")
+    });
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
