@@ -395,6 +395,8 @@ fn invalid_edit_while_running_keeps_the_old_schedule_airing() {
     )
     .unwrap();
     s.wait_log("schedule reload refused", Duration::from_secs(15));
+    s.signal(libc::SIGHUP);
+    s.wait_log("why=\"SIGHUP\"", Duration::from_secs(10));
     let before = site.records(id).len();
     wait_until(Duration::from_secs(15), "airings go on", || {
         site.records(id).len() >= before + 2
