@@ -1,1 +1,548 @@
-//! (to be written)
+//! Delivers journaled airing records and heartbeats to the collector over HTTP.
+//!
+//! **Invariant:** records leave in journal order, each exactly once from the collector's point of
+//! view (a resend after a crash is acknowledged as a duplicate), and the acknowledged position in
+//! the ledger only moves past a record once the collector has stored it or named it invalid (then
+//! it is kept in the set-aside file). The shipper reads the journal with its own reader and never
+//! holds anything the scheduler waits on, so a backlog of any size never delays an airing.
+//!
+//! # Retry rules (decided per answer)
+//! | answer | delivery status | what happens |
+//! |---|---|---|
+//! | 200 + `BatchAck` | Delivered | ledger := highest seq of the batch whose every earlier seq is accepted or duplicate |
+//! | network error, timeout, 5xx | Errored | retry the same batch after capped exponential backoff with jitter |
+//! | 429 | Errored | wait `Retry-After` seconds (capped at [`MAX_RETRY_AFTER_SECS`]), else backoff |
+//! | 4xx naming seqs in `BatchAck.rejected` (not 409) | Rejected | those records go to `rejected.jsonl`, are skipped from then on, the rest is resent |
+//! | 409 with `stored_through` below what we think is acked | — | the collector lost records: rewind the ledger to `stored_through` and resend |
+//! | any other 4xx (unknown station, bad key, conflict) | Refused | log the collector's answer, retry with backoff; never set anything aside |
+//!
+//! Continuing past a rejected record leaves a sequence gap at the collector (it reports gaps);
+//! the refused record itself is kept verbatim in the set-aside file for the operator.
+
+use crate::journal::{AckLedger, JournalError, JournalReader, SetAside, SetAsideEntry};
+use crate::wire::{self, AiringBrief, BatchAck, Heartbeat, RecordBatch, SignedRecord};
+use ed25519_dalek::SigningKey;
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+
+/// Records per batch: big enough that a month's backlog (10,000) drains in 50 requests, small
+/// enough that one batch (~300 KiB) goes through a poor link within the request timeout.
+pub const DEFAULT_MAX_BATCH_RECORDS: usize = 200;
+/// First retry delay after a failure.
+pub const DEFAULT_BACKOFF_MIN_MS: u64 = 1_000;
+/// Longest delay between retries (a station offline for days retries every 5 min).
+pub const DEFAULT_BACKOFF_MAX_MS: u64 = 300_000;
+/// Longest `Retry-After` honoured; a larger value is clamped so a bad header cannot stall a day.
+pub const MAX_RETRY_AFTER_SECS: u64 = 3_600;
+/// HTTP request timeout.
+pub const DEFAULT_REQUEST_TIMEOUT_SECS: u64 = 30;
+/// Heartbeat period (issue: every N seconds, default 60).
+pub const DEFAULT_HEARTBEAT_SECS: u64 = 60;
+/// How often an idle shipper re-reads the journal even without a wake-up (belt and braces).
+pub const IDLE_POLL_SECS: u64 = 30;
+
+/// Why a batch was not delivered.
+#[derive(Debug, thiserror::Error)]
+pub enum ShipError {
+    #[error("collector unreachable: {0}")]
+    Network(String),
+    #[error("collector answered {status}: {body}")]
+    Server { status: u16, body: String },
+    #[error("collector asks to slow down (429), retry after {retry_after_secs:?} s")]
+    TooMany { retry_after_secs: Option<u64> },
+    #[error("collector refused the batch ({status}): {body}")]
+    Refused { status: u16, body: String },
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+    #[error("cannot build the HTTP client: {0}")]
+    Client(String),
+}
+
+impl ShipError {
+    /// Whether sending the same batch again may succeed without anyone changing anything.
+    pub fn is_retriable(&self) -> bool {
+        matches!(
+            self,
+            ShipError::Network(_) | ShipError::Server { .. } | ShipError::TooMany { .. }
+        )
+    }
+}
+
+/// Shipper settings.
+#[derive(Debug, Clone)]
+pub struct ShipperConfig {
+    /// Collector base URL, e.g. `http://127.0.0.1:8080`.
+    pub url: String,
+    pub station: String,
+    /// The station's journal directory.
+    pub journal_dir: PathBuf,
+    pub max_batch_records: usize,
+    pub backoff_min_ms: u64,
+    pub backoff_max_ms: u64,
+    pub request_timeout_secs: u64,
+    pub heartbeat_secs: u64,
+}
+
+impl ShipperConfig {
+    /// Defaults for `station` shipping `journal_dir` to `url`.
+    pub fn new(url: &str, station: &str, journal_dir: PathBuf) -> Self {
+        Self {
+            url: url.trim_end_matches('/').to_string(),
+            station: station.to_string(),
+            journal_dir,
+            max_batch_records: DEFAULT_MAX_BATCH_RECORDS,
+            backoff_min_ms: DEFAULT_BACKOFF_MIN_MS,
+            backoff_max_ms: DEFAULT_BACKOFF_MAX_MS,
+            request_timeout_secs: DEFAULT_REQUEST_TIMEOUT_SECS,
+            heartbeat_secs: DEFAULT_HEARTBEAT_SECS,
+        }
+    }
+}
+
+/// Shared counters: the journal's last seq (written by the scheduler) and the acked position
+/// (written by the shipper). Read by the heartbeat.
+#[derive(Debug, Clone)]
+pub struct Progress {
+    /// Highest seq journaled; the scheduler sends each new value, which also wakes the shipper.
+    pub last_seq: watch::Receiver<u64>,
+    /// Highest seq acknowledged or set aside.
+    pub acked: Arc<AtomicU64>,
+}
+
+impl Progress {
+    /// Records journaled but not yet acknowledged.
+    pub fn backlog(&self) -> u64 {
+        (*self.last_seq.borrow()).saturating_sub(self.acked.load(Ordering::Relaxed))
+    }
+}
+
+/// What the station reports about itself in a heartbeat, beyond the counters.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LiveStatus {
+    pub now_airing: Option<AiringBrief>,
+    pub next_airing: Option<AiringBrief>,
+    pub output: String,
+    pub output_ok: bool,
+}
+
+/// Build an HTTP client (installs the ring crypto provider for rustls once per process).
+pub fn http_client(timeout_secs: u64) -> Result<reqwest::Client, ShipError> {
+    // Already installed (by us or another part of the process) is fine.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(timeout_secs))
+        .connect_timeout(Duration::from_secs(timeout_secs.min(10)))
+        .user_agent(concat!("loa-station/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| ShipError::Client(e.to_string()))
+}
+
+/// Capped exponential backoff with jitter: attempt 1 waits ~min, doubling up to max; the wait is
+/// drawn uniformly from [50 %, 100 %] of that so many stations do not retry in lockstep.
+pub fn backoff_delay(attempt: u32, min_ms: u64, max_ms: u64) -> Duration {
+    let exp = min_ms.saturating_mul(1u64 << attempt.saturating_sub(1).min(30));
+    let capped = exp.min(max_ms).max(1);
+    let mut b = [0u8; 8];
+    let r = match getrandom::fill(&mut b) {
+        Ok(()) => u64::from_le_bytes(b),
+        Err(_) => u64::from(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.subsec_nanos())
+                .unwrap_or(0),
+        ),
+    };
+    let half = capped / 2;
+    Duration::from_millis(half + r % (capped - half + 1))
+}
+
+/// Parse a `Retry-After` header given in seconds (the HTTP-date form falls back to backoff).
+fn retry_after_secs(h: Option<&reqwest::header::HeaderValue>) -> Option<u64> {
+    h.and_then(|v| v.to_str().ok())
+        .and_then(|s| s.trim().parse::<u64>().ok())
+        .map(|s| s.min(MAX_RETRY_AFTER_SECS))
+}
+
+/// What one batch send came to.
+#[derive(Debug)]
+enum Delivery {
+    /// Stored through this seq.
+    Delivered(u64),
+    /// The collector named these records invalid; nothing of the batch was stored.
+    Rejected(Vec<(u64, String)>),
+    /// The collector holds only up to this seq: rewind.
+    Rewind(u64),
+}
+
+/// The record shipper.
+pub struct Shipper {
+    cfg: ShipperConfig,
+    client: reqwest::Client,
+    ledger: AckLedger,
+    set_aside: SetAside,
+    skip: BTreeSet<u64>,
+    acked: Arc<AtomicU64>,
+}
+
+impl Shipper {
+    /// A shipper; loads the ledger and the set-aside list.
+    pub fn new(cfg: ShipperConfig) -> Result<(Self, Arc<AtomicU64>), ShipError> {
+        let client = http_client(cfg.request_timeout_secs)?;
+        let ledger = AckLedger::new(&cfg.journal_dir);
+        let set_aside = SetAside::new(&cfg.journal_dir);
+        let skip = set_aside.entries()?.into_iter().map(|e| e.seq).collect();
+        let acked = Arc::new(AtomicU64::new(ledger.load()?));
+        Ok((
+            Self {
+                cfg,
+                client,
+                ledger,
+                set_aside,
+                skip,
+                acked: acked.clone(),
+            },
+            acked,
+        ))
+    }
+
+    fn records_url(&self) -> String {
+        format!(
+            "{}/api/v1/stations/{}/records",
+            self.cfg.url, self.cfg.station
+        )
+    }
+
+    async fn send(&self, records: &[SignedRecord], first: u64) -> Result<Delivery, ShipError> {
+        let body = RecordBatch {
+            records: records.to_vec(),
+        };
+        let resp = self
+            .client
+            .post(self.records_url())
+            .json(&body)
+            .send()
+            .await
+            .map_err(|e| ShipError::Network(e.to_string()))?;
+        let status = resp.status();
+        let retry_after = retry_after_secs(resp.headers().get(reqwest::header::RETRY_AFTER));
+        let text = resp
+            .text()
+            .await
+            .map_err(|e| ShipError::Network(e.to_string()))?;
+        let ack: Option<BatchAck> = serde_json::from_str(&text).ok();
+        let short = |t: &str| t.chars().take(500).collect::<String>();
+        if status.as_u16() == 429 {
+            return Err(ShipError::TooMany {
+                retry_after_secs: retry_after,
+            });
+        }
+        if status.is_server_error() {
+            return Err(ShipError::Server {
+                status: status.as_u16(),
+                body: short(&text),
+            });
+        }
+        if status.is_success() {
+            let ack = ack.ok_or_else(|| ShipError::Server {
+                status: status.as_u16(),
+                body: format!("answer is not a BatchAck: {}", short(&text)),
+            })?;
+            let named = named_rejections(&ack);
+            if !named.is_empty() {
+                return Ok(Delivery::Rejected(named));
+            }
+            let stored: BTreeSet<u64> = ack
+                .accepted
+                .iter()
+                .chain(&ack.duplicates)
+                .copied()
+                .collect();
+            let mut through = first - 1;
+            for r in records {
+                let seq = r.parse().map(|p| p.seq).unwrap_or(0);
+                if stored.contains(&seq) || self.skip.contains(&seq) || seq <= ack.stored_through {
+                    through = seq;
+                } else {
+                    break;
+                }
+            }
+            if through < first {
+                return Err(ShipError::Server {
+                    status: status.as_u16(),
+                    body: format!("acknowledged none of the batch: {}", short(&text)),
+                });
+            }
+            return Ok(Delivery::Delivered(through));
+        }
+        if status.as_u16() == 409
+            && let Some(a) = &ack
+            && a.stored_through + 1 < first
+            && !(a.stored_through + 1..first).any(|s| self.skip.contains(&s))
+        {
+            return Ok(Delivery::Rewind(a.stored_through));
+        }
+        if status.is_client_error()
+            && status.as_u16() != 409
+            && let Some(a) = &ack
+        {
+            let named = named_rejections(a);
+            if !named.is_empty() {
+                return Ok(Delivery::Rejected(named));
+            }
+        }
+        Err(ShipError::Refused {
+            status: status.as_u16(),
+            body: short(&text),
+        })
+    }
+
+    fn set_position(&self, seq: u64) -> Result<(), ShipError> {
+        self.ledger.store(seq)?;
+        self.acked.store(seq, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Ship until `shutdown` turns true. `last_seq` wakes the shipper when the journal grows.
+    pub async fn run(
+        mut self,
+        mut last_seq: watch::Receiver<u64>,
+        mut shutdown: watch::Receiver<bool>,
+    ) -> Result<(), ShipError> {
+        let mut reader = Some(JournalReader::new(&self.cfg.journal_dir));
+        let mut attempt = 0u32;
+        loop {
+            if *shutdown.borrow() {
+                return Ok(());
+            }
+            let acked = self.acked.load(Ordering::Relaxed);
+            let max = self.cfg.max_batch_records;
+            let Some(mut r) = reader.take() else {
+                return Ok(());
+            };
+            // File reads off the async threads.
+            let (r, batch) = tokio::task::spawn_blocking(move || {
+                let b = r.read_after(acked, max);
+                (r, b)
+            })
+            .await
+            .map_err(|e| ShipError::Client(format!("reader task failed: {e}")))?;
+            reader = Some(r);
+            let batch = batch?;
+            if batch.is_empty() {
+                attempt = 0;
+                tokio::select! {
+                    _ = last_seq.changed() => {}
+                    _ = shutdown.changed() => {}
+                    _ = tokio::time::sleep(Duration::from_secs(IDLE_POLL_SECS)) => {}
+                }
+                continue;
+            }
+            let raw_last = batch
+                .last()
+                .and_then(|r| r.parse().ok())
+                .map(|r| r.seq)
+                .unwrap_or(acked);
+            let send: Vec<SignedRecord> = batch
+                .into_iter()
+                .filter(|r| {
+                    r.parse()
+                        .map(|p| !self.skip.contains(&p.seq))
+                        .unwrap_or(true)
+                })
+                .collect();
+            if send.is_empty() {
+                // Only set-aside records: move past them.
+                self.set_position(raw_last)?;
+                continue;
+            }
+            let first = send[0].parse().map(|p| p.seq).unwrap_or(acked + 1);
+            let t0 = Instant::now();
+            match self.send(&send, first).await {
+                Ok(Delivery::Delivered(through)) => {
+                    attempt = 0;
+                    self.set_position(through)?;
+                    tracing::debug!(
+                        first,
+                        through,
+                        ms = t0.elapsed().as_millis() as u64,
+                        "shipped"
+                    );
+                }
+                Ok(Delivery::Rewind(to)) => {
+                    tracing::warn!(
+                        to,
+                        was = acked,
+                        "collector holds fewer records than acknowledged; resending from {}",
+                        to + 1
+                    );
+                    self.set_position(to)?;
+                }
+                Ok(Delivery::Rejected(named)) => {
+                    attempt = 0;
+                    for (seq, reason) in named {
+                        let Some(rec) = send
+                            .iter()
+                            .find(|r| r.parse().map(|p| p.seq).ok() == Some(seq))
+                            .cloned()
+                        else {
+                            continue;
+                        };
+                        tracing::error!(seq, %reason, "collector rejected record; set aside in rejected.jsonl");
+                        self.set_aside.put(&SetAsideEntry {
+                            seq,
+                            reason,
+                            rejected_at: chrono::Utc::now(),
+                            record: rec,
+                        })?;
+                        self.skip.insert(seq);
+                    }
+                }
+                Err(e) => {
+                    attempt = attempt.saturating_add(1);
+                    let wait = match &e {
+                        ShipError::TooMany {
+                            retry_after_secs: Some(s),
+                        } => Duration::from_secs(*s),
+                        _ => {
+                            backoff_delay(attempt, self.cfg.backoff_min_ms, self.cfg.backoff_max_ms)
+                        }
+                    };
+                    if e.is_retriable() {
+                        tracing::warn!(
+                            attempt,
+                            wait_ms = wait.as_millis() as u64,
+                            "shipping failed: {e}"
+                        );
+                    } else {
+                        tracing::error!(
+                            attempt,
+                            wait_ms = wait.as_millis() as u64,
+                            "shipping refused, will retry: {e}"
+                        );
+                    }
+                    tokio::select! {
+                        _ = tokio::time::sleep(wait) => {}
+                        _ = shutdown.changed() => {}
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn named_rejections(ack: &BatchAck) -> Vec<(u64, String)> {
+    ack.rejected
+        .iter()
+        .filter_map(|r| r.seq.map(|s| (s, r.reason.clone())))
+        .collect()
+}
+
+/// Whether the kernel says the system clock is synchronised (`adjtimex`: not `TIME_ERROR` and no
+/// `STA_UNSYNC`). `None` when it cannot tell.
+pub fn clock_synced() -> Option<bool> {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: `timex` is plain data; modes = 0 only reads the kernel state.
+        let mut tx: libc::timex = unsafe { std::mem::zeroed() };
+        tx.modes = 0;
+        let state = unsafe { libc::adjtimex(&mut tx) };
+        if state < 0 {
+            return None;
+        }
+        Some(state != libc::TIME_ERROR && tx.status & libc::STA_UNSYNC == 0)
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        None
+    }
+}
+
+/// Sends a signed heartbeat every `cfg.heartbeat_secs` until shutdown. Failures are logged and
+/// not retried: the next beat is the retry.
+pub async fn run_heartbeat(
+    cfg: ShipperConfig,
+    key: SigningKey,
+    progress: Progress,
+    status: watch::Receiver<LiveStatus>,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<(), ShipError> {
+    let client = http_client(cfg.request_timeout_secs)?;
+    let url = format!("{}/api/v1/stations/{}/heartbeat", cfg.url, cfg.station);
+    let started = Instant::now();
+    let mut tick = tokio::time::interval(Duration::from_secs(cfg.heartbeat_secs.max(1)));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = shutdown.changed() => return Ok(()),
+        }
+        if *shutdown.borrow() {
+            return Ok(());
+        }
+        let live = status.borrow().clone();
+        let hb = Heartbeat {
+            v: wire::WIRE_VERSION,
+            station: cfg.station.clone(),
+            sent_at: chrono::Utc::now(),
+            now_airing: live.now_airing,
+            next_airing: live.next_airing,
+            backlog_records: progress.backlog(),
+            last_seq: *progress.last_seq.borrow(),
+            output: live.output,
+            output_ok: live.output_ok,
+            clock_synced: clock_synced(),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            uptime_secs: started.elapsed().as_secs(),
+        };
+        let signed = match hb.sign(&key) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!("heartbeat not signed: {e}");
+                continue;
+            }
+        };
+        match client.post(&url).json(&signed).send().await {
+            Ok(r) if r.status().is_success() => tracing::trace!("heartbeat sent"),
+            Ok(r) => tracing::warn!(status = r.status().as_u16(), "heartbeat refused"),
+            Err(e) => tracing::debug!("heartbeat not delivered: {e}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_is_capped_doubling_with_jitter() {
+        for attempt in 1..40 {
+            let d = backoff_delay(attempt, 1000, 300_000).as_millis() as u64;
+            let nominal = (1000u64 << (attempt - 1).min(30)).min(300_000);
+            assert!(
+                d >= nominal / 2 && d <= nominal,
+                "attempt {attempt}: {d} vs {nominal}"
+            );
+        }
+    }
+
+    #[test]
+    fn retry_after_is_parsed_and_capped() {
+        let h = reqwest::header::HeaderValue::from_static("7");
+        assert_eq!(retry_after_secs(Some(&h)), Some(7));
+        let h = reqwest::header::HeaderValue::from_static("999999");
+        assert_eq!(retry_after_secs(Some(&h)), Some(MAX_RETRY_AFTER_SECS));
+        let h = reqwest::header::HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT");
+        assert_eq!(retry_after_secs(Some(&h)), None);
+    }
+
+    #[test]
+    fn clock_sync_state_is_readable() {
+        // The kernel answers adjtimex on Linux; whether it is synced depends on the host.
+        #[cfg(target_os = "linux")]
+        assert!(clock_synced().is_some());
+    }
+}

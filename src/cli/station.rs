@@ -1,13 +1,146 @@
 //! `loa station` — Run the station daemon.
 
-use clap::Args;
+use anyhow::Context as _;
+use clap::{Args, ValueEnum};
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
+
+use crate::clock::SystemClock;
+use crate::station::{self, Control, Daemon, StationConfig, StationError, playout};
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
 
 /// Arguments of `loa station`.
 #[derive(Debug, Args)]
-pub struct StationArgs {}
+pub struct StationArgs {
+    /// Station id; its schedule is `<schedules>/<ID>.toml`.
+    #[arg(long)]
+    pub station: String,
+    /// Schedules directory.
+    #[arg(long, default_value = station::DEFAULT_SCHEDULES_DIR)]
+    pub schedules: PathBuf,
+    /// Audio root the schedule's paths are relative to.
+    #[arg(long, default_value = station::DEFAULT_AUDIO_DIR)]
+    pub audio: PathBuf,
+    /// Data directory (journal, key, ledger); default `data/<ID>`.
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Audio output: `device`, `device:NAME`, `wav:PATH`, `null` (the player's backends), or
+    /// `timer` (a silent stand-in that only keeps time and hashes files; no evidence meter).
+    #[arg(long, default_value = "device")]
+    pub output: String,
+    /// Collector base URL (overrides the schedule's `[collector] url`).
+    #[arg(long)]
+    pub collector: Option<String>,
+    /// Heartbeat period in seconds (overrides the schedule).
+    #[arg(long)]
+    pub heartbeat_secs: Option<u64>,
+    /// Log format.
+    #[arg(long, value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+}
+
+fn init_logging(format: LogFormat) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("LOA_LOG").unwrap_or_else(|_| {
+        EnvFilter::new("info,symphonia=warn,symphonia_format_ogg=warn,symphonia_core=warn")
+    });
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        // Colour codes only on a terminal: log files and journald get plain text.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    let _ = match format {
+        LogFormat::Json => builder
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+}
 
 /// Run `loa station`.
-pub fn run(_args: StationArgs) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("`loa station` is not built yet")
+pub fn run(args: StationArgs) -> anyhow::Result<ExitCode> {
+    init_logging(args.log_format);
+    let data_dir = args
+        .data
+        .clone()
+        .unwrap_or_else(|| station::default_data_dir(&args.station));
+    let data_dir_for_cache = data_dir.clone();
+    let cfg = StationConfig {
+        station: args.station.clone(),
+        schedule_path: args.schedules.join(format!("{}.toml", args.station)),
+        audio_root: args.audio.clone(),
+        data_dir,
+        collector_url: args.collector.clone(),
+        heartbeat_secs: args.heartbeat_secs,
+    };
+    let (player, events): (Box<dyn playout::Playout>, _) = match args.output.as_str() {
+        "timer" => {
+            let (p, rx) = playout::TimerPlayout::spawn().map_err(|e| anyhow::anyhow!(e))?;
+            (Box::new(p), rx)
+        }
+        spec => {
+            let loudness = crate::loudness::LoudnessSettings {
+                cache_dir: Some(data_dir_for_cache.join("loudness")),
+                ..Default::default()
+            };
+            match playout::PlayerPlayout::spawn(spec, loudness) {
+                Ok((p, rx)) => (Box::new(p), rx),
+                Err(e) => {
+                    eprintln!("loa station: cannot open output {spec:?}: {e}");
+                    return Ok(ExitCode::FAILURE);
+                }
+            }
+        }
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    rt.block_on(async move {
+        // Signals first: a SIGTERM during start-up must mean "shut down cleanly", not death.
+        let (ctl_tx, ctl_rx) = tokio::sync::mpsc::channel(8);
+        spawn_signals(ctl_tx)?;
+        let daemon = match Daemon::open(cfg, Arc::new(SystemClock), player) {
+            Ok(d) => d,
+            Err(e @ (StationError::Schedule { .. } | StationError::WrongStation { .. })) => {
+                eprintln!("loa station: refusing to start: {e}");
+                return Ok(ExitCode::from(2));
+            }
+            Err(e) => return Err(e).context("starting the station"),
+        };
+        let events = station::bridge_events(events);
+        daemon.run(events, ctl_rx).await.context("station daemon")?;
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+fn spawn_signals(tx: tokio::sync::mpsc::Sender<Control>) -> anyhow::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hup = signal(SignalKind::hangup()).context("installing SIGHUP handler")?;
+    let mut term = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
+    tokio::spawn(async move {
+        loop {
+            let c = tokio::select! {
+                _ = hup.recv() => Control::Reload,
+                _ = term.recv() => Control::Shutdown,
+                _ = int.recv() => Control::Shutdown,
+            };
+            tracing::info!(?c, "signal received");
+            if tx.send(c).await.is_err() {
+                return;
+            }
+        }
+    });
+    Ok(())
 }

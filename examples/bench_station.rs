@@ -1,0 +1,114 @@
+//! Station benchmarks. `cargo run --release --example bench_station -- backlog [N]`: journal N
+//! (default 10,000) signed records, then time the shipper draining them to a loopback collector
+//! (the minimal test collector, which verifies every signature). Prints figures; asserts nothing.
+
+#[path = "../tests/shipper_testcollector.rs"]
+mod tc;
+
+use chrono::{FixedOffset, TimeZone, Utc};
+use ed25519_dalek::SigningKey;
+use loa::journal::Journal;
+use loa::shipper::{Shipper, ShipperConfig};
+use loa::wire::{AiredItem, AiringRecord, Outcome, Source};
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+const STATION: &str = "bench-ward";
+
+fn record(n: u64) -> AiringRecord {
+    let tz = FixedOffset::east_opt(7 * 3600).expect("valid offset");
+    let at = tz
+        .with_ymd_and_hms(2019, 3, 1, 5, 30, 0)
+        .single()
+        .expect("valid date")
+        + chrono::Duration::minutes(n as i64);
+    AiringRecord {
+        v: 0,
+        station: String::new(),
+        seq: 0,
+        occurrence: Some(format!("morning@{n}")),
+        slot: Some("morning".into()),
+        program: Some("cchc".into()),
+        category: "cchc".into(),
+        source: Source::File,
+        scheduled_at: at,
+        actual_start: Some(at),
+        end: Some(at + chrono::Duration::seconds(900)),
+        planned_secs: 900.0,
+        aired_secs: 900.0,
+        start_offset_ms: Some(4),
+        outcome: Outcome::Aired,
+        reason: None,
+        items: (0..3)
+            .map(|i| AiredItem {
+                path: format!("cchc/2019-03-part{i}.ogg"),
+                sha256: loa::wire::sha256_hex(&[i as u8]),
+                duration_secs: 300.0,
+                aired_secs: 300.0,
+            })
+            .collect(),
+        evidence: None,
+        relay: None,
+        recorded_at: Utc::now(),
+        prev_hash: String::new(),
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("backlog") => {
+            let n: u64 = args
+                .get(1)
+                .map(|s| s.parse())
+                .transpose()?
+                .unwrap_or(10_000);
+            backlog(n)
+        }
+        _ => {
+            eprintln!("usage: bench_station backlog [N]");
+            Ok(())
+        }
+    }
+}
+
+fn backlog(n: u64) -> anyhow::Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let key = SigningKey::from_bytes(&[42; 32]);
+    let t0 = Instant::now();
+    let (mut j, _) = Journal::open(tmp.path(), STATION, key.clone())?;
+    for i in 0..n {
+        j.append(record(i))?;
+    }
+    let journal_secs = t0.elapsed().as_secs_f64();
+    let bytes: u64 = std::fs::read_dir(tmp.path())?
+        .filter_map(|e| e.ok()?.metadata().ok())
+        .map(|m| m.len())
+        .sum();
+    let rt = tokio::runtime::Runtime::new()?;
+    rt.block_on(async move {
+        let c = tc::TestCollector::new();
+        c.register(STATION, key.verifying_key());
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let port = l.local_addr()?.port();
+        c.serve(l);
+        let cfg = ShipperConfig::new(&format!("http://127.0.0.1:{port}"), STATION, tmp.path().to_path_buf());
+        let batch = cfg.max_batch_records;
+        let (s, acked) = Shipper::new(cfg)?;
+        let (_ls, ls_rx) = tokio::sync::watch::channel(n);
+        let (sd, sd_rx) = tokio::sync::watch::channel(false);
+        let t1 = Instant::now();
+        let task = tokio::spawn(s.run(ls_rx, sd_rx));
+        while acked.load(Ordering::Relaxed) < n {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        let drain = t1.elapsed().as_secs_f64();
+        let _ = sd.send(true);
+        let _ = task.await;
+        let stored = c.log_of(STATION).len();
+        println!("records journaled: {n} ({:.1} MiB on disk) in {journal_secs:.2} s (each fsynced)", bytes as f64 / 1048576.0);
+        println!("backlog drained:   {stored} records in {drain:.3} s ({:.0} records/s, batches of {batch}); target <= 2 s", stored as f64 / drain);
+        anyhow::Ok(())
+    })?;
+    Ok(())
+}

@@ -1,0 +1,934 @@
+//! The station daemon: airs the planned occurrences of one station through the player, records
+//! each in the journal, and runs the shipper and the heartbeat.
+//!
+//! **Invariant:** every planned occurrence the daemon has seen due gets exactly one journal record
+//! (aired, partial, failed, missed, preempted or skipped, with a reason) and is never aired twice:
+//! the journal's occurrence keys are the memory, checked before each start. Airing never waits for
+//! the network: the shipper reads the journal on its own.
+//!
+//! Files in the data directory besides `journal/` and the key pair: `inflight.json` (the airing on
+//! air, rewritten at start and each item; turned into a `partial`/`failed` record by the next run
+//! after a crash) and `alive` (the last wall time the daemon was running, rewritten every
+//! [`ALIVE_SECS`]; gives "station was down" reasons their start).
+
+pub mod playout;
+pub mod scheduler;
+
+use crate::clock::Clock;
+use crate::journal::{self, Journal, JournalError};
+use crate::keys::{self, KeyError};
+use crate::schedule::{self, AudioCatalog, PlannedAiring, ScheduleErrors};
+use crate::shipper::{self, LiveStatus, Progress, Shipper, ShipperConfig};
+use crate::wire::{AiredItem, AiringBrief, AiringRecord, Outcome, Source};
+use chrono::{DateTime, Duration, FixedOffset, Utc};
+use playout::{AirEvent, Cue, Playout};
+use scheduler::{Action, ClockJump, Context, OnAir};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::sync::{mpsc, watch};
+use tracing::Instrument as _;
+
+/// Default root of station data directories: `data/<station>` relative to the working directory.
+pub const DEFAULT_DATA_ROOT: &str = "data";
+/// Default schedules directory; the station's file is `<dir>/<station>.toml`.
+pub const DEFAULT_SCHEDULES_DIR: &str = "schedules";
+/// Default audio root.
+pub const DEFAULT_AUDIO_DIR: &str = "audio";
+/// Longest the scheduler sleeps before re-reading the wall clock (so an NTP step is noticed
+/// within this, well inside any grace).
+pub const MAX_SLEEP_MS: i64 = 5_000;
+/// A difference between wall-clock and monotonic progress above this is a clock step.
+pub const CLOCK_STEP_TOLERANCE_MS: i64 = 2_000;
+/// How often the `alive` mark is rewritten.
+pub const ALIVE_SECS: i64 = 30;
+/// How often schedule files are checked for changes.
+pub const RELOAD_CHECK_SECS: u64 = 5;
+/// How far ahead the plan is expanded.
+pub const PLAN_AHEAD_HOURS: i64 = 48;
+/// After downtime, occurrences at most this old are accounted for (logged missed); older ones
+/// are before the retention of any report anyone will ask for this station.
+pub const MAX_LOOKBACK_DAYS: i64 = 31;
+/// How long shutdown waits for the player to fade out and report.
+pub const SHUTDOWN_WAIT_SECS: u64 = 10;
+/// How long shutdown lets the shipper finish the request it is in.
+pub const SHIPPER_FLUSH_SECS: u64 = 5;
+
+const INFLIGHT_FILE: &str = "inflight.json";
+const ALIVE_FILE: &str = "alive";
+
+/// The default data directory of `station`.
+pub fn default_data_dir(station: &str) -> PathBuf {
+    PathBuf::from(DEFAULT_DATA_ROOT).join(station)
+}
+
+/// Errors that stop the daemon.
+#[derive(Debug, thiserror::Error)]
+pub enum StationError {
+    #[error("schedule {path} has errors:\n{}", .errors.0.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n"))]
+    Schedule {
+        path: PathBuf,
+        errors: ScheduleErrors,
+    },
+    #[error("schedule {path} is for station {found}, not {expected}")]
+    WrongStation {
+        path: PathBuf,
+        expected: String,
+        found: String,
+    },
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+    #[error("player: {0}")]
+    Player(String),
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Ship(#[from] shipper::ShipError),
+}
+
+/// Daemon settings (from the command line and the schedule's `[collector]`).
+#[derive(Debug, Clone)]
+pub struct StationConfig {
+    pub station: String,
+    pub schedule_path: PathBuf,
+    pub audio_root: PathBuf,
+    pub data_dir: PathBuf,
+    /// Overrides the schedule's `[collector] url`.
+    pub collector_url: Option<String>,
+    /// Overrides the schedule's heartbeat period.
+    pub heartbeat_secs: Option<u64>,
+}
+
+/// Commands to a running daemon (from signals or tests).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Control {
+    /// Re-read the schedule (SIGHUP).
+    Reload,
+    /// Fade out, record, flush, exit (SIGTERM/SIGINT).
+    Shutdown,
+}
+
+/// Load and validate the station's schedule.
+pub fn load_schedule(
+    cfg: &StationConfig,
+    now: DateTime<Utc>,
+) -> Result<(schedule::Station, AudioCatalog), StationError> {
+    // Validity windows are checked against the station-local date; the zone is only known after
+    // parsing, and Vietnam's (the default) is used for "today" — one day of slack either way is
+    // harmless for a check that bounds open-ended windows.
+    let today = now
+        .with_timezone(&chrono_tz::Asia::Ho_Chi_Minh)
+        .date_naive();
+    let (st, cat) =
+        schedule::load(&cfg.schedule_path, &cfg.audio_root, today).map_err(|errors| {
+            StationError::Schedule {
+                path: cfg.schedule_path.clone(),
+                errors,
+            }
+        })?;
+    if st.id != cfg.station {
+        return Err(StationError::WrongStation {
+            path: cfg.schedule_path.clone(),
+            expected: cfg.station.clone(),
+            found: st.id,
+        });
+    }
+    Ok((st, cat))
+}
+
+/// The marker of the airing on air, for crash recovery.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Inflight {
+    key: String,
+    slot: String,
+    program: Option<String>,
+    category: String,
+    source: Source,
+    scheduled_at: DateTime<FixedOffset>,
+    planned_secs: f64,
+    items: Vec<String>,
+    started_at: Option<DateTime<Utc>>,
+    aired_at_least_secs: f64,
+}
+
+fn write_atomic(path: &Path, bytes: &[u8], sync: bool) -> Result<(), StationError> {
+    let io = |source| StationError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let tmp = path.with_extension("tmp");
+    {
+        use std::io::Write;
+        let mut f = std::fs::File::create(&tmp).map_err(io)?;
+        f.write_all(bytes).map_err(io)?;
+        if sync {
+            f.sync_all().map_err(io)?;
+        }
+    }
+    std::fs::rename(&tmp, path).map_err(io)
+}
+
+fn local(t: DateTime<Utc>, like: &DateTime<FixedOffset>) -> DateTime<FixedOffset> {
+    t.with_timezone(like.offset())
+}
+
+fn source_of(p: &PlannedAiring) -> Source {
+    if p.relay.is_some() {
+        Source::Relay
+    } else {
+        Source::File
+    }
+}
+
+/// A record for an occurrence that did not air (missed/skipped).
+fn unaired_record(
+    p: &PlannedAiring,
+    outcome: Outcome,
+    reason: String,
+    now: DateTime<Utc>,
+) -> AiringRecord {
+    AiringRecord {
+        v: 0,
+        station: String::new(),
+        seq: 0,
+        occurrence: Some(p.key()),
+        slot: Some(p.slot.clone()),
+        program: p.program.clone(),
+        category: p.category.clone(),
+        source: source_of(p),
+        scheduled_at: p.at,
+        actual_start: None,
+        end: None,
+        planned_secs: p.planned_secs,
+        aired_secs: 0.0,
+        start_offset_ms: None,
+        outcome,
+        reason: Some(reason),
+        items: p
+            .items
+            .iter()
+            .map(|i| AiredItem {
+                path: i.display().to_string(),
+                sha256: String::new(),
+                duration_secs: 0.0,
+                aired_secs: 0.0,
+            })
+            .collect(),
+        evidence: None,
+        relay: None,
+        recorded_at: now,
+        prev_hash: String::new(),
+    }
+}
+
+enum Kind {
+    Miss,
+    Other,
+}
+
+struct Airing {
+    plan: PlannedAiring,
+    key: String,
+    started_at: Option<DateTime<Utc>>,
+    /// Set when we asked the player to end it, with the reason for the record.
+    ending: Option<(Outcome, String)>,
+    span: tracing::Span,
+}
+
+/// The running daemon.
+pub struct Daemon {
+    cfg: StationConfig,
+    clock: Arc<dyn Clock>,
+    station: schedule::Station,
+    catalog: AudioCatalog,
+    plan: Vec<PlannedAiring>,
+    plan_to: DateTime<Utc>,
+    /// Start of the first plan window: nothing earlier is ever accounted for by this run.
+    floor: DateTime<Utc>,
+    journal: Journal,
+    player: Box<dyn Playout>,
+    on_air: Option<Airing>,
+    started_at: DateTime<Utc>,
+    down_since: Option<DateTime<Utc>>,
+    jumps: Vec<ClockJump>,
+    last_seq_tx: watch::Sender<u64>,
+    status_tx: watch::Sender<LiveStatus>,
+    schedule_mtime: Option<std::time::SystemTime>,
+    output_ok: bool,
+}
+
+impl Daemon {
+    /// Prepare the daemon: validate the schedule (refusing on errors), load the key, open and
+    /// recover the journal, account for an airing interrupted by a crash.
+    pub fn open(
+        cfg: StationConfig,
+        clock: Arc<dyn Clock>,
+        player: Box<dyn Playout>,
+    ) -> Result<Self, StationError> {
+        let now = clock.now();
+        let (station, catalog) = load_schedule(&cfg, now)?;
+        let key = keys::load(&cfg.data_dir)?;
+        let (mut journal, recovery) =
+            Journal::open(&journal::journal_dir(&cfg.data_dir), &cfg.station, key)?;
+        if let Some(t) = &recovery.torn_tail {
+            tracing::error!(
+                segment = %t.segment.display(), offset = t.offset, cut_bytes = t.cut_bytes,
+                kept_in = %t.kept_in.display(),
+                "journal had a torn tail ({}); cut off and kept aside", t.reason
+            );
+        }
+        tracing::info!(
+            records = recovery.records,
+            last_seq = journal.last_seq(),
+            "journal open"
+        );
+        recover_inflight(&cfg.data_dir, &mut journal, now)?;
+        let down_since = std::fs::read_to_string(cfg.data_dir.join(ALIVE_FILE))
+            .ok()
+            .and_then(|t| DateTime::parse_from_rfc3339(t.trim()).ok())
+            .map(|t| t.with_timezone(&Utc));
+        let (last_seq_tx, _) = watch::channel(journal.last_seq());
+        let (status_tx, _) = watch::channel(LiveStatus {
+            output: player.output_name(),
+            output_ok: true,
+            ..Default::default()
+        });
+        let schedule_mtime = std::fs::metadata(&cfg.schedule_path)
+            .and_then(|m| m.modified())
+            .ok();
+        // First window: from the last alive mark (capped); on the very first start nothing
+        // before now is owed (the station did not exist yet).
+        let floor = match down_since {
+            Some(t) => t.max(now - Duration::days(MAX_LOOKBACK_DAYS)).min(now),
+            None => now,
+        };
+        let mut d = Self {
+            floor,
+            cfg,
+            clock,
+            station,
+            catalog,
+            plan: Vec::new(),
+            plan_to: now,
+            journal,
+            player,
+            on_air: None,
+            started_at: now,
+            down_since,
+            jumps: Vec::new(),
+            last_seq_tx,
+            status_tx,
+            schedule_mtime,
+            output_ok: true,
+        };
+        d.replan(floor, now);
+        d.mark_alive(now)?;
+        Ok(d)
+    }
+
+    fn replan(&mut self, from: DateTime<Utc>, now: DateTime<Utc>) {
+        // Never owe anything from before this run's first window.
+        let from = from.max(self.floor);
+        let to = now + Duration::hours(PLAN_AHEAD_HOURS);
+        let tz = self.station.timezone;
+        let d0 = from.with_timezone(&tz).date_naive();
+        let d1 = to.with_timezone(&tz).date_naive();
+        let mut plan = schedule::expand(&self.station, &self.catalog, d0, d1);
+        plan.retain(|p| {
+            let at = p.at.with_timezone(&Utc);
+            at >= from && at < to
+        });
+        self.plan = plan;
+        self.plan_to = to;
+    }
+
+    fn mark_alive(&self, now: DateTime<Utc>) -> Result<(), StationError> {
+        write_atomic(
+            &self.cfg.data_dir.join(ALIVE_FILE),
+            now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                .as_bytes(),
+            false,
+        )
+    }
+
+    /// Progress counters for the shipper/heartbeat.
+    pub fn last_seq(&self) -> watch::Receiver<u64> {
+        self.last_seq_tx.subscribe()
+    }
+
+    /// Live status for the heartbeat.
+    pub fn status(&self) -> watch::Receiver<LiveStatus> {
+        self.status_tx.subscribe()
+    }
+
+    /// Collector URL and heartbeat period in force.
+    pub fn collector(&self) -> Option<(String, u64)> {
+        let url = self
+            .cfg
+            .collector_url
+            .clone()
+            .or_else(|| self.station.collector.as_ref().map(|c| c.url.clone()))?;
+        let hb = self
+            .cfg
+            .heartbeat_secs
+            .or_else(|| {
+                self.station
+                    .collector
+                    .as_ref()
+                    .map(|c| u64::from(c.heartbeat_secs))
+            })
+            .unwrap_or(shipper::DEFAULT_HEARTBEAT_SECS);
+        Some((url, hb))
+    }
+
+    fn append(&mut self, rec: AiringRecord) -> Result<u64, StationError> {
+        let signed = self.journal.append(rec)?;
+        let seq = signed.parse().map(|r| r.seq).unwrap_or(0);
+        let _ = self.last_seq_tx.send(self.journal.last_seq());
+        Ok(seq)
+    }
+
+    fn reload(&mut self, why: &str) {
+        let now = self.clock.now();
+        match load_schedule(&self.cfg, now) {
+            Ok((st, cat)) => {
+                self.station = st;
+                self.catalog = cat;
+                self.replan(now - Duration::days(1), now);
+                tracing::info!(why, airings = self.plan.len(), "schedule reloaded");
+            }
+            Err(e) => {
+                tracing::error!(
+                    why,
+                    "schedule reload refused, keeping the running schedule: {e}"
+                );
+            }
+        }
+    }
+
+    fn check_schedule_changed(&mut self) {
+        let m = std::fs::metadata(&self.cfg.schedule_path)
+            .and_then(|m| m.modified())
+            .ok();
+        if m != self.schedule_mtime {
+            self.schedule_mtime = m;
+            self.reload("schedule file changed");
+        }
+    }
+
+    fn publish_status(&self, now: DateTime<Utc>) {
+        let brief = |p: &PlannedAiring| AiringBrief {
+            slot: Some(p.slot.clone()),
+            program: p.program.clone(),
+            at: p.at,
+        };
+        let next = self
+            .plan
+            .iter()
+            .filter(|p| {
+                p.at.with_timezone(&Utc) > now && self.journal.occurrence(&p.key()).is_none()
+            })
+            .min_by_key(|p| p.at)
+            .map(brief);
+        let _ = self.status_tx.send(LiveStatus {
+            now_airing: self.on_air.as_ref().map(|a| brief(&a.plan)),
+            next_airing: next,
+            output: self.player.output_name(),
+            output_ok: self.output_ok,
+        });
+    }
+
+    fn write_inflight(&self, a: &Airing, aired_at_least_secs: f64) {
+        let m = Inflight {
+            key: a.key.clone(),
+            slot: a.plan.slot.clone(),
+            program: a.plan.program.clone(),
+            category: a.plan.category.clone(),
+            source: source_of(&a.plan),
+            scheduled_at: a.plan.at,
+            planned_secs: a.plan.planned_secs,
+            items: a
+                .plan
+                .items
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect(),
+            started_at: a.started_at,
+            aired_at_least_secs,
+        };
+        match serde_json::to_vec(&m) {
+            Ok(b) => {
+                if let Err(e) = write_atomic(&self.cfg.data_dir.join(INFLIGHT_FILE), &b, true) {
+                    tracing::warn!("cannot write the in-flight marker: {e}");
+                }
+            }
+            Err(e) => tracing::warn!("cannot encode the in-flight marker: {e}"),
+        }
+    }
+
+    fn start(&mut self, p: PlannedAiring, now: DateTime<Utc>) -> Result<(), StationError> {
+        let key = p.key();
+        let span = tracing::info_span!("airing", airing = %key);
+        let at = p.at.with_timezone(&Utc);
+        let cue = Cue {
+            airing_id: key.clone(),
+            items: p
+                .items
+                .iter()
+                .map(|i| self.cfg.audio_root.join(i))
+                .collect(),
+            max_secs: Some(f64::from(p.max_secs)),
+            start_at: at.max(now),
+        };
+        let late_ms = (now - at).num_milliseconds().max(0);
+        span.in_scope(|| {
+            if late_ms > 0 {
+                tracing::warn!(late_ms, "cueing late");
+            } else {
+                tracing::info!(start_at = %cue.start_at, "cueing");
+            }
+        });
+        let airing = Airing {
+            plan: p,
+            key: key.clone(),
+            started_at: None,
+            ending: None,
+            span,
+        };
+        self.write_inflight(&airing, 0.0);
+        if let Err(e) = self.player.cue(cue) {
+            let _ = std::fs::remove_file(self.cfg.data_dir.join(INFLIGHT_FILE));
+            airing
+                .span
+                .in_scope(|| tracing::error!("player refused the cue: {e}"));
+            let mut rec =
+                unaired_record(&airing.plan, Outcome::Failed, format!("player: {e}"), now);
+            rec.items.iter_mut().for_each(|i| i.sha256.clear());
+            self.output_ok = false;
+            self.append(rec)?;
+            return Err(StationError::Player(e));
+        }
+        self.on_air = Some(airing);
+        Ok(())
+    }
+
+    fn on_event(&mut self, ev: AirEvent, shutting_down: bool) -> Result<(), StationError> {
+        let now = self.clock.now();
+        let Some(a) = self.on_air.as_mut() else {
+            tracing::debug!(?ev, "event for no airing");
+            return Ok(());
+        };
+        let id = match &ev {
+            AirEvent::Started { airing_id, .. }
+            | AirEvent::ItemStarted { airing_id, .. }
+            | AirEvent::Finished { airing_id, .. } => airing_id.clone(),
+        };
+        if id != a.key {
+            tracing::warn!(airing = %id, "event for an airing not on air; ignored");
+            return Ok(());
+        }
+        let span = a.span.clone();
+        let _g = span.enter();
+        match ev {
+            AirEvent::Started { at, .. } => {
+                a.started_at = Some(at);
+                let offset_ms = (at - a.plan.at.with_timezone(&Utc)).num_milliseconds();
+                tracing::info!(offset_ms, "on air");
+                let a = self.on_air.as_ref().map(|a| (a.key.clone(), a.started_at));
+                if let (Some(air), Some(_)) = (self.on_air.as_ref(), a) {
+                    self.write_inflight(air, 0.0);
+                }
+            }
+            AirEvent::ItemStarted { index, at, .. } => {
+                let started = a.started_at.unwrap_or(at);
+                let so_far = (at - started).num_milliseconds() as f64 / 1000.0;
+                tracing::info!(index, item = ?a.plan.items.get(index), "item started");
+                if let Some(air) = self.on_air.as_ref() {
+                    self.write_inflight(air, so_far.max(0.0));
+                }
+            }
+            AirEvent::Finished {
+                outcome,
+                aired_secs,
+                items,
+                evidence,
+                reason,
+                ..
+            } => {
+                let Some(a) = self.on_air.take() else {
+                    return Ok(());
+                };
+                if shutting_down && a.started_at.is_none() && outcome != Outcome::Aired {
+                    // Never reached the air: leave it to the next run (it may still be in grace).
+                    tracing::info!("cue withdrawn before the first sample (shutdown)");
+                    let _ = std::fs::remove_file(self.cfg.data_dir.join(INFLIGHT_FILE));
+                    return Ok(());
+                }
+                let (outcome, reason) = match (&a.ending, outcome) {
+                    (_, Outcome::Aired) => (Outcome::Aired, reason),
+                    (Some((o, why)), _) => (
+                        *o,
+                        Some(match reason {
+                            Some(r) => format!("{why} ({r})"),
+                            None => why.clone(),
+                        }),
+                    ),
+                    (None, o) => (o, reason),
+                };
+                let at = a.plan.at;
+                let actual = a.started_at;
+                let rec = AiringRecord {
+                    v: 0,
+                    station: String::new(),
+                    seq: 0,
+                    occurrence: Some(a.key.clone()),
+                    slot: Some(a.plan.slot.clone()),
+                    program: a.plan.program.clone(),
+                    category: a.plan.category.clone(),
+                    source: source_of(&a.plan),
+                    scheduled_at: at,
+                    actual_start: actual.map(|t| local(t, &at)),
+                    end: actual.map(|_| local(now, &at)),
+                    planned_secs: a.plan.planned_secs,
+                    aired_secs: if aired_secs.is_finite() {
+                        aired_secs
+                    } else {
+                        0.0
+                    },
+                    start_offset_ms: actual
+                        .map(|t| (t - at.with_timezone(&Utc)).num_milliseconds()),
+                    outcome,
+                    reason: reason.clone(),
+                    items: items
+                        .into_iter()
+                        .map(|mut i| {
+                            // Record paths as written in the schedule (relative to the audio root).
+                            if let Ok(rel) = Path::new(&i.path).strip_prefix(&self.cfg.audio_root) {
+                                i.path = rel.display().to_string();
+                            }
+                            i
+                        })
+                        .collect(),
+                    evidence,
+                    relay: None,
+                    recorded_at: now,
+                    prev_hash: String::new(),
+                };
+                self.output_ok = outcome != Outcome::Failed;
+                let seq = self.append(rec)?;
+                let _ = std::fs::remove_file(self.cfg.data_dir.join(INFLIGHT_FILE));
+                tracing::info!(
+                    seq,
+                    ?outcome,
+                    aired_secs,
+                    reason = reason.as_deref().unwrap_or(""),
+                    "airing recorded"
+                );
+            }
+        }
+        Ok(())
+    }
+
+    fn decide_and_act(
+        &mut self,
+        now: DateTime<Utc>,
+    ) -> Result<Option<DateTime<Utc>>, StationError> {
+        let ctx = Context {
+            now,
+            started_at: self.started_at,
+            down_since: self.down_since,
+            jumps: self.jumps.clone(),
+            lead_ms: scheduler::DEFAULT_LEAD_MS,
+        };
+        let on_air = self.on_air.as_ref().map(|a| OnAir::of(&a.plan));
+        let journal = &self.journal;
+        let decision = scheduler::decide(
+            &self.plan,
+            &|k| journal.occurrence(k).is_some(),
+            on_air.as_ref(),
+            &ctx,
+        );
+        for action in decision.actions {
+            let action_kind = match &action {
+                Action::Miss { .. } => Kind::Miss,
+                _ => Kind::Other,
+            };
+            match action {
+                Action::Start { idx } => {
+                    let p = self.plan[idx].clone();
+                    if let Err(e) = self.start(p, now) {
+                        tracing::error!("{e}");
+                    }
+                }
+                Action::Preempt { current, by } => {
+                    let p = self.plan[by].clone();
+                    if let Some(a) = self.on_air.as_mut() {
+                        a.ending = Some((Outcome::Preempted, format!("preempted by {}", p.key())));
+                        let _g = a.span.enter();
+                        tracing::warn!(by = %p.key(), "preempting");
+                        if let Err(e) = self.player.preempt(&current) {
+                            tracing::error!("player: {e}");
+                        }
+                    }
+                    // Wait for the preempted airing's Finished before cueing (one on air at a time):
+                    // the next pass starts `p` as soon as the air is free.
+                }
+                Action::Miss { idx, reason } | Action::Skip { idx, reason } => {
+                    let outcome = if matches!(action_kind, Kind::Miss) {
+                        Outcome::Missed
+                    } else {
+                        Outcome::Skipped
+                    };
+                    let p = self.plan[idx].clone();
+                    let span = tracing::info_span!("airing", airing = %p.key());
+                    span.in_scope(|| tracing::warn!(?outcome, %reason, "not aired"));
+                    self.append(unaired_record(&p, outcome, reason, now))?;
+                }
+            }
+        }
+        Ok(decision.wake_at)
+    }
+
+    /// Run until `control` says shut down (or closes). Returns after the current airing is
+    /// recorded and the shipper had its chance to flush.
+    pub async fn run(
+        mut self,
+        mut events: mpsc::Receiver<AirEvent>,
+        mut control: mpsc::Receiver<Control>,
+    ) -> Result<(), StationError> {
+        let (sd_tx, sd_rx) = watch::channel(false);
+        let mut tasks = Vec::new();
+        if let Some((url, hb_secs)) = self.collector() {
+            let mut scfg = ShipperConfig::new(
+                &url,
+                &self.cfg.station,
+                journal::journal_dir(&self.cfg.data_dir),
+            );
+            scfg.heartbeat_secs = hb_secs;
+            let (shipper, acked) = Shipper::new(scfg.clone())?;
+            let progress = Progress {
+                last_seq: self.last_seq(),
+                acked,
+            };
+            let key = keys::load(&self.cfg.data_dir)?;
+            tasks.push(tokio::spawn(
+                shipper
+                    .run(self.last_seq(), sd_rx.clone())
+                    .instrument(tracing::info_span!("shipper")),
+            ));
+            tasks.push(tokio::spawn(
+                shipper::run_heartbeat(scfg, key, progress, self.status(), sd_rx.clone())
+                    .instrument(tracing::info_span!("heartbeat")),
+            ));
+            tracing::info!(%url, heartbeat_secs = hb_secs, "shipping to collector");
+        } else {
+            tracing::warn!("no collector configured: records stay in the journal until one is");
+        }
+        let mut last_wall = self.clock.now();
+        let mut last_mono = Instant::now();
+        let mut last_alive = last_wall;
+        let mut last_reload_check = Instant::now();
+        let result: Result<(), StationError> = loop {
+            let now = self.clock.now();
+            // Clock steps: wall time moving differently from monotonic time.
+            let expected = last_wall + Duration::from_std(last_mono.elapsed()).unwrap_or_default();
+            let drift = (now - expected).num_milliseconds();
+            if drift > CLOCK_STEP_TOLERANCE_MS {
+                tracing::warn!(step_ms = drift, "wall clock stepped forward");
+                self.jumps.push(ClockJump {
+                    from: expected,
+                    to: now,
+                });
+                if self.jumps.len() > 16 {
+                    self.jumps.remove(0);
+                }
+            } else if drift < -CLOCK_STEP_TOLERANCE_MS {
+                tracing::warn!(
+                    step_ms = drift,
+                    "wall clock stepped back; already-journaled occurrences will not air again"
+                );
+            }
+            last_wall = now;
+            last_mono = Instant::now();
+            if now + Duration::hours(PLAN_AHEAD_HOURS / 2) > self.plan_to
+                || drift.abs() > CLOCK_STEP_TOLERANCE_MS
+            {
+                let from = self
+                    .plan
+                    .first()
+                    .map(|p| p.at.with_timezone(&Utc))
+                    .unwrap_or(now)
+                    .min(now - Duration::days(1));
+                let from = from.max(now - Duration::days(MAX_LOOKBACK_DAYS));
+                self.replan(from, now);
+            }
+            if last_reload_check.elapsed().as_secs() >= RELOAD_CHECK_SECS {
+                last_reload_check = Instant::now();
+                self.check_schedule_changed();
+            }
+            let wake = match self.decide_and_act(now) {
+                Ok(w) => w,
+                Err(e) => break Err(e),
+            };
+            if (now - last_alive).num_seconds().abs() >= ALIVE_SECS {
+                last_alive = now;
+                if let Err(e) = self.mark_alive(now) {
+                    tracing::warn!("{e}");
+                }
+            }
+            self.publish_status(now);
+            let sleep_ms = wake
+                .map(|w| (w - now).num_milliseconds())
+                .unwrap_or(MAX_SLEEP_MS)
+                .clamp(0, MAX_SLEEP_MS) as u64;
+            tokio::select! {
+                ev = events.recv() => match ev {
+                    Some(ev) => if let Err(e) = self.on_event(ev, false) { break Err(e) },
+                    None => break Err(StationError::Player("the player stopped".into())),
+                },
+                c = control.recv() => match c {
+                    Some(Control::Reload) => self.reload("SIGHUP"),
+                    Some(Control::Shutdown) | None => break Ok(()),
+                },
+                _ = tokio::time::sleep(std::time::Duration::from_millis(sleep_ms)) => {}
+            }
+        };
+        // Shutdown: fade out, record what aired as partial, flush.
+        if let Some(a) = self.on_air.as_mut() {
+            a.ending = Some((Outcome::Partial, "station shut down".into()));
+            let key = a.key.clone();
+            let _g = a.span.enter();
+            tracing::info!("fading out for shutdown");
+            if let Err(e) = self.player.stop(&key) {
+                tracing::error!("player: {e}");
+            }
+        }
+        let deadline =
+            tokio::time::Instant::now() + std::time::Duration::from_secs(SHUTDOWN_WAIT_SECS);
+        while self.on_air.is_some() {
+            match tokio::time::timeout_at(deadline, events.recv()).await {
+                Ok(Some(ev)) => {
+                    if let Err(e) = self.on_event(ev, true) {
+                        tracing::error!("{e}");
+                        break;
+                    }
+                }
+                _ => {
+                    tracing::error!(
+                        "player did not report the end of the airing; it is left to the next start (in-flight marker kept)"
+                    );
+                    break;
+                }
+            }
+        }
+        self.player.shutdown();
+        let _ = self.mark_alive(self.clock.now());
+        let _ = sd_tx.send(true);
+        for t in tasks {
+            match tokio::time::timeout(std::time::Duration::from_secs(SHIPPER_FLUSH_SECS), t).await
+            {
+                Ok(Ok(Err(e))) => tracing::warn!("shipper: {e}"),
+                Ok(_) => {}
+                Err(_) => tracing::warn!(
+                    "shipper still busy at exit; the backlog ships on the next start"
+                ),
+            }
+        }
+        tracing::info!(last_seq = self.journal.last_seq(), "station stopped");
+        result
+    }
+}
+
+/// Turn an in-flight marker left by a crash into a `partial` (it had started) or `failed` record.
+fn recover_inflight(
+    data_dir: &Path,
+    journal: &mut Journal,
+    now: DateTime<Utc>,
+) -> Result<(), StationError> {
+    let path = data_dir.join(INFLIGHT_FILE);
+    let Ok(bytes) = std::fs::read(&path) else {
+        return Ok(());
+    };
+    let m: Inflight = match serde_json::from_slice(&bytes) {
+        Ok(m) => m,
+        Err(e) => {
+            tracing::error!(path = %path.display(), "in-flight marker unreadable ({e}); kept as {}.bad", INFLIGHT_FILE);
+            let _ = std::fs::rename(&path, path.with_extension("json.bad"));
+            return Ok(());
+        }
+    };
+    if journal.occurrence(&m.key).is_none() {
+        let (outcome, reason) = match m.started_at {
+            Some(_) => (
+                Outcome::Partial,
+                format!(
+                    "station stopped during the airing (crash or power loss); at least {:.0} s aired",
+                    m.aired_at_least_secs
+                ),
+            ),
+            None => (
+                Outcome::Failed,
+                "station stopped before the first sample (crash or power loss)".to_string(),
+            ),
+        };
+        let rec = AiringRecord {
+            v: 0,
+            station: String::new(),
+            seq: 0,
+            occurrence: Some(m.key.clone()),
+            slot: Some(m.slot),
+            program: m.program,
+            category: m.category,
+            source: m.source,
+            scheduled_at: m.scheduled_at,
+            actual_start: m.started_at.map(|t| local(t, &m.scheduled_at)),
+            end: None,
+            planned_secs: m.planned_secs,
+            aired_secs: m.aired_at_least_secs,
+            start_offset_ms: m
+                .started_at
+                .map(|t| (t - m.scheduled_at.with_timezone(&Utc)).num_milliseconds()),
+            outcome,
+            reason: Some(reason.clone()),
+            items: m
+                .items
+                .into_iter()
+                .map(|p| AiredItem {
+                    path: p,
+                    sha256: String::new(),
+                    duration_secs: 0.0,
+                    aired_secs: 0.0,
+                })
+                .collect(),
+            evidence: None,
+            relay: None,
+            recorded_at: now,
+            prev_hash: String::new(),
+        };
+        journal.append(rec)?;
+        tracing::warn!(airing = %m.key, ?outcome, "{reason}");
+    }
+    std::fs::remove_file(&path).map_err(|source| StationError::Io { path, source })?;
+    Ok(())
+}
+
+/// Bridge the player's blocking event channel into the daemon's async one.
+pub fn bridge_events(rx: std::sync::mpsc::Receiver<AirEvent>) -> mpsc::Receiver<AirEvent> {
+    let (tx, arx) = mpsc::channel(256);
+    let _ = std::thread::Builder::new()
+        .name("loa-events".into())
+        .spawn(move || {
+            while let Ok(ev) = rx.recv() {
+                if tx.blocking_send(ev).is_err() {
+                    break;
+                }
+            }
+        });
+    arx
+}

@@ -1,0 +1,344 @@
+//! The station's view of the player: cue, stop, preempt, shut down; events tagged with the
+//! airing id. The real player (`player::Player`) is adapted to this; [`TimerPlayout`] stands in
+//! for a silent output until then.
+//!
+//! **Invariant:** every cued airing gets exactly one [`AirEvent::Finished`].
+
+use crate::wire::{AiredItem, Evidence, Outcome};
+use chrono::{DateTime, Utc};
+use std::path::PathBuf;
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::time::Duration;
+
+/// A session to air.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Cue {
+    pub airing_id: String,
+    /// Absolute paths, played back to back.
+    pub items: Vec<PathBuf>,
+    /// Hard stop after the first sample.
+    pub max_secs: Option<f64>,
+    /// When the first sample must be heard (at once if past).
+    pub start_at: DateTime<Utc>,
+}
+
+/// What the player did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AirEvent {
+    Started {
+        airing_id: String,
+        at: DateTime<Utc>,
+    },
+    ItemStarted {
+        airing_id: String,
+        index: usize,
+        at: DateTime<Utc>,
+    },
+    Finished {
+        airing_id: String,
+        outcome: Outcome,
+        aired_secs: f64,
+        items: Vec<AiredItem>,
+        evidence: Option<Evidence>,
+        reason: Option<String>,
+    },
+}
+
+/// Commands to a player.
+pub trait Playout: Send {
+    /// Queue `cue`.
+    fn cue(&self, cue: Cue) -> Result<(), String>;
+    /// Fade out and end `airing_id`.
+    fn stop(&self, airing_id: &str) -> Result<(), String>;
+    /// Fade out `airing_id` for a higher-priority airing (outcome `preempted`).
+    fn preempt(&self, airing_id: &str) -> Result<(), String>;
+    /// Stop everything and join the player threads.
+    fn shutdown(&self);
+    /// Output backend name for heartbeats and records.
+    fn output_name(&self) -> String;
+}
+
+enum TimerCmd {
+    Cue(Cue),
+    Stop(String, Outcome),
+    Shutdown,
+}
+
+/// A silent stand-in player: "airs" each item for its probed duration in real time, hashes the
+/// files, and reports no evidence (nothing was metered). Used for `--output timer`.
+pub struct TimerPlayout {
+    tx: SyncSender<TimerCmd>,
+    thread: std::sync::Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+impl TimerPlayout {
+    /// Start the stand-in player thread.
+    pub fn spawn() -> Result<(Self, Receiver<AirEvent>), String> {
+        let (tx, rx) = sync_channel::<TimerCmd>(64);
+        let (etx, erx) = sync_channel::<AirEvent>(256);
+        let th = std::thread::Builder::new()
+            .name("loa-timer-play".into())
+            .spawn(move || timer_loop(rx, etx))
+            .map_err(|e| e.to_string())?;
+        Ok((
+            Self {
+                tx,
+                thread: std::sync::Mutex::new(Some(th)),
+            },
+            erx,
+        ))
+    }
+}
+
+fn timer_loop(rx: Receiver<TimerCmd>, etx: SyncSender<AirEvent>) {
+    use std::sync::mpsc::RecvTimeoutError;
+    let mut queue: std::collections::VecDeque<Cue> = Default::default();
+    loop {
+        let Some(cue) = queue.pop_front() else {
+            match rx.recv() {
+                Ok(TimerCmd::Cue(c)) => queue.push_back(c),
+                Ok(TimerCmd::Stop(..)) => {}
+                Ok(TimerCmd::Shutdown) | Err(_) => return,
+            }
+            continue;
+        };
+        // Probe and hash before the start instant.
+        let mut items: Vec<AiredItem> = cue
+            .items
+            .iter()
+            .map(|p| AiredItem {
+                path: p.display().to_string(),
+                sha256: crate::media::sha256_file(p).unwrap_or_default(),
+                duration_secs: crate::media::probe(p)
+                    .map(|f| f.duration_secs)
+                    .unwrap_or(0.0),
+                aired_secs: 0.0,
+            })
+            .collect();
+        let finish = |outcome, aired: f64, items: Vec<AiredItem>, reason: Option<String>| {
+            AirEvent::Finished {
+                airing_id: cue.airing_id.clone(),
+                outcome,
+                aired_secs: aired,
+                items,
+                evidence: None,
+                reason,
+            }
+        };
+        // Wait for the start instant (re-reading the wall clock, so a step is honoured).
+        let mut ended: Option<(Outcome, String)> = None;
+        loop {
+            let wait = (cue.start_at - Utc::now())
+                .to_std()
+                .unwrap_or(Duration::ZERO);
+            if wait.is_zero() {
+                break;
+            }
+            match rx.recv_timeout(wait.min(Duration::from_millis(500))) {
+                Ok(TimerCmd::Cue(c)) => queue.push_back(c),
+                Ok(TimerCmd::Stop(id, o)) if id == cue.airing_id => {
+                    ended = Some((o, "stopped before the first sample".into()));
+                    break;
+                }
+                Ok(TimerCmd::Stop(..)) | Err(RecvTimeoutError::Timeout) => {}
+                Ok(TimerCmd::Shutdown) | Err(RecvTimeoutError::Disconnected) => {
+                    ended = Some((Outcome::Partial, "player shut down".into()));
+                    break;
+                }
+            }
+        }
+        if let Some((o, r)) = ended {
+            let _ = etx.send(finish(o, 0.0, items, Some(r)));
+            continue;
+        }
+        let t0 = std::time::Instant::now();
+        let _ = etx.send(AirEvent::Started {
+            airing_id: cue.airing_id.clone(),
+            at: Utc::now(),
+        });
+        let limit = cue.max_secs.unwrap_or(f64::INFINITY);
+        let mut outcome = (Outcome::Aired, None);
+        let mut shutdown = false;
+        'items: for (i, item) in items.iter_mut().enumerate() {
+            let _ = etx.send(AirEvent::ItemStarted {
+                airing_id: cue.airing_id.clone(),
+                index: i,
+                at: Utc::now(),
+            });
+            if item.sha256.is_empty() {
+                outcome = (
+                    Outcome::Partial,
+                    Some(format!("{}: cannot read", item.path)),
+                );
+                continue;
+            }
+            let item_t0 = t0.elapsed().as_secs_f64();
+            let end = (item_t0 + item.duration_secs).min(limit);
+            loop {
+                let el = t0.elapsed().as_secs_f64();
+                item.aired_secs = (el - item_t0).max(0.0);
+                if el >= end {
+                    if end >= limit && el < item_t0 + item.duration_secs {
+                        outcome = (Outcome::Partial, Some(format!("hard stop at {limit} s")));
+                        break 'items;
+                    }
+                    item.aired_secs = item.duration_secs;
+                    break;
+                }
+                match rx.recv_timeout(Duration::from_secs_f64((end - el).min(0.5))) {
+                    Ok(TimerCmd::Cue(c)) => queue.push_back(c),
+                    Ok(TimerCmd::Stop(id, o)) if id == cue.airing_id => {
+                        outcome = (o, Some("stopped".into()));
+                        break 'items;
+                    }
+                    Ok(TimerCmd::Stop(..)) | Err(RecvTimeoutError::Timeout) => {}
+                    Ok(TimerCmd::Shutdown) | Err(RecvTimeoutError::Disconnected) => {
+                        outcome = (Outcome::Partial, Some("player shut down".into()));
+                        shutdown = true;
+                        break 'items;
+                    }
+                }
+            }
+        }
+        let aired = t0.elapsed().as_secs_f64();
+        let aired = items
+            .iter()
+            .map(|i| i.aired_secs)
+            .sum::<f64>()
+            .min(aired.max(0.0));
+        let ok_items = items.iter().filter(|i| !i.sha256.is_empty()).count();
+        let outcome = if ok_items == 0 {
+            (Outcome::Failed, Some("no item could be read".into()))
+        } else {
+            outcome
+        };
+        let _ = etx.send(finish(outcome.0, aired, items, outcome.1));
+        if shutdown {
+            for c in queue.drain(..) {
+                let _ = etx.send(AirEvent::Finished {
+                    airing_id: c.airing_id,
+                    outcome: Outcome::Partial,
+                    aired_secs: 0.0,
+                    items: vec![],
+                    evidence: None,
+                    reason: Some("player shut down".into()),
+                });
+            }
+            return;
+        }
+    }
+}
+
+impl Playout for TimerPlayout {
+    fn cue(&self, cue: Cue) -> Result<(), String> {
+        self.tx
+            .send(TimerCmd::Cue(cue))
+            .map_err(|_| "player gone".to_string())
+    }
+    fn stop(&self, airing_id: &str) -> Result<(), String> {
+        self.tx
+            .send(TimerCmd::Stop(airing_id.into(), Outcome::Partial))
+            .map_err(|_| "player gone".to_string())
+    }
+    fn preempt(&self, airing_id: &str) -> Result<(), String> {
+        self.tx
+            .send(TimerCmd::Stop(airing_id.into(), Outcome::Preempted))
+            .map_err(|_| "player gone".to_string())
+    }
+    fn shutdown(&self) {
+        let _ = self.tx.send(TimerCmd::Shutdown);
+        if let Ok(mut t) = self.thread.lock()
+            && let Some(t) = t.take()
+        {
+            let _ = t.join();
+        }
+    }
+    fn output_name(&self) -> String {
+        "timer".into()
+    }
+}
+
+/// The real player (`player::Player`) behind the station's [`Playout`] view.
+pub struct PlayerPlayout {
+    handle: crate::player::PlayerHandle,
+    name: String,
+}
+
+impl PlayerPlayout {
+    /// Start the player on output `spec` (`device`, `device:NAME`, `wav:PATH`, `null`).
+    pub fn spawn(
+        spec: &str,
+        loudness: crate::loudness::LoudnessSettings,
+    ) -> Result<(Self, Receiver<AirEvent>), String> {
+        use crate::player::{Player, PlayerConfig, PlayerEvent};
+        let cfg = PlayerConfig::new(crate::output::OutputConfig::new(spec), loudness);
+        let (handle, rx) = Player::spawn(cfg).map_err(|e| e.to_string())?;
+        let (tx, erx) = sync_channel::<AirEvent>(256);
+        std::thread::Builder::new()
+            .name("loa-player-events".into())
+            .spawn(move || {
+                while let Ok(ev) = rx.recv() {
+                    let ev = match ev {
+                        PlayerEvent::Started { airing_id, at } => {
+                            AirEvent::Started { airing_id, at }
+                        }
+                        PlayerEvent::ItemStarted {
+                            airing_id,
+                            index,
+                            at,
+                        } => AirEvent::ItemStarted {
+                            airing_id,
+                            index,
+                            at,
+                        },
+                        PlayerEvent::Finished {
+                            airing_id,
+                            outcome,
+                            aired_secs,
+                            items,
+                            evidence,
+                            reason,
+                        } => AirEvent::Finished {
+                            airing_id,
+                            outcome: outcome.to_wire(),
+                            aired_secs,
+                            items,
+                            evidence: Some(evidence),
+                            reason,
+                        },
+                    };
+                    if tx.send(ev).is_err() {
+                        return;
+                    }
+                }
+            })
+            .map_err(|e| e.to_string())?;
+        let name = spec.split(':').next().unwrap_or(spec).to_string();
+        Ok((Self { handle, name }, erx))
+    }
+}
+
+impl Playout for PlayerPlayout {
+    fn cue(&self, cue: Cue) -> Result<(), String> {
+        self.handle
+            .load(crate::player::Session {
+                airing_id: cue.airing_id,
+                items: cue.items,
+                max_secs: cue.max_secs,
+                start_at: cue.start_at,
+            })
+            .map_err(|e| e.to_string())
+    }
+    fn stop(&self, airing_id: &str) -> Result<(), String> {
+        self.handle.stop(airing_id).map_err(|e| e.to_string())
+    }
+    fn preempt(&self, airing_id: &str) -> Result<(), String> {
+        self.handle.preempt(airing_id).map_err(|e| e.to_string())
+    }
+    fn shutdown(&self) {
+        let _ = self.handle.shutdown();
+    }
+    fn output_name(&self) -> String {
+        self.name.clone()
+    }
+}

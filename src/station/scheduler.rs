@@ -1,0 +1,483 @@
+//! The scheduler's decisions as a pure function of (plan, journal state, what is on air, now).
+//!
+//! **Invariant:** an occurrence whose key is in the journal (or on air) is never started again, and
+//! every due occurrence that is not started gets exactly one decision that accounts for it
+//! (`Miss` or `Skip`, with a reason) — nothing is dropped silently. No I/O, no clock: `now` and
+//! what the daemon knows about its own downtime and clock jumps come in through [`Context`].
+
+use crate::schedule::{PlannedAiring, Priority, StartPolicy};
+use chrono::{DateTime, Duration, Utc};
+
+/// How far ahead of its instant an airing is handed to the player, so its first sample can be
+/// placed on the second (the player pre-rolls and waits for `start_at`).
+pub const DEFAULT_LEAD_MS: i64 = 2_000;
+
+/// What is on air, as the scheduler knows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OnAir {
+    pub key: String,
+    pub slot: String,
+    pub priority: Priority,
+    pub at: DateTime<Utc>,
+}
+
+impl OnAir {
+    /// The on-air description of a planned airing.
+    pub fn of(p: &PlannedAiring) -> Self {
+        Self {
+            key: p.key(),
+            slot: p.slot.clone(),
+            priority: p.priority,
+            at: p.at.with_timezone(&Utc),
+        }
+    }
+}
+
+/// A forward step of the wall clock the daemon observed (wall time moved more than monotonic).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ClockJump {
+    /// Wall time the daemon expected (previous reading + monotonic elapsed).
+    pub from: DateTime<Utc>,
+    /// Wall time it read instead.
+    pub to: DateTime<Utc>,
+}
+
+/// What the daemon knows besides the plan.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Context {
+    pub now: DateTime<Utc>,
+    /// Wall time at which this process began scheduling.
+    pub started_at: DateTime<Utc>,
+    /// Last wall time the previous run was known alive (its `alive` mark), if any.
+    pub down_since: Option<DateTime<Utc>>,
+    /// Forward clock jumps observed by this process.
+    pub jumps: Vec<ClockJump>,
+    pub lead_ms: i64,
+}
+
+/// One decision.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    /// Hand plan item `idx` to the player now; it starts at its instant or at once if late.
+    Start { idx: usize },
+    /// Fade out what is on air (logged `preempted` by item `by`), then start item `by`.
+    Preempt { current: String, by: usize },
+    /// Log item `idx` as `missed`.
+    Miss { idx: usize, reason: String },
+    /// Log item `idx` as `skipped`.
+    Skip { idx: usize, reason: String },
+}
+
+/// Decisions plus when to ask again (absent a player event).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decision {
+    pub actions: Vec<Action>,
+    pub wake_at: Option<DateTime<Utc>>,
+}
+
+fn secs(d: Duration) -> i64 {
+    d.num_seconds()
+}
+
+/// Why an occurrence at `at` passed unaired.
+fn miss_reason(at: DateTime<Utc>, ctx: &Context) -> String {
+    if let Some(j) = ctx.jumps.iter().find(|j| at > j.from && at <= j.to) {
+        return format!(
+            "clock jumped forward by {} s (from {} to {}) past its start",
+            secs(j.to - j.from),
+            j.from.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            j.to.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        );
+    }
+    if at < ctx.started_at {
+        return match ctx.down_since {
+            Some(d) => format!(
+                "station was down (last alive {}, restarted {})",
+                d.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                ctx.started_at
+                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            ),
+            None => format!(
+                "station was down (restarted {})",
+                ctx.started_at
+                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            ),
+        };
+    }
+    format!(
+        "station could not start it in time (late by {} s)",
+        secs(ctx.now - at)
+    )
+}
+
+/// Decide what to do now. `done(key)` tells whether the journal already accounts for an
+/// occurrence. `plan` may be in any order; indices in actions refer to it.
+pub fn decide(
+    plan: &[PlannedAiring],
+    done: &dyn Fn(&str) -> bool,
+    on_air: Option<&OnAir>,
+    ctx: &Context,
+) -> Decision {
+    let now = ctx.now;
+    let lead = Duration::milliseconds(ctx.lead_ms);
+    let mut air = on_air.cloned();
+    let mut actions = Vec::new();
+    let mut wake_at: Option<DateTime<Utc>> = None;
+    let mut wake = |t: DateTime<Utc>| {
+        wake_at = Some(wake_at.map_or(t, |w: DateTime<Utc>| w.min(t)));
+    };
+    let mut due: Vec<(usize, &PlannedAiring, DateTime<Utc>, String)> = Vec::new();
+    for (i, p) in plan.iter().enumerate() {
+        let key = p.key();
+        if done(&key) || air.as_ref().is_some_and(|a| a.key == key) {
+            continue;
+        }
+        let at = p.at.with_timezone(&Utc);
+        if at - lead <= now {
+            due.push((i, p, at, key));
+        } else {
+            wake(at - lead);
+        }
+    }
+    // Highest priority first, then earliest.
+    due.sort_by(|a, b| b.1.priority.cmp(&a.1.priority).then(a.2.cmp(&b.2)));
+    for (i, p, at, key) in due {
+        let late = now - at;
+        let grace = Duration::seconds(i64::from(p.grace_secs));
+        if late > grace {
+            match &air {
+                Some(a) if a.at <= at => actions.push(Action::Skip {
+                    idx: i,
+                    reason: format!(
+                        "air busy with {} ({:?}) for more than the {} s grace",
+                        a.key, a.priority, p.grace_secs
+                    ),
+                }),
+                _ => actions.push(Action::Miss {
+                    idx: i,
+                    reason: miss_reason(at, ctx),
+                }),
+            }
+            continue;
+        }
+        match &air {
+            None => {
+                actions.push(Action::Start { idx: i });
+                air = Some(OnAir::of(p));
+            }
+            Some(a) if p.priority > a.priority && p.start == StartPolicy::Hard => {
+                if at > now {
+                    // Preempt on the second, not during the lead.
+                    wake(at);
+                    continue;
+                }
+                actions.push(Action::Preempt {
+                    current: a.key.clone(),
+                    by: i,
+                });
+                air = Some(OnAir::of(p));
+            }
+            Some(_) if p.start == StartPolicy::Soft => {
+                // Wait for the air to free up (a player event wakes us) or the grace to run out.
+                wake(at + grace + Duration::milliseconds(1));
+            }
+            Some(a) => {
+                if at > now {
+                    wake(at);
+                    continue;
+                }
+                actions.push(Action::Skip {
+                    idx: i,
+                    reason: format!(
+                        "hard start overlaps {} of {} priority",
+                        a.key,
+                        if p.priority == a.priority {
+                            "equal"
+                        } else {
+                            "higher"
+                        }
+                    ),
+                });
+                let _ = key;
+            }
+        }
+    }
+    Decision { actions, wake_at }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::{Clock, ManualClock};
+    use chrono::{FixedOffset, TimeZone};
+    use std::collections::HashSet;
+    use std::path::PathBuf;
+
+    fn t(h: u32, m: u32, s: u32) -> DateTime<Utc> {
+        // 2019-03-04 local (UTC+7) h:m:s, as UTC.
+        FixedOffset::east_opt(7 * 3600)
+            .unwrap()
+            .with_ymd_and_hms(2019, 3, 4, h, m, s)
+            .unwrap()
+            .with_timezone(&Utc)
+    }
+
+    fn airing(slot: &str, at: DateTime<Utc>, prio: Priority, start: StartPolicy) -> PlannedAiring {
+        PlannedAiring {
+            station: "w".into(),
+            slot: slot.into(),
+            program: None,
+            category: "news".into(),
+            at: at.with_timezone(&FixedOffset::east_opt(7 * 3600).unwrap()),
+            items: vec![PathBuf::from("a.wav")],
+            planned_secs: 60.0,
+            priority: prio,
+            start,
+            grace_secs: 120,
+            max_secs: 600,
+            relay: None,
+        }
+    }
+
+    fn ctx(now: DateTime<Utc>, started: DateTime<Utc>) -> Context {
+        Context {
+            now,
+            started_at: started,
+            down_since: None,
+            jumps: vec![],
+            lead_ms: DEFAULT_LEAD_MS,
+        }
+    }
+
+    /// A tiny simulated daemon: applies decisions to a "journal" set and a count of starts.
+    struct Sim {
+        plan: Vec<PlannedAiring>,
+        journal: HashSet<String>,
+        starts: Vec<String>,
+        logged: Vec<(String, &'static str, String)>,
+    }
+
+    impl Sim {
+        fn new(plan: Vec<PlannedAiring>) -> Self {
+            Self {
+                plan,
+                journal: HashSet::new(),
+                starts: vec![],
+                logged: vec![],
+            }
+        }
+        /// One scheduler pass; airings finish instantly (recorded aired).
+        fn step(&mut self, c: &Context) -> Decision {
+            let j = self.journal.clone();
+            let d = decide(&self.plan, &|k| j.contains(k), None, c);
+            for a in &d.actions {
+                match a {
+                    Action::Start { idx } => {
+                        let k = self.plan[*idx].key();
+                        self.starts.push(k.clone());
+                        self.journal.insert(k);
+                    }
+                    Action::Miss { idx, reason } | Action::Skip { idx, reason } => {
+                        let k = self.plan[*idx].key();
+                        let what = if matches!(a, Action::Miss { .. }) {
+                            "missed"
+                        } else {
+                            "skipped"
+                        };
+                        self.logged.push((k.clone(), what, reason.clone()));
+                        self.journal.insert(k);
+                    }
+                    Action::Preempt { .. } => unreachable!("nothing on air in Sim"),
+                }
+            }
+            d
+        }
+    }
+
+    #[test]
+    fn waits_until_lead_then_starts_once() {
+        let p = vec![airing(
+            "m",
+            t(5, 30, 0),
+            Priority::Normal,
+            StartPolicy::Hard,
+        )];
+        let mut sim = Sim::new(p);
+        let d = sim.step(&ctx(t(5, 0, 0), t(4, 0, 0)));
+        assert!(d.actions.is_empty());
+        assert_eq!(d.wake_at, Some(t(5, 29, 58)));
+        let d = sim.step(&ctx(t(5, 29, 58), t(4, 0, 0)));
+        assert_eq!(d.actions, vec![Action::Start { idx: 0 }]);
+        sim.step(&ctx(t(5, 30, 1), t(4, 0, 0)));
+        assert_eq!(sim.starts.len(), 1);
+    }
+
+    #[test]
+    fn after_downtime_within_grace_airs_late_older_is_missed_with_reason() {
+        let p = vec![
+            airing("early", t(5, 0, 0), Priority::Normal, StartPolicy::Hard),
+            airing("recent", t(5, 29, 0), Priority::Normal, StartPolicy::Hard),
+        ];
+        let mut sim = Sim::new(p);
+        let mut c = ctx(t(5, 30, 0), t(5, 30, 0));
+        c.down_since = Some(t(4, 50, 0));
+        let d = sim.step(&c);
+        assert_eq!(d.actions.len(), 2);
+        assert!(d.actions.contains(&Action::Start { idx: 1 }));
+        match d
+            .actions
+            .iter()
+            .find(|a| matches!(a, Action::Miss { .. }))
+            .unwrap()
+        {
+            Action::Miss { idx: 0, reason } => {
+                assert!(reason.contains("station was down"), "{reason}");
+                assert!(reason.contains("2019-03-03T21:50:00Z"), "{reason}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn clock_stepped_back_an_hour_and_forward_an_hour_no_double_airing_misses_logged() {
+        // Airings every 10 minutes from 05:00 to 08:00.
+        let plan: Vec<_> = (0..=18)
+            .map(|i| {
+                airing(
+                    &format!("s{i}"),
+                    t(5, 0, 0) + Duration::minutes(10 * i),
+                    Priority::Normal,
+                    StartPolicy::Hard,
+                )
+            })
+            .collect();
+        let n = plan.len();
+        let mut sim = Sim::new(plan);
+        let clock = ManualClock::new(t(4, 59, 0));
+        let started = clock.now();
+        let run =
+            |sim: &mut Sim, clock: &ManualClock, until: DateTime<Utc>, jumps: &[ClockJump]| {
+                while clock.now() < until {
+                    let mut c = ctx(clock.now(), started);
+                    c.jumps = jumps.to_vec();
+                    let d = sim.step(&c);
+                    // Sleep until the wake-up, at most 5 s (the daemon's cap), like the daemon.
+                    let next = d
+                        .wake_at
+                        .unwrap_or(until)
+                        .min(clock.now() + Duration::seconds(5));
+                    clock.set(next.max(clock.now() + Duration::milliseconds(1)));
+                }
+            };
+        run(&mut sim, &clock, t(6, 5, 0), &[]);
+        assert_eq!(sim.starts.len(), 7); // 05:00 .. 06:00
+        // NTP steps back an hour: 05:05 again. Nothing airs twice.
+        clock.advance(Duration::hours(-1));
+        run(&mut sim, &clock, t(6, 5, 0), &[]);
+        assert_eq!(sim.starts.len(), 7);
+        // NTP steps forward an hour: 07:05. 06:10 .. 07:00 are missed (clock jump), not aired.
+        let jump = ClockJump {
+            from: clock.now(),
+            to: clock.now() + Duration::hours(1),
+        };
+        clock.advance(Duration::hours(1));
+        run(&mut sim, &clock, t(8, 1, 0), &[jump]);
+        let unique: HashSet<_> = sim.starts.iter().collect();
+        assert_eq!(unique.len(), sim.starts.len(), "an occurrence aired twice");
+        let missed: Vec<_> = sim.logged.iter().filter(|l| l.1 == "missed").collect();
+        assert_eq!(missed.len(), 6, "{:?}", sim.logged); // 06:10..07:00 (07:00 is 5 min late > grace)
+        assert!(
+            missed
+                .iter()
+                .all(|m| m.2.contains("clock jumped forward by 3600 s")),
+            "{missed:?}"
+        );
+        // Every occurrence is accounted for exactly once.
+        assert_eq!(sim.starts.len() + sim.logged.len(), n);
+    }
+
+    #[test]
+    fn overlaps_follow_priority_and_start_policy() {
+        let plan = [
+            airing("normal", t(5, 30, 0), Priority::Normal, StartPolicy::Hard),
+            airing(
+                "urgent",
+                t(5, 31, 0),
+                Priority::Emergency,
+                StartPolicy::Hard,
+            ),
+            airing("same", t(5, 32, 0), Priority::Emergency, StartPolicy::Hard),
+            airing("polite", t(5, 33, 0), Priority::Normal, StartPolicy::Soft),
+        ];
+        let none = |_: &str| false;
+        let normal = OnAir::of(&plan[0]);
+        // Emergency hard start preempts the normal airing on the second.
+        let d = decide(
+            &plan[..2],
+            &|k| k == plan[0].key(),
+            Some(&normal),
+            &ctx(t(5, 30, 59), t(5, 0, 0)),
+        );
+        assert!(d.actions.is_empty());
+        assert_eq!(d.wake_at, Some(t(5, 31, 0)));
+        let d = decide(
+            &plan[..2],
+            &|k| k == plan[0].key(),
+            Some(&normal),
+            &ctx(t(5, 31, 0), t(5, 0, 0)),
+        );
+        assert_eq!(
+            d.actions,
+            vec![Action::Preempt {
+                current: plan[0].key(),
+                by: 1
+            }]
+        );
+        // Equal priority hard start while urgent is on air: skipped with reason.
+        let urgent = OnAir::of(&plan[1]);
+        let d = decide(
+            &plan[2..3],
+            &none,
+            Some(&urgent),
+            &ctx(t(5, 32, 0), t(5, 0, 0)),
+        );
+        match &d.actions[..] {
+            [Action::Skip { idx: 0, reason }] => {
+                assert!(reason.contains("equal priority"), "{reason}")
+            }
+            other => panic!("{other:?}"),
+        }
+        // Soft start waits within grace, starts when the air is free, is skipped past grace.
+        let d = decide(
+            &plan[3..],
+            &none,
+            Some(&urgent),
+            &ctx(t(5, 34, 0), t(5, 0, 0)),
+        );
+        assert!(d.actions.is_empty());
+        assert_eq!(d.wake_at, Some(t(5, 35, 0) + Duration::milliseconds(1)));
+        let d = decide(&plan[3..], &none, None, &ctx(t(5, 34, 30), t(5, 0, 0)));
+        assert_eq!(d.actions, vec![Action::Start { idx: 0 }]);
+        let d = decide(
+            &plan[3..],
+            &none,
+            Some(&urgent),
+            &ctx(t(5, 35, 1), t(5, 0, 0)),
+        );
+        match &d.actions[..] {
+            [Action::Skip { idx: 0, reason }] => assert!(reason.contains("air busy"), "{reason}"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn two_due_at_once_higher_priority_first_the_other_waits_or_is_skipped() {
+        let plan = vec![
+            airing("a", t(5, 30, 0), Priority::Normal, StartPolicy::Soft),
+            airing("b", t(5, 30, 0), Priority::Priority, StartPolicy::Hard),
+        ];
+        let d = decide(&plan, &|_| false, None, &ctx(t(5, 30, 0), t(5, 0, 0)));
+        assert_eq!(d.actions, vec![Action::Start { idx: 1 }]);
+        assert!(d.wake_at.is_some());
+    }
+}
