@@ -133,6 +133,43 @@ fn relay_fails_over_within_2s_when_the_feeder_dies_and_comes_back_when_it_return
 }
 
 #[test]
+fn relay_fails_over_when_the_upstream_stalls_and_returns_when_data_flows_again() {
+    let ice = Icecast::start();
+    let dir = ice.dir.path();
+    let live = tone_mp3(dir, "live", 440, 0.5, 10);
+    let fallback = tone_wav(dir, "fallback", 1000, 0.5, 5);
+    let feeder = Feeder::start(
+        &ice.source_url("city.mp3"),
+        &live,
+        "audio/mpeg",
+        MP3_BYTES_PER_SEC,
+    );
+    let (source, handle) = relay(&ice.listen_url("city.mp3"), 12, fallback);
+    std::thread::sleep(Duration::from_secs(2));
+    let puller = std::thread::spawn(move || pull_paced(source));
+    std::thread::sleep(Duration::from_secs(3));
+    let stalled_at = Utc::now();
+    feeder.pause(true);
+    std::thread::sleep(Duration::from_secs(4));
+    let resumed_at = Utc::now();
+    feeder.pause(false);
+    let (out, _) = puller.join().expect("puller");
+    assert_eq!(out.len(), 12 * RATE * 2);
+    let ev = handle.evidence();
+    let to: Vec<&str> = ev.switches.iter().map(|s| s.to.as_str()).collect();
+    assert_eq!(to, ["live", "fallback", "live"], "{ev:?}");
+    let down = &ev.switches[1];
+    assert!(down.cause.contains("stalled"), "{down:?}");
+    // What was buffered (at most the 1 s latency) plays out, then 2 s of starvation.
+    let ms = (down.at - stalled_at).num_milliseconds();
+    assert!(
+        (1900..=3200).contains(&ms),
+        "fallback {ms} ms after the stall: {ev:?}"
+    );
+    assert!(ev.switches[2].at > resumed_at, "{ev:?}");
+}
+
+#[test]
 fn relay_of_a_silent_upstream_goes_to_fallback() {
     let ice = Icecast::start();
     let dir = ice.dir.path();

@@ -58,7 +58,7 @@ impl Icecast {
         let port = free_port();
         let config = format!(
             r#"<icecast>
-  <limits><clients>50</clients><sources>5</sources><source-timeout>3</source-timeout>
+  <limits><clients>50</clients><sources>5</sources><source-timeout>10</source-timeout>
     <burst-size>65536</burst-size></limits>
   <authentication><source-password>{SOURCE_PASSWORD}</source-password>
     <admin-user>admin</admin-user><admin-password>{ADMIN_PASSWORD}</admin-password></authentication>
@@ -124,6 +124,7 @@ impl Drop for Icecast {
 /// A feeder: streams a file to a mount in a loop, paced in real time, until killed.
 pub struct Feeder {
     stop: Arc<AtomicBool>,
+    paused: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -147,14 +148,24 @@ impl Feeder {
         let mut source = source.expect("connected");
         let stop = Arc::new(AtomicBool::new(false));
         let stop2 = Arc::clone(&stop);
+        let paused = Arc::new(AtomicBool::new(false));
+        let paused2 = Arc::clone(&paused);
         let thread = std::thread::spawn(move || {
-            let pacer = Pacer::new(bytes_per_sec);
+            let mut pacer = Pacer::new(bytes_per_sec);
             let mut sent = 0u64;
             // Ogg must restart at the file's start (headers); a loop of the whole file is fine.
             while !stop2.load(Ordering::Relaxed) {
                 for chunk in bytes.chunks(2048) {
                     if stop2.load(Ordering::Relaxed) {
                         return;
+                    }
+                    if paused2.load(Ordering::Relaxed) {
+                        // Stalled: connection open, nothing sent; resume at real-time pace.
+                        while paused2.load(Ordering::Relaxed) && !stop2.load(Ordering::Relaxed) {
+                            std::thread::sleep(Duration::from_millis(10));
+                        }
+                        pacer = Pacer::new(bytes_per_sec);
+                        sent = 0;
                     }
                     pacer.wait(sent);
                     if source.send(chunk).is_err() {
@@ -166,8 +177,14 @@ impl Feeder {
         });
         Self {
             stop,
+            paused,
             thread: Some(thread),
         }
+    }
+
+    /// Stall (keep the connection, send nothing) or resume.
+    pub fn pause(&self, paused: bool) {
+        self.paused.store(paused, Ordering::Relaxed);
     }
 
     /// Kill the feeder: its connection closes as a crashed encoder's would.
@@ -336,4 +353,24 @@ pub fn rms_dbfs(stereo: &[f32]) -> f64 {
         .sum::<f64>()
         / n;
     10.0 * e.log10()
+}
+
+/// Like [`pull_paced`] but discards the samples (for long runs); returns how many were pulled.
+pub fn pull_paced_count(source: impl Iterator<Item = f32>) -> usize {
+    let mut source = source;
+    let start = Instant::now();
+    let mut n = 0usize;
+    let block = 441 * 2;
+    loop {
+        let due = start + Duration::from_secs_f64((n / 2) as f64 / RATE as f64);
+        let now = Instant::now();
+        if due > now {
+            std::thread::sleep(due - now);
+        }
+        let got = source.by_ref().take(block).count();
+        n += got;
+        if got < block {
+            return n;
+        }
+    }
 }
