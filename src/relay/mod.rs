@@ -3,7 +3,7 @@
 //!
 //! [`start`] spawns the upstream thread at once (call it [`DEFAULT_PRECONNECT_SECS`] before the
 //! slot so the stream is connected and buffered when it is due) and returns a [`RelaySource`]:
-//! an iterator / `rodio::Source` of interleaved stereo f32 at [`OUTPUT_RATE_HZ`] that the output
+//! an iterator / `rodio::Source` of interleaved stereo f32 at [`RelayConfig::rate_hz`] that the output
 //! pulls in real time from the slot's start, and a [`RelayHandle`] to read the account
 //! ([`RelayReport`], whose `evidence` is the wire's [`RelayEvidence`]) during and after the window.
 //!
@@ -12,15 +12,16 @@
 //! [`fallback`] (the playlist), [`source_client`] (the city side: publishing to Icecast).
 //!
 //! **Invariants:**
-//! - The source yields exactly `window × OUTPUT_RATE_HZ` frames, whatever the upstream does: the
+//! - The source yields exactly `window × rate_hz` frames, whatever the upstream does: the
 //!   window ends by sample count, not by wall clock.
 //! - Every switch between live and fallback is a crossfade of [`DEFAULT_FADE_MS`] (no click) and is
 //!   recorded with its instant and cause; `live_secs + fallback_secs` equals the aired duration.
 //! - Memory is bounded for any window length: the live buffer has a fixed capacity, the titles
 //!   list is capped, nothing is written to disk.
 //!
-//! Instants in the account are on the *sample clock*: the wall-clock instant of the first pull
-//! plus the frames emitted before the event divided by the rate. With an output that pulls in
+//! Instants in the account are on the *sample clock*: its origin (the instant given to
+//! [`RelaySource::anchor_at`], else the first pull) plus the frames emitted before the event
+//! divided by the rate. With an output that pulls in
 //! real time this is when the audio went out (give or take the device buffer).
 
 pub mod fallback;
@@ -41,7 +42,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-/// Output sample rate of every relay (Hz).
+/// Default output sample rate (Hz); set [`RelayConfig::rate_hz`] to the output's rate instead of
+/// resampling twice.
 pub const OUTPUT_RATE_HZ: u32 = 44_100;
 /// Output channels of every relay (interleaved stereo).
 pub const OUTPUT_CHANNELS: u16 = 2;
@@ -81,6 +83,8 @@ pub enum RelayError {
     EmptyWindow,
     #[error("silence threshold must be a finite dBFS value, got {0}")]
     BadThreshold(f64),
+    #[error("output rate {0} Hz is outside 8000..=192000")]
+    BadRate(u32),
     #[error("cannot start the relay's upstream thread: {0}")]
     Thread(#[from] std::io::Error),
 }
@@ -93,6 +97,8 @@ pub struct RelayConfig {
     /// Fallback files, already resolved against the station's audio root.
     pub fallback: Vec<PathBuf>,
     pub silence_threshold_dbfs: f64,
+    /// Output sample rate (the source is always interleaved stereo).
+    pub rate_hz: u32,
     pub failover_secs: f64,
     pub buffer_secs: f64,
     pub latency_secs: f64,
@@ -117,6 +123,7 @@ impl RelayConfig {
             window,
             fallback,
             silence_threshold_dbfs,
+            rate_hz: OUTPUT_RATE_HZ,
             failover_secs: DEFAULT_FAILOVER_SECS,
             buffer_secs: DEFAULT_BUFFER_SECS,
             latency_secs: DEFAULT_LATENCY_SECS,
@@ -151,6 +158,9 @@ impl RelayConfig {
         if self.window.is_zero() {
             return Err(RelayError::EmptyWindow);
         }
+        if !(8_000..=192_000).contains(&self.rate_hz) {
+            return Err(RelayError::BadRate(self.rate_hz));
+        }
         if !self.silence_threshold_dbfs.is_finite() {
             return Err(RelayError::BadThreshold(self.silence_threshold_dbfs));
         }
@@ -182,8 +192,10 @@ pub struct RelayReport {
     /// Frames emitted so far, and the window's total.
     pub frames: u64,
     pub window_frames: u64,
-    /// Wall-clock instant of the first pull (the sample clock's origin).
+    /// Wall-clock instant of the first pull.
     pub first_pull_at: Option<DateTime<Utc>>,
+    /// The sample clock's origin: [`RelaySource::anchor_at`] or else the first pull.
+    pub sample_clock_origin: Option<DateTime<Utc>>,
     /// Sample-clock instant of the first live sample, if any went out.
     pub first_live_at: Option<DateTime<Utc>>,
     /// True once the window's last sample was emitted.
@@ -227,13 +239,15 @@ pub fn start(
     clock: Arc<dyn Clock>,
 ) -> Result<(RelaySource, RelayHandle), RelayError> {
     config.validate()?;
-    let feed = Arc::new(LiveFeed::new(secs_to_frames(config.buffer_secs) as usize));
+    let feed = Arc::new(LiveFeed::new(
+        secs_to_frames(config.buffer_secs, config.rate_hz) as usize,
+    ));
     let stop = Arc::new(AtomicBool::new(false));
     upstream::spawn(
         upstream::UpstreamConfig {
             url: config.url.clone(),
             silence_threshold_dbfs: config.silence_threshold_dbfs,
-            output_rate_hz: OUTPUT_RATE_HZ,
+            output_rate_hz: config.rate_hz,
             connect_timeout: config.connect_timeout,
             stall_reconnect: config.stall_reconnect,
             retry_min: config.retry_min,
@@ -245,12 +259,12 @@ pub fn start(
     Ok(RelaySource::with_feed(config, feed, stop, clock))
 }
 
-fn secs_to_frames(secs: f64) -> u64 {
-    (secs.max(0.0) * f64::from(OUTPUT_RATE_HZ)).round() as u64
+fn secs_to_frames(secs: f64, rate_hz: u32) -> u64 {
+    (secs.max(0.0) * f64::from(rate_hz)).round() as u64
 }
 
-fn frames_to_secs(frames: u64) -> f64 {
-    frames as f64 / f64::from(OUTPUT_RATE_HZ)
+fn frames_to_secs(frames: u64, rate_hz: u32) -> f64 {
+    frames as f64 / f64::from(rate_hz)
 }
 
 /// An in-progress crossfade from the previous source.
@@ -260,7 +274,7 @@ struct Fade {
     done_frames: usize,
 }
 
-/// The relay's audio: interleaved stereo f32 at [`OUTPUT_RATE_HZ`], exactly the window long.
+/// The relay's audio: interleaved stereo f32 at the configured rate, exactly the window long.
 pub struct RelaySource {
     feed: Arc<LiveFeed>,
     stop: Arc<AtomicBool>,
@@ -268,6 +282,7 @@ pub struct RelaySource {
     report: Arc<Mutex<RelayReport>>,
     fallback: Fallback,
     threshold_dbfs: f64,
+    rate_hz: u32,
     failover_frames: u64,
     latency_frames: usize,
     preroll_frames: usize,
@@ -297,7 +312,8 @@ impl RelaySource {
         stop: Arc<AtomicBool>,
         clock: Arc<dyn Clock>,
     ) -> (Self, RelayHandle) {
-        let window_frames = secs_to_frames(config.window.as_secs_f64()).max(1);
+        let rate = config.rate_hz;
+        let window_frames = secs_to_frames(config.window.as_secs_f64(), rate).max(1);
         let report = Arc::new(Mutex::new(RelayReport {
             evidence: RelayEvidence {
                 url: config.url.clone(),
@@ -309,6 +325,7 @@ impl RelaySource {
             frames: 0,
             window_frames,
             first_pull_at: None,
+            sample_clock_origin: None,
             first_live_at: None,
             finished: false,
             fallback_errors: Vec::new(),
@@ -322,12 +339,13 @@ impl RelaySource {
             stop,
             clock,
             report,
-            fallback: Fallback::new(config.fallback, OUTPUT_RATE_HZ),
+            fallback: Fallback::new(config.fallback, rate),
             threshold_dbfs: config.silence_threshold_dbfs,
-            failover_frames: secs_to_frames(config.failover_secs),
-            latency_frames: secs_to_frames(config.latency_secs) as usize,
-            preroll_frames: secs_to_frames(config.preroll_secs) as usize,
-            fade_frames: (secs_to_frames(config.fade_ms as f64 / 1000.0) as usize).max(1),
+            rate_hz: rate,
+            failover_frames: secs_to_frames(config.failover_secs, rate),
+            latency_frames: secs_to_frames(config.latency_secs, rate) as usize,
+            preroll_frames: secs_to_frames(config.preroll_secs, rate) as usize,
+            fade_frames: (secs_to_frames(config.fade_ms as f64 / 1000.0, rate) as usize).max(1),
             window_frames,
             emitted_frames: 0,
             anchor: None,
@@ -351,7 +369,10 @@ impl RelaySource {
 
     fn sample_instant(&self, frames: u64) -> DateTime<Utc> {
         let anchor = self.anchor.unwrap_or_else(|| self.clock.now());
-        anchor + chrono::Duration::microseconds((frames_to_secs(frames) * 1e6).round() as i64)
+        anchor
+            + chrono::Duration::microseconds(
+                (frames_to_secs(frames, self.rate_hz) * 1e6).round() as i64
+            )
     }
 
     fn ready(&self, st: &FeedStatus) -> bool {
@@ -402,10 +423,13 @@ impl RelaySource {
     /// Decide what is on air for the next block.
     fn decide(&mut self) {
         let st = self.feed.status();
-        if self.anchor.is_none() {
+        if self.emitted_frames == 0 {
             let now = self.clock.now();
-            self.anchor = Some(now);
-            self.lock_report().first_pull_at = Some(now);
+            let anchor = *self.anchor.get_or_insert(now);
+            let mut r = self.lock_report();
+            r.first_pull_at = Some(now);
+            r.sample_clock_origin = Some(anchor);
+            drop(r);
             if self.ready(&st) {
                 self.switch(OnAir::Live, "on air at start".into(), true);
             } else {
@@ -422,7 +446,7 @@ impl RelaySource {
                 } else if st.epoch != self.live_epoch {
                     self.switch(OnAir::Fallback, "upstream reconnecting".into(), false);
                 } else if self.bad_frames > self.failover_frames {
-                    let secs = frames_to_secs(self.bad_frames);
+                    let secs = frames_to_secs(self.bad_frames, self.rate_hz);
                     let cause = if self.starved_frames * 2 > self.bad_frames {
                         format!("upstream stalled {secs:.1} s")
                     } else {
@@ -522,7 +546,7 @@ impl RelaySource {
             }
         }
         let mut r = self.lock_report();
-        let secs = frames_to_secs(frames as u64);
+        let secs = frames_to_secs(frames as u64, self.rate_hz);
         match on_air {
             OnAir::Live => r.evidence.live_secs += secs,
             OnAir::Fallback => r.evidence.fallback_secs += secs,
@@ -543,11 +567,20 @@ impl RelaySource {
             let mut r = self.lock_report();
             r.finished = true;
             // Sum of per-block float additions: restate exactly from frame counts.
-            let total = frames_to_secs(r.frames);
+            let total = frames_to_secs(r.frames, self.rate_hz);
             let live = r.evidence.live_secs;
             r.evidence.live_secs =
-                (live * f64::from(OUTPUT_RATE_HZ)).round() / f64::from(OUTPUT_RATE_HZ);
+                (live * f64::from(self.rate_hz)).round() / f64::from(self.rate_hz);
             r.evidence.fallback_secs = total - r.evidence.live_secs;
+        }
+    }
+
+    /// Set the sample clock's origin: the instant the first sample reaches the listener (the
+    /// player's scheduled start when it pre-rolls). Without it, the first pull's instant is used.
+    /// Has no effect once pulling started.
+    pub fn anchor_at(&mut self, at: DateTime<Utc>) {
+        if self.emitted_frames == 0 && self.block.is_empty() {
+            self.anchor = Some(at);
         }
     }
 
@@ -597,11 +630,14 @@ impl rodio::Source for RelaySource {
     }
 
     fn sample_rate(&self) -> rodio::SampleRate {
-        NonZero::new(OUTPUT_RATE_HZ).unwrap_or(NonZero::<u32>::MIN)
+        NonZero::new(self.rate_hz).unwrap_or(NonZero::<u32>::MIN)
     }
 
     fn total_duration(&self) -> Option<Duration> {
-        Some(Duration::from_secs_f64(frames_to_secs(self.window_frames)))
+        Some(Duration::from_secs_f64(frames_to_secs(
+            self.window_frames,
+            self.rate_hz,
+        )))
     }
 }
 

@@ -49,7 +49,9 @@ fn rig(window_secs: u64, fallback: bool) -> Rig {
         files,
         -50.0,
     );
-    let feed = Arc::new(LiveFeed::new(secs_to_frames(cfg.buffer_secs) as usize));
+    let feed = Arc::new(LiveFeed::new(
+        secs_to_frames(cfg.buffer_secs, cfg.rate_hz) as usize
+    ));
     let (source, handle) = RelaySource::with_feed(
         cfg,
         Arc::clone(&feed),
@@ -241,4 +243,59 @@ fn bad_config_is_refused() {
     for c in cases {
         assert!(start(c, Arc::clone(&clock)).is_err());
     }
+}
+
+#[test]
+fn anchor_and_rate_are_the_callers() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = RelayConfig::new(
+        "http://127.0.0.1:9/x.mp3",
+        Duration::from_secs(2),
+        vec![fallback_wav(dir.path())],
+        -50.0,
+    );
+    cfg.rate_hz = 48_000;
+    let feed = Arc::new(LiveFeed::new(48_000 * 4));
+    let (mut source, handle) = RelaySource::with_feed(
+        cfg,
+        Arc::clone(&feed),
+        Arc::new(AtomicBool::new(false)),
+        Arc::new(ManualClock::new(t0())),
+    );
+    // The player pre-rolls: it pulls before the instant the first sample is heard.
+    let heard_at = t0() + chrono::Duration::milliseconds(300);
+    source.anchor_at(heard_at);
+    feed.down("refused".into());
+    assert_eq!(rodio::Source::sample_rate(&source).get(), 48_000);
+    let n = source.by_ref().take(48_000 * 2).count();
+    assert_eq!(n, 96_000);
+    feed.connected();
+    feed.push(&vec![0.5; 48_000], true);
+    let rest = source.by_ref().count();
+    assert_eq!(rest, 96_000);
+    let rep = handle.report();
+    assert_eq!(rep.sample_clock_origin, Some(heard_at));
+    assert_eq!(rep.first_pull_at, Some(t0()));
+    assert_eq!(rep.evidence.switches[0].at, heard_at);
+    // Live from the first block (441 frames) boundary after 1 s of output.
+    let live_from = 441.0 * (48_000.0f64 / 441.0).ceil() / 48_000.0;
+    let expected = heard_at + chrono::Duration::microseconds((live_from * 1e6).round() as i64);
+    assert_eq!(rep.first_live_at, Some(expected));
+    assert!(
+        (rep.evidence.live_secs - (2.0 - live_from)).abs() < 1e-9,
+        "{rep:?}"
+    );
+    assert!((rep.evidence.live_secs + rep.evidence.fallback_secs - 2.0).abs() < 1e-9);
+}
+
+#[test]
+fn titles_are_recorded_once_per_change() {
+    let mut r = rig(1, false);
+    r.feed.connected();
+    push_live(&r.feed, 1.0, 0.5);
+    for t in ["A", "A", "B", "A"] {
+        r.feed.title(t.into());
+    }
+    let _ = r.source.by_ref().count();
+    assert_eq!(r.handle.evidence().icy_titles, ["A", "B", "A"]);
 }
