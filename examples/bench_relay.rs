@@ -25,6 +25,9 @@ fn env_num(name: &str, default: u64) -> u64 {
 }
 
 fn pct(v: &mut [f64], p: f64) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
     v.sort_by(f64::total_cmp);
     let i = ((p * v.len() as f64).ceil() as usize).clamp(1, v.len()) - 1;
     v[i]
@@ -119,7 +122,13 @@ fn main() {
             .iter()
             .find(|s| s.to == "fallback" && s.at >= killed - chrono::Duration::seconds(1))
         {
-            Some(s) => loss.push((s.at - killed).num_microseconds().unwrap_or(0) as f64 / 1000.0),
+            Some(s) => {
+                let ms = (s.at - killed).num_microseconds().unwrap_or(0) as f64 / 1000.0;
+                if ms > 1000.0 {
+                    println!("slow failover ({ms:.0} ms): {:?}", ev.switches);
+                }
+                loss.push(ms)
+            }
             None => println!("no failover recorded: {ev:?}"),
         }
         feeder = Feeder::start(&src, &live, "audio/mpeg", 16_000.0);
@@ -151,7 +160,13 @@ fn main() {
             .iter()
             .find(|s| s.to == "fallback" && s.at >= stalled)
         {
-            Some(s) => stall.push((s.at - stalled).num_microseconds().unwrap_or(0) as f64 / 1000.0),
+            Some(s) => {
+                let ms = (s.at - stalled).num_microseconds().unwrap_or(0) as f64 / 1000.0;
+                if ms > 3500.0 {
+                    println!("slow stall failover ({ms:.0} ms): {:?}", ev.switches);
+                }
+                stall.push(ms)
+            }
             None => println!("no failover recorded: {ev:?}"),
         }
         std::thread::sleep(Duration::from_millis(500));
@@ -166,6 +181,9 @@ fn main() {
     }
 
     // 3. RSS while relaying.
+    if rss_secs == 0 {
+        return;
+    }
     let (source, handle) = relay::start(cfg(rss_secs), Arc::clone(&clock)).expect("start");
     std::thread::sleep(Duration::from_secs(1));
     let rss_before = rss_kib();

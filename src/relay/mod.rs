@@ -54,6 +54,9 @@ pub const DEFAULT_FAILOVER_SECS: f64 = 2.0;
 pub const DEFAULT_BUFFER_SECS: f64 = 4.0;
 /// On going live the buffer is trimmed to this, bounding how far behind the upstream we air.
 pub const DEFAULT_LATENCY_SECS: f64 = 1.0;
+/// While live, a feed holding more than this (the rest of a connect burst, or a faster upstream
+/// clock) is trimmed back to [`DEFAULT_LATENCY_SECS`]: bounds latency and stall detection time.
+pub const DEFAULT_MAX_LATENCY_SECS: f64 = 2.0;
 /// The upstream counts as ready once this much audible audio is buffered.
 pub const DEFAULT_PREROLL_SECS: f64 = 0.25;
 /// How long before the slot the caller should call [`start`]: covers connect + buffer on a slow
@@ -102,6 +105,7 @@ pub struct RelayConfig {
     pub failover_secs: f64,
     pub buffer_secs: f64,
     pub latency_secs: f64,
+    pub max_latency_secs: f64,
     pub preroll_secs: f64,
     pub fade_ms: u64,
     pub connect_timeout: Duration,
@@ -127,6 +131,7 @@ impl RelayConfig {
             failover_secs: DEFAULT_FAILOVER_SECS,
             buffer_secs: DEFAULT_BUFFER_SECS,
             latency_secs: DEFAULT_LATENCY_SECS,
+            max_latency_secs: DEFAULT_MAX_LATENCY_SECS,
             preroll_secs: DEFAULT_PREROLL_SECS,
             fade_ms: DEFAULT_FADE_MS,
             connect_timeout: Duration::from_secs(DEFAULT_CONNECT_TIMEOUT_SECS),
@@ -285,6 +290,7 @@ pub struct RelaySource {
     rate_hz: u32,
     failover_frames: u64,
     latency_frames: usize,
+    max_latency_frames: usize,
     preroll_frames: usize,
     fade_frames: usize,
     window_frames: u64,
@@ -344,6 +350,7 @@ impl RelaySource {
             rate_hz: rate,
             failover_frames: secs_to_frames(config.failover_secs, rate),
             latency_frames: secs_to_frames(config.latency_secs, rate) as usize,
+            max_latency_frames: secs_to_frames(config.max_latency_secs, rate) as usize,
             preroll_frames: secs_to_frames(config.preroll_secs, rate) as usize,
             fade_frames: (secs_to_frames(config.fade_ms as f64 / 1000.0, rate) as usize).max(1),
             window_frames,
@@ -445,6 +452,8 @@ impl RelaySource {
                     self.switch(OnAir::Fallback, cause, false);
                 } else if st.epoch != self.live_epoch {
                     self.switch(OnAir::Fallback, "upstream reconnecting".into(), false);
+                } else if st.buffered_frames > self.max_latency_frames.max(self.latency_frames) {
+                    self.feed.trim_to(self.latency_frames);
                 } else if self.bad_frames > self.failover_frames {
                     let secs = frames_to_secs(self.bad_frames, self.rate_hz);
                     let cause = if self.starved_frames * 2 > self.bad_frames {

@@ -164,8 +164,11 @@ fn silence_fails_over_and_a_drop_fails_over_at_once() {
     push_live(&r.feed, 0.5, 0.5);
     push_live(&r.feed, 0.5, 0.0005); // -66 dBFS: below -50
     pull(&mut r.source, 0.2);
-    push_live(&r.feed, 2.5, 0.0005);
-    pull(&mut r.source, 2.8);
+    // Fed in steps, as a real-time upstream does (more than 2 s at once would be trimmed).
+    push_live(&r.feed, 1.0, 0.0005);
+    pull(&mut r.source, 1.4);
+    push_live(&r.feed, 1.5, 0.0005);
+    pull(&mut r.source, 1.4);
     let ev = r.handle.evidence();
     assert_eq!(ev.switches.len(), 2, "{ev:?}");
     assert!(ev.switches[1].cause.contains("silent"), "{ev:?}");
@@ -298,4 +301,18 @@ fn titles_are_recorded_once_per_change() {
     }
     let _ = r.source.by_ref().count();
     assert_eq!(r.handle.evidence().icy_titles, ["A", "B", "A"]);
+}
+
+#[test]
+fn live_latency_is_capped_when_more_arrives_after_going_live() {
+    let mut r = rig(3, true);
+    r.feed.connected();
+    push_live(&r.feed, 0.5, 0.5);
+    pull(&mut r.source, 0.1);
+    // The rest of a connect burst lands: 3.5 s buffered > 2 s cap → trimmed to 1 s.
+    push_live(&r.feed, 3.1, 0.5);
+    pull(&mut r.source, 0.01);
+    let left = r.feed.status().buffered_frames as u64;
+    assert!(left <= RATE, "{left} frames buffered");
+    assert!(left >= RATE - 441, "{left} frames buffered");
 }
