@@ -241,8 +241,8 @@ fn relay_of_ogg_vorbis_48k_mono_is_resampled_to_the_output_format() {
     // test.
     let live = tone_ogg(dir, "live", 440, 0.5, 30);
     let fallback = tone_wav(dir, "fallback", 1000, 0.5, 5);
-    // Byte-rate pacing of a VBR file is only approximately real time: allow a few short gaps.
-    let rate = std::fs::metadata(&live).expect("ogg").len() as f64 / 30.0;
+    // (Ogg is paced by granule position; the byte rate is unused.)
+    let rate = 0.0;
     let _feeder = Feeder::start(&ice.source_url("city.ogg"), &live, "application/ogg", rate);
     let (source, handle) = relay(&ice.listen_url("city.ogg"), 6, fallback);
     // Ogg starts slower than MP3 (headers, then whole pages of ~1 s): pre-connect 4 s.
@@ -252,7 +252,7 @@ fn relay_of_ogg_vorbis_48k_mono_is_resampled_to_the_output_format() {
     let ev = handle.evidence();
     assert_eq!(ev.live_secs, 6.0, "{ev:?}");
     let blocks = classify(&out, &[LIVE_HZ, FALLBACK_HZ]);
-    assert!(share(&blocks, LIVE_HZ) > 0.9, "{blocks:?}");
+    assert!(share(&blocks, LIVE_HZ) > 0.97, "{blocks:?}");
 }
 
 #[test]

@@ -29,6 +29,9 @@ pub struct FeedStatus {
     pub buffered_frames: usize,
     /// Whether the buffered audio contains a chunk at or above the silence threshold.
     pub audible_buffered: bool,
+    /// The least latency (frames) this stream's packaging needs to play without gaps, as the
+    /// producer judged it at connect time (e.g. Ogg pages carry seconds of audio each).
+    pub latency_hint_frames: usize,
 }
 
 #[derive(Debug)]
@@ -40,6 +43,7 @@ struct Inner {
     frames_since_audible: u64,
     titles: Vec<String>,
     dropped_frames: u64,
+    latency_hint_frames: usize,
 }
 
 /// Shared between the upstream thread and the engine.
@@ -62,6 +66,7 @@ impl LiveFeed {
                 frames_since_audible: u64::MAX,
                 titles: Vec::new(),
                 dropped_frames: 0,
+                latency_hint_frames: 0,
             }),
         }
     }
@@ -78,8 +83,10 @@ impl LiveFeed {
     }
 
     /// Producer: a new connection was established; starts an empty buffer and a new epoch.
-    pub fn connected(&self) {
+    /// `latency_hint_frames`: see [`FeedStatus::latency_hint_frames`] (0: none).
+    pub fn connected(&self, latency_hint_frames: usize) {
         let mut g = self.lock();
+        g.latency_hint_frames = latency_hint_frames;
         g.samples.clear();
         g.epoch += 1;
         g.frames_since_audible = u64::MAX;
@@ -151,6 +158,7 @@ impl LiveFeed {
             epoch: g.epoch,
             buffered_frames,
             audible_buffered: g.frames_since_audible < buffered_frames as u64,
+            latency_hint_frames: g.latency_hint_frames,
         }
     }
 
@@ -172,7 +180,7 @@ mod tests {
     #[test]
     fn never_exceeds_capacity_and_keeps_the_newest() {
         let f = LiveFeed::new(3);
-        f.connected();
+        f.connected(0);
         f.push(&[1., 1., 2., 2.], true);
         f.push(&[3., 3., 4., 4.], false);
         assert_eq!(f.status().buffered_frames, 3);
@@ -189,7 +197,7 @@ mod tests {
     #[test]
     fn audible_means_an_audible_chunk_is_still_buffered() {
         let f = LiveFeed::new(100);
-        f.connected();
+        f.connected(0);
         f.push(&[0.5; 10], true);
         f.push(&[0.0; 10], false);
         assert!(f.status().audible_buffered);
@@ -203,12 +211,12 @@ mod tests {
     #[test]
     fn a_new_connection_starts_empty_with_a_new_epoch() {
         let f = LiveFeed::new(100);
-        f.connected();
+        f.connected(0);
         f.push(&[0.5; 10], true);
         f.down("EOF".into());
         let s = f.status();
         assert_eq!((s.link, s.buffered_frames), (Link::Down("EOF".into()), 0));
-        f.connected();
+        f.connected(0);
         assert_eq!(f.status().epoch, 2);
     }
 }

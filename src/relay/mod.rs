@@ -50,8 +50,8 @@ pub const OUTPUT_CHANNELS: u16 = 2;
 /// Below the threshold or starved for longer than this → fallback (the 2 s).
 pub const DEFAULT_FAILOVER_SECS: f64 = 2.0;
 /// Capacity of the live buffer: absorbs network jitter and the server's connect burst
-/// (Icecast sends ~4 s at once), ~1.4 MB of f32.
-pub const DEFAULT_BUFFER_SECS: f64 = 4.0;
+/// (Icecast sends ~4 s at once) and holds twice an Ogg stream's latency; ~2.1 MB of f32.
+pub const DEFAULT_BUFFER_SECS: f64 = 6.0;
 /// On going live the buffer is trimmed to this, bounding how far behind the upstream we air.
 pub const DEFAULT_LATENCY_SECS: f64 = 1.0;
 /// While live, a feed holding more than this (the rest of a connect burst, or a faster upstream
@@ -382,6 +382,12 @@ impl RelaySource {
             )
     }
 
+    /// How much to keep buffered while live: the configured latency, or more if the stream's
+    /// packaging needs it (Ogg).
+    fn latency_target(&self, st: &FeedStatus) -> usize {
+        self.latency_frames.max(st.latency_hint_frames)
+    }
+
     fn ready(&self, st: &FeedStatus) -> bool {
         st.link == Link::Connected
             && st.buffered_frames >= self.preroll_frames
@@ -402,7 +408,8 @@ impl RelaySource {
     /// Put `to` on air from the current block on, with a crossfade, and record why.
     fn switch(&mut self, to: OnAir, cause: String, first: bool) {
         if to == OnAir::Live {
-            self.feed.trim_to(self.latency_frames);
+            let target = self.latency_target(&self.feed.status());
+            self.feed.trim_to(target);
             self.live_epoch = self.feed.status().epoch;
         }
         if !first {
@@ -452,8 +459,10 @@ impl RelaySource {
                     self.switch(OnAir::Fallback, cause, false);
                 } else if st.epoch != self.live_epoch {
                     self.switch(OnAir::Fallback, "upstream reconnecting".into(), false);
-                } else if st.buffered_frames > self.max_latency_frames.max(self.latency_frames) {
-                    self.feed.trim_to(self.latency_frames);
+                } else if st.buffered_frames
+                    > self.max_latency_frames.max(2 * self.latency_target(&st))
+                {
+                    self.feed.trim_to(self.latency_target(&st));
                 } else if self.bad_frames > self.failover_frames {
                     let secs = frames_to_secs(self.bad_frames, self.rate_hz);
                     let cause = if self.starved_frames * 2 > self.bad_frames {

@@ -89,7 +89,7 @@ fn at(secs: f64) -> DateTime<Utc> {
 #[test]
 fn live_from_the_start_when_buffered_and_window_is_sample_exact() {
     let mut r = rig(3, true);
-    r.feed.connected();
+    r.feed.connected(0);
     push_live(&r.feed, 3.5, 0.5);
     let all: Vec<f32> = r.source.by_ref().collect();
     assert_eq!(all.len() as u64, 3 * RATE * 2);
@@ -130,7 +130,7 @@ fn unreachable_upstream_means_whole_window_fallback_logged_so() {
 #[test]
 fn stall_fails_over_after_exactly_the_failover_time_then_back_when_audio_returns() {
     let mut r = rig(10, true);
-    r.feed.connected();
+    r.feed.connected(0);
     push_live(&r.feed, 1.0, 0.5);
     // 1 s of live audio, then starvation: bad run starts at 1.0 s; switch when it exceeds 2 s.
     pull(&mut r.source, 4.0);
@@ -160,7 +160,7 @@ fn stall_fails_over_after_exactly_the_failover_time_then_back_when_audio_returns
 #[test]
 fn silence_fails_over_and_a_drop_fails_over_at_once() {
     let mut r = rig(10, true);
-    r.feed.connected();
+    r.feed.connected(0);
     push_live(&r.feed, 0.5, 0.5);
     push_live(&r.feed, 0.5, 0.0005); // -66 dBFS: below -50
     pull(&mut r.source, 0.2);
@@ -200,7 +200,7 @@ fn switches_are_crossfaded_without_jumps() {
     let mut r = rig(4, true);
     r.feed.connecting();
     let mut out = pull(&mut r.source, 0.5); // fallback tone (1 kHz, ≤ 0.072 change per frame)
-    r.feed.connected();
+    r.feed.connected(0);
     push_sine(&r.feed, 1.0, 0.5);
     out.extend(pull(&mut r.source, 0.5)); // switches to live with a crossfade
     let ev = r.handle.evidence();
@@ -272,7 +272,7 @@ fn anchor_and_rate_are_the_callers() {
     assert_eq!(rodio::Source::sample_rate(&source).get(), 48_000);
     let n = source.by_ref().take(48_000 * 2).count();
     assert_eq!(n, 96_000);
-    feed.connected();
+    feed.connected(0);
     feed.push(&vec![0.5; 48_000], true);
     let rest = source.by_ref().count();
     assert_eq!(rest, 96_000);
@@ -294,7 +294,7 @@ fn anchor_and_rate_are_the_callers() {
 #[test]
 fn titles_are_recorded_once_per_change() {
     let mut r = rig(1, false);
-    r.feed.connected();
+    r.feed.connected(0);
     push_live(&r.feed, 1.0, 0.5);
     for t in ["A", "A", "B", "A"] {
         r.feed.title(t.into());
@@ -306,7 +306,7 @@ fn titles_are_recorded_once_per_change() {
 #[test]
 fn live_latency_is_capped_when_more_arrives_after_going_live() {
     let mut r = rig(3, true);
-    r.feed.connected();
+    r.feed.connected(0);
     push_live(&r.feed, 0.5, 0.5);
     pull(&mut r.source, 0.1);
     // The rest of a connect burst lands: 3.5 s buffered > 2 s cap → trimmed to 1 s.

@@ -26,6 +26,9 @@ use symphonia::core::probe::Hint;
 /// How often a blocked read wakes up to check the stop flag.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(200);
 
+/// Least latency kept for Ogg streams (see `attempt`).
+pub const OGG_LATENCY_SECS: f64 = 2.5;
+
 /// Settings of the upstream thread.
 #[derive(Debug, Clone)]
 pub struct UpstreamConfig {
@@ -163,7 +166,14 @@ fn attempt(
     if let Some(ext) = extension_for(&content_type, &cfg.url) {
         hint.with_extension(ext);
     }
-    feed.connected();
+    // Ogg pages carry up to a few seconds of audio each (low-bitrate speech especially), and a
+    // page is only decodable once complete: keep more in hand than for MP3's 26 ms frames.
+    let hint_secs = if extension_for(&content_type, &cfg.url) == Some("ogg") {
+        OGG_LATENCY_SECS
+    } else {
+        0.0
+    };
+    feed.connected((hint_secs * f64::from(cfg.output_rate_hz)) as usize);
     let reader = NetReader {
         rt: Arc::clone(rt),
         resp: Mutex::new(resp),

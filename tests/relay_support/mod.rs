@@ -150,29 +150,59 @@ impl Feeder {
         let stop2 = Arc::clone(&stop);
         let paused = Arc::new(AtomicBool::new(false));
         let paused2 = Arc::clone(&paused);
+        // Ogg is paced by its pages' granule positions (audio time), MP3 (CBR) by bytes.
+        let pages = if content_type.contains("ogg") {
+            ogg_pages(&bytes)
+        } else {
+            None
+        };
         let thread = std::thread::spawn(move || {
-            let mut pacer = Pacer::new(bytes_per_sec);
+            let mut pacer = Pacer::new(match &pages {
+                Some((rate, _, _)) => f64::from(*rate),
+                None => bytes_per_sec,
+            });
             let mut sent = 0u64;
-            // Ogg must restart at the file's start (headers); a loop of the whole file is fine.
+            let mut loops = 0u64;
             while !stop2.load(Ordering::Relaxed) {
-                for chunk in bytes.chunks(2048) {
+                let units: Vec<(&[u8], u64)> = match &pages {
+                    // (page, when it is due in samples), looping continues the timeline.
+                    Some((_, list, total)) => list
+                        .iter()
+                        .map(|(r, due)| (&bytes[r.clone()], loops * total + due))
+                        .collect(),
+                    None => bytes
+                        .chunks(2048)
+                        .scan(sent, |acc, c| {
+                            let due = *acc;
+                            *acc += c.len() as u64;
+                            Some((c, due))
+                        })
+                        .collect(),
+                };
+                for (chunk, due) in units {
                     if stop2.load(Ordering::Relaxed) {
                         return;
                     }
                     if paused2.load(Ordering::Relaxed) {
-                        // Stalled: connection open, nothing sent; resume at real-time pace.
+                        // Stalled: connection open, nothing sent; resume at real-time pace
+                        // (MP3 only: the byte count restarts).
                         while paused2.load(Ordering::Relaxed) && !stop2.load(Ordering::Relaxed) {
                             std::thread::sleep(Duration::from_millis(10));
                         }
                         pacer = Pacer::new(bytes_per_sec);
                         sent = 0;
                     }
-                    pacer.wait(sent);
+                    if pages.is_none() {
+                        pacer.wait(sent);
+                    } else {
+                        pacer.wait(due);
+                    }
                     if source.send(chunk).is_err() {
                         return;
                     }
                     sent += chunk.len() as u64;
                 }
+                loops += 1;
             }
         });
         Self {
@@ -373,4 +403,35 @@ pub fn pull_paced_count(source: impl Iterator<Item = f32>) -> usize {
             return n;
         }
     }
+}
+
+/// An Ogg Vorbis file's pages with the sample at which each is due (the previous page's granule
+/// position), its sample rate, and its total length in samples. None if it does not parse.
+#[allow(clippy::type_complexity)]
+fn ogg_pages(b: &[u8]) -> Option<(u32, Vec<(std::ops::Range<usize>, u64)>, u64)> {
+    let mut pages = Vec::new();
+    let mut at = 0usize;
+    let mut prev_granule = 0u64;
+    let mut rate = None;
+    while at + 27 <= b.len() {
+        if &b[at..at + 4] != b"OggS" {
+            return None;
+        }
+        let granule = u64::from_le_bytes(b[at + 6..at + 14].try_into().ok()?);
+        let nsegs = usize::from(b[at + 26]);
+        let table = b.get(at + 27..at + 27 + nsegs)?;
+        let body = at + 27 + nsegs;
+        let len = 27 + nsegs + table.iter().map(|&x| usize::from(x)).sum::<usize>();
+        if rate.is_none() && b.get(body + 1..body + 7) == Some(b"vorbis") {
+            rate = Some(u32::from_le_bytes(
+                b.get(body + 12..body + 16)?.try_into().ok()?,
+            ));
+        }
+        pages.push((at..at + len, prev_granule));
+        if granule != u64::MAX && granule > prev_granule {
+            prev_granule = granule;
+        }
+        at += len;
+    }
+    Some((rate?, pages, prev_granule))
 }
