@@ -1,0 +1,210 @@
+//! Relay benchmarks against a real local icecast2 (see `docs/relay.md`). Prints figures; asserts
+//! nothing. Run: `cargo run --release --example bench_relay` (env: `BENCH_WINDOWS`, default 50;
+//! `BENCH_FAILOVERS`, default 10; `BENCH_RSS_SECS`, default 300).
+//!
+//! 1. Scheduled instant → first relayed sample, pre-connected (the station's way) and cold
+//!    (connect at the instant), over `BENCH_WINDOWS` windows each.
+//! 2. Upstream loss (feeder killed) → fallback audio, from the recorded switch instants.
+//! 3. RSS while relaying for `BENCH_RSS_SECS`, sampled every 10 s (measured, not extrapolated).
+
+#[path = "../tests/relay_support/mod.rs"]
+mod relay_support;
+
+use chrono::Utc;
+use loa::clock::{Clock, SystemClock};
+use loa::relay::{self, RelayConfig};
+use relay_support::*;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+fn env_num(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn pct(v: &mut [f64], p: f64) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_by(f64::total_cmp);
+    let i = ((p * v.len() as f64).ceil() as usize).clamp(1, v.len()) - 1;
+    v[i]
+}
+
+fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
+        })
+        .unwrap_or(0)
+}
+
+fn main() {
+    let windows = env_num("BENCH_WINDOWS", 50) as usize;
+    let failovers = env_num("BENCH_FAILOVERS", 10) as usize;
+    let rss_secs = env_num("BENCH_RSS_SECS", 300);
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let ice = Icecast::start();
+    let dir = ice.dir.path().to_path_buf();
+    let live = tone_mp3(&dir, "live", 440, 0.5, 30);
+    let fallback = tone_wav(&dir, "fallback", 1000, 0.5, 5);
+    let src = ice.source_url("city.mp3");
+    let url = ice.listen_url("city.mp3");
+    let mut feeder = Feeder::start(&src, &live, "audio/mpeg", 16_000.0);
+    std::thread::sleep(Duration::from_secs(1));
+    let cfg = |secs: u64| {
+        RelayConfig::new(
+            &url,
+            Duration::from_secs(secs),
+            vec![fallback.clone()],
+            -50.0,
+        )
+    };
+
+    // 1a. Pre-connected 1 s before the slot.
+    let mut pre = Vec::new();
+    for _ in 0..windows {
+        let (source, handle) = relay::start(cfg(1), Arc::clone(&clock)).expect("start");
+        std::thread::sleep(Duration::from_secs(1));
+        let scheduled = Utc::now();
+        pull_paced(source);
+        let rep = handle.report();
+        match rep.first_live_at {
+            Some(t) => pre.push((t - scheduled).num_microseconds().unwrap_or(0) as f64 / 1000.0),
+            None => println!("pre-connected window never went live: {:?}", rep.evidence),
+        }
+    }
+    // 1b. Cold: connect at the scheduled instant.
+    let mut cold = Vec::new();
+    for _ in 0..windows {
+        let scheduled = Utc::now();
+        let (source, handle) = relay::start(cfg(2), Arc::clone(&clock)).expect("start");
+        pull_paced(source);
+        let rep = handle.report();
+        match rep.first_live_at {
+            Some(t) => cold.push((t - scheduled).num_microseconds().unwrap_or(0) as f64 / 1000.0),
+            None => println!("cold window never went live: {:?}", rep.evidence),
+        }
+    }
+    println!(
+        "start latency, pre-connected 1 s ahead: n={} p50={:.3} ms p99={:.3} ms max={:.3} ms",
+        pre.len(),
+        pct(&mut pre, 0.5),
+        pct(&mut pre, 0.99),
+        pct(&mut pre, 1.0)
+    );
+    println!(
+        "start latency, cold (connect at the instant): n={} p50={:.1} ms p99={:.1} ms max={:.1} ms",
+        cold.len(),
+        pct(&mut cold, 0.5),
+        pct(&mut cold, 0.99),
+        pct(&mut cold, 1.0)
+    );
+
+    // 2. Loss → fallback.
+    let mut loss = Vec::new();
+    for _ in 0..failovers {
+        let (source, handle) = relay::start(cfg(4), Arc::clone(&clock)).expect("start");
+        std::thread::sleep(Duration::from_secs(1));
+        let puller = std::thread::spawn(move || pull_paced(source));
+        std::thread::sleep(Duration::from_millis(1500));
+        let killed = Utc::now();
+        feeder.kill();
+        let _ = puller.join();
+        let ev = handle.evidence();
+        match ev
+            .switches
+            .iter()
+            .find(|s| s.to == "fallback" && s.at >= killed - chrono::Duration::seconds(1))
+        {
+            Some(s) => {
+                let ms = (s.at - killed).num_microseconds().unwrap_or(0) as f64 / 1000.0;
+                if ms > 1000.0 {
+                    println!("slow failover ({ms:.0} ms): {:?}", ev.switches);
+                }
+                loss.push(ms)
+            }
+            None => println!("no failover recorded: {ev:?}"),
+        }
+        feeder = Feeder::start(&src, &live, "audio/mpeg", 16_000.0);
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    if !loss.is_empty() {
+        println!(
+            "upstream loss (feeder killed) -> fallback audio: n={} p50={:.1} ms max={:.1} ms",
+            loss.len(),
+            pct(&mut loss, 0.5),
+            pct(&mut loss, 1.0)
+        );
+    }
+
+    // 2b. Upstream stall (connection open, no data) → fallback.
+    let mut stall = Vec::new();
+    for _ in 0..failovers {
+        let (source, handle) = relay::start(cfg(6), Arc::clone(&clock)).expect("start");
+        std::thread::sleep(Duration::from_secs(1));
+        let puller = std::thread::spawn(move || pull_paced_count(source));
+        std::thread::sleep(Duration::from_millis(1500));
+        let stalled = Utc::now();
+        feeder.pause(true);
+        let _ = puller.join();
+        feeder.pause(false);
+        let ev = handle.evidence();
+        match ev
+            .switches
+            .iter()
+            .find(|s| s.to == "fallback" && s.at >= stalled)
+        {
+            Some(s) => {
+                let ms = (s.at - stalled).num_microseconds().unwrap_or(0) as f64 / 1000.0;
+                if ms > 3500.0 {
+                    println!("slow stall failover ({ms:.0} ms): {:?}", ev.switches);
+                }
+                stall.push(ms)
+            }
+            None => println!("no failover recorded: {ev:?}"),
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    if !stall.is_empty() {
+        println!(
+            "upstream stall (no data, connection open) -> fallback audio: n={} p50={:.1} ms max={:.1} ms",
+            stall.len(),
+            pct(&mut stall, 0.5),
+            pct(&mut stall, 1.0)
+        );
+    }
+
+    // 3. RSS while relaying.
+    if rss_secs == 0 {
+        return;
+    }
+    let (source, handle) = relay::start(cfg(rss_secs), Arc::clone(&clock)).expect("start");
+    std::thread::sleep(Duration::from_secs(1));
+    let rss_before = rss_kib();
+    let began = Instant::now();
+    let puller = std::thread::spawn(move || pull_paced_count(source));
+    let mut samples = Vec::new();
+    while !puller.is_finished() {
+        std::thread::sleep(Duration::from_secs(10));
+        samples.push((began.elapsed().as_secs(), rss_kib()));
+    }
+    let emitted = puller.join().unwrap_or(0);
+    let ev = handle.evidence();
+    println!(
+        "RSS while relaying {} s (measured for {:.0} s, live {:.1} s, fallback {:.1} s, {} samples): before {} KiB; samples (s, KiB): {:?}",
+        rss_secs,
+        began.elapsed().as_secs_f64(),
+        ev.live_secs,
+        ev.fallback_secs,
+        emitted,
+        rss_before,
+        samples
+    );
+    feeder.kill();
+}
