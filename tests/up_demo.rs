@@ -265,6 +265,7 @@ fn loa_up_airs_within_a_minute_and_stops_cleanly_on_ctrl_c() {
         "NEXT AIRING",
         "BACKLOG",
         "MONTH",
+        "ALERTS",
     ] {
         assert!(header.contains(col), "{table}");
     }
