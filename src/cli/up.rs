@@ -1165,30 +1165,22 @@ mod tests {
     #[test]
     fn children_command_lines_parse_with_the_real_subcommands() {
         use clap::Parser;
-        let lines = [
-            children::station_args(
-                "demo",
-                Path::new("/v/s"),
-                Path::new("/v/a"),
-                Path::new("/v/d"),
-                "http://127.0.0.1:1",
-                &children::OutputArg::Device,
-            ),
-            children::station_args(
-                "demo",
-                Path::new("/v/s"),
-                Path::new("/v/a"),
-                Path::new("/v/d"),
-                "http://127.0.0.1:1",
-                &children::OutputArg::Wav("/v/x.wav".into()),
-            ),
-            children::collector_args(
-                SocketAddr::from((Ipv4Addr::LOCALHOST, 1)),
-                Path::new("/v/c.db"),
-                Path::new("/v/c.toml"),
-                Path::new("/v/admin-token"),
-            ),
-        ];
+        let mut lines: Vec<Vec<OsString>> = [
+            children::OutputArg::Device,
+            children::OutputArg::Wav("/v/x.wav".into()),
+        ]
+        .iter()
+        .map(|out| {
+            let (s, a, d) = (Path::new("/v/s"), Path::new("/v/a"), Path::new("/v/d"));
+            children::station_args("demo", s, a, d, "http://127.0.0.1:1", out)
+        })
+        .collect();
+        lines.push(children::collector_args(
+            SocketAddr::from((Ipv4Addr::LOCALHOST, 1)),
+            Path::new("/v/c.db"),
+            Path::new("/v/c.toml"),
+            Path::new("/v/admin-token"),
+        ));
         for args in lines {
             let argv = std::iter::once(OsString::from("loa")).chain(args.iter().cloned());
             if let Err(e) = crate::cli::Cli::try_parse_from(argv) {
