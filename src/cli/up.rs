@@ -808,7 +808,6 @@ impl Supervisor {
     /// Start one child. Must run on the thread that stays alive (PR_SET_PDEATHSIG is per thread):
     /// `loa up` uses a current-thread runtime on the main thread.
     pub fn start(&mut self, spec: &ChildSpec) -> anyhow::Result<()> {
-        use tokio::io::{AsyncBufReadExt, BufReader};
         let mut cmd = tokio::process::Command::new(&spec.program);
         cmd.args(&spec.args)
             .stdin(std::process::Stdio::null())
@@ -834,22 +833,10 @@ impl Supervisor {
             .with_context(|| format!("{} has no process id", spec.name))?;
         let prefix = format!("[{}]", spec.name);
         if let Some(out) = child.stdout.take() {
-            let prefix = prefix.clone();
-            tokio::spawn(async move {
-                let mut lines = BufReader::new(out).lines();
-                while let Ok(Some(l)) = lines.next_line().await {
-                    println!("{prefix} {l}");
-                }
-            });
+            tokio::spawn(forward_lines(out, prefix.clone(), Stream::Stdout));
         }
         if let Some(err) = child.stderr.take() {
-            let prefix = prefix.clone();
-            tokio::spawn(async move {
-                let mut lines = BufReader::new(err).lines();
-                while let Ok(Some(l)) = lines.next_line().await {
-                    eprintln!("{prefix} {l}");
-                }
-            });
+            tokio::spawn(forward_lines(err, prefix, Stream::Stderr));
         }
         let idx = self.running.len();
         let tx = self.exits_tx.clone();
@@ -973,6 +960,28 @@ impl Supervisor {
                 )
             })
             .collect()
+    }
+}
+
+/// Which of `loa up`'s own streams a child's stream goes to.
+#[derive(Debug, Clone, Copy)]
+enum Stream {
+    Stdout,
+    Stderr,
+}
+
+/// Copy `from` line by line to `loa up`'s `to`, each line prefixed with the child's name.
+async fn forward_lines<R>(from: R, prefix: String, to: Stream)
+where
+    R: tokio::io::AsyncRead + Unpin,
+{
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    let mut lines = BufReader::new(from).lines();
+    while let Ok(Some(l)) = lines.next_line().await {
+        match to {
+            Stream::Stdout => println!("{prefix} {l}"),
+            Stream::Stderr => eprintln!("{prefix} {l}"),
+        }
     }
 }
 
