@@ -172,7 +172,11 @@ fn loa_up_airs_within_a_minute_and_stops_cleanly_on_ctrl_c() {
     let http = Http::new();
 
     // 1. An airing reaches the collector: the status API shows the demo's last airing, aired.
+    let mut up_after = None;
     let demo_status = loop {
+        if up_after.is_none() && read(&out_path).contains("DASHBOARD:") {
+            up_after = Some(started.elapsed());
+        }
         if let Some(Some(st)) = guard.child.as_mut().map(|c| c.try_wait().ok().flatten()) {
             panic!("loa up exited early ({st})\n{}", logs());
         }
@@ -193,7 +197,7 @@ fn loa_up_airs_within_a_minute_and_stops_cleanly_on_ctrl_c() {
         std::thread::sleep(Duration::from_millis(500));
     };
     println!(
-        "first airing at the collector after {:?}",
+        "system up after {up_after:?}; first airing at the collector after {:?}",
         started.elapsed()
     );
     assert_eq!(demo_status["online"], true, "{demo_status}");
