@@ -2,7 +2,9 @@
 //! repository layout (`schedules/`, `audio/`, nothing else), brings up the collector and every
 //! station, and within 90 s at least one airing (the demo chime, which airs at the top of every
 //! minute, day and night) reaches the collector — seen through the HTTP API, the dashboard HTML
-//! and `loa status`. Then one SIGINT (a terminal's Ctrl-C) must stop everything cleanly: `loa up`
+//! and `loa status`. While it runs, one more station is enrolled as docs/operations.md §3 says
+//! (`loa keygen`, the admin API with the token `loa up` made, `loa station`) and must show up
+//! online. Then one SIGINT (a terminal's Ctrl-C) must stop everything cleanly: `loa up`
 //! exits 0, every child is gone, and the demo station's journal is intact, holding every record
 //! the collector stored (nothing lost).
 //!
@@ -116,6 +118,113 @@ impl Http {
 
 fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_default()
+}
+
+impl Http {
+    /// POST a JSON body with a bearer token: the status code and the body.
+    fn post(&self, url: &str, token: &str, body: String) -> (u16, String) {
+        self.rt.block_on(async {
+            match self
+                .client
+                .post(url)
+                .bearer_auth(token)
+                .header("content-type", "application/json")
+                .body(body)
+                .send()
+                .await
+            {
+                Ok(r) => (r.status().as_u16(), r.text().await.unwrap_or_default()),
+                Err(e) => (0, e.to_string()),
+            }
+        })
+    }
+}
+
+/// docs/operations.md §3 against `loa up`'s collector: a new ward station makes its key with
+/// `loa keygen`, is registered through the admin API (a wrong token is refused), starts, and
+/// shows up online at the collector; then stops cleanly on SIGTERM.
+fn enrol_another_station(root: &Path, base: &str, http: &Http, logs: &dyn Fn() -> String) {
+    let loa = env!("CARGO_BIN_EXE_loa");
+    let extra = root.join("extra");
+    let (sched, audio, data) = (
+        extra.join("schedules"),
+        extra.join("audio"),
+        extra.join("station"),
+    );
+    for d in [&sched, &audio] {
+        std::fs::create_dir_all(d).unwrap_or_else(|e| panic!("{e}"));
+    }
+    std::fs::write(
+        sched.join("phuong-moi.toml"),
+        "id = \"phuong-moi\"\nname = \"Phường Mới\"\nkind = \"ward\"\narea_code = \"21199\"\n\
+         quiet_hours = [\"21:30-05:00\"]\n",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let keygen = Command::new(loa)
+        .args(["keygen", "--station", "phuong-moi", "--dir"])
+        .arg(&data)
+        .output()
+        .unwrap_or_else(|e| panic!("loa keygen: {e}"));
+    assert!(keygen.status.success(), "{keygen:?}");
+    let printed = String::from_utf8_lossy(&keygen.stdout).to_string();
+    let key = read(&data.join("station.pub")).trim().to_string();
+    assert_eq!(
+        printed.trim(),
+        format!("phuong-moi {key}"),
+        "keygen prints `ID KEY`"
+    );
+
+    let token = read(&root.join("var/admin-token")).trim().to_string();
+    assert!(token.len() >= 16, "loa up made an admin token");
+    let body = serde_json::json!({
+        "id": "phuong-moi", "name": "Phường Mới", "area_code": "21199", "public_key": key,
+    })
+    .to_string();
+    let url = format!("{base}/api/v1/admin/stations");
+    let (code, answer) = http.post(&url, "not-the-token-at-all", body.clone());
+    assert_eq!(code, 401, "a wrong admin token is refused: {answer}");
+    let (code, answer) = http.post(&url, &token, body);
+    assert_eq!(code, 200, "{answer}\n{}", logs());
+    assert!(answer.contains("\"created\":true"), "{answer}");
+
+    let mut station = Command::new(loa)
+        .args(["station", "--station", "phuong-moi", "--schedules"])
+        .arg(&sched)
+        .arg("--audio")
+        .arg(&audio)
+        .arg("--data")
+        .arg(&data)
+        .args(["--output", "null", "--collector", base])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("loa station: {e}"));
+    let since = Instant::now();
+    let online = loop {
+        let online = http
+            .get(&format!("{base}/api/v1/stations/phuong-moi"))
+            .and_then(|b| serde_json::from_str::<serde_json::Value>(&b).ok())
+            .is_some_and(|v| v["online"] == true);
+        if online || since.elapsed() > Duration::from_secs(30) {
+            break online;
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    // SAFETY: kill(2) on the station this test started.
+    unsafe { libc::kill(station.id() as i32, libc::SIGTERM) };
+    let status = station.wait().unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        online,
+        "the enrolled station did not show online within 30 s\n{}",
+        logs()
+    );
+    assert_eq!(status.code(), Some(0), "enrolled station: {status}");
+    let html = http.get(&format!("{base}/")).unwrap_or_default();
+    assert!(
+        html.contains("data-station=\"phuong-moi\" data-online=\"true\""),
+        "{html}"
+    );
 }
 
 #[test]
@@ -284,6 +393,10 @@ fn loa_up_airs_within_a_minute_and_stops_cleanly_on_ctrl_c() {
         schedules + 2,
         "header + every station:\n{table}"
     );
+
+    // 4b. Enrol one more station against the running collector, as docs/operations.md §3 says:
+    // `loa keygen`, the admin API with the token `loa up` made, then `loa station`.
+    enrol_another_station(root, &base, &http, &logs);
 
     // 5. Ctrl-C: one SIGINT to `loa up` alone (its children run in their own process groups).
     // SAFETY: kill(2) on the child this test started.
