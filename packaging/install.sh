@@ -16,5 +16,9 @@ install -D -m 0644 "$here/tmpfiles.d/loa.conf" /usr/lib/tmpfiles.d/loa.conf
 install -D -m 0644 "$here/../docs/operations.md" /usr/share/doc/loa/operations.md
 systemd-sysusers /usr/lib/sysusers.d/loa.conf
 systemd-tmpfiles --create /usr/lib/tmpfiles.d/loa.conf
-systemctl daemon-reload
+if [ -d /run/systemd/system ]; then
+  systemctl daemon-reload
+else
+  echo "install.sh: systemd is not running here (a container or chroot?): skipped daemon-reload" >&2
+fi
 echo "installed /usr/bin/loa ($(/usr/bin/loa --version)); units loa-station@.service, loa-collector.service"

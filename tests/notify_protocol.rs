@@ -155,3 +155,126 @@ async fn watchdog_is_petted_only_while_the_loop_beats() {
         .expect("pet task did not panic");
     beater.abort();
 }
+
+/// Datagrams arriving on `sock` until `done` says the collected list is complete, or `secs` pass.
+fn collect_until(sock: &UnixDatagram, secs: u64, done: impl Fn(&[String]) -> bool) -> Vec<String> {
+    sock.set_read_timeout(Some(Duration::from_millis(200)))
+        .expect("timeout");
+    let deadline = std::time::Instant::now() + Duration::from_secs(secs);
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    while std::time::Instant::now() < deadline && !done(&out) {
+        if let Ok(n) = sock.recv(&mut buf) {
+            out.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+        }
+    }
+    out
+}
+
+/// Start a real daemon (`loa ARGS`) the way systemd does for `Type=notify` with
+/// `WatchdogSec=2s`: `NOTIFY_SOCKET` names a socket this test listens on, `WATCHDOG_USEC` the
+/// watchdog. It must say READY=1, pet the watchdog every second, and on SIGTERM say
+/// STOPPING=1 and exit 0.
+fn daemon_speaks_the_notify_protocol(args: &[&str], dir: &std::path::Path) {
+    let path = dir.join("notify.sock");
+    let sock = UnixDatagram::bind(&path).expect("bind notify socket");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_loa"))
+        .args(args)
+        .env("NOTIFY_SOCKET", &path)
+        .env("WATCHDOG_USEC", "2000000")
+        .env_remove("WATCHDOG_PID")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start loa");
+    let pid = child.id() as i32;
+    let got = collect_until(&sock, 30, |d| count_pets(d) >= 3);
+    // SAFETY: kill(2) on the child this test started.
+    unsafe { libc::kill(pid, libc::SIGTERM) };
+    let after = collect_until(&sock, 30, |d| d.iter().any(|m| m == "STOPPING=1"));
+    let status = child.wait().expect("wait");
+    let stderr = child
+        .stderr
+        .take()
+        .map(|mut e| {
+            let mut s = String::new();
+            let _ = std::io::Read::read_to_string(&mut e, &mut s);
+            s
+        })
+        .unwrap_or_default();
+    let ready = got
+        .iter()
+        .position(|d| d.split('\n').any(|l| l == "READY=1"));
+    assert!(ready.is_some(), "no READY=1: {got:?}\n{stderr}");
+    assert_eq!(
+        got.iter()
+            .position(|d| d == "WATCHDOG=1")
+            .map(|p| p > ready.unwrap_or(0)),
+        Some(true),
+        "pets come after READY: {got:?}\n{stderr}"
+    );
+    assert!(count_pets(&got) >= 3, "{got:?}\n{stderr}");
+    assert!(
+        after.iter().any(|m| m == "STOPPING=1"),
+        "{after:?}\n{stderr}"
+    );
+    assert_eq!(status.code(), Some(0), "{status}\n{stderr}");
+}
+
+#[test]
+fn real_collector_notifies_ready_pets_while_healthy_and_stops_cleanly() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("c.db");
+    let reg = dir.path().join("registry.toml"); // missing: an empty registry
+    daemon_speaks_the_notify_protocol(
+        &[
+            "collector",
+            "--listen",
+            "127.0.0.1:0",
+            "--db",
+            db.to_str().expect("utf-8 path"),
+            "--config",
+            reg.to_str().expect("utf-8 path"),
+        ],
+        dir.path(),
+    );
+}
+
+/// The station unit is `Type=notify` too. Ignored until the station daemon sends READY=1 and
+/// pets the watchdog from its scheduler loop (`loa::notify`, owned by the station daemon): run
+/// with `cargo test --test notify_protocol -- --ignored` once it does, then drop the ignore.
+#[test]
+#[ignore = "the station daemon does not speak the notify protocol yet"]
+fn real_station_notifies_ready_pets_while_its_loop_runs_and_stops_cleanly() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (sched, audio, data) = (
+        dir.path().join("schedules"),
+        dir.path().join("audio"),
+        dir.path().join("data"),
+    );
+    std::fs::create_dir_all(&sched).expect("mkdir");
+    std::fs::create_dir_all(&audio).expect("mkdir");
+    std::fs::write(
+        sched.join("w.toml"),
+        "id = \"w\"\nname = \"w\"\nkind = \"ward\"\narea_code = \"1\"\n",
+    )
+    .expect("schedule");
+    loa::keys::generate(&data, false).expect("key");
+    daemon_speaks_the_notify_protocol(
+        &[
+            "station",
+            "--station",
+            "w",
+            "--schedules",
+            sched.to_str().expect("utf-8"),
+            "--audio",
+            audio.to_str().expect("utf-8"),
+            "--data",
+            data.to_str().expect("utf-8"),
+            "--output",
+            "null",
+        ],
+        dir.path(),
+    );
+}

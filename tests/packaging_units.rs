@@ -179,7 +179,13 @@ fn units_say_what_operations_relies_on() {
     assert_eq!(
         get(&st, "station", "ExecStart"),
         "/usr/bin/loa station --station %i --schedules /etc/loa/schedules \
-         --audio /var/lib/loa/audio --data /var/lib/loa/station/%i"
+         --audio /var/lib/loa/audio --data /var/lib/loa/station/%i --output ${LOA_OUTPUT} \
+         $LOA_STATION_ARGS"
+    );
+    assert_eq!(get(&st, "station", "Environment"), "LOA_OUTPUT=device");
+    assert_eq!(
+        get(&st, "station", "EnvironmentFile"),
+        "-/etc/loa/station-%i.env"
     );
     assert_eq!(get(&st, "station", "ExecReload"), "/bin/kill -HUP $MAINPID");
     assert_eq!(get(&st, "station", "SupplementaryGroups"), "audio");
@@ -187,10 +193,67 @@ fn units_say_what_operations_relies_on() {
     let co = settings("loa-collector.service");
     assert_eq!(
         get(&co, "collector", "ExecStart"),
-        "/usr/bin/loa collector --listen 127.0.0.1:8080 --db /var/lib/loa/collector.db \
-         --config /etc/loa/collector.toml"
+        "/usr/bin/loa collector --listen ${LOA_LISTEN} --db /var/lib/loa/collector.db \
+         --config /var/lib/loa/collector.toml $LOA_COLLECTOR_ARGS"
+    );
+    assert_eq!(
+        get(&co, "collector", "Environment"),
+        "LOA_LISTEN=127.0.0.1:8080"
+    );
+    assert_eq!(
+        get(&co, "collector", "EnvironmentFile"),
+        "-/etc/loa/collector.env"
     );
     assert_eq!(get(&co, "collector", "StateDirectory"), "loa");
+}
+
+/// The command line systemd would run, as words: `%i` is `instance`, `${VAR}` the unit's
+/// `Environment=` default, and an unset `$VAR` (no env file) expands to no word at all.
+fn exec_words(unit: &str, instance: &str) -> Vec<String> {
+    let s = settings(unit);
+    let defaults: BTreeMap<String, String> = s
+        .get(&("Service".to_string(), "Environment".to_string()))
+        .into_iter()
+        .flatten()
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    get(&s, unit, "ExecStart")
+        .split_whitespace()
+        .filter_map(|w| {
+            let w = w.replace("%i", instance);
+            if let Some(var) = w.strip_prefix("${").and_then(|v| v.strip_suffix('}')) {
+                let value = defaults.get(var);
+                assert!(
+                    value.is_some(),
+                    "{unit}: ${{{var}}} has no Environment= default"
+                );
+                value.cloned()
+            } else if w.starts_with('$') {
+                None
+            } else {
+                Some(w)
+            }
+        })
+        .collect()
+}
+
+/// The units' command lines (with the default environment) are accepted by the real `loa`
+/// argument parser: a renamed or removed flag fails here, not on a ward box at 05:30.
+#[test]
+fn unit_command_lines_parse_with_the_real_binary() {
+    use clap::Parser;
+    for unit in UNITS {
+        let words = exec_words(unit, "ward-test");
+        assert_eq!(words[0], "/usr/bin/loa", "{unit}");
+        if let Err(e) = loa::cli::Cli::try_parse_from(&words) {
+            panic!("{unit}: {words:?}: {e}");
+        }
+    }
+    // And a broken one is caught (the check can fail).
+    let mut words = exec_words("loa-collector.service", "x");
+    words.push("--no-such-flag".into());
+    assert!(loa::cli::Cli::try_parse_from(&words).is_err());
 }
 
 #[test]
@@ -244,5 +307,19 @@ fn sysusers_and_tmpfiles_create_the_user_and_directories() {
     let audio = std::fs::metadata(root.path().join("var/lib/loa/audio")).expect("audio dir");
     assert!(audio.is_dir());
     assert_eq!(audio.gid(), gid, "audio dir belongs to group loa");
+    let uid: u32 = fields
+        .get(2)
+        .and_then(|u| u.parse().ok())
+        .unwrap_or_else(|| panic!("no uid in {user}"));
+    // State directories exist, owned by loa, before any unit starts: keygen and register
+    // can run at install time.
+    for dir in ["var/lib/loa", "var/lib/loa/station"] {
+        let m = std::fs::metadata(root.path().join(dir)).expect(dir);
+        assert_eq!(
+            (m.uid(), m.gid(), m.mode() & 0o777),
+            (uid, gid, 0o750),
+            "{dir}"
+        );
+    }
     assert!(root.path().join("etc/loa/schedules").is_dir());
 }

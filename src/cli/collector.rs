@@ -1,4 +1,9 @@
 //! `loa collector` — Run the central collector server.
+//!
+//! **Invariant:** the process exits 0 after a clean shutdown on SIGTERM or SIGINT (in-flight
+//! requests finish; each batch is one SQLite transaction), and under systemd it tells the
+//! service manager `READY=1` only once it listens, and pets the watchdog only while its own
+//! `/healthz` (router + database) answers.
 
 use anyhow::Context as _;
 use clap::Args;
@@ -9,7 +14,11 @@ use std::sync::Arc;
 use crate::clock::SystemClock;
 use crate::collector::http::{AppState, HttpConfig, serve};
 use crate::collector::registry::Registry;
+use crate::notify::{Liveness, Notifier, pet_while_alive, watchdog_interval};
 use crate::report::SchedulePlans;
+
+/// Longest a self-check `GET /healthz` may take before it counts as a failed beat.
+pub const HEALTH_CHECK_TIMEOUT_SECS: u64 = 5;
 
 /// Arguments of `loa collector`.
 #[derive(Debug, Args)]
@@ -20,7 +29,8 @@ pub struct CollectorArgs {
     /// SQLite database (created and migrated when missing).
     #[arg(long, default_value = "var/collector.db")]
     pub db: PathBuf,
-    /// Station registry (`[[station]]` id, name, area_code, public_key, schedule).
+    /// Station registry (`[[station]]` id, name, area_code, public_key, schedule). A missing
+    /// file is an empty registry (`loa register` or the admin API create it).
     #[arg(long, default_value = "collector.toml")]
     pub config: PathBuf,
     /// File holding the bearer token of the admin API (`POST /api/v1/admin/stations`);
@@ -33,16 +43,38 @@ pub struct CollectorArgs {
 pub fn run(args: CollectorArgs) -> anyhow::Result<ExitCode> {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+                // The plan probes audio files on every status request: the decoder's
+                // per-file chatter is not news.
+                tracing_subscriber::EnvFilter::new(
+                    "info,symphonia=warn,symphonia_format_ogg=warn,symphonia_core=warn",
+                )
+            }),
         )
         .with_writer(std::io::stderr)
+        // Colour codes only on a terminal: journald, log files and `loa up` get plain text.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
-    let registry = match Registry::load(&args.config) {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("loa collector: {e}");
-            return Ok(ExitCode::from(2));
+    let registry = if args.config.exists() {
+        match Registry::load(&args.config) {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("loa collector: {e}");
+                return Ok(ExitCode::from(2));
+            }
+        }
+    } else {
+        // A fresh install: no station enrolled yet. Records from any station are refused
+        // ("unknown station") until one is registered; the stations keep them meanwhile.
+        eprintln!(
+            "loa collector: no registry at {} yet: no station is enrolled (`loa register --config {}` \
+             or the admin API adds them)",
+            args.config.display(),
+            args.config.display()
+        );
+        Registry {
+            path: Some(args.config.clone()),
+            ..Registry::default()
         }
     };
     if let Some(dir) = args.db.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -82,11 +114,99 @@ pub fn run(args: CollectorArgs) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("listening on {}", args.listen))?;
         let addr = listener.local_addr().context("reading the bound address")?;
         eprintln!("loa collector: listening on http://{addr}");
-        let shutdown = async {
-            let _ = tokio::signal::ctrl_c().await;
+        let stop = stop_signal()?;
+        let notifier = Notifier::from_env();
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        if let Some(watchdog) = watchdog_interval() {
+            let liveness = Liveness::new();
+            tokio::spawn(self_check(
+                addr,
+                liveness.clone(),
+                watchdog,
+                stop_rx.clone(),
+            ));
+            tokio::spawn(pet_while_alive(
+                notifier.clone(),
+                liveness,
+                watchdog,
+                stopped(stop_rx.clone()),
+            ));
+        }
+        if let Err(e) = notifier.ready_with_status(&format!("listening on http://{addr}")) {
+            tracing::warn!("systemd notify: {e}");
+        }
+        let notifier_stop = notifier.clone();
+        let shutdown = async move {
+            stop.await;
+            eprintln!("loa collector: stopping (finishing requests in flight)");
+            if let Err(e) = notifier_stop.stopping() {
+                tracing::warn!("systemd notify: {e}");
+            }
+            let _ = stop_tx.send(true);
         };
         serve(listener, state, shutdown).await.context("serving")?;
+        eprintln!("loa collector: stopped");
         anyhow::Ok(())
     })?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Completes on the first SIGTERM (systemd, `loa up`) or SIGINT (a terminal's Ctrl-C).
+fn stop_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+    })
+}
+
+/// Completes when `rx` turns true (or its sender is gone).
+async fn stopped(mut rx: tokio::sync::watch::Receiver<bool>) {
+    let _ = rx.wait_for(|s| *s).await;
+}
+
+/// The collector's "scheduler loop" for the watchdog: every quarter of the watchdog period it
+/// asks its own `GET /healthz` (which goes through the listener, the router and a database
+/// read) and beats only on `200 OK`. A hung listener, a wedged database or a starved runtime
+/// stop the beats, hence the pets, and systemd restarts the service.
+async fn self_check(
+    addr: std::net::SocketAddr,
+    liveness: Liveness,
+    watchdog: std::time::Duration,
+    stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut target = addr;
+    if target.ip().is_unspecified() {
+        target.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    let url = format!("http://{target}/healthz");
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    // No proxy: the self-check must reach this very process over loopback.
+    let client = match reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(HEALTH_CHECK_TIMEOUT_SECS))
+        .no_proxy()
+        .build()
+    {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!("watchdog self-check disabled (no HTTP client: {e})");
+            return;
+        }
+    };
+    let period = Liveness::max_sleep(watchdog).max(std::time::Duration::from_millis(10));
+    loop {
+        if *stop.borrow() {
+            return;
+        }
+        match client.get(&url).send().await {
+            Ok(r) if r.status().is_success() => liveness.beat(),
+            Ok(r) => tracing::warn!(status = r.status().as_u16(), "self-check {url} failed"),
+            Err(e) => tracing::warn!("self-check {url} failed: {e}"),
+        }
+        tokio::time::sleep(period).await;
+    }
 }

@@ -1,26 +1,26 @@
 //! `loa up` — bring the whole system up on this host: the collector and one station per schedule,
 //! all on loopback, as child processes of this same binary, plus a demo station that airs a short
-//! chime every minute of the day so a newcomer sees an airing within a minute.
+//! chime at the top of every minute, day and night, so a newcomer sees an airing within a minute.
 //!
-//! **Invariant:** `loa up` owns no state of its own beyond `var/` files it rewrites on every start
-//! (collector config, demo schedule and audio, public-key cache); the children own everything else
-//! (keys, journals, database). On SIGINT/SIGTERM it forwards SIGTERM to the stations first, then to
-//! the collector, waits for each to exit, and exits 0 only if every child exited 0 — so a Ctrl-C
+//! **Invariant:** `loa up` writes only what it rewrites on every start (the demo's schedule and
+//! chime) and what it creates once and then reuses (each station's key pair, the admin token, the
+//! stations' entries in the collector's registry); the children own everything else (journals,
+//! database). On SIGINT/SIGTERM it forwards SIGTERM to the stations first, then to the
+//! collector, waits for each to exit, and exits 0 only if every child exited 0 — so a Ctrl-C
 //! loses nothing the daemons would not lose on a `systemctl stop`.
 //!
 //! Layout under `--var` (default `var/`):
 //! - `collector.toml`, `collector.db` — the collector's registry and database;
-//! - `station/<id>/` — each station's data directory (key, journal, shipper state);
-//! - `air/<id>/` — WAV output when no sound card is present;
-//! - `demo-schedules/demo.toml`, `demo-audio/ident.wav` — the demo station;
-//! - `up/keys/<id>.pub` — public keys `loa keygen` printed (to register them again next start).
+//! - `admin-token` — the bearer token of the collector's admin API (mode 0600);
+//! - `station/<id>/` — each station's data directory (key pair, journal, shipper state);
+//! - `air/<id>/<start time>.wav` — what each station aired, when there is no sound card;
+//! - `demo-schedules/demo.toml`, `demo-audio/ident.wav` — the demo station.
 //!
 //! The children's command lines and the files they read are built in ONE place, the
 //! `children` module below (marked "MERGE POINT"), so they can follow the daemons' flags.
 
 use anyhow::{Context, bail};
-use chrono::{DateTime, Duration as ChronoDuration, NaiveTime, Timelike, Utc};
-use chrono_tz::Tz;
+use chrono::{DateTime, Duration as ChronoDuration, Utc};
 use clap::{Args, ValueEnum};
 use std::ffi::OsString;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
@@ -29,21 +29,22 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use crate::clock::{Clock, SystemClock};
+use crate::collector::registry::{RawStation, upsert_file};
+use crate::keys;
 use crate::schedule::{self, AudioCatalog, Station};
 
 /// Default collector port on 127.0.0.1 (a stable dashboard URL between runs).
 pub const DEFAULT_PORT: u16 = 8080;
-/// Default time zone of the demo station: the samples' zone (Vietnam, no DST).
-pub const DEFAULT_DEMO_TIMEZONE: &str = "Asia/Ho_Chi_Minh";
-/// `--demo-timezone` value that picks a fixed-offset zone where it is now about noon.
-pub const DEMO_TIMEZONE_DAYTIME: &str = "daytime";
-/// How long a child gets between SIGTERM and SIGKILL: the station's fade and journal flush fit
-/// well inside (the systemd units allow the same, `TimeoutStopSec=30s`).
+/// How long a child gets between SIGTERM and SIGKILL: the station's fade, journal flush and last
+/// shipment fit well inside (the systemd units allow the same, `TimeoutStopSec=30s`).
 pub const DEFAULT_STOP_GRACE_SECS: u64 = 30;
 /// How long the collector may take to start listening.
 pub const DEFAULT_COLLECTOR_START_SECS: u64 = 20;
-/// How many upcoming airings the start banner lists.
-pub const NEXT_AIRINGS_SHOWN: usize = 8;
+/// How far ahead the start banner looks for each station's next airing (a week covers
+/// weekday-only schedules started on a Friday evening).
+pub const NEXT_AIRING_HORIZON_DAYS: i64 = 8;
+/// Length of the generated admin token, in random bytes (hex-encoded: twice as many characters).
+pub const ADMIN_TOKEN_BYTES: usize = 24;
 
 /// Arguments of `loa up`.
 #[derive(Debug, Args)]
@@ -63,13 +64,9 @@ pub struct UpArgs {
     /// Where stations play: the sound card, WAV files under var/air/<station>/, or auto-detect.
     #[arg(long, value_enum, default_value_t = OutputChoice::Auto)]
     pub output: OutputChoice,
-    /// Do not run the demo station.
+    /// Do not run the demo station (the chime every minute).
     #[arg(long)]
     pub no_demo: bool,
-    /// Time zone of the demo station (quiet hours 22:00–05:00 there). `daytime` picks a
-    /// fixed-offset zone where it is now around noon, so the demo airs at any hour.
-    #[arg(long, default_value = DEFAULT_DEMO_TIMEZONE)]
-    pub demo_timezone: String,
     /// Seconds each child gets to exit after SIGTERM before it is killed.
     #[arg(long, default_value_t = DEFAULT_STOP_GRACE_SECS)]
     pub stop_grace_secs: u64,
@@ -99,29 +96,22 @@ pub enum Output {
 struct UpStation {
     station: Station,
     catalog: AudioCatalog,
-    schedule_file: PathBuf,
+    /// The schedule file, registered with the collector for "planned" (`None`: the demo, which
+    /// is a test signal, not a plan to measure compliance against).
+    planned_by: Option<PathBuf>,
     schedules_dir: PathBuf,
     audio_dir: PathBuf,
     data_dir: PathBuf,
-    public_key: String,
 }
 
 /// Run `loa up`.
 pub fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
     let exe = std::env::current_exe().context("cannot locate the running loa binary")?;
-    let var = args.var.clone();
-    for dir in [
-        "",
-        "station",
-        "air",
-        "up/keys",
-        "demo-schedules",
-        "demo-audio",
-    ] {
-        let d = var.join(dir);
+    for dir in ["", "station", "air", "demo-schedules", "demo-audio"] {
+        let d = args.var.join(dir);
         std::fs::create_dir_all(&d).with_context(|| format!("cannot create {}", d.display()))?;
     }
-    let var = abs(&var)?;
+    let var = abs(&args.var)?;
     let now = SystemClock.now();
 
     // 1. Every schedule must be valid before anything starts (exit 2 like `loa check`).
@@ -130,18 +120,15 @@ pub fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
     if args.schedules.is_dir() {
         let schedules_dir = abs(&args.schedules)?;
         let audio_dir = abs(&args.audio)?;
-        for (path, loaded) in
-            schedule::load_dir(&schedules_dir, &audio_dir, chrono::Utc::now().date_naive())
-        {
+        for (path, loaded) in schedule::load_dir(&schedules_dir, &audio_dir, now.date_naive()) {
             match loaded {
                 Ok((station, catalog)) => stations.push(UpStation {
                     data_dir: var.join("station").join(&station.id),
                     station,
                     catalog,
-                    schedule_file: path,
+                    planned_by: Some(path),
                     schedules_dir: schedules_dir.clone(),
                     audio_dir: audio_dir.clone(),
-                    public_key: String::new(),
                 }),
                 Err(errors) => {
                     bad += errors.0.len();
@@ -163,21 +150,17 @@ pub fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
     }
 
     // 2. The demo station, rewritten on every start.
-    let mut demo_note = None;
     if !args.no_demo {
-        let tz = demo_timezone(&args.demo_timezone, now)?;
-        let (station, catalog, note) = write_demo(&var, tz, now)?;
-        demo_note = Some(note);
+        let (station, catalog) = write_demo(&var, now)?;
+        let data_dir = var.join("station").join(&station.id);
+        forget_downtime(&data_dir)?;
         stations.push(UpStation {
-            data_dir: var.join("station").join(&station.id),
-            schedule_file: var
-                .join("demo-schedules")
-                .join(children::DEMO_SCHEDULE_FILE),
+            data_dir,
+            planned_by: None,
             schedules_dir: var.join("demo-schedules"),
             audio_dir: var.join("demo-audio"),
             station,
             catalog,
-            public_key: String::new(),
         });
     }
     if stations.is_empty() {
@@ -196,11 +179,13 @@ pub fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
     }
 
     // 3. Output, said loudly.
-    let output = choose_output(args.output, &var)?;
+    let (output, why) = choose_output(args.output, &var);
     match &output {
-        Output::Device => banner("AUDIO OUTPUT: SOUND CARD — stations will play out loud"),
+        Output::Device => banner(&format!(
+            "AUDIO OUTPUT: SOUND CARD — stations play out loud ({why})"
+        )),
         Output::Wav(dir) => banner(&format!(
-            "AUDIO OUTPUT: NO SOUND CARD — stations write WAV files under {}/<station>/",
+            "AUDIO OUTPUT: NO SOUND CARD — stations write WAV files under {}/<station>/ ({why})",
             dir.display()
         )),
     }
@@ -222,7 +207,6 @@ pub fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
         output,
         addr,
         grace: Duration::from_secs(args.stop_grace_secs),
-        demo_note,
     };
     let all_clean = runtime.block_on(async move {
         let signals = watch_signals()?;
@@ -242,7 +226,6 @@ struct Launch {
     output: Output,
     addr: SocketAddr,
     grace: Duration,
-    demo_note: Option<String>,
 }
 
 impl Launch {
@@ -251,7 +234,7 @@ impl Launch {
     /// after being asked to stop.
     async fn run(
         self,
-        mut stations: Vec<UpStation>,
+        stations: Vec<UpStation>,
         signals: tokio::sync::watch::Receiver<u32>,
     ) -> anyhow::Result<bool> {
         let Launch {
@@ -260,36 +243,46 @@ impl Launch {
             output,
             addr,
             grace,
-            demo_note,
         } = self;
-        // Keys (generated on first run) and the collector's registry.
-        for s in &mut stations {
-            s.public_key = ensure_key(&exe, &var, &s.station.id, &s.data_dir)?;
-        }
+        // Keys (made on first run) and the stations' entries in the collector's registry. Other
+        // entries (stations enrolled by hand with `loa register` or the admin API) are kept.
         let config_path = var.join("collector.toml");
-        let regs: Vec<children::Registration<'_>> = stations
-            .iter()
-            .map(|s| children::Registration {
-                id: &s.station.id,
-                name: &s.station.name,
-                area_code: &s.station.area_code,
-                public_key: &s.public_key,
-                schedule: &s.schedule_file,
-                audio: &s.audio_dir,
-            })
-            .collect();
-        let config_text = children::collector_config(&regs)?;
-        std::fs::write(&config_path, config_text)
-            .with_context(|| format!("cannot write {}", config_path.display()))?;
+        for s in &stations {
+            let (public_key, made) = ensure_key(&s.data_dir)?;
+            if made {
+                println!(
+                    "loa up: made a key pair for station {} in {}",
+                    s.station.id,
+                    s.data_dir.display()
+                );
+            }
+            let created = upsert_file(&config_path, &registration(s, public_key))
+                .with_context(|| format!("cannot register station {}", s.station.id))?;
+            if created {
+                println!(
+                    "loa up: registered station {} with the collector ({})",
+                    s.station.id,
+                    config_path.display()
+                );
+            }
+        }
+        let token_file = ensure_admin_token(&var)?;
 
         // Children.
         let collector_url = format!("http://{addr}");
-        let mut specs = vec![ChildSpec {
+        let collector = ChildSpec {
             name: "collector".into(),
             program: exe.clone(),
-            args: children::collector_args(addr, &var.join("collector.db"), &config_path),
+            args: children::collector_args(
+                addr,
+                &var.join("collector.db"),
+                &config_path,
+                &token_file,
+            ),
             stop_order: 1,
-        }];
+        };
+        let run_stamp = Utc::now().format("%Y%m%dT%H%M%SZ").to_string();
+        let mut station_specs = Vec::new();
         for s in &stations {
             std::fs::create_dir_all(&s.data_dir)
                 .with_context(|| format!("cannot create {}", s.data_dir.display()))?;
@@ -299,10 +292,10 @@ impl Launch {
                     let d = dir.join(&s.station.id);
                     std::fs::create_dir_all(&d)
                         .with_context(|| format!("cannot create {}", d.display()))?;
-                    children::OutputArg::Wav(d)
+                    children::OutputArg::Wav(d.join(format!("{run_stamp}.wav")))
                 }
             };
-            specs.push(ChildSpec {
+            station_specs.push(ChildSpec {
                 name: format!("station {}", s.station.id),
                 program: exe.clone(),
                 args: children::station_args(
@@ -320,31 +313,32 @@ impl Launch {
         tokio::pin!(shutdown);
         let mut sup = Supervisor::default();
         // The collector first: stations would otherwise start with their first shipments refused.
-        let (collector, stations_specs) = specs.split_at(1);
-        sup.start(&collector[0])?;
-        if let Err(e) = wait_for_port(
-            &mut sup,
-            addr,
-            Duration::from_secs(DEFAULT_COLLECTOR_START_SECS),
-        )
-        .await
-        {
+        let started = async {
+            sup.start(&collector)?;
+            wait_for_port(
+                &mut sup,
+                addr,
+                Duration::from_secs(DEFAULT_COLLECTOR_START_SECS),
+            )
+            .await?;
+            for spec in &station_specs {
+                sup.start(spec)?;
+            }
+            anyhow::Ok(())
+        }
+        .await;
+        if let Err(e) = started {
             eprintln!("loa up: {e:#}");
             sup.stop(grace, signal_count(signals.clone(), 2)).await;
             return Ok(false);
         }
-        for spec in stations_specs {
-            if let Err(e) = sup.start(spec) {
-                eprintln!("loa up: {e:#}");
-                sup.stop(grace, signal_count(signals.clone(), 2)).await;
-                return Ok(false);
-            }
-        }
 
         banner(&format!("DASHBOARD: {collector_url}/"));
-        if let Some(note) = &demo_note {
-            println!("{note}");
-        }
+        println!(
+            "Status in a terminal: loa status --collector {collector_url}\n\
+             Admin API token (enrol more stations): {}",
+            token_file.display()
+        );
         print_next_airings(&stations, SystemClock.now());
         println!("Ctrl-C stops everything cleanly.");
 
@@ -363,37 +357,57 @@ impl Launch {
         for (name, status) in &report {
             println!("  {name}: {status}");
         }
-        Ok(clean && report.iter().all(|(_, s)| s.clean()))
+        let all_clean = clean && report.iter().all(|(_, s)| s.clean());
+        println!(
+            "loa up: {}",
+            if all_clean {
+                "everything stopped cleanly"
+            } else {
+                "stopped, not cleanly (see above)"
+            }
+        );
+        Ok(all_clean)
+    }
+}
+
+/// The registry entry of a station `loa up` runs.
+fn registration(s: &UpStation, public_key: String) -> RawStation {
+    RawStation {
+        id: s.station.id.clone(),
+        name: s.station.name.clone(),
+        area_code: s.station.area_code.clone(),
+        public_key,
+        schedule: s.planned_by.clone(),
+        audio_root: s.planned_by.as_ref().map(|_| s.audio_dir.clone()),
     }
 }
 
 /// MERGE POINT — everything `loa up` assumes about the other subcommands' flags and files.
-/// Adjust here (and only here) when `loa station`, `loa collector` and `loa keygen` land.
+/// Adjust here (and only here) when `loa station` or `loa collector` change.
 pub mod children {
     use std::ffi::OsString;
     use std::net::SocketAddr;
     use std::path::{Path, PathBuf};
 
-    /// File name of the demo schedule inside `var/demo-schedules/`.
+    /// File name of the demo schedule inside `var/demo-schedules/` (`<station id>.toml`).
     pub const DEMO_SCHEDULE_FILE: &str = "demo.toml";
     /// File name of the demo chime inside `var/demo-audio/`.
     pub const DEMO_IDENT_FILE: &str = "ident.wav";
     /// Station id of the demo station.
     pub const DEMO_STATION_ID: &str = "demo";
+    /// The station daemon's "last seen running" mark in its data directory
+    /// (`station::ALIVE_FILE`, private there): after downtime the daemon journals every
+    /// occurrence since this mark as missed. For the demo that would be one record per minute
+    /// `loa up` was not running, so `loa up` removes the demo's mark before starting it.
+    pub const STATION_ALIVE_FILE: &str = "alive";
 
-    /// `loa keygen --station ID --dir DIR` (prints the public key, base64).
-    pub fn keygen_args(id: &str, dir: &Path) -> Vec<OsString> {
-        vec![
-            "keygen".into(),
-            "--station".into(),
-            id.into(),
-            "--dir".into(),
-            dir.into(),
-        ]
-    }
-
-    /// `loa collector --listen ADDR --db DB --config CONFIG`.
-    pub fn collector_args(listen: SocketAddr, db: &Path, config: &Path) -> Vec<OsString> {
+    /// `loa collector --listen ADDR --db DB --config CONFIG --admin-token-file TOKEN`.
+    pub fn collector_args(
+        listen: SocketAddr,
+        db: &Path,
+        config: &Path,
+        admin_token_file: &Path,
+    ) -> Vec<OsString> {
         vec![
             "collector".into(),
             "--listen".into(),
@@ -402,6 +416,8 @@ pub mod children {
             db.into(),
             "--config".into(),
             config.into(),
+            "--admin-token-file".into(),
+            admin_token_file.into(),
         ]
     }
 
@@ -409,11 +425,12 @@ pub mod children {
     #[derive(Debug, Clone, PartialEq, Eq)]
     pub enum OutputArg {
         Device,
-        /// WAV files written into this directory.
+        /// One WAV file of exactly what aired (`wav:PATH`).
         Wav(PathBuf),
     }
 
-    /// `loa station --station ID --schedules DIR --audio DIR --data DIR --collector URL --output O`.
+    /// `loa station --station ID --schedules DIR --audio DIR --data DIR --collector URL --output O`
+    /// (the station reads `DIR/ID.toml`).
     pub fn station_args(
         id: &str,
         schedules: &Path,
@@ -424,9 +441,9 @@ pub mod children {
     ) -> Vec<OsString> {
         let output: OsString = match output {
             OutputArg::Device => "device".into(),
-            OutputArg::Wav(dir) => {
+            OutputArg::Wav(file) => {
                 let mut o = OsString::from("wav:");
-                o.push(dir);
+                o.push(file);
                 o
             }
         };
@@ -447,57 +464,34 @@ pub mod children {
         ]
     }
 
-    /// One station in the collector's registry.
-    #[derive(Debug, serde::Serialize)]
-    pub struct Registration<'a> {
-        pub id: &'a str,
-        pub name: &'a str,
-        pub area_code: &'a str,
-        pub public_key: &'a str,
-        pub schedule: &'a Path,
-        pub audio: &'a Path,
-    }
-
-    #[derive(serde::Serialize)]
-    struct CollectorConfig<'a> {
-        station: &'a [Registration<'a>],
-    }
-
-    /// The collector's config file: one `[[station]]` table per registered station (the same
-    /// facts `loa register` takes: id, name, area code, public key, schedule file).
-    pub fn collector_config(stations: &[Registration<'_>]) -> Result<String, toml::ser::Error> {
-        let body = toml::to_string(&CollectorConfig { station: stations })?;
-        Ok(format!(
-            "# Written by `loa up` on every start from schedules/ and the stations' keys.\n\
-             # Do not edit: change schedules/ and run `loa up` again.\n\n{body}"
-        ))
-    }
-
-    /// The demo station's schedule file (format of `docs/schedules.md`): the chime every minute
-    /// from 05:00 to 21:59 in `timezone`, quiet hours 22:00–05:00, soft start.
+    /// The demo station's schedule file (format of `docs/schedules.md`): the chime at the top of
+    /// every minute, day and night. It has no quiet hours on purpose: it is a test signal on
+    /// the machine running `loa up`, not a loudspeaker over a street (see docs/operations.md).
     pub fn demo_schedule(timezone: &str) -> String {
         format!(
             r#"# Demo station written by `loa up` on every start (var/demo-schedules/demo.toml).
-# A 2-second chime every minute from 05:00 to 21:59, never inside the quiet hours, so a newcomer
-# sees an airing reach the collector within a minute of `loa up`. Not a real station.
+# A 2-second chime at the top of every minute, day and night, so a newcomer sees an airing reach
+# the collector within a minute of `loa up`, whatever the hour. Not a real station: a real
+# loudspeaker station keeps quiet hours (see schedules/). `loa up --no-demo` turns it off.
 id = "{DEMO_STATION_ID}"
-name = "Đài thử nghiệm (loa up demo)"
+name = "Trạm thử nghiệm (loa up demo)"
 kind = "ward"
 area_code = "00000"
 timezone = "{timezone}"
-quiet_hours = ["22:00-05:00"]
-max_session_minutes = 5
+quiet_hours = []
+max_session_minutes = 1
 
-[programs.ident]
+[[programs]]
+id = "ident"
 title = "Nhạc hiệu thử nghiệm"
 category = "ident"
 file = "{DEMO_IDENT_FILE}"
 
 [[slots]]
 id = "demo-ident"
-cron = ["* 5-21 * * *"]
+cron = "* * * * *"
 program = "ident"
-playlist = ["program:ident"]
+play = ["program:ident"]
 priority = "normal"
 start = "soft"
 grace_secs = 30
@@ -518,74 +512,70 @@ fn banner(text: &str) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Keys
+// Keys and tokens
 
-/// The station's public key: from `var/up/keys/<id>.pub` when `loa up` made it before, otherwise
-/// made now by `loa keygen` (a child process) and cached.
-fn ensure_key(exe: &Path, var: &Path, id: &str, data_dir: &Path) -> anyhow::Result<String> {
-    let cache = var.join("up/keys").join(format!("{id}.pub"));
-    if let Ok(text) = std::fs::read_to_string(&cache)
-        && let Some(key) = find_public_key(&text)
-    {
-        return Ok(key);
+/// The station's public key (`keys::public_key_text`) from its key pair in `data_dir`, made
+/// there now if it has none (the same files `loa keygen --dir DATA_DIR` writes). True when made.
+fn ensure_key(data_dir: &Path) -> anyhow::Result<(String, bool)> {
+    let (secret, _) = keys::key_paths(data_dir);
+    if secret.exists() {
+        let key = keys::load(data_dir)
+            .with_context(|| format!("cannot use the station key in {}", data_dir.display()))?;
+        return Ok((keys::public_key_text(&key.verifying_key()), false));
     }
-    std::fs::create_dir_all(data_dir)
-        .with_context(|| format!("cannot create {}", data_dir.display()))?;
-    let out = std::process::Command::new(exe)
-        .args(children::keygen_args(id, data_dir))
-        .output()
-        .with_context(|| format!("cannot run `loa keygen` for station {id}"))?;
-    if !out.status.success() {
-        bail!(
-            "`loa keygen --station {id} --dir {}` failed ({}): {}\n\
-             If this station already has a key there, put its public key in {} \
-             (or delete {} to start the station afresh).",
-            data_dir.display(),
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim(),
-            cache.display(),
-            data_dir.display()
-        );
-    }
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let Some(key) = find_public_key(&stdout) else {
-        bail!("`loa keygen` for station {id} printed no public key: {stdout:?}");
-    };
-    std::fs::write(&cache, format!("{key}\n"))
-        .with_context(|| format!("cannot write {}", cache.display()))?;
-    println!("loa up: made a key pair for station {id}");
-    Ok(key)
+    let key = keys::generate(data_dir, false)
+        .with_context(|| format!("cannot make a station key in {}", data_dir.display()))?;
+    Ok((keys::public_key_text(&key.verifying_key()), true))
 }
 
-/// The first whitespace-separated token of `text` that is a valid encoded public key
-/// (`wire::decode_public_key`), trimmed of quotes and punctuation around it.
-fn find_public_key(text: &str) -> Option<String> {
-    text.split_whitespace()
-        .map(|t| t.trim_matches(|c: char| matches!(c, '"' | '\'' | ',' | ';' | '`')))
-        .map(|t| t.strip_prefix("public_key=").unwrap_or(t))
-        .find(|t| crate::wire::decode_public_key(t).is_ok())
-        .map(str::to_string)
+/// `var/admin-token`: the collector's admin API token, made on first run (mode 0600).
+fn ensure_admin_token(var: &Path) -> anyhow::Result<PathBuf> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let path = var.join("admin-token");
+    if path.exists() {
+        return Ok(path);
+    }
+    let mut bytes = [0u8; ADMIN_TOKEN_BYTES];
+    getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("no random bytes for a token: {e}"))?;
+    let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+        .with_context(|| format!("cannot create {}", path.display()))?;
+    writeln!(f, "{token}").with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(path)
 }
 
 // ---------------------------------------------------------------------------------------------
 // Output
 
-/// Resolve `--output`: `auto` is the sound card when `/proc/asound/cards` lists one and the
-/// default device opens, otherwise WAV files.
-fn choose_output(choice: OutputChoice, var: &Path) -> anyhow::Result<Output> {
+/// Resolve `--output`, with the reason to show: `auto` is the sound card when
+/// `/proc/asound/cards` lists one and the default device opens, otherwise WAV files.
+fn choose_output(choice: OutputChoice, var: &Path) -> (Output, &'static str) {
     let wav = Output::Wav(var.join("air"));
-    Ok(match choice {
-        OutputChoice::Wav => wav,
-        OutputChoice::Device => Output::Device,
+    match choice {
+        OutputChoice::Wav => (wav, "--output wav"),
+        OutputChoice::Device => (Output::Device, "--output device"),
         OutputChoice::Auto => {
             let cards = std::fs::read_to_string("/proc/asound/cards").unwrap_or_default();
-            if sound_cards(&cards) > 0 && default_device_opens() {
-                Output::Device
+            if sound_cards(&cards) == 0 {
+                (
+                    wav,
+                    "/proc/asound/cards lists no card; --output device to force",
+                )
+            } else if !default_device_opens() {
+                (
+                    wav,
+                    "the default sound device does not open; see `loa devices`",
+                )
             } else {
-                wav
+                (Output::Device, "found; --output wav to write files instead")
             }
         }
-    })
+    }
 }
 
 /// How many cards `/proc/asound/cards` lists (lines starting with an index number).
@@ -614,88 +604,39 @@ fn default_device_opens() -> bool {
 // ---------------------------------------------------------------------------------------------
 // Demo station
 
-/// The demo station's zone: a name, or `daytime` for a fixed-offset zone where it is now
-/// between 10:00 and 14:59 (so the demo airs at any hour of the host's day).
-fn demo_timezone(arg: &str, now: DateTime<Utc>) -> anyhow::Result<Tz> {
-    let name = if arg == DEMO_TIMEZONE_DAYTIME {
-        daytime_zone_name(now)
-    } else {
-        arg.to_string()
-    };
-    name.parse::<Tz>().map_err(|e| {
-        anyhow::anyhow!("--demo-timezone {arg:?}: unknown time zone ({e}); try Asia/Ho_Chi_Minh")
-    })
-}
+/// Zone of the demo station (it only changes how its times are shown: it airs every minute).
+const DEMO_TIMEZONE: &str = "Asia/Ho_Chi_Minh";
 
-/// `Etc/GMT∓N` such that the local hour there is about 12 at `now` (POSIX sign: `Etc/GMT-7` is
-/// UTC+7).
-fn daytime_zone_name(now: DateTime<Utc>) -> String {
-    let mut offset = 12 - now.hour() as i32; // hours east of UTC
-    if offset > 14 {
-        offset -= 24;
-    }
-    if offset < -12 {
-        offset += 24;
-    }
-    match offset {
-        0 => "Etc/GMT".to_string(),
-        o if o > 0 => format!("Etc/GMT-{o}"),
-        o => format!("Etc/GMT+{}", -o),
-    }
-}
-
-/// Write the demo schedule and chime into `var/`, validate the schedule like any other, and say
-/// when the demo airs next.
-fn write_demo(
-    var: &Path,
-    tz: Tz,
-    now: DateTime<Utc>,
-) -> anyhow::Result<(Station, AudioCatalog, String)> {
+/// Write the demo schedule and chime into `var/` and validate the schedule like any other.
+fn write_demo(var: &Path, now: DateTime<Utc>) -> anyhow::Result<(Station, AudioCatalog)> {
     let audio_dir = var.join("demo-audio");
     let ident = audio_dir.join(children::DEMO_IDENT_FILE);
     write_chime(&ident).with_context(|| format!("cannot write {}", ident.display()))?;
     let sched = var
         .join("demo-schedules")
         .join(children::DEMO_SCHEDULE_FILE);
-    std::fs::write(&sched, children::demo_schedule(tz.name()))
+    std::fs::write(&sched, children::demo_schedule(DEMO_TIMEZONE))
         .with_context(|| format!("cannot write {}", sched.display()))?;
-    let (station, catalog) = match schedule::load(
-        &sched,
-        &audio_dir,
-        chrono::Utc::now().date_naive(),
-    ) {
-        Ok(ok) => ok,
-        Err(errors) => {
-            for e in &errors.0 {
-                eprintln!("{e}");
-            }
-            bail!(
-                "the demo schedule {} does not validate (a bug in `loa up`); run with --no-demo",
-                sched.display()
-            );
+    schedule::load(&sched, &audio_dir, now.date_naive()).map_err(|errors| {
+        for e in &errors.0 {
+            eprintln!("{e}");
         }
-    };
-    let local = now.with_timezone(&tz).time();
-    let quiet = schedule::QuietHours {
-        start: NaiveTime::from_hms_opt(22, 0, 0).unwrap_or(NaiveTime::MIN),
-        end: NaiveTime::from_hms_opt(5, 0, 0).unwrap_or(NaiveTime::MIN),
-    };
-    let note = if quiet.contains(local) {
-        format!(
-            "DEMO: it is {} in {} — quiet hours (22:00–05:00), the demo chime waits until 05:00. \
-             To watch one now: loa up --demo-timezone {DEMO_TIMEZONE_DAYTIME}",
-            local.format("%H:%M"),
-            tz.name()
+        anyhow::anyhow!(
+            "the demo schedule {} does not validate (a bug in `loa up`); run with --no-demo",
+            sched.display()
         )
-    } else {
-        format!(
-            "DEMO: station `{}` airs a 2-second chime at the top of every minute (05:00–21:59 {}); \
-             watch it arrive on the dashboard.",
-            children::DEMO_STATION_ID,
-            tz.name()
-        )
-    };
-    Ok((station, catalog, note))
+    })
+}
+
+/// The demo owes nothing for the time `loa up` was not running: remove its "alive" mark so its
+/// daemon does not journal a missed chime for every minute of the downtime.
+fn forget_downtime(data_dir: &Path) -> anyhow::Result<()> {
+    let mark = data_dir.join(children::STATION_ALIVE_FILE);
+    match std::fs::remove_file(&mark) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e).with_context(|| format!("cannot remove {}", mark.display())),
+    }
 }
 
 /// A 2-second three-note chime (G5, E5, C5 with a bell-like decay), 44.1 kHz 16-bit stereo,
@@ -736,32 +677,43 @@ fn write_chime(path: &Path) -> Result<(), hound::Error> {
 // ---------------------------------------------------------------------------------------------
 // Next airings
 
+/// Each station's next airing after `now` (within [`NEXT_AIRING_HORIZON_DAYS`]), soonest first.
+fn next_airings(stations: &[UpStation], now: DateTime<Utc>) -> Vec<schedule::PlannedAiring> {
+    let mut next: Vec<_> = stations
+        .iter()
+        .filter_map(|s| {
+            let to = now + ChronoDuration::days(NEXT_AIRING_HORIZON_DAYS);
+            schedule::expand_between(&s.station, &s.catalog, now, to)
+                .into_iter()
+                .next()
+        })
+        .collect();
+    next.sort_by_key(|a| a.at);
+    next
+}
+
 fn print_next_airings(stations: &[UpStation], now: DateTime<Utc>) {
-    let mut next = Vec::new();
-    for s in stations {
-        let today = now.with_timezone(&s.station.timezone).date_naive();
-        let to = today + ChronoDuration::days(1);
-        for a in schedule::expand(&s.station, &s.catalog, today, to) {
-            if a.at.with_timezone(&Utc) > now {
-                next.push(a);
-            }
-        }
-    }
-    next.sort_by_key(|a| a.at.with_timezone(&Utc));
-    if next.is_empty() {
-        println!("Next airings: none planned for today or tomorrow.");
-        return;
-    }
-    println!("Next airings:");
-    for a in next.iter().take(NEXT_AIRINGS_SHOWN) {
+    println!("Next airings (station-local time):");
+    for a in next_airings(stations, now) {
         let wait = (a.at.with_timezone(&Utc) - now).num_seconds().max(0);
         println!(
-            "  {}  {:<12} {:<20} {:<8} in {}",
+            "  {}  {:<22} {:<20} {:<8} in {}",
             a.at.format("%Y-%m-%d %H:%M:%S %:z"),
             a.station,
             a.slot,
             a.category,
             human_secs(wait)
+        );
+    }
+    let quiet: Vec<&str> = stations
+        .iter()
+        .filter(|s| next_airings(std::slice::from_ref(s), now).is_empty())
+        .map(|s| s.station.id.as_str())
+        .collect();
+    if !quiet.is_empty() {
+        println!(
+            "  (nothing planned within {NEXT_AIRING_HORIZON_DAYS} days: {})",
+            quiet.join(", ")
         );
     }
 }
@@ -770,7 +722,8 @@ fn human_secs(s: i64) -> String {
     match s {
         s if s < 60 => format!("{s} s"),
         s if s < 3600 => format!("{} min {} s", s / 60, s % 60),
-        s => format!("{} h {} min", s / 3600, (s % 3600) / 60),
+        s if s < 48 * 3600 => format!("{} h {} min", s / 3600, (s % 3600) / 60),
+        s => format!("{} days {} h", s / 86_400, (s % 86_400) / 3600),
     }
 }
 
@@ -827,33 +780,34 @@ struct Running {
     ended: Option<ChildEnd>,
 }
 
+/// A child's exit as the waiting task reports it: its index in `Supervisor::running`, and how.
+type ExitReport = (usize, ChildEnd);
+
 /// Runs children in their own process groups (so a terminal's Ctrl-C reaches only `loa up`,
 /// which then stops them in order), forwards their output line by line with a name prefix, and
 /// reports exits. Children get SIGTERM if `loa up` itself dies (PR_SET_PDEATHSIG).
-#[derive(Default)]
 pub struct Supervisor {
     running: Vec<Running>,
-    exits: Option<(
-        tokio::sync::mpsc::UnboundedSender<(usize, ChildEnd)>,
-        tokio::sync::mpsc::UnboundedReceiver<(usize, ChildEnd)>,
-    )>,
+    exits_tx: tokio::sync::mpsc::UnboundedSender<ExitReport>,
+    exits_rx: tokio::sync::mpsc::UnboundedReceiver<ExitReport>,
+}
+
+impl Default for Supervisor {
+    fn default() -> Self {
+        // Unbounded but bounded in practice: at most one message per child ever started.
+        let (exits_tx, exits_rx) = tokio::sync::mpsc::unbounded_channel();
+        Self {
+            running: Vec::new(),
+            exits_tx,
+            exits_rx,
+        }
+    }
 }
 
 impl Supervisor {
-    fn channel(
-        &mut self,
-    ) -> &mut (
-        tokio::sync::mpsc::UnboundedSender<(usize, ChildEnd)>,
-        tokio::sync::mpsc::UnboundedReceiver<(usize, ChildEnd)>,
-    ) {
-        self.exits
-            .get_or_insert_with(tokio::sync::mpsc::unbounded_channel)
-    }
-
     /// Start one child. Must run on the thread that stays alive (PR_SET_PDEATHSIG is per thread):
     /// `loa up` uses a current-thread runtime on the main thread.
     pub fn start(&mut self, spec: &ChildSpec) -> anyhow::Result<()> {
-        use tokio::io::{AsyncBufReadExt, BufReader};
         let mut cmd = tokio::process::Command::new(&spec.program);
         cmd.args(&spec.args)
             .stdin(std::process::Stdio::null())
@@ -879,25 +833,13 @@ impl Supervisor {
             .with_context(|| format!("{} has no process id", spec.name))?;
         let prefix = format!("[{}]", spec.name);
         if let Some(out) = child.stdout.take() {
-            let prefix = prefix.clone();
-            tokio::spawn(async move {
-                let mut lines = BufReader::new(out).lines();
-                while let Ok(Some(l)) = lines.next_line().await {
-                    println!("{prefix} {l}");
-                }
-            });
+            tokio::spawn(forward_lines(out, prefix.clone(), Stream::Stdout));
         }
         if let Some(err) = child.stderr.take() {
-            let prefix = prefix.clone();
-            tokio::spawn(async move {
-                let mut lines = BufReader::new(err).lines();
-                while let Ok(Some(l)) = lines.next_line().await {
-                    eprintln!("{prefix} {l}");
-                }
-            });
+            tokio::spawn(forward_lines(err, prefix, Stream::Stderr));
         }
         let idx = self.running.len();
-        let tx = self.channel().0.clone();
+        let tx = self.exits_tx.clone();
         tokio::spawn(async move {
             let end = match child.wait().await {
                 Ok(st) => {
@@ -926,7 +868,7 @@ impl Supervisor {
         if self.running.iter().all(|r| r.ended.is_some()) {
             return std::future::pending().await;
         }
-        let (idx, end) = self.channel().1.recv().await?;
+        let (idx, end) = self.exits_rx.recv().await?;
         let r = self.running.get_mut(idx)?;
         r.ended = Some(end.clone());
         Some((r.name.clone(), end))
@@ -934,7 +876,7 @@ impl Supervisor {
 
     /// A child's exit already reported, without waiting.
     fn poll_exit(&mut self) -> Option<(String, ChildEnd)> {
-        let (idx, end) = self.channel().1.try_recv().ok()?;
+        let (idx, end) = self.exits_rx.try_recv().ok()?;
         let r = self.running.get_mut(idx)?;
         r.ended = Some(end.clone());
         Some((r.name.clone(), end))
@@ -1021,6 +963,28 @@ impl Supervisor {
     }
 }
 
+/// Which of `loa up`'s own streams a child's stream goes to.
+#[derive(Debug, Clone, Copy)]
+enum Stream {
+    Stdout,
+    Stderr,
+}
+
+/// Copy `from` line by line to `loa up`'s `to`, each line prefixed with the child's name.
+async fn forward_lines<R>(from: R, prefix: String, to: Stream)
+where
+    R: tokio::io::AsyncRead + Unpin,
+{
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    let mut lines = BufReader::new(from).lines();
+    while let Ok(Some(l)) = lines.next_line().await {
+        match to {
+            Stream::Stdout => println!("{prefix} {l}"),
+            Stream::Stderr => eprintln!("{prefix} {l}"),
+        }
+    }
+}
+
 /// Wait until `addr` accepts TCP connections, failing early if a child exits meanwhile.
 async fn wait_for_port(
     sup: &mut Supervisor,
@@ -1090,98 +1054,83 @@ mod tests {
         assert_eq!(sound_cards(two), 2);
     }
 
+    /// The demo, loaded by the real schedule loader, airs within a minute at every minute of
+    /// the day (night included: it has no quiet hours), and its chime ends inside that minute.
     #[test]
-    fn finds_the_public_key_in_keygen_output() {
-        let key = ed25519_dalek::SigningKey::from_bytes(&[7u8; 32]).verifying_key();
-        let b64 = crate::wire::encode_public_key(&key);
-        let check = |text: String, expected: Option<&str>| {
-            assert_eq!(find_public_key(&text).as_deref(), expected, "{text:?}");
-        };
-        check(format!("{b64}\n"), Some(&b64));
-        check(
-            format!("wrote var/station/x/station.key\npublic key: {b64}\n"),
-            Some(&b64),
-        );
-        check(format!("public_key = \"{b64}\""), Some(&b64));
-        check("no key here\n".into(), None);
-        check("QUJD\n".into(), None); // valid base64, not 32 bytes
-    }
-
-    #[test]
-    fn daytime_zone_is_near_noon() {
-        for h in 0..24 {
-            let now = Utc.with_ymd_and_hms(2026, 11, 27, h, 30, 0).unwrap();
-            let name = daytime_zone_name(now);
-            let tz: Tz = name.parse().unwrap_or_else(|e| panic!("{name}: {e}"));
-            let local = now.with_timezone(&tz).hour();
-            assert!((10..=14).contains(&local), "{h}:30 UTC → {name} {local}h");
+    fn demo_airs_within_a_minute_at_any_hour() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        for sub in ["demo-schedules", "demo-audio"] {
+            std::fs::create_dir_all(dir.path().join(sub)).unwrap_or_else(|e| panic!("{e}"));
         }
-        assert!(demo_timezone("Mars/Olympus", Utc::now()).is_err());
-        assert_eq!(
-            demo_timezone("Asia/Ho_Chi_Minh", Utc::now())
-                .map(|t| t.name())
-                .ok(),
-            Some("Asia/Ho_Chi_Minh")
+        let day = Utc.with_ymd_and_hms(2026, 11, 27, 0, 0, 0).unwrap();
+        let (station, catalog) = write_demo(dir.path(), day).unwrap_or_else(|e| panic!("{e:#}"));
+        assert_eq!(station.id, children::DEMO_STATION_ID);
+        assert!(station.quiet_hours.is_empty());
+        let demo = UpStation {
+            station,
+            catalog,
+            planned_by: None,
+            schedules_dir: dir.path().join("demo-schedules"),
+            audio_dir: dir.path().join("demo-audio"),
+            data_dir: dir.path().join("station/demo"),
+        };
+        // Every 7 minutes and 13 seconds through a whole UTC day (all local hours, both zones).
+        let mut t = day;
+        while t < day + ChronoDuration::days(1) {
+            let next = next_airings(std::slice::from_ref(&demo), t);
+            let first = next
+                .first()
+                .unwrap_or_else(|| panic!("{t}: no next airing"));
+            let wait = first.at.with_timezone(&Utc) - t;
+            assert!(
+                wait >= ChronoDuration::zero() && wait < ChronoDuration::seconds(60),
+                "{t}: next demo airing in {wait}"
+            );
+            assert!(first.planned_secs > 1.9 && first.planned_secs < 2.1);
+            t += ChronoDuration::seconds(7 * 60 + 13);
+        }
+    }
+
+    #[test]
+    fn demo_downtime_mark_is_removed() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let mark = dir.path().join(children::STATION_ALIVE_FILE);
+        std::fs::write(&mark, "2026-11-01T00:00:00Z").unwrap_or_else(|e| panic!("{e}"));
+        forget_downtime(dir.path()).unwrap_or_else(|e| panic!("{e:#}"));
+        assert!(!mark.exists());
+        forget_downtime(dir.path()).unwrap_or_else(|e| panic!("no mark is fine: {e:#}"));
+    }
+
+    #[test]
+    fn keys_are_made_once_then_reused() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let data = dir.path().join("station/a");
+        let (k1, made1) = ensure_key(&data).unwrap_or_else(|e| panic!("{e:#}"));
+        let (k2, made2) = ensure_key(&data).unwrap_or_else(|e| panic!("{e:#}"));
+        assert!(made1 && !made2);
+        assert_eq!(k1, k2);
+        assert!(crate::wire::decode_public_key(&k1).is_ok());
+        // A damaged key is an error naming the file, never a silent new key.
+        std::fs::write(data.join(keys::SECRET_KEY_FILE), b"short")
+            .unwrap_or_else(|e| panic!("{e}"));
+        let err = ensure_key(&data).err().map(|e| format!("{e:#}"));
+        assert!(
+            err.as_deref().is_some_and(|e| e.contains("station.key")),
+            "{err:?}"
         );
     }
 
     #[test]
-    fn collector_config_round_trips() {
-        let regs = [
-            children::Registration {
-                id: "phuong-le-hong-phong",
-                name: "Đài truyền thanh phường Lê Hồng Phong",
-                area_code: "21016",
-                public_key: "AAAA\"quoted",
-                schedule: Path::new("/x/schedules/p.toml"),
-                audio: Path::new("/x/audio"),
-            },
-            children::Registration {
-                id: "demo",
-                name: "demo",
-                area_code: "00000",
-                public_key: "k",
-                schedule: Path::new("/x/var/demo-schedules/demo.toml"),
-                audio: Path::new("/x/var/demo-audio"),
-            },
-        ];
-        let text = children::collector_config(&regs).unwrap_or_default();
-        let v: toml::Value = toml::from_str(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
-        let st = v
-            .get("station")
-            .and_then(|s| s.as_array())
-            .cloned()
-            .unwrap_or_default();
-        assert_eq!(st.len(), 2);
-        assert_eq!(
-            st[0].get("name").and_then(|n| n.as_str()),
-            Some("Đài truyền thanh phường Lê Hồng Phong")
-        );
-        assert_eq!(
-            st[0].get("public_key").and_then(|n| n.as_str()),
-            Some("AAAA\"quoted")
-        );
-        assert_eq!(
-            st[1].get("schedule").and_then(|n| n.as_str()),
-            Some("/x/var/demo-schedules/demo.toml")
-        );
-    }
-
-    #[test]
-    fn demo_schedule_is_valid_toml_and_respects_quiet_hours() {
-        let text = children::demo_schedule("Asia/Ho_Chi_Minh");
-        let v: toml::Value = toml::from_str(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
-        assert_eq!(
-            v.get("id").and_then(|x| x.as_str()),
-            Some(children::DEMO_STATION_ID)
-        );
-        assert_eq!(
-            v.get("timezone").and_then(|x| x.as_str()),
-            Some("Asia/Ho_Chi_Minh")
-        );
-        // Hours 5-21 only: the last chime (21:59 + 2 s) ends before the 22:00 quiet hours.
-        assert!(text.contains("cron = [\"* 5-21 * * *\"]"));
-        assert!(text.contains("quiet_hours = [\"22:00-05:00\"]"));
+    fn admin_token_is_made_once_and_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let p = ensure_admin_token(dir.path()).unwrap_or_else(|e| panic!("{e:#}"));
+        let t1 = std::fs::read_to_string(&p).unwrap_or_default();
+        assert_eq!(t1.trim().len(), ADMIN_TOKEN_BYTES * 2);
+        let mode = std::fs::metadata(&p).map(|m| m.permissions().mode() & 0o777);
+        assert_eq!(mode.ok(), Some(0o600));
+        ensure_admin_token(dir.path()).unwrap_or_else(|e| panic!("{e:#}"));
+        assert_eq!(std::fs::read_to_string(&p).unwrap_or_default(), t1);
     }
 
     #[test]
@@ -1208,7 +1157,7 @@ mod tests {
             Path::new("/v/demo-audio"),
             Path::new("/v/station/demo"),
             "http://127.0.0.1:8080",
-            &children::OutputArg::Wav("/v/air/demo".into()),
+            &children::OutputArg::Wav("/v/air/demo/x.wav".into()),
         );
         let joined: Vec<String> = args
             .iter()
@@ -1217,8 +1166,36 @@ mod tests {
         assert_eq!(
             joined.join(" "),
             "station --station demo --schedules /v/demo-schedules --audio /v/demo-audio \
-             --data /v/station/demo --collector http://127.0.0.1:8080 --output wav:/v/air/demo"
+             --data /v/station/demo --collector http://127.0.0.1:8080 --output wav:/v/air/demo/x.wav"
         );
+    }
+
+    /// The real `loa station` and `loa collector` parsers accept exactly what `children` builds.
+    #[test]
+    fn children_command_lines_parse_with_the_real_subcommands() {
+        use clap::Parser;
+        let mut lines: Vec<Vec<OsString>> = [
+            children::OutputArg::Device,
+            children::OutputArg::Wav("/v/x.wav".into()),
+        ]
+        .iter()
+        .map(|out| {
+            let (s, a, d) = (Path::new("/v/s"), Path::new("/v/a"), Path::new("/v/d"));
+            children::station_args("demo", s, a, d, "http://127.0.0.1:1", out)
+        })
+        .collect();
+        lines.push(children::collector_args(
+            SocketAddr::from((Ipv4Addr::LOCALHOST, 1)),
+            Path::new("/v/c.db"),
+            Path::new("/v/c.toml"),
+            Path::new("/v/admin-token"),
+        ));
+        for args in lines {
+            let argv = std::iter::once(OsString::from("loa")).chain(args.iter().cloned());
+            if let Err(e) = crate::cli::Cli::try_parse_from(argv) {
+                panic!("{args:?}: {e}");
+            }
+        }
     }
 
     /// Wait until every file in `files` exists (the shells create one once their traps are set).
@@ -1239,6 +1216,21 @@ mod tests {
             args: vec!["-c".into(), script.into()],
             stop_order,
         }
+    }
+
+    /// Start a child named "stubborn" that ignores SIGTERM, and wait until it runs.
+    async fn start_stubborn(sup: &mut Supervisor, dir: &Path) {
+        let ready = dir.join("ready");
+        sup.start(&sh(
+            "stubborn",
+            &format!(
+                "trap '' TERM; touch {}; while :; do sleep 0.05; done",
+                ready.display()
+            ),
+            0,
+        ))
+        .unwrap_or_else(|e| panic!("{e}"));
+        wait_files(&[&ready]).await;
     }
 
     /// Children that exit 0 on SIGTERM: stopped in order (stations before the collector), all clean.
@@ -1279,18 +1271,8 @@ mod tests {
     #[tokio::test]
     async fn reports_a_child_that_exits_by_itself_and_kills_one_that_ignores_sigterm() {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-        let ready = dir.path().join("ready");
         let mut sup = Supervisor::default();
-        sup.start(&sh(
-            "stubborn",
-            &format!(
-                "trap '' TERM; touch {}; while :; do sleep 0.05; done",
-                ready.display()
-            ),
-            0,
-        ))
-        .unwrap_or_else(|e| panic!("{e}"));
-        wait_files(&[&ready]).await;
+        start_stubborn(&mut sup, dir.path()).await;
         sup.start(&sh("crasher", "sleep 0.2; exit 3", 0))
             .unwrap_or_else(|e| panic!("{e}"));
         let first = tokio::time::timeout(Duration::from_secs(10), sup.next_exit()).await;
@@ -1315,18 +1297,8 @@ mod tests {
     #[tokio::test]
     async fn abort_kills_at_once() {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-        let ready = dir.path().join("ready");
         let mut sup = Supervisor::default();
-        sup.start(&sh(
-            "stubborn",
-            &format!(
-                "trap '' TERM; touch {}; while :; do sleep 0.05; done",
-                ready.display()
-            ),
-            0,
-        ))
-        .unwrap_or_else(|e| panic!("{e}"));
-        wait_files(&[&ready]).await;
+        start_stubborn(&mut sup, dir.path()).await;
         let stop = sup.stop(
             Duration::from_secs(3600),
             tokio::time::sleep(Duration::from_millis(200)),
@@ -1357,30 +1329,36 @@ mod tests {
                 source: dir.join(format!("schedules/{id}.toml")),
             },
             catalog: AudioCatalog::default(),
-            schedule_file: dir.join(format!("schedules/{id}.toml")),
+            planned_by: Some(dir.join(format!("schedules/{id}.toml"))),
             schedules_dir: dir.join("schedules"),
             audio_dir: dir.join("audio"),
             data_dir: dir.join("var/station").join(id),
-            public_key: String::new(),
         }
     }
 
     /// The whole launch with a stand-in `loa` (a shell script logging its argv): keys made once
-    /// and cached, registry written, collector started and waited for, stations started with
-    /// the command lines of `children`, then stopped before the collector; all clean.
+    /// and reused, stations registered (a hand-enrolled station kept), collector started and
+    /// waited for, stations started with the command lines of `children`, then stopped before
+    /// the collector; all clean.
     #[tokio::test]
     async fn launch_with_a_stand_in_loa() {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let d = dir.path();
         let (var, log) = (d.join("var"), d.join("log"));
-        for sub in ["up/keys", "station", "air"] {
+        for sub in ["station", "air"] {
             std::fs::create_dir_all(var.join(sub)).unwrap_or_else(|e| panic!("{e}"));
         }
         std::fs::create_dir_all(&log).unwrap_or_else(|e| panic!("{e}"));
-        let key = crate::wire::encode_public_key(
+        // A station enrolled by hand before: `loa up` must keep it.
+        let other_key = crate::wire::encode_public_key(
             &ed25519_dalek::SigningKey::from_bytes(&[9u8; 32]).verifying_key(),
         );
+        std::fs::write(
+            var.join("collector.toml"),
+            format!("[[station]]\nid = \"ward-2\"\npublic_key = \"{other_key}\"\n"),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
         // The "collector" listens thanks to this test's socket; it exits 0 on SIGTERM only if
         // both stations were stopped before it.
         let listener =
@@ -1392,7 +1370,6 @@ mod tests {
 log='{log}'
 echo "$*" >> "$log/argv"
 case "$1" in
-  keygen) echo "wrote $5/station.key"; echo "public key: {key}" ;;
   collector) trap 'test -e "$log/stopped-a" && test -e "$log/stopped-b" && exit 0; exit 9' TERM
              while :; do sleep 0.05; done ;;
   station) trap 'touch "$log/stopped-$3"; exit 0' TERM; touch "$log/started-$3"
@@ -1424,6 +1401,7 @@ esac
             });
             rx
         };
+        let mut keys_seen = Vec::new();
         for round in 0..2 {
             for f in ["started-a", "started-b", "stopped-a", "stopped-b"] {
                 let _ = std::fs::remove_file(log.join(f));
@@ -1434,7 +1412,6 @@ esac
                 output: Output::Wav(var.join("air")),
                 addr,
                 grace: Duration::from_secs(10),
-                demo_note: None,
             };
             let stations = vec![test_station("a", d), test_station("b", d)];
             let clean = launch
@@ -1448,21 +1425,38 @@ esac
                     "round {round}: {f}: stations ran and got SIGTERM"
                 );
             }
+            let registry = crate::collector::registry::Registry::load(&var.join("collector.toml"))
+                .unwrap_or_else(|e| panic!("round {round}: {e}"));
+            let ids: Vec<&str> = registry.stations.keys().map(String::as_str).collect();
+            assert_eq!(ids, ["a", "b", "ward-2"], "round {round}");
+            keys_seen.push(
+                registry
+                    .stations
+                    .values()
+                    .map(|s| s.public_key.clone())
+                    .collect::<Vec<_>>(),
+            );
+            let a = &registry.stations["a"];
+            assert_eq!(a.name, "Phường a");
+            assert_eq!(
+                a.schedule.as_deref(),
+                Some(d.join("schedules/a.toml").as_path())
+            );
+            assert_eq!(a.audio_root.as_deref(), Some(d.join("audio").as_path()));
         }
+        assert_eq!(
+            keys_seen[0], keys_seen[1],
+            "keys are made once, then reused"
+        );
+        assert_eq!(keys_seen[0][2], other_key);
+        assert!(var.join("admin-token").is_file());
 
         let argv = std::fs::read_to_string(log.join("argv")).unwrap_or_default();
         let v = var.display();
-        let keygens: Vec<&str> = argv.lines().filter(|l| l.starts_with("keygen")).collect();
-        assert_eq!(
-            keygens,
-            vec![
-                format!("keygen --station a --dir {v}/station/a"),
-                format!("keygen --station b --dir {v}/station/b"),
-            ],
-            "keys are made once, then cached: {argv}"
+        let collector = format!(
+            "collector --listen {addr} --db {v}/collector.db --config {v}/collector.toml \
+             --admin-token-file {v}/admin-token"
         );
-        let collector =
-            format!("collector --listen {addr} --db {v}/collector.db --config {v}/collector.toml");
         assert_eq!(
             argv.lines().filter(|l| *l == collector).count(),
             2,
@@ -1470,34 +1464,15 @@ esac
         );
         let station_a = format!(
             "station --station a --schedules {d}/schedules --audio {d}/audio --data {v}/station/a \
-             --collector http://{addr} --output wav:{v}/air/a",
+             --collector http://{addr} --output wav:{v}/air/a/",
             d = d.display()
         );
-        assert_eq!(
-            argv.lines().filter(|l| *l == station_a).count(),
-            2,
-            "{argv}"
-        );
+        let a_lines: Vec<&str> = argv
+            .lines()
+            .filter(|l| l.starts_with(&station_a) && l.ends_with(".wav"))
+            .collect();
+        assert_eq!(a_lines.len(), 2, "{argv}");
         assert!(var.join("air/b").is_dir());
-
-        let config = std::fs::read_to_string(var.join("collector.toml")).unwrap_or_default();
-        let parsed: toml::Value = toml::from_str(&config).unwrap_or_else(|e| panic!("{e}"));
-        let regs = parsed
-            .get("station")
-            .and_then(|s| s.as_array())
-            .cloned()
-            .unwrap_or_default();
-        assert_eq!(regs.len(), 2, "{config}");
-        for r in &regs {
-            assert_eq!(
-                r.get("public_key").and_then(|k| k.as_str()),
-                Some(key.as_str())
-            );
-        }
-        assert_eq!(
-            regs[1].get("name").and_then(|n| n.as_str()),
-            Some("Phường b")
-        );
         drop(listener);
     }
 }

@@ -1,0 +1,487 @@
+//! The README's promise, end to end: the real `loa up` binary, started in a temporary copy of the
+//! repository layout (`schedules/`, `audio/`, nothing else), brings up the collector and every
+//! station, and within 90 s at least one airing (the demo chime, which airs at the top of every
+//! minute, day and night) reaches the collector — seen through the HTTP API, the dashboard HTML
+//! and `loa status`. While it runs, one more station is enrolled as docs/operations.md §3 says
+//! (`loa keygen`, the admin API with the token `loa up` made, `loa station`) and must show up
+//! online. Then one SIGINT (a terminal's Ctrl-C) must stop everything cleanly: `loa up`
+//! exits 0, every child is gone, and the demo station's journal is intact, holding every record
+//! the collector stored (nothing lost).
+//!
+//! Output is forced to WAV (`--output wav`) so the test behaves the same on a machine with a sound
+//! card; the WAV the demo station wrote must contain the chime.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// How long `loa up` gets to show an airing at the collector (the demo airs every minute).
+const AIRING_DEADLINE_SECS: u64 = 90;
+/// How long the clean stop may take (stations fade, flush and ship; collector last).
+const STOP_DEADLINE_SECS: u64 = 60;
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap_or_else(|e| panic!("mkdir {}: {e}", to.display()));
+    let entries =
+        std::fs::read_dir(from).unwrap_or_else(|e| panic!("read {}: {e}", from.display()));
+    for entry in entries.flatten() {
+        let (src, dst) = (entry.path(), to.join(entry.file_name()));
+        if src.is_dir() {
+            copy_dir(&src, &dst);
+        } else {
+            std::fs::copy(&src, &dst).unwrap_or_else(|e| panic!("copy {}: {e}", src.display()));
+        }
+    }
+}
+
+fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("bind: {e}"));
+    l.local_addr()
+        .map(|a| a.port())
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// The process ids whose parent is `pid` (from /proc).
+fn children_of(pid: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(child) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
+        // "pid (comm) state ppid ...": comm may hold spaces, so read after the last ')'.
+        let ppid = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+            .and_then(|p| p.parse::<u32>().ok());
+        if ppid == Some(pid) {
+            out.push(child);
+        }
+    }
+    out
+}
+
+/// Kills `loa up` and its process groups if the test fails half-way, so nothing is left behind.
+struct Guard {
+    child: Option<Child>,
+    kids: Vec<u32>,
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        if let Some(c) = self.child.as_mut() {
+            for k in &self.kids {
+                // SAFETY: kill(2) on process ids this test saw as children of `loa up`.
+                unsafe { libc::kill(*k as i32, libc::SIGKILL) };
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// A plain HTTP GET on loopback: the body of a 2xx answer, else `None`.
+struct Http {
+    rt: tokio::runtime::Runtime,
+    client: reqwest::Client,
+}
+
+impl Http {
+    fn new() -> Self {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap_or_else(|e| panic!("{e}"));
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .no_proxy()
+            .build()
+            .unwrap_or_else(|e| panic!("{e}"));
+        Self { rt, client }
+    }
+
+    fn get(&self, url: &str) -> Option<String> {
+        self.rt.block_on(async {
+            let r = self.client.get(url).send().await.ok()?;
+            if !r.status().is_success() {
+                return None;
+            }
+            r.text().await.ok()
+        })
+    }
+}
+
+fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_default()
+}
+
+impl Http {
+    /// POST a JSON body with a bearer token: the status code and the body.
+    fn post(&self, url: &str, token: &str, body: String) -> (u16, String) {
+        self.rt.block_on(async {
+            match self
+                .client
+                .post(url)
+                .bearer_auth(token)
+                .header("content-type", "application/json")
+                .body(body)
+                .send()
+                .await
+            {
+                Ok(r) => (r.status().as_u16(), r.text().await.unwrap_or_default()),
+                Err(e) => (0, e.to_string()),
+            }
+        })
+    }
+}
+
+/// docs/operations.md §3 against `loa up`'s collector: a new ward station makes its key with
+/// `loa keygen`, is registered through the admin API (a wrong token is refused), starts, and
+/// shows up online at the collector; then stops cleanly on SIGTERM.
+fn enrol_another_station(root: &Path, base: &str, http: &Http, logs: &dyn Fn() -> String) {
+    let loa = env!("CARGO_BIN_EXE_loa");
+    let extra = root.join("extra");
+    let (sched, audio, data) = (
+        extra.join("schedules"),
+        extra.join("audio"),
+        extra.join("station"),
+    );
+    for d in [&sched, &audio] {
+        std::fs::create_dir_all(d).unwrap_or_else(|e| panic!("{e}"));
+    }
+    std::fs::write(
+        sched.join("phuong-moi.toml"),
+        "id = \"phuong-moi\"\nname = \"Phường Mới\"\nkind = \"ward\"\narea_code = \"21199\"\n\
+         quiet_hours = [\"21:30-05:00\"]\n",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let keygen = Command::new(loa)
+        .args(["keygen", "--station", "phuong-moi", "--dir"])
+        .arg(&data)
+        .output()
+        .unwrap_or_else(|e| panic!("loa keygen: {e}"));
+    assert!(keygen.status.success(), "{keygen:?}");
+    let printed = String::from_utf8_lossy(&keygen.stdout).to_string();
+    let key = read(&data.join("station.pub")).trim().to_string();
+    assert_eq!(
+        printed.trim(),
+        format!("phuong-moi {key}"),
+        "keygen prints `ID KEY`"
+    );
+
+    let token = read(&root.join("var/admin-token")).trim().to_string();
+    assert!(token.len() >= 16, "loa up made an admin token");
+    let body = serde_json::json!({
+        "id": "phuong-moi", "name": "Phường Mới", "area_code": "21199", "public_key": key,
+    })
+    .to_string();
+    let url = format!("{base}/api/v1/admin/stations");
+    let (code, answer) = http.post(&url, "not-the-token-at-all", body.clone());
+    assert_eq!(code, 401, "a wrong admin token is refused: {answer}");
+    let (code, answer) = http.post(&url, &token, body);
+    assert_eq!(code, 200, "{answer}\n{}", logs());
+    assert!(answer.contains("\"created\":true"), "{answer}");
+
+    let mut station = Command::new(loa)
+        .args(["station", "--station", "phuong-moi", "--schedules"])
+        .arg(&sched)
+        .arg("--audio")
+        .arg(&audio)
+        .arg("--data")
+        .arg(&data)
+        .args(["--output", "null", "--collector", base])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("loa station: {e}"));
+    let since = Instant::now();
+    let online = loop {
+        let online = http
+            .get(&format!("{base}/api/v1/stations/phuong-moi"))
+            .and_then(|b| serde_json::from_str::<serde_json::Value>(&b).ok())
+            .is_some_and(|v| v["online"] == true);
+        if online || since.elapsed() > Duration::from_secs(30) {
+            break online;
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    // SAFETY: kill(2) on the station this test started.
+    unsafe { libc::kill(station.id() as i32, libc::SIGTERM) };
+    let status = station.wait().unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        online,
+        "the enrolled station did not show online within 30 s\n{}",
+        logs()
+    );
+    assert_eq!(status.code(), Some(0), "enrolled station: {status}");
+    let html = http.get(&format!("{base}/")).unwrap_or_default();
+    assert!(
+        html.contains("data-station=\"phuong-moi\" data-online=\"true\""),
+        "{html}"
+    );
+}
+
+#[test]
+fn loa_up_airs_within_a_minute_and_stops_cleanly_on_ctrl_c() {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let root = tmp.path();
+    copy_dir(&repo.join("schedules"), &root.join("schedules"));
+    copy_dir(&repo.join("audio"), &root.join("audio"));
+    let schedules = std::fs::read_dir(root.join("schedules"))
+        .map(|rd| {
+            rd.flatten()
+                .filter(|e| e.path().extension().is_some_and(|x| x == "toml"))
+                .count()
+        })
+        .unwrap_or(0);
+    assert!(schedules > 0, "the repository ships sample schedules");
+
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let (out_path, err_path) = (root.join("up.out"), root.join("up.err"));
+    let out = std::fs::File::create(&out_path).unwrap_or_else(|e| panic!("{e}"));
+    let err = std::fs::File::create(&err_path).unwrap_or_else(|e| panic!("{e}"));
+    let started = Instant::now();
+    let child = Command::new(env!("CARGO_BIN_EXE_loa"))
+        .args(["up", "--port", &port.to_string(), "--output", "wav"])
+        .current_dir(root)
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err)
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start loa up: {e}"));
+    let pid = child.id();
+    let mut guard = Guard {
+        child: Some(child),
+        kids: Vec::new(),
+    };
+    let logs = || {
+        format!(
+            "--- loa up stdout ---\n{}\n--- loa up stderr (tail) ---\n{}",
+            read(&out_path),
+            read(&err_path)
+                .lines()
+                .rev()
+                .take(60)
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+                .collect::<Vec<_>>()
+                .join("\n")
+        )
+    };
+
+    let http = Http::new();
+
+    // 1. An airing reaches the collector: the status API shows the demo's last airing, aired.
+    let mut up_after = None;
+    let demo_status = loop {
+        if up_after.is_none() && read(&out_path).contains("DASHBOARD:") {
+            up_after = Some(started.elapsed());
+        }
+        if let Some(Some(st)) = guard.child.as_mut().map(|c| c.try_wait().ok().flatten()) {
+            panic!("loa up exited early ({st})\n{}", logs());
+        }
+        let body = http.get(&format!("{base}/api/v1/stations"));
+        let demo = body
+            .as_deref()
+            .and_then(|b| serde_json::from_str::<serde_json::Value>(b).ok())
+            .and_then(|v| v.as_array().cloned())
+            .and_then(|a| a.into_iter().find(|s| s["id"] == "demo"));
+        if let Some(d) = demo.filter(|d| d["last_airing"]["outcome"] == "aired") {
+            break d;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(AIRING_DEADLINE_SECS),
+            "no airing reached the collector within {AIRING_DEADLINE_SECS} s\n{}",
+            logs()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    println!(
+        "system up after {up_after:?}; first airing at the collector after {:?}",
+        started.elapsed()
+    );
+    assert_eq!(demo_status["online"], true, "{demo_status}");
+    guard.kids = children_of(pid);
+    assert_eq!(
+        guard.kids.len(),
+        schedules + 2,
+        "one child per schedule, the demo and the collector: {:?}\n{}",
+        guard.kids,
+        logs()
+    );
+
+    // 2. The record itself, through the airings API.
+    let month = demo_status["month"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let airings = http
+        .get(&format!(
+            "{base}/api/v1/stations/demo/airings?month={month}"
+        ))
+        .and_then(|b| serde_json::from_str::<serde_json::Value>(&b).ok())
+        .unwrap_or_else(|| panic!("GET airings failed\n{}", logs()));
+    let aired: Vec<&serde_json::Value> = airings["airings"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter(|r| r["record"]["outcome"] == "aired")
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(!aired.is_empty(), "{airings}");
+    assert_eq!(aired[0]["record"]["slot"], "demo-ident", "{}", aired[0]);
+
+    // 3. The dashboard shows it: the demo's row is online and its last airing aired ("đã phát").
+    let html = http
+        .get(&format!("{base}/"))
+        .unwrap_or_else(|| panic!("GET /\n{}", logs()));
+    let row = html
+        .split("<tr data-station=\"demo\"")
+        .nth(1)
+        .and_then(|r| r.split("</tr>").next())
+        .unwrap_or_else(|| panic!("no demo row on the dashboard:\n{html}"));
+    assert!(row.starts_with(" data-online=\"true\""), "{row}");
+    assert!(row.contains("đã phát"), "{row}");
+    for id in ["phuong-tran-phu", "tp-quang-ngai"] {
+        assert!(
+            html.contains(&format!("data-station=\"{id}\"")),
+            "{id} missing:\n{html}"
+        );
+    }
+
+    // 4. `loa status` shows the same facts in a terminal table.
+    let status = Command::new(env!("CARGO_BIN_EXE_loa"))
+        .args(["status", "--collector", &base])
+        .output()
+        .unwrap_or_else(|e| panic!("loa status: {e}"));
+    let table = String::from_utf8_lossy(&status.stdout);
+    assert!(
+        status.status.success(),
+        "{table}\n{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+    let header = table.lines().next().unwrap_or_default();
+    for col in [
+        "STATION",
+        "STATE",
+        "LAST AIRING",
+        "NEXT AIRING",
+        "BACKLOG",
+        "MONTH",
+        "ALERTS",
+    ] {
+        assert!(header.contains(col), "{table}");
+    }
+    let demo_line = table
+        .lines()
+        .find(|l| l.starts_with("demo "))
+        .unwrap_or_else(|| panic!("no demo line:\n{table}"));
+    assert!(demo_line.contains(" online "), "{table}");
+    assert!(demo_line.contains(" aired "), "{table}");
+    assert_eq!(
+        table.lines().count(),
+        schedules + 2,
+        "header + every station:\n{table}"
+    );
+
+    // 4b. Enrol one more station against the running collector, as docs/operations.md §3 says:
+    // `loa keygen`, the admin API with the token `loa up` made, then `loa station`.
+    enrol_another_station(root, &base, &http, &logs);
+
+    // 5. Ctrl-C: one SIGINT to `loa up` alone (its children run in their own process groups).
+    // SAFETY: kill(2) on the child this test started.
+    assert_eq!(unsafe { libc::kill(pid as i32, libc::SIGINT) }, 0);
+    let stop_started = Instant::now();
+    let status = loop {
+        let st = guard
+            .child
+            .as_mut()
+            .and_then(|c| c.try_wait().ok().flatten());
+        if let Some(st) = st {
+            break st;
+        }
+        assert!(
+            stop_started.elapsed() < Duration::from_secs(STOP_DEADLINE_SECS),
+            "loa up did not stop within {STOP_DEADLINE_SECS} s of SIGINT\n{}",
+            logs()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    println!("stopped in {:?}", stop_started.elapsed());
+    let kids = std::mem::take(&mut guard.kids);
+    guard.child = None;
+    assert_eq!(status.code(), Some(0), "loa up: {status}\n{}", logs());
+    for k in &kids {
+        assert!(
+            !Path::new(&format!("/proc/{k}")).exists(),
+            "child {k} still exists after loa up exited\n{}",
+            logs()
+        );
+    }
+    let stdout = read(&out_path);
+    assert!(stdout.contains("AUDIO OUTPUT: NO SOUND CARD"), "{stdout}");
+    assert!(stdout.contains(&format!("DASHBOARD: {base}/")), "{stdout}");
+    assert!(stdout.contains("Next airings"), "{stdout}");
+    assert!(stdout.contains("everything stopped cleanly"), "{stdout}");
+
+    // 6. Nothing lost: the demo's journal verifies, and every record the collector stored is
+    // in it, byte for byte (the rest, if any, waits there for the next start).
+    let var = root.join("var");
+    let data = var.join("station/demo");
+    let key = loa::keys::load(&data).unwrap_or_else(|e| panic!("{e}"));
+    let journal =
+        loa::journal::read_all(&loa::journal::journal_dir(&data)).unwrap_or_else(|e| panic!("{e}"));
+    loa::journal::verify_chain(&journal, &key.verifying_key())
+        .unwrap_or_else(|e| panic!("demo journal: {e}"));
+    let store = loa::collector::store::Store::open(&var.join("collector.db"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let stored = store
+        .records_between(Some("demo"), 0, i64::MAX / 2)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(!stored.is_empty());
+    assert!(stored.len() <= journal.len());
+    for s in &stored {
+        let j = journal
+            .iter()
+            .find(|j| j.parse().map(|r| r.seq).ok() == Some(s.seq))
+            .unwrap_or_else(|| {
+                panic!(
+                    "seq {} stored at the collector but not in the journal",
+                    s.seq
+                )
+            });
+        assert_eq!(
+            (j.hash.as_str(), j.bytes()),
+            (s.hash.as_str(), s.bytes.as_str())
+        );
+    }
+
+    // 7. What aired is in the demo's WAV: the chime, not silence.
+    let wav: PathBuf = std::fs::read_dir(var.join("air/demo"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|x| x == "wav"))
+        .unwrap_or_else(|| panic!("no WAV under var/air/demo"));
+    let reader = hound::WavReader::open(&wav).unwrap_or_else(|e| panic!("{}: {e}", wav.display()));
+    let peak = reader
+        .into_samples::<f32>()
+        .filter_map(Result::ok)
+        .fold(0f32, |m, x| m.max(x.abs()));
+    assert!(
+        peak > 0.05,
+        "{}: peak {peak}: the chime did not reach the output",
+        wav.display()
+    );
+}
