@@ -192,7 +192,10 @@ fn main() {
     let mut samples = Vec::new();
     while !puller.is_finished() {
         std::thread::sleep(Duration::from_secs(10));
-        samples.push((began.elapsed().as_secs(), rss_kib()));
+        let sample = (began.elapsed().as_secs(), rss_kib());
+        // Printed as it goes, so a run cut short still leaves its figures.
+        println!("rss t={} s {} KiB", sample.0, sample.1);
+        samples.push(sample);
     }
     let emitted = puller.join().unwrap_or(0);
     let ev = handle.evidence();
