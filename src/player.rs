@@ -59,6 +59,9 @@ pub struct PlayerConfig {
     pub loudness: LoudnessSettings,
     pub preroll_secs: f64,
     pub fade_secs: f64,
+    /// Also publish everything the output plays to this Icecast mount
+    /// (`icecast://source:PASSWORD@HOST:PORT/MOUNT.mp3`; see `relay::publish`).
+    pub publish: Option<String>,
 }
 
 impl PlayerConfig {
@@ -69,6 +72,7 @@ impl PlayerConfig {
             loudness,
             preroll_secs: DEFAULT_PREROLL_SECS,
             fade_secs: DEFAULT_FADE_SECS,
+            publish: None,
         }
     }
 }
@@ -278,7 +282,7 @@ impl Player {
         let play = std::thread::Builder::new()
             .name("loa-play".into())
             .spawn(move || {
-                let out = match output::open(&play_cfg.output) {
+                let out = match open_output(&play_cfg) {
                     Ok(o) => {
                         let _ = ready_tx.send(Ok(()));
                         o
@@ -602,7 +606,7 @@ impl PlayLoop {
             }];
         }
         if self.out.is_none() {
-            match output::open(&self.cfg.output) {
+            match open_output(&self.cfg) {
                 Ok(o) => self.out = Some(o),
                 Err(e) => {
                     self.finish_unplayed(&p, PlayOutcome::Failed, &format!("output: {e}"));
@@ -945,6 +949,19 @@ impl ItemStream {
             ItemStream::File(st) => st.check_complete(),
             ItemStream::Relay(..) => Ok(()),
         }
+    }
+}
+
+/// The configured output, teed to Icecast when `publish` is set.
+fn open_output(cfg: &PlayerConfig) -> Result<Box<dyn Output>, OutputError> {
+    let out = output::open(&cfg.output)?;
+    match &cfg.publish {
+        None => Ok(out),
+        Some(url) => crate::relay::publish::PublishingOutput::new(out, url)
+            .map(|o| Box::new(o) as Box<dyn Output>)
+            // The URL was checked at start-up (`relay::publish::publish_url`): what is left
+            // is a failure to start the publishing thread.
+            .map_err(|e| OutputError::Device(format!("cannot publish to {url}: {e}"))),
     }
 }
 

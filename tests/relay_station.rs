@@ -275,3 +275,92 @@ fn station_relay_slot_whose_upstream_never_answers_is_recorded_all_fallback() {
     let (share, _) = tone_share(&site.path("aired.wav"), 1000.0);
     assert!(share > 0.97, "1 kHz fallback in {share} of the blocks");
 }
+
+#[test]
+fn city_station_publishes_what_it_airs_and_a_ward_relays_the_mount() {
+    use loa::clock::{Clock, SystemClock};
+    use std::sync::Arc;
+    let ice = Icecast::start();
+    let site = Site::new("city");
+    tone_wav(&site.path("audio"), "cchc", 440, 0.5, 20);
+    site.keygen();
+    // A file slot 6 s from now: the city airs 20 s of a 440 Hz tone.
+    use chrono::Timelike;
+    let at = (chrono::Utc::now() + chrono::Duration::seconds(6))
+        .with_nanosecond(0)
+        .expect("whole second");
+    let local = at + chrono::Duration::hours(7);
+    let text = format!(
+        r#"id = "city"
+name = "Đài thành phố"
+kind = "city"
+area_code = "522"
+
+[[slots]]
+id = "cchc"
+cron = ["{} {} {} * * *"]
+play = ["cchc.wav"]
+max_minutes = 1
+"#,
+        local.second(),
+        local.minute(),
+        local.hour()
+    );
+    std::fs::create_dir_all(site.path("schedules")).expect("dir");
+    std::fs::write(site.path("schedules/city.toml"), text).expect("schedule");
+    let publish = format!(
+        "icecast://source:{SOURCE_PASSWORD}@127.0.0.1:{}/city.mp3",
+        ice.port
+    );
+    let log = site.path("station.log");
+    let child = Command::new(LOA)
+        .args([
+            "station",
+            "--station",
+            "city",
+            "--output",
+            "null",
+            "--publish",
+        ])
+        .arg(&publish)
+        .arg("--schedules")
+        .arg(site.path("schedules"))
+        .arg("--audio")
+        .arg(site.path("audio"))
+        .arg("--data")
+        .arg(site.path("data"))
+        .env("LOA_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).expect("log"))
+        .spawn()
+        .expect("spawn loa station");
+    let station = Station { child, log };
+
+    // The ward relays the city's mount from 1 s after the slot, for 10 s.
+    let fallback = tone_wav(ice.dir.path(), "fallback", 1000, 0.5, 5);
+    let wait = (at + chrono::Duration::seconds(1) - chrono::Utc::now())
+        .to_std()
+        .unwrap_or_default();
+    std::thread::sleep(wait);
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let cfg = loa::relay::RelayConfig::new(
+        ice.listen_url("city.mp3"),
+        Duration::from_secs(10),
+        vec![fallback],
+        -50.0,
+    );
+    let (source, handle) = loa::relay::start(cfg, clock).expect("relay");
+    std::thread::sleep(Duration::from_secs(2));
+    let (out, _) = pull_paced(source);
+    let ev = handle.evidence();
+    let log = station.stop();
+    assert!(log.contains("publishing to icecast"), "{log}");
+    assert_eq!(ev.live_secs, 10.0, "{ev:?}\n{log}");
+    let blocks = classify(&out, &[440.0, 1000.0]);
+    let share = blocks.iter().filter(|b| **b == Some(440.0)).count() as f64 / blocks.len() as f64;
+    assert!(share > 0.95, "{blocks:?}");
+    // The city normalises the file to -23 LUFS: a stereo 440 Hz sine is then at about
+    // -23 + 0.69 - 3.01 = -25.3 dBFS RMS per channel; the ward gets it at that level.
+    let level = rms_dbfs(&out[RATE * 2..8 * RATE * 2]);
+    assert!((level + 25.3).abs() < 1.0, "level {level} dBFS");
+}

@@ -9,7 +9,8 @@
 //!
 //! Pieces: [`icy`] (metadata demux), [`resample`] (format conversion), [`feed`] (the bounded
 //! buffer between network and engine), [`upstream`] (HTTP + decode thread with retry),
-//! [`fallback`] (the playlist), [`source_client`] (the city side: publishing to Icecast).
+//! [`fallback`] (the playlist), [`source_client`] (the city side: publishing to Icecast) and
+//! [`publish`] (that as a tee of the station's output).
 //!
 //! **Invariants:**
 //! - The source yields exactly `window × rate_hz` frames, whatever the upstream does: the
@@ -27,6 +28,7 @@
 pub mod fallback;
 pub mod feed;
 pub mod icy;
+pub mod publish;
 pub mod resample;
 pub mod source_client;
 pub mod upstream;

@@ -302,13 +302,16 @@ pub struct PlayerPlayout {
 }
 
 impl PlayerPlayout {
-    /// Start the player on output `spec` (`device`, `device:NAME`, `wav:PATH`, `null`).
+    /// Start the player on output `spec` (`device`, `device:NAME`, `wav:PATH`, `null`); with
+    /// `publish`, what it plays also goes to that Icecast mount (the city side).
     pub fn spawn(
         spec: &str,
         loudness: crate::loudness::LoudnessSettings,
+        publish: Option<String>,
     ) -> Result<(Self, Receiver<AirEvent>), String> {
         use crate::player::{Player, PlayerConfig, PlayerEvent};
-        let cfg = PlayerConfig::new(crate::output::OutputConfig::new(spec), loudness);
+        let mut cfg = PlayerConfig::new(crate::output::OutputConfig::new(spec), loudness);
+        cfg.publish = publish;
         let (handle, rx) = Player::spawn(cfg).map_err(|e| e.to_string())?;
         let (tx, erx) = sync_channel::<AirEvent>(256);
         std::thread::Builder::new()
