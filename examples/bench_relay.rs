@@ -108,17 +108,25 @@ fn main() {
                 let ms = |t: chrono::DateTime<Utc>| {
                     (t - at(i)).num_microseconds().unwrap_or(0) as f64 / 1000.0
                 };
-                if let Some(t) = evidence.first_sample_at {
+                let out = evidence.first_sample_at;
+                if let Some(t) = out {
                     out_ms.push(ms(t));
                 }
-                match relay.as_ref().and_then(|r| r.first_live_at.map(|t| (r, t))) {
-                    Some((r, t)) => {
-                        live_ms.push(ms(t));
-                        if Some(t) == r.sample_clock_origin {
+                let live = relay.as_ref().and_then(|r| {
+                    let live_at = r.first_live_at?;
+                    let origin = r.sample_clock_origin?;
+                    Some((live_at, origin))
+                });
+                match (live, out) {
+                    // The first live sample went out this long after the output's first sample.
+                    (Some((live_at, origin)), Some(t)) => {
+                        let into = (live_at - origin).num_microseconds().unwrap_or(0) as f64;
+                        live_ms.push(ms(t) + into / 1000.0);
+                        if live_at == origin {
                             live_first_block += 1;
                         }
                     }
-                    None => println!("player slot {i} never went live: {relay:?}"),
+                    _ => println!("player slot {i} never went live: {relay:?}"),
                 }
             }
         }
@@ -131,7 +139,7 @@ fn main() {
             pct(&mut out_ms, 1.0)
         );
         println!(
-            "player: scheduled instant -> first relayed (live) sample: n={} p50={:.2} ms p99={:.2} ms max={:.2} ms; live from the first block in {}/{} slots (target: live at the instant)",
+            "player: scheduled instant -> first relayed (live) sample out: n={} p50={:.2} ms p99={:.2} ms max={:.2} ms; live from the first block in {}/{} slots (target: live at the instant)",
             live_ms.len(),
             pct(&mut live_ms, 0.5),
             pct(&mut live_ms, 0.99),
