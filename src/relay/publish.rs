@@ -205,4 +205,28 @@ mod tests {
             assert!(publish_url(bad).is_err(), "{bad}");
         }
     }
+
+    #[test]
+    fn an_unreachable_server_never_holds_up_or_fails_the_air_output() {
+        // Nothing listens on this port: every publish attempt is refused.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .unwrap();
+        let mut cfg = crate::output::OutputConfig::new("null");
+        cfg.pacing = crate::output::Pacing::AsFastAsPossible;
+        let inner = crate::output::open(&cfg).unwrap();
+        let url = format!("icecast://source:pw@127.0.0.1:{port}/city.mp3");
+        let mut out = PublishingOutput::new(inner, &url).unwrap();
+        let t0 = Instant::now();
+        out.start_at(Instant::now()).unwrap();
+        let block = vec![0.25f32; 1024 * 2];
+        // 10 s of audio, far more than the publisher's queue holds.
+        for _ in 0..(10 * 48_000 / 1024) {
+            out.write(&block).unwrap();
+        }
+        out.drain().unwrap();
+        drop(out);
+        assert!(t0.elapsed() < Duration::from_secs(3), "{:?}", t0.elapsed());
+    }
 }
