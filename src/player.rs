@@ -8,6 +8,11 @@
 //! start instant; each starts by pre-roll so that its first sample reaches the output at its
 //! `start_at` (or at once if that has passed).
 //!
+//! A relay session ([`PlayerHandle::load_relay`]) airs one "item", the upstream: the play thread
+//! starts the relay ([`crate::relay::start`]) [`crate::relay::DEFAULT_PRECONNECT_SECS`] before
+//! the session and pulls its `RelaySource` in place of a decoded file; `Finished` carries the
+//! relay's report.
+//!
 //! **Invariants:** every loaded session gets exactly one [`PlayerEvent::Finished`], whatever
 //! happens to its files or the output; items of a session are written back to back with nothing
 //! in between (gapless); what the evidence meter measures is exactly what was written to the
@@ -595,12 +600,12 @@ impl PlayLoop {
 
     /// Air one prepared session; always ends with its `Finished` event.
     fn play(&mut self, mut p: Prepared) {
-        if let Some(url) = self.relay_url(&p.session.airing_id) {
+        if let Some((url, window_secs)) = self.relay_url(&p.session.airing_id) {
             // A relay airs as one item: the upstream (its own source, see `air`).
             p.items = vec![PreparedItem {
                 path: PathBuf::from(url),
                 sha256: String::new(),
-                duration_secs: p.session.max_secs.unwrap_or(0.0),
+                duration_secs: window_secs,
                 gain: 1.0,
                 error: None,
             }];
@@ -836,11 +841,15 @@ impl PlayLoop {
 // relay sessions
 
 impl PlayLoop {
-    fn relay_url(&self, id: &str) -> Option<String> {
+    /// A relay session's upstream URL and window (seconds).
+    fn relay_url(&self, id: &str) -> Option<(String, f64)> {
         match self.relays.get(id)? {
-            RelaySlot::Planned(cfg) => Some(cfg.url.clone()),
-            RelaySlot::Started(b) => Some(b.1.report().evidence.url),
-            RelaySlot::Failed(_) => Some("relay".into()),
+            RelaySlot::Planned(cfg) => Some((cfg.url.clone(), cfg.window.as_secs_f64())),
+            RelaySlot::Started(b) => Some((
+                b.1.report().evidence.url,
+                rodio::Source::total_duration(&b.0).map_or(0.0, |d| d.as_secs_f64()),
+            )),
+            RelaySlot::Failed(_) => Some(("relay".into(), 0.0)),
         }
     }
 

@@ -365,12 +365,17 @@ fn player_airs_a_relay_session_preconnected_and_fades_it_out_on_stop() {
         aired_secs,
         evidence,
         relay,
+        items,
         ..
     } = fin
     else {
         unreachable!()
     };
     assert_eq!(outcome, PlayOutcome::Stopped);
+    // The session's one item is the upstream, for its window.
+    assert_eq!(items.len(), 1, "{items:?}");
+    assert_eq!(items[0].path, ice.listen_url("city.mp3"));
+    assert_eq!(items[0].duration_secs, 20.0);
     let rep = relay.expect("relay report");
     let ev = &rep.evidence;
     assert_eq!(ev.switches.len(), 1, "{ev:?}");
