@@ -8,6 +8,11 @@
 //! start instant; each starts by pre-roll so that its first sample reaches the output at its
 //! `start_at` (or at once if that has passed).
 //!
+//! A relay session ([`PlayerHandle::load_relay`]) airs one "item", the upstream: the play thread
+//! starts the relay ([`crate::relay::start`]) [`crate::relay::DEFAULT_PRECONNECT_SECS`] before
+//! the session and pulls its `RelaySource` in place of a decoded file; `Finished` carries the
+//! relay's report.
+//!
 //! **Invariants:** every loaded session gets exactly one [`PlayerEvent::Finished`], whatever
 //! happens to its files or the output; items of a session are written back to back with nothing
 //! in between (gapless); what the evidence meter measures is exactly what was written to the
@@ -20,6 +25,7 @@ use crate::loudness::{LoudnessCache, LoudnessSettings};
 use crate::media::{self, DecodedStream};
 use crate::meter::{EvidenceMeter, MeterError};
 use crate::output::{self, Output, OutputConfig, OutputError, OutputFormat};
+use crate::relay::{RelayConfig, RelayHandle, RelayReport, RelaySource};
 use crate::wire::{AiredItem, Evidence, Outcome};
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
@@ -58,6 +64,9 @@ pub struct PlayerConfig {
     pub loudness: LoudnessSettings,
     pub preroll_secs: f64,
     pub fade_secs: f64,
+    /// Also publish everything the output plays to this Icecast mount
+    /// (`icecast://source:PASSWORD@HOST:PORT/MOUNT.mp3`; see `relay::publish`).
+    pub publish: Option<String>,
 }
 
 impl PlayerConfig {
@@ -68,6 +77,7 @@ impl PlayerConfig {
             loudness,
             preroll_secs: DEFAULT_PREROLL_SECS,
             fade_secs: DEFAULT_FADE_SECS,
+            publish: None,
         }
     }
 }
@@ -139,6 +149,8 @@ pub enum PlayerEvent {
         items: Vec<AiredItem>,
         evidence: Evidence,
         reason: Option<String>,
+        /// A relay session's account (live vs fallback, switches, titles); `None` for files.
+        relay: Option<Box<RelayReport>>,
     },
 }
 
@@ -155,6 +167,8 @@ impl PlayerEvent {
 
 enum Msg {
     Load(Session),
+    /// The session of this airing id (loaded right after) is a relay.
+    Relay(String, Box<RelayConfig>),
     Prepared(Prepared),
     Stop(String),
     Preempt(String),
@@ -190,6 +204,25 @@ impl PlayerHandle {
         }
         self.prep_tx
             .send(Msg::Load(session))
+            .map_err(|_| PlayerError::Gone)
+    }
+
+    /// Queue a relay session: `relay` (its fallback files already resolved) airs from
+    /// `session.start_at` on the same output, meter and fades as files; `session.items` is
+    /// ignored. The upstream is connected [`crate::relay::DEFAULT_PRECONNECT_SECS`] before the
+    /// start (at once if loaded later). The relay's rate is set to the output's.
+    pub fn load_relay(&self, session: Session, relay: RelayConfig) -> Result<(), PlayerError> {
+        if let Ok(mut m) = self.pending.lock() {
+            m.insert(session.airing_id.clone(), None);
+        }
+        let id = session.airing_id.clone();
+        let session = Session {
+            items: Vec::new(),
+            ..session
+        };
+        self.prep_tx
+            .send(Msg::Relay(id, Box::new(relay)))
+            .and_then(|()| self.prep_tx.send(Msg::Load(session)))
             .map_err(|_| PlayerError::Gone)
     }
 
@@ -254,7 +287,7 @@ impl Player {
         let play = std::thread::Builder::new()
             .name("loa-play".into())
             .spawn(move || {
-                let out = match output::open(&play_cfg.output) {
+                let out = match open_output(&play_cfg) {
                     Ok(o) => {
                         let _ = ready_tx.send(Ok(()));
                         o
@@ -406,6 +439,15 @@ struct PlayLoop {
     /// Airings loaded but not yet prepared, with a stop/preemption that arrived meanwhile.
     pending: Pending,
     shutting_down: bool,
+    /// Relay sessions not yet on air: their config, or the relay once pre-connected.
+    relays: HashMap<String, RelaySlot>,
+}
+
+/// A relay session before it airs.
+enum RelaySlot {
+    Planned(Box<RelayConfig>),
+    Started(Box<(RelaySource, RelayHandle)>),
+    Failed(String),
 }
 
 impl PlayLoop {
@@ -424,6 +466,7 @@ impl PlayLoop {
             queue: Vec::new(),
             pending,
             shutting_down: false,
+            relays: HashMap::new(),
         }
     }
 
@@ -440,6 +483,7 @@ impl PlayLoop {
                 }
                 return;
             }
+            self.preconnect_relays(true);
             self.queue.sort_by_key(|p| p.session.start_at);
             let real_time = self.out.as_ref().is_none_or(|o| o.real_time());
             let wait = match self.queue.first() {
@@ -509,6 +553,9 @@ impl PlayLoop {
             // or already finished / unknown: nothing to do here.
             Msg::Stop(_) | Msg::Preempt(_) => {}
             Msg::Shutdown => self.shutting_down = true,
+            Msg::Relay(id, cfg) => {
+                self.relays.insert(id, RelaySlot::Planned(cfg));
+            }
             Msg::Load(_) => {}
         }
     }
@@ -543,6 +590,7 @@ impl PlayLoop {
                 silence_secs: 0.0,
             },
             reason: Some(why.to_string()),
+            relay: None,
         });
     }
 
@@ -551,9 +599,19 @@ impl PlayLoop {
     }
 
     /// Air one prepared session; always ends with its `Finished` event.
-    fn play(&mut self, p: Prepared) {
+    fn play(&mut self, mut p: Prepared) {
+        if let Some((url, window_secs)) = self.relay_url(&p.session.airing_id) {
+            // A relay airs as one item: the upstream (its own source, see `air`).
+            p.items = vec![PreparedItem {
+                path: PathBuf::from(url),
+                sha256: String::new(),
+                duration_secs: window_secs,
+                gain: 1.0,
+                error: None,
+            }];
+        }
         if self.out.is_none() {
-            match output::open(&self.cfg.output) {
+            match open_output(&self.cfg) {
                 Ok(o) => self.out = Some(o),
                 Err(e) => {
                     self.finish_unplayed(&p, PlayOutcome::Failed, &format!("output: {e}"));
@@ -641,6 +699,7 @@ impl PlayLoop {
             items,
             evidence,
             reason: (!reasons.is_empty()).then(|| reasons.join("; ")),
+            relay: session.relay.as_ref().map(|h| Box::new(h.report())),
         });
     }
 
@@ -658,12 +717,22 @@ impl PlayLoop {
                 s.reasons.push(format!("item {} skipped: {e}", index + 1));
                 continue;
             }
-            let mut stream = match DecodedStream::open(&item.path, fmt.sample_rate, fmt.channels) {
-                Ok(st) => st,
-                Err(e) => {
-                    s.reasons.push(format!("item {} skipped: {e}", index + 1));
+            let mut stream = match self.take_relay(&p.session.airing_id, fmt) {
+                Some(Ok((src, handle))) => {
+                    s.relay = Some(handle);
+                    ItemStream::Relay(src, ch)
+                }
+                Some(Err(e)) => {
+                    s.reasons.push(format!("relay: {e}"));
                     continue;
                 }
+                None => match DecodedStream::open(&item.path, fmt.sample_rate, fmt.channels) {
+                    Ok(st) => ItemStream::File(st),
+                    Err(e) => {
+                        s.reasons.push(format!("item {} skipped: {e}", index + 1));
+                        continue;
+                    }
+                },
             };
             if !begun {
                 begun = true;
@@ -676,6 +745,10 @@ impl PlayLoop {
                     o.start_at(at)?;
                 }
                 s.first_at = Some(to_utc(at));
+            }
+            if let (ItemStream::Relay(src, _), Some(t)) = (&mut stream, s.first_at) {
+                // The relay's account is on the instants the samples are heard.
+                src.anchor_at(t);
             }
             let item_start_frames = s.meter.frames();
             let mut item_announced = false;
@@ -748,6 +821,7 @@ impl PlayLoop {
 
     /// Commands that arrive while a session is on air.
     fn poll_commands(&mut self, p: &Prepared, s: &mut SessionRun) {
+        self.preconnect_relays(false);
         loop {
             match self.rx.try_recv() {
                 Ok(Msg::Stop(id)) if id == p.session.airing_id => s.cut(Cut::Stop),
@@ -760,6 +834,143 @@ impl PlayLoop {
                 Err(_) => return,
             }
         }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// relay sessions
+
+impl PlayLoop {
+    /// A relay session's upstream URL and window (seconds).
+    fn relay_url(&self, id: &str) -> Option<(String, f64)> {
+        match self.relays.get(id)? {
+            RelaySlot::Planned(cfg) => Some((cfg.url.clone(), cfg.window.as_secs_f64())),
+            RelaySlot::Started(b) => Some((
+                b.1.report().evidence.url,
+                rodio::Source::total_duration(&b.0).map_or(0.0, |d| d.as_secs_f64()),
+            )),
+            RelaySlot::Failed(_) => Some(("relay".into(), 0.0)),
+        }
+    }
+
+    fn start_relay(cfg: RelayConfig, fmt: OutputFormat) -> RelaySlot {
+        let cfg = RelayConfig {
+            rate_hz: fmt.sample_rate,
+            ..cfg
+        };
+        match crate::relay::start(cfg, std::sync::Arc::new(crate::clock::SystemClock)) {
+            Ok(started) => RelaySlot::Started(Box::new(started)),
+            Err(e) => RelaySlot::Failed(e.to_string()),
+        }
+    }
+
+    /// Connect the relays due within [`crate::relay::DEFAULT_PRECONNECT_SECS`]; with `gc`, also
+    /// drop those whose session is neither queued nor being prepared (cancelled).
+    fn preconnect_relays(&mut self, gc: bool) {
+        if self.relays.is_empty() {
+            return;
+        }
+        if gc {
+            let pending: Vec<String> = match self.pending.lock() {
+                Ok(m) => m.keys().cloned().collect(),
+                Err(_) => Vec::new(),
+            };
+            let queued: Vec<String> = self
+                .queue
+                .iter()
+                .map(|p| p.session.airing_id.clone())
+                .collect();
+            self.relays
+                .retain(|id, _| queued.contains(id) || pending.contains(id));
+        }
+        let Some(fmt) = self.format() else {
+            return;
+        };
+        let horizon =
+            Utc::now() + chrono::Duration::seconds(crate::relay::DEFAULT_PRECONNECT_SECS as i64);
+        for p in &self.queue {
+            let id = &p.session.airing_id;
+            if p.session.start_at <= horizon
+                && let Some(slot) = self.relays.get_mut(id)
+                && let RelaySlot::Planned(cfg) = slot
+            {
+                tracing::info!(airing = %id, url = %cfg.url, "relay pre-connecting");
+                *slot = Self::start_relay((**cfg).clone(), fmt);
+            }
+        }
+    }
+
+    /// The relay of session `id`, started now if it was not pre-connected.
+    fn take_relay(
+        &mut self,
+        id: &str,
+        fmt: OutputFormat,
+    ) -> Option<Result<(RelaySource, RelayHandle), String>> {
+        let slot = match self.relays.remove(id)? {
+            RelaySlot::Planned(cfg) => Self::start_relay(*cfg, fmt),
+            other => other,
+        };
+        Some(match slot {
+            RelaySlot::Started(b) => Ok(*b),
+            RelaySlot::Failed(e) => Err(e),
+            RelaySlot::Planned(_) => Err("relay not started".into()),
+        })
+    }
+}
+
+/// What an item's samples come from: a file, or a relay (stereo, mapped to `channels`).
+// One per item on air: its size does not matter.
+#[allow(clippy::large_enum_variant)]
+enum ItemStream {
+    File(DecodedStream),
+    Relay(RelaySource, usize),
+}
+
+impl ItemStream {
+    fn read(&mut self, buf: &mut [f32]) -> usize {
+        match self {
+            ItemStream::File(st) => st.read(buf),
+            ItemStream::Relay(src, ch) => {
+                let ch = (*ch).max(1);
+                let mut n = 0;
+                for frame in buf.chunks_exact_mut(ch) {
+                    let (Some(l), Some(r)) = (src.next(), src.next()) else {
+                        break;
+                    };
+                    match frame {
+                        [m] => *m = (l + r) * 0.5,
+                        [a, b, rest @ ..] => {
+                            *a = l;
+                            *b = r;
+                            rest.fill(0.0);
+                        }
+                        [] => {}
+                    }
+                    n += ch;
+                }
+                n
+            }
+        }
+    }
+
+    fn check_complete(&self) -> Result<(), crate::media::MediaError> {
+        match self {
+            ItemStream::File(st) => st.check_complete(),
+            ItemStream::Relay(..) => Ok(()),
+        }
+    }
+}
+
+/// The configured output, teed to Icecast when `publish` is set.
+fn open_output(cfg: &PlayerConfig) -> Result<Box<dyn Output>, OutputError> {
+    let out = output::open(&cfg.output)?;
+    match &cfg.publish {
+        None => Ok(out),
+        Some(url) => crate::relay::publish::PublishingOutput::new(out, url)
+            .map(|o| Box::new(o) as Box<dyn Output>)
+            // The URL was checked at start-up (`relay::publish::publish_url`): what is left
+            // is a failure to start the publishing thread.
+            .map_err(|e| OutputError::Device(format!("cannot publish to {url}: {e}"))),
     }
 }
 
@@ -793,6 +1004,8 @@ struct SessionRun {
     /// Frame at which the hard stop's fade begins.
     hard_fade_from: Option<u64>,
     frames: u64,
+    /// The relay's account, for a relay session.
+    relay: Option<RelayHandle>,
 }
 
 impl SessionRun {
@@ -815,6 +1028,7 @@ impl SessionRun {
             fade_from: None,
             hard_fade_from,
             frames: 0,
+            relay: None,
         })
     }
 

@@ -114,6 +114,7 @@ pub fn air_once(
                 items,
                 evidence,
                 reason,
+                ..
             }) => {
                 let start_offset_ms = evidence
                     .first_sample_at

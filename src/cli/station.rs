@@ -35,6 +35,10 @@ pub struct StationArgs {
     /// `timer` (a silent stand-in that only keeps time and hashes files; no evidence meter).
     #[arg(long, default_value = "device")]
     pub output: String,
+    /// Also publish what airs to an Icecast mount, MP3 via the `lame` program (the city side,
+    /// for wards to relay): `icecast://source:PASSWORD@HOST:PORT/MOUNT.mp3`.
+    #[arg(long, value_name = "URL")]
+    pub publish: Option<String>,
     /// Collector base URL (overrides the schedule's `[collector] url`).
     #[arg(long)]
     pub collector: Option<String>,
@@ -82,7 +86,17 @@ pub fn run(args: StationArgs) -> anyhow::Result<ExitCode> {
         collector_url: args.collector.clone(),
         heartbeat_secs: args.heartbeat_secs,
     };
+    if let Some(url) = &args.publish
+        && let Err(e) = crate::relay::publish::publish_url(url)
+    {
+        eprintln!("loa station: --publish: {e}");
+        return Ok(ExitCode::from(2));
+    }
     let (player, events): (Box<dyn playout::Playout>, _) = match args.output.as_str() {
+        "timer" if args.publish.is_some() => {
+            eprintln!("loa station: --publish needs a real output (the timer airs no audio)");
+            return Ok(ExitCode::from(2));
+        }
         "timer" => {
             let (p, rx) = playout::TimerPlayout::spawn().map_err(|e| anyhow::anyhow!(e))?;
             (Box::new(p), rx)
@@ -92,7 +106,7 @@ pub fn run(args: StationArgs) -> anyhow::Result<ExitCode> {
                 cache_dir: Some(data_dir_for_cache.join("loudness")),
                 ..Default::default()
             };
-            match playout::PlayerPlayout::spawn(spec, loudness) {
+            match playout::PlayerPlayout::spawn(spec, loudness, args.publish.clone()) {
                 Ok((p, rx)) => (Box::new(p), rx),
                 Err(e) => {
                     eprintln!("loa station: cannot open output {spec:?}: {e}");

@@ -32,6 +32,11 @@ pub struct FeedStatus {
     /// The least latency (frames) this stream's packaging needs to play without gaps, as the
     /// producer judged it at connect time (e.g. Ogg pages carry seconds of audio each).
     pub latency_hint_frames: usize,
+    /// Frames pushed since the feed was made (all connections): a change means audio arrived.
+    pub pushed_frames: u64,
+    /// Frames that arrived since the last audible chunk, on this connection (`u64::MAX`: none
+    /// audible yet). Measures silence on the upstream's timeline, before any buffering.
+    pub quiet_arrived_frames: u64,
 }
 
 #[derive(Debug)]
@@ -44,6 +49,7 @@ struct Inner {
     titles: Vec<String>,
     dropped_frames: u64,
     latency_hint_frames: usize,
+    pushed_frames: u64,
 }
 
 /// Shared between the upstream thread and the engine.
@@ -67,6 +73,7 @@ impl LiveFeed {
                 titles: Vec::new(),
                 dropped_frames: 0,
                 latency_hint_frames: 0,
+                pushed_frames: 0,
             }),
         }
     }
@@ -116,6 +123,7 @@ impl LiveFeed {
         }
         g.samples.extend(stereo.iter().copied());
         let frames = (stereo.len() / 2) as u64;
+        g.pushed_frames += frames;
         g.frames_since_audible = if audible {
             0
         } else {
@@ -159,6 +167,8 @@ impl LiveFeed {
             buffered_frames,
             audible_buffered: g.frames_since_audible < buffered_frames as u64,
             latency_hint_frames: g.latency_hint_frames,
+            pushed_frames: g.pushed_frames,
+            quiet_arrived_frames: g.frames_since_audible,
         }
     }
 

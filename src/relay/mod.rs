@@ -9,7 +9,8 @@
 //!
 //! Pieces: [`icy`] (metadata demux), [`resample`] (format conversion), [`feed`] (the bounded
 //! buffer between network and engine), [`upstream`] (HTTP + decode thread with retry),
-//! [`fallback`] (the playlist), [`source_client`] (the city side: publishing to Icecast).
+//! [`fallback`] (the playlist), [`source_client`] (the city side: publishing to Icecast) and
+//! [`publish`] (that as a tee of the station's output).
 //!
 //! **Invariants:**
 //! - The source yields exactly `window × rate_hz` frames, whatever the upstream does: the
@@ -27,6 +28,7 @@
 pub mod fallback;
 pub mod feed;
 pub mod icy;
+pub mod publish;
 pub mod resample;
 pub mod source_client;
 pub mod upstream;
@@ -47,8 +49,15 @@ use std::time::Duration;
 pub const OUTPUT_RATE_HZ: u32 = 44_100;
 /// Output channels of every relay (interleaved stereo).
 pub const OUTPUT_CHANNELS: u16 = 2;
-/// Below the threshold or starved for longer than this → fallback (the 2 s).
+/// Upstream audio below the threshold for longer than this → fallback (the 2 s),
+/// measured on the upstream's timeline (as it arrives), not after the latency buffer played out.
+/// Also the backstop for live blocks starved of data this long in a row.
 pub const DEFAULT_FAILOVER_SECS: f64 = 2.0;
+/// Nothing received from a live upstream for this long → fallback, even though up to the
+/// latency target is still buffered: a stall is on air as fallback within this + the output's
+/// queue (~0.2 s) + one block, under the 2 s. MP3 arrives every ~26–130 ms; Ogg pages
+/// carry seconds, so an Ogg stream waits at least its latency hint instead.
+pub const DEFAULT_STALL_SECS: f64 = 1.5;
 /// Capacity of the live buffer: absorbs network jitter and the server's connect burst
 /// (Icecast sends ~4 s at once) and holds twice an Ogg stream's latency; ~2.1 MB of f32.
 pub const DEFAULT_BUFFER_SECS: f64 = 6.0;
@@ -103,6 +112,7 @@ pub struct RelayConfig {
     /// Output sample rate (the source is always interleaved stereo).
     pub rate_hz: u32,
     pub failover_secs: f64,
+    pub stall_secs: f64,
     pub buffer_secs: f64,
     pub latency_secs: f64,
     pub max_latency_secs: f64,
@@ -129,6 +139,7 @@ impl RelayConfig {
             silence_threshold_dbfs,
             rate_hz: OUTPUT_RATE_HZ,
             failover_secs: DEFAULT_FAILOVER_SECS,
+            stall_secs: DEFAULT_STALL_SECS,
             buffer_secs: DEFAULT_BUFFER_SECS,
             latency_secs: DEFAULT_LATENCY_SECS,
             max_latency_secs: DEFAULT_MAX_LATENCY_SECS,
@@ -289,6 +300,7 @@ pub struct RelaySource {
     threshold_dbfs: f64,
     rate_hz: u32,
     failover_frames: u64,
+    stall_frames: u64,
     latency_frames: usize,
     max_latency_frames: usize,
     preroll_frames: usize,
@@ -303,6 +315,10 @@ pub struct RelaySource {
     /// them were starved.
     bad_frames: u64,
     starved_frames: u64,
+    /// The feed's push counter when last seen, and the emitted-frame count at which it last
+    /// changed (arrival time on the sample clock).
+    seen_pushed: u64,
+    last_arrival_frame: u64,
     block: Vec<f32>,
     old: Vec<f32>,
     pos: usize,
@@ -349,6 +365,7 @@ impl RelaySource {
             threshold_dbfs: config.silence_threshold_dbfs,
             rate_hz: rate,
             failover_frames: secs_to_frames(config.failover_secs, rate),
+            stall_frames: secs_to_frames(config.stall_secs, rate),
             latency_frames: secs_to_frames(config.latency_secs, rate) as usize,
             max_latency_frames: secs_to_frames(config.max_latency_secs, rate) as usize,
             preroll_frames: secs_to_frames(config.preroll_secs, rate) as usize,
@@ -361,6 +378,8 @@ impl RelaySource {
             fade: None,
             bad_frames: 0,
             starved_frames: 0,
+            seen_pushed: 0,
+            last_arrival_frame: 0,
             block: Vec::with_capacity(BLOCK_FRAMES * 2),
             old: vec![0.0; BLOCK_FRAMES * 2],
             pos: 0,
@@ -410,7 +429,14 @@ impl RelaySource {
         if to == OnAir::Live {
             let target = self.latency_target(&self.feed.status());
             self.feed.trim_to(target);
-            self.live_epoch = self.feed.status().epoch;
+            let st = self.feed.status();
+            self.live_epoch = st.epoch;
+            self.seen_pushed = st.pushed_frames;
+            self.last_arrival_frame = self.emitted_frames;
+        } else if !first {
+            // What is still buffered is from before the failure: going back live must wait for
+            // new audio, not replay this and flap.
+            self.feed.trim_to(0);
         }
         if !first {
             self.fade = Some(Fade {
@@ -454,11 +480,30 @@ impl RelaySource {
         }
         match self.on_air {
             OnAir::Live => {
+                if st.pushed_frames != self.seen_pushed {
+                    self.seen_pushed = st.pushed_frames;
+                    self.last_arrival_frame = self.emitted_frames;
+                }
+                let since_arrival = self.emitted_frames - self.last_arrival_frame;
+                let stall_frames = self.stall_frames.max(st.latency_hint_frames as u64);
                 if let Link::Down(c) = &st.link {
                     let cause = format!("upstream dropped: {c}");
                     self.switch(OnAir::Fallback, cause, false);
                 } else if st.epoch != self.live_epoch {
                     self.switch(OnAir::Fallback, "upstream reconnecting".into(), false);
+                } else if since_arrival > stall_frames {
+                    let secs = frames_to_secs(since_arrival, self.rate_hz);
+                    let cause = format!("upstream stalled: nothing received for {secs:.1} s");
+                    self.switch(OnAir::Fallback, cause, false);
+                } else if st.quiet_arrived_frames > self.failover_frames
+                    && st.quiet_arrived_frames != u64::MAX
+                {
+                    let secs = frames_to_secs(st.quiet_arrived_frames, self.rate_hz);
+                    let cause = format!(
+                        "upstream silent {secs:.1} s (below {} dBFS)",
+                        self.threshold_dbfs
+                    );
+                    self.switch(OnAir::Fallback, cause, false);
                 } else if st.buffered_frames
                     > self.max_latency_frames.max(2 * self.latency_target(&st))
                 {

@@ -76,6 +76,18 @@ fn push_live(feed: &LiveFeed, secs: f64, amp: f32) {
     feed.push(&chunk, audible);
 }
 
+/// A real-time upstream: in 10 ms steps, `secs` of audio at `amp` arrives, then the same
+/// amount is pulled (the output's pace). Returns what was pulled.
+fn stream(feed: &LiveFeed, source: &mut RelaySource, secs: f64, amp: f32) -> Vec<f32> {
+    let steps = (secs * 100.0).round() as usize;
+    let mut out = Vec::new();
+    for _ in 0..steps {
+        push_live(feed, 0.01, amp);
+        out.extend(pull(source, 0.01));
+    }
+    out
+}
+
 /// Pull `secs` of output.
 fn pull(source: &mut RelaySource, secs: f64) -> Vec<f32> {
     let n = (secs * RATE as f64) as usize * 2;
@@ -91,7 +103,9 @@ fn live_from_the_start_when_buffered_and_window_is_sample_exact() {
     let mut r = rig(3, true);
     r.feed.connected(0);
     push_live(&r.feed, 3.5, 0.5);
-    let all: Vec<f32> = r.source.by_ref().collect();
+    // The latency trim keeps 1 s of the 3.5 s buffered; then the upstream goes on in real time.
+    let mut all = stream(&r.feed, &mut r.source, 2.9, 0.5);
+    all.extend(r.source.by_ref());
     assert_eq!(all.len() as u64, 3 * RATE * 2);
     let rep = r.handle.report();
     assert!(rep.finished);
@@ -100,8 +114,7 @@ fn live_from_the_start_when_buffered_and_window_is_sample_exact() {
     assert_eq!(rep.evidence.switches[0].at, t0());
     assert_eq!(rep.evidence.live_secs, 3.0);
     assert_eq!(rep.evidence.fallback_secs, 0.0);
-    // Latency trim: 1 s kept of the 3.5 s buffered, so after 1 s the live side starved, and
-    // after 2 s more starved → exactly at the end; still no switch.
+    assert!(r.feed.status().buffered_frames as u64 >= RATE * 9 / 10 - 441);
     // The last sample is faded to zero (no click at the end).
     assert_eq!(all[all.len() - 1], 0.0);
     assert!(all[100].abs() > 0.4);
@@ -128,21 +141,27 @@ fn unreachable_upstream_means_whole_window_fallback_logged_so() {
 }
 
 #[test]
-fn stall_fails_over_after_exactly_the_failover_time_then_back_when_audio_returns() {
+fn stall_fails_over_after_the_stall_time_from_the_last_arrival_then_back_when_audio_returns() {
     let mut r = rig(10, true);
     r.feed.connected(0);
+    // 1 s buffered, 1 s in real time, then nothing arrives. The stall counts from the last
+    // arrival (1.0 s on the sample clock), not from when the 1 s still buffered has played out
+    // (2.0 s): the old rule switched at 4.0 s.
     push_live(&r.feed, 1.0, 0.5);
-    // 1 s of live audio, then starvation: bad run starts at 1.0 s; switch when it exceeds 2 s.
-    pull(&mut r.source, 4.0);
+    stream(&r.feed, &mut r.source, 1.0, 0.5);
+    pull(&mut r.source, 3.0);
     let ev = r.handle.evidence();
     assert_eq!(ev.switches.len(), 2, "{ev:?}");
     assert_eq!(ev.switches[1].to, "fallback");
     assert!(ev.switches[1].cause.contains("stalled"), "{ev:?}");
     let delay = (ev.switches[1].at - at(1.0)).num_milliseconds();
     assert!(
-        (2000..=2020).contains(&delay),
-        "switch {delay} ms after the stall"
+        (1500..=1520).contains(&delay),
+        "switch {delay} ms after the last arrival"
     );
+    // What was buffered before the stall is flushed: no flapping back to stale audio.
+    pull(&mut r.source, 0.5);
+    assert_eq!(r.handle.evidence().switches.len(), 2);
     // Audio returns: the next block goes live again.
     push_live(&r.feed, 2.0, 0.5);
     pull(&mut r.source, 0.02);
@@ -161,22 +180,19 @@ fn stall_fails_over_after_exactly_the_failover_time_then_back_when_audio_returns
 fn silence_fails_over_and_a_drop_fails_over_at_once() {
     let mut r = rig(10, true);
     r.feed.connected(0);
-    push_live(&r.feed, 0.5, 0.5);
-    push_live(&r.feed, 0.5, 0.0005); // -66 dBFS: below -50
-    pull(&mut r.source, 0.2);
-    // Fed in steps, as a real-time upstream does (more than 2 s at once would be trimmed).
-    push_live(&r.feed, 1.0, 0.0005);
-    pull(&mut r.source, 1.4);
-    push_live(&r.feed, 1.5, 0.0005);
-    pull(&mut r.source, 1.4);
+    push_live(&r.feed, 1.0, 0.5);
+    stream(&r.feed, &mut r.source, 0.5, 0.5);
+    // The upstream goes quiet at 0.5 s (-66 dBFS: below -50); 1 s of loud audio is still
+    // buffered, but the 2 s count on the upstream's timeline.
+    stream(&r.feed, &mut r.source, 3.0, 0.0005);
     let ev = r.handle.evidence();
     assert_eq!(ev.switches.len(), 2, "{ev:?}");
     assert!(ev.switches[1].cause.contains("silent"), "{ev:?}");
     let delay = (ev.switches[1].at - at(0.5)).num_milliseconds();
     assert!((2000..=2020).contains(&delay), "{delay}");
     // Back live, then the connection drops: fallback on the very next block.
-    push_live(&r.feed, 1.0, 0.5);
-    pull(&mut r.source, 0.5);
+    push_live(&r.feed, 0.5, 0.5);
+    stream(&r.feed, &mut r.source, 0.5, 0.5);
     assert_eq!(r.source.on_air(), OnAir::Live);
     r.feed.down("stream ended".into());
     pull(&mut r.source, 0.01);

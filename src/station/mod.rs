@@ -485,6 +485,7 @@ impl Daemon {
                 .collect(),
             max_secs: Some(f64::from(p.max_secs)),
             start_at: at.max(now),
+            relay: p.relay.clone(),
         };
         let late_ms = (now - at).num_milliseconds().max(0);
         span.in_scope(|| {
@@ -559,6 +560,7 @@ impl Daemon {
                 items,
                 evidence,
                 reason,
+                relay,
                 ..
             } => {
                 let Some(a) = self.on_air.take() else {
@@ -616,7 +618,7 @@ impl Daemon {
                         })
                         .collect(),
                     evidence,
-                    relay: None,
+                    relay,
                     recorded_at: now,
                     prev_hash: String::new(),
                 };
@@ -644,7 +646,12 @@ impl Daemon {
             started_at: self.started_at,
             down_since: self.down_since,
             jumps: self.jumps.clone(),
-            lead_ms: scheduler::DEFAULT_LEAD_MS,
+            lead_ms: playout::lead_ms(
+                &self.plan,
+                &|k| self.journal.occurrence(k).is_some(),
+                now,
+                scheduler::DEFAULT_LEAD_MS,
+            ),
         };
         let on_air = self.on_air.as_ref().map(|a| OnAir::of(&a.plan));
         let journal = &self.journal;

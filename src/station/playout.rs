@@ -2,9 +2,13 @@
 //! airing id. The real player (`player::Player`) is adapted to this; [`TimerPlayout`] stands in
 //! for a silent output until then.
 //!
+//! A cue with a `relay` airs the upstream (with its items as the fallback playlist) through the
+//! player's relay session; its `Finished` carries the relay's evidence for the record.
+//!
 //! **Invariant:** every cued airing gets exactly one [`AirEvent::Finished`].
 
-use crate::wire::{AiredItem, Evidence, Outcome};
+use crate::schedule::{PlannedAiring, RelaySpec};
+use crate::wire::{AiredItem, Evidence, Outcome, RelayEvidence};
 use chrono::{DateTime, Utc};
 use std::path::PathBuf;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
@@ -20,9 +24,38 @@ pub struct Cue {
     pub max_secs: Option<f64>,
     /// When the first sample must be heard (at once if past).
     pub start_at: DateTime<Utc>,
+    /// A relay slot: relay this upstream for its window; `items` are its fallback playlist.
+    pub relay: Option<RelaySpec>,
+}
+
+/// How far ahead of its instant the daemon should hand airings to the player now: long enough
+/// for a relay due next to pre-connect ([`crate::relay::DEFAULT_PRECONNECT_SECS`]), else
+/// `default_ms`. `done(key)`: already accounted for.
+pub fn lead_ms(
+    plan: &[PlannedAiring],
+    done: &dyn Fn(&str) -> bool,
+    now: DateTime<Utc>,
+    default_ms: i64,
+) -> i64 {
+    let relay_ms = crate::relay::DEFAULT_PRECONNECT_SECS as i64 * 1000;
+    let soon = plan.iter().any(|p| {
+        let to_go = (p.at.with_timezone(&Utc) - now).num_milliseconds();
+        // Looking further than the lead itself, so the daemon's wake-up is computed with it.
+        p.relay.is_some()
+            && to_go > 0
+            && to_go <= relay_ms + super::MAX_SLEEP_MS * 2
+            && !done(&p.key())
+    });
+    if soon {
+        default_ms.max(relay_ms)
+    } else {
+        default_ms
+    }
 }
 
 /// What the player did.
+// A few events per airing: the size of `Finished` does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum AirEvent {
     Started {
@@ -41,6 +74,8 @@ pub enum AirEvent {
         items: Vec<AiredItem>,
         evidence: Option<Evidence>,
         reason: Option<String>,
+        /// A relay airing's account (upstream URL, live/fallback seconds, switches, titles).
+        relay: Option<RelayEvidence>,
     },
 }
 
@@ -123,6 +158,7 @@ fn timer_loop(rx: Receiver<TimerCmd>, etx: SyncSender<AirEvent>) {
                 items,
                 evidence: None,
                 reason,
+                relay: None,
             }
         };
         // Wait for the start instant (re-reading the wall clock, so a step is honoured).
@@ -222,6 +258,7 @@ fn timer_loop(rx: Receiver<TimerCmd>, etx: SyncSender<AirEvent>) {
                     items: vec![],
                     evidence: None,
                     reason: Some("player shut down".into()),
+                    relay: None,
                 });
             }
             return;
@@ -265,13 +302,16 @@ pub struct PlayerPlayout {
 }
 
 impl PlayerPlayout {
-    /// Start the player on output `spec` (`device`, `device:NAME`, `wav:PATH`, `null`).
+    /// Start the player on output `spec` (`device`, `device:NAME`, `wav:PATH`, `null`); with
+    /// `publish`, what it plays also goes to that Icecast mount (the city side).
     pub fn spawn(
         spec: &str,
         loudness: crate::loudness::LoudnessSettings,
+        publish: Option<String>,
     ) -> Result<(Self, Receiver<AirEvent>), String> {
         use crate::player::{Player, PlayerConfig, PlayerEvent};
-        let cfg = PlayerConfig::new(crate::output::OutputConfig::new(spec), loudness);
+        let mut cfg = PlayerConfig::new(crate::output::OutputConfig::new(spec), loudness);
+        cfg.publish = publish;
         let (handle, rx) = Player::spawn(cfg).map_err(|e| e.to_string())?;
         let (tx, erx) = sync_channel::<AirEvent>(256);
         std::thread::Builder::new()
@@ -298,13 +338,16 @@ impl PlayerPlayout {
                             items,
                             evidence,
                             reason,
+                            relay,
                         } => AirEvent::Finished {
                             airing_id,
                             outcome: outcome.to_wire(),
                             aired_secs,
-                            items,
+                            // A relay's one "item" is the upstream: its story is `relay`.
+                            items: if relay.is_some() { Vec::new() } else { items },
                             evidence: Some(evidence),
                             reason,
+                            relay: relay.map(|r| r.evidence),
                         },
                     };
                     if tx.send(ev).is_err() {
@@ -320,14 +363,29 @@ impl PlayerPlayout {
 
 impl Playout for PlayerPlayout {
     fn cue(&self, cue: Cue) -> Result<(), String> {
-        self.handle
-            .load(crate::player::Session {
-                airing_id: cue.airing_id,
-                items: cue.items,
-                max_secs: cue.max_secs,
-                start_at: cue.start_at,
-            })
-            .map_err(|e| e.to_string())
+        let session = crate::player::Session {
+            airing_id: cue.airing_id,
+            items: cue.items,
+            max_secs: cue.max_secs,
+            start_at: cue.start_at,
+        };
+        match cue.relay {
+            Some(spec) => {
+                let mut cfg = crate::relay::RelayConfig::from_spec(&spec, session.items.clone());
+                // The relay ends itself, sample-exact, at the window (never past the slot's
+                // hard stop); the player's own hard stop would fade its last half second.
+                if let Some(max) = session.max_secs.filter(|m| m.is_finite() && *m > 0.0) {
+                    cfg.window = cfg.window.min(std::time::Duration::from_secs_f64(max));
+                }
+                let session = crate::player::Session {
+                    max_secs: None,
+                    ..session
+                };
+                self.handle.load_relay(session, cfg)
+            }
+            None => self.handle.load(session),
+        }
+        .map_err(|e| e.to_string())
     }
     fn stop(&self, airing_id: &str) -> Result<(), String> {
         self.handle.stop(airing_id).map_err(|e| e.to_string())
@@ -340,5 +398,54 @@ impl Playout for PlayerPlayout {
     }
     fn output_name(&self) -> String {
         self.name.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schedule::{Priority, StartPolicy};
+    use chrono::TimeZone;
+
+    fn airing(slot: &str, at: DateTime<Utc>, relay: bool) -> PlannedAiring {
+        PlannedAiring {
+            station: "p".into(),
+            slot: slot.into(),
+            program: None,
+            category: "relay".into(),
+            at: at.fixed_offset(),
+            items: vec![],
+            planned_secs: 60.0,
+            priority: Priority::Normal,
+            start: StartPolicy::Hard,
+            grace_secs: 120,
+            max_secs: 60,
+            relay: relay.then(|| RelaySpec {
+                url: "http://127.0.0.1:8000/city.mp3".into(),
+                minutes: 1,
+                fallback: vec![],
+                silence_threshold_dbfs: -50.0,
+            }),
+        }
+    }
+
+    #[test]
+    fn the_lead_grows_to_the_preconnect_time_only_before_a_pending_relay() {
+        let now = Utc.with_ymd_and_hms(2019, 3, 4, 22, 30, 0).unwrap();
+        let secs = |s: i64| now + chrono::Duration::seconds(s);
+        let pre = crate::relay::DEFAULT_PRECONNECT_SECS as i64 * 1000;
+        let none = |_: &str| false;
+        let check = |plan: &[PlannedAiring], done: &dyn Fn(&str) -> bool, expected: i64| {
+            assert_eq!(lead_ms(plan, done, now, 2_000), expected, "{plan:?}");
+        };
+        check(&[airing("f", secs(4), false)], &none, 2_000);
+        check(&[airing("r", secs(4), true)], &none, pre);
+        // Far enough ahead that the daemon's next wake-up (≤ 5 s sleeps) still sees it coming.
+        check(&[airing("r", secs(12), true)], &none, pre);
+        check(&[airing("r", secs(60), true)], &none, 2_000);
+        check(&[airing("r", secs(-1), true)], &none, 2_000);
+        let r = airing("r", secs(4), true);
+        let key = r.key();
+        check(&[r], &|k: &str| k == key, 2_000);
     }
 }
