@@ -325,32 +325,57 @@ fn csv_field(out: &mut impl Write, s: &str) -> std::io::Result<()> {
     }
 }
 
-fn opt_secs(x: Option<f64>) -> String {
-    x.map(|v| format!("{v:.1}")).unwrap_or_default()
+/// One cell of an airing row, typed so CSV and XLSX each write it their way without
+/// re-parsing text.
+enum Cell<'a> {
+    Text(&'a str),
+    Owned(String),
+    /// Seconds, shown with one decimal (XLSX: a number rounded to 0.1).
+    Secs(f64),
+    Int(u64),
+    Empty,
 }
 
-fn row_cells(s: &StationSection, r: &Row) -> [String; 18] {
+fn opt_secs<'a>(x: Option<f64>) -> Cell<'a> {
+    x.map(Cell::Secs).unwrap_or(Cell::Empty)
+}
+
+fn opt_text(x: &Option<String>) -> Cell<'_> {
+    x.as_deref().map(Cell::Text).unwrap_or(Cell::Empty)
+}
+
+fn date_dmy(t: &DateTime<FixedOffset>) -> String {
+    format!("{:02}/{:02}/{:04}", t.day(), t.month(), t.year())
+}
+
+fn time_hms(t: &DateTime<FixedOffset>) -> String {
+    use chrono::Timelike;
+    format!("{:02}:{:02}:{:02}", t.hour(), t.minute(), t.second())
+}
+
+/// The cells of one airing row, in [`CSV_HEADERS`] order.
+fn row_cells<'a>(s: &'a StationSection, r: &'a Row) -> [Cell<'a>; 18] {
     [
-        s.id.clone(),
-        s.name.clone(),
-        s.area_code.clone(),
-        r.scheduled_at.format("%d/%m/%Y").to_string(),
-        r.scheduled_at.format("%H:%M:%S").to_string(),
+        Cell::Text(&s.id),
+        Cell::Text(&s.name),
+        Cell::Text(&s.area_code),
+        Cell::Owned(date_dmy(&r.scheduled_at)),
+        Cell::Owned(time_hms(&r.scheduled_at)),
         r.actual_start
-            .map(|t| t.format("%H:%M:%S").to_string())
-            .unwrap_or_default(),
-        r.slot.clone().unwrap_or_default(),
-        r.program.clone().unwrap_or_default(),
-        r.category.clone(),
-        source_vi(r).to_string(),
-        format!("{:.1}", r.planned_secs),
-        format!("{:.1}", r.aired_secs),
+            .map(|t| Cell::Owned(time_hms(&t)))
+            .unwrap_or(Cell::Empty),
+        opt_text(&r.slot),
+        opt_text(&r.program),
+        Cell::Text(&r.category),
+        Cell::Text(source_vi(r)),
+        Cell::Secs(r.planned_secs),
+        Cell::Secs(r.aired_secs),
         opt_secs(r.late_by_secs.filter(|&l| l > 0.0)),
         opt_secs(r.short_by_secs),
-        r.status.label_vi().to_string(),
-        r.reason.clone().unwrap_or_default(),
-        r.seq.map(|s| s.to_string()).unwrap_or_default(),
-        r.occurrence.clone().unwrap_or_default(),
+        Cell::Text(r.status.label_vi()),
+        opt_text(&r.reason),
+        r.seq.map(Cell::Int).unwrap_or(Cell::Empty),
+        opt_text(&r.occurrence),
     ]
 }
 
@@ -370,7 +395,13 @@ pub fn write_csv(report: &PeriodReport, out: &mut impl Write) -> Result<(), Repo
                 if i > 0 {
                     out.write_all(b",")?;
                 }
-                csv_field(out, c)?;
+                match c {
+                    Cell::Text(t) => csv_field(out, t)?,
+                    Cell::Owned(t) => csv_field(out, t)?,
+                    Cell::Secs(x) => write!(out, "{x:.1}")?,
+                    Cell::Int(n) => write!(out, "{n}")?,
+                    Cell::Empty => {}
+                }
             }
             out.write_all(b"\r\n")?;
         }
@@ -574,40 +605,68 @@ pub fn to_xlsx(report: &PeriodReport) -> Result<Vec<u8>, ReportError> {
             ws.write_string(row, c, "(Ký, ghi rõ họ tên)")?;
         }
     }
-    {
-        let ws = wb.add_worksheet();
-        ws.set_name(SHEET_AIRINGS)?;
-        for (c, h) in CSV_HEADERS.iter().enumerate() {
-            ws.write_string_with_format(0, c as u16, *h, &bold)?;
-        }
-        let mut row = 1u32;
-        for s in &report.stations {
-            for r in &s.reconciliation.rows {
-                write_row(ws, row, s, r)?;
-                row += 1;
-            }
-        }
-    }
-    {
-        let ws = wb.add_worksheet();
-        ws.set_name(SHEET_EXCEPTIONS)?;
-        for (c, h) in CSV_HEADERS.iter().enumerate() {
-            ws.write_string_with_format(0, c as u16, *h, &bold)?;
-        }
-        let mut row = 1u32;
-        for s in &report.stations {
-            for r in &s.reconciliation.rows {
-                if matches!(
+    // The two big sheets are written row by row in constant-memory mode (rows go to a temp file
+    // as they are written, strings inline), so a month of 10,000 stations does not sit in memory.
+    let all = report
+        .stations
+        .iter()
+        .flat_map(|s| s.reconciliation.rows.iter().map(move |r| (s, r)));
+    write_row_sheets(&mut wb, SHEET_AIRINGS, &bold, all)?;
+    let exceptions = report.stations.iter().flat_map(|s| {
+        s.reconciliation
+            .rows
+            .iter()
+            .filter(|r| {
+                matches!(
                     r.status,
                     Status::Missed | Status::Failed | Status::NoRecord | Status::Unplanned
-                ) {
-                    write_row(ws, row, s, r)?;
-                    row += 1;
-                }
-            }
-        }
-    }
+                )
+            })
+            .map(move |r| (s, r))
+    });
+    write_row_sheets(&mut wb, SHEET_EXCEPTIONS, &bold, exceptions)?;
+    // Level 3 (what Excel itself uses) instead of 6: most of the time of a big export is
+    // compressing the sheet XML; the file is ~5% bigger.
+    wb.set_zip_compression_level(3);
     Ok(wb.save_to_buffer()?)
+}
+
+/// Data rows per sheet: Excel's limit of 1,048,576 rows less the header. Rows beyond it continue
+/// on a sheet named `NAME (2)`, `NAME (3)`… (a year of many stations can exceed it).
+const MAX_DATA_ROWS_PER_SHEET: u32 = if cfg!(test) { 3 } else { 1_048_575 };
+
+/// Write airing rows under the CSV headers on constant-memory sheets named `name`, `name (2)`, …
+fn write_row_sheets<'a>(
+    wb: &mut rust_xlsxwriter::Workbook,
+    name: &str,
+    bold: &rust_xlsxwriter::Format,
+    rows: impl Iterator<Item = (&'a StationSection, &'a Row)>,
+) -> Result<(), ReportError> {
+    let mut rows = rows.peekable();
+    let mut part = 1;
+    loop {
+        let ws = wb.add_worksheet_with_constant_memory()?;
+        ws.set_name(if part == 1 {
+            name.to_string()
+        } else {
+            format!("{name} ({part})")
+        })?;
+        for (c, h) in CSV_HEADERS.iter().enumerate() {
+            ws.write_string_with_format(0, c as u16, *h, bold)?;
+        }
+        let mut row = 1u32;
+        while row <= MAX_DATA_ROWS_PER_SHEET {
+            let Some((s, r)) = rows.next() else {
+                return Ok(());
+            };
+            write_row(ws, row, s, r)?;
+            row += 1;
+        }
+        if rows.peek().is_none() {
+            return Ok(());
+        }
+        part += 1;
+    }
 }
 
 fn write_row(
@@ -617,17 +676,23 @@ fn write_row(
     r: &Row,
 ) -> Result<(), ReportError> {
     for (c, v) in row_cells(s, r).into_iter().enumerate() {
+        let c = c as u16;
         // Numbers as numbers so Excel sums them.
-        if (10..=13).contains(&c) || c == 16 {
-            if let Ok(n) = v.parse::<f64>() {
-                ws.write_number(row, c as u16, n)?;
-                continue;
+        match v {
+            Cell::Text(t) => {
+                ws.write_string(row, c, t)?;
             }
-            if v.is_empty() {
-                continue;
+            Cell::Owned(t) => {
+                ws.write_string(row, c, t)?;
             }
+            Cell::Secs(x) => {
+                ws.write_number(row, c, (x * 10.0).round() / 10.0)?;
+            }
+            Cell::Int(n) => {
+                ws.write_number(row, c, n as f64)?;
+            }
+            Cell::Empty => {}
         }
-        ws.write_string(row, c as u16, v)?;
     }
     Ok(())
 }

@@ -26,7 +26,7 @@ use super::ingest::{
 };
 use super::registry::{Registry, StationEntry};
 use super::status::{DEFAULT_OFFLINE_AFTER_SECS, StationStatus, station_status};
-use super::store::{Store, StoreError, StoreOutcome};
+use super::store::{DEFAULT_SYNCHRONOUS, Store, StoreError, StoreOutcome, Synchronous};
 use crate::clock::Clock;
 use crate::reconcile::Thresholds;
 use crate::report::{Format, Period, PlanSource, ReportError};
@@ -54,6 +54,8 @@ pub struct HttpConfig {
     pub thresholds: Thresholds,
     /// Bearer token of `POST /api/v1/admin/stations`; `None` disables the admin API (404).
     pub admin_token: Option<String>,
+    /// Durability of committed batches (see [`Synchronous`]).
+    pub synchronous: Synchronous,
 }
 
 impl Default for HttpConfig {
@@ -66,6 +68,7 @@ impl Default for HttpConfig {
             ingest_wait_ms: DEFAULT_INGEST_WAIT_MS,
             thresholds: Thresholds::default(),
             admin_token: None,
+            synchronous: DEFAULT_SYNCHRONOUS,
         }
     }
 }
@@ -114,8 +117,8 @@ impl AppState {
         plans: Arc<dyn PlanSource + Send + Sync>,
         config: HttpConfig,
     ) -> Result<Self, StoreError> {
-        let writer = Store::open(db)?;
-        let reader = Store::open(db)?;
+        let writer = Store::open_with(db, config.synchronous)?;
+        let reader = Store::open_with(db, config.synchronous)?;
         let registry_path = registry.path.clone();
         Ok(Self {
             inner: Arc::new(Inner {

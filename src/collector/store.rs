@@ -8,6 +8,7 @@
 
 use chrono::{DateTime, FixedOffset, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
+use std::collections::HashMap;
 use std::path::Path;
 
 use super::ingest::CheckedRecord;
@@ -57,6 +58,34 @@ const MIGRATIONS: &[&str] = &[
         signature TEXT NOT NULL
     );",
 ];
+
+/// How hard a commit waits for the disk (SQLite `PRAGMA synchronous`, the database is always in
+/// WAL mode).
+///
+/// - `Full`: every committed batch is on disk before its answer is sent (WAL fsynced at each
+///   commit): an acknowledged batch survives a process crash *and* a power loss.
+/// - `Normal`: the WAL is fsynced only at checkpoints: an acknowledged batch survives a process
+///   crash (`kill -9`), but a power loss or kernel crash may lose the batches committed since the
+///   last checkpoint (the database stays consistent). Stations delete only what the collector
+///   acknowledged, so those records would be gone from both sides.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Synchronous {
+    Normal,
+    Full,
+}
+
+impl Synchronous {
+    fn pragma(self) -> &'static str {
+        match self {
+            Self::Normal => "NORMAL",
+            Self::Full => "FULL",
+        }
+    }
+}
+
+/// Default durability: `Full` — an acknowledgement must mean the records are on disk, because the
+/// station may compact acknowledged records from its journal; measured cost in `docs/api.md`.
+pub const DEFAULT_SYNCHRONOUS: Synchronous = Synchronous::Full;
 
 /// A stored record row.
 #[derive(Debug, Clone, PartialEq)]
@@ -115,17 +144,36 @@ pub struct Store {
 }
 
 impl Store {
-    /// Open (creating when missing) and migrate.
+    /// Open (creating when missing) and migrate, with [`DEFAULT_SYNCHRONOUS`].
     pub fn open(path: &Path) -> Result<Self, StoreError> {
+        Self::open_with(path, DEFAULT_SYNCHRONOUS)
+    }
+
+    /// Open (creating when missing) and migrate, in WAL mode with the given durability.
+    pub fn open_with(path: &Path, synchronous: Synchronous) -> Result<Self, StoreError> {
         let conn = Connection::open(path)?;
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
-        // WAL + NORMAL: a committed batch survives a process crash; power loss may lose the last
-        // transactions, which the station re-sends because they are still in its journal.
-        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(None, "synchronous", synchronous.pragma())?;
         let mut store = Self { conn };
         store.migrate(&path.display().to_string())?;
         Ok(store)
+    }
+
+    /// Run SQLite's `PRAGMA integrity_check`; `Ok(())` when it answers `ok`.
+    pub fn integrity_check(&self) -> Result<(), StoreError> {
+        let mut stmt = self.conn.prepare("PRAGMA integrity_check")?;
+        let lines: Vec<String> = stmt
+            .query_map([], |r| r.get::<_, String>(0))?
+            .collect::<Result<_, _>>()?;
+        if lines.len() == 1 && lines[0] == "ok" {
+            Ok(())
+        } else {
+            Err(StoreError::Corrupt(format!(
+                "integrity check: {}",
+                lines.join("; ")
+            )))
+        }
     }
 
     fn migrate(&mut self, name: &str) -> Result<(), StoreError> {
@@ -166,36 +214,59 @@ impl Store {
         Ok(n.unwrap_or(0) as u64)
     }
 
-    /// Store a checked batch all-or-nothing. `records` must come from `ingest::check_batch`.
+    /// Store a checked batch all-or-nothing. `records` must come from `ingest::check_batch`
+    /// (consecutive seqs, chained within the batch).
     pub fn store_batch(
         &mut self,
         station: &str,
         records: &[CheckedRecord],
         now: DateTime<Utc>,
     ) -> Result<StoreOutcome, StoreError> {
+        let (Some(first), Some(last)) = (records.first(), records.last()) else {
+            return Ok(StoreOutcome::Stored(BatchAck {
+                accepted: Vec::new(),
+                duplicates: Vec::new(),
+                stored_through: self.stored_through(station)?,
+                rejected: Vec::new(),
+            }));
+        };
         let tx = self.conn.transaction()?;
-        let mut accepted = Vec::new();
+        let mut accepted = Vec::with_capacity(records.len());
         let mut duplicates = Vec::new();
         let mut rejected = Vec::new();
         {
-            let mut get = tx.prepare_cached(
-                "SELECT hash, prev_hash, bytes FROM records WHERE station = ?1 AND seq = ?2",
+            // One range read of what is stored from seq-1 of the first record to seq+1 of the
+            // last: duplicates, and the links to the stored neighbours.
+            let mut near = tx.prepare_cached(
+                "SELECT seq, hash, prev_hash, bytes FROM records
+                 WHERE station = ?1 AND seq >= ?2 AND seq <= ?3",
             )?;
+            let mut stored: HashMap<u64, (String, String, String)> = HashMap::new();
+            let rows = near.query_map(
+                params![
+                    station,
+                    first.seq.saturating_sub(1) as i64,
+                    last.seq.saturating_add(1).min(i64::MAX as u64) as i64
+                ],
+                |r| {
+                    Ok((
+                        r.get::<_, i64>(0)? as u64,
+                        (r.get(1)?, r.get(2)?, r.get(3)?),
+                    ))
+                },
+            )?;
+            for row in rows {
+                let (seq, v) = row?;
+                stored.insert(seq, v);
+            }
             let mut insert = tx.prepare_cached(
                 "INSERT INTO records (station, seq, hash, prev_hash, signature, bytes, occurrence,
                     category, source, outcome, scheduled_unix, aired_secs, received_unix)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
             )?;
-            let mut lookup = |seq: u64| -> Result<Option<(String, String, String)>, StoreError> {
-                Ok(get
-                    .query_row(params![station, seq as i64], |r| {
-                        Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-                    })
-                    .optional()?)
-            };
             for (i, c) in records.iter().enumerate() {
-                if let Some((_, _, bytes)) = lookup(c.seq)? {
-                    if bytes == c.bytes {
+                if let Some((_, _, bytes)) = stored.get(&c.seq) {
+                    if *bytes == c.bytes {
                         duplicates.push(c.seq);
                     } else {
                         rejected.push(Rejection {
@@ -211,9 +282,9 @@ impl Store {
                 // Previous link: from the batch itself (already checked) or the store.
                 if i == 0 {
                     let expected = if c.seq == 1 {
-                        Some(GENESIS_HASH.to_string())
+                        Some(GENESIS_HASH)
                     } else {
-                        lookup(c.seq - 1)?.map(|(h, _, _)| h)
+                        stored.get(&(c.seq - 1)).map(|(h, _, _)| h.as_str())
                     };
                     if let Some(h) = expected
                         && h != c.record.prev_hash
@@ -231,8 +302,8 @@ impl Store {
                 }
                 // Next link: a later record stored earlier (after a gap) must point at this one.
                 if i + 1 == records.len()
-                    && let Some((_, next_prev, _)) = lookup(c.seq + 1)?
-                    && next_prev != c.hash
+                    && let Some((_, next_prev, _)) = stored.get(&(c.seq + 1))
+                    && *next_prev != c.hash
                 {
                     rejected.push(Rejection {
                         seq: Some(c.seq),
