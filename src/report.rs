@@ -173,19 +173,48 @@ pub struct PeriodReport {
     pub city: Breakdown,
 }
 
-/// Build the report of `period` for every registered station.
+/// Build the report of `period` for every registered station, keeping each station's run of
+/// signed records (what the JSON export needs).
 pub fn build(
     store: &Store,
     registry: &Registry,
-    plans: &dyn PlanSource,
+    plans: &(dyn PlanSource + Sync),
     period: &Period,
     th: &Thresholds,
     now: DateTime<Utc>,
 ) -> Result<PeriodReport, ReportError> {
-    let mut stations = Vec::new();
-    let mut city = Breakdown::default();
+    build_with(store, registry, plans, period, th, now, true)
+}
+
+/// [`build`], keeping the signed records only when `keep_records` (the CSV and XLSX exports do
+/// not need them; a month of 10,000 stations holds ~600 MB of them). The database is read on this
+/// thread (one connection); parsing, plan expansion and reconciliation run on every core.
+pub fn build_with(
+    store: &Store,
+    registry: &Registry,
+    plans: &(dyn PlanSource + Sync),
+    period: &Period,
+    th: &Thresholds,
+    now: DateTime<Utc>,
+    keep_records: bool,
+) -> Result<PeriodReport, ReportError> {
+    let (lo, hi) = period.unix_bounds();
+    let mut fetched = Vec::with_capacity(registry.stations.len());
     for entry in registry.stations.values() {
-        let section = station_section(store, entry, plans, period, th)?;
+        fetched.push((entry, store.records_between(Some(&entry.id), lo, hi)?));
+    }
+    let built = par_map(fetched, |(entry, stored)| {
+        reconcile_section(entry, stored, plans, period, th)
+    });
+    let mut stations = Vec::with_capacity(built.len());
+    let mut city = Breakdown::default();
+    for b in built {
+        let (mut section, missing_run) = b?;
+        if !keep_records {
+            section.records = Vec::new();
+        } else if let Some((first, last)) = missing_run {
+            section.records = store.records_by_seq(&section.id, first, last)?;
+        }
         city.merge(&section.reconciliation.breakdown);
         stations.push(section);
     }
@@ -195,6 +224,85 @@ pub fn build(
         stations,
         city,
     })
+}
+
+/// Map `items` on up to `available_parallelism` threads, keeping their order.
+fn par_map<T: Send, U: Send>(mut items: Vec<T>, f: impl Fn(T) -> U + Sync) -> Vec<U> {
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .clamp(1, 8);
+    if threads == 1 || items.len() < 2 {
+        return items.into_iter().map(f).collect();
+    }
+    let per = items.len().div_ceil(threads);
+    let mut parts = Vec::with_capacity(threads);
+    while items.len() > per {
+        let tail = items.split_off(per);
+        parts.push(std::mem::replace(&mut items, tail));
+    }
+    parts.push(items);
+    let f = &f;
+    std::thread::scope(|s| {
+        let handles: Vec<_> = parts
+            .into_iter()
+            .map(|part| s.spawn(move || part.into_iter().map(f).collect::<Vec<U>>()))
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| match h.join() {
+                Ok(v) => v,
+                // The closures return errors rather than panic; re-raise a panic as such.
+                Err(p) => std::panic::resume_unwind(p),
+            })
+            .collect()
+    })
+}
+
+/// Reconcile one station over `period` from its stored records scheduled around it. Returns the
+/// section and, when the contiguous run of seqs covering the period is not exactly `stored`,
+/// the seq range still to read (records of neighbouring periods inside the run).
+fn reconcile_section(
+    entry: &StationEntry,
+    stored: Vec<StoredRecord>,
+    plans: &dyn PlanSource,
+    period: &Period,
+    th: &Thresholds,
+) -> Result<(StationSection, Option<(u64, u64)>), ReportError> {
+    let mut recs: Vec<AiringRecord> = Vec::with_capacity(stored.len());
+    let (mut first, mut last) = (u64::MAX, 0u64);
+    for s in &stored {
+        let r = s.parse()?;
+        if period.contains(&r.scheduled_at) {
+            first = first.min(s.seq);
+            last = last.max(s.seq);
+            recs.push(r);
+        }
+    }
+    let (run, missing) = if last == 0 {
+        (Vec::new(), None)
+    } else if last - first + 1 == stored.len() as u64 && stored.len() == recs.len() {
+        (stored, None)
+    } else {
+        (Vec::new(), Some((first, last)))
+    };
+    let (plan, plan_note) = match plans.plan(entry, period) {
+        Ok(p) => (Some(p), None),
+        Err(note) => (None, Some(note)),
+    };
+    let reconciliation = reconcile(&entry.id, plan.as_deref(), &recs, th);
+    Ok((
+        StationSection {
+            id: entry.id.clone(),
+            name: entry.name.clone(),
+            area_code: entry.area_code.clone(),
+            public_key: entry.public_key.clone(),
+            plan_note,
+            reconciliation,
+            records: run,
+        },
+        missing,
+    ))
 }
 
 /// Reconcile one station over `period`, and gather the contiguous run of its records.
@@ -207,37 +315,11 @@ pub fn station_section(
 ) -> Result<StationSection, ReportError> {
     let (lo, hi) = period.unix_bounds();
     let stored = store.records_between(Some(&entry.id), lo, hi)?;
-    let mut recs: Vec<AiringRecord> = Vec::with_capacity(stored.len());
-    let (mut first, mut last) = (u64::MAX, 0u64);
-    for s in &stored {
-        let r = s.parse()?;
-        if period.contains(&r.scheduled_at) {
-            first = first.min(s.seq);
-            last = last.max(s.seq);
-            recs.push(r);
-        }
+    let (mut section, missing) = reconcile_section(entry, stored, plans, period, th)?;
+    if let Some((first, last)) = missing {
+        section.records = store.records_by_seq(&entry.id, first, last)?;
     }
-    let run = if last == 0 {
-        Vec::new()
-    } else if last - first + 1 == stored.len() as u64 && stored.len() == recs.len() {
-        stored
-    } else {
-        store.records_by_seq(&entry.id, first, last)?
-    };
-    let (plan, plan_note) = match plans.plan(entry, period) {
-        Ok(p) => (Some(p), None),
-        Err(note) => (None, Some(note)),
-    };
-    let reconciliation = reconcile(&entry.id, plan.as_deref(), &recs, th);
-    Ok(StationSection {
-        id: entry.id.clone(),
-        name: entry.name.clone(),
-        area_code: entry.area_code.clone(),
-        public_key: entry.public_key.clone(),
-        plan_note,
-        reconciliation,
-        records: run,
-    })
+    Ok(section)
 }
 
 /// Export formats.
@@ -498,6 +580,16 @@ pub const SUMMARY_HEADERS: [&str; 13] = [
 
 /// XLSX: summary per station with totals and signature block, every airing, exceptions.
 pub fn to_xlsx(report: &PeriodReport) -> Result<Vec<u8>, ReportError> {
+    to_xlsx_with_sheet_rows(report, MAX_DATA_ROWS_PER_SHEET)
+}
+
+/// [`to_xlsx`] with at most `max_rows_per_sheet` data rows per airing sheet (tests use a small
+/// number to see the continuation sheets).
+pub fn to_xlsx_with_sheet_rows(
+    report: &PeriodReport,
+    max_rows_per_sheet: u32,
+) -> Result<Vec<u8>, ReportError> {
+    let max_rows_per_sheet = max_rows_per_sheet.clamp(1, MAX_DATA_ROWS_PER_SHEET);
     use rust_xlsxwriter::{Format as XFormat, FormatAlign, Workbook};
     let mut wb = Workbook::new();
     let bold = XFormat::new().set_bold();
@@ -611,7 +703,7 @@ pub fn to_xlsx(report: &PeriodReport) -> Result<Vec<u8>, ReportError> {
         .stations
         .iter()
         .flat_map(|s| s.reconciliation.rows.iter().map(move |r| (s, r)));
-    write_row_sheets(&mut wb, SHEET_AIRINGS, &bold, all)?;
+    write_row_sheets(&mut wb, SHEET_AIRINGS, &bold, max_rows_per_sheet, all)?;
     let exceptions = report.stations.iter().flat_map(|s| {
         s.reconciliation
             .rows
@@ -624,7 +716,13 @@ pub fn to_xlsx(report: &PeriodReport) -> Result<Vec<u8>, ReportError> {
             })
             .map(move |r| (s, r))
     });
-    write_row_sheets(&mut wb, SHEET_EXCEPTIONS, &bold, exceptions)?;
+    write_row_sheets(
+        &mut wb,
+        SHEET_EXCEPTIONS,
+        &bold,
+        max_rows_per_sheet,
+        exceptions,
+    )?;
     // Level 3 (what Excel itself uses) instead of 6: most of the time of a big export is
     // compressing the sheet XML; the file is ~5% bigger.
     wb.set_zip_compression_level(3);
@@ -633,13 +731,14 @@ pub fn to_xlsx(report: &PeriodReport) -> Result<Vec<u8>, ReportError> {
 
 /// Data rows per sheet: Excel's limit of 1,048,576 rows less the header. Rows beyond it continue
 /// on a sheet named `NAME (2)`, `NAME (3)`… (a year of many stations can exceed it).
-const MAX_DATA_ROWS_PER_SHEET: u32 = if cfg!(test) { 3 } else { 1_048_575 };
+pub const MAX_DATA_ROWS_PER_SHEET: u32 = 1_048_575;
 
 /// Write airing rows under the CSV headers on constant-memory sheets named `name`, `name (2)`, …
 fn write_row_sheets<'a>(
     wb: &mut rust_xlsxwriter::Workbook,
     name: &str,
     bold: &rust_xlsxwriter::Format,
+    max_rows: u32,
     rows: impl Iterator<Item = (&'a StationSection, &'a Row)>,
 ) -> Result<(), ReportError> {
     let mut rows = rows.peekable();
@@ -655,7 +754,7 @@ fn write_row_sheets<'a>(
             ws.write_string_with_format(0, c as u16, *h, bold)?;
         }
         let mut row = 1u32;
-        while row <= MAX_DATA_ROWS_PER_SHEET {
+        while row <= max_rows {
             let Some((s, r)) = rows.next() else {
                 return Ok(());
             };

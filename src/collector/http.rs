@@ -584,13 +584,14 @@ async fn get_report(
     let bytes = state
         .read(move |store, st| {
             let reg = st.registry();
-            let report = crate::report::build(
+            let report = crate::report::build_with(
                 store,
                 &reg,
                 st.inner.plans.as_ref(),
                 &period,
                 &st.inner.config.thresholds,
                 now,
+                format == Format::Json,
             )?;
             Ok(crate::report::render(&report, format)?)
         })

@@ -57,6 +57,11 @@ const MIGRATIONS: &[&str] = &[
         bytes TEXT NOT NULL,
         signature TEXT NOT NULL
     );",
+    // 2: reports read a station's records by scheduled time; with only (station, seq) SQLite
+    // scanned the station's whole history for each period. The old (time, station) index served
+    // no query.
+    "DROP INDEX records_by_time;
+    CREATE INDEX records_by_station_time ON records (station, scheduled_unix);",
 ];
 
 /// How hard a commit waits for the disk (SQLite `PRAGMA synchronous`, the database is always in
@@ -547,4 +552,56 @@ pub fn outcome_name(o: crate::wire::Outcome) -> &'static str {
 /// Local wall time of a record, for display.
 pub fn local(t: &DateTime<FixedOffset>) -> String {
     t.format("%Y-%m-%d %H:%M:%S").to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_version_1_database_migrates_and_reports_use_the_station_time_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.db");
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(MIGRATIONS[0]).unwrap();
+            conn.pragma_update(None, "user_version", 1).unwrap();
+            conn.execute(
+                "INSERT INTO records VALUES ('a', 1, 'h', 'p', 's', '{}', NULL, 'cchc', 'file',
+                 'aired', 100, 60.0, 0)",
+                [],
+            )
+            .unwrap();
+        }
+        let store = Store::open(&path).unwrap();
+        assert_eq!(store.schema_version().unwrap(), MIGRATIONS.len() as i64);
+        assert_eq!(store.stored_through("a").unwrap(), 1);
+        assert_eq!(store.records_between(Some("a"), 0, 200).unwrap().len(), 1);
+        store.integrity_check().unwrap();
+        let plan: Vec<String> = store
+            .conn
+            .prepare(
+                "EXPLAIN QUERY PLAN SELECT station, seq, hash, signature, bytes FROM records
+                 WHERE station = ?1 AND scheduled_unix >= ?2 AND scheduled_unix < ?3 ORDER BY seq",
+            )
+            .unwrap()
+            .query_map(params!["a", 0, 200], |r| r.get::<_, String>(3))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert!(
+            plan.iter().any(|l| l.contains("records_by_station_time")),
+            "{plan:?}"
+        );
+        drop(store);
+        // A database newer than this build is refused.
+        Connection::open(&path)
+            .unwrap()
+            .pragma_update(None, "user_version", 99)
+            .unwrap();
+        assert!(matches!(
+            Store::open(&path),
+            Err(StoreError::TooNew { found: 99, .. })
+        ));
+    }
 }
