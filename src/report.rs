@@ -198,23 +198,57 @@ pub fn build_with(
     now: DateTime<Utc>,
     keep_records: bool,
 ) -> Result<PeriodReport, ReportError> {
-    let (lo, hi) = period.unix_bounds();
-    let mut fetched = Vec::with_capacity(registry.stations.len());
-    for entry in registry.stations.values() {
-        fetched.push((entry, store.records_between(Some(&entry.id), lo, hi)?));
+    let entries: Vec<&StationEntry> = registry.stations.values().collect();
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .clamp(1, 8);
+    let per = entries.len().div_ceil(threads).max(1);
+    type Built = Result<StationSection, ReportError>;
+    let work = |db: &Store, part: &[&StationEntry]| -> Vec<Built> {
+        part.iter()
+            .map(|entry| {
+                let (lo, hi) = period.unix_bounds();
+                let stored = db.records_between(Some(&entry.id), lo, hi)?;
+                let (mut section, missing) = reconcile_section(entry, stored, plans, period, th)?;
+                if !keep_records {
+                    section.records = Vec::new();
+                } else if let Some((first, last)) = missing {
+                    section.records = db.records_by_seq(&entry.id, first, last)?;
+                }
+                Ok(section)
+            })
+            .collect()
+    };
+    // One part per core, each with its own read connection (WAL readers run side by side):
+    // reading, parsing and reconciling all run in parallel; the first part runs here on the
+    // caller's connection.
+    let mut parts = entries.chunks(per);
+    let first = parts.next().unwrap_or(&[]);
+    let mut readers = Vec::new();
+    for part in parts {
+        readers.push((store.open_reader()?, part));
     }
-    let built = par_map(fetched, |(entry, stored)| {
-        reconcile_section(entry, stored, plans, period, th)
+    let built: Vec<Built> = std::thread::scope(|s| {
+        let work = &work;
+        let handles: Vec<_> = readers
+            .into_iter()
+            .map(|(db, part)| s.spawn(move || work(&db, part)))
+            .collect();
+        let mut all = work(store, first);
+        for h in handles {
+            match h.join() {
+                Ok(v) => all.extend(v),
+                // The work returns errors rather than panic; re-raise a panic as such.
+                Err(p) => std::panic::resume_unwind(p),
+            }
+        }
+        all
     });
     let mut stations = Vec::with_capacity(built.len());
     let mut city = Breakdown::default();
     for b in built {
-        let (mut section, missing_run) = b?;
-        if !keep_records {
-            section.records = Vec::new();
-        } else if let Some((first, last)) = missing_run {
-            section.records = store.records_by_seq(&section.id, first, last)?;
-        }
+        let section = b?;
         city.merge(&section.reconciliation.breakdown);
         stations.push(section);
     }
@@ -223,39 +257,6 @@ pub fn build_with(
         generated_at: now,
         stations,
         city,
-    })
-}
-
-/// Map `items` on up to `available_parallelism` threads, keeping their order.
-fn par_map<T: Send, U: Send>(mut items: Vec<T>, f: impl Fn(T) -> U + Sync) -> Vec<U> {
-    let threads = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1)
-        .clamp(1, 8);
-    if threads == 1 || items.len() < 2 {
-        return items.into_iter().map(f).collect();
-    }
-    let per = items.len().div_ceil(threads);
-    let mut parts = Vec::with_capacity(threads);
-    while items.len() > per {
-        let tail = items.split_off(per);
-        parts.push(std::mem::replace(&mut items, tail));
-    }
-    parts.push(items);
-    let f = &f;
-    std::thread::scope(|s| {
-        let handles: Vec<_> = parts
-            .into_iter()
-            .map(|part| s.spawn(move || part.into_iter().map(f).collect::<Vec<U>>()))
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| match h.join() {
-                Ok(v) => v,
-                // The closures return errors rather than panic; re-raise a panic as such.
-                Err(p) => std::panic::resume_unwind(p),
-            })
-            .collect()
     })
 }
 
