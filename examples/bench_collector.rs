@@ -325,132 +325,138 @@ async fn main() {
     }
 
     // 2. Latency with many stations, each its own client and connection.
-    let n = latency_stations;
-    let dir2 = tempfile::tempdir().unwrap();
-    let base = start(
-        registry(dir2.path(), n),
-        &dir2.path().join("latency.db"),
-        HttpConfig::default(),
-    )
-    .await;
-    let rounds = 3;
-    let per_batch = 10;
-    // (station index, batch bodies, heartbeat bodies)
-    type Work = (usize, Vec<Vec<u8>>, Vec<Vec<u8>>);
-    let work: Vec<Work> = (0..n)
-        .map(|i| {
-            let k = key(i);
-            let ch = chain(&format!("st{i}"), &k, rounds * per_batch);
-            let batches = ch
-                .chunks(per_batch)
-                .map(|c| {
-                    serde_json::to_vec(&RecordBatch {
-                        records: c.to_vec(),
+    for (sync, name) in [(Synchronous::Full, "FULL"), (Synchronous::Normal, "NORMAL")] {
+        let n = latency_stations;
+        let dir2 = tempfile::tempdir().unwrap();
+        let base = start(
+            registry(dir2.path(), n),
+            &dir2.path().join("latency.db"),
+            HttpConfig {
+                synchronous: sync,
+                ..HttpConfig::default()
+            },
+        )
+        .await;
+        let rounds = 3;
+        let per_batch = 10;
+        // (station index, batch bodies, heartbeat bodies)
+        type Work = (usize, Vec<Vec<u8>>, Vec<Vec<u8>>);
+        let work: Vec<Work> = (0..n)
+            .map(|i| {
+                let k = key(i);
+                let ch = chain(&format!("st{i}"), &k, rounds * per_batch);
+                let batches = ch
+                    .chunks(per_batch)
+                    .map(|c| {
+                        serde_json::to_vec(&RecordBatch {
+                            records: c.to_vec(),
+                        })
+                        .unwrap()
                     })
+                    .collect();
+                let hbs = (0..rounds)
+                    .map(|r| {
+                        serde_json::to_vec(
+                            &Heartbeat {
+                                v: WIRE_VERSION,
+                                station: format!("st{i}"),
+                                sent_at: Utc::now(),
+                                now_airing: None,
+                                next_airing: None,
+                                backlog_records: r as u64,
+                                last_seq: (r * per_batch) as u64,
+                                output: "null".into(),
+                                output_ok: true,
+                                clock_synced: Some(true),
+                                version: "bench".into(),
+                                uptime_secs: 1,
+                            }
+                            .sign(&k)
+                            .unwrap(),
+                        )
+                        .unwrap()
+                    })
+                    .collect();
+                (i, batches, hbs)
+            })
+            .collect();
+        // Every station is its own client (its own connection), like real stations.
+        let clients: Vec<reqwest::Client> = (0..n)
+            .map(|_| {
+                reqwest::Client::builder()
+                    .pool_max_idle_per_host(1)
+                    .build()
                     .unwrap()
-                })
-                .collect();
-            let hbs = (0..rounds)
-                .map(|r| {
-                    serde_json::to_vec(
-                        &Heartbeat {
-                            v: WIRE_VERSION,
-                            station: format!("st{i}"),
-                            sent_at: Utc::now(),
-                            now_airing: None,
-                            next_airing: None,
-                            backlog_records: r as u64,
-                            last_seq: (r * per_batch) as u64,
-                            output: "null".into(),
-                            output_ok: true,
-                            clock_synced: Some(true),
-                            version: "bench".into(),
-                            uptime_secs: 1,
-                        }
-                        .sign(&k)
-                        .unwrap(),
-                    )
-                    .unwrap()
-                })
-                .collect();
-            (i, batches, hbs)
-        })
-        .collect();
-    // Every station is its own client (its own connection), like real stations.
-    let clients: Vec<reqwest::Client> = (0..n)
-        .map(|_| {
-            reqwest::Client::builder()
-                .pool_max_idle_per_host(1)
-                .build()
-                .unwrap()
-        })
-        .collect();
-    let start_gate = Arc::new(tokio::sync::Barrier::new(n + 1));
-    let mut tasks = Vec::new();
-    for ((i, batches, hbs), client) in work.into_iter().zip(clients) {
-        let base = base.clone();
-        let gate = start_gate.clone();
-        tasks.push(tokio::spawn(async move {
-            let mut lat_records = Vec::new();
-            let mut lat_hb = Vec::new();
-            let mut statuses = Vec::new();
-            gate.wait().await;
-            for (b, h) in batches.into_iter().zip(hbs) {
-                let s = Instant::now();
-                let r = client
-                    .post(format!("{base}/api/v1/stations/st{i}/heartbeat"))
-                    .header("content-type", "application/json")
-                    .body(h)
-                    .send()
-                    .await;
-                lat_hb.push(s.elapsed().as_secs_f64() * 1000.0);
-                statuses.push(r.map(|r| r.status().as_u16()).unwrap_or(0));
-                let s = Instant::now();
-                let r = client
-                    .post(format!("{base}/api/v1/stations/st{i}/records"))
-                    .header("content-type", "application/json")
-                    .body(b)
-                    .send()
-                    .await;
-                lat_records.push(s.elapsed().as_secs_f64() * 1000.0);
-                statuses.push(r.map(|r| r.status().as_u16()).unwrap_or(0));
-            }
-            (lat_records, lat_hb, statuses)
-        }));
-    }
-    start_gate.wait().await;
-    let t = Instant::now();
-    let (mut lr, mut lh, mut codes) = (Vec::new(), Vec::new(), std::collections::BTreeMap::new());
-    for t in tasks {
-        let (a, b, s) = t.await.unwrap();
-        lr.extend(a);
-        lh.extend(b);
-        for c in s {
-            *codes.entry(c).or_insert(0u64) += 1;
+            })
+            .collect();
+        let start_gate = Arc::new(tokio::sync::Barrier::new(n + 1));
+        let mut tasks = Vec::new();
+        for ((i, batches, hbs), client) in work.into_iter().zip(clients) {
+            let base = base.clone();
+            let gate = start_gate.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut lat_records = Vec::new();
+                let mut lat_hb = Vec::new();
+                let mut statuses = Vec::new();
+                gate.wait().await;
+                for (b, h) in batches.into_iter().zip(hbs) {
+                    let s = Instant::now();
+                    let r = client
+                        .post(format!("{base}/api/v1/stations/st{i}/heartbeat"))
+                        .header("content-type", "application/json")
+                        .body(h)
+                        .send()
+                        .await;
+                    lat_hb.push(s.elapsed().as_secs_f64() * 1000.0);
+                    statuses.push(r.map(|r| r.status().as_u16()).unwrap_or(0));
+                    let s = Instant::now();
+                    let r = client
+                        .post(format!("{base}/api/v1/stations/st{i}/records"))
+                        .header("content-type", "application/json")
+                        .body(b)
+                        .send()
+                        .await;
+                    lat_records.push(s.elapsed().as_secs_f64() * 1000.0);
+                    statuses.push(r.map(|r| r.status().as_u16()).unwrap_or(0));
+                }
+                (lat_records, lat_hb, statuses)
+            }));
         }
+        start_gate.wait().await;
+        let t = Instant::now();
+        let (mut lr, mut lh, mut codes) =
+            (Vec::new(), Vec::new(), std::collections::BTreeMap::new());
+        for t in tasks {
+            let (a, b, s) = t.await.unwrap();
+            lr.extend(a);
+            lh.extend(b);
+            for c in s {
+                *codes.entry(c).or_insert(0u64) += 1;
+            }
+        }
+        let wall = t.elapsed().as_secs_f64();
+        lr.sort_by(f64::total_cmp);
+        lh.sort_by(f64::total_cmp);
+        let all_ok = codes.keys().all(|&c| c == 200);
+        println!(
+            "synchronous={name}: {n} stations at once (own client each), {rounds} rounds of heartbeat + batch of {per_batch}: {:.1} s wall, HTTP status counts {codes:?}",
+            wall
+        );
+        println!(
+            "  batch latency ms:     p50 {:>7.1}  p99 {:>7.1}  max {:>7.1}  target p99 <= {TARGET_P99_MS:.0}  {}",
+            pct(&lr, 0.5),
+            pct(&lr, 0.99),
+            pct(&lr, 1.0),
+            verdict(all_ok && pct(&lr, 0.99) <= TARGET_P99_MS)
+        );
+        println!(
+            "  heartbeat latency ms: p50 {:>7.1}  p99 {:>7.1}  max {:>7.1}  target p99 <= {TARGET_P99_MS:.0}  {}",
+            pct(&lh, 0.5),
+            pct(&lh, 0.99),
+            pct(&lh, 1.0),
+            verdict(all_ok && pct(&lh, 0.99) <= TARGET_P99_MS)
+        );
     }
-    let wall = t.elapsed().as_secs_f64();
-    lr.sort_by(f64::total_cmp);
-    lh.sort_by(f64::total_cmp);
-    let all_ok = codes.keys().all(|&c| c == 200);
-    println!(
-        "{n} stations at once (own client each), {rounds} rounds of heartbeat + batch of {per_batch}: {:.1} s wall, HTTP status counts {codes:?}",
-        wall
-    );
-    println!(
-        "  batch latency ms:     p50 {:>7.1}  p99 {:>7.1}  max {:>7.1}  target p99 <= {TARGET_P99_MS:.0}  {}",
-        pct(&lr, 0.5),
-        pct(&lr, 0.99),
-        pct(&lr, 1.0),
-        verdict(all_ok && pct(&lr, 0.99) <= TARGET_P99_MS)
-    );
-    println!(
-        "  heartbeat latency ms: p50 {:>7.1}  p99 {:>7.1}  max {:>7.1}  target p99 <= {TARGET_P99_MS:.0}  {}",
-        pct(&lh, 0.5),
-        pct(&lh, 0.99),
-        pct(&lh, 1.0),
-        verdict(all_ok && pct(&lh, 0.99) <= TARGET_P99_MS)
-    );
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     println!("/proc/loadavg at end: {}", load.trim());
 }

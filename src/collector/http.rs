@@ -89,10 +89,20 @@ pub struct Metrics {
     pub ingest_micros_total: AtomicU64,
 }
 
+/// Records are written with the configured durability; heartbeats on their own connection with
+/// `synchronous=NORMAL` (`PRAGMA synchronous` is per connection): a heartbeat is replaced a
+/// minute later anyway, so it is not worth an fsync, and 1,000 stations' heartbeats would
+/// otherwise queue behind one fsync each.
+struct Writers {
+    records: Store,
+    heartbeats: Store,
+}
+
 struct Inner {
     registry: RwLock<Registry>,
     registry_path: Option<PathBuf>,
-    writer: Mutex<Store>,
+    /// The two write connections, behind one lock (one writer at a time, as SQLite wants).
+    writer: Mutex<Writers>,
     reader: Mutex<Store>,
     clock: Arc<dyn Clock>,
     plans: Arc<dyn PlanSource + Send + Sync>,
@@ -117,7 +127,10 @@ impl AppState {
         plans: Arc<dyn PlanSource + Send + Sync>,
         config: HttpConfig,
     ) -> Result<Self, StoreError> {
-        let writer = Store::open_with(db, config.synchronous)?;
+        let writer = Writers {
+            records: Store::open_with(db, config.synchronous)?,
+            heartbeats: Store::open_with(db, super::store::Synchronous::Normal)?,
+        };
         let reader = Store::open_with(db, config.synchronous)?;
         let registry_path = registry.path.clone();
         Ok(Self {
@@ -383,7 +396,7 @@ async fn ingest_records(state: &AppState, id: String, body: Body) -> Result<Batc
             Ok(g) => g,
             Err(e) => e.into_inner(),
         };
-        match store.store_batch(&entry.id, &checked, now)? {
+        match store.records.store_batch(&entry.id, &checked, now)? {
             StoreOutcome::Stored(ack) => Ok(ack),
             StoreOutcome::Conflict(ack) => Err(ApiError::Conflict(ack)),
         }
@@ -422,7 +435,9 @@ async fn post_heartbeat(
             Ok(g) => g,
             Err(e) => e.into_inner(),
         };
-        store.store_heartbeat(&entry.id, hb.heartbeat.get(), &hb.signature, now)?;
+        store
+            .heartbeats
+            .store_heartbeat(&entry.id, hb.heartbeat.get(), &hb.signature, now)?;
         Ok(now)
     })
     .await
