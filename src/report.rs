@@ -173,19 +173,82 @@ pub struct PeriodReport {
     pub city: Breakdown,
 }
 
-/// Build the report of `period` for every registered station.
+/// Build the report of `period` for every registered station, keeping each station's run of
+/// signed records (what the JSON export needs).
 pub fn build(
     store: &Store,
     registry: &Registry,
-    plans: &dyn PlanSource,
+    plans: &(dyn PlanSource + Sync),
     period: &Period,
     th: &Thresholds,
     now: DateTime<Utc>,
 ) -> Result<PeriodReport, ReportError> {
-    let mut stations = Vec::new();
+    build_with(store, registry, plans, period, th, now, true)
+}
+
+/// [`build`], keeping the signed records only when `keep_records` (the CSV and XLSX exports do
+/// not need them; a month of 10,000 stations holds ~600 MB of them). The database is read on this
+/// thread (one connection); parsing, plan expansion and reconciliation run on every core.
+pub fn build_with(
+    store: &Store,
+    registry: &Registry,
+    plans: &(dyn PlanSource + Sync),
+    period: &Period,
+    th: &Thresholds,
+    now: DateTime<Utc>,
+    keep_records: bool,
+) -> Result<PeriodReport, ReportError> {
+    let entries: Vec<&StationEntry> = registry.stations.values().collect();
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .clamp(1, 8);
+    let per = entries.len().div_ceil(threads).max(1);
+    type Built = Result<StationSection, ReportError>;
+    let work = |db: &Store, part: &[&StationEntry]| -> Vec<Built> {
+        part.iter()
+            .map(|entry| {
+                let (lo, hi) = period.unix_bounds();
+                let stored = db.records_between(Some(&entry.id), lo, hi)?;
+                let (mut section, missing) = reconcile_section(entry, stored, plans, period, th)?;
+                if !keep_records {
+                    section.records = Vec::new();
+                } else if let Some((first, last)) = missing {
+                    section.records = db.records_by_seq(&entry.id, first, last)?;
+                }
+                Ok(section)
+            })
+            .collect()
+    };
+    // One part per core, each with its own read connection (WAL readers run side by side):
+    // reading, parsing and reconciling all run in parallel; the first part runs here on the
+    // caller's connection.
+    let mut parts = entries.chunks(per);
+    let first = parts.next().unwrap_or(&[]);
+    let mut readers = Vec::new();
+    for part in parts {
+        readers.push((store.open_reader()?, part));
+    }
+    let built: Vec<Built> = std::thread::scope(|s| {
+        let work = &work;
+        let handles: Vec<_> = readers
+            .into_iter()
+            .map(|(db, part)| s.spawn(move || work(&db, part)))
+            .collect();
+        let mut all = work(store, first);
+        for h in handles {
+            match h.join() {
+                Ok(v) => all.extend(v),
+                // The work returns errors rather than panic; re-raise a panic as such.
+                Err(p) => std::panic::resume_unwind(p),
+            }
+        }
+        all
+    });
+    let mut stations = Vec::with_capacity(built.len());
     let mut city = Breakdown::default();
-    for entry in registry.stations.values() {
-        let section = station_section(store, entry, plans, period, th)?;
+    for b in built {
+        let section = b?;
         city.merge(&section.reconciliation.breakdown);
         stations.push(section);
     }
@@ -195,6 +258,52 @@ pub fn build(
         stations,
         city,
     })
+}
+
+/// Reconcile one station over `period` from its stored records scheduled around it. Returns the
+/// section and, when the contiguous run of seqs covering the period is not exactly `stored`,
+/// the seq range still to read (records of neighbouring periods inside the run).
+fn reconcile_section(
+    entry: &StationEntry,
+    stored: Vec<StoredRecord>,
+    plans: &dyn PlanSource,
+    period: &Period,
+    th: &Thresholds,
+) -> Result<(StationSection, Option<(u64, u64)>), ReportError> {
+    let mut recs: Vec<AiringRecord> = Vec::with_capacity(stored.len());
+    let (mut first, mut last) = (u64::MAX, 0u64);
+    for s in &stored {
+        let r = s.parse()?;
+        if period.contains(&r.scheduled_at) {
+            first = first.min(s.seq);
+            last = last.max(s.seq);
+            recs.push(r);
+        }
+    }
+    let (run, missing) = if last == 0 {
+        (Vec::new(), None)
+    } else if last - first + 1 == stored.len() as u64 && stored.len() == recs.len() {
+        (stored, None)
+    } else {
+        (Vec::new(), Some((first, last)))
+    };
+    let (plan, plan_note) = match plans.plan(entry, period) {
+        Ok(p) => (Some(p), None),
+        Err(note) => (None, Some(note)),
+    };
+    let reconciliation = reconcile(&entry.id, plan.as_deref(), &recs, th);
+    Ok((
+        StationSection {
+            id: entry.id.clone(),
+            name: entry.name.clone(),
+            area_code: entry.area_code.clone(),
+            public_key: entry.public_key.clone(),
+            plan_note,
+            reconciliation,
+            records: run,
+        },
+        missing,
+    ))
 }
 
 /// Reconcile one station over `period`, and gather the contiguous run of its records.
@@ -207,37 +316,11 @@ pub fn station_section(
 ) -> Result<StationSection, ReportError> {
     let (lo, hi) = period.unix_bounds();
     let stored = store.records_between(Some(&entry.id), lo, hi)?;
-    let mut recs: Vec<AiringRecord> = Vec::with_capacity(stored.len());
-    let (mut first, mut last) = (u64::MAX, 0u64);
-    for s in &stored {
-        let r = s.parse()?;
-        if period.contains(&r.scheduled_at) {
-            first = first.min(s.seq);
-            last = last.max(s.seq);
-            recs.push(r);
-        }
+    let (mut section, missing) = reconcile_section(entry, stored, plans, period, th)?;
+    if let Some((first, last)) = missing {
+        section.records = store.records_by_seq(&entry.id, first, last)?;
     }
-    let run = if last == 0 {
-        Vec::new()
-    } else if last - first + 1 == stored.len() as u64 && stored.len() == recs.len() {
-        stored
-    } else {
-        store.records_by_seq(&entry.id, first, last)?
-    };
-    let (plan, plan_note) = match plans.plan(entry, period) {
-        Ok(p) => (Some(p), None),
-        Err(note) => (None, Some(note)),
-    };
-    let reconciliation = reconcile(&entry.id, plan.as_deref(), &recs, th);
-    Ok(StationSection {
-        id: entry.id.clone(),
-        name: entry.name.clone(),
-        area_code: entry.area_code.clone(),
-        public_key: entry.public_key.clone(),
-        plan_note,
-        reconciliation,
-        records: run,
-    })
+    Ok(section)
 }
 
 /// Export formats.
@@ -325,32 +408,57 @@ fn csv_field(out: &mut impl Write, s: &str) -> std::io::Result<()> {
     }
 }
 
-fn opt_secs(x: Option<f64>) -> String {
-    x.map(|v| format!("{v:.1}")).unwrap_or_default()
+/// One cell of an airing row, typed so CSV and XLSX each write it their way without
+/// re-parsing text.
+enum Cell<'a> {
+    Text(&'a str),
+    Owned(String),
+    /// Seconds, shown with one decimal (XLSX: a number rounded to 0.1).
+    Secs(f64),
+    Int(u64),
+    Empty,
 }
 
-fn row_cells(s: &StationSection, r: &Row) -> [String; 18] {
+fn opt_secs<'a>(x: Option<f64>) -> Cell<'a> {
+    x.map(Cell::Secs).unwrap_or(Cell::Empty)
+}
+
+fn opt_text(x: &Option<String>) -> Cell<'_> {
+    x.as_deref().map(Cell::Text).unwrap_or(Cell::Empty)
+}
+
+fn date_dmy(t: &DateTime<FixedOffset>) -> String {
+    format!("{:02}/{:02}/{:04}", t.day(), t.month(), t.year())
+}
+
+fn time_hms(t: &DateTime<FixedOffset>) -> String {
+    use chrono::Timelike;
+    format!("{:02}:{:02}:{:02}", t.hour(), t.minute(), t.second())
+}
+
+/// The cells of one airing row, in [`CSV_HEADERS`] order.
+fn row_cells<'a>(s: &'a StationSection, r: &'a Row) -> [Cell<'a>; 18] {
     [
-        s.id.clone(),
-        s.name.clone(),
-        s.area_code.clone(),
-        r.scheduled_at.format("%d/%m/%Y").to_string(),
-        r.scheduled_at.format("%H:%M:%S").to_string(),
+        Cell::Text(&s.id),
+        Cell::Text(&s.name),
+        Cell::Text(&s.area_code),
+        Cell::Owned(date_dmy(&r.scheduled_at)),
+        Cell::Owned(time_hms(&r.scheduled_at)),
         r.actual_start
-            .map(|t| t.format("%H:%M:%S").to_string())
-            .unwrap_or_default(),
-        r.slot.clone().unwrap_or_default(),
-        r.program.clone().unwrap_or_default(),
-        r.category.clone(),
-        source_vi(r).to_string(),
-        format!("{:.1}", r.planned_secs),
-        format!("{:.1}", r.aired_secs),
+            .map(|t| Cell::Owned(time_hms(&t)))
+            .unwrap_or(Cell::Empty),
+        opt_text(&r.slot),
+        opt_text(&r.program),
+        Cell::Text(&r.category),
+        Cell::Text(source_vi(r)),
+        Cell::Secs(r.planned_secs),
+        Cell::Secs(r.aired_secs),
         opt_secs(r.late_by_secs.filter(|&l| l > 0.0)),
         opt_secs(r.short_by_secs),
-        r.status.label_vi().to_string(),
-        r.reason.clone().unwrap_or_default(),
-        r.seq.map(|s| s.to_string()).unwrap_or_default(),
-        r.occurrence.clone().unwrap_or_default(),
+        Cell::Text(r.status.label_vi()),
+        opt_text(&r.reason),
+        r.seq.map(Cell::Int).unwrap_or(Cell::Empty),
+        opt_text(&r.occurrence),
     ]
 }
 
@@ -370,7 +478,13 @@ pub fn write_csv(report: &PeriodReport, out: &mut impl Write) -> Result<(), Repo
                 if i > 0 {
                     out.write_all(b",")?;
                 }
-                csv_field(out, c)?;
+                match c {
+                    Cell::Text(t) => csv_field(out, t)?,
+                    Cell::Owned(t) => csv_field(out, t)?,
+                    Cell::Secs(x) => write!(out, "{x:.1}")?,
+                    Cell::Int(n) => write!(out, "{n}")?,
+                    Cell::Empty => {}
+                }
             }
             out.write_all(b"\r\n")?;
         }
@@ -467,6 +581,16 @@ pub const SUMMARY_HEADERS: [&str; 13] = [
 
 /// XLSX: summary per station with totals and signature block, every airing, exceptions.
 pub fn to_xlsx(report: &PeriodReport) -> Result<Vec<u8>, ReportError> {
+    to_xlsx_with_sheet_rows(report, MAX_DATA_ROWS_PER_SHEET)
+}
+
+/// [`to_xlsx`] with at most `max_rows_per_sheet` data rows per airing sheet (tests use a small
+/// number to see the continuation sheets).
+pub fn to_xlsx_with_sheet_rows(
+    report: &PeriodReport,
+    max_rows_per_sheet: u32,
+) -> Result<Vec<u8>, ReportError> {
+    let max_rows_per_sheet = max_rows_per_sheet.clamp(1, MAX_DATA_ROWS_PER_SHEET);
     use rust_xlsxwriter::{Format as XFormat, FormatAlign, Workbook};
     let mut wb = Workbook::new();
     let bold = XFormat::new().set_bold();
@@ -574,40 +698,75 @@ pub fn to_xlsx(report: &PeriodReport) -> Result<Vec<u8>, ReportError> {
             ws.write_string(row, c, "(Ký, ghi rõ họ tên)")?;
         }
     }
-    {
-        let ws = wb.add_worksheet();
-        ws.set_name(SHEET_AIRINGS)?;
-        for (c, h) in CSV_HEADERS.iter().enumerate() {
-            ws.write_string_with_format(0, c as u16, *h, &bold)?;
-        }
-        let mut row = 1u32;
-        for s in &report.stations {
-            for r in &s.reconciliation.rows {
-                write_row(ws, row, s, r)?;
-                row += 1;
-            }
-        }
-    }
-    {
-        let ws = wb.add_worksheet();
-        ws.set_name(SHEET_EXCEPTIONS)?;
-        for (c, h) in CSV_HEADERS.iter().enumerate() {
-            ws.write_string_with_format(0, c as u16, *h, &bold)?;
-        }
-        let mut row = 1u32;
-        for s in &report.stations {
-            for r in &s.reconciliation.rows {
-                if matches!(
+    // The two big sheets are written row by row in constant-memory mode (rows go to a temp file
+    // as they are written, strings inline), so a month of 10,000 stations does not sit in memory.
+    let all = report
+        .stations
+        .iter()
+        .flat_map(|s| s.reconciliation.rows.iter().map(move |r| (s, r)));
+    write_row_sheets(&mut wb, SHEET_AIRINGS, &bold, max_rows_per_sheet, all)?;
+    let exceptions = report.stations.iter().flat_map(|s| {
+        s.reconciliation
+            .rows
+            .iter()
+            .filter(|r| {
+                matches!(
                     r.status,
                     Status::Missed | Status::Failed | Status::NoRecord | Status::Unplanned
-                ) {
-                    write_row(ws, row, s, r)?;
-                    row += 1;
-                }
-            }
-        }
-    }
+                )
+            })
+            .map(move |r| (s, r))
+    });
+    write_row_sheets(
+        &mut wb,
+        SHEET_EXCEPTIONS,
+        &bold,
+        max_rows_per_sheet,
+        exceptions,
+    )?;
+    // Level 3 (what Excel itself uses) instead of 6: most of the time of a big export is
+    // compressing the sheet XML; the file is ~5% bigger.
+    wb.set_zip_compression_level(3);
     Ok(wb.save_to_buffer()?)
+}
+
+/// Data rows per sheet: Excel's limit of 1,048,576 rows less the header. Rows beyond it continue
+/// on a sheet named `NAME (2)`, `NAME (3)`… (a year of many stations can exceed it).
+pub const MAX_DATA_ROWS_PER_SHEET: u32 = 1_048_575;
+
+/// Write airing rows under the CSV headers on constant-memory sheets named `name`, `name (2)`, …
+fn write_row_sheets<'a>(
+    wb: &mut rust_xlsxwriter::Workbook,
+    name: &str,
+    bold: &rust_xlsxwriter::Format,
+    max_rows: u32,
+    rows: impl Iterator<Item = (&'a StationSection, &'a Row)>,
+) -> Result<(), ReportError> {
+    let mut rows = rows.peekable();
+    let mut part = 1;
+    loop {
+        let ws = wb.add_worksheet_with_constant_memory()?;
+        ws.set_name(if part == 1 {
+            name.to_string()
+        } else {
+            format!("{name} ({part})")
+        })?;
+        for (c, h) in CSV_HEADERS.iter().enumerate() {
+            ws.write_string_with_format(0, c as u16, *h, bold)?;
+        }
+        let mut row = 1u32;
+        while row <= max_rows {
+            let Some((s, r)) = rows.next() else {
+                return Ok(());
+            };
+            write_row(ws, row, s, r)?;
+            row += 1;
+        }
+        if rows.peek().is_none() {
+            return Ok(());
+        }
+        part += 1;
+    }
 }
 
 fn write_row(
@@ -617,17 +776,23 @@ fn write_row(
     r: &Row,
 ) -> Result<(), ReportError> {
     for (c, v) in row_cells(s, r).into_iter().enumerate() {
+        let c = c as u16;
         // Numbers as numbers so Excel sums them.
-        if (10..=13).contains(&c) || c == 16 {
-            if let Ok(n) = v.parse::<f64>() {
-                ws.write_number(row, c as u16, n)?;
-                continue;
+        match v {
+            Cell::Text(t) => {
+                ws.write_string(row, c, t)?;
             }
-            if v.is_empty() {
-                continue;
+            Cell::Owned(t) => {
+                ws.write_string(row, c, t)?;
             }
+            Cell::Secs(x) => {
+                ws.write_number(row, c, (x * 10.0).round() / 10.0)?;
+            }
+            Cell::Int(n) => {
+                ws.write_number(row, c, n as f64)?;
+            }
+            Cell::Empty => {}
         }
-        ws.write_string(row, c as u16, v)?;
     }
     Ok(())
 }

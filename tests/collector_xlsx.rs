@@ -140,3 +140,72 @@ async fn xlsx_opens_in_openpyxl_and_its_totals_match_the_database() {
     assert_eq!(v["airings"], 9);
     assert_eq!(v["exceptions"], 4);
 }
+
+const SHEET_ROWS: &str = r#"
+import json, sys, openpyxl
+wb = openpyxl.load_workbook(sys.argv[1], read_only=True)
+print(json.dumps([[n, sum(1 for _ in wb[n].iter_rows(min_row=2, values_only=True))] for n in wb.sheetnames]))
+"#;
+
+/// Beyond Excel's row limit the airing sheets continue on `NAME (2)`, `NAME (3)`… (shown here
+/// with a limit of 4 rows per sheet), and no row is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn airing_rows_beyond_the_sheet_limit_continue_on_numbered_sheets() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b, plans, ra, rb) = march_fixture();
+    let reg = write_registry(dir.path(), &[&a, &b]);
+    let db = dir.path().join("collector.db");
+    let clock = Arc::new(ManualClock::new(test_now()));
+    let srv = start(&reg, &db, plans.clone(), HttpConfig::default(), clock).await;
+    let c = client();
+    for (id, recs) in [("phuong-a", &ra), ("phuong-b", &rb)] {
+        let (st, v) = post(
+            &c,
+            &format!("{}/api/v1/stations/{id}/records", srv.base),
+            serde_json::to_vec(&batch(recs)).unwrap(),
+        )
+        .await;
+        assert_eq!(st, 200, "{v}");
+    }
+    srv.stop().await;
+    let store = loa::collector::Store::open(&db).unwrap();
+    let registry = loa::collector::Registry::load(&reg).unwrap();
+    let period = loa::report::Period::parse("2019-03", test_now().date_naive()).unwrap();
+    let report = loa::report::build(
+        &store,
+        &registry,
+        &plans,
+        &period,
+        &loa::reconcile::Thresholds::default(),
+        test_now(),
+    )
+    .unwrap();
+    let file = dir.path().join("split.xlsx");
+    std::fs::write(
+        &file,
+        loa::report::to_xlsx_with_sheet_rows(&report, 4).unwrap(),
+    )
+    .unwrap();
+    let out = Command::new("python3")
+        .args(["-c", SHEET_ROWS])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "this test needs python3 with openpyxl: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    // 9 airing rows: 4 + 4 + 1; 4 exception rows fit on one sheet.
+    assert_eq!(
+        v,
+        serde_json::json!([
+            ["Tổng hợp", v[0][1]],
+            ["Chi tiết phát sóng", 4],
+            ["Chi tiết phát sóng (2)", 4],
+            ["Chi tiết phát sóng (3)", 1],
+            ["Bỏ lỡ - ngoài KH", 4]
+        ])
+    );
+}

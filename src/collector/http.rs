@@ -26,7 +26,7 @@ use super::ingest::{
 };
 use super::registry::{Registry, StationEntry};
 use super::status::{DEFAULT_OFFLINE_AFTER_SECS, StationStatus, station_status};
-use super::store::{Store, StoreError, StoreOutcome};
+use super::store::{DEFAULT_SYNCHRONOUS, Store, StoreError, StoreOutcome, Synchronous};
 use crate::clock::Clock;
 use crate::reconcile::Thresholds;
 use crate::report::{Format, Period, PlanSource, ReportError};
@@ -54,6 +54,8 @@ pub struct HttpConfig {
     pub thresholds: Thresholds,
     /// Bearer token of `POST /api/v1/admin/stations`; `None` disables the admin API (404).
     pub admin_token: Option<String>,
+    /// Durability of committed batches (see [`Synchronous`]).
+    pub synchronous: Synchronous,
 }
 
 impl Default for HttpConfig {
@@ -66,6 +68,7 @@ impl Default for HttpConfig {
             ingest_wait_ms: DEFAULT_INGEST_WAIT_MS,
             thresholds: Thresholds::default(),
             admin_token: None,
+            synchronous: DEFAULT_SYNCHRONOUS,
         }
     }
 }
@@ -86,10 +89,20 @@ pub struct Metrics {
     pub ingest_micros_total: AtomicU64,
 }
 
+/// Records are written with the configured durability; heartbeats on their own connection with
+/// `synchronous=NORMAL` (`PRAGMA synchronous` is per connection): a heartbeat is replaced a
+/// minute later anyway, so it is not worth an fsync, and 1,000 stations' heartbeats would
+/// otherwise queue behind one fsync each.
+struct Writers {
+    records: Store,
+    heartbeats: Store,
+}
+
 struct Inner {
     registry: RwLock<Registry>,
     registry_path: Option<PathBuf>,
-    writer: Mutex<Store>,
+    /// The two write connections, behind one lock (one writer at a time, as SQLite wants).
+    writer: Mutex<Writers>,
     reader: Mutex<Store>,
     clock: Arc<dyn Clock>,
     plans: Arc<dyn PlanSource + Send + Sync>,
@@ -114,8 +127,11 @@ impl AppState {
         plans: Arc<dyn PlanSource + Send + Sync>,
         config: HttpConfig,
     ) -> Result<Self, StoreError> {
-        let writer = Store::open(db)?;
-        let reader = Store::open(db)?;
+        let writer = Writers {
+            records: Store::open_with(db, config.synchronous)?,
+            heartbeats: Store::open_with(db, super::store::Synchronous::Normal)?,
+        };
+        let reader = Store::open_with(db, config.synchronous)?;
         let registry_path = registry.path.clone();
         Ok(Self {
             inner: Arc::new(Inner {
@@ -380,7 +396,7 @@ async fn ingest_records(state: &AppState, id: String, body: Body) -> Result<Batc
             Ok(g) => g,
             Err(e) => e.into_inner(),
         };
-        match store.store_batch(&entry.id, &checked, now)? {
+        match store.records.store_batch(&entry.id, &checked, now)? {
             StoreOutcome::Stored(ack) => Ok(ack),
             StoreOutcome::Conflict(ack) => Err(ApiError::Conflict(ack)),
         }
@@ -419,7 +435,9 @@ async fn post_heartbeat(
             Ok(g) => g,
             Err(e) => e.into_inner(),
         };
-        store.store_heartbeat(&entry.id, hb.heartbeat.get(), &hb.signature, now)?;
+        store
+            .heartbeats
+            .store_heartbeat(&entry.id, hb.heartbeat.get(), &hb.signature, now)?;
         Ok(now)
     })
     .await
@@ -581,13 +599,14 @@ async fn get_report(
     let bytes = state
         .read(move |store, st| {
             let reg = st.registry();
-            let report = crate::report::build(
+            let report = crate::report::build_with(
                 store,
                 &reg,
                 st.inner.plans.as_ref(),
                 &period,
                 &st.inner.config.thresholds,
                 now,
+                format == Format::Json,
             )?;
             Ok(crate::report::render(&report, format)?)
         })

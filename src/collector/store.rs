@@ -8,6 +8,7 @@
 
 use chrono::{DateTime, FixedOffset, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
+use std::collections::HashMap;
 use std::path::Path;
 
 use super::ingest::CheckedRecord;
@@ -56,7 +57,62 @@ const MIGRATIONS: &[&str] = &[
         bytes TEXT NOT NULL,
         signature TEXT NOT NULL
     );",
+    // 2: a rowid table instead of WITHOUT ROWID: rows of ~1 KB clustered on (station, seq) made
+    // every insert land in the middle of a tree of big rows (SQLite advises WITHOUT ROWID only
+    // for rows under ~1/20 of a page); rows are now appended, (station, seq) a unique index. Reports read a
+    // station's records by scheduled time, so that is indexed too (the old (time, station) index
+    // served no query).
+    "CREATE TABLE records_v2 (
+        station TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        hash TEXT NOT NULL,
+        prev_hash TEXT NOT NULL,
+        signature TEXT NOT NULL,
+        bytes TEXT NOT NULL,
+        occurrence TEXT,
+        category TEXT NOT NULL,
+        source TEXT NOT NULL,
+        outcome TEXT NOT NULL,
+        scheduled_unix INTEGER NOT NULL,
+        aired_secs REAL NOT NULL,
+        received_unix INTEGER NOT NULL
+    );
+    INSERT INTO records_v2 SELECT station, seq, hash, prev_hash, signature, bytes, occurrence,
+        category, source, outcome, scheduled_unix, aired_secs, received_unix
+        FROM records ORDER BY received_unix, station, seq;
+    DROP TABLE records;
+    ALTER TABLE records_v2 RENAME TO records;
+    CREATE UNIQUE INDEX records_by_station_seq ON records (station, seq);
+    CREATE INDEX records_by_station_time ON records (station, scheduled_unix);",
 ];
+
+/// How hard a commit waits for the disk (SQLite `PRAGMA synchronous`, the database is always in
+/// WAL mode).
+///
+/// - `Full`: every committed batch is on disk before its answer is sent (WAL fsynced at each
+///   commit): an acknowledged batch survives a process crash *and* a power loss.
+/// - `Normal`: the WAL is fsynced only at checkpoints: an acknowledged batch survives a process
+///   crash (`kill -9`), but a power loss or kernel crash may lose the batches committed since the
+///   last checkpoint (the database stays consistent). Stations delete only what the collector
+///   acknowledged, so those records would be gone from both sides.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Synchronous {
+    Normal,
+    Full,
+}
+
+impl Synchronous {
+    fn pragma(self) -> &'static str {
+        match self {
+            Self::Normal => "NORMAL",
+            Self::Full => "FULL",
+        }
+    }
+}
+
+/// Default durability: `Full` — an acknowledgement must mean the records are on disk, because the
+/// station may compact acknowledged records from its journal; measured cost in `docs/api.md`.
+pub const DEFAULT_SYNCHRONOUS: Synchronous = Synchronous::Full;
 
 /// A stored record row.
 #[derive(Debug, Clone, PartialEq)]
@@ -112,20 +168,54 @@ pub enum StoreOutcome {
 /// The collector database.
 pub struct Store {
     conn: Connection,
+    path: std::path::PathBuf,
 }
 
 impl Store {
-    /// Open (creating when missing) and migrate.
+    /// Open (creating when missing) and migrate, with [`DEFAULT_SYNCHRONOUS`].
     pub fn open(path: &Path) -> Result<Self, StoreError> {
+        Self::open_with(path, DEFAULT_SYNCHRONOUS)
+    }
+
+    /// Open (creating when missing) and migrate, in WAL mode with the given durability.
+    pub fn open_with(path: &Path, synchronous: Synchronous) -> Result<Self, StoreError> {
         let conn = Connection::open(path)?;
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
-        // WAL + NORMAL: a committed batch survives a process crash; power loss may lose the last
-        // transactions, which the station re-sends because they are still in its journal.
-        conn.pragma_update(None, "synchronous", "NORMAL")?;
-        let mut store = Self { conn };
+        conn.pragma_update(None, "synchronous", synchronous.pragma())?;
+        let mut store = Self {
+            conn,
+            path: path.to_path_buf(),
+        };
         store.migrate(&path.display().to_string())?;
         Ok(store)
+    }
+
+    /// Another connection to the same (already migrated) database, for reading on another
+    /// thread while this one is in use (WAL lets readers run side by side).
+    pub fn open_reader(&self) -> Result<Self, StoreError> {
+        let conn = Connection::open(&self.path)?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        Ok(Self {
+            conn,
+            path: self.path.clone(),
+        })
+    }
+
+    /// Run SQLite's `PRAGMA integrity_check`; `Ok(())` when it answers `ok`.
+    pub fn integrity_check(&self) -> Result<(), StoreError> {
+        let mut stmt = self.conn.prepare("PRAGMA integrity_check")?;
+        let lines: Vec<String> = stmt
+            .query_map([], |r| r.get::<_, String>(0))?
+            .collect::<Result<_, _>>()?;
+        if lines.len() == 1 && lines[0] == "ok" {
+            Ok(())
+        } else {
+            Err(StoreError::Corrupt(format!(
+                "integrity check: {}",
+                lines.join("; ")
+            )))
+        }
     }
 
     fn migrate(&mut self, name: &str) -> Result<(), StoreError> {
@@ -166,36 +256,59 @@ impl Store {
         Ok(n.unwrap_or(0) as u64)
     }
 
-    /// Store a checked batch all-or-nothing. `records` must come from `ingest::check_batch`.
+    /// Store a checked batch all-or-nothing. `records` must come from `ingest::check_batch`
+    /// (consecutive seqs, chained within the batch).
     pub fn store_batch(
         &mut self,
         station: &str,
         records: &[CheckedRecord],
         now: DateTime<Utc>,
     ) -> Result<StoreOutcome, StoreError> {
+        let (Some(first), Some(last)) = (records.first(), records.last()) else {
+            return Ok(StoreOutcome::Stored(BatchAck {
+                accepted: Vec::new(),
+                duplicates: Vec::new(),
+                stored_through: self.stored_through(station)?,
+                rejected: Vec::new(),
+            }));
+        };
         let tx = self.conn.transaction()?;
-        let mut accepted = Vec::new();
+        let mut accepted = Vec::with_capacity(records.len());
         let mut duplicates = Vec::new();
         let mut rejected = Vec::new();
         {
-            let mut get = tx.prepare_cached(
-                "SELECT hash, prev_hash, bytes FROM records WHERE station = ?1 AND seq = ?2",
+            // One range read of what is stored from seq-1 of the first record to seq+1 of the
+            // last: duplicates, and the links to the stored neighbours.
+            let mut near = tx.prepare_cached(
+                "SELECT seq, hash, prev_hash, bytes FROM records
+                 WHERE station = ?1 AND seq >= ?2 AND seq <= ?3",
             )?;
+            let mut stored: HashMap<u64, (String, String, String)> = HashMap::new();
+            let rows = near.query_map(
+                params![
+                    station,
+                    first.seq.saturating_sub(1) as i64,
+                    last.seq.saturating_add(1).min(i64::MAX as u64) as i64
+                ],
+                |r| {
+                    Ok((
+                        r.get::<_, i64>(0)? as u64,
+                        (r.get(1)?, r.get(2)?, r.get(3)?),
+                    ))
+                },
+            )?;
+            for row in rows {
+                let (seq, v) = row?;
+                stored.insert(seq, v);
+            }
             let mut insert = tx.prepare_cached(
                 "INSERT INTO records (station, seq, hash, prev_hash, signature, bytes, occurrence,
                     category, source, outcome, scheduled_unix, aired_secs, received_unix)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
             )?;
-            let mut lookup = |seq: u64| -> Result<Option<(String, String, String)>, StoreError> {
-                Ok(get
-                    .query_row(params![station, seq as i64], |r| {
-                        Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-                    })
-                    .optional()?)
-            };
             for (i, c) in records.iter().enumerate() {
-                if let Some((_, _, bytes)) = lookup(c.seq)? {
-                    if bytes == c.bytes {
+                if let Some((_, _, bytes)) = stored.get(&c.seq) {
+                    if *bytes == c.bytes {
                         duplicates.push(c.seq);
                     } else {
                         rejected.push(Rejection {
@@ -211,9 +324,9 @@ impl Store {
                 // Previous link: from the batch itself (already checked) or the store.
                 if i == 0 {
                     let expected = if c.seq == 1 {
-                        Some(GENESIS_HASH.to_string())
+                        Some(GENESIS_HASH)
                     } else {
-                        lookup(c.seq - 1)?.map(|(h, _, _)| h)
+                        stored.get(&(c.seq - 1)).map(|(h, _, _)| h.as_str())
                     };
                     if let Some(h) = expected
                         && h != c.record.prev_hash
@@ -231,8 +344,8 @@ impl Store {
                 }
                 // Next link: a later record stored earlier (after a gap) must point at this one.
                 if i + 1 == records.len()
-                    && let Some((_, next_prev, _)) = lookup(c.seq + 1)?
-                    && next_prev != c.hash
+                    && let Some((_, next_prev, _)) = stored.get(&(c.seq + 1))
+                    && *next_prev != c.hash
                 {
                     rejected.push(Rejection {
                         seq: Some(c.seq),
@@ -476,4 +589,56 @@ pub fn outcome_name(o: crate::wire::Outcome) -> &'static str {
 /// Local wall time of a record, for display.
 pub fn local(t: &DateTime<FixedOffset>) -> String {
     t.format("%Y-%m-%d %H:%M:%S").to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_version_1_database_migrates_and_reports_use_the_station_time_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.db");
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(MIGRATIONS[0]).unwrap();
+            conn.pragma_update(None, "user_version", 1).unwrap();
+            conn.execute(
+                "INSERT INTO records VALUES ('a', 1, 'h', 'p', 's', '{}', NULL, 'cchc', 'file',
+                 'aired', 100, 60.0, 0)",
+                [],
+            )
+            .unwrap();
+        }
+        let store = Store::open(&path).unwrap();
+        assert_eq!(store.schema_version().unwrap(), MIGRATIONS.len() as i64);
+        assert_eq!(store.stored_through("a").unwrap(), 1);
+        assert_eq!(store.records_between(Some("a"), 0, 200).unwrap().len(), 1);
+        store.integrity_check().unwrap();
+        let plan: Vec<String> = store
+            .conn
+            .prepare(
+                "EXPLAIN QUERY PLAN SELECT station, seq, hash, signature, bytes FROM records
+                 WHERE station = ?1 AND scheduled_unix >= ?2 AND scheduled_unix < ?3 ORDER BY seq",
+            )
+            .unwrap()
+            .query_map(params!["a", 0, 200], |r| r.get::<_, String>(3))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert!(
+            plan.iter().any(|l| l.contains("records_by_station_time")),
+            "{plan:?}"
+        );
+        drop(store);
+        // A database newer than this build is refused.
+        Connection::open(&path)
+            .unwrap()
+            .pragma_update(None, "user_version", 99)
+            .unwrap();
+        assert!(matches!(
+            Store::open(&path),
+            Err(StoreError::TooNew { found: 99, .. })
+        ));
+    }
 }
