@@ -12,9 +12,13 @@
 //! | 200 + `BatchAck` | Delivered | ledger := highest seq of the batch whose every earlier seq is accepted or duplicate |
 //! | network error, timeout, 5xx | Errored | retry the same batch after capped exponential backoff with jitter |
 //! | 429 | Errored | wait `Retry-After` seconds (capped at [`MAX_RETRY_AFTER_SECS`]), else backoff |
-//! | 4xx naming seqs in `BatchAck.rejected` (not 409) | Rejected | those records go to `rejected.jsonl`, are skipped from then on, the rest is resent |
+//! | other 4xx (400, 422…) naming seqs in `BatchAck.rejected` | Rejected | those records go to `rejected.jsonl`, are skipped from then on, the rest is resent |
 //! | 409 with `stored_through` below what we think is acked | — | the collector lost records: rewind the ledger to `stored_through` and resend |
-//! | any other 4xx (unknown station, bad key, conflict) | Refused | log the collector's answer, retry with backoff; never set anything aside |
+//! | 401 (station not registered), 403 (registered key is not this station's key) | NotEnrolled | log a clear error naming the fix, retry with backoff; records stay in the journal until the station is enrolled |
+//! | any other 4xx (conflict…) | Refused | log the collector's answer, retry with backoff; never set anything aside |
+//!
+//! A 403 names every record of the batch, but the records are signed by this station's own key
+//! (the journal signs them): the registration is what is wrong, so nothing is set aside.
 //!
 //! Continuing past a rejected record leaves a sequence gap at the collector (it reports gaps);
 //! the refused record itself is kept verbatim in the set-aside file for the operator.
@@ -56,6 +60,12 @@ pub enum ShipError {
     TooMany { retry_after_secs: Option<u64> },
     #[error("collector refused the batch ({status}): {body}")]
     Refused { status: u16, body: String },
+    #[error(
+        "station is not enrolled with the collector ({status}: {body}); register this station's \
+         public key (station.pub, printed by `loa keygen`) with `loa register` on the collector. \
+         Records stay in the journal and are sent once it is registered"
+    )]
+    NotEnrolled { status: u16, body: String },
     #[error(transparent)]
     Journal(#[from] JournalError),
     #[error("cannot build the HTTP client: {0}")]
@@ -285,6 +295,21 @@ impl Shipper {
         {
             return Ok(Delivery::Rewind(a.stored_through));
         }
+        if matches!(status.as_u16(), 401 | 403) {
+            let body = ack
+                .as_ref()
+                .and_then(|a| a.rejected.first().map(|r| r.reason.clone()))
+                .or_else(|| {
+                    serde_json::from_str::<serde_json::Value>(&text)
+                        .ok()
+                        .and_then(|v| v.get("error")?.as_str().map(str::to_string))
+                })
+                .unwrap_or_else(|| short(&text));
+            return Err(ShipError::NotEnrolled {
+                status: status.as_u16(),
+                body: short(&body),
+            });
+        }
         if status.is_client_error()
             && status.as_u16() != 409
             && let Some(a) = &ack
@@ -306,7 +331,9 @@ impl Shipper {
         Ok(())
     }
 
-    /// Ship until `shutdown` turns true. `last_seq` wakes the shipper when the journal grows.
+    /// Ship until `shutdown` turns true, then drain: keep sending while there are records and
+    /// the collector takes them, and return at the first empty read or failure (the caller bounds
+    /// how long it waits). `last_seq` wakes the shipper when the journal grows.
     pub async fn run(
         mut self,
         mut last_seq: watch::Receiver<u64>,
@@ -315,9 +342,7 @@ impl Shipper {
         let mut reader = Some(JournalReader::new(&self.cfg.journal_dir));
         let mut attempt = 0u32;
         loop {
-            if *shutdown.borrow() {
-                return Ok(());
-            }
+            let draining = *shutdown.borrow();
             let acked = self.acked.load(Ordering::Relaxed);
             let max = self.cfg.max_batch_records;
             let Some(mut r) = reader.take() else {
@@ -333,6 +358,9 @@ impl Shipper {
             reader = Some(r);
             let batch = batch?;
             if batch.is_empty() {
+                if draining {
+                    return Ok(());
+                }
                 attempt = 0;
                 tokio::select! {
                     _ = last_seq.changed() => {}
@@ -400,6 +428,12 @@ impl Shipper {
                         })?;
                         self.skip.insert(seq);
                     }
+                }
+                Err(e) if draining => {
+                    tracing::warn!(
+                        "shipping stopped at shutdown: {e}; the rest ships on the next start"
+                    );
+                    return Ok(());
                 }
                 Err(e) => {
                     attempt = attempt.saturating_add(1);

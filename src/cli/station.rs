@@ -41,6 +41,11 @@ pub struct StationArgs {
     /// Heartbeat period in seconds (overrides the schedule).
     #[arg(long)]
     pub heartbeat_secs: Option<u64>,
+    /// Days of acknowledged records kept in the local journal before compaction deletes them
+    /// (whole segments; unacknowledged records are never deleted). At least 32.
+    #[arg(long, default_value_t = station::DEFAULT_KEEP_DAYS,
+          value_parser = clap::value_parser!(u32).range(i64::from(station::MIN_KEEP_DAYS)..))]
+    pub keep_days: u32,
     /// Log format.
     #[arg(long, value_enum, default_value = "text")]
     pub log_format: LogFormat,
@@ -81,6 +86,17 @@ pub fn run(args: StationArgs) -> anyhow::Result<ExitCode> {
         data_dir,
         collector_url: args.collector.clone(),
         heartbeat_secs: args.heartbeat_secs,
+        keep_days: args.keep_days,
+    };
+    // The player is set up with the schedule's loudness target, so the schedule is read (and
+    // validated) before the output is opened; the daemon validates it again when it opens.
+    let target = match station::load_schedule(&cfg, chrono::Utc::now()) {
+        Ok((st, _)) => st.loudness,
+        Err(e @ (StationError::Schedule { .. } | StationError::WrongStation { .. })) => {
+            eprintln!("loa station: refusing to start: {e}");
+            return Ok(ExitCode::from(2));
+        }
+        Err(e) => return Err(e).context("reading the schedule"),
     };
     let (player, events): (Box<dyn playout::Playout>, _) = match args.output.as_str() {
         "timer" => {
@@ -89,6 +105,8 @@ pub fn run(args: StationArgs) -> anyhow::Result<ExitCode> {
         }
         spec => {
             let loudness = crate::loudness::LoudnessSettings {
+                target_lufs: target.integrated_lufs,
+                max_true_peak_dbtp: target.max_true_peak_dbtp,
                 cache_dir: Some(data_dir_for_cache.join("loudness")),
                 ..Default::default()
             };
@@ -101,8 +119,10 @@ pub fn run(args: StationArgs) -> anyhow::Result<ExitCode> {
             }
         }
     };
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+    // One thread runs the scheduler, the shipper and the heartbeat: they mostly sleep, the
+    // player has its own threads (the first sample is placed there, not here), and journal reads
+    // go to the blocking pool. A multi-threaded runtime cost ~1 MB of RSS idle for nothing.
+    let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?;

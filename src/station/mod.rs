@@ -54,6 +54,14 @@ pub const MAX_LOOKBACK_DAYS: i64 = 31;
 pub const SHUTDOWN_WAIT_SECS: u64 = 10;
 /// How long shutdown lets the shipper finish the request it is in.
 pub const SHIPPER_FLUSH_SECS: u64 = 5;
+/// Local history kept after the collector acknowledged it: 35 days, so the whole current month
+/// (and the tail of the last) can still be read on the box when the collector is unreachable.
+pub const DEFAULT_KEEP_DAYS: u32 = 35;
+/// Shortest local history: longer than [`MAX_LOOKBACK_DAYS`], so a record whose segment is
+/// compacted can never be needed again to keep an occurrence from being accounted for twice.
+pub const MIN_KEEP_DAYS: u32 = MAX_LOOKBACK_DAYS as u32 + 1;
+/// How often acknowledged, old journal segments are compacted (also once at start).
+pub const COMPACT_CHECK_SECS: u64 = 3_600;
 
 const INFLIGHT_FILE: &str = "inflight.json";
 const ALIVE_FILE: &str = "alive";
@@ -103,6 +111,8 @@ pub struct StationConfig {
     pub collector_url: Option<String>,
     /// Overrides the schedule's heartbeat period.
     pub heartbeat_secs: Option<u64>,
+    /// Days of acknowledged records kept in the local journal (at least [`MIN_KEEP_DAYS`]).
+    pub keep_days: u32,
 }
 
 /// Commands to a running daemon (from signals or tests).
@@ -261,6 +271,11 @@ pub struct Daemon {
     status_tx: watch::Sender<LiveStatus>,
     schedule_mtime: Option<std::time::SystemTime>,
     output_ok: bool,
+    /// Records the journal could not take (disk full, I/O error), oldest first; appended before
+    /// anything else as soon as it can. They count as accounted for (never aired twice).
+    held: std::collections::VecDeque<AiringRecord>,
+    /// Why the journal is not writable, while it is not.
+    journal_error: Option<String>,
 }
 
 impl Daemon {
@@ -326,6 +341,8 @@ impl Daemon {
             status_tx,
             schedule_mtime,
             output_ok: true,
+            held: Default::default(),
+            journal_error: None,
         };
         d.replan(floor, now);
         d.mark_alive(now)?;
@@ -387,17 +404,96 @@ impl Daemon {
         Some((url, hb))
     }
 
-    fn append(&mut self, rec: AiringRecord) -> Result<u64, StationError> {
-        let signed = self.journal.append(rec)?;
-        let seq = signed.parse().map(|r| r.seq).unwrap_or(0);
-        let _ = self.last_seq_tx.send(self.journal.last_seq());
-        Ok(seq)
+    /// Journal `rec`. When the journal cannot be written (disk full, I/O error) the record is
+    /// held in memory, in order, and the error reported (log, heartbeat); airing goes on and the
+    /// held records are written as soon as the journal takes them again. `Ok(None)`: held.
+    fn append(&mut self, rec: AiringRecord) -> Result<Option<u64>, StationError> {
+        self.held.push_back(rec);
+        let before = self.journal.last_seq();
+        self.write_held()?;
+        if self.held.is_empty() {
+            Ok(Some(self.journal.last_seq()).filter(|s| *s > before))
+        } else {
+            Ok(None)
+        }
+    }
+
+    /// Append the held records, oldest first, until the journal refuses one.
+    fn write_held(&mut self) -> Result<(), StationError> {
+        let mut written = 0usize;
+        while let Some(rec) = self.held.front() {
+            match self.journal.append(rec.clone()) {
+                Ok(_) => {
+                    self.held.pop_front();
+                    written += 1;
+                }
+                Err(JournalError::Io { path, source }) => {
+                    let why = format!("{}: {source}", path.display());
+                    if self.journal_error.as_deref() != Some(why.as_str()) {
+                        tracing::error!(
+                            held = self.held.len(),
+                            "journal cannot be written ({why}); airing continues and the \
+                             records are held in memory until it can (free disk space)"
+                        );
+                    }
+                    self.journal_error = Some(why);
+                    break;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        if written > 0 {
+            let _ = self.last_seq_tx.send(self.journal.last_seq());
+            if self.held.is_empty() && self.journal_error.take().is_some() {
+                tracing::info!(
+                    written,
+                    last_seq = self.journal.last_seq(),
+                    "journal writable again; held records written"
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether occurrence `key` is accounted for (journaled or held).
+    fn accounted(
+        journal: &Journal,
+        held: &std::collections::VecDeque<AiringRecord>,
+        key: &str,
+    ) -> bool {
+        journal.occurrence(key).is_some()
+            || held.iter().any(|r| r.occurrence.as_deref() == Some(key))
+    }
+
+    /// Delete journal segments the collector has acknowledged (every record `<= acked`) whose
+    /// last record is older than the local history to keep. Age is counted back from the newest
+    /// record when the wall clock is ahead of it, so a clock stepped far forward deletes nothing
+    /// early.
+    fn compact(&mut self, acked: u64, now: DateTime<Utc>) {
+        let newest = self.journal.newest_recorded_at().unwrap_or(now).min(now);
+        let cutoff = newest - Duration::days(i64::from(self.cfg.keep_days.max(MIN_KEEP_DAYS)));
+        match self.journal.prune(acked, cutoff) {
+            Ok(deleted) if !deleted.is_empty() => tracing::info!(
+                segments = deleted.len(),
+                acked,
+                older_than = %cutoff,
+                "journal compacted (acknowledged records older than the local history deleted)"
+            ),
+            Ok(_) => tracing::debug!(acked, "journal compaction: nothing to delete"),
+            Err(e) => tracing::warn!("journal compaction failed: {e}"),
+        }
     }
 
     fn reload(&mut self, why: &str) {
         let now = self.clock.now();
         match load_schedule(&self.cfg, now) {
             Ok((st, cat)) => {
+                if st.loudness != self.station.loudness {
+                    tracing::warn!(
+                        "the schedule's loudness target changed; the player keeps the old one \
+                         until the station restarts"
+                    );
+                }
                 self.station = st;
                 self.catalog = cat;
                 self.replan(now - Duration::days(1), now);
@@ -432,15 +528,26 @@ impl Daemon {
             .plan
             .iter()
             .filter(|p| {
-                p.at.with_timezone(&Utc) > now && self.journal.occurrence(&p.key()).is_none()
+                p.at.with_timezone(&Utc) > now
+                    && !Self::accounted(&self.journal, &self.held, &p.key())
             })
             .min_by_key(|p| p.at)
             .map(brief);
+        // The heartbeat has no journal field (wire v1): a journal that cannot be written is
+        // reported as unhealthy output with the reason in the output text.
+        let output = match &self.journal_error {
+            Some(e) => format!(
+                "{} (journal not writable: {e}; {} records held in memory)",
+                self.player.output_name(),
+                self.held.len()
+            ),
+            None => self.player.output_name(),
+        };
         let _ = self.status_tx.send(LiveStatus {
             now_airing: self.on_air.as_ref().map(|a| brief(&a.plan)),
             next_airing: next,
-            output: self.player.output_name(),
-            output_ok: self.output_ok,
+            output,
+            output_ok: self.output_ok && self.journal_error.is_none(),
         });
     }
 
@@ -621,7 +728,7 @@ impl Daemon {
                     prev_hash: String::new(),
                 };
                 self.output_ok = outcome != Outcome::Failed;
-                let seq = self.append(rec)?;
+                let seq = self.append(rec)?.unwrap_or(0);
                 let _ = std::fs::remove_file(self.cfg.data_dir.join(INFLIGHT_FILE));
                 tracing::info!(
                     seq,
@@ -647,10 +754,10 @@ impl Daemon {
             lead_ms: scheduler::DEFAULT_LEAD_MS,
         };
         let on_air = self.on_air.as_ref().map(|a| OnAir::of(&a.plan));
-        let journal = &self.journal;
+        let (journal, held) = (&self.journal, &self.held);
         let decision = scheduler::decide(
             &self.plan,
-            &|k| journal.occurrence(k).is_some(),
+            &|k| Self::accounted(journal, held, k),
             on_air.as_ref(),
             &ctx,
         );
@@ -704,6 +811,7 @@ impl Daemon {
     ) -> Result<(), StationError> {
         let (sd_tx, sd_rx) = watch::channel(false);
         let mut tasks = Vec::new();
+        let mut acked_pos: Option<Arc<std::sync::atomic::AtomicU64>> = None;
         if let Some((url, hb_secs)) = self.collector() {
             let mut scfg = ShipperConfig::new(
                 &url,
@@ -712,6 +820,7 @@ impl Daemon {
             );
             scfg.heartbeat_secs = hb_secs;
             let (shipper, acked) = Shipper::new(scfg.clone())?;
+            acked_pos = Some(acked.clone());
             let progress = Progress {
                 last_seq: self.last_seq(),
                 acked,
@@ -734,8 +843,21 @@ impl Daemon {
         let mut last_mono = Instant::now();
         let mut last_alive = last_wall;
         let mut last_reload_check = Instant::now();
+        let mut last_compact: Option<Instant> = None;
         let result: Result<(), StationError> = loop {
             let now = self.clock.now();
+            if !self.held.is_empty()
+                && let Err(e) = self.write_held()
+            {
+                break Err(e);
+            }
+            if let Some(acked) = &acked_pos
+                && last_compact.is_none_or(|t| t.elapsed().as_secs() >= COMPACT_CHECK_SECS)
+            {
+                last_compact = Some(Instant::now());
+                let acked = acked.load(std::sync::atomic::Ordering::Relaxed);
+                self.compact(acked, now);
+            }
             // Clock steps: wall time moving differently from monotonic time.
             let expected = last_wall + Duration::from_std(last_mono.elapsed()).unwrap_or_default();
             let drift = (now - expected).num_milliseconds();
@@ -828,6 +950,16 @@ impl Daemon {
             }
         }
         self.player.shutdown();
+        if !self.held.is_empty() {
+            let _ = self.write_held();
+            for rec in &self.held {
+                // Last resort: the record goes to the log (journald usually lives elsewhere).
+                tracing::error!(
+                    record = %serde_json::to_string(rec).unwrap_or_default(),
+                    "journal still not writable at shutdown: record lost from the journal"
+                );
+            }
+        }
         let _ = self.mark_alive(self.clock.now());
         let _ = sd_tx.send(true);
         for t in tasks {
