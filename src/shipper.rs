@@ -356,85 +356,33 @@ impl Shipper {
             .await
             .map_err(|e| ShipError::Client(format!("reader task failed: {e}")))?;
             reader = Some(r);
-            let batch = batch?;
-            if batch.is_empty() {
-                if draining {
-                    return Ok(());
-                }
-                attempt = 0;
-                tokio::select! {
-                    _ = last_seq.changed() => {}
-                    _ = shutdown.changed() => {}
-                    _ = tokio::time::sleep(Duration::from_secs(IDLE_POLL_SECS)) => {}
-                }
-                continue;
-            }
-            let raw_last = batch
-                .last()
-                .and_then(|r| r.parse().ok())
-                .map(|r| r.seq)
-                .unwrap_or(acked);
-            let send: Vec<SignedRecord> = batch
-                .into_iter()
-                .filter(|r| {
-                    r.parse()
-                        .map(|p| !self.skip.contains(&p.seq))
-                        .unwrap_or(true)
-                })
-                .collect();
-            if send.is_empty() {
-                // Only set-aside records: move past them.
-                self.set_position(raw_last)?;
-                continue;
-            }
-            let first = send[0].parse().map(|p| p.seq).unwrap_or(acked + 1);
-            let t0 = Instant::now();
-            match self.send(&send, first).await {
-                Ok(Delivery::Delivered(through)) => {
-                    attempt = 0;
-                    self.set_position(through)?;
-                    tracing::debug!(
-                        first,
-                        through,
-                        ms = t0.elapsed().as_millis() as u64,
-                        "shipped"
-                    );
-                }
-                Ok(Delivery::Rewind(to)) => {
-                    tracing::warn!(
-                        to,
-                        was = acked,
-                        "collector holds fewer records than acknowledged; resending from {}",
-                        to + 1
-                    );
-                    self.set_position(to)?;
-                }
-                Ok(Delivery::Rejected(named)) => {
-                    attempt = 0;
-                    for (seq, reason) in named {
-                        let Some(rec) = send
-                            .iter()
-                            .find(|r| r.parse().map(|p| p.seq).ok() == Some(seq))
-                            .cloned()
-                        else {
-                            continue;
-                        };
-                        tracing::error!(seq, %reason, "collector rejected record; set aside in rejected.jsonl");
-                        self.set_aside.put(&SetAsideEntry {
-                            seq,
-                            reason,
-                            rejected_at: chrono::Utc::now(),
-                            record: rec,
-                        })?;
-                        self.skip.insert(seq);
+            let result = match batch {
+                Ok(batch) if batch.is_empty() => {
+                    if draining {
+                        return Ok(());
                     }
+                    attempt = 0;
+                    tokio::select! {
+                        _ = last_seq.changed() => {}
+                        _ = shutdown.changed() => {}
+                        _ = tokio::time::sleep(Duration::from_secs(IDLE_POLL_SECS)) => {}
+                    }
+                    continue;
                 }
+                Ok(batch) => self.ship(batch, acked).await,
+                Err(e) => Err(e.into()),
+            };
+            match result {
+                Ok(()) => attempt = 0,
                 Err(e) if draining => {
                     tracing::warn!(
                         "shipping stopped at shutdown: {e}; the rest ships on the next start"
                     );
                     return Ok(());
                 }
+                // Network, collector and local disk errors alike (a ledger that cannot be
+                // written on a full disk): wait and try again; a resend is acknowledged as
+                // duplicates.
                 Err(e) => {
                     attempt = attempt.saturating_add(1);
                     let wait = match &e {
@@ -465,6 +413,69 @@ impl Shipper {
                 }
             }
         }
+    }
+
+    /// Send one batch read after `acked` and act on the answer.
+    async fn ship(&mut self, batch: Vec<SignedRecord>, acked: u64) -> Result<(), ShipError> {
+        let raw_last = batch
+            .last()
+            .and_then(|r| r.parse().ok())
+            .map(|r| r.seq)
+            .unwrap_or(acked);
+        let send: Vec<SignedRecord> = batch
+            .into_iter()
+            .filter(|r| {
+                r.parse()
+                    .map(|p| !self.skip.contains(&p.seq))
+                    .unwrap_or(true)
+            })
+            .collect();
+        if send.is_empty() {
+            // Only set-aside records: move past them.
+            return self.set_position(raw_last);
+        }
+        let first = send[0].parse().map(|p| p.seq).unwrap_or(acked + 1);
+        let t0 = Instant::now();
+        match self.send(&send, first).await? {
+            Delivery::Delivered(through) => {
+                self.set_position(through)?;
+                tracing::debug!(
+                    first,
+                    through,
+                    ms = t0.elapsed().as_millis() as u64,
+                    "shipped"
+                );
+            }
+            Delivery::Rewind(to) => {
+                tracing::warn!(
+                    to,
+                    was = acked,
+                    "collector holds fewer records than acknowledged; resending from {}",
+                    to + 1
+                );
+                self.set_position(to)?;
+            }
+            Delivery::Rejected(named) => {
+                for (seq, reason) in named {
+                    let Some(rec) = send
+                        .iter()
+                        .find(|r| r.parse().map(|p| p.seq).ok() == Some(seq))
+                        .cloned()
+                    else {
+                        continue;
+                    };
+                    tracing::error!(seq, %reason, "collector rejected record; set aside in rejected.jsonl");
+                    self.set_aside.put(&SetAsideEntry {
+                        seq,
+                        reason,
+                        rejected_at: chrono::Utc::now(),
+                        record: rec,
+                    })?;
+                    self.skip.insert(seq);
+                }
+            }
+        }
+        Ok(())
     }
 }
 

@@ -479,7 +479,7 @@ impl Daemon {
                 older_than = %cutoff,
                 "journal compacted (acknowledged records older than the local history deleted)"
             ),
-            Ok(_) => tracing::debug!(acked, "journal compaction: nothing to delete"),
+            Ok(_) => tracing::info!(acked, "journal compaction: nothing to delete"),
             Err(e) => tracing::warn!("journal compaction failed: {e}"),
         }
     }
