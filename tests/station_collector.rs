@@ -492,7 +492,7 @@ impl TinyFs {
         let th = std::thread::spawn(move || {
             let chunk = vec![0u8; 512];
             while !flag.load(Ordering::Relaxed) {
-                match f.write(&chunk) {
+                match f.write_all(&chunk) {
                     Ok(_) => {}
                     Err(e) => {
                         assert_eq!(e.raw_os_error(), Some(libc::ENOSPC), "{e}");
