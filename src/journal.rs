@@ -1071,6 +1071,27 @@ mod tests {
     }
 
     #[test]
+    fn prune_forgets_the_occurrences_of_deleted_segments_only() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut j = write_n(tmp.path(), 12);
+        assert_eq!(j.newest_recorded_at(), Some(record(0).recorded_at));
+        let late = Utc.with_ymd_and_hms(2030, 1, 1, 0, 0, 0).unwrap();
+        let early = Utc.with_ymd_and_hms(2019, 1, 1, 0, 0, 0).unwrap();
+        assert!(j.prune(12, early).unwrap().is_empty(), "too young");
+        assert!(j.occurrence("morning@0").is_some());
+        assert!(!j.prune(12, late).unwrap().is_empty());
+        assert!(j.occurrence("morning@0").is_none());
+        assert_eq!(j.occurrence("morning@11").map(|o| o.0), Some(12));
+        // What is left is exactly what a reopen sees.
+        let kept: std::collections::BTreeSet<String> = j.occurrences().keys().cloned().collect();
+        drop(j);
+        let (j, _) = open(tmp.path());
+        let reopened: std::collections::BTreeSet<String> =
+            j.occurrences().keys().cloned().collect();
+        assert_eq!(kept, reopened);
+    }
+
+    #[test]
     fn prune_deletes_only_acked_old_closed_segments() {
         let tmp = tempfile::tempdir().unwrap();
         let mut j = write_n(tmp.path(), 12);
