@@ -71,8 +71,24 @@ fn init_logging(format: LogFormat) {
     };
 }
 
+/// glibc malloc arenas for the daemon (unless `MALLOC_ARENA_MAX` is set): its threads allocate
+/// little, and each extra arena keeps its own touched pages resident.
+const DEFAULT_MALLOC_ARENAS: i32 = 1;
+
+/// Cap glibc's malloc arenas before any thread starts (see [`DEFAULT_MALLOC_ARENAS`]).
+fn limit_malloc_arenas() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
+        // SAFETY: mallopt only sets a malloc tunable; called before other threads exist.
+        unsafe {
+            libc::mallopt(libc::M_ARENA_MAX, DEFAULT_MALLOC_ARENAS);
+        }
+    }
+}
+
 /// Run `loa station`.
 pub fn run(args: StationArgs) -> anyhow::Result<ExitCode> {
+    limit_malloc_arenas();
     init_logging(args.log_format);
     let data_dir = args
         .data
@@ -138,6 +154,9 @@ pub fn run(args: StationArgs) -> anyhow::Result<ExitCode> {
             }
             Err(e) => return Err(e).context("starting the station"),
         };
+        // Start-up (schedule validation, media probing, journal scan) freed a lot of heap:
+        // give it back before the long idle.
+        station::release_free_memory();
         let events = station::bridge_events(events);
         daemon.run(events, ctl_rx).await.context("station daemon")?;
         Ok(ExitCode::SUCCESS)

@@ -60,6 +60,8 @@ pub const DEFAULT_KEEP_DAYS: u32 = 35;
 /// Shortest local history: longer than [`MAX_LOOKBACK_DAYS`], so a record whose segment is
 /// compacted can never be needed again to keep an occurrence from being accounted for twice.
 pub const MIN_KEEP_DAYS: u32 = MAX_LOOKBACK_DAYS as u32 + 1;
+/// When start-up is over and its memory is given back ([`release_free_memory`]).
+pub const TRIM_AFTER_START_SECS: u64 = 10;
 /// How often acknowledged, old journal segments are compacted (also once at start).
 pub const COMPACT_CHECK_SECS: u64 = 3_600;
 
@@ -730,6 +732,7 @@ impl Daemon {
                 self.output_ok = outcome != Outcome::Failed;
                 let seq = self.append(rec)?.unwrap_or(0);
                 let _ = std::fs::remove_file(self.cfg.data_dir.join(INFLIGHT_FILE));
+                release_free_memory();
                 tracing::info!(
                     seq,
                     ?outcome,
@@ -844,6 +847,10 @@ impl Daemon {
         let mut last_alive = last_wall;
         let mut last_reload_check = Instant::now();
         let mut last_compact: Option<Instant> = None;
+        // Memory is given back once start-up is over (the shipper's first request, the first
+        // heartbeat) and after each airing.
+        let run_started = Instant::now();
+        let mut trimmed_after_start = false;
         let result: Result<(), StationError> = loop {
             let now = self.clock.now();
             if !self.held.is_empty()
@@ -905,6 +912,13 @@ impl Daemon {
                 }
             }
             self.publish_status(now);
+            if !trimmed_after_start
+                && self.on_air.is_none()
+                && run_started.elapsed().as_secs() >= TRIM_AFTER_START_SECS
+            {
+                trimmed_after_start = true;
+                release_free_memory();
+            }
             let sleep_ms = wake
                 .map(|w| (w - now).num_milliseconds())
                 .unwrap_or(MAX_SLEEP_MS)
@@ -1048,6 +1062,65 @@ fn recover_inflight(
     }
     std::fs::remove_file(&path).map_err(|source| StationError::Io { path, source })?;
     Ok(())
+}
+
+/// Give memory the idle daemon does not need back to the system, after start-up and after each
+/// airing: freed heap (glibc keeps it otherwise), and the resident pages of read-only file
+/// mappings (the `loa` binary's code, which runs the whole toolbox at start-up, and shared
+/// libraries). Those pages stay in the page cache: code that runs again faults back in with a
+/// minor fault (no I/O unless the kernel evicted it anyway). Measured: most of an idle station's
+/// RSS was such pages (see docs/station.md). A no-op outside Linux/glibc.
+pub fn release_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        // SAFETY: malloc_trim only releases free memory of the allocator; it takes its own locks.
+        unsafe {
+            libc::malloc_trim(0);
+        }
+        drop_clean_file_pages();
+    }
+}
+
+/// `MADV_DONTNEED` on every private, non-writable mapping of a file that holds no private
+/// (copy-on-write) page: dropping such a page loses nothing, the next access maps the file's
+/// page again. Mappings with private pages (relocated read-only data) are left alone.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn drop_clean_file_pages() {
+    let Ok(smaps) = std::fs::read_to_string("/proc/self/smaps") else {
+        return;
+    };
+    // (start, end, eligible) of the mapping being read; eligibility is settled by its
+    // `Anonymous:` line.
+    let mut current: Option<(usize, usize, bool)> = None;
+    let mut targets = Vec::new();
+    for line in smaps.lines() {
+        let mut f = line.split_whitespace();
+        let Some(first) = f.next() else { continue };
+        if let Some((a, b)) = first.split_once('-')
+            && let (Ok(start), Ok(end)) =
+                (usize::from_str_radix(a, 16), usize::from_str_radix(b, 16))
+        {
+            let perms = f.next().unwrap_or("");
+            let path = f.nth(3).unwrap_or("");
+            let eligible = perms.starts_with('r')
+                && !perms.contains('w')
+                && perms.ends_with('p')
+                && path.starts_with('/');
+            current = Some((start, end, eligible));
+        } else if first == "Anonymous:"
+            && let Some((start, end, true)) = current.take()
+            && f.next() == Some("0")
+        {
+            targets.push((start, end));
+        }
+    }
+    for (start, end) in targets {
+        // SAFETY: the range is a whole mapping of this process, read-only, private, backed by a
+        // file and without private pages: discarding its pages cannot change what it reads.
+        unsafe {
+            libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_DONTNEED);
+        }
+    }
 }
 
 /// Bridge the player's blocking event channel into the daemon's async one.
