@@ -139,12 +139,18 @@ pub struct LiveStatus {
     pub output_ok: bool,
 }
 
-/// Build an HTTP client (installs the ring crypto provider for rustls once per process).
-pub fn http_client(timeout_secs: u64) -> Result<reqwest::Client, ShipError> {
+/// Build an HTTP client for `url` (installs the ring crypto provider for rustls once per
+/// process). For a plain `http://` collector no trust store is loaded: the platform verifier
+/// parses every system root certificate (~150) into memory, for nothing on a loopback or LAN
+/// collector.
+pub fn http_client(url: &str, timeout_secs: u64) -> Result<reqwest::Client, ShipError> {
     // Already installed (by us or another part of the process) is fine.
     let _ = rustls::crypto::ring::default_provider().install_default();
-    reqwest::Client::builder()
-        .timeout(Duration::from_secs(timeout_secs))
+    let mut b = reqwest::Client::builder();
+    if url.starts_with("http://") {
+        b = b.tls_certs_only(Vec::new());
+    }
+    b.timeout(Duration::from_secs(timeout_secs))
         .connect_timeout(Duration::from_secs(timeout_secs.min(10)))
         .user_agent(concat!("loa-station/", env!("CARGO_PKG_VERSION")))
         .build()
@@ -201,7 +207,7 @@ pub struct Shipper {
 impl Shipper {
     /// A shipper; loads the ledger and the set-aside list.
     pub fn new(cfg: ShipperConfig) -> Result<(Self, Arc<AtomicU64>), ShipError> {
-        let client = http_client(cfg.request_timeout_secs)?;
+        let client = http_client(&cfg.url, cfg.request_timeout_secs)?;
         let ledger = AckLedger::new(&cfg.journal_dir);
         let set_aside = SetAside::new(&cfg.journal_dir);
         let skip = set_aside.entries()?.into_iter().map(|e| e.seq).collect();
@@ -515,7 +521,7 @@ pub async fn run_heartbeat(
     status: watch::Receiver<LiveStatus>,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), ShipError> {
-    let client = http_client(cfg.request_timeout_secs)?;
+    let client = http_client(&cfg.url, cfg.request_timeout_secs)?;
     let url = format!("{}/api/v1/stations/{}/heartbeat", cfg.url, cfg.station);
     let started = Instant::now();
     let mut tick = tokio::time::interval(Duration::from_secs(cfg.heartbeat_secs.max(1)));
