@@ -3,6 +3,12 @@
 //! the REAL collector (`collector::serve`, SQLite file in a temp dir, every signature and the
 //! chain verified), and for comparison the minimal test collector of the shipper tests.
 //! Prints figures; asserts nothing.
+//!
+//! `bench_station idle [SECS]`: runs the release `loa station` binary (next to this example:
+//! `cargo build --release --bin loa --example bench_station` first) on the sample ward schedule
+//! (`schedules/phuong-le-hong-phong.toml`, nothing due for hours, `--output null`, collector
+//! unreachable) and prints its RSS (total, anonymous, file-backed) and CPU over SECS (default
+//! 60) seconds, after a 15 s start-up.
 
 #[path = "../tests/shipper_testcollector.rs"]
 mod tc;
@@ -72,8 +78,12 @@ fn main() -> anyhow::Result<()> {
                 .unwrap_or(10_000);
             backlog(n)
         }
+        Some("idle") => {
+            let secs: u64 = args.get(1).map(|s| s.parse()).transpose()?.unwrap_or(60);
+            idle(secs)
+        }
         _ => {
-            eprintln!("usage: bench_station backlog [N]");
+            eprintln!("usage: bench_station backlog [N] | idle [SECS]");
             Ok(())
         }
     }
@@ -165,4 +175,104 @@ async fn drain(url: &str, dir: &std::path::Path, n: u64) -> anyhow::Result<(f64,
     let _ = sd.send(true);
     let _ = task.await;
     Ok((secs, batch))
+}
+
+fn status_kb(pid: u32, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with(field))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        .unwrap_or(0)
+}
+
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may hold spaces): utime is the 14th field overall.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let t = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    t(11) + t(12)
+}
+
+fn idle(secs: u64) -> anyhow::Result<()> {
+    let exe = std::env::current_exe()?;
+    let loa = exe
+        .parent()
+        .and_then(|examples| examples.parent())
+        .map(|dir| dir.join("loa"))
+        .filter(|p| p.exists())
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "no loa binary next to {}: cargo build --release --bin loa first",
+                exe.display()
+            )
+        })?;
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let id = "phuong-le-hong-phong";
+    let data = tempfile::tempdir()?;
+    let st = std::process::Command::new(&loa)
+        .args(["keygen", "--station", id, "--dir"])
+        .arg(data.path())
+        .output()?;
+    anyhow::ensure!(st.status.success(), "keygen failed");
+    let mut child = std::process::Command::new(&loa)
+        .current_dir(root)
+        .args([
+            "station",
+            "--station",
+            id,
+            "--output",
+            "null",
+            "--collector",
+            "http://127.0.0.1:9",
+            "--data",
+        ])
+        .arg(data.path())
+        .env("LOA_LOG", "warn")
+        .stderr(std::process::Stdio::null())
+        .spawn()?;
+    let pid = child.id();
+    std::thread::sleep(Duration::from_secs(15));
+    let ticks_per_sec = 100.0; // USER_HZ on Linux
+    let (rss0, anon0, file0) = (
+        status_kb(pid, "VmRSS:"),
+        status_kb(pid, "RssAnon:"),
+        status_kb(pid, "RssFile:"),
+    );
+    let t0 = cpu_ticks(pid);
+    let mut max_rss = rss0;
+    for _ in 0..secs {
+        std::thread::sleep(Duration::from_secs(1));
+        max_rss = max_rss.max(status_kb(pid, "VmRSS:"));
+    }
+    let ticks = cpu_ticks(pid) - t0;
+    let (rss1, anon1, file1) = (
+        status_kb(pid, "VmRSS:"),
+        status_kb(pid, "RssAnon:"),
+        status_kb(pid, "RssFile:"),
+    );
+    let threads = status_kb(pid, "Threads:");
+    // SAFETY: kill(2) on our own child.
+    unsafe { libc::kill(pid as i32, libc::SIGTERM) };
+    let _ = child.wait();
+    let mb = |kb: u64| kb as f64 / 1024.0;
+    println!(
+        "idle station ({id}, --output null, collector unreachable), {secs} s after a 15 s start-up:"
+    );
+    println!(
+        "RSS at start {:.1} MB (anon {:.1}, file {:.1}); at end {:.1} MB (anon {:.1}, file {:.1}); max {:.1} MB; target <= 12 MB",
+        mb(rss0),
+        mb(anon0),
+        mb(file0),
+        mb(rss1),
+        mb(anon1),
+        mb(file1),
+        mb(max_rss)
+    );
+    println!(
+        "CPU: {ticks} ticks in {secs} s = {:.3} % of one core; target ~ 0; threads {threads}",
+        ticks as f64 / ticks_per_sec / secs as f64 * 100.0
+    );
+    Ok(())
 }

@@ -864,6 +864,9 @@ impl Daemon {
                 last_compact = Some(Instant::now());
                 let acked = acked.load(std::sync::atomic::Ordering::Relaxed);
                 self.compact(acked, now);
+                if trimmed_after_start && self.on_air.is_none() {
+                    release_free_memory();
+                }
             }
             // Clock steps: wall time moving differently from monotonic time.
             let expected = last_wall + Duration::from_std(last_mono.elapsed()).unwrap_or_default();
