@@ -305,7 +305,7 @@ impl Daemon {
             last_seq = journal.last_seq(),
             "journal open"
         );
-        recover_inflight(&cfg.data_dir, &mut journal, now)?;
+        let held = recover_inflight(&cfg.data_dir, &mut journal, now)?;
         let down_since = std::fs::read_to_string(cfg.data_dir.join(ALIVE_FILE))
             .ok()
             .and_then(|t| DateTime::parse_from_rfc3339(t.trim()).ok())
@@ -347,7 +347,15 @@ impl Daemon {
             journal_error: None,
         };
         d.replan(floor, now);
-        d.mark_alive(now)?;
+        if let Some(rec) = held {
+            // The journal could not take it (disk full): held like any other record.
+            d.held.push_back(rec);
+            d.write_held()?;
+        }
+        // A full disk must not keep the station off the air.
+        if let Err(e) = d.mark_alive(now) {
+            tracing::warn!("{e}");
+        }
         Ok(d)
     }
 
@@ -995,21 +1003,23 @@ impl Daemon {
 }
 
 /// Turn an in-flight marker left by a crash into a `partial` (it had started) or `failed` record.
+/// Returns the record when the journal cannot be written (disk full), for the caller to hold;
+/// the marker then stays until the next start.
 fn recover_inflight(
     data_dir: &Path,
     journal: &mut Journal,
     now: DateTime<Utc>,
-) -> Result<(), StationError> {
+) -> Result<Option<AiringRecord>, StationError> {
     let path = data_dir.join(INFLIGHT_FILE);
     let Ok(bytes) = std::fs::read(&path) else {
-        return Ok(());
+        return Ok(None);
     };
     let m: Inflight = match serde_json::from_slice(&bytes) {
         Ok(m) => m,
         Err(e) => {
             tracing::error!(path = %path.display(), "in-flight marker unreadable ({e}); kept as {}.bad", INFLIGHT_FILE);
             let _ = std::fs::rename(&path, path.with_extension("json.bad"));
-            return Ok(());
+            return Ok(None);
         }
     };
     if journal.occurrence(&m.key).is_none() {
@@ -1060,11 +1070,15 @@ fn recover_inflight(
             recorded_at: now,
             prev_hash: String::new(),
         };
-        journal.append(rec)?;
         tracing::warn!(airing = %m.key, ?outcome, "{reason}");
+        match journal.append(rec.clone()) {
+            Ok(_) => {}
+            Err(JournalError::Io { .. }) => return Ok(Some(rec)),
+            Err(e) => return Err(e.into()),
+        }
     }
     std::fs::remove_file(&path).map_err(|source| StationError::Io { path, source })?;
-    Ok(())
+    Ok(None)
 }
 
 /// Give memory the idle daemon does not need back to the system, after start-up and after each
