@@ -1,4 +1,4 @@
-//! Station benchmarks. `cargo run --release --example bench_station -- backlog [N]`: journal N
+//! Station benchmarks. `cargo run --release --example bench_station -- backlog [N [BATCH]]`: journal N
 //! (default 10,000) signed records, then time the shipper draining them to a loopback collector:
 //! the REAL collector (`collector::serve`, SQLite file in a temp dir, every signature and the
 //! chain verified), and for comparison the minimal test collector of the shipper tests.
@@ -76,7 +76,8 @@ fn main() -> anyhow::Result<()> {
                 .map(|s| s.parse())
                 .transpose()?
                 .unwrap_or(10_000);
-            backlog(n)
+            let batch: Option<usize> = args.get(2).map(|s| s.parse()).transpose()?;
+            backlog(n, batch)
         }
         Some("idle") => {
             let secs: u64 = args.get(1).map(|s| s.parse()).transpose()?.unwrap_or(60);
@@ -89,7 +90,7 @@ fn main() -> anyhow::Result<()> {
     }
 }
 
-fn backlog(n: u64) -> anyhow::Result<()> {
+fn backlog(n: u64, batch: Option<usize>) -> anyhow::Result<()> {
     let tmp = tempfile::tempdir()?;
     let key = SigningKey::from_bytes(&[42; 32]);
     let t0 = Instant::now();
@@ -133,7 +134,7 @@ fn backlog(n: u64) -> anyhow::Result<()> {
         let l = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let url = format!("http://{}", l.local_addr()?);
         tokio::spawn(serve(l, state, std::future::pending::<()>()));
-        let (secs, batch) = drain(&url, tmp.path(), n).await?;
+        let (secs, batch) = drain(&url, tmp.path(), n, batch).await?;
         println!(
             "real collector:    {n} records drained in {secs:.3} s ({:.0} records/s, batches of {batch}); target <= 2 s",
             n as f64 / secs
@@ -145,7 +146,7 @@ fn backlog(n: u64) -> anyhow::Result<()> {
         let url = format!("http://{}", l.local_addr()?);
         c.serve(l);
         loa::journal::AckLedger::new(tmp.path()).store(0)?;
-        let (secs2, _) = drain(&url, tmp.path(), n).await?;
+        let (secs2, _) = drain(&url, tmp.path(), n, Some(batch)).await?;
         let stored = c.log_of(STATION).len();
         println!(
             "test collector:    {stored} records drained in {secs2:.3} s ({:.0} records/s)",
@@ -157,8 +158,16 @@ fn backlog(n: u64) -> anyhow::Result<()> {
 }
 
 /// Ship the journal in `dir` to `url` from the ledger's position until `n` is acknowledged.
-async fn drain(url: &str, dir: &std::path::Path, n: u64) -> anyhow::Result<(f64, usize)> {
-    let cfg = ShipperConfig::new(url, STATION, dir.to_path_buf());
+async fn drain(
+    url: &str,
+    dir: &std::path::Path,
+    n: u64,
+    batch: Option<usize>,
+) -> anyhow::Result<(f64, usize)> {
+    let mut cfg = ShipperConfig::new(url, STATION, dir.to_path_buf());
+    if let Some(b) = batch {
+        cfg.max_batch_records = b;
+    }
     let batch = cfg.max_batch_records;
     let (s, acked) = Shipper::new(cfg)?;
     let (_ls, ls_rx) = tokio::sync::watch::channel(n);
