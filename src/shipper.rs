@@ -232,7 +232,9 @@ impl Shipper {
         )
     }
 
-    async fn send(&self, records: &[SignedRecord], first: u64) -> Result<Delivery, ShipError> {
+    /// Send `records` (whose seqs are `seqs`, in order).
+    async fn send(&self, records: &[SignedRecord], seqs: &[u64]) -> Result<Delivery, ShipError> {
+        let first = seqs.first().copied().unwrap_or(0);
         let body = RecordBatch {
             records: records.to_vec(),
         };
@@ -277,9 +279,8 @@ impl Shipper {
                 .chain(&ack.duplicates)
                 .copied()
                 .collect();
-            let mut through = first - 1;
-            for r in records {
-                let seq = r.parse().map(|p| p.seq).unwrap_or(0);
+            let mut through = first.saturating_sub(1);
+            for &seq in seqs {
                 if stored.contains(&seq) || self.skip.contains(&seq) || seq <= ack.stored_through {
                     through = seq;
                 } else {
@@ -423,26 +424,23 @@ impl Shipper {
 
     /// Send one batch read after `acked` and act on the answer.
     async fn ship(&mut self, batch: Vec<SignedRecord>, acked: u64) -> Result<(), ShipError> {
-        let raw_last = batch
-            .last()
-            .and_then(|r| r.parse().ok())
-            .map(|r| r.seq)
-            .unwrap_or(acked);
-        let send: Vec<SignedRecord> = batch
+        // Each record is parsed once here for its seq (the reader checked it is a record).
+        let parsed: Vec<(u64, SignedRecord)> = batch
             .into_iter()
-            .filter(|r| {
-                r.parse()
-                    .map(|p| !self.skip.contains(&p.seq))
-                    .unwrap_or(true)
-            })
+            .map(|r| (r.parse().map(|p| p.seq).unwrap_or(0), r))
             .collect();
+        let raw_last = parsed.last().map(|(s, _)| *s).unwrap_or(acked);
+        let (seqs, send): (Vec<u64>, Vec<SignedRecord>) = parsed
+            .into_iter()
+            .filter(|(seq, _)| !self.skip.contains(seq))
+            .unzip();
         if send.is_empty() {
             // Only set-aside records: move past them.
             return self.set_position(raw_last);
         }
-        let first = send[0].parse().map(|p| p.seq).unwrap_or(acked + 1);
+        let first = seqs[0];
         let t0 = Instant::now();
-        match self.send(&send, first).await? {
+        match self.send(&send, &seqs).await? {
             Delivery::Delivered(through) => {
                 self.set_position(through)?;
                 tracing::debug!(
@@ -463,9 +461,10 @@ impl Shipper {
             }
             Delivery::Rejected(named) => {
                 for (seq, reason) in named {
-                    let Some(rec) = send
+                    let Some(rec) = seqs
                         .iter()
-                        .find(|r| r.parse().map(|p| p.seq).ok() == Some(seq))
+                        .position(|s| *s == seq)
+                        .and_then(|i| send.get(i))
                         .cloned()
                     else {
                         continue;
