@@ -426,7 +426,7 @@ fn daemon_compacts_only_acknowledged_segments_older_than_the_local_history() {
     let s = site.start_with(id, &dead, &["--keep-days", "45"]);
     s.wait_log(
         "journal compaction: nothing to delete",
-        Duration::from_secs(10),
+        Duration::from_secs(60),
     );
     s.stop();
     assert_eq!(segments(&jdir), segs);
@@ -440,7 +440,7 @@ fn daemon_compacts_only_acknowledged_segments_older_than_the_local_history() {
     // 35 days: only the fully acknowledged first segment goes; the partly acknowledged second
     // and the current one stay, and every unacknowledged record is still there to ship.
     let s = site.start_with(id, &dead, &["--keep-days", "35"]);
-    s.wait_log("journal compacted", Duration::from_secs(10));
+    s.wait_log("journal compacted", Duration::from_secs(60));
     let log = s.stop();
     assert!(log.contains("segments=1"), "{log}");
     assert_eq!(segments(&jdir), segs[1..].to_vec());
@@ -451,7 +451,7 @@ fn daemon_compacts_only_acknowledged_segments_older_than_the_local_history() {
     assert!(*seqs.last().unwrap() > acked);
     // The station opens the compacted journal again (the chain starts mid-way).
     let s = site.start_with(id, &dead, &["--keep-days", "35"]);
-    s.wait_log("journal open", Duration::from_secs(10));
+    s.wait_log("journal open", Duration::from_secs(60));
     s.stop();
 }
 
@@ -538,7 +538,7 @@ fn full_disk_is_reported_airings_go_on_and_held_records_are_journaled_later() {
         "two airings on a full disk",
         || on_air(&s.log()) >= at_full + 2,
     );
-    wait_until(Duration::from_secs(10), "the heartbeat reports it", || {
+    wait_until(Duration::from_secs(20), "the heartbeat reports it", || {
         coll.status(id)["output_ok"] == serde_json::json!(false)
     });
     // (A record may still squeeze into the free tail of a page now and then: not asserted.)
@@ -549,7 +549,7 @@ fn full_disk_is_reported_airings_go_on_and_held_records_are_journaled_later() {
     wait_until(Duration::from_secs(20), "held records written", || {
         s.log()[mark..].contains("journal writable again")
     });
-    wait_until(Duration::from_secs(10), "a healthy heartbeat again", || {
+    wait_until(Duration::from_secs(20), "a healthy heartbeat again", || {
         coll.status(id)["output_ok"] == serde_json::json!(true)
     });
     wait_until(Duration::from_secs(30), "everything shipped", || {

@@ -150,7 +150,7 @@ max_minutes = 1
             .spawn()
             .unwrap();
         let s = Station { child, log };
-        s.wait_log("journal open", Duration::from_secs(10));
+        s.wait_log("journal open", Duration::from_secs(60));
         s
     }
     pub fn records(&self, id: &str) -> Vec<AiringRecord> {
