@@ -503,11 +503,15 @@ impl Journal {
 
     fn roll(&mut self, first_seq: u64) -> Result<(), JournalError> {
         let path = self.dir.join(segment_name(first_seq));
+        // A file of that name can only be left by a roll that failed half-way (e.g. disk full
+        // after the file was created): no record `>= first_seq` was ever confirmed, so it holds
+        // nothing logged and is emptied.
         let file = OpenOptions::new()
             .append(true)
-            .create_new(true)
+            .create(true)
             .open(&path)
             .map_err(io_err(&path))?;
+        file.set_len(0).map_err(io_err(&path))?;
         sync_dir(&self.dir)?;
         self.file = file;
         self.segment = path.clone();
@@ -521,8 +525,9 @@ impl Journal {
     }
 
     /// Delete closed segments whose every record is acknowledged (`<= acked_seq`) and whose last
-    /// record was written before `older_than`. The current segment is never deleted. Returns the
-    /// deleted paths.
+    /// record was written before `older_than`, oldest first (never leaving a hole). The current
+    /// segment is never deleted. Their occurrences leave [`Journal::occurrences`], as they would
+    /// at the next open. Returns the deleted paths.
     pub fn prune(
         &mut self,
         acked_seq: u64,
@@ -538,12 +543,20 @@ impl Journal {
             }
             let info = self.segments.remove(0);
             fs::remove_file(&info.path).map_err(io_err(&info.path))?;
+            if let Some(last) = info.last_seq {
+                self.occurrences.retain(|_, (seq, _)| *seq > last);
+            }
             deleted.push(info.path);
         }
         if !deleted.is_empty() {
             sync_dir(&self.dir)?;
         }
         Ok(deleted)
+    }
+
+    /// `recorded_at` of the newest record (`None` when empty).
+    pub fn newest_recorded_at(&self) -> Option<chrono::DateTime<chrono::Utc>> {
+        self.segments.iter().rev().find_map(|s| s.last_recorded_at)
     }
 
     /// Highest sequence number journaled (0 when empty).
@@ -1055,6 +1068,27 @@ mod tests {
         let e = sa.entries().unwrap();
         assert_eq!(e.len(), 1);
         assert_eq!(e[0].record.bytes(), s.bytes());
+    }
+
+    #[test]
+    fn prune_forgets_the_occurrences_of_deleted_segments_only() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut j = write_n(tmp.path(), 12);
+        assert_eq!(j.newest_recorded_at(), Some(record(0).recorded_at));
+        let late = Utc.with_ymd_and_hms(2030, 1, 1, 0, 0, 0).unwrap();
+        let early = Utc.with_ymd_and_hms(2019, 1, 1, 0, 0, 0).unwrap();
+        assert!(j.prune(12, early).unwrap().is_empty(), "too young");
+        assert!(j.occurrence("morning@0").is_some());
+        assert!(!j.prune(12, late).unwrap().is_empty());
+        assert!(j.occurrence("morning@0").is_none());
+        assert_eq!(j.occurrence("morning@11").map(|o| o.0), Some(12));
+        // What is left is exactly what a reopen sees.
+        let kept: std::collections::BTreeSet<String> = j.occurrences().keys().cloned().collect();
+        drop(j);
+        let (j, _) = open(tmp.path());
+        let reopened: std::collections::BTreeSet<String> =
+            j.occurrences().keys().cloned().collect();
+        assert_eq!(kept, reopened);
     }
 
     #[test]

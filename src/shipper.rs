@@ -12,9 +12,13 @@
 //! | 200 + `BatchAck` | Delivered | ledger := highest seq of the batch whose every earlier seq is accepted or duplicate |
 //! | network error, timeout, 5xx | Errored | retry the same batch after capped exponential backoff with jitter |
 //! | 429 | Errored | wait `Retry-After` seconds (capped at [`MAX_RETRY_AFTER_SECS`]), else backoff |
-//! | 4xx naming seqs in `BatchAck.rejected` (not 409) | Rejected | those records go to `rejected.jsonl`, are skipped from then on, the rest is resent |
+//! | other 4xx (400, 422…) naming seqs in `BatchAck.rejected` | Rejected | those records go to `rejected.jsonl`, are skipped from then on, the rest is resent |
 //! | 409 with `stored_through` below what we think is acked | — | the collector lost records: rewind the ledger to `stored_through` and resend |
-//! | any other 4xx (unknown station, bad key, conflict) | Refused | log the collector's answer, retry with backoff; never set anything aside |
+//! | 401 (station not registered), 403 (registered key is not this station's key) | NotEnrolled | log a clear error naming the fix, retry with backoff; records stay in the journal until the station is enrolled |
+//! | any other 4xx (conflict…) | Refused | log the collector's answer, retry with backoff; never set anything aside |
+//!
+//! A 403 names every record of the batch, but the records are signed by this station's own key
+//! (the journal signs them): the registration is what is wrong, so nothing is set aside.
 //!
 //! Continuing past a rejected record leaves a sequence gap at the collector (it reports gaps);
 //! the refused record itself is kept verbatim in the set-aside file for the operator.
@@ -56,6 +60,12 @@ pub enum ShipError {
     TooMany { retry_after_secs: Option<u64> },
     #[error("collector refused the batch ({status}): {body}")]
     Refused { status: u16, body: String },
+    #[error(
+        "station is not enrolled with the collector ({status}: {body}); register this station's \
+         public key (station.pub, printed by `loa keygen`) with `loa register` on the collector. \
+         Records stay in the journal and are sent once it is registered"
+    )]
+    NotEnrolled { status: u16, body: String },
     #[error(transparent)]
     Journal(#[from] JournalError),
     #[error("cannot build the HTTP client: {0}")]
@@ -129,12 +139,18 @@ pub struct LiveStatus {
     pub output_ok: bool,
 }
 
-/// Build an HTTP client (installs the ring crypto provider for rustls once per process).
-pub fn http_client(timeout_secs: u64) -> Result<reqwest::Client, ShipError> {
+/// Build an HTTP client for `url` (installs the ring crypto provider for rustls once per
+/// process). For a plain `http://` collector no trust store is loaded: the platform verifier
+/// parses every system root certificate (~150) into memory, for nothing on a loopback or LAN
+/// collector.
+pub fn http_client(url: &str, timeout_secs: u64) -> Result<reqwest::Client, ShipError> {
     // Already installed (by us or another part of the process) is fine.
     let _ = rustls::crypto::ring::default_provider().install_default();
-    reqwest::Client::builder()
-        .timeout(Duration::from_secs(timeout_secs))
+    let mut b = reqwest::Client::builder();
+    if url.starts_with("http://") {
+        b = b.tls_certs_only(Vec::new());
+    }
+    b.timeout(Duration::from_secs(timeout_secs))
         .connect_timeout(Duration::from_secs(timeout_secs.min(10)))
         .user_agent(concat!("loa-station/", env!("CARGO_PKG_VERSION")))
         .build()
@@ -191,7 +207,7 @@ pub struct Shipper {
 impl Shipper {
     /// A shipper; loads the ledger and the set-aside list.
     pub fn new(cfg: ShipperConfig) -> Result<(Self, Arc<AtomicU64>), ShipError> {
-        let client = http_client(cfg.request_timeout_secs)?;
+        let client = http_client(&cfg.url, cfg.request_timeout_secs)?;
         let ledger = AckLedger::new(&cfg.journal_dir);
         let set_aside = SetAside::new(&cfg.journal_dir);
         let skip = set_aside.entries()?.into_iter().map(|e| e.seq).collect();
@@ -216,7 +232,9 @@ impl Shipper {
         )
     }
 
-    async fn send(&self, records: &[SignedRecord], first: u64) -> Result<Delivery, ShipError> {
+    /// Send `records` (whose seqs are `seqs`, in order).
+    async fn send(&self, records: &[SignedRecord], seqs: &[u64]) -> Result<Delivery, ShipError> {
+        let first = seqs.first().copied().unwrap_or(0);
         let body = RecordBatch {
             records: records.to_vec(),
         };
@@ -261,9 +279,8 @@ impl Shipper {
                 .chain(&ack.duplicates)
                 .copied()
                 .collect();
-            let mut through = first - 1;
-            for r in records {
-                let seq = r.parse().map(|p| p.seq).unwrap_or(0);
+            let mut through = first.saturating_sub(1);
+            for &seq in seqs {
                 if stored.contains(&seq) || self.skip.contains(&seq) || seq <= ack.stored_through {
                     through = seq;
                 } else {
@@ -284,6 +301,21 @@ impl Shipper {
             && !(a.stored_through + 1..first).any(|s| self.skip.contains(&s))
         {
             return Ok(Delivery::Rewind(a.stored_through));
+        }
+        if matches!(status.as_u16(), 401 | 403) {
+            let body = ack
+                .as_ref()
+                .and_then(|a| a.rejected.first().map(|r| r.reason.clone()))
+                .or_else(|| {
+                    serde_json::from_str::<serde_json::Value>(&text)
+                        .ok()
+                        .and_then(|v| v.get("error")?.as_str().map(str::to_string))
+                })
+                .unwrap_or_else(|| short(&text));
+            return Err(ShipError::NotEnrolled {
+                status: status.as_u16(),
+                body: short(&body),
+            });
         }
         if status.is_client_error()
             && status.as_u16() != 409
@@ -306,7 +338,9 @@ impl Shipper {
         Ok(())
     }
 
-    /// Ship until `shutdown` turns true. `last_seq` wakes the shipper when the journal grows.
+    /// Ship until `shutdown` turns true, then drain: keep sending while there are records and
+    /// the collector takes them, and return at the first empty read or failure (the caller bounds
+    /// how long it waits). `last_seq` wakes the shipper when the journal grows.
     pub async fn run(
         mut self,
         mut last_seq: watch::Receiver<u64>,
@@ -315,9 +349,7 @@ impl Shipper {
         let mut reader = Some(JournalReader::new(&self.cfg.journal_dir));
         let mut attempt = 0u32;
         loop {
-            if *shutdown.borrow() {
-                return Ok(());
-            }
+            let draining = *shutdown.borrow();
             let acked = self.acked.load(Ordering::Relaxed);
             let max = self.cfg.max_batch_records;
             let Some(mut r) = reader.take() else {
@@ -331,76 +363,33 @@ impl Shipper {
             .await
             .map_err(|e| ShipError::Client(format!("reader task failed: {e}")))?;
             reader = Some(r);
-            let batch = batch?;
-            if batch.is_empty() {
-                attempt = 0;
-                tokio::select! {
-                    _ = last_seq.changed() => {}
-                    _ = shutdown.changed() => {}
-                    _ = tokio::time::sleep(Duration::from_secs(IDLE_POLL_SECS)) => {}
-                }
-                continue;
-            }
-            let raw_last = batch
-                .last()
-                .and_then(|r| r.parse().ok())
-                .map(|r| r.seq)
-                .unwrap_or(acked);
-            let send: Vec<SignedRecord> = batch
-                .into_iter()
-                .filter(|r| {
-                    r.parse()
-                        .map(|p| !self.skip.contains(&p.seq))
-                        .unwrap_or(true)
-                })
-                .collect();
-            if send.is_empty() {
-                // Only set-aside records: move past them.
-                self.set_position(raw_last)?;
-                continue;
-            }
-            let first = send[0].parse().map(|p| p.seq).unwrap_or(acked + 1);
-            let t0 = Instant::now();
-            match self.send(&send, first).await {
-                Ok(Delivery::Delivered(through)) => {
-                    attempt = 0;
-                    self.set_position(through)?;
-                    tracing::debug!(
-                        first,
-                        through,
-                        ms = t0.elapsed().as_millis() as u64,
-                        "shipped"
-                    );
-                }
-                Ok(Delivery::Rewind(to)) => {
-                    tracing::warn!(
-                        to,
-                        was = acked,
-                        "collector holds fewer records than acknowledged; resending from {}",
-                        to + 1
-                    );
-                    self.set_position(to)?;
-                }
-                Ok(Delivery::Rejected(named)) => {
-                    attempt = 0;
-                    for (seq, reason) in named {
-                        let Some(rec) = send
-                            .iter()
-                            .find(|r| r.parse().map(|p| p.seq).ok() == Some(seq))
-                            .cloned()
-                        else {
-                            continue;
-                        };
-                        tracing::error!(seq, %reason, "collector rejected record; set aside in rejected.jsonl");
-                        self.set_aside.put(&SetAsideEntry {
-                            seq,
-                            reason,
-                            rejected_at: chrono::Utc::now(),
-                            record: rec,
-                        })?;
-                        self.skip.insert(seq);
+            let result = match batch {
+                Ok(batch) if batch.is_empty() => {
+                    if draining {
+                        return Ok(());
                     }
+                    attempt = 0;
+                    tokio::select! {
+                        _ = last_seq.changed() => {}
+                        _ = shutdown.changed() => {}
+                        _ = tokio::time::sleep(Duration::from_secs(IDLE_POLL_SECS)) => {}
+                    }
+                    continue;
                 }
+                Ok(batch) => self.ship(batch, acked).await,
+                Err(e) => Err(e.into()),
+            };
+            match result {
+                Ok(()) => attempt = 0,
+                Err(e) if draining => {
+                    tracing::warn!(
+                        "shipping stopped at shutdown: {e}; the rest ships on the next start"
+                    );
+                    return Ok(());
+                }
+                // Network, collector and local disk errors alike (a ledger that cannot be
+                // written on a full disk): wait and try again; a resend is acknowledged as
+                // duplicates.
                 Err(e) => {
                     attempt = attempt.saturating_add(1);
                     let wait = match &e {
@@ -431,6 +420,67 @@ impl Shipper {
                 }
             }
         }
+    }
+
+    /// Send one batch read after `acked` and act on the answer.
+    async fn ship(&mut self, batch: Vec<SignedRecord>, acked: u64) -> Result<(), ShipError> {
+        // Each record is parsed once here for its seq (the reader checked it is a record).
+        let parsed: Vec<(u64, SignedRecord)> = batch
+            .into_iter()
+            .map(|r| (r.parse().map(|p| p.seq).unwrap_or(0), r))
+            .collect();
+        let raw_last = parsed.last().map(|(s, _)| *s).unwrap_or(acked);
+        let (seqs, send): (Vec<u64>, Vec<SignedRecord>) = parsed
+            .into_iter()
+            .filter(|(seq, _)| !self.skip.contains(seq))
+            .unzip();
+        if send.is_empty() {
+            // Only set-aside records: move past them.
+            return self.set_position(raw_last);
+        }
+        let first = seqs[0];
+        let t0 = Instant::now();
+        match self.send(&send, &seqs).await? {
+            Delivery::Delivered(through) => {
+                self.set_position(through)?;
+                tracing::debug!(
+                    first,
+                    through,
+                    ms = t0.elapsed().as_millis() as u64,
+                    "shipped"
+                );
+            }
+            Delivery::Rewind(to) => {
+                tracing::warn!(
+                    to,
+                    was = acked,
+                    "collector holds fewer records than acknowledged; resending from {}",
+                    to + 1
+                );
+                self.set_position(to)?;
+            }
+            Delivery::Rejected(named) => {
+                for (seq, reason) in named {
+                    let Some(rec) = seqs
+                        .iter()
+                        .position(|s| *s == seq)
+                        .and_then(|i| send.get(i))
+                        .cloned()
+                    else {
+                        continue;
+                    };
+                    tracing::error!(seq, %reason, "collector rejected record; set aside in rejected.jsonl");
+                    self.set_aside.put(&SetAsideEntry {
+                        seq,
+                        reason,
+                        rejected_at: chrono::Utc::now(),
+                        record: rec,
+                    })?;
+                    self.skip.insert(seq);
+                }
+            }
+        }
+        Ok(())
     }
 }
 
@@ -470,7 +520,7 @@ pub async fn run_heartbeat(
     status: watch::Receiver<LiveStatus>,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), ShipError> {
-    let client = http_client(cfg.request_timeout_secs)?;
+    let client = http_client(&cfg.url, cfg.request_timeout_secs)?;
     let url = format!("{}/api/v1/stations/{}/heartbeat", cfg.url, cfg.station);
     let started = Instant::now();
     let mut tick = tokio::time::interval(Duration::from_secs(cfg.heartbeat_secs.max(1)));

@@ -45,6 +45,11 @@ pub struct StationArgs {
     /// Heartbeat period in seconds (overrides the schedule).
     #[arg(long)]
     pub heartbeat_secs: Option<u64>,
+    /// Days of acknowledged records kept in the local journal before compaction deletes them
+    /// (whole segments; unacknowledged records are never deleted). At least 32.
+    #[arg(long, default_value_t = station::DEFAULT_KEEP_DAYS,
+          value_parser = clap::value_parser!(u32).range(i64::from(station::MIN_KEEP_DAYS)..))]
+    pub keep_days: u32,
     /// Log format.
     #[arg(long, value_enum, default_value = "text")]
     pub log_format: LogFormat,
@@ -70,8 +75,24 @@ fn init_logging(format: LogFormat) {
     };
 }
 
+/// glibc malloc arenas for the daemon (unless `MALLOC_ARENA_MAX` is set): its threads allocate
+/// little, and each extra arena keeps its own touched pages resident.
+const DEFAULT_MALLOC_ARENAS: i32 = 1;
+
+/// Cap glibc's malloc arenas before any thread starts (see [`DEFAULT_MALLOC_ARENAS`]).
+fn limit_malloc_arenas() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
+        // SAFETY: mallopt only sets a malloc tunable; called before other threads exist.
+        unsafe {
+            libc::mallopt(libc::M_ARENA_MAX, DEFAULT_MALLOC_ARENAS);
+        }
+    }
+}
+
 /// Run `loa station`.
 pub fn run(args: StationArgs) -> anyhow::Result<ExitCode> {
+    limit_malloc_arenas();
     init_logging(args.log_format);
     let data_dir = args
         .data
@@ -85,6 +106,17 @@ pub fn run(args: StationArgs) -> anyhow::Result<ExitCode> {
         data_dir,
         collector_url: args.collector.clone(),
         heartbeat_secs: args.heartbeat_secs,
+        keep_days: args.keep_days,
+    };
+    // The player is set up with the schedule's loudness target, so the schedule is read (and
+    // validated) before the output is opened; the daemon validates it again when it opens.
+    let target = match station::load_schedule(&cfg, chrono::Utc::now()) {
+        Ok((st, _)) => st.loudness,
+        Err(e @ (StationError::Schedule { .. } | StationError::WrongStation { .. })) => {
+            eprintln!("loa station: refusing to start: {e}");
+            return Ok(ExitCode::from(2));
+        }
+        Err(e) => return Err(e).context("reading the schedule"),
     };
     if let Some(url) = &args.publish
         && let Err(e) = crate::relay::publish::publish_url(url)
@@ -103,6 +135,8 @@ pub fn run(args: StationArgs) -> anyhow::Result<ExitCode> {
         }
         spec => {
             let loudness = crate::loudness::LoudnessSettings {
+                target_lufs: target.integrated_lufs,
+                max_true_peak_dbtp: target.max_true_peak_dbtp,
                 cache_dir: Some(data_dir_for_cache.join("loudness")),
                 ..Default::default()
             };
@@ -115,8 +149,10 @@ pub fn run(args: StationArgs) -> anyhow::Result<ExitCode> {
             }
         }
     };
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+    // One thread runs the scheduler, the shipper and the heartbeat: they mostly sleep, the
+    // player has its own threads (the first sample is placed there, not here), and journal reads
+    // go to the blocking pool. A multi-threaded runtime cost ~1 MB of RSS idle for nothing.
+    let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?;
@@ -132,6 +168,9 @@ pub fn run(args: StationArgs) -> anyhow::Result<ExitCode> {
             }
             Err(e) => return Err(e).context("starting the station"),
         };
+        // Start-up (schedule validation, media probing, journal scan) freed a lot of heap:
+        // give it back before the long idle.
+        station::release_free_memory();
         let events = station::bridge_events(events);
         daemon.run(events, ctl_rx).await.context("station daemon")?;
         Ok(ExitCode::SUCCESS)

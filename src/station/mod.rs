@@ -54,6 +54,16 @@ pub const MAX_LOOKBACK_DAYS: i64 = 31;
 pub const SHUTDOWN_WAIT_SECS: u64 = 10;
 /// How long shutdown lets the shipper finish the request it is in.
 pub const SHIPPER_FLUSH_SECS: u64 = 5;
+/// Local history kept after the collector acknowledged it: 35 days, so the whole current month
+/// (and the tail of the last) can still be read on the box when the collector is unreachable.
+pub const DEFAULT_KEEP_DAYS: u32 = 35;
+/// Shortest local history: longer than [`MAX_LOOKBACK_DAYS`], so a record whose segment is
+/// compacted can never be needed again to keep an occurrence from being accounted for twice.
+pub const MIN_KEEP_DAYS: u32 = MAX_LOOKBACK_DAYS as u32 + 1;
+/// When start-up is over and its memory is given back ([`release_free_memory`]).
+pub const TRIM_AFTER_START_SECS: u64 = 10;
+/// How often acknowledged, old journal segments are compacted (also once at start).
+pub const COMPACT_CHECK_SECS: u64 = 3_600;
 
 const INFLIGHT_FILE: &str = "inflight.json";
 const ALIVE_FILE: &str = "alive";
@@ -103,6 +113,8 @@ pub struct StationConfig {
     pub collector_url: Option<String>,
     /// Overrides the schedule's heartbeat period.
     pub heartbeat_secs: Option<u64>,
+    /// Days of acknowledged records kept in the local journal (at least [`MIN_KEEP_DAYS`]).
+    pub keep_days: u32,
 }
 
 /// Commands to a running daemon (from signals or tests).
@@ -261,6 +273,11 @@ pub struct Daemon {
     status_tx: watch::Sender<LiveStatus>,
     schedule_mtime: Option<std::time::SystemTime>,
     output_ok: bool,
+    /// Records the journal could not take (disk full, I/O error), oldest first; appended before
+    /// anything else as soon as it can. They count as accounted for (never aired twice).
+    held: std::collections::VecDeque<AiringRecord>,
+    /// Why the journal is not writable, while it is not.
+    journal_error: Option<String>,
 }
 
 impl Daemon {
@@ -288,7 +305,7 @@ impl Daemon {
             last_seq = journal.last_seq(),
             "journal open"
         );
-        recover_inflight(&cfg.data_dir, &mut journal, now)?;
+        let held = recover_inflight(&cfg.data_dir, &mut journal, now)?;
         let down_since = std::fs::read_to_string(cfg.data_dir.join(ALIVE_FILE))
             .ok()
             .and_then(|t| DateTime::parse_from_rfc3339(t.trim()).ok())
@@ -326,9 +343,19 @@ impl Daemon {
             status_tx,
             schedule_mtime,
             output_ok: true,
+            held: Default::default(),
+            journal_error: None,
         };
         d.replan(floor, now);
-        d.mark_alive(now)?;
+        if let Some(rec) = held {
+            // The journal could not take it (disk full): held like any other record.
+            d.held.push_back(rec);
+            d.write_held()?;
+        }
+        // A full disk must not keep the station off the air.
+        if let Err(e) = d.mark_alive(now) {
+            tracing::warn!("{e}");
+        }
         Ok(d)
     }
 
@@ -387,17 +414,96 @@ impl Daemon {
         Some((url, hb))
     }
 
-    fn append(&mut self, rec: AiringRecord) -> Result<u64, StationError> {
-        let signed = self.journal.append(rec)?;
-        let seq = signed.parse().map(|r| r.seq).unwrap_or(0);
-        let _ = self.last_seq_tx.send(self.journal.last_seq());
-        Ok(seq)
+    /// Journal `rec`. When the journal cannot be written (disk full, I/O error) the record is
+    /// held in memory, in order, and the error reported (log, heartbeat); airing goes on and the
+    /// held records are written as soon as the journal takes them again. `Ok(None)`: held.
+    fn append(&mut self, rec: AiringRecord) -> Result<Option<u64>, StationError> {
+        self.held.push_back(rec);
+        let before = self.journal.last_seq();
+        self.write_held()?;
+        if self.held.is_empty() {
+            Ok(Some(self.journal.last_seq()).filter(|s| *s > before))
+        } else {
+            Ok(None)
+        }
+    }
+
+    /// Append the held records, oldest first, until the journal refuses one.
+    fn write_held(&mut self) -> Result<(), StationError> {
+        let mut written = 0usize;
+        while let Some(rec) = self.held.front() {
+            match self.journal.append(rec.clone()) {
+                Ok(_) => {
+                    self.held.pop_front();
+                    written += 1;
+                }
+                Err(JournalError::Io { path, source }) => {
+                    let why = format!("{}: {source}", path.display());
+                    if self.journal_error.as_deref() != Some(why.as_str()) {
+                        tracing::error!(
+                            held = self.held.len(),
+                            "journal cannot be written ({why}); airing continues and the \
+                             records are held in memory until it can (free disk space)"
+                        );
+                    }
+                    self.journal_error = Some(why);
+                    break;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        if written > 0 {
+            let _ = self.last_seq_tx.send(self.journal.last_seq());
+            if self.held.is_empty() && self.journal_error.take().is_some() {
+                tracing::info!(
+                    written,
+                    last_seq = self.journal.last_seq(),
+                    "journal writable again; held records written"
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether occurrence `key` is accounted for (journaled or held).
+    fn accounted(
+        journal: &Journal,
+        held: &std::collections::VecDeque<AiringRecord>,
+        key: &str,
+    ) -> bool {
+        journal.occurrence(key).is_some()
+            || held.iter().any(|r| r.occurrence.as_deref() == Some(key))
+    }
+
+    /// Delete journal segments the collector has acknowledged (every record `<= acked`) whose
+    /// last record is older than the local history to keep. Age is counted back from the newest
+    /// record when the wall clock is ahead of it, so a clock stepped far forward deletes nothing
+    /// early.
+    fn compact(&mut self, acked: u64, now: DateTime<Utc>) {
+        let newest = self.journal.newest_recorded_at().unwrap_or(now).min(now);
+        let cutoff = newest - Duration::days(i64::from(self.cfg.keep_days.max(MIN_KEEP_DAYS)));
+        match self.journal.prune(acked, cutoff) {
+            Ok(deleted) if !deleted.is_empty() => tracing::info!(
+                segments = deleted.len(),
+                acked,
+                older_than = %cutoff,
+                "journal compacted (acknowledged records older than the local history deleted)"
+            ),
+            Ok(_) => tracing::info!(acked, "journal compaction: nothing to delete"),
+            Err(e) => tracing::warn!("journal compaction failed: {e}"),
+        }
     }
 
     fn reload(&mut self, why: &str) {
         let now = self.clock.now();
         match load_schedule(&self.cfg, now) {
             Ok((st, cat)) => {
+                if st.loudness != self.station.loudness {
+                    tracing::warn!(
+                        "the schedule's loudness target changed; the player keeps the old one \
+                         until the station restarts"
+                    );
+                }
                 self.station = st;
                 self.catalog = cat;
                 self.replan(now - Duration::days(1), now);
@@ -432,15 +538,26 @@ impl Daemon {
             .plan
             .iter()
             .filter(|p| {
-                p.at.with_timezone(&Utc) > now && self.journal.occurrence(&p.key()).is_none()
+                p.at.with_timezone(&Utc) > now
+                    && !Self::accounted(&self.journal, &self.held, &p.key())
             })
             .min_by_key(|p| p.at)
             .map(brief);
+        // The heartbeat has no journal field (wire v1): a journal that cannot be written is
+        // reported as unhealthy output with the reason in the output text.
+        let output = match &self.journal_error {
+            Some(e) => format!(
+                "{} (journal not writable: {e}; {} records held in memory)",
+                self.player.output_name(),
+                self.held.len()
+            ),
+            None => self.player.output_name(),
+        };
         let _ = self.status_tx.send(LiveStatus {
             now_airing: self.on_air.as_ref().map(|a| brief(&a.plan)),
             next_airing: next,
-            output: self.player.output_name(),
-            output_ok: self.output_ok,
+            output,
+            output_ok: self.output_ok && self.journal_error.is_none(),
         });
     }
 
@@ -623,8 +740,9 @@ impl Daemon {
                     prev_hash: String::new(),
                 };
                 self.output_ok = outcome != Outcome::Failed;
-                let seq = self.append(rec)?;
+                let seq = self.append(rec)?.unwrap_or(0);
                 let _ = std::fs::remove_file(self.cfg.data_dir.join(INFLIGHT_FILE));
+                release_free_memory();
                 tracing::info!(
                     seq,
                     ?outcome,
@@ -654,10 +772,10 @@ impl Daemon {
             ),
         };
         let on_air = self.on_air.as_ref().map(|a| OnAir::of(&a.plan));
-        let journal = &self.journal;
+        let (journal, held) = (&self.journal, &self.held);
         let decision = scheduler::decide(
             &self.plan,
-            &|k| journal.occurrence(k).is_some(),
+            &|k| Self::accounted(journal, held, k),
             on_air.as_ref(),
             &ctx,
         );
@@ -711,6 +829,7 @@ impl Daemon {
     ) -> Result<(), StationError> {
         let (sd_tx, sd_rx) = watch::channel(false);
         let mut tasks = Vec::new();
+        let mut acked_pos: Option<Arc<std::sync::atomic::AtomicU64>> = None;
         if let Some((url, hb_secs)) = self.collector() {
             let mut scfg = ShipperConfig::new(
                 &url,
@@ -719,6 +838,7 @@ impl Daemon {
             );
             scfg.heartbeat_secs = hb_secs;
             let (shipper, acked) = Shipper::new(scfg.clone())?;
+            acked_pos = Some(acked.clone());
             let progress = Progress {
                 last_seq: self.last_seq(),
                 acked,
@@ -741,8 +861,28 @@ impl Daemon {
         let mut last_mono = Instant::now();
         let mut last_alive = last_wall;
         let mut last_reload_check = Instant::now();
+        let mut last_compact: Option<Instant> = None;
+        // Memory is given back once start-up is over (the shipper's first request, the first
+        // heartbeat) and after each airing.
+        let run_started = Instant::now();
+        let mut trimmed_after_start = false;
         let result: Result<(), StationError> = loop {
             let now = self.clock.now();
+            if !self.held.is_empty()
+                && let Err(e) = self.write_held()
+            {
+                break Err(e);
+            }
+            if let Some(acked) = &acked_pos
+                && last_compact.is_none_or(|t| t.elapsed().as_secs() >= COMPACT_CHECK_SECS)
+            {
+                last_compact = Some(Instant::now());
+                let acked = acked.load(std::sync::atomic::Ordering::Relaxed);
+                self.compact(acked, now);
+                if trimmed_after_start && self.on_air.is_none() {
+                    release_free_memory();
+                }
+            }
             // Clock steps: wall time moving differently from monotonic time.
             let expected = last_wall + Duration::from_std(last_mono.elapsed()).unwrap_or_default();
             let drift = (now - expected).num_milliseconds();
@@ -790,6 +930,13 @@ impl Daemon {
                 }
             }
             self.publish_status(now);
+            if !trimmed_after_start
+                && self.on_air.is_none()
+                && run_started.elapsed().as_secs() >= TRIM_AFTER_START_SECS
+            {
+                trimmed_after_start = true;
+                release_free_memory();
+            }
             let sleep_ms = wake
                 .map(|w| (w - now).num_milliseconds())
                 .unwrap_or(MAX_SLEEP_MS)
@@ -835,6 +982,16 @@ impl Daemon {
             }
         }
         self.player.shutdown();
+        if !self.held.is_empty() {
+            let _ = self.write_held();
+            for rec in &self.held {
+                // Last resort: the record goes to the log (journald usually lives elsewhere).
+                tracing::error!(
+                    record = %serde_json::to_string(rec).unwrap_or_default(),
+                    "journal still not writable at shutdown: record lost from the journal"
+                );
+            }
+        }
         let _ = self.mark_alive(self.clock.now());
         let _ = sd_tx.send(true);
         for t in tasks {
@@ -853,21 +1010,23 @@ impl Daemon {
 }
 
 /// Turn an in-flight marker left by a crash into a `partial` (it had started) or `failed` record.
+/// Returns the record when the journal cannot be written (disk full), for the caller to hold;
+/// the marker then stays until the next start.
 fn recover_inflight(
     data_dir: &Path,
     journal: &mut Journal,
     now: DateTime<Utc>,
-) -> Result<(), StationError> {
+) -> Result<Option<AiringRecord>, StationError> {
     let path = data_dir.join(INFLIGHT_FILE);
     let Ok(bytes) = std::fs::read(&path) else {
-        return Ok(());
+        return Ok(None);
     };
     let m: Inflight = match serde_json::from_slice(&bytes) {
         Ok(m) => m,
         Err(e) => {
             tracing::error!(path = %path.display(), "in-flight marker unreadable ({e}); kept as {}.bad", INFLIGHT_FILE);
             let _ = std::fs::rename(&path, path.with_extension("json.bad"));
-            return Ok(());
+            return Ok(None);
         }
     };
     if journal.occurrence(&m.key).is_none() {
@@ -918,11 +1077,74 @@ fn recover_inflight(
             recorded_at: now,
             prev_hash: String::new(),
         };
-        journal.append(rec)?;
         tracing::warn!(airing = %m.key, ?outcome, "{reason}");
+        match journal.append(rec.clone()) {
+            Ok(_) => {}
+            Err(JournalError::Io { .. }) => return Ok(Some(rec)),
+            Err(e) => return Err(e.into()),
+        }
     }
     std::fs::remove_file(&path).map_err(|source| StationError::Io { path, source })?;
-    Ok(())
+    Ok(None)
+}
+
+/// Give memory the idle daemon does not need back to the system, after start-up and after each
+/// airing: freed heap (glibc keeps it otherwise), and the resident pages of read-only file
+/// mappings (the `loa` binary's code, which runs the whole toolbox at start-up, and shared
+/// libraries). Those pages stay in the page cache: code that runs again faults back in with a
+/// minor fault (no I/O unless the kernel evicted it anyway). Measured: most of an idle station's
+/// RSS was such pages (see docs/station.md). A no-op outside Linux/glibc.
+pub fn release_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        // SAFETY: malloc_trim only releases free memory of the allocator; it takes its own locks.
+        unsafe {
+            libc::malloc_trim(0);
+        }
+        drop_clean_file_pages();
+    }
+}
+
+/// `MADV_DONTNEED` on every private, non-writable mapping of a file that holds no private
+/// (copy-on-write) page: dropping such a page loses nothing, the next access maps the file's
+/// page again. Mappings with private pages (relocated read-only data) are left alone.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn drop_clean_file_pages() {
+    let Ok(smaps) = std::fs::read_to_string("/proc/self/smaps") else {
+        return;
+    };
+    // (start, end, eligible) of the mapping being read; eligibility is settled by its
+    // `Anonymous:` line.
+    let mut current: Option<(usize, usize, bool)> = None;
+    let mut targets = Vec::new();
+    for line in smaps.lines() {
+        let mut f = line.split_whitespace();
+        let Some(first) = f.next() else { continue };
+        if let Some((a, b)) = first.split_once('-')
+            && let (Ok(start), Ok(end)) =
+                (usize::from_str_radix(a, 16), usize::from_str_radix(b, 16))
+        {
+            let perms = f.next().unwrap_or("");
+            let path = f.nth(3).unwrap_or("");
+            let eligible = perms.starts_with('r')
+                && !perms.contains('w')
+                && perms.ends_with('p')
+                && path.starts_with('/');
+            current = Some((start, end, eligible));
+        } else if first == "Anonymous:"
+            && let Some((start, end, true)) = current.take()
+            && f.next() == Some("0")
+        {
+            targets.push((start, end));
+        }
+    }
+    for (start, end) in targets {
+        // SAFETY: the range is a whole mapping of this process, read-only, private, backed by a
+        // file and without private pages: discarding its pages cannot change what it reads.
+        unsafe {
+            libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_DONTNEED);
+        }
+    }
 }
 
 /// Bridge the player's blocking event channel into the daemon's async one.

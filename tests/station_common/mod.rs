@@ -1,0 +1,255 @@
+//! Shared helpers of the station process tests: a site (schedules, audio, data directories) with
+//! second-granularity schedules, `loa keygen`, and `loa station` as a child process.
+#![allow(dead_code)]
+
+use loa::journal;
+use loa::wire::AiringRecord;
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const LOA: &str = env!("CARGO_BIN_EXE_loa");
+
+/// A real WAV file of `secs` seconds of a 440 Hz tone.
+pub fn wav(path: &Path, secs: f64) {
+    wav_channels(path, secs, 1);
+}
+
+/// [`wav`] with `channels` identical channels.
+pub fn wav_channels(path: &Path, secs: f64, channels: u16) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let spec = hound::WavSpec {
+        channels,
+        sample_rate: 16_000,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut w = hound::WavWriter::create(path, spec).unwrap();
+    for i in 0..(secs * 16_000.0) as u32 {
+        let x = (i as f64 * 440.0 * std::f64::consts::TAU / 16_000.0).sin() * 8_000.0;
+        for _ in 0..channels {
+            w.write_sample(x as i16).unwrap();
+        }
+    }
+    w.finalize().unwrap();
+}
+
+pub struct Site {
+    pub root: tempfile::TempDir,
+}
+
+impl Site {
+    pub fn new() -> Self {
+        let root = tempfile::tempdir().unwrap();
+        wav(&root.path().join("audio/tone1.wav"), 1.0);
+        wav(&root.path().join("audio/tone4.wav"), 4.0);
+        Self { root }
+    }
+    pub fn schedules(&self) -> PathBuf {
+        self.root.path().join("schedules")
+    }
+    pub fn data(&self, id: &str) -> PathBuf {
+        self.root.path().join("data").join(id)
+    }
+    pub fn schedule_path(&self, id: &str) -> PathBuf {
+        self.schedules().join(format!("{id}.toml"))
+    }
+    /// Write a schedule whose one slot fires every `step_secs` seconds during the next few
+    /// minutes (schedules may fire at most 1440 times a day, so the seconds field is confined to
+    /// the current and next minutes, in the station's zone, UTC+7) playing `file`.
+    pub fn write_schedule(&self, id: &str, step_secs: u32, file: &str) {
+        self.write_schedule_with(id, step_secs, file, "");
+    }
+    /// [`Site::write_schedule`] with `extra` TOML top-level keys/tables (e.g. `[loudness]`)
+    /// inserted before the programs.
+    pub fn write_schedule_with(&self, id: &str, step_secs: u32, file: &str, extra: &str) {
+        use chrono::Timelike;
+        let now = chrono::Utc::now() + chrono::Duration::hours(7);
+        let cron = (0..4)
+            .map(|i| {
+                let t = now + chrono::Duration::minutes(i);
+                format!("\"*/{step_secs} {} {} * * *\"", t.minute(), t.hour())
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        std::fs::create_dir_all(self.schedules()).unwrap();
+        let text = format!(
+            r#"id = "{id}"
+name = "Test {id}"
+kind = "ward"
+area_code = "21100"
+{extra}
+
+[[programs]]
+id = "tin"
+category = "news"
+file = "{file}"
+
+[[slots]]
+id = "tick"
+cron = [{cron}]
+play = ["program:tin"]
+start = "soft"
+grace_secs = 2
+max_minutes = 1
+"#
+        );
+        std::fs::write(self.schedule_path(id), text).unwrap();
+    }
+    /// `loa keygen`; returns the public key line's key.
+    pub fn keygen(&self, id: &str) -> ed25519_dalek::VerifyingKey {
+        let out = Command::new(LOA)
+            .args(["keygen", "--station", id, "--dir"])
+            .arg(self.data(id))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let line = String::from_utf8(out.stdout).unwrap();
+        let mut parts = line.split_whitespace();
+        assert_eq!(parts.next(), Some(id));
+        loa::wire::decode_public_key(parts.next().unwrap()).unwrap()
+    }
+    pub fn start(&self, id: &str, collector: &str) -> Station {
+        self.start_with(id, collector, &[])
+    }
+    /// Start `loa station` for `id` (output `null`, heartbeat every second) with `extra` flags;
+    /// waits until its journal is open.
+    pub fn start_with(&self, id: &str, collector: &str, extra: &[&str]) -> Station {
+        let log = self
+            .root
+            .path()
+            .join(format!("{id}.{}.log", Instant::now().elapsed().as_nanos()));
+        let log = unique(log);
+        let child = Command::new(LOA)
+            .args([
+                "station",
+                "--station",
+                id,
+                "--output",
+                "null",
+                "--heartbeat-secs",
+                "1",
+            ])
+            .arg("--schedules")
+            .arg(self.schedules())
+            .arg("--audio")
+            .arg(self.root.path().join("audio"))
+            .arg("--data")
+            .arg(self.data(id))
+            .arg("--collector")
+            .arg(collector)
+            .args(extra)
+            .env("LOA_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let s = Station { child, log };
+        s.wait_log("journal open", Duration::from_secs(60));
+        s
+    }
+    pub fn records(&self, id: &str) -> Vec<AiringRecord> {
+        journal::read_all(&journal::journal_dir(&self.data(id)))
+            .unwrap()
+            .iter()
+            .map(|s| s.parse().unwrap())
+            .collect()
+    }
+}
+
+pub fn unique(p: PathBuf) -> PathBuf {
+    let mut n = 0;
+    loop {
+        let c = p.with_extension(format!("{n}.log"));
+        if !c.exists() {
+            return c;
+        }
+        n += 1;
+    }
+}
+
+pub struct Station {
+    pub child: Child,
+    pub log: PathBuf,
+}
+
+impl Station {
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+    pub fn signal(&self, sig: i32) {
+        // SAFETY: plain kill(2) on our own child's pid.
+        let r = unsafe { libc::kill(self.child.id() as i32, sig) };
+        assert_eq!(r, 0);
+    }
+    /// SIGTERM and wait; asserts exit 0.
+    pub fn stop(mut self) -> String {
+        self.signal(libc::SIGTERM);
+        let t0 = Instant::now();
+        loop {
+            if let Some(st) = self.child.try_wait().unwrap() {
+                assert!(st.success(), "exit {st:?}\n{}", self.log());
+                return self.log();
+            }
+            assert!(
+                t0.elapsed() < Duration::from_secs(20),
+                "did not stop\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    pub fn kill9(mut self) -> String {
+        self.signal(libc::SIGKILL);
+        let _ = self.child.wait();
+        self.log()
+    }
+    pub fn wait_log(&self, needle: &str, timeout: Duration) {
+        let t0 = Instant::now();
+        while !self.log().contains(needle) {
+            assert!(
+                t0.elapsed() < timeout,
+                "no {needle:?} in log:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Station {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn wait_until(timeout: Duration, what: &str, mut f: impl FnMut() -> bool) {
+    let t0 = Instant::now();
+    while !f() {
+        assert!(t0.elapsed() < timeout, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The journal is complete and consistent: chain verifies, seqs 1..n, no occurrence twice.
+pub fn check_journal(
+    site: &Site,
+    id: &str,
+    key: &ed25519_dalek::VerifyingKey,
+) -> Vec<AiringRecord> {
+    let signed = journal::read_all(&journal::journal_dir(&site.data(id))).unwrap();
+    journal::verify_chain(&signed, key).unwrap();
+    let recs: Vec<AiringRecord> = signed.iter().map(|s| s.parse().unwrap()).collect();
+    let mut seen = HashSet::new();
+    for r in &recs {
+        let occ = r.occurrence.clone().unwrap();
+        assert!(seen.insert(occ.clone()), "occurrence {occ} recorded twice");
+    }
+    recs
+}
