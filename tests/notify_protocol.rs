@@ -245,7 +245,6 @@ fn real_collector_notifies_ready_pets_while_healthy_and_stops_cleanly() {
 /// pets the watchdog from its scheduler loop (`loa::notify`, owned by the station daemon): run
 /// with `cargo test --test notify_protocol -- --ignored` once it does, then drop the ignore.
 #[test]
-#[ignore = "the station daemon does not speak the notify protocol yet"]
 fn real_station_notifies_ready_pets_while_its_loop_runs_and_stops_cleanly() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (sched, audio, data) = (

@@ -1,5 +1,6 @@
 //! `loa station` — Run the station daemon.
 
+use crate::notify::{Liveness, Notifier, pet_while_alive, watchdog_interval};
 use anyhow::Context as _;
 use clap::{Args, ValueEnum};
 use std::path::PathBuf;
@@ -159,8 +160,9 @@ pub fn run(args: StationArgs) -> anyhow::Result<ExitCode> {
     rt.block_on(async move {
         // Signals first: a SIGTERM during start-up must mean "shut down cleanly", not death.
         let (ctl_tx, ctl_rx) = tokio::sync::mpsc::channel(8);
-        spawn_signals(ctl_tx)?;
-        let daemon = match Daemon::open(cfg, Arc::new(SystemClock), player) {
+        let notifier = Notifier::from_env();
+        spawn_signals(ctl_tx, notifier.clone())?;
+        let mut daemon = match Daemon::open(cfg, Arc::new(SystemClock), player) {
             Ok(d) => d,
             Err(e @ (StationError::Schedule { .. } | StationError::WrongStation { .. })) => {
                 eprintln!("loa station: refusing to start: {e}");
@@ -171,13 +173,35 @@ pub fn run(args: StationArgs) -> anyhow::Result<ExitCode> {
         // Start-up (schedule validation, media probing, journal scan) freed a lot of heap:
         // give it back before the long idle.
         station::release_free_memory();
+        // systemd (Type=notify): ready once the schedule, key and journal are open; the
+        // watchdog is petted only while the scheduler loop beats (same thread as the pets).
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        if let Some(watchdog) = watchdog_interval() {
+            let liveness = Liveness::new();
+            daemon.set_liveness(liveness.clone(), Liveness::max_sleep(watchdog));
+            let mut stop_rx = stop_rx.clone();
+            tokio::spawn(pet_while_alive(
+                notifier.clone(),
+                liveness,
+                watchdog,
+                async move {
+                    let _ = stop_rx.wait_for(|s| *s).await;
+                },
+            ));
+        }
+        if let Err(e) = notifier.ready_with_status(&format!("airing station {}", args.station)) {
+            tracing::warn!("systemd notify: {e}");
+        }
         let events = station::bridge_events(events);
-        daemon.run(events, ctl_rx).await.context("station daemon")?;
+        let result = daemon.run(events, ctl_rx).await;
+        let _ = stop_tx.send(true);
+        drop(stop_rx);
+        result.context("station daemon")?;
         Ok(ExitCode::SUCCESS)
     })
 }
 
-fn spawn_signals(tx: tokio::sync::mpsc::Sender<Control>) -> anyhow::Result<()> {
+fn spawn_signals(tx: tokio::sync::mpsc::Sender<Control>, notifier: Notifier) -> anyhow::Result<()> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut hup = signal(SignalKind::hangup()).context("installing SIGHUP handler")?;
     let mut term = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
@@ -190,6 +214,11 @@ fn spawn_signals(tx: tokio::sync::mpsc::Sender<Control>) -> anyhow::Result<()> {
                 _ = int.recv() => Control::Shutdown,
             };
             tracing::info!(?c, "signal received");
+            if matches!(c, Control::Shutdown)
+                && let Err(e) = notifier.stopping()
+            {
+                tracing::warn!("systemd notify: {e}");
+            }
             if tx.send(c).await.is_err() {
                 return;
             }

@@ -278,6 +278,9 @@ pub struct Daemon {
     held: std::collections::VecDeque<AiringRecord>,
     /// Why the journal is not writable, while it is not.
     journal_error: Option<String>,
+    /// systemd watchdog proof of life: beaten once per scheduler-loop iteration, and the loop
+    /// never sleeps longer than the given bound between beats.
+    liveness: Option<(crate::notify::Liveness, std::time::Duration)>,
 }
 
 impl Daemon {
@@ -345,6 +348,7 @@ impl Daemon {
             output_ok: true,
             held: Default::default(),
             journal_error: None,
+            liveness: None,
         };
         d.replan(floor, now);
         if let Some(rec) = held {
@@ -820,6 +824,16 @@ impl Daemon {
         Ok(decision.wake_at)
     }
 
+    /// Beat `liveness` once per scheduler-loop iteration and never sleep longer than
+    /// `max_sleep` between beats (the systemd watchdog is petted only while the loop beats).
+    pub fn set_liveness(
+        &mut self,
+        liveness: crate::notify::Liveness,
+        max_sleep: std::time::Duration,
+    ) {
+        self.liveness = Some((liveness, max_sleep));
+    }
+
     /// Run until `control` says shut down (or closes). Returns after the current airing is
     /// recorded and the shipper had its chance to flush.
     pub async fn run(
@@ -937,10 +951,14 @@ impl Daemon {
                 trimmed_after_start = true;
                 release_free_memory();
             }
-            let sleep_ms = wake
+            let mut sleep_ms = wake
                 .map(|w| (w - now).num_milliseconds())
                 .unwrap_or(MAX_SLEEP_MS)
                 .clamp(0, MAX_SLEEP_MS) as u64;
+            if let Some((liveness, max_sleep)) = &self.liveness {
+                liveness.beat();
+                sleep_ms = sleep_ms.min(max_sleep.as_millis().max(1) as u64);
+            }
             tokio::select! {
                 ev = events.recv() => match ev {
                     Some(ev) => if let Err(e) = self.on_event(ev, false) { break Err(e) },
