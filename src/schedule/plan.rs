@@ -11,23 +11,29 @@ use super::{
 };
 use chrono::{DateTime, Datelike, FixedOffset, NaiveDate, Utc};
 use std::path::PathBuf;
+use std::sync::Arc;
 
 /// One planned airing.
+///
+/// The text and list fields are shared, reference-counted and immutable: every airing of a slot
+/// points at the same `station`/`slot`/`program`/`category`/`relay`, and every airing of a slot in
+/// the same month (same date for `{dd}` episodes) at the same `items`. Cloning an airing therefore
+/// allocates nothing; a year of 10,000 stations is millions of airings.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PlannedAiring {
-    pub station: String,
-    pub slot: String,
+    pub station: Arc<str>,
+    pub slot: Arc<str>,
     /// The program the airing is filed under (the slot's `program`, else, for a playlist, its
     /// first program item).
-    pub program: Option<String>,
+    pub program: Option<Arc<str>>,
     /// Report category: that program's category, `relay` for a relay without `program`, else
     /// `other`.
-    pub category: String,
+    pub category: Arc<str>,
     /// Station-local instant with its UTC offset.
     pub at: DateTime<FixedOffset>,
     /// Files in airing order (for a relay: the fallback playlist), relative to the audio root;
     /// episodes resolved for the airing's local month.
-    pub items: Vec<PathBuf>,
+    pub items: Arc<[PathBuf]>,
     /// Planned length: sum of the items' durations (relay: its minutes), capped at `max_secs`.
     pub planned_secs: f64,
     pub priority: Priority,
@@ -35,7 +41,7 @@ pub struct PlannedAiring {
     pub grace_secs: u32,
     /// Hard stop, seconds after `at`.
     pub max_secs: u32,
-    pub relay: Option<RelaySpec>,
+    pub relay: Option<Arc<RelaySpec>>,
 }
 
 impl PlannedAiring {
@@ -131,7 +137,7 @@ pub fn total_secs(items: &[PathBuf], catalog: &AudioCatalog) -> f64 {
 }
 
 /// The program an airing of `slot` is filed under, and its category.
-fn filing(station: &Station, slot: &Slot) -> (Option<String>, String) {
+fn filing(station: &Station, slot: &Slot) -> (Option<Arc<str>>, Arc<str>) {
     let list: &[ItemRef] = match &slot.content {
         SlotContent::Playlist(v) => v,
         SlotContent::Relay(r) => &r.fallback,
@@ -139,18 +145,38 @@ fn filing(station: &Station, slot: &Slot) -> (Option<String>, String) {
     let is_relay = matches!(slot.content, SlotContent::Relay(_));
     // A relay is filed under its `program` only when the slot says so: its fallback is not what
     // normally airs.
-    let program = slot.program.clone().or_else(|| {
+    let program: Option<&str> = slot.program.as_deref().or_else(|| {
         list.iter().filter(|_| !is_relay).find_map(|i| match i {
-            ItemRef::Program(p) => Some(p.clone()),
+            ItemRef::Program(p) => Some(p.as_str()),
             ItemRef::File(_) => None,
         })
     });
-    let category = match program.as_ref().and_then(|p| station.programs.get(p)) {
-        Some(p) => p.category.clone(),
+    let category: Arc<str> = match program.and_then(|p| station.programs.get(p)) {
+        Some(p) => p.category.as_str().into(),
         None if is_relay => "relay".into(),
         None => "other".into(),
     };
-    (program, category)
+    (program.map(Arc::from), category)
+}
+
+/// Whether the items of `list` can differ between two dates of the same month (an episode
+/// pattern with `{dd}`).
+fn items_vary_by_day(station: &Station, list: &[ItemRef]) -> bool {
+    list.iter().any(|item| match item {
+        ItemRef::Program(pid) => matches!(
+            station.programs.get(pid).map(|p| &p.audio),
+            Some(ProgramAudio::Episodes(pattern)) if pattern.contains("{dd}")
+        ),
+        ItemRef::File(_) => false,
+    })
+}
+
+/// A slot's playlist resolved for one period (month, or day for `{dd}` episodes).
+struct Resolved {
+    /// (year, month, day or 0).
+    period: (i32, u32, u32),
+    items: Arc<[PathBuf]>,
+    planned_secs: f64,
 }
 
 /// Append the airings of one slot whose local date lies in `from..=to` (clipped to the slot's
@@ -183,43 +209,57 @@ pub(crate) fn slot_airings(
     if times.is_empty() {
         return;
     }
+    // Shared by every airing of this slot (see `PlannedAiring`).
     let (program, category) = filing(station, slot);
+    let station_id: Arc<str> = station.id.as_str().into();
+    let slot_id: Arc<str> = slot.id.as_str().into();
     let max_secs = slot.max_minutes.saturating_mul(60);
-    let (list, relay): (&[ItemRef], Option<&RelaySpec>) = match &slot.content {
+    let (list, relay): (&[ItemRef], Option<Arc<RelaySpec>>) = match &slot.content {
         SlotContent::Playlist(v) => (v, None),
-        SlotContent::Relay(r) => (&r.fallback, Some(r)),
+        SlotContent::Relay(r) => (&r.fallback, Some(Arc::new(r.clone()))),
     };
-    // Items and length only change with the month (episodes): resolve once per month.
-    let mut cached: Option<((i32, u32), Vec<PathBuf>, f64)> = None;
+    // Items and length only change with the month (or the day, for `{dd}` episodes): resolve
+    // once per such period.
+    let by_day = items_vary_by_day(station, list);
+    let mut cached: Option<Resolved> = None;
     out.reserve(times.len());
     for at in times {
         let date = at.date_naive();
-        let ym = (date.year(), date.month());
-        let hit = matches!(&cached, Some((k, _, _)) if *k == ym);
-        if !hit {
-            let items = resolve_items(station, list, date);
-            let secs = match relay {
-                Some(r) => f64::from(r.minutes.saturating_mul(60)),
-                None => total_secs(&items, catalog),
-            };
-            cached = Some((ym, items, secs.min(f64::from(max_secs))));
-        }
-        let Some((_, items, planned_secs)) = &cached else {
-            continue;
+        let period = (
+            date.year(),
+            date.month(),
+            if by_day { date.day() } else { 0 },
+        );
+        let resolved = match cached.take() {
+            Some(r) if r.period == period => r,
+            _ => {
+                let items: Arc<[PathBuf]> = resolve_items(station, list, date).into();
+                let secs = match &relay {
+                    Some(r) => f64::from(r.minutes.saturating_mul(60)),
+                    None => total_secs(&items, catalog),
+                };
+                Resolved {
+                    period,
+                    items,
+                    planned_secs: secs.min(f64::from(max_secs)),
+                }
+            }
         };
+        let (items, planned_secs) = (resolved.items.clone(), resolved.planned_secs);
+        cached = Some(resolved);
         out.push(PlannedAiring {
-            station: station.id.clone(),
-            slot: slot.id.clone(),
+            station: station_id.clone(),
+            slot: slot_id.clone(),
             program: program.clone(),
             category: category.clone(),
             at,
-            items: items.clone(),
-            planned_secs: *planned_secs,
+            items,
+            planned_secs,
             priority: slot.priority,
             start: slot.start,
             grace_secs: slot.grace_secs,
             max_secs,
-            relay: relay.cloned(),
+            relay: relay.clone(),
         });
     }
 }
