@@ -263,3 +263,108 @@ pub(crate) fn slot_airings(
         });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crontab::Crontab;
+    use crate::schedule::{LoudnessTarget, Program, StationKind};
+    use std::collections::BTreeMap;
+    use std::path::Path;
+
+    fn d(y: i32, m: u32, day: u32) -> NaiveDate {
+        NaiveDate::from_ymd_opt(y, m, day).expect("valid date")
+    }
+
+    /// A station with one daily slot airing a jingle and the episode of `pattern`.
+    fn station(pattern: &str) -> Station {
+        let program = Program {
+            id: "ep".into(),
+            title: "Episode".into(),
+            category: "cchc".into(),
+            audio: ProgramAudio::Episodes(pattern.into()),
+        };
+        Station {
+            id: "s".into(),
+            name: "S".into(),
+            kind: StationKind::Ward,
+            area_code: "1".into(),
+            timezone: chrono_tz::Asia::Ho_Chi_Minh,
+            quiet_hours: vec![],
+            max_session_minutes: 60,
+            loudness: LoudnessTarget::default(),
+            collector: None,
+            programs: BTreeMap::from([("ep".to_string(), program)]),
+            slots: vec![Slot {
+                id: "daily".into(),
+                cron: vec![Crontab::parse("0 8 * * *").expect("valid crontab")],
+                from: None,
+                until: None,
+                program: None,
+                content: SlotContent::Playlist(vec![
+                    ItemRef::File("j.ogg".into()),
+                    ItemRef::Program("ep".into()),
+                ]),
+                priority: Priority::Normal,
+                start: StartPolicy::Hard,
+                grace_secs: 0,
+                max_minutes: 10,
+            }],
+            source: PathBuf::from("s.toml"),
+        }
+    }
+
+    fn check(pattern: &str, expected: &[&str]) {
+        let a = expand(
+            &station(pattern),
+            &AudioCatalog::default(),
+            d(2026, 1, 30),
+            d(2026, 2, 2),
+        );
+        let got: Vec<String> = a
+            .iter()
+            .map(|a| a.items[1].to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(got, expected, "pattern {pattern}");
+        assert!(a.iter().all(|a| a.items[0] == Path::new("j.ogg")));
+    }
+
+    #[test]
+    fn episodes_resolve_per_month_or_per_day() {
+        check(
+            "ep/{yyyy}-{mm}.ogg",
+            &[
+                "ep/2026-01.ogg",
+                "ep/2026-01.ogg",
+                "ep/2026-02.ogg",
+                "ep/2026-02.ogg",
+            ],
+        );
+        check(
+            "ep/{yyyy}-{mm}-{dd}.ogg",
+            &[
+                "ep/2026-01-30.ogg",
+                "ep/2026-01-31.ogg",
+                "ep/2026-02-01.ogg",
+                "ep/2026-02-02.ogg",
+            ],
+        );
+    }
+
+    #[test]
+    fn airings_of_a_slot_share_their_fields() {
+        let a = expand(
+            &station("ep/{yyyy}-{mm}.ogg"),
+            &AudioCatalog::default(),
+            d(2026, 1, 30),
+            d(2026, 2, 2),
+        );
+        assert_eq!(a.len(), 4);
+        assert!(Arc::ptr_eq(&a[0].slot, &a[3].slot));
+        assert!(Arc::ptr_eq(&a[0].category, &a[3].category));
+        assert!(Arc::ptr_eq(&a[0].items, &a[1].items));
+        assert!(!Arc::ptr_eq(&a[1].items, &a[2].items));
+        assert_eq!(a[0].program.as_deref(), Some("ep"));
+        assert_eq!(&*a[0].category, "cchc");
+    }
+}
