@@ -280,15 +280,15 @@ pub fn reconcile(
                     Some(r) => {
                         used.insert(r.occurrence.as_deref().unwrap_or_default());
                         let mut row = from_record(r, p.planned_secs, None);
-                        row.category = p.category.clone();
+                        row.category = p.category.to_string();
                         row
                     }
                     None => Row {
                         station: station.to_string(),
                         occurrence: Some(key),
-                        slot: Some(p.slot.clone()),
-                        program: p.program.clone(),
-                        category: p.category.clone(),
+                        slot: Some(p.slot.to_string()),
+                        program: p.program.as_deref().map(str::to_owned),
+                        category: p.category.to_string(),
                         source: if p.relay.is_some() {
                             Source::Relay
                         } else {
@@ -354,11 +354,11 @@ mod tests {
     fn plan(day: u32, h: u32) -> PlannedAiring {
         PlannedAiring {
             station: "a".into(),
-            slot: format!("s{h}"),
+            slot: format!("s{h}").into(),
             program: Some("cchc".into()),
             category: "cchc".into(),
             at: at(day, h),
-            items: vec![],
+            items: vec![].into(),
             planned_secs: 600.0,
             priority: Priority::Normal,
             start: StartPolicy::Hard,
@@ -380,8 +380,8 @@ mod tests {
             station: "a".into(),
             seq,
             occurrence: Some(p.key()),
-            slot: Some(p.slot.clone()),
-            program: p.program.clone(),
+            slot: Some(p.slot.to_string()),
+            program: p.program.as_deref().map(str::to_owned),
             category: "cchc".into(),
             source: Source::File,
             scheduled_at: p.at,

@@ -240,16 +240,16 @@ fn episodes_resolve_by_the_local_month_and_lengths_add_up() {
     let a = expand(&st, &cat, d(2026, 3, 1), d(2026, 3, 1));
     let mid = a
         .iter()
-        .find(|a| a.slot == "midnight")
+        .find(|a| &*a.slot == "midnight")
         .expect("midnight airing");
     // 00:30 local on 1 March is still February in UTC: the episode is March's.
     assert_eq!(mid.at.to_rfc3339(), "2026-03-01T00:30:00+01:00");
     assert_eq!(
-        mid.items,
+        *mid.items,
         vec![PathBuf::from("j.ogg"), PathBuf::from("ep/2026-03.ogg")]
     );
     assert_eq!(mid.planned_secs, 12.5);
-    assert_eq!(mid.category, "cchc");
+    assert_eq!(&*mid.category, "cchc");
     assert_eq!(mid.key(), "midnight@2026-02-28T23:30:00Z");
 }
 
@@ -257,11 +257,7 @@ fn episodes_resolve_by_the_local_month_and_lengths_add_up() {
 fn same_instant_sorts_by_priority_high_first() {
     let (st, cat) = berlin();
     let a = expand(&st, &cat, d(2026, 1, 1), d(2026, 12, 31));
-    let first: Vec<_> = a
-        .iter()
-        .take(2)
-        .map(|a| (a.slot.as_str(), a.priority))
-        .collect();
+    let first: Vec<_> = a.iter().take(2).map(|a| (&*a.slot, a.priority)).collect();
     assert_eq!(
         first,
         vec![
@@ -276,7 +272,7 @@ fn same_instant_sorts_by_priority_high_first() {
 fn dst_gap_and_offsets() {
     let (st, cat) = berlin();
     let a = expand(&st, &cat, d(2026, 3, 29), d(2026, 3, 29));
-    let gap: Vec<_> = a.iter().filter(|a| a.slot == "gap").collect();
+    let gap: Vec<_> = a.iter().filter(|a| &*a.slot == "gap").collect();
     assert_eq!(gap.len(), 1);
     // 02:30 does not exist on 29 March 2026 in Berlin: fires once, right after the gap, in CEST.
     assert_eq!(gap[0].at.to_rfc3339(), "2026-03-29T03:00:00+02:00");
@@ -289,7 +285,7 @@ fn relay_length_is_capped_and_window_clips() {
     let (st, cat) = berlin();
     let a: Vec<_> = expand(&st, &cat, d(2026, 1, 1), d(2026, 12, 31))
         .into_iter()
-        .filter(|a| a.slot == "relay")
+        .filter(|a| &*a.slot == "relay")
         .collect();
     // Sundays of June 2026: 7, 14, 21, 28.
     assert_eq!(a.len(), 4);
@@ -297,9 +293,9 @@ fn relay_length_is_capped_and_window_clips() {
         a.iter()
             .all(|a| a.planned_secs == 720.0 && a.max_secs == 720)
     );
-    assert_eq!(a[0].items, vec![PathBuf::from("ep/2026-06.ogg")]);
+    assert_eq!(*a[0].items, vec![PathBuf::from("ep/2026-06.ogg")]);
     assert_eq!(a[0].source(), "relay");
-    assert_eq!(a[0].category, "relay");
+    assert_eq!(&*a[0].category, "relay");
 }
 
 #[test]
@@ -314,7 +310,7 @@ fn expand_between_takes_utc_instants_end_exclusive() {
         .single()
         .expect("instant");
     let a = expand_between(&st, &cat, from, to);
-    let slots: Vec<_> = a.iter().map(|a| a.slot.as_str()).collect();
+    let slots: Vec<_> = a.iter().map(|a| &*a.slot).collect();
     assert_eq!(slots, vec!["same-time", "midnight", "gap"]);
     // The end is exclusive: 1 April 00:30 CEST = 31 March 22:30 UTC is not included.
     let b = expand_between(&st, &cat, from, to + chrono::Duration::seconds(1));

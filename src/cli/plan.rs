@@ -79,10 +79,10 @@ pub fn run(args: PlanArgs) -> anyhow::Result<ExitCode> {
     if args.json {
         for a in &airings {
             let v = serde_json::json!({
-                "station": a.station,
-                "slot": a.slot,
-                "program": a.program,
-                "category": a.category,
+                "station": &*a.station,
+                "slot": &*a.slot,
+                "program": a.program.as_deref(),
+                "category": &*a.category,
                 "at": a.at.to_rfc3339_opts(chrono::SecondsFormat::Secs, false),
                 "items": a.items.iter().map(|p| p.to_string_lossy()).collect::<Vec<_>>(),
                 "planned_secs": (a.planned_secs * 1000.0).round() / 1000.0,

@@ -401,12 +401,32 @@ fn months(a: NaiveDate, b: NaiveDate) -> Vec<NaiveDate> {
 
 /// The episode file of a pattern for a local date: `{yyyy}`, `{mm}`, `{dd}` replaced.
 pub fn resolve_episode(pattern: &str, date: NaiveDate) -> PathBuf {
-    PathBuf::from(
-        pattern
-            .replace("{yyyy}", &format!("{:04}", date.year()))
-            .replace("{mm}", &format!("{:02}", date.month()))
-            .replace("{dd}", &format!("{:02}", date.day())),
-    )
+    use std::fmt::Write as _;
+    // One pass, one allocation (expansion resolves this for every slot and month). The
+    // replacements are digits, so they never form a new `{…}` token: the same result as
+    // replacing each token in turn.
+    let mut out = String::with_capacity(pattern.len() + 4);
+    let mut rest = pattern;
+    while let Some(i) = rest.find('{') {
+        out.push_str(&rest[..i]);
+        let tail = &rest[i..];
+        // Writing into a String cannot fail.
+        rest = if let Some(after) = tail.strip_prefix("{yyyy}") {
+            let _ = write!(out, "{:04}", date.year());
+            after
+        } else if let Some(after) = tail.strip_prefix("{mm}") {
+            let _ = write!(out, "{:02}", date.month());
+            after
+        } else if let Some(after) = tail.strip_prefix("{dd}") {
+            let _ = write!(out, "{:02}", date.day());
+            after
+        } else {
+            out.push('{');
+            &tail[1..]
+        };
+    }
+    out.push_str(rest);
+    PathBuf::from(out)
 }
 
 /// Byte offset, inside `text`, of the `k`-th quoted element of a list literal spanning `span`
@@ -1323,6 +1343,27 @@ mod tests {
 
     fn d(y: i32, m: u32, day: u32) -> NaiveDate {
         NaiveDate::from_ymd_opt(y, m, day).unwrap_or_default()
+    }
+
+    #[test]
+    fn episode_patterns_resolve_every_token() {
+        let check = |pattern: &str, expected: &str| {
+            let got = resolve_episode(pattern, d(2027, 3, 9));
+            assert_eq!(got, PathBuf::from(expected), "{pattern}");
+            // The same as replacing each token in turn.
+            let naive = pattern
+                .replace("{yyyy}", "2027")
+                .replace("{mm}", "03")
+                .replace("{dd}", "09");
+            assert_eq!(got, PathBuf::from(naive), "{pattern}");
+        };
+        check("cchc/{yyyy}-{mm}.ogg", "cchc/2027-03.ogg");
+        check("{yyyy}/{mm}/{dd}/{mm}.ogg", "2027/03/09/03.ogg");
+        check("plain.ogg", "plain.ogg");
+        check("{x}{yyyy{mm}}{", "{x}{yyyy03}{");
+        check("tin-tức/{dd}-{mm}-{yyyy}.mp3", "tin-tức/09-03-2027.mp3");
+        check("{{yyyy}}", "{2027}");
+        check("{YYYY}-{mm}", "{YYYY}-03");
     }
 
     #[test]

@@ -210,9 +210,9 @@ fn unaired_record(
         station: String::new(),
         seq: 0,
         occurrence: Some(p.key()),
-        slot: Some(p.slot.clone()),
-        program: p.program.clone(),
-        category: p.category.clone(),
+        slot: Some(p.slot.to_string()),
+        program: p.program.as_deref().map(str::to_owned),
+        category: p.category.to_string(),
         source: source_of(p),
         scheduled_at: p.at,
         actual_start: None,
@@ -534,8 +534,8 @@ impl Daemon {
 
     fn publish_status(&self, now: DateTime<Utc>) {
         let brief = |p: &PlannedAiring| AiringBrief {
-            slot: Some(p.slot.clone()),
-            program: p.program.clone(),
+            slot: Some(p.slot.to_string()),
+            program: p.program.as_deref().map(str::to_owned),
             at: p.at,
         };
         let next = self
@@ -568,9 +568,9 @@ impl Daemon {
     fn write_inflight(&self, a: &Airing, aired_at_least_secs: f64) {
         let m = Inflight {
             key: a.key.clone(),
-            slot: a.plan.slot.clone(),
-            program: a.plan.program.clone(),
-            category: a.plan.category.clone(),
+            slot: a.plan.slot.to_string(),
+            program: a.plan.program.as_deref().map(str::to_owned),
+            category: a.plan.category.to_string(),
             source: source_of(&a.plan),
             scheduled_at: a.plan.at,
             planned_secs: a.plan.planned_secs,
@@ -711,9 +711,9 @@ impl Daemon {
                     station: String::new(),
                     seq: 0,
                     occurrence: Some(a.key.clone()),
-                    slot: Some(a.plan.slot.clone()),
-                    program: a.plan.program.clone(),
-                    category: a.plan.category.clone(),
+                    slot: Some(a.plan.slot.to_string()),
+                    program: a.plan.program.as_deref().map(str::to_owned),
+                    category: a.plan.category.to_string(),
                     source: source_of(&a.plan),
                     scheduled_at: at,
                     actual_start: actual.map(|t| local(t, &at)),

@@ -26,7 +26,7 @@ impl OnAir {
     pub fn of(p: &PlannedAiring) -> Self {
         Self {
             key: p.key(),
-            slot: p.slot.clone(),
+            slot: p.slot.to_string(),
             priority: p.priority,
             at: p.at.with_timezone(&Utc),
         }
@@ -229,7 +229,7 @@ mod tests {
             program: None,
             category: "news".into(),
             at: at.with_timezone(&FixedOffset::east_opt(7 * 3600).unwrap()),
-            items: vec![PathBuf::from("a.wav")],
+            items: vec![PathBuf::from("a.wav")].into(),
             planned_secs: 60.0,
             priority: prio,
             start,

@@ -61,12 +61,12 @@ impl TestStation {
 
     pub fn planned(&self, slot: &str, when: DateTime<FixedOffset>) -> PlannedAiring {
         PlannedAiring {
-            station: self.id.clone(),
+            station: self.id.as_str().into(),
             slot: slot.into(),
             program: Some("cchc".into()),
             category: "cchc".into(),
             at: when,
-            items: vec![],
+            items: vec![].into(),
             planned_secs: 600.0,
             priority: Priority::Normal,
             start: StartPolicy::Hard,
@@ -91,8 +91,8 @@ impl TestStation {
             station: self.id.clone(),
             seq: self.seq,
             occurrence: plan.map(|p| p.key()),
-            slot: plan.map(|p| p.slot.clone()),
-            program: plan.and_then(|p| p.program.clone()),
+            slot: plan.map(|p| p.slot.to_string()),
+            program: plan.and_then(|p| p.program.as_deref().map(str::to_owned)),
             category: if plan.is_some() {
                 "cchc".into()
             } else {
