@@ -606,7 +606,7 @@ impl Daemon {
                 .collect(),
             max_secs: Some(f64::from(p.max_secs)),
             start_at: at.max(now),
-            relay: p.relay.clone(),
+            relay: p.relay.as_deref().cloned(),
         };
         let late_ms = (now - at).num_milliseconds().max(0);
         span.in_scope(|| {

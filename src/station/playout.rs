@@ -414,17 +414,19 @@ mod tests {
             program: None,
             category: "relay".into(),
             at: at.fixed_offset(),
-            items: vec![],
+            items: Vec::new().into(),
             planned_secs: 60.0,
             priority: Priority::Normal,
             start: StartPolicy::Hard,
             grace_secs: 120,
             max_secs: 60,
-            relay: relay.then(|| RelaySpec {
-                url: "http://127.0.0.1:8000/city.mp3".into(),
-                minutes: 1,
-                fallback: vec![],
-                silence_threshold_dbfs: -50.0,
+            relay: relay.then(|| {
+                std::sync::Arc::new(RelaySpec {
+                    url: "http://127.0.0.1:8000/city.mp3".into(),
+                    minutes: 1,
+                    fallback: vec![],
+                    silence_threshold_dbfs: -50.0,
+                })
             }),
         }
     }
