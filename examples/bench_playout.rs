@@ -227,11 +227,18 @@ fn start_offset(starts: usize, spacing_ms: u64, capture_latency_ms: u64) -> R<()
         spacing_ms,
         capture_latency_ms
     );
+    // p50/p99/max of sorted figures.
+    let spread = |v: &[f64]| {
+        format!(
+            "p50 {:.2}  p99 {:.2}  max {:.2}",
+            pct(v, 0.5),
+            pct(v, 0.99),
+            v.last().copied().unwrap_or(f64::NAN)
+        )
+    };
     println!(
-        "  |heard − scheduled| (ms): p50 {:.2}  p99 {:.2}  max {:.2}   [target p99 ≤ 5 ms]",
-        pct(&magnitude, 0.5),
-        pct(&magnitude, 0.99),
-        magnitude.last().copied().unwrap_or(f64::NAN)
+        "  |heard − scheduled| (ms): {}   [target p99 ≤ 5 ms]",
+        spread(&magnitude)
     );
     println!(
         "  heard − scheduled, signed (ms; < 0 = early): p50 {:.2}  min {:.2}  max {:.2}",
@@ -239,17 +246,10 @@ fn start_offset(starts: usize, spacing_ms: u64, capture_latency_ms: u64) -> R<()
         sorted.first().copied().unwrap_or(f64::NAN),
         sorted.last().copied().unwrap_or(f64::NAN)
     );
+    println!("  |jitter| around the median (ms): {}", spread(&jitter));
     println!(
-        "  |jitter| around the median (ms): p50 {:.2}  p99 {:.2}  max {:.2}",
-        pct(&jitter, 0.5),
-        pct(&jitter, 0.99),
-        jitter.last().copied().unwrap_or(f64::NAN)
-    );
-    println!(
-        "  player's first_sample_at (device-reported play time) − scheduled (ms): p50 {:.2}  p99 {:.2}  max {:.2}",
-        pct(&sw, 0.5),
-        pct(&sw, 0.99),
-        sw.last().copied().unwrap_or(f64::NAN)
+        "  player's first_sample_at (device-reported play time) − scheduled (ms): {}",
+        spread(&sw)
     );
     Ok(())
 }
@@ -394,7 +394,9 @@ fn render(minutes: u64) -> R<()> {
         "  loa player, loudness on, warm cache (render only):     {warm:.2} s ({:.2}× {reference})",
         warm / reference_secs
     );
-    println!("  target: ≤ 1.5× (warm cache: the daemon measures at schedule load, never at air time)");
+    println!(
+        "  target: ≤ 1.5× (warm cache: the daemon measures at schedule load, never at air time)"
+    );
     println!("  {reference}: {reference_secs:.2} s");
     Ok(())
 }

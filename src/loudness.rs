@@ -129,7 +129,8 @@ pub fn measure_file(path: &Path, sha256: &str) -> Result<FileLoudness, LoudnessE
         path: path.to_path_buf(),
         reason: format!("cannot start the analysis thread: {e}"),
     })?;
-    let mut buf = vec![0f32; 8192 * usize::from(channels)];
+    // 2048-frame chunks: the worker queue then holds at most ~1 MB (stereo).
+    let mut buf = vec![0f32; 2048 * usize::from(channels)];
     loop {
         let n = stream.read(&mut buf);
         if n == 0 {
