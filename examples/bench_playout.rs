@@ -440,6 +440,7 @@ fn rss(minutes: u64, realtime_secs: u64) -> R<()> {
     })?;
     while !matches!(ev.recv()?, PlayerEvent::Finished { .. }) {}
     let after_rt = vm("VmHWM:");
+    let rt_secs = t.elapsed().as_secs_f64();
     p.shutdown()?;
     let mut fast = OutputConfig::new("null");
     fast.sample_rate = Some(44100);
@@ -459,7 +460,7 @@ fn rss(minutes: u64, realtime_secs: u64) -> R<()> {
         "  peak after {realtime_secs} s airing in real time: {} KiB (+{} KiB) [{:.1} s]",
         after_rt,
         after_rt.saturating_sub(idle),
-        t.elapsed().as_secs_f64()
+        rt_secs
     );
     println!(
         "  peak after airing the whole {minutes}-min session (null, as fast as possible): {} KiB (+{} KiB)",
