@@ -16,7 +16,8 @@
 //!   default 1). See docs/playout.md, "Start offset".
 //! - `render`: makes an MP3 of MINUTES (default 60) with sox+lame, then times the player's
 //!   offline render (loudness on, cold and warm cache) against `ffmpeg -i x.mp3 out.wav` when
-//!   ffmpeg is installed, else `sox x.mp3 out.wav`.
+//!   ffmpeg is installed, else `sox x.mp3 out.wav`. Prints wall-clock times and ratios (the
+//!   target), and CPU times (user + system, all threads) as a check on a busy machine.
 //! - `rss`: peak RSS (VmHWM) of an idle player vs the same process after airing a MINUTES-long
 //!   MP3 session (whole session on a `null` output as fast as possible, then REALTIME_SECS on a
 //!   real-time `null` output).
@@ -361,12 +362,28 @@ fn player_render(mp3: &Path, out: &Path, cache: &Path) -> R<f64> {
     Ok(t.elapsed().as_secs_f64())
 }
 
+/// CPU seconds (user + system) used so far by this process (`RUSAGE_SELF`, all threads) or by
+/// its waited-for children (`RUSAGE_CHILDREN`).
+fn cpu_secs(who: libc::c_int) -> f64 {
+    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+    if unsafe { libc::getrusage(who, &mut u) } != 0 {
+        return f64::NAN;
+    }
+    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    tv(u.ru_utime) + tv(u.ru_stime)
+}
+
 fn render(minutes: u64) -> R<()> {
     let dir = tempfile::tempdir()?;
     let mp3 = long_mp3(dir.path(), minutes)?;
     let cache = dir.path().join("cache");
+    let c0 = cpu_secs(libc::RUSAGE_SELF);
     let cold = player_render(&mp3, &dir.path().join("a.wav"), &cache)?;
+    let c1 = cpu_secs(libc::RUSAGE_SELF);
     let warm = player_render(&mp3, &dir.path().join("b.wav"), &cache)?;
+    let c2 = cpu_secs(libc::RUSAGE_SELF);
+    let (cold_cpu, warm_cpu) = (c1 - c0, c2 - c1);
+    let k0 = cpu_secs(libc::RUSAGE_CHILDREN);
     let has_ffmpeg = Command::new("ffmpeg")
         .arg("-version")
         .stdout(Stdio::null())
@@ -385,6 +402,7 @@ fn render(minutes: u64) -> R<()> {
         "sox x.mp3 out.wav (ffmpeg not installed)"
     };
     let reference_secs = t.elapsed().as_secs_f64();
+    let reference_cpu = cpu_secs(libc::RUSAGE_CHILDREN) - k0;
     println!("render: {minutes} min of 128 kbps MP3 → 44.1 kHz stereo WAV");
     println!(
         "  loa player, loudness on, cold cache (measure + render): {cold:.2} s ({:.2}× {reference})",
@@ -398,6 +416,11 @@ fn render(minutes: u64) -> R<()> {
         "  target: ≤ 1.5× (warm cache: the daemon measures at schedule load, never at air time)"
     );
     println!("  {reference}: {reference_secs:.2} s");
+    println!(
+        "  CPU time (user+sys, less sensitive to a busy machine): cold {cold_cpu:.2} s ({:.2}×), warm {warm_cpu:.2} s ({:.2}×), reference {reference_cpu:.2} s",
+        cold_cpu / reference_cpu,
+        warm_cpu / reference_cpu
+    );
     Ok(())
 }
 
