@@ -1,7 +1,7 @@
 //! Playout benchmarks; each prints its figures.
 //!
 //! ```text
-//! cargo run --release --example bench_playout -- start-offset [STARTS] [SPACING_MS]
+//! cargo run --release --example bench_playout -- start-offset [STARTS] [SPACING_MS] [CAPTURE_LATENCY_MS]
 //! cargo run --release --example bench_playout -- render [MINUTES]
 //! cargo run --release --example bench_playout -- rss [MINUTES] [REALTIME_SECS]
 //! ```
@@ -9,11 +9,15 @@
 //!   as a child with that environment; the child's player airs STARTS (default 200) scheduled
 //!   100 ms beeps on the `device` output (rodio → cpal → ALSA → Pulse); the parent captures the
 //!   sink with `parec` and finds each beep's onset. Prints first-sample-vs-schedule offsets:
-//!   absolute (capture clock anchored by the read times of parec's output, so it includes the
-//!   monitor latency) and the jitter around the median, p50/p99/max.
+//!   absolute (capture clock anchored by the read times of parec's output) and the jitter around
+//!   the median, p50/p99/max. A null sink renders one block ahead of its clock and its monitor
+//!   hands that block out at once, so the monitor hears samples up to one block early; the block
+//!   follows the smallest latency asked for, i.e. parec's `--latency-msec` (CAPTURE_LATENCY_MS,
+//!   default 1). See docs/playout.md, "Start offset".
 //! - `render`: makes an MP3 of MINUTES (default 60) with sox+lame, then times the player's
 //!   offline render (loudness on, cold and warm cache) against `ffmpeg -i x.mp3 out.wav` when
-//!   ffmpeg is installed, else `sox x.mp3 out.wav`.
+//!   ffmpeg is installed, else `sox x.mp3 out.wav`. Prints wall-clock times and ratios (the
+//!   target), and CPU times (user + system, all threads) as a check on a busy machine.
 //! - `rss`: peak RSS (VmHWM) of an idle player vs the same process after airing a MINUTES-long
 //!   MP3 session (whole session on a `null` output as fast as possible, then REALTIME_SECS on a
 //!   real-time `null` output).
@@ -33,7 +37,7 @@ fn main() -> R<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let num = |i: usize, d: u64| args.get(i).and_then(|s| s.parse().ok()).unwrap_or(d);
     match args.first().map(|s| s.as_str()) {
-        Some("start-offset") => start_offset(num(1, 200) as usize, num(2, 400)),
+        Some("start-offset") => start_offset(num(1, 200) as usize, num(2, 400), num(3, 1)),
         Some("start-offset-child") => start_offset_child(&args[1..]),
         Some("render") => render(num(1, 60)),
         Some("rss") => rss(num(1, 60), num(2, 20)),
@@ -64,7 +68,7 @@ fn pct(sorted: &[f64], p: f64) -> f64 {
 
 // ---------------------------------------------------------------------------------------------
 
-fn start_offset(starts: usize, spacing_ms: u64) -> R<()> {
+fn start_offset(starts: usize, spacing_ms: u64, capture_latency_ms: u64) -> R<()> {
     let dir = tempfile::tempdir()?;
     let d = dir.path();
     for s in ["runtime", "home"] {
@@ -114,7 +118,7 @@ fn start_offset(starts: usize, spacing_ms: u64) -> R<()> {
             "--format=s16le",
             "--rate=44100",
             "--channels=2",
-            "--latency-msec=5",
+            &format!("--latency-msec={capture_latency_ms}"),
         ])
         .stdout(Stdio::piped())
         .stderr(Stdio::null());
@@ -211,34 +215,42 @@ fn start_offset(starts: usize, spacing_ms: u64) -> R<()> {
     let mut sorted = abs_ms.clone();
     sorted.sort_by(f64::total_cmp);
     let med = pct(&sorted, 0.5);
+    let mut magnitude: Vec<f64> = abs_ms.iter().map(|x| x.abs()).collect();
+    magnitude.sort_by(f64::total_cmp);
     let mut jitter: Vec<f64> = abs_ms.iter().map(|x| (x - med).abs()).collect();
     jitter.sort_by(f64::total_cmp);
     let mut sw = software.clone();
     sw.sort_by(f64::total_cmp);
     println!(
-        "start-offset: {} scheduled starts, {} found on the sink ({} ms apart)",
+        "start-offset: {} scheduled starts, {} found on the sink ({} ms apart; capture latency {} ms)",
         starts,
         abs_ms.len(),
-        spacing_ms
+        spacing_ms,
+        capture_latency_ms
+    );
+    // p50/p99/max of sorted figures.
+    let spread = |v: &[f64]| {
+        format!(
+            "p50 {:.2}  p99 {:.2}  max {:.2}",
+            pct(v, 0.5),
+            pct(v, 0.99),
+            v.last().copied().unwrap_or(f64::NAN)
+        )
+    };
+    println!(
+        "  |heard − scheduled| (ms): {}   [target p99 ≤ 5 ms]",
+        spread(&magnitude)
     );
     println!(
-        "  heard vs scheduled (ms, capture-clock, incl. monitor latency): p50 {:.2}  p99 {:.2}  max {:.2}  min {:.2}",
+        "  heard − scheduled, signed (ms; < 0 = early): p50 {:.2}  min {:.2}  max {:.2}",
         med,
-        pct(&sorted, 0.99),
-        sorted.last().copied().unwrap_or(f64::NAN),
-        sorted.first().copied().unwrap_or(f64::NAN)
+        sorted.first().copied().unwrap_or(f64::NAN),
+        sorted.last().copied().unwrap_or(f64::NAN)
     );
+    println!("  |jitter| around the median (ms): {}", spread(&jitter));
     println!(
-        "  |jitter| around the median (ms): p50 {:.2}  p99 {:.2}  max {:.2}",
-        pct(&jitter, 0.5),
-        pct(&jitter, 0.99),
-        jitter.last().copied().unwrap_or(f64::NAN)
-    );
-    println!(
-        "  player's own first-sample estimate vs scheduled (ms): p50 {:.2}  p99 {:.2}  max {:.2}",
-        pct(&sw, 0.5),
-        pct(&sw, 0.99),
-        sw.last().copied().unwrap_or(f64::NAN)
+        "  player's first_sample_at (device-reported play time) − scheduled (ms): {}",
+        spread(&sw)
     );
     Ok(())
 }
@@ -350,12 +362,28 @@ fn player_render(mp3: &Path, out: &Path, cache: &Path) -> R<f64> {
     Ok(t.elapsed().as_secs_f64())
 }
 
+/// CPU seconds (user + system) used so far by this process (`RUSAGE_SELF`, all threads) or by
+/// its waited-for children (`RUSAGE_CHILDREN`).
+fn cpu_secs(who: libc::c_int) -> f64 {
+    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+    if unsafe { libc::getrusage(who, &mut u) } != 0 {
+        return f64::NAN;
+    }
+    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    tv(u.ru_utime) + tv(u.ru_stime)
+}
+
 fn render(minutes: u64) -> R<()> {
     let dir = tempfile::tempdir()?;
     let mp3 = long_mp3(dir.path(), minutes)?;
     let cache = dir.path().join("cache");
+    let c0 = cpu_secs(libc::RUSAGE_SELF);
     let cold = player_render(&mp3, &dir.path().join("a.wav"), &cache)?;
+    let c1 = cpu_secs(libc::RUSAGE_SELF);
     let warm = player_render(&mp3, &dir.path().join("b.wav"), &cache)?;
+    let c2 = cpu_secs(libc::RUSAGE_SELF);
+    let (cold_cpu, warm_cpu) = (c1 - c0, c2 - c1);
+    let k0 = cpu_secs(libc::RUSAGE_CHILDREN);
     let has_ffmpeg = Command::new("ffmpeg")
         .arg("-version")
         .stdout(Stdio::null())
@@ -374,6 +402,7 @@ fn render(minutes: u64) -> R<()> {
         "sox x.mp3 out.wav (ffmpeg not installed)"
     };
     let reference_secs = t.elapsed().as_secs_f64();
+    let reference_cpu = cpu_secs(libc::RUSAGE_CHILDREN) - k0;
     println!("render: {minutes} min of 128 kbps MP3 → 44.1 kHz stereo WAV");
     println!(
         "  loa player, loudness on, cold cache (measure + render): {cold:.2} s ({:.2}× {reference})",
@@ -383,7 +412,15 @@ fn render(minutes: u64) -> R<()> {
         "  loa player, loudness on, warm cache (render only):     {warm:.2} s ({:.2}× {reference})",
         warm / reference_secs
     );
+    println!(
+        "  target: ≤ 1.5× (warm cache: the daemon measures at schedule load, never at air time)"
+    );
     println!("  {reference}: {reference_secs:.2} s");
+    println!(
+        "  CPU time (user+sys, less sensitive to a busy machine): cold {cold_cpu:.2} s ({:.2}×), warm {warm_cpu:.2} s ({:.2}×), reference {reference_cpu:.2} s",
+        cold_cpu / reference_cpu,
+        warm_cpu / reference_cpu
+    );
     Ok(())
 }
 
@@ -426,6 +463,7 @@ fn rss(minutes: u64, realtime_secs: u64) -> R<()> {
     })?;
     while !matches!(ev.recv()?, PlayerEvent::Finished { .. }) {}
     let after_rt = vm("VmHWM:");
+    let rt_secs = t.elapsed().as_secs_f64();
     p.shutdown()?;
     let mut fast = OutputConfig::new("null");
     fast.sample_rate = Some(44100);
@@ -445,12 +483,13 @@ fn rss(minutes: u64, realtime_secs: u64) -> R<()> {
         "  peak after {realtime_secs} s airing in real time: {} KiB (+{} KiB) [{:.1} s]",
         after_rt,
         after_rt.saturating_sub(idle),
-        t.elapsed().as_secs_f64()
+        rt_secs
     );
     println!(
         "  peak after airing the whole {minutes}-min session (null, as fast as possible): {} KiB (+{} KiB)",
         after_fast,
         after_fast.saturating_sub(idle)
     );
+    println!("  target: ≤ 12 MB (12288 KiB) above the idle player");
     Ok(())
 }

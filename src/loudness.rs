@@ -7,6 +7,7 @@
 //! a crash leaves the old cache or the new one, and a corrupt cache is treated as empty.
 
 use crate::media::{self, DecodedStream, MediaError};
+use crate::meter::ChunkWorker;
 use ebur128::{EbuR128, Mode};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -110,17 +111,41 @@ pub fn measure_file(path: &Path, sha256: &str) -> Result<FileLoudness, LoudnessE
         path: path.to_path_buf(),
         reason: format!("{e:?}"),
     };
-    let mut r128 =
+    let r128 =
         EbuR128::new(u32::from(channels), rate, Mode::I | Mode::TRUE_PEAK).map_err(meter_err)?;
-    let mut buf = vec![0f32; 8192 * usize::from(channels)];
+    // The R128 filters and true-peak oversampling run on their own thread, overlapping decoding.
+    let mut worker = ChunkWorker::spawn(
+        "loa-loudness",
+        (r128, None),
+        |(r, err): &mut (EbuR128, Option<ebur128::Error>), s: &[f32]| {
+            if let Err(e) = r.add_frames_f32(s)
+                && err.is_none()
+            {
+                *err = Some(e);
+            }
+        },
+    )
+    .map_err(|e| LoudnessError::Meter {
+        path: path.to_path_buf(),
+        reason: format!("cannot start the analysis thread: {e}"),
+    })?;
+    // 2048-frame chunks: the worker queue then holds at most ~1 MB (stereo).
+    let mut buf = vec![0f32; 2048 * usize::from(channels)];
     loop {
         let n = stream.read(&mut buf);
         if n == 0 {
             break;
         }
-        r128.add_frames_f32(&buf[..n]).map_err(meter_err)?;
+        worker.push(&buf[..n]);
     }
     stream.check_complete()?;
+    let (r128, err) = worker.finish().ok_or_else(|| LoudnessError::Meter {
+        path: path.to_path_buf(),
+        reason: "the analysis thread failed".into(),
+    })?;
+    if let Some(e) = err {
+        return Err(meter_err(e));
+    }
     let integrated_lufs = r128.loudness_global().ok().filter(|x| x.is_finite());
     let mut tp = 0f64;
     for c in 0..u32::from(channels) {

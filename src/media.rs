@@ -144,10 +144,37 @@ impl<S: Source> Source for DownmixToMono<S> {
 
 type Converted = UniformSourceIterator<Box<dyn Source + Send>>;
 
+/// Where a [`DecodedStream`] takes its samples from.
+enum Samples {
+    /// The file is already in the target format: straight from the decoder (rodio's converters
+    /// would pass every sample through unchanged, at several calls per sample).
+    Direct(Decoder<BufReader<File>>),
+    /// Rate and/or channel conversion.
+    Converted(Converted),
+}
+
+impl Samples {
+    /// Fill `buf` from the source; fewer than `buf.len()` only at its end.
+    fn fill(&mut self, buf: &mut [f32]) -> usize {
+        fn fill_from(it: &mut impl Iterator<Item = f32>, buf: &mut [f32]) -> usize {
+            let mut n = 0;
+            for (slot, x) in buf.iter_mut().zip(it) {
+                *slot = x;
+                n += 1;
+            }
+            n
+        }
+        match self {
+            Samples::Direct(d) => fill_from(d, buf),
+            Samples::Converted(c) => fill_from(c, buf),
+        }
+    }
+}
+
 /// A file being decoded, converted on the fly to a target rate and channel count.
 pub struct DecodedStream {
     path: PathBuf,
-    inner: Converted,
+    inner: Samples,
     /// The source's own format (before conversion).
     pub source_rate: u32,
     pub source_channels: u16,
@@ -176,7 +203,9 @@ impl DecodedStream {
         let declared_secs = decoder.total_duration().map(|d| d.as_secs_f64());
         Ok(Self {
             path: path.to_path_buf(),
-            inner: {
+            inner: if source_rate == rate && source_channels == channels {
+                Samples::Direct(decoder)
+            } else {
                 let one: Box<dyn Source + Send> = if channels == 1 && source_channels > 1 {
                     Box::new(DownmixToMono {
                         inner: OneSpan(decoder),
@@ -185,7 +214,7 @@ impl DecodedStream {
                 } else {
                     Box::new(OneSpan(decoder))
                 };
-                UniformSourceIterator::new(one, nz_channels, nz_rate)
+                Samples::Converted(UniformSourceIterator::new(one, nz_channels, nz_rate))
             },
             source_rate,
             source_channels,
@@ -219,16 +248,7 @@ impl DecodedStream {
     pub fn read(&mut self, buf: &mut [f32]) -> usize {
         let ch = usize::from(self.channels.max(1));
         let whole = buf.len() - buf.len() % ch;
-        let mut n = 0;
-        while n < whole {
-            match self.inner.next() {
-                Some(x) => {
-                    buf[n] = x;
-                    n += 1;
-                }
-                None => break,
-            }
-        }
+        let mut n = self.inner.fill(&mut buf[..whole]);
         // A trailing partial frame (never expected from the converters) is dropped.
         n -= n % ch;
         self.samples_read += n as u64;

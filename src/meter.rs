@@ -7,11 +7,16 @@
 use crate::wire::Evidence;
 use chrono::{DateTime, Utc};
 use ebur128::{EbuR128, Mode};
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::thread::JoinHandle;
 
 /// A frame whose every channel is below this level counts as silent (EBU practice for "dead air").
 pub const SILENCE_THRESHOLD_DBFS: f64 = -60.0;
 /// Silent frames count only in runs at least this long; shorter gaps are pauses in speech.
 pub const MIN_SILENCE_RUN_SECS: f64 = 2.0;
+/// Chunks queued for an analysis thread before `push` blocks (≈ 1.5 s of 1024-frame chunks at
+/// 44.1 kHz: enough to ride out a scheduling hiccup, small enough for the RSS budget).
+pub const WORKER_QUEUE_CHUNKS: usize = 64;
 
 /// Errors building a meter.
 #[derive(Debug, thiserror::Error)]
@@ -22,19 +27,144 @@ pub enum MeterError {
         channels: u16,
         reason: String,
     },
+    #[error("cannot start the metering thread: {0}")]
+    Thread(std::io::Error),
 }
 
-/// Accumulates the evidence of one airing.
-pub struct EvidenceMeter {
-    sample_rate: u32,
-    channels: u16,
+enum Job<S> {
+    Chunk(Vec<f32>),
+    Run(Box<dyn FnOnce(&S) + Send>),
+}
+
+/// Runs an analysis over a stream of sample chunks on its own thread, so that metering (EBU R128
+/// filters, true-peak oversampling) overlaps decoding and writing instead of adding to them.
+/// Chunks are processed in the order pushed; buffers are recycled, so steady state allocates
+/// nothing. Dropping it joins the thread.
+pub struct ChunkWorker<S: Send + 'static> {
+    tx: Option<SyncSender<Job<S>>>,
+    spare: Receiver<Vec<f32>>,
+    handle: Option<JoinHandle<S>>,
+}
+
+impl<S: Send + 'static> ChunkWorker<S> {
+    /// Start a thread named `name` that applies `work` to each pushed chunk.
+    pub fn spawn(name: &str, mut state: S, work: fn(&mut S, &[f32])) -> std::io::Result<Self> {
+        let (tx, rx) = sync_channel::<Job<S>>(WORKER_QUEUE_CHUNKS);
+        let (spare_tx, spare) = sync_channel::<Vec<f32>>(WORKER_QUEUE_CHUNKS + 2);
+        let handle = std::thread::Builder::new()
+            .name(name.to_string())
+            .spawn(move || {
+                while let Ok(job) = rx.recv() {
+                    match job {
+                        Job::Chunk(v) => {
+                            work(&mut state, &v);
+                            let _ = spare_tx.try_send(v);
+                        }
+                        Job::Run(f) => f(&state),
+                    }
+                }
+                state
+            })?;
+        Ok(Self {
+            tx: Some(tx),
+            spare,
+            handle: Some(handle),
+        })
+    }
+
+    /// Queue a copy of `samples` (blocks while the thread is [`WORKER_QUEUE_CHUNKS`] behind).
+    pub fn push(&mut self, samples: &[f32]) {
+        let mut buf = self.spare.try_recv().unwrap_or_default();
+        buf.clear();
+        buf.extend_from_slice(samples);
+        if let Some(tx) = &self.tx
+            && tx.send(Job::Chunk(buf)).is_err()
+        {
+            tracing::error!("metering thread gone; its figures will be missing");
+            self.tx = None;
+        }
+    }
+
+    /// Wait until everything pushed so far is analysed, then read the state with `f`.
+    /// `None` if the thread is gone.
+    pub fn query<R: Send + 'static>(&self, f: impl FnOnce(&S) -> R + Send + 'static) -> Option<R> {
+        let (rtx, rrx) = sync_channel(1);
+        self.tx
+            .as_ref()?
+            .send(Job::Run(Box::new(move |s| {
+                let _ = rtx.send(f(s));
+            })))
+            .ok()?;
+        rrx.recv().ok()
+    }
+
+    /// Wait until everything pushed is analysed and take the state back.
+    pub fn finish(mut self) -> Option<S> {
+        self.tx = None;
+        self.handle.take()?.join().ok()
+    }
+}
+
+impl<S: Send + 'static> Drop for ChunkWorker<S> {
+    fn drop(&mut self) {
+        self.tx = None;
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+/// The analysis half of the meter (runs on the worker thread).
+struct Analysis {
     r128: EbuR128,
-    frames: u64,
+    channels: usize,
     peak: f32,
     silence_threshold: f32,
     min_run_frames: u64,
     current_run_frames: u64,
     silent_frames: u64,
+}
+
+impl Analysis {
+    fn push(&mut self, whole: &[f32]) {
+        // The format was validated in `EvidenceMeter::new` and `whole` holds whole frames:
+        // cannot fail.
+        let _ = self.r128.add_frames_f32(whole);
+        for frame in whole.chunks_exact(self.channels) {
+            let mut frame_peak = 0f32;
+            for &x in frame {
+                frame_peak = frame_peak.max(x.abs());
+            }
+            self.peak = self.peak.max(frame_peak);
+            if frame_peak < self.silence_threshold {
+                self.current_run_frames += 1;
+            } else {
+                if self.current_run_frames >= self.min_run_frames {
+                    self.silent_frames += self.current_run_frames;
+                }
+                self.current_run_frames = 0;
+            }
+        }
+    }
+
+    /// (integrated LUFS, sample peak, silent frames including a long enough trailing run).
+    fn summary(&self) -> (Option<f64>, f32, u64) {
+        let mut silent_frames = self.silent_frames;
+        if self.current_run_frames >= self.min_run_frames {
+            silent_frames += self.current_run_frames;
+        }
+        let integrated_lufs = self.r128.loudness_global().ok().filter(|x| x.is_finite());
+        (integrated_lufs, self.peak, silent_frames)
+    }
+}
+
+/// Accumulates the evidence of one airing. The counting is done inline; the loudness, peak and
+/// silence analysis runs on a [`ChunkWorker`] thread (`loa-meter`).
+pub struct EvidenceMeter {
+    sample_rate: u32,
+    channels: u16,
+    frames: u64,
+    worker: ChunkWorker<Analysis>,
 }
 
 impl std::fmt::Debug for EvidenceMeter {
@@ -48,26 +178,30 @@ impl std::fmt::Debug for EvidenceMeter {
 impl EvidenceMeter {
     /// A meter for interleaved `f32` samples at `sample_rate` × `channels`.
     pub fn new(sample_rate: u32, channels: u16) -> Result<Self, MeterError> {
-        let r128 = EbuR128::new(
-            u32::from(channels),
-            sample_rate,
-            Mode::I | Mode::SAMPLE_PEAK,
-        )
-        .map_err(|e| MeterError::Format {
-            sample_rate,
-            channels,
-            reason: format!("{e:?}"),
+        // Mode I only: the sample peak is taken here (cheaper than ebur128's SAMPLE_PEAK pass).
+        let r128 = EbuR128::new(u32::from(channels), sample_rate, Mode::I).map_err(|e| {
+            MeterError::Format {
+                sample_rate,
+                channels,
+                reason: format!("{e:?}"),
+            }
         })?;
-        Ok(Self {
-            sample_rate,
-            channels,
+        let analysis = Analysis {
             r128,
-            frames: 0,
+            channels: usize::from(channels.max(1)),
             peak: 0.0,
             silence_threshold: 10f64.powf(SILENCE_THRESHOLD_DBFS / 20.0) as f32,
             min_run_frames: (MIN_SILENCE_RUN_SECS * f64::from(sample_rate)).ceil() as u64,
             current_run_frames: 0,
             silent_frames: 0,
+        };
+        let worker = ChunkWorker::spawn("loa-meter", analysis, Analysis::push)
+            .map_err(MeterError::Thread)?;
+        Ok(Self {
+            sample_rate,
+            channels,
+            frames: 0,
+            worker,
         })
     }
 
@@ -75,28 +209,11 @@ impl EvidenceMeter {
     pub fn push(&mut self, samples: &[f32]) {
         let ch = usize::from(self.channels.max(1));
         let whole = &samples[..samples.len() - samples.len() % ch];
-        // The format was validated in `new` and `whole` holds whole frames: cannot fail.
-        let _ = self.r128.add_frames_f32(whole);
-        for frame in whole.chunks_exact(ch) {
-            let mut frame_peak = 0f32;
-            for &x in frame {
-                frame_peak = frame_peak.max(x.abs());
-            }
-            self.peak = self.peak.max(frame_peak);
-            if frame_peak < self.silence_threshold {
-                self.current_run_frames += 1;
-            } else {
-                self.close_run();
-            }
+        if whole.is_empty() {
+            return;
         }
+        self.worker.push(whole);
         self.frames += (whole.len() / ch) as u64;
-    }
-
-    fn close_run(&mut self) {
-        if self.current_run_frames >= self.min_run_frames {
-            self.silent_frames += self.current_run_frames;
-        }
-        self.current_run_frames = 0;
     }
 
     /// Frames pushed so far.
@@ -109,14 +226,15 @@ impl EvidenceMeter {
         self.frames as f64 / f64::from(self.sample_rate.max(1))
     }
 
-    /// The evidence so far (a trailing silent run counts if long enough).
+    /// The evidence so far (a trailing silent run counts if long enough). Waits for the analysis
+    /// thread to catch up.
     pub fn evidence(&self, output: &str, first_sample_at: Option<DateTime<Utc>>) -> Evidence {
-        let mut silent_frames = self.silent_frames;
-        if self.current_run_frames >= self.min_run_frames {
-            silent_frames += self.current_run_frames;
-        }
-        let integrated_lufs = self.r128.loudness_global().ok().filter(|x| x.is_finite());
-        let sample_peak_dbfs = (self.peak > 0.0).then(|| 20.0 * f64::from(self.peak).log10());
+        let (integrated_lufs, peak, silent_frames) =
+            self.worker.query(|a| a.summary()).unwrap_or_else(|| {
+                tracing::error!("metering thread gone: loudness and peak unknown");
+                (None, 0.0, 0)
+            });
+        let sample_peak_dbfs = (peak > 0.0).then(|| 20.0 * f64::from(peak).log10());
         Evidence {
             output: output.to_string(),
             sample_rate: self.sample_rate,

@@ -8,9 +8,9 @@
 //! [`Pacing::AsFastAsPossible`] (offline render). Not `Send`: an output lives on the player thread.
 
 use rodio::cpal;
+use rodio::cpal::traits::StreamTrait;
 use rodio::cpal::traits::{DeviceTrait, HostTrait};
-use rodio::{DeviceSinkBuilder, MixerDeviceSink, Source};
-use std::num::NonZero;
+use std::io::Write as _;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
@@ -236,6 +236,8 @@ enum Feed {
 struct Shared {
     consumed_samples: AtomicU64,
     underrun_samples: AtomicU64,
+    /// The output delay used at the latest callback, in nanoseconds (see [`Feeder::fill`]).
+    delay_nanos: AtomicU64,
     first_sample_at: Mutex<Option<Instant>>,
     error: Mutex<Option<String>>,
 }
@@ -246,40 +248,66 @@ enum FeedState {
     Playing,
 }
 
-/// The one source that stays in rodio's mixer for the life of the output: plays what the player
-/// queued, silence otherwise. Never ends. Added to the mixer directly (not through a rodio
-/// `Player`), which avoids the start-of-track glitch (rodio issue #871).
-struct FeedSource {
+/// Runs inside the sound card's callback for the life of the output: plays what the player
+/// queued, silence otherwise.
+///
+/// Latency model: at each callback ALSA reports the stream's delay (`snd_pcm_delay`, handed to
+/// us by cpal as `playback − callback`): how long a frame written now waits before the device
+/// plays it — the frames still queued in the ring buffer, plus, for the PulseAudio plugin, the
+/// server's own buffering and sink latency. So frame `k` of this callback's buffer is heard at
+/// `now + delay + k / rate`; that is the "air time" used to place a session's first sample on its
+/// instant and reported as `first_sample_at`. What it does not know: latency after the device
+/// (an external DSP or transmitter), which `OutputConfig.latency_ms` can state instead.
+struct Feeder {
     rx: Receiver<Feed>,
     shared: Arc<Shared>,
-    rate: NonZero<u32>,
-    channels: NonZero<u16>,
-    latency: Duration,
+    rate: u32,
+    channels: u16,
+    /// `OutputConfig.latency_ms`: used instead of the delay the device reports.
+    latency_override: Option<Duration>,
     underrun_wait: Duration,
     state: FeedState,
     chunk: Vec<f32>,
     pos: usize,
-    /// Samples produced since the output opened, and the burst anchor used to tell when a sample
-    /// will be heard: a callback fills its buffer in one burst, so the time of the burst's first
-    /// call plus the position within it, plus the card latency, is the sample's air time.
+    /// Samples produced since the output opened, and the anchor of the current callback: the
+    /// air time of the sample numbered `anchor.1`.
     produced: u64,
-    anchor: Option<(Instant, u64)>,
-    last_call: Option<Instant>,
+    anchor: (Instant, u64),
 }
 
-impl FeedSource {
-    fn air_time_of_next(&mut self) -> Instant {
-        let now = Instant::now();
-        let new_burst = self
-            .last_call
-            .is_none_or(|t| now.duration_since(t) > Duration::from_millis(2));
-        if new_burst || self.anchor.is_none() {
-            self.anchor = Some((now, self.produced));
+impl Feeder {
+    /// The data callback: fill the device's buffer (any sample type cpal offers).
+    fn fill<T: cpal::SizedSample + cpal::FromSample<f32>>(
+        &mut self,
+        data: &mut [T],
+        info: &cpal::OutputCallbackInfo,
+    ) {
+        let ts = info.timestamp();
+        let delay = self
+            .latency_override
+            .unwrap_or_else(|| ts.playback.saturating_duration_since(ts.callback));
+        self.shared.delay_nanos.store(
+            u64::try_from(delay.as_nanos()).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
+        self.anchor = (Instant::now() + delay, self.produced);
+        for d in data.iter_mut() {
+            *d = T::from_sample(self.next_sample());
+            self.produced += 1;
         }
-        self.last_call = Some(now);
-        let (t0, p0) = self.anchor.unwrap_or((now, self.produced));
-        let frames_in = (self.produced - p0) / u64::from(self.channels.get());
-        t0 + self.latency + Duration::from_secs_f64(frames_in as f64 / f64::from(self.rate.get()))
+    }
+
+    fn air_time_of_next(&self) -> Instant {
+        let (t0, p0) = self.anchor;
+        let frames_in = self.produced.saturating_sub(p0) / u64::from(self.channels.max(1));
+        t0 + Duration::from_secs_f64(frames_in as f64 / f64::from(self.rate.max(1)))
+    }
+
+    fn mark_first_sample(&self) {
+        let air = self.air_time_of_next();
+        if let Ok(mut f) = self.shared.first_sample_at.lock() {
+            *f = Some(air);
+        }
     }
 
     fn next_sample(&mut self) -> f32 {
@@ -291,7 +319,10 @@ impl FeedSource {
                 return x;
             }
             // Only change state on a frame boundary.
-            if !self.produced.is_multiple_of(u64::from(self.channels.get())) {
+            if !self
+                .produced
+                .is_multiple_of(u64::from(self.channels.max(1)))
+            {
                 if matches!(self.state, FeedState::Playing) {
                     self.shared.underrun_samples.fetch_add(1, Ordering::Relaxed);
                 }
@@ -299,14 +330,11 @@ impl FeedSource {
             }
             match self.state {
                 FeedState::Waiting(at) => {
-                    let air = self.air_time_of_next();
-                    if air < at {
+                    if self.air_time_of_next() < at {
                         return 0.0;
                     }
                     self.state = FeedState::Playing;
-                    if let Ok(mut f) = self.shared.first_sample_at.lock() {
-                        *f = Some(air);
-                    }
+                    self.mark_first_sample();
                     continue;
                 }
                 FeedState::Idle | FeedState::Playing => {
@@ -315,17 +343,11 @@ impl FeedSource {
                         _ => self.rx.try_recv().ok(),
                     };
                     match got {
-                        Some(Feed::StartAt(at)) => {
-                            self.state = FeedState::Waiting(at);
-                            self.anchor = None;
-                        }
+                        Some(Feed::StartAt(at)) => self.state = FeedState::Waiting(at),
                         Some(Feed::Audio(chunk)) => {
                             if matches!(self.state, FeedState::Idle) {
                                 // Audio without a start instant: on air now.
-                                let air = self.air_time_of_next();
-                                if let Ok(mut f) = self.shared.first_sample_at.lock() {
-                                    *f = Some(air);
-                                }
+                                self.mark_first_sample();
                                 self.state = FeedState::Playing;
                             }
                             self.chunk = chunk;
@@ -345,38 +367,17 @@ impl FeedSource {
     }
 }
 
-impl Iterator for FeedSource {
-    type Item = rodio::Sample;
-    fn next(&mut self) -> Option<Self::Item> {
-        let x = self.next_sample();
-        self.produced += 1;
-        Some(x)
-    }
-}
-
-impl Source for FeedSource {
-    fn current_span_len(&self) -> Option<usize> {
-        None
-    }
-    fn channels(&self) -> rodio::ChannelCount {
-        self.channels
-    }
-    fn sample_rate(&self) -> rodio::SampleRate {
-        self.rate
-    }
-    fn total_duration(&self) -> Option<Duration> {
-        None
-    }
-}
-
-/// The sound card through rodio's mixer.
+/// The sound card: a cpal (ALSA) output stream whose callback runs a [`Feeder`].
+///
+/// The stream is built here rather than through rodio's `MixerDeviceSink`, because rodio's
+/// callback drops cpal's timestamps, and those are the only source of the device's delay. (No
+/// rodio `Player` is involved either, so rodio's start-of-track glitch, issue #871, cannot occur.)
 pub struct DeviceOutput {
-    _sink: MixerDeviceSink,
+    _stream: cpal::Stream,
     tx: SyncSender<Feed>,
     shared: Arc<Shared>,
     format: OutputFormat,
     sent_samples: u64,
-    latency: Duration,
     stall: Duration,
 }
 
@@ -411,55 +412,30 @@ impl DeviceOutput {
             name: label.clone(),
             reason,
         };
-        let default_rate = device
+        let default = device
             .default_output_config()
-            .map_err(|e| open_err(e.to_string()))?
-            .sample_rate();
-        let mut builder =
-            DeviceSinkBuilder::from_device(device).map_err(|e| open_err(e.to_string()))?;
-        if let Some(r) = config.sample_rate {
-            let r = NonZero::new(r).ok_or(OutputError::Format {
-                sample_rate: r,
-                channels: config.channels.unwrap_or(0),
-            })?;
-            builder = builder.with_sample_rate(r);
-        }
-        if let Some(c) = config.channels {
-            let c = NonZero::new(c).ok_or(OutputError::Format {
-                sample_rate: config.sample_rate.unwrap_or(0),
-                channels: c,
-            })?;
-            builder = builder.with_channels(c);
-        }
-        let shared = Arc::new(Shared::default());
-        let err_shared = Arc::clone(&shared);
-        let builder = builder.with_error_callback(move |e: cpal::Error| {
-            // ALSA through Pulse reports harmless `snd_pcm_avail_delay` errors; keep the latest
-            // for the log, stall detection decides whether the device is really gone.
-            tracing::warn!("audio device: {e}");
-            if let Ok(mut slot) = err_shared.error.lock() {
-                *slot = Some(e.to_string());
-            }
-        });
-        let buffer_frames =
-            config.sample_rate.unwrap_or(default_rate) * DEFAULT_DEVICE_BUFFER_MS / 1000;
-        let builder = builder.with_buffer_size(cpal::BufferSize::Fixed(buffer_frames));
-        let mut sink = builder.open_stream().map_err(|e| open_err(e.to_string()))?;
-        sink.log_on_drop(false);
-        let rate = sink.config().sample_rate();
-        let channels = sink.config().channel_count();
-        let format = checked_format(rate.get(), channels.get())?;
-        let latency = match config.latency_ms {
-            Some(ms) if ms.is_finite() && ms >= 0.0 => Duration::from_secs_f64(ms / 1000.0),
-            _ => Duration::from_secs_f64(f64::from(buffer_frames) / f64::from(rate.get())),
+            .map_err(|e| open_err(e.to_string()))?;
+        let format = checked_format(
+            config.sample_rate.unwrap_or(default.sample_rate()),
+            config.channels.unwrap_or(default.channels()),
+        )?;
+        let period_frames = format.sample_rate * DEFAULT_DEVICE_BUFFER_MS / 1000;
+        let stream_config = cpal::StreamConfig {
+            channels: format.channels,
+            sample_rate: format.sample_rate,
+            buffer_size: cpal::BufferSize::Fixed(period_frames.max(1)),
         };
+        let shared = Arc::new(Shared::default());
         let (tx, rx) = sync_channel(DEFAULT_QUEUE_CHUNKS);
-        sink.mixer().add(FeedSource {
+        let mut feeder = Feeder {
             rx,
             shared: Arc::clone(&shared),
-            rate,
-            channels,
-            latency,
+            rate: format.sample_rate,
+            channels: format.channels,
+            latency_override: config
+                .latency_ms
+                .filter(|ms| ms.is_finite() && *ms >= 0.0)
+                .map(|ms| Duration::from_secs_f64(ms / 1000.0)),
             underrun_wait: Duration::from_millis(
                 config.underrun_wait_ms.unwrap_or(DEFAULT_UNDERRUN_WAIT_MS),
             ),
@@ -467,16 +443,42 @@ impl DeviceOutput {
             chunk: Vec::new(),
             pos: 0,
             produced: 0,
-            anchor: None,
-            last_call: None,
-        });
+            anchor: (Instant::now(), 0),
+        };
+        let err_shared = Arc::clone(&shared);
+        let on_error = move |e: cpal::Error| {
+            // ALSA through Pulse reports harmless `snd_pcm_avail_delay` errors; keep the latest
+            // for the log, stall detection decides whether the device is really gone.
+            tracing::warn!("audio device: {e}");
+            if let Ok(mut slot) = err_shared.error.lock() {
+                *slot = Some(e.to_string());
+            }
+        };
+        macro_rules! build {
+            ($($fmt:ident => $t:ty),+) => {
+                match default.sample_format() {
+                    $(cpal::SampleFormat::$fmt => device.build_output_stream::<$t, _, _>(
+                        stream_config,
+                        move |data, info| feeder.fill(data, info),
+                        on_error,
+                        None,
+                    ),)+
+                    other => {
+                        return Err(open_err(format!("unsupported sample format {other:?}")));
+                    }
+                }
+            };
+        }
+        let stream =
+            build!(F32 => f32, I16 => i16, I32 => i32, U16 => u16, F64 => f64, U8 => u8, I8 => i8)
+                .map_err(|e| open_err(e.to_string()))?;
+        stream.play().map_err(|e| open_err(e.to_string()))?;
         Ok(Self {
-            _sink: sink,
+            _stream: stream,
             tx,
             shared,
             format,
             sent_samples: 0,
-            latency,
             stall: Duration::from_secs_f64(DEFAULT_STALL_SECS),
         })
     }
@@ -484,6 +486,11 @@ impl DeviceOutput {
     /// Samples the card wanted while a session had nothing queued (should stay 0).
     pub fn underrun_samples(&self) -> u64 {
         self.shared.underrun_samples.load(Ordering::Relaxed)
+    }
+
+    /// The output delay used at the latest callback (device-reported unless overridden).
+    pub fn delay(&self) -> Duration {
+        Duration::from_nanos(self.shared.delay_nanos.load(Ordering::Relaxed))
     }
 
     fn send(&mut self, mut feed: Feed) -> Result<(), OutputError> {
@@ -556,7 +563,7 @@ impl Output for DeviceOutput {
             }
         }
         // The last samples are in the card's buffer now; wait until they are heard.
-        std::thread::sleep(self.latency);
+        std::thread::sleep(self.delay().min(self.stall));
         Ok(())
     }
     fn first_sample_at(&self) -> Option<Instant> {
@@ -628,130 +635,46 @@ impl Pacer {
     }
 }
 
-/// A WAV file of exactly the samples that aired (32-bit float).
-pub struct WavOutput {
-    path: PathBuf,
-    writer: Option<hound::WavWriter<std::io::BufWriter<std::fs::File>>>,
-    format: OutputFormat,
-    pacer: Pacer,
+/// Where a paced output puts the samples: a WAV file, or nowhere.
+pub trait PacedSink {
+    /// Take samples (interleaved, whole frames).
+    fn put(&mut self, samples: &[f32]) -> Result<(), OutputError>;
+    /// End of a session: make what was put durable and readable.
+    fn flush(&mut self) -> Result<(), OutputError>;
 }
 
-impl WavOutput {
-    pub const NAME: &'static str = "wav";
-
-    /// Create (truncate) `path`.
-    pub fn create(path: PathBuf, config: &OutputConfig) -> Result<Self, OutputError> {
-        let format = checked_format(
-            config.sample_rate.unwrap_or(DEFAULT_SAMPLE_RATE),
-            config.channels.unwrap_or(DEFAULT_CHANNELS),
-        )?;
-        let spec = hound::WavSpec {
-            channels: format.channels,
-            sample_rate: format.sample_rate,
-            bits_per_sample: 32,
-            sample_format: hound::SampleFormat::Float,
-        };
-        let writer = hound::WavWriter::create(&path, spec).map_err(|e| OutputError::Wav {
-            path: path.clone(),
-            reason: e.to_string(),
-        })?;
-        Ok(Self {
-            pacer: Pacer::new(config.pacing, format.sample_rate),
-            path,
-            writer: Some(writer),
-            format,
-        })
-    }
-
-    fn wav_err(&self, e: hound::Error) -> OutputError {
-        OutputError::Wav {
-            path: self.path.clone(),
-            reason: e.to_string(),
-        }
-    }
-}
-
-impl Output for WavOutput {
-    fn name(&self) -> &'static str {
-        Self::NAME
-    }
-    fn format(&self) -> OutputFormat {
-        self.format
-    }
-    fn real_time(&self) -> bool {
-        self.pacer.pacing == Pacing::RealTime
-    }
-    fn start_at(&mut self, at: Instant) -> Result<(), OutputError> {
-        self.pacer.start_at(at);
-        Ok(())
-    }
-    fn write(&mut self, samples: &[f32]) -> Result<(), OutputError> {
-        let frames = (samples.len() / usize::from(self.format.channels)) as u64;
-        self.pacer.before_write(frames);
-        let Some(w) = self.writer.as_mut() else {
-            return Err(OutputError::Wav {
-                path: self.path.clone(),
-                reason: "already closed".into(),
-            });
-        };
-        let mut result = Ok(());
-        for &x in samples {
-            if let Err(e) = w.write_sample(x) {
-                result = Err(e);
-                break;
-            }
-        }
-        result.map_err(|e| self.wav_err(e))
-    }
-    fn drain(&mut self) -> Result<(), OutputError> {
-        self.pacer.drain();
-        // Keep the header valid after every session: a crash loses nothing already aired.
-        if let Some(w) = self.writer.as_mut() {
-            let r = w.flush();
-            r.map_err(|e| self.wav_err(e))?;
-        }
-        Ok(())
-    }
-    fn first_sample_at(&self) -> Option<Instant> {
-        self.pacer.first
-    }
-}
-
-impl Drop for WavOutput {
-    fn drop(&mut self) {
-        if let Some(w) = self.writer.take()
-            && let Err(e) = w.finalize()
-        {
-            tracing::warn!("{}: finishing WAV: {e}", self.path.display());
-        }
-    }
-}
-
-/// Discards everything, at the pace of the wall clock.
+/// An output without a clock of its own ([`WavOutput`], [`NullOutput`]): a [`PacedSink`] behind
+/// real-time pacing (or none, for an offline render).
 #[derive(Debug)]
-pub struct NullOutput {
+pub struct PacedOutput<S> {
+    name: &'static str,
     format: OutputFormat,
     pacer: Pacer,
+    sink: S,
 }
 
-impl NullOutput {
-    pub const NAME: &'static str = "null";
-
-    pub fn new(config: &OutputConfig) -> Result<Self, OutputError> {
+impl<S: PacedSink> PacedOutput<S> {
+    fn with_sink(
+        name: &'static str,
+        config: &OutputConfig,
+        sink: impl FnOnce(OutputFormat) -> Result<S, OutputError>,
+    ) -> Result<Self, OutputError> {
         let format = checked_format(
             config.sample_rate.unwrap_or(DEFAULT_SAMPLE_RATE),
             config.channels.unwrap_or(DEFAULT_CHANNELS),
         )?;
         Ok(Self {
-            pacer: Pacer::new(config.pacing, format.sample_rate),
+            name,
             format,
+            pacer: Pacer::new(config.pacing, format.sample_rate),
+            sink: sink(format)?,
         })
     }
 }
 
-impl Output for NullOutput {
+impl<S: PacedSink> Output for PacedOutput<S> {
     fn name(&self) -> &'static str {
-        Self::NAME
+        self.name
     }
     fn format(&self) -> OutputFormat {
         self.format
@@ -766,14 +689,168 @@ impl Output for NullOutput {
     fn write(&mut self, samples: &[f32]) -> Result<(), OutputError> {
         self.pacer
             .before_write((samples.len() / usize::from(self.format.channels)) as u64);
-        Ok(())
+        self.sink.put(samples)
     }
     fn drain(&mut self) -> Result<(), OutputError> {
         self.pacer.drain();
-        Ok(())
+        self.sink.flush()
     }
     fn first_sample_at(&self) -> Option<Instant> {
         self.pacer.first
+    }
+}
+
+/// A WAV file of exactly the samples that aired (32-bit float).
+pub type WavOutput = PacedOutput<WavFile>;
+
+impl WavOutput {
+    pub const NAME: &'static str = "wav";
+
+    /// Create (truncate) `path`.
+    pub fn create(path: PathBuf, config: &OutputConfig) -> Result<Self, OutputError> {
+        Self::with_sink(Self::NAME, config, |f| WavFile::create(path, f))
+    }
+}
+
+/// Discards everything, at the pace of the wall clock.
+pub type NullOutput = PacedOutput<Discard>;
+
+impl NullOutput {
+    pub const NAME: &'static str = "null";
+
+    pub fn new(config: &OutputConfig) -> Result<Self, OutputError> {
+        Self::with_sink(Self::NAME, config, |_| Ok(Discard))
+    }
+}
+
+/// The `null` sink.
+#[derive(Debug)]
+pub struct Discard;
+
+impl PacedSink for Discard {
+    fn put(&mut self, _: &[f32]) -> Result<(), OutputError> {
+        Ok(())
+    }
+    fn flush(&mut self) -> Result<(), OutputError> {
+        Ok(())
+    }
+}
+
+/// Bytes of the header [`WavFile`] writes: RIFF (12) + `fmt ` (8 + 18) + `fact` (8 + 4) +
+/// `data` header (8).
+const WAV_HEADER_BYTES: u64 = 58;
+
+/// A 32-bit float WAV (`WAVE_FORMAT_IEEE_FLOAT`, with the `fact` chunk that format asks for),
+/// written in large sequential blocks; the header's lengths are rewritten at every
+/// [`PacedSink::flush`] and on drop, so a crash loses at most the current session's tail.
+#[derive(Debug)]
+pub struct WavFile {
+    path: PathBuf,
+    file: std::io::BufWriter<std::fs::File>,
+    rate: u32,
+    channels: u16,
+    data_bytes: u64,
+    /// Reused conversion buffer (samples → little-endian bytes).
+    bytes: Vec<u8>,
+}
+
+/// Size of the write buffer in front of the WAV file.
+const WAV_WRITE_BUFFER_BYTES: usize = 1 << 20;
+
+impl WavFile {
+    fn create(path: PathBuf, format: OutputFormat) -> Result<Self, OutputError> {
+        let file = std::fs::File::create(&path).map_err(|e| wav_err(&path, &e))?;
+        let mut w = Self {
+            file: std::io::BufWriter::with_capacity(WAV_WRITE_BUFFER_BYTES, file),
+            path,
+            rate: format.sample_rate,
+            channels: format.channels,
+            data_bytes: 0,
+            bytes: Vec::new(),
+        };
+        let header = w.header();
+        w.file
+            .write_all(&header)
+            .map_err(|e| wav_err(&w.path, &e))?;
+        Ok(w)
+    }
+
+    fn header(&self) -> Vec<u8> {
+        let block = u32::from(self.channels) * 4;
+        let frames = self.data_bytes / u64::from(block.max(1));
+        let clamp = |x: u64| x.min(u64::from(u32::MAX)) as u32;
+        let mut h = Vec::with_capacity(WAV_HEADER_BYTES as usize);
+        h.extend_from_slice(b"RIFF");
+        h.extend_from_slice(&clamp(WAV_HEADER_BYTES - 8 + self.data_bytes).to_le_bytes());
+        h.extend_from_slice(b"WAVEfmt ");
+        h.extend_from_slice(&18u32.to_le_bytes());
+        h.extend_from_slice(&3u16.to_le_bytes()); // WAVE_FORMAT_IEEE_FLOAT
+        h.extend_from_slice(&self.channels.to_le_bytes());
+        h.extend_from_slice(&self.rate.to_le_bytes());
+        h.extend_from_slice(&self.rate.saturating_mul(block).to_le_bytes());
+        h.extend_from_slice(&(block as u16).to_le_bytes());
+        h.extend_from_slice(&32u16.to_le_bytes());
+        h.extend_from_slice(&0u16.to_le_bytes()); // cbSize
+        h.extend_from_slice(b"fact");
+        h.extend_from_slice(&4u32.to_le_bytes());
+        h.extend_from_slice(&clamp(frames).to_le_bytes());
+        h.extend_from_slice(b"data");
+        h.extend_from_slice(&clamp(self.data_bytes).to_le_bytes());
+        h
+    }
+
+    /// Rewrite the header's lengths and push everything to the file.
+    fn update_header(&mut self) -> Result<(), OutputError> {
+        use std::io::{Seek, SeekFrom};
+        let header = self.header();
+        let f = &mut self.file;
+        let r = f
+            .seek(SeekFrom::Start(0))
+            .and_then(|_| f.write_all(&header))
+            .and_then(|()| f.seek(SeekFrom::End(0)))
+            .and_then(|_| f.flush());
+        r.map_err(|e| wav_err(&self.path, &e))
+    }
+}
+
+fn wav_err(path: &std::path::Path, e: &dyn std::fmt::Display) -> OutputError {
+    OutputError::Wav {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    }
+}
+
+impl PacedSink for WavFile {
+    fn put(&mut self, samples: &[f32]) -> Result<(), OutputError> {
+        let new_len = self.data_bytes + 4 * samples.len() as u64;
+        if WAV_HEADER_BYTES - 8 + new_len > u64::from(u32::MAX) {
+            return Err(OutputError::Wav {
+                path: self.path.clone(),
+                reason: "longer than a WAV file can hold (4 GiB); split the session".into(),
+            });
+        }
+        let mut bytes = std::mem::take(&mut self.bytes);
+        bytes.clear();
+        bytes.reserve(4 * samples.len());
+        for &x in samples {
+            bytes.extend_from_slice(&x.to_le_bytes());
+        }
+        let r = self.file.write_all(&bytes);
+        self.bytes = bytes;
+        r.map_err(|e| wav_err(&self.path, &e))?;
+        self.data_bytes = new_len;
+        Ok(())
+    }
+    fn flush(&mut self) -> Result<(), OutputError> {
+        self.update_header()
+    }
+}
+
+impl Drop for WavFile {
+    fn drop(&mut self) {
+        if let Err(e) = self.update_header() {
+            tracing::warn!("{}: finishing WAV: {e}", self.path.display());
+        }
     }
 }
 

@@ -1048,6 +1048,15 @@ impl SessionRun {
     /// of it to keep (fewer once a fade has reached silence).
     fn apply_fades(&mut self, chunk: &mut [f32], ch: usize) -> usize {
         let frames = chunk.len() / ch;
+        // Fast path (nearly every chunk): no fade running and no hard stop within this chunk.
+        if self.fade_from.is_none()
+            && self
+                .hard_fade_from
+                .is_none_or(|h| h >= self.frames + frames as u64)
+        {
+            self.frames += frames as u64;
+            return frames;
+        }
         let mut keep = frames;
         for f in 0..frames {
             let pos = self.frames + f as u64;
