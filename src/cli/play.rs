@@ -62,7 +62,7 @@ pub struct PlayArgs {
     /// Hard stop after this many seconds (with a fade).
     #[arg(long)]
     pub max_secs: Option<f64>,
-    /// Device latency used to place the first sample on time (default: the card buffer).
+    /// Delay after the output to allow for when placing the first sample (default: the delay the device reports).
     #[arg(long)]
     pub latency_ms: Option<f64>,
     /// How long the sound card callback waits for a late chunk before playing silence (raise it
