@@ -56,6 +56,9 @@ pub fn default_cache_dir() -> Option<PathBuf> {
         .map(|h| PathBuf::from(h).join(".cache").join("loa"))
 }
 
+/// How much louder a mono signal measures when it is played on two channels (10·log10 2 dB).
+pub const DUAL_MONO_GAIN_DB: f64 = 3.010_299_956_639_812;
+
 /// One file's measurement (in its own format, before any conversion).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FileLoudness {
@@ -71,14 +74,25 @@ pub struct FileLoudness {
 }
 
 impl FileLoudness {
-    /// The gain (dB) that brings this file to the target without exceeding the true-peak ceiling.
+    /// The gain (dB) that brings this file to the target without exceeding the true-peak ceiling,
+    /// as measured in its own channel layout.
     pub fn gain_db(&self, settings: &LoudnessSettings) -> f64 {
+        self.gain_db_on(settings, self.channels)
+    }
+
+    /// The gain (dB) for airing on an output of `out_channels`: a mono file on a stereo (or
+    /// wider) output sounds on two channels ("dual mono", BS.1770), which is
+    /// [`DUAL_MONO_GAIN_DB`] louder than the mono measurement, so it is turned down by that much.
+    pub fn gain_db_on(&self, settings: &LoudnessSettings, out_channels: u16) -> f64 {
         if !settings.enabled {
             return 0.0;
         }
-        let Some(lufs) = self.integrated_lufs else {
+        let Some(mut lufs) = self.integrated_lufs else {
             return 0.0;
         };
+        if self.channels == 1 && out_channels >= 2 {
+            lufs += DUAL_MONO_GAIN_DB;
+        }
         let mut gain = settings.target_lufs - lufs;
         if let Some(tp) = self.true_peak_dbtp {
             gain = gain.min(settings.max_true_peak_dbtp - tp);
@@ -289,5 +303,21 @@ mod tests {
             ..s.clone()
         };
         assert_eq!(m(Some(-16.0), Some(-3.0)).gain_db(&off), 0.0);
+    }
+
+    #[test]
+    fn a_mono_file_on_a_stereo_output_is_aimed_as_dual_mono() {
+        let s = LoudnessSettings {
+            cache_dir: None,
+            ..LoudnessSettings::default()
+        };
+        let mono = FileLoudness {
+            channels: 1,
+            ..m(Some(-30.0), Some(-20.0))
+        };
+        assert!((mono.gain_db_on(&s, 1) - 7.0).abs() < 1e-9);
+        assert!((mono.gain_db_on(&s, 2) - (7.0 - DUAL_MONO_GAIN_DB)).abs() < 1e-9);
+        // A stereo file is measured as it airs.
+        assert!((m(Some(-30.0), Some(-20.0)).gain_db_on(&s, 2) - 7.0).abs() < 1e-9);
     }
 }

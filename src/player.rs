@@ -278,7 +278,7 @@ impl Player {
         let (prep_tx, prep_rx) = sync_channel::<Msg>(COMMAND_QUEUE);
         let (play_tx, play_rx) = sync_channel::<Msg>(COMMAND_QUEUE);
         let (event_tx, event_rx) = sync_channel::<PlayerEvent>(EVENT_QUEUE);
-        let (ready_tx, ready_rx) = sync_channel::<Result<(), OutputError>>(1);
+        let (ready_tx, ready_rx) = sync_channel::<Result<u16, OutputError>>(1);
 
         let pending: Pending = Default::default();
         let play_pending = pending.clone();
@@ -289,7 +289,7 @@ impl Player {
             .spawn(move || {
                 let out = match open_output(&play_cfg) {
                     Ok(o) => {
-                        let _ = ready_tx.send(Ok(()));
+                        let _ = ready_tx.send(Ok(o.format().channels));
                         o
                     }
                     Err(e) => {
@@ -300,8 +300,8 @@ impl Player {
                 PlayLoop::new(play_cfg, out, play_rx, play_events, play_pending).run();
             })
             .map_err(PlayerError::Spawn)?;
-        match ready_rx.recv() {
-            Ok(Ok(())) => {}
+        let out_channels = match ready_rx.recv() {
+            Ok(Ok(channels)) => channels,
             Ok(Err(e)) => {
                 let _ = play.join();
                 return Err(e.into());
@@ -310,12 +310,12 @@ impl Player {
                 let _ = play.join();
                 return Err(PlayerError::Gone);
             }
-        }
+        };
         let forward = play_tx.clone();
         let loudness = config.loudness.clone();
         let prep = std::thread::Builder::new()
             .name("loa-prep".into())
-            .spawn(move || prep_loop(loudness, prep_rx, forward))
+            .spawn(move || prep_loop(loudness, out_channels, prep_rx, forward))
             .map_err(PlayerError::Spawn)?;
         Ok((
             PlayerHandle {
@@ -347,7 +347,12 @@ struct Prepared {
     items: Vec<PreparedItem>,
 }
 
-fn prep_loop(settings: LoudnessSettings, rx: Receiver<Msg>, play: SyncSender<Msg>) {
+fn prep_loop(
+    settings: LoudnessSettings,
+    out_channels: u16,
+    rx: Receiver<Msg>,
+    play: SyncSender<Msg>,
+) {
     let mut cache = LoudnessCache::open(settings.cache_dir.as_deref());
     while let Ok(msg) = rx.recv() {
         match msg {
@@ -355,7 +360,7 @@ fn prep_loop(settings: LoudnessSettings, rx: Receiver<Msg>, play: SyncSender<Msg
                 let items = session
                     .items
                     .iter()
-                    .map(|p| prepare_item(&mut cache, &settings, p))
+                    .map(|p| prepare_item(&mut cache, &settings, out_channels, p))
                     .collect();
                 if play
                     .send(Msg::Prepared(Prepared { session, items }))
@@ -380,12 +385,13 @@ fn prep_loop(settings: LoudnessSettings, rx: Receiver<Msg>, play: SyncSender<Msg
 fn prepare_item(
     cache: &mut LoudnessCache,
     settings: &LoudnessSettings,
+    out_channels: u16,
     path: &Path,
 ) -> PreparedItem {
     match cache.measure(path) {
         Ok((m, _)) => PreparedItem {
             path: path.to_path_buf(),
-            gain: 10f64.powf(m.gain_db(settings) / 20.0) as f32,
+            gain: 10f64.powf(m.gain_db_on(settings, out_channels) / 20.0) as f32,
             sha256: m.sha256,
             duration_secs: m.duration_secs,
             error: None,

@@ -1,4 +1,4 @@
-//! The real device path — player → rodio mixer → cpal → ALSA — captured by ALSA's `file` plugin
+//! The real device path — player → cpal → ALSA — captured by ALSA's `file` plugin
 //! (no sound card needed): what reaches ALSA equals the decoded files after gain, sample for
 //! sample within one 16-bit step, for WAV, MP3, Ogg Vorbis and FLAC, played as one gapless session.
 
@@ -12,7 +12,8 @@ use playout_support::*;
 fn expected(name: &str) -> Vec<f32> {
     let path = fixture(name);
     let m = measure_file(&path, &sha256_file(&path).unwrap()).unwrap();
-    let gain = 10f64.powf(m.gain_db(&LoudnessSettings::default()) / 20.0) as f32;
+    // Stereo output: a mono fixture airs as dual mono (see `FileLoudness::gain_db_on`).
+    let gain = 10f64.powf(m.gain_db_on(&LoudnessSettings::default(), 2) / 20.0) as f32;
     let mut s = DecodedStream::open(&path, 44100, 2).unwrap();
     let mut out = Vec::new();
     let mut buf = vec![0f32; 4096];
