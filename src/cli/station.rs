@@ -110,9 +110,9 @@ pub fn run(args: StationArgs) -> anyhow::Result<ExitCode> {
         keep_days: args.keep_days,
     };
     // The player is set up with the schedule's loudness target, so the schedule is read (and
-    // validated) before the output is opened; the daemon validates it again when it opens.
-    let target = match station::load_schedule(&cfg, chrono::Utc::now()) {
-        Ok((st, _)) => st.loudness,
+    // validated) before the output is opened, once: the daemon opens with it.
+    let (schedule, catalog) = match station::load_schedule(&cfg, chrono::Utc::now()) {
+        Ok(loaded) => loaded,
         Err(e @ (StationError::Schedule { .. } | StationError::WrongStation { .. })) => {
             eprintln!("loa station: refusing to start: {e}");
             return Ok(ExitCode::from(2));
@@ -136,8 +136,8 @@ pub fn run(args: StationArgs) -> anyhow::Result<ExitCode> {
         }
         spec => {
             let loudness = crate::loudness::LoudnessSettings {
-                target_lufs: target.integrated_lufs,
-                max_true_peak_dbtp: target.max_true_peak_dbtp,
+                target_lufs: schedule.loudness.integrated_lufs,
+                max_true_peak_dbtp: schedule.loudness.max_true_peak_dbtp,
                 cache_dir: Some(data_dir_for_cache.join("loudness")),
                 ..Default::default()
             };
@@ -162,17 +162,8 @@ pub fn run(args: StationArgs) -> anyhow::Result<ExitCode> {
         let (ctl_tx, ctl_rx) = tokio::sync::mpsc::channel(8);
         let notifier = Notifier::from_env();
         spawn_signals(ctl_tx, notifier.clone())?;
-        let mut daemon = match Daemon::open(cfg, Arc::new(SystemClock), player) {
-            Ok(d) => d,
-            Err(e @ (StationError::Schedule { .. } | StationError::WrongStation { .. })) => {
-                eprintln!("loa station: refusing to start: {e}");
-                return Ok(ExitCode::from(2));
-            }
-            Err(e) => return Err(e).context("starting the station"),
-        };
-        // Start-up (schedule validation, media probing, journal scan) freed a lot of heap:
-        // give it back before the long idle.
-        station::release_free_memory();
+        let mut daemon = Daemon::open_loaded(cfg, Arc::new(SystemClock), player, schedule, catalog)
+            .context("starting the station")?;
         // systemd (Type=notify): ready once the schedule, key and journal are open; the
         // watchdog is petted only while the scheduler loop beats (same thread as the pets).
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);

@@ -62,11 +62,16 @@ pub const DEFAULT_KEEP_DAYS: u32 = 35;
 pub const MIN_KEEP_DAYS: u32 = MAX_LOOKBACK_DAYS as u32 + 1;
 /// When start-up is over and its memory is given back ([`release_free_memory`]).
 pub const TRIM_AFTER_START_SECS: u64 = 10;
+/// Memory is only given back when nothing is due for at least this long, so the pages it
+/// drops are not faulted back in on the way to an airing.
+pub const TRIM_MIN_IDLE_SECS: i64 = 10;
 /// How often acknowledged, old journal segments are compacted (also once at start).
 pub const COMPACT_CHECK_SECS: u64 = 3_600;
 
 const INFLIGHT_FILE: &str = "inflight.json";
-const ALIVE_FILE: &str = "alive";
+/// The "last seen running" mark in the data directory: after downtime every occurrence since
+/// it is journaled as missed.
+pub const ALIVE_FILE: &str = "alive";
 
 /// The default data directory of `station`.
 pub fn default_data_dir(station: &str) -> PathBuf {
@@ -281,6 +286,9 @@ pub struct Daemon {
     /// systemd watchdog proof of life: beaten once per scheduler-loop iteration, and the loop
     /// never sleeps longer than the given bound between beats.
     liveness: Option<(crate::notify::Liveness, std::time::Duration)>,
+    /// Free memory is to be given back ([`release_free_memory`]) at the next idle moment:
+    /// after start-up, after each airing, after a compaction.
+    trim_pending: bool,
 }
 
 impl Daemon {
@@ -291,8 +299,21 @@ impl Daemon {
         clock: Arc<dyn Clock>,
         player: Box<dyn Playout>,
     ) -> Result<Self, StationError> {
+        let (station, catalog) = load_schedule(&cfg, clock.now())?;
+        Self::open_loaded(cfg, clock, player, station, catalog)
+    }
+
+    /// [`Daemon::open`] with the schedule already loaded and validated by [`load_schedule`]
+    /// (the command line reads it first for the player's loudness target; the audio is not
+    /// probed twice).
+    pub fn open_loaded(
+        cfg: StationConfig,
+        clock: Arc<dyn Clock>,
+        player: Box<dyn Playout>,
+        station: schedule::Station,
+        catalog: AudioCatalog,
+    ) -> Result<Self, StationError> {
         let now = clock.now();
-        let (station, catalog) = load_schedule(&cfg, now)?;
         let key = keys::load(&cfg.data_dir)?;
         let (mut journal, recovery) =
             Journal::open(&journal::journal_dir(&cfg.data_dir), &cfg.station, key)?;
@@ -349,6 +370,7 @@ impl Daemon {
             held: Default::default(),
             journal_error: None,
             liveness: None,
+            trim_pending: true,
         };
         d.replan(floor, now);
         if let Some(rec) = held {
@@ -746,7 +768,7 @@ impl Daemon {
                 self.output_ok = outcome != Outcome::Failed;
                 let seq = self.append(rec)?.unwrap_or(0);
                 let _ = std::fs::remove_file(self.cfg.data_dir.join(INFLIGHT_FILE));
-                release_free_memory();
+                self.trim_pending = true;
                 tracing::info!(
                     seq,
                     ?outcome,
@@ -763,26 +785,17 @@ impl Daemon {
         &mut self,
         now: DateTime<Utc>,
     ) -> Result<Option<DateTime<Utc>>, StationError> {
+        let (journal, held) = (&self.journal, &self.held);
+        let accounted = |k: &str| Self::accounted(journal, held, k);
         let ctx = Context {
             now,
             started_at: self.started_at,
             down_since: self.down_since,
             jumps: self.jumps.clone(),
-            lead_ms: playout::lead_ms(
-                &self.plan,
-                &|k| self.journal.occurrence(k).is_some(),
-                now,
-                scheduler::DEFAULT_LEAD_MS,
-            ),
+            lead_ms: playout::lead_ms(&self.plan, &accounted, now, scheduler::DEFAULT_LEAD_MS),
         };
         let on_air = self.on_air.as_ref().map(|a| OnAir::of(&a.plan));
-        let (journal, held) = (&self.journal, &self.held);
-        let decision = scheduler::decide(
-            &self.plan,
-            &|k| Self::accounted(journal, held, k),
-            on_air.as_ref(),
-            &ctx,
-        );
+        let decision = scheduler::decide(&self.plan, &accounted, on_air.as_ref(), &ctx);
         for action in decision.actions {
             let action_kind = match &action {
                 Action::Miss { .. } => Kind::Miss,
@@ -877,9 +890,8 @@ impl Daemon {
         let mut last_reload_check = Instant::now();
         let mut last_compact: Option<Instant> = None;
         // Memory is given back once start-up is over (the shipper's first request, the first
-        // heartbeat) and after each airing.
+        // heartbeat), then after each airing, at an idle moment (never on the way to an airing).
         let run_started = Instant::now();
-        let mut trimmed_after_start = false;
         let result: Result<(), StationError> = loop {
             let now = self.clock.now();
             if !self.held.is_empty()
@@ -893,9 +905,7 @@ impl Daemon {
                 last_compact = Some(Instant::now());
                 let acked = acked.load(std::sync::atomic::Ordering::Relaxed);
                 self.compact(acked, now);
-                if trimmed_after_start && self.on_air.is_none() {
-                    release_free_memory();
-                }
+                self.trim_pending = true;
             }
             // Clock steps: wall time moving differently from monotonic time.
             let expected = last_wall + Duration::from_std(last_mono.elapsed()).unwrap_or_default();
@@ -944,11 +954,12 @@ impl Daemon {
                 }
             }
             self.publish_status(now);
-            if !trimmed_after_start
+            if self.trim_pending
                 && self.on_air.is_none()
                 && run_started.elapsed().as_secs() >= TRIM_AFTER_START_SECS
+                && wake.is_none_or(|w| (w - now).num_seconds() >= TRIM_MIN_IDLE_SECS)
             {
-                trimmed_after_start = true;
+                self.trim_pending = false;
                 release_free_memory();
             }
             let mut sleep_ms = wake
