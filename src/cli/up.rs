@@ -395,11 +395,11 @@ pub mod children {
     pub const DEMO_IDENT_FILE: &str = "ident.wav";
     /// Station id of the demo station.
     pub const DEMO_STATION_ID: &str = "demo";
-    /// The station daemon's "last seen running" mark in its data directory
-    /// (`station::ALIVE_FILE`, private there): after downtime the daemon journals every
-    /// occurrence since this mark as missed. For the demo that would be one record per minute
-    /// `loa up` was not running, so `loa up` removes the demo's mark before starting it.
-    pub const STATION_ALIVE_FILE: &str = "alive";
+    /// The station daemon's "last seen running" mark in its data directory: after downtime the
+    /// daemon journals every occurrence since this mark as missed. For the demo that would be
+    /// one record per minute `loa up` was not running, so `loa up` removes the demo's mark
+    /// before starting it.
+    pub const STATION_ALIVE_FILE: &str = crate::station::ALIVE_FILE;
 
     /// `loa collector --listen ADDR --db DB --config CONFIG --admin-token-file TOKEN`.
     pub fn collector_args(
