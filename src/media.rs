@@ -5,16 +5,25 @@
 //! the decoded length with the length the header declares and calls a shortfall `Truncated`.
 //!
 //! [`DecodedStream`] is the one way the player reads audio: interleaved `f32` samples already
-//! converted to the output's sample rate and channel count (rodio's converters), so that every
-//! consumer — loudness analysis, the player, the tests — sees the very same samples.
+//! converted to the output's sample rate and channel count, so that every consumer — loudness
+//! analysis, the player, the tests — sees the very same samples. It decodes with symphonia (the
+//! decoder under rodio) packet by packet into blocks: no per-sample call when the file is in the
+//! output's format or differs only in channel count; resampling goes through rodio's converter.
 
+use rodio::Source;
 use rodio::source::UniformSourceIterator;
-use rodio::{Decoder, Source};
 use sha2::{Digest, Sha256};
 use std::fs::File;
 use std::io::{BufReader, Read};
 use std::num::NonZero;
 use std::path::{Path, PathBuf};
+use symphonia::core::audio::SampleBuffer;
+use symphonia::core::codecs::{CODEC_TYPE_NULL, DecoderOptions};
+use symphonia::core::errors::Error as SymphoniaError;
+use symphonia::core::formats::{FormatOptions, FormatReader};
+use symphonia::core::io::MediaSourceStream;
+use symphonia::core::meta::MetadataOptions;
+use symphonia::core::probe::Hint;
 
 /// What decoding a file to its end found.
 #[derive(Debug, Clone, PartialEq)]
@@ -66,42 +75,194 @@ fn nonzero_format(
     }
 }
 
-fn open_decoder(path: &Path) -> Result<Decoder<BufReader<File>>, MediaError> {
-    let file = File::open(path).map_err(|source| MediaError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    Decoder::try_from(file).map_err(|e| MediaError::Undecodable {
-        path: path.to_path_buf(),
-        reason: e.to_string(),
-    })
+/// A file's decoder: symphonia's demuxer and codec — the ones rodio's `Decoder` uses, with the
+/// same options (gapless trimming on, a packet that fails to decode is skipped, any other error
+/// ends the stream) — handing out whole decoded packets as interleaved `f32`, so that reading
+/// costs one copy per packet instead of a call per sample.
+struct FileDecoder {
+    format: Box<dyn FormatReader>,
+    codec: Box<dyn symphonia::core::codecs::Decoder>,
+    track_id: u32,
+    /// The current packet, interleaved; its first `pos` samples were handed out already.
+    packet: Option<SampleBuffer<f32>>,
+    pos: usize,
+    rate: u32,
+    channels: u16,
+    declared_secs: Option<f64>,
+    ended: bool,
 }
 
-/// A decoder seen as one endless span. rodio's `UniformSourceIterator` stops at a span of length
-/// zero, which the Ogg Vorbis decoder reports before its first packet (measured: rodio 0.23 yields
-/// no samples at all for a Vorbis file through its converters); the formats here do not change
-/// rate or channels mid-file, so one span is right.
-struct OneSpan<S>(S);
+impl FileDecoder {
+    /// Open `path` and decode its first packet (which fixes the rate and channel count).
+    fn open(path: &Path) -> Result<Self, MediaError> {
+        let file = File::open(path).map_err(|source| MediaError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let undecodable = |reason: String| MediaError::Undecodable {
+            path: path.to_path_buf(),
+            reason,
+        };
+        let mss = MediaSourceStream::new(Box::new(file), Default::default());
+        let format_opts = FormatOptions {
+            enable_gapless: true,
+            ..Default::default()
+        };
+        let probed = symphonia::default::get_probe()
+            .format(&Hint::new(), mss, &format_opts, &MetadataOptions::default())
+            .map_err(|e| undecodable(e.to_string()))?;
+        let format = probed.format;
+        let track = format
+            .tracks()
+            .iter()
+            .find(|t| t.codec_params.codec != CODEC_TYPE_NULL)
+            .ok_or_else(|| undecodable("no audio track with a supported codec".into()))?;
+        let track_id = track.id;
+        let declared_secs = track
+            .codec_params
+            .time_base
+            .filter(|b| b.numer > 0 && b.denom > 0)
+            .zip(track.codec_params.n_frames)
+            .map(|(base, frames)| {
+                let t = base.calc_time(frames);
+                t.seconds as f64 + t.frac
+            })
+            .filter(|secs| *secs > 0.0);
+        let codec = symphonia::default::get_codecs()
+            .make(&track.codec_params, &DecoderOptions::default())
+            .map_err(|e| undecodable(e.to_string()))?;
+        let mut d = Self {
+            format,
+            codec,
+            track_id,
+            packet: None,
+            pos: 0,
+            rate: 0,
+            channels: 0,
+            declared_secs,
+            ended: false,
+        };
+        if !d.next_packet() {
+            // Nothing decodes: take the format from the decoder's (empty) last buffer, as rodio
+            // does; `check_complete` then calls the file undecodable.
+            let spec = *d.codec.last_decoded().spec();
+            d.rate = spec.rate;
+            d.channels = spec.channels.count().try_into().unwrap_or(0);
+        }
+        if d.rate == 0 || d.channels == 0 {
+            return Err(undecodable(format!(
+                "invalid format {} Hz × {} channels",
+                d.rate, d.channels
+            )));
+        }
+        Ok(d)
+    }
 
-impl<S: Source> Iterator for OneSpan<S> {
-    type Item = rodio::Sample;
-    fn next(&mut self) -> Option<Self::Item> {
-        self.0.next()
+    /// Decode the next packet that holds frames into `packet`; false at the end of the stream.
+    fn next_packet(&mut self) -> bool {
+        while !self.ended {
+            let packet = match self.format.next_packet() {
+                Ok(p) => p,
+                Err(_) => {
+                    self.ended = true;
+                    break;
+                }
+            };
+            if packet.track_id() != self.track_id {
+                continue;
+            }
+            let decoded = match self.codec.decode(&packet) {
+                Ok(d) => d,
+                // A corrupt packet: skip it (rodio does the same).
+                Err(SymphoniaError::DecodeError(_)) => continue,
+                Err(_) => {
+                    self.ended = true;
+                    break;
+                }
+            };
+            if decoded.frames() == 0 {
+                continue;
+            }
+            let spec = *decoded.spec();
+            let channels: u16 = spec.channels.count().try_into().unwrap_or(0);
+            if self.rate == 0 {
+                (self.rate, self.channels) = (spec.rate, channels);
+            } else if (spec.rate, channels) != (self.rate, self.channels) {
+                // The formats played here keep one rate and layout per file; a change mid-file
+                // ends the stream (a shortfall then shows as `Truncated`).
+                self.ended = true;
+                break;
+            }
+            let needed = decoded.frames() * usize::from(channels);
+            let buf = match &mut self.packet {
+                Some(b) if b.capacity() >= needed => b,
+                slot => slot.insert(SampleBuffer::new(decoded.capacity() as u64, spec)),
+            };
+            buf.copy_interleaved_ref(decoded);
+            self.pos = 0;
+            return true;
+        }
+        self.packet = None;
+        self.pos = 0;
+        false
+    }
+
+    /// The decoded samples not handed out yet (empty at the end of the stream).
+    fn pending(&mut self) -> &[f32] {
+        let left = self
+            .packet
+            .as_ref()
+            .map_or(0, |b| b.len() - self.pos.min(b.len()));
+        if left == 0 && !self.next_packet() {
+            return &[];
+        }
+        match &self.packet {
+            Some(b) => &b.samples()[self.pos..],
+            None => &[],
+        }
+    }
+
+    /// Fill `buf` with decoded samples; fewer than `buf.len()` only at the end of the stream.
+    fn fill(&mut self, buf: &mut [f32]) -> usize {
+        let mut n = 0;
+        while n < buf.len() {
+            let src = self.pending();
+            if src.is_empty() {
+                break;
+            }
+            let k = src.len().min(buf.len() - n);
+            buf[n..n + k].copy_from_slice(&src[..k]);
+            self.pos += k;
+            n += k;
+        }
+        n
     }
 }
 
-impl<S: Source> Source for OneSpan<S> {
+/// One sample at a time, for rodio's rate converter (the resampling path only).
+impl Iterator for FileDecoder {
+    type Item = rodio::Sample;
+    fn next(&mut self) -> Option<Self::Item> {
+        let x = *self.pending().first()?;
+        self.pos += 1;
+        Some(x)
+    }
+}
+
+/// One endless span: rodio's `UniformSourceIterator` stops at a span of length zero, and the
+/// files here do not change rate or channels mid-file (see `next_packet`).
+impl Source for FileDecoder {
     fn current_span_len(&self) -> Option<usize> {
         None
     }
     fn channels(&self) -> rodio::ChannelCount {
-        self.0.channels()
+        NonZero::new(self.channels).unwrap_or(NonZero::<u16>::MIN)
     }
     fn sample_rate(&self) -> rodio::SampleRate {
-        self.0.sample_rate()
+        NonZero::new(self.rate).unwrap_or(NonZero::<u32>::MIN)
     }
     fn total_duration(&self) -> Option<std::time::Duration> {
-        self.0.total_duration()
+        self.declared_secs.map(std::time::Duration::from_secs_f64)
     }
 }
 
@@ -142,31 +303,70 @@ impl<S: Source> Source for DownmixToMono<S> {
     }
 }
 
+/// Map one frame of `from.len()` channels onto `to.len()` channels, as rodio's channel
+/// converter does (mono is duplicated onto the first two channels, extra outputs are silent,
+/// extra inputs dropped), except that many → mono averages every channel.
+fn map_frame(from: &[f32], to: &mut [f32]) {
+    if to.len() == 1 && from.len() > 1 {
+        to[0] = from.iter().sum::<f32>() / from.len() as f32;
+        return;
+    }
+    for (c, out) in to.iter_mut().enumerate() {
+        *out = match from.get(c) {
+            Some(&x) => x,
+            None if c == 1 => from[0],
+            None => 0.0,
+        };
+    }
+}
+
 type Converted = UniformSourceIterator<Box<dyn Source + Send>>;
 
 /// Where a [`DecodedStream`] takes its samples from.
 enum Samples {
-    /// The file is already in the target format: straight from the decoder (rodio's converters
-    /// would pass every sample through unchanged, at several calls per sample).
-    Direct(Decoder<BufReader<File>>),
-    /// Rate and/or channel conversion.
+    /// The file is already in the target format: whole packets straight from the decoder.
+    Direct(FileDecoder),
+    /// Same rate, other channel count: frames remapped block by block.
+    Remapped(FileDecoder),
+    /// Rate conversion (rodio's converter, sample by sample).
     Converted(Converted),
 }
 
 impl Samples {
-    /// Fill `buf` from the source; fewer than `buf.len()` only at its end.
-    fn fill(&mut self, buf: &mut [f32]) -> usize {
-        fn fill_from(it: &mut impl Iterator<Item = f32>, buf: &mut [f32]) -> usize {
-            let mut n = 0;
-            for (slot, x) in buf.iter_mut().zip(it) {
-                *slot = x;
-                n += 1;
-            }
-            n
-        }
+    /// Fill `buf` (whole frames of `channels`) from the source; fewer than `buf.len()` only at
+    /// its end.
+    fn fill(&mut self, buf: &mut [f32], channels: usize) -> usize {
         match self {
-            Samples::Direct(d) => fill_from(d, buf),
-            Samples::Converted(c) => fill_from(c, buf),
+            Samples::Direct(d) => d.fill(buf),
+            Samples::Remapped(d) => {
+                let from = usize::from(d.channels.max(1));
+                let mut n = 0;
+                while n + channels <= buf.len() {
+                    let src = d.pending();
+                    if src.len() < from {
+                        // The end (a partial last frame is dropped).
+                        break;
+                    }
+                    let frames = (src.len() / from).min((buf.len() - n) / channels);
+                    for (i, o) in src[..frames * from]
+                        .chunks_exact(from)
+                        .zip(buf[n..n + frames * channels].chunks_exact_mut(channels))
+                    {
+                        map_frame(i, o);
+                    }
+                    d.pos += frames * from;
+                    n += frames * channels;
+                }
+                n
+            }
+            Samples::Converted(c) => {
+                let mut n = 0;
+                for (slot, x) in buf.iter_mut().zip(c) {
+                    *slot = x;
+                    n += 1;
+                }
+                n
+            }
         }
     }
 }
@@ -196,26 +396,37 @@ impl std::fmt::Debug for DecodedStream {
 impl DecodedStream {
     /// Open `path` and convert it to `rate` Hz × `channels`.
     pub fn open(path: &Path, rate: u32, channels: u16) -> Result<Self, MediaError> {
+        nonzero_format(path, rate, channels)?;
+        Self::convert(path, FileDecoder::open(path)?, rate, channels)
+    }
+
+    fn convert(
+        path: &Path,
+        decoder: FileDecoder,
+        rate: u32,
+        channels: u16,
+    ) -> Result<Self, MediaError> {
         let (nz_rate, nz_channels) = nonzero_format(path, rate, channels)?;
-        let decoder = open_decoder(path)?;
-        let source_rate = decoder.sample_rate().get();
-        let source_channels = decoder.channels().get();
-        let declared_secs = decoder.total_duration().map(|d| d.as_secs_f64());
+        let (source_rate, source_channels) = (decoder.rate, decoder.channels);
+        let declared_secs = decoder.declared_secs;
+        let inner = if source_rate != rate {
+            let one: Box<dyn Source + Send> = if channels == 1 && source_channels > 1 {
+                Box::new(DownmixToMono {
+                    inner: decoder,
+                    channels: source_channels,
+                })
+            } else {
+                Box::new(decoder)
+            };
+            Samples::Converted(UniformSourceIterator::new(one, nz_channels, nz_rate))
+        } else if source_channels != channels {
+            Samples::Remapped(decoder)
+        } else {
+            Samples::Direct(decoder)
+        };
         Ok(Self {
             path: path.to_path_buf(),
-            inner: if source_rate == rate && source_channels == channels {
-                Samples::Direct(decoder)
-            } else {
-                let one: Box<dyn Source + Send> = if channels == 1 && source_channels > 1 {
-                    Box::new(DownmixToMono {
-                        inner: OneSpan(decoder),
-                        channels: source_channels,
-                    })
-                } else {
-                    Box::new(OneSpan(decoder))
-                };
-                Samples::Converted(UniformSourceIterator::new(one, nz_channels, nz_rate))
-            },
+            inner,
             source_rate,
             source_channels,
             declared_secs,
@@ -227,10 +438,9 @@ impl DecodedStream {
 
     /// Open `path` in its own format (no conversion).
     pub fn open_native(path: &Path) -> Result<Self, MediaError> {
-        let decoder = open_decoder(path)?;
-        let (rate, channels) = (decoder.sample_rate().get(), decoder.channels().get());
-        drop(decoder);
-        Self::open(path, rate, channels)
+        let decoder = FileDecoder::open(path)?;
+        let (rate, channels) = (decoder.rate, decoder.channels);
+        Self::convert(path, decoder, rate, channels)
     }
 
     /// Output sample rate.
@@ -248,7 +458,7 @@ impl DecodedStream {
     pub fn read(&mut self, buf: &mut [f32]) -> usize {
         let ch = usize::from(self.channels.max(1));
         let whole = buf.len() - buf.len() % ch;
-        let mut n = self.inner.fill(&mut buf[..whole]);
+        let mut n = self.inner.fill(&mut buf[..whole], ch);
         // A trailing partial frame (never expected from the converters) is dropped.
         n -= n % ch;
         self.samples_read += n as u64;
@@ -316,4 +526,106 @@ pub fn sha256_file(path: &Path) -> Result<String, MediaError> {
         hasher.update(&buf[..n]);
     }
     Ok(hex::encode(hasher.finalize()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture(name: &str) -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/audio")
+            .join(name)
+    }
+
+    fn read_all(mut s: DecodedStream, chunk: usize) -> Vec<f32> {
+        let mut out = Vec::new();
+        let mut buf = vec![0f32; chunk];
+        loop {
+            let n = s.read(&mut buf);
+            if n == 0 {
+                return out;
+            }
+            out.extend_from_slice(&buf[..n]);
+        }
+    }
+
+    /// What rodio's own decoder and converters give for the same file and target format.
+    fn rodio_reference(path: &Path, rate: u32, channels: u16) -> Vec<f32> {
+        let decoder = rodio::Decoder::try_from(File::open(path).unwrap()).unwrap();
+        let from = decoder.channels().get();
+        if decoder.sample_rate().get() == rate && from == channels {
+            return decoder.collect();
+        }
+        /// rodio's decoder as one endless span (see `FileDecoder`'s `Source`).
+        struct OneSpan<S>(S);
+        impl<S: Source> Iterator for OneSpan<S> {
+            type Item = f32;
+            fn next(&mut self) -> Option<f32> {
+                self.0.next()
+            }
+        }
+        impl<S: Source> Source for OneSpan<S> {
+            fn current_span_len(&self) -> Option<usize> {
+                None
+            }
+            fn channels(&self) -> rodio::ChannelCount {
+                self.0.channels()
+            }
+            fn sample_rate(&self) -> rodio::SampleRate {
+                self.0.sample_rate()
+            }
+            fn total_duration(&self) -> Option<std::time::Duration> {
+                self.0.total_duration()
+            }
+        }
+        let one: Box<dyn Source + Send> = if channels == 1 && from > 1 {
+            Box::new(DownmixToMono {
+                inner: OneSpan(decoder),
+                channels: from,
+            })
+        } else {
+            Box::new(OneSpan(decoder))
+        };
+        let (r, c) = nonzero_format(path, rate, channels).unwrap();
+        UniformSourceIterator::new(one, c, r).collect()
+    }
+
+    #[test]
+    fn block_decoding_gives_exactly_rodios_samples_in_every_format_and_conversion() {
+        for name in ["tone.flac", "tone.mp3", "tone.ogg", "tone.wav", "long.mp3"] {
+            let path = fixture(name);
+            let native = FileDecoder::open(&path).unwrap();
+            let (rate, channels) = (native.rate, native.channels);
+            // Native, channel remapping only, and resampling (with and without remapping).
+            for (r, c) in [
+                (rate, channels),
+                (rate, 1),
+                (rate, 2),
+                (rate, 3),
+                (48000, 2),
+            ] {
+                let ours = read_all(DecodedStream::open(&path, r, c).unwrap(), 1000 * 3 * 2);
+                let reference = rodio_reference(&path, r, c);
+                assert!(!ours.is_empty(), "{name} {r}×{c}");
+                assert_eq!(ours.len(), reference.len(), "{name} {r}×{c}: length");
+                let diff = ours.iter().zip(&reference).position(|(a, b)| a != b);
+                assert_eq!(diff, None, "{name} {r}×{c}: first differing sample");
+            }
+        }
+    }
+
+    #[test]
+    fn odd_read_sizes_see_the_same_samples() {
+        let path = fixture("long.mp3");
+        let whole = read_all(DecodedStream::open(&path, 44100, 2).unwrap(), 8192);
+        assert_eq!(
+            whole,
+            read_all(DecodedStream::open(&path, 44100, 2).unwrap(), 6)
+        );
+        assert_eq!(
+            read_all(DecodedStream::open(&path, 44100, 1).unwrap(), 8192),
+            read_all(DecodedStream::open(&path, 44100, 1).unwrap(), 7)
+        );
+    }
 }

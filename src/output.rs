@@ -746,32 +746,30 @@ const WAV_HEADER_BYTES: u64 = 58;
 #[derive(Debug)]
 pub struct WavFile {
     path: PathBuf,
-    file: std::io::BufWriter<std::fs::File>,
+    file: std::fs::File,
     rate: u32,
     channels: u16,
     data_bytes: u64,
-    /// Reused conversion buffer (samples → little-endian bytes).
-    bytes: Vec<u8>,
+    /// Samples converted to little-endian bytes, written to the file when
+    /// [`WAV_WRITE_BUFFER_BYTES`] are gathered (one conversion, one copy into the kernel).
+    pending: Vec<u8>,
 }
 
-/// Size of the write buffer in front of the WAV file.
+/// Bytes gathered before a write to the WAV file.
 const WAV_WRITE_BUFFER_BYTES: usize = 1 << 20;
 
 impl WavFile {
     fn create(path: PathBuf, format: OutputFormat) -> Result<Self, OutputError> {
         let file = std::fs::File::create(&path).map_err(|e| wav_err(&path, &e))?;
         let mut w = Self {
-            file: std::io::BufWriter::with_capacity(WAV_WRITE_BUFFER_BYTES, file),
+            file,
             path,
             rate: format.sample_rate,
             channels: format.channels,
             data_bytes: 0,
-            bytes: Vec::new(),
+            pending: Vec::with_capacity(WAV_WRITE_BUFFER_BYTES),
         };
-        let header = w.header();
-        w.file
-            .write_all(&header)
-            .map_err(|e| wav_err(&w.path, &e))?;
+        w.pending.extend_from_slice(&w.header());
         Ok(w)
     }
 
@@ -799,9 +797,17 @@ impl WavFile {
         h
     }
 
+    /// Write the gathered bytes to the file.
+    fn write_pending(&mut self) -> Result<(), OutputError> {
+        let r = self.file.write_all(&self.pending);
+        self.pending.clear();
+        r.map_err(|e| wav_err(&self.path, &e))
+    }
+
     /// Rewrite the header's lengths and push everything to the file.
     fn update_header(&mut self) -> Result<(), OutputError> {
         use std::io::{Seek, SeekFrom};
+        self.write_pending()?;
         let header = self.header();
         let f = &mut self.file;
         let r = f
@@ -829,15 +835,14 @@ impl PacedSink for WavFile {
                 reason: "longer than a WAV file can hold (4 GiB); split the session".into(),
             });
         }
-        let mut bytes = std::mem::take(&mut self.bytes);
-        bytes.clear();
-        bytes.reserve(4 * samples.len());
-        for &x in samples {
-            bytes.extend_from_slice(&x.to_le_bytes());
+        let start = self.pending.len();
+        self.pending.resize(start + 4 * samples.len(), 0);
+        for (dst, x) in self.pending[start..].chunks_exact_mut(4).zip(samples) {
+            dst.copy_from_slice(&x.to_le_bytes());
         }
-        let r = self.file.write_all(&bytes);
-        self.bytes = bytes;
-        r.map_err(|e| wav_err(&self.path, &e))?;
+        if self.pending.len() >= WAV_WRITE_BUFFER_BYTES {
+            self.write_pending()?;
+        }
         self.data_bytes = new_len;
         Ok(())
     }
