@@ -15,9 +15,11 @@
 //!   follows the smallest latency asked for, i.e. parec's `--latency-msec` (CAPTURE_LATENCY_MS,
 //!   default 1). See docs/playout.md, "Start offset".
 //! - `render`: makes an MP3 of MINUTES (default 60) with sox+lame, then times the player's
-//!   offline render (loudness on, cold and warm cache) against `ffmpeg -i x.mp3 out.wav` when
-//!   ffmpeg is installed, else `sox x.mp3 out.wav`. Prints wall-clock times and ratios (the
-//!   target), and CPU times (user + system, all threads) as a check on a busy machine. Given an
+//!   offline render (loudness on) with a cold cache once and a warm cache 3 times, each run
+//!   followed by `ffmpeg -i x.mp3 out.wav` (when ffmpeg is installed, else `sox x.mp3 out.wav`)
+//!   so that each ratio compares runs under the same machine load. Prints wall-clock and CPU
+//!   (user + system, all threads) times and ratios, and the medians of the warm ratios (the
+//!   target). Given an
 //!   existing MP3 (MINUTES long), it times that instead of making one (saves ~1.5 min per run).
 //! - `rss`: peak RSS (VmHWM) of an idle player vs the same process after airing a MINUTES-long
 //!   MP3 session (whole session on a `null` output as fast as possible, then REALTIME_SECS on a
@@ -374,6 +376,9 @@ fn cpu_secs(who: libc::c_int) -> f64 {
     tv(u.ru_utime) + tv(u.ru_stime)
 }
 
+/// Runs of the warm render, each paired with a reference run right after it.
+const WARM_PAIRS: usize = 3;
+
 fn render(minutes: u64, given: Option<PathBuf>) -> R<()> {
     let dir = tempfile::tempdir()?;
     let mp3 = match given {
@@ -381,49 +386,83 @@ fn render(minutes: u64, given: Option<PathBuf>) -> R<()> {
         None => long_mp3(dir.path(), minutes)?,
     };
     let cache = dir.path().join("cache");
-    let c0 = cpu_secs(libc::RUSAGE_SELF);
-    let cold = player_render(&mp3, &dir.path().join("a.wav"), &cache)?;
-    let c1 = cpu_secs(libc::RUSAGE_SELF);
-    let warm = player_render(&mp3, &dir.path().join("b.wav"), &cache)?;
-    let c2 = cpu_secs(libc::RUSAGE_SELF);
-    let (cold_cpu, warm_cpu) = (c1 - c0, c2 - c1);
-    let k0 = cpu_secs(libc::RUSAGE_CHILDREN);
     let has_ffmpeg = Command::new("ffmpeg")
         .arg("-version")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status()
         .is_ok_and(|s| s.success());
-    let t = Instant::now();
     let reference = if has_ffmpeg {
-        sh(Command::new("ffmpeg")
-            .args(["-loglevel", "error", "-y", "-i"])
-            .arg(&mp3)
-            .arg(dir.path().join("f.wav")))?;
         "ffmpeg -i x.mp3 out.wav"
     } else {
-        sh(Command::new("sox").arg(&mp3).arg(dir.path().join("f.wav")))?;
         "sox x.mp3 out.wav (ffmpeg not installed)"
     };
-    let reference_secs = t.elapsed().as_secs_f64();
-    let reference_cpu = cpu_secs(libc::RUSAGE_CHILDREN) - k0;
-    println!("render: {minutes} min of 128 kbps MP3 → 44.1 kHz stereo WAV");
+    // (wall, CPU) seconds of one reference decode.
+    let run_reference = || -> R<(f64, f64)> {
+        let k0 = cpu_secs(libc::RUSAGE_CHILDREN);
+        let t = Instant::now();
+        let out = dir.path().join("f.wav");
+        if has_ffmpeg {
+            sh(Command::new("ffmpeg")
+                .args(["-loglevel", "error", "-y", "-i"])
+                .arg(&mp3)
+                .arg(&out))?;
+        } else {
+            sh(Command::new("sox").arg(&mp3).arg(&out))?;
+        }
+        Ok((
+            t.elapsed().as_secs_f64(),
+            cpu_secs(libc::RUSAGE_CHILDREN) - k0,
+        ))
+    };
+    // (wall, CPU) seconds of one player render.
+    let run_player = |name: &str| -> R<(f64, f64)> {
+        let c0 = cpu_secs(libc::RUSAGE_SELF);
+        let wall = player_render(&mp3, &dir.path().join(name), &cache)?;
+        Ok((wall, cpu_secs(libc::RUSAGE_SELF) - c0))
+    };
+    println!("render: {minutes} min of 128 kbps MP3 → 44.1 kHz stereo WAV (32-bit float)");
     println!(
-        "  loa player, loudness on, cold cache (measure + render): {cold:.2} s ({:.2}× {reference})",
-        cold / reference_secs
+        "  reference: {reference}; each loa run is paired with a reference run right after it"
+    );
+    let cold = run_player("a.wav")?;
+    let cold_ref = run_reference()?;
+    println!(
+        "  cold cache (measure + render): {:.2} s vs {:.2} s = {:.2}× wall; CPU {:.2} s vs {:.2} s = {:.2}×",
+        cold.0,
+        cold_ref.0,
+        cold.0 / cold_ref.0,
+        cold.1,
+        cold_ref.1,
+        cold.1 / cold_ref.1
+    );
+    let mut wall_ratios = Vec::new();
+    let mut cpu_ratios = Vec::new();
+    for i in 0..WARM_PAIRS {
+        let warm = run_player("b.wav")?;
+        let r = run_reference()?;
+        println!(
+            "  warm cache (render only) #{}: {:.2} s vs {:.2} s = {:.2}× wall; CPU {:.2} s vs {:.2} s = {:.2}×",
+            i + 1,
+            warm.0,
+            r.0,
+            warm.0 / r.0,
+            warm.1,
+            r.1,
+            warm.1 / r.1
+        );
+        wall_ratios.push(warm.0 / r.0);
+        cpu_ratios.push(warm.1 / r.1);
+    }
+    wall_ratios.sort_by(f64::total_cmp);
+    cpu_ratios.sort_by(f64::total_cmp);
+    println!(
+        "  warm cache, median of {WARM_PAIRS}: {:.2}× wall, {:.2}× CPU   [target ≤ 1.5× wall; warm cache: the daemon measures at schedule load, never at air time]",
+        pct(&wall_ratios, 0.5),
+        pct(&cpu_ratios, 0.5)
     );
     println!(
-        "  loa player, loudness on, warm cache (render only):     {warm:.2} s ({:.2}× {reference})",
-        warm / reference_secs
-    );
-    println!(
-        "  target: ≤ 1.5× (warm cache: the daemon measures at schedule load, never at air time)"
-    );
-    println!("  {reference}: {reference_secs:.2} s");
-    println!(
-        "  CPU time (user+sys, less sensitive to a busy machine): cold {cold_cpu:.2} s ({:.2}×), warm {warm_cpu:.2} s ({:.2}×), reference {reference_cpu:.2} s",
-        cold_cpu / reference_cpu,
-        warm_cpu / reference_cpu
+        "  (CPU = user + sys over all threads; on a busy machine the wall ratio follows the CPU ratio, on an idle 2-core one the meter thread runs beside the decoder)"
     );
     Ok(())
 }

@@ -17,10 +17,11 @@ pub const MIN_SILENCE_RUN_SECS: f64 = 2.0;
 /// Chunks queued for an analysis thread before `push` blocks (≈ 1.5 s of
 /// [`WORKER_CHUNK_SAMPLES`]-sample stereo chunks at 44.1 kHz: enough to ride out a scheduling
 /// hiccup, small enough for the RSS budget).
-pub const WORKER_QUEUE_CHUNKS: usize = 8;
-/// Samples gathered before a chunk is handed to the analysis thread (≈ 93 ms of 44.1 kHz
-/// stereo): fewer, larger hand-overs keep the thread wake-ups off the profile.
-pub const WORKER_CHUNK_SAMPLES: usize = 8192;
+pub const WORKER_QUEUE_CHUNKS: usize = 4;
+/// Samples gathered before a chunk is handed to the analysis thread (≈ 0.37 s of 44.1 kHz
+/// stereo, 128 KiB): fewer, larger hand-overs keep the thread wake-ups (two context switches
+/// each) off the profile.
+pub const WORKER_CHUNK_SAMPLES: usize = 32768;
 
 /// Errors building a meter.
 #[derive(Debug, thiserror::Error)]
