@@ -4,8 +4,10 @@
 //! and the dashboard. One router per resource, one [`AppState`], one [`ApiError`].
 //!
 //! **Invariant:** a request either gets a definite answer (stored / refused with reasons) or a 429
-//! / 500 after which nothing of it was stored; SQLite work runs in `spawn_blocking`, and internal
-//! errors are logged, never shown.
+//! / 500 after which nothing of it was stored; an ingest answer is sent only after the writer
+//! thread (the one owner of the write connections) committed it; decoding, hashing and signature
+//! checks and all reads run in `spawn_blocking`, never on the async workers; internal errors are
+//! logged, never shown.
 
 use axum::Router;
 use axum::body::{Body, Bytes};
@@ -179,10 +181,6 @@ struct Inner {
     registry_path: Option<PathBuf>,
     /// The writer thread's queue (it owns the two write connections).
     writer: mpsc::Sender<WriteJob>,
-    /// CPU work (decoding, hashing, signature checks) runs at most this many requests at once,
-    /// one per core, in arrival order: under load each request finishes sooner than if all of
-    /// them shared the cores at once, and throughput is the same.
-    verify_slots: tokio::sync::Semaphore,
     reader: Mutex<Store>,
     clock: Arc<dyn Clock>,
     plans: Arc<dyn PlanSource + Send + Sync>,
@@ -230,15 +228,11 @@ impl AppState {
             .name("collector-writer".into())
             .spawn(move || run_writer(writer, writer_clock, rx))
             .map_err(StartError::WriterThread)?;
-        let cores = std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1);
         Ok(Self {
             inner: Arc::new(Inner {
                 registry: RwLock::new(registry),
                 registry_path,
                 writer: tx,
-                verify_slots: tokio::sync::Semaphore::new(cores),
                 reader: Mutex::new(reader),
                 clock,
                 plans,
@@ -288,18 +282,14 @@ impl AppState {
         }
     }
 
-    /// Run the CPU work `f` (decoding, signature checks) on the blocking pool once one of the
-    /// per-core slots is free; slots are granted in arrival order.
+    /// Run the CPU work `f` (decoding, signature checks) on the blocking pool, off the async
+    /// workers and off the writer. (Limiting it to one request per core was measured: no gain in
+    /// throughput, and on a shared machine a worse batch p99, so the ingest slots are the only
+    /// limit.)
     async fn cpu<T: Send + 'static>(
         &self,
         f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
     ) -> Result<T, ApiError> {
-        let _slot = self
-            .inner
-            .verify_slots
-            .acquire()
-            .await
-            .map_err(|_| ApiError::Internal("verification slots closed".into()))?;
         tokio::task::spawn_blocking(f)
             .await
             .map_err(|e| ApiError::Internal(format!("blocking task: {e}")))?
