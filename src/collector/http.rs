@@ -136,12 +136,15 @@ fn run_writer(mut w: Writers, clock: Arc<dyn Clock>, mut rx: mpsc::Receiver<Writ
             reply,
         } => {
             let now = clock.now();
-            let r = w
-                .heartbeats
-                .store_heartbeat(&station, &bytes, &signature, now)
-                .map(|()| now);
+            let stored = guarded("heartbeat", || {
+                w.heartbeats
+                    .store_heartbeat(&station, &bytes, &signature, now)
+            });
             // The requester may have gone (client closed); the heartbeat is stored anyway.
-            let _ = reply.send(r);
+            // After a panic the reply is dropped: the requester answers 500.
+            if let Some(r) = stored {
+                let _ = reply.send(r.map(|()| now));
+            }
         }
         WriteJob::Batch {
             station,
@@ -162,8 +165,10 @@ fn run_writer(mut w: Writers, clock: Arc<dyn Clock>, mut rx: mpsc::Receiver<Writ
             }
         }
         if let Some((station, records, reply)) = batches.pop_front() {
-            let r = w.records.store_batch(&station, &records, clock.now());
-            let _ = reply.send(r);
+            let now = clock.now();
+            if let Some(r) = guarded("batch", || w.records.store_batch(&station, &records, now)) {
+                let _ = reply.send(r);
+            }
             continue;
         }
         if closed {
@@ -172,6 +177,21 @@ fn run_writer(mut w: Writers, clock: Arc<dyn Clock>, mut rx: mpsc::Receiver<Writ
         match rx.blocking_recv() {
             Some(job) => take(job, &mut batches),
             None => return,
+        }
+    }
+}
+
+/// Run one write job; a panic in it (a bug) is logged and ends only that job — its transaction
+/// is rolled back as the unwinding drops it — so the writer keeps serving the others.
+fn guarded<T>(what: &str, f: impl FnOnce() -> T) -> Option<T> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        Ok(v) => Some(v),
+        Err(_) => {
+            tracing::error!(
+                job = what,
+                "the writer panicked on a job; nothing of it was stored"
+            );
+            None
         }
     }
 }
@@ -443,7 +463,7 @@ fn batch_error(e: BatchError) -> ApiError {
 }
 
 fn writer_gone() -> ApiError {
-    ApiError::Internal("the writer thread has stopped".into())
+    ApiError::Internal("the writer thread failed on this request or has stopped".into())
 }
 
 fn unknown_station(id: &str) -> ApiError {
