@@ -82,11 +82,7 @@ fn main() {
         let tx = conn.transaction().unwrap();
         {
             let mut ins = tx
-                .prepare_cached(
-                    "INSERT INTO records (station, seq, hash, prev_hash, signature, bytes, occurrence,
-                    category, source, outcome, scheduled_unix, aired_secs, received_unix)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
-                )
+                .prepare_cached(loa::collector::store::INSERT_RECORD_SQL)
                 .unwrap();
             let mut prev = GENESIS_HASH.to_string();
             for i in 0..AIRINGS {
@@ -127,22 +123,8 @@ fn main() {
                 // (the export never verifies; `loa verify` does).
                 let bytes = serde_json::to_string(&r).unwrap();
                 let hash = loa::wire::sha256_hex(bytes.as_bytes());
-                ins.execute(rusqlite::params![
-                    id,
-                    r.seq as i64,
-                    hash,
-                    prev,
-                    "sig",
-                    bytes,
-                    r.occurrence,
-                    "cchc",
-                    "file",
-                    "aired",
-                    r.scheduled_at.timestamp(),
-                    r.aired_secs,
-                    0i64
-                ])
-                .unwrap();
+                loa::collector::store::insert_record(&mut ins, &id, &hash, "sig", &bytes, &r, 0)
+                    .unwrap();
                 prev = hash;
             }
         }

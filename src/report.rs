@@ -15,9 +15,9 @@ use std::io::Write;
 
 use crate::collector::registry::{Registry, StationEntry};
 use crate::collector::store::{Store, StoreError, StoredRecord};
-use crate::reconcile::{Breakdown, Row, Status, Thresholds, reconcile, source_key};
+use crate::reconcile::{Airing, Breakdown, Row, Status, Thresholds, reconcile, source_key};
 use crate::schedule::PlannedAiring;
-use crate::wire::{AiringRecord, GENESIS_HASH, SignedRecord, decode_public_key};
+use crate::wire::{GENESIS_HASH, SignedRecord, decode_public_key};
 
 /// Format name written into JSON exports.
 pub const EXPORT_FORMAT: &str = "loa-airing-log";
@@ -207,17 +207,7 @@ pub fn build_with(
     type Built = Result<StationSection, ReportError>;
     let work = |db: &Store, part: &[&StationEntry]| -> Vec<Built> {
         part.iter()
-            .map(|entry| {
-                let (lo, hi) = period.unix_bounds();
-                let stored = db.records_between(Some(&entry.id), lo, hi)?;
-                let (mut section, missing) = reconcile_section(entry, stored, plans, period, th)?;
-                if !keep_records {
-                    section.records = Vec::new();
-                } else if let Some((first, last)) = missing {
-                    section.records = db.records_by_seq(&entry.id, first, last)?;
-                }
-                Ok(section)
-            })
+            .map(|entry| section(db, entry, plans, period, th, keep_records))
             .collect()
     };
     // One part per core, each with its own read connection (WAL readers run side by side):
@@ -260,50 +250,58 @@ pub fn build_with(
     })
 }
 
-/// Reconcile one station over `period` from its stored records scheduled around it. Returns the
-/// section and, when the contiguous run of seqs covering the period is not exactly `stored`,
-/// the seq range still to read (records of neighbouring periods inside the run).
-fn reconcile_section(
+/// Reconcile one station over `period`. With `keep_records`, its signed records are read (and
+/// parsed: the same airings) and the contiguous run of seqs covering the period is kept for the
+/// JSON export; without, only the airing columns are read (no JSON parsing).
+fn section(
+    db: &Store,
     entry: &StationEntry,
-    stored: Vec<StoredRecord>,
     plans: &dyn PlanSource,
     period: &Period,
     th: &Thresholds,
-) -> Result<(StationSection, Option<(u64, u64)>), ReportError> {
-    let mut recs: Vec<AiringRecord> = Vec::with_capacity(stored.len());
-    let (mut first, mut last) = (u64::MAX, 0u64);
-    for s in &stored {
-        let r = s.parse()?;
-        if period.contains(&r.scheduled_at) {
-            first = first.min(s.seq);
-            last = last.max(s.seq);
-            recs.push(r);
+    keep_records: bool,
+) -> Result<StationSection, ReportError> {
+    let (lo, hi) = period.unix_bounds();
+    let (airings, run) = if keep_records {
+        let stored = db.records_between(Some(&entry.id), lo, hi)?;
+        let mut airings = Vec::with_capacity(stored.len());
+        let (mut first, mut last) = (u64::MAX, 0u64);
+        for s in &stored {
+            let r = s.parse()?;
+            if period.contains(&r.scheduled_at) {
+                first = first.min(s.seq);
+                last = last.max(s.seq);
+                airings.push(Airing::from(r));
+            }
         }
-    }
-    let (run, missing) = if last == 0 {
-        (Vec::new(), None)
-    } else if last - first + 1 == stored.len() as u64 && stored.len() == recs.len() {
-        (stored, None)
+        let run = if last == 0 {
+            Vec::new()
+        } else if last - first + 1 == stored.len() as u64 && stored.len() == airings.len() {
+            stored
+        } else {
+            // Records of neighbouring periods inside the run are read too, so it has no holes.
+            db.records_by_seq(&entry.id, first, last)?
+        };
+        (airings, run)
     } else {
-        (Vec::new(), Some((first, last)))
+        let mut airings = db.airings_between(&entry.id, lo, hi)?;
+        airings.retain(|a| period.contains(&a.scheduled_at));
+        (airings, Vec::new())
     };
     let (plan, plan_note) = match plans.plan(entry, period) {
         Ok(p) => (Some(p), None),
         Err(note) => (None, Some(note)),
     };
-    let reconciliation = reconcile(&entry.id, plan.as_deref(), &recs, th);
-    Ok((
-        StationSection {
-            id: entry.id.clone(),
-            name: entry.name.clone(),
-            area_code: entry.area_code.clone(),
-            public_key: entry.public_key.clone(),
-            plan_note,
-            reconciliation,
-            records: run,
-        },
-        missing,
-    ))
+    let reconciliation = reconcile(&entry.id, plan.as_deref(), &airings, th);
+    Ok(StationSection {
+        id: entry.id.clone(),
+        name: entry.name.clone(),
+        area_code: entry.area_code.clone(),
+        public_key: entry.public_key.clone(),
+        plan_note,
+        reconciliation,
+        records: run,
+    })
 }
 
 /// Reconcile one station over `period`, and gather the contiguous run of its records.
@@ -314,13 +312,7 @@ pub fn station_section(
     period: &Period,
     th: &Thresholds,
 ) -> Result<StationSection, ReportError> {
-    let (lo, hi) = period.unix_bounds();
-    let stored = store.records_between(Some(&entry.id), lo, hi)?;
-    let (mut section, missing) = reconcile_section(entry, stored, plans, period, th)?;
-    if let Some((first, last)) = missing {
-        section.records = store.records_by_seq(&entry.id, first, last)?;
-    }
-    Ok(section)
+    section(store, entry, plans, period, th, true)
 }
 
 /// Export formats.
