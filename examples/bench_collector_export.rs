@@ -5,7 +5,7 @@
 //! (CSV ≤ 2 s, XLSX ≤ 10 s; JSON has no target). Nothing asserted.
 //!
 //! Run: `CARGO_TARGET_DIR=/work/target-release cargo run --release --example
-//! bench_collector_export [-- STATIONS]` (default 10000).
+//! bench_collector_export [-- STATIONS [FORMATS]]` (default 10000 and `csv,xlsx,json`).
 
 use chrono::{Duration, FixedOffset, TimeZone, Utc};
 use ed25519_dalek::SigningKey;
@@ -52,6 +52,19 @@ impl PlanSource for BenchPlans {
     fn plan(&self, s: &StationEntry, _: &Period) -> Result<Vec<PlannedAiring>, String> {
         Ok((0..AIRINGS + 2).map(|i| plan(&s.id, i)).collect())
     }
+}
+
+/// CPU seconds (user + system, all threads) this process has used so far, from
+/// `/proc/self/stat` (clock ticks of 1/100 s); 0 when unreadable. Beside the wall time it shows
+/// how much of a figure is waiting for a core on a loaded machine.
+fn cpu_secs() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name (which is in parentheses and may hold spaces).
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or_default();
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let tick = |i: usize| f.get(i).and_then(|x| x.parse::<f64>().ok()).unwrap_or(0.0);
+    // utime and stime are fields 14 and 15 of the line: indexes 11 and 12 after the `)`.
+    (tick(11) + tick(12)) / 100.0
 }
 
 fn main() {
@@ -146,12 +159,21 @@ fn main() {
     .unwrap();
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     println!("/proc/loadavg before the exports: {}", load.trim());
+    // Optional second argument: only these formats, e.g. `csv,xlsx` (for profiling one).
+    let only = std::env::args()
+        .nth(2)
+        .unwrap_or_default()
+        .to_ascii_lowercase();
     for (f, target_secs) in [
         (Format::Csv, Some(2.0)),
         (Format::Xlsx, Some(10.0)),
         (Format::Json, None),
     ] {
+        if !only.is_empty() && !only.contains(&format!("{f:?}").to_ascii_lowercase()) {
+            continue;
+        }
         let t = Instant::now();
+        let cpu0 = cpu_secs();
         let report = build_with(
             &store,
             &registry,
@@ -173,13 +195,14 @@ fn main() {
         std::fs::write(&out, &bytes).unwrap();
         drop(report);
         let total = t.elapsed().as_secs_f64();
+        let cpu = cpu_secs() - cpu0;
         let verdict = match target_secs {
             Some(max) if total <= max => format!("target <= {max:.0} s  PASS"),
             Some(max) => format!("target <= {max:.0} s  MISS"),
             None => "no target".to_string(),
         };
         println!(
-            "export {f:?}: {rows} rows, {} MB: {total:.2} s (build {build_s:.2} s + render and write {:.2} s)  {verdict}",
+            "export {f:?}: {rows} rows, {} MB: {total:.2} s (build {build_s:.2} s + render and write {:.2} s; CPU {cpu:.2} s)  {verdict}",
             bytes.len() / 1_000_000,
             total - build_s
         );

@@ -221,14 +221,24 @@ impl Breakdown {
     /// Count one row everywhere.
     pub fn add(&mut self, row: &Row) {
         self.totals.add(row);
-        self.by_category
-            .entry(row.category.clone())
-            .or_default()
-            .add(row);
-        self.by_source
-            .entry(source_key(row.source).to_string())
-            .or_default()
-            .add(row);
+        // Look up before inserting: no key allocation per row.
+        match self.by_category.get_mut(&row.category) {
+            Some(t) => t.add(row),
+            None => {
+                let mut t = Totals::default();
+                t.add(row);
+                self.by_category.insert(row.category.clone(), t);
+            }
+        }
+        let source = source_key(row.source);
+        match self.by_source.get_mut(source) {
+            Some(t) => t.add(row),
+            None => {
+                let mut t = Totals::default();
+                t.add(row);
+                self.by_source.insert(source.to_string(), t);
+            }
+        }
     }
 
     /// Sum another breakdown into this one.

@@ -391,7 +391,7 @@ fn source_vi(row: &Row) -> &'static str {
 }
 
 fn csv_field(out: &mut impl Write, s: &str) -> std::io::Result<()> {
-    if s.contains([',', '"', '\n', '\r']) {
+    if s.bytes().any(|b| matches!(b, b',' | b'"' | b'\n' | b'\r')) {
         out.write_all(b"\"")?;
         out.write_all(s.replace('"', "\"\"").as_bytes())?;
         out.write_all(b"\"")
@@ -401,10 +401,13 @@ fn csv_field(out: &mut impl Write, s: &str) -> std::io::Result<()> {
 }
 
 /// One cell of an airing row, typed so CSV and XLSX each write it their way without
-/// re-parsing text.
+/// re-parsing text (and without an allocation per cell).
 enum Cell<'a> {
     Text(&'a str),
-    Owned(String),
+    /// The local date, `dd/mm/yyyy`.
+    Date(&'a DateTime<FixedOffset>),
+    /// The local time of day, `hh:mm:ss`.
+    Time(&'a DateTime<FixedOffset>),
     /// Seconds, shown with one decimal (XLSX: a number rounded to 0.1).
     Secs(f64),
     Int(u64),
@@ -419,13 +422,62 @@ fn opt_text(x: &Option<String>) -> Cell<'_> {
     x.as_deref().map(Cell::Text).unwrap_or(Cell::Empty)
 }
 
-fn date_dmy(t: &DateTime<FixedOffset>) -> String {
-    format!("{:02}/{:02}/{:04}", t.day(), t.month(), t.year())
+/// Two ASCII digits of `n` (0..=99).
+fn two_digits(n: u32) -> [u8; 2] {
+    [b'0' + (n / 10 % 10) as u8, b'0' + (n % 10) as u8]
 }
 
-fn time_hms(t: &DateTime<FixedOffset>) -> String {
+/// `dd/mm/yyyy` of the local date of `t` (years outside 0..=9999 as `format!` writes them).
+fn date_dmy(t: &DateTime<FixedOffset>, buf: &mut [u8; 16]) -> usize {
+    let d = t.date_naive();
+    let y = d.year();
+    if !(0..=9999).contains(&y) {
+        let s = format!("{:02}/{:02}/{:04}", d.day(), d.month(), y);
+        let n = s.len().min(buf.len());
+        buf[..n].copy_from_slice(&s.as_bytes()[..n]);
+        return n;
+    }
+    let y = y as u32;
+    buf[..2].copy_from_slice(&two_digits(d.day()));
+    buf[2] = b'/';
+    buf[3..5].copy_from_slice(&two_digits(d.month()));
+    buf[5] = b'/';
+    buf[6..8].copy_from_slice(&two_digits(y / 100));
+    buf[8..10].copy_from_slice(&two_digits(y % 100));
+    10
+}
+
+/// `hh:mm:ss` of the local time of `t`.
+fn time_hms(t: &DateTime<FixedOffset>, buf: &mut [u8; 16]) -> usize {
     use chrono::Timelike;
-    format!("{:02}:{:02}:{:02}", t.hour(), t.minute(), t.second())
+    let t = t.time();
+    buf[..2].copy_from_slice(&two_digits(t.hour()));
+    buf[2] = b':';
+    buf[3..5].copy_from_slice(&two_digits(t.minute()));
+    buf[5] = b':';
+    buf[6..8].copy_from_slice(&two_digits(t.second()));
+    8
+}
+
+/// The text of a date or time cell in `buf` (always ASCII).
+fn cell_text<'b>(
+    f: fn(&DateTime<FixedOffset>, &mut [u8; 16]) -> usize,
+    t: &DateTime<FixedOffset>,
+    buf: &'b mut [u8; 16],
+) -> &'b str {
+    let n = f(t, buf);
+    std::str::from_utf8(&buf[..n]).unwrap_or_default()
+}
+
+/// Append `x` as `format!("{x:.1}")` writes it: integral values (the usual case) directly,
+/// anything else through `format!`'s own rounding.
+fn push_secs(out: &mut Vec<u8>, x: f64) {
+    if x >= 0.0 && x < 1e15 && x.fract() == 0.0 && x.is_sign_positive() {
+        out.extend_from_slice(itoa::Buffer::new().format(x as u64).as_bytes());
+        out.extend_from_slice(b".0");
+    } else {
+        let _ = write!(out, "{x:.1}");
+    }
 }
 
 /// The cells of one airing row, in [`CSV_HEADERS`] order.
@@ -434,10 +486,11 @@ fn row_cells<'a>(s: &'a StationSection, r: &'a Row) -> [Cell<'a>; 18] {
         Cell::Text(&s.id),
         Cell::Text(&s.name),
         Cell::Text(&s.area_code),
-        Cell::Owned(date_dmy(&r.scheduled_at)),
-        Cell::Owned(time_hms(&r.scheduled_at)),
+        Cell::Date(&r.scheduled_at),
+        Cell::Time(&r.scheduled_at),
         r.actual_start
-            .map(|t| Cell::Owned(time_hms(&t)))
+            .as_ref()
+            .map(Cell::Time)
             .unwrap_or(Cell::Empty),
         opt_text(&r.slot),
         opt_text(&r.program),
@@ -454,33 +507,53 @@ fn row_cells<'a>(s: &'a StationSection, r: &'a Row) -> [Cell<'a>; 18] {
     ]
 }
 
+/// Bytes of CSV buffered before each write to `out`.
+const CSV_CHUNK_BYTES: usize = 1 << 20;
+
 /// CSV: a BOM, the Vietnamese headers, then one row per planned occurrence or unplanned airing.
+/// Rows are built in a buffer and written to `out` in chunks of ~1 MiB.
 pub fn write_csv(report: &PeriodReport, out: &mut impl Write) -> Result<(), ReportError> {
-    out.write_all("\u{feff}".as_bytes())?;
+    let mut buf: Vec<u8> = Vec::with_capacity(CSV_CHUNK_BYTES + 64 * 1024);
+    buf.extend_from_slice("\u{feff}".as_bytes());
     for (i, h) in CSV_HEADERS.iter().enumerate() {
         if i > 0 {
-            out.write_all(b",")?;
+            buf.push(b',');
         }
-        csv_field(out, h)?;
+        csv_field(&mut buf, h)?;
     }
-    out.write_all(b"\r\n")?;
+    buf.extend_from_slice(b"\r\n");
+    let mut tbuf = [0u8; 16];
     for s in &report.stations {
         for r in &s.reconciliation.rows {
             for (i, c) in row_cells(s, r).iter().enumerate() {
                 if i > 0 {
-                    out.write_all(b",")?;
+                    buf.push(b',');
                 }
                 match c {
-                    Cell::Text(t) => csv_field(out, t)?,
-                    Cell::Owned(t) => csv_field(out, t)?,
-                    Cell::Secs(x) => write!(out, "{x:.1}")?,
-                    Cell::Int(n) => write!(out, "{n}")?,
+                    Cell::Text(t) => csv_field(&mut buf, t)?,
+                    Cell::Date(t) => {
+                        let n = date_dmy(t, &mut tbuf);
+                        buf.extend_from_slice(&tbuf[..n]);
+                    }
+                    Cell::Time(t) => {
+                        let n = time_hms(t, &mut tbuf);
+                        buf.extend_from_slice(&tbuf[..n]);
+                    }
+                    Cell::Secs(x) => push_secs(&mut buf, *x),
+                    Cell::Int(n) => {
+                        buf.extend_from_slice(itoa::Buffer::new().format(*n).as_bytes())
+                    }
                     Cell::Empty => {}
                 }
             }
-            out.write_all(b"\r\n")?;
+            buf.extend_from_slice(b"\r\n");
+            if buf.len() >= CSV_CHUNK_BYTES {
+                out.write_all(&buf)?;
+                buf.clear();
+            }
         }
     }
+    out.write_all(&buf)?;
     Ok(())
 }
 
@@ -767,6 +840,7 @@ fn write_row(
     s: &StationSection,
     r: &Row,
 ) -> Result<(), ReportError> {
+    let mut buf = [0u8; 16];
     for (c, v) in row_cells(s, r).into_iter().enumerate() {
         let c = c as u16;
         // Numbers as numbers so Excel sums them.
@@ -774,8 +848,11 @@ fn write_row(
             Cell::Text(t) => {
                 ws.write_string(row, c, t)?;
             }
-            Cell::Owned(t) => {
-                ws.write_string(row, c, t)?;
+            Cell::Date(t) => {
+                ws.write_string(row, c, cell_text(date_dmy, t, &mut buf))?;
+            }
+            Cell::Time(t) => {
+                ws.write_string(row, c, cell_text(time_hms, t, &mut buf))?;
             }
             Cell::Secs(x) => {
                 ws.write_number(row, c, (x * 10.0).round() / 10.0)?;
@@ -962,5 +1039,52 @@ mod tests {
         let mut out = Vec::new();
         csv_field(&mut out, "a,\"b\"").unwrap();
         assert_eq!(out, b"\"a,\"\"b\"\"\"");
+    }
+
+    #[test]
+    fn secs_and_times_are_written_as_format_writes_them() {
+        use chrono::TimeZone;
+        for x in [
+            0.0,
+            -0.0,
+            1.0,
+            600.0,
+            599.95,
+            0.05,
+            0.25,
+            0.35,
+            1e15,
+            1e16,
+            123.456,
+            -3.0,
+            -0.04,
+            f64::MAX,
+            4.5e-300,
+        ] {
+            let mut out = Vec::new();
+            push_secs(&mut out, x);
+            assert_eq!(String::from_utf8(out).unwrap(), format!("{x:.1}"), "{x}");
+        }
+        let mut buf = [0u8; 16];
+        for (off, (y, mo, d, h, mi, sec)) in [
+            (7 * 3600, (2019, 3, 1, 5, 30, 0)),
+            (-3600, (2019, 12, 31, 23, 59, 59)),
+            (0, (999, 1, 9, 0, 0, 7)),
+            (14 * 3600, (12345, 6, 7, 8, 9, 10)),
+        ] {
+            let t = FixedOffset::east_opt(off)
+                .unwrap()
+                .with_ymd_and_hms(y, mo, d, h, mi, sec)
+                .unwrap();
+            assert_eq!(
+                cell_text(date_dmy, &t, &mut buf),
+                format!("{:02}/{:02}/{:04}", t.day(), t.month(), t.year())
+            );
+            use chrono::Timelike;
+            assert_eq!(
+                cell_text(time_hms, &t, &mut buf),
+                format!("{:02}:{:02}:{:02}", t.hour(), t.minute(), t.second())
+            );
+        }
     }
 }
