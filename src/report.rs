@@ -764,31 +764,51 @@ pub fn to_xlsx_with_sheet_rows(
         }
     }
     // The two big sheets are written row by row in constant-memory mode (rows go to a temp file
-    // as they are written, strings inline), so a month of 10,000 stations does not sit in memory.
+    // as they are written, strings inline), so a month of 10,000 stations does not sit in memory;
+    // each on its own thread (standalone worksheets, pushed in order afterwards). Both use one
+    // format (`bold`), so the style indices do not depend on which thread registers it first.
+    let is_exception = |r: &&Row| {
+        matches!(
+            r.status,
+            Status::Missed | Status::Failed | Status::NoRecord | Status::Unplanned
+        )
+    };
+    let (n_all, n_exceptions) = report.stations.iter().fold((0usize, 0usize), |(a, e), s| {
+        let rows = &s.reconciliation.rows;
+        (a + rows.len(), e + rows.iter().filter(is_exception).count())
+    });
+    let mut airing_sheets = new_row_sheets(&mut wb, SHEET_AIRINGS, n_all, max_rows_per_sheet)?;
+    let mut exception_sheets =
+        new_row_sheets(&mut wb, SHEET_EXCEPTIONS, n_exceptions, max_rows_per_sheet)?;
     let all = report
         .stations
         .iter()
         .flat_map(|s| s.reconciliation.rows.iter().map(move |r| (s, r)));
-    write_row_sheets(&mut wb, SHEET_AIRINGS, &bold, max_rows_per_sheet, all)?;
     let exceptions = report.stations.iter().flat_map(|s| {
         s.reconciliation
             .rows
             .iter()
-            .filter(|r| {
-                matches!(
-                    r.status,
-                    Status::Missed | Status::Failed | Status::NoRecord | Status::Unplanned
-                )
-            })
+            .filter(is_exception)
             .map(move |r| (s, r))
     });
-    write_row_sheets(
-        &mut wb,
-        SHEET_EXCEPTIONS,
-        &bold,
-        max_rows_per_sheet,
-        exceptions,
-    )?;
+    let (a, e) = std::thread::scope(|scope| {
+        let bold = &bold;
+        let sheets = &mut exception_sheets;
+        let other =
+            scope.spawn(move || fill_row_sheets(sheets, bold, max_rows_per_sheet, exceptions));
+        let a = fill_row_sheets(&mut airing_sheets, bold, max_rows_per_sheet, all);
+        let e = match other.join() {
+            Ok(e) => e,
+            // The work returns errors rather than panic; re-raise a panic as such.
+            Err(p) => std::panic::resume_unwind(p),
+        };
+        (a, e)
+    });
+    a?;
+    e?;
+    for ws in airing_sheets.into_iter().chain(exception_sheets) {
+        wb.push_worksheet(ws);
+    }
     // Level 3 (what Excel itself uses) instead of 6: most of the time of a big export is
     // compressing the sheet XML; the file is ~5% bigger.
     wb.set_zip_compression_level(3);
@@ -799,39 +819,50 @@ pub fn to_xlsx_with_sheet_rows(
 /// on a sheet named `NAME (2)`, `NAME (3)`… (a year of many stations can exceed it).
 pub const MAX_DATA_ROWS_PER_SHEET: u32 = 1_048_575;
 
-/// Write airing rows under the CSV headers on constant-memory sheets named `name`, `name (2)`, …
-fn write_row_sheets<'a>(
+/// Standalone constant-memory sheets named `name`, `name (2)`, … enough for `rows` data rows
+/// (at least one, so an empty export still has its headers).
+fn new_row_sheets(
     wb: &mut rust_xlsxwriter::Workbook,
     name: &str,
-    bold: &rust_xlsxwriter::Format,
+    rows: usize,
     max_rows: u32,
-    rows: impl Iterator<Item = (&'a StationSection, &'a Row)>,
-) -> Result<(), ReportError> {
-    let mut rows = rows.peekable();
-    let mut part = 1;
-    loop {
-        let ws = wb.add_worksheet_with_constant_memory()?;
+) -> Result<Vec<rust_xlsxwriter::Worksheet>, ReportError> {
+    let parts = rows.div_ceil(max_rows as usize).max(1);
+    let mut sheets = Vec::with_capacity(parts);
+    for part in 1..=parts {
+        let mut ws = wb.new_worksheet_with_constant_memory()?;
         ws.set_name(if part == 1 {
             name.to_string()
         } else {
             format!("{name} ({part})")
         })?;
+        sheets.push(ws);
+    }
+    Ok(sheets)
+}
+
+/// Write airing rows under the CSV headers on `sheets`, `max_rows` data rows on each.
+fn fill_row_sheets<'a>(
+    sheets: &mut [rust_xlsxwriter::Worksheet],
+    bold: &rust_xlsxwriter::Format,
+    max_rows: u32,
+    rows: impl Iterator<Item = (&'a StationSection, &'a Row)>,
+) -> Result<(), ReportError> {
+    let mut rows = rows.peekable();
+    for ws in sheets {
         for (c, h) in CSV_HEADERS.iter().enumerate() {
             ws.write_string_with_format(0, c as u16, *h, bold)?;
         }
         let mut row = 1u32;
         while row <= max_rows {
             let Some((s, r)) = rows.next() else {
-                return Ok(());
+                break;
             };
             write_row(ws, row, s, r)?;
             row += 1;
         }
-        if rows.peek().is_none() {
-            return Ok(());
-        }
-        part += 1;
     }
+    Ok(())
 }
 
 fn write_row(
