@@ -509,14 +509,16 @@ mod tests {
         manual.category = "notice".into();
         let mut foreign = rec(5, &plan(9, 9), Outcome::Aired, 30.0, 0);
         foreign.source = Source::Relay;
-        let recs = vec![
+        let recs: Vec<Airing> = [
             rec(1, &plans[0], Outcome::Failed, 0.0, 0),
             rec(2, &plans[0], Outcome::Aired, 600.0, 90_000), // retry supersedes seq 1
             rec(3, &plans[1], Outcome::Missed, 0.0, 0),
             manual,
             foreign,
-        ];
-        let recs: Vec<Airing> = recs.iter().map(Airing::from).collect();
+        ]
+        .into_iter()
+        .map(Airing::from)
+        .collect();
         let r = reconcile("a", Some(&plans), &recs, &Thresholds::default());
         let got: Vec<(Status, Option<u64>)> = r.rows.iter().map(|r| (r.status, r.seq)).collect();
         assert_eq!(

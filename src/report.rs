@@ -472,7 +472,7 @@ fn cell_text<'b>(
 /// Append `x` as `format!("{x:.1}")` writes it: integral values (the usual case) directly,
 /// anything else through `format!`'s own rounding.
 fn push_secs(out: &mut Vec<u8>, x: f64) {
-    if x >= 0.0 && x < 1e15 && x.fract() == 0.0 && x.is_sign_positive() {
+    if (0.0..1e15).contains(&x) && x.fract() == 0.0 && x.is_sign_positive() {
         out.extend_from_slice(itoa::Buffer::new().format(x as u64).as_bytes());
         out.extend_from_slice(b".0");
     } else {

@@ -111,6 +111,9 @@ const MIGRATIONS: &[&str] = &[
         actual_offset_secs, planned_secs, aired_secs, start_offset_ms, reason);",
 ];
 
+/// The schema version this build writes (`PRAGMA user_version` after migrating).
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
 /// Rows read per step of a backfill (bounds its memory on a big database).
 const BACKFILL_ROWS_PER_STEP: i64 = 10_000;
 
@@ -879,7 +882,7 @@ mod tests {
             seq,
             occurrence: (variant != 4).then(|| format!("sang@{}", at.to_utc().to_rfc3339())),
             slot: (variant != 4).then(|| "sang".into()),
-            program: (variant % 2 == 0).then(|| "cchc".into()),
+            program: variant.is_multiple_of(2).then(|| "cchc".into()),
             category: "cchc".into(),
             source: if variant == 3 {
                 Source::Relay
