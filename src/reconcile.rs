@@ -3,9 +3,11 @@
 //! for no planned occurrence is listed as unplanned, and [`Totals`] are summed per station, per
 //! category, per source and for the city.
 //!
-//! **Invariant:** pure: the same plan, records and thresholds give the same rows, in plan order
-//! then unplanned by seq; every planned occurrence yields exactly one row and every record at most
-//! one (a later record for the same occurrence supersedes an earlier one).
+//! **Invariant:** pure: the same plan, airings and thresholds give the same rows, in plan order
+//! then unplanned by seq; every planned occurrence yields exactly one row and every airing at most
+//! one (a later record for the same occurrence supersedes an earlier one). It reads only the
+//! fields of [`Airing`] (what the store keeps in columns beside each signed record), never the
+//! signed bytes.
 
 use chrono::{DateTime, FixedOffset};
 use serde::{Deserialize, Serialize};
@@ -61,6 +63,66 @@ impl Status {
             Status::Missed => "Bỏ lỡ",
             Status::NoRecord => "Không có bản ghi",
             Status::Unplanned => "Phát ngoài kế hoạch",
+        }
+    }
+}
+
+/// The fields of an airing record that reconciliation reads: the store hands these from its
+/// columns (no JSON parsing), and `From<&AiringRecord>` gives the same from a parsed record.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Airing {
+    pub seq: u64,
+    pub occurrence: Option<String>,
+    pub slot: Option<String>,
+    pub program: Option<String>,
+    pub category: String,
+    pub source: Source,
+    pub scheduled_at: DateTime<FixedOffset>,
+    pub actual_start: Option<DateTime<FixedOffset>>,
+    pub planned_secs: f64,
+    pub aired_secs: f64,
+    /// First sample's instant minus the scheduled instant, in ms (positive = late).
+    pub start_offset_ms: Option<i64>,
+    pub outcome: Outcome,
+    pub reason: Option<String>,
+}
+
+impl From<&AiringRecord> for Airing {
+    fn from(r: &AiringRecord) -> Self {
+        Self {
+            seq: r.seq,
+            occurrence: r.occurrence.clone(),
+            slot: r.slot.clone(),
+            program: r.program.clone(),
+            category: r.category.clone(),
+            source: r.source,
+            scheduled_at: r.scheduled_at,
+            actual_start: r.actual_start,
+            planned_secs: r.planned_secs,
+            aired_secs: r.aired_secs,
+            start_offset_ms: r.start_offset_ms,
+            outcome: r.outcome,
+            reason: r.reason.clone(),
+        }
+    }
+}
+
+impl From<AiringRecord> for Airing {
+    fn from(r: AiringRecord) -> Self {
+        Self {
+            seq: r.seq,
+            occurrence: r.occurrence,
+            slot: r.slot,
+            program: r.program,
+            category: r.category,
+            source: r.source,
+            scheduled_at: r.scheduled_at,
+            actual_start: r.actual_start,
+            planned_secs: r.planned_secs,
+            aired_secs: r.aired_secs,
+            start_offset_ms: r.start_offset_ms,
+            outcome: r.outcome,
+            reason: r.reason,
         }
     }
 }
@@ -159,14 +221,24 @@ impl Breakdown {
     /// Count one row everywhere.
     pub fn add(&mut self, row: &Row) {
         self.totals.add(row);
-        self.by_category
-            .entry(row.category.clone())
-            .or_default()
-            .add(row);
-        self.by_source
-            .entry(source_key(row.source).to_string())
-            .or_default()
-            .add(row);
+        // Look up before inserting: no key allocation per row.
+        match self.by_category.get_mut(&row.category) {
+            Some(t) => t.add(row),
+            None => {
+                let mut t = Totals::default();
+                t.add(row);
+                self.by_category.insert(row.category.clone(), t);
+            }
+        }
+        let source = source_key(row.source);
+        match self.by_source.get_mut(source) {
+            Some(t) => t.add(row),
+            None => {
+                let mut t = Totals::default();
+                t.add(row);
+                self.by_source.insert(source.to_string(), t);
+            }
+        }
     }
 
     /// Sum another breakdown into this one.
@@ -198,7 +270,7 @@ pub struct StationReconciliation {
 
 fn classify(
     planned_secs: f64,
-    rec: &AiringRecord,
+    rec: &Airing,
     th: &Thresholds,
 ) -> (Status, Option<f64>, Option<f64>) {
     let late = rec.start_offset_ms.map(|ms| ms as f64 / 1000.0);
@@ -220,7 +292,7 @@ fn classify(
     (status, late, short_by)
 }
 
-fn default_reason(rec: &AiringRecord) -> Option<String> {
+fn default_reason(rec: &Airing) -> Option<String> {
     match (&rec.reason, rec.outcome) {
         (Some(r), _) => Some(r.clone()),
         (None, Outcome::Aired) => None,
@@ -230,15 +302,15 @@ fn default_reason(rec: &AiringRecord) -> Option<String> {
 
 /// Reconcile one station: `planned` is the plan for the period (`None` when the plan could not be
 /// loaded: then each record carrying an occurrence counts as planned on the station's word and
-/// "no record" cannot be known), `records` the station's records in the period.
+/// "no record" cannot be known), `records` the station's airings in the period.
 pub fn reconcile(
     station: &str,
     planned: Option<&[PlannedAiring]>,
-    records: &[AiringRecord],
+    records: &[Airing],
     th: &Thresholds,
 ) -> StationReconciliation {
     // Latest record per occurrence.
-    let mut by_occ: HashMap<&str, &AiringRecord> = HashMap::new();
+    let mut by_occ: HashMap<&str, &Airing> = HashMap::new();
     for r in records {
         if let Some(o) = r.occurrence.as_deref() {
             match by_occ.get(o) {
@@ -251,7 +323,7 @@ pub fn reconcile(
     }
     let mut out = StationReconciliation::default();
     let mut used: std::collections::HashSet<&str> = std::collections::HashSet::new();
-    let from_record = |r: &AiringRecord, planned_secs: f64, status_override: Option<Status>| {
+    let from_record = |r: &Airing, planned_secs: f64, status_override: Option<Status>| {
         let (status, late, short) = classify(planned_secs, r, th);
         Row {
             station: station.to_string(),
@@ -311,7 +383,7 @@ pub fn reconcile(
             }
         }
         None => {
-            let mut recs: Vec<&&AiringRecord> = by_occ.values().collect();
+            let mut recs: Vec<&&Airing> = by_occ.values().collect();
             recs.sort_by_key(|r| (r.scheduled_at, r.seq));
             for r in recs {
                 used.insert(r.occurrence.as_deref().unwrap_or_default());
@@ -321,7 +393,7 @@ pub fn reconcile(
             }
         }
     }
-    let mut unplanned: Vec<&AiringRecord> = records
+    let mut unplanned: Vec<&Airing> = records
         .iter()
         .filter(|r| match r.occurrence.as_deref() {
             None => true,
@@ -408,6 +480,7 @@ mod tests {
             .enumerate()
             .map(|(i, (&(o, aired, off), p))| rec(i as u64 + 1, p, o, aired, off))
             .collect();
+        let recs: Vec<Airing> = recs.iter().map(Airing::from).collect();
         let r = reconcile("a", Some(&plans), &recs, &Thresholds::default());
         let got: Vec<Status> = r.rows.iter().map(|r| r.status).collect();
         assert_eq!(got, expected);
@@ -436,13 +509,16 @@ mod tests {
         manual.category = "notice".into();
         let mut foreign = rec(5, &plan(9, 9), Outcome::Aired, 30.0, 0);
         foreign.source = Source::Relay;
-        let recs = vec![
+        let recs: Vec<Airing> = [
             rec(1, &plans[0], Outcome::Failed, 0.0, 0),
             rec(2, &plans[0], Outcome::Aired, 600.0, 90_000), // retry supersedes seq 1
             rec(3, &plans[1], Outcome::Missed, 0.0, 0),
             manual,
             foreign,
-        ];
+        ]
+        .into_iter()
+        .map(Airing::from)
+        .collect();
         let r = reconcile("a", Some(&plans), &recs, &Thresholds::default());
         let got: Vec<(Status, Option<u64>)> = r.rows.iter().map(|r| (r.status, r.seq)).collect();
         assert_eq!(
@@ -479,7 +555,7 @@ mod tests {
     #[test]
     fn without_a_plan_records_count_on_the_stations_word() {
         let p = plan(1, 5);
-        let recs = vec![rec(1, &p, Outcome::Aired, 600.0, 0)];
+        let recs = vec![Airing::from(rec(1, &p, Outcome::Aired, 600.0, 0))];
         let r = reconcile("a", None, &recs, &Thresholds::default());
         assert_eq!(r.rows.len(), 1);
         assert_eq!(r.rows[0].status, Status::OnTime);

@@ -15,9 +15,9 @@ use std::io::Write;
 
 use crate::collector::registry::{Registry, StationEntry};
 use crate::collector::store::{Store, StoreError, StoredRecord};
-use crate::reconcile::{Breakdown, Row, Status, Thresholds, reconcile, source_key};
+use crate::reconcile::{Airing, Breakdown, Row, Status, Thresholds, reconcile, source_key};
 use crate::schedule::PlannedAiring;
-use crate::wire::{AiringRecord, GENESIS_HASH, SignedRecord, decode_public_key};
+use crate::wire::{GENESIS_HASH, SignedRecord, decode_public_key};
 
 /// Format name written into JSON exports.
 pub const EXPORT_FORMAT: &str = "loa-airing-log";
@@ -207,17 +207,7 @@ pub fn build_with(
     type Built = Result<StationSection, ReportError>;
     let work = |db: &Store, part: &[&StationEntry]| -> Vec<Built> {
         part.iter()
-            .map(|entry| {
-                let (lo, hi) = period.unix_bounds();
-                let stored = db.records_between(Some(&entry.id), lo, hi)?;
-                let (mut section, missing) = reconcile_section(entry, stored, plans, period, th)?;
-                if !keep_records {
-                    section.records = Vec::new();
-                } else if let Some((first, last)) = missing {
-                    section.records = db.records_by_seq(&entry.id, first, last)?;
-                }
-                Ok(section)
-            })
+            .map(|entry| section(db, entry, plans, period, th, keep_records))
             .collect()
     };
     // One part per core, each with its own read connection (WAL readers run side by side):
@@ -260,50 +250,58 @@ pub fn build_with(
     })
 }
 
-/// Reconcile one station over `period` from its stored records scheduled around it. Returns the
-/// section and, when the contiguous run of seqs covering the period is not exactly `stored`,
-/// the seq range still to read (records of neighbouring periods inside the run).
-fn reconcile_section(
+/// Reconcile one station over `period`. With `keep_records`, its signed records are read (and
+/// parsed: the same airings) and the contiguous run of seqs covering the period is kept for the
+/// JSON export; without, only the airing columns are read (no JSON parsing).
+fn section(
+    db: &Store,
     entry: &StationEntry,
-    stored: Vec<StoredRecord>,
     plans: &dyn PlanSource,
     period: &Period,
     th: &Thresholds,
-) -> Result<(StationSection, Option<(u64, u64)>), ReportError> {
-    let mut recs: Vec<AiringRecord> = Vec::with_capacity(stored.len());
-    let (mut first, mut last) = (u64::MAX, 0u64);
-    for s in &stored {
-        let r = s.parse()?;
-        if period.contains(&r.scheduled_at) {
-            first = first.min(s.seq);
-            last = last.max(s.seq);
-            recs.push(r);
+    keep_records: bool,
+) -> Result<StationSection, ReportError> {
+    let (lo, hi) = period.unix_bounds();
+    let (airings, run) = if keep_records {
+        let stored = db.records_between(Some(&entry.id), lo, hi)?;
+        let mut airings = Vec::with_capacity(stored.len());
+        let (mut first, mut last) = (u64::MAX, 0u64);
+        for s in &stored {
+            let r = s.parse()?;
+            if period.contains(&r.scheduled_at) {
+                first = first.min(s.seq);
+                last = last.max(s.seq);
+                airings.push(Airing::from(r));
+            }
         }
-    }
-    let (run, missing) = if last == 0 {
-        (Vec::new(), None)
-    } else if last - first + 1 == stored.len() as u64 && stored.len() == recs.len() {
-        (stored, None)
+        let run = if last == 0 {
+            Vec::new()
+        } else if last - first + 1 == stored.len() as u64 && stored.len() == airings.len() {
+            stored
+        } else {
+            // Records of neighbouring periods inside the run are read too, so it has no holes.
+            db.records_by_seq(&entry.id, first, last)?
+        };
+        (airings, run)
     } else {
-        (Vec::new(), Some((first, last)))
+        let mut airings = db.airings_between(&entry.id, lo, hi)?;
+        airings.retain(|a| period.contains(&a.scheduled_at));
+        (airings, Vec::new())
     };
     let (plan, plan_note) = match plans.plan(entry, period) {
         Ok(p) => (Some(p), None),
         Err(note) => (None, Some(note)),
     };
-    let reconciliation = reconcile(&entry.id, plan.as_deref(), &recs, th);
-    Ok((
-        StationSection {
-            id: entry.id.clone(),
-            name: entry.name.clone(),
-            area_code: entry.area_code.clone(),
-            public_key: entry.public_key.clone(),
-            plan_note,
-            reconciliation,
-            records: run,
-        },
-        missing,
-    ))
+    let reconciliation = reconcile(&entry.id, plan.as_deref(), &airings, th);
+    Ok(StationSection {
+        id: entry.id.clone(),
+        name: entry.name.clone(),
+        area_code: entry.area_code.clone(),
+        public_key: entry.public_key.clone(),
+        plan_note,
+        reconciliation,
+        records: run,
+    })
 }
 
 /// Reconcile one station over `period`, and gather the contiguous run of its records.
@@ -314,13 +312,7 @@ pub fn station_section(
     period: &Period,
     th: &Thresholds,
 ) -> Result<StationSection, ReportError> {
-    let (lo, hi) = period.unix_bounds();
-    let stored = store.records_between(Some(&entry.id), lo, hi)?;
-    let (mut section, missing) = reconcile_section(entry, stored, plans, period, th)?;
-    if let Some((first, last)) = missing {
-        section.records = store.records_by_seq(&entry.id, first, last)?;
-    }
-    Ok(section)
+    section(store, entry, plans, period, th, true)
 }
 
 /// Export formats.
@@ -399,7 +391,7 @@ fn source_vi(row: &Row) -> &'static str {
 }
 
 fn csv_field(out: &mut impl Write, s: &str) -> std::io::Result<()> {
-    if s.contains([',', '"', '\n', '\r']) {
+    if s.bytes().any(|b| matches!(b, b',' | b'"' | b'\n' | b'\r')) {
         out.write_all(b"\"")?;
         out.write_all(s.replace('"', "\"\"").as_bytes())?;
         out.write_all(b"\"")
@@ -409,10 +401,13 @@ fn csv_field(out: &mut impl Write, s: &str) -> std::io::Result<()> {
 }
 
 /// One cell of an airing row, typed so CSV and XLSX each write it their way without
-/// re-parsing text.
+/// re-parsing text (and without an allocation per cell).
 enum Cell<'a> {
     Text(&'a str),
-    Owned(String),
+    /// The local date, `dd/mm/yyyy`.
+    Date(&'a DateTime<FixedOffset>),
+    /// The local time of day, `hh:mm:ss`.
+    Time(&'a DateTime<FixedOffset>),
     /// Seconds, shown with one decimal (XLSX: a number rounded to 0.1).
     Secs(f64),
     Int(u64),
@@ -427,13 +422,62 @@ fn opt_text(x: &Option<String>) -> Cell<'_> {
     x.as_deref().map(Cell::Text).unwrap_or(Cell::Empty)
 }
 
-fn date_dmy(t: &DateTime<FixedOffset>) -> String {
-    format!("{:02}/{:02}/{:04}", t.day(), t.month(), t.year())
+/// Two ASCII digits of `n` (0..=99).
+fn two_digits(n: u32) -> [u8; 2] {
+    [b'0' + (n / 10 % 10) as u8, b'0' + (n % 10) as u8]
 }
 
-fn time_hms(t: &DateTime<FixedOffset>) -> String {
+/// `dd/mm/yyyy` of the local date of `t` (years outside 0..=9999 as `format!` writes them).
+fn date_dmy(t: &DateTime<FixedOffset>, buf: &mut [u8; 16]) -> usize {
+    let d = t.date_naive();
+    let y = d.year();
+    if !(0..=9999).contains(&y) {
+        let s = format!("{:02}/{:02}/{:04}", d.day(), d.month(), y);
+        let n = s.len().min(buf.len());
+        buf[..n].copy_from_slice(&s.as_bytes()[..n]);
+        return n;
+    }
+    let y = y as u32;
+    buf[..2].copy_from_slice(&two_digits(d.day()));
+    buf[2] = b'/';
+    buf[3..5].copy_from_slice(&two_digits(d.month()));
+    buf[5] = b'/';
+    buf[6..8].copy_from_slice(&two_digits(y / 100));
+    buf[8..10].copy_from_slice(&two_digits(y % 100));
+    10
+}
+
+/// `hh:mm:ss` of the local time of `t`.
+fn time_hms(t: &DateTime<FixedOffset>, buf: &mut [u8; 16]) -> usize {
     use chrono::Timelike;
-    format!("{:02}:{:02}:{:02}", t.hour(), t.minute(), t.second())
+    let t = t.time();
+    buf[..2].copy_from_slice(&two_digits(t.hour()));
+    buf[2] = b':';
+    buf[3..5].copy_from_slice(&two_digits(t.minute()));
+    buf[5] = b':';
+    buf[6..8].copy_from_slice(&two_digits(t.second()));
+    8
+}
+
+/// The text of a date or time cell in `buf` (always ASCII).
+fn cell_text<'b>(
+    f: fn(&DateTime<FixedOffset>, &mut [u8; 16]) -> usize,
+    t: &DateTime<FixedOffset>,
+    buf: &'b mut [u8; 16],
+) -> &'b str {
+    let n = f(t, buf);
+    std::str::from_utf8(&buf[..n]).unwrap_or_default()
+}
+
+/// Append `x` as `format!("{x:.1}")` writes it: integral values (the usual case) directly,
+/// anything else through `format!`'s own rounding.
+fn push_secs(out: &mut Vec<u8>, x: f64) {
+    if (0.0..1e15).contains(&x) && x.fract() == 0.0 && x.is_sign_positive() {
+        out.extend_from_slice(itoa::Buffer::new().format(x as u64).as_bytes());
+        out.extend_from_slice(b".0");
+    } else {
+        let _ = write!(out, "{x:.1}");
+    }
 }
 
 /// The cells of one airing row, in [`CSV_HEADERS`] order.
@@ -442,10 +486,11 @@ fn row_cells<'a>(s: &'a StationSection, r: &'a Row) -> [Cell<'a>; 18] {
         Cell::Text(&s.id),
         Cell::Text(&s.name),
         Cell::Text(&s.area_code),
-        Cell::Owned(date_dmy(&r.scheduled_at)),
-        Cell::Owned(time_hms(&r.scheduled_at)),
+        Cell::Date(&r.scheduled_at),
+        Cell::Time(&r.scheduled_at),
         r.actual_start
-            .map(|t| Cell::Owned(time_hms(&t)))
+            .as_ref()
+            .map(Cell::Time)
             .unwrap_or(Cell::Empty),
         opt_text(&r.slot),
         opt_text(&r.program),
@@ -462,34 +507,90 @@ fn row_cells<'a>(s: &'a StationSection, r: &'a Row) -> [Cell<'a>; 18] {
     ]
 }
 
+/// Bytes of CSV buffered before each write to `out`.
+const CSV_CHUNK_BYTES: usize = 1 << 20;
+
 /// CSV: a BOM, the Vietnamese headers, then one row per planned occurrence or unplanned airing.
+/// The rows of each station are formatted on every core (one run of stations per core, in
+/// order) and written to `out` in station order, in chunks of ~1 MiB.
 pub fn write_csv(report: &PeriodReport, out: &mut impl Write) -> Result<(), ReportError> {
-    out.write_all("\u{feff}".as_bytes())?;
+    let mut head: Vec<u8> = Vec::with_capacity(1024);
+    head.extend_from_slice("\u{feff}".as_bytes());
     for (i, h) in CSV_HEADERS.iter().enumerate() {
         if i > 0 {
-            out.write_all(b",")?;
+            head.push(b',');
         }
-        csv_field(out, h)?;
+        csv_field(&mut head, h)?;
     }
-    out.write_all(b"\r\n")?;
-    for s in &report.stations {
-        for r in &s.reconciliation.rows {
-            for (i, c) in row_cells(s, r).iter().enumerate() {
-                if i > 0 {
-                    out.write_all(b",")?;
-                }
-                match c {
-                    Cell::Text(t) => csv_field(out, t)?,
-                    Cell::Owned(t) => csv_field(out, t)?,
-                    Cell::Secs(x) => write!(out, "{x:.1}")?,
-                    Cell::Int(n) => write!(out, "{n}")?,
-                    Cell::Empty => {}
-                }
-            }
-            out.write_all(b"\r\n")?;
+    head.extend_from_slice(b"\r\n");
+    out.write_all(&head)?;
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .clamp(1, 8);
+    let per = report.stations.len().div_ceil(threads).max(1);
+    let parts: Vec<std::io::Result<Vec<Vec<u8>>>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = report
+            .stations
+            .chunks(per)
+            .map(|part| scope.spawn(move || csv_rows(part)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| match h.join() {
+                Ok(v) => v,
+                // Formatting returns errors rather than panic; re-raise a panic as such.
+                Err(p) => std::panic::resume_unwind(p),
+            })
+            .collect()
+    });
+    for part in parts {
+        for chunk in part? {
+            out.write_all(&chunk)?;
         }
     }
     Ok(())
+}
+
+/// The CSV rows of `stations`, in order, as chunks of ~[`CSV_CHUNK_BYTES`].
+fn csv_rows(stations: &[StationSection]) -> std::io::Result<Vec<Vec<u8>>> {
+    let mut chunks = Vec::new();
+    let mut buf: Vec<u8> = Vec::with_capacity(CSV_CHUNK_BYTES + 64 * 1024);
+    let mut tbuf = [0u8; 16];
+    for s in stations {
+        for r in &s.reconciliation.rows {
+            for (i, c) in row_cells(s, r).iter().enumerate() {
+                if i > 0 {
+                    buf.push(b',');
+                }
+                match c {
+                    Cell::Text(t) => csv_field(&mut buf, t)?,
+                    Cell::Date(t) => {
+                        let n = date_dmy(t, &mut tbuf);
+                        buf.extend_from_slice(&tbuf[..n]);
+                    }
+                    Cell::Time(t) => {
+                        let n = time_hms(t, &mut tbuf);
+                        buf.extend_from_slice(&tbuf[..n]);
+                    }
+                    Cell::Secs(x) => push_secs(&mut buf, *x),
+                    Cell::Int(n) => {
+                        buf.extend_from_slice(itoa::Buffer::new().format(*n).as_bytes())
+                    }
+                    Cell::Empty => {}
+                }
+            }
+            buf.extend_from_slice(b"\r\n");
+            if buf.len() >= CSV_CHUNK_BYTES {
+                chunks.push(std::mem::replace(
+                    &mut buf,
+                    Vec::with_capacity(CSV_CHUNK_BYTES + 64 * 1024),
+                ));
+            }
+        }
+    }
+    chunks.push(buf);
+    Ok(chunks)
 }
 
 /// The JSON export as written.
@@ -699,31 +800,51 @@ pub fn to_xlsx_with_sheet_rows(
         }
     }
     // The two big sheets are written row by row in constant-memory mode (rows go to a temp file
-    // as they are written, strings inline), so a month of 10,000 stations does not sit in memory.
+    // as they are written, strings inline), so a month of 10,000 stations does not sit in memory;
+    // each on its own thread (standalone worksheets, pushed in order afterwards). Both use one
+    // format (`bold`), so the style indices do not depend on which thread registers it first.
+    let is_exception = |r: &&Row| {
+        matches!(
+            r.status,
+            Status::Missed | Status::Failed | Status::NoRecord | Status::Unplanned
+        )
+    };
+    let (n_all, n_exceptions) = report.stations.iter().fold((0usize, 0usize), |(a, e), s| {
+        let rows = &s.reconciliation.rows;
+        (a + rows.len(), e + rows.iter().filter(is_exception).count())
+    });
+    let mut airing_sheets = new_row_sheets(&mut wb, SHEET_AIRINGS, n_all, max_rows_per_sheet)?;
+    let mut exception_sheets =
+        new_row_sheets(&mut wb, SHEET_EXCEPTIONS, n_exceptions, max_rows_per_sheet)?;
     let all = report
         .stations
         .iter()
         .flat_map(|s| s.reconciliation.rows.iter().map(move |r| (s, r)));
-    write_row_sheets(&mut wb, SHEET_AIRINGS, &bold, max_rows_per_sheet, all)?;
     let exceptions = report.stations.iter().flat_map(|s| {
         s.reconciliation
             .rows
             .iter()
-            .filter(|r| {
-                matches!(
-                    r.status,
-                    Status::Missed | Status::Failed | Status::NoRecord | Status::Unplanned
-                )
-            })
+            .filter(is_exception)
             .map(move |r| (s, r))
     });
-    write_row_sheets(
-        &mut wb,
-        SHEET_EXCEPTIONS,
-        &bold,
-        max_rows_per_sheet,
-        exceptions,
-    )?;
+    let (a, e) = std::thread::scope(|scope| {
+        let bold = &bold;
+        let sheets = &mut exception_sheets;
+        let other =
+            scope.spawn(move || fill_row_sheets(sheets, bold, max_rows_per_sheet, exceptions));
+        let a = fill_row_sheets(&mut airing_sheets, bold, max_rows_per_sheet, all);
+        let e = match other.join() {
+            Ok(e) => e,
+            // The work returns errors rather than panic; re-raise a panic as such.
+            Err(p) => std::panic::resume_unwind(p),
+        };
+        (a, e)
+    });
+    a?;
+    e?;
+    for ws in airing_sheets.into_iter().chain(exception_sheets) {
+        wb.push_worksheet(ws);
+    }
     // Level 3 (what Excel itself uses) instead of 6: most of the time of a big export is
     // compressing the sheet XML; the file is ~5% bigger.
     wb.set_zip_compression_level(3);
@@ -734,39 +855,50 @@ pub fn to_xlsx_with_sheet_rows(
 /// on a sheet named `NAME (2)`, `NAME (3)`… (a year of many stations can exceed it).
 pub const MAX_DATA_ROWS_PER_SHEET: u32 = 1_048_575;
 
-/// Write airing rows under the CSV headers on constant-memory sheets named `name`, `name (2)`, …
-fn write_row_sheets<'a>(
+/// Standalone constant-memory sheets named `name`, `name (2)`, … enough for `rows` data rows
+/// (at least one, so an empty export still has its headers).
+fn new_row_sheets(
     wb: &mut rust_xlsxwriter::Workbook,
     name: &str,
-    bold: &rust_xlsxwriter::Format,
+    rows: usize,
     max_rows: u32,
-    rows: impl Iterator<Item = (&'a StationSection, &'a Row)>,
-) -> Result<(), ReportError> {
-    let mut rows = rows.peekable();
-    let mut part = 1;
-    loop {
-        let ws = wb.add_worksheet_with_constant_memory()?;
+) -> Result<Vec<rust_xlsxwriter::Worksheet>, ReportError> {
+    let parts = rows.div_ceil(max_rows as usize).max(1);
+    let mut sheets = Vec::with_capacity(parts);
+    for part in 1..=parts {
+        let mut ws = wb.new_worksheet_with_constant_memory()?;
         ws.set_name(if part == 1 {
             name.to_string()
         } else {
             format!("{name} ({part})")
         })?;
+        sheets.push(ws);
+    }
+    Ok(sheets)
+}
+
+/// Write airing rows under the CSV headers on `sheets`, `max_rows` data rows on each.
+fn fill_row_sheets<'a>(
+    sheets: &mut [rust_xlsxwriter::Worksheet],
+    bold: &rust_xlsxwriter::Format,
+    max_rows: u32,
+    rows: impl Iterator<Item = (&'a StationSection, &'a Row)>,
+) -> Result<(), ReportError> {
+    let mut rows = rows.peekable();
+    for ws in sheets {
         for (c, h) in CSV_HEADERS.iter().enumerate() {
             ws.write_string_with_format(0, c as u16, *h, bold)?;
         }
         let mut row = 1u32;
         while row <= max_rows {
             let Some((s, r)) = rows.next() else {
-                return Ok(());
+                break;
             };
             write_row(ws, row, s, r)?;
             row += 1;
         }
-        if rows.peek().is_none() {
-            return Ok(());
-        }
-        part += 1;
     }
+    Ok(())
 }
 
 fn write_row(
@@ -775,6 +907,7 @@ fn write_row(
     s: &StationSection,
     r: &Row,
 ) -> Result<(), ReportError> {
+    let mut buf = [0u8; 16];
     for (c, v) in row_cells(s, r).into_iter().enumerate() {
         let c = c as u16;
         // Numbers as numbers so Excel sums them.
@@ -782,8 +915,11 @@ fn write_row(
             Cell::Text(t) => {
                 ws.write_string(row, c, t)?;
             }
-            Cell::Owned(t) => {
-                ws.write_string(row, c, t)?;
+            Cell::Date(t) => {
+                ws.write_string(row, c, cell_text(date_dmy, t, &mut buf))?;
+            }
+            Cell::Time(t) => {
+                ws.write_string(row, c, cell_text(time_hms, t, &mut buf))?;
             }
             Cell::Secs(x) => {
                 ws.write_number(row, c, (x * 10.0).round() / 10.0)?;
@@ -970,5 +1106,114 @@ mod tests {
         let mut out = Vec::new();
         csv_field(&mut out, "a,\"b\"").unwrap();
         assert_eq!(out, b"\"a,\"\"b\"\"\"");
+    }
+
+    #[test]
+    fn secs_and_times_are_written_as_format_writes_them() {
+        use chrono::TimeZone;
+        for x in [
+            0.0,
+            -0.0,
+            1.0,
+            600.0,
+            599.95,
+            0.05,
+            0.25,
+            0.35,
+            1e15,
+            1e16,
+            123.456,
+            -3.0,
+            -0.04,
+            f64::MAX,
+            4.5e-300,
+        ] {
+            let mut out = Vec::new();
+            push_secs(&mut out, x);
+            assert_eq!(String::from_utf8(out).unwrap(), format!("{x:.1}"), "{x}");
+        }
+        let mut buf = [0u8; 16];
+        for (off, (y, mo, d, h, mi, sec)) in [
+            (7 * 3600, (2019, 3, 1, 5, 30, 0)),
+            (-3600, (2019, 12, 31, 23, 59, 59)),
+            (0, (999, 1, 9, 0, 0, 7)),
+            (14 * 3600, (12345, 6, 7, 8, 9, 10)),
+        ] {
+            let t = FixedOffset::east_opt(off)
+                .unwrap()
+                .with_ymd_and_hms(y, mo, d, h, mi, sec)
+                .unwrap();
+            assert_eq!(
+                cell_text(date_dmy, &t, &mut buf),
+                format!("{:02}/{:02}/{:04}", t.day(), t.month(), t.year())
+            );
+            use chrono::Timelike;
+            assert_eq!(
+                cell_text(time_hms, &t, &mut buf),
+                format!("{:02}:{:02}:{:02}", t.hour(), t.minute(), t.second())
+            );
+        }
+    }
+
+    #[test]
+    fn csv_rows_formatted_on_every_core_come_out_in_station_order() {
+        use crate::schedule::{PlannedAiring, Priority, StartPolicy};
+        use chrono::TimeZone;
+        let tz = FixedOffset::east_opt(7 * 3600).unwrap();
+        let stations: Vec<StationSection> = (0..23)
+            .map(|i| {
+                let id = format!("st{i:02}");
+                let plans: Vec<PlannedAiring> = (0..3)
+                    .map(|h| PlannedAiring {
+                        station: id.as_str().into(),
+                        slot: format!("s{h}").into(),
+                        program: Some("cchc, \"a\"".into()),
+                        category: "cchc".into(),
+                        at: tz.with_ymd_and_hms(2019, 3, 1 + i, 5 + h, 30, 0).unwrap(),
+                        items: vec![].into(),
+                        planned_secs: 600.5,
+                        priority: Priority::Normal,
+                        start: StartPolicy::Hard,
+                        grace_secs: 0,
+                        max_secs: 900,
+                        relay: None,
+                    })
+                    .collect();
+                StationSection {
+                    id: id.clone(),
+                    name: format!("Phường {i}"),
+                    area_code: format!("{:05}", 20000 + i),
+                    public_key: String::new(),
+                    plan_note: None,
+                    reconciliation: reconcile(&id, Some(&plans), &[], &Thresholds::default()),
+                    records: Vec::new(),
+                }
+            })
+            .collect();
+        let mut expected = Vec::new();
+        for chunk in csv_rows(&stations).unwrap() {
+            expected.extend_from_slice(&chunk);
+        }
+        let report = PeriodReport {
+            period: Period::parse("2019-03", NaiveDate::from_ymd_opt(2020, 1, 1).unwrap()).unwrap(),
+            generated_at: Utc::now(),
+            stations,
+            city: Breakdown::default(),
+        };
+        let text = String::from_utf8(render(&report, Format::Csv).unwrap()).unwrap();
+        let (head, rows) = text.split_once("\r\n").unwrap();
+        assert!(head.starts_with("\u{feff}Mã trạm,"));
+        assert_eq!(rows.as_bytes(), expected.as_slice());
+        let firsts: Vec<&str> = rows.lines().map(|l| &l[..4]).collect();
+        let mut sorted = firsts.clone();
+        sorted.sort();
+        assert_eq!(firsts, sorted);
+        assert_eq!(firsts.len(), 23 * 3);
+        assert!(
+            rows.lines()
+                .next()
+                .unwrap()
+                .contains(",\"cchc, \"\"a\"\"\",")
+        );
     }
 }

@@ -9,7 +9,7 @@ use crate::collector::registry::Registry;
 use crate::collector::status::report_offset;
 use crate::collector::store::Store;
 use crate::reconcile::Thresholds;
-use crate::report::{Format, Period, SchedulePlans, build, render};
+use crate::report::{Format, Period, SchedulePlans, build_with, render};
 
 /// Arguments of `loa export`.
 #[derive(Debug, Args)]
@@ -65,13 +65,15 @@ pub fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::from(2));
     }
     let store = Store::open(&args.db).with_context(|| format!("opening {}", args.db.display()))?;
-    let report = build(
+    // Only the JSON export carries the signed records; CSV and XLSX read the airing columns.
+    let report = build_with(
         &store,
         &registry,
         &SchedulePlans,
         &period,
         &Thresholds::default(),
         now,
+        format == Format::Json,
     )?;
     let bytes = render(&report, format)?;
     std::fs::write(&args.out, &bytes).with_context(|| format!("writing {}", args.out.display()))?;

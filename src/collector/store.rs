@@ -4,7 +4,11 @@
 //! **Invariant:** a record row holds the very bytes, hash and signature the station sent, keyed by
 //! (station, seq); a row is only ever inserted (never updated or deleted) and only when it is
 //! signed by the station's key and its hash links to the stored neighbours (seq-1 and seq+1) that
-//! exist. A batch is stored in one transaction: all of it, or none.
+//! exist. A batch is stored in one transaction: all of it, or none. Beside the bytes, a row keeps
+//! the fields reconciliation reads ([`crate::reconcile::Airing`]) in columns, copied from the
+//! very record the bytes encode (at insert, or by migration 3 for older rows); a row whose
+//! columns are not filled (`scheduled_ns` NULL) is read from its bytes instead, so both ways give
+//! the same airing.
 
 use chrono::{DateTime, FixedOffset, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
@@ -12,7 +16,8 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use super::ingest::CheckedRecord;
-use crate::wire::{BatchAck, GENESIS_HASH, Heartbeat, Rejection};
+use crate::reconcile::Airing;
+use crate::wire::{AiringRecord, BatchAck, GENESIS_HASH, Heartbeat, Outcome, Rejection, Source};
 
 /// Errors from the store.
 #[derive(Debug, thiserror::Error)]
@@ -84,7 +89,147 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE records_v2 RENAME TO records;
     CREATE UNIQUE INDEX records_by_station_seq ON records (station, seq);
     CREATE INDEX records_by_station_time ON records (station, scheduled_unix);",
+    // 3: the fields reconciliation and the CSV/XLSX exports read, in columns, so a report does
+    // not parse every signed record (a month of 10,000 stations is ~400 MB of JSON). Instants
+    // are unix nanoseconds plus the station's UTC offset in seconds (exact round trip of
+    // `DateTime<FixedOffset>`). `scheduled_ns` NULL = not filled: read the bytes. Rows stored
+    // before this version are filled by `backfill_v3` in the same transaction. (An index on
+    // (station, time) covering these columns made a report's read contiguous but cost ingest
+    // ~30-40% in `bench_collector`: not taken.)
+    "ALTER TABLE records ADD COLUMN slot TEXT;
+    ALTER TABLE records ADD COLUMN program TEXT;
+    ALTER TABLE records ADD COLUMN reason TEXT;
+    ALTER TABLE records ADD COLUMN planned_secs REAL;
+    ALTER TABLE records ADD COLUMN start_offset_ms INTEGER;
+    ALTER TABLE records ADD COLUMN scheduled_ns INTEGER;
+    ALTER TABLE records ADD COLUMN scheduled_offset_secs INTEGER;
+    ALTER TABLE records ADD COLUMN actual_ns INTEGER;
+    ALTER TABLE records ADD COLUMN actual_offset_secs INTEGER;",
 ];
+
+/// The schema version this build writes (`PRAGMA user_version` after migrating).
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// Rows read per step of a backfill (bounds its memory on a big database).
+const BACKFILL_ROWS_PER_STEP: i64 = 10_000;
+
+/// The raw insert of a record row, every column (see [`insert_record`]).
+pub const INSERT_RECORD_SQL: &str = "INSERT INTO records (station, seq, hash, prev_hash, signature,
+    bytes, occurrence, category, source, outcome, scheduled_unix, aired_secs, received_unix, slot,
+    program, reason, planned_secs, start_offset_ms, scheduled_ns, scheduled_offset_secs, actual_ns,
+    actual_offset_secs)
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19,
+    ?20, ?21, ?22)";
+
+/// The instant columns of a record: (scheduled ns, scheduled offset, actual ns, actual offset);
+/// `None` when an instant is outside what i64 nanoseconds hold (years 1677–2262): the row is then
+/// read from its bytes.
+type InstantColumns = (i64, i64, Option<i64>, Option<i64>);
+
+fn instant_columns(r: &AiringRecord) -> Option<InstantColumns> {
+    let sched = r.scheduled_at.timestamp_nanos_opt()?;
+    let sched_off = i64::from(r.scheduled_at.offset().local_minus_utc());
+    let (actual, actual_off) = match &r.actual_start {
+        Some(t) => (
+            Some(t.timestamp_nanos_opt()?),
+            Some(i64::from(t.offset().local_minus_utc())),
+        ),
+        None => (None, None),
+    };
+    Some((sched, sched_off, actual, actual_off))
+}
+
+/// Write one record row through a statement prepared from [`INSERT_RECORD_SQL`]: the bytes, hash
+/// and signature verbatim and every column derived from `r` (which must be the record `bytes`
+/// encode). This is the raw write: [`Store::store_batch`] is the checked path; benchmarks use this
+/// to fill a database without signing.
+#[allow(clippy::too_many_arguments)]
+pub fn insert_record(
+    stmt: &mut rusqlite::Statement<'_>,
+    station: &str,
+    hash: &str,
+    signature: &str,
+    bytes: &str,
+    r: &AiringRecord,
+    received_unix: i64,
+) -> Result<(), StoreError> {
+    let (sched_ns, sched_off, actual_ns, actual_off) = match instant_columns(r) {
+        Some((a, b, c, d)) => (Some(a), Some(b), c, d),
+        None => (None, None, None, None),
+    };
+    stmt.execute(params![
+        station,
+        r.seq as i64,
+        hash,
+        r.prev_hash,
+        signature,
+        bytes,
+        r.occurrence,
+        r.category,
+        source_name(r.source),
+        outcome_name(r.outcome),
+        r.scheduled_at.timestamp(),
+        r.aired_secs,
+        received_unix,
+        r.slot,
+        r.program,
+        r.reason,
+        r.planned_secs,
+        r.start_offset_ms,
+        sched_ns,
+        sched_off,
+        actual_ns,
+        actual_off,
+    ])?;
+    Ok(())
+}
+
+/// Migration 3's backfill: fill the columns of every row stored before it from its bytes. A row
+/// whose bytes do not parse keeps NULL columns (it is reported as corrupt when read, as before).
+fn backfill_v3(tx: &rusqlite::Transaction<'_>) -> Result<(), StoreError> {
+    let mut select = tx.prepare(
+        "SELECT rowid, bytes FROM records WHERE rowid > ?1 AND scheduled_ns IS NULL
+         ORDER BY rowid LIMIT ?2",
+    )?;
+    let mut update = tx.prepare(
+        "UPDATE records SET slot = ?2, program = ?3, reason = ?4, planned_secs = ?5,
+            start_offset_ms = ?6, scheduled_ns = ?7, scheduled_offset_secs = ?8, actual_ns = ?9,
+            actual_offset_secs = ?10
+         WHERE rowid = ?1",
+    )?;
+    let mut after = i64::MIN;
+    loop {
+        let rows: Vec<(i64, String)> = select
+            .query_map(params![after, BACKFILL_ROWS_PER_STEP], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })?
+            .collect::<Result<_, _>>()?;
+        let Some((last, _)) = rows.last() else {
+            return Ok(());
+        };
+        after = *last;
+        for (rowid, bytes) in rows {
+            let Ok(r) = serde_json::from_str::<AiringRecord>(&bytes) else {
+                continue;
+            };
+            let Some((sched_ns, sched_off, actual_ns, actual_off)) = instant_columns(&r) else {
+                continue;
+            };
+            update.execute(params![
+                rowid,
+                r.slot,
+                r.program,
+                r.reason,
+                r.planned_secs,
+                r.start_offset_ms,
+                sched_ns,
+                sched_off,
+                actual_ns,
+                actual_off,
+            ])?;
+        }
+    }
+}
 
 /// How hard a commit waits for the disk (SQLite `PRAGMA synchronous`, the database is always in
 /// WAL mode).
@@ -233,6 +378,9 @@ impl Store {
         for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
             let tx = self.conn.transaction()?;
             tx.execute_batch(sql)?;
+            if i + 1 == 3 {
+                backfill_v3(&tx)?;
+            }
             tx.pragma_update(None, "user_version", (i + 1) as i64)?;
             tx.commit()?;
         }
@@ -301,11 +449,7 @@ impl Store {
                 let (seq, v) = row?;
                 stored.insert(seq, v);
             }
-            let mut insert = tx.prepare_cached(
-                "INSERT INTO records (station, seq, hash, prev_hash, signature, bytes, occurrence,
-                    category, source, outcome, scheduled_unix, aired_secs, received_unix)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
-            )?;
+            let mut insert = tx.prepare_cached(INSERT_RECORD_SQL)?;
             for (i, c) in records.iter().enumerate() {
                 if let Some((_, _, bytes)) = stored.get(&c.seq) {
                     if *bytes == c.bytes {
@@ -360,22 +504,15 @@ impl Store {
                 if !rejected.is_empty() {
                     continue;
                 }
-                let r = &c.record;
-                insert.execute(params![
+                insert_record(
+                    &mut insert,
                     station,
-                    c.seq as i64,
-                    c.hash,
-                    r.prev_hash,
-                    c.signature,
-                    c.bytes,
-                    r.occurrence,
-                    r.category,
-                    source_name(r.source),
-                    outcome_name(r.outcome),
-                    r.scheduled_at.timestamp(),
-                    r.aired_secs,
+                    &c.hash,
+                    &c.signature,
+                    &c.bytes,
+                    &c.record,
                     now.timestamp(),
-                ])?;
+                )?;
                 accepted.push(c.seq);
             }
         }
@@ -508,6 +645,68 @@ impl Store {
         Ok(out)
     }
 
+    /// The airings of `station` scheduled in `[from, to)` (unix seconds), by scheduled time then
+    /// seq (the covering index's order: no sort), read from the columns (the bytes only of a row whose columns are not filled): what reconciliation needs,
+    /// without parsing the signed records.
+    pub fn airings_between(
+        &self,
+        station: &str,
+        from_unix: i64,
+        to_unix: i64,
+    ) -> Result<Vec<Airing>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT seq, occurrence, slot, program, category, source, outcome, scheduled_ns,
+                scheduled_offset_secs, actual_ns, actual_offset_secs, planned_secs, aired_secs,
+                start_offset_ms, reason, CASE WHEN scheduled_ns IS NULL THEN bytes END
+             FROM records
+             WHERE station = ?1 AND scheduled_unix >= ?2 AND scheduled_unix < ?3",
+        )?;
+        let mut rows = stmt.query(params![station, from_unix, to_unix])?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next()? {
+            let seq = row.get::<_, i64>(0)? as u64;
+            let corrupt = |what: &str| StoreError::Corrupt(format!("{station} seq {seq}: {what}"));
+            let Some(sched_ns) = row.get::<_, Option<i64>>(7)? else {
+                let bytes: String = row.get(15)?;
+                let r: AiringRecord =
+                    serde_json::from_str(&bytes).map_err(|e| corrupt(&e.to_string()))?;
+                out.push(Airing::from(r));
+                continue;
+            };
+            let instant =
+                |ns: i64, off: Option<i64>| -> Result<DateTime<FixedOffset>, StoreError> {
+                    let off = off
+                        .and_then(|o| i32::try_from(o).ok())
+                        .and_then(FixedOffset::east_opt)
+                        .ok_or_else(|| corrupt("UTC offset column"))?;
+                    Ok(DateTime::from_timestamp_nanos(ns).with_timezone(&off))
+                };
+            let source: String = row.get(5)?;
+            let outcome: String = row.get(6)?;
+            out.push(Airing {
+                seq,
+                occurrence: row.get(1)?,
+                slot: row.get(2)?,
+                program: row.get(3)?,
+                category: row.get(4)?,
+                source: parse_source(&source).ok_or_else(|| corrupt("source column"))?,
+                outcome: parse_outcome(&outcome).ok_or_else(|| corrupt("outcome column"))?,
+                scheduled_at: instant(sched_ns, row.get(8)?)?,
+                actual_start: match row.get::<_, Option<i64>>(9)? {
+                    Some(ns) => Some(instant(ns, row.get(10)?)?),
+                    None => None,
+                },
+                planned_secs: row
+                    .get::<_, Option<f64>>(11)?
+                    .ok_or_else(|| corrupt("planned_secs column"))?,
+                aired_secs: row.get(12)?,
+                start_offset_ms: row.get(13)?,
+                reason: row.get(14)?,
+            });
+        }
+        Ok(out)
+    }
+
     /// Records of `station` with `from <= seq <= to`, by seq.
     pub fn records_by_seq(
         &self,
@@ -586,6 +785,29 @@ pub fn outcome_name(o: crate::wire::Outcome) -> &'static str {
     }
 }
 
+/// The source of a stored name ([`source_name`]).
+pub fn parse_source(name: &str) -> Option<Source> {
+    match name {
+        "file" => Some(Source::File),
+        "relay" => Some(Source::Relay),
+        _ => None,
+    }
+}
+
+/// The outcome of a stored name ([`outcome_name`]).
+pub fn parse_outcome(name: &str) -> Option<Outcome> {
+    use crate::wire::Outcome::*;
+    Some(match name {
+        "aired" => Aired,
+        "partial" => Partial,
+        "failed" => Failed,
+        "missed" => Missed,
+        "preempted" => Preempted,
+        "skipped" => Skipped,
+        _ => return None,
+    })
+}
+
 /// Local wall time of a record, for display.
 pub fn local(t: &DateTime<FixedOffset>) -> String {
     t.format("%Y-%m-%d %H:%M:%S").to_string()
@@ -640,5 +862,144 @@ mod tests {
             Store::open(&path),
             Err(StoreError::TooNew { found: 99, .. })
         ));
+    }
+
+    fn record(station: &str, seq: u64, variant: u64) -> AiringRecord {
+        use chrono::TimeZone;
+        let tz = FixedOffset::east_opt(7 * 3600 + 1800 * (variant as i32 % 2)).unwrap();
+        let at = tz
+            .with_ymd_and_hms(2019, 3, 1 + seq as u32, 5, 30, 0)
+            .unwrap();
+        let outcome = [Outcome::Aired, Outcome::Missed, Outcome::Partial][variant as usize % 3];
+        AiringRecord {
+            v: crate::wire::WIRE_VERSION,
+            station: station.into(),
+            seq,
+            occurrence: (variant != 4).then(|| format!("sang@{}", at.to_utc().to_rfc3339())),
+            slot: (variant != 4).then(|| "sang".into()),
+            program: variant.is_multiple_of(2).then(|| "cchc".into()),
+            category: "cchc".into(),
+            source: if variant == 3 {
+                Source::Relay
+            } else {
+                Source::File
+            },
+            scheduled_at: at,
+            actual_start: (outcome != Outcome::Missed)
+                .then(|| at + chrono::Duration::nanoseconds(1_234_567_891)),
+            end: None,
+            planned_secs: 600.5,
+            aired_secs: 598.25,
+            start_offset_ms: (variant != 2).then_some(1_234),
+            outcome,
+            reason: (outcome != Outcome::Aired).then(|| "mất điện".to_string()),
+            items: vec![],
+            evidence: None,
+            relay: None,
+            recorded_at: Utc::now(),
+            prev_hash: GENESIS_HASH.into(),
+        }
+    }
+
+    #[test]
+    fn migration_3_fills_the_airing_columns_of_rows_stored_before_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.db");
+        let mut expected = Vec::new();
+        {
+            // A database as version 2 left it, with rows written by version 2's insert.
+            let conn = Connection::open(&path).unwrap();
+            for sql in &MIGRATIONS[..2] {
+                conn.execute_batch(sql).unwrap();
+            }
+            conn.pragma_update(None, "user_version", 2).unwrap();
+            for seq in 1..=6 {
+                let r = record("a", seq, seq);
+                let bytes = serde_json::to_string(&r).unwrap();
+                conn.execute(
+                    "INSERT INTO records (station, seq, hash, prev_hash, signature, bytes,
+                        occurrence, category, source, outcome, scheduled_unix, aired_secs,
+                        received_unix)
+                     VALUES (?1, ?2, 'h', 'p', 's', ?3, ?4, ?5, ?6, ?7, ?8, ?9, 0)",
+                    params![
+                        "a",
+                        seq as i64,
+                        bytes,
+                        r.occurrence,
+                        r.category,
+                        source_name(r.source),
+                        outcome_name(r.outcome),
+                        r.scheduled_at.timestamp(),
+                        r.aired_secs
+                    ],
+                )
+                .unwrap();
+                expected.push(Airing::from(&r));
+            }
+            // A row whose bytes do not parse keeps NULL columns and is still refused as corrupt.
+            conn.execute(
+                "INSERT INTO records (station, seq, hash, prev_hash, signature, bytes, occurrence,
+                    category, source, outcome, scheduled_unix, aired_secs, received_unix)
+                 VALUES ('b', 1, 'h', 'p', 's', 'not json', NULL, 'cchc', 'file', 'aired', 100,
+                    0.0, 0)",
+                [],
+            )
+            .unwrap();
+        }
+        let store = Store::open(&path).unwrap();
+        assert_eq!(store.schema_version().unwrap(), 3);
+        store.integrity_check().unwrap();
+        let filled: i64 = store
+            .conn
+            .query_row(
+                "SELECT COUNT(*) FROM records WHERE scheduled_ns IS NOT NULL",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(filled, 6, "every parseable row is filled");
+        let got = store.airings_between("a", 0, i64::MAX).unwrap();
+        assert_eq!(got, expected);
+        // Nothing stored was lost or changed: the bytes are still the records.
+        let stored = store.records_between(Some("a"), 0, i64::MAX).unwrap();
+        let parsed: Vec<Airing> = stored
+            .iter()
+            .map(|s| Airing::from(s.parse().unwrap()))
+            .collect();
+        assert_eq!(parsed, expected);
+        assert!(matches!(
+            store.airings_between("b", 0, i64::MAX),
+            Err(StoreError::Corrupt(_))
+        ));
+    }
+
+    #[test]
+    fn airings_read_from_columns_equal_airings_parsed_from_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("c.db")).unwrap();
+        let mut expected = Vec::new();
+        {
+            let mut stmt = store.conn.prepare(INSERT_RECORD_SQL).unwrap();
+            for seq in 1..=6 {
+                let r = record("a", seq, seq);
+                let bytes = serde_json::to_string(&r).unwrap();
+                insert_record(&mut stmt, "a", "h", "s", &bytes, &r, 0).unwrap();
+                expected.push(Airing::from(&r));
+            }
+        }
+        // A row whose columns are not filled is read from its bytes.
+        store
+            .conn
+            .execute("UPDATE records SET scheduled_ns = NULL WHERE seq = 3", [])
+            .unwrap();
+        assert_eq!(store.airings_between("a", 0, i64::MAX).unwrap(), expected);
+        let (from, to) = (
+            expected[1].scheduled_at.timestamp(),
+            expected[3].scheduled_at.timestamp(),
+        );
+        assert_eq!(
+            store.airings_between("a", from, to).unwrap(),
+            expected[1..3].to_vec()
+        );
     }
 }
