@@ -130,7 +130,8 @@ impl From<AiringRecord> for Airing {
 /// One row of the reconciliation.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Row {
-    pub station: String,
+    /// Shared by every row of the station (one allocation per station, not per row).
+    pub station: std::sync::Arc<str>,
     pub occurrence: Option<String>,
     pub slot: Option<String>,
     pub program: Option<String>,
@@ -322,11 +323,12 @@ pub fn reconcile(
         }
     }
     let mut out = StationReconciliation::default();
+    let station: std::sync::Arc<str> = std::sync::Arc::from(station);
     let mut used: std::collections::HashSet<&str> = std::collections::HashSet::new();
     let from_record = |r: &Airing, planned_secs: f64, status_override: Option<Status>| {
         let (status, late, short) = classify(planned_secs, r, th);
         Row {
-            station: station.to_string(),
+            station: station.clone(),
             occurrence: r.occurrence.clone(),
             slot: r.slot.clone(),
             program: r.program.clone(),
@@ -356,7 +358,7 @@ pub fn reconcile(
                         row
                     }
                     None => Row {
-                        station: station.to_string(),
+                        station: station.clone(),
                         occurrence: Some(key),
                         slot: Some(p.slot.to_string()),
                         program: p.program.as_deref().map(str::to_owned),
