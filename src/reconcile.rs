@@ -325,27 +325,29 @@ pub fn reconcile(
     let mut out = StationReconciliation::default();
     let station: std::sync::Arc<str> = std::sync::Arc::from(station);
     let mut used: std::collections::HashSet<&str> = std::collections::HashSet::new();
-    let from_record = |r: &Airing, planned_secs: f64, status_override: Option<Status>| {
-        let (status, late, short) = classify(planned_secs, r, th);
-        Row {
-            station: station.clone(),
-            occurrence: r.occurrence.clone(),
-            slot: r.slot.clone(),
-            program: r.program.clone(),
-            category: r.category.clone(),
-            source: r.source,
-            scheduled_at: r.scheduled_at,
-            actual_start: r.actual_start,
-            planned_secs,
-            aired_secs: r.aired_secs,
-            late_by_secs: late,
-            short_by_secs: short,
-            status: status_override.unwrap_or(status),
-            outcome: Some(r.outcome),
-            reason: default_reason(r),
-            seq: Some(r.seq),
-        }
-    };
+    // The row's category is the plan's for a planned occurrence, else the record's.
+    let from_record =
+        |r: &Airing, category: &str, planned_secs: f64, status_override: Option<Status>| {
+            let (status, late, short) = classify(planned_secs, r, th);
+            Row {
+                station: station.clone(),
+                occurrence: r.occurrence.clone(),
+                slot: r.slot.clone(),
+                program: r.program.clone(),
+                category: category.to_owned(),
+                source: r.source,
+                scheduled_at: r.scheduled_at,
+                actual_start: r.actual_start,
+                planned_secs,
+                aired_secs: r.aired_secs,
+                late_by_secs: late,
+                short_by_secs: short,
+                status: status_override.unwrap_or(status),
+                outcome: Some(r.outcome),
+                reason: default_reason(r),
+                seq: Some(r.seq),
+            }
+        };
     match planned {
         Some(plan) => {
             for p in plan {
@@ -353,9 +355,7 @@ pub fn reconcile(
                 let row = match by_occ.get(key.as_str()) {
                     Some(r) => {
                         used.insert(r.occurrence.as_deref().unwrap_or_default());
-                        let mut row = from_record(r, p.planned_secs, None);
-                        row.category = p.category.to_string();
-                        row
+                        from_record(r, &p.category, p.planned_secs, None)
                     }
                     None => Row {
                         station: station.clone(),
@@ -389,7 +389,7 @@ pub fn reconcile(
             recs.sort_by_key(|r| (r.scheduled_at, r.seq));
             for r in recs {
                 used.insert(r.occurrence.as_deref().unwrap_or_default());
-                let row = from_record(r, r.planned_secs, None);
+                let row = from_record(r, &r.category, r.planned_secs, None);
                 out.breakdown.add(&row);
                 out.rows.push(row);
             }
@@ -404,7 +404,7 @@ pub fn reconcile(
         .collect();
     unplanned.sort_by_key(|r| r.seq);
     for r in unplanned {
-        let row = from_record(r, r.planned_secs, Some(Status::Unplanned));
+        let row = from_record(r, &r.category, r.planned_secs, Some(Status::Unplanned));
         out.breakdown.add(&row);
         out.rows.push(row);
     }

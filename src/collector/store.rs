@@ -681,16 +681,17 @@ impl Store {
                         .ok_or_else(|| corrupt("UTC offset column"))?;
                     Ok(DateTime::from_timestamp_nanos(ns).with_timezone(&off))
                 };
-            let source: String = row.get(5)?;
-            let outcome: String = row.get(6)?;
+            // Read in place (no String per row): these two are short enum names.
+            let source = row.get_ref(5)?.as_str().unwrap_or_default();
+            let outcome = row.get_ref(6)?.as_str().unwrap_or_default();
             out.push(Airing {
                 seq,
                 occurrence: row.get(1)?,
                 slot: row.get(2)?,
                 program: row.get(3)?,
                 category: row.get(4)?,
-                source: parse_source(&source).ok_or_else(|| corrupt("source column"))?,
-                outcome: parse_outcome(&outcome).ok_or_else(|| corrupt("outcome column"))?,
+                source: parse_source(source).ok_or_else(|| corrupt("source column"))?,
+                outcome: parse_outcome(outcome).ok_or_else(|| corrupt("outcome column"))?,
                 scheduled_at: instant(sched_ns, row.get(8)?)?,
                 actual_start: match row.get::<_, Option<i64>>(9)? {
                     Some(ns) => Some(instant(ns, row.get(10)?)?),
