@@ -14,7 +14,9 @@
 //! Run: `CARGO_TARGET_DIR=/work/target-release cargo run --release --example bench_collector
 //! [-- STATIONS_FOR_LATENCY]` (default 1000).
 
-use chrono::{Duration, FixedOffset, TimeZone, Utc};
+mod common;
+use chrono::Utc;
+use common::chain;
 use ed25519_dalek::SigningKey;
 use loa::clock::SystemClock;
 use loa::collector::http::{AppState, HttpConfig, serve};
@@ -23,8 +25,7 @@ use loa::collector::store::Synchronous;
 use loa::report::{Period, PlanSource};
 use loa::schedule::PlannedAiring;
 use loa::wire::{
-    AiringRecord, GENESIS_HASH, Heartbeat, Outcome, RecordBatch, SignedRecord, Source,
-    WIRE_VERSION, encode_public_key,
+    AiringRecord, Heartbeat, RecordBatch, SignedRecord, WIRE_VERSION, encode_public_key,
 };
 use std::sync::Arc;
 use std::time::Instant;
@@ -44,48 +45,6 @@ fn key(i: usize) -> SigningKey {
     let mut b = [7u8; 32];
     b[..8].copy_from_slice(&(i as u64).to_le_bytes());
     SigningKey::from_bytes(&b)
-}
-
-fn chain(station: &str, k: &SigningKey, n: usize) -> Vec<SignedRecord> {
-    let tz = FixedOffset::east_opt(7 * 3600).unwrap();
-    let t0 = tz.with_ymd_and_hms(2019, 3, 1, 5, 30, 0).unwrap();
-    let mut prev = GENESIS_HASH.to_string();
-    (1..=n as u64)
-        .map(|seq| {
-            let at = t0 + Duration::minutes(seq as i64 * 10);
-            let r = AiringRecord {
-                v: WIRE_VERSION,
-                station: station.into(),
-                seq,
-                occurrence: Some(format!("s@{}", at.with_timezone(&Utc).to_rfc3339())),
-                slot: Some("s".into()),
-                program: Some("cchc".into()),
-                category: "cchc".into(),
-                source: Source::File,
-                scheduled_at: at,
-                actual_start: Some(at),
-                end: Some(at + Duration::seconds(600)),
-                planned_secs: 600.0,
-                aired_secs: 600.0,
-                start_offset_ms: Some(12),
-                outcome: Outcome::Aired,
-                reason: None,
-                items: vec![loa::wire::AiredItem {
-                    path: "cchc/2019-03.ogg".into(),
-                    sha256: "ab".repeat(32),
-                    duration_secs: 600.0,
-                    aired_secs: 600.0,
-                }],
-                evidence: None,
-                relay: None,
-                recorded_at: at.with_timezone(&Utc) + Duration::seconds(601),
-                prev_hash: prev.clone(),
-            };
-            let s = r.sign(k).unwrap();
-            prev = s.hash.clone();
-            s
-        })
-        .collect()
 }
 
 fn registry(dir: &std::path::Path, n: usize) -> Registry {

@@ -5,15 +5,14 @@
 //!
 //! Run: `CARGO_TARGET_DIR=/work/target-release cargo run --release --example bench_ingest_parts`
 
-use chrono::{Duration, FixedOffset, TimeZone, Utc};
+mod common;
+use chrono::Utc;
+use common::chain;
 use ed25519_dalek::{Signature, SigningKey};
 use loa::collector::Store;
 use loa::collector::ingest::{check_batch, decode_batch, verify_batch_one_key};
 use loa::collector::store::Synchronous;
-use loa::wire::{
-    AiredItem, AiringRecord, GENESIS_HASH, Outcome, RecordBatch, SignedRecord, Source,
-    WIRE_VERSION, sha256_hex,
-};
+use loa::wire::{AiringRecord, RecordBatch, SignedRecord, sha256_hex};
 use std::time::Instant;
 
 fn thread_cpu_secs() -> f64 {
@@ -34,48 +33,6 @@ fn cpu_us(records_per_call: usize, reps: usize, mut f: impl FnMut()) -> f64 {
         f();
     }
     (thread_cpu_secs() - t) * 1e6 / (reps * records_per_call) as f64
-}
-
-fn chain(station: &str, k: &SigningKey, n: usize) -> Vec<SignedRecord> {
-    let tz = FixedOffset::east_opt(7 * 3600).unwrap();
-    let t0 = tz.with_ymd_and_hms(2019, 3, 1, 5, 30, 0).unwrap();
-    let mut prev = GENESIS_HASH.to_string();
-    (1..=n as u64)
-        .map(|seq| {
-            let at = t0 + Duration::minutes(seq as i64 * 10);
-            let r = AiringRecord {
-                v: WIRE_VERSION,
-                station: station.into(),
-                seq,
-                occurrence: Some(format!("s@{}", at.with_timezone(&Utc).to_rfc3339())),
-                slot: Some("s".into()),
-                program: Some("cchc".into()),
-                category: "cchc".into(),
-                source: Source::File,
-                scheduled_at: at,
-                actual_start: Some(at),
-                end: Some(at + Duration::seconds(600)),
-                planned_secs: 600.0,
-                aired_secs: 600.0,
-                start_offset_ms: Some(12),
-                outcome: Outcome::Aired,
-                reason: None,
-                items: vec![AiredItem {
-                    path: "cchc/2019-03.ogg".into(),
-                    sha256: "ab".repeat(32),
-                    duration_secs: 600.0,
-                    aired_secs: 600.0,
-                }],
-                evidence: None,
-                relay: None,
-                recorded_at: at.with_timezone(&Utc) + Duration::seconds(601),
-                prev_hash: prev.clone(),
-            };
-            let s = r.sign(k).unwrap();
-            prev = s.hash.clone();
-            s
-        })
-        .collect()
 }
 
 fn main() {
