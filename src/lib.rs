@@ -47,3 +47,12 @@ pub mod schedule;
 pub mod shipper;
 pub mod station;
 pub mod wire;
+
+/// Threads for CPU-bound work split across the cores (ingest verification, report building and
+/// rendering): the cores available, 1 when unknown, at most 8.
+pub fn worker_threads() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .clamp(1, 8)
+}

@@ -266,16 +266,7 @@ impl TruePeakScanner {
             self.scratch
                 .extend(samples[c..].iter().step_by(ch).take(frames));
             // f32 → f64 is exact and monotone: the f32 maximum is `ebur128`'s f64 maximum.
-            let block_peak = self.scratch[keep..]
-                .chunks(LANES)
-                .fold([0f32; LANES], |mut m, xs| {
-                    for (m, x) in m.iter_mut().zip(xs) {
-                        *m = m.max(x.abs());
-                    }
-                    m
-                })
-                .iter()
-                .fold(0f32, |a, &b| a.max(b));
+            let block_peak = crate::meter::abs_peak(&self.scratch[keep..]);
             self.sample_peak[c] = self.sample_peak[c].max(f64::from(block_peak));
             if self.factor == 1 {
                 continue;

@@ -306,7 +306,7 @@ impl<S: Source> Source for DownmixToMono<S> {
 /// Map one frame of `from.len()` channels onto `to.len()` channels, as rodio's channel
 /// converter does (mono is duplicated onto the first two channels, extra outputs are silent,
 /// extra inputs dropped), except that many → mono averages every channel.
-fn map_frame(from: &[f32], to: &mut [f32]) {
+pub(crate) fn map_frame(from: &[f32], to: &mut [f32]) {
     if to.len() == 1 && from.len() > 1 {
         to[0] = from.iter().sum::<f32>() / from.len() as f32;
         return;

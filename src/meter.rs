@@ -152,24 +152,28 @@ struct Analysis {
     silent_frames: u64,
 }
 
+/// The largest `|x|` of `xs` (0 when empty), folded in lanes the compiler can vectorise.
+pub fn abs_peak(xs: &[f32]) -> f32 {
+    let mut lanes = [0f32; 8];
+    let blocks = xs.chunks_exact(lanes.len());
+    let tail = blocks.remainder();
+    for block in blocks {
+        for (m, x) in lanes.iter_mut().zip(block) {
+            *m = m.max(x.abs());
+        }
+    }
+    for x in tail {
+        lanes[0] = lanes[0].max(x.abs());
+    }
+    lanes.iter().fold(0f32, |a, &b| a.max(b))
+}
+
 impl Analysis {
     fn push(&mut self, whole: &[f32]) {
         // The format was validated in `EvidenceMeter::new` and `whole` holds whole frames:
         // cannot fail.
         let _ = self.r128.add_frames_f32(whole);
-        // The peak over the whole chunk, in lanes the compiler can vectorise.
-        let mut lanes = [0f32; 8];
-        let blocks = whole.chunks_exact(lanes.len());
-        let tail = blocks.remainder();
-        for block in blocks {
-            for (m, x) in lanes.iter_mut().zip(block) {
-                *m = m.max(x.abs());
-            }
-        }
-        for x in tail {
-            lanes[0] = lanes[0].max(x.abs());
-        }
-        self.peak = lanes.iter().fold(self.peak, |a, &b| a.max(b));
+        self.peak = self.peak.max(abs_peak(whole));
         // Silent runs: a frame is silent when every channel is below the threshold.
         let threshold = self.silence_threshold;
         for frame in whole.chunks_exact(self.channels) {

@@ -943,15 +943,7 @@ impl ItemStream {
                     let (Some(l), Some(r)) = (src.next(), src.next()) else {
                         break;
                     };
-                    match frame {
-                        [m] => *m = (l + r) * 0.5,
-                        [a, b, rest @ ..] => {
-                            *a = l;
-                            *b = r;
-                            rest.fill(0.0);
-                        }
-                        [] => {}
-                    }
+                    crate::media::map_frame(&[l, r], frame);
                     n += ch;
                 }
                 n

@@ -89,21 +89,7 @@ pub struct Airing {
 
 impl From<&AiringRecord> for Airing {
     fn from(r: &AiringRecord) -> Self {
-        Self {
-            seq: r.seq,
-            occurrence: r.occurrence.clone(),
-            slot: r.slot.clone(),
-            program: r.program.clone(),
-            category: r.category.clone(),
-            source: r.source,
-            scheduled_at: r.scheduled_at,
-            actual_start: r.actual_start,
-            planned_secs: r.planned_secs,
-            aired_secs: r.aired_secs,
-            start_offset_ms: r.start_offset_ms,
-            outcome: r.outcome,
-            reason: r.reason.clone(),
-        }
+        Self::from(r.clone())
     }
 }
 
@@ -218,28 +204,24 @@ pub struct Breakdown {
     pub by_source: BTreeMap<String, Totals>,
 }
 
+/// Count `row` under `key`; looked up before inserting, so no key is allocated per row.
+fn count_under(map: &mut BTreeMap<String, Totals>, key: &str, row: &Row) {
+    match map.get_mut(key) {
+        Some(t) => t.add(row),
+        None => {
+            let mut t = Totals::default();
+            t.add(row);
+            map.insert(key.to_owned(), t);
+        }
+    }
+}
+
 impl Breakdown {
     /// Count one row everywhere.
     pub fn add(&mut self, row: &Row) {
         self.totals.add(row);
-        // Look up before inserting: no key allocation per row.
-        match self.by_category.get_mut(&row.category) {
-            Some(t) => t.add(row),
-            None => {
-                let mut t = Totals::default();
-                t.add(row);
-                self.by_category.insert(row.category.clone(), t);
-            }
-        }
-        let source = source_key(row.source);
-        match self.by_source.get_mut(source) {
-            Some(t) => t.add(row),
-            None => {
-                let mut t = Totals::default();
-                t.add(row);
-                self.by_source.insert(source.to_string(), t);
-            }
-        }
+        count_under(&mut self.by_category, &row.category, row);
+        count_under(&mut self.by_source, source_key(row.source), row);
     }
 
     /// Sum another breakdown into this one.

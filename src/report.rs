@@ -199,10 +199,7 @@ pub fn build_with(
     keep_records: bool,
 ) -> Result<PeriodReport, ReportError> {
     let entries: Vec<&StationEntry> = registry.stations.values().collect();
-    let threads = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1)
-        .clamp(1, 8);
+    let threads = crate::worker_threads();
     let per = entries.len().div_ceil(threads).max(1);
     type Built = Result<StationSection, ReportError>;
     let work = |db: &Store, part: &[&StationEntry]| -> Vec<Built> {
@@ -304,7 +301,9 @@ fn section(
     })
 }
 
-/// Reconcile one station over `period`, and gather the contiguous run of its records.
+/// Reconcile one station over `period` from the airing columns, without its signed records (the
+/// status and month views show the reconciliation only; the JSON export goes through
+/// [`build_with`]).
 pub fn station_section(
     store: &Store,
     entry: &StationEntry,
@@ -312,7 +311,7 @@ pub fn station_section(
     period: &Period,
     th: &Thresholds,
 ) -> Result<StationSection, ReportError> {
-    section(store, entry, plans, period, th, true)
+    section(store, entry, plans, period, th, false)
 }
 
 /// Export formats.
@@ -524,10 +523,7 @@ pub fn write_csv(report: &PeriodReport, out: &mut impl Write) -> Result<(), Repo
     }
     head.extend_from_slice(b"\r\n");
     out.write_all(&head)?;
-    let threads = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1)
-        .clamp(1, 8);
+    let threads = crate::worker_threads();
     let per = report.stations.len().div_ceil(threads).max(1);
     let parts: Vec<std::io::Result<Vec<Vec<u8>>>> = std::thread::scope(|scope| {
         let handles: Vec<_> = report

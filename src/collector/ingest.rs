@@ -355,10 +355,7 @@ pub fn check_batch(
 ) -> Result<Vec<CheckedRecord>, BatchError> {
     let total = batch.records.len();
     let results: Vec<OneResult> = if total >= PARALLEL_VERIFY_MIN {
-        let threads = std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1)
-            .clamp(1, 8);
+        let threads = crate::worker_threads();
         let chunk = total.div_ceil(threads);
         let mut parts: Vec<Vec<SignedRecord>> = Vec::with_capacity(threads);
         let mut records = batch.records.into_iter();

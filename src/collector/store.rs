@@ -645,9 +645,10 @@ impl Store {
         Ok(out)
     }
 
-    /// The airings of `station` scheduled in `[from, to)` (unix seconds), by scheduled time then
-    /// seq (the covering index's order: no sort), read from the columns (the bytes only of a row whose columns are not filled): what reconciliation needs,
-    /// without parsing the signed records.
+    /// The airings of `station` scheduled in `[from, to)` (unix seconds), in no promised order
+    /// (reconciliation does not depend on it), read from the columns (the bytes only of a row
+    /// whose columns are not filled): what reconciliation needs, without parsing the signed
+    /// records.
     pub fn airings_between(
         &self,
         station: &str,

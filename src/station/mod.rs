@@ -504,19 +504,28 @@ impl Daemon {
     /// Delete journal segments the collector has acknowledged (every record `<= acked`) whose
     /// last record is older than the local history to keep. Age is counted back from the newest
     /// record when the wall clock is ahead of it, so a clock stepped far forward deletes nothing
-    /// early.
-    fn compact(&mut self, acked: u64, now: DateTime<Utc>) {
+    /// early. True when something was deleted (memory is worth giving back then).
+    fn compact(&mut self, acked: u64, now: DateTime<Utc>) -> bool {
         let newest = self.journal.newest_recorded_at().unwrap_or(now).min(now);
         let cutoff = newest - Duration::days(i64::from(self.cfg.keep_days.max(MIN_KEEP_DAYS)));
         match self.journal.prune(acked, cutoff) {
-            Ok(deleted) if !deleted.is_empty() => tracing::info!(
-                segments = deleted.len(),
-                acked,
-                older_than = %cutoff,
-                "journal compacted (acknowledged records older than the local history deleted)"
-            ),
-            Ok(_) => tracing::info!(acked, "journal compaction: nothing to delete"),
-            Err(e) => tracing::warn!("journal compaction failed: {e}"),
+            Ok(deleted) if !deleted.is_empty() => {
+                tracing::info!(
+                    segments = deleted.len(),
+                    acked,
+                    older_than = %cutoff,
+                    "journal compacted (acknowledged records older than the local history deleted)"
+                );
+                true
+            }
+            Ok(_) => {
+                tracing::info!(acked, "journal compaction: nothing to delete");
+                false
+            }
+            Err(e) => {
+                tracing::warn!("journal compaction failed: {e}");
+                false
+            }
         }
     }
 
@@ -904,8 +913,7 @@ impl Daemon {
             {
                 last_compact = Some(Instant::now());
                 let acked = acked.load(std::sync::atomic::Ordering::Relaxed);
-                self.compact(acked, now);
-                self.trim_pending = true;
+                self.trim_pending |= self.compact(acked, now);
             }
             // Clock steps: wall time moving differently from monotonic time.
             let expected = last_wall + Duration::from_std(last_mono.elapsed()).unwrap_or_default();
