@@ -1,15 +1,18 @@
 //! Plan vs as-run: every planned occurrence of a station gets a [`Status`] (on time, late by s,
-//! short by s, failed, missed with the station's reason, no record), every record that accounts
-//! for no planned occurrence is listed as unplanned, and [`Totals`] are summed per station, per
-//! category, per source and for the city.
+//! short by s, failed, missed with the station's reason, no record, not yet due), every record
+//! that accounts for no planned occurrence is listed as unplanned, and [`Totals`] are summed per
+//! station, per category, per source and for the city.
 //!
-//! **Invariant:** pure: the same plan, airings and thresholds give the same rows, in plan order
-//! then unplanned by seq; every planned occurrence yields exactly one row and every airing at most
-//! one (a later record for the same occurrence supersedes an earlier one). It reads only the
+//! **Invariant:** pure: the same plan, airings, thresholds and `now` give the same rows, in plan
+//! order then unplanned by seq; every planned occurrence yields exactly one row and every airing
+//! at most one (a later record for the same occurrence supersedes an earlier one). An occurrence
+//! without a record whose record cannot be expected yet at `now` (see [`due_at`]) is
+//! [`Status::NotYetDue`], never "no record", and stays out of the compliance ratio. `now` is
+//! handed in (from the caller's injected clock); nothing here reads a clock. It reads only the
 //! fields of [`Airing`] (what the store keeps in columns beside each signed record), never the
 //! signed bytes.
 
-use chrono::{DateTime, FixedOffset};
+use chrono::{DateTime, FixedOffset, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 
@@ -49,6 +52,9 @@ pub enum Status {
     Failed,
     Missed,
     NoRecord,
+    /// Planned, no record yet, and none can be expected yet at `now` (a future airing, or one
+    /// still within its grace and length).
+    NotYetDue,
     Unplanned,
 }
 
@@ -62,6 +68,7 @@ impl Status {
             Status::Failed => "Lỗi, không phát được",
             Status::Missed => "Bỏ lỡ",
             Status::NoRecord => "Không có bản ghi",
+            Status::NotYetDue => "Chưa đến giờ",
             Status::Unplanned => "Phát ngoài kế hoạch",
         }
     }
@@ -149,9 +156,17 @@ pub struct Totals {
     pub failed: u64,
     pub missed: u64,
     pub no_record: u64,
+    /// Planned occurrences not yet due at the report's `now` (counted in `planned`, never in the
+    /// compliance ratio). Left out of JSON when zero, so a past period's export is unchanged.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub not_yet_due: u64,
     pub unplanned: u64,
     /// Seconds on air, planned and unplanned.
     pub airtime_secs: f64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl Totals {
@@ -167,6 +182,7 @@ impl Totals {
             Status::Failed => self.failed += 1,
             Status::Missed => self.missed += 1,
             Status::NoRecord => self.no_record += 1,
+            Status::NotYetDue => self.not_yet_due += 1,
             Status::Unplanned => self.unplanned += 1,
         }
         if matches!(row.status, Status::OnTime | Status::Late | Status::Short) {
@@ -185,14 +201,21 @@ impl Totals {
         self.failed += o.failed;
         self.missed += o.missed;
         self.no_record += o.no_record;
+        self.not_yet_due += o.not_yet_due;
         self.unplanned += o.unplanned;
         self.airtime_secs += o.airtime_secs;
     }
 
-    /// Compliance: planned occurrences aired in full (on time or late) over planned, in percent;
-    /// `None` when nothing was planned.
+    /// Planned occurrences that are due (planned less not yet due): the compliance denominator.
+    pub fn due(&self) -> u64 {
+        self.planned.saturating_sub(self.not_yet_due)
+    }
+
+    /// Compliance: due occurrences aired in full (on time or late) over due occurrences, in
+    /// percent; `None` when nothing is due (nothing planned, or all of it still to come).
     pub fn compliance_pct(&self) -> Option<f64> {
-        (self.planned > 0).then(|| 100.0 * (self.on_time + self.late) as f64 / self.planned as f64)
+        let due = self.due();
+        (due > 0).then(|| 100.0 * (self.on_time + self.late) as f64 / due as f64)
     }
 }
 
@@ -283,14 +306,31 @@ fn default_reason(rec: &Airing) -> Option<String> {
     }
 }
 
+/// The instant from which a planned occurrence's record can be expected: its instant, plus the
+/// station's grace (a soft start may begin that late), plus its planned length (the station
+/// writes the record when the airing ends). Before it, a missing record is "not yet due".
+pub fn due_at(p: &PlannedAiring) -> DateTime<Utc> {
+    // Both are bounded by schedule validation; saturate rather than overflow on anything else.
+    let secs = (p.grace_secs as f64 + p.planned_secs.max(0.0)).ceil();
+    let secs = if secs.is_finite() {
+        secs.min(366.0 * 86_400.0) as i64
+    } else {
+        0
+    };
+    p.at.with_timezone(&Utc) + chrono::Duration::seconds(secs)
+}
+
 /// Reconcile one station: `planned` is the plan for the period (`None` when the plan could not be
 /// loaded: then each record carrying an occurrence counts as planned on the station's word and
-/// "no record" cannot be known), `records` the station's airings in the period.
+/// "no record" cannot be known), `records` the station's airings in the period, `now` the
+/// instant the report is made at (from the caller's clock): a planned occurrence without a
+/// record that is not due at `now` ([`due_at`]) is [`Status::NotYetDue`].
 pub fn reconcile(
     station: &str,
     planned: Option<&[PlannedAiring]>,
     records: &[Airing],
     th: &Thresholds,
+    now: DateTime<Utc>,
 ) -> StationReconciliation {
     // Latest record per occurrence.
     let mut by_occ: HashMap<&str, &Airing> = HashMap::new();
@@ -339,28 +379,36 @@ pub fn reconcile(
                         used.insert(r.occurrence.as_deref().unwrap_or_default());
                         from_record(r, &p.category, p.planned_secs, None)
                     }
-                    None => Row {
-                        station: station.clone(),
-                        occurrence: Some(key),
-                        slot: Some(p.slot.to_string()),
-                        program: p.program.as_deref().map(str::to_owned),
-                        category: p.category.to_string(),
-                        source: if p.relay.is_some() {
-                            Source::Relay
-                        } else {
-                            Source::File
-                        },
-                        scheduled_at: p.at,
-                        actual_start: None,
-                        planned_secs: p.planned_secs,
-                        aired_secs: 0.0,
-                        late_by_secs: None,
-                        short_by_secs: None,
-                        status: Status::NoRecord,
-                        outcome: None,
-                        reason: Some("the station sent no record for this airing".into()),
-                        seq: None,
-                    },
+                    None => {
+                        let due = due_at(p) <= now;
+                        Row {
+                            station: station.clone(),
+                            occurrence: Some(key),
+                            slot: Some(p.slot.to_string()),
+                            program: p.program.as_deref().map(str::to_owned),
+                            category: p.category.to_string(),
+                            source: if p.relay.is_some() {
+                                Source::Relay
+                            } else {
+                                Source::File
+                            },
+                            scheduled_at: p.at,
+                            actual_start: None,
+                            planned_secs: p.planned_secs,
+                            aired_secs: 0.0,
+                            late_by_secs: None,
+                            short_by_secs: None,
+                            status: if due {
+                                Status::NoRecord
+                            } else {
+                                Status::NotYetDue
+                            },
+                            outcome: None,
+                            reason: due
+                                .then(|| "the station sent no record for this airing".into()),
+                            seq: None,
+                        }
+                    }
                 };
                 out.breakdown.add(&row);
                 out.rows.push(row);
@@ -465,9 +513,108 @@ mod tests {
             .map(|(i, (&(o, aired, off), p))| rec(i as u64 + 1, p, o, aired, off))
             .collect();
         let recs: Vec<Airing> = recs.iter().map(Airing::from).collect();
-        let r = reconcile("a", Some(&plans), &recs, &Thresholds::default());
+        let r = reconcile("a", Some(&plans), &recs, &Thresholds::default(), later());
         let got: Vec<Status> = r.rows.iter().map(|r| r.status).collect();
         assert_eq!(got, expected);
+    }
+
+    /// An instant after every plan of these tests (the month is over).
+    fn later() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2019, 4, 1, 0, 0, 0).unwrap()
+    }
+
+    /// One occurrence (day 1, 05:30 +07, 600 s) with `grace_secs`, reconciled at its instant plus
+    /// `now_after_secs`, with or without a record of `outcome`: its status.
+    fn check_due(grace_secs: u32, now_after_secs: i64, outcome: Option<Outcome>, expected: Status) {
+        let mut p = plan(1, 5);
+        p.grace_secs = grace_secs;
+        let recs: Vec<Airing> = outcome
+            .map(|o| {
+                Airing::from(rec(
+                    1,
+                    &p,
+                    o,
+                    if o == Outcome::Aired { 600.0 } else { 0.0 },
+                    0,
+                ))
+            })
+            .into_iter()
+            .collect();
+        let now = p.at.with_timezone(&Utc) + chrono::Duration::seconds(now_after_secs);
+        let r = reconcile("a", Some(&[p]), &recs, &Thresholds::default(), now);
+        assert_eq!(
+            r.rows[0].status, expected,
+            "grace {grace_secs}, now = instant + {now_after_secs} s, {outcome:?}"
+        );
+        let t = &r.breakdown.totals;
+        assert_eq!(t.planned, 1);
+        assert_eq!(t.not_yet_due, u64::from(expected == Status::NotYetDue));
+        assert_eq!(t.no_record, u64::from(expected == Status::NoRecord));
+    }
+
+    #[test]
+    fn an_occurrence_is_not_yet_due_until_its_instant_grace_and_length_have_passed() {
+        use Outcome::*;
+        // No record: not yet due before the instant, while it may still be airing (600 s), and
+        // within a soft start's grace; "no record" from then on.
+        check_due(0, -86_400, None, Status::NotYetDue);
+        check_due(0, -1, None, Status::NotYetDue);
+        check_due(0, 0, None, Status::NotYetDue);
+        check_due(0, 599, None, Status::NotYetDue);
+        check_due(0, 600, None, Status::NoRecord);
+        check_due(0, 86_400, None, Status::NoRecord);
+        check_due(300, 899, None, Status::NotYetDue);
+        check_due(300, 900, None, Status::NoRecord);
+        // A record always counts, whatever the clock says (a skip decided ahead, a clock behind).
+        check_due(0, -60, Some(Skipped), Status::Missed);
+        check_due(0, -1, Some(Aired), Status::OnTime);
+        check_due(0, 10, Some(Failed), Status::Failed);
+    }
+
+    #[test]
+    fn not_yet_due_occurrences_stay_out_of_the_compliance_ratio() {
+        // A healthy new ward in the middle of the month: the two airings that are due aired;
+        // the two to come are not yet due. Compliance is 100 %, not 50 % (or 0 %).
+        let plans = vec![plan(1, 5), plan(1, 17), plan(2, 5), plan(2, 17)];
+        let recs: Vec<Airing> = [
+            rec(1, &plans[0], Outcome::Aired, 600.0, 0),
+            rec(2, &plans[1], Outcome::Aired, 600.0, 0),
+        ]
+        .iter()
+        .map(Airing::from)
+        .collect();
+        let now = at(2, 4).with_timezone(&Utc);
+        let r = reconcile("a", Some(&plans), &recs, &Thresholds::default(), now);
+        let got: Vec<Status> = r.rows.iter().map(|r| r.status).collect();
+        use Status::*;
+        assert_eq!(got, [OnTime, OnTime, NotYetDue, NotYetDue]);
+        assert_eq!(r.rows[2].reason, None);
+        let t = &r.breakdown.totals;
+        assert_eq!(
+            (t.planned, t.due(), t.not_yet_due, t.no_record),
+            (4, 2, 2, 0)
+        );
+        assert_eq!(t.compliance_pct(), Some(100.0));
+        assert_eq!(r.breakdown.by_category["cchc"].not_yet_due, 2);
+        // Nothing due yet: no ratio at all rather than 0 %.
+        let r = reconcile(
+            "a",
+            Some(&plans),
+            &[],
+            &Thresholds::default(),
+            at(1, 4).with_timezone(&Utc),
+        );
+        assert_eq!(r.breakdown.totals.not_yet_due, 4);
+        assert_eq!(r.breakdown.totals.compliance_pct(), None);
+        // Past the month: the same airings without records are "no record" and count.
+        let r = reconcile("a", Some(&plans), &recs, &Thresholds::default(), later());
+        assert_eq!(r.breakdown.totals.compliance_pct(), Some(50.0));
+        assert_eq!(r.breakdown.totals.no_record, 2);
+        // Totals without the field (a past export) read back as zero not yet due.
+        let json = serde_json::to_string(&r.breakdown.totals).unwrap();
+        assert!(!json.contains("not_yet_due"), "{json}");
+        let back: Totals = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, r.breakdown.totals);
     }
 
     #[test]
@@ -503,7 +650,7 @@ mod tests {
         .into_iter()
         .map(Airing::from)
         .collect();
-        let r = reconcile("a", Some(&plans), &recs, &Thresholds::default());
+        let r = reconcile("a", Some(&plans), &recs, &Thresholds::default(), later());
         let got: Vec<(Status, Option<u64>)> = r.rows.iter().map(|r| (r.status, r.seq)).collect();
         assert_eq!(
             got,
@@ -540,7 +687,7 @@ mod tests {
     fn without_a_plan_records_count_on_the_stations_word() {
         let p = plan(1, 5);
         let recs = vec![Airing::from(rec(1, &p, Outcome::Aired, 600.0, 0))];
-        let r = reconcile("a", None, &recs, &Thresholds::default());
+        let r = reconcile("a", None, &recs, &Thresholds::default(), later());
         assert_eq!(r.rows.len(), 1);
         assert_eq!(r.rows[0].status, Status::OnTime);
         assert_eq!(r.breakdown.totals.planned, 1);

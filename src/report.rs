@@ -99,6 +99,40 @@ impl Period {
         d >= self.from && d <= self.to
     }
 
+    /// The instant the period ends: midnight after its last day on the collector's reporting
+    /// offset (`None` only for a date at the end of chrono's range).
+    pub fn end_at(&self) -> Option<DateTime<Utc>> {
+        let offset = crate::collector::status::report_offset();
+        (self.to + Duration::days(1))
+            .and_hms_opt(0, 0, 0)?
+            .and_local_timezone(offset)
+            .single()
+            .map(|t| t.with_timezone(&Utc))
+    }
+
+    /// True when the period is not over at `now` (a month or year to date still running, or
+    /// one still to come): its figures are as of `now`.
+    pub fn is_open_at(&self, now: DateTime<Utc>) -> bool {
+        self.end_at().is_none_or(|end| now < end)
+    }
+
+    /// The note a report of this period made at `now` carries in its header when the period is
+    /// not over (`None` when it is): "Tháng chưa kết thúc — số liệu tính đến 14:05 04/12/2026".
+    pub fn open_note(&self, now: DateTime<Utc>) -> Option<String> {
+        self.is_open_at(now).then(|| {
+            let what = if self.label.len() == 4 {
+                "Năm"
+            } else {
+                "Tháng"
+            };
+            format!(
+                "{what} chưa kết thúc — số liệu tính đến {}",
+                now.with_timezone(&crate::collector::status::report_offset())
+                    .format("%H:%M %d/%m/%Y")
+            )
+        })
+    }
+
     /// Unix seconds bounding every instant whose local date (any offset within ±14 h) is inside.
     fn unix_bounds(&self) -> (i64, i64) {
         let start = self
@@ -167,6 +201,7 @@ pub struct StationSection {
 #[derive(Debug, Clone, Serialize)]
 pub struct PeriodReport {
     pub period: Period,
+    /// The `now` it was built at: occurrences not due by then are "not yet due".
     pub generated_at: DateTime<Utc>,
     pub stations: Vec<StationSection>,
     /// City-wide totals.
@@ -204,7 +239,7 @@ pub fn build_with(
     type Built = Result<StationSection, ReportError>;
     let work = |db: &Store, part: &[&StationEntry]| -> Vec<Built> {
         part.iter()
-            .map(|entry| section(db, entry, plans, period, th, keep_records))
+            .map(|entry| section(db, entry, plans, period, th, now, keep_records))
             .collect()
     };
     // One part per core, each with its own read connection (WAL readers run side by side):
@@ -247,15 +282,16 @@ pub fn build_with(
     })
 }
 
-/// Reconcile one station over `period`. With `keep_records`, its signed records are read (and
-/// parsed: the same airings) and the contiguous run of seqs covering the period is kept for the
-/// JSON export; without, only the airing columns are read (no JSON parsing).
+/// Reconcile one station over `period` at `now`. With `keep_records`, its signed records are read
+/// (and parsed: the same airings) and the contiguous run of seqs covering the period is kept for
+/// the JSON export; without, only the airing columns are read (no JSON parsing).
 fn section(
     db: &Store,
     entry: &StationEntry,
     plans: &dyn PlanSource,
     period: &Period,
     th: &Thresholds,
+    now: DateTime<Utc>,
     keep_records: bool,
 ) -> Result<StationSection, ReportError> {
     let (lo, hi) = period.unix_bounds();
@@ -289,7 +325,7 @@ fn section(
         Ok(p) => (Some(p), None),
         Err(note) => (None, Some(note)),
     };
-    let reconciliation = reconcile(&entry.id, plan.as_deref(), &airings, th);
+    let reconciliation = reconcile(&entry.id, plan.as_deref(), &airings, th, now);
     Ok(StationSection {
         id: entry.id.clone(),
         name: entry.name.clone(),
@@ -301,17 +337,18 @@ fn section(
     })
 }
 
-/// Reconcile one station over `period` from the airing columns, without its signed records (the
-/// status and month views show the reconciliation only; the JSON export goes through
-/// [`build_with`]).
+/// Reconcile one station over `period` at `now` from the airing columns, without its signed
+/// records (the status and month views show the reconciliation only; the JSON export goes
+/// through [`build_with`]).
 pub fn station_section(
     store: &Store,
     entry: &StationEntry,
     plans: &dyn PlanSource,
     period: &Period,
     th: &Thresholds,
+    now: DateTime<Utc>,
 ) -> Result<StationSection, ReportError> {
-    section(store, entry, plans, period, th, false)
+    section(store, entry, plans, period, th, now, false)
 }
 
 /// Export formats.
@@ -509,12 +546,17 @@ fn row_cells<'a>(s: &'a StationSection, r: &'a Row) -> [Cell<'a>; 18] {
 /// Bytes of CSV buffered before each write to `out`.
 const CSV_CHUNK_BYTES: usize = 1 << 20;
 
-/// CSV: a BOM, the Vietnamese headers, then one row per planned occurrence or unplanned airing.
-/// The rows of each station are formatted on every core (one run of stations per core, in
-/// order) and written to `out` in station order, in chunks of ~1 MiB.
+/// CSV: a BOM, for a period not over the note saying so (one line, [`Period::open_note`]), the
+/// Vietnamese headers, then one row per planned occurrence or unplanned airing. The rows of each
+/// station are formatted on every core (one run of stations per core, in order) and written to
+/// `out` in station order, in chunks of ~1 MiB.
 pub fn write_csv(report: &PeriodReport, out: &mut impl Write) -> Result<(), ReportError> {
     let mut head: Vec<u8> = Vec::with_capacity(1024);
     head.extend_from_slice("\u{feff}".as_bytes());
+    if let Some(note) = report.period.open_note(report.generated_at) {
+        csv_field(&mut head, &note)?;
+        head.extend_from_slice(b"\r\n");
+    }
     for (i, h) in CSV_HEADERS.iter().enumerate() {
         if i > 0 {
             head.push(b',');
@@ -596,6 +638,10 @@ pub struct JsonExport {
     pub version: u32,
     pub period: Period,
     pub generated_at: DateTime<Utc>,
+    /// Present when the period was not over at `generated_at`: its figures are as of then
+    /// ("Tháng chưa kết thúc — số liệu tính đến …").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
     pub stations: Vec<JsonStation>,
 }
 
@@ -648,6 +694,7 @@ pub fn write_json(report: &PeriodReport, out: &mut impl Write) -> Result<(), Rep
         version: EXPORT_VERSION,
         period: report.period.clone(),
         generated_at: report.generated_at,
+        note: report.period.open_note(report.generated_at),
         stations,
     };
     serde_json::to_writer_pretty(out, &doc)?;
@@ -675,6 +722,9 @@ pub const SUMMARY_HEADERS: [&str; 13] = [
     "Tỷ lệ thực hiện (%)",
     "Tổng thời lượng phát (phút)",
 ];
+
+/// Summary sheet column added after [`SUMMARY_HEADERS`] when the period is not over.
+pub const SUMMARY_NOT_YET_DUE: &str = "Chưa đến giờ";
 
 /// XLSX: summary per station with totals and signature block, every airing, exceptions.
 pub fn to_xlsx(report: &PeriodReport) -> Result<Vec<u8>, ReportError> {
@@ -708,8 +758,22 @@ pub fn to_xlsx_with_sheet_rows(
             ),
             &title,
         )?;
+        let open_note = report.period.open_note(report.generated_at);
+        if let Some(note) = &open_note {
+            ws.write_string_with_format(1, 0, note, &bold)?;
+        }
         for (c, h) in SUMMARY_HEADERS.iter().enumerate() {
             ws.write_string_with_format(2, c as u16, *h, &bold)?;
+        }
+        // Only a period not over has occurrences not yet due: a past period's sheet is unchanged.
+        let open = open_note.is_some();
+        if open {
+            ws.write_string_with_format(
+                2,
+                SUMMARY_HEADERS.len() as u16,
+                SUMMARY_NOT_YET_DUE,
+                &bold,
+            )?;
         }
         ws.set_column_width(1, 30)?;
         let mut row = 3u32;
@@ -739,6 +803,9 @@ pub fn to_xlsx_with_sheet_rows(
                 }
             }
             ws.write_number(row, 12, (t.airtime_secs / 60.0 * 10.0).round() / 10.0)?;
+            if open {
+                ws.write_number(row, 13, t.not_yet_due as f64)?;
+            }
             Ok(())
         };
         for s in &report.stations {
@@ -1181,7 +1248,13 @@ mod tests {
                     area_code: format!("{:05}", 20000 + i),
                     public_key: String::new(),
                     plan_note: None,
-                    reconciliation: reconcile(&id, Some(&plans), &[], &Thresholds::default()),
+                    reconciliation: reconcile(
+                        &id,
+                        Some(&plans),
+                        &[],
+                        &Thresholds::default(),
+                        Utc::now(),
+                    ),
                     records: Vec::new(),
                 }
             })

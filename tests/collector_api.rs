@@ -397,9 +397,15 @@ async fn monthly_exports_reconcile_and_verify_offline() {
     assert!(csv.starts_with("\u{feff}".as_bytes()));
     let text = String::from_utf8(csv.to_vec()).unwrap();
     let lines: Vec<&str> = text.lines().collect();
-    assert!(lines[0].contains("Giờ kế hoạch") && lines[0].contains("Lý do"));
+    // The clock is on 31/03 12:30: March is not over, and the first line says so.
+    assert!(
+        lines[0].starts_with("\u{feff}Tháng chưa kết thúc — số liệu tính đến 12:30 31/03/2019"),
+        "{}",
+        lines[0]
+    );
+    assert!(lines[1].contains("Giờ kế hoạch") && lines[1].contains("Lý do"));
     // 4 planned + 1 unplanned for a, 4 planned for b.
-    assert_eq!(lines.len(), 1 + 5 + 4);
+    assert_eq!(lines.len(), 2 + 5 + 4);
     assert!(
         text.contains("Phát trễ")
             && text.contains("mất điện lưới")

@@ -31,7 +31,8 @@ const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:1.5em;color:#2
 table{border-collapse:collapse;width:100%}th,td{border:1px solid #ccc;padding:.35em .5em;text-align:left;font-size:14px}
 th{background:#f0f0f0}.online{color:#fff;background:#2e7d32;padding:.1em .5em;border-radius:3px}
 .offline{color:#fff;background:#c62828;padding:.1em .5em;border-radius:3px}.gap{color:#c62828}
-.on_time{background:#e8f5e9}.late,.short{background:#fff8e1}.failed,.missed,.no_record{background:#ffebee}.unplanned{background:#e3f2fd}";
+.on_time{background:#e8f5e9}.late,.short{background:#fff8e1}.failed,.missed,.no_record{background:#ffebee}.unplanned{background:#e3f2fd}.not_yet_due{color:#666}
+.note{background:#fff8e1;padding:.3em .5em}";
 
 fn page(title: &str, body: &str) -> String {
     format!(
@@ -158,21 +159,29 @@ fn status_class(s: Status) -> &'static str {
         Status::Failed => "failed",
         Status::Missed => "missed",
         Status::NoRecord => "no_record",
+        Status::NotYetDue => "not_yet_due",
         Status::Unplanned => "unplanned",
     }
 }
 
-/// `/stations/{id}?month=`: the month's reconciliation of one station.
-pub fn month_view(s: &StationSection, period: &Period) -> String {
+/// `/stations/{id}?month=`: the month's reconciliation of one station, made at `now` (a month not
+/// over says so under its title, and counts what is still to come apart).
+pub fn month_view(s: &StationSection, period: &Period, now: DateTime<Utc>) -> String {
     let t = &s.reconciliation.breakdown.totals;
     let mut b = String::new();
     let _ = write!(
         b,
-        "<p><a href=\"/\">← tất cả các trạm</a></p><h1>{} — tháng {}</h1>\
-         <p id=\"totals\">Kế hoạch {} · đã phát {} · đúng giờ {} · trễ {} · thiếu {} · lỗi {} · bỏ lỡ {} · \
-         không có bản ghi {} · ngoài kế hoạch {} · tỷ lệ {}</p>",
+        "<p><a href=\"/\">← tất cả các trạm</a></p><h1>{} — tháng {}</h1>",
         esc(&s.name),
         esc(&period.label),
+    );
+    if let Some(note) = period.open_note(now) {
+        let _ = write!(b, "<p id=\"period-note\" class=\"note\">{}</p>", esc(&note));
+    }
+    let _ = write!(
+        b,
+        "<p id=\"totals\">Kế hoạch {} · đã phát {} · đúng giờ {} · trễ {} · thiếu {} · lỗi {} · bỏ lỡ {} · \
+         không có bản ghi {} · chưa đến giờ {} · ngoài kế hoạch {} · tỷ lệ {}</p>",
         t.planned,
         t.aired,
         t.on_time,
@@ -181,6 +190,7 @@ pub fn month_view(s: &StationSection, period: &Period) -> String {
         t.failed,
         t.missed,
         t.no_record,
+        t.not_yet_due,
         t.unplanned,
         t.compliance_pct()
             .map(|p| format!("{p:.1}%"))

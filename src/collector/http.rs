@@ -948,8 +948,9 @@ async fn dashboard_station(
                 st.inner.plans.as_ref(),
                 &period,
                 &st.inner.config.thresholds,
+                now,
             )?;
-            Ok(super::dashboard::month_view(&section, &period))
+            Ok(super::dashboard::month_view(&section, &period, now))
         })
         .await
         .map(axum::response::Html)

@@ -100,7 +100,7 @@ pub fn station_status(
     let month = current_month(now);
     let today = now.with_timezone(&report_offset()).date_naive();
     let period = Period::parse(&month, today)?;
-    let section = station_section(store, entry, plans, &period, th)?;
+    let section = station_section(store, entry, plans, &period, th, now)?;
     let totals = &section.reconciliation.breakdown.totals;
     let age = hb.as_ref().map(|h| (now - h.received_at).num_seconds());
     Ok(StationStatus {
