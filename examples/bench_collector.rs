@@ -344,6 +344,7 @@ async fn main() {
                                 clock_synced: Some(true),
                                 version: "bench".into(),
                                 uptime_secs: 1,
+                                journal: None,
                             }
                             .sign(&k)
                             .unwrap(),

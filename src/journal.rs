@@ -700,6 +700,28 @@ impl JournalReader {
     }
 }
 
+/// Bytes free to an unprivileged writer on the file system holding `path` (`statvfs`: available
+/// blocks × fragment size). `None` when it cannot be read.
+pub fn free_bytes(path: &Path) -> Option<u64> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::ffi::OsStrExt;
+        let c = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
+        // SAFETY: `statvfs` is plain data filled by the call; `c` is a valid NUL-terminated path.
+        let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+        let r = unsafe { libc::statvfs(c.as_ptr(), &mut st) };
+        if r != 0 {
+            return None;
+        }
+        Some((st.f_bavail as u64).saturating_mul(st.f_frsize as u64))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        None
+    }
+}
+
 /// Read every intact record of the journal in `dir` (tests and tools).
 pub fn read_all(dir: &Path) -> Result<Vec<SignedRecord>, JournalError> {
     JournalReader::new(dir).read_after(0, usize::MAX)

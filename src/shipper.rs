@@ -24,7 +24,9 @@
 //! the refused record itself is kept verbatim in the set-aside file for the operator.
 
 use crate::journal::{AckLedger, JournalError, JournalReader, SetAside, SetAsideEntry};
-use crate::wire::{self, AiringBrief, BatchAck, Heartbeat, RecordBatch, SignedRecord};
+use crate::wire::{
+    self, AiringBrief, BatchAck, Heartbeat, JournalHealth, RecordBatch, SignedRecord,
+};
 use ed25519_dalek::SigningKey;
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -137,6 +139,8 @@ pub struct LiveStatus {
     pub next_airing: Option<AiringBrief>,
     pub output: String,
     pub output_ok: bool,
+    /// The journal's state (the heartbeat adds the free space it reads itself).
+    pub journal: JournalHealth,
 }
 
 /// Build an HTTP client for `url` (installs the ring crypto provider for rustls once per
@@ -547,6 +551,10 @@ pub async fn run_heartbeat(
             clock_synced: clock_synced(),
             version: env!("CARGO_PKG_VERSION").to_string(),
             uptime_secs: started.elapsed().as_secs(),
+            journal: Some(JournalHealth {
+                free_bytes: crate::journal::free_bytes(&cfg.journal_dir),
+                ..live.journal
+            }),
         };
         let signed = match hb.sign(&key) {
             Ok(s) => s,

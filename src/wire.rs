@@ -258,6 +258,39 @@ pub struct Heartbeat {
     pub clock_synced: Option<bool>,
     pub version: String,
     pub uptime_secs: u64,
+    /// The station's journal (writable, records held in memory, free space). Optional and
+    /// absent from older stations' heartbeats: adding it did not change any field's meaning, so
+    /// the wire version stays.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub journal: Option<JournalHealth>,
+}
+
+/// The state of a station's journal, as its heartbeat reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JournalHealth {
+    /// Whether the journal takes records (false: the last append failed, e.g. disk full).
+    pub writable: bool,
+    /// Records held in memory (and in the station's preallocated state file) because the
+    /// journal could not take them; they are written, in order, as soon as it can.
+    pub held_records: u64,
+    /// Bytes free to the station on the journal's file system (`None`: could not be read).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub free_bytes: Option<u64>,
+    /// Why the journal is not writable, for engineers (English, from the operating system).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl Default for JournalHealth {
+    /// A writable journal holding nothing.
+    fn default() -> Self {
+        Self {
+            writable: true,
+            held_records: 0,
+            free_bytes: None,
+            error: None,
+        }
+    }
 }
 
 /// A short description of an airing, for status displays.
@@ -457,6 +490,53 @@ mod tests {
                 field: "aired_secs"
             })
         ));
+    }
+
+    fn heartbeat(journal: Option<JournalHealth>) -> Heartbeat {
+        Heartbeat {
+            v: WIRE_VERSION,
+            station: "w".into(),
+            sent_at: Utc.with_ymd_and_hms(2019, 3, 3, 22, 40, 0).unwrap(),
+            now_airing: None,
+            next_airing: None,
+            backlog_records: 0,
+            last_seq: 4,
+            output: "device".into(),
+            output_ok: true,
+            clock_synced: None,
+            version: "0".into(),
+            uptime_secs: 1,
+            journal,
+        }
+    }
+
+    #[test]
+    fn heartbeat_journal_state_is_optional_on_the_wire() {
+        let k = key(7);
+        // An older station's heartbeat has no `journal` key at all, and still verifies.
+        let old = heartbeat(None).sign(&k).unwrap();
+        assert!(
+            !old.heartbeat.get().contains("journal"),
+            "{}",
+            old.heartbeat.get()
+        );
+        assert_eq!(old.verify(&k.verifying_key()).unwrap().journal, None);
+        let j = JournalHealth {
+            writable: false,
+            held_records: 3,
+            free_bytes: Some(524_288),
+            error: Some("No space left on device".into()),
+        };
+        let new = heartbeat(Some(j.clone())).sign(&k).unwrap();
+        let text = serde_json::to_string(&new).unwrap();
+        let back: SignedHeartbeat = serde_json::from_str(&text).unwrap();
+        assert_eq!(back.verify(&k.verifying_key()).unwrap().journal, Some(j));
+        // A negative count is refused at decoding.
+        let bad = new
+            .heartbeat
+            .get()
+            .replace("\"held_records\":3", "\"held_records\":-3");
+        assert!(serde_json::from_str::<Heartbeat>(&bad).is_err());
     }
 
     #[test]

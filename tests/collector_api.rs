@@ -336,7 +336,48 @@ async fn heartbeats_drive_online_status_and_ops_endpoints_answer() {
     assert_eq!(list[0]["backlog_records"], 7);
     assert_eq!(list[0]["now_airing"]["program"], "Chuyên mục CCHC");
     assert_eq!(list[0]["clock_synced"], true);
+    // An older station reports no journal state: shown as unknown, no alert.
+    assert_eq!(list[0]["journal"], serde_json::Value::Null);
     assert_eq!(list[1]["online"], false);
+
+    // A station whose journal cannot be written: its own field and its own alert.
+    let full = a.heartbeat_with_journal(
+        test_now() + chrono::Duration::seconds(1),
+        7,
+        Some(loa::wire::JournalHealth {
+            writable: false,
+            held_records: 3,
+            free_bytes: Some(524_288),
+            error: Some("No space left on device (os error 28)".into()),
+        }),
+    );
+    let (st, v) = post(
+        &c,
+        &format!("{}/api/v1/stations/phuong-a/heartbeat", srv.base),
+        serde_json::to_vec(&full).unwrap(),
+    )
+    .await;
+    assert_eq!(st, 200, "{v}");
+    let (_, v) = get_json(&c, &format!("{}/api/v1/stations/phuong-a", srv.base)).await;
+    assert_eq!(v["journal"]["writable"], false, "{v}");
+    assert_eq!(v["journal"]["held_records"], 3);
+    assert_eq!(v["journal"]["free_bytes"], 524_288);
+    assert_eq!(
+        v["output_ok"], true,
+        "the journal is not folded into the output: {v}"
+    );
+    let page = c
+        .get(format!("{}/", srv.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains("Nhật ký không ghi được — 3 bản ghi đang giữ trong bộ nhớ, còn trống 0,5 MB"),
+        "{page}"
+    );
 
     clock.advance(chrono::Duration::minutes(10));
     let (_, v) = get_json(&c, &format!("{}/api/v1/stations/phuong-a", srv.base)).await;

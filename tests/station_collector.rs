@@ -543,8 +543,15 @@ fn full_disk_is_reported_airings_go_on_and_held_records_are_journaled_later() {
         || on_air(&s.log()) >= at_full + 2,
     );
     wait_until(Duration::from_secs(20), "the heartbeat reports it", || {
-        coll.status(id)["output_ok"] == serde_json::json!(false)
+        let st = coll.status(id);
+        st["journal"]["writable"] == serde_json::json!(false)
+            && st["journal"]["held_records"]
+                .as_u64()
+                .is_some_and(|n| n >= 1)
+            && st["journal"]["free_bytes"].as_u64().is_some()
     });
+    // Its own field: the output itself is fine.
+    assert_eq!(coll.status(id)["output_ok"], serde_json::json!(true));
     // (A record may still squeeze into the free tail of a page now and then: not asserted.)
     let mark = s.log().len();
     stop_filling.store(true, std::sync::atomic::Ordering::Relaxed);
@@ -554,7 +561,9 @@ fn full_disk_is_reported_airings_go_on_and_held_records_are_journaled_later() {
         s.log()[mark..].contains("journal writable again")
     });
     wait_until(Duration::from_secs(20), "a healthy heartbeat again", || {
-        coll.status(id)["output_ok"] == serde_json::json!(true)
+        let st = coll.status(id);
+        st["journal"]["writable"] == serde_json::json!(true)
+            && st["journal"]["held_records"] == serde_json::json!(0)
     });
     wait_until(Duration::from_secs(30), "everything shipped", || {
         let n = site.records(id).len();

@@ -8,7 +8,7 @@ use anyhow::Context as _;
 use clap::Args;
 use std::process::ExitCode;
 
-use crate::collector::status::StationStatus;
+use crate::collector::status::{StationStatus, journal_alert_vi};
 
 /// Arguments of `loa status`.
 #[derive(Debug, Args)]
@@ -42,6 +42,21 @@ pub fn alerts(s: &StationStatus) -> Vec<&'static str> {
     }
     if s.output_ok == Some(false) {
         out.push("output");
+    }
+    if s.journal.as_ref().and_then(journal_alert_vi).is_some() {
+        out.push("journal");
+    }
+    out
+}
+
+/// The alerts that need more than a word, one line each, in Vietnamese (`station: text`);
+/// empty when there is none. Printed under the table.
+pub fn alert_lines(statuses: &[StationStatus]) -> String {
+    let mut out = String::new();
+    for s in statuses {
+        if let Some(text) = s.journal.as_ref().and_then(journal_alert_vi) {
+            out.push_str(&format!("{}: {text}\n", s.id));
+        }
     }
     out
 }
@@ -157,6 +172,10 @@ pub fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
         resp.json().await.with_context(|| format!("decoding {url}"))
     })?;
     print!("{}", table(&statuses));
+    let alerts = alert_lines(&statuses);
+    if !alerts.is_empty() {
+        print!("\nCảnh báo:\n{alerts}");
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -188,6 +207,7 @@ mod tests {
             clock_synced: Some(true),
             clock_skew_ms: Some(3),
             output_ok: Some(true),
+            journal: Some(crate::wire::JournalHealth::default()),
             station_last_seq: Some(4),
             stored_through: 4,
             gaps: vec![],
@@ -235,6 +255,37 @@ mod tests {
             },
             &["offline", "output"],
         );
+        check(&|s| s.journal = None, &[]);
+        check(
+            &|s| {
+                s.journal = Some(crate::wire::JournalHealth {
+                    writable: false,
+                    held_records: 3,
+                    free_bytes: Some(524_288),
+                    error: Some("No space left on device".into()),
+                })
+            },
+            &["journal"],
+        );
+    }
+
+    #[test]
+    fn journal_alert_is_its_own_line_in_vietnamese() {
+        let mut full = station("phuong-a");
+        full.journal = Some(crate::wire::JournalHealth {
+            writable: false,
+            held_records: 3,
+            free_bytes: Some(524_288),
+            error: Some("No space left on device".into()),
+        });
+        assert_eq!(
+            alert_lines(&[station("demo"), full]),
+            "phuong-a: Nhật ký không ghi được — 3 bản ghi đang giữ trong bộ nhớ, còn trống \
+             0,5 MB\n"
+        );
+        assert_eq!(alert_lines(&[station("demo")]), "");
+        assert_eq!(crate::collector::status::mb_vi(0), "0,0 MB");
+        assert_eq!(crate::collector::status::mb_vi(1_293_942_784), "1.234,0 MB");
     }
 
     #[test]

@@ -7,7 +7,7 @@
 use chrono::{DateTime, Utc};
 use std::fmt::Write as _;
 
-use super::status::{StationStatus, report_offset};
+use super::status::{StationStatus, journal_alert_vi, report_offset};
 use crate::reconcile::Status;
 use crate::report::{Period, StationSection};
 
@@ -31,6 +31,7 @@ const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:1.5em;color:#2
 table{border-collapse:collapse;width:100%}th,td{border:1px solid #ccc;padding:.35em .5em;text-align:left;font-size:14px}
 th{background:#f0f0f0}.online{color:#fff;background:#2e7d32;padding:.1em .5em;border-radius:3px}
 .offline{color:#fff;background:#c62828;padding:.1em .5em;border-radius:3px}.gap{color:#c62828}
+.alert{color:#c62828;font-weight:600}
 .on_time{background:#e8f5e9}.late,.short{background:#fff8e1}.failed,.missed,.no_record{background:#ffebee}.unplanned{background:#e3f2fd}.not_yet_due{color:#666}
 .note{background:#fff8e1;padding:.3em .5em}";
 
@@ -73,7 +74,7 @@ pub fn index(statuses: &[StationStatus], now: DateTime<Utc>) -> String {
          <p id=\"summary\">{online}/{} trạm trực tuyến · cập nhật {}</p>\
          <table id=\"stations\"><thead><tr><th>Trạm</th><th>Mã ĐVHC</th><th>Trạng thái</th>\
          <th>Đang phát</th><th>Sắp phát</th><th>Tồn đọng</th><th>Lần phát gần nhất</th>\
-         <th>Tỷ lệ thực hiện tháng này</th><th>Thiếu bản ghi</th></tr></thead><tbody>",
+         <th>Tỷ lệ thực hiện tháng này</th><th>Thiếu bản ghi</th><th>Nhật ký</th></tr></thead><tbody>",
         statuses.len(),
         now.with_timezone(&report_offset())
             .format("%H:%M:%S %d/%m/%Y")
@@ -117,11 +118,20 @@ pub fn index(statuses: &[StationStatus], now: DateTime<Utc>) -> String {
                 .collect();
             format!("<span class=\"gap\">{}</span>", esc(&list.join(", ")))
         };
+        // The journal's own alert (disk full, records held in memory), never folded into another.
+        let journal = match &s.journal {
+            None => "—".to_string(),
+            Some(j) => match journal_alert_vi(j) {
+                Some(a) => format!("<span class=\"alert journal-alert\">{}</span>", esc(&a)),
+                None => "ghi được".into(),
+            },
+        };
         let _ = write!(
             b,
             "<tr data-station=\"{id}\" data-online=\"{on}\"><td><a href=\"/stations/{id}\">{name}</a></td>\
              <td>{area}</td><td>{state}</td><td>{now_a}</td><td>{next_a}</td><td>{backlog}</td>\
-             <td>{last}</td><td class=\"compliance\">{pct}</td><td>{gaps}</td></tr>",
+             <td>{last}</td><td class=\"compliance\">{pct}</td><td>{gaps}</td>\
+             <td class=\"journal\">{journal}</td></tr>",
             id = esc(&s.id),
             on = s.online,
             name = esc(&s.name),

@@ -12,7 +12,7 @@ use super::registry::StationEntry;
 use super::store::{SeqGap, Store, outcome_name};
 use crate::reconcile::{Status, Thresholds};
 use crate::report::{Period, PlanSource, ReportError, station_section};
-use crate::wire::AiringBrief;
+use crate::wire::{AiringBrief, JournalHealth};
 
 /// Default heartbeat age after which a station is shown offline: three missed 60 s heartbeats.
 pub const DEFAULT_OFFLINE_AFTER_SECS: i64 = 180;
@@ -47,6 +47,9 @@ pub struct StationStatus {
     /// Station clock minus collector clock when the heartbeat arrived, in ms (transit included).
     pub clock_skew_ms: Option<i64>,
     pub output_ok: Option<bool>,
+    /// The station's journal as its last heartbeat reported it (`None`: no heartbeat yet, or a
+    /// station too old to report it).
+    pub journal: Option<JournalHealth>,
     /// Highest seq the station says it has journaled.
     pub station_last_seq: Option<u64>,
     /// Highest seq stored here.
@@ -118,6 +121,7 @@ pub fn station_status(
             .as_ref()
             .map(|h| (h.heartbeat.sent_at - h.received_at).num_milliseconds()),
         output_ok: hb.as_ref().map(|h| h.heartbeat.output_ok),
+        journal: hb.as_ref().and_then(|h| h.heartbeat.journal.clone()),
         station_last_seq: hb.as_ref().map(|h| h.heartbeat.last_seq),
         stored_through: store.stored_through(&entry.id)?,
         gaps: store.gaps(&entry.id)?,
@@ -127,6 +131,43 @@ pub fn station_status(
         month_compliance_pct: totals.compliance_pct(),
         plan_note: section.plan_note,
     })
+}
+
+/// The journal alert in Vietnamese, when the station's journal is not writable or holds
+/// records in memory: "Nhật ký không ghi được — 3 bản ghi đang giữ trong bộ nhớ, còn trống
+/// 0,5 MB". `None` for a healthy journal or a station that does not report it.
+pub fn journal_alert_vi(j: &JournalHealth) -> Option<String> {
+    if j.writable && j.held_records == 0 {
+        return None;
+    }
+    let head = if j.writable {
+        "Nhật ký đang ghi lại các bản ghi đã giữ"
+    } else {
+        "Nhật ký không ghi được"
+    };
+    let free = match j.free_bytes {
+        Some(b) => format!(", còn trống {}", mb_vi(b)),
+        None => String::new(),
+    };
+    Some(format!(
+        "{head} — {} bản ghi đang giữ trong bộ nhớ{free}",
+        j.held_records
+    ))
+}
+
+/// Bytes as megabytes with a decimal comma and one decimal: `0,5 MB`, `1.234,0 MB`.
+pub fn mb_vi(bytes: u64) -> String {
+    let tenths = (bytes as u128 * 10 + 524_288) / 1_048_576;
+    let (int, frac) = (tenths / 10, tenths % 10);
+    let digits = int.to_string();
+    let mut grouped = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            grouped.push('.');
+        }
+        grouped.push(c);
+    }
+    format!("{grouped},{frac} MB")
 }
 
 /// Short Vietnamese/English label of a status for tables.

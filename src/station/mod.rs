@@ -19,7 +19,7 @@ use crate::journal::{self, Journal, JournalError};
 use crate::keys::{self, KeyError};
 use crate::schedule::{self, AudioCatalog, PlannedAiring, ScheduleErrors};
 use crate::shipper::{self, LiveStatus, Progress, Shipper, ShipperConfig};
-use crate::wire::{AiredItem, AiringBrief, AiringRecord, Outcome, Source};
+use crate::wire::{AiredItem, AiringBrief, AiringRecord, JournalHealth, Outcome, Source};
 use chrono::{DateTime, Duration, FixedOffset, Utc};
 use playout::{AirEvent, Cue, Playout};
 use scheduler::{Action, ClockJump, Context, OnAir};
@@ -578,21 +578,17 @@ impl Daemon {
             })
             .min_by_key(|p| p.at)
             .map(brief);
-        // The heartbeat has no journal field (wire v1): a journal that cannot be written is
-        // reported as unhealthy output with the reason in the output text.
-        let output = match &self.journal_error {
-            Some(e) => format!(
-                "{} (journal not writable: {e}; {} records held in memory)",
-                self.player.output_name(),
-                self.held.len()
-            ),
-            None => self.player.output_name(),
-        };
         let _ = self.status_tx.send(LiveStatus {
             now_airing: self.on_air.as_ref().map(|a| brief(&a.plan)),
             next_airing: next,
-            output,
-            output_ok: self.output_ok && self.journal_error.is_none(),
+            output: self.player.output_name(),
+            output_ok: self.output_ok,
+            journal: JournalHealth {
+                writable: self.journal_error.is_none(),
+                held_records: self.held.len() as u64,
+                free_bytes: None,
+                error: self.journal_error.clone(),
+            },
         });
     }
 

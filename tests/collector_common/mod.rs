@@ -119,6 +119,16 @@ impl TestStation {
     }
 
     pub fn heartbeat(&self, sent_at: DateTime<Utc>, backlog: u64) -> loa::wire::SignedHeartbeat {
+        self.heartbeat_with_journal(sent_at, backlog, None)
+    }
+
+    /// [`TestStation::heartbeat`] reporting the journal's state (`None`: an older station's).
+    pub fn heartbeat_with_journal(
+        &self,
+        sent_at: DateTime<Utc>,
+        backlog: u64,
+        journal: Option<loa::wire::JournalHealth>,
+    ) -> loa::wire::SignedHeartbeat {
         Heartbeat {
             v: WIRE_VERSION,
             station: self.id.clone(),
@@ -140,6 +150,7 @@ impl TestStation {
             clock_synced: Some(true),
             version: "test".into(),
             uptime_secs: 100,
+            journal,
         }
         .sign(&self.key)
         .unwrap()
