@@ -5,8 +5,10 @@
 //!
 //! **Invariant:** the JSON export carries each station's records as one contiguous run of
 //! sequence numbers with the exact bytes, hashes and signatures the station sent, plus its public
-//! key, so [`verify_export`] can prove without the collector that nothing in the run was altered,
-//! dropped or reordered.
+//! key and the station-signed records just before and after the run (when the collector holds
+//! them), so [`verify_export`] can prove without the collector that nothing in the run was
+//! altered, dropped or reordered and that the run was not cut at its start (nor at its end, when
+//! a record follows it).
 
 use chrono::{DateTime, Datelike, Duration, FixedOffset, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
@@ -21,8 +23,9 @@ use crate::wire::{GENESIS_HASH, SignedRecord, decode_public_key};
 
 /// Format name written into JSON exports.
 pub const EXPORT_FORMAT: &str = "loa-airing-log";
-/// Version of the JSON export layout.
-pub const EXPORT_VERSION: u32 = 1;
+/// Version of the JSON export layout. 2: each station carries `anchor`, `successor` and
+/// `held_through`, which prove where its run starts and ends (1 did not).
+pub const EXPORT_VERSION: u32 = 2;
 
 /// Errors building or writing a report.
 #[derive(Debug, thiserror::Error)]
@@ -195,6 +198,24 @@ pub struct StationSection {
     /// The contiguous run of stored records covering the period (for the JSON export).
     #[serde(skip)]
     pub records: Vec<StoredRecord>,
+    /// What proves where the run starts and ends (for the JSON export).
+    #[serde(skip)]
+    pub bounds: RunBounds,
+}
+
+/// The records that prove where a station's run starts and ends: the JSON export carries them so
+/// `loa verify` can tell a run cut short from a whole one.
+#[derive(Debug, Clone, Default)]
+pub struct RunBounds {
+    /// The station-signed record just before the run (seq = first − 1), when the run does not
+    /// start at seq 1 and the collector holds it; for a station with no record in the period,
+    /// the last record scheduled before the period.
+    pub anchor: Option<StoredRecord>,
+    /// The record just after the run (seq = last + 1; for an empty run, the anchor's next, or
+    /// seq 1 when there is no anchor), when the collector holds it.
+    pub successor: Option<StoredRecord>,
+    /// The highest seq the collector held for the station when the report was built.
+    pub held_through: u64,
 }
 
 /// A whole report.
@@ -295,18 +316,45 @@ fn section(
     keep_records: bool,
 ) -> Result<StationSection, ReportError> {
     let (lo, hi) = period.unix_bounds();
-    let (airings, run) = if keep_records {
+    let (airings, run, bounds) = if keep_records {
+        // Read first: every seq up to it was stored before the reads below, so a seq below it
+        // that they do not find is a gap, not a late arrival.
+        let held_through = db.stored_through(&entry.id)?;
         let stored = db.records_between(Some(&entry.id), lo, hi)?;
         let mut airings = Vec::with_capacity(stored.len());
         let (mut first, mut last) = (u64::MAX, 0u64);
-        for s in &stored {
+        // The highest seq read here that is scheduled before the period (an empty run's anchor).
+        let mut before: Option<usize> = None;
+        for (i, s) in stored.iter().enumerate() {
             let r = s.parse()?;
             if period.contains(&r.scheduled_at) {
                 first = first.min(s.seq);
                 last = last.max(s.seq);
                 airings.push(Airing::from(r));
+            } else if r.scheduled_at.date_naive() < period.from
+                && before.is_none_or(|b| stored[b].seq < s.seq)
+            {
+                before = Some(i);
             }
         }
+        let one = |seq: u64| -> Result<Option<StoredRecord>, ReportError> {
+            Ok(db.records_by_seq(&entry.id, seq, seq)?.pop())
+        };
+        let (anchor, successor) = if last == 0 {
+            // No record in the period: bracket it with the last record before it and the next.
+            let anchor = match before {
+                Some(b) => Some(stored[b].clone()),
+                None => db.last_record_scheduled_before(&entry.id, lo)?,
+            };
+            let next = anchor.as_ref().map_or(Some(1), |a| a.seq.checked_add(1));
+            (anchor, next.map(one).transpose()?.flatten())
+        } else {
+            let anchor = match first.checked_sub(1) {
+                Some(0) | None => None,
+                Some(seq) => one(seq)?,
+            };
+            (anchor, last.checked_add(1).map(one).transpose()?.flatten())
+        };
         let run = if last == 0 {
             Vec::new()
         } else if last - first + 1 == stored.len() as u64 && stored.len() == airings.len() {
@@ -315,11 +363,19 @@ fn section(
             // Records of neighbouring periods inside the run are read too, so it has no holes.
             db.records_by_seq(&entry.id, first, last)?
         };
-        (airings, run)
+        let held_through = held_through
+            .max(last)
+            .max(successor.as_ref().map_or(0, |r| r.seq));
+        let bounds = RunBounds {
+            anchor,
+            successor,
+            held_through,
+        };
+        (airings, run, bounds)
     } else {
         let mut airings = db.airings_between(&entry.id, lo, hi)?;
         airings.retain(|a| period.contains(&a.scheduled_at));
-        (airings, Vec::new())
+        (airings, Vec::new(), RunBounds::default())
     };
     let (plan, plan_note) = match plans.plan(entry, period) {
         Ok(p) => (Some(p), None),
@@ -334,6 +390,7 @@ fn section(
         plan_note,
         reconciliation,
         records: run,
+        bounds,
     })
 }
 
@@ -658,8 +715,20 @@ pub struct JsonStation {
     pub plan_note: Option<String>,
     /// Totals of the reconciliation (informative; not signed by the station).
     pub totals: crate::reconcile::Totals,
+    /// The highest seq the collector held for the station at `generated_at` (the collector's
+    /// word, not signed). Version 2.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held_through: Option<u64>,
+    /// The station-signed record just before `records` ([`RunBounds::anchor`]): proves the run
+    /// starts where it does. Version 2; absent when the run starts at seq 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub anchor: Option<SignedRecord>,
     /// The contiguous run of signed records, verbatim.
     pub records: Vec<SignedRecord>,
+    /// The station-signed record just after `records` ([`RunBounds::successor`]): proves the
+    /// run ends where it does. Version 2; absent when the collector held none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub successor: Option<SignedRecord>,
 }
 
 /// JSON: the signed records verbatim, per station, with public keys and totals.
@@ -686,7 +755,15 @@ pub fn write_json(report: &PeriodReport, out: &mut impl Write) -> Result<(), Rep
             records_in_period: in_period,
             plan_note: s.plan_note.clone(),
             totals: s.reconciliation.breakdown.totals.clone(),
+            held_through: Some(s.bounds.held_through),
+            anchor: s.bounds.anchor.as_ref().map(|r| r.signed()).transpose()?,
             records,
+            successor: s
+                .bounds
+                .successor
+                .as_ref()
+                .map(|r| r.signed())
+                .transpose()?,
         });
     }
     let doc = JsonExport {
@@ -1003,49 +1080,119 @@ pub struct StationVerdict {
     pub records: usize,
     pub first_seq: Option<u64>,
     pub last_seq: Option<u64>,
+    /// What is wrong: the export fails verification.
     pub problems: Vec<String>,
+    /// What the export cannot prove for this station, without anything being wrong (the end of
+    /// a run that nothing follows yet): stated, not failed.
+    pub notes: Vec<String>,
 }
 
 /// What `loa verify` found.
 #[derive(Debug, Clone, Serialize)]
 pub struct Verdict {
     pub period: Option<Period>,
+    /// The export's format version, when it could be read.
+    pub version: Option<u32>,
     pub stations: Vec<StationVerdict>,
-    /// File-level problems (not an export, wrong version, key differs from the registry...).
+    /// File-level problems (older format, key differs from the registry, station missing...).
     pub problems: Vec<String>,
+    /// Set when the input is not a readable export at all (not JSON, not a `loa-airing-log`, a
+    /// version this build does not read): nothing was verified (`loa verify` exits 2).
+    pub input_error: Option<String>,
 }
 
 impl Verdict {
     /// True when nothing is wrong.
     pub fn ok(&self) -> bool {
-        self.problems.is_empty() && self.stations.iter().all(|s| s.problems.is_empty())
+        self.input_error.is_none()
+            && self.problems.is_empty()
+            && self.stations.iter().all(|s| s.problems.is_empty())
     }
 }
 
-/// Verify a JSON export offline: per station, every record's hash and signature against the
-/// included public key (and, when `registry` is given, that key against the registered one), the
-/// station field, consecutive sequence numbers (no gaps), the hash chain, and the count of records
-/// in the period.
+/// Export format versions [`verify_export`] reads: 1 (before the start and end of each run were
+/// proven: read, verified record by record, and failed as not provably complete) and the current.
+pub const EXPORT_VERSIONS_READ: [u32; 2] = [1, EXPORT_VERSION];
+
+/// A station-signed record of the export checked against the station's key: hash, strict
+/// Ed25519 signature (`SignedRecord::verify`, the rule ingest uses), and that it is the
+/// station's. Problems name the station, the record and the key.
+fn check_signed(
+    sr: &SignedRecord,
+    key: &ed25519_dalek::VerifyingKey,
+    station: &str,
+    what: &str,
+    key_text: &str,
+) -> Result<crate::wire::AiringRecord, String> {
+    let seq = sr
+        .parse()
+        .map(|r| format!(" (seq {})", r.seq))
+        .unwrap_or_default();
+    let rec = sr.verify(key).map_err(|e| match e {
+        crate::wire::WireError::BadSignature { .. } => format!(
+            "{what}{seq}: signature does not verify with the public key the export gives for \
+             `{station}` ({})",
+            key_hint(key_text)
+        ),
+        e => format!("{what}{seq}: {e}"),
+    })?;
+    if rec.station != station {
+        return Err(format!(
+            "{what}{seq}: a record of station `{}` filed under `{station}`",
+            rec.station
+        ));
+    }
+    Ok(rec)
+}
+
+/// The first characters of a base64 key, enough to tell keys apart in a message.
+fn key_hint(key: &str) -> String {
+    let k = key.trim();
+    match k.char_indices().nth(12) {
+        Some((i, _)) => format!("{}…", &k[..i]),
+        None => k.to_string(),
+    }
+}
+
+/// Verify a JSON export offline: per station, every record's hash and strict signature against
+/// the included public key (and, when `registry` is given, that key against the registered one),
+/// the station field, consecutive sequence numbers (no gaps), the hash chain, the count of
+/// records in the period, and (version 2) where the run starts and ends: the anchor before it
+/// and the successor after it, each signed by the station, chained to the run and scheduled
+/// outside the period. What this proves and what it cannot is in `docs/reports.md`.
 pub fn verify_export(text: &str, registry: Option<&Registry>) -> Verdict {
     let mut verdict = Verdict {
         period: None,
+        version: None,
         stations: Vec::new(),
         problems: Vec::new(),
+        input_error: None,
     };
     let doc: JsonExport = match serde_json::from_str(text) {
         Ok(d) => d,
         Err(e) => {
-            verdict.problems.push(format!("not a loa JSON export: {e}"));
+            verdict.input_error = Some(format!("not a loa JSON export: {e}"));
             return verdict;
         }
     };
-    if doc.format != EXPORT_FORMAT || doc.version != EXPORT_VERSION {
-        verdict.problems.push(format!(
-            "format {} v{} is not {EXPORT_FORMAT} v{EXPORT_VERSION}",
-            doc.format, doc.version
+    if doc.format != EXPORT_FORMAT || !EXPORT_VERSIONS_READ.contains(&doc.version) {
+        verdict.input_error = Some(format!(
+            "format `{}` version {} is not {EXPORT_FORMAT} version {} (this build reads versions {:?})",
+            doc.format, doc.version, EXPORT_VERSION, EXPORT_VERSIONS_READ
         ));
         return verdict;
     }
+    verdict.version = Some(doc.version);
+    let proves_bounds = doc.version >= 2;
+    if !proves_bounds {
+        verdict.problems.push(format!(
+            "older export (format version {}): the start and end of each station's range are \
+             not provable (it carries no record before or after each run); re-export the period \
+             with this version of loa",
+            doc.version
+        ));
+    }
+    let period = &doc.period;
     let mut seen = BTreeMap::new();
     for st in &doc.stations {
         let mut v = StationVerdict {
@@ -1054,6 +1201,7 @@ pub fn verify_export(text: &str, registry: Option<&Registry>) -> Verdict {
             first_seq: None,
             last_seq: None,
             problems: Vec::new(),
+            notes: Vec::new(),
         };
         if seen.insert(st.id.clone(), ()).is_some() {
             v.problems.push("station listed twice".into());
@@ -1061,7 +1209,11 @@ pub fn verify_export(text: &str, registry: Option<&Registry>) -> Verdict {
         let key = match decode_public_key(&st.public_key) {
             Ok(k) => k,
             Err(e) => {
-                v.problems.push(format!("public key: {e}"));
+                v.problems.push(format!(
+                    "the export's public key for `{}` ({}): {e}",
+                    st.id,
+                    key_hint(&st.public_key)
+                ));
                 verdict.stations.push(v);
                 continue;
             }
@@ -1069,31 +1221,43 @@ pub fn verify_export(text: &str, registry: Option<&Registry>) -> Verdict {
         if let Some(reg) = registry {
             match reg.get(&st.id) {
                 Some(e) if e.key == key => {}
-                Some(_) => v
+                Some(e) => v.problems.push(format!(
+                    "the export's public key for `{}` ({}) differs from the key registered for it \
+                     ({})",
+                    st.id,
+                    key_hint(&st.public_key),
+                    key_hint(&e.public_key)
+                )),
+                None => v
                     .problems
-                    .push("public key differs from the registered key".into()),
-                None => v.problems.push("station is not in the registry".into()),
+                    .push(format!("station `{}` is not in the registry", st.id)),
             }
         }
+        let check =
+            |sr: &SignedRecord, what: &str| check_signed(sr, &key, &st.id, what, &st.public_key);
         let mut prev: Option<(u64, String)> = None;
         let mut in_period = 0u64;
+        // The run's first record (seq, prev_hash) and last (seq, hash), when they verify.
+        let mut head: Option<(u64, String)> = None;
+        let mut tail: Option<(u64, String)> = None;
+        let n = st.records.len();
         for (i, sr) in st.records.iter().enumerate() {
-            let rec = match sr.verify(&key) {
+            let rec = match check(sr, &format!("record #{}", i + 1)) {
                 Ok(r) => r,
-                Err(e) => {
-                    v.problems.push(format!("record #{}: {e}", i + 1));
+                Err(p) => {
+                    v.problems.push(p);
                     prev = None;
                     continue;
                 }
             };
-            if rec.station != st.id {
-                v.problems.push(format!(
-                    "seq {}: record of station `{}` filed under `{}`",
-                    rec.seq, rec.station, st.id
-                ));
-            }
-            if doc.period.contains(&rec.scheduled_at) {
+            if period.contains(&rec.scheduled_at) {
                 in_period += 1;
+            }
+            if i == 0 {
+                head = Some((rec.seq, rec.prev_hash.clone()));
+            }
+            if i + 1 == n {
+                tail = Some((rec.seq, sr.hash.clone()));
             }
             v.first_seq.get_or_insert(rec.seq);
             v.last_seq = Some(rec.seq);
@@ -1129,6 +1293,9 @@ pub fn verify_export(text: &str, registry: Option<&Registry>) -> Verdict {
                 in_period, st.records_in_period
             ));
         }
+        if proves_bounds {
+            check_bounds(st, period, &check, head, tail, &mut v, doc.generated_at);
+        }
         verdict.stations.push(v);
     }
     if let Some(reg) = registry {
@@ -1142,6 +1309,163 @@ pub fn verify_export(text: &str, registry: Option<&Registry>) -> Verdict {
     }
     verdict.period = Some(doc.period);
     verdict
+}
+
+/// The start and end of one station's run (export version 2): `head` is the run's first record
+/// (seq, prev_hash) and `tail` its last (seq, hash), when they verified.
+fn check_bounds(
+    st: &JsonStation,
+    period: &Period,
+    check: &dyn Fn(&SignedRecord, &str) -> Result<crate::wire::AiringRecord, String>,
+    head: Option<(u64, String)>,
+    tail: Option<(u64, String)>,
+    v: &mut StationVerdict,
+    generated_at: DateTime<Utc>,
+) {
+    let date = |r: &crate::wire::AiringRecord| r.scheduled_at.date_naive();
+    let dmy = |d: NaiveDate| d.format("%d/%m/%Y").to_string();
+    let anchor = match &st.anchor {
+        Some(a) => match check(a, "anchor") {
+            Ok(r) => Some((r, a.hash.clone())),
+            Err(p) => {
+                v.problems.push(p);
+                return;
+            }
+        },
+        None => None,
+    };
+    if let Some((a, _)) = &anchor
+        && date(a) >= period.from
+    {
+        v.problems.push(format!(
+            "start not proven: the anchor (seq {}) is scheduled on {}, not before the period",
+            a.seq,
+            dmy(date(a))
+        ));
+    }
+    // Start: the record just before the run, or the genesis.
+    match (&head, &anchor) {
+        (Some((1, _)), None) => {}
+        (Some((1, _)), Some((a, _))) => v.problems.push(format!(
+            "an anchor (seq {}) is given, but the run starts at seq 1",
+            a.seq
+        )),
+        (Some((first, _)), None) => v.problems.push(format!(
+            "start not proven: the export carries no anchor (seq {}) before the first record \
+             (seq {first}): records of the period before seq {first} cannot be ruled out",
+            first - 1
+        )),
+        (Some((first, prev_hash)), Some((a, a_hash))) => {
+            if a.seq.checked_add(1) != Some(*first) {
+                v.problems.push(if a.seq < *first {
+                    format!(
+                        "start not proven: seq {}..{} missing between the anchor (seq {}) and \
+                         the first record (seq {first})",
+                        a.seq + 1,
+                        first - 1,
+                        a.seq
+                    )
+                } else {
+                    format!(
+                        "the anchor (seq {}) is not before the first record (seq {first})",
+                        a.seq
+                    )
+                });
+            } else if prev_hash != a_hash {
+                v.problems.push(format!(
+                    "the first record (seq {first}) does not chain to the anchor (seq {})",
+                    a.seq
+                ));
+            }
+        }
+        // A run whose first record did not verify: already a problem.
+        (None, _) if !st.records.is_empty() => return,
+        (None, _) => {}
+    }
+    // End: the record just after the run (or, with no record in the period, after the anchor).
+    let last: Option<(u64, String)> = if st.records.is_empty() {
+        anchor.as_ref().map(|(a, h)| (a.seq, h.clone()))
+    } else {
+        match tail {
+            Some(t) => Some(t),
+            None => return,
+        }
+    };
+    let held = st.held_through.unwrap_or(0);
+    match (&st.successor, &last) {
+        (Some(s), last) => {
+            let r = match check(s, "successor") {
+                Ok(r) => r,
+                Err(p) => {
+                    v.problems.push(p);
+                    return;
+                }
+            };
+            if date(&r) <= period.to {
+                v.problems.push(format!(
+                    "end not proven: the successor (seq {}) is scheduled on {}, not after the \
+                     period",
+                    r.seq,
+                    dmy(date(&r))
+                ));
+            }
+            match last {
+                Some((seq, hash)) => {
+                    if seq.checked_add(1) != Some(r.seq) {
+                        v.problems.push(if r.seq > *seq {
+                            format!(
+                                "end not proven: seq {}..{} missing between the last record \
+                                 (seq {seq}) and the successor (seq {})",
+                                seq + 1,
+                                r.seq - 1,
+                                r.seq
+                            )
+                        } else {
+                            format!(
+                                "the successor (seq {}) is not after the last record (seq {seq})",
+                                r.seq
+                            )
+                        });
+                    } else if &r.prev_hash != hash {
+                        v.problems.push(format!(
+                            "the successor (seq {}) does not chain to the last record (seq {seq})",
+                            r.seq
+                        ));
+                    }
+                }
+                // No record in the period and none before it: the successor must be the
+                // station's very first record.
+                None => {
+                    if r.seq != 1 || r.prev_hash != GENESIS_HASH {
+                        v.problems.push(format!(
+                            "start not proven: no record in the period and no anchor, but the \
+                             successor is seq {}, not the station's first record",
+                            r.seq
+                        ));
+                    }
+                }
+            }
+        }
+        (None, Some((seq, _))) if held > *seq => v.problems.push(format!(
+            "end not proven: the collector held records up to seq {held} but not seq {} \
+             (a gap at the collector): records of the period after seq {seq} cannot be ruled out",
+            seq + 1
+        )),
+        (None, Some((seq, _))) => v.notes.push(format!(
+            "end proven only up to seq {seq}, the highest the collector held at {}: a record of \
+             the period the station made or shipped later cannot be ruled out",
+            generated_at
+                .with_timezone(&crate::collector::status::report_offset())
+                .format("%H:%M %d/%m/%Y")
+        )),
+        (None, None) if held == 0 => v
+            .notes
+            .push("no record: the collector held none from this station at export time".into()),
+        (None, None) => v.problems.push(format!(
+            "start not proven: no record in the period and nothing brackets it, though the \
+             collector held records up to seq {held}"
+        )),
+    }
 }
 
 #[cfg(test)]
@@ -1256,6 +1580,7 @@ mod tests {
                         Utc::now(),
                     ),
                     records: Vec::new(),
+                    bounds: RunBounds::default(),
                 }
             })
             .collect();

@@ -757,6 +757,34 @@ impl Store {
             .optional()?)
     }
 
+    /// The record of `station` scheduled last before `unix` (unix seconds; by scheduled time,
+    /// then seq), found through the (station, scheduled time) index: the JSON export brackets a
+    /// period in which a station has no record with it.
+    pub fn last_record_scheduled_before(
+        &self,
+        station: &str,
+        unix: i64,
+    ) -> Result<Option<StoredRecord>, StoreError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT station, seq, hash, signature, bytes FROM records
+                 WHERE station = ?1 AND scheduled_unix < ?2
+                 ORDER BY scheduled_unix DESC, seq DESC LIMIT 1",
+                params![station, unix],
+                |r| {
+                    Ok(StoredRecord {
+                        station: r.get(0)?,
+                        seq: r.get::<_, i64>(1)? as u64,
+                        hash: r.get(2)?,
+                        signature: r.get(3)?,
+                        bytes: r.get(4)?,
+                    })
+                },
+            )
+            .optional()?)
+    }
+
     /// Total stored records (for /metrics).
     pub fn count_records(&self) -> Result<u64, StoreError> {
         let n: i64 = self
