@@ -196,6 +196,12 @@ async fn register_serve_status_export_verify_with_the_binary() {
         assert_eq!(code, 0, "{out}{err}");
         // No schedule registered: said so, and the records count on the station's word.
         assert!(err.contains("plan unknown"), "{err}");
+        // The current month and year are not over: said so.
+        let open = if period.len() == 7 { "Tháng" } else { "Năm" };
+        assert!(
+            err.contains(&format!("{open} chưa kết thúc — số liệu tính đến")),
+            "{err}"
+        );
         assert!(std::fs::metadata(&out_file).unwrap().len() > 100);
         if fmt == "json" {
             let (code, out, _) = loa(&["verify", out_file.to_str().unwrap(), "--config", cfg_s]);

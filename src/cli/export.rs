@@ -90,6 +90,12 @@ pub fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
         args.out.display(),
         bytes.len()
     );
+    if let Some(note) = period.open_note(report.generated_at) {
+        eprintln!(
+            "loa export: {note} ({} occurrences not yet due are not counted as missed)",
+            t.not_yet_due
+        );
+    }
     for s in &report.stations {
         if let Some(n) = &s.plan_note {
             eprintln!(
