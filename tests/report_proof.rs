@@ -214,6 +214,18 @@ async fn verify_proves_where_each_run_starts_and_ends() {
             "FAIL phuong-a: end not proven: seq 6..6 missing between the last record (seq 5) and the successor (seq 7)",
         ],
     );
+    // ... and the deleted record offered as the successor: it is in the period.
+    let mut doc = fresh();
+    let s = station(&mut doc, "phuong-a");
+    s.successor = s.records.pop();
+    s.records_in_period -= 1;
+    check(
+        &doc,
+        None,
+        &[
+            "FAIL phuong-a: end not proven: the successor (seq 6) is scheduled on 04/03/2019, not after the period",
+        ],
+    );
     // ... and the successor dropped too, the collector's count left: a gap it must explain.
     let mut doc = fresh();
     let s = station(&mut doc, "phuong-a");
@@ -238,6 +250,38 @@ async fn verify_proves_where_each_run_starts_and_ends() {
     assert!(
         out.contains("note phuong-a: end proven only up to seq 5"),
         "{out}"
+    );
+
+    // Anchors and successors signed by someone else, or altered, are refused as such.
+    let mut doc = fresh();
+    let other = station(&mut doc, "phuong-c").anchor.clone();
+    station(&mut doc, "phuong-a").anchor = other;
+    check(
+        &doc,
+        None,
+        &[
+            "FAIL phuong-a: anchor (seq 1): signature does not verify with the public key the export gives for `phuong-a`",
+        ],
+    );
+    let mut doc = fresh();
+    let other = station(&mut doc, "phuong-c").successor.clone();
+    station(&mut doc, "phuong-a").successor = other;
+    check(
+        &doc,
+        None,
+        &[
+            "FAIL phuong-a: successor (seq 2): signature does not verify with the public key the export gives for `phuong-a`",
+        ],
+    );
+    let mut doc = fresh();
+    let s = station(&mut doc, "phuong-a");
+    let mut anchor = s.anchor.clone().unwrap();
+    anchor.hash = s.records[0].hash.clone();
+    s.anchor = Some(anchor);
+    check(
+        &doc,
+        None,
+        &["FAIL phuong-a: anchor (seq 2): record hash mismatch"],
     );
 
     // A station with no March record: its anchor dropped, or its successor replaced.
