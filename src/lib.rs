@@ -15,6 +15,7 @@
 //!
 //! Edges (I/O):
 //! - [`media`] — probing and decoding audio files; SHA-256 of files.
+//! - [`resample`] — band-limited sample-rate conversion (rubato), for files and relays (pure).
 //! - [`output`] — audio output backends (`device` via rodio/ALSA, `wav`, `null`) behind one trait.
 //! - [`loudness`] — EBU R128 measurement per file, cached by SHA-256.
 //! - [`meter`] — the evidence meter over what actually went to the output.
@@ -43,6 +44,7 @@ pub mod player;
 pub mod reconcile;
 pub mod relay;
 pub mod report;
+pub mod resample;
 pub mod schedule;
 pub mod shipper;
 pub mod station;

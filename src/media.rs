@@ -4,26 +4,38 @@
 //! trusts a header's duration, because a truncated MP3 has a perfectly good header — it compares
 //! the decoded length with the length the header declares and calls a shortfall `Truncated`.
 //!
+//! The exception is the fast path of [`probe`]: when the container states the length exactly
+//! (WAV: the `data` chunk's size, which must fit the file; FLAC: STREAMINFO's total samples),
+//! `probe` decodes the first packet and the last second and takes the length from the header —
+//! the tail must decode and end where the header says, or the whole file is decoded as before.
+//! [`probe_with_method`] says which path was taken.
+//!
 //! [`DecodedStream`] is the one way the player reads audio: interleaved `f32` samples already
 //! converted to the output's sample rate and channel count, so that every consumer — loudness
 //! analysis, the player, the tests — sees the very same samples. It decodes with symphonia (the
-//! decoder under rodio) packet by packet into blocks: no per-sample call when the file is in the
-//! output's format or differs only in channel count; resampling goes through rodio's converter.
+//! decoder under rodio) packet by packet into blocks. More than two channels are downmixed to
+//! stereo by the ITU-R BS.775 matrix ([`DOWNMIX_NAME`]) before anything else; a rate change goes
+//! through [`crate::resample`] (band-limited, rubato).
+//!
+//! **Containment:** every call into the third-party demuxer/decoder runs under `catch_unwind`: a
+//! panic inside it (a WAV header with sample rate 0 makes symphonia panic) ends that file as
+//! `Undecodable` ("the decoder panicked: …") and never escapes to the caller's thread. Rates and
+//! channel counts outside [`SUPPORTED_RATES_HZ`] / [`MAX_CHANNELS`] are refused when the file is
+//! opened, with the reason.
 
-use rodio::Source;
-use rodio::source::UniformSourceIterator;
+use crate::resample::StreamResampler;
 use sha2::{Digest, Sha256};
 use std::fs::File;
-use std::io::{BufReader, Read};
-use std::num::NonZero;
+use std::io::{BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
-use symphonia::core::audio::SampleBuffer;
+use symphonia::core::audio::{Channels, SampleBuffer};
 use symphonia::core::codecs::{CODEC_TYPE_NULL, DecoderOptions};
 use symphonia::core::errors::Error as SymphoniaError;
-use symphonia::core::formats::{FormatOptions, FormatReader};
+use symphonia::core::formats::{FormatOptions, FormatReader, SeekMode, SeekTo};
 use symphonia::core::io::MediaSourceStream;
 use symphonia::core::meta::MetadataOptions;
 use symphonia::core::probe::Hint;
+use symphonia::core::units::Time;
 
 /// What decoding a file to its end found.
 #[derive(Debug, Clone, PartialEq)]
@@ -60,19 +72,130 @@ pub enum MediaError {
 /// granularity and encoder padding stay well below it).
 pub const TRUNCATION_TOLERANCE_SECS: f64 = 0.1;
 
+/// Sample rates the player takes (from telephone speech to high-resolution masters); a file
+/// outside is refused when opened, with this range in the reason.
+pub const SUPPORTED_RATES_HZ: std::ops::RangeInclusive<u32> = 8_000..=384_000;
+/// Most channels a file may have (7.1); more is refused when opened.
+pub const MAX_CHANNELS: u16 = 8;
+/// How more than two channels reach a stereo (or mono) output; named in the evidence.
+pub const DOWNMIX_NAME: &str = "ITU-R BS.775 (C and surrounds at -3 dB, LFE omitted)";
+
 /// Reject a zero rate or channel count with a clear error instead of a panic.
-fn nonzero_format(
-    path: &Path,
-    rate: u32,
-    channels: u16,
-) -> Result<(NonZero<u32>, NonZero<u16>), MediaError> {
-    match (NonZero::new(rate), NonZero::new(channels)) {
-        (Some(r), Some(c)) => Ok((r, c)),
-        _ => Err(MediaError::Undecodable {
+fn nonzero_format(path: &Path, rate: u32, channels: u16) -> Result<(), MediaError> {
+    if rate == 0 || channels == 0 {
+        return Err(MediaError::Undecodable {
             path: path.to_path_buf(),
             reason: format!("invalid target format {rate} Hz × {channels} channels"),
-        }),
+        });
     }
+    Ok(())
+}
+
+/// Why a file's own format is refused, if it is.
+fn unsupported_format(rate: u32, channels: u16) -> Option<String> {
+    if !SUPPORTED_RATES_HZ.contains(&rate) {
+        return Some(format!(
+            "sample rate {rate} Hz is outside what the player supports ({}–{} Hz); \
+             re-encode the file (e.g. `sox IN -r 48000 OUT.wav`)",
+            SUPPORTED_RATES_HZ.start(),
+            SUPPORTED_RATES_HZ.end()
+        ));
+    }
+    if channels == 0 || channels > MAX_CHANNELS {
+        return Some(format!(
+            "{channels} channels is outside what the player supports (1–{MAX_CHANNELS}); \
+             re-encode the file"
+        ));
+    }
+    None
+}
+
+thread_local! {
+    /// Set while this thread runs third-party decoder code under [`contained`].
+    static IN_DECODER: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Run `f` (a call into the demuxer or decoder) and turn a panic inside it into an error
+/// message. The panic hook stays quiet for such panics (installed once, it hands every other
+/// panic to the hook that was there before).
+pub(crate) fn contained<T>(f: impl FnOnce() -> T) -> Result<T, String> {
+    static HOOK: std::sync::Once = std::sync::Once::new();
+    HOOK.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !IN_DECODER.with(|c| c.get()) {
+                previous(info);
+            }
+        }));
+    });
+    let was = IN_DECODER.with(|c| c.replace(true));
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    IN_DECODER.with(|c| c.set(was));
+    result.map_err(|payload| {
+        let what = payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic".into());
+        format!("the decoder panicked: {what}")
+    })
+}
+
+/// A RIFF/WAVE file's header, read by hand (to know whether its sizes can be believed).
+#[derive(Debug, Clone, PartialEq)]
+struct WavHeader {
+    rate: u32,
+    channels: u16,
+    block_align: u16,
+    /// Where the `data` chunk's samples begin.
+    data_offset: u64,
+    /// The `data` chunk's declared size, when it is a real size: not the 0xFFFFFFFF (or 0) a
+    /// writer streaming to a pipe puts there, and not more than the file holds.
+    data_len: Option<u64>,
+    /// The declared size was a streaming placeholder (0xFFFFFFFF or 0).
+    streamed: bool,
+}
+
+/// Parse a WAV header (at most the first 64 KiB); `None` when the file is not RIFF/WAVE.
+fn wav_header(file: &mut File) -> Option<WavHeader> {
+    let file_len = file.metadata().ok()?.len();
+    file.seek(SeekFrom::Start(0)).ok()?;
+    let mut head = Vec::new();
+    file.by_ref().take(64 * 1024).read_to_end(&mut head).ok()?;
+    file.seek(SeekFrom::Start(0)).ok()?;
+    if head.len() < 12 || &head[0..4] != b"RIFF" || &head[8..12] != b"WAVE" {
+        return None;
+    }
+    let u16_at = |i: usize| Some(u16::from_le_bytes(head.get(i..i + 2)?.try_into().ok()?));
+    let u32_at = |i: usize| Some(u32::from_le_bytes(head.get(i..i + 4)?.try_into().ok()?));
+    let (mut pos, mut fmt) = (12usize, None);
+    while pos + 8 <= head.len() {
+        let id = &head[pos..pos + 4];
+        let size = u32_at(pos + 4)?;
+        let body = pos + 8;
+        if id == b"fmt " {
+            fmt = Some((u16_at(body + 2)?, u32_at(body + 4)?, u16_at(body + 12)?));
+        } else if id == b"data" {
+            let (channels, rate, block_align) = fmt?;
+            let data_offset = body as u64;
+            let room = file_len.saturating_sub(data_offset);
+            let streamed = size == u32::MAX || size == 0;
+            let declared = u64::from(size);
+            return Some(WavHeader {
+                rate,
+                channels,
+                block_align,
+                data_offset,
+                data_len: (!streamed && declared <= room).then_some(declared),
+                streamed,
+            });
+        }
+        // Chunks are padded to an even size.
+        pos = body
+            .checked_add(usize::try_from(size).ok()?)?
+            .checked_add(size as usize & 1)?;
+    }
+    None
 }
 
 /// A file's decoder: symphonia's demuxer and codec — the ones rodio's `Decoder` uses, with the
@@ -88,14 +211,25 @@ struct FileDecoder {
     pos: usize,
     rate: u32,
     channels: u16,
+    /// The channel positions, in the order of the interleaved samples.
+    layout: Option<Channels>,
     declared_secs: Option<f64>,
+    /// Frames the container declares (when it declares them).
+    declared_frames: Option<u64>,
+    /// The file is a WAV whose `data` size is exact (fits the file).
+    exact_wav: Option<WavHeader>,
+    codec_type: symphonia::core::codecs::CodecType,
     ended: bool,
+    /// Why decoding stopped early (a panic inside the decoder), if it did.
+    failure: Option<String>,
+    /// Packets decoded so far (the probe tests count them).
+    packets: u64,
 }
 
 impl FileDecoder {
     /// Open `path` and decode its first packet (which fixes the rate and channel count).
     fn open(path: &Path) -> Result<Self, MediaError> {
-        let file = File::open(path).map_err(|source| MediaError::Io {
+        let mut file = File::open(path).map_err(|source| MediaError::Io {
             path: path.to_path_buf(),
             source,
         })?;
@@ -103,14 +237,27 @@ impl FileDecoder {
             path: path.to_path_buf(),
             reason,
         };
+        let wav = wav_header(&mut file);
+        if let Some(h) = &wav
+            && let Some(why) = unsupported_format(h.rate, h.channels)
+        {
+            return Err(undecodable(why));
+        }
         let mss = MediaSourceStream::new(Box::new(file), Default::default());
         let format_opts = FormatOptions {
             enable_gapless: true,
             ..Default::default()
         };
-        let probed = symphonia::default::get_probe()
-            .format(&Hint::new(), mss, &format_opts, &MetadataOptions::default())
-            .map_err(|e| undecodable(e.to_string()))?;
+        let probed = contained(|| {
+            symphonia::default::get_probe().format(
+                &Hint::new(),
+                mss,
+                &format_opts,
+                &MetadataOptions::default(),
+            )
+        })
+        .map_err(&undecodable)?
+        .map_err(|e| undecodable(e.to_string()))?;
         let format = probed.format;
         let track = format
             .tracks()
@@ -118,19 +265,29 @@ impl FileDecoder {
             .find(|t| t.codec_params.codec != CODEC_TYPE_NULL)
             .ok_or_else(|| undecodable("no audio track with a supported codec".into()))?;
         let track_id = track.id;
-        let declared_secs = track
-            .codec_params
+        let params = track.codec_params.clone();
+        if let Some(rate) = params.sample_rate
+            && let Some(why) = unsupported_format(rate, 1)
+        {
+            return Err(undecodable(why));
+        }
+        let streamed = wav.as_ref().is_some_and(|h| h.streamed);
+        // A WAV written to a pipe declares 0xFFFFFFFF bytes: its length is wherever it ends.
+        let declared_frames = params.n_frames.filter(|_| !streamed);
+        let declared_secs = params
             .time_base
             .filter(|b| b.numer > 0 && b.denom > 0)
-            .zip(track.codec_params.n_frames)
+            .zip(declared_frames)
             .map(|(base, frames)| {
                 let t = base.calc_time(frames);
                 t.seconds as f64 + t.frac
             })
             .filter(|secs| *secs > 0.0);
-        let codec = symphonia::default::get_codecs()
-            .make(&track.codec_params, &DecoderOptions::default())
-            .map_err(|e| undecodable(e.to_string()))?;
+        let codec = contained(|| {
+            symphonia::default::get_codecs().make(&params, &DecoderOptions::default())
+        })
+        .map_err(&undecodable)?
+        .map_err(|e| undecodable(e.to_string()))?;
         let mut d = Self {
             format,
             codec,
@@ -139,10 +296,19 @@ impl FileDecoder {
             pos: 0,
             rate: 0,
             channels: 0,
+            layout: None,
             declared_secs,
+            declared_frames,
+            exact_wav: wav.filter(|h| h.data_len.is_some()),
+            codec_type: params.codec,
             ended: false,
+            failure: None,
+            packets: 0,
         };
         if !d.next_packet() {
+            if let Some(why) = d.failure.take() {
+                return Err(undecodable(why));
+            }
             // Nothing decodes: take the format from the decoder's (empty) last buffer, as rodio
             // does; `check_complete` then calls the file undecodable.
             let spec = *d.codec.last_decoded().spec();
@@ -155,11 +321,33 @@ impl FileDecoder {
                 d.rate, d.channels
             )));
         }
+        if let Some(why) = unsupported_format(d.rate, d.channels) {
+            return Err(undecodable(why));
+        }
         Ok(d)
     }
 
-    /// Decode the next packet that holds frames into `packet`; false at the end of the stream.
+    /// Decode the next packet that holds frames into `packet`; false at the end of the stream
+    /// (or when the decoder failed: `failure` says why).
     fn next_packet(&mut self) -> bool {
+        if self.ended {
+            self.packet = None;
+            self.pos = 0;
+            return false;
+        }
+        match contained(|| self.decode_next()) {
+            Ok(more) => more,
+            Err(why) => {
+                self.failure = Some(why);
+                self.ended = true;
+                self.packet = None;
+                self.pos = 0;
+                false
+            }
+        }
+    }
+
+    fn decode_next(&mut self) -> bool {
         while !self.ended {
             let packet = match self.format.next_packet() {
                 Ok(p) => p,
@@ -180,6 +368,7 @@ impl FileDecoder {
                     break;
                 }
             };
+            self.packets += 1;
             if decoded.frames() == 0 {
                 continue;
             }
@@ -187,6 +376,7 @@ impl FileDecoder {
             let channels: u16 = spec.channels.count().try_into().unwrap_or(0);
             if self.rate == 0 {
                 (self.rate, self.channels) = (spec.rate, channels);
+                self.layout = Some(spec.channels);
             } else if (spec.rate, channels) != (self.rate, self.channels) {
                 // The formats played here keep one rate and layout per file; a change mid-file
                 // ends the stream (a shortfall then shows as `Truncated`).
@@ -205,6 +395,41 @@ impl FileDecoder {
         self.packet = None;
         self.pos = 0;
         false
+    }
+
+    /// Where the last second starts, if the decoder can seek there and decodes from it to an end
+    /// at the declared length: then the declared length is the file's length. `None` otherwise
+    /// (no declared length, no seeking, or the tail ends elsewhere — a truncated file).
+    fn tail_confirms_declared_length(&mut self) -> Option<u64> {
+        let frames = self.declared_frames?;
+        let rate = u64::from(self.rate);
+        let from = frames.saturating_sub(rate);
+        let seeked = contained(|| {
+            self.format.seek(
+                SeekMode::Accurate,
+                SeekTo::Time {
+                    time: Time::new(from / rate, (from % rate) as f64 / rate as f64),
+                    track_id: Some(self.track_id),
+                },
+            )
+        })
+        .ok()?
+        .ok()?;
+        self.codec.reset();
+        self.packet = None;
+        self.pos = 0;
+        let mut end = seeked.actual_ts;
+        let mut tail = 0u64;
+        while self.next_packet() {
+            let n = self.packet.as_ref().map_or(0, |b| b.len()) / usize::from(self.channels);
+            tail += n as u64;
+        }
+        if self.failure.is_some() {
+            return None;
+        }
+        end += tail;
+        let tolerance = (TRUNCATION_TOLERANCE_SECS * self.rate as f64) as u64;
+        (tail > 0 && end + tolerance >= frames && end <= frames + tolerance).then_some(frames)
     }
 
     /// The decoded samples not handed out yet (empty at the end of the stream).
@@ -239,74 +464,94 @@ impl FileDecoder {
     }
 }
 
-/// One sample at a time, for rodio's rate converter (the resampling path only).
-impl Iterator for FileDecoder {
-    type Item = rodio::Sample;
-    fn next(&mut self) -> Option<Self::Item> {
-        let x = *self.pending().first()?;
-        self.pos += 1;
-        Some(x)
+/// `(to left, to right)` gains of one input channel in the BS.775 stereo downmix: fronts go to
+/// their side, centres to both at −3 dB, surrounds to their side at −3 dB, a rear centre to both
+/// at −6 dB, LFE nowhere (BS.775 leaves it out of the downmix).
+fn downmix_gains(position: Channels) -> [f32; 2] {
+    const K: f32 = std::f32::consts::FRAC_1_SQRT_2;
+    let left = Channels::FRONT_LEFT | Channels::FRONT_LEFT_CENTRE | Channels::FRONT_LEFT_WIDE;
+    let right = Channels::FRONT_RIGHT | Channels::FRONT_RIGHT_CENTRE | Channels::FRONT_RIGHT_WIDE;
+    let centre = Channels::FRONT_CENTRE | Channels::TOP_CENTRE | Channels::TOP_FRONT_CENTRE;
+    let surround_l = Channels::REAR_LEFT
+        | Channels::SIDE_LEFT
+        | Channels::REAR_LEFT_CENTRE
+        | Channels::TOP_FRONT_LEFT
+        | Channels::TOP_REAR_LEFT;
+    let surround_r = Channels::REAR_RIGHT
+        | Channels::SIDE_RIGHT
+        | Channels::REAR_RIGHT_CENTRE
+        | Channels::TOP_FRONT_RIGHT
+        | Channels::TOP_REAR_RIGHT;
+    let rear_centre = Channels::REAR_CENTRE | Channels::TOP_REAR_CENTRE;
+    if left.contains(position) {
+        [1.0, 0.0]
+    } else if right.contains(position) {
+        [0.0, 1.0]
+    } else if centre.contains(position) {
+        [K, K]
+    } else if surround_l.contains(position) {
+        [K, 0.0]
+    } else if surround_r.contains(position) {
+        [0.0, K]
+    } else if rear_centre.contains(position) {
+        [0.5, 0.5]
+    } else {
+        // LFE1/LFE2.
+        [0.0, 0.0]
     }
 }
 
-/// One endless span: rodio's `UniformSourceIterator` stops at a span of length zero, and the
-/// files here do not change rate or channels mid-file (see `next_packet`).
-impl Source for FileDecoder {
-    fn current_span_len(&self) -> Option<usize> {
-        None
-    }
-    fn channels(&self) -> rodio::ChannelCount {
-        NonZero::new(self.channels).unwrap_or(NonZero::<u16>::MIN)
-    }
-    fn sample_rate(&self) -> rodio::SampleRate {
-        NonZero::new(self.rate).unwrap_or(NonZero::<u32>::MIN)
-    }
-    fn total_duration(&self) -> Option<std::time::Duration> {
-        self.declared_secs.map(std::time::Duration::from_secs_f64)
-    }
-}
-
-/// Multi-channel → mono by averaging every channel of a frame (rodio's own converter keeps only
-/// the first channel, which would drop the right channel of a stereo file on a mono loudspeaker).
-struct DownmixToMono<S> {
-    inner: S,
-    channels: u16,
-}
-
-impl<S: Source> Iterator for DownmixToMono<S> {
-    type Item = rodio::Sample;
-    fn next(&mut self) -> Option<Self::Item> {
-        let mut sum = 0.0;
-        for _ in 0..self.channels {
-            match self.inner.next() {
-                Some(x) => sum += x,
-                // A partial last frame is dropped.
-                None => return None,
-            }
+/// The BS.775 stereo downmix matrix of a layout (one `(left, right)` pair per channel, in the
+/// order of the interleaved samples); a layout of the wrong size counts as the default order
+/// (FL FR FC LFE BL BR SL SR — WAV's, FLAC's).
+pub(crate) fn downmix_matrix(layout: Option<Channels>, channels: usize) -> Vec<[f32; 2]> {
+    let layout = layout.filter(|l| l.count() == channels).unwrap_or_else(|| {
+        let mut l = Channels::empty();
+        for c in [
+            Channels::FRONT_LEFT,
+            Channels::FRONT_RIGHT,
+            Channels::FRONT_CENTRE,
+            Channels::LFE1,
+            Channels::REAR_LEFT,
+            Channels::REAR_RIGHT,
+            Channels::SIDE_LEFT,
+            Channels::SIDE_RIGHT,
+        ]
+        .into_iter()
+        .take(channels)
+        {
+            l |= c;
         }
-        Some(sum / f32::from(self.channels))
-    }
+        l
+    });
+    let mut m: Vec<[f32; 2]> = layout.iter().map(downmix_gains).collect();
+    m.resize(channels, [0.0, 0.0]);
+    m
 }
 
-impl<S: Source> Source for DownmixToMono<S> {
-    fn current_span_len(&self) -> Option<usize> {
-        None
+/// Map one frame of `from.len()` channels onto `to.len()` channels: mono is duplicated onto the
+/// first two channels (extra outputs silent), stereo → mono averages; more than two input
+/// channels go through `matrix` (the BS.775 downmix) to stereo first.
+pub(crate) fn map_frame_with(matrix: &[[f32; 2]], from: &[f32], to: &mut [f32]) {
+    if from.len() > 2 && to.len() < from.len() {
+        let (mut l, mut r) = (0f32, 0f32);
+        for (x, g) in from.iter().zip(matrix) {
+            l += x * g[0];
+            r += x * g[1];
+        }
+        map_frame(&[l, r], to);
+        return;
     }
-    fn channels(&self) -> rodio::ChannelCount {
-        rodio::ChannelCount::MIN
-    }
-    fn sample_rate(&self) -> rodio::SampleRate {
-        self.inner.sample_rate()
-    }
-    fn total_duration(&self) -> Option<std::time::Duration> {
-        self.inner.total_duration()
-    }
+    map_frame(from, to);
 }
 
-/// Map one frame of `from.len()` channels onto `to.len()` channels, as rodio's channel
-/// converter does (mono is duplicated onto the first two channels, extra outputs are silent,
-/// extra inputs dropped), except that many → mono averages every channel.
+/// Map one frame of at most two channels onto `to.len()` channels (mono duplicated onto the
+/// first two channels, extra outputs silent; many → mono averages).
 pub(crate) fn map_frame(from: &[f32], to: &mut [f32]) {
+    if from.is_empty() {
+        to.fill(0.0);
+        return;
+    }
     if to.len() == 1 && from.len() > 1 {
         to[0] = from.iter().sum::<f32>() / from.len() as f32;
         return;
@@ -320,16 +565,96 @@ pub(crate) fn map_frame(from: &[f32], to: &mut [f32]) {
     }
 }
 
-type Converted = UniformSourceIterator<Box<dyn Source + Send>>;
-
 /// Where a [`DecodedStream`] takes its samples from.
 enum Samples {
     /// The file is already in the target format: whole packets straight from the decoder.
     Direct(FileDecoder),
     /// Same rate, other channel count: frames remapped block by block.
-    Remapped(FileDecoder),
-    /// Rate conversion (rodio's converter, sample by sample).
-    Converted(Converted),
+    Remapped(FileDecoder, Vec<[f32; 2]>),
+    /// Rate conversion (band-limited, [`crate::resample`]).
+    Converted(Box<Converted>),
+}
+
+/// A file being resampled: decoded, mapped to `mid` channels (the fewer of the file's and the
+/// output's, so the resampler does the least work), resampled, then mapped to the output.
+struct Converted {
+    dec: FileDecoder,
+    matrix: Vec<[f32; 2]>,
+    mid: usize,
+    resampler: StreamResampler,
+    premixed: Vec<f32>,
+    /// Resampled samples (`mid` channels); the first `pos` were handed out.
+    out: Vec<f32>,
+    pos: usize,
+    done: bool,
+    failure: Option<String>,
+}
+
+impl Converted {
+    /// Refill `out` with the next resampled block; false at the end.
+    fn refill(&mut self) -> bool {
+        self.out.clear();
+        self.pos = 0;
+        while self.out.is_empty() {
+            if self.done {
+                return false;
+            }
+            let from = usize::from(self.dec.channels.max(1));
+            let src = self.dec.pending();
+            if src.len() < from {
+                self.done = true;
+                if let Err(e) = self.resampler.finish(&mut self.out) {
+                    self.failure = Some(e.to_string());
+                }
+                continue;
+            }
+            let frames = src.len() / from;
+            self.premixed.clear();
+            if from == self.mid {
+                self.premixed.extend_from_slice(&src[..frames * from]);
+            } else {
+                self.premixed.resize(frames * self.mid, 0.0);
+                for (i, o) in src[..frames * from]
+                    .chunks_exact(from)
+                    .zip(self.premixed.chunks_exact_mut(self.mid))
+                {
+                    map_frame_with(&self.matrix, i, o);
+                }
+            }
+            self.dec.pos += frames * from;
+            if let Err(e) = self.resampler.push(&self.premixed, &mut self.out) {
+                self.failure = Some(e.to_string());
+                self.done = true;
+                self.out.clear();
+                return false;
+            }
+        }
+        true
+    }
+
+    fn fill(&mut self, buf: &mut [f32], channels: usize) -> usize {
+        let mut n = 0;
+        while n + channels <= buf.len() {
+            if self.pos >= self.out.len() && !self.refill() {
+                break;
+            }
+            let src = &self.out[self.pos..];
+            let frames = (src.len() / self.mid).min((buf.len() - n) / channels);
+            if self.mid == channels {
+                buf[n..n + frames * channels].copy_from_slice(&src[..frames * channels]);
+            } else {
+                for (i, o) in src[..frames * self.mid]
+                    .chunks_exact(self.mid)
+                    .zip(buf[n..n + frames * channels].chunks_exact_mut(channels))
+                {
+                    map_frame(i, o);
+                }
+            }
+            self.pos += frames * self.mid;
+            n += frames * channels;
+        }
+        n
+    }
 }
 
 impl Samples {
@@ -338,7 +663,7 @@ impl Samples {
     fn fill(&mut self, buf: &mut [f32], channels: usize) -> usize {
         match self {
             Samples::Direct(d) => d.fill(buf),
-            Samples::Remapped(d) => {
+            Samples::Remapped(d, matrix) => {
                 let from = usize::from(d.channels.max(1));
                 let mut n = 0;
                 while n + channels <= buf.len() {
@@ -352,21 +677,28 @@ impl Samples {
                         .chunks_exact(from)
                         .zip(buf[n..n + frames * channels].chunks_exact_mut(channels))
                     {
-                        map_frame(i, o);
+                        map_frame_with(matrix, i, o);
                     }
                     d.pos += frames * from;
                     n += frames * channels;
                 }
                 n
             }
-            Samples::Converted(c) => {
-                let mut n = 0;
-                for (slot, x) in buf.iter_mut().zip(c) {
-                    *slot = x;
-                    n += 1;
-                }
-                n
-            }
+            Samples::Converted(c) => c.fill(buf, channels),
+        }
+    }
+
+    fn decoder(&self) -> &FileDecoder {
+        match self {
+            Samples::Direct(d) | Samples::Remapped(d, _) => d,
+            Samples::Converted(c) => &c.dec,
+        }
+    }
+
+    fn failure(&self) -> Option<&str> {
+        match self {
+            Samples::Converted(c) if c.failure.is_some() => c.failure.as_deref(),
+            other => other.decoder().failure.as_deref(),
         }
     }
 }
@@ -380,6 +712,8 @@ pub struct DecodedStream {
     pub source_channels: u16,
     /// Length declared by the container/header, if any (not trusted, see `check_complete`).
     pub declared_secs: Option<f64>,
+    /// How the source's channels were mixed down ([`DOWNMIX_NAME`]), if they were (> 2).
+    pub downmix: Option<&'static str>,
     channels: u16,
     samples_read: u64,
     rate: u32,
@@ -406,21 +740,32 @@ impl DecodedStream {
         rate: u32,
         channels: u16,
     ) -> Result<Self, MediaError> {
-        let (nz_rate, nz_channels) = nonzero_format(path, rate, channels)?;
+        nonzero_format(path, rate, channels)?;
         let (source_rate, source_channels) = (decoder.rate, decoder.channels);
         let declared_secs = decoder.declared_secs;
+        let matrix = downmix_matrix(decoder.layout, usize::from(source_channels));
+        let downmix = (source_channels > 2 && channels < source_channels).then_some(DOWNMIX_NAME);
         let inner = if source_rate != rate {
-            let one: Box<dyn Source + Send> = if channels == 1 && source_channels > 1 {
-                Box::new(DownmixToMono {
-                    inner: decoder,
-                    channels: source_channels,
-                })
-            } else {
-                Box::new(decoder)
-            };
-            Samples::Converted(UniformSourceIterator::new(one, nz_channels, nz_rate))
+            let mid = usize::from(source_channels.min(channels));
+            let resampler = StreamResampler::new(source_rate, rate, mid).map_err(|e| {
+                MediaError::Undecodable {
+                    path: path.to_path_buf(),
+                    reason: e.to_string(),
+                }
+            })?;
+            Samples::Converted(Box::new(Converted {
+                dec: decoder,
+                matrix,
+                mid,
+                resampler,
+                premixed: Vec::new(),
+                out: Vec::new(),
+                pos: 0,
+                done: false,
+                failure: None,
+            }))
         } else if source_channels != channels {
-            Samples::Remapped(decoder)
+            Samples::Remapped(decoder, matrix)
         } else {
             Samples::Direct(decoder)
         };
@@ -430,14 +775,23 @@ impl DecodedStream {
             source_rate,
             source_channels,
             declared_secs,
+            downmix,
             channels,
             samples_read: 0,
             rate,
         })
     }
 
-    /// Open `path` in its own format (no conversion).
+    /// Open `path` in its own rate, with more than two channels downmixed to stereo (BS.775):
+    /// what loudness analysis measures, so that it measures what the player sends out.
     pub fn open_native(path: &Path) -> Result<Self, MediaError> {
+        let decoder = FileDecoder::open(path)?;
+        let (rate, channels) = (decoder.rate, decoder.channels.min(2));
+        Self::convert(path, decoder, rate, channels)
+    }
+
+    /// Open `path` exactly as it is (no conversion, no downmix).
+    fn open_raw(path: &Path) -> Result<Self, MediaError> {
         let decoder = FileDecoder::open(path)?;
         let (rate, channels) = (decoder.rate, decoder.channels);
         Self::convert(path, decoder, rate, channels)
@@ -470,9 +824,18 @@ impl DecodedStream {
         self.samples_read / u64::from(self.channels.max(1))
     }
 
-    /// After reading to the end: an error if the file decoded to clearly less than its header
-    /// declares (a truncated download or copy).
+    /// After reading to the end: an error if the decoder failed (panicked) on the way, or if the
+    /// file decoded to clearly less than its header declares (a truncated download or copy).
     pub fn check_complete(&self) -> Result<(), MediaError> {
+        if let Some(why) = self.inner.failure() {
+            return Err(MediaError::Undecodable {
+                path: self.path.clone(),
+                reason: format!(
+                    "{why} (after {:.3} s)",
+                    self.frames_read() as f64 / f64::from(self.rate.max(1))
+                ),
+            });
+        }
         let decoded_secs = self.frames_read() as f64 / f64::from(self.rate.max(1));
         match self.declared_secs {
             Some(declared_secs) if decoded_secs + TRUNCATION_TOLERANCE_SECS < declared_secs => {
@@ -491,19 +854,50 @@ impl DecodedStream {
     }
 }
 
-/// Decode `path` to its end and report what it holds.
+/// How [`probe_with_method`] found a file's length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProbeMethod {
+    /// From the header, which states it exactly (WAV data size that fits the file; FLAC total
+    /// samples, confirmed by decoding the last second): only the first packet and the tail were
+    /// decoded.
+    Header,
+    /// By decoding the whole file (MP3, Ogg, streamed WAV, or a header the tail contradicts).
+    Decoded,
+}
+
+/// What a file holds: rate, channels, exact length (see [`probe_with_method`]).
 pub fn probe(path: &Path) -> Result<MediaFacts, MediaError> {
-    let mut stream = DecodedStream::open_native(path)?;
+    probe_with_method(path).map(|(facts, _, _)| facts)
+}
+
+/// [`probe`], also saying whether the header sufficed or the whole file was decoded, and how many
+/// packets were decoded.
+pub fn probe_with_method(path: &Path) -> Result<(MediaFacts, ProbeMethod, u64), MediaError> {
+    let mut decoder = FileDecoder::open(path)?;
+    let (rate, channels) = (decoder.rate, decoder.channels);
+    let facts = |frames: u64| MediaFacts {
+        sample_rate: rate,
+        channels,
+        frames,
+        duration_secs: frames as f64 / f64::from(rate.max(1)),
+    };
+    let exact = if decoder.exact_wav.is_some() {
+        decoder.declared_frames.filter(|f| *f > 0)
+    } else if decoder.codec_type == symphonia::core::codecs::CODEC_TYPE_FLAC {
+        decoder.tail_confirms_declared_length()
+    } else {
+        None
+    };
+    if let Some(frames) = exact {
+        return Ok((facts(frames), ProbeMethod::Header, decoder.packets));
+    }
+    // Decode from the start (the tail check may have moved the reader).
+    let mut stream = DecodedStream::open_raw(path)?;
     let mut buf = vec![0f32; 8192];
     while stream.read(&mut buf) > 0 {}
     stream.check_complete()?;
-    let frames = stream.frames_read();
-    Ok(MediaFacts {
-        sample_rate: stream.sample_rate(),
-        channels: stream.channels(),
-        frames,
-        duration_secs: frames as f64 / f64::from(stream.sample_rate().max(1)),
-    })
+    let packets = stream.inner.decoder().packets;
+    Ok((facts(stream.frames_read()), ProbeMethod::Decoded, packets))
 }
 
 /// Hex SHA-256 of a file's bytes.
@@ -550,67 +944,33 @@ mod tests {
         }
     }
 
-    /// What rodio's own decoder and converters give for the same file and target format.
-    fn rodio_reference(path: &Path, rate: u32, channels: u16) -> Vec<f32> {
+    /// What rodio's own decoder gives for the same file, frames mapped to `channels`.
+    fn rodio_reference(path: &Path, channels: u16) -> Vec<f32> {
+        use rodio::Source;
         let decoder = rodio::Decoder::try_from(File::open(path).unwrap()).unwrap();
-        let from = decoder.channels().get();
-        if decoder.sample_rate().get() == rate && from == channels {
-            return decoder.collect();
+        let from = usize::from(decoder.channels().get());
+        let samples: Vec<f32> = decoder.collect();
+        let to = usize::from(channels);
+        let mut out = vec![0f32; samples.len() / from * to];
+        for (i, o) in samples.chunks_exact(from).zip(out.chunks_exact_mut(to)) {
+            map_frame(i, o);
         }
-        /// rodio's decoder as one endless span (see `FileDecoder`'s `Source`).
-        struct OneSpan<S>(S);
-        impl<S: Source> Iterator for OneSpan<S> {
-            type Item = f32;
-            fn next(&mut self) -> Option<f32> {
-                self.0.next()
-            }
-        }
-        impl<S: Source> Source for OneSpan<S> {
-            fn current_span_len(&self) -> Option<usize> {
-                None
-            }
-            fn channels(&self) -> rodio::ChannelCount {
-                self.0.channels()
-            }
-            fn sample_rate(&self) -> rodio::SampleRate {
-                self.0.sample_rate()
-            }
-            fn total_duration(&self) -> Option<std::time::Duration> {
-                self.0.total_duration()
-            }
-        }
-        let one: Box<dyn Source + Send> = if channels == 1 && from > 1 {
-            Box::new(DownmixToMono {
-                inner: OneSpan(decoder),
-                channels: from,
-            })
-        } else {
-            Box::new(OneSpan(decoder))
-        };
-        let (r, c) = nonzero_format(path, rate, channels).unwrap();
-        UniformSourceIterator::new(one, c, r).collect()
+        out
     }
 
     #[test]
-    fn block_decoding_gives_exactly_rodios_samples_in_every_format_and_conversion() {
+    fn block_decoding_gives_exactly_rodios_samples_in_every_format_and_remapping() {
         for name in ["tone.flac", "tone.mp3", "tone.ogg", "tone.wav", "long.mp3"] {
             let path = fixture(name);
             let native = FileDecoder::open(&path).unwrap();
             let (rate, channels) = (native.rate, native.channels);
-            // Native, channel remapping only, and resampling (with and without remapping).
-            for (r, c) in [
-                (rate, channels),
-                (rate, 1),
-                (rate, 2),
-                (rate, 3),
-                (48000, 2),
-            ] {
-                let ours = read_all(DecodedStream::open(&path, r, c).unwrap(), 1000 * 3 * 2);
-                let reference = rodio_reference(&path, r, c);
-                assert!(!ours.is_empty(), "{name} {r}×{c}");
-                assert_eq!(ours.len(), reference.len(), "{name} {r}×{c}: length");
+            for c in [channels, 1, 2, 3] {
+                let ours = read_all(DecodedStream::open(&path, rate, c).unwrap(), 1000 * 3 * 2);
+                let reference = rodio_reference(&path, c);
+                assert!(!ours.is_empty(), "{name} {rate}×{c}");
+                assert_eq!(ours.len(), reference.len(), "{name} {rate}×{c}: length");
                 let diff = ours.iter().zip(&reference).position(|(a, b)| a != b);
-                assert_eq!(diff, None, "{name} {r}×{c}: first differing sample");
+                assert_eq!(diff, None, "{name} {rate}×{c}: first differing sample");
             }
         }
     }

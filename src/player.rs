@@ -357,10 +357,24 @@ fn prep_loop(
     while let Ok(msg) = rx.recv() {
         match msg {
             Msg::Load(session) => {
+                // A panic while preparing (a bug, or a third-party decoder that escaped
+                // `media`'s containment) fails that item, never the thread: the play thread
+                // would otherwise wait for this session forever.
                 let items = session
                     .items
                     .iter()
-                    .map(|p| prepare_item(&mut cache, &settings, out_channels, p))
+                    .map(|p| {
+                        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                            prepare_item(&mut cache, &settings, out_channels, p)
+                        }))
+                        .unwrap_or_else(|_| PreparedItem {
+                            path: p.clone(),
+                            sha256: String::new(),
+                            duration_secs: 0.0,
+                            gain: 1.0,
+                            error: Some("preparing the item panicked (a bug; see the log)".into()),
+                        })
+                    })
                     .collect();
                 if play
                     .send(Msg::Prepared(Prepared { session, items }))
@@ -524,7 +538,7 @@ impl PlayLoop {
                 None => {
                     if !self.queue.is_empty() {
                         let p = self.queue.remove(0);
-                        self.play(p);
+                        self.play_contained(p);
                     }
                 }
             }
@@ -602,6 +616,22 @@ impl PlayLoop {
 
     fn format(&self) -> Option<OutputFormat> {
         self.out.as_ref().map(|o| o.format())
+    }
+
+    /// [`Self::play`], with a panic inside (a bug, or a decoder that escaped `media`'s
+    /// containment) turned into a `Failed` session and a reopened output: the session still
+    /// gets its `Finished` event and the thread goes on with the next one.
+    fn play_contained(&mut self, p: Prepared) {
+        let finished = std::sync::atomic::AtomicBool::new(false);
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            self.play(p.clone());
+            finished.store(true, std::sync::atomic::Ordering::Relaxed);
+        }));
+        if result.is_err() && !finished.load(std::sync::atomic::Ordering::Relaxed) {
+            tracing::error!(airing = %p.session.airing_id, "the play thread panicked while airing");
+            self.out = None;
+            self.finish_unplayed(&p, PlayOutcome::Failed, "the player panicked while airing");
+        }
     }
 
     /// Air one prepared session; always ends with its `Finished` event.

@@ -111,3 +111,152 @@ fn loudness_is_measured_once_per_content_and_the_cache_survives_a_restart() {
     assert!(c.measure(&fixture("truncated.mp3")).is_err());
     assert!(c.is_empty());
 }
+
+/// A small deterministic PRNG (xorshift64*), so that a failing case can be replayed.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+/// Probe and decode `bytes` (written to a temp file) on another thread: the call must return
+/// (no panic escapes, no hang) within `limit`.
+fn must_not_panic_or_hang(bytes: &[u8], ext: &str, what: &str, limit: std::time::Duration) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(format!("case.{ext}"));
+    std::fs::write(&path, bytes).unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let p = path.clone();
+    std::thread::spawn(move || {
+        let r = std::panic::catch_unwind(|| {
+            let _ = probe(&p);
+            if let Ok(mut s) = loa::media::DecodedStream::open(&p, 48000, 2) {
+                let mut buf = vec![0f32; 4096];
+                while s.read(&mut buf) > 0 {}
+                let _ = s.check_complete();
+            }
+            if let Ok(mut s) = loa::media::DecodedStream::open_native(&p) {
+                let mut buf = vec![0f32; 4096];
+                while s.read(&mut buf) > 0 {}
+            }
+        });
+        let _ = tx.send(r.is_ok());
+    });
+    match rx.recv_timeout(limit) {
+        Ok(true) => {}
+        Ok(false) => {
+            let keep = std::env::temp_dir().join(format!("loa-fuzz-panic.{ext}"));
+            let _ = std::fs::copy(&path, &keep);
+            panic!(
+                "{what}: a panic escaped the decoder (case kept at {})",
+                keep.display()
+            );
+        }
+        Err(_) => {
+            let keep = std::env::temp_dir().join(format!("loa-fuzz-hang.{ext}"));
+            let _ = std::fs::copy(&path, &keep);
+            panic!(
+                "{what}: probe/decode did not return within {limit:?} (case kept at {})",
+                keep.display()
+            );
+        }
+    }
+}
+
+/// A valid 16-bit PCM WAV header + data with the given header fields.
+fn wav_bytes(rate: u32, channels: u16, frames: u32) -> Vec<u8> {
+    let block = 2 * u32::from(channels);
+    let data = vec![0x10u8; (frames * block) as usize];
+    let mut v = Vec::new();
+    v.extend_from_slice(b"RIFF");
+    v.extend_from_slice(&(36 + data.len() as u32).to_le_bytes());
+    v.extend_from_slice(b"WAVEfmt ");
+    v.extend_from_slice(&16u32.to_le_bytes());
+    v.extend_from_slice(&1u16.to_le_bytes());
+    v.extend_from_slice(&channels.to_le_bytes());
+    v.extend_from_slice(&rate.to_le_bytes());
+    v.extend_from_slice(&rate.wrapping_mul(block).to_le_bytes());
+    v.extend_from_slice(&(block as u16).to_le_bytes());
+    v.extend_from_slice(&16u16.to_le_bytes());
+    v.extend_from_slice(b"data");
+    v.extend_from_slice(&(data.len() as u32).to_le_bytes());
+    v.extend_from_slice(&data);
+    v
+}
+
+#[test]
+fn sample_rate_zero_and_other_bad_formats_are_refused_with_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    for (rate, channels, expect) in [
+        (0u32, 1u16, "sample rate 0 Hz"),
+        (1, 1, "sample rate 1 Hz"),
+        (7_999, 1, "sample rate 7999 Hz"),
+        (1_000_000, 1, "sample rate 1000000 Hz"),
+        (48_000, 0, "channels"),
+        (48_000, 9, "9 channels"),
+    ] {
+        let path = dir.path().join(format!("r{rate}c{channels}.wav"));
+        std::fs::write(&path, wav_bytes(rate, channels, 4800)).unwrap();
+        let err = probe(&path).expect_err("must be refused");
+        assert!(matches!(err, MediaError::Undecodable { .. }), "{err}");
+        assert!(err.to_string().contains(expect), "{rate}×{channels}: {err}");
+        assert!(!err.to_string().contains("NoMem"), "{err}");
+    }
+}
+
+/// Mutated headers of every format: no panic leaves the decoder, nothing hangs.
+#[test]
+fn fuzzed_headers_never_panic_or_hang() {
+    let limit = std::time::Duration::from_secs(30);
+    let mut rng = Rng(0x5eed_1234_abcd_ef01);
+    let cases: &[(&str, &str)] = &[
+        ("tone.wav", "wav"),
+        ("tone.mp3", "mp3"),
+        ("tone.ogg", "ogg"),
+        ("tone.flac", "flac"),
+    ];
+    let rounds: usize = std::env::var("LOA_FUZZ_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(60);
+    for (name, ext) in cases {
+        let orig = std::fs::read(fixture(name)).unwrap();
+        // Only the first part of the file (headers and the first packets) is mutated; the
+        // file is cut to keep each round fast.
+        let keep = orig.len().min(24 * 1024);
+        for round in 0..rounds {
+            let mut bytes = orig[..keep].to_vec();
+            let head = bytes.len().min(256);
+            for _ in 0..1 + rng.below(6) {
+                let i = rng.below(head);
+                bytes[i] = match rng.below(4) {
+                    0 => 0,
+                    1 => 0xff,
+                    2 => bytes[i] ^ (1 << rng.below(8)),
+                    _ => rng.next() as u8,
+                };
+            }
+            if rng.below(8) == 0 {
+                bytes.truncate(rng.below(head).max(1));
+            }
+            must_not_panic_or_hang(&bytes, ext, &format!("{name} round {round}"), limit);
+        }
+    }
+    // Header fields set to their extremes.
+    for (rate, channels) in [
+        (0, 1),
+        (1, 1),
+        (u32::MAX, 2),
+        (44_100, 0),
+        (44_100, u16::MAX),
+    ] {
+        must_not_panic_or_hang(&wav_bytes(rate, channels, 100), "wav", "extreme wav", limit);
+    }
+}

@@ -188,14 +188,16 @@ fn attempt(
         Box::new(ReadOnlySource::new(reader)),
         MediaSourceStreamOptions::default(),
     );
-    let probed = symphonia::default::get_probe()
-        .format(
+    let probed = crate::media::contained(|| {
+        symphonia::default::get_probe().format(
             &hint,
             mss,
             &FormatOptions::default(),
             &MetadataOptions::default(),
         )
-        .map_err(|e| map_sym(e, stop))?;
+    })
+    .map_err(UpstreamError::Undecodable)?
+    .map_err(|e| map_sym(e, stop))?;
     decode_loop(cfg, probed.format, feed, stop, produced_frames)
 }
 
@@ -226,7 +228,11 @@ fn decode_loop(
         if stop.load(Ordering::Relaxed) {
             return Err(UpstreamError::Stopped);
         }
-        let packet = match format.next_packet() {
+        // A panic inside the demuxer or decoder (malformed stream) ends this connection like
+        // an undecodable stream, never the relay.
+        let next =
+            crate::media::contained(|| format.next_packet()).map_err(UpstreamError::Undecodable)?;
+        let packet = match next {
             Ok(p) => p,
             Err(SymError::ResetRequired) => {
                 // A chained Ogg stream started a new logical stream: new decoder.
@@ -238,7 +244,9 @@ fn decode_loop(
         if packet.track_id() != track_id {
             continue;
         }
-        let decoded = match decoder.decode(&packet) {
+        let decoded = crate::media::contained(|| decoder.decode(&packet))
+            .map_err(UpstreamError::Undecodable)?;
+        let decoded = match decoded {
             Ok(d) => d,
             // A corrupt frame (e.g. joining mid-frame) is skipped, as players do.
             Err(SymError::DecodeError(_)) => continue,
@@ -256,10 +264,14 @@ fn decode_loop(
         buf.copy_interleaved_ref(decoded);
         let conv = match &mut converter {
             Some(c) if c.matches(spec.rate, channels) => c,
-            _ => converter.insert(Converter::new(spec.rate, channels, cfg.output_rate_hz)),
+            _ => converter.insert(
+                Converter::new(spec.rate, channels, cfg.output_rate_hz)
+                    .map_err(|e| UpstreamError::Undecodable(e.to_string()))?,
+            ),
         };
         out.clear();
-        conv.push(buf.samples(), &mut out);
+        conv.push(buf.samples(), &mut out)
+            .map_err(|e| UpstreamError::Undecodable(e.to_string()))?;
         let audible = level_dbfs(&out) >= threshold;
         feed.push(&out, audible);
         *produced_frames += (out.len() / 2) as u64;
