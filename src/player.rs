@@ -788,6 +788,26 @@ impl PlayLoop {
             }
             let item_start_frames = s.meter.frames();
             let mut item_announced = false;
+            // What the item-started line says airs: the source, its format, the conversion.
+            let (source, conversion) = match &stream {
+                ItemStream::File(st) => (
+                    item.path.display().to_string(),
+                    format!(
+                        "{} Hz × {} ch → {} Hz × {} ch{}",
+                        st.source_rate,
+                        st.source_channels,
+                        fmt.sample_rate,
+                        fmt.channels,
+                        st.downmix
+                            .map(|d| format!(", downmix {d}"))
+                            .unwrap_or_default()
+                    ),
+                ),
+                ItemStream::Relay(..) => (
+                    item.path.display().to_string(),
+                    format!("relay → {} Hz × {} ch", fmt.sample_rate, fmt.channels),
+                ),
+            };
             loop {
                 self.poll_commands(p, s);
                 let n = stream.read(&mut buf);
@@ -816,6 +836,15 @@ impl PlayLoop {
                         let base = s.first_at.unwrap_or_else(Utc::now);
                         let offset = item_start_frames as f64 / f64::from(fmt.sample_rate);
                         let at = base + chrono::Duration::microseconds((offset * 1e6) as i64);
+                        tracing::info!(
+                            airing = %p.session.airing_id,
+                            item = index + 1,
+                            source = %source,
+                            conversion = %conversion,
+                            gain_db = format!("{:.2}", 20.0 * f64::from(item.gain).log10()),
+                            at = %at,
+                            "item started"
+                        );
                         self.emit(PlayerEvent::ItemStarted {
                             airing_id: p.session.airing_id.clone(),
                             index,

@@ -260,3 +260,43 @@ fn fuzzed_headers_never_panic_or_hang() {
         must_not_panic_or_hang(&wav_bytes(rate, channels, 100), "wav", "extreme wav", limit);
     }
 }
+
+/// 15-minute WAV and FLAC files are probed from their headers (the FLAC's tail decoded to
+/// confirm STREAMINFO's length), not decoded; a cut FLAC falls back to decoding and is named
+/// truncated; an MP3 without a frame count is decoded.
+#[test]
+fn probe_reads_exact_headers_instead_of_decoding_15_minute_files() {
+    use loa::media::{ProbeMethod, probe_with_method};
+    let dir = tempfile::tempdir().unwrap();
+    let secs = 15 * 60;
+    let rate = 16_000u64;
+    for ext in ["wav", "flac"] {
+        let path = dir.path().join(format!("long.{ext}"));
+        let o = std::process::Command::new("sox")
+            .args(["-n", "-r", "16000", "-c", "1", "-b", "16"])
+            .arg(&path)
+            .args(["synth", &secs.to_string(), "sine", "440", "vol", "0.3"])
+            .output()
+            .expect("sox is needed (apt-get install sox)");
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let t0 = std::time::Instant::now();
+        let (facts, method, packets) = probe_with_method(&path).unwrap();
+        let took = t0.elapsed();
+        assert_eq!(method, ProbeMethod::Header, "{ext}");
+        assert_eq!(facts.frames, secs * rate, "{ext}");
+        assert_eq!((facts.sample_rate, facts.channels), (16_000, 1));
+        // The first packet, plus the last second for FLAC: a few dozen packets, not the
+        // thousands of a whole decode.
+        assert!(packets < 64, "{ext}: {packets} packets decoded in {took:?}");
+    }
+    // A FLAC cut short: the header's length is not believed.
+    let whole = std::fs::read(dir.path().join("long.flac")).unwrap();
+    let cut = dir.path().join("cut.flac");
+    std::fs::write(&cut, &whole[..whole.len() / 10]).unwrap();
+    let err = probe_with_method(&cut).expect_err("a cut FLAC must not probe clean");
+    assert!(matches!(err, MediaError::Truncated { .. }), "{err}");
+    // An MP3 (no exact length in its header) is decoded.
+    let (_, method, packets) = probe_with_method(&fixture("tone.mp3")).unwrap();
+    assert_eq!(method, ProbeMethod::Decoded);
+    assert!(packets > 10, "{packets}");
+}

@@ -97,6 +97,15 @@ pub fn air_once(
     start_at: DateTime<Utc>,
     max_secs: Option<f64>,
 ) -> anyhow::Result<PlayReport> {
+    // The player's item-started lines (what airs, its format, conversion and downmix) go to
+    // stderr; `LOA_LOG` filters as for the station.
+    let filter = tracing_subscriber::EnvFilter::try_from_env("LOA_LOG").unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new("info,symphonia=warn,symphonia_core=warn")
+    });
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
     let (player, events) = Player::spawn(config).context("cannot open the output")?;
     let airing_id = format!("manual-{}", start_at.format("%Y%m%dT%H%M%S%.3fZ"));
     player.load(Session {
