@@ -20,6 +20,12 @@
 //! A 403 names every record of the batch, but the records are signed by this station's own key
 //! (the journal signs them): the registration is what is wrong, so nothing is set aside.
 //!
+//! A backoff wait ends early, and the backoff starts over, when the heartbeat gets a successful
+//! answer from the collector or the daemon sees its journal writable again
+//! ([`ShipperConfig::wake`]): after an outage the backlog drains within one heartbeat period of
+//! the collector's return, not after the remaining backoff (up to 5 min). A `Retry-After` is
+//! honoured whole.
+//!
 //! Continuing past a rejected record leaves a sequence gap at the collector (it reports gaps);
 //! the refused record itself is kept verbatim in the set-aside file for the operator.
 
@@ -33,7 +39,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
-use tokio::sync::watch;
+use tokio::sync::{Notify, watch};
 
 /// Records per batch: big enough that a month's backlog (10,000) drains in 50 requests, small
 /// enough that one batch (~300 KiB) goes through a poor link within the request timeout.
@@ -97,6 +103,10 @@ pub struct ShipperConfig {
     pub backoff_max_ms: u64,
     pub request_timeout_secs: u64,
     pub heartbeat_secs: u64,
+    /// Wakes a shipper waiting out a backoff and resets it: shared by every clone of this
+    /// config, so the heartbeat made from a clone wakes the shipper made from another when the
+    /// collector answers it, and the daemon wakes it when disk space returns.
+    pub wake: Arc<Notify>,
 }
 
 impl ShipperConfig {
@@ -111,6 +121,7 @@ impl ShipperConfig {
             backoff_max_ms: DEFAULT_BACKOFF_MAX_MS,
             request_timeout_secs: DEFAULT_REQUEST_TIMEOUT_SECS,
             heartbeat_secs: DEFAULT_HEARTBEAT_SECS,
+            wake: Arc::new(Notify::new()),
         }
     }
 }
@@ -417,9 +428,22 @@ impl Shipper {
                             "shipping refused, will retry: {e}"
                         );
                     }
+                    // A collector that asked for a pause (429 + Retry-After) gets it whole;
+                    // otherwise any sign that sending can work again (the collector answered a
+                    // heartbeat, disk space returned) ends the wait and the backoff.
+                    let honour = matches!(
+                        e,
+                        ShipError::TooMany {
+                            retry_after_secs: Some(_)
+                        }
+                    );
                     tokio::select! {
                         _ = tokio::time::sleep(wait) => {}
                         _ = shutdown.changed() => {}
+                        _ = self.cfg.wake.notified(), if !honour => {
+                            tracing::info!(attempt, "woken (collector answered or disk space returned): retrying now");
+                            attempt = 0;
+                        }
                     }
                 }
             }
@@ -564,7 +588,11 @@ pub async fn run_heartbeat(
             }
         };
         match client.post(&url).json(&signed).send().await {
-            Ok(r) if r.status().is_success() => tracing::trace!("heartbeat sent"),
+            Ok(r) if r.status().is_success() => {
+                tracing::trace!("heartbeat sent");
+                // The collector answers: a shipper waiting out a backoff retries now.
+                cfg.wake.notify_waiters();
+            }
             Ok(r) => tracing::warn!(status = r.status().as_u16(), "heartbeat refused"),
             Err(e) => tracing::debug!("heartbeat not delivered: {e}"),
         }

@@ -297,3 +297,55 @@ async fn heartbeat_is_signed_and_reports_backlog_and_clock_state() {
     assert_eq!(hb.output, "null");
     assert!(hb.clock_synced.is_some());
 }
+
+/// After an outage the backlog must not wait out the backoff: the first successful heartbeat
+/// wakes the shipper. The backoff here is 20–40 s, the heartbeat 1 s: before the wake-up, the
+/// records arrived 10–40 s after the collector came back; now they follow its first heartbeat.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_successful_heartbeat_ends_the_backoff_and_the_backlog_drains() {
+    let tmp = tempfile::tempdir().unwrap();
+    journal_with(tmp.path(), 5);
+    // A port nobody listens on yet: the collector is down.
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let mut cfg = config(port, tmp.path());
+    cfg.backoff_min_ms = 40_000;
+    cfg.backoff_max_ms = 40_000;
+    cfg.heartbeat_secs = 1;
+    let (_ls_tx, ls_rx) = watch::channel(5u64);
+    let (_st_tx, st_rx) = watch::channel(LiveStatus::default());
+    let (sd_tx, sd_rx) = watch::channel(false);
+    let (s, acked) = Shipper::new(cfg.clone()).unwrap();
+    let progress = Progress {
+        last_seq: ls_rx.clone(),
+        acked: acked.clone(),
+    };
+    let ship = tokio::spawn(s.run(ls_rx, sd_rx.clone()));
+    let beat = tokio::spawn(run_heartbeat(cfg, key(), progress, st_rx, sd_rx));
+    // The first send fails (connection refused) and the shipper settles into a 20–40 s backoff.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(acked.load(Ordering::Relaxed), 0);
+    let c = collector();
+    let l = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .unwrap();
+    c.serve(l);
+    let up = Instant::now();
+    while acked.load(Ordering::Relaxed) < 5 {
+        assert!(
+            up.elapsed() < Duration::from_secs(8),
+            "backlog still waiting {:?} after the collector came back (heartbeats received: {})",
+            up.elapsed(),
+            c.lock().heartbeats.len()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // What woke it: the heartbeat the collector answered.
+    assert!(!c.lock().heartbeats.is_empty());
+    assert_eq!(c.log_of(STATION), (1..=5).collect::<Vec<_>>());
+    sd_tx.send(true).unwrap();
+    ship.await.unwrap().unwrap();
+    beat.await.unwrap().unwrap();
+}

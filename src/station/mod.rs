@@ -289,6 +289,9 @@ pub struct Daemon {
     /// Free memory is to be given back ([`release_free_memory`]) at the next idle moment:
     /// after start-up, after each airing, after a compaction.
     trim_pending: bool,
+    /// Wakes the shipper out of a backoff when the journal is writable again (its ledger may
+    /// have failed on the same full disk).
+    ship_wake: Option<Arc<tokio::sync::Notify>>,
 }
 
 impl Daemon {
@@ -371,6 +374,7 @@ impl Daemon {
             journal_error: None,
             liveness: None,
             trim_pending: true,
+            ship_wake: None,
         };
         d.replan(floor, now);
         if let Some(rec) = held {
@@ -486,6 +490,9 @@ impl Daemon {
                     last_seq = self.journal.last_seq(),
                     "journal writable again; held records written"
                 );
+                if let Some(w) = &self.ship_wake {
+                    w.notify_waiters();
+                }
             }
         }
         Ok(())
@@ -869,6 +876,7 @@ impl Daemon {
                 journal::journal_dir(&self.cfg.data_dir),
             );
             scfg.heartbeat_secs = hb_secs;
+            self.ship_wake = Some(scfg.wake.clone());
             let (shipper, acked) = Shipper::new(scfg.clone())?;
             acked_pos = Some(acked.clone());
             let progress = Progress {
