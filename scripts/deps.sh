@@ -1,7 +1,13 @@
 #!/usr/bin/env bash
 # Install the Debian packages loa needs. `scripts/deps.sh build` installs only what building and
 # running need; `scripts/deps.sh test` adds what the test suite drives for real (PulseAudio null
-# sink, ALSA file plugin, icecast2 + ezstream, Chromium, systemd-analyze, audio tools).
+# sink, ALSA file plugin, icecast2 + ezstream, Chromium, systemd-analyze, audio tools, and
+# Debian's own Python modules for opening the exports).
+#
+# Only Debian packages: Debian's /usr/bin/python3 refuses `pip install` outside a virtual
+# environment (PEP 668, "externally-managed-environment"), so the Python modules the tests use
+# come from apt too, and the tests run /usr/bin/python3 by its full path — never whatever
+# `python3` comes first on PATH.
 set -euo pipefail
 mode=${1:-build}
 pkgs=(pkg-config libasound2-dev)
@@ -14,7 +20,7 @@ if [ "$mode" = test ]; then
     sqlite3                              # inspecting the collector DB in tests
     chromium                             # dashboard test, headless
     systemd                              # systemd-analyze verify of the units
-    python3-pip
+    python3 python3-openpyxl python3-docx   # the XLSX/DOCX exports opened by real readers
   )
 fi
 missing=()
@@ -29,6 +35,9 @@ if [ "${#missing[@]}" -gt 0 ]; then
   $sudo_ apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 if [ "$mode" = test ]; then
-  # The XLSX export is opened by a real spreadsheet reader in the tests.
-  python3 -c 'import openpyxl' 2>/dev/null || python3 -m pip install -q openpyxl
+  # The exports are opened by real readers in the tests, with Debian's Python (see the top).
+  /usr/bin/python3 -c 'import openpyxl, docx' || {
+    echo "deps: /usr/bin/python3 cannot import openpyxl and docx (packages python3-openpyxl, python3-docx)" >&2
+    exit 1
+  }
 fi

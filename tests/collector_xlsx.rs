@@ -1,5 +1,7 @@
 //! The XLSX export opened by a real spreadsheet reader (Python openpyxl), its totals checked
-//! against the database. Needs `python3` with `openpyxl` (pip install openpyxl).
+//! against the database. Needs Debian's `/usr/bin/python3` with `python3-openpyxl`
+//! (`scripts/deps.sh test` installs it); run by full path, so another Python earlier on `PATH`
+//! (pyenv, a venv) can neither help nor hide a missing package.
 
 mod collector_common;
 
@@ -8,6 +10,9 @@ use loa::clock::ManualClock;
 use loa::collector::http::HttpConfig;
 use std::process::Command;
 use std::sync::Arc;
+
+/// Debian's Python (its `python3-openpyxl`), by full path: see the module doc.
+const PYTHON: &str = "/usr/bin/python3";
 
 const READ_SUMMARY: &str = r#"
 import json, sys, openpyxl
@@ -26,12 +31,14 @@ print(json.dumps(out))
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn xlsx_opens_in_openpyxl_and_its_totals_match_the_database() {
-    let check = Command::new("python3")
+    let check = Command::new(PYTHON)
         .args(["-c", "import openpyxl"])
         .output();
     match check {
         Ok(o) if o.status.success() => {}
-        _ => panic!("this test needs python3 with openpyxl: `pip install openpyxl`"),
+        _ => panic!(
+            "this test needs {PYTHON} with openpyxl: `apt-get install python3-openpyxl` (or `bash scripts/deps.sh test`)"
+        ),
     }
     let dir = tempfile::tempdir().unwrap();
     let (a, b, plans, ra, rb) = march_fixture();
@@ -59,7 +66,7 @@ async fn xlsx_opens_in_openpyxl_and_its_totals_match_the_database() {
     srv.stop().await;
     let file = dir.path().join("2019-03.xlsx");
     std::fs::write(&file, &bytes).unwrap();
-    let out = Command::new("python3")
+    let out = Command::new(PYTHON)
         .args(["-c", READ_SUMMARY])
         .arg(&file)
         .output()
@@ -194,14 +201,14 @@ async fn airing_rows_beyond_the_sheet_limit_continue_on_numbered_sheets() {
         loa::report::to_xlsx_with_sheet_rows(&report, 4).unwrap(),
     )
     .unwrap();
-    let out = Command::new("python3")
+    let out = Command::new(PYTHON)
         .args(["-c", SHEET_ROWS])
         .arg(&file)
         .output()
         .unwrap();
     assert!(
         out.status.success(),
-        "this test needs python3 with openpyxl: {}",
+        "this test needs {PYTHON} with openpyxl (apt-get install python3-openpyxl): {}",
         String::from_utf8_lossy(&out.stderr)
     );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
