@@ -27,6 +27,8 @@
 //! - [`station`] — the station daemon: scheduler loop tying plan, player, journal and shipper.
 //! - [`collector`] — the central server: SQLite store, ingest/query HTTP API, dashboard.
 //! - [`report`] — monthly/year-to-date exports (CSV, XLSX, JSON) and their offline verification.
+//! - [`layout`] — the one state layout (registry, database, keys, journals, WAV output) every
+//!   subcommand defaults to, shared with `loa up` and the packaged services.
 //! - [`cli`] — the `loa` command line; the only place `anyhow` is used.
 
 pub mod cli;
@@ -35,6 +37,7 @@ pub mod collector;
 pub mod crontab;
 pub mod journal;
 pub mod keys;
+pub mod layout;
 pub mod loudness;
 pub mod media;
 pub mod meter;

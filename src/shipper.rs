@@ -363,6 +363,9 @@ impl Shipper {
     ) -> Result<(), ShipError> {
         let mut reader = Some(JournalReader::new(&self.cfg.journal_dir));
         let mut attempt = 0u32;
+        // Failed sends since the last delivery (unlike `attempt`, a wake-up does not reset it):
+        // the first delivery after failures is logged.
+        let mut failed_since_delivery = 0u32;
         loop {
             let draining = *shutdown.borrow();
             let acked = self.acked.load(Ordering::Relaxed);
@@ -395,7 +398,17 @@ impl Shipper {
                 Err(e) => Err(e.into()),
             };
             match result {
-                Ok(()) => attempt = 0,
+                Ok(()) => {
+                    if failed_since_delivery > 0 {
+                        // Said once, so an operator reading the failures above knows they ended.
+                        tracing::info!(
+                            failed_attempts = failed_since_delivery,
+                            "shipping resumed: the collector took the batch"
+                        );
+                    }
+                    attempt = 0;
+                    failed_since_delivery = 0;
+                }
                 Err(e) if draining => {
                     tracing::warn!(
                         "shipping stopped at shutdown: {e}; the rest ships on the next start"
@@ -407,6 +420,7 @@ impl Shipper {
                 // duplicates.
                 Err(e) => {
                     attempt = attempt.saturating_add(1);
+                    failed_since_delivery = failed_since_delivery.saturating_add(1);
                     let wait = match &e {
                         ShipError::TooMany {
                             retry_after_secs: Some(s),
@@ -540,7 +554,7 @@ pub fn clock_synced() -> Option<bool> {
 }
 
 /// Sends a signed heartbeat every `cfg.heartbeat_secs` until shutdown. Failures are logged and
-/// not retried: the next beat is the retry.
+/// not retried: the next beat is the retry; the first delivered after failures says so.
 pub async fn run_heartbeat(
     cfg: ShipperConfig,
     key: SigningKey,
@@ -552,6 +566,8 @@ pub async fn run_heartbeat(
     let url = format!("{}/api/v1/stations/{}/heartbeat", cfg.url, cfg.station);
     let started = Instant::now();
     let mut tick = tokio::time::interval(Duration::from_secs(cfg.heartbeat_secs.max(1)));
+    // Heartbeats not delivered since the last one that was (a recovery is logged once).
+    let mut failed_beats = 0u64;
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
@@ -587,15 +603,29 @@ pub async fn run_heartbeat(
                 continue;
             }
         };
-        match client.post(&url).json(&signed).send().await {
+        let delivered = match client.post(&url).json(&signed).send().await {
             Ok(r) if r.status().is_success() => {
                 tracing::trace!("heartbeat sent");
                 // The collector answers: a shipper waiting out a backoff retries now.
                 cfg.wake.notify_waiters();
+                true
             }
-            Ok(r) => tracing::warn!(status = r.status().as_u16(), "heartbeat refused"),
-            Err(e) => tracing::debug!("heartbeat not delivered: {e}"),
+            Ok(r) => {
+                tracing::warn!(status = r.status().as_u16(), "heartbeat refused");
+                false
+            }
+            Err(e) => {
+                tracing::debug!("heartbeat not delivered: {e}");
+                false
+            }
+        };
+        if delivered && failed_beats > 0 {
+            tracing::info!(
+                failed_beats,
+                "collector reachable again: heartbeat delivered"
+            );
         }
+        failed_beats = if delivered { 0 } else { failed_beats + 1 };
     }
 }
 

@@ -7,6 +7,7 @@ use loa::clock::ManualClock;
 use loa::collector::http::HttpConfig;
 use loa::wire::{Outcome, SignedRecord};
 use serde_json::Value;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 fn body(records: &[SignedRecord]) -> Vec<u8> {
@@ -142,7 +143,12 @@ async fn bad_batches_are_refused_with_reasons_and_nothing_is_stored() {
     )
     .await;
     assert_eq!(st, 401);
-    assert!(v["error"].as_str().unwrap().contains("loa register"), "{v}");
+    // The whole command, naming the registry this collector reads.
+    let hint = format!(
+        "loa register --config {} --station phuong-x --public-key",
+        reg.display()
+    );
+    assert!(v["error"].as_str().unwrap().contains(&hint), "{v}");
 
     // b's records posted as a: another station's records → 403.
     let (st, v) = post(&c, &url_a, body(&rb)).await;
@@ -582,6 +588,86 @@ async fn admin_api_registers_a_station_only_with_the_token() {
             .unwrap()
             .get("xa-moi")
             .is_some()
+    );
+    srv.stop().await;
+}
+
+/// The admin API enrols through the same function as `loa register`, so it refuses what the CLI
+/// refuses: a schedule outside the collector's directories, another station's schedule, a file
+/// that is not a schedule — and writes nothing for any of them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_api_refuses_what_loa_register_refuses() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let a = TestStation::new("phuong-a", 1);
+    let n = TestStation::new("phuong-tran-phu", 3);
+    let reg = write_registry(dir.path(), &[&a]);
+    let before = std::fs::read_to_string(&reg).unwrap();
+    let db = dir.path().join("collector.db");
+    let clock = Arc::new(ManualClock::new(test_now()));
+    let config = HttpConfig {
+        admin_token: Some("s3cret-token-0123456789".into()),
+        enrol_roots: vec![repo.join("schedules"), repo.join("audio")],
+        ..HttpConfig::default()
+    };
+    let srv = start(&reg, &db, FixedPlans::default(), config, clock).await;
+    let c = client();
+    let url = format!("{}/api/v1/admin/stations", srv.base);
+    let send = |entry: loa::collector::registry::RawStation| {
+        let c = c.clone();
+        let url = url.clone();
+        async move {
+            let r = c
+                .post(&url)
+                .bearer_auth("s3cret-token-0123456789")
+                .header("content-type", "application/json")
+                .body(serde_json::to_vec(&entry).unwrap())
+                .send()
+                .await
+                .unwrap();
+            let st = r.status().as_u16();
+            (st, r.text().await.unwrap_or_default())
+        }
+    };
+    let with = |schedule: Option<PathBuf>, audio: Option<PathBuf>| {
+        let mut e = n.raw();
+        e.schedule = schedule;
+        e.audio_root = audio;
+        e
+    };
+    let sched = repo.join("schedules/phuong-tran-phu.toml");
+    // Outside: a copy of the very schedule in another directory; and /etc/passwd.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let copy = elsewhere.path().join("phuong-tran-phu.toml");
+    std::fs::copy(&sched, &copy).unwrap();
+    for p in [copy, PathBuf::from("/etc/passwd")] {
+        let (st, body) = send(with(Some(p.clone()), Some(repo.join("audio")))).await;
+        assert_eq!(st, 400, "{p:?}: {body}");
+        assert!(body.contains("outside the directories"), "{body}");
+    }
+    // Another station's schedule (inside the tree).
+    let other = repo.join("schedules/xa-nghia-dong.toml");
+    let (st, body) = send(with(Some(other), Some(repo.join("audio")))).await;
+    assert_eq!(st, 400, "{body}");
+    assert!(body.contains("not `phuong-tran-phu`"), "{body}");
+    // Inside the registry's directory but not a schedule file.
+    let (st, body) = send(with(Some(PathBuf::from("collector.db")), None)).await;
+    assert_eq!(st, 400, "{body}");
+    assert!(body.contains("not a .toml file"), "{body}");
+    assert_eq!(
+        std::fs::read_to_string(&reg).unwrap(),
+        before,
+        "nothing written"
+    );
+    // The same entry with the right schedule: stored, paths canonical.
+    let (st, body) = send(with(Some(sched.clone()), Some(repo.join("audio")))).await;
+    assert_eq!(st, 200, "{body}");
+    let stored = loa::collector::Registry::load(&reg).unwrap();
+    assert_eq!(
+        stored
+            .get("phuong-tran-phu")
+            .and_then(|e| e.schedule.clone()),
+        std::fs::canonicalize(&sched).ok()
     );
     srv.stop().await;
 }

@@ -320,9 +320,14 @@ fn unregistered_station_logs_a_clear_error_keeps_its_records_then_ships_them() {
         site.records(id).len() >= 3
     });
     let log = s.log();
+    // The whole command, with the registry the running collector actually reads.
+    let fix = format!(
+        "loa register --config {} --station {id} --public-key",
+        coll.registry.display()
+    );
     assert!(
-        log.contains("loa register"),
-        "the error names the fix:\n{log}"
+        log.contains(&fix),
+        "the error names the fix ({fix}):\n{log}"
     );
     assert!(coll.airings(id).is_none(), "collector does not know it");
     assert_eq!(
@@ -343,6 +348,8 @@ fn unregistered_station_logs_a_clear_error_keeps_its_records_then_ships_them() {
         let n = site.records(id).len();
         n > 3 && coll.stored(id) >= n
     });
+    // The station says the refusals are over (once), not only that they happened.
+    s.wait_log("shipping resumed", Duration::from_secs(10));
     s.stop();
     coll.check_arrived(&site, id);
 }

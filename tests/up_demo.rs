@@ -2,9 +2,12 @@
 //! repository layout (`schedules/`, `audio/`, nothing else), brings up the collector and every
 //! station, and within 90 s at least one airing (the demo chime, which airs at the top of every
 //! minute, day and night) reaches the collector — seen through the HTTP API, the dashboard HTML
-//! and `loa status`. While it runs, one more station is enrolled as docs/operations.md §3 says
-//! (`loa keygen`, the admin API with the token `loa up` made, `loa station`) and must show up
-//! online. Then one SIGINT (a terminal's Ctrl-C) must stop everything cleanly: `loa up`
+//! and `loa status`. The subcommands an operator types next work from the same directory with
+//! no flags (the one state layout): `loa status` finds the collector, and names the same next
+//! airing as `loa up`'s banner; `loa export` finds the database and registry; `loa keygen`,
+//! `loa register` and `loa station` use `var/`. While it runs, one more station is enrolled as
+//! docs/operations.md §3 says (`loa keygen`, the admin API with the token `loa up` made,
+//! `loa station`) and must show up online. Then one SIGINT (a terminal's Ctrl-C) must stop everything cleanly: `loa up`
 //! exits 0, every child is gone, and the demo station's journal is intact, holding every record
 //! the collector stored (nothing lost).
 //!
@@ -145,24 +148,18 @@ impl Http {
 /// shows up online at the collector; then stops cleanly on SIGTERM.
 fn enrol_another_station(root: &Path, base: &str, http: &Http, logs: &dyn Fn() -> String) {
     let loa = env!("CARGO_BIN_EXE_loa");
-    let extra = root.join("extra");
-    let (sched, audio, data) = (
-        extra.join("schedules"),
-        extra.join("audio"),
-        extra.join("station"),
-    );
-    for d in [&sched, &audio] {
-        std::fs::create_dir_all(d).unwrap_or_else(|e| panic!("{e}"));
-    }
+    let (sched, data) = (root.join("schedules"), root.join("var/station/phuong-moi"));
     std::fs::write(
         sched.join("phuong-moi.toml"),
         "id = \"phuong-moi\"\nname = \"Phường Mới\"\nkind = \"ward\"\narea_code = \"21199\"\n\
          quiet_hours = [\"21:30-05:00\"]\n",
     )
     .unwrap_or_else(|e| panic!("{e}"));
+    // No --dir: the layout's `var/station/phuong-moi`, where `loa station` looks.
     let keygen = Command::new(loa)
-        .args(["keygen", "--station", "phuong-moi", "--dir"])
-        .arg(&data)
+        .args(["keygen", "--station", "phuong-moi"])
+        .current_dir(root)
+        .env_remove("LOA_HOME")
         .output()
         .unwrap_or_else(|e| panic!("loa keygen: {e}"));
     assert!(keygen.status.success(), "{keygen:?}");
@@ -187,14 +184,42 @@ fn enrol_another_station(root: &Path, base: &str, http: &Http, logs: &dyn Fn() -
     assert_eq!(code, 200, "{answer}\n{}", logs());
     assert!(answer.contains("\"created\":true"), "{answer}");
 
+    // `loa register` with no --config writes the registry `loa up`'s collector reads.
+    let other = Command::new(loa)
+        .args(["keygen", "--station", "phuong-cli"])
+        .current_dir(root)
+        .env_remove("LOA_HOME")
+        .output()
+        .unwrap_or_else(|e| panic!("loa keygen: {e}"));
+    assert!(other.status.success(), "{other:?}");
+    let other_key = read(&root.join("var/station/phuong-cli/station.pub"))
+        .trim()
+        .to_string();
+    let register = Command::new(loa)
+        .args([
+            "register",
+            "--station",
+            "phuong-cli",
+            "--public-key",
+            &other_key,
+        ])
+        .current_dir(root)
+        .env_remove("LOA_HOME")
+        .output()
+        .unwrap_or_else(|e| panic!("loa register: {e}"));
+    assert!(
+        register.status.success()
+            && String::from_utf8_lossy(&register.stdout).contains("var/collector.toml"),
+        "{register:?}"
+    );
+    assert!(read(&root.join("var/collector.toml")).contains(&other_key));
+
+    // No --schedules, --audio, --data or --collector: all from the layout (the collector's URL
+    // is the one it recorded in var/collector.url).
     let mut station = Command::new(loa)
-        .args(["station", "--station", "phuong-moi", "--schedules"])
-        .arg(&sched)
-        .arg("--audio")
-        .arg(&audio)
-        .arg("--data")
-        .arg(&data)
-        .args(["--output", "null", "--collector", base])
+        .args(["station", "--station", "phuong-moi", "--output", "null"])
+        .current_dir(root)
+        .env_remove("LOA_HOME")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -225,6 +250,38 @@ fn enrol_another_station(root: &Path, base: &str, http: &Http, logs: &dyn Fn() -
         html.contains("data-station=\"phuong-moi\" data-online=\"true\""),
         "{html}"
     );
+}
+
+/// For every station whose next airing `loa up`'s banner printed and which is still ahead, the
+/// `loa status` line of that station names the same instant (`dd/mm HH:MM`, station-local).
+/// Returns how many were compared.
+fn same_next_airings(banner: &str, table: &str) -> usize {
+    let now = chrono::Utc::now();
+    let mut compared = 0;
+    for line in banner.lines() {
+        let w: Vec<&str> = line.split_whitespace().collect();
+        let Some(at) = w.get(..3).and_then(|t| {
+            chrono::DateTime::parse_from_str(&t.join(" "), "%Y-%m-%d %H:%M:%S %:z").ok()
+        }) else {
+            continue;
+        };
+        let Some(id) = w.get(3) else { continue };
+        // The demo's changes every minute; one that has aired since the banner has moved on.
+        if *id == "demo" || at.with_timezone(&chrono::Utc) < now + chrono::Duration::seconds(5) {
+            continue;
+        }
+        let row = table
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(id))
+            .unwrap_or_else(|| panic!("{id} not in loa status:\n{table}"));
+        let shown = at.format("%d/%m %H:%M").to_string();
+        assert!(
+            row.contains(&shown),
+            "{id}: banner says next airing {at}, loa status says:\n{row}\nbanner line: {line}"
+        );
+        compared += 1;
+    }
+    compared
 }
 
 #[test]
@@ -359,9 +416,12 @@ fn loa_up_airs_within_a_minute_and_stops_cleanly_on_ctrl_c() {
         );
     }
 
-    // 4. `loa status` shows the same facts in a terminal table.
+    // 4. `loa status` shows the same facts in a terminal table, with no flags: it finds the
+    // collector `loa up` started (on a port that is not the default) through var/.
     let status = Command::new(env!("CARGO_BIN_EXE_loa"))
-        .args(["status", "--collector", &base])
+        .arg("status")
+        .current_dir(root)
+        .env_remove("LOA_HOME")
         .output()
         .unwrap_or_else(|e| panic!("loa status: {e}"));
     let table = String::from_utf8_lossy(&status.stdout);
@@ -392,6 +452,39 @@ fn loa_up_airs_within_a_minute_and_stops_cleanly_on_ctrl_c() {
         table.lines().count(),
         schedules + 2,
         "header + every station:\n{table}"
+    );
+    // The next airing is the same in `loa up`'s banner and in `loa status` (the stations'
+    // heartbeats): one rule computes both.
+    let compared = same_next_airings(&read(&out_path), &table);
+    assert!(
+        compared > 0,
+        "no station's next airing to compare:\n{table}\n{}",
+        logs()
+    );
+
+    // 4a. `loa export` with no --db or --config: the database and registry `loa up` uses.
+    let export = Command::new(env!("CARGO_BIN_EXE_loa"))
+        .args([
+            "export",
+            "--month",
+            &month,
+            "--format",
+            "csv",
+            "--out",
+            "report.csv",
+        ])
+        .current_dir(root)
+        .env_remove("LOA_HOME")
+        .output()
+        .unwrap_or_else(|e| panic!("loa export: {e}"));
+    assert!(
+        export.status.success(),
+        "{}",
+        String::from_utf8_lossy(&export.stderr)
+    );
+    assert!(
+        std::fs::metadata(root.join("report.csv")).is_ok_and(|m| m.len() > 0),
+        "{export:?}"
     );
 
     // 4b. Enrol one more station against the running collector, as docs/operations.md §3 says:

@@ -26,13 +26,16 @@ pub struct CollectorArgs {
     /// Address to listen on (`127.0.0.1:0` picks a free port; the address is printed).
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub listen: String,
-    /// SQLite database (created and migrated when missing).
-    #[arg(long, default_value = "var/collector.db")]
-    pub db: PathBuf,
+    /// SQLite database (created and migrated when missing). Default: `<state>/collector.db`
+    /// (docs/operations.md, "The state layout"). The URL the collector listens on is recorded
+    /// beside it (`collector.url`), for `loa status`.
+    #[arg(long)]
+    pub db: Option<PathBuf>,
     /// Station registry (`[[station]]` id, name, area_code, public_key, schedule). A missing
-    /// file is an empty registry (`loa register` or the admin API create it).
-    #[arg(long, default_value = "collector.toml")]
-    pub config: PathBuf,
+    /// file is an empty registry (`loa register` or the admin API create it). Default:
+    /// `<state>/collector.toml`.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
     /// File holding the bearer token of the admin API (`POST /api/v1/admin/stations`);
     /// without it the admin API is disabled.
     #[arg(long)]
@@ -55,8 +58,15 @@ pub fn run(args: CollectorArgs) -> anyhow::Result<ExitCode> {
         // Colour codes only on a terminal: journald, log files and `loa up` get plain text.
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
-    let registry = if args.config.exists() {
-        match Registry::load(&args.config) {
+    let layout = crate::layout::Layout::detect();
+    // Absolute, so the registry the collector names (in its 401 hint, in its log) is the file
+    // it really uses, whatever directory the reader of the message is in.
+    let config = std::path::absolute(args.config.clone().unwrap_or_else(|| layout.registry()))
+        .context("resolving the registry path")?;
+    let db = std::path::absolute(args.db.clone().unwrap_or_else(|| layout.database()))
+        .context("resolving the database path")?;
+    let registry = if config.exists() {
+        match Registry::load(&config) {
             Ok(r) => r,
             Err(e) => {
                 eprintln!("loa collector: {e}");
@@ -69,15 +79,16 @@ pub fn run(args: CollectorArgs) -> anyhow::Result<ExitCode> {
         eprintln!(
             "loa collector: no registry at {} yet: no station is enrolled (`loa register --config {}` \
              or the admin API adds them)",
-            args.config.display(),
-            args.config.display()
+            config.display(),
+            config.display()
         );
         Registry {
-            path: Some(args.config.clone()),
+            path: Some(config.clone()),
             ..Registry::default()
         }
     };
-    if let Some(dir) = args.db.parent().filter(|d| !d.as_os_str().is_empty()) {
+    let state_dir = db.parent().map(std::path::Path::to_path_buf);
+    if let Some(dir) = &state_dir {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
     let admin_token = match &args.admin_token_file {
@@ -98,15 +109,21 @@ pub fn run(args: CollectorArgs) -> anyhow::Result<ExitCode> {
     };
     let state = AppState::new(
         registry,
-        &args.db,
+        &db,
         Arc::new(SystemClock),
         Arc::new(SchedulePlans),
         HttpConfig {
             admin_token,
+            // Enrolment (admin API) reads schedules and audio only from the registry's
+            // directory and these.
+            enrol_roots: [&layout.schedules, &layout.audio]
+                .into_iter()
+                .filter_map(|p| std::path::absolute(p).ok())
+                .collect(),
             ..HttpConfig::default()
         },
     )
-    .with_context(|| format!("opening database {}", args.db.display()))?;
+    .with_context(|| format!("opening database {}", db.display()))?;
     let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     rt.block_on(async move {
         let listener = tokio::net::TcpListener::bind(&args.listen)
@@ -114,6 +131,13 @@ pub fn run(args: CollectorArgs) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("listening on {}", args.listen))?;
         let addr = listener.local_addr().context("reading the bound address")?;
         eprintln!("loa collector: listening on http://{addr}");
+        // For `loa status` and friends: where this collector listens (best effort: a read-only
+        // state directory must not stop the collector).
+        if let Some(dir) = &state_dir
+            && let Err(e) = crate::layout::record_collector_url(dir, addr)
+        {
+            tracing::warn!("cannot record the collector URL in {}: {e}", dir.display());
+        }
         let stop = stop_signal()?;
         let notifier = Notifier::from_env();
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);

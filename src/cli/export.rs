@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use crate::collector::registry::Registry;
 use crate::collector::status::report_offset;
 use crate::collector::store::Store;
+use crate::layout::Layout;
 use crate::reconcile::Thresholds;
 use crate::report::{Format, Period, SchedulePlans, build_with, render};
 
@@ -26,12 +27,13 @@ pub struct ExportArgs {
     /// Output file.
     #[arg(long)]
     pub out: PathBuf,
-    /// Collector database.
-    #[arg(long, default_value = "var/collector.db")]
-    pub db: PathBuf,
-    /// Station registry.
-    #[arg(long, default_value = "collector.toml")]
-    pub config: PathBuf,
+    /// Collector database (default: `<state>/collector.db`, the one `loa up` and the packaged
+    /// collector use; see docs/operations.md, "The state layout").
+    #[arg(long)]
+    pub db: Option<PathBuf>,
+    /// Station registry (default: `<state>/collector.toml`).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
 }
 
 /// Run `loa export`.
@@ -53,18 +55,33 @@ pub fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(2));
         }
     };
-    let registry = match Registry::load(&args.config) {
+    let layout = Layout::detect();
+    // Where a default came from, said beside any error about it.
+    let whence = |given: bool| {
+        if given {
+            String::new()
+        } else {
+            format!(" [{}]", layout.describe())
+        }
+    };
+    let config = args.config.clone().unwrap_or_else(|| layout.registry());
+    let db = args.db.clone().unwrap_or_else(|| layout.database());
+    let registry = match Registry::load(&config) {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("loa export: {e}");
+            eprintln!("loa export: {e}{}", whence(args.config.is_some()));
             return Ok(ExitCode::from(2));
         }
     };
-    if !args.db.exists() {
-        eprintln!("loa export: database {} does not exist", args.db.display());
+    if !db.exists() {
+        eprintln!(
+            "loa export: database {} does not exist{}",
+            db.display(),
+            whence(args.db.is_some())
+        );
         return Ok(ExitCode::from(2));
     }
-    let store = Store::open(&args.db).with_context(|| format!("opening {}", args.db.display()))?;
+    let store = Store::open(&db).with_context(|| format!("opening {}", db.display()))?;
     // Only the JSON export carries the signed records; CSV and XLSX read the airing columns.
     let report = build_with(
         &store,

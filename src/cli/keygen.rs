@@ -13,7 +13,8 @@ pub struct KeygenArgs {
     /// Station id the key is for (as in its schedule file).
     #[arg(long)]
     pub station: String,
-    /// Station data directory (default: `data/<station>`).
+    /// Station data directory (default: `<state>/station/<station>`, the directory `loa station`
+    /// and `loa up` use; see docs/operations.md, "The state layout").
     #[arg(long)]
     pub dir: Option<PathBuf>,
     /// Replace an existing key (the collector must then be given the new public key).
@@ -25,7 +26,7 @@ pub struct KeygenArgs {
 pub fn run(args: KeygenArgs) -> anyhow::Result<ExitCode> {
     let dir = args
         .dir
-        .unwrap_or_else(|| crate::station::default_data_dir(&args.station));
+        .unwrap_or_else(|| crate::layout::Layout::detect().station_dir(&args.station));
     let key = match keys::generate(&dir, args.force) {
         Ok(k) => k,
         Err(e @ keys::KeyError::Exists { .. }) => {

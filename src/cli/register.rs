@@ -1,21 +1,25 @@
 //! `loa register` — Register (enrol) a station's public key with the collector.
 //!
-//! **Invariant:** nothing is written unless the whole new registry validates (key, id) and the
-//! schedule named for the station loads for that station; schedule and audio paths are stored
-//! absolute, so they mean the same to the collector whatever directory this ran in.
+//! **Invariant:** the checks and the write are [`registry::enrol`]'s — the very function behind
+//! the admin API — so both refuse the same entries: nothing is written unless the whole new
+//! registry validates (key, id), the schedule and audio root lie inside the collector's
+//! directories, and the schedule loads for that station; paths are stored canonical, so they
+//! mean the same to the collector whatever directory this ran in.
 
 use clap::Args;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use crate::collector::registry::{RawStation, upsert_file};
+use crate::collector::registry::{self, EnrolError, RawStation};
+use crate::layout::Layout;
 
 /// Arguments of `loa register`.
 #[derive(Debug, Args)]
 pub struct RegisterArgs {
-    /// Registry file to add the station to (created when missing).
-    #[arg(long, default_value = "collector.toml")]
-    pub config: PathBuf,
+    /// Registry file to add the station to (created when missing). Default:
+    /// `<state>/collector.toml`, the collector's (docs/operations.md, "The state layout").
+    #[arg(long)]
+    pub config: Option<PathBuf>,
     /// Station id (as in its schedule file and records).
     #[arg(long)]
     pub station: String,
@@ -28,7 +32,8 @@ pub struct RegisterArgs {
     /// Administrative area code (mã đơn vị hành chính).
     #[arg(long)]
     pub area_code: Option<String>,
-    /// The station's schedule file (for "planned" in reports).
+    /// The station's schedule file (for "planned" in reports): a `.toml` inside the registry's
+    /// directory or the schedules directory of the layout.
     #[arg(long)]
     pub schedule: Option<PathBuf>,
     /// Audio root of that schedule (defaults to the schedule's directory).
@@ -36,96 +41,48 @@ pub struct RegisterArgs {
     pub audio_root: Option<PathBuf>,
 }
 
-/// `path` made absolute (it must exist): the registry resolves relative paths against its own
-/// directory, not against the directory `loa register` ran in.
-fn absolute(path: &Path, what: &str) -> Result<PathBuf, String> {
-    std::fs::canonicalize(path).map_err(|e| format!("{what} {}: {e}", path.display()))
+/// `path` as the operator meant it: relative to the directory this command runs in (the
+/// registry would read a relative path against its own directory instead).
+fn from_here(path: &Path) -> PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
 }
 
-/// The station's schedule must load (its audio too, for the durations of the plan) and be the
-/// schedule of `station`: otherwise the collector could not compute what was planned.
-fn check_schedule(station: &str, schedule: &Path, audio_root: &Path) -> Result<(), String> {
-    let today = chrono::Utc::now().date_naive();
-    match crate::schedule::load(schedule, audio_root, today) {
-        Ok((st, _)) if st.id == station => Ok(()),
-        Ok((st, _)) => Err(format!(
-            "{} is the schedule of station `{}`, not `{station}`",
-            schedule.display(),
-            st.id
-        )),
-        Err(errors) => Err(format!(
-            "{} does not load with audio root {} (fix it, `loa check --audio {} {}`):\n{}",
-            schedule.display(),
-            audio_root.display(),
-            audio_root.display(),
-            schedule.display(),
-            errors
-                .0
-                .iter()
-                .map(|e| e.to_string())
-                .collect::<Vec<_>>()
-                .join("\n")
-        )),
-    }
-}
-
-/// The registry entry `args` describe, with checked absolute paths.
-fn entry(args: &RegisterArgs) -> Result<RawStation, String> {
-    let schedule = match &args.schedule {
-        Some(p) => Some(absolute(p, "schedule")?),
-        None => None,
-    };
-    let audio_root = match &args.audio_root {
-        Some(p) => Some(absolute(p, "audio root")?),
-        None => None,
-    };
-    if let Some(sched) = &schedule {
-        // The collector's default audio root is the schedule's directory.
-        let audio = audio_root
-            .clone()
-            .or_else(|| sched.parent().map(Path::to_path_buf))
-            .unwrap_or_default();
-        check_schedule(&args.station, sched, &audio)?;
-    }
-    Ok(RawStation {
+/// The entry `args` describe, checked and written by the one enrolment function the admin API
+/// also uses; returns it (paths canonical) and whether it is new.
+fn enrol(
+    args: &RegisterArgs,
+    config: &Path,
+    layout: &Layout,
+) -> Result<(RawStation, bool), EnrolError> {
+    let update = RawStation {
         id: args.station.clone(),
         name: args.name.clone().unwrap_or_default(),
         area_code: args.area_code.clone().unwrap_or_default(),
-        public_key: args.public_key.trim().to_string(),
-        schedule,
-        audio_root,
-    })
+        public_key: args.public_key.clone(),
+        schedule: args.schedule.as_deref().map(from_here),
+        audio_root: args.audio_root.as_deref().map(from_here),
+    };
+    let roots = [from_here(&layout.schedules), from_here(&layout.audio)];
+    registry::enrol(config, &update, &roots, chrono::Utc::now().date_naive())
 }
 
 /// Run `loa register`.
 pub fn run(args: RegisterArgs) -> anyhow::Result<ExitCode> {
-    let entry = match entry(&args) {
-        Ok(e) => e,
-        Err(e) => {
-            eprintln!("loa register: {e}");
-            return Ok(ExitCode::from(2));
-        }
-    };
-    match upsert_file(&args.config, &entry) {
-        Ok(true) => {
+    let layout = Layout::detect();
+    let config = args.config.clone().unwrap_or_else(|| layout.registry());
+    match enrol(&args, &config, &layout) {
+        Ok((_, created)) => {
             println!(
-                "registered station `{}` in {}",
+                "{} station `{}` in {}",
+                if created { "registered" } else { "updated" },
                 args.station,
-                args.config.display()
-            );
-            Ok(ExitCode::SUCCESS)
-        }
-        Ok(false) => {
-            println!(
-                "updated station `{}` in {}",
-                args.station,
-                args.config.display()
+                config.display()
             );
             Ok(ExitCode::SUCCESS)
         }
         Err(e) => {
             eprintln!("loa register: {e}");
-            Ok(ExitCode::from(2))
+            Ok(ExitCode::from(if e.is_invalid_entry() { 2 } else { 1 }))
         }
     }
 }
@@ -134,52 +91,42 @@ pub fn run(args: RegisterArgs) -> anyhow::Result<ExitCode> {
 mod tests {
     use super::*;
 
-    fn args(station: &str, schedule: Option<PathBuf>, audio: Option<PathBuf>) -> RegisterArgs {
-        RegisterArgs {
-            config: "unused.toml".into(),
-            station: station.into(),
-            public_key: " KEY \n".into(),
+    /// The CLI front: paths typed relative to the working directory, key with blanks; the
+    /// checks themselves are `registry::enrol`'s (tested there, and through the admin API in
+    /// tests/collector_api.rs).
+    #[test]
+    fn paths_are_read_from_here_and_stored_canonical() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let config = dir.path().join("collector.toml");
+        let key = crate::wire::encode_public_key(
+            &ed25519_dalek::SigningKey::from_bytes(&[3u8; 32]).verifying_key(),
+        );
+        // `cargo test` runs in the crate's directory: `schedules/` and `audio/` are the layout's.
+        let mut args = RegisterArgs {
+            config: Some(config.clone()),
+            station: "phuong-tran-phu".into(),
+            public_key: format!(" {key} \n"),
             name: None,
             area_code: None,
-            schedule,
-            audio_root: audio,
-        }
-    }
-
-    #[test]
-    fn schedule_must_load_for_that_station_and_is_stored_absolute() {
+            schedule: Some("schedules/phuong-tran-phu.toml".into()),
+            audio_root: Some("audio".into()),
+        };
+        let layout = Layout::at("var".into(), crate::layout::Chosen::LocalNew);
+        let (e, created) = enrol(&args, &config, &layout).unwrap_or_else(|e| panic!("{e}"));
+        assert!(created);
         let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
-        let sched = repo.join("schedules/phuong-tran-phu.toml");
-        let audio = repo.join("audio");
-        // Fine: absolute paths stored, key trimmed.
-        let e = entry(&args(
-            "phuong-tran-phu",
-            Some(sched.clone()),
-            Some(audio.clone()),
-        ))
-        .unwrap_or_else(|e| panic!("{e}"));
-        assert!(e.schedule.as_deref().is_some_and(Path::is_absolute));
-        assert!(e.audio_root.as_deref().is_some_and(Path::is_absolute));
-        assert_eq!(e.public_key, "KEY");
-        // Another station's schedule.
-        let err = entry(&args("xa-nghia-dong", Some(sched.clone()), Some(audio)))
-            .err()
-            .unwrap_or_default();
-        assert!(err.contains("not `xa-nghia-dong`"), "{err}");
-        // Audio missing (default root: the schedule's directory, which holds no audio).
-        let err = entry(&args("phuong-tran-phu", Some(sched), None))
-            .err()
-            .unwrap_or_default();
-        assert!(
-            err.contains("does not load") && err.contains("loa check"),
-            "{err}"
+        assert_eq!(
+            e.schedule.as_deref(),
+            Some(repo.join("schedules/phuong-tran-phu.toml").as_path())
         );
-        // A schedule that does not exist.
-        let err = entry(&args("w", Some("/nonexistent/w.toml".into()), None))
-            .err()
-            .unwrap_or_default();
-        assert!(err.contains("/nonexistent/w.toml"), "{err}");
-        // No schedule at all is allowed (a station whose plan is not reported on).
-        assert!(entry(&args("w", None, None)).is_ok());
+        assert_eq!(e.audio_root.as_deref(), Some(repo.join("audio").as_path()));
+        assert_eq!(e.public_key, key);
+        args.station = "xa-nghia-dong".into();
+        let err = enrol(&args, &config, &layout).err().map(|e| e.to_string());
+        assert!(
+            err.as_deref()
+                .is_some_and(|e| e.contains("not `xa-nghia-dong`")),
+            "{err:?}"
+        );
     }
 }

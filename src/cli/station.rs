@@ -23,13 +23,16 @@ pub struct StationArgs {
     /// Station id; its schedule is `<schedules>/<ID>.toml`.
     #[arg(long)]
     pub station: String,
-    /// Schedules directory.
-    #[arg(long, default_value = station::DEFAULT_SCHEDULES_DIR)]
-    pub schedules: PathBuf,
-    /// Audio root the schedule's paths are relative to.
-    #[arg(long, default_value = station::DEFAULT_AUDIO_DIR)]
-    pub audio: PathBuf,
-    /// Data directory (journal, key, ledger); default `data/<ID>`.
+    /// Schedules directory (default: `./schedules`, or `/etc/loa/schedules` on an installed box;
+    /// see docs/operations.md, "The state layout").
+    #[arg(long)]
+    pub schedules: Option<PathBuf>,
+    /// Audio root the schedule's paths are relative to (default: `./audio`, or
+    /// `/var/lib/loa/audio` on an installed box).
+    #[arg(long)]
+    pub audio: Option<PathBuf>,
+    /// Data directory (journal, key, ledger); default `<state>/station/<ID>`, where `loa keygen`
+    /// and `loa up` put it.
     #[arg(long)]
     pub data: Option<PathBuf>,
     /// Audio output: `device`, `device:NAME`, `wav:PATH`, `null` (the player's backends), or
@@ -40,7 +43,8 @@ pub struct StationArgs {
     /// for wards to relay): `icecast://source:PASSWORD@HOST:PORT/MOUNT.mp3`.
     #[arg(long, value_name = "URL")]
     pub publish: Option<String>,
-    /// Collector base URL (overrides the schedule's `[collector] url`).
+    /// Collector base URL (overrides the schedule's `[collector] url`). Without either, the URL
+    /// the collector recorded in the state directory (`<state>/collector.url`), if any.
     #[arg(long)]
     pub collector: Option<String>,
     /// Heartbeat period in seconds (overrides the schedule).
@@ -95,15 +99,20 @@ fn limit_malloc_arenas() {
 pub fn run(args: StationArgs) -> anyhow::Result<ExitCode> {
     limit_malloc_arenas();
     init_logging(args.log_format);
+    let layout = crate::layout::Layout::detect();
     let data_dir = args
         .data
         .clone()
-        .unwrap_or_else(|| station::default_data_dir(&args.station));
+        .unwrap_or_else(|| layout.station_dir(&args.station));
+    let schedules = args
+        .schedules
+        .clone()
+        .unwrap_or_else(|| layout.schedules.clone());
     let data_dir_for_cache = data_dir.clone();
-    let cfg = StationConfig {
+    let mut cfg = StationConfig {
         station: args.station.clone(),
-        schedule_path: args.schedules.join(format!("{}.toml", args.station)),
-        audio_root: args.audio.clone(),
+        schedule_path: schedules.join(format!("{}.toml", args.station)),
+        audio_root: args.audio.clone().unwrap_or_else(|| layout.audio.clone()),
         data_dir,
         collector_url: args.collector.clone(),
         heartbeat_secs: args.heartbeat_secs,
@@ -119,6 +128,16 @@ pub fn run(args: StationArgs) -> anyhow::Result<ExitCode> {
         }
         Err(e) => return Err(e).context("reading the schedule"),
     };
+    // No collector named (flag or schedule): the one the layout's collector recorded, if any
+    // (a station started beside `loa up` ships to it without flags).
+    if cfg.collector_url.is_none()
+        && schedule.collector.is_none()
+        && layout.collector_url_file().is_file()
+    {
+        let (url, from) = layout.collector_url();
+        tracing::info!(%url, "collector URL {from}");
+        cfg.collector_url = Some(url);
+    }
     if let Some(url) = &args.publish
         && let Err(e) = crate::relay::publish::publish_url(url)
     {

@@ -13,9 +13,11 @@ use crate::collector::status::{StationStatus, journal_alert_vi};
 /// Arguments of `loa status`.
 #[derive(Debug, Args)]
 pub struct StatusArgs {
-    /// Collector base URL.
-    #[arg(long, default_value = "http://127.0.0.1:8080")]
-    pub collector: String,
+    /// Collector base URL. Default: the URL the collector recorded in the state directory
+    /// (`<state>/collector.url`, written when it starts listening; docs/operations.md, "The
+    /// state layout"), else http://127.0.0.1:8080.
+    #[arg(long)]
+    pub collector: Option<String>,
 }
 
 /// A station whose backlog (journaled, not yet acknowledged records) is at least this is flagged
@@ -149,7 +151,15 @@ pub fn table(statuses: &[StationStatus]) -> String {
 
 /// Run `loa status`.
 pub fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
-    let url = format!("{}/api/v1/stations", args.collector.trim_end_matches('/'));
+    let (base, whence) = match args.collector {
+        Some(u) => (u, "given with --collector".to_string()),
+        None => {
+            let layout = crate::layout::Layout::detect();
+            let (u, from) = layout.collector_url();
+            (u, format!("{from} [{}]", layout.describe()))
+        }
+    };
+    let url = format!("{}/api/v1/stations", base.trim_end_matches('/'));
     let _ = rustls::crypto::ring::default_provider().install_default();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -164,7 +174,7 @@ pub fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
             .get(&url)
             .send()
             .await
-            .with_context(|| format!("GET {url}"))?;
+            .with_context(|| format!("GET {url} (collector URL {whence})"))?;
         let status = resp.status();
         if !status.is_success() {
             anyhow::bail!("GET {url}: HTTP {status}");

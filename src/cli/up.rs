@@ -9,8 +9,10 @@
 //! collector, waits for each to exit, and exits 0 only if every child exited 0 — so a Ctrl-C
 //! loses nothing the daemons would not lose on a `systemctl stop`.
 //!
-//! Layout under `--var` (default `var/`):
+//! Layout under `--var` (default: `$LOA_HOME`, else `var/`; the one layout of [`crate::layout`],
+//! which every other subcommand defaults to, so they work after `loa up` without flags):
 //! - `collector.toml`, `collector.db` — the collector's registry and database;
+//! - `collector.url` — where the collector listens (it writes this itself);
 //! - `admin-token` — the bearer token of the collector's admin API (mode 0600);
 //! - `station/<id>/` — each station's data directory (key pair, journal, shipper state);
 //! - `air/<id>/<start time>.wav` — what each station aired, when there is no sound card;
@@ -20,7 +22,7 @@
 //! `children` module below (marked "MERGE POINT"), so they can follow the daemons' flags.
 
 use anyhow::{Context, bail};
-use chrono::{DateTime, Duration as ChronoDuration, Utc};
+use chrono::{DateTime, Utc};
 use clap::{Args, ValueEnum};
 use std::ffi::OsString;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
@@ -31,6 +33,7 @@ use std::time::Duration;
 use crate::clock::{Clock, SystemClock};
 use crate::collector::registry::{RawStation, upsert_file};
 use crate::keys;
+use crate::layout::{AIR_DIR, Chosen, Layout, STATIONS_DIR};
 use crate::schedule::{self, AudioCatalog, Station};
 
 /// Default collector port on 127.0.0.1 (a stable dashboard URL between runs).
@@ -40,24 +43,25 @@ pub const DEFAULT_PORT: u16 = 8080;
 pub const DEFAULT_STOP_GRACE_SECS: u64 = 30;
 /// How long the collector may take to start listening.
 pub const DEFAULT_COLLECTOR_START_SECS: u64 = 20;
-/// How far ahead the start banner looks for each station's next airing (a week covers
-/// weekday-only schedules started on a Friday evening).
-pub const NEXT_AIRING_HORIZON_DAYS: i64 = 8;
+/// How far ahead the start banner looks for each station's next airing: the one horizon of
+/// [`schedule::next_airing`].
+pub const NEXT_AIRING_HORIZON_DAYS: i64 = schedule::NEXT_AIRING_HORIZON_DAYS;
 /// Length of the generated admin token, in random bytes (hex-encoded: twice as many characters).
 pub const ADMIN_TOKEN_BYTES: usize = 24;
 
 /// Arguments of `loa up`.
 #[derive(Debug, Args)]
 pub struct UpArgs {
-    /// Directory of station schedules (one `<station-id>.toml` each).
-    #[arg(long, default_value = "schedules")]
-    pub schedules: PathBuf,
-    /// Audio root the schedules' file names are relative to.
-    #[arg(long, default_value = "audio")]
-    pub audio: PathBuf,
+    /// Directory of station schedules (one `<station-id>.toml` each). Default: `schedules`.
+    #[arg(long)]
+    pub schedules: Option<PathBuf>,
+    /// Audio root the schedules' file names are relative to. Default: `audio`.
+    #[arg(long)]
+    pub audio: Option<PathBuf>,
     /// Directory for all state (database, journals, keys, WAV output). Created if missing.
-    #[arg(long, default_value = "var")]
-    pub var: PathBuf,
+    /// Default: `$LOA_HOME`, else `var` (docs/operations.md, "The state layout").
+    #[arg(long)]
+    pub var: Option<PathBuf>,
     /// Collector port on 127.0.0.1.
     #[arg(long, default_value_t = DEFAULT_PORT)]
     pub port: u16,
@@ -107,23 +111,30 @@ struct UpStation {
 /// Run `loa up`.
 pub fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
     let exe = std::env::current_exe().context("cannot locate the running loa binary")?;
-    for dir in ["", "station", "air", "demo-schedules", "demo-audio"] {
-        let d = args.var.join(dir);
+    let layout = match &args.var {
+        Some(v) => Layout::at(v.clone(), Chosen::Flag),
+        None => Layout::for_up(),
+    };
+    let schedules_arg = args.schedules.clone().unwrap_or(layout.schedules.clone());
+    let audio_arg = args.audio.clone().unwrap_or(layout.audio.clone());
+    for dir in ["", STATIONS_DIR, AIR_DIR, "demo-schedules", "demo-audio"] {
+        let d = layout.state.join(dir);
         std::fs::create_dir_all(&d).with_context(|| format!("cannot create {}", d.display()))?;
     }
-    let var = abs(&args.var)?;
+    let var = abs(&layout.state)?;
+    let lay = Layout::at(var.clone(), layout.chosen);
     let now = SystemClock.now();
 
     // 1. Every schedule must be valid before anything starts (exit 2 like `loa check`).
     let mut stations = Vec::new();
     let mut bad = 0usize;
-    if args.schedules.is_dir() {
-        let schedules_dir = abs(&args.schedules)?;
-        let audio_dir = abs(&args.audio)?;
+    if schedules_arg.is_dir() {
+        let schedules_dir = abs(&schedules_arg)?;
+        let audio_dir = abs(&audio_arg)?;
         for (path, loaded) in schedule::load_dir(&schedules_dir, &audio_dir, now.date_naive()) {
             match loaded {
                 Ok((station, catalog)) => stations.push(UpStation {
-                    data_dir: var.join("station").join(&station.id),
+                    data_dir: lay.station_dir(&station.id),
                     station,
                     catalog,
                     planned_by: Some(path),
@@ -141,7 +152,7 @@ pub fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
     } else {
         eprintln!(
             "loa up: no schedules directory at {} — running the demo station only",
-            args.schedules.display()
+            schedules_arg.display()
         );
     }
     if bad > 0 {
@@ -152,7 +163,7 @@ pub fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
     // 2. The demo station, rewritten on every start.
     if !args.no_demo {
         let (station, catalog) = write_demo(&var, now)?;
-        let data_dir = var.join("station").join(&station.id);
+        let data_dir = lay.station_dir(&station.id);
         forget_downtime(&data_dir)?;
         stations.push(UpStation {
             data_dir,
@@ -166,7 +177,7 @@ pub fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
     if stations.is_empty() {
         bail!(
             "no station to run: {} holds no schedule and --no-demo was given",
-            args.schedules.display()
+            schedules_arg.display()
         );
     }
     let mut ids: Vec<&str> = stations.iter().map(|s| s.station.id.as_str()).collect();
@@ -246,7 +257,8 @@ impl Launch {
         } = self;
         // Keys (made on first run) and the stations' entries in the collector's registry. Other
         // entries (stations enrolled by hand with `loa register` or the admin API) are kept.
-        let config_path = var.join("collector.toml");
+        let lay = Layout::at(var.clone(), Chosen::Flag);
+        let config_path = lay.registry();
         for s in &stations {
             let (public_key, made) = ensure_key(&s.data_dir)?;
             if made {
@@ -273,12 +285,7 @@ impl Launch {
         let collector = ChildSpec {
             name: "collector".into(),
             program: exe.clone(),
-            args: children::collector_args(
-                addr,
-                &var.join("collector.db"),
-                &config_path,
-                &token_file,
-            ),
+            args: children::collector_args(addr, &lay.database(), &config_path, &token_file),
             stop_order: 1,
         };
         let run_stamp = Utc::now().format("%Y%m%dT%H%M%SZ").to_string();
@@ -334,11 +341,7 @@ impl Launch {
         }
 
         banner(&format!("DASHBOARD: {collector_url}/"));
-        println!(
-            "Status in a terminal: loa status --collector {collector_url}\n\
-             Admin API token (enrol more stations): {}",
-            token_file.display()
-        );
+        print!("{}", advice(&var, &token_file, Utc::now()));
         print_next_airings(&stations, SystemClock.now());
         println!("Ctrl-C stops everything cleanly.");
 
@@ -506,6 +509,47 @@ fn abs(path: &Path) -> anyhow::Result<PathBuf> {
     std::fs::canonicalize(path).with_context(|| format!("cannot find {}", path.display()))
 }
 
+/// What to type next, as it works when typed: the subcommands find this `loa up`'s state by
+/// themselves when run from this directory (else the advice sets `LOA_HOME`), and a `loa` on
+/// PATH is checked for (with the install command when there is none).
+fn advice(var: &Path, token_file: &Path, now: DateTime<Utc>) -> String {
+    let found = std::fs::canonicalize(Layout::detect().state).ok();
+    let env = if found.as_deref() == Some(var) {
+        String::new()
+    } else {
+        format!("LOA_HOME={} ", var.display())
+    };
+    let month = now
+        .with_timezone(&crate::collector::status::report_offset())
+        .format("%Y-%m");
+    let mut out = format!(
+        "In a terminal, from this directory:\n  \
+         {env}loa status                      # the station table\n  \
+         {env}loa export --month {month} --format xlsx --out report.xlsx\n  \
+         {env}loa keygen --station ID         # then `loa register --station ID --public-key KEY` (docs/operations.md §3)\n\
+         Admin API token (enrol more stations): {}\n",
+        token_file.display()
+    );
+    if !on_path("loa") {
+        out.push_str(
+            "(`loa` is not on PATH yet: `cargo install --locked --path .` installs it into \
+             ~/.cargo/bin; or type target/release/loa)\n",
+        );
+    }
+    out
+}
+
+/// Whether an executable named `name` is in a directory of `$PATH`.
+fn on_path(name: &str) -> bool {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::env::var_os("PATH").is_some_and(|p| {
+        std::env::split_paths(&p).any(|d| {
+            std::fs::metadata(d.join(name))
+                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
+    })
+}
+
 fn banner(text: &str) {
     let line = "=".repeat(text.chars().count().min(100) + 4);
     println!("{line}\n= {text} =\n{line}");
@@ -532,7 +576,7 @@ fn ensure_key(data_dir: &Path) -> anyhow::Result<(String, bool)> {
 fn ensure_admin_token(var: &Path) -> anyhow::Result<PathBuf> {
     use std::io::Write as _;
     use std::os::unix::fs::OpenOptionsExt as _;
-    let path = var.join("admin-token");
+    let path = Layout::at(var.to_path_buf(), Chosen::Flag).admin_token();
     if path.exists() {
         return Ok(path);
     }
@@ -555,7 +599,7 @@ fn ensure_admin_token(var: &Path) -> anyhow::Result<PathBuf> {
 /// Resolve `--output`, with the reason to show: `auto` is the sound card when
 /// `/proc/asound/cards` lists one and the default device opens, otherwise WAV files.
 fn choose_output(choice: OutputChoice, var: &Path) -> (Output, &'static str) {
-    let wav = Output::Wav(var.join("air"));
+    let wav = Output::Wav(Layout::at(var.to_path_buf(), Chosen::Flag).air_dir());
     match choice {
         OutputChoice::Wav => (wav, "--output wav"),
         OutputChoice::Device => (Output::Device, "--output device"),
@@ -679,14 +723,11 @@ fn write_chime(path: &Path) -> Result<(), hound::Error> {
 
 /// Each station's next airing after `now` (within [`NEXT_AIRING_HORIZON_DAYS`]), soonest first.
 fn next_airings(stations: &[UpStation], now: DateTime<Utc>) -> Vec<schedule::PlannedAiring> {
+    // The one rule (`schedule::next_airing`) the stations' heartbeats use too, so the banner,
+    // the dashboard and `loa status` name the same airing.
     let mut next: Vec<_> = stations
         .iter()
-        .filter_map(|s| {
-            let to = now + ChronoDuration::days(NEXT_AIRING_HORIZON_DAYS);
-            schedule::expand_between(&s.station, &s.catalog, now, to)
-                .into_iter()
-                .next()
-        })
+        .filter_map(|s| schedule::next_airing(&s.station, &s.catalog, now, |_| false))
         .collect();
     next.sort_by_key(|a| a.at);
     next
@@ -1041,6 +1082,7 @@ async fn signal_count(mut signals: tokio::sync::watch::Receiver<u32>, n: u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chrono::Duration as ChronoDuration;
     use chrono::TimeZone;
 
     #[test]
@@ -1082,8 +1124,10 @@ mod tests {
                 .first()
                 .unwrap_or_else(|| panic!("{t}: no next airing"));
             let wait = first.at.with_timezone(&Utc) - t;
+            // Strictly later (the one next-airing rule): at the top of a minute that minute's
+            // chime is airing, not next.
             assert!(
-                wait >= ChronoDuration::zero() && wait < ChronoDuration::seconds(60),
+                wait > ChronoDuration::zero() && wait <= ChronoDuration::seconds(60),
                 "{t}: next demo airing in {wait}"
             );
             assert!(first.planned_secs > 1.9 && first.planned_secs < 2.1);

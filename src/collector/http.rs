@@ -60,6 +60,10 @@ pub struct HttpConfig {
     pub admin_token: Option<String>,
     /// Durability of committed batches (see [`Synchronous`]).
     pub synchronous: Synchronous,
+    /// Directories besides the registry's own that schedules and audio roots enrolled through
+    /// the admin API may lie in (the layout's schedules and audio directories; see
+    /// [`super::registry::enrol`]).
+    pub enrol_roots: Vec<PathBuf>,
 }
 
 impl Default for HttpConfig {
@@ -73,6 +77,7 @@ impl Default for HttpConfig {
             thresholds: Thresholds::default(),
             admin_token: None,
             synchronous: DEFAULT_SYNCHRONOUS,
+            enrol_roots: Vec::new(),
         }
     }
 }
@@ -466,10 +471,17 @@ fn writer_gone() -> ApiError {
     ApiError::Internal("the writer thread failed on this request or has stopped".into())
 }
 
-fn unknown_station(id: &str) -> ApiError {
+/// The 401 answer to an unregistered station: the whole command that registers it, naming the
+/// registry this collector actually reads (an absolute path when it was started by `loa`).
+fn unknown_station(state: &AppState, id: &str) -> ApiError {
+    let config = match &state.inner.registry_path {
+        Some(p) => format!(" --config {}", p.display()),
+        None => String::new(),
+    };
     ApiError::UnknownStation(format!(
-        "station `{id}` is not registered with this collector; register its public key: \
-         `loa register --config collector.toml --station {id} --public-key <key printed by loa keygen>`"
+        "station `{id}` is not registered with this collector; on the collector host run \
+         `loa register{config} --station {id} --public-key \"$(cat station.pub)\"` with the \
+         station's station.pub (the key `loa keygen` printed), or use the admin API"
     ))
 }
 
@@ -523,7 +535,9 @@ async fn ingest_records(state: &AppState, id: String, body: Body) -> Result<Batc
     .map_err(|_| ApiError::Overloaded)?
     .map_err(|_| ApiError::Overloaded)?;
     let bytes = read_body(state, body).await?;
-    let entry = state.station(&id).ok_or_else(|| unknown_station(&id))?;
+    let entry = state
+        .station(&id)
+        .ok_or_else(|| unknown_station(state, &id))?;
     let max_records = state.inner.config.max_batch_records;
     let station = entry.id.clone();
     let checked = state
@@ -568,7 +582,9 @@ async fn post_heartbeat(
     body: Body,
 ) -> Result<axum::Json<HeartbeatAck>, ApiError> {
     let bytes = read_body(&state, body).await?;
-    let entry = state.station(&id).ok_or_else(|| unknown_station(&id))?;
+    let entry = state
+        .station(&id)
+        .ok_or_else(|| unknown_station(&state, &id))?;
     let station = entry.id.clone();
     let hb = state
         .cpu(move || {
@@ -1001,19 +1017,30 @@ async fn admin_register(
         .ok_or_else(|| ApiError::Internal("collector runs without a registry file".into()))?;
     let st = state.clone();
     tokio::task::spawn_blocking(move || -> Result<AdminAnswer, ApiError> {
-        let created = super::registry::upsert_file(&path, &raw).map_err(|e| match e {
-            super::registry::RegistryError::Invalid { .. } => {
-                ApiError::BadRequest(e.to_string(), Vec::new())
-            }
-            other => ApiError::Internal(other.to_string()),
-        })?;
+        // The same function as `loa register`: the same checks, the same stored form.
+        let today = st
+            .inner
+            .clock
+            .now()
+            .with_timezone(&super::status::report_offset())
+            .date_naive();
+        let (entry, created) =
+            super::registry::enrol(&path, &raw, &st.inner.config.enrol_roots, today).map_err(
+                |e| {
+                    if e.is_invalid_entry() {
+                        ApiError::BadRequest(e.to_string(), Vec::new())
+                    } else {
+                        ApiError::Internal(e.to_string())
+                    }
+                },
+            )?;
         let fresh = Registry::load(&path).map_err(|e| ApiError::Internal(e.to_string()))?;
         match st.inner.registry.write() {
             Ok(mut r) => *r = fresh,
             Err(e) => *e.into_inner() = fresh,
         }
         Ok(AdminAnswer {
-            station: raw.id,
+            station: entry.id,
             created,
         })
     })

@@ -3,7 +3,9 @@
 //!
 //! **Invariant:** a station is known to the collector iff it has an entry here with a key that
 //! decodes; the registry file is the only source of keys (the database never holds them), so
-//! re-keying a station is editing one line (or `loa register`).
+//! re-keying a station is editing one line (or `loa register`). Enrolment — `loa register` and
+//! the admin API alike — goes through one function, [`enrol`], so both refuse the same entries
+//! for the same reasons.
 
 use ed25519_dalek::VerifyingKey;
 use serde::{Deserialize, Serialize};
@@ -216,6 +218,179 @@ pub fn upsert_file(path: &Path, update: &RawStation) -> Result<bool, RegistryErr
     Ok(is_new)
 }
 
+/// Why [`enrol`] refused an entry; nothing was written.
+#[derive(Debug, thiserror::Error)]
+pub enum EnrolError {
+    /// A schedule or audio path that does not exist or cannot be read.
+    #[error("{what} {path}: {source}")]
+    Path {
+        what: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// A schedule or audio path outside the directories the collector reads them from.
+    #[error(
+        "{what} {path} is outside the directories the collector reads schedules and audio from \
+         ({roots}); put it there"
+    )]
+    Outside {
+        what: &'static str,
+        path: PathBuf,
+        roots: String,
+    },
+    /// A schedule that is not a `.toml` file, or an audio root that is not a directory.
+    #[error("{what} {path} is not {expected}")]
+    Kind {
+        what: &'static str,
+        path: PathBuf,
+        expected: &'static str,
+    },
+    /// The schedule loads, but it is another station's.
+    #[error("{path} is the schedule of station `{owner}`, not `{station}`")]
+    OtherStation {
+        path: PathBuf,
+        owner: String,
+        station: String,
+    },
+    /// The schedule does not load with that audio root.
+    #[error(
+        "{path} does not load with audio root {audio} (fix it, `loa check --audio {audio} {path}`):\n{errors}"
+    )]
+    Schedule {
+        path: PathBuf,
+        audio: PathBuf,
+        errors: String,
+    },
+    /// The new registry would not validate (id, key), or the file cannot be read or written.
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+}
+
+impl EnrolError {
+    /// Whether the entry itself is at fault (the caller's to fix) rather than the collector's
+    /// files (a registry that cannot be read or written).
+    pub fn is_invalid_entry(&self) -> bool {
+        !matches!(
+            self,
+            EnrolError::Registry(
+                RegistryError::Read { .. }
+                    | RegistryError::Write { .. }
+                    | RegistryError::Syntax { .. }
+            )
+        )
+    }
+}
+
+/// Enrol (add or update) a station in the registry file at `registry`: what `loa register` and
+/// `POST /api/v1/admin/stations` both do. Relative schedule and audio paths are read against the
+/// registry's directory (as [`Registry::load`] reads them). The schedule must be a `.toml` file
+/// and the audio root a directory, both inside the registry's directory or one of `roots` (the
+/// collector's schedules and audio directories); the schedule must load with that audio root
+/// (default: the schedule's directory) and be `update.id`'s. Paths are stored canonical.
+/// Nothing is written unless every check passes. Returns the stored entry and whether it is new.
+pub fn enrol(
+    registry: &Path,
+    update: &RawStation,
+    roots: &[PathBuf],
+    today: chrono::NaiveDate,
+) -> Result<(RawStation, bool), EnrolError> {
+    let base = registry
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let mut allowed: Vec<PathBuf> = std::iter::once(base)
+        .chain(roots.iter().map(PathBuf::as_path))
+        .filter_map(|r| std::fs::canonicalize(r).ok())
+        .collect();
+    allowed.dedup();
+    let real = |what: &'static str, p: &Path| -> Result<PathBuf, EnrolError> {
+        let full = std::fs::canonicalize(base.join(p)).map_err(|source| EnrolError::Path {
+            what,
+            path: p.to_path_buf(),
+            source,
+        })?;
+        if !allowed.iter().any(|r| full.starts_with(r)) {
+            return Err(EnrolError::Outside {
+                what,
+                path: full,
+                roots: allowed
+                    .iter()
+                    .map(|r| r.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            });
+        }
+        Ok(full)
+    };
+    let schedule = update
+        .schedule
+        .as_deref()
+        .map(|p| real("schedule", p))
+        .transpose()?;
+    let audio_root = update
+        .audio_root
+        .as_deref()
+        .map(|p| real("audio root", p))
+        .transpose()?;
+    if let Some(s) = &schedule
+        && !(s.is_file() && s.extension().is_some_and(|e| e == "toml"))
+    {
+        return Err(EnrolError::Kind {
+            what: "schedule",
+            path: s.clone(),
+            expected: "a .toml file",
+        });
+    }
+    if let Some(a) = &audio_root
+        && !a.is_dir()
+    {
+        return Err(EnrolError::Kind {
+            what: "audio root",
+            path: a.clone(),
+            expected: "a directory",
+        });
+    }
+    if let Some(sched) = &schedule {
+        // The collector's default audio root is the schedule's directory.
+        let audio = audio_root
+            .clone()
+            .or_else(|| sched.parent().map(Path::to_path_buf))
+            .unwrap_or_default();
+        match crate::schedule::load(sched, &audio, today) {
+            Ok((st, _)) if st.id == update.id => {}
+            Ok((st, _)) => {
+                return Err(EnrolError::OtherStation {
+                    path: sched.clone(),
+                    owner: st.id,
+                    station: update.id.clone(),
+                });
+            }
+            Err(errors) => {
+                return Err(EnrolError::Schedule {
+                    path: sched.clone(),
+                    audio,
+                    errors: errors
+                        .0
+                        .iter()
+                        .map(|e| e.to_string())
+                        .collect::<Vec<_>>()
+                        .join("\n"),
+                });
+            }
+        }
+    }
+    let entry = RawStation {
+        id: update.id.clone(),
+        name: update.name.clone(),
+        area_code: update.area_code.clone(),
+        public_key: update.public_key.trim().to_string(),
+        schedule,
+        audio_root,
+    };
+    let created = upsert_file(registry, &entry)?;
+    Ok((entry, created))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -299,6 +474,101 @@ mod tests {
                 None
             )
             .is_ok()
+        );
+    }
+
+    /// The checks `loa register` and the admin API share: each refusal writes nothing.
+    #[test]
+    fn enrol_refuses_what_the_collector_cannot_or_must_not_read() {
+        let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let roots = [repo.join("schedules"), repo.join("audio")];
+        let today = chrono::NaiveDate::from_ymd_opt(2026, 12, 4).unwrap_or_default();
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let reg = dir.path().join("collector.toml");
+        let entry = |id: &str, schedule: Option<PathBuf>, audio: Option<PathBuf>| RawStation {
+            id: id.into(),
+            name: String::new(),
+            area_code: String::new(),
+            public_key: format!(" {} ", pk(4)),
+            schedule,
+            audio_root: audio,
+        };
+        let sched = repo.join("schedules/phuong-tran-phu.toml");
+        let refused = |e: RawStation| {
+            let err = enrol(&reg, &e, &roots, today).err();
+            assert!(!reg.exists(), "nothing written for {e:?}");
+            err.map(|e| e.to_string()).unwrap_or_default()
+        };
+        // Another station's schedule.
+        let err = refused(entry(
+            "xa-nghia-dong",
+            Some(sched.clone()),
+            Some(roots[1].clone()),
+        ));
+        assert!(
+            err.contains("schedule of station `phuong-tran-phu`, not `xa-nghia-dong`"),
+            "{err}"
+        );
+        // Outside the registry's directory and the roots: an absolute path, and a relative one
+        // climbing out of the registry's directory.
+        let elsewhere = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let copy = elsewhere.path().join("phuong-tran-phu.toml");
+        std::fs::copy(&sched, &copy).unwrap_or_else(|e| panic!("{e}"));
+        let err = refused(entry(
+            "phuong-tran-phu",
+            Some(copy.clone()),
+            Some(roots[1].clone()),
+        ));
+        assert!(err.contains("outside the directories"), "{err}");
+        let climb = PathBuf::from("..").join(elsewhere.path().file_name().unwrap_or_default());
+        let err = refused(entry(
+            "phuong-tran-phu",
+            Some(climb.join("phuong-tran-phu.toml")),
+            None,
+        ));
+        assert!(err.contains("outside the directories"), "{err}");
+        // Inside the registry's directory, but not a schedule file (a secret key, say).
+        std::fs::write(dir.path().join("station.key"), "x").unwrap_or_else(|e| panic!("{e}"));
+        let err = refused(entry("phuong-tran-phu", Some("station.key".into()), None));
+        assert!(err.contains("not a .toml file"), "{err}");
+        // Missing file; audio not found (default root: the schedule's directory).
+        let err = refused(entry("w", Some("/nonexistent/w.toml".into()), None));
+        assert!(err.contains("/nonexistent/w.toml"), "{err}");
+        let err = refused(entry("phuong-tran-phu", Some(sched.clone()), None));
+        assert!(
+            err.contains("does not load") && err.contains("loa check"),
+            "{err}"
+        );
+        // A bad key.
+        let mut bad = entry("phuong-tran-phu", None, None);
+        bad.public_key = "KEY".into();
+        assert!(refused(bad).contains("public_key"));
+        // Fine: stored canonical, key trimmed; then an update.
+        let (stored, created) = enrol(
+            &reg,
+            &entry(
+                "phuong-tran-phu",
+                Some(sched.clone()),
+                Some(roots[1].clone()),
+            ),
+            &roots,
+            today,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert!(created);
+        assert_eq!(
+            stored.schedule.as_deref(),
+            std::fs::canonicalize(&sched).ok().as_deref()
+        );
+        assert_eq!(stored.public_key, pk(4));
+        let (_, created) = enrol(&reg, &entry("phuong-tran-phu", None, None), &roots, today)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(!created);
+        let loaded = Registry::load(&reg).unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            loaded
+                .get("phuong-tran-phu")
+                .is_some_and(|e| e.schedule.is_some())
         );
     }
 }

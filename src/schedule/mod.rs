@@ -23,7 +23,9 @@ pub use file::{
     PROGRAM_REF_PREFIX, ScheduleError, ScheduleErrors, check_window, parse_station, resolve_episode,
 };
 pub use load::{load, load_dir};
-pub use plan::{PlannedAiring, expand, expand_between};
+pub use plan::{
+    NEXT_AIRING_HORIZON_DAYS, PlannedAiring, expand, expand_between, first_after, next_airing,
+};
 
 /// Default station time zone: Vietnam has one zone and no DST.
 pub const DEFAULT_TIMEZONE: &str = "Asia/Ho_Chi_Minh";

@@ -354,6 +354,35 @@ pub(crate) fn slot_airings(
     }
 }
 
+/// How far ahead the next airing is looked for (a week and a day: a weekday-only schedule seen
+/// on a Friday evening still shows Monday's airing).
+pub const NEXT_AIRING_HORIZON_DAYS: i64 = 8;
+
+/// The next airing among `plan`: the earliest strictly after `now` that `done` does not rule
+/// out (the daemon rules out what it already journaled), first in [`expand`]'s order on a tie.
+pub fn first_after<'a>(
+    plan: impl IntoIterator<Item = &'a PlannedAiring>,
+    now: DateTime<Utc>,
+    done: impl Fn(&PlannedAiring) -> bool,
+) -> Option<&'a PlannedAiring> {
+    plan.into_iter()
+        .filter(|p| p.at.with_timezone(&Utc) > now && !done(p))
+        .min_by_key(|p| p.at)
+}
+
+/// The next airing of `station` after `now`, within [`NEXT_AIRING_HORIZON_DAYS`]: the one rule
+/// behind every "next airing" shown — the station's heartbeat (hence the dashboard and
+/// `loa status`) and `loa up`'s start banner.
+pub fn next_airing(
+    station: &Station,
+    catalog: &AudioCatalog,
+    now: DateTime<Utc>,
+    done: impl Fn(&PlannedAiring) -> bool,
+) -> Option<PlannedAiring> {
+    let to = now + chrono::Duration::days(NEXT_AIRING_HORIZON_DAYS);
+    first_after(&expand_between(station, catalog, now, to), now, done).cloned()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -494,5 +523,54 @@ mod tests {
         });
         assert!(got.len() > 200, "{}", got.len());
         assert_eq!(got, reference);
+    }
+
+    /// The one next-airing rule: strictly after now, the earliest, not one already done, and a
+    /// weekday-only slot seen on a Friday evening still finds Monday (beyond the daemon's 48 h).
+    #[test]
+    fn next_airing_is_the_earliest_strictly_later_one_not_done() {
+        let utc = |s: &str| {
+            DateTime::parse_from_rfc3339(s)
+                .map(|t| t.with_timezone(&Utc))
+                .unwrap_or_else(|e| panic!("{s}: {e}"))
+        };
+        let cat = AudioCatalog::default();
+        let mut st = station("ep/{yyyy}-{mm}.ogg");
+        let at = |p: Option<PlannedAiring>| p.map(|p| p.at.to_rfc3339());
+        // 08:00 local (UTC+7) daily: at 07:59 it is today's; at 08:00 exactly, tomorrow's.
+        let before = utc("2026-12-04T00:59:00Z");
+        assert_eq!(
+            at(next_airing(&st, &cat, before, |_| false)),
+            Some("2026-12-04T08:00:00+07:00".into())
+        );
+        let on = utc("2026-12-04T01:00:00Z");
+        assert_eq!(
+            at(next_airing(&st, &cat, on, |_| false)),
+            Some("2026-12-05T08:00:00+07:00".into())
+        );
+        // Done (journaled already): the one after.
+        assert_eq!(
+            at(next_airing(&st, &cat, before, |p| p.at.day() == 4)),
+            Some("2026-12-05T08:00:00+07:00".into())
+        );
+        // Mondays only (crontab 1 = Monday), seen on Friday 4 December 2026 evening.
+        st.slots[0].cron = vec![Crontab::parse("30 5 * * 1").expect("valid crontab")];
+        let friday = utc("2026-12-04T12:00:00Z");
+        assert_eq!(
+            at(next_airing(&st, &cat, friday, |_| false)),
+            Some("2026-12-07T05:30:00+07:00".into())
+        );
+        // A shorter plan (the daemon's 48 h) holds nothing: first_after says so, and the daemon
+        // then asks next_airing, which gives the same Monday.
+        let plan = expand_between(&st, &cat, friday, friday + chrono::Duration::hours(48));
+        assert!(first_after(&plan, friday, |_| false).is_none());
+        // Earliest wins whatever the order given.
+        st.slots[0].cron = vec![Crontab::parse("0 8 * * *").expect("valid crontab")];
+        let mut plan = expand_between(&st, &cat, before, before + chrono::Duration::days(3));
+        plan.reverse();
+        assert_eq!(
+            first_after(&plan, before, |_| false).map(|p| p.at.to_rfc3339()),
+            Some("2026-12-04T08:00:00+07:00".into())
+        );
     }
 }

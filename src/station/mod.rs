@@ -30,12 +30,6 @@ use std::time::Instant;
 use tokio::sync::{mpsc, watch};
 use tracing::Instrument as _;
 
-/// Default root of station data directories: `data/<station>` relative to the working directory.
-pub const DEFAULT_DATA_ROOT: &str = "data";
-/// Default schedules directory; the station's file is `<dir>/<station>.toml`.
-pub const DEFAULT_SCHEDULES_DIR: &str = "schedules";
-/// Default audio root.
-pub const DEFAULT_AUDIO_DIR: &str = "audio";
 /// Longest the scheduler sleeps before re-reading the wall clock (so an NTP step is noticed
 /// within this, well inside any grace).
 pub const MAX_SLEEP_MS: i64 = 5_000;
@@ -72,11 +66,6 @@ const INFLIGHT_FILE: &str = "inflight.json";
 /// The "last seen running" mark in the data directory: after downtime every occurrence since
 /// it is journaled as missed.
 pub const ALIVE_FILE: &str = "alive";
-
-/// The default data directory of `station`.
-pub fn default_data_dir(station: &str) -> PathBuf {
-    PathBuf::from(DEFAULT_DATA_ROOT).join(station)
-}
 
 /// Errors that stop the daemon.
 #[derive(Debug, thiserror::Error)]
@@ -576,15 +565,16 @@ impl Daemon {
             program: p.program.as_deref().map(str::to_owned),
             at: p.at,
         };
-        let next = self
-            .plan
-            .iter()
-            .filter(|p| {
-                p.at.with_timezone(&Utc) > now
-                    && !Self::accounted(&self.journal, &self.held, &p.key())
-            })
-            .min_by_key(|p| p.at)
-            .map(brief);
+        // The one next-airing rule (`schedule::next_airing`, also behind `loa up`'s banner): the
+        // plan in memory covers the next PLAN_AHEAD_HOURS and is the same expansion, so the rule
+        // runs on it, and expands further only when it holds nothing (a sparse schedule).
+        let done = |p: &PlannedAiring| Self::accounted(&self.journal, &self.held, &p.key());
+        let next = match schedule::first_after(&self.plan, now, done) {
+            Some(p) => Some(brief(p)),
+            None => schedule::next_airing(&self.station, &self.catalog, now, done)
+                .as_ref()
+                .map(brief),
+        };
         let _ = self.status_tx.send(LiveStatus {
             now_airing: self.on_air.as_ref().map(|a| brief(&a.plan)),
             next_airing: next,
