@@ -156,9 +156,22 @@ impl Period {
 pub trait PlanSource {
     /// The planned airings of `station` in `period`, or why they cannot be known.
     fn plan(&self, station: &StationEntry, period: &Period) -> Result<Vec<PlannedAiring>, String>;
+
+    /// Prepare the plans of every station of `registry` for `periods` before requests come
+    /// (the collector's plan cache builds and keeps them; a source that computes on demand does
+    /// nothing).
+    fn warm(&self, _registry: &Registry, _periods: &[Period]) {}
+
+    /// A number that changes whenever a plan this source gave may have changed (what was derived
+    /// from its plans is derived again); a source that computes on demand keeps 0.
+    fn generation(&self) -> u64 {
+        0
+    }
 }
 
-/// Plans from each station's registered schedule file (`schedule::load` + `schedule::expand`).
+/// Plans from each station's registered schedule file (`schedule::load` + `schedule::expand`),
+/// computed on every call: it decodes every audio file the schedule names. For offline commands;
+/// the collector serves from `collector::plans::PlanCache`.
 pub struct SchedulePlans;
 
 impl PlanSource for SchedulePlans {

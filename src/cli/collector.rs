@@ -12,10 +12,11 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use crate::clock::SystemClock;
+use crate::collector::PlanCache;
 use crate::collector::http::{AppState, HttpConfig, serve};
+use crate::collector::plans::DEFAULT_PLAN_RECHECK_SECS;
 use crate::collector::registry::Registry;
 use crate::notify::{Liveness, Notifier, pet_while_alive, watchdog_interval};
-use crate::report::SchedulePlans;
 
 /// Longest a self-check `GET /healthz` may take before it counts as a failed beat.
 pub const HEALTH_CHECK_TIMEOUT_SECS: u64 = 5;
@@ -111,7 +112,10 @@ pub fn run(args: CollectorArgs) -> anyhow::Result<ExitCode> {
         registry,
         &db,
         Arc::new(SystemClock),
-        Arc::new(SchedulePlans),
+        Arc::new(
+            PlanCache::open(&args.db, DEFAULT_PLAN_RECHECK_SECS)
+                .with_context(|| format!("opening database {}", args.db.display()))?,
+        ),
         HttpConfig {
             admin_token,
             // Enrolment (admin API) reads schedules and audio only from the registry's

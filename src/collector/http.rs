@@ -16,10 +16,13 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use chrono::{DateTime, NaiveDate, Utc};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
@@ -29,7 +32,7 @@ use super::ingest::{
     check_heartbeat, decode_batch, decode_json,
 };
 use super::registry::{Registry, StationEntry};
-use super::status::{DEFAULT_OFFLINE_AFTER_SECS, StationStatus, station_status};
+use super::status::{DEFAULT_OFFLINE_AFTER_SECS, StationStatus};
 use super::store::{DEFAULT_SYNCHRONOUS, Store, StoreError, StoreOutcome, Synchronous};
 use crate::clock::Clock;
 use crate::reconcile::Thresholds;
@@ -82,20 +85,153 @@ impl Default for HttpConfig {
     }
 }
 
-/// Counters for `/metrics`.
-#[derive(Debug, Default)]
+/// Label of a refused batch: its HTTP status.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StatusLabel {
+    pub status: String,
+}
+
+/// Label of a per-station metric.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StationLabel {
+    pub station: String,
+}
+
+/// The statuses a batch can be refused with (each exposed from the start, at 0).
+const REJECT_STATUSES: [&str; 6] = ["400", "401", "403", "409", "413", "429"];
+
+/// The `/metrics` registry (`prometheus-client`): counters moved by ingest and heartbeats as
+/// they happen; the station gauges set from the kept station status (nothing is recomputed from
+/// the database for a scrape).
 pub struct Metrics {
-    pub records_accepted: AtomicU64,
-    pub records_duplicate: AtomicU64,
-    pub batches_stored: AtomicU64,
-    pub batches_rejected_400: AtomicU64,
-    pub batches_rejected_401: AtomicU64,
-    pub batches_rejected_403: AtomicU64,
-    pub batches_rejected_409: AtomicU64,
-    pub batches_rejected_413: AtomicU64,
-    pub batches_rejected_429: AtomicU64,
-    pub heartbeats: AtomicU64,
-    pub ingest_micros_total: AtomicU64,
+    pub records_accepted: Counter,
+    pub records_duplicate: Counter,
+    pub batches_stored: Counter,
+    pub batches_rejected: Family<StatusLabel, Counter>,
+    pub heartbeats: Counter,
+    pub ingest_micros_total: Counter,
+    /// Records in the database: counted once at start, then moved by ingest.
+    pub records_stored: Gauge,
+    stations_registered: Gauge,
+    stations_online: Gauge,
+    station_missing_records: Family<StationLabel, Gauge>,
+    station_backlog_records: Family<StationLabel, Gauge>,
+    registry: prometheus_client::registry::Registry,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut m = Self {
+            records_accepted: Counter::default(),
+            records_duplicate: Counter::default(),
+            batches_stored: Counter::default(),
+            batches_rejected: Family::default(),
+            heartbeats: Counter::default(),
+            ingest_micros_total: Counter::default(),
+            records_stored: Gauge::default(),
+            stations_registered: Gauge::default(),
+            stations_online: Gauge::default(),
+            station_missing_records: Family::default(),
+            station_backlog_records: Family::default(),
+            registry: prometheus_client::registry::Registry::default(),
+        };
+        for status in REJECT_STATUSES {
+            drop(m.batches_rejected.get_or_create(&StatusLabel {
+                status: status.into(),
+            }));
+        }
+        // Counters get `_total` appended by the encoder: the exposed names are unchanged.
+        let r = &mut m.registry;
+        r.register(
+            "loa_records_accepted",
+            "Records newly stored",
+            m.records_accepted.clone(),
+        );
+        r.register(
+            "loa_records_duplicate",
+            "Records acknowledged as duplicates",
+            m.records_duplicate.clone(),
+        );
+        r.register(
+            "loa_batches_stored",
+            "Batches stored (or all duplicates)",
+            m.batches_stored.clone(),
+        );
+        r.register(
+            "loa_batches_rejected",
+            "Batches refused, by HTTP status",
+            m.batches_rejected.clone(),
+        );
+        r.register(
+            "loa_heartbeats",
+            "Heartbeats received",
+            m.heartbeats.clone(),
+        );
+        r.register(
+            "loa_ingest_seconds_micros",
+            "Time spent handling stored batches, microseconds",
+            m.ingest_micros_total.clone(),
+        );
+        r.register(
+            "loa_records_stored",
+            "Records in the database",
+            m.records_stored.clone(),
+        );
+        r.register(
+            "loa_stations_registered",
+            "Registered stations",
+            m.stations_registered.clone(),
+        );
+        r.register(
+            "loa_stations_online",
+            "Stations whose last heartbeat is recent",
+            m.stations_online.clone(),
+        );
+        r.register(
+            "loa_station_missing_records",
+            "Sequence numbers missing below the highest stored",
+            m.station_missing_records.clone(),
+        );
+        r.register(
+            "loa_station_backlog_records",
+            "Records the station has not shipped yet (its last heartbeat)",
+            m.station_backlog_records.clone(),
+        );
+        m
+    }
+}
+
+impl Metrics {
+    /// Set the station gauges from `statuses` and encode everything (OpenMetrics text).
+    fn encode(&self, statuses: &[StationStatus]) -> Result<String, std::fmt::Error> {
+        self.stations_registered.set(statuses.len() as i64);
+        self.stations_online
+            .set(statuses.iter().filter(|s| s.online).count() as i64);
+        // Stations removed from the registry disappear from the families.
+        self.station_missing_records.clear();
+        self.station_backlog_records.clear();
+        for s in statuses {
+            let label = StationLabel {
+                station: s.id.clone(),
+            };
+            let missing: u64 = s.gaps.iter().map(|g| g.to - g.from + 1).sum();
+            self.station_missing_records
+                .get_or_create(&label)
+                .set(i64::try_from(missing).unwrap_or(i64::MAX));
+            self.station_backlog_records
+                .get_or_create(&label)
+                .set(i64::try_from(s.backlog_records.unwrap_or(0)).unwrap_or(i64::MAX));
+        }
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)?;
+        Ok(out)
+    }
 }
 
 /// Records are written with the configured durability; heartbeats on their own connection with
@@ -209,6 +345,8 @@ struct Inner {
     reader: Mutex<Store>,
     clock: Arc<dyn Clock>,
     plans: Arc<dyn PlanSource + Send + Sync>,
+    /// Each station's status between requests (ingest and heartbeats keep it current).
+    status: super::status::StatusCache,
     config: HttpConfig,
     metrics: Metrics,
     ingest_slots: tokio::sync::Semaphore,
@@ -246,6 +384,13 @@ impl AppState {
             heartbeats: Store::open_with(db, super::store::Synchronous::Normal)?,
         };
         let reader = Store::open_with(db, config.synchronous)?;
+        let metrics = Metrics::default();
+        metrics
+            .records_stored
+            .set(i64::try_from(reader.count_records()?).unwrap_or(i64::MAX));
+        // Plans (and the audio facts under them) are ready before the first request: a request
+        // never decodes audio (see `collector::plans`).
+        plans.warm(&registry, &super::plans::warm_periods(clock.now()));
         let registry_path = registry.path.clone();
         let (tx, rx) = mpsc::channel(WRITE_QUEUE_JOBS);
         let writer_clock = clock.clone();
@@ -261,9 +406,10 @@ impl AppState {
                 reader: Mutex::new(reader),
                 clock,
                 plans,
+                status: super::status::StatusCache::default(),
                 ingest_slots: tokio::sync::Semaphore::new(config.max_concurrent_ingest.max(1)),
                 config,
-                metrics: Metrics::default(),
+                metrics,
             }),
         })
     }
@@ -501,16 +647,20 @@ async fn read_body(state: &AppState, body: Body) -> Result<Bytes, ApiError> {
 }
 
 fn count_rejection(m: &Metrics, e: &ApiError) {
-    let c = match e {
-        ApiError::BadRequest(..) => &m.batches_rejected_400,
-        ApiError::UnknownStation(_) => &m.batches_rejected_401,
-        ApiError::Forbidden(..) => &m.batches_rejected_403,
-        ApiError::Conflict(_) => &m.batches_rejected_409,
-        ApiError::TooLarge(_) => &m.batches_rejected_413,
-        ApiError::Overloaded => &m.batches_rejected_429,
+    let status = match e {
+        ApiError::BadRequest(..) => "400",
+        ApiError::UnknownStation(_) => "401",
+        ApiError::Forbidden(..) => "403",
+        ApiError::Conflict(_) => "409",
+        ApiError::TooLarge(_) => "413",
+        ApiError::Overloaded => "429",
         _ => return,
     };
-    c.fetch_add(1, Ordering::Relaxed);
+    m.batches_rejected
+        .get_or_create(&StatusLabel {
+            status: status.into(),
+        })
+        .inc();
 }
 
 async fn post_records(
@@ -555,19 +705,23 @@ async fn ingest_records(state: &AppState, id: String, body: Body) -> Result<Batc
         })
         .await?;
     let ack = match answer.await {
-        Ok(Ok(StoreOutcome::Stored(ack))) => ack,
+        Ok(Ok(StoreOutcome::Stored(ack))) => {
+            if !ack.accepted.is_empty() {
+                state.inner.status.records_stored(&id);
+            }
+            ack
+        }
         Ok(Ok(StoreOutcome::Conflict(ack))) => return Err(ApiError::Conflict(ack)),
         Ok(Err(e)) => return Err(e.into()),
         Err(_) => return Err(writer_gone()),
     };
     let m = &state.inner.metrics;
-    m.records_accepted
-        .fetch_add(ack.accepted.len() as u64, Ordering::Relaxed);
-    m.records_duplicate
-        .fetch_add(ack.duplicates.len() as u64, Ordering::Relaxed);
-    m.batches_stored.fetch_add(1, Ordering::Relaxed);
+    m.records_accepted.inc_by(ack.accepted.len() as u64);
+    m.records_stored.inc_by(ack.accepted.len() as i64);
+    m.records_duplicate.inc_by(ack.duplicates.len() as u64);
+    m.batches_stored.inc();
     m.ingest_micros_total
-        .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+        .inc_by(started.elapsed().as_micros() as u64);
     Ok(ack)
 }
 
@@ -594,10 +748,11 @@ async fn post_heartbeat(
         })
         .await?;
     let (reply, answer) = oneshot::channel();
+    let stored_bytes = String::from(Box::<str>::from(hb.heartbeat));
     state
         .write(WriteJob::Heartbeat {
             station,
-            bytes: String::from(Box::<str>::from(hb.heartbeat)),
+            bytes: stored_bytes.clone(),
             signature: hb.signature,
             reply,
         })
@@ -606,11 +761,17 @@ async fn post_heartbeat(
         Ok(r) => r?,
         Err(_) => return Err(writer_gone()),
     };
-    state
-        .inner
-        .metrics
-        .heartbeats
-        .fetch_add(1, Ordering::Relaxed);
+    // The status keeps the heartbeat just stored (what reading it back would give).
+    if let Ok(heartbeat) = serde_json::from_str(&stored_bytes) {
+        state.inner.status.heartbeat_stored(
+            &id,
+            super::store::StoredHeartbeat {
+                received_at: at,
+                heartbeat,
+            },
+        );
+    }
+    state.inner.metrics.heartbeats.inc();
     Ok(axum::Json(HeartbeatAck { received_at: at }))
 }
 
@@ -620,7 +781,7 @@ pub fn all_status(store: &Store, state: &AppState) -> Result<Vec<StationStatus>,
     let reg = state.registry();
     let mut out = Vec::with_capacity(reg.stations.len());
     for e in reg.stations.values() {
-        out.push(station_status(
+        out.push(state.inner.status.status(
             store,
             e,
             state.inner.plans.as_ref(),
@@ -647,7 +808,7 @@ async fn get_station(
         .ok_or_else(|| ApiError::NotFound(format!("no station `{id}`")))?;
     state
         .read(move |store, st| {
-            Ok(station_status(
+            Ok(st.inner.status.status(
                 store,
                 &entry,
                 st.inner.plans.as_ref(),
@@ -800,116 +961,16 @@ async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError> {
     let text = state
         .read(|store, st| {
             let statuses = all_status(store, st)?;
-            let m = &st.inner.metrics;
-            let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
-            let mut t = String::new();
-            let mut line = |name: &str, help: &str, kind: &str, samples: &[(String, u64)]| {
-                t.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n"));
-                for (labels, v) in samples {
-                    t.push_str(&format!("{name}{labels} {v}\n"));
-                }
-            };
-            line(
-                "loa_records_accepted_total",
-                "Records newly stored.",
-                "counter",
-                &[(String::new(), g(&m.records_accepted))],
-            );
-            line(
-                "loa_records_duplicate_total",
-                "Records acknowledged as duplicates.",
-                "counter",
-                &[(String::new(), g(&m.records_duplicate))],
-            );
-            line(
-                "loa_batches_stored_total",
-                "Batches stored (or all duplicates).",
-                "counter",
-                &[(String::new(), g(&m.batches_stored))],
-            );
-            line(
-                "loa_batches_rejected_total",
-                "Batches refused, by HTTP status.",
-                "counter",
-                &[
-                    ("{status=\"400\"}".into(), g(&m.batches_rejected_400)),
-                    ("{status=\"401\"}".into(), g(&m.batches_rejected_401)),
-                    ("{status=\"403\"}".into(), g(&m.batches_rejected_403)),
-                    ("{status=\"409\"}".into(), g(&m.batches_rejected_409)),
-                    ("{status=\"413\"}".into(), g(&m.batches_rejected_413)),
-                    ("{status=\"429\"}".into(), g(&m.batches_rejected_429)),
-                ],
-            );
-            line(
-                "loa_heartbeats_total",
-                "Heartbeats received.",
-                "counter",
-                &[(String::new(), g(&m.heartbeats))],
-            );
-            line(
-                "loa_ingest_seconds_micros_total",
-                "Time spent handling stored batches, microseconds.",
-                "counter",
-                &[(String::new(), g(&m.ingest_micros_total))],
-            );
-            line(
-                "loa_records_stored",
-                "Records in the database.",
-                "gauge",
-                &[(String::new(), store.count_records()?)],
-            );
-            line(
-                "loa_stations_registered",
-                "Registered stations.",
-                "gauge",
-                &[(String::new(), statuses.len() as u64)],
-            );
-            line(
-                "loa_stations_online",
-                "Stations whose last heartbeat is recent.",
-                "gauge",
-                &[(
-                    String::new(),
-                    statuses.iter().filter(|s| s.online).count() as u64,
-                )],
-            );
-            let per: Vec<(String, u64)> = statuses
-                .iter()
-                .map(|s| {
-                    (
-                        format!("{{station=\"{}\"}}", s.id),
-                        s.gaps.iter().map(|g| g.to - g.from + 1).sum(),
-                    )
-                })
-                .collect();
-            line(
-                "loa_station_missing_records",
-                "Sequence numbers missing below the highest stored.",
-                "gauge",
-                &per,
-            );
-            let backlog: Vec<(String, u64)> = statuses
-                .iter()
-                .map(|s| {
-                    (
-                        format!("{{station=\"{}\"}}", s.id),
-                        s.backlog_records.unwrap_or(0),
-                    )
-                })
-                .collect();
-            line(
-                "loa_station_backlog_records",
-                "Records the station has not shipped yet (its last heartbeat).",
-                "gauge",
-                &backlog,
-            );
-            Ok(t)
+            st.inner
+                .metrics
+                .encode(&statuses)
+                .map_err(|e| ApiError::Internal(format!("encoding metrics: {e}")))
         })
         .await?;
     let mut resp = text.into_response();
     resp.headers_mut().insert(
         header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; version=0.0.4"),
+        HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
     );
     Ok(resp)
 }

@@ -7,12 +7,15 @@
 //! Station keys live only in the registry file ([`registry`]).
 
 pub mod dashboard;
+pub mod facts;
 pub mod http;
 pub mod ingest;
+pub mod plans;
 pub mod registry;
 pub mod status;
 pub mod store;
 
 pub use http::{AppState, serve};
+pub use plans::PlanCache;
 pub use registry::{Registry, StationEntry};
 pub use store::Store;

@@ -2,14 +2,19 @@
 //! age (online/offline), now/next airing, backlog, clock sync, stored sequence and gaps, last
 //! airing and this month's compliance.
 //!
-//! **Invariant:** status is derived on demand from the store, the registry and the clock; nothing
-//! here writes.
+//! **Invariant:** status is derived from the store, the registry, the plans and the clock; nothing
+//! here writes to the store. [`StatusCache`] keeps each station's derived status between
+//! requests and recomputes a station only when something it was derived from changed: records
+//! stored for it (the ingest path tells the cache), a plan rebuilt (the plan source's
+//! generation), the month, the registry entry, or a planned airing of the month coming due.
+//! Heartbeats replace the heartbeat fields in place; the age and online flag are computed at
+//! every read.
 
 use chrono::{DateTime, FixedOffset, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::registry::StationEntry;
-use super::store::{SeqGap, Store, outcome_name};
+use super::store::{SeqGap, Store, StoredHeartbeat, outcome_name};
 use crate::reconcile::{Status, Thresholds};
 use crate::report::{Period, PlanSource, ReportError, station_section};
 use crate::wire::{AiringBrief, JournalHealth};
@@ -85,6 +90,41 @@ pub fn station_status(
     offline_after_secs: i64,
 ) -> Result<StationStatus, ReportError> {
     let hb = store.heartbeat(&entry.id)?;
+    let mut status = records_status(store, entry, plans, th, now)?;
+    apply_heartbeat(&mut status, hb.as_ref(), now, offline_after_secs);
+    Ok(status)
+}
+
+/// Set the fields of `s` that come from the station's last heartbeat (and its age at `now`).
+pub fn apply_heartbeat(
+    s: &mut StationStatus,
+    hb: Option<&StoredHeartbeat>,
+    now: DateTime<Utc>,
+    offline_after_secs: i64,
+) {
+    let age = hb.map(|h| (now - h.received_at).num_seconds());
+    s.online = age.is_some_and(|a| a <= offline_after_secs);
+    s.last_heartbeat_at = hb.map(|h| h.received_at);
+    s.heartbeat_age_secs = age;
+    s.now_airing = hb.and_then(|h| h.heartbeat.now_airing.clone());
+    s.next_airing = hb.and_then(|h| h.heartbeat.next_airing.clone());
+    s.backlog_records = hb.map(|h| h.heartbeat.backlog_records);
+    s.clock_synced = hb.and_then(|h| h.heartbeat.clock_synced);
+    s.clock_skew_ms = hb.map(|h| (h.heartbeat.sent_at - h.received_at).num_milliseconds());
+    s.output_ok = hb.map(|h| h.heartbeat.output_ok);
+    s.journal = hb.and_then(|h| h.heartbeat.journal.clone());
+    s.station_last_seq = hb.map(|h| h.heartbeat.last_seq);
+}
+
+/// The fields of a station's status that come from its stored records and its plan (the
+/// heartbeat fields empty: see [`apply_heartbeat`]).
+fn records_status(
+    store: &Store,
+    entry: &StationEntry,
+    plans: &dyn PlanSource,
+    th: &Thresholds,
+    now: DateTime<Utc>,
+) -> Result<StationStatus, ReportError> {
     let last = match store.last_record(&entry.id)? {
         Some(r) => {
             let p = r.parse()?;
@@ -105,24 +145,21 @@ pub fn station_status(
     let period = Period::parse(&month, today)?;
     let section = station_section(store, entry, plans, &period, th, now)?;
     let totals = &section.reconciliation.breakdown.totals;
-    let age = hb.as_ref().map(|h| (now - h.received_at).num_seconds());
     Ok(StationStatus {
         id: entry.id.clone(),
         name: entry.name.clone(),
         area_code: entry.area_code.clone(),
-        online: age.is_some_and(|a| a <= offline_after_secs),
-        last_heartbeat_at: hb.as_ref().map(|h| h.received_at),
-        heartbeat_age_secs: age,
-        now_airing: hb.as_ref().and_then(|h| h.heartbeat.now_airing.clone()),
-        next_airing: hb.as_ref().and_then(|h| h.heartbeat.next_airing.clone()),
-        backlog_records: hb.as_ref().map(|h| h.heartbeat.backlog_records),
-        clock_synced: hb.as_ref().and_then(|h| h.heartbeat.clock_synced),
-        clock_skew_ms: hb
-            .as_ref()
-            .map(|h| (h.heartbeat.sent_at - h.received_at).num_milliseconds()),
-        output_ok: hb.as_ref().map(|h| h.heartbeat.output_ok),
-        journal: hb.as_ref().and_then(|h| h.heartbeat.journal.clone()),
-        station_last_seq: hb.as_ref().map(|h| h.heartbeat.last_seq),
+        online: false,
+        last_heartbeat_at: None,
+        heartbeat_age_secs: None,
+        now_airing: None,
+        next_airing: None,
+        backlog_records: None,
+        clock_synced: None,
+        clock_skew_ms: None,
+        output_ok: None,
+        journal: None,
+        station_last_seq: None,
         stored_through: store.stored_through(&entry.id)?,
         gaps: store.gaps(&entry.id)?,
         last_airing: last,
@@ -173,4 +210,117 @@ pub fn mb_vi(bytes: u64) -> String {
 /// Short Vietnamese/English label of a status for tables.
 pub fn status_word(s: Status) -> &'static str {
     s.label_vi()
+}
+
+/// One station's cached status and what it was derived from.
+struct Cached {
+    /// The status with the records/plan fields as derived; heartbeat fields applied at read.
+    status: StationStatus,
+    heartbeat: Option<StoredHeartbeat>,
+    entry: StationEntry,
+    month: String,
+    plan_generation: u64,
+    /// The station's records version it was derived at (see [`StatusCache::records_stored`]).
+    records_version: u64,
+    /// When a planned airing of the month comes due (its reconciliation may change then).
+    stale_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Default)]
+struct Entries {
+    cached: std::collections::HashMap<String, Cached>,
+    /// Bumped each time records are stored for a station.
+    records_version: std::collections::HashMap<String, u64>,
+}
+
+/// Every station's status, kept between requests (see the module doc for when it is
+/// recomputed). Reads take a shared lock; a station is recomputed outside any lock.
+#[derive(Default)]
+pub struct StatusCache {
+    entries: std::sync::RwLock<Entries>,
+}
+
+impl StatusCache {
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Entries> {
+        self.entries.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Entries> {
+        self.entries.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Records were stored for `station`: its record fields are derived again at the next read.
+    pub fn records_stored(&self, station: &str) {
+        *self
+            .write()
+            .records_version
+            .entry(station.to_string())
+            .or_default() += 1;
+    }
+
+    /// A heartbeat of `station` was stored: it replaces the cached one.
+    pub fn heartbeat_stored(&self, station: &str, hb: StoredHeartbeat) {
+        if let Some(c) = self.write().cached.get_mut(station) {
+            c.heartbeat = Some(hb);
+        }
+    }
+
+    /// The status of `entry` at `now`, from the cache when nothing it was derived from changed.
+    pub fn status(
+        &self,
+        store: &Store,
+        entry: &StationEntry,
+        plans: &dyn PlanSource,
+        th: &Thresholds,
+        now: DateTime<Utc>,
+        offline_after_secs: i64,
+    ) -> Result<StationStatus, ReportError> {
+        let month = current_month(now);
+        let generation = plans.generation();
+        let version = {
+            let e = self.read();
+            let version = e.records_version.get(&entry.id).copied().unwrap_or(0);
+            if let Some(c) = e.cached.get(&entry.id)
+                && c.records_version == version
+                && c.month == month
+                && c.plan_generation == generation
+                && c.stale_at.is_none_or(|t| now < t)
+                && c.entry == *entry
+            {
+                let mut s = c.status.clone();
+                apply_heartbeat(&mut s, c.heartbeat.as_ref(), now, offline_after_secs);
+                return Ok(s);
+            }
+            version
+        };
+        // Derived from the records as of `version` or later: records stored meanwhile bump the
+        // version again, so the entry is derived again at the next read.
+        let heartbeat = store.heartbeat(&entry.id)?;
+        let status = records_status(store, entry, plans, th, now)?;
+        let today = now.with_timezone(&report_offset()).date_naive();
+        let stale_at = Period::parse(&month, today)
+            .ok()
+            .and_then(|p| plans.plan(entry, &p).ok())
+            .and_then(|plan| {
+                plan.iter()
+                    .map(|a| a.at.with_timezone(&Utc))
+                    .filter(|t| *t > now)
+                    .min()
+            });
+        let mut out = status.clone();
+        apply_heartbeat(&mut out, heartbeat.as_ref(), now, offline_after_secs);
+        self.write().cached.insert(
+            entry.id.clone(),
+            Cached {
+                status,
+                heartbeat,
+                entry: entry.clone(),
+                month,
+                plan_generation: generation,
+                records_version: version,
+                stale_at,
+            },
+        );
+        Ok(out)
+    }
 }

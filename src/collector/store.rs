@@ -19,6 +19,29 @@ use super::ingest::CheckedRecord;
 use crate::reconcile::Airing;
 use crate::wire::{AiringRecord, BatchAck, GENESIS_HASH, Heartbeat, Outcome, Rejection, Source};
 
+/// An audio path as last hashed: its size and modification time then, and its content's hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredAudioFile {
+    pub path: String,
+    pub size: u64,
+    pub mtime_ns: i64,
+    pub sha256: String,
+}
+
+/// What probing one content (by SHA-256) found: its stream facts, or why it does not decode.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredAudioFacts {
+    pub sha256: String,
+    pub sample_rate: Option<u32>,
+    pub channels: Option<u16>,
+    pub frames: Option<u64>,
+    pub duration_secs: Option<f64>,
+    /// Why it does not decode (then the stream facts are `None`).
+    pub undecodable: Option<String>,
+    /// Integrated loudness, when something measured it (nothing does yet).
+    pub loudness_lufs: Option<f64>,
+}
+
 /// Errors from the store.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -105,6 +128,25 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE records ADD COLUMN scheduled_offset_secs INTEGER;
     ALTER TABLE records ADD COLUMN actual_ns INTEGER;
     ALTER TABLE records ADD COLUMN actual_offset_secs INTEGER;",
+    // 4: audio facts, computed once per content (`collector::facts`): what decoding a file found,
+    // keyed by its SHA-256, and which content each audio path held when last hashed (its size and
+    // modification time), so a file is hashed again only when it changed.
+    "CREATE TABLE audio_facts (
+        sha256 TEXT PRIMARY KEY,
+        sample_rate INTEGER,
+        channels INTEGER,
+        frames INTEGER,
+        duration_secs REAL,
+        undecodable TEXT,
+        loudness_lufs REAL,
+        probed_unix INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE audio_files (
+        path TEXT PRIMARY KEY,
+        size INTEGER NOT NULL,
+        mtime_ns INTEGER NOT NULL,
+        sha256 TEXT NOT NULL
+    ) WITHOUT ROWID;",
 ];
 
 /// The schema version this build writes (`PRAGMA user_version` after migrating).
@@ -538,6 +580,78 @@ impl Store {
             stored_through: stored_through as u64,
             rejected: Vec::new(),
         }))
+    }
+
+    /// Every stored audio path with the (size, mtime) it had and the SHA-256 of its content then.
+    pub fn audio_files(&self) -> Result<Vec<StoredAudioFile>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT path, size, mtime_ns, sha256 FROM audio_files")?;
+        let rows = stmt.query_map([], |r| {
+            Ok(StoredAudioFile {
+                path: r.get(0)?,
+                size: r.get::<_, i64>(1)? as u64,
+                mtime_ns: r.get(2)?,
+                sha256: r.get(3)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Remember which content `f.path` held at (size, mtime).
+    pub fn put_audio_file(&self, f: &StoredAudioFile) -> Result<(), StoreError> {
+        self.conn.execute(
+            "INSERT INTO audio_files (path, size, mtime_ns, sha256) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (path) DO UPDATE SET size = excluded.size, mtime_ns = excluded.mtime_ns,
+                sha256 = excluded.sha256",
+            params![f.path, f.size as i64, f.mtime_ns, f.sha256],
+        )?;
+        Ok(())
+    }
+
+    /// Every stored audio fact.
+    pub fn audio_facts(&self) -> Result<Vec<StoredAudioFacts>, StoreError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT sha256, sample_rate, channels, frames, duration_secs, undecodable,
+                loudness_lufs FROM audio_facts",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok(StoredAudioFacts {
+                sha256: r.get(0)?,
+                sample_rate: r.get::<_, Option<i64>>(1)?.map(|x| x as u32),
+                channels: r.get::<_, Option<i64>>(2)?.map(|x| x as u16),
+                frames: r.get::<_, Option<i64>>(3)?.map(|x| x as u64),
+                duration_secs: r.get(4)?,
+                undecodable: r.get(5)?,
+                loudness_lufs: r.get(6)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Store what probing one content found (the first probe of a hash wins; a hash names
+    /// one content, so a second probe finds the same).
+    pub fn put_audio_facts(
+        &self,
+        f: &StoredAudioFacts,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.conn.execute(
+            "INSERT OR IGNORE INTO audio_facts (sha256, sample_rate, channels, frames,
+                duration_secs, undecodable, loudness_lufs, probed_unix)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![
+                f.sha256,
+                f.sample_rate.map(i64::from),
+                f.channels.map(i64::from),
+                f.frames.map(|x| x as i64),
+                f.duration_secs,
+                f.undecodable,
+                f.loudness_lufs,
+                now.timestamp()
+            ],
+        )?;
+        Ok(())
     }
 
     /// Keep the latest heartbeat of `station` (the last to arrive replaces the previous one).
@@ -977,7 +1091,7 @@ mod tests {
             .unwrap();
         }
         let store = Store::open(&path).unwrap();
-        assert_eq!(store.schema_version().unwrap(), 3);
+        assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
         store.integrity_check().unwrap();
         let filled: i64 = store
             .conn

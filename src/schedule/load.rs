@@ -28,10 +28,45 @@ pub fn load(
             hint: "check the path and that the file is UTF-8 text".into(),
         }])
     })?;
-    let raw = parse_raw(path, &text)?;
-    let catalog = probe_all(audio_root, audio_needs(&raw, today));
-    let station = validate(path, &text, &raw, &catalog, today)?;
+    load_text(path, &text, audio_root, today, &mut |full| {
+        full.is_file().then(|| probe_facts(full))
+    })
+}
+
+/// [`load`] of a schedule already read as `text`, with the facts of each audio file it needs
+/// given by `facts` (called with the full path; `None` = no such file). The collector passes
+/// facts it stored by content hash, so a plan never decodes audio on a request path.
+pub fn load_text(
+    path: &Path,
+    text: &str,
+    audio_root: &Path,
+    today: NaiveDate,
+    facts: &mut dyn FnMut(&Path) -> Option<AudioFacts>,
+) -> Result<(Station, AudioCatalog), ScheduleErrors> {
+    let raw = parse_raw(path, text)?;
+    let mut catalog = AudioCatalog {
+        root: audio_root.to_path_buf(),
+        ..AudioCatalog::default()
+    };
+    for rel in audio_needs(&raw, today) {
+        if let Some(f) = facts(&audio_root.join(&rel)) {
+            catalog.files.insert(rel, f);
+        }
+    }
+    let station = validate(path, text, &raw, &catalog, today)?;
     Ok((station, catalog))
+}
+
+/// Decode one file to its end ([`probe`]) and say what the core needs to know of it.
+pub fn probe_facts(full: &Path) -> AudioFacts {
+    match probe(full) {
+        Ok(m) => AudioFacts::Playable {
+            duration_secs: m.duration_secs,
+        },
+        Err(MediaError::Undecodable { reason, .. }) => AudioFacts::Undecodable(reason),
+        Err(MediaError::Io { source, .. }) => AudioFacts::Undecodable(source.to_string()),
+        Err(e @ MediaError::Truncated { .. }) => AudioFacts::Undecodable(e.to_string()),
+    }
 }
 
 /// Probe every file of `needs` under `root`; missing files are left out of the catalog.
@@ -42,18 +77,9 @@ pub fn probe_all(root: &Path, needs: impl IntoIterator<Item = PathBuf>) -> Audio
     };
     for rel in needs {
         let full = root.join(&rel);
-        if !full.is_file() {
-            continue;
+        if full.is_file() {
+            catalog.files.insert(rel, probe_facts(&full));
         }
-        let facts = match probe(&full) {
-            Ok(m) => AudioFacts::Playable {
-                duration_secs: m.duration_secs,
-            },
-            Err(MediaError::Undecodable { reason, .. }) => AudioFacts::Undecodable(reason),
-            Err(MediaError::Io { source, .. }) => AudioFacts::Undecodable(source.to_string()),
-            Err(e @ MediaError::Truncated { .. }) => AudioFacts::Undecodable(e.to_string()),
-        };
-        catalog.files.insert(rel, facts);
     }
     catalog
 }

@@ -1,0 +1,353 @@
+//! Each station's expanded plan, kept per (station, period) together with the hash of the
+//! schedule it came from and the (size, mtime) of every file it read, so status, the overview,
+//! `/metrics`, the station month and the exports read a stored plan instead of loading the
+//! schedule and decoding its audio on every request.
+//!
+//! **Invariant:** a request never decodes audio. A plan is built from the schedule text and the
+//! audio facts stored by content hash ([`super::facts`]); a request that misses the cache builds
+//! it from facts already known (it reads and parses the schedule, and `stat`s its files), and when
+//! some file's facts are not known yet it answers a note ("being computed") and leaves the
+//! hashing and decoding to the refresher thread.
+//!
+//! Invalidation: the refresher thread `stat`s every cached plan's schedule file and audio files
+//! at most every `recheck_secs` (default [`DEFAULT_PLAN_RECHECK_SECS`]) and rebuilds the plans
+//! whose files changed (a changed file is hashed; new content is decoded once). A schedule or
+//! episode replaced on disk is therefore reflected within `recheck_secs`. (Polling rather than a
+//! file watch: schedules and audio live on any filesystem, inotify needs a watch per directory,
+//! and 1,000 stations' files are `stat`ed in a few milliseconds.) A station whose registry entry
+//! names another schedule file or audio root misses the cache at once.
+
+use chrono::{DateTime, Duration, Utc};
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex, RwLock};
+
+use super::facts::{AudioFactsStore, Known, StatKey};
+use super::registry::{Registry, StationEntry};
+use super::store::StoreError;
+use crate::report::{Period, PlanSource};
+use crate::schedule::{AudioFacts, PlannedAiring, ScheduleError, ScheduleErrors};
+
+/// Default longest time between two checks of the files cached plans were built from.
+pub const DEFAULT_PLAN_RECHECK_SECS: u64 = 10;
+
+/// Where a station's plan comes from (the parts of its registry entry a plan reads).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct Source {
+    id: String,
+    schedule: PathBuf,
+    root: PathBuf,
+}
+
+impl Source {
+    fn of(station: &StationEntry) -> Option<Self> {
+        let schedule = station.schedule.clone()?;
+        let root = station
+            .audio_root
+            .clone()
+            .or_else(|| schedule.parent().map(|p| p.to_path_buf()))
+            .unwrap_or_default();
+        Some(Self {
+            id: station.id.clone(),
+            schedule,
+            root,
+        })
+    }
+}
+
+/// One cached plan and what it was built from.
+struct Entry {
+    source: Source,
+    period: Period,
+    schedule_key: Option<StatKey>,
+    /// SHA-256 of the schedule text the plan was built from.
+    #[allow(dead_code)]
+    schedule_sha: String,
+    /// Every audio path the schedule needed, with its stat key then (`None`: missing).
+    audio: Vec<(PathBuf, Option<StatKey>)>,
+    plan: Result<Arc<Vec<PlannedAiring>>, String>,
+}
+
+/// What building a plan from known facts only could not do.
+struct Pending(Vec<PathBuf>);
+
+struct Shared {
+    facts: AudioFactsStore,
+    entries: RwLock<HashMap<(String, String), Arc<Entry>>>,
+    builds: AtomicU64,
+    /// Bumped when the refresher replaces a plan ([`PlanSource::generation`]).
+    generation: AtomicU64,
+}
+
+enum Job {
+    Build(Source, Period),
+}
+
+/// The plan cache (a [`PlanSource`]) with its refresher thread, which ends when the cache is
+/// dropped.
+pub struct PlanCache {
+    shared: Arc<Shared>,
+    jobs: Mutex<mpsc::Sender<Job>>,
+}
+
+fn schedule_note(path: &Path, e: &ScheduleErrors) -> String {
+    let first = e.0.first().map(|x| x.to_string()).unwrap_or_default();
+    format!("schedule {} does not load: {e}: {first}", path.display())
+}
+
+impl Shared {
+    /// Build the plan of `source` over `period`. With `fill`, unknown audio is hashed and
+    /// decoded (refresher and start-up only); without, it is reported as [`Pending`].
+    fn build(&self, source: &Source, period: &Period, fill: bool) -> Result<Entry, Pending> {
+        self.builds.fetch_add(1, Ordering::Relaxed);
+        let schedule_key = StatKey::of(&source.schedule);
+        let text = match std::fs::read_to_string(&source.schedule) {
+            Ok(t) => t,
+            Err(e) => {
+                let errors = ScheduleErrors(vec![ScheduleError {
+                    file: source.schedule.clone(),
+                    line: 1,
+                    column: 1,
+                    field: String::new(),
+                    message: format!("cannot read the schedule file: {e}"),
+                    hint: "check the path and that the file is UTF-8 text".into(),
+                }]);
+                return Ok(Entry {
+                    source: source.clone(),
+                    period: period.clone(),
+                    schedule_key,
+                    schedule_sha: String::new(),
+                    audio: Vec::new(),
+                    plan: Err(schedule_note(&source.schedule, &errors)),
+                });
+            }
+        };
+        let schedule_sha = hex::encode(Sha256::digest(text.as_bytes()));
+        let mut audio = Vec::new();
+        let mut pending = Vec::new();
+        let mut facts = |full: &Path| -> Option<AudioFacts> {
+            let key = StatKey::of(full);
+            audio.push((full.to_path_buf(), key));
+            let key = key?;
+            if fill {
+                return self.facts.fill(full);
+            }
+            match self.facts.known_at(full, key) {
+                Known::Facts(f) => Some(f),
+                Known::Missing => None,
+                Known::Unknown => {
+                    pending.push(full.to_path_buf());
+                    Some(AudioFacts::Undecodable("not probed yet".into()))
+                }
+            }
+        };
+        let loaded = crate::schedule::load::load_text(
+            &source.schedule,
+            &text,
+            &source.root,
+            period.from,
+            &mut facts,
+        );
+        if !pending.is_empty() {
+            return Err(Pending(pending));
+        }
+        let plan = loaded
+            .map(|(st, cat)| Arc::new(crate::schedule::expand(&st, &cat, period.from, period.to)))
+            .map_err(|e| schedule_note(&source.schedule, &e));
+        Ok(Entry {
+            source: source.clone(),
+            period: period.clone(),
+            schedule_key,
+            schedule_sha,
+            audio,
+            plan,
+        })
+    }
+
+    fn insert(&self, e: Entry) {
+        let key = (e.source.id.clone(), e.period.label.clone());
+        self.entries
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key, Arc::new(e));
+    }
+
+    fn get(&self, id: &str, label: &str) -> Option<Arc<Entry>> {
+        self.entries
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&(id.to_string(), label.to_string()))
+            .cloned()
+    }
+
+    /// Rebuild every cached plan one of whose files changed since it was built.
+    fn recheck(&self) {
+        let all: Vec<Arc<Entry>> = self
+            .entries
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        // Episodes are shared by many stations: one stat per path per round.
+        let mut seen: HashMap<PathBuf, Option<StatKey>> = HashMap::new();
+        let mut stat = |p: &Path| {
+            *seen
+                .entry(p.to_path_buf())
+                .or_insert_with(|| StatKey::of(p))
+        };
+        for e in all {
+            let changed = stat(&e.source.schedule) != e.schedule_key
+                || e.audio.iter().any(|(p, k)| stat(p) != *k);
+            if changed && let Ok(fresh) = self.build(&e.source, &e.period, true) {
+                self.insert(fresh);
+                self.generation.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+fn refresher(shared: Arc<Shared>, jobs: mpsc::Receiver<Job>, recheck: std::time::Duration) {
+    let mut last = std::time::Instant::now();
+    loop {
+        let wait = recheck.saturating_sub(last.elapsed());
+        match jobs.recv_timeout(wait) {
+            Ok(Job::Build(source, period)) => {
+                if let Ok(e) = shared.build(&source, &period, true) {
+                    shared.insert(e);
+                    shared.generation.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(mpsc::RecvTimeoutError::Disconnected) => return,
+        }
+        if last.elapsed() >= recheck {
+            shared.recheck();
+            last = std::time::Instant::now();
+        }
+    }
+}
+
+/// The periods a collector keeps warm at `now`: this month and the previous one (status, the
+/// overview and `/metrics` read this month; the monthly export usually the previous one).
+pub fn warm_periods(now: DateTime<Utc>) -> Vec<Period> {
+    let today = now
+        .with_timezone(&super::status::report_offset())
+        .date_naive();
+    let this = super::status::current_month(now);
+    let prev = super::status::current_month(
+        now - Duration::days(i64::from(chrono::Datelike::day(&today))),
+    );
+    [prev, this]
+        .iter()
+        .filter_map(|m| Period::parse(m, today).ok())
+        .collect()
+}
+
+impl PlanCache {
+    /// Open on the collector's database (reading the stored audio facts) with the refresher
+    /// checking files every `recheck_secs`.
+    pub fn open(db: &Path, recheck_secs: u64) -> Result<Self, StoreError> {
+        let shared = Arc::new(Shared {
+            facts: AudioFactsStore::open(db)?,
+            entries: RwLock::new(HashMap::new()),
+            builds: AtomicU64::new(0),
+            generation: AtomicU64::new(0),
+        });
+        let (tx, rx) = mpsc::channel();
+        let s = shared.clone();
+        let every = std::time::Duration::from_secs(recheck_secs.max(1));
+        std::thread::Builder::new()
+            .name("collector-plans".into())
+            .spawn(move || refresher(s, rx, every))
+            .map_err(|e| StoreError::Corrupt(format!("cannot start the plan refresher: {e}")))?;
+        Ok(Self {
+            shared,
+            jobs: Mutex::new(tx),
+        })
+    }
+
+    /// The audio facts (tests read its decode counter).
+    pub fn facts(&self) -> &AudioFactsStore {
+        &self.shared.facts
+    }
+
+    /// Plans built so far (cache misses and rebuilds).
+    pub fn builds(&self) -> u64 {
+        self.shared.builds.load(Ordering::Relaxed)
+    }
+}
+
+impl PlanSource for PlanCache {
+    fn generation(&self) -> u64 {
+        self.shared.generation.load(Ordering::Relaxed)
+    }
+
+    fn plan(&self, station: &StationEntry, period: &Period) -> Result<Vec<PlannedAiring>, String> {
+        let source = Source::of(station)
+            .ok_or_else(|| "no schedule file registered for this station".to_string())?;
+        if let Some(e) = self.shared.get(&station.id, &period.label)
+            && e.source == source
+            && e.period == *period
+        {
+            return e
+                .plan
+                .as_ref()
+                .map(|p| p.as_ref().clone())
+                .map_err(Clone::clone);
+        }
+        match self.shared.build(&source, period, false) {
+            Ok(e) => {
+                let plan = e
+                    .plan
+                    .as_ref()
+                    .map(|p| p.as_ref().clone())
+                    .map_err(Clone::clone);
+                self.shared.insert(e);
+                plan
+            }
+            Err(Pending(files)) => {
+                let n = files.len();
+                let first = files
+                    .first()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default();
+                if let Ok(tx) = self.jobs.lock() {
+                    let _ = tx.send(Job::Build(source, period.clone()));
+                }
+                Err(format!(
+                    "the plan is being computed: audio facts of {n} file(s) are not known yet \
+                     (first: {first}); reload in a moment"
+                ))
+            }
+        }
+    }
+
+    /// Build (hashing and decoding what is new) and keep the plan of every registered station
+    /// for each of `periods`, on every core.
+    fn warm(&self, registry: &Registry, periods: &[Period]) {
+        let sources: Vec<Source> = registry.stations.values().filter_map(Source::of).collect();
+        // The first station alone, so its (usually shared) episodes are decoded once, not once
+        // per thread.
+        let (first, rest) = sources.split_at(sources.len().min(1));
+        let work = |part: &[Source]| {
+            for s in part {
+                for p in periods {
+                    if let Ok(e) = self.shared.build(s, p, true) {
+                        self.shared.insert(e);
+                    }
+                }
+            }
+        };
+        work(first);
+        let per = rest.len().div_ceil(crate::worker_threads()).max(1);
+        std::thread::scope(|scope| {
+            for part in rest.chunks(per) {
+                scope.spawn(move || work(part));
+            }
+        });
+    }
+}
