@@ -229,6 +229,7 @@ fn fixture(stations: usize) -> PathBuf {
             clock_synced: Some(true),
             version: "bench".into(),
             uptime_secs: 86_400,
+            journal: None,
         };
         let bytes = serde_json::to_string(&hb).unwrap();
         store
