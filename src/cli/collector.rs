@@ -113,8 +113,8 @@ pub fn run(args: CollectorArgs) -> anyhow::Result<ExitCode> {
         &db,
         Arc::new(SystemClock),
         Arc::new(
-            PlanCache::open(&args.db, DEFAULT_PLAN_RECHECK_SECS)
-                .with_context(|| format!("opening database {}", args.db.display()))?,
+            PlanCache::open(&db, DEFAULT_PLAN_RECHECK_SECS)
+                .with_context(|| format!("opening database {}", db.display()))?,
         ),
         HttpConfig {
             admin_token,
