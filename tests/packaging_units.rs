@@ -174,6 +174,11 @@ fn units_say_what_operations_relies_on() {
             s.contains_key(&("Unit".to_string(), "StartLimitBurst".to_string())),
             "{unit}: start limits"
         );
+        assert!(
+            s.get(&("Service".to_string(), "Environment".to_string()))
+                .is_some_and(|v| v.iter().any(|e| e == "LOA_HOME=/var/lib/loa")),
+            "{unit}: the state layout's directory"
+        );
     }
     let st = settings("loa-station@.service");
     assert_eq!(
