@@ -525,6 +525,10 @@ fn loa_up_airs_within_a_minute_and_stops_cleanly_on_ctrl_c() {
     assert!(stdout.contains("AUDIO OUTPUT: NO SOUND CARD"), "{stdout}");
     assert!(stdout.contains(&format!("DASHBOARD: {base}/")), "{stdout}");
     assert!(stdout.contains("Next airings"), "{stdout}");
+    // The advice is what this test ran above, as typed (no flags: run from this directory).
+    for cmd in ["\n  loa status ", "\n  loa export --month "] {
+        assert!(stdout.contains(cmd), "banner advice {cmd:?}:\n{stdout}");
+    }
     assert!(stdout.contains("everything stopped cleanly"), "{stdout}");
 
     // 6. Nothing lost: the demo's journal verifies, and every record the collector stored is
