@@ -14,6 +14,14 @@
 //!   this wire version. [`SignedRecord::verify`] checks exactly that and nothing about the chain
 //!   (the chain needs the previous record, which only the caller has).
 //! - Adding an optional field is compatible; anything else bumps [`WIRE_VERSION`].
+//! - Every integer on the wire lies in `0..=`[`MAX_WIRE_INT`] (2^53 − 1, exact in every JSON
+//!   reader and in SQLite's INTEGER), signed ones in `-MAX_WIRE_INT..=MAX_WIRE_INT`, and `seq` in
+//!   `1..=MAX_WIRE_INT`; every number is finite. Decoding ([`SignedRecord::parse`],
+//!   [`Heartbeat::decode`]) refuses anything else with [`WireError::OutOfRange`] naming the field,
+//!   and signing refuses to produce it.
+//! - One signature rule everywhere: [`verify_signature_strict`] (ed25519-dalek's `verify_strict`:
+//!   canonical `s`, `R` and `A` decompress and are not of small order). Ingest and `loa verify`
+//!   both call it; there is no other verification path.
 //!
 //! This module knows nothing of HTTP, SQLite or files.
 
@@ -27,6 +35,9 @@ use sha2::{Digest, Sha256};
 
 /// Version of the records and messages defined here.
 pub const WIRE_VERSION: u32 = 1;
+/// Largest integer any wire field may carry: 2^53 − 1 (`Number.MAX_SAFE_INTEGER`), so every
+/// integer is exact in any JSON reader and fits SQLite's signed 64-bit INTEGER.
+pub const MAX_WIRE_INT: u64 = (1 << 53) - 1;
 /// `prev_hash` of a station's first record.
 pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
@@ -47,6 +58,39 @@ pub enum WireError {
     BadKey(String),
     #[error("a number in the record is not finite ({field}); records carry only finite numbers")]
     NotFinite { field: &'static str },
+    #[error("field `{field}` is {value}, outside the range the wire allows ({allowed})")]
+    OutOfRange {
+        field: &'static str,
+        value: i128,
+        allowed: &'static str,
+    },
+}
+
+/// Range of an unsigned wire integer.
+const UNSIGNED_RANGE: &str = "0 to 9007199254740991, i.e. 2^53 - 1";
+
+/// Check that an unsigned wire integer is at most [`MAX_WIRE_INT`].
+fn check_unsigned(field: &'static str, value: u64) -> Result<(), WireError> {
+    if value > MAX_WIRE_INT {
+        return Err(WireError::OutOfRange {
+            field,
+            value: i128::from(value),
+            allowed: UNSIGNED_RANGE,
+        });
+    }
+    Ok(())
+}
+
+/// Check that a signed wire integer lies within ±[`MAX_WIRE_INT`].
+fn check_signed(field: &'static str, value: i64) -> Result<(), WireError> {
+    if value.unsigned_abs() > MAX_WIRE_INT {
+        return Err(WireError::OutOfRange {
+            field,
+            value: i128::from(value),
+            allowed: "-9007199254740991 to 9007199254740991, i.e. within ±(2^53 - 1)",
+        });
+    }
+    Ok(())
 }
 
 /// What happened to a planned (or manual) airing.
@@ -187,9 +231,33 @@ impl AiringRecord {
         }
     }
 
+    /// Every integer within the range the wire allows (see the module invariants).
+    fn check_ranges(&self) -> Result<(), WireError> {
+        if self.seq == 0 || self.seq > MAX_WIRE_INT {
+            return Err(WireError::OutOfRange {
+                field: "seq",
+                value: i128::from(self.seq),
+                allowed: "1 to 9007199254740991, i.e. 2^53 - 1; sequence numbers start at 1",
+            });
+        }
+        if let Some(ms) = self.start_offset_ms {
+            check_signed("start_offset_ms", ms)?;
+        }
+        if let Some(e) = &self.evidence {
+            check_unsigned("evidence.frames", e.frames)?;
+        }
+        Ok(())
+    }
+
+    /// The checks every record must pass at decode and at signing: ranges and finite numbers.
+    fn check_wire(&self) -> Result<(), WireError> {
+        self.check_ranges()?;
+        self.check_finite()
+    }
+
     /// Encode, hash and sign. `self.prev_hash` must already link to the previous record.
     pub fn sign(&self, key: &SigningKey) -> Result<SignedRecord, WireError> {
-        self.check_finite()?;
+        self.check_wire()?;
         let bytes = serde_json::to_string(self)?;
         let hash = sha256_hex(bytes.as_bytes());
         let signature = B64.encode(key.sign(bytes.as_bytes()).to_bytes());
@@ -215,12 +283,14 @@ impl SignedRecord {
         self.record.get()
     }
 
-    /// Parse the record without checking anything (for display and routing).
+    /// Parse the record and check its version and every number's range (see the module
+    /// invariants), without checking hash or signature (for display and routing).
     pub fn parse(&self) -> Result<AiringRecord, WireError> {
         let rec: AiringRecord = serde_json::from_str(self.bytes())?;
         if rec.v != WIRE_VERSION {
             return Err(WireError::Version { found: rec.v });
         }
+        rec.check_wire()?;
         Ok(rec)
     }
 
@@ -309,8 +379,33 @@ pub struct SignedHeartbeat {
 }
 
 impl Heartbeat {
+    /// Parse a heartbeat's bytes and check its version and every number's range.
+    pub fn decode(bytes: &str) -> Result<Heartbeat, WireError> {
+        let hb: Heartbeat = serde_json::from_str(bytes)?;
+        if hb.v != WIRE_VERSION {
+            return Err(WireError::Version { found: hb.v });
+        }
+        hb.check_ranges()?;
+        Ok(hb)
+    }
+
+    /// Every integer within the range the wire allows.
+    fn check_ranges(&self) -> Result<(), WireError> {
+        check_unsigned("backlog_records", self.backlog_records)?;
+        check_unsigned("last_seq", self.last_seq)?;
+        check_unsigned("uptime_secs", self.uptime_secs)?;
+        if let Some(j) = &self.journal {
+            check_unsigned("journal.held_records", j.held_records)?;
+            if let Some(free) = j.free_bytes {
+                check_unsigned("journal.free_bytes", free)?;
+            }
+        }
+        Ok(())
+    }
+
     /// Encode and sign.
     pub fn sign(&self, key: &SigningKey) -> Result<SignedHeartbeat, WireError> {
+        self.check_ranges()?;
         let bytes = serde_json::to_string(self)?;
         let signature = B64.encode(key.sign(bytes.as_bytes()).to_bytes());
         Ok(SignedHeartbeat {
@@ -323,10 +418,7 @@ impl Heartbeat {
 impl SignedHeartbeat {
     /// Check the signature against `key`, then parse.
     pub fn verify(&self, key: &VerifyingKey) -> Result<Heartbeat, WireError> {
-        let hb: Heartbeat = serde_json::from_str(self.heartbeat.get())?;
-        if hb.v != WIRE_VERSION {
-            return Err(WireError::Version { found: hb.v });
-        }
+        let hb = Heartbeat::decode(self.heartbeat.get())?;
         verify_signature(
             self.heartbeat.get().as_bytes(),
             &self.signature,
@@ -384,21 +476,41 @@ pub fn decode_public_key(text: &str) -> Result<VerifyingKey, WireError> {
     VerifyingKey::from_bytes(&arr).map_err(|e| WireError::BadKey(e.to_string()))
 }
 
+/// The one signature rule of `loa`: Ed25519 with ed25519-dalek's `verify_strict` semantics —
+/// `s` canonical, `R` and the key `A` valid points and neither of small order (so a key holder
+/// cannot make a signature that one verifier accepts and another refuses). Ingest (record by
+/// record, spread over the cores), heartbeats and `loa verify` all call this.
+pub fn verify_signature_strict(key: &VerifyingKey, message: &[u8], signature: &Signature) -> bool {
+    key.verify_strict(message, signature).is_ok()
+}
+
+/// A base64 Ed25519 signature (exactly 64 bytes, padded standard alphabet).
+pub fn decode_signature(text: &str) -> Option<Signature> {
+    // 64 bytes are 88 base64 characters; decode into a buffer with room for the slack the
+    // decoder wants, then insist on exactly 64 bytes.
+    if text.len() != 88 {
+        return None;
+    }
+    let mut buf = [0u8; 66];
+    let n = B64.decode_slice(text, &mut buf).ok()?;
+    let raw: [u8; 64] = buf.get(..n)?.try_into().ok()?;
+    Some(Signature::from_bytes(&raw))
+}
+
 fn verify_signature(
     bytes: &[u8],
     signature: &str,
     key: &VerifyingKey,
     station: &str,
 ) -> Result<(), WireError> {
-    let raw = B64
-        .decode(signature)
-        .map_err(|_| WireError::SignatureEncoding)?;
-    let arr: [u8; 64] = raw.try_into().map_err(|_| WireError::SignatureEncoding)?;
-    let sig = Signature::from_bytes(&arr);
-    key.verify_strict(bytes, &sig)
-        .map_err(|_| WireError::BadSignature {
+    let sig = decode_signature(signature).ok_or(WireError::SignatureEncoding)?;
+    if verify_signature_strict(key, bytes, &sig) {
+        Ok(())
+    } else {
+        Err(WireError::BadSignature {
             station: station.to_string(),
         })
+    }
 }
 
 #[cfg(test)]

@@ -560,6 +560,7 @@ async fn admin_api_registers_a_station_only_with_the_token() {
     let r = c
         .post(&url)
         .bearer_auth("s3cret-token-0123456789")
+        .header("content-type", "application/json")
         .body(serde_json::to_vec(&bad).unwrap())
         .send()
         .await
@@ -568,6 +569,7 @@ async fn admin_api_registers_a_station_only_with_the_token() {
     let r = c
         .post(&url)
         .bearer_auth("s3cret-token-0123456789")
+        .header("content-type", "application/json")
         .body(entry)
         .send()
         .await

@@ -3,11 +3,20 @@
 //! (`GET /api/v1/reports/{period}.{csv|xlsx|json}`), `/healthz`, `/metrics`, the OpenAPI document
 //! and the dashboard. One router per resource, one [`AppState`], one [`ApiError`].
 //!
-//! **Invariant:** a request either gets a definite answer (stored / refused with reasons) or a 429
-//! / 500 after which nothing of it was stored; an ingest answer is sent only after the writer
-//! thread (the one owner of the write connections) committed it; decoding, hashing and signature
-//! checks and all reads run in `spawn_blocking`, never on the async workers; internal errors are
-//! logged, never shown.
+//! **Invariant:** a request either gets a definite answer (stored / refused with reasons) or a
+//! 408 / 429 / 500 after which nothing of it was stored; an ingest answer is sent only after the
+//! writer thread (the one owner of the write connections) committed it; decoding, hashing and
+//! signature checks and all reads run in `spawn_blocking`, never on the async workers; internal
+//! errors are logged, never shown.
+//!
+//! **Under attack:** no client can hold what others need. Every read has a deadline (request
+//! headers and the wait for the next request on a kept-alive connection: `header_read_secs`;
+//! a request body: `body_read_secs`; a connection's whole life: `connection_max_secs`); each
+//! remote address may hold at most `max_connections_per_addr` connections (429 and close
+//! beyond); and the scarce ingest slot is taken only once the body is complete and the station
+//! is registered, so slow or unknown senders never queue real stations out. Heartbeats that are
+//! older than `heartbeat_max_age_secs`, ahead of the collector's clock by more than that, or not
+//! newer than the last one stored never refresh a station's liveness (409, counted).
 
 use axum::Router;
 use axum::body::{Body, Bytes};
@@ -46,6 +55,24 @@ pub const DEFAULT_MAX_CONCURRENT_INGEST: usize = 32;
 pub const DEFAULT_INGEST_WAIT_MS: u64 = 5_000;
 /// Retry-After sent with 429, in seconds.
 pub const DEFAULT_RETRY_AFTER_SECS: u64 = 5;
+/// Default time a client has to send a request's headers, and the longest a kept-alive
+/// connection may sit idle waiting for the next request.
+pub const DEFAULT_HEADER_READ_SECS: u64 = 30;
+/// Default time a client has to send a whole request body (8 MiB at ~1 Mbit/s fits).
+pub const DEFAULT_BODY_READ_SECS: u64 = 90;
+/// Default longest life of one connection; then it is closed after its current request.
+pub const DEFAULT_CONNECTION_MAX_SECS: u64 = 600;
+/// Default most connections one remote address may hold at once (stations behind one NAT
+/// share an address; a station uses one or two).
+pub const DEFAULT_MAX_CONNECTIONS_PER_ADDR: usize = 64;
+/// Default most connections at once, all addresses together (file descriptors are finite).
+pub const DEFAULT_MAX_CONNECTIONS: usize = 8_192;
+/// Default largest distance between a heartbeat's `sent_at` and the collector's clock (either
+/// way) for it to count; a replayed or delayed heartbeat beyond it does not refresh liveness.
+pub const DEFAULT_HEARTBEAT_MAX_AGE_SECS: i64 = 600;
+/// How long a connection closed at its age limit (or at shutdown) may take to finish its
+/// current request before it is dropped.
+const CLOSE_GRACE: Duration = Duration::from_secs(30);
 
 /// The OpenAPI document (also `docs/openapi.json`).
 pub const OPENAPI_JSON: &str = include_str!("../../docs/openapi.json");
@@ -67,6 +94,18 @@ pub struct HttpConfig {
     /// the admin API may lie in (the layout's schedules and audio directories; see
     /// [`super::registry::enrol`]).
     pub enrol_roots: Vec<PathBuf>,
+    /// Time to send a request's headers; also the idle limit of a kept-alive connection.
+    pub header_read_secs: u64,
+    /// Time to send a whole request body (408 after).
+    pub body_read_secs: u64,
+    /// Longest life of one connection.
+    pub connection_max_secs: u64,
+    /// Most connections of one remote address (429 and close beyond).
+    pub max_connections_per_addr: usize,
+    /// Most connections at once in all.
+    pub max_connections: usize,
+    /// Largest |collector clock − heartbeat `sent_at`| for a heartbeat to count.
+    pub heartbeat_max_age_secs: i64,
 }
 
 impl Default for HttpConfig {
@@ -81,6 +120,12 @@ impl Default for HttpConfig {
             admin_token: None,
             synchronous: DEFAULT_SYNCHRONOUS,
             enrol_roots: Vec::new(),
+            header_read_secs: DEFAULT_HEADER_READ_SECS,
+            body_read_secs: DEFAULT_BODY_READ_SECS,
+            connection_max_secs: DEFAULT_CONNECTION_MAX_SECS,
+            max_connections_per_addr: DEFAULT_MAX_CONNECTIONS_PER_ADDR,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            heartbeat_max_age_secs: DEFAULT_HEARTBEAT_MAX_AGE_SECS,
         }
     }
 }
@@ -98,7 +143,16 @@ pub struct StationLabel {
 }
 
 /// The statuses a batch can be refused with (each exposed from the start, at 0).
-const REJECT_STATUSES: [&str; 6] = ["400", "401", "403", "409", "413", "429"];
+const REJECT_STATUSES: [&str; 8] = ["400", "401", "403", "408", "409", "413", "415", "429"];
+
+/// Why a validly signed heartbeat did not count (each exposed from the start, at 0).
+const HEARTBEAT_REFUSALS: [&str; 2] = ["stale", "not_newer"];
+
+/// Label of a refused heartbeat: why.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabel {
+    pub reason: String,
+}
 
 /// The `/metrics` registry (`prometheus-client`): counters moved by ingest and heartbeats as
 /// they happen; the station gauges set from the kept station status (nothing is recomputed from
@@ -109,6 +163,10 @@ pub struct Metrics {
     pub batches_stored: Counter,
     pub batches_rejected: Family<StatusLabel, Counter>,
     pub heartbeats: Counter,
+    /// Validly signed heartbeats that did not count, by reason (`stale`, `not_newer`).
+    pub heartbeats_refused: Family<ReasonLabel, Counter>,
+    /// Connections refused because their address (or the server) held too many.
+    pub connections_refused: Counter,
     pub ingest_micros_total: Counter,
     /// Records in the database: counted once at start, then moved by ingest.
     pub records_stored: Gauge,
@@ -133,6 +191,8 @@ impl Default for Metrics {
             batches_stored: Counter::default(),
             batches_rejected: Family::default(),
             heartbeats: Counter::default(),
+            heartbeats_refused: Family::default(),
+            connections_refused: Counter::default(),
             ingest_micros_total: Counter::default(),
             records_stored: Gauge::default(),
             stations_registered: Gauge::default(),
@@ -144,6 +204,11 @@ impl Default for Metrics {
         for status in REJECT_STATUSES {
             drop(m.batches_rejected.get_or_create(&StatusLabel {
                 status: status.into(),
+            }));
+        }
+        for reason in HEARTBEAT_REFUSALS {
+            drop(m.heartbeats_refused.get_or_create(&ReasonLabel {
+                reason: reason.into(),
             }));
         }
         // Counters get `_total` appended by the encoder: the exposed names are unchanged.
@@ -172,6 +237,16 @@ impl Default for Metrics {
             "loa_heartbeats",
             "Heartbeats received",
             m.heartbeats.clone(),
+        );
+        r.register(
+            "loa_heartbeats_refused",
+            "Validly signed heartbeats that did not count, by reason",
+            m.heartbeats_refused.clone(),
+        );
+        r.register(
+            "loa_connections_refused",
+            "Connections refused: their address or the server held too many",
+            m.connections_refused.clone(),
         );
         r.register(
             "loa_ingest_seconds_micros",
@@ -256,10 +331,20 @@ enum WriteJob {
     },
     Heartbeat {
         station: String,
+        sent_at: DateTime<Utc>,
         bytes: String,
         signature: String,
-        reply: oneshot::Sender<Result<DateTime<Utc>, StoreError>>,
+        reply: oneshot::Sender<Result<HeartbeatStored, StoreError>>,
     },
+}
+
+/// What the writer did with a heartbeat.
+enum HeartbeatStored {
+    /// Stored at this instant (the station's liveness refreshed).
+    At(DateTime<Utc>),
+    /// Not stored: its `sent_at` is not newer than that of the stored one (a replay, or a
+    /// heartbeat overtaken by a later one).
+    NotNewer { last: DateTime<Utc> },
 }
 
 /// The writer thread: the only user of the write connections (SQLite has one writer anyway),
@@ -272,19 +357,26 @@ fn run_writer(mut w: Writers, clock: Arc<dyn Clock>, mut rx: mpsc::Receiver<Writ
     let mut take = |job: WriteJob, batches: &mut VecDeque<_>| match job {
         WriteJob::Heartbeat {
             station,
+            sent_at,
             bytes,
             signature,
             reply,
         } => {
             let now = clock.now();
+            // The writer is the only writer, so reading the last one and replacing it is atomic.
             let stored = guarded("heartbeat", || {
-                w.heartbeats
-                    .store_heartbeat(&station, &bytes, &signature, now)
+                match w.heartbeats.last_heartbeat_sent_at(&station)? {
+                    Some(last) if sent_at <= last => Ok(HeartbeatStored::NotNewer { last }),
+                    _ => w
+                        .heartbeats
+                        .store_heartbeat(&station, &bytes, &signature, now)
+                        .map(|()| HeartbeatStored::At(now)),
+                }
             });
             // The requester may have gone (client closed); the heartbeat is stored anyway.
             // After a panic the reply is dropped: the requester answers 500.
             if let Some(r) = stored {
-                let _ = reply.send(r.map(|()| now));
+                let _ = reply.send(r);
             }
         }
         WriteJob::Batch {
@@ -500,10 +592,16 @@ pub enum ApiError {
     Forbidden(String, Vec<Rejection>),
     /// 404: no such resource.
     NotFound(String),
+    /// 408: the body did not arrive within the time allowed.
+    Timeout(String),
     /// 409: same seq with different bytes, or the chain does not link to what is stored.
     Conflict(BatchAck),
+    /// 409: a validly signed heartbeat that must not refresh liveness (stale or replayed).
+    StaleHeartbeat(String),
     /// 413: body or batch too large.
     TooLarge(String),
+    /// 415: the body is not declared `application/json`.
+    UnsupportedMediaType(String),
     /// 429: too many ingest requests at once; retry after the stated seconds.
     Overloaded,
     /// 500: logged; the client sees a generic message.
@@ -552,6 +650,30 @@ impl IntoResponse for ApiError {
             ),
             ApiError::Forbidden(m, r) => (StatusCode::FORBIDDEN, m, Some(rejected_ack(r))),
             ApiError::NotFound(m) => (StatusCode::NOT_FOUND, m, None),
+            ApiError::Timeout(m) => (
+                StatusCode::REQUEST_TIMEOUT,
+                m.clone(),
+                Some(rejected_ack(vec![Rejection {
+                    seq: None,
+                    reason: m,
+                }])),
+            ),
+            ApiError::StaleHeartbeat(m) => (
+                StatusCode::CONFLICT,
+                m.clone(),
+                Some(rejected_ack(vec![Rejection {
+                    seq: None,
+                    reason: m,
+                }])),
+            ),
+            ApiError::UnsupportedMediaType(m) => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                m.clone(),
+                Some(rejected_ack(vec![Rejection {
+                    seq: None,
+                    reason: m,
+                }])),
+            ),
             ApiError::Conflict(ack) => (
                 StatusCode::CONFLICT,
                 "conflict with stored records; nothing of this batch was stored".to_string(),
@@ -588,9 +710,9 @@ impl IntoResponse for ApiError {
             }
         };
         let mut resp = (status, axum::Json(ErrorBody { error: &msg, ack })).into_response();
-        if status == StatusCode::PAYLOAD_TOO_LARGE {
-            // The rest of an oversized body is left unread, so this connection cannot carry
-            // another request: say so, or a pooling client reuses it and gets a torn answer.
+        if status == StatusCode::PAYLOAD_TOO_LARGE || status == StatusCode::REQUEST_TIMEOUT {
+            // The rest of the body is left unread, so this connection cannot carry another
+            // request: say so, or a pooling client reuses it and gets a torn answer.
             resp.headers_mut()
                 .insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
@@ -631,9 +753,46 @@ fn unknown_station(state: &AppState, id: &str) -> ApiError {
     ))
 }
 
+/// Refuse (415) a body not declared as JSON: `Content-Type: application/json`, parameters
+/// (`; charset=utf-8`) allowed, the type and subtype case-insensitive.
+fn require_json(headers: &axum::http::HeaderMap) -> Result<(), ApiError> {
+    let declared = headers
+        .get(header::CONTENT_TYPE)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+    let essence = declared.as_deref().map(|t| {
+        t.split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase()
+    });
+    if essence.as_deref() == Some("application/json") {
+        return Ok(());
+    }
+    Err(ApiError::UnsupportedMediaType(format!(
+        "the body must be JSON sent with `Content-Type: application/json` (got {}); nothing was stored",
+        match &declared {
+            Some(t) => format!("`{t}`"),
+            None => "no Content-Type".into(),
+        }
+    )))
+}
+
+/// Read the whole body within the size limit and `body_read_secs` (408 after).
 async fn read_body(state: &AppState, body: Body) -> Result<Bytes, ApiError> {
     let limit = state.inner.config.max_body_bytes;
-    axum::body::to_bytes(body, limit).await.map_err(|e| {
+    let secs = state.inner.config.body_read_secs;
+    let read = tokio::time::timeout(
+        Duration::from_secs(secs),
+        axum::body::to_bytes(body, limit),
+    )
+    .await
+    .map_err(|_| {
+        ApiError::Timeout(format!(
+            "the body did not arrive within {secs} s; nothing was stored; send it faster or in smaller batches"
+        ))
+    })?;
+    read.map_err(|e| {
         // to_bytes reports the limit through a boxed error; anything else is a broken upload.
         let text = e.to_string();
         if text.contains("length limit")
@@ -652,6 +811,8 @@ fn count_rejection(m: &Metrics, e: &ApiError) {
         ApiError::UnknownStation(_) => "401",
         ApiError::Forbidden(..) => "403",
         ApiError::Conflict(_) => "409",
+        ApiError::Timeout(_) => "408",
+        ApiError::UnsupportedMediaType(_) => "415",
         ApiError::TooLarge(_) => "413",
         ApiError::Overloaded => "429",
         _ => return,
@@ -666,17 +827,30 @@ fn count_rejection(m: &Metrics, e: &ApiError) {
 async fn post_records(
     State(state): State<AppState>,
     Path(id): Path<String>,
+    headers: axum::http::HeaderMap,
     body: Body,
 ) -> Result<axum::Json<BatchAck>, ApiError> {
-    let r = ingest_records(&state, id, body).await;
+    let r = ingest_records(&state, id, &headers, body).await;
     if let Err(e) = &r {
         count_rejection(&state.inner.metrics, e);
     }
     r.map(axum::Json)
 }
 
-async fn ingest_records(state: &AppState, id: String, body: Body) -> Result<BatchAck, ApiError> {
+async fn ingest_records(
+    state: &AppState,
+    id: String,
+    headers: &axum::http::HeaderMap,
+    body: Body,
+) -> Result<BatchAck, ApiError> {
     let started = std::time::Instant::now();
+    // Cheap refusals first, then the body (with its deadline); only a registered station with a
+    // complete body takes one of the scarce ingest slots, so slow or unknown senders hold none.
+    require_json(headers)?;
+    let entry = state
+        .station(&id)
+        .ok_or_else(|| unknown_station(state, &id))?;
+    let bytes = read_body(state, body).await?;
     let _permit = tokio::time::timeout(
         Duration::from_millis(state.inner.config.ingest_wait_ms),
         state.inner.ingest_slots.acquire(),
@@ -684,10 +858,6 @@ async fn ingest_records(state: &AppState, id: String, body: Body) -> Result<Batc
     .await
     .map_err(|_| ApiError::Overloaded)?
     .map_err(|_| ApiError::Overloaded)?;
-    let bytes = read_body(state, body).await?;
-    let entry = state
-        .station(&id)
-        .ok_or_else(|| unknown_station(state, &id))?;
     let max_records = state.inner.config.max_batch_records;
     let station = entry.id.clone();
     let checked = state
@@ -733,32 +903,71 @@ struct HeartbeatAck {
 async fn post_heartbeat(
     State(state): State<AppState>,
     Path(id): Path<String>,
+    headers: axum::http::HeaderMap,
     body: Body,
 ) -> Result<axum::Json<HeartbeatAck>, ApiError> {
-    let bytes = read_body(&state, body).await?;
+    require_json(&headers)?;
     let entry = state
         .station(&id)
         .ok_or_else(|| unknown_station(&state, &id))?;
+    let bytes = read_body(&state, body).await?;
     let station = entry.id.clone();
-    let hb = state
+    let (hb, parsed) = state
         .cpu(move || {
             let hb: SignedHeartbeat = decode_json(&bytes).map_err(batch_error)?;
-            check_heartbeat(&entry.id, &entry.key, &hb).map_err(batch_error)?;
-            Ok(hb)
+            let parsed = check_heartbeat(&entry.id, &entry.key, &hb).map_err(batch_error)?;
+            Ok((hb, parsed))
         })
         .await?;
+    let m = &state.inner.metrics;
+    // A validly signed heartbeat still proves liveness only when it is fresh: one sent long ago
+    // (replayed, or delayed) or dated far ahead of this clock is refused, visibly.
+    let now = state.inner.clock.now();
+    let bound = state.inner.config.heartbeat_max_age_secs;
+    let skew = (now - parsed.sent_at).num_seconds();
+    if skew.abs() > bound {
+        m.heartbeats_refused
+            .get_or_create(&ReasonLabel {
+                reason: "stale".into(),
+            })
+            .inc();
+        let why = if skew > 0 { "behind" } else { "ahead of" };
+        tracing::warn!(station = %station, sent_at = %parsed.sent_at, "stale heartbeat refused");
+        return Err(ApiError::StaleHeartbeat(format!(
+            "heartbeat refused: its sent_at {} is {} s {why} the collector's clock (more than {bound} s); \
+             it does not count as a sign of life (a replay, or the station's clock is wrong)",
+            parsed.sent_at.to_rfc3339(),
+            skew.abs()
+        )));
+    }
     let (reply, answer) = oneshot::channel();
     let stored_bytes = String::from(Box::<str>::from(hb.heartbeat));
     state
         .write(WriteJob::Heartbeat {
-            station,
+            station: station.clone(),
+            sent_at: parsed.sent_at,
             bytes: stored_bytes.clone(),
             signature: hb.signature,
             reply,
         })
         .await?;
     let at = match answer.await {
-        Ok(r) => r?,
+        Ok(Ok(HeartbeatStored::At(at))) => at,
+        Ok(Ok(HeartbeatStored::NotNewer { last })) => {
+            m.heartbeats_refused
+                .get_or_create(&ReasonLabel {
+                    reason: "not_newer".into(),
+                })
+                .inc();
+            tracing::warn!(station = %station, sent_at = %parsed.sent_at, "replayed heartbeat refused");
+            return Err(ApiError::StaleHeartbeat(format!(
+                "heartbeat refused: its sent_at {} is not newer than the last one stored ({}); \
+                 a replayed heartbeat does not count as a sign of life",
+                parsed.sent_at.to_rfc3339(),
+                last.to_rfc3339()
+            )));
+        }
+        Ok(Err(e)) => return Err(e.into()),
         Err(_) => return Err(writer_gone()),
     };
     // The status keeps the heartbeat just stored (what reading it back would give).
@@ -1069,6 +1278,7 @@ async fn admin_register(
             "admin token missing or wrong (Authorization: Bearer <token>)".into(),
         ));
     }
+    require_json(&headers)?;
     let bytes = read_body(&state, body).await?;
     let raw: super::registry::RawStation = decode_json(&bytes).map_err(batch_error)?;
     let path = state
@@ -1140,13 +1350,146 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Serve on a bound listener until `shutdown` resolves.
+/// Connections held per remote address and in all; a [`ConnSlot`] gives its place back on drop.
+#[derive(Default)]
+struct ConnTable {
+    per_addr: Mutex<std::collections::HashMap<std::net::IpAddr, usize>>,
+}
+
+/// One admitted connection's place in the [`ConnTable`].
+struct ConnSlot {
+    table: Arc<ConnTable>,
+    addr: std::net::IpAddr,
+}
+
+impl ConnTable {
+    /// Admit a connection from `addr` unless that address holds `per_addr` or all addresses
+    /// together hold `total` already.
+    fn admit(
+        table: &Arc<ConnTable>,
+        addr: std::net::IpAddr,
+        per_addr: usize,
+        total: usize,
+    ) -> Option<ConnSlot> {
+        let mut map = match table.per_addr.lock() {
+            Ok(m) => m,
+            Err(e) => e.into_inner(),
+        };
+        let all: usize = map.values().sum();
+        let held = map.entry(addr).or_insert(0);
+        if *held >= per_addr.max(1) || all >= total.max(1) {
+            return None;
+        }
+        *held += 1;
+        Some(ConnSlot {
+            table: table.clone(),
+            addr,
+        })
+    }
+}
+
+impl Drop for ConnSlot {
+    fn drop(&mut self) {
+        let mut map = match self.table.per_addr.lock() {
+            Ok(m) => m,
+            Err(e) => e.into_inner(),
+        };
+        if let Some(n) = map.get_mut(&self.addr) {
+            *n -= 1;
+            if *n == 0 {
+                map.remove(&self.addr);
+            }
+        }
+    }
+}
+
+/// Answer a connection over its address's limit with 429 and close it, without reading it.
+async fn refuse_connection(mut stream: tokio::net::TcpStream) {
+    use tokio::io::AsyncWriteExt;
+    let body = format!(
+        "{{\"error\":\"too many connections from your address; retry after {DEFAULT_RETRY_AFTER_SECS} s\"}}"
+    );
+    let answer = format!(
+        "HTTP/1.1 429 Too Many Requests\r\ncontent-type: application/json\r\nretry-after: {DEFAULT_RETRY_AFTER_SECS}\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = tokio::time::timeout(Duration::from_secs(2), async {
+        let _ = stream.write_all(answer.as_bytes()).await;
+        let _ = stream.shutdown().await;
+    })
+    .await;
+}
+
+/// Serve on a bound listener until `shutdown` resolves; then stop accepting, let the requests in
+/// flight finish (each connection at most [`CLOSE_GRACE`] more) and return.
+///
+/// The accept loop is ours (hyper's HTTP/1 server under it) for the limits `axum::serve` lacks:
+/// the header-read timeout (also the idle limit between requests on a kept-alive connection),
+/// each connection's age limit, and connections per remote address.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await
+    let cfg = state.inner.config.clone();
+    let metrics_state = state.clone();
+    let app = router(state);
+    let table = Arc::new(ConnTable::default());
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut conns = tokio::task::JoinSet::new();
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(cfg.header_read_secs.max(1)))
+        .keep_alive(true);
+    tokio::pin!(shutdown);
+    loop {
+        // Reap finished connections so the set does not grow.
+        while conns.try_join_next().is_some() {}
+        let (stream, peer) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    // Out of file descriptors and the like: wait, do not spin.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let Some(slot) = ConnTable::admit(
+            &table,
+            peer.ip(),
+            cfg.max_connections_per_addr,
+            cfg.max_connections,
+        ) else {
+            metrics_state.inner.metrics.connections_refused.inc();
+            tracing::warn!(peer = %peer.ip(), "connection refused: too many from this address");
+            conns.spawn(refuse_connection(stream));
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let service = hyper_util::service::TowerToHyperService::new(app.clone());
+        let conn = http.serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+        let mut stop = stop_rx.clone();
+        let max_age = Duration::from_secs(cfg.connection_max_secs.max(1));
+        conns.spawn(async move {
+            let _slot = slot;
+            tokio::pin!(conn);
+            let ended = tokio::select! {
+                r = conn.as_mut() => Some(r),
+                _ = tokio::time::sleep(max_age) => None,
+                _ = stop.wait_for(|s| *s) => None,
+            };
+            if ended.is_none() {
+                // Age limit or shutdown: finish the request in flight, then close.
+                conn.as_mut().graceful_shutdown();
+                let _ = tokio::time::timeout(CLOSE_GRACE, conn.as_mut()).await;
+            }
+        });
+    }
+    drop(listener);
+    let _ = stop_tx.send(true);
+    while conns.join_next().await.is_some() {}
+    Ok(())
 }

@@ -2,31 +2,23 @@
 //! (errors name the field), then every record's station, signature, hash, version and the
 //! batch's internal order and chain.
 //!
-//! Signatures are checked with Ed25519 *batch* verification (one multiscalar equation per run of
-//! records, split across the cores): a batch is all-or-nothing anyway, and when the equation fails
-//! every signature of the run is verified on its own (`verify_strict`) so the answer names the bad
-//! records. For every signature made by a correct signer the two agree. They can differ only for
-//! a signature deliberately crafted by the *key holder* with a small-order component in `R`: strict
-//! verification refuses it, the batch equation lets it through with a probability of at most 1/2
-//! per attempt. Nobody without the key can use this (batch verification is as unforgeable as
-//! single verification), and a weak (small-order) registered key is never batch-verified. Such a
-//! record would be flagged by `loa verify`, which verifies each record strictly.
+//! Signatures are checked with the one rule of `loa`, [`crate::wire::verify_signature_strict`]
+//! (ed25519-dalek's `verify_strict`), record by record, big batches split across the cores —
+//! the very function `loa verify` uses offline, so a record stored here verifies there and a
+//! record refused here would be refused there. No batch equation: one that accepts what strict
+//! verification refuses (small-order or identity `R`) would let a key holder store records that
+//! a later audit judges differently.
 //!
 //! **Invariant:** everything here is pure CPU work over the body and the station's registered key;
 //! a batch that leaves this module is internally consistent and signed by that key, and nothing
 //! here can store anything (the store then checks it against what is already stored).
 
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD as B64;
-use curve25519_dalek::constants::ED25519_BASEPOINT_POINT;
-use curve25519_dalek::edwards::{CompressedEdwardsY, EdwardsPoint};
-use curve25519_dalek::scalar::Scalar;
-use curve25519_dalek::traits::{IsIdentity, VartimeMultiscalarMul};
 use ed25519_dalek::{Signature, VerifyingKey};
-use sha2::{Digest, Sha256, Sha512};
+use sha2::{Digest, Sha256};
 
 use crate::wire::{
-    AiringRecord, GENESIS_HASH, RecordBatch, Rejection, SignedHeartbeat, SignedRecord, WireError,
+    AiringRecord, GENESIS_HASH, Heartbeat, RecordBatch, Rejection, SignedHeartbeat, SignedRecord,
+    WireError, decode_signature, verify_signature_strict,
 };
 
 /// Default largest request body the collector reads (413 above): 8 MiB, room for a batch of
@@ -36,9 +28,6 @@ pub const DEFAULT_MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
 pub const DEFAULT_MAX_BATCH_RECORDS: usize = 5_000;
 /// Batches at least this long are checked on several threads.
 const PARALLEL_VERIFY_MIN: usize = 64;
-/// Runs at least this long have their signatures verified as one Ed25519 batch (below it the
-/// batch's fixed cost is not worth it).
-const BATCH_VERIFY_MIN: usize = 4;
 
 /// Why a batch (or heartbeat) was refused before storage; each maps to one HTTP status.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -122,15 +111,14 @@ pub fn decode_batch(body: &[u8], max_records: usize) -> Result<RecordBatch, Batc
 /// Outcome of checking one record: the record, or (forbidden?, why).
 type OneResult = Result<CheckedRecord, (bool, Rejection)>;
 
-/// A record that passed every check except its signature, which is verified afterwards (in a
-/// batch) together with the others of its chunk.
+/// A record that passed every check except its signature.
 struct Pending {
     checked: CheckedRecord,
     signature: Signature,
 }
 
-/// Everything about one record but its signature: it parses (this wire version), belongs to
-/// `station`, has seq ≥ 1, its hash is the SHA-256 of its bytes and its signature is well-formed.
+/// Everything about one record but its signature: it parses (this wire version, every integer in
+/// its wire range, seq ≥ 1), belongs to `station`, its hash is the SHA-256 of its bytes and its signature is well-formed.
 /// Takes the record by value: its bytes, hash and signature move into the result uncopied.
 fn precheck(station: &str, signed: SignedRecord) -> Result<Pending, (bool, Rejection)> {
     // Parse first to learn the seq for the answer; a record that does not parse is a 400.
@@ -153,15 +141,6 @@ fn precheck(station: &str, signed: SignedRecord) -> Result<Pending, (bool, Rejec
                     "record belongs to station `{}` but was posted for station `{station}`; a station may post only its own records",
                     parsed.station
                 ),
-            },
-        ));
-    }
-    if parsed.seq == 0 {
-        return Err((
-            false,
-            Rejection {
-                seq,
-                reason: "seq must start at 1".into(),
             },
         ));
     }
@@ -218,19 +197,6 @@ fn hash_text_matches(stated: &str, digest: &[u8; 32]) -> bool {
         })
 }
 
-/// A base64 Ed25519 signature (64 bytes), decoded without allocating.
-fn decode_signature(text: &str) -> Option<Signature> {
-    // 64 bytes are 88 base64 characters; decode into a buffer with room for the slack the
-    // decoder wants, then insist on exactly 64 bytes.
-    if text.len() != 88 {
-        return None;
-    }
-    let mut buf = [0u8; 66];
-    let n = B64.decode_slice(text, &mut buf).ok()?;
-    let raw: [u8; 64] = buf.get(..n)?.try_into().ok()?;
-    Some(Signature::from_bytes(&raw))
-}
-
 fn bad_signature_reason(e: &WireError) -> String {
     format!(
         "{e}: it was signed by another key (another station's, or an old key); \
@@ -252,83 +218,12 @@ fn postcheck(c: CheckedRecord) -> OneResult {
     Ok(c)
 }
 
-/// Ed25519 batch verification of many signatures under **one** key: true when
-/// `(-Σ zᵢsᵢ)·B + Σ zᵢ·Rᵢ + (Σ zᵢhᵢ)·A = 0` for fresh random 128-bit `zᵢ`, where
-/// `hᵢ = SHA-512(Rᵢ ‖ A ‖ Mᵢ)` and every `sᵢ` is canonical.
-///
-/// This is the equation of `ed25519_dalek::verify_batch` (same hashes, same canonical-`s` check,
-/// same cofactorless identity test) with its `n` copies of the key's term `zᵢhᵢ·A` collected into
-/// one: the multiscalar multiplication has `n + 2` points instead of `2n + 1`, about half the
-/// work when every record comes from the same station. The `zᵢ` come from the operating
-/// system's random source, so a signer cannot aim at them; when it fails, this answers false and
-/// the caller verifies each signature on its own. False also when any `Rᵢ` does not decompress.
-/// Callers must not use it with a weak (small-order) key.
-pub fn verify_batch_one_key(
-    key: &VerifyingKey,
-    messages: &[&[u8]],
-    signatures: &[Signature],
-) -> bool {
-    if messages.len() != signatures.len() || messages.is_empty() {
-        return false;
-    }
-    let n = signatures.len();
-    let mut random = vec![0u8; 16 * n];
-    if getrandom::fill(&mut random).is_err() {
-        return false;
-    }
-    let key_bytes = key.as_bytes();
-    let mut b_coefficient = Scalar::ZERO;
-    let mut a_coefficient = Scalar::ZERO;
-    let mut scalars: Vec<Scalar> = Vec::with_capacity(n + 2);
-    let mut points: Vec<Option<EdwardsPoint>> = Vec::with_capacity(n + 2);
-    for ((message, signature), z) in messages.iter().zip(signatures).zip(random.chunks_exact(16)) {
-        let Some(s) = Option::<Scalar>::from(Scalar::from_canonical_bytes(*signature.s_bytes()))
-        else {
-            return false;
-        };
-        let mut h = Sha512::new();
-        h.update(signature.r_bytes());
-        h.update(key_bytes);
-        h.update(message);
-        let hram: [u8; 64] = h.finalize().into();
-        let hram = Scalar::from_bytes_mod_order_wide(&hram);
-        let mut z_bytes = [0u8; 16];
-        z_bytes.copy_from_slice(z);
-        let z = Scalar::from(u128::from_le_bytes(z_bytes));
-        b_coefficient += z * s;
-        a_coefficient += z * hram;
-        scalars.push(z);
-        points.push(CompressedEdwardsY(*signature.r_bytes()).decompress());
-    }
-    scalars.push(-b_coefficient);
-    points.push(Some(ED25519_BASEPOINT_POINT));
-    scalars.push(a_coefficient);
-    points.push(Some(key.to_edwards()));
-    EdwardsPoint::optional_multiscalar_mul(scalars, points).is_some_and(|p| p.is_identity())
-}
-
-/// Check a run of records: prechecks, then the signatures of all that passed them in one
-/// Ed25519 batch verification; when the batch fails (or the key is weak), each signature is
-/// verified on its own (strict) so the answer names the bad records.
+/// Check a run of records: prechecks, then each signature with the one strict rule.
 fn check_chunk(station: &str, key: &VerifyingKey, part: Vec<SignedRecord>) -> Vec<OneResult> {
-    let pre: Vec<Result<Pending, (bool, Rejection)>> =
-        part.into_iter().map(|r| precheck(station, r)).collect();
-    let pending: Vec<&Pending> = pre.iter().filter_map(|p| p.as_ref().ok()).collect();
-    // A weak (small-order) key would let forged signatures through the batch equation; strict
-    // single verification refuses every signature under it.
-    let batch_ok = pending.len() >= BATCH_VERIFY_MIN && !key.is_weak() && {
-        let messages: Vec<&[u8]> = pending.iter().map(|p| p.checked.bytes.as_bytes()).collect();
-        let signatures: Vec<Signature> = pending.iter().map(|p| p.signature).collect();
-        verify_batch_one_key(key, &messages, &signatures)
-    };
-    pre.into_iter()
-        .map(|p| {
-            let p = p?;
-            if !batch_ok
-                && key
-                    .verify_strict(p.checked.bytes.as_bytes(), &p.signature)
-                    .is_err()
-            {
+    part.into_iter()
+        .map(|r| {
+            let p = precheck(station, r)?;
+            if !verify_signature_strict(key, p.checked.bytes.as_bytes(), &p.signature) {
                 return Err((
                     true,
                     Rejection {
@@ -345,8 +240,7 @@ fn check_chunk(station: &str, key: &VerifyingKey, part: Vec<SignedRecord>) -> Ve
 }
 
 /// Check every record of `batch` for `station` with its registered `key`, and the batch's own
-/// order (consecutive seqs) and chain. Big batches are split across the cores, each part's
-/// signatures verified as one Ed25519 batch (the batch is all-or-nothing anyway). Consumes the
+/// order (consecutive seqs) and chain. Big batches are split across the cores. Consumes the
 /// batch: the records' bytes move into the result.
 pub fn check_batch(
     station: &str,
@@ -433,13 +327,14 @@ pub fn check_batch(
     Ok(ok)
 }
 
-/// Check a heartbeat for `station`.
+/// Check a heartbeat for `station`: it decodes (this wire version, every integer in range),
+/// is this station's, and carries the station's signature (the one strict rule).
 pub fn check_heartbeat(
     station: &str,
     key: &VerifyingKey,
     hb: &SignedHeartbeat,
-) -> Result<crate::wire::Heartbeat, BatchError> {
-    let parsed: crate::wire::Heartbeat = serde_json::from_str(hb.heartbeat.get())
+) -> Result<Heartbeat, BatchError> {
+    let parsed = Heartbeat::decode(hb.heartbeat.get())
         .map_err(|e| BatchError::Malformed(format!("field `heartbeat`: {e}")))?;
     if parsed.station != station {
         return Err(BatchError::Forbidden(vec![Rejection {
@@ -450,21 +345,28 @@ pub fn check_heartbeat(
             ),
         }]));
     }
-    hb.verify(key).map_err(|e| match e {
-        WireError::Version { .. } | WireError::Malformed(_) => {
-            BatchError::Malformed(format!("field `heartbeat`: {e}"))
-        }
-        other => BatchError::Forbidden(vec![Rejection {
+    let forbidden = |e: WireError| {
+        BatchError::Forbidden(vec![Rejection {
             seq: None,
-            reason: other.to_string(),
-        }]),
-    })
+            reason: e.to_string(),
+        }])
+    };
+    let signature =
+        decode_signature(&hb.signature).ok_or_else(|| forbidden(WireError::SignatureEncoding))?;
+    if !verify_signature_strict(key, hb.heartbeat.get().as_bytes(), &signature) {
+        return Err(forbidden(WireError::BadSignature {
+            station: station.to_string(),
+        }));
+    }
+    Ok(parsed)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::wire::{AiredItem, Outcome, SignedRecord, Source, WIRE_VERSION};
+    use base64::Engine as _;
+    use base64::engine::general_purpose::STANDARD as B64;
     use chrono::{FixedOffset, TimeZone, Utc};
     use ed25519_dalek::{Signer, SigningKey};
     use proptest::prelude::*;
@@ -581,50 +483,215 @@ mod tests {
         }
     }
 
-    #[test]
-    fn one_key_batch_verification_agrees_with_dalek_and_refuses_any_bad_signature() {
-        let k = SigningKey::from_bytes(&[1; 32]);
-        let vk = k.verifying_key();
-        let records = chain(40, &k);
-        let messages: Vec<&[u8]> = records.iter().map(|r| r.bytes().as_bytes()).collect();
-        let sigs: Vec<Signature> = records
-            .iter()
-            .map(|r| decode_signature(&r.signature).unwrap())
-            .collect();
-        assert!(verify_batch_one_key(&vk, &messages, &sigs));
-        assert!(ed25519_dalek::verify_batch(&messages, &sigs, &vec![vk; sigs.len()]).is_ok());
-        // Another key, one signature by another key, one altered message, a non-canonical s,
-        // an R that is not a point: every one refused, as dalek's batch refuses them.
-        let other = SigningKey::from_bytes(&[2; 32]);
-        assert!(!verify_batch_one_key(
-            &other.verifying_key(),
-            &messages,
-            &sigs
-        ));
-        let mut one_foreign = sigs.clone();
-        one_foreign[17] = other.sign(messages[17]);
-        let mut altered: Vec<Vec<u8>> = messages.iter().map(|m| m.to_vec()).collect();
-        altered[3][10] ^= 1;
-        let altered: Vec<&[u8]> = altered.iter().map(|m| m.as_slice()).collect();
-        let mut high_s = sigs.clone();
-        let mut b = high_s[5].to_bytes();
-        b[63] |= 0xf0;
-        high_s[5] = Signature::from_bytes(&b);
-        let mut bad_r = sigs.clone();
-        let mut b = bad_r[9].to_bytes();
-        b[..32].copy_from_slice(&[0xff; 32]);
-        bad_r[9] = Signature::from_bytes(&b);
-        for (m, s) in [
-            (&messages, &one_foreign),
-            (&altered, &sigs),
-            (&messages, &high_s),
-            (&messages, &bad_r),
-        ] {
-            assert!(!verify_batch_one_key(&vk, m, s));
-            assert!(ed25519_dalek::verify_batch(m, s, &vec![vk; s.len()]).is_err());
+    /// A key holder who knows its secret scalar `a` crafts signatures that strict verification
+    /// must refuse: `R` = identity (valid under the plain equation, `s = k·a`), `R` with an
+    /// order-2 or order-8 component (a batch equation lets these through about half / an
+    /// eighth of the time), `s` not reduced, and `R` or `A` encoded non-canonically.
+    mod crafted {
+        use super::*;
+        use curve25519_dalek::constants::{ED25519_BASEPOINT_POINT, EIGHT_TORSION};
+        use curve25519_dalek::edwards::{CompressedEdwardsY, EdwardsPoint};
+        use curve25519_dalek::scalar::Scalar;
+        use sha2::Sha512;
+
+        pub struct Holder {
+            pub a: Scalar,
+            pub key: VerifyingKey,
         }
-        assert!(!verify_batch_one_key(&vk, &messages[..3], &sigs));
-        assert!(!verify_batch_one_key(&vk, &[], &[]));
+
+        pub fn holder() -> Holder {
+            let a = Scalar::from_bytes_mod_order([9u8; 32]);
+            let point = EdwardsPoint::mul_base(&a);
+            Holder {
+                a,
+                key: VerifyingKey::from_bytes(&point.compress().to_bytes()).unwrap(),
+            }
+        }
+
+        fn k(r: &[u8; 32], key: &VerifyingKey, m: &[u8]) -> Scalar {
+            let mut h = Sha512::new();
+            h.update(r);
+            h.update(key.as_bytes());
+            h.update(m);
+            Scalar::from_bytes_mod_order_wide(&h.finalize().into())
+        }
+
+        fn sig(r: [u8; 32], s: [u8; 32]) -> Signature {
+            let mut b = [0u8; 64];
+            b[..32].copy_from_slice(&r);
+            b[32..].copy_from_slice(&s);
+            Signature::from_bytes(&b)
+        }
+
+        /// An honest signature with nonce `r` (for comparison).
+        pub fn honest(h: &Holder, m: &[u8], r: Scalar) -> Signature {
+            let big_r = EdwardsPoint::mul_base(&r).compress().to_bytes();
+            sig(big_r, (r + k(&big_r, &h.key, m) * h.a).to_bytes())
+        }
+
+        /// `R` = rB + T for a torsion point T: passes the unstrict, cofactored view.
+        pub fn torsion_r(h: &Holder, m: &[u8], r: Scalar, t: usize) -> Signature {
+            let big_r = (EdwardsPoint::mul_base(&r) + EIGHT_TORSION[t])
+                .compress()
+                .to_bytes();
+            sig(big_r, (r + k(&big_r, &h.key, m) * h.a).to_bytes())
+        }
+
+        /// `R` = identity, `s` = k·a: the plain (cofactorless) equation holds.
+        pub fn identity_r(h: &Holder, m: &[u8]) -> Signature {
+            let big_r = CompressedEdwardsY::from_slice(&{
+                let mut b = [0u8; 32];
+                b[0] = 1;
+                b
+            })
+            .unwrap()
+            .to_bytes();
+            sig(big_r, (k(&big_r, &h.key, m) * h.a).to_bytes())
+        }
+
+        /// An honest signature with `s + ℓ` in place of `s` (not reduced).
+        pub fn unreduced_s(h: &Holder, m: &[u8], r: Scalar) -> Signature {
+            let honest = honest(h, m, r).to_bytes();
+            let mut s = [0u8; 32];
+            s.copy_from_slice(&honest[32..]);
+            // Add ℓ = 2^252 + 27742317777372353535851937790883648493 as little-endian bytes.
+            const L: [u8; 32] = [
+                0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9,
+                0xde, 0x14, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10,
+            ];
+            let mut carry = 0u16;
+            for i in 0..32 {
+                let v = u16::from(s[i]) + u16::from(L[i]) + carry;
+                s[i] = v as u8;
+                carry = v >> 8;
+            }
+            let mut r_bytes = [0u8; 32];
+            r_bytes.copy_from_slice(&honest[..32]);
+            sig(r_bytes, s)
+        }
+
+        /// The identity encoded non-canonically (y = p + 1) as `R`, with `s` = k·a.
+        pub fn noncanonical_identity_r(h: &Holder, m: &[u8]) -> Signature {
+            let mut big_r = [0xffu8; 32];
+            big_r[0] = 0xee;
+            big_r[31] = 0x7f;
+            sig(big_r, (k(&big_r, &h.key, m) * h.a).to_bytes())
+        }
+
+        pub fn base() -> EdwardsPoint {
+            ED25519_BASEPOINT_POINT
+        }
+    }
+
+    /// A signed record whose signature the test supplies (crafted by the key holder).
+    fn with_signature(rec: &AiringRecord, sign: impl Fn(&[u8]) -> Signature) -> SignedRecord {
+        let bytes = serde_json::to_string(rec).unwrap();
+        SignedRecord {
+            hash: crate::wire::sha256_hex(bytes.as_bytes()),
+            signature: B64.encode(sign(bytes.as_bytes()).to_bytes()),
+            record: serde_json::value::RawValue::from_string(bytes).unwrap(),
+        }
+    }
+
+    #[test]
+    fn crafted_signatures_are_refused_by_the_one_strict_rule_at_ingest_and_offline() {
+        use curve25519_dalek::scalar::Scalar;
+        let h = crafted::holder();
+        let _ = crafted::base();
+        let msg = b"ban tin 05:30";
+        let r = |i: u8| Scalar::from_bytes_mod_order([i; 32]);
+        assert!(verify_signature_strict(
+            &h.key,
+            msg,
+            &crafted::honest(&h, msg, r(3))
+        ));
+        // The crafted ones: each passes dalek's plain `verify` (identity R) or would pass a
+        // batch equation some of the time, and strict verification refuses every one.
+        let identity = crafted::identity_r(&h, msg);
+        assert!(
+            ed25519_dalek::Verifier::verify(&h.key, msg, &identity).is_ok(),
+            "identity R is valid unstrictly"
+        );
+        let crafted_sigs = [
+            ("identity R", identity),
+            ("R + order-2 point", crafted::torsion_r(&h, msg, r(4), 4)),
+            ("R + order-8 point", crafted::torsion_r(&h, msg, r(5), 1)),
+            ("s + l", crafted::unreduced_s(&h, msg, r(6))),
+            (
+                "non-canonical identity R",
+                crafted::noncanonical_identity_r(&h, msg),
+            ),
+        ];
+        for (what, sig) in &crafted_sigs {
+            assert!(!verify_signature_strict(&h.key, msg, sig), "{what} passed");
+            assert!(h.key.verify_strict(msg, sig).is_err(), "{what}");
+        }
+
+        // At ingest: a chain of honest records with one crafted record in the middle, in runs
+        // small and big (the parallel path), tried many times (a random batch equation would
+        // let the order-2 one through about half the time): always refused, naming that seq.
+        for (what, _) in &crafted_sigs {
+            for n in [5u64, 80] {
+                for trial in 0..8u8 {
+                    let mut prev = GENESIS_HASH.to_string();
+                    let bad_seq = n / 2 + 1;
+                    let records: Vec<SignedRecord> = (1..=n)
+                        .map(|seq| {
+                            let rec = rec(seq, &prev);
+                            let signed = with_signature(&rec, |m| {
+                                if seq != bad_seq {
+                                    return crafted::honest(&h, m, r((seq as u8 ^ trial) | 0x80));
+                                }
+                                match *what {
+                                    "identity R" => crafted::identity_r(&h, m),
+                                    "R + order-2 point" => {
+                                        crafted::torsion_r(&h, m, r(trial + 1), 4)
+                                    }
+                                    "R + order-8 point" => {
+                                        crafted::torsion_r(&h, m, r(trial + 1), 1)
+                                    }
+                                    "s + l" => crafted::unreduced_s(&h, m, r(trial + 1)),
+                                    _ => crafted::noncanonical_identity_r(&h, m),
+                                }
+                            });
+                            prev = signed.hash.clone();
+                            signed
+                        })
+                        .collect();
+                    // Offline (`loa verify` checks each record with SignedRecord::verify).
+                    for s in &records {
+                        let seq = s.parse().unwrap().seq;
+                        assert_eq!(s.verify(&h.key).is_ok(), seq != bad_seq, "{what} seq {seq}");
+                    }
+                    match check_batch("a", &h.key, RecordBatch { records }) {
+                        Err(BatchError::Forbidden(rej)) => {
+                            let seqs: Vec<Option<u64>> = rej.iter().map(|x| x.seq).collect();
+                            assert_eq!(seqs, vec![Some(bad_seq)], "{what}");
+                        }
+                        other => panic!("{what} in a run of {n}: expected 403, got {other:?}"),
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_small_order_key_verifies_nothing() {
+        // The identity as a registered key: every signature with R = identity and any s = 0
+        // satisfies the plain equation; strict verification refuses them all.
+        let mut id = [0u8; 32];
+        id[0] = 1;
+        let weak = VerifyingKey::from_bytes(&id).unwrap();
+        assert!(weak.is_weak());
+        let records = vec![with_signature(&rec(1, GENESIS_HASH), |_| {
+            let mut b = [0u8; 64];
+            b[0] = 1;
+            Signature::from_bytes(&b)
+        })];
+        assert!(matches!(
+            check_batch("a", &weak, RecordBatch { records }),
+            Err(BatchError::Forbidden(_))
+        ));
     }
 
     #[test]
@@ -637,10 +704,16 @@ mod tests {
         assert!(!hash_text_matches(&format!("{hex}0"), &digest));
         let sig = SigningKey::from_bytes(&[1; 32]).sign(b"x");
         let text = B64.encode(sig.to_bytes());
-        assert_eq!(decode_signature(&text), Some(sig));
-        assert_eq!(decode_signature(text.trim_end_matches('=')), None);
-        assert_eq!(decode_signature(&B64.encode([0u8; 65])), None);
-        assert_eq!(decode_signature(&format!("{}!", &text[..87])), None);
+        assert_eq!(crate::wire::decode_signature(&text), Some(sig));
+        assert_eq!(
+            crate::wire::decode_signature(text.trim_end_matches('=')),
+            None
+        );
+        assert_eq!(crate::wire::decode_signature(&B64.encode([0u8; 65])), None);
+        assert_eq!(
+            crate::wire::decode_signature(&format!("{}!", &text[..87])),
+            None
+        );
     }
 
     #[test]

@@ -672,6 +672,33 @@ impl Store {
         Ok(())
     }
 
+    /// `sent_at` of the latest stored heartbeat of `station` (reads only that field, so fields
+    /// added to the heartbeat later do not matter here).
+    pub fn last_heartbeat_sent_at(
+        &self,
+        station: &str,
+    ) -> Result<Option<DateTime<Utc>>, StoreError> {
+        #[derive(serde::Deserialize)]
+        struct SentAt {
+            sent_at: DateTime<Utc>,
+        }
+        let bytes: Option<String> = self
+            .conn
+            .query_row(
+                "SELECT bytes FROM heartbeats WHERE station = ?1",
+                [station],
+                |r| r.get(0),
+            )
+            .optional()?;
+        bytes
+            .map(|b| {
+                serde_json::from_str::<SentAt>(&b)
+                    .map(|s| s.sent_at)
+                    .map_err(|e| StoreError::Corrupt(format!("heartbeat of {station}: {e}")))
+            })
+            .transpose()
+    }
+
     /// The latest heartbeat of `station`.
     pub fn heartbeat(&self, station: &str) -> Result<Option<StoredHeartbeat>, StoreError> {
         let row: Option<(i64, String)> = self
