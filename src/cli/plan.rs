@@ -74,64 +74,71 @@ pub fn run(args: PlanArgs) -> anyhow::Result<ExitCode> {
         }
     };
     let airings = expand(&station, &catalog, args.from, args.to);
-    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-    use std::io::Write;
-    if args.json {
-        for a in &airings {
-            let v = serde_json::json!({
-                "station": &*a.station,
-                "slot": &*a.slot,
-                "program": a.program.as_deref(),
-                "category": &*a.category,
-                "at": a.at.to_rfc3339_opts(chrono::SecondsFormat::Secs, false),
-                "items": a.items.iter().map(|p| p.to_string_lossy()).collect::<Vec<_>>(),
-                "planned_secs": (a.planned_secs * 1000.0).round() / 1000.0,
-                "priority": priority_name(a.priority),
-                "source": a.source(),
-                "key": a.key(),
-            });
-            writeln!(out, "{v}")?;
-        }
-    } else {
-        writeln!(
-            out,
-            "{} — {} ({}), {} .. {}: {} airing(s)",
-            station.id,
-            station.name,
-            station.timezone.name(),
-            args.from,
-            args.to,
-            airings.len()
-        )?;
-        writeln!(
-            out,
-            "{:<27} {:<18} {:<9} {:>7}  {:<6} {:<8} ITEMS",
-            "WHEN (LOCAL)", "SLOT", "PRIORITY", "LENGTH", "SOURCE", "CATEGORY"
-        )?;
-        for a in &airings {
-            let items = a
-                .items
-                .iter()
-                .map(|p| p.to_string_lossy())
-                .collect::<Vec<_>>()
-                .join(", ");
-            let items = match &a.relay {
-                Some(r) => format!("relay {} (fallback: {items})", r.url),
-                None => items,
-            };
+    let written = (|| -> std::io::Result<()> {
+        let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+        use std::io::Write;
+        if args.json {
+            for a in &airings {
+                let v = serde_json::json!({
+                    "station": &*a.station,
+                    "slot": &*a.slot,
+                    "program": a.program.as_deref(),
+                    "category": &*a.category,
+                    "at": a.at.to_rfc3339_opts(chrono::SecondsFormat::Secs, false),
+                    "items": a.items.iter().map(|p| p.to_string_lossy()).collect::<Vec<_>>(),
+                    "planned_secs": (a.planned_secs * 1000.0).round() / 1000.0,
+                    "priority": priority_name(a.priority),
+                    "source": a.source(),
+                    "key": a.key(),
+                });
+                writeln!(out, "{v}")?;
+            }
+        } else {
             writeln!(
                 out,
-                "{:<27} {:<18} {:<9} {:>6.0}s  {:<6} {:<8} {}",
-                a.at.format("%Y-%m-%d %a %H:%M %:z"),
-                a.slot,
-                priority_name(a.priority),
-                a.planned_secs,
-                a.source(),
-                a.category,
-                items
+                "{} — {} ({}), {} .. {}: {} airing(s)",
+                station.id,
+                station.name,
+                station.timezone.name(),
+                args.from,
+                args.to,
+                airings.len()
             )?;
+            writeln!(
+                out,
+                "{:<27} {:<18} {:<9} {:>7}  {:<6} {:<8} ITEMS",
+                "WHEN (LOCAL)", "SLOT", "PRIORITY", "LENGTH", "SOURCE", "CATEGORY"
+            )?;
+            for a in &airings {
+                let items = a
+                    .items
+                    .iter()
+                    .map(|p| p.to_string_lossy())
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                let items = match &a.relay {
+                    Some(r) => format!("relay {} (fallback: {items})", r.url),
+                    None => items,
+                };
+                writeln!(
+                    out,
+                    "{:<27} {:<18} {:<9} {:>6.0}s  {:<6} {:<8} {}",
+                    a.at.format("%Y-%m-%d %a %H:%M %:z"),
+                    a.slot,
+                    priority_name(a.priority),
+                    a.planned_secs,
+                    a.source(),
+                    a.category,
+                    items
+                )?;
+            }
         }
+        out.flush()
+    })();
+    match written {
+        Ok(()) => Ok(ExitCode::SUCCESS),
+        // The reader went away (`loa plan … | head`): what it wanted was written; stop quietly.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(ExitCode::SUCCESS),
+        Err(e) => Err(anyhow::Error::new(e).context("cannot write the plan to stdout")),
     }
-    out.flush()?;
-    Ok(ExitCode::SUCCESS)
 }
