@@ -383,6 +383,23 @@ fn prep_loop(
                     return;
                 }
             }
+            Msg::Relay(id, mut cfg) => {
+                // Fallback files are normalised like every other item: measured here, off the
+                // air, before the relay starts.
+                cfg.fallback_gains = cfg
+                    .fallback
+                    .iter()
+                    .map(|p| {
+                        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                            prepare_item(&mut cache, &settings, 2, p).gain
+                        }))
+                        .unwrap_or(1.0)
+                    })
+                    .collect();
+                if play.send(Msg::Relay(id, cfg)).is_err() {
+                    return;
+                }
+            }
             Msg::Shutdown => {
                 let _ = play.send(Msg::Shutdown);
                 return;

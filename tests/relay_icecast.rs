@@ -406,3 +406,54 @@ fn player_airs_a_relay_session_preconnected_and_fades_it_out_on_stop() {
     let blocks = classify(&samples[..samples.len() - RATE], &[LIVE_HZ, FALLBACK_HZ]);
     assert!(share(&blocks, LIVE_HZ) > 0.95, "{blocks:?}");
 }
+
+/// Fallback files inside a relay are loudness-normalised like every other item: a loud
+/// fallback (a 0.5-amplitude tone, about −9 LUFS) airs at the −23 LUFS target.
+#[test]
+fn fallback_files_in_a_relay_air_at_the_loudness_target() {
+    use loa::player::{PlayOutcome, Player, PlayerConfig, PlayerEvent, Session};
+    let dir = tempfile::tempdir().expect("temp dir");
+    let fallback = tone_wav(dir.path(), "fallback", 1000, 0.5, 3);
+    let wav = dir.path().join("aired.wav");
+    let mut out = loa::output::OutputConfig::new(&format!("wav:{}", wav.display()));
+    out.sample_rate = Some(48_000);
+    let loudness = loa::loudness::LoudnessSettings {
+        cache_dir: Some(dir.path().join("cache")),
+        ..Default::default()
+    };
+    let (player, events) = Player::spawn(PlayerConfig::new(out, loudness)).expect("player");
+    // Nothing listens there: the whole window is fallback.
+    let url = format!("http://127.0.0.1:{}/city.mp3", free_port());
+    let session = Session {
+        airing_id: "relay-fb".into(),
+        items: Vec::new(),
+        max_secs: None,
+        start_at: Utc::now() + chrono::Duration::seconds(1),
+    };
+    let rcfg = RelayConfig::new(url, Duration::from_secs(4), vec![fallback], -50.0);
+    player.load_relay(session, rcfg).expect("load relay");
+    let fin = loop {
+        let ev = events
+            .recv_timeout(Duration::from_secs(20))
+            .expect("finished");
+        if matches!(ev, PlayerEvent::Finished { .. }) {
+            break ev;
+        }
+    };
+    player.shutdown().expect("shutdown");
+    let PlayerEvent::Finished { outcome, .. } = fin else {
+        unreachable!()
+    };
+    assert_eq!(outcome, PlayOutcome::Complete);
+    let mut r = hound::WavReader::open(&wav).expect("aired wav");
+    let spec = r.spec();
+    let samples: Vec<f32> = r.samples::<f32>().map(|x| x.expect("sample")).collect();
+    let mut m = ebur128::EbuR128::new(u32::from(spec.channels), spec.sample_rate, ebur128::Mode::I)
+        .expect("meter");
+    m.add_frames_f32(&samples).expect("meter");
+    let lufs = m.loudness_global().expect("loudness");
+    assert!(
+        (lufs - -23.0).abs() <= 1.0,
+        "fallback aired at {lufs:.2} LUFS (target -23)"
+    );
+}

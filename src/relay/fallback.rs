@@ -1,25 +1,23 @@
-//! The fallback playlist: files decoded with rodio, converted to the relay's output format,
+//! The fallback playlist: files decoded and converted to the relay's output format (stereo at
+//! its rate) exactly as the player converts files ([`crate::media::DecodedStream`]: band-limited
+//! resampling, BS.775 downmix, decoder panics contained), each at its loudness-normalising gain,
 //! played in order and looped for as long as the relay needs them.
 //!
 //! **Invariant:** `fill` always fills the whole block (silence when no file is playable), so the
 //! engine's sample count, and therefore the window's end, never depends on the fallback files.
 //! A file that cannot be opened is skipped and reported once per pass, never retried in a busy loop.
 
-use rodio::Decoder;
-use rodio::source::UniformSourceIterator;
-use std::fs::File;
-use std::io::BufReader;
-use std::num::NonZero;
+use crate::media::DecodedStream;
 use std::path::PathBuf;
-
-type Track = UniformSourceIterator<Decoder<BufReader<File>>>;
 
 /// The fallback playlist's player, resuming where it left off between uses.
 pub struct Fallback {
     paths: Vec<PathBuf>,
+    /// Linear gain per path (unity where missing).
+    gains: Vec<f32>,
     next: usize,
-    current: Option<Track>,
-    rate_hz: NonZero<u32>,
+    current: Option<(DecodedStream, f32)>,
+    rate_hz: u32,
     /// Consecutive files that could not be opened; a whole pass of them stops retrying.
     failed_in_row: usize,
     /// Problems met (file and reason), for the relay's report.
@@ -27,29 +25,29 @@ pub struct Fallback {
 }
 
 impl Fallback {
-    /// A player for `paths` (already resolved against the audio root), output stereo at `rate_hz`.
-    pub fn new(paths: Vec<PathBuf>, rate_hz: u32) -> Self {
+    /// A player for `paths` (already resolved against the audio root) at `gains` (linear, one per
+    /// path; unity where missing), output stereo at `rate_hz`.
+    pub fn new(paths: Vec<PathBuf>, gains: Vec<f32>, rate_hz: u32) -> Self {
         Self {
             paths,
+            gains,
             next: 0,
             current: None,
-            rate_hz: NonZero::new(rate_hz).unwrap_or(NonZero::<u32>::MIN),
+            rate_hz: rate_hz.max(1),
             failed_in_row: 0,
             errors: Vec::new(),
         }
     }
 
-    fn open_next(&mut self) -> Option<Track> {
+    fn open_next(&mut self) -> Option<(DecodedStream, f32)> {
         while !self.paths.is_empty() && self.failed_in_row < self.paths.len() {
-            let path = &self.paths[self.next % self.paths.len()];
+            let index = self.next % self.paths.len();
+            let path = &self.paths[index];
             self.next = (self.next + 1) % self.paths.len();
-            let opened = File::open(path)
-                .map_err(|e| e.to_string())
-                .and_then(|f| Decoder::new(BufReader::new(f)).map_err(|e| e.to_string()));
-            match opened {
-                Ok(dec) => {
-                    let stereo = NonZero::new(2u16).unwrap_or(NonZero::<u16>::MIN);
-                    return Some(UniformSourceIterator::new(dec, stereo, self.rate_hz));
+            match DecodedStream::open(path, self.rate_hz, 2) {
+                Ok(stream) => {
+                    let gain = self.gains.get(index).copied().unwrap_or(1.0);
+                    return Some((stream, gain));
                 }
                 Err(e) => {
                     self.failed_in_row += 1;
@@ -77,17 +75,15 @@ impl Fallback {
                     break;
                 }
             }
-            let Some(track) = self.current.as_mut() else {
+            let Some((track, gain)) = self.current.as_mut() else {
                 break;
             };
             let start = i;
-            for s in track.by_ref() {
-                out[i] = s;
-                i += 1;
-                if i == out.len() {
-                    break;
-                }
+            let n = track.read(&mut out[i..]);
+            for x in &mut out[i..i + n] {
+                *x *= *gain;
             }
+            i += n;
             if i < out.len() {
                 if i == start {
                     empty_opens += 1;

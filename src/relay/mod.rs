@@ -108,6 +108,9 @@ pub struct RelayConfig {
     pub window: Duration,
     /// Fallback files, already resolved against the station's audio root.
     pub fallback: Vec<PathBuf>,
+    /// Linear gain of each fallback file (loudness normalisation, measured by the player's
+    /// prep thread before the relay starts); a missing entry plays at unity.
+    pub fallback_gains: Vec<f32>,
     pub silence_threshold_dbfs: f64,
     /// Output sample rate (the source is always interleaved stereo).
     pub rate_hz: u32,
@@ -136,6 +139,7 @@ impl RelayConfig {
             url: url.into(),
             window,
             fallback,
+            fallback_gains: Vec::new(),
             silence_threshold_dbfs,
             rate_hz: OUTPUT_RATE_HZ,
             failover_secs: DEFAULT_FAILOVER_SECS,
@@ -361,7 +365,7 @@ impl RelaySource {
             stop,
             clock,
             report,
-            fallback: Fallback::new(config.fallback, rate),
+            fallback: Fallback::new(config.fallback, config.fallback_gains, rate),
             threshold_dbfs: config.silence_threshold_dbfs,
             rate_hz: rate,
             failover_frames: secs_to_frames(config.failover_secs, rate),
