@@ -2,7 +2,8 @@
 //!
 //! ```text
 //! cargo run --release --example bench_playout -- start-offset [STARTS] [SPACING_MS] [CAPTURE_LATENCY_MS]
-//! cargo run --release --example bench_playout -- render [MINUTES] [MP3]
+//! cargo run --release --example bench_playout -- render [MINUTES] [MP3] [RATE]
+//! cargo run --release --example bench_playout -- images
 //! cargo run --release --example bench_playout -- rss [MINUTES] [REALTIME_SECS]
 //! ```
 //! - `start-offset`: starts its own PulseAudio daemon with a null sink (temp dir), re-runs itself
@@ -14,13 +15,19 @@
 //!   hands that block out at once, so the monitor hears samples up to one block early; the block
 //!   follows the smallest latency asked for, i.e. parec's `--latency-msec` (CAPTURE_LATENCY_MS,
 //!   default 1). See docs/playout.md, "Start offset".
-//! - `render`: makes an MP3 of MINUTES (default 60) with sox+lame, then times the player's
-//!   offline render (loudness on) with a cold cache once and a warm cache 3 times, each run
-//!   followed by `ffmpeg -i x.mp3 out.wav` (when ffmpeg is installed, else `sox x.mp3 out.wav`)
-//!   so that each ratio compares runs under the same machine load. Prints wall-clock and CPU
+//! - `render`: makes a 44.1 kHz MP3 of MINUTES (default 60) with sox+lame, then times the
+//!   player's offline render at RATE (default 48000, so the resampler runs; loudness on) with a
+//!   cold cache once and a warm cache 3 times, each run followed by the same conversion by
+//!   `ffmpeg -i x.mp3 -af aresample=resampler=soxr -ar RATE out.wav` (when ffmpeg is installed,
+//!   else `sox x.mp3 -r RATE out.wav`, sox's own high-quality resampler) so that each ratio
+//!   compares runs under the same machine load. Prints wall-clock and CPU
 //!   (user + system, all threads) times and ratios, and the medians of the warm ratios (the
 //!   target). Given an
 //!   existing MP3 (MINUTES long), it times that instead of making one (saves ~1.5 min per run).
+//! - `images`: image rejection and passband error of the player's resampler next to sox's
+//!   (`rate -v`) and, when installed, ffmpeg's soxr: a 16 kHz file of tones at 1, 3, 6 and 7 kHz
+//!   rendered at 48 kHz (rejection = tone level − strongest image, worst tone), and a 44.1 kHz
+//!   file of tones from 20 Hz to 20 kHz rendered at 48 kHz (level error against the input).
 //! - `rss`: peak RSS (VmHWM) of an idle player vs the same process after airing a MINUTES-long
 //!   MP3 session (whole session on a `null` output as fast as possible, then REALTIME_SECS on a
 //!   real-time `null` output).
@@ -42,11 +49,16 @@ fn main() -> R<()> {
     match args.first().map(|s| s.as_str()) {
         Some("start-offset") => start_offset(num(1, 200) as usize, num(2, 400), num(3, 1)),
         Some("start-offset-child") => start_offset_child(&args[1..]),
-        Some("render") => render(num(1, 60), args.get(2).map(PathBuf::from)),
+        Some("render") => render(
+            num(1, 60),
+            args.get(2).filter(|s| !s.is_empty()).map(PathBuf::from),
+            num(3, 48_000) as u32,
+        ),
+        Some("images") => images(),
         Some("rss") => rss(num(1, 60), num(2, 20)),
         _ => {
             eprintln!(
-                "usage: bench_playout start-offset [STARTS] [SPACING_MS] | render [MINUTES] [MP3] | rss [MINUTES] [REALTIME_SECS]"
+                "usage: bench_playout start-offset [STARTS] [SPACING_MS] | render [MINUTES] [MP3] [RATE] | images | rss [MINUTES] [REALTIME_SECS]"
             );
             std::process::exit(2);
         }
@@ -334,16 +346,21 @@ fn long_mp3(dir: &Path, minutes: u64) -> R<PathBuf> {
     Ok(mp3)
 }
 
-fn player_render(mp3: &Path, out: &Path, cache: &Path) -> R<f64> {
+fn player_render(mp3: &Path, out: &Path, cache: &Path, rate: u32) -> R<f64> {
+    player_render_with(mp3, out, cache, rate, true)
+}
+
+fn player_render_with(mp3: &Path, out: &Path, cache: &Path, rate: u32, loudness: bool) -> R<f64> {
     let cfg = OutputConfig {
         spec: format!("wav:{}", out.display()),
-        sample_rate: Some(44100),
+        sample_rate: Some(rate),
         channels: Some(2),
         pacing: Pacing::AsFastAsPossible,
         latency_ms: None,
         underrun_wait_ms: None,
     };
     let loud = LoudnessSettings {
+        enabled: loudness,
         cache_dir: Some(cache.to_path_buf()),
         ..LoudnessSettings::default()
     };
@@ -365,6 +382,144 @@ fn player_render(mp3: &Path, out: &Path, cache: &Path) -> R<f64> {
     Ok(t.elapsed().as_secs_f64())
 }
 
+fn load_avg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "?".into())
+}
+
+/// Amplitude in dB of `freq` Hz over one second from `from` (mono `x` at `rate`; integer
+/// frequencies on exact bins, so no window and no leakage).
+fn tone_db(x: &[f32], rate: u32, from: usize, freq: f64) -> f64 {
+    let n = rate as usize;
+    let w = 2.0 * std::f64::consts::PI * freq / f64::from(rate);
+    let (mut re, mut im) = (0f64, 0f64);
+    for k in 0..n {
+        let v = f64::from(x[from + k]);
+        re += v * (w * k as f64).cos();
+        im -= v * (w * k as f64).sin();
+    }
+    20.0 * (2.0 * (re * re + im * im).sqrt() / n as f64)
+        .max(1e-20)
+        .log10()
+}
+
+fn read_mono(path: &Path) -> R<Vec<f32>> {
+    let mut r = hound::WavReader::open(path)?;
+    let spec = r.spec();
+    let ch = usize::from(spec.channels);
+    let all: Vec<f32> = match spec.sample_format {
+        hound::SampleFormat::Float => r.samples::<f32>().collect::<Result<_, _>>()?,
+        hound::SampleFormat::Int => {
+            let scale = (1u64 << (spec.bits_per_sample - 1)) as f32;
+            r.samples::<i32>()
+                .map(|x| x.map(|v| v as f32 / scale))
+                .collect::<Result<_, _>>()?
+        }
+    };
+    Ok(all.chunks_exact(ch).map(|f| f[0]).collect())
+}
+
+fn images() -> R<()> {
+    let dir = tempfile::tempdir()?;
+    let d = dir.path();
+    let has_ffmpeg = Command::new("ffmpeg")
+        .arg("-version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    let tones = |name: &str, rate: u32, freqs: &[u32]| -> R<PathBuf> {
+        let p = d.join(name);
+        let mut c = Command::new("sox");
+        c.args([
+            "-n",
+            "-r",
+            &rate.to_string(),
+            "-c",
+            "1",
+            "-b",
+            "32",
+            "-e",
+            "floating-point",
+        ])
+        .arg(&p)
+        .args(["synth", "3"]);
+        for f in freqs {
+            c.args(["sine", &f.to_string()]);
+        }
+        sh(c.args(["remix", "-", "vol", "0.05"]))?;
+        Ok(p)
+    };
+    // Each resampler's 48 kHz version of `src`.
+    let convert = |src: &Path, tag: &str| -> R<Vec<(String, Vec<f32>)>> {
+        let mut out = Vec::new();
+        let ours = d.join(format!("{tag}-loa.wav"));
+        player_render_with(src, &ours, &d.join("cache"), 48_000, false)?;
+        out.push(("loa (rubato FFT)".to_string(), read_mono(&ours)?));
+        let sox = d.join(format!("{tag}-sox.wav"));
+        sh(Command::new("sox")
+            .arg(src)
+            .args(["-b", "32", "-e", "floating-point"])
+            .arg(&sox)
+            .args(["rate", "-v", "48000"]))?;
+        out.push(("sox rate -v".to_string(), read_mono(&sox)?));
+        if has_ffmpeg {
+            let ff = d.join(format!("{tag}-ffmpeg.wav"));
+            sh(Command::new("ffmpeg")
+                .args(["-loglevel", "error", "-y", "-i"])
+                .arg(src)
+                .args([
+                    "-af",
+                    "aresample=resampler=soxr",
+                    "-ar",
+                    "48000",
+                    "-c:a",
+                    "pcm_f32le",
+                ])
+                .arg(&ff))?;
+            out.push(("ffmpeg soxr".to_string(), read_mono(&ff)?));
+        }
+        Ok(out)
+    };
+    println!("images: load avg {}", load_avg());
+    let f16 = [1000u32, 3000, 6000, 7000];
+    let src = tones("in16.wav", 16_000, &f16)?;
+    for (name, x) in convert(&src, "16k")? {
+        let worst = f16
+            .iter()
+            .map(|&f| {
+                let tone = tone_db(&x, 48_000, 48_000, f64::from(f));
+                let image = [16_000 - f, 16_000 + f, 32_000 - f, 32_000 + f]
+                    .iter()
+                    .filter(|&&i| i < 24_000)
+                    .map(|&i| tone_db(&x, 48_000, 48_000, f64::from(i)))
+                    .fold(f64::NEG_INFINITY, f64::max);
+                tone - image
+            })
+            .fold(f64::INFINITY, f64::min);
+        println!(
+            "  16 kHz → 48 kHz, image rejection (worst of 1/3/6/7 kHz): {name}: {worst:.1} dB"
+        );
+    }
+    let f44 = [
+        20u32, 100, 1000, 5000, 10_000, 11_025, 15_000, 18_000, 19_000, 20_000,
+    ];
+    let src = tones("in44.wav", 44_100, &f44)?;
+    let input = read_mono(&src)?;
+    for (name, x) in convert(&src, "44k")? {
+        let worst = f44
+            .iter()
+            .map(|&f| {
+                let want = tone_db(&input, 44_100, 44_100, f64::from(f));
+                (tone_db(&x, 48_000, 48_000, f64::from(f)) - want).abs()
+            })
+            .fold(0f64, f64::max);
+        println!("  44.1 kHz → 48 kHz, worst level error 20 Hz–20 kHz: {name}: {worst:.4} dB");
+    }
+    Ok(())
+}
+
 /// CPU seconds (user + system) used so far by this process (`RUSAGE_SELF`, all threads) or by
 /// its waited-for children (`RUSAGE_CHILDREN`).
 fn cpu_secs(who: libc::c_int) -> f64 {
@@ -379,7 +534,7 @@ fn cpu_secs(who: libc::c_int) -> f64 {
 /// Runs of the warm render, each paired with a reference run right after it.
 const WARM_PAIRS: usize = 3;
 
-fn render(minutes: u64, given: Option<PathBuf>) -> R<()> {
+fn render(minutes: u64, given: Option<PathBuf>, rate: u32) -> R<()> {
     let dir = tempfile::tempdir()?;
     let mp3 = match given {
         Some(p) => p,
@@ -393,9 +548,9 @@ fn render(minutes: u64, given: Option<PathBuf>) -> R<()> {
         .status()
         .is_ok_and(|s| s.success());
     let reference = if has_ffmpeg {
-        "ffmpeg -i x.mp3 out.wav"
+        format!("ffmpeg -i x.mp3 -af aresample=resampler=soxr -ar {rate} out.wav")
     } else {
-        "sox x.mp3 out.wav (ffmpeg not installed)"
+        format!("sox x.mp3 -r {rate} out.wav (ffmpeg not installed)")
     };
     // (wall, CPU) seconds of one reference decode.
     let run_reference = || -> R<(f64, f64)> {
@@ -406,9 +561,13 @@ fn render(minutes: u64, given: Option<PathBuf>) -> R<()> {
             sh(Command::new("ffmpeg")
                 .args(["-loglevel", "error", "-y", "-i"])
                 .arg(&mp3)
+                .args(["-af", "aresample=resampler=soxr", "-ar", &rate.to_string()])
                 .arg(&out))?;
         } else {
-            sh(Command::new("sox").arg(&mp3).arg(&out))?;
+            sh(Command::new("sox")
+                .arg(&mp3)
+                .args(["-r", &rate.to_string()])
+                .arg(&out))?;
         }
         Ok((
             t.elapsed().as_secs_f64(),
@@ -418,10 +577,13 @@ fn render(minutes: u64, given: Option<PathBuf>) -> R<()> {
     // (wall, CPU) seconds of one player render.
     let run_player = |name: &str| -> R<(f64, f64)> {
         let c0 = cpu_secs(libc::RUSAGE_SELF);
-        let wall = player_render(&mp3, &dir.path().join(name), &cache)?;
+        let wall = player_render(&mp3, &dir.path().join(name), &cache, rate)?;
         Ok((wall, cpu_secs(libc::RUSAGE_SELF) - c0))
     };
-    println!("render: {minutes} min of 128 kbps MP3 → 44.1 kHz stereo WAV (32-bit float)");
+    println!(
+        "render: {minutes} min of 44.1 kHz 128 kbps MP3 → {rate} Hz stereo WAV (32-bit float); load avg {}",
+        load_avg()
+    );
     println!(
         "  reference: {reference}; each loa run is paired with a reference run right after it"
     );
