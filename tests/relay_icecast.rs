@@ -457,3 +457,58 @@ fn fallback_files_in_a_relay_air_at_the_loudness_target() {
         "fallback aired at {lufs:.2} LUFS (target -23)"
     );
 }
+
+/// Back from silence: when the upstream's audio resumes after a silence long enough to fail
+/// over, the switch back to live starts with the audio — the silence buffered before it is not
+/// aired as dead air after the fallback.
+#[test]
+fn back_from_silence_the_switch_to_live_skips_the_buffered_silence() {
+    let ice = Icecast::start();
+    let dir = ice.dir.path();
+    // 2 s of tone, 5 s of silence, 8 s of tone.
+    let a = tone_wav(dir, "a", 440, 0.5, 2);
+    let quiet = tone_wav(dir, "quiet", 440, 0.0, 5);
+    let b = tone_wav(dir, "b", 440, 0.5, 8);
+    let joined = dir.join("joined.wav");
+    let st = std::process::Command::new("sox")
+        .args([&a, &quiet, &b, &joined])
+        .status()
+        .expect("sox");
+    assert!(st.success());
+    let live = dir.join("gap.mp3");
+    let st = std::process::Command::new("lame")
+        .args(["--quiet", "-b", "128"])
+        .arg(&joined)
+        .arg(&live)
+        .status()
+        .expect("lame");
+    assert!(st.success());
+    let fallback = tone_wav(dir, "fallback", 1000, 0.5, 5);
+    let _feeder = Feeder::start(
+        &ice.source_url("city.mp3"),
+        &live,
+        "audio/mpeg",
+        MP3_BYTES_PER_SEC,
+    );
+    let (source, handle) = relay(&ice.listen_url("city.mp3"), 12, fallback);
+    std::thread::sleep(Duration::from_secs(1));
+    let (out, _) = pull_paced(source);
+    let rep = handle.report();
+    let ev = &rep.evidence;
+    let first_pull = rep.first_pull_at.expect("pulled");
+    let to: Vec<&str> = ev.switches.iter().map(|s| s.to.as_str()).collect();
+    assert_eq!(to, ["live", "fallback", "live"], "{ev:?}");
+    let back = block_of(first_pull, ev.switches[2].at);
+    let blocks = classify(&out, &[LIVE_HZ, FALLBACK_HZ]);
+    // After the switch back (its block is a crossfade): the live tone at once. One 100 ms block
+    // of slack for a loaded machine; the buffered silence was 0.86 s (8–9 blocks) before.
+    let dead = blocks[back + 1..]
+        .iter()
+        .take_while(|b| **b != Some(LIVE_HZ))
+        .count();
+    assert!(
+        dead <= 1,
+        "{dead} block(s) of 100 ms without the live tone after the switch back: {:?}",
+        &blocks[back.saturating_sub(3)..(back + 12).min(blocks.len())]
+    );
+}

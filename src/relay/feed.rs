@@ -3,7 +3,9 @@
 //!
 //! **Invariant:** the buffer never holds more than its capacity; when full, the *oldest* audio
 //! is dropped (a relay stays near live rather than drifting behind), so memory is constant on a
-//! 24/7 stream. A new connection starts from an empty buffer and a new epoch.
+//! 24/7 stream. A new connection starts from an empty buffer and a new epoch. The feed knows
+//! where the audible runs in its buffer begin and end, so that going on air can skip buffered
+//! silence ([`LiveFeed::skip_quiet_head`]).
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
@@ -37,6 +39,8 @@ pub struct FeedStatus {
     /// Frames that arrived since the last audible chunk, on this connection (`u64::MAX`: none
     /// audible yet). Measures silence on the upstream's timeline, before any buffering.
     pub quiet_arrived_frames: u64,
+    /// Buffered frames before the first audible chunk (all of them when none is audible).
+    pub quiet_head_frames: usize,
 }
 
 #[derive(Debug)]
@@ -50,6 +54,36 @@ struct Inner {
     dropped_frames: u64,
     latency_hint_frames: usize,
     pushed_frames: u64,
+    /// Absolute frame index (in `pushed_frames` terms) of the buffer's first frame.
+    head_abs: u64,
+    /// Audible runs `(start, end)` in absolute frames (`end` = `u64::MAX` while running) that
+    /// still reach into the buffer, oldest first.
+    runs: VecDeque<(u64, u64)>,
+}
+
+impl Inner {
+    /// The head moved on by `frames` (popped, trimmed or dropped): forget runs behind it.
+    fn advance_head(&mut self, frames: u64) {
+        self.head_abs += frames;
+        while self.runs.front().is_some_and(|r| r.1 <= self.head_abs) {
+            self.runs.pop_front();
+        }
+    }
+
+    /// Forget the buffer (a new or failed connection).
+    fn reset_buffer(&mut self) {
+        self.samples.clear();
+        self.head_abs = self.pushed_frames;
+        self.runs.clear();
+    }
+
+    fn quiet_head_frames(&self) -> usize {
+        let buffered = self.samples.len() / 2;
+        match self.runs.front() {
+            Some(&(start, _)) => (start.saturating_sub(self.head_abs) as usize).min(buffered),
+            None => buffered,
+        }
+    }
 }
 
 /// Shared between the upstream thread and the engine.
@@ -74,6 +108,8 @@ impl LiveFeed {
                 dropped_frames: 0,
                 latency_hint_frames: 0,
                 pushed_frames: 0,
+                head_abs: 0,
+                runs: VecDeque::new(),
             }),
         }
     }
@@ -94,7 +130,7 @@ impl LiveFeed {
     pub fn connected(&self, latency_hint_frames: usize) {
         let mut g = self.lock();
         g.latency_hint_frames = latency_hint_frames;
-        g.samples.clear();
+        g.reset_buffer();
         g.epoch += 1;
         g.frames_since_audible = u64::MAX;
         g.link = Link::Connected;
@@ -103,7 +139,7 @@ impl LiveFeed {
     /// Producer: the connection failed or ended; the buffer is discarded.
     pub fn down(&self, cause: String) {
         let mut g = self.lock();
-        g.samples.clear();
+        g.reset_buffer();
         g.link = Link::Down(cause);
     }
 
@@ -120,9 +156,21 @@ impl LiveFeed {
         if over > 0 {
             g.samples.drain(..over);
             g.dropped_frames += (over / 2) as u64;
+            g.advance_head((over / 2) as u64);
         }
         g.samples.extend(stereo.iter().copied());
         let frames = (stereo.len() / 2) as u64;
+        let start = g.pushed_frames;
+        let running = g.runs.back().is_some_and(|r| r.1 == u64::MAX);
+        match (audible, running) {
+            (true, false) => g.runs.push_back((start, u64::MAX)),
+            (false, true) => {
+                if let Some(r) = g.runs.back_mut() {
+                    r.1 = start;
+                }
+            }
+            _ => {}
+        }
         g.pushed_frames += frames;
         g.frames_since_audible = if audible {
             0
@@ -143,7 +191,21 @@ impl LiveFeed {
         for (o, s) in out.iter_mut().zip(g.samples.drain(..n)) {
             *o = s;
         }
+        g.advance_head((n / 2) as u64);
         n
+    }
+
+    /// Consumer: drop the buffered frames before the first audible chunk (silence that arrived
+    /// before the upstream came back), so going on air starts with the audio; returns how many.
+    pub fn skip_quiet_head(&self) -> usize {
+        let mut g = self.lock();
+        let frames = g.quiet_head_frames();
+        if frames > 0 {
+            g.samples.drain(..frames * 2);
+            g.dropped_frames += frames as u64;
+            g.advance_head(frames as u64);
+        }
+        frames
     }
 
     /// Consumer: drop the oldest audio so at most `frames` remain (bounds the relay's latency
@@ -154,6 +216,7 @@ impl LiveFeed {
         if over > 0 {
             g.samples.drain(..over);
             g.dropped_frames += (over / 2) as u64;
+            g.advance_head((over / 2) as u64);
         }
     }
 
@@ -169,6 +232,7 @@ impl LiveFeed {
             latency_hint_frames: g.latency_hint_frames,
             pushed_frames: g.pushed_frames,
             quiet_arrived_frames: g.frames_since_audible,
+            quiet_head_frames: g.quiet_head_frames(),
         }
     }
 
@@ -216,6 +280,31 @@ mod tests {
         assert!(!f.status().audible_buffered);
         f.trim_to(2);
         assert_eq!(f.status().buffered_frames, 2);
+    }
+
+    #[test]
+    fn the_quiet_head_is_what_precedes_the_first_audible_chunk_and_can_be_skipped() {
+        let f = LiveFeed::new(100);
+        f.connected(0);
+        f.push(&[0.0; 20], false);
+        assert_eq!(f.status().quiet_head_frames, 10);
+        f.push(&[0.5; 6], true);
+        f.push(&[0.0; 4], false);
+        f.push(&[0.5; 4], true);
+        let s = f.status();
+        assert_eq!((s.buffered_frames, s.quiet_head_frames), (17, 10));
+        assert_eq!(f.skip_quiet_head(), 10);
+        let mut out = [0.0; 6];
+        assert_eq!(f.pop(&mut out), 6);
+        assert_eq!(out, [0.5; 6]);
+        // The head is now the quiet gap between two runs.
+        assert_eq!(f.status().quiet_head_frames, 2);
+        f.trim_to(2);
+        assert_eq!(f.status().quiet_head_frames, 0);
+        // A new connection forgets everything.
+        f.connected(0);
+        f.push(&[0.0; 4], false);
+        assert_eq!(f.status().quiet_head_frames, 2);
     }
 
     #[test]

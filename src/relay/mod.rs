@@ -411,9 +411,11 @@ impl RelaySource {
         self.latency_frames.max(st.latency_hint_frames)
     }
 
+    /// Live can go on air: connected, and a pre-roll of audio counted from the first audible
+    /// chunk (silence buffered before it is skipped when going on air, see `switch`).
     fn ready(&self, st: &FeedStatus) -> bool {
         st.link == Link::Connected
-            && st.buffered_frames >= self.preroll_frames
+            && st.buffered_frames.saturating_sub(st.quiet_head_frames) >= self.preroll_frames
             && st.audible_buffered
     }
 
@@ -421,7 +423,12 @@ impl RelaySource {
         match &st.link {
             Link::Down(c) => format!("upstream unavailable: {c}"),
             Link::Connecting => "upstream not connected yet".into(),
-            Link::Connected if st.buffered_frames < self.preroll_frames => {
+            Link::Connected
+                if st.buffered_frames < self.preroll_frames
+                    || (st.audible_buffered
+                        && st.buffered_frames - st.quiet_head_frames.min(st.buffered_frames)
+                            < self.preroll_frames) =>
+            {
                 "upstream connected but not buffered yet".into()
             }
             Link::Connected => format!("upstream below {} dBFS", self.threshold_dbfs),
@@ -433,6 +440,9 @@ impl RelaySource {
         if to == OnAir::Live {
             let target = self.latency_target(&self.feed.status());
             self.feed.trim_to(target);
+            // Silence that arrived before the upstream came back is not aired (it would be
+            // dead air after the fallback).
+            self.feed.skip_quiet_head();
             let st = self.feed.status();
             self.live_epoch = st.epoch;
             self.seen_pushed = st.pushed_frames;
