@@ -10,6 +10,8 @@
 //! - [`schedule`] — schedule files: parse, validate with file:line:column errors, expand into
 //!   planned airings (one source of truth for station, `loa plan` and collector).
 //! - [`reconcile`] — plan vs as-run: each planned occurrence gets a status, unplanned airings listed.
+//! - [`reason`] — reason codes (`missed.station_down`, `refused.bad_signature`, …) and the one
+//!   table of their Vietnamese and English texts, rendered only at the edges.
 //! - [`wire`] — **API boundary**: airing records and heartbeats, canonical bytes, hash chain,
 //!   Ed25519 signatures. Shared by station and collector.
 //!
@@ -44,6 +46,7 @@ pub mod meter;
 pub mod notify;
 pub mod output;
 pub mod player;
+pub mod reason;
 pub mod reconcile;
 pub mod relay;
 pub mod report;

@@ -16,6 +16,7 @@ use chrono::{DateTime, FixedOffset, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 
+use crate::reason::{self, ReasonCode};
 use crate::schedule::PlannedAiring;
 use crate::wire::{AiringRecord, Outcome, Source};
 
@@ -91,7 +92,11 @@ pub struct Airing {
     /// First sample's instant minus the scheduled instant, in ms (positive = late).
     pub start_offset_ms: Option<i64>,
     pub outcome: Outcome,
+    /// The station's free text (English detail).
     pub reason: Option<String>,
+    /// The reason's code as stored; `None` for a record that carries none (wire version 1):
+    /// reconciliation then derives it from the text ([`crate::reason::classify`]).
+    pub reason_code: Option<ReasonCode>,
 }
 
 impl From<&AiringRecord> for Airing {
@@ -116,6 +121,7 @@ impl From<AiringRecord> for Airing {
             start_offset_ms: r.start_offset_ms,
             outcome: r.outcome,
             reason: r.reason,
+            reason_code: None,
         }
     }
 }
@@ -140,7 +146,10 @@ pub struct Row {
     pub short_by_secs: Option<f64>,
     pub status: Status,
     pub outcome: Option<Outcome>,
+    /// Why (English detail for engineers: the station's free text, or the collector's).
     pub reason: Option<String>,
+    /// Why, as a code; what pages and exports show, in Vietnamese ([`ReasonCode::vi`]).
+    pub reason_code: Option<ReasonCode>,
     pub seq: Option<u64>,
 }
 
@@ -367,6 +376,10 @@ pub fn reconcile(
                 status: status_override.unwrap_or(status),
                 outcome: Some(r.outcome),
                 reason: default_reason(r),
+                reason_code: r
+                    .reason_code
+                    .clone()
+                    .or_else(|| reason::classify(r.outcome, r.reason.as_deref())),
                 seq: Some(r.seq),
             }
         };
@@ -404,8 +417,9 @@ pub fn reconcile(
                                 Status::NotYetDue
                             },
                             outcome: None,
-                            reason: due
-                                .then(|| "the station sent no record for this airing".into()),
+                            reason: due.then(|| ReasonCode::NoRecord.en().to_owned()),
+                            // A row not yet due has no reason: its status says it.
+                            reason_code: due.then_some(ReasonCode::NoRecord),
                             seq: None,
                         }
                     }

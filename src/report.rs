@@ -607,7 +607,10 @@ fn row_cells<'a>(s: &'a StationSection, r: &'a Row) -> [Cell<'a>; 18] {
         opt_secs(r.late_by_secs.filter(|&l| l > 0.0)),
         opt_secs(r.short_by_secs),
         Cell::Text(r.status.label_vi()),
-        opt_text(&r.reason),
+        r.reason_code
+            .as_ref()
+            .map(|c| Cell::Text(c.vi()))
+            .unwrap_or(Cell::Empty),
         r.seq.map(Cell::Int).unwrap_or(Cell::Empty),
         opt_text(&r.occurrence),
     ]

@@ -455,9 +455,15 @@ async fn monthly_exports_reconcile_and_verify_offline() {
     assert_eq!(lines.len(), 2 + 5 + 4);
     assert!(
         text.contains("Phát trễ")
-            && text.contains("mất điện lưới")
             && text.contains("Không có bản ghi")
+            && text.contains(",Bỏ lỡ,Trạm ngừng hoạt động vào giờ phát,")
+            && text.contains(",Phát thiếu thời lượng,Phát dở: trạm được tắt trong khi phát,")
+            && text.contains(",\"Lỗi, không phát được\",Không phát được: thiếu tệp âm thanh,")
+            && text.contains(",Không có bản ghi,Trạm không gửi bản ghi cho lần phát này,"),
+        "{text}"
     );
+    // No English reason reaches the export: the station's free text stays in the signed records.
+    assert!(!text.contains("station was down") && !text.contains("shut down"));
     assert!(text.contains("Phát ngoài kế hoạch") && text.contains("Phát thiếu thời lượng"));
 
     let json = c

@@ -97,7 +97,7 @@ pub fn table(statuses: &[StationStatus]) -> String {
             s.last_airing
                 .as_ref()
                 .map(|l| {
-                    format!(
+                    let mut t = format!(
                         "{} {} {}",
                         l.program
                             .as_deref()
@@ -105,7 +105,13 @@ pub fn table(statuses: &[StationStatus]) -> String {
                             .unwrap_or("manual"),
                         l.scheduled_at.format("%d/%m %H:%M"),
                         l.outcome
-                    )
+                    );
+                    if let Some(c) = &l.reason_code {
+                        t.push_str(" (");
+                        t.push_str(c.vi());
+                        t.push(')');
+                    }
+                    t
                 })
                 .unwrap_or_else(|| "-".into()),
             brief(&s.next_airing),
@@ -229,6 +235,8 @@ mod tests {
                 outcome: "aired".into(),
                 aired_secs: 600.0,
                 reason: None,
+                reason_code: None,
+                reason_text: None,
             }),
             month: "2026-11".into(),
             month_planned: 40,

@@ -93,14 +93,18 @@ pub fn index(statuses: &[StationStatus], now: DateTime<Utc>) -> String {
         };
         let last = match &s.last_airing {
             Some(l) => format!(
-                "{} {} — {}",
+                "{} {} — {}{}",
                 esc(l
                     .program
                     .as_deref()
                     .or(l.slot.as_deref())
                     .unwrap_or("thủ công")),
                 l.scheduled_at.format("%H:%M %d/%m"),
-                outcome_vi(&l.outcome)
+                outcome_vi(&l.outcome),
+                l.reason_code
+                    .as_ref()
+                    .map(|c| format!(" ({})", esc(c.vi())))
+                    .unwrap_or_default()
             ),
             None => "—".into(),
         };
@@ -223,7 +227,7 @@ pub fn month_view(s: &StationSection, period: &Period, now: DateTime<Utc>) -> St
             esc(&r.category),
             r.status.label_vi(),
             r.aired_secs,
-            esc(r.reason.as_deref().unwrap_or("")),
+            esc(r.reason_code.as_ref().map(|c| c.vi()).unwrap_or("")),
         );
     }
     b.push_str("</tbody></table>");

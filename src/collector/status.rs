@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use super::registry::StationEntry;
 use super::store::{SeqGap, Store, StoredHeartbeat, outcome_name};
+use crate::reason::{self, ReasonCode};
 use crate::reconcile::{Status, Thresholds};
 use crate::report::{Period, PlanSource, ReportError, station_section};
 use crate::wire::{AiringBrief, JournalHealth};
@@ -33,7 +34,15 @@ pub struct LastAiring {
     pub program: Option<String>,
     pub outcome: String,
     pub aired_secs: f64,
+    /// The station's free text (English detail for engineers).
     pub reason: Option<String>,
+    /// The reason's code (`missed.station_down`, …); derived from `reason` for a record that
+    /// carries no code. Absent from older collectors' answers.
+    #[serde(default)]
+    pub reason_code: Option<ReasonCode>,
+    /// What to show people: the code's Vietnamese text.
+    #[serde(default)]
+    pub reason_text: Option<String>,
 }
 
 /// One station's status.
@@ -128,6 +137,7 @@ fn records_status(
     let last = match store.last_record(&entry.id)? {
         Some(r) => {
             let p = r.parse()?;
+            let code = reason::classify(p.outcome, p.reason.as_deref());
             Some(LastAiring {
                 seq: p.seq,
                 scheduled_at: p.scheduled_at,
@@ -136,6 +146,8 @@ fn records_status(
                 outcome: outcome_name(p.outcome).to_string(),
                 aired_secs: p.aired_secs,
                 reason: p.reason,
+                reason_text: code.as_ref().map(|c| c.vi().to_owned()),
+                reason_code: code,
             })
         }
         None => None,

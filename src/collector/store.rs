@@ -845,6 +845,7 @@ impl Store {
                 aired_secs: row.get(12)?,
                 start_offset_ms: row.get(13)?,
                 reason: row.get(14)?,
+                reason_code: None,
             });
         }
         Ok(out)

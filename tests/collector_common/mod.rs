@@ -106,7 +106,7 @@ impl TestStation {
             aired_secs,
             start_offset_ms: Some(offset_ms),
             outcome,
-            reason: (outcome != Outcome::Aired).then(|| "mất điện lưới".to_string()),
+            reason: station_reason(outcome),
             items: vec![],
             evidence: None,
             relay: None,
@@ -155,6 +155,24 @@ impl TestStation {
         .sign(&self.key)
         .unwrap()
     }
+}
+
+/// The free text a station of this project writes for `outcome` (English detail; the
+/// collector shows the code's Vietnamese text).
+pub fn station_reason(outcome: Outcome) -> Option<String> {
+    Some(match outcome {
+        Outcome::Aired => return None,
+        Outcome::Missed => {
+            "station was down (last alive 2019-03-02T21:00:00Z, restarted 2019-03-02T23:00:00Z)"
+        }
+        Outcome::Failed => {
+            "item 1 skipped: cchc/2019-03.mp3: cannot read: No such file or directory (os error 2)"
+        }
+        Outcome::Partial => "station shut down",
+        Outcome::Preempted => "preempted by urgent@2019-03-03T00:00:00Z",
+        Outcome::Skipped => "hard start overlaps x of equal priority",
+    }
+    .to_string())
 }
 
 pub fn batch(records: &[SignedRecord]) -> RecordBatch {
