@@ -98,15 +98,15 @@ fn fixture(stations: usize) -> PathBuf {
             continue;
         }
         let tmp = audio.join(format!("{y}-{m:02}.tmp.mp3"));
-        // Mono 22.05 kHz 48 kbps, a different tone per month (distinct content, distinct hash).
+        // Mono 44.1 kHz 64 kbps (MPEG-1 layer III), a different tone per month (distinct content, distinct hash).
         run(std::process::Command::new("sox").args([
             "-n",
             "-r",
-            "22050",
+            "44100",
             "-c",
             "1",
             "-C",
-            "48",
+            "64",
             tmp.to_str().unwrap(),
             "synth",
             &EPISODE_SECS.to_string(),

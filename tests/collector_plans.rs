@@ -271,3 +271,38 @@ async fn status_is_kept_between_requests_and_follows_ingest_and_heartbeats() {
     let _ = tx.send(());
     task.await.unwrap().unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kept_status_turns_when_a_planned_airing_comes_due() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = TestStation::new("phuong-c", 3);
+    let reg_path = collector_common::write_registry(dir.path(), &[&s]);
+    let mut plans = collector_common::FixedPlans::default();
+    // 13:30 local on the test day; the test clock says 12:30.
+    plans.0.insert(
+        s.id.clone(),
+        vec![s.planned("chieu", collector_common::at(31, 13))],
+    );
+    let clock = Arc::new(ManualClock::new(collector_common::test_now()));
+    let srv = collector_common::start(
+        &reg_path,
+        &dir.path().join("c.db"),
+        plans,
+        HttpConfig::default(),
+        clock.clone(),
+    )
+    .await;
+    let c = client();
+    let (_, v) = get_json(&c, &format!("{}/api/v1/stations", srv.base)).await;
+    assert_eq!(v[0]["month_planned"], 1);
+    assert_eq!(v[0]["month_compliance_pct"], serde_json::Value::Null, "{v}");
+    // Past its instant (13:35) but not its end: still not due.
+    clock.advance(chrono::Duration::minutes(65));
+    let (_, v) = get_json(&c, &format!("{}/api/v1/stations", srv.base)).await;
+    assert_eq!(v[0]["month_compliance_pct"], serde_json::Value::Null, "{v}");
+    // Past its instant + length (13:45), with no record: due, and missed.
+    clock.advance(chrono::Duration::minutes(10));
+    let (_, v) = get_json(&c, &format!("{}/api/v1/stations", srv.base)).await;
+    assert_eq!(v[0]["month_compliance_pct"], 0.0, "{v}");
+    srv.stop().await;
+}

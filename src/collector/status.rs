@@ -234,7 +234,8 @@ struct Cached {
     plan_generation: u64,
     /// The station's records version it was derived at (see [`StatusCache::records_stored`]).
     records_version: u64,
-    /// When a planned airing of the month comes due (its reconciliation may change then).
+    /// When the next planned airing of the month comes due (`reconcile::due_at`): its
+    /// reconciliation changes then.
     stale_at: Option<DateTime<Utc>>,
 }
 
@@ -314,8 +315,10 @@ impl StatusCache {
             .ok()
             .and_then(|p| plans.plan(entry, &p).ok())
             .and_then(|plan| {
+                // Reconciliation changes when an occurrence comes due (a missing record turns
+                // from "not yet due" to "no record"); the record itself is ingest's news.
                 plan.iter()
-                    .map(|a| a.at.with_timezone(&Utc))
+                    .map(crate::reconcile::due_at)
                     .filter(|t| *t > now)
                     .min()
             });
