@@ -1,6 +1,6 @@
 //! Page benchmark on realistic material: STATIONS ward stations (default 1,000), each with its own
 //! schedule file of two daily sessions (05:30 and 17:00) that air that month's 15-minute episode,
-//! 13 monthly episodes (2026-11 … 2027-11, real length, generated once with `sox` and shared by
+//! 13 monthly episodes (2026-11 … 2027-11, real length, generated once with `sox` and `lame` and shared by
 //! path), and a month of records each (2026-11: 60 per station). The collector is served in this
 //! process on 127.0.0.1 over a SQLite file, at a fixed clock (30/11/2026 23:00 local), and each
 //! page is fetched SAMPLES times (default 30) by a loopback client; p50/p99 are printed beside
@@ -76,7 +76,7 @@ max_minutes = 20
 fn run(cmd: &mut std::process::Command) {
     let st = cmd
         .status()
-        .expect("run sox (apt-get install sox libsox-fmt-mp3)");
+        .expect("run sox and lame (apt-get install sox lame)");
     assert!(st.success(), "{cmd:?} failed");
 }
 
@@ -97,17 +97,18 @@ fn fixture(stations: usize) -> PathBuf {
         if f.is_file() {
             continue;
         }
+        let wav = audio.join(format!("{y}-{m:02}.tmp.wav"));
         let tmp = audio.join(format!("{y}-{m:02}.tmp.mp3"));
-        // Mono 44.1 kHz 64 kbps (MPEG-1 layer III), a different tone per month (distinct content, distinct hash).
+        // Mono 44.1 kHz, a different tone per month (distinct content, distinct hash), encoded
+        // by lame as the test fixtures are (`media::probe` refused 15-minute MP3s written by
+        // sox's own MP3 writer as "not decodable" on 04/12/2026; not investigated).
         run(std::process::Command::new("sox").args([
             "-n",
             "-r",
             "44100",
             "-c",
             "1",
-            "-C",
-            "64",
-            tmp.to_str().unwrap(),
+            wav.to_str().unwrap(),
             "synth",
             &EPISODE_SECS.to_string(),
             "sine",
@@ -115,6 +116,14 @@ fn fixture(stations: usize) -> PathBuf {
             "vol",
             "0.3",
         ]));
+        run(std::process::Command::new("lame").args([
+            "--quiet",
+            "-b",
+            "64",
+            wav.to_str().unwrap(),
+            tmp.to_str().unwrap(),
+        ]));
+        let _ = std::fs::remove_file(&wav);
         std::fs::rename(&tmp, &f).unwrap();
     }
     println!(
@@ -352,9 +361,11 @@ fn main() {
         let mut bytes = 0;
         for _ in 0..samples {
             let t = Instant::now();
-            let resp = rt.block_on(client.get(&url).send()).unwrap();
-            assert!(resp.status().is_success(), "{path}: {}", resp.status());
-            bytes = rt.block_on(resp.bytes()).unwrap().len();
+            bytes = rt.block_on(async {
+                let resp = client.get(&url).send().await.unwrap();
+                assert!(resp.status().is_success(), "{path}: {}", resp.status());
+                resp.bytes().await.unwrap().len()
+            });
             times.push(t.elapsed().as_secs_f64() * 1000.0);
         }
         times.sort_by(f64::total_cmp);
