@@ -1,9 +1,12 @@
-//! Station key pairs on disk: `<dir>/station.key` (the 32-byte Ed25519 seed, raw, mode 0600) and
-//! `<dir>/station.pub` (the public key as [`wire::encode_public_key`] text, one line).
+//! Secrets on disk, and their provisioning: station key pairs — `<dir>/station.key` (the 32-byte
+//! Ed25519 seed, raw, mode 0600) and `<dir>/station.pub` (the public key as
+//! [`wire::encode_public_key`] text, one line) — made by `loa keygen` or once by `loa up`
+//! ([`ensure`]), and the collector's admin API token ([`ensure_admin_token`], [`read_admin_token`]).
 //!
-//! **Invariant:** a secret key file is created only with mode 0600 and never overwritten unless the
-//! caller explicitly forces it; loading refuses a file that is not exactly 32 bytes, so a truncated
-//! or wrong file is an error naming the path, never a different key.
+//! **Invariant:** a secret (key or token) file is created only with mode 0600 and never
+//! overwritten unless the caller explicitly forces it; loading refuses a key file that is not
+//! exactly 32 bytes and a token shorter than [`MIN_ADMIN_TOKEN_CHARS`], so a truncated or wrong
+//! file is an error naming the path, never a different key.
 
 use crate::wire;
 use ed25519_dalek::{SigningKey, VerifyingKey};
@@ -46,6 +49,13 @@ pub enum KeyError {
     },
     #[error("cannot get random bytes for a new key: {0}")]
     Random(String),
+    #[error("reading admin token {path}: {source}")]
+    TokenRead {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("admin token in {path} is shorter than {MIN_ADMIN_TOKEN_CHARS} characters")]
+    TokenTooShort { path: PathBuf },
 }
 
 /// Paths of the two key files under `dir`.
@@ -165,6 +175,62 @@ pub fn public_key_text(key: &VerifyingKey) -> String {
     wire::encode_public_key(key)
 }
 
+/// The station key pair in `dir`, made there now if it has none (the same files `loa keygen
+/// --dir DIR` writes); true when made. A damaged key is an error naming its file, never a
+/// silent new key.
+pub fn ensure(dir: &Path) -> Result<(SigningKey, bool), KeyError> {
+    let (secret, _) = key_paths(dir);
+    if secret.exists() {
+        return Ok((load(dir)?, false));
+    }
+    Ok((generate(dir, false)?, true))
+}
+
+/// Length of a generated admin token, in random bytes (hex-encoded: twice as many characters).
+pub const ADMIN_TOKEN_BYTES: usize = 24;
+/// Shortest admin token the collector accepts, in characters.
+pub const MIN_ADMIN_TOKEN_CHARS: usize = 16;
+
+/// The admin API token file at `path`, made now (random, hex, mode 0600) if it does not exist;
+/// an existing file is kept as it is. True when made.
+pub fn ensure_admin_token(path: &Path) -> Result<bool, KeyError> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    if path.exists() {
+        return Ok(false);
+    }
+    let mut bytes = [0u8; ADMIN_TOKEN_BYTES];
+    getrandom::fill(&mut bytes).map_err(|e| KeyError::Random(e.to_string()))?;
+    let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let io = |source| KeyError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(io)?;
+    writeln!(f, "{token}").map_err(io)?;
+    Ok(true)
+}
+
+/// The admin API token in `path` (surrounding blanks removed); at least
+/// [`MIN_ADMIN_TOKEN_CHARS`] characters.
+pub fn read_admin_token(path: &Path) -> Result<String, KeyError> {
+    let t = fs::read_to_string(path).map_err(|source| KeyError::TokenRead {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let t = t.trim();
+    if t.len() < MIN_ADMIN_TOKEN_CHARS {
+        return Err(KeyError::TokenTooShort {
+            path: path.to_path_buf(),
+        });
+    }
+    Ok(t.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -219,5 +285,43 @@ mod tests {
         )
         .unwrap();
         assert!(matches!(load(dir.path()), Err(KeyError::Mismatch { .. })));
+    }
+
+    #[test]
+    fn keys_are_made_once_then_reused() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let data = dir.path().join("station/a");
+        let (k1, made1) = ensure(&data).unwrap_or_else(|e| panic!("{e:#}"));
+        let (k2, made2) = ensure(&data).unwrap_or_else(|e| panic!("{e:#}"));
+        assert!(made1 && !made2);
+        assert_eq!(k1.to_bytes(), k2.to_bytes());
+        assert_eq!(load(&data).map(|k| k.to_bytes()).ok(), Some(k1.to_bytes()));
+        // A damaged key is an error naming the file, never a silent new key.
+        std::fs::write(data.join(SECRET_KEY_FILE), b"short").unwrap_or_else(|e| panic!("{e}"));
+        let err = ensure(&data).err().map(|e| format!("{e:#}"));
+        assert!(
+            err.as_deref().is_some_and(|e| e.contains("station.key")),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn admin_token_is_made_once_and_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let p = dir.path().join("admin-token");
+        assert!(ensure_admin_token(&p).unwrap_or_else(|e| panic!("{e:#}")));
+        let t1 = std::fs::read_to_string(&p).unwrap_or_default();
+        assert_eq!(t1.trim().len(), ADMIN_TOKEN_BYTES * 2);
+        let mode = std::fs::metadata(&p).map(|m| m.permissions().mode() & 0o777);
+        assert_eq!(mode.ok(), Some(0o600));
+        assert!(!ensure_admin_token(&p).unwrap_or_else(|e| panic!("{e:#}")));
+        assert_eq!(std::fs::read_to_string(&p).unwrap_or_default(), t1);
+        assert_eq!(read_admin_token(&p).ok().as_deref(), Some(t1.trim()));
+        std::fs::write(&p, "short\n").unwrap_or_else(|e| panic!("{e}"));
+        assert!(matches!(
+            read_admin_token(&p),
+            Err(KeyError::TokenTooShort { .. })
+        ));
     }
 }

@@ -23,22 +23,29 @@
 //! - [`meter`] — the evidence meter over what actually went to the output.
 //! - [`player`] — the playout thread: commands in, events out, gapless sessions.
 //! - [`relay`] — relaying a live upstream stream with failover to a fallback playlist.
-//! - [`keys`] — station key pairs on disk.
+//! - [`keys`] — station key pairs and the admin token on disk, made once and reused.
 //! - [`journal`] — the station's durable, append-only, checksummed as-run journal.
 //! - [`shipper`] — delivers journaled records and heartbeats to the collector.
 //! - [`station`] — the station daemon: scheduler loop tying plan, player, journal and shipper.
 //! - [`collector`] — the central server: SQLite store, ingest/query HTTP API, dashboard.
 //! - [`report`] — monthly/year-to-date exports (CSV, XLSX, JSON) and their offline verification.
+//! - [`supervisor`] — child processes in their own groups, output forwarded, stopped in order.
+//! - [`demo`] — the demo station of `loa up` (a chime every minute) and the chime's synthesis.
+//! - [`launch`] — `loa up`: keys and registry entries provisioned, the collector and every
+//!   station run as supervised children on one host.
 //! - [`layout`] — the one state layout (registry, database, keys, journals, WAV output) every
 //!   subcommand defaults to, shared with `loa up` and the packaged services.
-//! - [`cli`] — the `loa` command line; the only place `anyhow` is used.
+//! - [`cli`] — the `loa` command line: parses arguments and calls the modules above; the only
+//!   place `anyhow` is used.
 
 pub mod cli;
 pub mod clock;
 pub mod collector;
 pub mod crontab;
+pub mod demo;
 pub mod journal;
 pub mod keys;
+pub mod launch;
 pub mod layout;
 pub mod loudness;
 pub mod media;
@@ -54,6 +61,7 @@ pub mod resample;
 pub mod schedule;
 pub mod shipper;
 pub mod station;
+pub mod supervisor;
 pub mod wire;
 
 /// Threads for CPU-bound work split across the cores (ingest verification, report building and

@@ -16,10 +16,9 @@ use crate::collector::PlanCache;
 use crate::collector::http::{AppState, HttpConfig, serve};
 use crate::collector::plans::DEFAULT_PLAN_RECHECK_SECS;
 use crate::collector::registry::Registry;
-use crate::notify::{Liveness, Notifier, pet_while_alive, watchdog_interval};
-
-/// Longest a self-check `GET /healthz` may take before it counts as a failed beat.
-pub const HEALTH_CHECK_TIMEOUT_SECS: u64 = 5;
+use crate::collector::selfcheck;
+use crate::keys::{self, KeyError};
+use crate::notify::{Notifier, watchdog_interval};
 
 /// Arguments of `loa collector`.
 #[derive(Debug, Args)]
@@ -93,19 +92,14 @@ pub fn run(args: CollectorArgs) -> anyhow::Result<ExitCode> {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
     let admin_token = match &args.admin_token_file {
-        Some(p) => {
-            let t = std::fs::read_to_string(p)
-                .with_context(|| format!("reading admin token {}", p.display()))?;
-            let t = t.trim().to_string();
-            if t.len() < 16 {
-                eprintln!(
-                    "loa collector: admin token in {} is shorter than 16 characters",
-                    p.display()
-                );
+        Some(p) => match keys::read_admin_token(p) {
+            Ok(t) => Some(t),
+            Err(e @ KeyError::TokenTooShort { .. }) => {
+                eprintln!("loa collector: {e}");
                 return Ok(ExitCode::from(2));
             }
-            Some(t)
-        }
+            Err(e) => return Err(e.into()),
+        },
         None => None,
     };
     let state = AppState::new(
@@ -146,19 +140,7 @@ pub fn run(args: CollectorArgs) -> anyhow::Result<ExitCode> {
         let notifier = Notifier::from_env();
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         if let Some(watchdog) = watchdog_interval() {
-            let liveness = Liveness::new();
-            tokio::spawn(self_check(
-                addr,
-                liveness.clone(),
-                watchdog,
-                stop_rx.clone(),
-            ));
-            tokio::spawn(pet_while_alive(
-                notifier.clone(),
-                liveness,
-                watchdog,
-                stopped(stop_rx.clone()),
-            ));
+            selfcheck::spawn(addr, notifier.clone(), watchdog, stop_rx);
         }
         if let Err(e) = notifier.ready_with_status(&format!("listening on http://{addr}")) {
             tracing::warn!("systemd notify: {e}");
@@ -190,51 +172,4 @@ fn stop_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
             _ = int.recv() => {}
         }
     })
-}
-
-/// Completes when `rx` turns true (or its sender is gone).
-async fn stopped(mut rx: tokio::sync::watch::Receiver<bool>) {
-    let _ = rx.wait_for(|s| *s).await;
-}
-
-/// The collector's "scheduler loop" for the watchdog: every quarter of the watchdog period it
-/// asks its own `GET /healthz` (which goes through the listener, the router and a database
-/// read) and beats only on `200 OK`. A hung listener, a wedged database or a starved runtime
-/// stop the beats, hence the pets, and systemd restarts the service.
-async fn self_check(
-    addr: std::net::SocketAddr,
-    liveness: Liveness,
-    watchdog: std::time::Duration,
-    stop: tokio::sync::watch::Receiver<bool>,
-) {
-    let mut target = addr;
-    if target.ip().is_unspecified() {
-        target.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
-    }
-    let url = format!("http://{target}/healthz");
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    // No proxy: the self-check must reach this very process over loopback.
-    let client = match reqwest::Client::builder()
-        .timeout(std::time::Duration::from_secs(HEALTH_CHECK_TIMEOUT_SECS))
-        .no_proxy()
-        .build()
-    {
-        Ok(c) => c,
-        Err(e) => {
-            tracing::error!("watchdog self-check disabled (no HTTP client: {e})");
-            return;
-        }
-    };
-    let period = Liveness::max_sleep(watchdog).max(std::time::Duration::from_millis(10));
-    loop {
-        if *stop.borrow() {
-            return;
-        }
-        match client.get(&url).send().await {
-            Ok(r) if r.status().is_success() => liveness.beat(),
-            Ok(r) => tracing::warn!(status = r.status().as_u16(), "self-check {url} failed"),
-            Err(e) => tracing::warn!("self-check {url} failed: {e}"),
-        }
-        tokio::time::sleep(period).await;
-    }
 }

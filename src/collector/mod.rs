@@ -12,6 +12,7 @@ pub mod http;
 pub mod ingest;
 pub mod plans;
 pub mod registry;
+pub mod selfcheck;
 pub mod status;
 pub mod store;
 
