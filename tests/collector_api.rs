@@ -3,12 +3,10 @@
 mod collector_common;
 
 use collector_common::*;
-use loa::clock::ManualClock;
 use loa::collector::http::HttpConfig;
 use loa::wire::{Outcome, SignedRecord};
 use serde_json::Value;
 use std::path::PathBuf;
-use std::sync::Arc;
 
 fn body(records: &[SignedRecord]) -> Vec<u8> {
     serde_json::to_vec(&batch(records)).unwrap()
@@ -25,19 +23,11 @@ fn seqs(v: &Value, field: &str) -> Vec<u64> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ingest_is_idempotent_and_survives_a_restart() {
-    let dir = tempfile::tempdir().unwrap();
     let mut a = TestStation::new("phuong-a", 1);
-    let reg = write_registry(dir.path(), &[&a]);
-    let db = dir.path().join("collector.db");
-    let clock = Arc::new(ManualClock::new(test_now()));
-    let srv = start(
-        &reg,
-        &db,
-        FixedPlans::default(),
-        HttpConfig::default(),
-        clock.clone(),
-    )
-    .await;
+    let site = CollectorSite::new(&[&a]);
+    let srv = site
+        .start(FixedPlans::default(), HttpConfig::default())
+        .await;
     let c = client();
     let url = format!("{}/api/v1/stations/phuong-a/records", srv.base);
     let recs: Vec<SignedRecord> = (1..=5)
@@ -55,14 +45,9 @@ async fn ingest_is_idempotent_and_survives_a_restart() {
     assert!(seqs(&ack, "accepted").is_empty());
 
     srv.stop().await;
-    let srv = start(
-        &reg,
-        &db,
-        FixedPlans::default(),
-        HttpConfig::default(),
-        clock.clone(),
-    )
-    .await;
+    let srv = site
+        .start(FixedPlans::default(), HttpConfig::default())
+        .await;
     let url = format!("{}/api/v1/stations/phuong-a/records", srv.base);
     // Overlapping batch after the restart: 3 is a duplicate, 4-5 new.
     let (st, ack) = post(&c, &url, body(&recs[2..])).await;
@@ -96,7 +81,7 @@ async fn ingest_is_idempotent_and_survives_a_restart() {
     srv.stop().await;
 
     // The rows hold the exact bytes that were signed.
-    let conn = rusqlite::Connection::open(&db).unwrap();
+    let conn = rusqlite::Connection::open(&site.db).unwrap();
     let bytes: String = conn
         .query_row(
             "SELECT bytes FROM records WHERE station='phuong-a' AND seq=2",
@@ -113,17 +98,14 @@ async fn ingest_is_idempotent_and_survives_a_restart() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_batches_are_refused_with_reasons_and_nothing_is_stored() {
-    let dir = tempfile::tempdir().unwrap();
     let mut a = TestStation::new("phuong-a", 1);
     let mut b = TestStation::new("phuong-b", 2);
-    let reg = write_registry(dir.path(), &[&a, &b]);
-    let db = dir.path().join("collector.db");
-    let clock = Arc::new(ManualClock::new(test_now()));
+    let site = CollectorSite::new(&[&a, &b]);
     let config = HttpConfig {
         max_body_bytes: 64 * 1024,
         ..HttpConfig::default()
     };
-    let srv = start(&reg, &db, FixedPlans::default(), config, clock).await;
+    let srv = site.start(FixedPlans::default(), config).await;
     let c = client();
     let url_a = format!("{}/api/v1/stations/phuong-a/records", srv.base);
     let ra: Vec<SignedRecord> = (1..=4)
@@ -146,7 +128,7 @@ async fn bad_batches_are_refused_with_reasons_and_nothing_is_stored() {
     // The whole command, naming the registry this collector reads.
     let hint = format!(
         "loa register --config {} --station phuong-x --public-key",
-        reg.display()
+        site.registry.display()
     );
     assert!(v["error"].as_str().unwrap().contains(&hint), "{v}");
 
@@ -259,19 +241,11 @@ async fn bad_batches_are_refused_with_reasons_and_nothing_is_stored() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sequence_gaps_are_accepted_shown_and_filled() {
-    let dir = tempfile::tempdir().unwrap();
     let mut a = TestStation::new("phuong-a", 1);
-    let reg = write_registry(dir.path(), &[&a]);
-    let db = dir.path().join("collector.db");
-    let clock = Arc::new(ManualClock::new(test_now()));
-    let srv = start(
-        &reg,
-        &db,
-        FixedPlans::default(),
-        HttpConfig::default(),
-        clock,
-    )
-    .await;
+    let site = CollectorSite::new(&[&a]);
+    let srv = site
+        .start(FixedPlans::default(), HttpConfig::default())
+        .await;
     let c = client();
     let url = format!("{}/api/v1/stations/phuong-a/records", srv.base);
     let recs: Vec<SignedRecord> = (1..=6)
@@ -303,20 +277,12 @@ async fn sequence_gaps_are_accepted_shown_and_filled() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn heartbeats_drive_online_status_and_ops_endpoints_answer() {
-    let dir = tempfile::tempdir().unwrap();
     let a = TestStation::new("phuong-a", 1);
     let b = TestStation::new("phuong-b", 2);
-    let reg = write_registry(dir.path(), &[&a, &b]);
-    let db = dir.path().join("collector.db");
-    let clock = Arc::new(ManualClock::new(test_now()));
-    let srv = start(
-        &reg,
-        &db,
-        FixedPlans::default(),
-        HttpConfig::default(),
-        clock.clone(),
-    )
-    .await;
+    let site = CollectorSite::new(&[&a, &b]);
+    let srv = site
+        .start(FixedPlans::default(), HttpConfig::default())
+        .await;
     let c = client();
     let hb = serde_json::to_vec(&a.heartbeat(test_now(), 7)).unwrap();
     let (st, v) = post(
@@ -385,7 +351,7 @@ async fn heartbeats_drive_online_status_and_ops_endpoints_answer() {
         "{page}"
     );
 
-    clock.advance(chrono::Duration::minutes(10));
+    site.clock.advance(chrono::Duration::minutes(10));
     let (_, v) = get_json(&c, &format!("{}/api/v1/stations/phuong-a", srv.base)).await;
     assert_eq!(v["online"], false);
     assert_eq!(v["heartbeat_age_secs"], 600);
@@ -405,12 +371,9 @@ async fn heartbeats_drive_online_status_and_ops_endpoints_answer() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn monthly_exports_reconcile_and_verify_offline() {
-    let dir = tempfile::tempdir().unwrap();
     let (a, b, plans, ra, rb) = march_fixture();
-    let reg = write_registry(dir.path(), &[&a, &b]);
-    let db = dir.path().join("collector.db");
-    let clock = Arc::new(ManualClock::new(test_now()));
-    let srv = start(&reg, &db, plans, HttpConfig::default(), clock).await;
+    let site = CollectorSite::new(&[&a, &b]);
+    let srv = site.start(plans, HttpConfig::default()).await;
     let c = client();
     assert_eq!(
         post(
@@ -481,7 +444,7 @@ async fn monthly_exports_reconcile_and_verify_offline() {
     assert_eq!(v["stations"][1]["totals"]["failed"], 1);
     // The records are the very bytes signed.
     assert!(json.contains(ra[0].bytes()));
-    let registry = loa::collector::Registry::load(&reg).unwrap();
+    let registry = loa::collector::Registry::load(&site.registry).unwrap();
     assert!(loa::report::verify_export(&json, Some(&registry)).ok());
 
     // The year-to-date report holds the same March figures.
@@ -492,7 +455,7 @@ async fn monthly_exports_reconcile_and_verify_offline() {
 
     // Offline, with the real binary: verified; then altered, truncated inside, and re-keyed.
     let bin = env!("CARGO_BIN_EXE_loa");
-    let file = dir.path().join("2019-03.json");
+    let file = site.dir.path().join("2019-03.json");
     std::fs::write(&file, &json).unwrap();
     let out = std::process::Command::new(bin)
         .args(["verify"])
@@ -537,17 +500,14 @@ async fn monthly_exports_reconcile_and_verify_offline() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn admin_api_registers_a_station_only_with_the_token() {
-    let dir = tempfile::tempdir().unwrap();
     let a = TestStation::new("phuong-a", 1);
     let mut n = TestStation::new("xa-moi", 3);
-    let reg = write_registry(dir.path(), &[&a]);
-    let db = dir.path().join("collector.db");
-    let clock = Arc::new(ManualClock::new(test_now()));
+    let site = CollectorSite::new(&[&a]);
     let config = HttpConfig {
         admin_token: Some("s3cret-token-0123456789".into()),
         ..HttpConfig::default()
     };
-    let srv = start(&reg, &db, FixedPlans::default(), config, clock).await;
+    let srv = site.start(FixedPlans::default(), config).await;
     let c = client();
     let url = format!("{}/api/v1/admin/stations", srv.base);
     let entry = serde_json::to_vec(&n.raw()).unwrap();
@@ -592,7 +552,7 @@ async fn admin_api_registers_a_station_only_with_the_token() {
     .await;
     assert_eq!(st, 200, "{v}");
     assert!(
-        loa::collector::Registry::load(&reg)
+        loa::collector::Registry::load(&site.registry)
             .unwrap()
             .get("xa-moi")
             .is_some()
@@ -605,20 +565,17 @@ async fn admin_api_registers_a_station_only_with_the_token() {
 /// that is not a schedule — and writes nothing for any of them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn admin_api_refuses_what_loa_register_refuses() {
-    let dir = tempfile::tempdir().unwrap();
     let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let a = TestStation::new("phuong-a", 1);
     let n = TestStation::new("phuong-tran-phu", 3);
-    let reg = write_registry(dir.path(), &[&a]);
-    let before = std::fs::read_to_string(&reg).unwrap();
-    let db = dir.path().join("collector.db");
-    let clock = Arc::new(ManualClock::new(test_now()));
+    let site = CollectorSite::new(&[&a]);
+    let before = std::fs::read_to_string(&site.registry).unwrap();
     let config = HttpConfig {
         admin_token: Some("s3cret-token-0123456789".into()),
         enrol_roots: vec![repo.join("schedules"), repo.join("audio")],
         ..HttpConfig::default()
     };
-    let srv = start(&reg, &db, FixedPlans::default(), config, clock).await;
+    let srv = site.start(FixedPlans::default(), config).await;
     let c = client();
     let url = format!("{}/api/v1/admin/stations", srv.base);
     let send = |entry: loa::collector::registry::RawStation| {
@@ -663,14 +620,14 @@ async fn admin_api_refuses_what_loa_register_refuses() {
     assert_eq!(st, 400, "{body}");
     assert!(body.contains("not a .toml file"), "{body}");
     assert_eq!(
-        std::fs::read_to_string(&reg).unwrap(),
+        std::fs::read_to_string(&site.registry).unwrap(),
         before,
         "nothing written"
     );
     // The same entry with the right schedule: stored, paths canonical.
     let (st, body) = send(with(Some(sched.clone()), Some(repo.join("audio")))).await;
     assert_eq!(st, 200, "{body}");
-    let stored = loa::collector::Registry::load(&reg).unwrap();
+    let stored = loa::collector::Registry::load(&site.registry).unwrap();
     assert_eq!(
         stored
             .get("phuong-tran-phu")

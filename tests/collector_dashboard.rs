@@ -10,7 +10,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 async fn chromium(profile: &Path, extra: &[String], url: &str) -> String {
-    let mut cmd = tokio::process::Command::new("chromium");
+    let mut cmd = tokio::process::Command::new(tools::require_tool("chromium", "chromium"));
     cmd.args([
         "--headless",
         "--no-sandbox",
@@ -28,7 +28,7 @@ async fn chromium(profile: &Path, extra: &[String], url: &str) -> String {
     .kill_on_drop(true);
     let out = match tokio::time::timeout(std::time::Duration::from_secs(120), cmd.output()).await {
         Ok(Ok(o)) => o,
-        Ok(Err(e)) => panic!("cannot run chromium ({e}); install the Debian package `chromium`"),
+        Ok(Err(e)) => panic!("cannot run chromium: {e}"),
         Err(_) => panic!("chromium did not finish within 120 s"),
     };
     assert!(

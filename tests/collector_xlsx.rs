@@ -31,15 +31,7 @@ print(json.dumps(out))
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn xlsx_opens_in_openpyxl_and_its_totals_match_the_database() {
-    let check = Command::new(PYTHON)
-        .args(["-c", "import openpyxl"])
-        .output();
-    match check {
-        Ok(o) if o.status.success() => {}
-        _ => panic!(
-            "this test needs {PYTHON} with openpyxl: `apt-get install python3-openpyxl` (or `bash scripts/deps.sh test`)"
-        ),
-    }
+    tools::require_python_module(PYTHON, "openpyxl", "python3-openpyxl");
     let dir = tempfile::tempdir().unwrap();
     let (a, b, plans, ra, rb) = march_fixture();
     let reg = write_registry(dir.path(), &[&a, &b]);
@@ -166,6 +158,7 @@ print(json.dumps([[n, sum(1 for _ in wb[n].iter_rows(min_row=2, values_only=True
 /// with a limit of 4 rows per sheet), and no row is lost.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn airing_rows_beyond_the_sheet_limit_continue_on_numbered_sheets() {
+    tools::require_python_module(PYTHON, "openpyxl", "python3-openpyxl");
     let dir = tempfile::tempdir().unwrap();
     let (a, b, plans, ra, rb) = march_fixture();
     let reg = write_registry(dir.path(), &[&a, &b]);
@@ -208,7 +201,7 @@ async fn airing_rows_beyond_the_sheet_limit_continue_on_numbered_sheets() {
         .unwrap();
     assert!(
         out.status.success(),
-        "this test needs {PYTHON} with openpyxl (apt-get install python3-openpyxl): {}",
+        "{PYTHON} could not read the split workbook: {}",
         String::from_utf8_lossy(&out.stderr)
     );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();

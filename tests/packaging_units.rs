@@ -7,6 +7,8 @@
 //! unit counts as broken when verify fails OR prints any diagnostic naming one of our units; a
 //! deliberately broken copy proves the check can fail.
 
+mod tools;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -19,6 +21,7 @@ fn packaging() -> PathBuf {
 
 /// A systemd tool by name, or a failure that says what to install.
 fn tool(name: &str) -> String {
+    tools::require_tool(name, "systemd");
     let found = Command::new(name).arg("--version").output();
     match found {
         Ok(o) if o.status.success() => name.to_string(),

@@ -1,5 +1,7 @@
 //! Decoding the committed fixtures: formats, declared vs decoded length, bad files.
 
+mod tools;
+
 use loa::media::{MediaError, probe};
 use std::path::PathBuf;
 
@@ -272,12 +274,12 @@ fn probe_reads_exact_headers_instead_of_decoding_15_minute_files() {
     let rate = 16_000u64;
     for ext in ["wav", "flac"] {
         let path = dir.path().join(format!("long.{ext}"));
-        let o = std::process::Command::new("sox")
+        let o = std::process::Command::new(tools::require_tool("sox", "sox"))
             .args(["-n", "-r", "16000", "-c", "1", "-b", "16"])
             .arg(&path)
             .args(["synth", &secs.to_string(), "sine", "440", "vol", "0.3"])
             .output()
-            .expect("sox is needed (apt-get install sox)");
+            .expect("sox");
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
         let t0 = std::time::Instant::now();
         let (facts, method, packets) = probe_with_method(&path).unwrap();

@@ -13,10 +13,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 fn sox(args: &[&str]) {
-    let o = Command::new("sox")
+    let o = Command::new(tools::require_tool("sox", "sox"))
         .args(args)
         .output()
-        .expect("sox is needed (apt-get install sox)");
+        .expect("sox");
     assert!(
         o.status.success(),
         "sox {args:?}: {}",

@@ -15,8 +15,6 @@ use std::time::Duration;
 
 const LIVE_HZ: f64 = 440.0;
 const FALLBACK_HZ: f64 = 1000.0;
-/// 128 kbit/s CBR MP3.
-const MP3_BYTES_PER_SEC: f64 = 16_000.0;
 
 fn clock() -> Arc<dyn Clock> {
     Arc::new(SystemClock)
@@ -42,12 +40,7 @@ fn relay_airs_the_live_mount_with_its_tone_level_and_titles() {
     let dir = ice.dir.path();
     let live = tone_mp3(dir, "live", 440, 0.5, 10);
     let fallback = tone_wav(dir, "fallback", 1000, 0.5, 5);
-    let _feeder = Feeder::start(
-        &ice.source_url("city.mp3"),
-        &live,
-        "audio/mpeg",
-        MP3_BYTES_PER_SEC,
-    );
+    let _feeder = ice.feed_city(&live);
     let (source, handle) = relay(&ice.listen_url("city.mp3"), 8, fallback);
     // Pre-connect: the slot is due 2 s from now.
     std::thread::sleep(Duration::from_secs(2));
@@ -87,8 +80,7 @@ fn relay_fails_over_within_2s_when_the_feeder_dies_and_comes_back_when_it_return
     let dir = ice.dir.path();
     let live = tone_mp3(dir, "live", 440, 0.5, 10);
     let fallback = tone_wav(dir, "fallback", 1000, 0.5, 5);
-    let src = ice.source_url("city.mp3");
-    let feeder = Feeder::start(&src, &live, "audio/mpeg", MP3_BYTES_PER_SEC);
+    let feeder = ice.feed_city(&live);
     let (source, handle) = relay(&ice.listen_url("city.mp3"), 18, fallback);
     std::thread::sleep(Duration::from_secs(2));
     let puller = std::thread::spawn(move || pull_paced(source));
@@ -97,7 +89,7 @@ fn relay_fails_over_within_2s_when_the_feeder_dies_and_comes_back_when_it_return
     feeder.kill();
     std::thread::sleep(Duration::from_secs(5));
     let restarted_at = Utc::now();
-    let _feeder = Feeder::start(&src, &live, "audio/mpeg", MP3_BYTES_PER_SEC);
+    let _feeder = ice.feed_city(&live);
     let (out, _) = puller.join().expect("puller");
 
     assert_eq!(out.len(), 18 * RATE * 2);
@@ -143,12 +135,7 @@ fn relay_fails_over_when_the_upstream_stalls_and_returns_when_data_flows_again()
     let dir = ice.dir.path();
     let live = tone_mp3(dir, "live", 440, 0.5, 10);
     let fallback = tone_wav(dir, "fallback", 1000, 0.5, 5);
-    let feeder = Feeder::start(
-        &ice.source_url("city.mp3"),
-        &live,
-        "audio/mpeg",
-        MP3_BYTES_PER_SEC,
-    );
+    let feeder = ice.feed_city(&live);
     let (source, handle) = relay(&ice.listen_url("city.mp3"), 12, fallback);
     std::thread::sleep(Duration::from_secs(2));
     let puller = std::thread::spawn(move || pull_paced(source));
@@ -185,12 +172,7 @@ fn relay_of_a_silent_upstream_goes_to_fallback() {
     let dir = ice.dir.path();
     let silent = tone_mp3(dir, "silent", 440, 0.0, 10);
     let fallback = tone_wav(dir, "fallback", 1000, 0.5, 5);
-    let _feeder = Feeder::start(
-        &ice.source_url("city.mp3"),
-        &silent,
-        "audio/mpeg",
-        MP3_BYTES_PER_SEC,
-    );
+    let _feeder = ice.feed_city(&silent);
     let (source, handle) = relay(&ice.listen_url("city.mp3"), 8, fallback);
     std::thread::sleep(Duration::from_secs(2));
     let (out, _) = pull_paced(source);
@@ -270,6 +252,7 @@ fn city_station_publishes_pcm_as_mp3_and_a_ward_relays_it() {
     let ice = Icecast::start();
     let dir = ice.dir.path();
     let fallback = tone_wav(dir, "fallback", 1000, 0.5, 5);
+    tools::require_tool("lame", "lame");
     let mut publisher =
         LamePublisher::start(&ice.source_url("city.mp3"), 44_100, 2, 128).expect("publisher");
     let publishing = std::thread::spawn(move || {
@@ -314,12 +297,7 @@ fn player_airs_a_relay_session_preconnected_and_fades_it_out_on_stop() {
     let dir = ice.dir.path();
     let live = tone_mp3(dir, "live", 440, 0.5, 10);
     let fallback = tone_wav(dir, "fallback", 1000, 0.5, 5);
-    let _feeder = Feeder::start(
-        &ice.source_url("city.mp3"),
-        &live,
-        "audio/mpeg",
-        MP3_BYTES_PER_SEC,
-    );
+    let _feeder = ice.feed_city(&live);
     let wav = dir.join("aired.wav");
     let mut out = loa::output::OutputConfig::new(&format!("wav:{}", wav.display()));
     out.sample_rate = Some(44_100);
@@ -470,13 +448,13 @@ fn back_from_silence_the_switch_to_live_skips_the_buffered_silence() {
     let quiet = tone_wav(dir, "quiet", 440, 0.0, 5);
     let b = tone_wav(dir, "b", 440, 0.5, 8);
     let joined = dir.join("joined.wav");
-    let st = std::process::Command::new("sox")
+    let st = std::process::Command::new(tools::require_tool("sox", "sox"))
         .args([&a, &quiet, &b, &joined])
         .status()
         .expect("sox");
     assert!(st.success());
     let live = dir.join("gap.mp3");
-    let st = std::process::Command::new("lame")
+    let st = std::process::Command::new(tools::require_tool("lame", "lame"))
         .args(["--quiet", "-b", "128"])
         .arg(&joined)
         .arg(&live)
@@ -484,12 +462,7 @@ fn back_from_silence_the_switch_to_live_skips_the_buffered_silence() {
         .expect("lame");
     assert!(st.success());
     let fallback = tone_wav(dir, "fallback", 1000, 0.5, 5);
-    let _feeder = Feeder::start(
-        &ice.source_url("city.mp3"),
-        &live,
-        "audio/mpeg",
-        MP3_BYTES_PER_SEC,
-    );
+    let _feeder = ice.feed_city(&live);
     let (source, handle) = relay(&ice.listen_url("city.mp3"), 12, fallback);
     std::thread::sleep(Duration::from_secs(1));
     let (out, _) = pull_paced(source);

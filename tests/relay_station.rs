@@ -14,8 +14,6 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 const LOA: &str = env!("CARGO_BIN_EXE_loa");
-/// 128 kbit/s CBR MP3.
-const MP3_BYTES_PER_SEC: f64 = 16_000.0;
 /// Seconds from writing the schedule to the relay slot's instant: the station starts, then
 /// pre-connects `relay::DEFAULT_PRECONNECT_SECS` (5 s) before.
 const LEAD_SECS: i64 = 9;
@@ -200,12 +198,7 @@ fn tone_share(wav: &Path, freq_hz: f64) -> (f64, f64) {
 fn station_airs_a_relay_slot_of_the_live_mount_and_records_its_evidence() {
     let ice = Icecast::start();
     let live = tone_mp3(ice.dir.path(), "live", 440, 0.5, 20);
-    let _feeder = Feeder::start(
-        &ice.source_url("city.mp3"),
-        &live,
-        "audio/mpeg",
-        MP3_BYTES_PER_SEC,
-    );
+    let _feeder = ice.feed_city(&live);
     let site = Site::new("phuong-relay");
     site.keygen();
     let url = ice.listen_url("city.mp3");
@@ -292,6 +285,8 @@ fn station_relay_slot_whose_upstream_never_answers_is_recorded_all_fallback() {
 fn city_station_publishes_what_it_airs_and_a_ward_relays_the_mount() {
     use loa::clock::{Clock, SystemClock};
     use std::sync::Arc;
+    // The city's `loa station --publish` encodes through `lame`.
+    tools::require_tool("lame", "lame");
     let ice = Icecast::start();
     let site = Site::new("city");
     tone_wav(&site.path("audio"), "cchc", 440, 0.5, 20);

@@ -472,11 +472,11 @@ struct TinyFs(PathBuf);
 impl TinyFs {
     fn mount(dir: &Path, size: &str) -> Self {
         std::fs::create_dir_all(dir).unwrap();
-        let out = Command::new("mount")
+        let out = Command::new(tools::require_tool("mount", "mount"))
             .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
             .arg(dir)
             .output()
-            .expect("`mount` must be installed");
+            .expect("mount");
         assert!(
             out.status.success(),
             "this test mounts a tiny tmpfs to fill the disk and needs root (CAP_SYS_ADMIN), as \

@@ -2,6 +2,9 @@
 //! 127.0.0.1:0 over a real SQLite file, and a fixed plan source.
 #![allow(dead_code)]
 
+#[path = "../tools/mod.rs"]
+pub mod tools;
+
 use chrono::{DateTime, Duration, FixedOffset, TimeZone, Utc};
 use ed25519_dalek::SigningKey;
 use loa::clock::{Clock, ManualClock};
@@ -231,6 +234,36 @@ pub fn write_registry(dir: &Path, stations: &[&TestStation]) -> PathBuf {
 /// The instant tests run at: the last day of March 2019, noon local.
 pub fn test_now() -> DateTime<Utc> {
     at(31, 12).with_timezone(&Utc)
+}
+
+/// The usual collector test set-up: a temp dir holding the registry of the given stations and
+/// the database path, and a manual clock at [`test_now`]; [`CollectorSite::start`] serves it.
+pub struct CollectorSite {
+    pub dir: tempfile::TempDir,
+    /// `collector.toml` in `dir`.
+    pub registry: PathBuf,
+    /// `collector.db` in `dir` (created by the first start).
+    pub db: PathBuf,
+    pub clock: Arc<ManualClock>,
+}
+
+impl CollectorSite {
+    pub fn new(stations: &[&TestStation]) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let registry = write_registry(dir.path(), stations);
+        let db = dir.path().join("collector.db");
+        Self {
+            dir,
+            registry,
+            db,
+            clock: Arc::new(ManualClock::new(test_now())),
+        }
+    }
+
+    /// Serve this site's registry and database on 127.0.0.1:0 (again after a stop: a restart).
+    pub async fn start(&self, plans: FixedPlans, config: HttpConfig) -> Running {
+        start(&self.registry, &self.db, plans, config, self.clock.clone()).await
+    }
 }
 
 pub async fn start(

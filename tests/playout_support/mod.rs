@@ -2,6 +2,9 @@
 //! ALSA or PulseAudio environment, reading captures.
 #![allow(dead_code)]
 
+#[path = "../tools/mod.rs"]
+pub mod tools;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -87,7 +90,9 @@ impl Pulse {
         for sub in ["runtime", "home", "state"] {
             std::fs::create_dir_all(dir.path().join(sub)).expect("mkdir");
         }
-        let mut c = Command::new("pulseaudio");
+        let pulseaudio = tools::require_tool("pulseaudio", "pulseaudio");
+        tools::require_tool("pactl", "pulseaudio-utils");
+        let mut c = Command::new(pulseaudio);
         c.args([
             "-n",
             "--daemonize=no",
@@ -104,9 +109,9 @@ impl Pulse {
         for (k, v) in Self::env_of(dir.path()) {
             c.env(k, v);
         }
-        let child = c.spawn().unwrap_or_else(|e| {
-            panic!("cannot start `pulseaudio` ({e}): install the Debian packages pulseaudio, pulseaudio-utils, libasound2-plugins")
-        });
+        let child = c
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start `pulseaudio`: {e}"));
         let p = Self { dir, child };
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
@@ -153,6 +158,7 @@ impl Pulse {
 
     /// Start capturing the sink's monitor as raw S16_LE 44.1 kHz stereo into `path`.
     pub fn capture(&self, path: &Path) -> Child {
+        tools::require_tool("parec", "pulseaudio-utils");
         let f = std::fs::File::create(path).expect("capture file");
         self.cmd("parec")
             .args([
@@ -167,7 +173,7 @@ impl Pulse {
             .stdout(f)
             .stderr(Stdio::null())
             .spawn()
-            .expect("cannot start parec (package pulseaudio-utils)")
+            .expect("cannot start parec")
     }
 }
 

@@ -3,9 +3,13 @@
 //! test audio made with `sox`/`lame`, and a puller that drains a relay at real-time pace like a
 //! sound card would.
 //!
-//! Missing binaries make the tests FAIL with a message naming the Debian package.
+//! Missing binaries make the tests FAIL with a message naming the Debian package
+//! ([`tools::require_tool`]).
 
 #![allow(dead_code)]
+
+#[path = "../tools/mod.rs"]
+pub mod tools;
 
 use loa::relay::source_client::{IcecastSource, Pacer};
 use std::net::{TcpListener, TcpStream};
@@ -20,20 +24,10 @@ use std::time::{Duration, Instant};
 pub const SOURCE_PASSWORD: &str = "srcpw";
 pub const ADMIN_PASSWORD: &str = "adminpw";
 pub const RATE: usize = 44_100;
-
-fn need(bin: &str, package: &str) {
-    let found = Command::new("sh")
-        .arg("-c")
-        .arg(format!("command -v {bin}"))
-        .stdout(Stdio::null())
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false);
-    assert!(
-        found,
-        "`{bin}` not found: install the Debian package `{package}` (apt-get install {package})"
-    );
-}
+/// The pace of a CBR 128 kbit/s MP3 (what [`tone_mp3`] writes), in bytes per second.
+pub const MP3_BYTES_PER_SEC: f64 = 16_000.0;
+/// The city's mount, as the relay tests feed and relay it.
+pub const CITY_MOUNT: &str = "city.mp3";
 
 /// A free TCP port on 127.0.0.1 (bound then released).
 pub fn free_port() -> u16 {
@@ -50,7 +44,7 @@ pub struct Icecast {
 
 impl Icecast {
     pub fn start() -> Self {
-        need("icecast2", "icecast2");
+        tools::require_tool("icecast2", "icecast2");
         let dir = tempfile::tempdir().expect("temp dir");
         // icecast drops to `nobody` (it refuses to run as root): everything must be readable.
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777))
@@ -102,6 +96,16 @@ impl Icecast {
         format!(
             "http://source:{SOURCE_PASSWORD}@127.0.0.1:{}/{mount}",
             self.port
+        )
+    }
+
+    /// A feeder sending `mp3` (CBR 128 kbit/s, [`tone_mp3`]) to [`CITY_MOUNT`] in real time.
+    pub fn feed_city(&self, mp3: &Path) -> Feeder {
+        Feeder::start(
+            &self.source_url(CITY_MOUNT),
+            mp3,
+            "audio/mpeg",
+            MP3_BYTES_PER_SEC,
         )
     }
 
@@ -246,8 +250,8 @@ fn run(cmd: &mut Command) {
 
 /// A CBR 128 kbit/s MP3 of a sine tone (`vol` 0 gives digital silence), stereo 44.1 kHz.
 pub fn tone_mp3(dir: &Path, name: &str, freq_hz: u32, vol: f32, secs: u32) -> PathBuf {
-    need("sox", "sox");
-    need("lame", "lame");
+    tools::require_tool("sox", "sox");
+    tools::require_tool("lame", "lame");
     let wav = dir.join(format!("{name}.wav"));
     let mp3 = dir.join(format!("{name}.mp3"));
     run(Command::new("sox")
@@ -270,8 +274,8 @@ pub fn tone_mp3(dir: &Path, name: &str, freq_hz: u32, vol: f32, secs: u32) -> Pa
 
 /// An Ogg Vorbis file of a sine tone, mono 48 kHz (exercises resampling and remixing).
 pub fn tone_ogg(dir: &Path, name: &str, freq_hz: u32, vol: f32, secs: u32) -> PathBuf {
-    need("sox", "sox");
-    need("oggenc", "vorbis-tools");
+    tools::require_tool("sox", "sox");
+    tools::require_tool("oggenc", "vorbis-tools");
     let wav = dir.join(format!("{name}.wav"));
     let ogg = dir.join(format!("{name}.ogg"));
     run(Command::new("sox")
@@ -294,7 +298,7 @@ pub fn tone_ogg(dir: &Path, name: &str, freq_hz: u32, vol: f32, secs: u32) -> Pa
 
 /// A WAV tone for the fallback playlist.
 pub fn tone_wav(dir: &Path, name: &str, freq_hz: u32, vol: f32, secs: u32) -> PathBuf {
-    need("sox", "sox");
+    tools::require_tool("sox", "sox");
     let wav = dir.join(format!("{name}.wav"));
     run(Command::new("sox")
         .args(["-n", "-r", "44100", "-c", "2", "-b", "16"])

@@ -2,6 +2,9 @@
 //! second-granularity schedules, `loa keygen`, and `loa station` as a child process.
 #![allow(dead_code)]
 
+#[path = "../tools/mod.rs"]
+pub mod tools;
+
 use loa::journal;
 use loa::wire::AiringRecord;
 use std::collections::HashSet;
