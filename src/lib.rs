@@ -29,6 +29,8 @@
 //! - [`station`] — the station daemon: scheduler loop tying plan, player, journal and shipper.
 //! - [`collector`] — the central server: SQLite store, ingest/query HTTP API, dashboard.
 //! - [`report`] — monthly/year-to-date exports (CSV, XLSX, JSON) and their offline verification.
+//! - [`manual`] — one manual airing (`loa play`, `loa render`) through a fresh player, reported.
+//! - [`process`] — process-wide set-up of the commands: logging, malloc arenas, stop signals.
 //! - [`supervisor`] — child processes in their own groups, output forwarded, stopped in order.
 //! - [`demo`] — the demo station of `loa up` (a chime every minute) and the chime's synthesis.
 //! - [`launch`] — `loa up`: keys and registry entries provisioned, the collector and every
@@ -48,11 +50,13 @@ pub mod keys;
 pub mod launch;
 pub mod layout;
 pub mod loudness;
+pub mod manual;
 pub mod media;
 pub mod meter;
 pub mod notify;
 pub mod output;
 pub mod player;
+pub mod process;
 pub mod reason;
 pub mod reconcile;
 pub mod relay;

@@ -19,6 +19,7 @@ use crate::collector::registry::Registry;
 use crate::collector::selfcheck;
 use crate::keys::{self, KeyError};
 use crate::notify::{Notifier, watchdog_interval};
+use crate::process;
 
 /// Arguments of `loa collector`.
 #[derive(Debug, Args)]
@@ -44,20 +45,7 @@ pub struct CollectorArgs {
 
 /// Run `loa collector`.
 pub fn run(args: CollectorArgs) -> anyhow::Result<ExitCode> {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-                // The plan probes audio files on every status request: the decoder's
-                // per-file chatter is not news.
-                tracing_subscriber::EnvFilter::new(
-                    "info,symphonia=warn,symphonia_format_ogg=warn,symphonia_core=warn",
-                )
-            }),
-        )
-        .with_writer(std::io::stderr)
-        // Colour codes only on a terminal: journald, log files and `loa up` get plain text.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .try_init();
+    process::init_logging(process::COLLECTOR_LOG_ENV, process::LogFormat::Text);
     let layout = crate::layout::Layout::detect();
     // Absolute, so the registry the collector names (in its 401 hint, in its log) is the file
     // it really uses, whatever directory the reader of the message is in.
@@ -136,7 +124,7 @@ pub fn run(args: CollectorArgs) -> anyhow::Result<ExitCode> {
         {
             tracing::warn!("cannot record the collector URL in {}: {e}", dir.display());
         }
-        let stop = stop_signal()?;
+        let stop = process::stop_signal().context("installing the SIGTERM/SIGINT handlers")?;
         let notifier = Notifier::from_env();
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         if let Some(watchdog) = watchdog_interval() {
@@ -159,17 +147,4 @@ pub fn run(args: CollectorArgs) -> anyhow::Result<ExitCode> {
         anyhow::Ok(())
     })?;
     Ok(ExitCode::SUCCESS)
-}
-
-/// Completes on the first SIGTERM (systemd, `loa up`) or SIGINT (a terminal's Ctrl-C).
-fn stop_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
-    let mut int = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
-    Ok(async move {
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = int.recv() => {}
-        }
-    })
 }

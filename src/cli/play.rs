@@ -1,13 +1,12 @@
 //! `loa play` — Air files now (or at `--at`) and print the evidence.
 
 use crate::loudness::{self, LoudnessSettings};
+use crate::manual::{PlayReport, air_once};
 use crate::output::{OutputConfig, Pacing};
-use crate::player::{PlayOutcome, Player, PlayerConfig, PlayerEvent, Session};
-use crate::wire::{AiredItem, Evidence};
-use anyhow::Context as _;
+use crate::player::{PlayOutcome, PlayerConfig};
+use crate::process;
 use chrono::{DateTime, Utc};
 use clap::Args;
-use serde::Serialize;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -74,80 +73,6 @@ pub struct PlayArgs {
     pub json: bool,
     #[command(flatten)]
     pub loudness: LoudnessArgs,
-}
-
-/// What `loa play`/`loa render` print.
-#[derive(Debug, Serialize)]
-pub struct PlayReport {
-    pub airing_id: String,
-    pub outcome: PlayOutcome,
-    pub scheduled_at: DateTime<Utc>,
-    /// First sample minus scheduled instant (ms), when something aired.
-    pub start_offset_ms: Option<f64>,
-    pub aired_secs: f64,
-    pub items: Vec<AiredItem>,
-    pub evidence: Evidence,
-    pub reason: Option<String>,
-}
-
-/// Air one session through a fresh player and wait for its end.
-pub fn air_once(
-    config: PlayerConfig,
-    files: Vec<PathBuf>,
-    start_at: DateTime<Utc>,
-    max_secs: Option<f64>,
-) -> anyhow::Result<PlayReport> {
-    // The player's item-started lines (what airs, its format, conversion and downmix) go to
-    // stderr; `LOA_LOG` filters as for the station.
-    let filter = tracing_subscriber::EnvFilter::try_from_env("LOA_LOG").unwrap_or_else(|_| {
-        tracing_subscriber::EnvFilter::new("info,symphonia=warn,symphonia_core=warn")
-    });
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
-    let (player, events) = Player::spawn(config).context("cannot open the output")?;
-    let airing_id = format!("manual-{}", start_at.format("%Y%m%dT%H%M%S%.3fZ"));
-    player.load(Session {
-        airing_id: airing_id.clone(),
-        items: files,
-        max_secs,
-        start_at,
-    })?;
-    let report = loop {
-        match events.recv() {
-            Ok(PlayerEvent::Finished {
-                airing_id,
-                outcome,
-                aired_secs,
-                items,
-                evidence,
-                reason,
-                ..
-            }) => {
-                let start_offset_ms = evidence
-                    .first_sample_at
-                    .map(|t| (t - start_at).num_microseconds().unwrap_or(0) as f64 / 1000.0);
-                break PlayReport {
-                    airing_id,
-                    outcome,
-                    scheduled_at: start_at,
-                    start_offset_ms,
-                    aired_secs,
-                    items,
-                    evidence,
-                    reason,
-                };
-            }
-            Ok(PlayerEvent::Started { at, .. }) => tracing::info!("on air at {at}"),
-            Ok(PlayerEvent::ItemStarted { index, at, .. }) => {
-                tracing::info!("item {} at {at}", index + 1)
-            }
-            Err(_) => anyhow::bail!("the player stopped without finishing the session"),
-        }
-    };
-    player.shutdown()?;
-    Ok(report)
 }
 
 /// Print a report (human or JSON) and turn its outcome into an exit code.
@@ -217,6 +142,9 @@ pub fn run(args: PlayArgs) -> anyhow::Result<ExitCode> {
     };
     let config = PlayerConfig::new(output, args.loudness.settings());
     let start_at = args.at.unwrap_or_else(Utc::now);
+    // The player's item-started lines (what airs, its format, conversion and downmix) go to
+    // stderr; `LOA_LOG` filters as for the station.
+    process::init_logging(process::LOG_ENV, process::LogFormat::Text);
     let report = air_once(config, args.files, start_at, args.max_secs)?;
     print_report(&report, args.json)
 }

@@ -1,9 +1,11 @@
 //! `loa render` — Render a session offline to a WAV file, as fast as the CPU goes, through the
 //! same player, loudness and meter as airing (so the file is exactly what would have aired).
 
-use super::play::{LoudnessArgs, air_once, print_report};
+use super::play::{LoudnessArgs, print_report};
+use crate::manual::air_once;
 use crate::output::{DEFAULT_CHANNELS, DEFAULT_SAMPLE_RATE, OutputConfig, Pacing};
 use crate::player::PlayerConfig;
+use crate::process;
 use chrono::Utc;
 use clap::Args;
 use std::path::PathBuf;
@@ -45,6 +47,7 @@ pub fn run(args: RenderArgs) -> anyhow::Result<ExitCode> {
         underrun_wait_ms: None,
     };
     let config = PlayerConfig::new(output, args.loudness.settings());
+    process::init_logging(process::LOG_ENV, process::LogFormat::Text);
     let report = air_once(config, args.files, Utc::now(), args.max_secs)?;
     print_report(&report, args.json)
 }

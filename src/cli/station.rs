@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use crate::clock::SystemClock;
+use crate::process;
 use crate::station::{self, Control, Daemon, StationConfig, StationError, playout};
 
 /// Log line format.
@@ -60,45 +61,19 @@ pub struct StationArgs {
     pub log_format: LogFormat,
 }
 
-fn init_logging(format: LogFormat) {
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_env("LOA_LOG").unwrap_or_else(|_| {
-        EnvFilter::new("info,symphonia=warn,symphonia_format_ogg=warn,symphonia_core=warn")
-    });
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        // Colour codes only on a terminal: log files and journald get plain text.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
-    let _ = match format {
-        LogFormat::Json => builder
-            .json()
-            .with_current_span(true)
-            .with_span_list(false)
-            .try_init(),
-        LogFormat::Text => builder.try_init(),
-    };
-}
-
-/// glibc malloc arenas for the daemon (unless `MALLOC_ARENA_MAX` is set): its threads allocate
-/// little, and each extra arena keeps its own touched pages resident.
-const DEFAULT_MALLOC_ARENAS: i32 = 1;
-
-/// Cap glibc's malloc arenas before any thread starts (see [`DEFAULT_MALLOC_ARENAS`]).
-fn limit_malloc_arenas() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
-        // SAFETY: mallopt only sets a malloc tunable; called before other threads exist.
-        unsafe {
-            libc::mallopt(libc::M_ARENA_MAX, DEFAULT_MALLOC_ARENAS);
+impl From<LogFormat> for process::LogFormat {
+    fn from(f: LogFormat) -> Self {
+        match f {
+            LogFormat::Text => process::LogFormat::Text,
+            LogFormat::Json => process::LogFormat::Json,
         }
     }
 }
 
 /// Run `loa station`.
 pub fn run(args: StationArgs) -> anyhow::Result<ExitCode> {
-    limit_malloc_arenas();
-    init_logging(args.log_format);
+    process::limit_malloc_arenas();
+    process::init_logging(process::LOG_ENV, args.log_format.into());
     let layout = crate::layout::Layout::detect();
     let data_dir = args
         .data

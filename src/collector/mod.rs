@@ -15,6 +15,7 @@ pub mod registry;
 pub mod selfcheck;
 pub mod status;
 pub mod store;
+pub mod table;
 
 pub use http::{AppState, serve};
 pub use plans::PlanCache;
