@@ -53,26 +53,22 @@ pub fn run(args: CollectorArgs) -> anyhow::Result<ExitCode> {
         .context("resolving the registry path")?;
     let db = std::path::absolute(args.db.clone().unwrap_or_else(|| layout.database()))
         .context("resolving the database path")?;
-    let registry = if config.exists() {
-        match Registry::load(&config) {
-            Ok(r) => r,
-            Err(e) => {
-                eprintln!("loa collector: {e}");
-                return Ok(ExitCode::from(2));
-            }
+    let registry = match Registry::load_or_empty(&config) {
+        Ok((r, true)) => r,
+        Ok((r, false)) => {
+            // A fresh install: no station enrolled yet. Records from any station are refused
+            // ("unknown station") until one is registered; the stations keep them meanwhile.
+            eprintln!(
+                "loa collector: no registry at {} yet: no station is enrolled (`loa register --config {}` \
+                 or the admin API adds them)",
+                config.display(),
+                config.display()
+            );
+            r
         }
-    } else {
-        // A fresh install: no station enrolled yet. Records from any station are refused
-        // ("unknown station") until one is registered; the stations keep them meanwhile.
-        eprintln!(
-            "loa collector: no registry at {} yet: no station is enrolled (`loa register --config {}` \
-             or the admin API adds them)",
-            config.display(),
-            config.display()
-        );
-        Registry {
-            path: Some(config.clone()),
-            ..Registry::default()
+        Err(e) => {
+            eprintln!("loa collector: {e}");
+            return Ok(ExitCode::from(2));
         }
     };
     let state_dir = db.parent().map(std::path::Path::to_path_buf);

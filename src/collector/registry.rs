@@ -109,6 +109,22 @@ impl Registry {
         Self::from_raw(raw, Some(path))
     }
 
+    /// The registry the collector serves from `path`: the file read and validated, or — when
+    /// there is no file yet (a fresh install, nobody enrolled) — an empty registry that will be
+    /// written there by the first enrolment. True when the file existed.
+    pub fn load_or_empty(path: &Path) -> Result<(Self, bool), RegistryError> {
+        if path.exists() {
+            return Ok((Self::load(path)?, true));
+        }
+        Ok((
+            Registry {
+                path: Some(path.to_path_buf()),
+                ..Registry::default()
+            },
+            false,
+        ))
+    }
+
     /// Validate raw entries; relative schedule paths are resolved against `path`'s directory.
     pub fn from_raw(raw: RawRegistry, path: Option<&Path>) -> Result<Self, RegistryError> {
         let base = path
@@ -436,6 +452,32 @@ mod tests {
                 .public_key,
             pk(2)
         );
+    }
+
+    #[test]
+    fn a_missing_registry_is_empty_a_bad_one_an_error() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let path = dir.path().join("collector.toml");
+        let (r, existed) = Registry::load_or_empty(&path).unwrap_or_else(|e| panic!("{e}"));
+        assert!(!existed && r.stations.is_empty());
+        assert_eq!(r.path.as_deref(), Some(path.as_path()));
+        let entry = RawStation {
+            id: "phuong-a".into(),
+            name: String::new(),
+            area_code: String::new(),
+            public_key: pk(1),
+            schedule: None,
+            audio_root: None,
+        };
+        upsert_file(&path, &entry).unwrap_or_else(|e| panic!("{e}"));
+        let (r, existed) = Registry::load_or_empty(&path).unwrap_or_else(|e| panic!("{e}"));
+        assert!(existed);
+        assert_eq!(r.stations.keys().collect::<Vec<_>>(), ["phuong-a"]);
+        std::fs::write(&path, "[[station]]\nid = 3\n").unwrap_or_else(|e| panic!("{e}"));
+        assert!(matches!(
+            Registry::load_or_empty(&path),
+            Err(RegistryError::Syntax { .. })
+        ));
     }
 
     #[test]
