@@ -18,6 +18,7 @@ if [ "$mode" = test ]; then
     sox libsox-fmt-mp3 vorbis-tools flac lame espeak-ng   # test audio fixtures
     icecast2 ezstream                    # a real upstream for relay tests
     sqlite3                              # inspecting the collector DB in tests
+    faketime                             # libfaketime: the station's clock stepped under a real binary
     chromium                             # dashboard test, headless
     systemd                              # systemd-analyze verify of the units
     python3 python3-openpyxl python3-docx   # the XLSX/DOCX exports opened by real readers

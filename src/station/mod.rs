@@ -22,7 +22,7 @@ use crate::shipper::{self, LiveStatus, Progress, Shipper, ShipperConfig};
 use crate::wire::{AiredItem, AiringBrief, AiringRecord, JournalHealth, Outcome, Source};
 use chrono::{DateTime, Duration, FixedOffset, Utc};
 use playout::{AirEvent, Cue, Playout};
-use scheduler::{Action, ClockJump, Context, OnAir};
+use scheduler::{Action, ClockJump, ClockSteps, Context, OnAir};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -263,6 +263,8 @@ pub struct Daemon {
     started_at: DateTime<Utc>,
     down_since: Option<DateTime<Utc>>,
     jumps: Vec<ClockJump>,
+    /// Clock steps seen: a step back moves `floor` and `started_at` back with the clock.
+    steps: ClockSteps,
     last_seq_tx: watch::Sender<u64>,
     status_tx: watch::Sender<LiveStatus>,
     schedule_mtime: Option<std::time::SystemTime>,
@@ -355,6 +357,7 @@ impl Daemon {
             started_at: now,
             down_since,
             jumps: Vec::new(),
+            steps: ClockSteps::default(),
             last_seq_tx,
             status_tx,
             schedule_mtime,
@@ -926,6 +929,12 @@ impl Daemon {
                     step_ms = drift,
                     "wall clock stepped back; already-journaled occurrences will not air again"
                 );
+            }
+            if drift.abs() > CLOCK_STEP_TOLERANCE_MS {
+                // The start-up wall times were read off the clock before the step.
+                let shift = self.steps.step(Duration::milliseconds(drift));
+                self.floor += shift;
+                self.started_at += shift;
             }
             last_wall = now;
             last_mono = Instant::now();

@@ -42,6 +42,32 @@ pub struct ClockJump {
     pub to: DateTime<Utc>,
 }
 
+/// The clock steps a run has seen, and what they do to the wall times it read at its start (the
+/// first plan window's floor and `Context::started_at`).
+///
+/// A clock stepped back by Δ had been Δ ahead, so the run's start lies Δ earlier on the corrected
+/// clock: the stretch the clock replays came after the start and is owed (what is planned in it
+/// airs), not "before the first start". A step forward does not move them up again: what it
+/// skipped over is owed too (`missed`, "clock jumped forward"). So the start-up times follow the
+/// lowest net step seen, and back-and-forth steps (a flapping time source) move them back at
+/// most by the largest net step back.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct ClockSteps {
+    net: Duration,
+    lowest: Duration,
+}
+
+impl ClockSteps {
+    /// Note a step of `by` (negative: back). Returns how far the start-up wall times move
+    /// (zero or negative).
+    pub fn step(&mut self, by: Duration) -> Duration {
+        self.net += by;
+        let shift = (self.net - self.lowest).min(Duration::zero());
+        self.lowest += shift;
+        shift
+    }
+}
+
 /// What the daemon knows besides the plan.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Context {
@@ -394,6 +420,30 @@ mod tests {
         );
         // Every occurrence is accounted for exactly once.
         assert_eq!(sim.starts.len() + sim.logged.len(), n);
+    }
+
+    #[test]
+    fn start_up_times_follow_the_lowest_net_clock_step() {
+        let h = Duration::hours(1);
+        let mut s = ClockSteps::default();
+        assert_eq!(
+            s.step(h),
+            Duration::zero(),
+            "forward: skipped-over stays owed"
+        );
+        assert_eq!(s.step(-h), Duration::zero(), "back to where it started");
+        assert_eq!(
+            s.step(-h),
+            -h,
+            "an hour behind the start: the hour is replayed"
+        );
+        assert_eq!(s.step(h), Duration::zero());
+        assert_eq!(
+            s.step(-h),
+            Duration::zero(),
+            "flapping moves nothing further"
+        );
+        assert_eq!(s.step(Duration::seconds(-30)), Duration::seconds(-30));
     }
 
     #[test]
