@@ -43,7 +43,7 @@
 //!   renamed makes the shipper send that batch again; the collector acknowledges it as
 //!   duplicates (idempotent by station + seq). So a crash costs a resend, never a loss or a double.
 //! - The airing under way at the crash has no record yet; the station daemon records it as
-//!   `partial` on the next start from its `inflight` marker (see `station`).
+//!   `partial` on the next start from its in-flight marker in `state.bin` (see `station::state`).
 //!
 //! Corruption anywhere but the tail (a bad frame followed by more bytes, a chain break, a gap in
 //! sequence numbers) is not repairable silently: [`Journal::open`] fails with the segment and

@@ -46,6 +46,14 @@ pub const COMMAND_QUEUE: usize = 64;
 /// Events waiting for the daemon; the player blocks when this many are unread, so read them.
 pub const EVENT_QUEUE: usize = 256;
 
+/// Asked by the play thread right before the first sample of a session goes to the output,
+/// with the airing id and the instant that sample is to be heard: `Ok` lets it start; `Err(why)`
+/// ends the session unaired (`Failed`, `why` first in its reason). The station makes its in-flight
+/// marker durable here, so a crash before this point leaves the airing airable, and one after
+/// it is never aired twice.
+pub type StartGate =
+    std::sync::Arc<dyn Fn(&str, DateTime<Utc>) -> Result<(), String> + Send + Sync>;
+
 /// Errors of the player handle.
 #[derive(Debug, thiserror::Error)]
 pub enum PlayerError {
@@ -172,6 +180,7 @@ enum Msg {
     Prepared(Prepared),
     Stop(String),
     Preempt(String),
+    Gate(StartGate),
     Shutdown,
 }
 
@@ -223,6 +232,13 @@ impl PlayerHandle {
         self.prep_tx
             .send(Msg::Relay(id, Box::new(relay)))
             .and_then(|()| self.prep_tx.send(Msg::Load(session)))
+            .map_err(|_| PlayerError::Gone)
+    }
+
+    /// Ask `gate` before the first sample of every session from now on (see [`StartGate`]).
+    pub fn set_start_gate(&self, gate: StartGate) -> Result<(), PlayerError> {
+        self.play_tx
+            .send(Msg::Gate(gate))
             .map_err(|_| PlayerError::Gone)
     }
 
@@ -478,6 +494,8 @@ struct PlayLoop {
     shutting_down: bool,
     /// Relay sessions not yet on air: their config, or the relay once pre-connected.
     relays: HashMap<String, RelaySlot>,
+    /// Asked before each session's first sample.
+    gate: Option<StartGate>,
 }
 
 /// A relay session before it airs.
@@ -504,6 +522,7 @@ impl PlayLoop {
             pending,
             shutting_down: false,
             relays: HashMap::new(),
+            gate: None,
         }
     }
 
@@ -590,6 +609,7 @@ impl PlayLoop {
             // or already finished / unknown: nothing to do here.
             Msg::Stop(_) | Msg::Preempt(_) => {}
             Msg::Shutdown => self.shutting_down = true,
+            Msg::Gate(g) => self.gate = Some(g),
             Msg::Relay(id, cfg) => {
                 self.relays.insert(id, RelaySlot::Planned(cfg));
             }
@@ -765,6 +785,7 @@ impl PlayLoop {
         let mut buf = vec![0f32; chunk_samples];
         let mut started = false;
         let mut begun = false;
+        let mut gated = false;
         for (index, item) in p.items.iter().enumerate() {
             if let Some(e) = &item.error {
                 s.reasons.push(format!("item {} skipped: {e}", index + 1));
@@ -840,6 +861,17 @@ impl PlayLoop {
                 }
                 let keep = s.apply_fades(chunk, ch);
                 let chunk = &buf[..keep * ch];
+                if !chunk.is_empty() && !gated {
+                    gated = true;
+                    if let Some(gate) = &self.gate {
+                        let at = s.first_at.unwrap_or_else(Utc::now);
+                        if let Err(why) = gate(&p.session.airing_id, at) {
+                            tracing::error!(airing = %p.session.airing_id, "{why}");
+                            s.reasons.insert(0, why);
+                            return Ok(());
+                        }
+                    }
+                }
                 if !chunk.is_empty() {
                     let out = match self.out.as_mut() {
                         Some(o) => o,
@@ -1163,6 +1195,90 @@ impl SessionRun {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_refused_start_gate_ends_the_session_failed_before_any_sample_and_the_next_airs() {
+        let dir = tempfile::tempdir().unwrap();
+        let tone = dir.path().join("tone.wav");
+        let spec = hound::WavSpec {
+            channels: 1,
+            sample_rate: 48_000,
+            bits_per_sample: 16,
+            sample_format: hound::SampleFormat::Int,
+        };
+        let mut w = hound::WavWriter::create(&tone, spec).unwrap();
+        for i in 0..4_800 {
+            w.write_sample(((i as f32 * 0.06).sin() * 8_000.0) as i16)
+                .unwrap();
+        }
+        w.finalize().unwrap();
+        let mut out = OutputConfig::new(&format!("wav:{}", dir.path().join("out.wav").display()));
+        out.pacing = output::Pacing::AsFastAsPossible;
+        let loudness = LoudnessSettings {
+            cache_dir: Some(dir.path().join("c")),
+            ..LoudnessSettings::default()
+        };
+        let (h, events) = Player::spawn(PlayerConfig::new(out, loudness)).unwrap();
+        let asked = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = asked.clone();
+        h.set_start_gate(std::sync::Arc::new(move |id: &str, _at| {
+            seen.lock().unwrap().push(id.to_string());
+            if id == "refused" {
+                Err("not started: no marker".into())
+            } else {
+                Ok(())
+            }
+        }))
+        .unwrap();
+        let t = Utc::now();
+        for (id, at) in [
+            ("refused", t),
+            ("ok", t + chrono::Duration::milliseconds(1)),
+        ] {
+            h.load(Session {
+                airing_id: id.into(),
+                items: vec![tone.clone()],
+                max_secs: None,
+                start_at: at,
+            })
+            .unwrap();
+        }
+        let mut got = Vec::new();
+        while got
+            .iter()
+            .filter(|e| matches!(e, PlayerEvent::Finished { .. }))
+            .count()
+            < 2
+        {
+            got.push(events.recv_timeout(Duration::from_secs(30)).unwrap());
+        }
+        h.shutdown().unwrap();
+        let started = |id: &str| {
+            got.iter()
+                .any(|e| matches!(e, PlayerEvent::Started { airing_id, .. } if airing_id == id))
+        };
+        let finished = |id: &str| {
+            got.iter()
+                .find_map(|e| match e {
+                    PlayerEvent::Finished {
+                        airing_id,
+                        outcome,
+                        aired_secs,
+                        reason,
+                        ..
+                    } if airing_id == id => Some((*outcome, *aired_secs, reason.clone())),
+                    _ => None,
+                })
+                .unwrap()
+        };
+        let (o, secs, why) = finished("refused");
+        assert_eq!((o, secs), (PlayOutcome::Failed, 0.0));
+        assert!(why.unwrap().starts_with("not started: no marker"));
+        assert!(!started("refused"));
+        assert_eq!(finished("ok").0, PlayOutcome::Complete);
+        assert!(started("ok"));
+        assert_eq!(*asked.lock().unwrap(), vec!["refused", "ok"]);
+    }
 
     fn run(max_secs: Option<f64>, fade_secs: f64, total_frames: usize) -> (SessionRun, Vec<f32>) {
         let p = Prepared {

@@ -127,6 +127,10 @@ reason_codes! {
     /// The station stopped before the first sample (crash or power loss).
     FailedCrash = "failed.crash",
         "Không phát được: trạm dừng đột ngột trước khi phát (sự cố hoặc mất điện)", "the station stopped before the first sample (crash or power loss)";
+    /// Not started: the station could not make its in-flight marker durable (state file
+    /// unwritable), and a start it could not remember might have aired twice after a crash.
+    FailedStateUnwritable = "failed.state_unwritable",
+        "Không phát: trạm không ghi được dấu đang phát (lỗi ổ đĩa), để tránh phát hai lần", "not started: the in-flight marker could not be made durable (it could air twice after a crash)";
     /// Stopped (or shut down) before the first sample.
     FailedStopped = "failed.stopped",
         "Không phát được: bị dừng trước khi phát", "stopped before the first sample";
@@ -269,6 +273,9 @@ pub fn classify(outcome: Outcome, text: Option<&str>) -> Option<ReasonCode> {
         }
         Outcome::Partial if starts("hard stop at ") => C::PartialHardStop,
         Outcome::Failed if starts("stopped before the first sample") => C::FailedStopped,
+        Outcome::Failed if starts("not started: the in-flight marker cannot be made durable") => {
+            C::FailedStateUnwritable
+        }
         Outcome::Failed
             if starts("the session has no playable items") || starts("no item could be read") =>
         {
@@ -424,6 +431,11 @@ mod tests {
             Failed,
             Some("station stopped before the first sample (crash or power loss)"),
             Some(C::FailedCrash),
+        );
+        check(
+            Failed,
+            Some("not started: the in-flight marker cannot be made durable (state.bin: EIO)"),
+            Some(C::FailedStateUnwritable),
         );
         check(
             Partial,

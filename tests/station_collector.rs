@@ -466,64 +466,6 @@ fn daemon_compacts_only_acknowledged_segments_older_than_the_local_history() {
     s.stop();
 }
 
-/// A tmpfs of `size` mounted on `dir` for the test; unmounted on drop.
-struct TinyFs(PathBuf);
-
-impl TinyFs {
-    fn mount(dir: &Path, size: &str) -> Self {
-        std::fs::create_dir_all(dir).unwrap();
-        let out = Command::new(tools::require_tool("mount", "mount"))
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(dir)
-            .output()
-            .expect("mount");
-        assert!(
-            out.status.success(),
-            "this test mounts a tiny tmpfs to fill the disk and needs root (CAP_SYS_ADMIN), as \
-             in CI: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        Self(dir.to_path_buf())
-    }
-
-    /// Keep the file system full until the returned flag is set, then delete the filler: a
-    /// thread appends to `filler` whenever the station frees a page (its temp files do).
-    fn keep_full(
-        &self,
-    ) -> (
-        std::sync::Arc<std::sync::atomic::AtomicBool>,
-        std::thread::JoinHandle<()>,
-    ) {
-        use std::io::Write;
-        use std::sync::atomic::Ordering;
-        let p = self.0.join("filler");
-        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let flag = stop.clone();
-        let mut f = std::fs::File::create(&p).unwrap();
-        let th = std::thread::spawn(move || {
-            let chunk = vec![0u8; 512];
-            while !flag.load(Ordering::Relaxed) {
-                match f.write_all(&chunk) {
-                    Ok(_) => {}
-                    Err(e) => {
-                        assert_eq!(e.raw_os_error(), Some(libc::ENOSPC), "{e}");
-                        std::thread::sleep(Duration::from_millis(5));
-                    }
-                }
-            }
-            drop(f);
-            std::fs::remove_file(&p).unwrap();
-        });
-        (stop, th)
-    }
-}
-
-impl Drop for TinyFs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
-    }
-}
-
 #[test]
 fn full_disk_is_reported_airings_go_on_and_held_records_are_journaled_later() {
     let site = Site::new();

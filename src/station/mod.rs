@@ -6,13 +6,21 @@
 //! the journal's occurrence keys are the memory, checked before each start. Airing never waits for
 //! the network: the shipper reads the journal on its own.
 //!
-//! Files in the data directory besides `journal/` and the key pair: `inflight.json` (the airing on
-//! air, rewritten at start and each item; turned into a `partial`/`failed` record by the next run
-//! after a crash) and `alive` (the last wall time the daemon was running, rewritten every
-//! [`ALIVE_SECS`]; gives "station was down" reasons their start).
+//! An airing's in-flight marker becomes durable only at the player's start gate, right before
+//! its first sample (an airing that cannot make it durable does not start): a crash before that
+//! leaves the occurrence airable within its grace, a crash after it is recorded `partial` by the
+//! next run and never aired again.
+//!
+//! Files in the data directory besides `journal/` and the key pair: `state.bin` ([`state`]: the
+//! in-flight marker, the records held while the journal cannot be written, the alive mark —
+//! preallocated, so it is written on a full disk too), `alive` (the last wall time the daemon was
+//! running, rewritten every [`ALIVE_SECS`]; its presence says downtime is owed, and "station was
+//! down" reasons start at the later of it and the state's mark) and, from older versions only,
+//! `inflight.json` (read once at start).
 
 pub mod playout;
 pub mod scheduler;
+pub mod state;
 
 use crate::clock::Clock;
 use crate::journal::{self, Journal, JournalError};
@@ -23,7 +31,7 @@ use crate::wire::{AiredItem, AiringBrief, AiringRecord, JournalHealth, Outcome, 
 use chrono::{DateTime, Duration, FixedOffset, Utc};
 use playout::{AirEvent, Cue, Playout};
 use scheduler::{Action, ClockJump, ClockSteps, Context, OnAir};
-use serde::{Deserialize, Serialize};
+use state::{Durable, Inflight};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
@@ -148,21 +156,6 @@ pub fn load_schedule(
     Ok((st, cat))
 }
 
-/// The marker of the airing on air, for crash recovery.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct Inflight {
-    key: String,
-    slot: String,
-    program: Option<String>,
-    category: String,
-    source: Source,
-    scheduled_at: DateTime<FixedOffset>,
-    planned_secs: f64,
-    items: Vec<String>,
-    started_at: Option<DateTime<Utc>>,
-    aired_at_least_secs: f64,
-}
-
 fn write_atomic(path: &Path, bytes: &[u8], sync: bool) -> Result<(), StationError> {
     let io = |source| StationError::Io {
         path: path.to_path_buf(),
@@ -283,6 +276,11 @@ pub struct Daemon {
     /// Wakes the shipper out of a backoff when the journal is writable again (its ledger may
     /// have failed on the same full disk).
     ship_wake: Option<Arc<tokio::sync::Notify>>,
+    /// `state.bin`: the in-flight marker (written by the player's start gate), the held
+    /// records and the alive mark, durable on a full disk.
+    durable: Durable,
+    /// Why the state file could not be written last time, while it cannot.
+    state_error: Option<String>,
 }
 
 impl Daemon {
@@ -323,11 +321,47 @@ impl Daemon {
             last_seq = journal.last_seq(),
             "journal open"
         );
-        let held = recover_inflight(&cfg.data_dir, &mut journal, now)?;
+        let legacy = recover_inflight(&cfg.data_dir, &mut journal, now)?;
+        let (durable, previous) = Durable::open(&cfg.data_dir);
+        let previous = previous.unwrap_or_default();
+        // The `alive` file says the station owes for its downtime (`loa up` removes it); its
+        // time is the later of the file and the state file's mark (the file cannot be rewritten
+        // on a full disk, the state file can).
         let down_since = std::fs::read_to_string(cfg.data_dir.join(ALIVE_FILE))
             .ok()
             .and_then(|t| DateTime::parse_from_rfc3339(t.trim()).ok())
-            .map(|t| t.with_timezone(&Utc));
+            .map(|t| t.with_timezone(&Utc))
+            .map(|t| previous.alive.map_or(t, |a| a.max(t)));
+        // What the previous run held durably and had not journaled: its held records (oldest
+        // first), then the airing it was under when it stopped. Only what the journal lacks.
+        let mut recovered: Vec<AiringRecord> = legacy.into_iter().collect();
+        for rec in previous.held {
+            let key = rec.occurrence.clone().unwrap_or_default();
+            if journal.occurrence(&key).is_none()
+                && !recovered.iter().any(|r| r.occurrence == rec.occurrence)
+            {
+                tracing::info!(airing = %key, outcome = ?rec.outcome, "held record recovered from the state file");
+                recovered.push(rec);
+            }
+        }
+        if let Some(m) = previous.inflight
+            && journal.occurrence(&m.key).is_none()
+            && !recovered
+                .iter()
+                .any(|r| r.occurrence.as_deref() == Some(&m.key))
+        {
+            let rec = m.crash_record(now);
+            tracing::warn!(airing = %m.key, outcome = ?rec.outcome, "{}", rec.reason.as_deref().unwrap_or(""));
+            recovered.push(rec);
+        }
+        {
+            let gate = durable.clone();
+            player
+                .set_start_gate(Arc::new(move |key: &str, at: DateTime<Utc>| {
+                    gate.gate(key, at)
+                }))
+                .map_err(StationError::Player)?;
+        }
         let (last_seq_tx, _) = watch::channel(journal.last_seq());
         let (status_tx, _) = watch::channel(LiveStatus {
             output: player.output_name(),
@@ -367,13 +401,13 @@ impl Daemon {
             liveness: None,
             trim_pending: true,
             ship_wake: None,
+            durable,
+            state_error: None,
         };
         d.replan(floor, now);
-        if let Some(rec) = held {
-            // The journal could not take it (disk full): held like any other record.
-            d.held.push_back(rec);
-            d.write_held()?;
-        }
+        // The journal may not take them (disk full): held like any other record.
+        d.held.extend(recovered);
+        d.write_held()?;
         // A full disk must not keep the station off the air.
         if let Err(e) = d.mark_alive(now) {
             tracing::warn!("{e}");
@@ -397,13 +431,44 @@ impl Daemon {
         self.plan_to = to;
     }
 
-    fn mark_alive(&self, now: DateTime<Utc>) -> Result<(), StationError> {
+    /// Rewrite the alive mark: in the state file (works on a full disk) and the `alive` file.
+    fn mark_alive(&mut self, now: DateTime<Utc>) -> Result<(), StationError> {
+        let r = self.durable.mark_alive(now);
+        self.note_state(r);
         write_atomic(
             &self.cfg.data_dir.join(ALIVE_FILE),
             now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
                 .as_bytes(),
             false,
         )
+    }
+
+    /// Log a state file write's failure once, and its recovery.
+    fn note_state(&mut self, r: Result<(), state::StateError>) {
+        match r {
+            Ok(()) => {
+                if self.state_error.take().is_some() {
+                    tracing::info!("state file writable again");
+                }
+            }
+            Err(e) => {
+                let why = e.to_string();
+                if self.state_error.as_deref() != Some(why.as_str()) {
+                    tracing::error!(
+                        "state file cannot be written ({why}); held records are in memory only \
+                         and airings will not start (a marker that cannot be made durable could \
+                         let an airing go out twice)"
+                    );
+                }
+                self.state_error = Some(why);
+            }
+        }
+    }
+
+    /// Make the state file agree: `key`'s marker gone (if given), the held records as now.
+    fn settle(&mut self, key: Option<&str>) {
+        let r = self.durable.settle(key, &self.held);
+        self.note_state(r);
     }
 
     /// Progress counters for the shipper/heartbeat.
@@ -474,6 +539,9 @@ impl Daemon {
                 Err(e) => return Err(e.into()),
             }
         }
+        // Durable before anything else happens: a held record is in the state file, a written
+        // one leaves it.
+        self.settle(None);
         if written > 0 {
             let _ = self.last_seq_tx.send(self.journal.last_seq());
             if self.held.is_empty() && self.journal_error.take().is_some() {
@@ -592,34 +660,6 @@ impl Daemon {
         });
     }
 
-    fn write_inflight(&self, a: &Airing, aired_at_least_secs: f64) {
-        let m = Inflight {
-            key: a.key.clone(),
-            slot: a.plan.slot.to_string(),
-            program: a.plan.program.as_deref().map(str::to_owned),
-            category: a.plan.category.to_string(),
-            source: source_of(&a.plan),
-            scheduled_at: a.plan.at,
-            planned_secs: a.plan.planned_secs,
-            items: a
-                .plan
-                .items
-                .iter()
-                .map(|p| p.display().to_string())
-                .collect(),
-            started_at: a.started_at,
-            aired_at_least_secs,
-        };
-        match serde_json::to_vec(&m) {
-            Ok(b) => {
-                if let Err(e) = write_atomic(&self.cfg.data_dir.join(INFLIGHT_FILE), &b, true) {
-                    tracing::warn!("cannot write the in-flight marker: {e}");
-                }
-            }
-            Err(e) => tracing::warn!("cannot encode the in-flight marker: {e}"),
-        }
-    }
-
     fn start(&mut self, p: PlannedAiring, now: DateTime<Utc>) -> Result<(), StationError> {
         let key = p.key();
         let span = tracing::info_span!("airing", airing = %key);
@@ -650,9 +690,27 @@ impl Daemon {
             ending: None,
             span,
         };
-        self.write_inflight(&airing, 0.0);
+        // Only remembered: the player's start gate makes it durable right before the first
+        // sample (a crash before that leaves the occurrence airable within its grace).
+        self.durable.cued(Inflight {
+            key: key.clone(),
+            slot: airing.plan.slot.to_string(),
+            program: airing.plan.program.as_deref().map(str::to_owned),
+            category: airing.plan.category.to_string(),
+            source: source_of(&airing.plan),
+            scheduled_at: airing.plan.at,
+            planned_secs: airing.plan.planned_secs,
+            items: airing
+                .plan
+                .items
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect(),
+            started_at: None,
+            aired_at_least_secs: 0.0,
+        });
         if let Err(e) = self.player.cue(cue) {
-            let _ = std::fs::remove_file(self.cfg.data_dir.join(INFLIGHT_FILE));
+            self.settle(Some(&key));
             airing
                 .span
                 .in_scope(|| tracing::error!("player refused the cue: {e}"));
@@ -689,17 +747,13 @@ impl Daemon {
                 a.started_at = Some(at);
                 let offset_ms = (at - a.plan.at.with_timezone(&Utc)).num_milliseconds();
                 tracing::info!(offset_ms, "on air");
-                let a = self.on_air.as_ref().map(|a| (a.key.clone(), a.started_at));
-                if let (Some(air), Some(_)) = (self.on_air.as_ref(), a) {
-                    self.write_inflight(air, 0.0);
-                }
             }
             AirEvent::ItemStarted { index, at, .. } => {
                 let started = a.started_at.unwrap_or(at);
                 let so_far = (at - started).num_milliseconds() as f64 / 1000.0;
                 tracing::info!(index, item = ?a.plan.items.get(index), "item started");
-                if let Some(air) = self.on_air.as_ref() {
-                    self.write_inflight(air, so_far.max(0.0));
+                if so_far > 0.0 {
+                    self.durable.progress(&id, so_far);
                 }
             }
             AirEvent::Finished {
@@ -717,7 +771,7 @@ impl Daemon {
                 if shutting_down && a.started_at.is_none() && outcome != Outcome::Aired {
                     // Never reached the air: leave it to the next run (it may still be in grace).
                     tracing::info!("cue withdrawn before the first sample (shutdown)");
-                    let _ = std::fs::remove_file(self.cfg.data_dir.join(INFLIGHT_FILE));
+                    self.settle(Some(&a.key));
                     return Ok(());
                 }
                 let (outcome, reason) = match (&a.ending, outcome) {
@@ -772,7 +826,8 @@ impl Daemon {
                 };
                 self.output_ok = outcome != Outcome::Failed;
                 let seq = self.append(rec)?.unwrap_or(0);
-                let _ = std::fs::remove_file(self.cfg.data_dir.join(INFLIGHT_FILE));
+                // The record is journaled or held (durably): the marker can go.
+                self.settle(Some(&a.key));
                 self.trim_pending = true;
                 tracing::info!(
                     seq,
@@ -1022,17 +1077,28 @@ impl Daemon {
             }
         }
         self.player.shutdown();
+        let _ = self.mark_alive(self.clock.now());
         if !self.held.is_empty() {
             let _ = self.write_held();
-            for rec in &self.held {
+        }
+        if !self.held.is_empty() {
+            let kept = self.durable.held_durably();
+            if kept > 0 {
+                tracing::warn!(
+                    held = kept,
+                    "journal still not writable at shutdown: held records kept in the state file; \
+                     the next start journals them"
+                );
+            }
+            for rec in self.held.iter().skip(kept) {
                 // Last resort: the record goes to the log (journald usually lives elsewhere).
                 tracing::error!(
                     record = %serde_json::to_string(rec).unwrap_or_default(),
-                    "journal still not writable at shutdown: record lost from the journal"
+                    "journal still not writable at shutdown and the record is not in the state \
+                     file: record lost from the journal"
                 );
             }
         }
-        let _ = self.mark_alive(self.clock.now());
         let _ = sd_tx.send(true);
         for t in tasks {
             match tokio::time::timeout(std::time::Duration::from_secs(SHIPPER_FLUSH_SECS), t).await
@@ -1049,9 +1115,10 @@ impl Daemon {
     }
 }
 
-/// Turn an in-flight marker left by a crash into a `partial` (it had started) or `failed` record.
-/// Returns the record when the journal cannot be written (disk full), for the caller to hold;
-/// the marker then stays until the next start.
+/// Turn an `inflight.json` left by a crash of a version before `state.bin` into a `partial` (it
+/// had started) or `failed` record (those versions wrote the marker at the cue, so an unstarted
+/// one may have been heard: it is not aired again). Returns the record when the journal cannot
+/// be written (disk full), for the caller to hold; the marker then stays until the next start.
 fn recover_inflight(
     data_dir: &Path,
     journal: &mut Journal,
@@ -1070,54 +1137,8 @@ fn recover_inflight(
         }
     };
     if journal.occurrence(&m.key).is_none() {
-        let (outcome, reason) = match m.started_at {
-            Some(_) => (
-                Outcome::Partial,
-                format!(
-                    "station stopped during the airing (crash or power loss); at least {:.0} s aired",
-                    m.aired_at_least_secs
-                ),
-            ),
-            None => (
-                Outcome::Failed,
-                "station stopped before the first sample (crash or power loss)".to_string(),
-            ),
-        };
-        let rec = AiringRecord {
-            v: 0,
-            station: String::new(),
-            seq: 0,
-            occurrence: Some(m.key.clone()),
-            slot: Some(m.slot),
-            program: m.program,
-            category: m.category,
-            source: m.source,
-            scheduled_at: m.scheduled_at,
-            actual_start: m.started_at.map(|t| local(t, &m.scheduled_at)),
-            end: None,
-            planned_secs: m.planned_secs,
-            aired_secs: m.aired_at_least_secs,
-            start_offset_ms: m
-                .started_at
-                .map(|t| (t - m.scheduled_at.with_timezone(&Utc)).num_milliseconds()),
-            outcome,
-            reason: Some(reason.clone()),
-            items: m
-                .items
-                .into_iter()
-                .map(|p| AiredItem {
-                    path: p,
-                    sha256: String::new(),
-                    duration_secs: 0.0,
-                    aired_secs: 0.0,
-                })
-                .collect(),
-            evidence: None,
-            relay: None,
-            recorded_at: now,
-            prev_hash: String::new(),
-        };
-        tracing::warn!(airing = %m.key, ?outcome, "{reason}");
+        let rec = m.crash_record(now);
+        tracing::warn!(airing = %m.key, outcome = ?rec.outcome, "{}", rec.reason.as_deref().unwrap_or(""));
         match journal.append(rec.clone()) {
             Ok(_) => {}
             Err(JournalError::Io { .. }) => return Ok(Some(rec)),

@@ -5,6 +5,9 @@
 //! A cue with a `relay` airs the upstream (with its items as the fallback playlist) through the
 //! player's relay session; its `Finished` carries the relay's evidence for the record.
 //!
+//! The daemon sets a start gate ([`Playout::set_start_gate`]) asked right before each airing's
+//! first sample; a refusal ends the airing `failed` with nothing aired.
+//!
 //! **Invariant:** every cued airing gets exactly one [`AirEvent::Finished`].
 
 use crate::schedule::{PlannedAiring, RelaySpec};
@@ -87,6 +90,9 @@ pub trait Playout: Send {
     fn stop(&self, airing_id: &str) -> Result<(), String>;
     /// Fade out `airing_id` for a higher-priority airing (outcome `preempted`).
     fn preempt(&self, airing_id: &str) -> Result<(), String>;
+    /// Ask `gate` right before the first sample of every airing (see
+    /// [`crate::player::StartGate`]); a refusal ends the airing `failed`, unaired.
+    fn set_start_gate(&self, gate: crate::player::StartGate) -> Result<(), String>;
     /// Stop everything and join the player threads.
     fn shutdown(&self);
     /// Output backend name for heartbeats and records.
@@ -96,6 +102,7 @@ pub trait Playout: Send {
 enum TimerCmd {
     Cue(Cue),
     Stop(String, Outcome),
+    Gate(crate::player::StartGate),
     Shutdown,
 }
 
@@ -128,10 +135,12 @@ impl TimerPlayout {
 fn timer_loop(rx: Receiver<TimerCmd>, etx: SyncSender<AirEvent>) {
     use std::sync::mpsc::RecvTimeoutError;
     let mut queue: std::collections::VecDeque<Cue> = Default::default();
+    let mut gate: Option<crate::player::StartGate> = None;
     loop {
         let Some(cue) = queue.pop_front() else {
             match rx.recv() {
                 Ok(TimerCmd::Cue(c)) => queue.push_back(c),
+                Ok(TimerCmd::Gate(g)) => gate = Some(g),
                 Ok(TimerCmd::Stop(..)) => {}
                 Ok(TimerCmd::Shutdown) | Err(_) => return,
             }
@@ -172,6 +181,7 @@ fn timer_loop(rx: Receiver<TimerCmd>, etx: SyncSender<AirEvent>) {
             }
             match rx.recv_timeout(wait.min(Duration::from_millis(500))) {
                 Ok(TimerCmd::Cue(c)) => queue.push_back(c),
+                Ok(TimerCmd::Gate(g)) => gate = Some(g),
                 Ok(TimerCmd::Stop(id, o)) if id == cue.airing_id => {
                     ended = Some((o, "stopped before the first sample".into()));
                     break;
@@ -182,6 +192,12 @@ fn timer_loop(rx: Receiver<TimerCmd>, etx: SyncSender<AirEvent>) {
                     break;
                 }
             }
+        }
+        if ended.is_none()
+            && let Some(g) = &gate
+            && let Err(why) = g(&cue.airing_id, Utc::now())
+        {
+            ended = Some((Outcome::Failed, why));
         }
         if let Some((o, r)) = ended {
             let _ = etx.send(finish(o, 0.0, items, Some(r)));
@@ -223,6 +239,7 @@ fn timer_loop(rx: Receiver<TimerCmd>, etx: SyncSender<AirEvent>) {
                 }
                 match rx.recv_timeout(Duration::from_secs_f64((end - el).min(0.5))) {
                     Ok(TimerCmd::Cue(c)) => queue.push_back(c),
+                    Ok(TimerCmd::Gate(g)) => gate = Some(g),
                     Ok(TimerCmd::Stop(id, o)) if id == cue.airing_id => {
                         outcome = (o, Some("stopped".into()));
                         break 'items;
@@ -280,6 +297,11 @@ impl Playout for TimerPlayout {
     fn preempt(&self, airing_id: &str) -> Result<(), String> {
         self.tx
             .send(TimerCmd::Stop(airing_id.into(), Outcome::Preempted))
+            .map_err(|_| "player gone".to_string())
+    }
+    fn set_start_gate(&self, gate: crate::player::StartGate) -> Result<(), String> {
+        self.tx
+            .send(TimerCmd::Gate(gate))
             .map_err(|_| "player gone".to_string())
     }
     fn shutdown(&self) {
@@ -392,6 +414,9 @@ impl Playout for PlayerPlayout {
     }
     fn preempt(&self, airing_id: &str) -> Result<(), String> {
         self.handle.preempt(airing_id).map_err(|e| e.to_string())
+    }
+    fn set_start_gate(&self, gate: crate::player::StartGate) -> Result<(), String> {
+        self.handle.set_start_gate(gate).map_err(|e| e.to_string())
     }
     fn shutdown(&self) {
         let _ = self.handle.shutdown();

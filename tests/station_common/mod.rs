@@ -67,6 +67,17 @@ impl Site {
     /// [`Site::write_schedule`] with `extra` TOML top-level keys/tables (e.g. `[loudness]`)
     /// inserted before the programs.
     pub fn write_schedule_with(&self, id: &str, step_secs: u32, file: &str, extra: &str) {
+        self.write_schedule_grace(id, step_secs, file, extra, 2);
+    }
+    /// [`Site::write_schedule_with`] with the slot's `grace_secs`.
+    pub fn write_schedule_grace(
+        &self,
+        id: &str,
+        step_secs: u32,
+        file: &str,
+        extra: &str,
+        grace_secs: u32,
+    ) {
         use chrono::Timelike;
         let now = chrono::Utc::now() + chrono::Duration::hours(7);
         let cron = (0..4)
@@ -94,7 +105,7 @@ id = "tick"
 cron = [{cron}]
 play = ["program:tin"]
 start = "soft"
-grace_secs = 2
+grace_secs = {grace_secs}
 max_minutes = 1
 "#
         );
@@ -255,4 +266,62 @@ pub fn check_journal(
         assert!(seen.insert(occ.clone()), "occurrence {occ} recorded twice");
     }
     recs
+}
+
+/// A tmpfs of `size` mounted on `dir` for the test; unmounted on drop.
+pub struct TinyFs(PathBuf);
+
+impl TinyFs {
+    pub fn mount(dir: &Path, size: &str) -> Self {
+        std::fs::create_dir_all(dir).unwrap();
+        let out = Command::new(tools::require_tool("mount", "mount"))
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir)
+            .output()
+            .expect("mount");
+        assert!(
+            out.status.success(),
+            "this test mounts a tiny tmpfs to fill the disk and needs root (CAP_SYS_ADMIN), as \
+             in CI: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Self(dir.to_path_buf())
+    }
+
+    /// Keep the file system full until the returned flag is set, then delete the filler: a
+    /// thread appends to `filler` whenever the station frees a page (its temp files do).
+    pub fn keep_full(
+        &self,
+    ) -> (
+        std::sync::Arc<std::sync::atomic::AtomicBool>,
+        std::thread::JoinHandle<()>,
+    ) {
+        use std::io::Write;
+        use std::sync::atomic::Ordering;
+        let p = self.0.join("filler");
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let mut f = std::fs::File::create(&p).unwrap();
+        let th = std::thread::spawn(move || {
+            let chunk = vec![0u8; 512];
+            while !flag.load(Ordering::Relaxed) {
+                match f.write_all(&chunk) {
+                    Ok(_) => {}
+                    Err(e) => {
+                        assert_eq!(e.raw_os_error(), Some(libc::ENOSPC), "{e}");
+                        std::thread::sleep(Duration::from_millis(5));
+                    }
+                }
+            }
+            drop(f);
+            std::fs::remove_file(&p).unwrap();
+        });
+        (stop, th)
+    }
+}
+
+impl Drop for TinyFs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
 }
