@@ -176,8 +176,17 @@ fn kill_9_mid_airing_on_a_full_disk_never_airs_it_twice() {
 /// it really fell in the downtime.
 #[test]
 fn sigterm_on_a_full_disk_keeps_held_records_and_invents_no_downtime() {
+    held_records_survive_the_stop("phuong-held", false);
+}
+
+/// The sibling of item 10 with kill -9: held records are durable as soon as they are held.
+#[test]
+fn kill_9_on_a_full_disk_keeps_held_records_and_invents_no_downtime() {
+    held_records_survive_the_stop("phuong-held9", true);
+}
+
+fn held_records_survive_the_stop(id: &str, kill_9: bool) {
     let site = Site::new();
-    let id = "phuong-held";
     site.write_schedule(id, 3, "tone1.wav");
     // 24 short items after the program: a record of ~5 KiB needs a new page of the tmpfs for
     // every append, so on the full disk records stay held (none squeezes into a page's tail).
@@ -217,13 +226,13 @@ fn sigterm_on_a_full_disk_keeps_held_records_and_invents_no_downtime() {
         "two aired records held in memory",
         || held(&aired(&s.log())).len() >= 2,
     );
-    let log1 = s.stop();
+    let log1 = if kill_9 { s.kill9() } else { s.stop() };
     let stopped_at = Utc::now();
     let aired = aired(&log1);
     let held_at_stop = held(&aired);
     assert!(
         !held_at_stop.is_empty(),
-        "the scenario needs records held at the SIGTERM:\n{log1}"
+        "the scenario needs records held at the stop:\n{log1}"
     );
     stop_filling.store(true, std::sync::atomic::Ordering::Relaxed);
     filler.join().unwrap();
@@ -245,7 +254,7 @@ fn sigterm_on_a_full_disk_keeps_held_records_and_invents_no_downtime() {
         let rec = record_of(&recs, k);
         assert!(
             rec.is_some_and(|r| r.outcome == Outcome::Aired),
-            "{k} aired in full on the full disk (held at the SIGTERM: {}) and must be journaled \
+            "{k} aired in full on the full disk (held at the stop: {}) and must be journaled \
              so: {rec:#?}\n--- first run:\n{log1}\n--- second run:\n{log2}",
             held_at_stop.contains(k)
         );
@@ -262,5 +271,59 @@ fn sigterm_on_a_full_disk_keeps_held_records_and_invents_no_downtime() {
             "{r:#?} is called missed because the station was down, but it was running then \
              (stopped {stopped_at}, restarted {restarted_at})\n--- first run:\n{log1}"
         );
+    }
+}
+
+/// Issue #10 item 9, the other branch: a station started on a disk already full cannot create
+/// its state file, so no in-flight marker can be made durable: it does not start airings (each
+/// is recorded `failed` with why) rather than risk airing one twice; with room again it airs.
+#[test]
+fn no_durable_marker_means_no_start_then_airs_once_there_is_room() {
+    let site = Site::new();
+    let id = "phuong-nostate";
+    site.write_schedule(id, 3, "tone1.wav");
+    let fs = TinyFs::mount(&site.data(id), "1m");
+    let key = site.keygen(id);
+    let (stop_filling, filler) = fs.keep_full();
+    std::thread::sleep(Duration::from_millis(300));
+    let dead = dead_collector();
+    let s = site.start(id, &dead);
+    let refused = |log: &str| {
+        log.lines()
+            .filter(|l| l.contains("airing recorded") && l.contains("outcome=Failed"))
+            .count()
+    };
+    wait_until(Duration::from_secs(20), "two airings refused", || {
+        refused(&s.log()) >= 2
+    });
+    let log = s.log();
+    assert!(
+        keys_with(&log, ": on air").is_empty(),
+        "aired without a durable in-flight marker:\n{log}"
+    );
+    assert!(
+        log.contains("not started: the in-flight marker cannot be made durable"),
+        "{log}"
+    );
+    stop_filling.store(true, std::sync::atomic::Ordering::Relaxed);
+    filler.join().unwrap();
+    wait_until(Duration::from_secs(20), "an airing with room again", || {
+        site.records(id).iter().any(|r| r.outcome == Outcome::Aired)
+    });
+    let log = s.stop();
+    let recs = check_journal(&site, id, &key);
+    let failed: Vec<_> = recs
+        .iter()
+        .filter(|r| r.outcome == Outcome::Failed)
+        .collect();
+    assert!(failed.len() >= 2, "{recs:#?}\n{log}");
+    for r in failed {
+        assert!(
+            r.reason.as_deref().is_some_and(
+                |t| t.starts_with("not started: the in-flight marker cannot be made durable")
+            ),
+            "{r:#?}"
+        );
+        assert!(!keys_with(&log, ": on air").contains(r.occurrence.as_ref().unwrap()));
     }
 }
