@@ -298,3 +298,161 @@ fn a_bad_file_fails_the_whole_directory_check() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("bad.toml:17:"));
 }
+
+/// Run `loa check` on a fixture; (exit code, stderr).
+fn check_out(case: &str, audio: &str) -> (Option<i32>, String) {
+    let file = format!("tests/fixtures/schedules/{case}/bad.toml");
+    let out = loa(&["check", &file, "--audio", audio, "--today", TODAY]);
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+// --- Quiet hours and overlaps over the whole window (issue #10.15).
+
+#[test]
+fn quiet_hours_on_a_leap_day_years_after_from() {
+    check(
+        "quiet-leap-day",
+        "tests/fixtures/schedules/audio",
+        11,
+        "slots[0]",
+        "the airing at 2028-02-29 22:00 +07:00",
+    );
+}
+
+#[test]
+fn quiet_hours_of_an_open_ended_slot_beyond_the_next_12_months() {
+    check(
+        "quiet-open-ended",
+        "tests/fixtures/schedules/audio",
+        11,
+        "slots[0]",
+        "the airing at 2028-02-29 22:00 +07:00",
+    );
+}
+
+#[test]
+fn overlap_after_the_later_slot_starts() {
+    check(
+        "overlap-later",
+        "tests/fixtures/schedules/audio",
+        18,
+        "slots[1]",
+        "slots `sang` and `thu-hai` have the same priority (normal) and overlap at 2027-03-01 05:30 +07:00",
+    );
+}
+
+// --- Smaller checks (issue #10.16).
+
+#[test]
+fn missing_episode_hint_names_a_missing_file() {
+    let (code, stderr) = check_out("episode-missing", "audio");
+    assert_eq!(code, Some(2), "{stderr}");
+    let hint = stderr
+        .lines()
+        .find(|l| l.contains("hint: add"))
+        .unwrap_or_else(|| panic!("no episode hint in:\n{stderr}"));
+    assert!(
+        hint.contains("`audio/cchc/2028-01.ogg` and the 1 other missing month(s)"),
+        "{hint}"
+    );
+    assert!(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("audio/cchc/2027-06.ogg")
+            .is_file()
+            && !hint.contains("2027-06"),
+        "{hint}"
+    );
+}
+
+#[test]
+fn unknown_placeholder_is_reported_once_at_the_pattern() {
+    let (code, stderr) = check_out("episode-placeholder", "audio");
+    assert_eq!(code, Some(2), "{stderr}");
+    let file = "tests/fixtures/schedules/episode-placeholder/bad.toml";
+    assert!(
+        stderr.contains(&format!(
+            "{file}:12:30: programs[0].episodes: unknown placeholder `{{ban}}`"
+        )),
+        "{stderr}"
+    );
+    assert!(stderr.contains("1 error(s)"), "{stderr}");
+}
+
+#[test]
+fn a_broken_program_is_reported_once_not_at_every_reference() {
+    let (code, stderr) = check_out("bad-program", "audio");
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("program `cchc` has both `file` and `episodes`"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("unknown program"), "{stderr}");
+    assert!(stderr.contains("1 error(s)"), "{stderr}");
+}
+
+#[test]
+fn non_utf8_bytes_are_located_at_their_line_and_column() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("bad.toml");
+    let mut text: Vec<u8> = b"id = \"bad\"\nkind = \"ward\"\nname = \"Ph".to_vec();
+    text.push(0xF9); // `ù` in Windows-1258/Latin-1, not UTF-8
+    text.extend_from_slice(b"\"\narea_code = \"1\"\n");
+    std::fs::write(&file, text).expect("write");
+    let path = file.to_str().expect("utf-8 temp path");
+    let out = loa(&["check", path, "--today", TODAY]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "{path}:3:11: the schedule file is not UTF-8 text: byte 0xF9"
+        )),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn loudness_and_threshold_levels_are_range_checked() {
+    let (code, stderr) = check_out("loudness-range", "tests/fixtures/schedules/audio");
+    assert_eq!(code, Some(2), "{stderr}");
+    let file = "tests/fixtures/schedules/loudness-range/bad.toml";
+    for (line, field, text) in [
+        (
+            10,
+            "loudness.integrated_lufs",
+            "integrated_lufs = NaN is outside -70..-5 LUFS",
+        ),
+        (
+            11,
+            "loudness.max_true_peak_dbtp",
+            "max_true_peak_dbtp = 3 is outside -20..0 dBTP",
+        ),
+        (
+            16,
+            "slots[0].relay.silence_threshold_dbfs",
+            "silence_threshold_dbfs = 0 is outside -120..-1 dBFS",
+        ),
+    ] {
+        assert!(
+            stderr
+                .lines()
+                .any(|l| l.starts_with(&format!("{file}:{line}:"))
+                    && l.contains(&format!(": {field}: {text}"))),
+            "{line} {field}: {text} not in\n{stderr}"
+        );
+    }
+    assert!(stderr.contains("3 error(s)"), "{stderr}");
+}
+
+#[test]
+fn a_directory_in_a_playlist_is_said_to_be_one() {
+    check(
+        "playlist-directory",
+        "audio",
+        12,
+        "slots[0].play[1]",
+        "audio path `audio/notices` is a directory, expected an audio file",
+    );
+}

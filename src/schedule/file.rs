@@ -16,25 +16,29 @@ use chrono_tz::Tz;
 use serde::Deserialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
-use std::ops::Range;
+use std::ops::{Range, RangeInclusive};
 use std::path::{Component, Path, PathBuf};
 use toml::Spanned;
 
 /// Prefix that marks a playlist entry as a program reference: `"program:cchc"`.
 pub const PROGRAM_REF_PREFIX: &str = "program:";
-/// How far ahead of "today" open-ended windows are checked, in months (episodes, quiet hours,
-/// overlaps): the current month and the next 12.
+/// How far ahead of "today" the episodes of open-ended windows are checked, in months: the
+/// current month and the next 12 (quiet hours and overlaps are checked over whole windows, see
+/// `schedule::rules`).
 pub const CHECK_HORIZON_MONTHS: u32 = 12;
 /// Longest closed validity window whose episodes are all checked, in months.
 pub const MAX_CHECKED_WINDOW_MONTHS: u32 = 120;
-/// Longest stretch of days whose airings are checked for quiet hours and overlaps.
-pub const MAX_CHECKED_DAYS: i64 = 400;
 /// Most firings a slot may have in a day (every minute); more is not a broadcast schedule and
 /// would make the plan explode.
 pub const MAX_FIRES_PER_DAY: usize = 1440;
-/// Budget of airings generated per slot for the quiet-hours and overlap checks; a slot firing
-/// often is checked over fewer days (at least one).
-const CHECK_AIRINGS_BUDGET: usize = 100_000;
+/// Accepted `loudness.integrated_lufs` targets, in LUFS (EBU R128 broadcast is -23, loud
+/// streaming about -14; below -70 is near silence, above -5 is not a programme level).
+pub const INTEGRATED_LUFS_RANGE: RangeInclusive<f64> = -70.0..=-5.0;
+/// Accepted `loudness.max_true_peak_dbtp` ceilings, in dBTP (0 is full scale).
+pub const MAX_TRUE_PEAK_DBTP_RANGE: RangeInclusive<f64> = -20.0..=0.0;
+/// Accepted relay `silence_threshold_dbfs` values, in dBFS (0 is full scale; -120 is below any
+/// real upstream's noise floor).
+pub const SILENCE_THRESHOLD_DBFS_RANGE: RangeInclusive<f64> = -120.0..=-1.0;
 /// Heartbeat period when `[collector]` does not say, in seconds.
 pub const DEFAULT_HEARTBEAT_SECS: u32 = 60;
 
@@ -106,8 +110,8 @@ pub(crate) struct RawStation {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawLoudness {
-    integrated_lufs: Option<f64>,
-    max_true_peak_dbtp: Option<f64>,
+    integrated_lufs: Option<Spanned<f64>>,
+    max_true_peak_dbtp: Option<Spanned<f64>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -593,6 +597,19 @@ pub(crate) fn validate(
             );
             DEFAULT_MAX_SESSION_MINUTES
         }
+        Some(m) if *m.get_ref() > super::rules::MAX_AIRING_MINUTES => {
+            cx.push(
+                &m.span(),
+                "max_session_minutes",
+                format!(
+                    "max_session_minutes = {} is longer than a day ({} min)",
+                    m.get_ref(),
+                    super::rules::MAX_AIRING_MINUTES
+                ),
+                "give the longest allowed session in minutes, e.g. 45",
+            );
+            DEFAULT_MAX_SESSION_MINUTES
+        }
         Some(m) => *m.get_ref(),
     };
     let loudness = raw
@@ -602,8 +619,22 @@ pub(crate) fn validate(
             let d = LoudnessTarget::default();
             let l = l.get_ref();
             LoudnessTarget {
-                integrated_lufs: l.integrated_lufs.unwrap_or(d.integrated_lufs),
-                max_true_peak_dbtp: l.max_true_peak_dbtp.unwrap_or(d.max_true_peak_dbtp),
+                integrated_lufs: in_range(
+                    &mut cx,
+                    l.integrated_lufs.as_ref(),
+                    "loudness.integrated_lufs",
+                    "LUFS",
+                    INTEGRATED_LUFS_RANGE,
+                    d.integrated_lufs,
+                ),
+                max_true_peak_dbtp: in_range(
+                    &mut cx,
+                    l.max_true_peak_dbtp.as_ref(),
+                    "loudness.max_true_peak_dbtp",
+                    "dBTP",
+                    MAX_TRUE_PEAK_DBTP_RANGE,
+                    d.max_true_peak_dbtp,
+                ),
             }
         });
     let collector = raw.collector.as_ref().map(|c| {
@@ -637,6 +668,9 @@ pub(crate) fn validate(
 
     // --- programs
     let mut programs: BTreeMap<String, Program> = BTreeMap::new();
+    // Declared but unusable (its own error is reported once, at the program): references to
+    // it are not errors of their own, and a slot using it is not built.
+    let mut bad_programs: BTreeSet<String> = BTreeSet::new();
     for (i, p) in raw.programs.iter().enumerate() {
         let field = format!("programs[{i}]");
         let p = p.get_ref();
@@ -678,7 +712,18 @@ pub(crate) fn validate(
             }
             (None, Some(e)) => {
                 let pat = e.get_ref();
-                if !pat.contains("{yyyy}") || !pat.contains("{mm}") || !is_safe_relative(pat) {
+                let before = cx.errors.len();
+                if let Some((at, token)) = unknown_placeholder(pat) {
+                    let offset = offset_in_string(text, &e.span(), pat, at);
+                    let err = cx.error_at(
+                        offset,
+                        &format!("{field}.episodes"),
+                        format!("unknown placeholder `{token}` in episode pattern `{pat}`"),
+                        "use only {yyyy}, {mm} and {dd} (the airing's local year, month and day), e.g. \"cchc/{yyyy}-{mm}.ogg\"",
+                    );
+                    cx.errors.push(err);
+                } else if !pat.contains("{yyyy}") || !pat.contains("{mm}") || !is_safe_relative(pat)
+                {
                     cx.push(
                         &e.span(),
                         &format!("{field}.episodes"),
@@ -686,7 +731,7 @@ pub(crate) fn validate(
                         "write it like \"cchc/{yyyy}-{mm}.ogg\" (relative to the audio root)",
                     );
                 }
-                Some(ProgramAudio::Episodes(pat.clone()))
+                (cx.errors.len() == before).then(|| ProgramAudio::Episodes(pat.clone()))
             }
             (Some(f), Some(_)) => {
                 cx.push(
@@ -707,13 +752,18 @@ pub(crate) fn validate(
                 None
             }
         };
-        if let Some(audio) = audio {
-            programs.entry(pid.clone()).or_insert(Program {
-                title: p.title.clone().unwrap_or_else(|| pid.clone()),
-                id: pid,
-                category,
-                audio,
-            });
+        match audio {
+            Some(audio) => {
+                programs.entry(pid.clone()).or_insert(Program {
+                    title: p.title.clone().unwrap_or_else(|| pid.clone()),
+                    id: pid,
+                    category,
+                    audio,
+                });
+            }
+            None => {
+                bad_programs.insert(pid);
+            }
         }
     }
 
@@ -828,9 +878,13 @@ pub(crate) fn validate(
         }
 
         // program (report filing)
+        // A reference to a program that is declared but broken: not an error of its own.
+        let mut uses_bad_program = false;
         let program = s.program.as_ref().map(|p| {
             let pid = p.get_ref().trim().to_string();
-            if !programs.contains_key(&pid) {
+            if bad_programs.contains(&pid) && !programs.contains_key(&pid) {
+                uses_bad_program = true;
+            } else if !programs.contains_key(&pid) {
                 cx.push(
                     &p.span(),
                     &format!("{field}.program"),
@@ -847,9 +901,13 @@ pub(crate) fn validate(
             let mut out = Vec::new();
             for (k, r) in list.get_ref().iter().enumerate() {
                 let ifield = format!("{lfield}[{k}]");
-                if let Some(item) = check_item(cx, catalog, &programs, r, &ifield) {
-                    items_spans.push((r.span(), ifield));
-                    out.push(item);
+                match check_item(cx, catalog, &programs, &bad_programs, r, &ifield) {
+                    Checked::Item(item) => {
+                        items_spans.push((r.span(), ifield));
+                        out.push(item);
+                    }
+                    Checked::Reported => {}
+                    Checked::BadProgram => uses_bad_program = true,
                 }
             }
             out
@@ -907,10 +965,14 @@ pub(crate) fn validate(
                     url: r.url.get_ref().clone(),
                     minutes: *r.minutes.get_ref(),
                     fallback,
-                    silence_threshold_dbfs: r
-                        .silence_threshold_dbfs
-                        .as_ref()
-                        .map_or(DEFAULT_SILENCE_THRESHOLD_DBFS, |t| *t.get_ref()),
+                    silence_threshold_dbfs: in_range(
+                        &mut cx,
+                        r.silence_threshold_dbfs.as_ref(),
+                        &format!("{field}.relay.silence_threshold_dbfs"),
+                        "dBFS",
+                        SILENCE_THRESHOLD_DBFS_RANGE,
+                        DEFAULT_SILENCE_THRESHOLD_DBFS,
+                    ),
                 }))
             }
             (Some(play), Some(_)) => {
@@ -999,6 +1061,7 @@ pub(crate) fn validate(
             );
         }
         if cx.errors.len() == before
+            && !uses_bad_program
             && let Some(content) = content
         {
             slots.push(Slot {
@@ -1051,6 +1114,41 @@ pub(crate) fn validate(
     }
 }
 
+/// A level field (dB-like, `f64`): its value when given and inside `range` (NaN never is),
+/// else `default`, with an error naming the range.
+fn in_range(
+    cx: &mut Ctx,
+    v: Option<&Spanned<f64>>,
+    field: &str,
+    unit: &str,
+    range: RangeInclusive<f64>,
+    default: f64,
+) -> f64 {
+    let Some(v) = v else {
+        return default;
+    };
+    let x = *v.get_ref();
+    if range.contains(&x) {
+        return x;
+    }
+    cx.push(
+        &v.span(),
+        field,
+        format!(
+            "{} = {x} is outside {}..{} {unit}",
+            field.rsplit('.').next().unwrap_or(field),
+            range.start(),
+            range.end()
+        ),
+        &format!(
+            "give a level between {} and {} {unit} (levels are negative: 0 is full scale); the default is {default}",
+            range.start(),
+            range.end()
+        ),
+    );
+    default
+}
+
 /// Message, byte column within the expression (if known) and hint of a crontab error.
 fn crontab_error_parts(e: &crate::crontab::CrontabError) -> (String, Option<usize>, String) {
     (
@@ -1095,8 +1193,26 @@ fn check_file(cx: &mut Ctx, catalog: &AudioCatalog, file: &str, span: &Range<usi
             format!("audio file `{}` is not decodable: {why}", shown.display()),
             "re-export it as Ogg Vorbis, MP3, FLAC or WAV (e.g. `sox in.wav out.ogg`)",
         ),
+        Some(AudioFacts::NotAFile(what)) => cx.push(
+            span,
+            field,
+            format!(
+                "audio path `{}` is {what}, expected an audio file",
+                shown.display()
+            ),
+            "name a file inside it (e.g. \"notices/tran-phu.ogg\"), not the directory",
+        ),
         Some(AudioFacts::Playable { .. }) => {}
     }
+}
+
+/// What checking one playlist entry gave.
+enum Checked {
+    Item(ItemRef),
+    /// Wrong; the error is reported.
+    Reported,
+    /// A reference to a declared program that is itself broken (reported at the program).
+    BadProgram,
 }
 
 /// Check one playlist entry: `"program:ID"` or a file.
@@ -1104,14 +1220,17 @@ fn check_item(
     cx: &mut Ctx,
     catalog: &AudioCatalog,
     programs: &BTreeMap<String, Program>,
+    bad_programs: &BTreeSet<String>,
     r: &Spanned<String>,
     field: &str,
-) -> Option<ItemRef> {
+) -> Checked {
     let v = r.get_ref().trim();
     if let Some(pid) = v.strip_prefix(PROGRAM_REF_PREFIX) {
         let pid = pid.trim();
         if programs.contains_key(pid) {
-            Some(ItemRef::Program(pid.to_string()))
+            Checked::Item(ItemRef::Program(pid.to_string()))
+        } else if bad_programs.contains(pid) {
+            Checked::BadProgram
         } else {
             cx.push(
                 &r.span(),
@@ -1119,16 +1238,55 @@ fn check_item(
                 format!("unknown program `{pid}`"),
                 &known_programs_hint(programs),
             );
-            None
+            Checked::Reported
         }
     } else {
         let before = cx.errors.len();
         check_file(cx, catalog, v, &r.span(), field);
-        (cx.errors.len() == before).then(|| ItemRef::File(PathBuf::from(v)))
+        if cx.errors.len() == before {
+            Checked::Item(ItemRef::File(PathBuf::from(v)))
+        } else {
+            Checked::Reported
+        }
     }
 }
 
-/// Episodes, quiet hours, session length and overlaps, over each slot's checked window.
+/// The first `{…}` of an episode pattern that is not `{yyyy}`, `{mm}` or `{dd}`: its byte
+/// index in the pattern and the token (up to its `}`, or the rest of the pattern).
+fn unknown_placeholder(pattern: &str) -> Option<(usize, &str)> {
+    let mut from = 0;
+    while let Some(i) = pattern[from..].find('{').map(|i| from + i) {
+        let tail = &pattern[i..];
+        if let Some(len) = ["{yyyy}", "{mm}", "{dd}"]
+            .iter()
+            .find(|t| tail.starts_with(**t))
+            .map(|t| t.len())
+        {
+            from = i + len;
+            continue;
+        }
+        let end = tail.find('}').map_or(tail.len(), |j| j + 1);
+        return Some((i, &tail[..end]));
+    }
+    None
+}
+
+/// Byte offset in `text` of byte `at` of the string value `value` written at `span`, when the
+/// value is written literally (no escapes before `at`); else the span start.
+fn offset_in_string(text: &str, span: &Range<usize>, value: &str, at: usize) -> usize {
+    let written = text.get(span.start + 1..).unwrap_or("");
+    if value
+        .get(..at)
+        .is_some_and(|head| written.starts_with(head))
+    {
+        span.start + 1 + at
+    } else {
+        span.start
+    }
+}
+
+/// Episodes and session length over each slot's checked window; quiet hours and overlaps
+/// ([`super::rules`]) over each slot's whole window.
 fn time_checks(
     cx: &mut Ctx,
     station: &Station,
@@ -1136,9 +1294,9 @@ fn time_checks(
     catalog: &AudioCatalog,
     today: NaiveDate,
 ) {
-    use super::plan::{resolve_items, slot_airings, total_secs};
-    let mut intervals: Vec<(i64, i64, Priority, usize)> = Vec::new();
-    for (si, (slot, sp)) in station.slots.iter().zip(spans).enumerate() {
+    use super::plan::{resolve_items, total_secs};
+    use super::rules::Finding;
+    for (slot, sp) in station.slots.iter().zip(spans) {
         let Some((a, b)) = check_window(slot.from, slot.until, today) else {
             continue;
         };
@@ -1160,19 +1318,31 @@ fn time_checks(
             };
             let mut missing = Vec::new();
             let mut broken = Vec::new();
+            let mut not_files = Vec::new();
             for m in months(a, b) {
                 let f = resolve_episode(pattern, m);
                 match catalog.files.get(&f) {
-                    None => missing.push(format!("{}", m.format("%Y-%m"))),
+                    None => missing.push(m),
                     Some(AudioFacts::Undecodable(_)) => {
                         broken.push(format!("{}", m.format("%Y-%m")))
+                    }
+                    Some(AudioFacts::NotAFile(what)) => {
+                        not_files.push(format!("`{}` ({what})", catalog.root.join(&f).display()))
                     }
                     Some(AudioFacts::Playable { .. }) => {}
                 }
             }
             if let Some((span, field)) = sp.items.get(k) {
-                if !missing.is_empty() {
-                    let first = resolve_episode(pattern, months(a, b)[0]);
+                if let Some(&first_missing) = missing.first() {
+                    let first = resolve_episode(pattern, first_missing);
+                    let more = match missing.len() {
+                        1 => String::new(),
+                        n => format!(" and the {} other missing month(s)", n - 1),
+                    };
+                    let missing: Vec<String> = missing
+                        .iter()
+                        .map(|m| m.format("%Y-%m").to_string())
+                        .collect();
                     cx.push(
                         span,
                         field,
@@ -1183,9 +1353,17 @@ fn time_checks(
                             catalog.root.display()
                         ),
                         &format!(
-                            "add the episode files (e.g. `{}`), or narrow the slot with from/until; open-ended windows are checked for this month and the next {CHECK_HORIZON_MONTHS}",
+                            "add `{}`{more}, or narrow the slot with from/until; open-ended windows are checked for this month and the next {CHECK_HORIZON_MONTHS}",
                             catalog.root.join(first).display()
                         ),
+                    );
+                }
+                if !not_files.is_empty() {
+                    cx.push(
+                        span,
+                        field,
+                        format!("episode is not an audio file: {}", not_files.join(", ")),
+                        "an episode is one audio file per month; put the file at that path",
                     );
                 }
                 if !broken.is_empty() {
@@ -1219,94 +1397,61 @@ fn time_checks(
                 );
             }
         }
-
-        // Airings over (at most MAX_CHECKED_DAYS of) the window.
-        let per_day: usize = slot.cron.iter().map(|c| c.times_of_day().len()).sum();
-        let days = (CHECK_AIRINGS_BUDGET / per_day.max(1)).clamp(1, MAX_CHECKED_DAYS as usize);
-        let b = a
-            .checked_add_signed(chrono::Duration::days(days as i64 - 1))
-            .map_or(b, |end| end.min(b));
-        let mut airings = Vec::new();
-        slot_airings(station, slot, catalog, a, b, &mut airings);
-        let mut quiet_reported = false;
-        for air in &airings {
-            let start = air.at.naive_local();
-            let len = chrono::Duration::milliseconds((air.planned_secs * 1000.0) as i64);
-            let end = start + len;
-            if !quiet_reported {
-                for q in &station.quiet_hours {
-                    if let Some(hit) = quiet_overlap(q, start, end) {
-                        quiet_reported = true;
-                        let what = if hit == start {
-                            "starts inside".to_string()
-                        } else {
-                            format!("runs into them at {}", hit.format("%H:%M:%S"))
-                        };
-                        cx.push(
-                            &sp.id,
-                            &sp.field,
-                            format!(
-                                "slot sounds inside quiet hours {}-{}: the airing at {} ({:.0} s) {what}",
-                                q.start.format("%H:%M"),
-                                q.end.format("%H:%M"),
-                                air.at.format("%Y-%m-%d %H:%M %:z"),
-                                air.planned_secs
-                            ),
-                            "move the slot's crontab time or shorten it so it ends before the quiet hours",
-                        );
-                        break;
-                    }
-                }
-            }
-            let s = air.at.timestamp_millis();
-            intervals.push((s, s + len.num_milliseconds(), slot.priority, si));
-        }
     }
 
-    // Overlaps of equal priority.
-    intervals.sort_unstable();
-    let mut reported: BTreeSet<(usize, usize)> = BTreeSet::new();
-    for i in 0..intervals.len() {
-        let (s0, e0, p0, a0) = intervals[i];
-        for &(s1, _, p1, a1) in &intervals[i + 1..] {
-            if s1 >= e0 {
-                break;
+    // Quiet hours and overlaps, over the whole windows.
+    for finding in super::rules::check(station, catalog, today) {
+        match finding {
+            Finding::QuietHours {
+                slot,
+                quiet: q,
+                at,
+                planned_secs,
+                hit,
+            } => {
+                let sp = &spans[slot];
+                let what = if hit == at.naive_local() {
+                    "starts inside".to_string()
+                } else {
+                    format!("runs into them at {}", hit.format("%H:%M:%S"))
+                };
+                cx.push(
+                    &sp.id,
+                    &sp.field,
+                    format!(
+                        "slot sounds inside quiet hours {}-{}: the airing at {} ({:.0} s) {what}",
+                        q.start.format("%H:%M"),
+                        q.end.format("%H:%M"),
+                        at.format("%Y-%m-%d %H:%M %:z"),
+                        planned_secs
+                    ),
+                    "move the slot's crontab time or shorten it so it ends before the quiet hours",
+                );
             }
-            if p0 != p1 {
-                continue;
+            Finding::Overlap { first, second, at } => {
+                let (a, b) = (&station.slots[first], &station.slots[second]);
+                let sp = &spans[second];
+                let when = at.format("%Y-%m-%d %H:%M %:z");
+                let msg = if first == second {
+                    format!(
+                        "slot `{}` overlaps itself at {when}: an airing starts before the previous one ends",
+                        a.id
+                    )
+                } else {
+                    format!(
+                        "slots `{}` and `{}` have the same priority ({}) and overlap at {when}",
+                        a.id,
+                        b.id,
+                        priority_name(b.priority)
+                    )
+                };
+                cx.push(
+                    &sp.id,
+                    &sp.field,
+                    msg,
+                    "move one of them, or give the one that should win a higher priority",
+                );
             }
-            let key = (a0.min(a1), a0.max(a1));
-            if !reported.insert(key) {
-                continue;
-            }
-            let (first, second) = (&station.slots[key.0], &station.slots[key.1]);
-            let sp = &spans[key.1];
-            let when = chrono::DateTime::from_timestamp_millis(s1.max(s0))
-                .map(|t| {
-                    t.with_timezone(&station.timezone)
-                        .format("%Y-%m-%d %H:%M %:z")
-                        .to_string()
-                })
-                .unwrap_or_default();
-            let msg = if key.0 == key.1 {
-                format!(
-                    "slot `{}` overlaps itself at {when}: an airing starts before the previous one ends",
-                    first.id
-                )
-            } else {
-                format!(
-                    "slots `{}` and `{}` have the same priority ({}) and overlap at {when}",
-                    first.id,
-                    second.id,
-                    priority_name(second.priority)
-                )
-            };
-            cx.push(
-                &sp.id,
-                &sp.field,
-                msg,
-                "move one of them, or give the one that should win a higher priority",
-            );
         }
     }
 }
@@ -1317,24 +1462,6 @@ fn priority_name(p: Priority) -> &'static str {
         Priority::Priority => "priority",
         Priority::Emergency => "emergency",
     }
-}
-
-/// The first local instant of `start..end` that lies inside the quiet window `q`, if any.
-fn quiet_overlap(
-    q: &QuietHours,
-    start: chrono::NaiveDateTime,
-    end: chrono::NaiveDateTime,
-) -> Option<chrono::NaiveDateTime> {
-    if q.contains(start.time()) {
-        return Some(start);
-    }
-    // Next quiet start strictly after `start`.
-    let day = start.date();
-    let mut qs = day.and_time(q.start);
-    if qs <= start {
-        qs += chrono::Duration::days(1);
-    }
-    (qs < end).then_some(qs)
 }
 
 #[cfg(test)]
@@ -1401,30 +1528,6 @@ mod tests {
         check("9:00-10:00", None);
         check("10:00-10:00", None);
         check("10:00", None);
-    }
-
-    #[test]
-    fn quiet_overlap_start_inside_runs_into_and_clear() {
-        let q = parse_quiet("21:30-05:00").unwrap_or(QuietHours {
-            start: NaiveTime::MIN,
-            end: NaiveTime::MIN,
-        });
-        let at = |h, m| d(2026, 1, 5).and_hms_opt(h, m, 0).unwrap_or_default();
-        let mins = |n| chrono::Duration::minutes(n);
-        assert_eq!(
-            quiet_overlap(&q, at(22, 0), at(22, 0) + mins(1)),
-            Some(at(22, 0))
-        );
-        assert_eq!(
-            quiet_overlap(&q, at(4, 59), at(4, 59) + mins(1)),
-            Some(at(4, 59))
-        );
-        assert_eq!(
-            quiet_overlap(&q, at(21, 20), at(21, 20) + mins(15)),
-            Some(at(21, 30))
-        );
-        assert_eq!(quiet_overlap(&q, at(21, 20), at(21, 20) + mins(10)), None);
-        assert_eq!(quiet_overlap(&q, at(5, 0), at(5, 0) + mins(30)), None);
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! **Invariant:** this is the only schedule code that touches the filesystem; it never decides
 //! validity itself, so a file checked here and a text checked in a test follow the same rules.
 
-use super::file::{ScheduleError, audio_needs, parse_raw, validate};
+use super::file::{ScheduleError, audio_needs, line_column, parse_raw, validate};
 use super::{AudioCatalog, AudioFacts, ScheduleErrors, Station};
 use crate::media::{MediaError, probe};
 use chrono::NaiveDate;
@@ -18,19 +18,54 @@ pub fn load(
     audio_root: &Path,
     today: NaiveDate,
 ) -> Result<(Station, AudioCatalog), ScheduleErrors> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
+    let whole = |line, column, message: String, hint: &str| {
         ScheduleErrors(vec![ScheduleError {
             file: path.to_path_buf(),
-            line: 1,
-            column: 1,
+            line,
+            column,
             field: String::new(),
-            message: format!("cannot read the schedule file: {e}"),
-            hint: "check the path and that the file is UTF-8 text".into(),
+            message,
+            hint: hint.into(),
         }])
+    };
+    let bytes = std::fs::read(path).map_err(|e| {
+        whole(
+            1,
+            1,
+            format!("cannot read the schedule file: {e}"),
+            "check the path and the file's permissions",
+        )
     })?;
-    load_text(path, &text, audio_root, today, &mut |full| {
-        full.is_file().then(|| probe_facts(full))
-    })
+    let text = String::from_utf8(bytes).map_err(|e| {
+        let valid = e.utf8_error().valid_up_to();
+        let bytes = e.as_bytes();
+        // The valid prefix locates the first bad byte.
+        let prefix = std::str::from_utf8(&bytes[..valid]).unwrap_or("");
+        let (line, column) = line_column(prefix, valid);
+        whole(
+            line,
+            column,
+            format!(
+                "the schedule file is not UTF-8 text: byte 0x{:02X} here is not valid UTF-8",
+                bytes.get(valid).copied().unwrap_or(0)
+            ),
+            "save the file as UTF-8 (e.g. `iconv -f WINDOWS-1258 -t UTF-8 old.toml > new.toml`)",
+        )
+    })?;
+    load_text(path, &text, audio_root, today, &mut facts_of)
+}
+
+/// What the core needs to know of the path `full`: `None` when nothing is there, a directory or
+/// other non-file said as such, a file probed ([`probe_facts`]).
+pub fn facts_of(full: &Path) -> Option<AudioFacts> {
+    let meta = std::fs::metadata(full).ok()?;
+    if meta.is_file() {
+        Some(probe_facts(full))
+    } else if meta.is_dir() {
+        Some(AudioFacts::NotAFile("a directory".into()))
+    } else {
+        Some(AudioFacts::NotAFile("not a regular file".into()))
+    }
 }
 
 /// [`load`] of a schedule already read as `text`, with the facts of each audio file it needs
@@ -76,9 +111,8 @@ pub fn probe_all(root: &Path, needs: impl IntoIterator<Item = PathBuf>) -> Audio
         ..AudioCatalog::default()
     };
     for rel in needs {
-        let full = root.join(&rel);
-        if full.is_file() {
-            catalog.files.insert(rel, probe_facts(&full));
+        if let Some(f) = facts_of(&root.join(&rel)) {
+            catalog.files.insert(rel, f);
         }
     }
     catalog

@@ -10,6 +10,7 @@
 pub mod file;
 pub mod load;
 pub mod plan;
+pub mod rules;
 
 use chrono::{DateTime, FixedOffset, NaiveDate, NaiveTime};
 use chrono_tz::Tz;
@@ -213,6 +214,8 @@ pub enum AudioFacts {
     Playable { duration_secs: f64 },
     /// Exists but does not decode; why.
     Undecodable(String),
+    /// Exists but is not a regular file: what it is (e.g. "a directory").
+    NotAFile(String),
 }
 
 /// A planned airing instant in station-local time, as printed and stored.

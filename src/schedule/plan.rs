@@ -184,9 +184,54 @@ fn filing(station: &Station, slot: &Slot) -> (Option<Arc<str>>, Arc<str>) {
     (program.map(Arc::from), category)
 }
 
+/// A slot's firing instants whose local date lies in `from..=to` clipped to its validity window,
+/// strictly increasing (several crontab lines firing at one instant fire once).
+pub(crate) fn slot_times(
+    station: &Station,
+    slot: &Slot,
+    from: NaiveDate,
+    to: NaiveDate,
+) -> Vec<DateTime<FixedOffset>> {
+    let from = slot.from.map_or(from, |f| f.max(from));
+    let to = slot.until.map_or(to, |u| u.min(to));
+    if from > to {
+        return Vec::new();
+    }
+    let mut times: Vec<DateTime<FixedOffset>> = Vec::new();
+    for c in &slot.cron {
+        times.extend(
+            c.fire_times(&station.timezone, from, to)
+                .into_iter()
+                .map(|t| t.fixed_offset()),
+        );
+    }
+    if slot.cron.len() > 1 {
+        times.sort();
+        times.dedup();
+    }
+    times
+}
+
+/// The planned length in seconds of an airing of `slot` on local `date`: its playlist resolved
+/// for that date (a relay: its minutes), capped at the slot's hard stop. The one rule behind
+/// every airing's `planned_secs`.
+pub(crate) fn planned_secs_on(
+    station: &Station,
+    slot: &Slot,
+    catalog: &AudioCatalog,
+    date: NaiveDate,
+) -> f64 {
+    let max_secs = slot.max_minutes.saturating_mul(60);
+    let secs = match &slot.content {
+        SlotContent::Relay(r) => f64::from(r.minutes.saturating_mul(60)),
+        SlotContent::Playlist(list) => total_secs(&resolve_items(station, list, date), catalog),
+    };
+    secs.min(f64::from(max_secs))
+}
+
 /// How often a slot's resolved playlist can change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Varies {
+pub(crate) enum Varies {
     /// No episodes: the same files every time.
     Never,
     /// Monthly episodes (`{yyyy}`, `{mm}`).
@@ -196,7 +241,7 @@ enum Varies {
 }
 
 impl Varies {
-    fn of(station: &Station, list: &[ItemRef]) -> Self {
+    pub(crate) fn of(station: &Station, list: &[ItemRef]) -> Self {
         let mut varies = Self::Never;
         for item in list {
             if let ItemRef::Program(pid) = item
@@ -213,7 +258,7 @@ impl Varies {
     }
 
     /// The period a local date falls in: (year, month, day), zeroed below the granularity.
-    fn period(self, date: NaiveDate) -> (i32, u32, u32) {
+    pub(crate) fn period(self, date: NaiveDate) -> (i32, u32, u32) {
         match self {
             Self::Never => (0, 0, 0),
             Self::ByMonth => (date.year(), date.month(), 0),
@@ -251,23 +296,7 @@ impl<'a> SlotPlan<'a> {
     /// The slot's firings whose local date lies in `from..=to` clipped to its validity window;
     /// `None` when there are none.
     fn new(station: &Station, slot: &'a Slot, from: NaiveDate, to: NaiveDate) -> Option<Self> {
-        let from = slot.from.map_or(from, |f| f.max(from));
-        let to = slot.until.map_or(to, |u| u.min(to));
-        if from > to {
-            return None;
-        }
-        let mut times: Vec<DateTime<FixedOffset>> = Vec::new();
-        for c in &slot.cron {
-            times.extend(
-                c.fire_times(&station.timezone, from, to)
-                    .into_iter()
-                    .map(|t| t.fixed_offset()),
-            );
-        }
-        if slot.cron.len() > 1 {
-            times.sort();
-            times.dedup();
-        }
+        let times = slot_times(station, slot, from, to);
         if times.is_empty() {
             return None;
         }
@@ -335,8 +364,9 @@ impl<'a> SlotPlan<'a> {
 }
 
 /// Append the airings of one slot whose local date lies in `from..=to` (clipped to the slot's
-/// validity window), in order of instant.
-pub(crate) fn slot_airings(
+/// validity window), in order of instant (the reference [`expand`]'s merge is tested against).
+#[cfg(test)]
+fn slot_airings(
     station: &Station,
     slot: &Slot,
     catalog: &AudioCatalog,
