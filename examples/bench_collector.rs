@@ -25,7 +25,7 @@ use loa::collector::store::Synchronous;
 use loa::report::{Period, PlanSource};
 use loa::schedule::PlannedAiring;
 use loa::wire::{
-    AiringRecord, Heartbeat, RecordBatch, SignedRecord, WIRE_VERSION, encode_public_key,
+    AiringRecord, HEARTBEAT_VERSION, Heartbeat, RecordBatch, SignedRecord, encode_public_key,
 };
 use std::sync::Arc;
 use std::time::Instant;
@@ -332,7 +332,7 @@ async fn main() {
                     .map(|r| {
                         serde_json::to_vec(
                             &Heartbeat {
-                                v: WIRE_VERSION,
+                                v: HEARTBEAT_VERSION,
                                 station: format!("st{i}"),
                                 sent_at: Utc::now(),
                                 now_airing: None,

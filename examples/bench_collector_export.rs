@@ -13,7 +13,7 @@ use loa::collector::registry::{RawRegistry, RawStation, Registry, StationEntry};
 use loa::reconcile::Thresholds;
 use loa::report::{Format, Period, PlanSource, build_with, render};
 use loa::schedule::{PlannedAiring, Priority, StartPolicy};
-use loa::wire::{AiringRecord, GENESIS_HASH, Outcome, Source, WIRE_VERSION, encode_public_key};
+use loa::wire::{AiringRecord, GENESIS_HASH, Outcome, RECORD_VERSION, Source, encode_public_key};
 use std::time::Instant;
 
 const AIRINGS: usize = 60;
@@ -106,7 +106,7 @@ fn main() {
                     _ => Outcome::Aired,
                 };
                 let r = AiringRecord {
-                    v: WIRE_VERSION,
+                    v: RECORD_VERSION,
                     station: id.clone(),
                     seq: i as u64 + 1,
                     occurrence: Some(p.key()),
@@ -126,6 +126,7 @@ fn main() {
                     start_offset_ms: Some((i as i64 % 5) * 30_000),
                     outcome,
                     reason: (outcome != Outcome::Aired).then(|| "mất điện".to_string()),
+                    reason_code: loa::wire::unspecified(outcome),
                     items: vec![],
                     evidence: None,
                     relay: None,

@@ -19,7 +19,9 @@ use ed25519_dalek::SigningKey;
 use loa::clock::{Clock, ManualClock};
 use loa::collector::http::{AppState, HttpConfig};
 use loa::collector::registry::{RawRegistry, RawStation, Registry};
-use loa::wire::{AiringRecord, GENESIS_HASH, Heartbeat, Outcome, Source, WIRE_VERSION};
+use loa::wire::{
+    AiringRecord, GENESIS_HASH, HEARTBEAT_VERSION, Heartbeat, Outcome, RECORD_VERSION, Source,
+};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
@@ -183,7 +185,7 @@ fn fixture(stations: usize) -> PathBuf {
                 };
                 let occurrence = p.key();
                 let r = AiringRecord {
-                    v: WIRE_VERSION,
+                    v: RECORD_VERSION,
                     station: id.clone(),
                     seq: i as u64 + 1,
                     occurrence: Some(occurrence),
@@ -203,6 +205,7 @@ fn fixture(stations: usize) -> PathBuf {
                     start_offset_ms: Some((i as i64 % 5) * 300),
                     outcome,
                     reason: (outcome != Outcome::Aired).then(|| "mất điện".to_string()),
+                    reason_code: loa::wire::unspecified(outcome),
                     items: vec![],
                     evidence: None,
                     relay: None,
@@ -226,7 +229,7 @@ fn fixture(stations: usize) -> PathBuf {
     for s in 0..stations {
         let id = format!("st{s:05}");
         let hb = Heartbeat {
-            v: WIRE_VERSION,
+            v: HEARTBEAT_VERSION,
             station: id.clone(),
             sent_at: now - Duration::seconds(20),
             now_airing: None,

@@ -52,6 +52,7 @@ fn record(n: u64) -> AiringRecord {
         start_offset_ms: Some(4),
         outcome: Outcome::Aired,
         reason: None,
+        reason_code: None,
         items: (0..3)
             .map(|i| AiredItem {
                 path: format!("cchc/2019-03-part{i}.ogg"),

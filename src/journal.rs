@@ -468,7 +468,7 @@ impl Journal {
     /// Assign `seq`, `prev_hash`, station and wire version to `rec`, sign it with the station key,
     /// append it and fsync. Returns the record as signed once it is durable.
     pub fn append(&mut self, mut rec: AiringRecord) -> Result<SignedRecord, JournalError> {
-        rec.v = wire::WIRE_VERSION;
+        rec.v = wire::RECORD_VERSION;
         rec.station = self.station.clone();
         rec.seq = self.last_seq + 1;
         rec.prev_hash = self.last_hash.clone();
@@ -884,6 +884,7 @@ mod tests {
             start_offset_ms: Some(3),
             outcome: Outcome::Aired,
             reason: None,
+            reason_code: None,
             items: vec![AiredItem {
                 path: "cchc/2019-03.ogg".into(),
                 sha256: wire::sha256_hex(b"a"),

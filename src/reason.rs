@@ -2,23 +2,23 @@
 //! refused a record — one stable code each, with the words people read per language.
 //!
 //! A code is a dotted string (`missed.station_down`, `failed.decoder`, `refused.bad_signature`):
-//! that is what travels on the wire (`AiringRecord::reason_code`, `Rejection::code`) and what the
-//! collector's database stores. Texts are rendered only at the edges (pages, exports,
+//! that is what travels on the wire (`AiringRecord::reason_code`, records of version 2) and what
+//! the collector's database stores (column `records.reason_code`). Texts are rendered only at the edges (pages, exports,
 //! `loa status`, the status API's display field) from the one table below; the station's English
 //! free text stays beside the code as *detail* for engineers.
 //!
 //! **Invariants:**
 //! - This module is the single table code → Vietnamese text, English text; every known code has
 //!   both, and a code's spelling never changes once released (add codes, never rename them).
-//! - A code this build does not know (from a newer station) is kept as [`ReasonCode::Other`] with
-//!   its exact spelling, serialises back unchanged and is shown as the code itself — never dropped.
-//! - [`classify`] maps the free text of records written before codes existed (wire version 1) to a
-//!   code only where the text is one this project's stations write (an exact phrase); anything else
-//!   is [`ReasonCode::Unknown`], with the text kept as detail. It never alters stored bytes.
+//! - A spelling this build does not know parses as [`ReasonCode::Other`], kept verbatim, serialised
+//!   back unchanged and shown as the code itself — never dropped. Decoding a wire record refuses
+//!   it (`wire::WireError::ReasonCode`: a station with new codes needs a newer collector); it can
+//!   only come from a database a newer build wrote.
+//! - The free text of records written before codes existed (wire version 1) is read into a code
+//!   by `wire::classify`, where outcomes live (this module imports nothing of the crate).
 //!
-//! No I/O; knows nothing of HTTP, SQLite or files.
+//! No I/O; knows nothing of HTTP, SQLite, files or the wire's other types.
 
-use crate::wire::Outcome;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// A language a reason can be shown in.
@@ -149,6 +149,10 @@ reason_codes! {
     /// The airing had nothing that could be played.
     FailedNoPlayableItems = "failed.no_playable_items",
         "Không phát được: không có tệp nào phát được", "the airing had no playable items";
+    /// The station's player was not running to take the airing (wire version 2 only: a version 1
+    /// record said `player: …`, read as [`ReasonCode::Unknown`]).
+    FailedPlayer = "failed.player",
+        "Không phát được: bộ phát của trạm không hoạt động", "the station's player was not running";
     /// Failed, and the station gave no reason.
     FailedUnspecified = "failed.unspecified",
         "Không phát được, trạm không nêu lý do", "failed, no reason given";
@@ -207,16 +211,11 @@ impl ReasonCode {
         self.text(Lang::En)
     }
 
-    /// The code for an outcome that came with no reason at all; `None` for `aired`.
-    pub fn unspecified(outcome: Outcome) -> Option<Self> {
-        Some(match outcome {
-            Outcome::Aired => return None,
-            Outcome::Partial => Self::PartialUnspecified,
-            Outcome::Failed => Self::FailedUnspecified,
-            Outcome::Missed => Self::MissedUnspecified,
-            Outcome::Preempted => Self::PreemptedUnspecified,
-            Outcome::Skipped => Self::SkippedUnspecified,
-        })
+    /// Whether a station may state this code in a record (wire version 2): a known code that is
+    /// not the collector's own (`no_record`, `not_yet_due`, `refused.*`).
+    pub fn is_station_code(&self) -> bool {
+        !matches!(self, Self::Other(_) | Self::NoRecord | Self::NotYetDue)
+            && !self.as_str().starts_with("refused.")
     }
 }
 
@@ -236,105 +235,6 @@ impl<'de> Deserialize<'de> for ReasonCode {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = std::borrow::Cow::<'de, str>::deserialize(d)?;
         Ok(Self::parse(&s))
-    }
-}
-
-/// The code for a record that carries only free text (wire version 1), from the exact phrases
-/// this project's stations write; `None` for an aired record without a reason.
-pub fn classify(outcome: Outcome, text: Option<&str>) -> Option<ReasonCode> {
-    use ReasonCode as C;
-    let Some(text) = text.map(str::trim).filter(|t| !t.is_empty()) else {
-        return ReasonCode::unspecified(outcome);
-    };
-    // Whole phrases the station writes first in its reason (station/scheduler, station daemon,
-    // player); what follows them is detail (times, keys, paths).
-    let starts = |p: &str| text.starts_with(p);
-    let code = match outcome {
-        Outcome::Missed if starts("station was down") => C::MissedStationDown,
-        Outcome::Missed if starts("clock jumped forward by ") => C::MissedClockJump,
-        Outcome::Missed if starts("station could not start it in time") => C::MissedStartTooLate,
-        Outcome::Skipped if starts("air busy with ") => C::SkippedAirBusy,
-        Outcome::Skipped if starts("hard start overlaps ") => C::SkippedOverlap,
-        Outcome::Preempted if starts("preempted by ") => C::PreemptedHigherPriority,
-        Outcome::Partial if starts("station stopped during the airing (crash or power loss)") => {
-            C::PartialCrash
-        }
-        Outcome::Failed
-            if starts("station stopped before the first sample (crash or power loss)") =>
-        {
-            C::FailedCrash
-        }
-        Outcome::Partial
-            if starts("station shut down")
-                || starts("player shut down")
-                || starts("the player shut down") =>
-        {
-            C::PartialShutdown
-        }
-        Outcome::Partial if starts("hard stop at ") => C::PartialHardStop,
-        Outcome::Failed if starts("stopped before the first sample") => C::FailedStopped,
-        Outcome::Failed if starts("not started: the in-flight marker cannot be made durable") => {
-            C::FailedStateUnwritable
-        }
-        Outcome::Failed
-            if starts("the session has no playable items") || starts("no item could be read") =>
-        {
-            C::FailedNoPlayableItems
-        }
-        Outcome::Partial | Outcome::Failed => match item_cause(text) {
-            Some(cause) => cause_code(outcome, cause),
-            None => C::Unknown,
-        },
-        _ => C::Unknown,
-    };
-    Some(code)
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Cause {
-    FileMissing,
-    Decoder,
-    Output,
-    Relay,
-}
-
-/// The cause named by the player's first reason (`item N skipped: PATH: cannot read: …`,
-/// `item N skipped: PATH: not a decodable …`, `relay: …`, the output's errors).
-fn item_cause(text: &str) -> Option<Cause> {
-    let first = text.split("; ").next().unwrap_or(text);
-    if first.starts_with("relay: ") {
-        return Some(Cause::Relay);
-    }
-    if first.starts_with("item ") {
-        if first.contains(": cannot read: ") {
-            return Some(Cause::FileMissing);
-        }
-        if first.contains(": not a decodable ") {
-            return Some(Cause::Decoder);
-        }
-        return None;
-    }
-    if first == "output unavailable"
-        || first.starts_with("no audio output device")
-        || first.starts_with("audio device ")
-    {
-        return Some(Cause::Output);
-    }
-    None
-}
-
-fn cause_code(outcome: Outcome, cause: Cause) -> ReasonCode {
-    use ReasonCode as C;
-    let partial = outcome == Outcome::Partial;
-    match (cause, partial) {
-        (Cause::FileMissing, true) => C::PartialFileMissing,
-        (Cause::FileMissing, false) => C::FailedFileMissing,
-        (Cause::Decoder, true) => C::PartialDecoder,
-        (Cause::Decoder, false) => C::FailedDecoder,
-        (Cause::Output, true) => C::PartialOutput,
-        (Cause::Output, false) => C::FailedOutput,
-        (Cause::Relay, true) => C::PartialRelay,
-        (Cause::Relay, false) => C::FailedRelay,
     }
 }
 
@@ -371,97 +271,5 @@ mod tests {
         assert_eq!(c.vi(), "missed.solar_flare");
         assert_eq!(c.en(), "missed.solar_flare");
         assert_eq!(serde_json::to_string(&c).unwrap(), "\"missed.solar_flare\"");
-    }
-
-    fn check(outcome: Outcome, text: Option<&str>, expected: Option<ReasonCode>) {
-        assert_eq!(classify(outcome, text), expected, "{outcome:?} {text:?}");
-    }
-
-    #[test]
-    fn v1_free_text_maps_to_a_code_only_where_exact() {
-        use Outcome::*;
-        use ReasonCode as C;
-        check(Aired, None, None);
-        check(Missed, None, Some(C::MissedUnspecified));
-        check(Failed, Some(" "), Some(C::FailedUnspecified));
-        check(
-            Missed,
-            Some(
-                "station was down (last alive 2019-03-03T21:50:00Z, restarted 2019-03-03T23:00:00Z)",
-            ),
-            Some(C::MissedStationDown),
-        );
-        check(
-            Missed,
-            Some("clock jumped forward by 3600 s (from a to b) past its start"),
-            Some(C::MissedClockJump),
-        );
-        check(
-            Missed,
-            Some("station could not start it in time (late by 40 s)"),
-            Some(C::MissedStartTooLate),
-        );
-        check(
-            Skipped,
-            Some("air busy with x (Urgent) for more than the 60 s grace"),
-            Some(C::SkippedAirBusy),
-        );
-        check(
-            Skipped,
-            Some("hard start overlaps x of equal priority"),
-            Some(C::SkippedOverlap),
-        );
-        check(
-            Preempted,
-            Some("preempted by urgent@2019"),
-            Some(C::PreemptedHigherPriority),
-        );
-        check(Partial, Some("station shut down"), Some(C::PartialShutdown));
-        check(
-            Partial,
-            Some("station shut down (the player shut down)"),
-            Some(C::PartialShutdown),
-        );
-        check(
-            Partial,
-            Some("station stopped during the airing (crash or power loss); at least 12 s aired"),
-            Some(C::PartialCrash),
-        );
-        check(
-            Failed,
-            Some("station stopped before the first sample (crash or power loss)"),
-            Some(C::FailedCrash),
-        );
-        check(
-            Failed,
-            Some("not started: the in-flight marker cannot be made durable (state.bin: EIO)"),
-            Some(C::FailedStateUnwritable),
-        );
-        check(
-            Partial,
-            Some("hard stop at max_secs 900.000"),
-            Some(C::PartialHardStop),
-        );
-        check(
-            Failed,
-            Some("item 1 skipped: a.mp3: cannot read: No such file or directory (os error 2)"),
-            Some(C::FailedFileMissing),
-        );
-        check(
-            Partial,
-            Some("item 2 skipped: b.wav: not a decodable WAV/MP3/Ogg Vorbis/FLAC file: eof"),
-            Some(C::PartialDecoder),
-        );
-        check(Failed, Some("output unavailable"), Some(C::FailedOutput));
-        check(Failed, Some("relay: connect failed"), Some(C::FailedRelay));
-        check(
-            Failed,
-            Some("the session has no playable items"),
-            Some(C::FailedNoPlayableItems),
-        );
-        // Text no station of this project writes, or a phrase under another outcome.
-        check(Missed, Some("mất điện"), Some(C::Unknown));
-        check(Failed, Some("station was down"), Some(C::Unknown));
-        check(Partial, Some("item 3: weird"), Some(C::Unknown));
     }
 }

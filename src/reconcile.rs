@@ -16,7 +16,7 @@ use chrono::{DateTime, FixedOffset, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 
-use crate::reason::{self, ReasonCode};
+use crate::reason::ReasonCode;
 use crate::schedule::PlannedAiring;
 use crate::wire::{AiringRecord, Outcome, Source};
 
@@ -94,8 +94,9 @@ pub struct Airing {
     pub outcome: Outcome,
     /// The station's free text (English detail).
     pub reason: Option<String>,
-    /// The reason's code as stored; `None` for a record that carries none (wire version 1):
-    /// reconciliation then derives it from the text ([`crate::reason::classify`]).
+    /// The reason's code as the store holds it (column `reason_code`), or as the record gives it
+    /// ([`AiringRecord::code`]: its own, or its version 1 text classified); `None` when it aired
+    /// without a reason. Reconciliation takes it as it is and never reads the text for it.
     pub reason_code: Option<ReasonCode>,
 }
 
@@ -107,6 +108,7 @@ impl From<&AiringRecord> for Airing {
 
 impl From<AiringRecord> for Airing {
     fn from(r: AiringRecord) -> Self {
+        let reason_code = r.code();
         Self {
             seq: r.seq,
             occurrence: r.occurrence,
@@ -121,7 +123,7 @@ impl From<AiringRecord> for Airing {
             start_offset_ms: r.start_offset_ms,
             outcome: r.outcome,
             reason: r.reason,
-            reason_code: None,
+            reason_code,
         }
     }
 }
@@ -376,10 +378,7 @@ pub fn reconcile(
                 status: status_override.unwrap_or(status),
                 outcome: Some(r.outcome),
                 reason: default_reason(r),
-                reason_code: r
-                    .reason_code
-                    .clone()
-                    .or_else(|| reason::classify(r.outcome, r.reason.as_deref())),
+                reason_code: r.reason_code.clone(),
                 seq: Some(r.seq),
             }
         };
@@ -459,7 +458,7 @@ pub fn reconcile(
 mod tests {
     use super::*;
     use crate::schedule::{Priority, StartPolicy};
-    use crate::wire::{GENESIS_HASH, WIRE_VERSION};
+    use crate::wire::{GENESIS_HASH, RECORD_VERSION_V1};
     use chrono::{TimeZone, Utc};
 
     fn at(day: u32, h: u32) -> DateTime<FixedOffset> {
@@ -494,7 +493,7 @@ mod tests {
         offset_ms: i64,
     ) -> AiringRecord {
         AiringRecord {
-            v: WIRE_VERSION,
+            v: RECORD_VERSION_V1,
             station: "a".into(),
             seq,
             occurrence: Some(p.key()),
@@ -510,6 +509,7 @@ mod tests {
             start_offset_ms: Some(offset_ms),
             outcome,
             reason: (outcome != Outcome::Aired).then(|| "output unavailable".to_string()),
+            reason_code: None,
             items: vec![],
             evidence: None,
             relay: None,

@@ -579,7 +579,7 @@ pub async fn run_heartbeat(
         }
         let live = status.borrow().clone();
         let hb = Heartbeat {
-            v: wire::WIRE_VERSION,
+            v: wire::HEARTBEAT_VERSION,
             station: cfg.station.clone(),
             sent_at: chrono::Utc::now(),
             now_airing: live.now_airing,

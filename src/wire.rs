@@ -1,4 +1,6 @@
-//! The wire format between stations and the collector, version [`WIRE_VERSION`]. **API boundary.**
+//! The wire format between stations and the collector: airing records of version
+//! [`RECORD_VERSION`] (the collector still reads [`RECORD_VERSION_V1`]) and heartbeats of version
+//! [`HEARTBEAT_VERSION`]. **API boundary.**
 //!
 //! A station turns each airing into an [`AiringRecord`], serialises it once with `serde_json`
 //! (those exact bytes are the record's *canonical encoding*), hashes them (SHA-256, the record's
@@ -11,9 +13,17 @@
 //!   [`GENESIS_HASH`] for `seq == 1`. Sequence numbers start at 1 and have no gaps at the station.
 //! - A [`SignedRecord`] is valid for a key iff `hash == sha256(record bytes)` and `signature` is that
 //!   key's Ed25519 signature over the record bytes, and the bytes parse as an [`AiringRecord`] of
-//!   this wire version. [`SignedRecord::verify`] checks exactly that and nothing about the chain
-//!   (the chain needs the previous record, which only the caller has).
-//! - Adding an optional field is compatible; anything else bumps [`WIRE_VERSION`].
+//!   a version this build reads. [`SignedRecord::verify`] checks exactly that and nothing about
+//!   the chain (the chain needs the previous record, which only the caller has). Records of
+//!   either version chain to each other (a station upgraded mid-journal links its first version 2
+//!   record to its last version 1 record).
+//! - Adding an optional field is compatible; anything else bumps the version of what changed
+//!   ([`RECORD_VERSION`] for records, [`HEARTBEAT_VERSION`] for heartbeats).
+//! - Every outcome reason of a version 2 record is a code ([`AiringRecord::reason_code`]) that
+//!   this build knows, covered by the signature like every field: decoding refuses an unknown
+//!   code, a missing code on a record that did not air in full, and a code on a version 1 record
+//!   ([`WireError::ReasonCode`], naming the field). A version 1 record carries only free text; its
+//!   code is [`classify`]'s reading of that text. [`AiringRecord::code`] gives either.
 //! - Every integer on the wire lies in `0..=`[`MAX_WIRE_INT`] (2^53 − 1, exact in every JSON
 //!   reader and in SQLite's INTEGER), signed ones in `-MAX_WIRE_INT..=MAX_WIRE_INT`, and `seq` in
 //!   `1..=MAX_WIRE_INT`; every number is finite. Decoding ([`SignedRecord::parse`],
@@ -33,8 +43,15 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
 
-/// Version of the records and messages defined here.
-pub const WIRE_VERSION: u32 = 1;
+use crate::reason::ReasonCode;
+
+/// Version of the airing records stations write. 2: a record carries its reason as a code
+/// (`reason_code`), beside the English free text kept as detail.
+pub const RECORD_VERSION: u32 = 2;
+/// The first record version, still read: free text only, classified by [`classify`].
+pub const RECORD_VERSION_V1: u32 = 1;
+/// Version of heartbeats (unchanged when records went to version 2).
+pub const HEARTBEAT_VERSION: u32 = 1;
 /// Largest integer any wire field may carry: 2^53 − 1 (`Number.MAX_SAFE_INTEGER`), so every
 /// integer is exact in any JSON reader and fits SQLite's signed 64-bit INTEGER.
 pub const MAX_WIRE_INT: u64 = (1 << 53) - 1;
@@ -44,10 +61,19 @@ pub const GENESIS_HASH: &str = "000000000000000000000000000000000000000000000000
 /// Errors from encoding, decoding or verifying wire messages.
 #[derive(Debug, thiserror::Error)]
 pub enum WireError {
-    #[error("record is not valid JSON of wire version {WIRE_VERSION}: {0}")]
+    #[error("not valid JSON of the wire format: {0}")]
     Malformed(#[from] serde_json::Error),
-    #[error("record has wire version {found}, this build reads version {WIRE_VERSION}")]
-    Version { found: u32 },
+    #[error("{what} has wire version {found}, this build reads {reads}")]
+    Version {
+        what: &'static str,
+        found: u32,
+        reads: &'static str,
+    },
+    #[error("field `{field}`: {problem}")]
+    ReasonCode {
+        field: &'static str,
+        problem: String,
+    },
     #[error("record hash mismatch: stated {stated}, computed {computed} (the record was altered)")]
     HashMismatch { stated: String, computed: String },
     #[error("signature is not valid base64 Ed25519 (64 bytes)")]
@@ -193,7 +219,13 @@ pub struct AiringRecord {
     /// First sample's instant minus the scheduled instant, in ms (positive = late).
     pub start_offset_ms: Option<i64>,
     pub outcome: Outcome,
+    /// Why, in the station's English free text: detail for engineers (version 1: the only reason).
     pub reason: Option<String>,
+    /// Version 2: why, as a code of [`crate::reason`] (what pages and exports show, in
+    /// Vietnamese). Present on every record that did not air in full; absent on version 1 records
+    /// (see [`AiringRecord::code`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason_code: Option<ReasonCode>,
     pub items: Vec<AiredItem>,
     pub evidence: Option<Evidence>,
     pub relay: Option<RelayEvidence>,
@@ -249,10 +281,66 @@ impl AiringRecord {
         Ok(())
     }
 
-    /// The checks every record must pass at decode and at signing: ranges and finite numbers.
+    /// The version and its reason fields (see the module invariants).
+    fn check_version(&self) -> Result<(), WireError> {
+        const FIELD: &str = "reason_code";
+        match self.v {
+            RECORD_VERSION_V1 => match &self.reason_code {
+                None => Ok(()),
+                Some(c) => Err(WireError::ReasonCode {
+                    field: FIELD,
+                    problem: format!(
+                        "`{c}` on a version 1 record; reason codes exist from version 2 on \
+                         (write `\"v\": 2`)"
+                    ),
+                }),
+            },
+            RECORD_VERSION => match &self.reason_code {
+                Some(c) if !c.is_station_code() => Err(WireError::ReasonCode {
+                    field: FIELD,
+                    problem: format!(
+                        "`{c}` is not a station's reason code of wire version {RECORD_VERSION} \
+                         (docs/api.md lists them; a station with new codes needs a newer \
+                         collector)"
+                    ),
+                }),
+                Some(_) => Ok(()),
+                None if self.outcome == Outcome::Aired => Ok(()),
+                None => Err(WireError::ReasonCode {
+                    field: FIELD,
+                    problem: format!(
+                        "missing; a version {RECORD_VERSION} record with outcome `{}` carries \
+                         the code of its reason",
+                        serde_json::to_value(self.outcome)
+                            .ok()
+                            .and_then(|v| v.as_str().map(str::to_owned))
+                            .unwrap_or_default()
+                    ),
+                }),
+            },
+            found => Err(WireError::Version {
+                what: "record",
+                found,
+                reads: "versions 1 and 2",
+            }),
+        }
+    }
+
+    /// The checks every record must pass at decode and at signing: version and reason fields,
+    /// ranges and finite numbers.
     fn check_wire(&self) -> Result<(), WireError> {
+        self.check_version()?;
         self.check_ranges()?;
         self.check_finite()
+    }
+
+    /// The record's reason code: its own (version 2), or [`classify`]'s reading of its free text
+    /// (version 1). `None` for a record that aired in full without a reason.
+    pub fn code(&self) -> Option<ReasonCode> {
+        match self.v {
+            RECORD_VERSION_V1 => classify(self.outcome, self.reason.as_deref()),
+            _ => self.reason_code.clone(),
+        }
     }
 
     /// Encode, hash and sign. `self.prev_hash` must already link to the previous record.
@@ -283,13 +371,10 @@ impl SignedRecord {
         self.record.get()
     }
 
-    /// Parse the record and check its version and every number's range (see the module
-    /// invariants), without checking hash or signature (for display and routing).
+    /// Parse the record and check its version, its reason code and every number's range (see
+    /// the module invariants), without checking hash or signature (for display and routing).
     pub fn parse(&self) -> Result<AiringRecord, WireError> {
         let rec: AiringRecord = serde_json::from_str(self.bytes())?;
-        if rec.v != WIRE_VERSION {
-            return Err(WireError::Version { found: rec.v });
-        }
         rec.check_wire()?;
         Ok(rec)
     }
@@ -382,8 +467,12 @@ impl Heartbeat {
     /// Parse a heartbeat's bytes and check its version and every number's range.
     pub fn decode(bytes: &str) -> Result<Heartbeat, WireError> {
         let hb: Heartbeat = serde_json::from_str(bytes)?;
-        if hb.v != WIRE_VERSION {
-            return Err(WireError::Version { found: hb.v });
+        if hb.v != HEARTBEAT_VERSION {
+            return Err(WireError::Version {
+                what: "heartbeat",
+                found: hb.v,
+                reads: "version 1",
+            });
         }
         hb.check_ranges()?;
         Ok(hb)
@@ -405,6 +494,13 @@ impl Heartbeat {
 
     /// Encode and sign.
     pub fn sign(&self, key: &SigningKey) -> Result<SignedHeartbeat, WireError> {
+        if self.v != HEARTBEAT_VERSION {
+            return Err(WireError::Version {
+                what: "heartbeat",
+                found: self.v,
+                reads: "version 1",
+            });
+        }
         self.check_ranges()?;
         let bytes = serde_json::to_string(self)?;
         let signature = B64.encode(key.sign(bytes.as_bytes()).to_bytes());
@@ -513,6 +609,123 @@ fn verify_signature(
     }
 }
 
+/// The code for an outcome that came with no reason at all; `None` for `aired`.
+pub fn unspecified(outcome: Outcome) -> Option<ReasonCode> {
+    Some(match outcome {
+        Outcome::Aired => return None,
+        Outcome::Partial => ReasonCode::PartialUnspecified,
+        Outcome::Failed => ReasonCode::FailedUnspecified,
+        Outcome::Missed => ReasonCode::MissedUnspecified,
+        Outcome::Preempted => ReasonCode::PreemptedUnspecified,
+        Outcome::Skipped => ReasonCode::SkippedUnspecified,
+    })
+}
+
+/// The code this project's stations mean by the free text `text` for `outcome`: the code of a
+/// version 1 record (which carries only text), read from the exact phrases the stations write
+/// first in their reasons; any other text is [`ReasonCode::Unknown`] (the text stays as detail).
+/// `None` for an aired record without a reason. Stations code their own reasons through it too,
+/// so a phrase and its code are decided in this one place.
+///
+/// **Invariant:** the mapping of a given (outcome, text) never changes once released: the
+/// collector stored the codes of version 1 records by it (migration 5), and exports of a database
+/// holding only version 1 records stay byte-identical.
+pub fn classify(outcome: Outcome, text: Option<&str>) -> Option<ReasonCode> {
+    use ReasonCode as C;
+    let Some(text) = text.map(str::trim).filter(|t| !t.is_empty()) else {
+        return unspecified(outcome);
+    };
+    // Whole phrases the station writes first in its reason (station/scheduler, station daemon,
+    // player); what follows them is detail (times, keys, paths).
+    let starts = |p: &str| text.starts_with(p);
+    let code = match outcome {
+        Outcome::Missed if starts("station was down") => C::MissedStationDown,
+        Outcome::Missed if starts("clock jumped forward by ") => C::MissedClockJump,
+        Outcome::Missed if starts("station could not start it in time") => C::MissedStartTooLate,
+        Outcome::Skipped if starts("air busy with ") => C::SkippedAirBusy,
+        Outcome::Skipped if starts("hard start overlaps ") => C::SkippedOverlap,
+        Outcome::Preempted if starts("preempted by ") => C::PreemptedHigherPriority,
+        Outcome::Partial if starts("station stopped during the airing (crash or power loss)") => {
+            C::PartialCrash
+        }
+        Outcome::Failed
+            if starts("station stopped before the first sample (crash or power loss)") =>
+        {
+            C::FailedCrash
+        }
+        Outcome::Partial
+            if starts("station shut down")
+                || starts("player shut down")
+                || starts("the player shut down") =>
+        {
+            C::PartialShutdown
+        }
+        Outcome::Partial if starts("hard stop at ") => C::PartialHardStop,
+        Outcome::Failed if starts("stopped before the first sample") => C::FailedStopped,
+        Outcome::Failed if starts("not started: the in-flight marker cannot be made durable") => {
+            C::FailedStateUnwritable
+        }
+        Outcome::Failed
+            if starts("the session has no playable items") || starts("no item could be read") =>
+        {
+            C::FailedNoPlayableItems
+        }
+        Outcome::Partial | Outcome::Failed => match item_cause(text) {
+            Some(cause) => cause_code(outcome, cause),
+            None => C::Unknown,
+        },
+        _ => C::Unknown,
+    };
+    Some(code)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Cause {
+    FileMissing,
+    Decoder,
+    Output,
+    Relay,
+}
+
+/// The cause named by the player's first reason (`item N skipped: PATH: cannot read: …`,
+/// `item N skipped: PATH: not a decodable …`, `relay: …`, the output's errors).
+fn item_cause(text: &str) -> Option<Cause> {
+    let first = text.split("; ").next().unwrap_or(text);
+    if first.starts_with("relay: ") {
+        return Some(Cause::Relay);
+    }
+    if first.starts_with("item ") {
+        if first.contains(": cannot read: ") {
+            return Some(Cause::FileMissing);
+        }
+        if first.contains(": not a decodable ") {
+            return Some(Cause::Decoder);
+        }
+        return None;
+    }
+    if first == "output unavailable"
+        || first.starts_with("no audio output device")
+        || first.starts_with("audio device ")
+    {
+        return Some(Cause::Output);
+    }
+    None
+}
+
+fn cause_code(outcome: Outcome, cause: Cause) -> ReasonCode {
+    use ReasonCode as C;
+    let partial = outcome == Outcome::Partial;
+    match (cause, partial) {
+        (Cause::FileMissing, true) => C::PartialFileMissing,
+        (Cause::FileMissing, false) => C::FailedFileMissing,
+        (Cause::Decoder, true) => C::PartialDecoder,
+        (Cause::Decoder, false) => C::FailedDecoder,
+        (Cause::Output, true) => C::PartialOutput,
+        (Cause::Output, false) => C::FailedOutput,
+        (Cause::Relay, true) => C::PartialRelay,
+        (Cause::Relay, false) => C::FailedRelay,
+    }
+}
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -526,7 +739,7 @@ mod tests {
         let tz = FixedOffset::east_opt(7 * 3600).unwrap();
         let at = tz.with_ymd_and_hms(2019, 3, 4, 5, 30, 0).unwrap();
         AiringRecord {
-            v: WIRE_VERSION,
+            v: RECORD_VERSION,
             station: "phuong-le-hong-phong".into(),
             seq,
             occurrence: Some("morning@2019-03-03T22:30:00Z".into()),
@@ -542,6 +755,7 @@ mod tests {
             start_offset_ms: Some(1),
             outcome: Outcome::Aired,
             reason: None,
+            reason_code: None,
             items: vec![AiredItem {
                 path: "cchc/2019-03.ogg".into(),
                 sha256: sha256_hex(b"x"),
@@ -604,9 +818,137 @@ mod tests {
         ));
     }
 
+    /// `rec` signed as it is, without the checks of [`AiringRecord::sign`] (what a station of
+    /// another build, or a forger with the key, can send).
+    fn sign_unchecked(rec: &AiringRecord, k: &SigningKey) -> SignedRecord {
+        let bytes = serde_json::to_string(rec).unwrap();
+        SignedRecord {
+            hash: sha256_hex(bytes.as_bytes()),
+            signature: B64.encode(k.sign(bytes.as_bytes()).to_bytes()),
+            record: RawValue::from_string(bytes).unwrap(),
+        }
+    }
+
+    fn failed(v: u32, code: Option<ReasonCode>) -> AiringRecord {
+        let mut r = sample(1, GENESIS_HASH);
+        r.v = v;
+        r.outcome = Outcome::Failed;
+        r.aired_secs = 0.0;
+        r.reason = Some("decoder said no".into());
+        r.reason_code = code;
+        r
+    }
+
+    #[test]
+    fn a_version_2_record_carries_its_code_signed_and_a_version_1_record_is_classified() {
+        let k = key(7);
+        let v2 = failed(RECORD_VERSION, Some(ReasonCode::FailedDecoder));
+        let signed = v2.sign(&k).unwrap();
+        assert!(
+            signed
+                .bytes()
+                .contains(r#""reason":"decoder said no","reason_code":"failed.decoder","#),
+            "{}",
+            signed.bytes()
+        );
+        let back = signed.verify(&k.verifying_key()).unwrap();
+        assert_eq!(back.code(), Some(ReasonCode::FailedDecoder));
+        // The code is signed: changing it breaks the hash, and a new hash the signature.
+        let mut forged = signed.clone();
+        let text = signed.bytes().replace("failed.decoder", "failed.output");
+        forged.record = RawValue::from_string(text.clone()).unwrap();
+        assert!(matches!(
+            forged.verify(&k.verifying_key()),
+            Err(WireError::HashMismatch { .. })
+        ));
+        forged.hash = sha256_hex(text.as_bytes());
+        assert!(matches!(
+            forged.verify(&k.verifying_key()),
+            Err(WireError::BadSignature { .. })
+        ));
+        // A version 1 record (no code) verifies as before; its code is read from its text, and
+        // its bytes are what version 1 stations wrote (no `reason_code` key).
+        let mut v1 = failed(RECORD_VERSION_V1, None);
+        v1.reason = Some("output unavailable".into());
+        let signed = v1.sign(&k).unwrap();
+        assert!(!signed.bytes().contains("reason_code"));
+        let back = signed.verify(&k.verifying_key()).unwrap();
+        assert_eq!(back.code(), Some(ReasonCode::FailedOutput));
+        // An aired record of version 2 needs no code.
+        assert_eq!(
+            sample(1, GENESIS_HASH)
+                .sign(&k)
+                .unwrap()
+                .parse()
+                .unwrap()
+                .code(),
+            None
+        );
+    }
+
+    #[test]
+    fn reason_codes_are_refused_at_decode_when_unknown_missing_or_on_version_1() {
+        let k = key(7);
+        for (what, rec, says) in [
+            (
+                "unknown",
+                failed(RECORD_VERSION, Some(ReasonCode::parse("failed.gremlins"))),
+                "`failed.gremlins` is not a station's reason code",
+            ),
+            (
+                "collector-side",
+                failed(RECORD_VERSION, Some(ReasonCode::RefusedChain)),
+                "`refused.chain` is not a station's reason code",
+            ),
+            (
+                "missing",
+                failed(RECORD_VERSION, None),
+                "missing; a version 2 record with outcome `failed`",
+            ),
+            (
+                "on version 1",
+                failed(RECORD_VERSION_V1, Some(ReasonCode::FailedDecoder)),
+                "on a version 1 record",
+            ),
+        ] {
+            let err = sign_unchecked(&rec, &k).parse().unwrap_err();
+            let text = err.to_string();
+            assert!(
+                matches!(
+                    err,
+                    WireError::ReasonCode {
+                        field: "reason_code",
+                        ..
+                    }
+                ),
+                "{what}: {text}"
+            );
+            assert!(
+                text.starts_with("field `reason_code`: ") && text.contains(says),
+                "{what}: {text}"
+            );
+            // And a station of this build cannot sign it.
+            assert!(rec.sign(&k).is_err(), "{what}");
+        }
+        // Neither version 0 nor 3 is read; a heartbeat stays at version 1.
+        for v in [0, 3] {
+            let err = sign_unchecked(&failed(v, None), &k).parse().unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                format!("record has wire version {v}, this build reads versions 1 and 2")
+            );
+        }
+        let mut hb = heartbeat(None);
+        hb.v = RECORD_VERSION;
+        assert!(matches!(
+            hb.sign(&k),
+            Err(WireError::Version { found: 2, .. })
+        ));
+    }
+
     fn heartbeat(journal: Option<JournalHealth>) -> Heartbeat {
         Heartbeat {
-            v: WIRE_VERSION,
+            v: HEARTBEAT_VERSION,
             station: "w".into(),
             sent_at: Utc.with_ymd_and_hms(2019, 3, 3, 22, 40, 0).unwrap(),
             now_airing: None,
@@ -656,5 +998,97 @@ mod tests {
         let vk = key(3).verifying_key();
         assert_eq!(decode_public_key(&encode_public_key(&vk)).unwrap(), vk);
         assert!(decode_public_key("not a key").is_err());
+    }
+
+    fn check(outcome: Outcome, text: Option<&str>, expected: Option<ReasonCode>) {
+        assert_eq!(classify(outcome, text), expected, "{outcome:?} {text:?}");
+    }
+
+    #[test]
+    fn v1_free_text_maps_to_a_code_only_where_exact() {
+        use Outcome::*;
+        use ReasonCode as C;
+        check(Aired, None, None);
+        check(Missed, None, Some(C::MissedUnspecified));
+        check(Failed, Some(" "), Some(C::FailedUnspecified));
+        check(
+            Missed,
+            Some(
+                "station was down (last alive 2019-03-03T21:50:00Z, restarted 2019-03-03T23:00:00Z)",
+            ),
+            Some(C::MissedStationDown),
+        );
+        check(
+            Missed,
+            Some("clock jumped forward by 3600 s (from a to b) past its start"),
+            Some(C::MissedClockJump),
+        );
+        check(
+            Missed,
+            Some("station could not start it in time (late by 40 s)"),
+            Some(C::MissedStartTooLate),
+        );
+        check(
+            Skipped,
+            Some("air busy with x (Urgent) for more than the 60 s grace"),
+            Some(C::SkippedAirBusy),
+        );
+        check(
+            Skipped,
+            Some("hard start overlaps x of equal priority"),
+            Some(C::SkippedOverlap),
+        );
+        check(
+            Preempted,
+            Some("preempted by urgent@2019"),
+            Some(C::PreemptedHigherPriority),
+        );
+        check(Partial, Some("station shut down"), Some(C::PartialShutdown));
+        check(
+            Partial,
+            Some("station shut down (the player shut down)"),
+            Some(C::PartialShutdown),
+        );
+        check(
+            Partial,
+            Some("station stopped during the airing (crash or power loss); at least 12 s aired"),
+            Some(C::PartialCrash),
+        );
+        check(
+            Failed,
+            Some("station stopped before the first sample (crash or power loss)"),
+            Some(C::FailedCrash),
+        );
+        check(
+            Failed,
+            Some("not started: the in-flight marker cannot be made durable (state.bin: EIO)"),
+            Some(C::FailedStateUnwritable),
+        );
+        check(
+            Partial,
+            Some("hard stop at max_secs 900.000"),
+            Some(C::PartialHardStop),
+        );
+        check(
+            Failed,
+            Some("item 1 skipped: a.mp3: cannot read: No such file or directory (os error 2)"),
+            Some(C::FailedFileMissing),
+        );
+        check(
+            Partial,
+            Some("item 2 skipped: b.wav: not a decodable WAV/MP3/Ogg Vorbis/FLAC file: eof"),
+            Some(C::PartialDecoder),
+        );
+        check(Failed, Some("output unavailable"), Some(C::FailedOutput));
+        check(Failed, Some("relay: connect failed"), Some(C::FailedRelay));
+        check(
+            Failed,
+            Some("the session has no playable items"),
+            Some(C::FailedNoPlayableItems),
+        );
+        // Text no station of this project writes, or a phrase under another outcome.
+        check(Missed, Some("mất điện"), Some(C::Unknown));
+        check(Failed, Some("station was down"), Some(C::Unknown));
+        check(Partial, Some("item 3: weird"), Some(C::Unknown));
     }
 }

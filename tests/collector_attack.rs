@@ -11,7 +11,7 @@ use collector_common::*;
 use ed25519_dalek::Signer;
 use loa::clock::ManualClock;
 use loa::collector::http::HttpConfig;
-use loa::wire::{AiringRecord, GENESIS_HASH, Outcome, SignedRecord, Source, WIRE_VERSION};
+use loa::wire::{AiringRecord, GENESIS_HASH, Outcome, RECORD_VERSION, SignedRecord, Source};
 use serde_json::Value;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -245,7 +245,7 @@ fn sign_raw(st: &TestStation, bytes: String) -> SignedRecord {
 
 fn plain_record(station: &str, seq: u64, prev: &str) -> AiringRecord {
     AiringRecord {
-        v: WIRE_VERSION,
+        v: RECORD_VERSION,
         station: station.into(),
         seq,
         occurrence: None,
@@ -261,6 +261,7 @@ fn plain_record(station: &str, seq: u64, prev: &str) -> AiringRecord {
         start_offset_ms: Some(0),
         outcome: Outcome::Aired,
         reason: None,
+        reason_code: None,
         items: vec![],
         evidence: None,
         relay: None,

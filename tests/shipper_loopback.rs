@@ -41,6 +41,7 @@ fn record(n: u64) -> AiringRecord {
         start_offset_ms: Some(0),
         outcome: Outcome::Aired,
         reason: None,
+        reason_code: None,
         items: vec![],
         evidence: None,
         relay: None,

@@ -153,6 +153,18 @@ impl Collector {
         );
         let mut prev = loa::wire::GENESIS_HASH.to_string();
         for ((seq, hash, rec), mine) in stored.iter().zip(&signed) {
+            // Wire version 2: a record that did not air in full says why as a code.
+            assert_eq!(rec.v, loa::wire::RECORD_VERSION, "{id} seq {seq}");
+            if rec.outcome != Outcome::Aired {
+                assert!(
+                    rec.reason_code
+                        .as_ref()
+                        .is_some_and(|c| *c != loa::reason::ReasonCode::Unknown),
+                    "{id} seq {seq}: {:?} {:?}",
+                    rec.reason_code,
+                    rec.reason
+                );
+            }
             assert_eq!(
                 hash, &mine.hash,
                 "{id} seq {seq}: hash differs from the journal"
@@ -375,6 +387,7 @@ fn old_record(n: u64, days_ago: i64, items: usize) -> AiringRecord {
         start_offset_ms: Some(1),
         outcome: Outcome::Aired,
         reason: None,
+        reason_code: None,
         items: (0..items)
             .map(|i| loa::wire::AiredItem {
                 path: format!("tin/{n}-{i}.ogg"),

@@ -5,7 +5,7 @@
 use chrono::{Duration, FixedOffset, TimeZone, Utc};
 use ed25519_dalek::SigningKey;
 use loa::wire::{
-    AiredItem, AiringRecord, GENESIS_HASH, Outcome, SignedRecord, Source, WIRE_VERSION,
+    AiredItem, AiringRecord, GENESIS_HASH, Outcome, RECORD_VERSION, SignedRecord, Source,
 };
 
 /// `n` records of `station`, seq 1..=n, chained from genesis and signed with `k`.
@@ -17,7 +17,7 @@ pub fn chain(station: &str, k: &SigningKey, n: usize) -> Vec<SignedRecord> {
         .map(|seq| {
             let at = t0 + Duration::minutes(seq as i64 * 10);
             let r = AiringRecord {
-                v: WIRE_VERSION,
+                v: RECORD_VERSION,
                 station: station.into(),
                 seq,
                 occurrence: Some(format!("s@{}", at.with_timezone(&Utc).to_rfc3339())),
@@ -33,6 +33,7 @@ pub fn chain(station: &str, k: &SigningKey, n: usize) -> Vec<SignedRecord> {
                 start_offset_ms: Some(12),
                 outcome: Outcome::Aired,
                 reason: None,
+                reason_code: None,
                 items: vec![AiredItem {
                     path: "cchc/2019-03.ogg".into(),
                     sha256: "ab".repeat(32),

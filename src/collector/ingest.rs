@@ -364,7 +364,7 @@ pub fn check_heartbeat(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wire::{AiredItem, Outcome, SignedRecord, Source, WIRE_VERSION};
+    use crate::wire::{AiredItem, Outcome, RECORD_VERSION, SignedRecord, Source};
     use base64::Engine as _;
     use base64::engine::general_purpose::STANDARD as B64;
     use chrono::{FixedOffset, TimeZone, Utc};
@@ -375,7 +375,7 @@ mod tests {
         let tz = FixedOffset::east_opt(7 * 3600).unwrap();
         let at = tz.with_ymd_and_hms(2019, 3, 4, 5, 30, 0).unwrap();
         AiringRecord {
-            v: WIRE_VERSION,
+            v: RECORD_VERSION,
             station: "a".into(),
             seq,
             occurrence: None,
@@ -391,6 +391,7 @@ mod tests {
             start_offset_ms: Some(0),
             outcome: Outcome::Aired,
             reason: None,
+            reason_code: None,
             items: vec![AiredItem {
                 path: "x.ogg".into(),
                 sha256: String::new(),

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use super::registry::StationEntry;
 use super::store::{SeqGap, Store, StoredHeartbeat, outcome_name};
-use crate::reason::{self, ReasonCode};
+use crate::reason::ReasonCode;
 use crate::reconcile::{Status, Thresholds};
 use crate::report::{Period, PlanSource, ReportError, station_section};
 use crate::wire::{AiringBrief, JournalHealth};
@@ -36,8 +36,8 @@ pub struct LastAiring {
     pub aired_secs: f64,
     /// The station's free text (English detail for engineers).
     pub reason: Option<String>,
-    /// The reason's code (`missed.station_down`, …); derived from `reason` for a record that
-    /// carries no code. Absent from older collectors' answers.
+    /// The reason's code (`missed.station_down`, …) as stored: the record's own (wire version
+    /// 2), or classified from `reason` (version 1). Absent from older collectors' answers.
     #[serde(default)]
     pub reason_code: Option<ReasonCode>,
     /// What to show people: the code's Vietnamese text.
@@ -137,7 +137,7 @@ fn records_status(
     let last = match store.last_record(&entry.id)? {
         Some(r) => {
             let p = r.parse()?;
-            let code = reason::classify(p.outcome, p.reason.as_deref());
+            let code = store.reason_code(&entry.id, p.seq)?;
             Some(LastAiring {
                 seq: p.seq,
                 scheduled_at: p.scheduled_at,

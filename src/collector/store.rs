@@ -8,7 +8,10 @@
 //! the fields reconciliation reads ([`crate::reconcile::Airing`]) in columns, copied from the
 //! very record the bytes encode (at insert, or by migration 3 for older rows); a row whose
 //! columns are not filled (`scheduled_ns` NULL) is read from its bytes instead, so both ways give
-//! the same airing.
+//! the same airing. Column `reason_code` holds the record's reason code
+//! ([`AiringRecord::code`]: its own for wire version 2, its text classified for version 1; filled
+//! at insert, or by migration 5 for older rows), NULL when it aired without a reason: reports
+//! read it and never classify text.
 
 use chrono::{DateTime, FixedOffset, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
@@ -16,6 +19,7 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use super::ingest::CheckedRecord;
+use crate::reason::ReasonCode;
 use crate::reconcile::Airing;
 use crate::wire::{AiringRecord, BatchAck, GENESIS_HASH, Heartbeat, Outcome, Rejection, Source};
 
@@ -147,6 +151,10 @@ const MIGRATIONS: &[&str] = &[
         mtime_ns INTEGER NOT NULL,
         sha256 TEXT NOT NULL
     ) WITHOUT ROWID;",
+    // 5: the reason as a code (`crate::reason`), what pages and exports show in Vietnamese: wire
+    // version 2 records carry it; rows stored before this version (all wire version 1) are
+    // filled by `backfill_v5` in the same transaction, from their free text (`wire::classify`).
+    "ALTER TABLE records ADD COLUMN reason_code TEXT;",
 ];
 
 /// The schema version this build writes (`PRAGMA user_version` after migrating).
@@ -159,9 +167,9 @@ const BACKFILL_ROWS_PER_STEP: i64 = 10_000;
 pub const INSERT_RECORD_SQL: &str = "INSERT INTO records (station, seq, hash, prev_hash, signature,
     bytes, occurrence, category, source, outcome, scheduled_unix, aired_secs, received_unix, slot,
     program, reason, planned_secs, start_offset_ms, scheduled_ns, scheduled_offset_secs, actual_ns,
-    actual_offset_secs)
+    actual_offset_secs, reason_code)
     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19,
-    ?20, ?21, ?22)";
+    ?20, ?21, ?22, ?23)";
 
 /// The instant columns of a record: (scheduled ns, scheduled offset, actual ns, actual offset);
 /// `None` when an instant is outside what i64 nanoseconds hold (years 1677–2262): the row is then
@@ -199,6 +207,7 @@ pub fn insert_record(
         Some((a, b, c, d)) => (Some(a), Some(b), c, d),
         None => (None, None, None, None),
     };
+    let code = r.code();
     stmt.execute(params![
         station,
         r.seq as i64,
@@ -222,6 +231,7 @@ pub fn insert_record(
         sched_off,
         actual_ns,
         actual_off,
+        code.as_ref().map(ReasonCode::as_str),
     ])?;
     Ok(())
 }
@@ -269,6 +279,48 @@ fn backfill_v3(tx: &rusqlite::Transaction<'_>) -> Result<(), StoreError> {
                 actual_ns,
                 actual_off,
             ])?;
+        }
+    }
+}
+
+/// Migration 5's backfill: the reason code of every row stored before it. Those rows are wire
+/// version 1 (builds before migration 5 refused version 2), so a row whose columns are filled
+/// gets `wire::classify` of its outcome and reason columns (no JSON parsing); any other row (columns
+/// not filled, or bytes not starting as version 1 do) is read from its bytes. A row whose bytes do
+/// not parse keeps NULL (it is reported as corrupt when read, as before).
+fn backfill_v5(tx: &rusqlite::Transaction<'_>) -> Result<(), StoreError> {
+    let mut select = tx.prepare(
+        "SELECT rowid, outcome, reason,
+            CASE WHEN scheduled_ns IS NULL OR substr(bytes, 1, 7) <> '{\"v\":1,' THEN bytes END
+         FROM records WHERE rowid > ?1 ORDER BY rowid LIMIT ?2",
+    )?;
+    let mut update = tx.prepare("UPDATE records SET reason_code = ?2 WHERE rowid = ?1")?;
+    let mut after = i64::MIN;
+    loop {
+        type Row = (i64, String, Option<String>, Option<String>);
+        let rows: Vec<Row> = select
+            .query_map(params![after, BACKFILL_ROWS_PER_STEP], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+            })?
+            .collect::<Result<_, _>>()?;
+        let Some((last, ..)) = rows.last() else {
+            return Ok(());
+        };
+        after = *last;
+        for (rowid, outcome, reason, bytes) in rows {
+            let code = match bytes {
+                Some(bytes) => match serde_json::from_str::<AiringRecord>(&bytes) {
+                    Ok(r) => r.code(),
+                    Err(_) => continue,
+                },
+                None => match parse_outcome(&outcome) {
+                    Some(o) => crate::wire::classify(o, reason.as_deref()),
+                    None => continue,
+                },
+            };
+            if let Some(code) = code {
+                update.execute(params![rowid, code.as_str()])?;
+            }
         }
     }
 }
@@ -420,8 +472,10 @@ impl Store {
         for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
             let tx = self.conn.transaction()?;
             tx.execute_batch(sql)?;
-            if i + 1 == 3 {
-                backfill_v3(&tx)?;
+            match i + 1 {
+                3 => backfill_v3(&tx)?,
+                5 => backfill_v5(&tx)?,
+                _ => {}
             }
             tx.pragma_update(None, "user_version", (i + 1) as i64)?;
             tx.commit()?;
@@ -799,7 +853,7 @@ impl Store {
         let mut stmt = self.conn.prepare_cached(
             "SELECT seq, occurrence, slot, program, category, source, outcome, scheduled_ns,
                 scheduled_offset_secs, actual_ns, actual_offset_secs, planned_secs, aired_secs,
-                start_offset_ms, reason, CASE WHEN scheduled_ns IS NULL THEN bytes END
+                start_offset_ms, reason, CASE WHEN scheduled_ns IS NULL THEN bytes END, reason_code
              FROM records
              WHERE station = ?1 AND scheduled_unix >= ?2 AND scheduled_unix < ?3",
         )?;
@@ -845,7 +899,11 @@ impl Store {
                 aired_secs: row.get(12)?,
                 start_offset_ms: row.get(13)?,
                 reason: row.get(14)?,
-                reason_code: None,
+                reason_code: row
+                    .get_ref(16)?
+                    .as_str_or_null()
+                    .map_err(|_| corrupt("reason_code column"))?
+                    .map(ReasonCode::parse),
             });
         }
         Ok(out)
@@ -925,6 +983,20 @@ impl Store {
                 },
             )
             .optional()?)
+    }
+
+    /// The stored reason code of `station`'s record `seq` (`None`: it aired without a reason, or
+    /// no such record).
+    pub fn reason_code(&self, station: &str, seq: u64) -> Result<Option<ReasonCode>, StoreError> {
+        let code: Option<Option<String>> = self
+            .conn
+            .query_row(
+                "SELECT reason_code FROM records WHERE station = ?1 AND seq = ?2",
+                params![station, seq as i64],
+                |r| r.get(0),
+            )
+            .optional()?;
+        Ok(code.flatten().as_deref().map(ReasonCode::parse))
     }
 
     /// Total stored records (for /metrics).
@@ -1043,8 +1115,14 @@ mod tests {
             .with_ymd_and_hms(2019, 3, 1 + seq as u32, 5, 30, 0)
             .unwrap();
         let outcome = [Outcome::Aired, Outcome::Missed, Outcome::Partial][variant as usize % 3];
+        // Variant 5 is a record of wire version 2 (its code stated), the others version 1.
+        let v2 = variant == 5;
         AiringRecord {
-            v: crate::wire::WIRE_VERSION,
+            v: if v2 {
+                crate::wire::RECORD_VERSION
+            } else {
+                crate::wire::RECORD_VERSION_V1
+            },
             station: station.into(),
             seq,
             occurrence: (variant != 4).then(|| format!("sang@{}", at.to_utc().to_rfc3339())),
@@ -1065,6 +1143,7 @@ mod tests {
             start_offset_ms: (variant != 2).then_some(1_234),
             outcome,
             reason: (outcome != Outcome::Aired).then(|| "mất điện".to_string()),
+            reason_code: v2.then_some(ReasonCode::PartialHardStop),
             items: vec![],
             evidence: None,
             relay: None,
@@ -1143,6 +1222,108 @@ mod tests {
             store.airings_between("b", 0, i64::MAX),
             Err(StoreError::Corrupt(_))
         ));
+    }
+
+    #[test]
+    fn migration_5_codes_the_rows_stored_before_it_as_the_reports_read_them_then() {
+        // What a report showed before migration 5: the code classified from the text at read.
+        let read_then = |a: &Airing| crate::wire::classify(a.outcome, a.reason.as_deref());
+        let phrases = [
+            None,
+            Some(
+                "station was down (last alive 2019-03-01T21:50:00Z, restarted 2019-03-01T23:00:00Z)",
+            ),
+            Some("station shut down"),
+            Some("hard stop at max_secs 900.000"),
+            Some("item 1 skipped: a.mp3: not a decodable WAV/MP3/Ogg Vorbis/FLAC file: eof"),
+            Some("mất điện"),
+            None,
+        ];
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.db");
+        let mut records = Vec::new();
+        {
+            // A database as version 4 left it, with rows written by version 4's insert.
+            let conn = Connection::open(&path).unwrap();
+            for sql in &MIGRATIONS[..4] {
+                conn.execute_batch(sql).unwrap();
+            }
+            conn.pragma_update(None, "user_version", 4).unwrap();
+            for (i, phrase) in phrases.iter().enumerate() {
+                let seq = i as u64 + 1;
+                let mut r = record("a", seq, [0, 1, 2, 2, 2, 1, 1][i]);
+                r.reason = phrase.map(str::to_owned);
+                let (sched, sched_off, actual, actual_off) = instant_columns(&r).unwrap();
+                conn.execute(
+                    "INSERT INTO records (station, seq, hash, prev_hash, signature, bytes,
+                        occurrence, category, source, outcome, scheduled_unix, aired_secs,
+                        received_unix, slot, program, reason, planned_secs, start_offset_ms,
+                        scheduled_ns, scheduled_offset_secs, actual_ns, actual_offset_secs)
+                     VALUES (?1, ?2, 'h', 'p', 's', ?3, ?4, ?5, ?6, ?7, ?8, ?9, 0, ?10, ?11, ?12,
+                        ?13, ?14, ?15, ?16, ?17, ?18)",
+                    params![
+                        "a",
+                        seq as i64,
+                        serde_json::to_string(&r).unwrap(),
+                        r.occurrence,
+                        r.category,
+                        source_name(r.source),
+                        outcome_name(r.outcome),
+                        r.scheduled_at.timestamp(),
+                        r.aired_secs,
+                        r.slot,
+                        r.program,
+                        r.reason,
+                        r.planned_secs,
+                        r.start_offset_ms,
+                        sched,
+                        sched_off,
+                        actual,
+                        actual_off,
+                    ],
+                )
+                .unwrap();
+                records.push(r);
+            }
+            // The last row's columns were never filled: it is coded from its bytes.
+            conn.execute(
+                "UPDATE records SET scheduled_ns = NULL, reason = NULL WHERE seq = 7",
+                [],
+            )
+            .unwrap();
+        }
+        let store = Store::open(&path).unwrap();
+        assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
+        let got = store.airings_between("a", 0, i64::MAX).unwrap();
+        let mut got = got.iter().collect::<Vec<_>>();
+        got.sort_by_key(|a| a.seq);
+        let codes: Vec<Option<ReasonCode>> = got.iter().map(|a| a.reason_code.clone()).collect();
+        let then: Vec<Option<ReasonCode>> = records
+            .iter()
+            .map(|r| read_then(&Airing::from(r)))
+            .collect();
+        assert_eq!(codes, then);
+        use ReasonCode as C;
+        assert_eq!(
+            codes,
+            [
+                None,
+                Some(C::MissedStationDown),
+                Some(C::PartialShutdown),
+                Some(C::PartialHardStop),
+                Some(C::PartialDecoder),
+                Some(C::Unknown),
+                Some(C::MissedUnspecified),
+            ]
+        );
+        for r in &records {
+            assert_eq!(
+                store.reason_code("a", r.seq).unwrap(),
+                read_then(&Airing::from(r)),
+                "seq {}",
+                r.seq
+            );
+        }
     }
 
     #[test]

@@ -25,9 +25,10 @@ pub mod state;
 use crate::clock::Clock;
 use crate::journal::{self, Journal, JournalError};
 use crate::keys::{self, KeyError};
+use crate::reason::ReasonCode;
 use crate::schedule::{self, AudioCatalog, PlannedAiring, ScheduleErrors};
 use crate::shipper::{self, LiveStatus, Progress, Shipper, ShipperConfig};
-use crate::wire::{AiredItem, AiringBrief, AiringRecord, JournalHealth, Outcome, Source};
+use crate::wire::{self, AiredItem, AiringBrief, AiringRecord, JournalHealth, Outcome, Source};
 use chrono::{DateTime, Duration, FixedOffset, Utc};
 use playout::{AirEvent, Cue, Playout};
 use scheduler::{Action, ClockJump, ClockSteps, Context, OnAir};
@@ -192,6 +193,7 @@ fn unaired_record(
     reason: String,
     now: DateTime<Utc>,
 ) -> AiringRecord {
+    let reason_code = wire::classify(outcome, Some(&reason));
     AiringRecord {
         v: 0,
         station: String::new(),
@@ -209,6 +211,7 @@ fn unaired_record(
         start_offset_ms: None,
         outcome,
         reason: Some(reason),
+        reason_code,
         items: p
             .items
             .iter()
@@ -717,6 +720,7 @@ impl Daemon {
             let mut rec =
                 unaired_record(&airing.plan, Outcome::Failed, format!("player: {e}"), now);
             rec.items.iter_mut().for_each(|i| i.sha256.clear());
+            rec.reason_code = Some(ReasonCode::FailedPlayer);
             self.output_ok = false;
             self.append(rec)?;
             return Err(StationError::Player(e));
@@ -809,6 +813,7 @@ impl Daemon {
                         .map(|t| (t - at.with_timezone(&Utc)).num_milliseconds()),
                     outcome,
                     reason: reason.clone(),
+                    reason_code: wire::classify(outcome, reason.as_deref()),
                     items: items
                         .into_iter()
                         .map(|mut i| {

@@ -109,6 +109,7 @@ impl Inflight {
                 .started_at
                 .map(|t| (t - at.with_timezone(&Utc)).num_milliseconds()),
             outcome,
+            reason_code: crate::wire::classify(outcome, Some(&reason)),
             reason: Some(reason),
             items: self
                 .items

@@ -13,8 +13,8 @@ use loa::collector::registry::{RawRegistry, RawStation, Registry, StationEntry};
 use loa::report::{Period, PlanSource};
 use loa::schedule::{PlannedAiring, Priority, StartPolicy};
 use loa::wire::{
-    AiringBrief, AiringRecord, GENESIS_HASH, Heartbeat, Outcome, RecordBatch, SignedRecord, Source,
-    WIRE_VERSION, encode_public_key,
+    AiringBrief, AiringRecord, GENESIS_HASH, HEARTBEAT_VERSION, Heartbeat, Outcome, RECORD_VERSION,
+    RecordBatch, SignedRecord, Source, encode_public_key,
 };
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -79,7 +79,8 @@ impl TestStation {
         }
     }
 
-    /// The next record in this station's chain.
+    /// The next record in this station's chain (wire version 2, the reason coded as stations
+    /// code it).
     pub fn record(
         &mut self,
         plan: Option<&PlannedAiring>,
@@ -88,11 +89,48 @@ impl TestStation {
         aired_secs: f64,
         offset_ms: i64,
     ) -> SignedRecord {
-        self.seq += 1;
-        let rec = AiringRecord {
-            v: WIRE_VERSION,
+        let rec = self.unsigned(plan, when, outcome, aired_secs, offset_ms);
+        self.sign_next(&rec)
+    }
+
+    /// The next record as a station of wire version 1 wrote it: free text, no code.
+    pub fn record_v1(
+        &mut self,
+        plan: Option<&PlannedAiring>,
+        when: DateTime<FixedOffset>,
+        outcome: Outcome,
+        aired_secs: f64,
+        offset_ms: i64,
+    ) -> SignedRecord {
+        let mut rec = self.unsigned(plan, when, outcome, aired_secs, offset_ms);
+        rec.v = loa::wire::RECORD_VERSION_V1;
+        rec.reason_code = None;
+        self.sign_next(&rec)
+    }
+
+    /// Sign `rec` (the next in this station's chain, e.g. from [`TestStation::unsigned`]) and
+    /// advance the chain.
+    pub fn sign_next(&mut self, rec: &AiringRecord) -> SignedRecord {
+        let signed = rec.sign(&self.key).unwrap();
+        self.seq = rec.seq;
+        self.prev = signed.hash.clone();
+        signed
+    }
+
+    /// The next record in this station's chain, unsigned (the chain does not advance), for a
+    /// test to alter before [`TestStation::sign_next`].
+    pub fn unsigned(
+        &self,
+        plan: Option<&PlannedAiring>,
+        when: DateTime<FixedOffset>,
+        outcome: Outcome,
+        aired_secs: f64,
+        offset_ms: i64,
+    ) -> AiringRecord {
+        AiringRecord {
+            v: RECORD_VERSION,
             station: self.id.clone(),
-            seq: self.seq,
+            seq: self.seq + 1,
             occurrence: plan.map(|p| p.key()),
             slot: plan.map(|p| p.slot.to_string()),
             program: plan.and_then(|p| p.program.as_deref().map(str::to_owned)),
@@ -110,15 +148,13 @@ impl TestStation {
             start_offset_ms: Some(offset_ms),
             outcome,
             reason: station_reason(outcome),
+            reason_code: loa::wire::classify(outcome, station_reason(outcome).as_deref()),
             items: vec![],
             evidence: None,
             relay: None,
             recorded_at: when.with_timezone(&Utc) + Duration::seconds(700),
             prev_hash: self.prev.clone(),
-        };
-        let signed = rec.sign(&self.key).unwrap();
-        self.prev = signed.hash.clone();
-        signed
+        }
     }
 
     pub fn heartbeat(&self, sent_at: DateTime<Utc>, backlog: u64) -> loa::wire::SignedHeartbeat {
@@ -133,7 +169,7 @@ impl TestStation {
         journal: Option<loa::wire::JournalHealth>,
     ) -> loa::wire::SignedHeartbeat {
         Heartbeat {
-            v: WIRE_VERSION,
+            v: HEARTBEAT_VERSION,
             station: self.id.clone(),
             sent_at,
             now_airing: Some(AiringBrief {
@@ -336,6 +372,38 @@ pub fn march_fixture() -> (
     Vec<SignedRecord>,
     Vec<SignedRecord>,
 ) {
+    march_fixture_of(TestStation::record)
+}
+
+/// [`march_fixture`] with records as stations of wire version 1 wrote them (free text only).
+pub fn march_fixture_v1() -> (
+    TestStation,
+    TestStation,
+    FixedPlans,
+    Vec<SignedRecord>,
+    Vec<SignedRecord>,
+) {
+    march_fixture_of(TestStation::record_v1)
+}
+
+type RecordFn = fn(
+    &mut TestStation,
+    Option<&PlannedAiring>,
+    DateTime<FixedOffset>,
+    Outcome,
+    f64,
+    i64,
+) -> SignedRecord;
+
+fn march_fixture_of(
+    record: RecordFn,
+) -> (
+    TestStation,
+    TestStation,
+    FixedPlans,
+    Vec<SignedRecord>,
+    Vec<SignedRecord>,
+) {
     let mut a = TestStation::new("phuong-a", 11);
     let mut b = TestStation::new("phuong-b", 22);
     let pa: Vec<PlannedAiring> = [(1, 5), (1, 17), (2, 5), (2, 17)]
@@ -347,16 +415,23 @@ pub fn march_fixture() -> (
         .map(|&(d, h)| b.planned(if h == 5 { "morning" } else { "evening" }, at(d, h)))
         .collect();
     let ra = vec![
-        a.record(Some(&pa[0]), pa[0].at, Outcome::Aired, 600.0, 200),
-        a.record(Some(&pa[1]), pa[1].at, Outcome::Aired, 600.0, 90_000),
-        a.record(Some(&pa[2]), pa[2].at, Outcome::Missed, 0.0, 0),
-        a.record(None, at(3, 9), Outcome::Aired, 120.0, 0),
+        record(&mut a, Some(&pa[0]), pa[0].at, Outcome::Aired, 600.0, 200),
+        record(
+            &mut a,
+            Some(&pa[1]),
+            pa[1].at,
+            Outcome::Aired,
+            600.0,
+            90_000,
+        ),
+        record(&mut a, Some(&pa[2]), pa[2].at, Outcome::Missed, 0.0, 0),
+        record(&mut a, None, at(3, 9), Outcome::Aired, 120.0, 0),
     ];
     let rb = vec![
-        b.record(Some(&pb[0]), pb[0].at, Outcome::Aired, 600.0, 0),
-        b.record(Some(&pb[1]), pb[1].at, Outcome::Partial, 300.0, 0),
-        b.record(Some(&pb[2]), pb[2].at, Outcome::Failed, 0.0, 0),
-        b.record(Some(&pb[3]), pb[3].at, Outcome::Aired, 600.0, 1_000),
+        record(&mut b, Some(&pb[0]), pb[0].at, Outcome::Aired, 600.0, 0),
+        record(&mut b, Some(&pb[1]), pb[1].at, Outcome::Partial, 300.0, 0),
+        record(&mut b, Some(&pb[2]), pb[2].at, Outcome::Failed, 0.0, 0),
+        record(&mut b, Some(&pb[3]), pb[3].at, Outcome::Aired, 600.0, 1_000),
     ];
     let mut plans = FixedPlans::default();
     plans.0.insert(a.id.clone(), pa);
