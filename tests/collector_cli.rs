@@ -103,7 +103,13 @@ async fn register_serve_status_export_verify_with_the_binary() {
         .map(|i| {
             let when = month_start + chrono::Duration::minutes(i);
             let p = st.planned("morning", when);
-            st.record(Some(&p), when, Outcome::Aired, 600.0, 0)
+            // The first as a station of wire version 1 wrote it, the others after its upgrade:
+            // `loa verify` below proves the export holding both.
+            if i == 0 {
+                st.record_v1(Some(&p), when, Outcome::Aired, 600.0, 0)
+            } else {
+                st.record(Some(&p), when, Outcome::Aired, 600.0, 0)
+            }
         })
         .collect();
     let (code, v) = post(

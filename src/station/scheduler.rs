@@ -305,11 +305,19 @@ mod tests {
                     }
                     Action::Miss { idx, reason } | Action::Skip { idx, reason } => {
                         let k = self.plan[*idx].key();
-                        let what = if matches!(a, Action::Miss { .. }) {
-                            "missed"
+                        let (what, outcome) = if matches!(a, Action::Miss { .. }) {
+                            ("missed", crate::wire::Outcome::Missed)
                         } else {
-                            "skipped"
+                            ("skipped", crate::wire::Outcome::Skipped)
                         };
+                        // The record's code is read from this text (wire::classify): every
+                        // reason the scheduler gives has its own code.
+                        let code = crate::wire::classify(outcome, Some(reason));
+                        assert!(
+                            code.as_ref()
+                                .is_some_and(|c| *c != crate::reason::ReasonCode::Unknown),
+                            "{reason}: {code:?}"
+                        );
                         self.logged.push((k.clone(), what, reason.clone()));
                         self.journal.insert(k);
                     }
