@@ -258,6 +258,8 @@ pub struct Daemon {
     on_air: Option<Airing>,
     started_at: DateTime<Utc>,
     down_since: Option<DateTime<Utc>>,
+    /// See [`Context::unsure_since`].
+    unsure_since: Option<(DateTime<Utc>, String)>,
     jumps: Vec<ClockJump>,
     /// Clock steps seen: a step back moves `floor` and `started_at` back with the clock.
     steps: ClockSteps,
@@ -326,7 +328,13 @@ impl Daemon {
         );
         let legacy = recover_inflight(&cfg.data_dir, &mut journal, now)?;
         let (durable, previous) = Durable::open(&cfg.data_dir);
-        let previous = previous.unwrap_or_default();
+        let (previous, unreadable) = match previous {
+            Ok(p) => (p.unwrap_or_default(), None),
+            Err(why) => (
+                Default::default(),
+                Some(format!("state file unreadable: {why}")),
+            ),
+        };
         // The `alive` file says the station owes for its downtime (`loa up` removes it); its
         // time is the later of the file and the state file's mark (the file cannot be rewritten
         // on a full disk, the state file can).
@@ -380,6 +388,15 @@ impl Daemon {
             Some(t) => t.max(now - Duration::days(MAX_LOOKBACK_DAYS)).min(now),
             None => now,
         };
+        // Where the previous run's records may be lost, a missing one proves no downtime.
+        let unsure_since = match (unreadable, previous.unkept_since) {
+            (Some(why), _) => Some((floor, why)),
+            (None, Some(t)) => Some((
+                t,
+                "more records were held on a full disk than the state file holds".to_string(),
+            )),
+            (None, None) => None,
+        };
         let mut d = Self {
             floor,
             cfg,
@@ -393,6 +410,7 @@ impl Daemon {
             on_air: None,
             started_at: now,
             down_since,
+            unsure_since,
             jumps: Vec::new(),
             steps: ClockSteps::default(),
             last_seq_tx,
@@ -856,6 +874,7 @@ impl Daemon {
             now,
             started_at: self.started_at,
             down_since: self.down_since,
+            unsure_since: self.unsure_since.clone(),
             jumps: self.jumps.clone(),
             lead_ms: playout::lead_ms(&self.plan, &accounted, now, scheduler::DEFAULT_LEAD_MS),
         };

@@ -1,6 +1,8 @@
 //! The scheduler's decisions as a pure function of (plan, journal state, what is on air, now).
 //!
-//! **Invariant:** an occurrence whose key is in the journal (or on air) is never started again, and
+//! **Invariant:** an occurrence whose key is in the journal (or on air) is never started again,
+//! nor one from before this run's start in a stretch where the previous run's records may be lost
+//! ([`Context::unsure_since`]: it may have aired), and
 //! every due occurrence that is not started gets exactly one decision that accounts for it
 //! (`Miss` or `Skip`, with a reason) — nothing is dropped silently. No I/O, no clock: `now` and
 //! what the daemon knows about its own downtime and clock jumps come in through [`Context`].
@@ -76,6 +78,10 @@ pub struct Context {
     pub started_at: DateTime<Utc>,
     /// Last wall time the previous run was known alive (its `alive` mark), if any.
     pub down_since: Option<DateTime<Utc>>,
+    /// From this instant on the previous run's records may be lost (its state file was
+    /// unreadable, or it held more records than the file holds) with why: a missing record is
+    /// then no proof that the station was down, and the reason says so instead.
+    pub unsure_since: Option<(DateTime<Utc>, String)>,
     /// Forward clock jumps observed by this process.
     pub jumps: Vec<ClockJump>,
     pub lead_ms: i64,
@@ -113,6 +119,18 @@ fn miss_reason(at: DateTime<Utc>, ctx: &Context) -> String {
             secs(j.to - j.from),
             j.from.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             j.to.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        );
+    }
+    if at < ctx.started_at
+        && let Some((u, why)) = &ctx.unsure_since
+        && at >= *u
+    {
+        return format!(
+            "not known whether it aired: the previous run's records since {} were not all kept \
+             ({why}); restarted {}",
+            u.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            ctx.started_at
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
         );
     }
     if at < ctx.started_at {
@@ -170,6 +188,14 @@ pub fn decide(
     for (i, p, at, key) in due {
         let late = now - at;
         let grace = Duration::seconds(i64::from(p.grace_secs));
+        // The previous run may have aired it and its record is lost: never start it again.
+        if at < ctx.started_at && ctx.unsure_since.as_ref().is_some_and(|(u, _)| at >= *u) {
+            actions.push(Action::Miss {
+                idx: i,
+                reason: miss_reason(at, ctx),
+            });
+            continue;
+        }
         if late > grace {
             match &air {
                 Some(a) if a.at <= at => actions.push(Action::Skip {
@@ -270,6 +296,7 @@ mod tests {
             now,
             started_at: started,
             down_since: None,
+            unsure_since: None,
             jumps: vec![],
             lead_ms: DEFAULT_LEAD_MS,
         }
@@ -344,6 +371,42 @@ mod tests {
         assert_eq!(d.actions, vec![Action::Start { idx: 0 }]);
         sim.step(&ctx(t(5, 30, 1), t(4, 0, 0)));
         assert_eq!(sim.starts.len(), 1);
+    }
+
+    #[test]
+    fn where_the_previous_runs_records_may_be_lost_downtime_is_not_claimed() {
+        let p = vec![
+            airing("before", t(5, 0, 0), Priority::Normal, StartPolicy::Hard),
+            airing("after", t(5, 10, 0), Priority::Normal, StartPolicy::Hard),
+            // Within its grace, but the previous run may have aired it: not started again.
+            airing(
+                "in-grace",
+                t(5, 29, 30),
+                Priority::Normal,
+                StartPolicy::Hard,
+            ),
+        ];
+        let mut sim = Sim::new(p);
+        let mut c = ctx(t(5, 30, 0), t(5, 30, 0));
+        c.down_since = Some(t(4, 50, 0));
+        c.unsure_since = Some((t(5, 5, 0), "state file unreadable".into()));
+        let reasons: Vec<String> = sim
+            .step(&c)
+            .actions
+            .into_iter()
+            .filter_map(|a| match a {
+                Action::Miss { reason, .. } => Some(reason),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(reasons.len(), 3, "{reasons:?}");
+        assert!(reasons[0].starts_with("station was down"), "{reasons:?}");
+        for r in &reasons[1..] {
+            assert!(
+                r.starts_with("not known whether it aired") && r.contains("state file unreadable"),
+                "{reasons:?}"
+            );
+        }
     }
 
     #[test]

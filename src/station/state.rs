@@ -138,6 +138,10 @@ pub struct State {
     pub inflight: Option<Inflight>,
     /// Records not yet in the journal (it could not be written), oldest first.
     pub held: Vec<AiringRecord>,
+    /// Scheduled instant of the oldest held record that did not fit (those after it are in
+    /// memory only): a restart cannot tell what those occurrences were.
+    #[serde(default)]
+    pub unkept_since: Option<DateTime<Utc>>,
 }
 
 /// The preallocated two-slot file.
@@ -173,9 +177,9 @@ fn read_slot(buf: &[u8]) -> Option<(u64, State)> {
 
 impl StateFile {
     /// Open `dir/state.bin`, creating it at full size if it is missing or short; returns the
-    /// newest valid state in it (`None`: none written yet, or neither slot readable — both
-    /// logged). A file that cannot be created (disk already full) is retried at each write.
-    pub fn open(dir: &Path) -> (Self, Option<State>) {
+    /// newest valid state in it (`None`: none written yet) or why it is unreadable (logged). A
+    /// file that cannot be created (disk already full) is retried at each write.
+    pub fn open(dir: &Path) -> (Self, Result<Option<State>, String>) {
         let path = dir.join(STATE_FILE);
         let mut me = Self {
             path,
@@ -183,6 +187,7 @@ impl StateFile {
             generation: 0,
         };
         let mut found = None;
+        let mut unreadable = None;
         if let Ok(mut f) = File::open(&me.path) {
             let mut buf = Vec::new();
             match f.read_to_end(&mut buf) {
@@ -193,15 +198,16 @@ impl StateFile {
                     ];
                     found = slots.into_iter().flatten().max_by_key(|(g, _)| *g);
                     if found.is_none() && buf.iter().any(|b| *b != 0) {
-                        tracing::error!(
-                            path = %me.path.display(),
-                            "state file unreadable (neither slot is valid); starting without it"
-                        );
+                        unreadable = Some(format!("{}: neither slot is valid", me.path.display()));
                     }
                 }
-                Err(e) => {
-                    tracing::error!(path = %me.path.display(), "state file unreadable: {e}")
-                }
+                Err(e) => unreadable = Some(format!("{}: {e}", me.path.display())),
+            }
+            if let Some(why) = &unreadable {
+                tracing::error!(
+                    "state file unreadable ({why}); starting without it: the previous run's \
+                     in-flight airing and held records, if any, are not known"
+                );
             }
         }
         if let Some((g, _)) = &found {
@@ -213,7 +219,10 @@ impl StateFile {
                  (free disk space)"
             );
         }
-        (me, found.map(|(_, s)| s))
+        match unreadable {
+            Some(why) => (me, Err(why)),
+            None => (me, Ok(found.map(|(_, s)| s))),
+        }
     }
 
     fn io(&self) -> impl FnOnce(std::io::Error) -> StateError + '_ {
@@ -320,10 +329,10 @@ pub struct Durable(Arc<Mutex<Inner>>);
 
 impl Durable {
     /// Open (see [`StateFile::open`]); returns the previous run's state too.
-    pub fn open(dir: &Path) -> (Self, Option<State>) {
+    pub fn open(dir: &Path) -> (Self, Result<Option<State>, String>) {
         let (file, found) = StateFile::open(dir);
         let state = State {
-            alive: found.as_ref().and_then(|s| s.alive),
+            alive: found.as_ref().ok().and_then(|s| s.as_ref()?.alive),
             ..Default::default()
         };
         let me = Self(Arc::new(Mutex::new(Inner {
@@ -400,11 +409,15 @@ impl Durable {
             if !i.wanted.iter().eq(held.iter()) {
                 i.wanted = held.iter().cloned().collect();
                 i.state.held = i.wanted.clone();
+                i.state.unkept_since = None;
                 let room = SLOT_BYTES as usize - HEADER_BYTES - MARKER_ROOM;
                 let len = |s: &State| serde_json::to_vec(s).map_or(usize::MAX, |b| b.len());
                 if len(&i.state) > room {
-                    while !i.state.held.is_empty() && len(&i.state) > room {
-                        i.state.held.pop();
+                    while let Some(r) = i.state.held.pop() {
+                        i.state.unkept_since = Some(r.scheduled_at.to_utc());
+                        if len(&i.state) <= room {
+                            break;
+                        }
                     }
                     tracing::error!(
                         held = held.len(),
@@ -465,7 +478,7 @@ mod tests {
     fn the_newest_valid_slot_wins_and_a_torn_write_falls_back_to_the_other() {
         let dir = tempfile::tempdir().unwrap();
         let (mut f, found) = StateFile::open(dir.path());
-        assert_eq!(found, None);
+        assert_eq!(found, Ok(None));
         let path = dir.path().join(STATE_FILE);
         assert_eq!(std::fs::metadata(&path).unwrap().len(), STATE_BYTES);
         let t = Utc::now();
@@ -478,18 +491,19 @@ mod tests {
             alive: Some(t + chrono::Duration::seconds(30)),
             inflight: Some(marker("k")),
             held: vec![],
+            unkept_since: None,
         };
         f.write(&s2).unwrap();
-        assert_eq!(StateFile::open(dir.path()).1, Some(s2.clone()));
+        assert_eq!(StateFile::open(dir.path()).1, Ok(Some(s2.clone())));
         // Tear generation 2's slot (slot 0): the previous state is read.
         let mut bytes = std::fs::read(&path).unwrap();
         bytes[HEADER_BYTES + 3] ^= 0xff;
         std::fs::write(&path, &bytes).unwrap();
         let (mut f, found) = StateFile::open(dir.path());
-        assert_eq!(found, Some(s1));
+        assert_eq!(found, Ok(Some(s1)));
         // The next write goes after the newest valid generation, into the torn slot.
         f.write(&s2).unwrap();
-        assert_eq!(StateFile::open(dir.path()).1, Some(s2));
+        assert_eq!(StateFile::open(dir.path()).1, Ok(Some(s2)));
         assert_eq!(std::fs::metadata(&path).unwrap().len(), STATE_BYTES);
     }
 
@@ -504,12 +518,15 @@ mod tests {
         );
         d.cued(marker("k"));
         // Cued only: nothing durable.
-        assert_eq!(StateFile::open(dir.path()).1, None);
+        assert_eq!(StateFile::open(dir.path()).1, Ok(None));
         d.gate("k", Utc::now()).unwrap();
-        let st = StateFile::open(dir.path()).1.unwrap();
+        let st = StateFile::open(dir.path()).1.unwrap().unwrap();
         assert!(st.inflight.unwrap().started_at.is_some());
         d.settle(Some("k"), &Default::default()).unwrap();
-        assert_eq!(StateFile::open(dir.path()).1.unwrap().inflight, None);
+        assert_eq!(
+            StateFile::open(dir.path()).1.unwrap().unwrap().inflight,
+            None
+        );
     }
 
     #[test]
