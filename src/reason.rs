@@ -79,6 +79,10 @@ reason_codes! {
     /// The station's clock jumped forward past the start.
     MissedClockJump = "missed.clock_jump",
         "Đồng hồ của trạm nhảy qua giờ phát", "the station's clock jumped forward past the start";
+    /// The previous run's record of it was lost (state file unreadable, or more records held on
+    /// a full disk than it holds): whether it aired is not known, and it was not aired again.
+    MissedRecordLost = "missed.record_lost",
+        "Không rõ đã phát hay chưa: bản ghi của trạm bị mất (tệp trạng thái hỏng hoặc đĩa đầy)", "not known whether it aired: the previous run's record was lost";
     /// The station was running but could not start within the grace.
     MissedStartTooLate = "missed.start_too_late",
         "Trạm không bắt đầu phát kịp trong thời gian cho phép", "the station could not start it within its grace";

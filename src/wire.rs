@@ -642,6 +642,7 @@ pub fn classify(outcome: Outcome, text: Option<&str>) -> Option<ReasonCode> {
         Outcome::Missed if starts("station was down") => C::MissedStationDown,
         Outcome::Missed if starts("clock jumped forward by ") => C::MissedClockJump,
         Outcome::Missed if starts("station could not start it in time") => C::MissedStartTooLate,
+        Outcome::Missed if starts("not known whether it aired") => C::MissedRecordLost,
         Outcome::Skipped if starts("air busy with ") => C::SkippedAirBusy,
         Outcome::Skipped if starts("hard start overlaps ") => C::SkippedOverlap,
         Outcome::Preempted if starts("preempted by ") => C::PreemptedHigherPriority,
@@ -1017,6 +1018,13 @@ mod tests {
                 "station was down (last alive 2019-03-03T21:50:00Z, restarted 2019-03-03T23:00:00Z)",
             ),
             Some(C::MissedStationDown),
+        );
+        check(
+            Missed,
+            Some(
+                "not known whether it aired: the previous run's records since … were not all kept",
+            ),
+            Some(C::MissedRecordLost),
         );
         check(
             Missed,
