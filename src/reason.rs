@@ -2,8 +2,8 @@
 //! refused a record — one stable code each, with the words people read per language.
 //!
 //! A code is a dotted string (`missed.station_down`, `failed.decoder`, `refused.bad_signature`):
-//! that is what travels on the wire (`AiringRecord::reason_code`, records of version 2) and what
-//! the collector's database stores (column `records.reason_code`). Texts are rendered only at the edges (pages, exports,
+//! that is what travels on the wire (`AiringRecord::reason_code`, records of version 2; a refusal's
+//! `Rejection::code`) and what the collector's database stores (column `records.reason_code`). Texts are rendered only at the edges (pages, exports,
 //! `loa status`, the status API's display field) from the one table below; the station's English
 //! free text stays beside the code as *detail* for engineers.
 //!
@@ -199,6 +199,15 @@ reason_codes! {
     /// Refused: the station is not registered.
     RefusedUnknownStation = "refused.unknown_station",
         "Từ chối: trạm chưa được đăng ký", "the station is not registered";
+    /// Refused: the body did not arrive within the collector's time limit.
+    RefusedTimeout = "refused.timeout",
+        "Từ chối: dữ liệu gửi đến quá chậm", "the body did not arrive in time";
+    /// Refused: the body is not declared `application/json`.
+    RefusedContentType = "refused.content_type",
+        "Từ chối: dữ liệu không được khai báo là JSON", "the body is not declared application/json";
+    /// Refused: a heartbeat too old, too far ahead, or not newer than the last one (a replay).
+    RefusedStaleHeartbeat = "refused.stale_heartbeat",
+        "Từ chối: tín hiệu trạng thái cũ hoặc bị gửi lại", "the heartbeat is stale or replayed";
     /// Refused: the collector failed internally (retry later).
     RefusedInternal = "refused.internal",
         "Từ chối: lỗi nội bộ của máy chủ", "internal error at the collector";

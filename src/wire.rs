@@ -544,11 +544,16 @@ pub struct BatchAck {
     pub rejected: Vec<Rejection>,
 }
 
-/// A refused record and the reason.
+/// A refused record (or request) and the reason.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Rejection {
     pub seq: Option<u64>,
+    /// Why, for engineers (English, names the field or the record).
     pub reason: String,
+    /// Why, as a code (`refused.*`, [`crate::reason`]). Optional: absent from older collectors'
+    /// answers, so adding it did not change the wire version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<ReasonCode>,
 }
 
 /// Hex SHA-256 of `bytes`.

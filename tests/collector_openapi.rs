@@ -280,6 +280,19 @@ fn the_documented_reason_codes_are_the_station_codes_of_the_table() {
         .map(|c| c.as_str())
         .collect();
     assert_eq!(listed, table);
+    // And those of a refusal (`rejected[].code`) are the table's `refused.*` codes.
+    let listed: Vec<&str> = doc.schema("Rejection")["properties"]["code"]["enum"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    let table: Vec<&str> = loa::reason::ReasonCode::ALL
+        .iter()
+        .map(|c| c.as_str())
+        .filter(|c| c.starts_with("refused."))
+        .collect();
+    assert_eq!(listed, table);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

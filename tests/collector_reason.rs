@@ -210,7 +210,25 @@ async fn an_unknown_missing_or_misplaced_reason_code_is_refused_with_400_naming_
             "{what}: {text}"
         );
         assert_eq!(v["stored_through"], 0, "{what}: {v}");
+        assert_eq!(v["rejected"][0]["code"], "refused.malformed", "{what}: {v}");
     }
+    // Refusals carry their code too: another key's signature, another wire version.
+    let mut good = missed.clone();
+    good.reason_code = Some(ReasonCode::MissedStationDown);
+    let forged = good.sign(&TestStation::new("x", 9).key).unwrap();
+    let (st, v) = post(&c, &url, body(&[forged])).await;
+    assert_eq!(st, 403, "{v}");
+    assert_eq!(v["rejected"][0]["code"], "refused.bad_signature", "{v}");
+    let mut v3 = good.clone();
+    v3.v = 3;
+    let (st, v) = post(
+        &c,
+        &url,
+        body(&[sign_raw(&a, serde_json::to_string(&v3).unwrap())]),
+    )
+    .await;
+    assert_eq!(st, 400, "{v}");
+    assert_eq!(v["rejected"][0]["code"], "refused.wire_version", "{v}");
     assert!(stored_codes(&db, "phuong-a").is_empty());
     // The same record with a code of the table is stored.
     let mut good = missed;

@@ -138,10 +138,12 @@ async fn records(
             Ok(rec) => rejected.push(Rejection {
                 seq: Some(rec.seq),
                 reason: "refused by test script".into(),
+                code: None,
             }),
             Err(e) => rejected.push(Rejection {
                 seq: r.parse().ok().map(|p| p.seq),
                 reason: e.to_string(),
+                code: Some(loa::reason::ReasonCode::RefusedMalformed),
             }),
         }
     }

@@ -646,6 +646,7 @@ impl IntoResponse for ApiError {
                 Some(rejected_ack(vec![Rejection {
                     seq: None,
                     reason: m,
+                    code: Some(crate::reason::ReasonCode::RefusedUnknownStation),
                 }])),
             ),
             ApiError::Forbidden(m, r) => (StatusCode::FORBIDDEN, m, Some(rejected_ack(r))),
@@ -656,6 +657,7 @@ impl IntoResponse for ApiError {
                 Some(rejected_ack(vec![Rejection {
                     seq: None,
                     reason: m,
+                    code: Some(crate::reason::ReasonCode::RefusedTimeout),
                 }])),
             ),
             ApiError::StaleHeartbeat(m) => (
@@ -664,6 +666,7 @@ impl IntoResponse for ApiError {
                 Some(rejected_ack(vec![Rejection {
                     seq: None,
                     reason: m,
+                    code: Some(crate::reason::ReasonCode::RefusedStaleHeartbeat),
                 }])),
             ),
             ApiError::UnsupportedMediaType(m) => (
@@ -672,6 +675,7 @@ impl IntoResponse for ApiError {
                 Some(rejected_ack(vec![Rejection {
                     seq: None,
                     reason: m,
+                    code: Some(crate::reason::ReasonCode::RefusedContentType),
                 }])),
             ),
             ApiError::Conflict(ack) => (
@@ -685,6 +689,7 @@ impl IntoResponse for ApiError {
                 Some(rejected_ack(vec![Rejection {
                     seq: None,
                     reason: m,
+                    code: Some(crate::reason::ReasonCode::RefusedTooLarge),
                 }])),
             ),
             ApiError::Overloaded => {

@@ -16,6 +16,7 @@
 use ed25519_dalek::{Signature, VerifyingKey};
 use sha2::{Digest, Sha256};
 
+use crate::reason::ReasonCode;
 use crate::wire::{
     AiringRecord, GENESIS_HASH, Heartbeat, RecordBatch, Rejection, SignedHeartbeat, SignedRecord,
     WireError, decode_signature, verify_signature_strict,
@@ -54,6 +55,10 @@ impl BatchError {
             other => vec![Rejection {
                 seq: None,
                 reason: other.to_string(),
+                code: Some(match other {
+                    Self::TooLarge { .. } => ReasonCode::RefusedTooLarge,
+                    _ => ReasonCode::RefusedMalformed,
+                }),
             }],
         }
     }
@@ -123,11 +128,16 @@ struct Pending {
 fn precheck(station: &str, signed: SignedRecord) -> Result<Pending, (bool, Rejection)> {
     // Parse first to learn the seq for the answer; a record that does not parse is a 400.
     let parsed = signed.parse().map_err(|e| {
+        let code = match e {
+            WireError::Version { .. } => ReasonCode::RefusedWireVersion,
+            _ => ReasonCode::RefusedMalformed,
+        };
         (
             false,
             Rejection {
                 seq: None,
                 reason: e.to_string(),
+                code: Some(code),
             },
         )
     })?;
@@ -141,6 +151,7 @@ fn precheck(station: &str, signed: SignedRecord) -> Result<Pending, (bool, Rejec
                     "record belongs to station `{}` but was posted for station `{station}`; a station may post only its own records",
                     parsed.station
                 ),
+                code: Some(ReasonCode::RefusedWrongStation),
             },
         ));
     }
@@ -157,6 +168,7 @@ fn precheck(station: &str, signed: SignedRecord) -> Result<Pending, (bool, Rejec
                     computed: hex::encode(digest),
                 }
                 .to_string(),
+                code: Some(ReasonCode::RefusedHashMismatch),
             },
         ));
     }
@@ -166,6 +178,7 @@ fn precheck(station: &str, signed: SignedRecord) -> Result<Pending, (bool, Rejec
             Rejection {
                 seq,
                 reason: bad_signature_reason(&WireError::SignatureEncoding),
+                code: Some(ReasonCode::RefusedBadSignature),
             },
         )
     })?;
@@ -212,6 +225,7 @@ fn postcheck(c: CheckedRecord) -> OneResult {
             Rejection {
                 seq: Some(c.seq),
                 reason: "seq 1 must have the genesis prev_hash".into(),
+                code: Some(ReasonCode::RefusedChain),
             },
         ));
     }
@@ -231,6 +245,7 @@ fn check_chunk(station: &str, key: &VerifyingKey, part: Vec<SignedRecord>) -> Ve
                         reason: bad_signature_reason(&WireError::BadSignature {
                             station: station.to_string(),
                         }),
+                        code: Some(ReasonCode::RefusedBadSignature),
                     },
                 ));
             }
@@ -278,6 +293,7 @@ pub fn check_batch(
                         Rejection {
                             seq: None,
                             reason: "internal error while verifying".into(),
+                            code: Some(ReasonCode::RefusedInternal),
                         },
                     ))),
                 }
@@ -312,6 +328,7 @@ pub fn check_batch(
                     "batch out of order: seq {} follows seq {}; a batch carries consecutive records in order",
                     b.seq, a.seq
                 ),
+                code: Some(ReasonCode::RefusedSequence),
             }]));
         }
         if b.record.prev_hash != a.hash {
@@ -321,6 +338,7 @@ pub fn check_batch(
                     "hash chain broken inside the batch: prev_hash of seq {} is not the hash of seq {}",
                     b.seq, a.seq
                 ),
+                code: Some(ReasonCode::RefusedChain),
             }]));
         }
     }
@@ -343,12 +361,14 @@ pub fn check_heartbeat(
                 "heartbeat of station `{}` posted for station `{station}`",
                 parsed.station
             ),
+            code: Some(ReasonCode::RefusedWrongStation),
         }]));
     }
     let forbidden = |e: WireError| {
         BatchError::Forbidden(vec![Rejection {
             seq: None,
             reason: e.to_string(),
+            code: Some(ReasonCode::RefusedBadSignature),
         }])
     };
     let signature =

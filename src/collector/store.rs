@@ -557,6 +557,7 @@ impl Store {
                                 "conflict: seq {} is already stored with different content; a station never reuses a sequence number (was its journal reset or its key shared?)",
                                 c.seq
                             ),
+                            code: Some(ReasonCode::RefusedConflict),
                         });
                     }
                     continue;
@@ -578,6 +579,7 @@ impl Store {
                                 c.seq,
                                 c.seq - 1
                             ),
+                            code: Some(ReasonCode::RefusedChain),
                         });
                         continue;
                     }
@@ -594,6 +596,7 @@ impl Store {
                             c.seq + 1,
                             c.seq
                         ),
+                        code: Some(ReasonCode::RefusedChain),
                     });
                     continue;
                 }
