@@ -161,13 +161,16 @@ async fn register_serve_status_export_verify_with_the_binary() {
         .lines()
         .find(|l| l.starts_with("phuong-le-hong-phong"))
         .unwrap_or_else(|| panic!("{out}"));
-    assert!(line.contains("online") && line.contains("100.0%"), "{out}");
+    assert!(
+        line.contains("trực tuyến") && line.contains("100,0 %"),
+        "{out}"
+    );
     let line = out
         .lines()
         .find(|l| l.starts_with("xa-nghia-dung"))
         .unwrap_or_else(|| panic!("{out}"));
     assert!(
-        line.contains("OFFLINE") && line.contains("missed") && line.contains("0.0%"),
+        line.contains("MẤT KẾT NỐI") && line.contains("bỏ lỡ") && line.contains("0,0 %"),
         "{out}"
     );
     drop(child);

@@ -83,7 +83,7 @@ async fn dashboard_shows_every_station_in_headless_chromium() {
     assert!(row_a.contains("trực tuyến"), "{row_a}");
     assert!(row_a.contains("Chuyên mục CCHC"), "now airing: {row_a}");
     assert!(row_a.contains("Tin địa phương"), "next airing: {row_a}");
-    assert!(row_a.contains("50.0% (4 KH)"), "compliance: {row_a}");
+    assert!(row_a.contains("50,0 % (4 KH)"), "compliance: {row_a}");
     let row_b = dom
         .split("<tr data-station=\"phuong-b\"")
         .nth(1)

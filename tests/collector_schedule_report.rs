@@ -201,7 +201,7 @@ async fn the_current_month_counts_airings_still_to_come_as_not_yet_due() {
         .await
         .unwrap();
     assert!(page.contains(note), "{page}");
-    assert!(page.contains("tỷ lệ 100.0%"), "{page}");
+    assert!(page.contains("tỷ lệ 100,0 %"), "{page}");
     assert_eq!(
         page.matches("class=\"not_yet_due\"").count() as u64,
         to_come,

@@ -432,13 +432,13 @@ fn loa_up_airs_within_a_minute_and_stops_cleanly_on_ctrl_c() {
     );
     let header = table.lines().next().unwrap_or_default();
     for col in [
-        "STATION",
-        "STATE",
-        "LAST AIRING",
-        "NEXT AIRING",
-        "BACKLOG",
-        "MONTH",
-        "ALERTS",
+        "TRẠM",
+        "TRẠNG THÁI",
+        "LẦN PHÁT GẦN NHẤT",
+        "SẮP PHÁT",
+        "TỒN ĐỌNG",
+        "THÁNG NÀY",
+        "CẢNH BÁO",
     ] {
         assert!(header.contains(col), "{table}");
     }
@@ -446,8 +446,8 @@ fn loa_up_airs_within_a_minute_and_stops_cleanly_on_ctrl_c() {
         .lines()
         .find(|l| l.starts_with("demo "))
         .unwrap_or_else(|| panic!("no demo line:\n{table}"));
-    assert!(demo_line.contains(" online "), "{table}");
-    assert!(demo_line.contains(" aired "), "{table}");
+    assert!(demo_line.contains(" trực tuyến "), "{table}");
+    assert!(demo_line.contains(" đã phát"), "{table}");
     assert_eq!(
         table.lines().count(),
         schedules + 2,

@@ -7,7 +7,7 @@
 use chrono::{DateTime, Utc};
 use std::fmt::Write as _;
 
-use super::status::{StationStatus, journal_alert_vi, report_offset};
+use super::status::{StationStatus, age_vi, journal_alert_vi, pct_vi, report_offset};
 use crate::reconcile::Status;
 use crate::report::{Period, StationSection};
 
@@ -43,16 +43,6 @@ fn page(title: &str, body: &str) -> String {
     )
 }
 
-fn age_text(secs: i64) -> String {
-    match secs {
-        s if s < 0 => "tương lai?".into(),
-        s if s < 120 => format!("{s} giây trước"),
-        s if s < 7200 => format!("{} phút trước", s / 60),
-        s if s < 172_800 => format!("{} giờ trước", s / 3600),
-        s => format!("{} ngày trước", s / 86_400),
-    }
-}
-
 fn brief(b: &Option<crate::wire::AiringBrief>) -> String {
     match b {
         Some(b) => format!(
@@ -83,11 +73,11 @@ pub fn index(statuses: &[StationStatus], now: DateTime<Utc>) -> String {
         let state = if s.online {
             format!(
                 "<span class=\"online\">trực tuyến</span> {}",
-                age_text(s.heartbeat_age_secs.unwrap_or(0))
+                age_vi(s.heartbeat_age_secs.unwrap_or(0))
             )
         } else {
             match s.heartbeat_age_secs {
-                Some(a) => format!("<span class=\"offline\">mất kết nối</span> {}", age_text(a)),
+                Some(a) => format!("<span class=\"offline\">mất kết nối</span> {}", age_vi(a)),
                 None => "<span class=\"offline\">mất kết nối</span> chưa từng báo".into(),
             }
         };
@@ -109,7 +99,7 @@ pub fn index(statuses: &[StationStatus], now: DateTime<Utc>) -> String {
             None => "—".into(),
         };
         let pct = match s.month_compliance_pct {
-            Some(p) => format!("{p:.1}% ({} KH)", s.month_planned),
+            Some(p) => format!("{} ({} KH)", pct_vi(p), s.month_planned),
             None => "—".into(),
         };
         let gaps = if s.gaps.is_empty() {
@@ -206,9 +196,7 @@ pub fn month_view(s: &StationSection, period: &Period, now: DateTime<Utc>) -> St
         t.no_record,
         t.not_yet_due,
         t.unplanned,
-        t.compliance_pct()
-            .map(|p| format!("{p:.1}%"))
-            .unwrap_or_else(|| "—".into()),
+        t.compliance_pct().map(pct_vi).unwrap_or_else(|| "—".into()),
     );
     if let Some(n) = &s.plan_note {
         let _ = write!(b, "<p class=\"gap\">Kế hoạch chưa xác định: {}</p>", esc(n));

@@ -207,6 +207,17 @@ pub fn journal_alert_vi(j: &JournalHealth) -> Option<String> {
 /// Bytes as megabytes with a decimal comma and one decimal: `0,5 MB`, `1.234,0 MB`.
 pub fn mb_vi(bytes: u64) -> String {
     let tenths = (bytes as u128 * 10 + 524_288) / 1_048_576;
+    format!("{} MB", tenths_vi(tenths))
+}
+
+/// A compliance percentage the Vietnamese way, one decimal with a decimal comma: `97,5 %`.
+pub fn pct_vi(pct: f64) -> String {
+    let tenths = (pct.clamp(0.0, 100.0) * 10.0).round() as u128;
+    format!("{} %", tenths_vi(tenths))
+}
+
+/// A count of tenths as a Vietnamese decimal: `.` groups thousands, `,` before the one decimal.
+fn tenths_vi(tenths: u128) -> String {
     let (int, frac) = (tenths / 10, tenths % 10);
     let digits = int.to_string();
     let mut grouped = String::new();
@@ -216,7 +227,19 @@ pub fn mb_vi(bytes: u64) -> String {
         }
         grouped.push(c);
     }
-    format!("{grouped},{frac} MB")
+    format!("{grouped},{frac}")
+}
+
+/// How long ago a heartbeat came, in Vietnamese: `12 giây trước`, `5 phút trước`, `3 giờ
+/// trước`, `2 ngày trước` (a negative age, a station clock ahead of ours, is `tương lai?`).
+pub fn age_vi(secs: i64) -> String {
+    match secs {
+        s if s < 0 => "tương lai?".into(),
+        s if s < 120 => format!("{s} giây trước"),
+        s if s < 7200 => format!("{} phút trước", s / 60),
+        s if s < 172_800 => format!("{} giờ trước", s / 3600),
+        s => format!("{} ngày trước", s / 86_400),
+    }
 }
 
 /// Short Vietnamese/English label of a status for tables.

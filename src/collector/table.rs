@@ -1,40 +1,43 @@
 //! The plain-text station table `loa status` prints: one line per station with online or
 //! offline, last and next airing, backlog, sequence gaps, this month's compliance and alerts —
 //! the facts of the dashboard, from the same [`StationStatus`] rows `GET /api/v1/stations`
-//! answers — and the alerts that need a line of their own, in Vietnamese.
+//! answers — and the alerts that need a line of their own. Everything shown is Vietnamese, in the
+//! dashboard's words and number format (the API's codes are rendered here, at the edge).
 //!
 //! **Invariant:** pure: the table and the alerts are functions of the status rows alone (no
 //! clock, no I/O), so the terminal shows exactly what the API said.
 
-use crate::collector::status::{StationStatus, journal_alert_vi};
+use crate::collector::dashboard::outcome_vi;
+use crate::collector::status::{StationStatus, age_vi, journal_alert_vi, pct_vi};
 
 /// A station whose backlog (journaled, not yet acknowledged records) is at least this is flagged
 /// `backlog`: a healthy station ships each record within seconds, so a dozen waiting means the
 /// link or the collector has been refusing them for a while.
 pub const BACKLOG_ALERT_RECORDS: u64 = 10;
 
-/// The alerts of one station, as short words (docs/operations.md §7 says what each means).
+/// The alerts of one station, as short Vietnamese words (docs/operations.md §7 says what each
+/// means).
 pub fn alerts(s: &StationStatus) -> Vec<&'static str> {
     let mut out = Vec::new();
     if !s.online {
-        out.push("offline");
+        out.push("mất kết nối");
     }
     if s.backlog_records
         .is_some_and(|b| b >= BACKLOG_ALERT_RECORDS)
     {
-        out.push("backlog");
+        out.push("tồn đọng");
     }
     if s.clock_synced == Some(false) {
-        out.push("clock-unsynced");
+        out.push("giờ chưa đồng bộ");
     }
     if !s.gaps.is_empty() {
-        out.push("gap");
+        out.push("thiếu bản ghi");
     }
     if s.output_ok == Some(false) {
-        out.push("output");
+        out.push("đầu ra");
     }
     if s.journal.as_ref().and_then(journal_alert_vi).is_some() {
-        out.push("journal");
+        out.push("nhật ký");
     }
     out
 }
@@ -65,23 +68,28 @@ fn brief(b: &Option<crate::wire::AiringBrief>) -> String {
 /// Render the status table (one line per station).
 pub fn table(statuses: &[StationStatus]) -> String {
     let mut rows = vec![[
-        "STATION".to_string(),
-        "STATE".into(),
-        "HEARTBEAT".into(),
-        "LAST AIRING".into(),
-        "NEXT AIRING".into(),
-        "BACKLOG".into(),
-        "GAPS".into(),
-        "MONTH".into(),
-        "ALERTS".into(),
+        "TRẠM".to_string(),
+        "TRẠNG THÁI".into(),
+        "BÁO GẦN NHẤT".into(),
+        "LẦN PHÁT GẦN NHẤT".into(),
+        "SẮP PHÁT".into(),
+        "TỒN ĐỌNG".into(),
+        "THIẾU BẢN GHI".into(),
+        "THÁNG NÀY".into(),
+        "CẢNH BÁO".into(),
     ]];
     for s in statuses {
         rows.push([
             s.id.clone(),
-            if s.online { "online" } else { "OFFLINE" }.into(),
+            if s.online {
+                "trực tuyến"
+            } else {
+                "MẤT KẾT NỐI"
+            }
+            .into(),
             s.heartbeat_age_secs
-                .map(|a| format!("{a}s ago"))
-                .unwrap_or_else(|| "never".into()),
+                .map(age_vi)
+                .unwrap_or_else(|| "chưa từng báo".into()),
             s.last_airing
                 .as_ref()
                 .map(|l| {
@@ -90,9 +98,9 @@ pub fn table(statuses: &[StationStatus]) -> String {
                         l.program
                             .as_deref()
                             .or(l.slot.as_deref())
-                            .unwrap_or("manual"),
+                            .unwrap_or("thủ công"),
                         l.scheduled_at.format("%d/%m %H:%M"),
-                        l.outcome
+                        outcome_vi(&l.outcome)
                     );
                     if let Some(c) = &l.reason_code {
                         t.push_str(" (");
@@ -107,7 +115,7 @@ pub fn table(statuses: &[StationStatus]) -> String {
                 .map(|b| b.to_string())
                 .unwrap_or_else(|| "-".into()),
             if s.gaps.is_empty() {
-                "0".into()
+                "không".into()
             } else {
                 s.gaps
                     .iter()
@@ -116,9 +124,9 @@ pub fn table(statuses: &[StationStatus]) -> String {
                     .join(",")
             },
             s.month_compliance_pct
-                .map(|p| format!("{p:.1}%"))
+                .map(pct_vi)
                 .unwrap_or_else(|| "-".into()),
-            match alerts(s).join(",") {
+            match alerts(s).join(", ") {
                 a if a.is_empty() => "-".to_string(),
                 a => a,
             },
@@ -201,25 +209,28 @@ mod tests {
             assert_eq!(alerts(&s), expected);
         };
         check(&|_| {}, &[]);
-        check(&|s| s.online = false, &["offline"]);
+        check(&|s| s.online = false, &["mất kết nối"]);
         check(
             &|s| s.backlog_records = Some(BACKLOG_ALERT_RECORDS - 1),
             &[],
         );
         check(
             &|s| s.backlog_records = Some(BACKLOG_ALERT_RECORDS),
-            &["backlog"],
+            &["tồn đọng"],
         );
-        check(&|s| s.clock_synced = Some(false), &["clock-unsynced"]);
+        check(&|s| s.clock_synced = Some(false), &["giờ chưa đồng bộ"]);
         check(&|s| s.clock_synced = None, &[]);
-        check(&|s| s.gaps = vec![SeqGap { from: 2, to: 3 }], &["gap"]);
-        check(&|s| s.output_ok = Some(false), &["output"]);
+        check(
+            &|s| s.gaps = vec![SeqGap { from: 2, to: 3 }],
+            &["thiếu bản ghi"],
+        );
+        check(&|s| s.output_ok = Some(false), &["đầu ra"]);
         check(
             &|s| {
                 s.online = false;
                 s.output_ok = Some(false);
             },
-            &["offline", "output"],
+            &["mất kết nối", "đầu ra"],
         );
         check(&|s| s.journal = None, &[]);
         check(
@@ -231,7 +242,7 @@ mod tests {
                     error: Some("No space left on device".into()),
                 })
             },
-            &["journal"],
+            &["nhật ký"],
         );
     }
 
@@ -267,47 +278,68 @@ mod tests {
         let text = table(&[station("demo"), off]);
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 3, "{text}");
+        let cells = |l: &str| -> Vec<String> {
+            l.split("  ")
+                .map(str::trim)
+                .filter(|c| !c.is_empty())
+                .map(String::from)
+                .collect()
+        };
         assert_eq!(
-            lines[0].split_whitespace().collect::<Vec<_>>(),
+            cells(lines[0]),
             [
-                "STATION",
-                "STATE",
-                "HEARTBEAT",
-                "LAST",
-                "AIRING",
-                "NEXT",
-                "AIRING",
-                "BACKLOG",
-                "GAPS",
-                "MONTH",
-                "ALERTS"
+                "TRẠM",
+                "TRẠNG THÁI",
+                "BÁO GẦN NHẤT",
+                "LẦN PHÁT GẦN NHẤT",
+                "SẮP PHÁT",
+                "TỒN ĐỌNG",
+                "THIẾU BẢN GHI",
+                "THÁNG NÀY",
+                "CẢNH BÁO"
             ]
         );
         assert_eq!(
-            lines[1].split_whitespace().collect::<Vec<_>>(),
+            cells(lines[1]),
             [
-                "demo", "online", "12s", "ago", "cchc", "27/11", "05:30", "aired", "cchc", "27/11",
-                "17:00", "0", "0", "97.5%", "-"
+                "demo",
+                "trực tuyến",
+                "12 giây trước",
+                "cchc 27/11 05:30 đã phát",
+                "cchc 27/11 17:00",
+                "0",
+                "không",
+                "97,5 %",
+                "-"
             ]
         );
         assert_eq!(
-            lines[2].split_whitespace().collect::<Vec<_>>(),
+            cells(lines[2]),
             [
                 "phuong-tran-phu",
-                "OFFLINE",
-                "never",
+                "MẤT KẾT NỐI",
+                "chưa từng báo",
                 "-",
                 "-",
                 "-",
                 "5-7",
                 "-",
-                "offline,gap"
+                "mất kết nối, thiếu bản ghi"
             ]
         );
         // Columns line up: every column starts at the same character offset on every line.
-        let col = |l: &str, word: &str| l.find(word).unwrap_or(usize::MAX);
-        assert_eq!(col(lines[0], "STATE"), col(lines[1], "online"));
-        assert_eq!(col(lines[0], "STATE"), col(lines[2], "OFFLINE"));
-        assert_eq!(col(lines[0], "ALERTS"), col(lines[2], "offline,gap"));
+        let col = |l: &str, word: &str| {
+            l.find(word)
+                .map(|b| l[..b].chars().count())
+                .unwrap_or(usize::MAX)
+        };
+        assert_eq!(col(lines[0], "TRẠNG THÁI"), col(lines[1], "trực tuyến"));
+        assert_eq!(col(lines[0], "TRẠNG THÁI"), col(lines[2], "MẤT KẾT NỐI"));
+        assert_eq!(
+            col(lines[0], "CẢNH BÁO"),
+            col(lines[2], "mất kết nối, thiếu")
+        );
+        assert_eq!(crate::collector::status::pct_vi(100.0), "100,0 %");
+        assert_eq!(crate::collector::status::pct_vi(100.0 / 3.0), "33,3 %");
     }
 }
