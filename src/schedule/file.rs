@@ -5,13 +5,14 @@
 //! and total: no input makes it panic, and a file with any problem yields no `Station` at all, only
 //! a list of [`ScheduleError`]s each located at file:line:column with its field path and a fix.
 
+use super::plan::{CHECK_HORIZON_MONTHS, check_window, month_start, resolve_episode};
 use super::{
     AudioCatalog, AudioFacts, CollectorLink, DEFAULT_GRACE_SECS, DEFAULT_MAX_SESSION_MINUTES,
     DEFAULT_SILENCE_THRESHOLD_DBFS, DEFAULT_TIMEZONE, ItemRef, LoudnessTarget, Priority, Program,
     ProgramAudio, QuietHours, RelaySpec, Slot, SlotContent, StartPolicy, Station, StationKind,
 };
 use crate::crontab::Crontab;
-use chrono::{Datelike, Months, NaiveDate, NaiveTime};
+use chrono::{Months, NaiveDate, NaiveTime};
 use chrono_tz::Tz;
 use serde::Deserialize;
 use std::collections::{BTreeMap, BTreeSet};
@@ -22,12 +23,7 @@ use toml::Spanned;
 
 /// Prefix that marks a playlist entry as a program reference: `"program:cchc"`.
 pub const PROGRAM_REF_PREFIX: &str = "program:";
-/// How far ahead of "today" the episodes of open-ended windows are checked, in months: the
-/// current month and the next 12 (quiet hours and overlaps are checked over whole windows, see
-/// `schedule::rules`).
-pub const CHECK_HORIZON_MONTHS: u32 = 12;
-/// Longest closed validity window whose episodes are all checked, in months.
-pub const MAX_CHECKED_WINDOW_MONTHS: u32 = 120;
+
 /// Most firings a slot may have in a day (every minute); more is not a broadcast schedule and
 /// would make the plan explode.
 pub const MAX_FIRES_PER_DAY: usize = 1440;
@@ -348,47 +344,6 @@ fn toml_date(d: &toml::value::Datetime) -> Option<NaiveDate> {
     }
 }
 
-fn month_start(d: NaiveDate) -> NaiveDate {
-    d.with_day(1).unwrap_or(d)
-}
-
-fn month_end(d: NaiveDate) -> NaiveDate {
-    month_start(d)
-        .checked_add_months(Months::new(1))
-        .and_then(|n| n.pred_opt())
-        .unwrap_or(d)
-}
-
-/// The local dates whose airings validation checks for a slot valid `from..=until`:
-/// a closed window is checked whole (up to [`MAX_CHECKED_WINDOW_MONTHS`]); an open one is
-/// intersected with today's month and the next [`CHECK_HORIZON_MONTHS`] months.
-pub fn check_window(
-    from: Option<NaiveDate>,
-    until: Option<NaiveDate>,
-    today: NaiveDate,
-) -> Option<(NaiveDate, NaiveDate)> {
-    let (start, end) = match (from, until) {
-        (Some(a), Some(b)) => {
-            let cap = a
-                .checked_add_months(Months::new(MAX_CHECKED_WINDOW_MONTHS))
-                .unwrap_or(b);
-            (a, b.min(cap))
-        }
-        _ => {
-            let h0 = month_start(today);
-            let h1 = month_end(
-                h0.checked_add_months(Months::new(CHECK_HORIZON_MONTHS))
-                    .unwrap_or(h0),
-            );
-            (
-                from.map_or(h0, |f| f.max(h0)),
-                until.map_or(h1, |u| u.min(h1)),
-            )
-        }
-    };
-    (start <= end).then_some((start, end))
-}
-
 /// First day of every month touching `a..=b`.
 fn months(a: NaiveDate, b: NaiveDate) -> Vec<NaiveDate> {
     let mut out = Vec::new();
@@ -401,36 +356,6 @@ fn months(a: NaiveDate, b: NaiveDate) -> Vec<NaiveDate> {
         }
     }
     out
-}
-
-/// The episode file of a pattern for a local date: `{yyyy}`, `{mm}`, `{dd}` replaced.
-pub fn resolve_episode(pattern: &str, date: NaiveDate) -> PathBuf {
-    use std::fmt::Write as _;
-    // One pass, one allocation (expansion resolves this for every slot and month). The
-    // replacements are digits, so they never form a new `{…}` token: the same result as
-    // replacing each token in turn.
-    let mut out = String::with_capacity(pattern.len() + 4);
-    let mut rest = pattern;
-    while let Some(i) = rest.find('{') {
-        out.push_str(&rest[..i]);
-        let tail = &rest[i..];
-        // Writing into a String cannot fail.
-        rest = if let Some(after) = tail.strip_prefix("{yyyy}") {
-            let _ = write!(out, "{:04}", date.year());
-            after
-        } else if let Some(after) = tail.strip_prefix("{mm}") {
-            let _ = write!(out, "{:02}", date.month());
-            after
-        } else if let Some(after) = tail.strip_prefix("{dd}") {
-            let _ = write!(out, "{:02}", date.day());
-            after
-        } else {
-            out.push('{');
-            &tail[1..]
-        };
-    }
-    out.push_str(rest);
-    PathBuf::from(out)
 }
 
 /// Byte offset, inside `text`, of the `k`-th quoted element of a list literal spanning `span`

@@ -20,12 +20,11 @@ use std::path::PathBuf;
 
 use crate::crontab::Crontab;
 
-pub use file::{
-    PROGRAM_REF_PREFIX, ScheduleError, ScheduleErrors, check_window, parse_station, resolve_episode,
-};
+pub use file::{PROGRAM_REF_PREFIX, ScheduleError, ScheduleErrors, parse_station};
 pub use load::{load, load_dir};
 pub use plan::{
-    NEXT_AIRING_HORIZON_DAYS, PlannedAiring, expand, expand_between, first_after, next_airing,
+    NEXT_AIRING_HORIZON_DAYS, PlannedAiring, check_window, expand, expand_between, first_after,
+    next_airing, resolve_episode,
 };
 
 /// Default station time zone: Vietnam has one zone and no DST.

@@ -4,12 +4,11 @@
 //! airings in the same order (instant, then priority high→low, then slot id). The station daemon,
 //! `loa plan` and the collector's report all call this, so they agree on what was planned.
 
-use super::file::resolve_episode;
 use super::{
     AudioCatalog, AudioFacts, ItemRef, Priority, ProgramAudio, RelaySpec, Slot, SlotContent,
     StartPolicy, Station,
 };
-use chrono::{DateTime, Datelike, FixedOffset, NaiveDate, Utc};
+use chrono::{DateTime, Datelike, FixedOffset, Months, NaiveDate, Utc};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -361,6 +360,87 @@ impl<'a> SlotPlan<'a> {
         self.resolved = Some(resolved);
         airing
     }
+}
+
+// Which dates are checked, and which episode file a date names: plan-level facts that
+// validation (`file`) and the rules (`rules`) read, so neither is imported by the plan.
+
+/// How far ahead of "today" the episodes of open-ended windows are checked, in months: the
+/// current month and the next 12 (quiet hours and overlaps are checked over whole windows, see
+/// `schedule::rules`).
+pub const CHECK_HORIZON_MONTHS: u32 = 12;
+/// Longest closed validity window whose episodes are all checked, in months.
+pub const MAX_CHECKED_WINDOW_MONTHS: u32 = 120;
+
+/// The local dates whose airings validation checks for a slot valid `from..=until`:
+/// a closed window is checked whole (up to [`MAX_CHECKED_WINDOW_MONTHS`]); an open one is
+/// intersected with today's month and the next [`CHECK_HORIZON_MONTHS`] months.
+pub fn check_window(
+    from: Option<NaiveDate>,
+    until: Option<NaiveDate>,
+    today: NaiveDate,
+) -> Option<(NaiveDate, NaiveDate)> {
+    let (start, end) = match (from, until) {
+        (Some(a), Some(b)) => {
+            let cap = a
+                .checked_add_months(Months::new(MAX_CHECKED_WINDOW_MONTHS))
+                .unwrap_or(b);
+            (a, b.min(cap))
+        }
+        _ => {
+            let h0 = month_start(today);
+            let h1 = month_end(
+                h0.checked_add_months(Months::new(CHECK_HORIZON_MONTHS))
+                    .unwrap_or(h0),
+            );
+            (
+                from.map_or(h0, |f| f.max(h0)),
+                until.map_or(h1, |u| u.min(h1)),
+            )
+        }
+    };
+    (start <= end).then_some((start, end))
+}
+
+pub(super) fn month_start(d: NaiveDate) -> NaiveDate {
+    d.with_day(1).unwrap_or(d)
+}
+
+pub(super) fn month_end(d: NaiveDate) -> NaiveDate {
+    month_start(d)
+        .checked_add_months(Months::new(1))
+        .and_then(|n| n.pred_opt())
+        .unwrap_or(d)
+}
+
+/// The episode file of a pattern for a local date: `{yyyy}`, `{mm}`, `{dd}` replaced.
+pub fn resolve_episode(pattern: &str, date: NaiveDate) -> PathBuf {
+    use std::fmt::Write as _;
+    // One pass, one allocation (expansion resolves this for every slot and month). The
+    // replacements are digits, so they never form a new `{…}` token: the same result as
+    // replacing each token in turn.
+    let mut out = String::with_capacity(pattern.len() + 4);
+    let mut rest = pattern;
+    while let Some(i) = rest.find('{') {
+        out.push_str(&rest[..i]);
+        let tail = &rest[i..];
+        // Writing into a String cannot fail.
+        rest = if let Some(after) = tail.strip_prefix("{yyyy}") {
+            let _ = write!(out, "{:04}", date.year());
+            after
+        } else if let Some(after) = tail.strip_prefix("{mm}") {
+            let _ = write!(out, "{:02}", date.month());
+            after
+        } else if let Some(after) = tail.strip_prefix("{dd}") {
+            let _ = write!(out, "{:02}", date.day());
+            after
+        } else {
+            out.push('{');
+            &tail[1..]
+        };
+    }
+    out.push_str(rest);
+    PathBuf::from(out)
 }
 
 /// Append the airings of one slot whose local date lies in `from..=to` (clipped to the slot's

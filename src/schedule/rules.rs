@@ -19,7 +19,7 @@
 //! months of a closed one — the longest episode length of the checked months stands in for it.
 //! Pure: no I/O; `today` is given.
 
-use super::file::check_window;
+use super::plan::check_window;
 use super::plan::{Varies, planned_secs_on, slot_times};
 use super::{AudioCatalog, Priority, QuietHours, SlotContent, Station};
 use chrono::{
