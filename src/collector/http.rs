@@ -37,11 +37,12 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
 use super::ingest::{
-    BatchError, CheckedRecord, DEFAULT_MAX_BATCH_RECORDS, DEFAULT_MAX_BODY_BYTES, check_batch,
-    check_heartbeat, decode_batch, decode_json,
+    BatchError, DEFAULT_MAX_BATCH_RECORDS, DEFAULT_MAX_BODY_BYTES, check_batch, check_heartbeat,
+    decode_batch, decode_json,
 };
 use super::registry::{Registry, StationEntry};
 use super::status::{DEFAULT_OFFLINE_AFTER_SECS, StationStatus};
+use super::store::CheckedRecord;
 use super::store::{DEFAULT_SYNCHRONOUS, Store, StoreError, StoreOutcome, Synchronous};
 use crate::clock::Clock;
 use crate::reconcile::Thresholds;

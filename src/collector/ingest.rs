@@ -16,10 +16,11 @@
 use ed25519_dalek::{Signature, VerifyingKey};
 use sha2::{Digest, Sha256};
 
+use super::store::CheckedRecord;
 use crate::reason::ReasonCode;
 use crate::wire::{
-    AiringRecord, GENESIS_HASH, Heartbeat, RecordBatch, Rejection, SignedHeartbeat, SignedRecord,
-    WireError, decode_signature, verify_signature_strict,
+    GENESIS_HASH, Heartbeat, RecordBatch, Rejection, SignedHeartbeat, SignedRecord, WireError,
+    decode_signature, verify_signature_strict,
 };
 
 /// Default largest request body the collector reads (413 above): 8 MiB, room for a batch of
@@ -62,17 +63,6 @@ impl BatchError {
             }],
         }
     }
-}
-
-/// A record that passed every check that needs only itself, the key and its batch.
-#[derive(Debug, Clone)]
-pub struct CheckedRecord {
-    pub seq: u64,
-    pub hash: String,
-    pub signature: String,
-    /// The canonical bytes, verbatim.
-    pub bytes: String,
-    pub record: AiringRecord,
 }
 
 /// Decode a JSON body; errors name the path of the offending field (e.g. `records[2].hash`).
@@ -384,7 +374,7 @@ pub fn check_heartbeat(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wire::{AiredItem, Outcome, RECORD_VERSION, SignedRecord, Source};
+    use crate::wire::{AiredItem, AiringRecord, Outcome, RECORD_VERSION, SignedRecord, Source};
     use base64::Engine as _;
     use base64::engine::general_purpose::STANDARD as B64;
     use chrono::{FixedOffset, TimeZone, Utc};

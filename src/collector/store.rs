@@ -18,10 +18,22 @@ use rusqlite::{Connection, OptionalExtension, params};
 use std::collections::HashMap;
 use std::path::Path;
 
-use super::ingest::CheckedRecord;
 use crate::reason::ReasonCode;
 use crate::reconcile::Airing;
 use crate::wire::{AiringRecord, BatchAck, GENESIS_HASH, Heartbeat, Outcome, Rejection, Source};
+
+/// A record that passed every check that needs only itself, the key and its batch: what
+/// `ingest::check_batch` produces and [`Store::store_batch`] takes (defined here so that the
+/// store depends on no checking code).
+#[derive(Debug, Clone)]
+pub struct CheckedRecord {
+    pub seq: u64,
+    pub hash: String,
+    pub signature: String,
+    /// The canonical bytes, verbatim.
+    pub bytes: String,
+    pub record: AiringRecord,
+}
 
 /// An audio path as last hashed: its size and modification time then, and its content's hash.
 #[derive(Debug, Clone, PartialEq, Eq)]
