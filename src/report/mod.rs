@@ -1,0 +1,98 @@
+//! Period reports (a month, or a year to date): reconciliation of every registered station's plan
+//! against its stored records, exported as CSV (Excel-friendly, Vietnamese headers), XLSX (summary,
+//! every airing, missed/unplanned, signature block) or JSON (the signed records verbatim), and the
+//! offline verification of a JSON export.
+//!
+//! **Invariant:** the JSON export carries each station's records as one contiguous run of
+//! sequence numbers with the exact bytes, hashes and signatures the station sent, plus its public
+//! key and the station-signed records just before and after the run (when the collector holds
+//! them), so [`verify_export`] can prove without the collector that nothing in the run was
+//! altered, dropped or reordered and that the run was not cut at its start (nor at its end, when
+//! a record follows it).
+//!
+//! The parts: [`period`] (what a period is), [`build`] (reconciling each station's plan against
+//! its stored records), [`csv`], [`xlsx`] and [`json`] (the exports), [`verify`] (the offline
+//! check of a JSON export).
+
+pub mod build;
+pub mod csv;
+pub mod json;
+pub mod period;
+pub mod verify;
+pub mod xlsx;
+
+pub use build::{
+    PeriodReport, PlanSource, RunBounds, SchedulePlans, StationSection, build, build_with,
+    station_section,
+};
+pub use csv::{CSV_HEADERS, write_csv};
+pub use json::{EXPORT_FORMAT, EXPORT_VERSION, JsonExport, JsonStation, write_json};
+pub use period::Period;
+pub use verify::{EXPORT_VERSIONS_READ, StationVerdict, Verdict, verify_export};
+pub use xlsx::{
+    MAX_DATA_ROWS_PER_SHEET, SHEET_AIRINGS, SHEET_EXCEPTIONS, SHEET_SUMMARY, SUMMARY_HEADERS,
+    SUMMARY_NOT_YET_DUE, to_xlsx, to_xlsx_with_sheet_rows,
+};
+
+use crate::collector::store::StoreError;
+
+/// Errors building or writing a report.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    #[error("{0}")]
+    Store(#[from] StoreError),
+    #[error("period `{0}` is not YYYY-MM (a month) or YYYY (a year)")]
+    BadPeriod(String),
+    #[error("cannot write the report: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("cannot write the spreadsheet: {0}")]
+    Xlsx(#[from] rust_xlsxwriter::XlsxError),
+    #[error("cannot encode JSON: {0}")]
+    Json(#[from] serde_json::Error),
+}
+
+/// Export formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Csv,
+    Xlsx,
+    Json,
+}
+
+impl Format {
+    /// From a file extension or `--format` value.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "csv" => Some(Self::Csv),
+            "xlsx" => Some(Self::Xlsx),
+            "json" => Some(Self::Json),
+            _ => None,
+        }
+    }
+
+    /// HTTP content type.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Self::Csv => "text/csv; charset=utf-8",
+            Self::Xlsx => "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+            Self::Json => "application/json",
+        }
+    }
+}
+
+/// Render a report in `format`.
+pub fn render(report: &PeriodReport, format: Format) -> Result<Vec<u8>, ReportError> {
+    match format {
+        Format::Csv => {
+            let mut out = Vec::with_capacity(256 * 1024);
+            write_csv(report, &mut out)?;
+            Ok(out)
+        }
+        Format::Xlsx => to_xlsx(report),
+        Format::Json => {
+            let mut out = Vec::with_capacity(256 * 1024);
+            write_json(report, &mut out)?;
+            Ok(out)
+        }
+    }
+}
