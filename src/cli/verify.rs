@@ -41,7 +41,12 @@ pub fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
         },
         None => None,
     };
-    let v = verify_export(&text, registry.as_ref());
+    let v = verify_export(
+        &text,
+        registry
+            .as_ref()
+            .map(|r| r as &dyn crate::report::StationDirectory),
+    );
     if let Some(e) = &v.input_error {
         eprintln!("loa verify: {}: {e}", args.file.display());
         return Ok(ExitCode::from(2));

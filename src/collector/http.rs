@@ -1100,7 +1100,7 @@ async fn get_airings(
                 + 14 * 3600;
             let mut airings = Vec::new();
             for s in store.records_between(Some(&entry.id), lo, hi)? {
-                let record = s.parse()?;
+                let record = s.parse().map_err(StoreError::from)?;
                 if period.contains(&record.scheduled_at) {
                     airings.push(Airing {
                         seq: s.seq,

@@ -26,9 +26,9 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex, RwLock};
 
 use super::facts::{AudioFactsStore, Known, StatKey};
-use super::registry::{Registry, StationEntry};
+use super::registry::StationEntry;
 use super::store::StoreError;
-use crate::report::{Period, PlanSource};
+use crate::report::{Period, PlanSource, StationDirectory};
 use crate::schedule::{AudioFacts, PlannedAiring, ScheduleError, ScheduleErrors};
 
 /// Default longest time between two checks of the files cached plans were built from.
@@ -328,8 +328,12 @@ impl PlanSource for PlanCache {
 
     /// Build (hashing and decoding what is new) and keep the plan of every registered station
     /// for each of `periods`, on every core.
-    fn warm(&self, registry: &Registry, periods: &[Period]) {
-        let sources: Vec<Source> = registry.stations.values().filter_map(Source::of).collect();
+    fn warm(&self, stations: &dyn StationDirectory, periods: &[Period]) {
+        let sources: Vec<Source> = stations
+            .entries()
+            .into_iter()
+            .filter_map(Source::of)
+            .collect();
         // The first station alone, so its (usually shared) episodes are decoded once, not once
         // per thread.
         let (first, rest) = sources.split_at(sources.len().min(1));

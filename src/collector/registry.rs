@@ -7,11 +7,11 @@
 //! the admin API alike — goes through one function, [`enrol`], so both refuse the same entries
 //! for the same reasons.
 
-use ed25519_dalek::VerifyingKey;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use crate::report::StationDirectory;
 use crate::wire::decode_public_key;
 
 /// Errors reading or writing the registry file.
@@ -66,17 +66,9 @@ pub struct RawStation {
     pub audio_root: Option<PathBuf>,
 }
 
-/// A validated station entry.
-#[derive(Debug, Clone, PartialEq)]
-pub struct StationEntry {
-    pub id: String,
-    pub name: String,
-    pub area_code: String,
-    pub public_key: String,
-    pub key: VerifyingKey,
-    pub schedule: Option<PathBuf>,
-    pub audio_root: Option<PathBuf>,
-}
+/// A validated station entry (the report's plain station data: the report reads the registry
+/// through [`StationDirectory`]).
+pub use crate::report::StationEntry;
 
 /// Every registered station, by id.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -174,6 +166,16 @@ impl Registry {
     /// The entry for `id`.
     pub fn get(&self, id: &str) -> Option<&StationEntry> {
         self.stations.get(id)
+    }
+}
+
+impl StationDirectory for Registry {
+    fn entries(&self) -> Vec<&StationEntry> {
+        self.stations.values().collect()
+    }
+
+    fn entry(&self, id: &str) -> Option<&StationEntry> {
+        self.get(id)
     }
 }
 

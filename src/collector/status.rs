@@ -23,7 +23,7 @@ use crate::wire::{AiringBrief, JournalHealth};
 /// Default heartbeat age after which a station is shown offline: three missed 60 s heartbeats.
 pub const DEFAULT_OFFLINE_AFTER_SECS: i64 = 180;
 /// Offset used to tell "this month" on the collector (Vietnam: UTC+7, no DST).
-pub const DEFAULT_REPORT_UTC_OFFSET_SECS: i32 = 7 * 3600;
+pub const DEFAULT_REPORT_UTC_OFFSET_SECS: i32 = crate::report::REPORT_UTC_OFFSET_SECS;
 
 /// The last airing a station reported.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -76,11 +76,8 @@ pub struct StationStatus {
     pub plan_note: Option<String>,
 }
 
-/// The collector's reporting offset.
-pub fn report_offset() -> FixedOffset {
-    // A constant within ±24 h: always valid.
-    FixedOffset::east_opt(DEFAULT_REPORT_UTC_OFFSET_SECS).expect("constant offset is valid")
-}
+/// The collector's reporting offset (defined with the report's periods).
+pub use crate::report::report_offset;
 
 /// The month label (YYYY-MM) of `now` on the collector's reporting offset.
 pub fn current_month(now: DateTime<Utc>) -> String {

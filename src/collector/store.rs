@@ -20,6 +20,7 @@ use std::path::Path;
 
 use crate::reason::ReasonCode;
 use crate::reconcile::Airing;
+use crate::report::{CorruptRecord, RecordSource, ReportError, SourceError};
 use crate::wire::{AiringRecord, BatchAck, GENESIS_HASH, Heartbeat, Outcome, Rejection, Source};
 
 /// A record that passed every check that needs only itself, the key and its batch: what
@@ -365,31 +366,70 @@ impl Synchronous {
 /// station may compact acknowledged records from its journal; measured cost in `docs/api.md`.
 pub const DEFAULT_SYNCHRONOUS: Synchronous = Synchronous::Full;
 
-/// A stored record row.
-#[derive(Debug, Clone, PartialEq)]
-pub struct StoredRecord {
-    pub station: String,
-    pub seq: u64,
-    pub hash: String,
-    pub signature: String,
-    pub bytes: String,
+/// A stored record row (the report's plain record data: the report reads the store through
+/// [`RecordSource`]).
+pub use crate::report::StoredRecord;
+
+impl From<CorruptRecord> for StoreError {
+    fn from(e: CorruptRecord) -> Self {
+        StoreError::Corrupt(e.0)
+    }
 }
 
-impl StoredRecord {
-    /// Back to the wire form (bytes verbatim).
-    pub fn signed(&self) -> Result<crate::wire::SignedRecord, StoreError> {
-        Ok(crate::wire::SignedRecord {
-            record: serde_json::value::RawValue::from_string(self.bytes.clone())
-                .map_err(|e| StoreError::Corrupt(e.to_string()))?,
-            hash: self.hash.clone(),
-            signature: self.signature.clone(),
-        })
+impl From<StoreError> for ReportError {
+    fn from(e: StoreError) -> Self {
+        ReportError::Store(Box::new(e))
+    }
+}
+
+/// The report reads records through this (the inherent methods, errors boxed as they are).
+impl RecordSource for Store {
+    fn open_reader(&self) -> Result<Box<dyn RecordSource + Send>, SourceError> {
+        Ok(Box::new(Store::open_reader(self)?))
     }
 
-    /// Parse the stored bytes.
-    pub fn parse(&self) -> Result<crate::wire::AiringRecord, StoreError> {
-        serde_json::from_str(&self.bytes)
-            .map_err(|e| StoreError::Corrupt(format!("{} seq {}: {e}", self.station, self.seq)))
+    fn stored_through(&self, station: &str) -> Result<u64, SourceError> {
+        Ok(Store::stored_through(self, station)?)
+    }
+
+    fn records_between(
+        &self,
+        station: &str,
+        from_unix: i64,
+        to_unix: i64,
+    ) -> Result<Vec<StoredRecord>, SourceError> {
+        Ok(Store::records_between(
+            self,
+            Some(station),
+            from_unix,
+            to_unix,
+        )?)
+    }
+
+    fn airings_between(
+        &self,
+        station: &str,
+        from_unix: i64,
+        to_unix: i64,
+    ) -> Result<Vec<Airing>, SourceError> {
+        Ok(Store::airings_between(self, station, from_unix, to_unix)?)
+    }
+
+    fn records_by_seq(
+        &self,
+        station: &str,
+        from: u64,
+        to: u64,
+    ) -> Result<Vec<StoredRecord>, SourceError> {
+        Ok(Store::records_by_seq(self, station, from, to)?)
+    }
+
+    fn last_record_scheduled_before(
+        &self,
+        station: &str,
+        unix: i64,
+    ) -> Result<Option<StoredRecord>, SourceError> {
+        Ok(Store::last_record_scheduled_before(self, station, unix)?)
     }
 }
 

@@ -8,9 +8,7 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use super::{Period, ReportError};
-use crate::collector::registry::{Registry, StationEntry};
-use crate::collector::store::{Store, StoredRecord};
+use super::{Period, RecordSource, ReportError, StationDirectory, StationEntry, StoredRecord};
 use crate::reconcile::{Airing, Breakdown, Thresholds, reconcile};
 use crate::schedule::PlannedAiring;
 
@@ -19,10 +17,10 @@ pub trait PlanSource {
     /// The planned airings of `station` in `period`, or why they cannot be known.
     fn plan(&self, station: &StationEntry, period: &Period) -> Result<Vec<PlannedAiring>, String>;
 
-    /// Prepare the plans of every station of `registry` for `periods` before requests come
+    /// Prepare the plans of every station of `stations` for `periods` before requests come
     /// (the collector's plan cache builds and keeps them; a source that computes on demand does
     /// nothing).
-    fn warm(&self, _registry: &Registry, _periods: &[Period]) {}
+    fn warm(&self, _stations: &dyn StationDirectory, _periods: &[Period]) {}
 
     /// A number that changes whenever a plan this source gave may have changed (what was derived
     /// from its plans is derived again); a source that computes on demand keeps 0.
@@ -107,8 +105,8 @@ pub struct PeriodReport {
 /// Build the report of `period` for every registered station, keeping each station's run of
 /// signed records (what the JSON export needs).
 pub fn build(
-    store: &Store,
-    registry: &Registry,
+    store: &dyn RecordSource,
+    registry: &dyn StationDirectory,
     plans: &(dyn PlanSource + Sync),
     period: &Period,
     th: &Thresholds,
@@ -121,19 +119,19 @@ pub fn build(
 /// not need them; a month of 10,000 stations holds ~600 MB of them). The database is read on this
 /// thread (one connection); parsing, plan expansion and reconciliation run on every core.
 pub fn build_with(
-    store: &Store,
-    registry: &Registry,
+    store: &dyn RecordSource,
+    registry: &dyn StationDirectory,
     plans: &(dyn PlanSource + Sync),
     period: &Period,
     th: &Thresholds,
     now: DateTime<Utc>,
     keep_records: bool,
 ) -> Result<PeriodReport, ReportError> {
-    let entries: Vec<&StationEntry> = registry.stations.values().collect();
+    let entries: Vec<&StationEntry> = registry.entries();
     let threads = crate::worker_threads();
     let per = entries.len().div_ceil(threads).max(1);
     type Built = Result<StationSection, ReportError>;
-    let work = |db: &Store, part: &[&StationEntry]| -> Vec<Built> {
+    let work = |db: &dyn RecordSource, part: &[&StationEntry]| -> Vec<Built> {
         part.iter()
             .map(|entry| section(db, entry, plans, period, th, now, keep_records))
             .collect()
@@ -151,7 +149,7 @@ pub fn build_with(
         let work = &work;
         let handles: Vec<_> = readers
             .into_iter()
-            .map(|(db, part)| s.spawn(move || work(&db, part)))
+            .map(|(db, part)| s.spawn(move || work(db.as_ref(), part)))
             .collect();
         let mut all = work(store, first);
         for h in handles {
@@ -182,7 +180,7 @@ pub fn build_with(
 /// (and parsed: the same airings) and the contiguous run of seqs covering the period is kept for
 /// the JSON export; without, only the airing columns are read (no JSON parsing).
 fn section(
-    db: &Store,
+    db: &dyn RecordSource,
     entry: &StationEntry,
     plans: &dyn PlanSource,
     period: &Period,
@@ -195,7 +193,7 @@ fn section(
         // Read first: every seq up to it was stored before the reads below, so a seq below it
         // that they do not find is a gap, not a late arrival.
         let held_through = db.stored_through(&entry.id)?;
-        let stored = db.records_between(Some(&entry.id), lo, hi)?;
+        let stored = db.records_between(&entry.id, lo, hi)?;
         let mut airings = Vec::with_capacity(stored.len());
         let (mut first, mut last) = (u64::MAX, 0u64);
         // The highest seq read here that is scheduled before the period (an empty run's anchor).
@@ -273,7 +271,7 @@ fn section(
 /// records (the status and month views show the reconciliation only; the JSON export goes
 /// through [`build_with`]).
 pub fn station_section(
-    store: &Store,
+    store: &dyn RecordSource,
     entry: &StationEntry,
     plans: &dyn PlanSource,
     period: &Period,

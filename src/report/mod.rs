@@ -10,14 +10,16 @@
 //! altered, dropped or reordered and that the run was not cut at its start (nor at its end, when
 //! a record follows it).
 //!
-//! The parts: [`period`] (what a period is), [`build`] (reconciling each station's plan against
-//! its stored records), [`csv`], [`xlsx`] and [`json`] (the exports), [`verify`] (the offline
+//! The parts: [`period`] (what a period is), [`source`] (what a report reads, through traits the
+//! collector's registry and store implement), [`build`] (reconciling each station's plan against
+//! its stored records; no I/O of its own), [`csv`], [`xlsx`] and [`json`] (the exports), [`verify`] (the offline
 //! check of a JSON export).
 
 pub mod build;
 pub mod csv;
 pub mod json;
 pub mod period;
+pub mod source;
 pub mod verify;
 pub mod xlsx;
 
@@ -27,20 +29,24 @@ pub use build::{
 };
 pub use csv::{CSV_HEADERS, write_csv};
 pub use json::{EXPORT_FORMAT, EXPORT_VERSION, JsonExport, JsonStation, write_json};
-pub use period::Period;
+pub use period::{Period, REPORT_UTC_OFFSET_SECS, report_offset};
+pub use source::{
+    CorruptRecord, RecordSource, SourceError, StationDirectory, StationEntry, StoredRecord,
+};
 pub use verify::{EXPORT_VERSIONS_READ, StationVerdict, Verdict, verify_export};
 pub use xlsx::{
     MAX_DATA_ROWS_PER_SHEET, SHEET_AIRINGS, SHEET_EXCEPTIONS, SHEET_SUMMARY, SUMMARY_HEADERS,
     SUMMARY_NOT_YET_DUE, to_xlsx, to_xlsx_with_sheet_rows,
 };
 
-use crate::collector::store::StoreError;
-
 /// Errors building or writing a report.
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {
+    /// The record source failed (the collector's store: its own error, shown as it is).
     #[error("{0}")]
-    Store(#[from] StoreError),
+    Store(#[from] SourceError),
+    #[error("{0}")]
+    Corrupt(#[from] CorruptRecord),
     #[error("period `{0}` is not YYYY-MM (a month) or YYYY (a year)")]
     BadPeriod(String),
     #[error("cannot write the report: {0}")]

@@ -8,6 +8,16 @@ use serde::{Deserialize, Serialize};
 
 use super::ReportError;
 
+/// Offset on which the collector tells dates, months and "now" in reports (Vietnam: UTC+7, no
+/// DST).
+pub const REPORT_UTC_OFFSET_SECS: i32 = 7 * 3600;
+
+/// The collector's reporting offset.
+pub fn report_offset() -> FixedOffset {
+    // A constant within ±24 h: always valid.
+    FixedOffset::east_opt(REPORT_UTC_OFFSET_SECS).expect("constant offset is valid")
+}
+
 /// A reporting period of local dates, inclusive.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Period {
@@ -71,7 +81,7 @@ impl Period {
     /// The instant the period ends: midnight after its last day on the collector's reporting
     /// offset (`None` only for a date at the end of chrono's range).
     pub fn end_at(&self) -> Option<DateTime<Utc>> {
-        let offset = crate::collector::status::report_offset();
+        let offset = report_offset();
         (self.to + Duration::days(1))
             .and_hms_opt(0, 0, 0)?
             .and_local_timezone(offset)
@@ -96,8 +106,7 @@ impl Period {
             };
             format!(
                 "{what} chưa kết thúc — số liệu tính đến {}",
-                now.with_timezone(&crate::collector::status::report_offset())
-                    .format("%H:%M %d/%m/%Y")
+                now.with_timezone(&report_offset()).format("%H:%M %d/%m/%Y")
             )
         })
     }

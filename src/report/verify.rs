@@ -8,8 +8,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
-use super::{EXPORT_FORMAT, EXPORT_VERSION, JsonExport, JsonStation, Period};
-use crate::collector::registry::Registry;
+use super::{EXPORT_FORMAT, EXPORT_VERSION, JsonExport, JsonStation, Period, StationDirectory};
 use crate::wire::{GENESIS_HASH, SignedRecord, decode_public_key};
 
 /// What `loa verify` found for one station.
@@ -99,7 +98,7 @@ fn key_hint(key: &str) -> String {
 /// records in the period, and (version 2) where the run starts and ends: the anchor before it
 /// and the successor after it, each signed by the station, chained to the run and scheduled
 /// outside the period. What this proves and what it cannot is in `docs/reports.md`.
-pub fn verify_export(text: &str, registry: Option<&Registry>) -> Verdict {
+pub fn verify_export(text: &str, registry: Option<&dyn StationDirectory>) -> Verdict {
     let mut verdict = Verdict {
         period: None,
         version: None,
@@ -158,7 +157,7 @@ pub fn verify_export(text: &str, registry: Option<&Registry>) -> Verdict {
             }
         };
         if let Some(reg) = registry {
-            match reg.get(&st.id) {
+            match reg.entry(&st.id) {
                 Some(e) if e.key == key => {}
                 Some(e) => v.problems.push(format!(
                     "the export's public key for `{}` ({}) differs from the key registered for it \
@@ -238,7 +237,7 @@ pub fn verify_export(text: &str, registry: Option<&Registry>) -> Verdict {
         verdict.stations.push(v);
     }
     if let Some(reg) = registry {
-        for id in reg.stations.keys() {
+        for id in reg.entries().into_iter().map(|e| &e.id) {
             if !seen.contains_key(id) {
                 verdict.problems.push(format!(
                     "registered station `{id}` is missing from the export"
@@ -394,7 +393,7 @@ fn check_bounds(
             "end proven only up to seq {seq}, the highest the collector held at {}: a record of \
              the period the station made or shipped later cannot be ruled out",
             generated_at
-                .with_timezone(&crate::collector::status::report_offset())
+                .with_timezone(&super::report_offset())
                 .format("%H:%M %d/%m/%Y")
         )),
         (None, None) if held == 0 => v
