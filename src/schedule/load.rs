@@ -5,7 +5,8 @@
 //! **Invariant:** this is the only schedule code that touches the filesystem; it never decides
 //! validity itself, so a file checked here and a text checked in a test follow the same rules.
 
-use super::file::{ScheduleError, audio_needs, line_column, parse_raw, validate};
+use super::file::{ScheduleError, audio_needs, line_column, parse_raw};
+use super::validate::validate;
 use super::{AudioCatalog, AudioFacts, ScheduleErrors, Station};
 use crate::media::{MediaError, probe};
 use chrono::NaiveDate;

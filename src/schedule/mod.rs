@@ -11,6 +11,7 @@ pub mod file;
 pub mod load;
 pub mod plan;
 pub mod rules;
+pub mod validate;
 
 use chrono::{DateTime, FixedOffset, NaiveDate, NaiveTime};
 use chrono_tz::Tz;
@@ -20,12 +21,13 @@ use std::path::PathBuf;
 
 use crate::crontab::Crontab;
 
-pub use file::{PROGRAM_REF_PREFIX, ScheduleError, ScheduleErrors, parse_station};
+pub use file::{PROGRAM_REF_PREFIX, ScheduleError, ScheduleErrors};
 pub use load::{load, load_dir};
 pub use plan::{
     NEXT_AIRING_HORIZON_DAYS, PlannedAiring, check_window, expand, expand_between, first_after,
     next_airing, resolve_episode,
 };
+pub use validate::parse_station;
 
 /// Default station time zone: Vietnam has one zone and no DST.
 pub const DEFAULT_TIMEZONE: &str = "Asia/Ho_Chi_Minh";

@@ -1,0 +1,157 @@
+//! `[[programs]]`: the named programmes slots play and reports file airings under.
+//!
+//! **Invariant:** each program has a unique valid id, a valid category and exactly one of
+//! `file` (a present, decodable audio file) or `episodes` (a relative pattern with `{yyyy}` and
+//! `{mm}` and no other placeholder than `{dd}`). A declared program that is wrong is reported
+//! once, here, and listed as broken: references to it are not errors of their own.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Range;
+use std::path::PathBuf;
+
+use super::super::file::{Ctx, RawStation};
+use super::super::{AudioCatalog, Program, ProgramAudio};
+use super::{check_file, is_safe_relative, is_valid_id};
+
+/// The programs that built, by id, and the ids of those declared but broken.
+pub(super) fn check(
+    cx: &mut Ctx,
+    text: &str,
+    raw: &RawStation,
+    catalog: &AudioCatalog,
+) -> (BTreeMap<String, Program>, BTreeSet<String>) {
+    let mut programs: BTreeMap<String, Program> = BTreeMap::new();
+    // Declared but unusable (its own error is reported once, at the program): references to
+    // it are not errors of their own, and a slot using it is not built.
+    let mut bad_programs: BTreeSet<String> = BTreeSet::new();
+    for (i, p) in raw.programs.iter().enumerate() {
+        let field = format!("programs[{i}]");
+        let p = p.get_ref();
+        let pid = p.id.get_ref().trim().to_string();
+        if !is_valid_id(&pid) {
+            cx.push(
+                &p.id.span(),
+                &format!("{field}.id"),
+                format!("program id `{pid}` is not a valid id"),
+                "use lowercase ASCII letters, digits, `-` and `_`, e.g. `cchc`",
+            );
+        } else if programs.contains_key(&pid) {
+            cx.push(
+                &p.id.span(),
+                &format!("{field}.id"),
+                format!("duplicate program id `{pid}`"),
+                "give every program its own id",
+            );
+        }
+        let category = p.category.get_ref().trim().to_string();
+        if !is_valid_id(&category) {
+            cx.push(
+                &p.category.span(),
+                &format!("{field}.category"),
+                format!("category `{category}` is not a valid category"),
+                "use a short lowercase word used by reports, e.g. `cchc`, `notice`, `ident`",
+            );
+        }
+        let audio = match (&p.file, &p.episodes) {
+            (Some(f), None) => {
+                check_file(
+                    cx,
+                    catalog,
+                    f.get_ref(),
+                    &f.span(),
+                    &format!("{field}.file"),
+                );
+                Some(ProgramAudio::File(PathBuf::from(f.get_ref())))
+            }
+            (None, Some(e)) => {
+                let pat = e.get_ref();
+                let before = cx.errors.len();
+                if let Some((at, token)) = unknown_placeholder(pat) {
+                    let offset = offset_in_string(text, &e.span(), pat, at);
+                    let err = cx.error_at(
+                        offset,
+                        &format!("{field}.episodes"),
+                        format!("unknown placeholder `{token}` in episode pattern `{pat}`"),
+                        "use only {yyyy}, {mm} and {dd} (the airing's local year, month and day), e.g. \"cchc/{yyyy}-{mm}.ogg\"",
+                    );
+                    cx.errors.push(err);
+                } else if !pat.contains("{yyyy}") || !pat.contains("{mm}") || !is_safe_relative(pat)
+                {
+                    cx.push(
+                        &e.span(),
+                        &format!("{field}.episodes"),
+                        format!("episode pattern `{pat}` must contain {{yyyy}} and {{mm}} and be a relative path"),
+                        "write it like \"cchc/{yyyy}-{mm}.ogg\" (relative to the audio root)",
+                    );
+                }
+                (cx.errors.len() == before).then(|| ProgramAudio::Episodes(pat.clone()))
+            }
+            (Some(f), Some(_)) => {
+                cx.push(
+                    &f.span(),
+                    &field,
+                    format!("program `{pid}` has both `file` and `episodes`"),
+                    "keep one: `file` for a fixed file, `episodes` for a monthly series",
+                );
+                None
+            }
+            (None, None) => {
+                cx.push(
+                    &p.id.span(),
+                    &field,
+                    format!("program `{pid}` has neither `file` nor `episodes`"),
+                    "add `file = \"x.ogg\"` or `episodes = \"cchc/{yyyy}-{mm}.ogg\"`",
+                );
+                None
+            }
+        };
+        match audio {
+            Some(audio) => {
+                programs.entry(pid.clone()).or_insert(Program {
+                    title: p.title.clone().unwrap_or_else(|| pid.clone()),
+                    id: pid,
+                    category,
+                    audio,
+                });
+            }
+            None => {
+                bad_programs.insert(pid);
+            }
+        }
+    }
+    (programs, bad_programs)
+}
+
+/// The first `{…}` of an episode pattern that is not `{yyyy}`, `{mm}` or `{dd}`: its byte
+/// index in the pattern and the token (up to its `}`, or the rest of the pattern).
+fn unknown_placeholder(pattern: &str) -> Option<(usize, &str)> {
+    let mut from = 0;
+    while let Some(i) = pattern[from..].find('{').map(|i| from + i) {
+        let tail = &pattern[i..];
+        if let Some(len) = ["{yyyy}", "{mm}", "{dd}"]
+            .iter()
+            .find(|t| tail.starts_with(**t))
+            .map(|t| t.len())
+        {
+            from = i + len;
+            continue;
+        }
+        let end = tail.find('}').map_or(tail.len(), |j| j + 1);
+        return Some((i, &tail[..end]));
+    }
+    None
+}
+
+/// Byte offset in `text` of byte `at` of the string value `value` written at `span`, when the
+/// value is written literally (no escapes before `at`); else the span start.
+fn offset_in_string(text: &str, span: &Range<usize>, value: &str, at: usize) -> usize {
+    let written = text.get(span.start + 1..).unwrap_or("");
+    if value
+        .get(..at)
+        .is_some_and(|head| written.starts_with(head))
+    {
+        span.start + 1 + at
+    } else {
+        span.start
+    }
+}
