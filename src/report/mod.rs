@@ -12,13 +12,15 @@
 //!
 //! The parts: [`period`] (what a period is), [`source`] (what a report reads, through traits the
 //! collector's registry and store implement), [`build`] (reconciling each station's plan against
-//! its stored records; no I/O of its own), [`csv`], [`xlsx`] and [`json`] (the exports), [`verify`] (the offline
-//! check of a JSON export).
+//! its stored records; no I/O of its own), [`csv`], [`xlsx`] and [`json`] (the exports),
+//! [`mod@render`] (a report in the format asked for), [`verify`] (the offline check of a JSON
+//! export).
 
 pub mod build;
 pub mod csv;
 pub mod json;
 pub mod period;
+pub mod render;
 pub mod source;
 pub mod verify;
 pub mod xlsx;
@@ -30,6 +32,7 @@ pub use build::{
 pub use csv::{CSV_HEADERS, write_csv};
 pub use json::{EXPORT_FORMAT, EXPORT_VERSION, JsonExport, JsonStation, write_json};
 pub use period::{Period, REPORT_UTC_OFFSET_SECS, report_offset};
+pub use render::{Format, render};
 pub use source::{
     CorruptRecord, RecordSource, SourceError, StationDirectory, StationEntry, StoredRecord,
 };
@@ -55,50 +58,4 @@ pub enum ReportError {
     Xlsx(#[from] rust_xlsxwriter::XlsxError),
     #[error("cannot encode JSON: {0}")]
     Json(#[from] serde_json::Error),
-}
-
-/// Export formats.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Format {
-    Csv,
-    Xlsx,
-    Json,
-}
-
-impl Format {
-    /// From a file extension or `--format` value.
-    pub fn parse(s: &str) -> Option<Self> {
-        match s.to_ascii_lowercase().as_str() {
-            "csv" => Some(Self::Csv),
-            "xlsx" => Some(Self::Xlsx),
-            "json" => Some(Self::Json),
-            _ => None,
-        }
-    }
-
-    /// HTTP content type.
-    pub fn content_type(self) -> &'static str {
-        match self {
-            Self::Csv => "text/csv; charset=utf-8",
-            Self::Xlsx => "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-            Self::Json => "application/json",
-        }
-    }
-}
-
-/// Render a report in `format`.
-pub fn render(report: &PeriodReport, format: Format) -> Result<Vec<u8>, ReportError> {
-    match format {
-        Format::Csv => {
-            let mut out = Vec::with_capacity(256 * 1024);
-            write_csv(report, &mut out)?;
-            Ok(out)
-        }
-        Format::Xlsx => to_xlsx(report),
-        Format::Json => {
-            let mut out = Vec::with_capacity(256 * 1024);
-            write_json(report, &mut out)?;
-            Ok(out)
-        }
-    }
 }
