@@ -8,8 +8,9 @@
 //!
 //! What does not count: code under `#[cfg(test)]` (a test may use anything), and a folder's own
 //! `pub use` of its children (the folder's facade: a name reached through it counts as the child
-//! that defines it; a re-exported name the folder's own code uses is an edge to that child). An edge may be allowed only in [`ALLOWED`], with the cycle it closes named;
-//! an allowed edge that no longer exists fails the test, so the list stays true.
+//! that defines it; a re-exported name the folder's own code uses is an edge to that child). An
+//! edge may be allowed only in [`ALLOWED`], with the cycle it closes named; an allowed edge that no
+//! longer exists fails the test, so the list stays true.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};

@@ -162,9 +162,9 @@ pub(super) fn row_cells<'a>(s: &'a StationSection, r: &'a Row) -> [Cell<'a>; 18]
 /// Bytes of CSV buffered before each write to `out`.
 const CSV_CHUNK_BYTES: usize = 1 << 20;
 
-/// CSV: a BOM, for a period not over the note saying so (one line, [`Period::open_note`]), the
-/// Vietnamese headers, then one row per planned occurrence or unplanned airing. The rows of each
-/// station are formatted on every core (one run of stations per core, in order) and written to
+/// CSV: a BOM, for a period not over the note saying so (one line, [`super::Period::open_note`]),
+/// the Vietnamese headers, then one row per planned occurrence or unplanned airing. The rows of
+/// each station are formatted on every core (one run of stations per core, in order) and written to
 /// `out` in station order, in chunks of ~1 MiB.
 pub fn write_csv(report: &PeriodReport, out: &mut impl Write) -> Result<(), ReportError> {
     let mut head: Vec<u8> = Vec::with_capacity(1024);

@@ -48,13 +48,13 @@ pub struct JsonStation {
     /// word, not signed). Version 2.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub held_through: Option<u64>,
-    /// The station-signed record just before `records` ([`RunBounds::anchor`]): proves the run
-    /// starts where it does. Version 2; absent when the run starts at seq 1.
+    /// The station-signed record just before `records` ([`super::RunBounds::anchor`]): proves the
+    /// run starts where it does. Version 2; absent when the run starts at seq 1.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub anchor: Option<SignedRecord>,
     /// The contiguous run of signed records, verbatim.
     pub records: Vec<SignedRecord>,
-    /// The station-signed record just after `records` ([`RunBounds::successor`]): proves the
+    /// The station-signed record just after `records` ([`super::RunBounds::successor`]): proves the
     /// run ends where it does. Version 2; absent when the collector held none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub successor: Option<SignedRecord>,

@@ -11,8 +11,8 @@
 //! a record follows it).
 //!
 //! The parts: [`period`] (what a period is), [`source`] (what a report reads, through traits the
-//! collector's registry and store implement), [`build`] (reconciling each station's plan against
-//! its stored records; no I/O of its own), [`csv`], [`xlsx`] and [`json`] (the exports),
+//! collector's registry and store implement), [`mod@build`] (reconciling each station's plan
+//! against its stored records; no I/O of its own), [`csv`], [`xlsx`] and [`json`] (the exports),
 //! [`mod@render`] (a report in the format asked for), [`verify`] (the offline check of a JSON
 //! export).
 

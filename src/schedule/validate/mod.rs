@@ -1,12 +1,12 @@
 //! Validation of a parsed schedule file ([`super::file`]'s raw form) into a typed [`Station`],
-//! one file per TOML section: [`station`] (the top-level keys), [`quiet_hours`], [`loudness`],
-//! [`collector`], [`programs`], [`slots`] (with each slot's [`relay`]), then the checks over time
-//! ([`time`]) on the slots that built.
+//! one file per TOML section: `station` (the top-level keys), `quiet_hours`, `loudness`,
+//! `collector`, `programs`, `slots` (with each slot's `relay`), then the checks over time
+//! (`time`) on the slots that built.
 //!
 //! **Invariant:** pure (the raw file, its text, an [`AudioCatalog`] and "today" in) and total: a
-//! file with any problem yields no `Station`, only every [`super::ScheduleError`] found, each located at
-//! file:line:column of the value that is wrong with its field path and a fix, sorted by line and
-//! column. Each section checks its own keys and states its own invariant.
+//! file with any problem yields no `Station`, only every [`super::ScheduleError`] found, each
+//! located at file:line:column of the value that is wrong with its field path and a fix, sorted by
+//! line and column. Each section checks its own keys and states its own invariant.
 
 mod collector;
 mod loudness;
