@@ -343,8 +343,31 @@ fn main() {
         let _ = stop_rx.await;
     }));
     let _ = rustls::crypto::ring::default_provider().install_default();
+    // The pages need a signed-in user: an auditor's personal token (as `loa user token` makes).
+    let token = {
+        let mut c = loa::collector::Store::open(&db).unwrap().into_connection();
+        let pw = loa::collector::accounts::generate_password().unwrap();
+        let u = loa::collector::accounts::add_user(
+            &mut c,
+            "bench",
+            loa::collector::accounts::Role::Auditor,
+            &[],
+            &pw,
+            now(),
+        )
+        .unwrap();
+        loa::collector::accounts::create_token(&c, &u, "bench", now())
+            .unwrap()
+            .0
+    };
+    let mut auth = reqwest::header::HeaderMap::new();
+    auth.insert(
+        reqwest::header::AUTHORIZATION,
+        format!("Bearer {token}").parse().unwrap(),
+    );
     let client = reqwest::Client::builder()
         .timeout(std::time::Duration::from_secs(3600))
+        .default_headers(auth)
         .build()
         .unwrap();
     let pages: [(&str, String, f64); 6] = [

@@ -4,16 +4,19 @@
 //!
 //! **Invariant:** a launch writes only what it rewrites on every start (the demo's schedule and
 //! chime) and what it creates once and then reuses (each station's key pair, the admin token, the
-//! stations' entries in the collector's registry); the children own everything else (journals,
-//! database). On SIGINT/SIGTERM it forwards SIGTERM to the stations first, then to the
-//! collector, waits for each to exit, and reports clean only if every child exited 0 — so a
-//! Ctrl-C loses nothing the daemons would not lose on a `systemctl stop`.
+//! stations' entries in the collector's registry, the demo admin account on a database with no
+//! account and its API token for `loa status`); the children own everything else (journals,
+//! records). The demo admin's password is printed once and never stored in clear. On
+//! SIGINT/SIGTERM it forwards SIGTERM to the stations first, then to the collector, waits for
+//! each to exit, and reports clean only if every child exited 0 — so a Ctrl-C loses nothing the
+//! daemons would not lose on a `systemctl stop`.
 //!
 //! Layout under the state directory (the one layout of [`crate::layout`], which every other
 //! subcommand defaults to, so they work after `loa up` without flags):
 //! - `collector.toml`, `collector.db` — the collector's registry and database;
 //! - `collector.url` — where the collector listens (it writes this itself);
-//! - `admin-token` — the bearer token of the collector's admin API (mode 0600);
+//! - `admin-token` — the bearer token of the collector's admin API (mode 0600; deprecated);
+//! - `api-token` — a personal API token of the demo admin, for `loa status` (mode 0600);
 //! - `station/<id>/` — each station's data directory (key pair, journal, shipper state);
 //! - `air/<id>/<start time>.wav` — what each station aired, when there is no sound card;
 //! - `demo-schedules/demo.toml`, `demo-audio/ident.wav` — the demo station.
@@ -84,6 +87,8 @@ pub enum LaunchError {
     },
     #[error("admin token: {0}")]
     AdminToken(KeyError),
+    #[error("không tạo được tài khoản quản trị thử nghiệm trong {db}: {why}")]
+    DemoAdmin { db: PathBuf, why: String },
 }
 
 /// Where the stations' audio goes (`loa up --output`).
@@ -324,6 +329,7 @@ impl Launch {
         }
         let token_file = lay.admin_token();
         keys::ensure_admin_token(&token_file).map_err(LaunchError::AdminToken)?;
+        let demo_password = ensure_demo_admin(&lay.database(), &lay.api_token())?;
 
         // Children.
         let collector_url = format!("http://{addr}");
@@ -384,6 +390,7 @@ impl Launch {
         }
 
         banner(&format!("DASHBOARD: {collector_url}/"));
+        print!("{}", login_lines(demo_password.as_deref()));
         print!("{}", advice(&var, &token_file, Utc::now()));
         print_next_airings(&stations, SystemClock.now());
         println!("Ctrl-C stops everything cleanly.");
@@ -555,6 +562,95 @@ fn on_path(name: &str) -> bool {
                 .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
         })
     })
+}
+
+/// Name of the admin account `loa up` makes on a database with no user yet.
+pub const DEMO_ADMIN: &str = "admin";
+
+/// On a database with no user yet, make the admin [`DEMO_ADMIN`] with a generated password
+/// (returned, to be printed once: only its hash is kept); and when `api_token` is missing,
+/// a personal API token of that admin in it (mode 0600), for `loa status` on this host. Both
+/// writes are in the audit log.
+fn ensure_demo_admin(db: &Path, api_token: &Path) -> Result<Option<String>, LaunchError> {
+    use crate::collector::{accounts, audit};
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let fail = |why: String| LaunchError::DemoAdmin {
+        db: db.to_path_buf(),
+        why,
+    };
+    let mut conn = crate::collector::store::Store::open(db)
+        .map_err(|e| fail(e.to_string()))?
+        .into_connection();
+    let now = Utc::now();
+    let log = |conn: &rusqlite::Connection, action: &str, target: &str, after: String| {
+        audit::record(
+            conn,
+            &audit::Entry {
+                at: now,
+                actor: "loa up".into(),
+                address: crate::collector::audit::HOST_ADDRESS.into(),
+                action: action.into(),
+                target: target.into(),
+                before: None,
+                after: Some(after),
+            },
+        )
+    };
+    let mut password = None;
+    if !accounts::any_user(&conn).map_err(|e| fail(e.to_string()))? {
+        let pw = accounts::generate_password().map_err(|e| fail(e.to_string()))?;
+        let u = accounts::add_user(&mut conn, DEMO_ADMIN, accounts::Role::Admin, &[], &pw, now)
+            .map_err(|e| fail(e.to_string()))?;
+        log(
+            &conn,
+            audit::action::USER_ADD,
+            &u.name,
+            crate::collector::pages::describe_user(&u),
+        )
+        .map_err(|e| fail(e.to_string()))?;
+        password = Some(pw);
+    }
+    if !api_token.exists()
+        && let Some(admin) = accounts::find_user(&conn, DEMO_ADMIN)
+            .map_err(|e| fail(e.to_string()))?
+            .filter(|u| !u.disabled)
+    {
+        let (secret, id) = accounts::create_token(&conn, &admin, "loa status (loa up)", now)
+            .map_err(|e| fail(e.to_string()))?;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(api_token)
+            .map_err(|e| fail(format!("{}: {e}", api_token.display())))?;
+        writeln!(f, "{secret}").map_err(|e| fail(format!("{}: {e}", api_token.display())))?;
+        log(
+            &conn,
+            audit::action::TOKEN_CREATE,
+            &format!("mã số {id} của {}", admin.name),
+            format!(
+                "nhãn: loa status (loa up); vai trò: admin; tệp {}",
+                api_token.display()
+            ),
+        )
+        .map_err(|e| fail(e.to_string()))?;
+    }
+    Ok(password)
+}
+
+/// The banner's sign-in lines (Vietnamese: office people read them).
+fn login_lines(password: Option<&str>) -> String {
+    match password {
+        Some(pw) => format!(
+            "ĐĂNG NHẬP: tên {DEMO_ADMIN}, mật khẩu {pw}\n  (mật khẩu chỉ hiện lần này; đổi ở trang \"Tài khoản của tôi\", \
+             hoặc cấp lại bằng `loa user passwd {DEMO_ADMIN}`)\n"
+        ),
+        None => format!(
+            "ĐĂNG NHẬP: bằng tài khoản đã có (tài khoản {DEMO_ADMIN} được tạo ở lần chạy đầu; quên mật khẩu: \
+             `loa user passwd {DEMO_ADMIN}`)\n"
+        ),
+    }
 }
 
 fn banner(text: &str) {

@@ -49,6 +49,9 @@ pub const REGISTRY_FILE: &str = "collector.toml";
 pub const DATABASE_FILE: &str = "collector.db";
 pub const COLLECTOR_URL_FILE: &str = "collector.url";
 pub const ADMIN_TOKEN_FILE: &str = "admin-token";
+/// A personal API token for the commands on this host (`loa status`), made by `loa up` for its
+/// demo admin (mode 0600).
+pub const API_TOKEN_FILE: &str = "api-token";
 pub const STATIONS_DIR: &str = "station";
 pub const AIR_DIR: &str = "air";
 
@@ -143,6 +146,11 @@ impl Layout {
     /// The admin API's bearer token.
     pub fn admin_token(&self) -> PathBuf {
         self.state.join(ADMIN_TOKEN_FILE)
+    }
+
+    /// The personal API token `loa status` sends by default.
+    pub fn api_token(&self) -> PathBuf {
+        self.state.join(API_TOKEN_FILE)
     }
 
     /// The data directory of station `id` (key pair, journal, shipper position).

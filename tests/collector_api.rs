@@ -511,7 +511,12 @@ async fn admin_api_registers_a_station_only_with_the_token() {
     let c = client();
     let url = format!("{}/api/v1/admin/stations", srv.base);
     let entry = serde_json::to_vec(&n.raw()).unwrap();
-    let r = c.post(&url).body(entry.clone()).send().await.unwrap();
+    let r = anon_client()
+        .post(&url)
+        .body(entry.clone())
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status().as_u16(), 401);
     let r = c
         .post(&url)

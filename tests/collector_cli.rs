@@ -48,8 +48,25 @@ async fn register_serve_status_export_verify_with_the_binary() {
         "Phường Lê Hồng Phong",
         "--area-code",
         "21205",
+        "--db",
+        db_s,
     ]);
     assert_eq!(code, 0, "{out}{err}");
+    // An auditor and its personal token, as a script would get one: the status and exports
+    // below read the API with it.
+    let (code, out, err) = loa(&["user", "add", "kiem-tra", "--role", "auditor", "--db", db_s]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("mật khẩu (chỉ hiện một lần): "), "{out}");
+    let (code, token, err) = loa(&["user", "token", "kiem-tra", "--db", db_s]);
+    assert_eq!(code, 0, "{err}");
+    let token = token.trim().to_string();
+    assert!(token.starts_with("loa_"), "{token}");
+    let (code, out, _) = loa(&["user", "list", "--db", db_s]);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("kiem-tra") && out.contains("Kiểm tra"),
+        "{out}"
+    );
     let (code, _, err) = loa(&[
         "register",
         "--config",
@@ -150,13 +167,47 @@ async fn register_serve_status_export_verify_with_the_binary() {
     .await;
     assert_eq!(code, 200, "{v}");
 
-    let (code, out, err) = tokio::task::spawn_blocking({
+    // Without a token the collector answers 401, and `loa status` says what to do.
+    let (code, _, err) = tokio::task::spawn_blocking({
         let base = base.clone();
         move || loa(&["status", "--collector", &base])
     })
     .await
     .unwrap();
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("HTTP 401") && err.contains("loa user token"),
+        "{err}"
+    );
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, format!("{token}\n")).unwrap();
+    let (code, out, err) = tokio::task::spawn_blocking({
+        let base = base.clone();
+        let tf = token_file.to_str().unwrap().to_string();
+        move || loa(&["status", "--collector", &base, "--token-file", &tf])
+    })
+    .await
+    .unwrap();
     assert_eq!(code, 0, "{err}");
+    // The registration by `loa register` is in the audit log, with who and what.
+    let csv = c
+        .get(format!("{base}/audit.csv"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        csv.contains("\"Đăng ký trạm\",\"station_register\",\"phuong-le-hong-phong\""),
+        "{csv}"
+    );
+    assert!(csv.contains("loa register (người dùng hệ thống:"), "{csv}");
+    assert!(
+        csv.contains("\"Thêm người dùng\",\"user_add\",\"kiem-tra\""),
+        "{csv}"
+    );
     let line = out
         .lines()
         .find(|l| l.starts_with("phuong-le-hong-phong"))

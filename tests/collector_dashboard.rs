@@ -9,7 +9,16 @@ use loa::collector::http::HttpConfig;
 use std::path::Path;
 use std::sync::Arc;
 
+/// Render the collector page at `url` in Chromium. The page is fetched as the fixtures' admin
+/// (a bearer token: the pages need a signed-in user, and Chromium takes no header on its
+/// command line) and Chromium renders that very HTML from a file.
 async fn chromium(profile: &Path, extra: &[String], url: &str) -> String {
+    let r = client().get(url).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 200, "{url}");
+    let html = r.text().await.unwrap();
+    let file = profile.join(format!("page-{}.html", html.len()));
+    std::fs::write(&file, html).unwrap();
+    let url = format!("file://{}", file.display());
     let mut cmd = tokio::process::Command::new(tools::require_tool("chromium", "chromium"));
     cmd.args([
         "--headless",
@@ -24,7 +33,7 @@ async fn chromium(profile: &Path, extra: &[String], url: &str) -> String {
     ])
     .arg(format!("--user-data-dir={}", profile.display()))
     .args(extra)
-    .arg(url)
+    .arg(&url)
     .kill_on_drop(true);
     let out = match tokio::time::timeout(std::time::Duration::from_secs(120), cmd.output()).await {
         Ok(Ok(o)) => o,

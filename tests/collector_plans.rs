@@ -7,7 +7,7 @@
 mod collector_common;
 
 use chrono::{FixedOffset, TimeZone, Utc};
-use collector_common::{TestStation, client, get_json};
+use collector_common::{TestStation, client, get_json, provision_test_admin};
 use loa::clock::{Clock, ManualClock};
 use loa::collector::PlanCache;
 use loa::collector::http::{AppState, HttpConfig, serve};
@@ -85,6 +85,7 @@ async fn no_request_decodes_audio_and_changes_are_picked_up() {
         .with_timezone(&Utc);
     let clock = Arc::new(ManualClock::new(now));
     let plans = Arc::new(PlanCache::open(&db, 1).unwrap());
+    provision_test_admin(&db);
     let state = AppState::new(
         Registry::load(&reg_path).unwrap(),
         &db,
@@ -196,6 +197,7 @@ async fn status_is_kept_between_requests_and_follows_ingest_and_heartbeats() {
     let db = dir.path().join("c.db");
     let clock = Arc::new(ManualClock::new(collector_common::test_now()));
     let plans = Arc::new(CountingPlans(Default::default()));
+    provision_test_admin(&db);
     let state = AppState::new(
         Registry::load(&reg_path).unwrap(),
         &db,

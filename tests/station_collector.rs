@@ -23,6 +23,36 @@ struct Collector {
     registry: PathBuf,
     log: PathBuf,
     rt: tokio::runtime::Runtime,
+    /// An auditor's personal token (`loa user token`): the API needs a signed-in reader.
+    token: String,
+}
+
+/// An auditor's token for the database in `dir`, made once with `loa user add` + `loa user
+/// token` and kept in `dir/reader-token` for the collector's restarts.
+fn reader_token(dir: &Path) -> String {
+    let file = dir.join("reader-token");
+    if let Ok(t) = std::fs::read_to_string(&file) {
+        return t.trim().to_string();
+    }
+    let db = dir.join("collector.db");
+    let run = |args: &[&str]| {
+        let out = Command::new(LOA)
+            .args(args)
+            .arg("--db")
+            .arg(&db)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    run(&["user", "add", "reader", "--role", "auditor"]);
+    let token = run(&["user", "token", "reader"]).trim().to_string();
+    std::fs::write(&file, &token).unwrap();
+    token
 }
 
 impl Collector {
@@ -68,6 +98,7 @@ impl Collector {
             registry,
             log,
             rt,
+            token: reader_token(dir),
         }
     }
 
@@ -92,7 +123,12 @@ impl Collector {
     fn get(&self, path: &str) -> (u16, String) {
         let url = format!("{}{path}", self.url);
         self.rt.block_on(async {
-            let r = reqwest::Client::new().get(&url).send().await.unwrap();
+            let r = reqwest::Client::new()
+                .get(&url)
+                .bearer_auth(&self.token)
+                .send()
+                .await
+                .unwrap();
             (r.status().as_u16(), r.text().await.unwrap())
         })
     }

@@ -91,6 +91,8 @@ impl Drop for Guard {
 struct Http {
     rt: tokio::runtime::Runtime,
     client: reqwest::Client,
+    /// The session cookie once signed in (`name=value`).
+    session: std::cell::RefCell<Option<String>>,
 }
 
 impl Http {
@@ -103,20 +105,104 @@ impl Http {
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
             .no_proxy()
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .unwrap_or_else(|e| panic!("{e}"));
-        Self { rt, client }
+        Self {
+            rt,
+            client,
+            session: std::cell::RefCell::new(None),
+        }
+    }
+
+    /// Sign in as a person would: the login form (its CSRF cookie and hidden field), then the
+    /// name and password; keeps the session cookie. The status of the POST.
+    fn sign_in(&self, base: &str, name: &str, password: &str) -> u16 {
+        let cookie_of = |r: &reqwest::Response, name: &str| {
+            r.headers()
+                .get_all("set-cookie")
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .find(|v| v.starts_with(&format!("{name}=")))
+                .and_then(|v| v.split(';').next())
+                .map(str::to_string)
+        };
+        self.rt.block_on(async {
+            let r = self
+                .client
+                .get(format!("{base}/login"))
+                .send()
+                .await
+                .unwrap();
+            let csrf_cookie = cookie_of(&r, "loa_login_csrf").unwrap();
+            let html = r.text().await.unwrap();
+            let csrf = html
+                .split("name=\"csrf\" value=\"")
+                .nth(1)
+                .and_then(|s| s.split('"').next())
+                .unwrap()
+                .to_string();
+            let r = self
+                .client
+                .post(format!("{base}/login"))
+                .header("cookie", csrf_cookie)
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(form(&[
+                    ("csrf", &csrf),
+                    ("name", name),
+                    ("password", password),
+                    ("next", "/"),
+                ]))
+                .send()
+                .await
+                .unwrap();
+            *self.session.borrow_mut() = cookie_of(&r, "loa_session");
+            r.status().as_u16()
+        })
     }
 
     fn get(&self, url: &str) -> Option<String> {
         self.rt.block_on(async {
-            let r = self.client.get(url).send().await.ok()?;
+            let mut req = self.client.get(url);
+            if let Some(c) = self.session.borrow().as_ref() {
+                req = req.header("cookie", c);
+            }
+            let r = req.send().await.ok()?;
             if !r.status().is_success() {
                 return None;
             }
             r.text().await.ok()
         })
     }
+}
+
+/// An `application/x-www-form-urlencoded` body.
+fn form(fields: &[(&str, &str)]) -> String {
+    let enc = |s: &str| {
+        s.bytes()
+            .map(|b| {
+                if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                    (b as char).to_string()
+                } else {
+                    format!("%{b:02X}")
+                }
+            })
+            .collect::<String>()
+    };
+    fields
+        .iter()
+        .map(|(k, v)| format!("{}={}", enc(k), enc(v)))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+/// The demo admin's one-time password from `loa up`'s banner.
+fn printed_password(out: &str) -> Option<String> {
+    out.split("ĐĂNG NHẬP: tên admin, mật khẩu ")
+        .nth(1)?
+        .split_whitespace()
+        .next()
+        .map(str::to_string)
 }
 
 fn read(path: &Path) -> String {
@@ -336,12 +422,18 @@ fn loa_up_airs_within_a_minute_and_stops_cleanly_on_ctrl_c() {
     };
 
     let http = Http::new();
+    let mut signed_in = false;
 
     // 1. An airing reaches the collector: the status API shows the demo's last airing, aired.
     let mut up_after = None;
     let demo_status = loop {
         if up_after.is_none() && read(&out_path).contains("DASHBOARD:") {
             up_after = Some(started.elapsed());
+        }
+        // Sign in with the password the banner printed, as the README says.
+        if !signed_in && let Some(pw) = printed_password(&read(&out_path)) {
+            assert_eq!(http.sign_in(&base, "admin", &pw), 303, "{}", logs());
+            signed_in = true;
         }
         if let Some(Some(st)) = guard.child.as_mut().map(|c| c.try_wait().ok().flatten()) {
             panic!("loa up exited early ({st})\n{}", logs());

@@ -17,6 +17,7 @@ pub mod render;
 pub mod station;
 pub mod status;
 pub mod up;
+pub mod user;
 pub mod verify;
 
 /// loa — airs the broadcast plan on time and proves what aired.
@@ -56,6 +57,8 @@ pub enum Command {
     Status(status::StatusArgs),
     /// Bring the whole system up on this host (collector + every station).
     Up(up::UpArgs),
+    /// Office accounts: add, passwd, disable, enable, list, token.
+    User(user::UserArgs),
 }
 
 /// Entry point used by `main.rs`.
@@ -75,6 +78,7 @@ pub fn main() -> ExitCode {
         Command::Register(a) => register::run(a),
         Command::Status(a) => status::run(a),
         Command::Up(a) => up::run(a),
+        Command::User(a) => user::run(a),
     };
     match result {
         Ok(code) => code,

@@ -39,6 +39,10 @@ pub struct RegisterArgs {
     /// Audio root of that schedule (defaults to the schedule's directory).
     #[arg(long)]
     pub audio_root: Option<PathBuf>,
+    /// The collector's database, where the registration is recorded in the audit log. Default:
+    /// `collector.db` beside the registry file (the state layout keeps them together).
+    #[arg(long)]
+    pub db: Option<PathBuf>,
 }
 
 /// `path` as the operator meant it: relative to the directory this command runs in (the
@@ -70,8 +74,56 @@ fn enrol(
 pub fn run(args: RegisterArgs) -> anyhow::Result<ExitCode> {
     let layout = Layout::detect();
     let config = args.config.clone().unwrap_or_else(|| layout.registry());
+    let db = args.db.clone().unwrap_or_else(|| {
+        config
+            .parent()
+            .unwrap_or(Path::new("."))
+            .join(crate::layout::DATABASE_FILE)
+    });
+    // The audit log is opened first: a registration is never made without its record.
+    if let Some(dir) = db.parent().filter(|d| !d.as_os_str().is_empty()) {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    let conn = match crate::collector::store::Store::open(&db) {
+        Ok(s) => s.into_connection(),
+        Err(e) => {
+            eprintln!(
+                "loa register: cannot open the collector database {} for the audit log: {e} \
+                 (give its path with --db); nothing was registered",
+                db.display()
+            );
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    let before = crate::collector::registry::Registry::load(&config)
+        .ok()
+        .and_then(|r| r.get(&args.station).cloned());
     match enrol(&args, &config, &layout) {
         Ok((_, created)) => {
+            let after = crate::collector::registry::Registry::load(&config)
+                .ok()
+                .and_then(|r| r.get(&args.station).cloned());
+            let os_user = std::env::var("USER").unwrap_or_else(|_| "?".into());
+            let entry = crate::collector::audit::Entry {
+                at: chrono::Utc::now(),
+                actor: format!("loa register (người dùng hệ thống: {os_user})"),
+                address: crate::collector::audit::HOST_ADDRESS.into(),
+                action: crate::collector::audit::action::STATION_REGISTER.into(),
+                target: args.station.clone(),
+                before: before
+                    .as_ref()
+                    .map(crate::collector::audit::describe_station),
+                after: after
+                    .as_ref()
+                    .map(crate::collector::audit::describe_station),
+            };
+            if let Err(e) = crate::collector::audit::record(&conn, &entry) {
+                eprintln!(
+                    "loa register: the station is registered, but the audit log in {} refused the record: {e}",
+                    db.display()
+                );
+                return Ok(ExitCode::FAILURE);
+            }
             println!(
                 "{} station `{}` in {}",
                 if created { "registered" } else { "updated" },
@@ -110,6 +162,7 @@ mod tests {
             area_code: None,
             schedule: Some("schedules/phuong-tran-phu.toml".into()),
             audio_root: Some("audio".into()),
+            db: None,
         };
         let layout = Layout::at("var".into(), crate::layout::Chosen::LocalNew);
         let (e, created) = enrol(&args, &config, &layout).unwrap_or_else(|e| panic!("{e}"));

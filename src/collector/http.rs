@@ -87,7 +87,8 @@ pub struct HttpConfig {
     pub max_concurrent_ingest: usize,
     pub ingest_wait_ms: u64,
     pub thresholds: Thresholds,
-    /// Bearer token of `POST /api/v1/admin/stations`; `None` disables the admin API (404).
+    /// The shared bearer token of `POST /api/v1/admin/stations` (deprecated: admins use their
+    /// personal tokens); `None`: only admins' personal tokens.
     pub admin_token: Option<String>,
     /// Durability of committed batches (see [`Synchronous`]).
     pub synchronous: Synchronous,
@@ -107,6 +108,8 @@ pub struct HttpConfig {
     pub max_connections: usize,
     /// Largest |collector clock − heartbeat `sent_at`| for a heartbeat to count.
     pub heartbeat_max_age_secs: i64,
+    /// Sign-in, sessions and `/metrics` access (see [`super::authz`]).
+    pub auth: super::authz::AuthConfig,
 }
 
 impl Default for HttpConfig {
@@ -127,6 +130,7 @@ impl Default for HttpConfig {
             max_connections_per_addr: DEFAULT_MAX_CONNECTIONS_PER_ADDR,
             max_connections: DEFAULT_MAX_CONNECTIONS,
             heartbeat_max_age_secs: DEFAULT_HEARTBEAT_MAX_AGE_SECS,
+            auth: super::authz::AuthConfig::default(),
         }
     }
 }
@@ -443,6 +447,8 @@ struct Inner {
     config: HttpConfig,
     metrics: Metrics,
     ingest_slots: tokio::sync::Semaphore,
+    /// Accounts, sessions, tokens, the audit log (their own connection) and the login throttle.
+    auth: Arc<super::authz::Auth>,
 }
 
 /// Why the server's state could not be set up.
@@ -477,6 +483,10 @@ impl AppState {
             heartbeats: Store::open_with(db, super::store::Synchronous::Normal)?,
         };
         let reader = Store::open_with(db, config.synchronous)?;
+        let auth = Arc::new(super::authz::Auth::new(
+            Store::open_with(db, super::store::Synchronous::Normal)?.into_connection(),
+            config.auth.clone(),
+        ));
         let metrics = Metrics::default();
         metrics
             .records_stored
@@ -503,8 +513,24 @@ impl AppState {
                 ingest_slots: tokio::sync::Semaphore::new(config.max_concurrent_ingest.max(1)),
                 config,
                 metrics,
+                auth,
             }),
         })
+    }
+
+    /// Accounts, sessions and the audit log.
+    pub fn auth(&self) -> &Arc<super::authz::Auth> {
+        &self.inner.auth
+    }
+
+    /// The collector's clock, now.
+    pub fn now(&self) -> DateTime<Utc> {
+        self.inner.clock.now()
+    }
+
+    /// The deprecated shared admin token, when configured.
+    pub fn admin_token(&self) -> Option<&str> {
+        self.inner.config.admin_token.as_deref()
     }
 
     /// The counters.
@@ -1010,8 +1036,14 @@ pub fn all_status(store: &Store, state: &AppState) -> Result<Vec<StationStatus>,
 
 async fn list_stations(
     State(state): State<AppState>,
+    who: Option<axum::Extension<super::authz::Principal>>,
 ) -> Result<axum::Json<Vec<StationStatus>>, ApiError> {
-    state.read(all_status).await.map(axum::Json)
+    let mut all = state.read(all_status).await?;
+    // An operator sees their own stations only.
+    if let Some(axum::Extension(p)) = who {
+        all.retain(|s| p.user.may_see_station(&s.id));
+    }
+    Ok(axum::Json(all))
 }
 
 async fn get_station(
@@ -1206,10 +1238,14 @@ struct MonthQuery {
 
 async fn dashboard_index(
     State(state): State<AppState>,
+    who: Option<axum::Extension<super::authz::Principal>>,
 ) -> Result<axum::response::Html<String>, ApiError> {
     state
-        .read(|store, st| {
-            let statuses = all_status(store, st)?;
+        .read(move |store, st| {
+            let mut statuses = all_status(store, st)?;
+            if let Some(axum::Extension(p)) = &who {
+                statuses.retain(|s| p.user.may_see_station(&s.id));
+            }
             Ok(super::dashboard::index(&statuses, st.inner.clock.now()))
         })
         .await
@@ -1248,42 +1284,34 @@ async fn dashboard_station(
         .map(axum::response::Html)
 }
 
+/// The requester's address as the audit log records it (`?` when unknown).
+pub struct ConnectInfo(pub String);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for ConnectInfo {
+    type Rejection = std::convert::Infallible;
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _: &S,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(ConnectInfo(super::authz::address(&parts.extensions)))
+    }
+}
+
 #[derive(Serialize)]
 struct AdminAnswer {
     station: String,
     created: bool,
 }
 
-/// Constant-time comparison of the presented token with the configured one.
-fn token_matches(presented: &[u8], expected: &[u8]) -> bool {
-    presented.len() == expected.len()
-        && presented
-            .iter()
-            .zip(expected)
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-            == 0
-}
-
 async fn admin_register(
     State(state): State<AppState>,
+    axum::Extension(who): axum::Extension<super::authz::Principal>,
+    ConnectInfo(peer): ConnectInfo,
     headers: axum::http::HeaderMap,
     body: Body,
 ) -> Result<axum::Json<AdminAnswer>, ApiError> {
-    let Some(expected) = state.inner.config.admin_token.clone() else {
-        return Err(ApiError::NotFound(
-            "the admin API is disabled (start the collector with an admin token)".into(),
-        ));
-    };
-    let presented = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("");
-    if !token_matches(presented.as_bytes(), expected.as_bytes()) {
-        return Err(ApiError::UnknownStation(
-            "admin token missing or wrong (Authorization: Bearer <token>)".into(),
-        ));
-    }
+    // Who may call this is the route table's business (an admin, or the deprecated shared
+    // admin token): the guard let this request through.
     require_json(&headers)?;
     let bytes = read_body(&state, body).await?;
     let raw: super::registry::RawStation = decode_json(&bytes).map_err(batch_error)?;
@@ -1301,6 +1329,9 @@ async fn admin_register(
             .now()
             .with_timezone(&super::status::report_offset())
             .date_naive();
+        let before = Registry::load(&path)
+            .ok()
+            .and_then(|r| r.get(&raw.id).cloned());
         let (entry, created) =
             super::registry::enrol(&path, &raw, &st.inner.config.enrol_roots, today).map_err(
                 |e| {
@@ -1312,9 +1343,26 @@ async fn admin_register(
                 },
             )?;
         let fresh = Registry::load(&path).map_err(|e| ApiError::Internal(e.to_string()))?;
+        let after = fresh.get(&entry.id).cloned();
         match st.inner.registry.write() {
             Ok(mut r) => *r = fresh,
             Err(e) => *e.into_inner() = fresh,
+        }
+        let audit = super::audit::Entry {
+            at: st.inner.clock.now(),
+            actor: who.user.name.clone(),
+            address: peer,
+            action: super::audit::action::STATION_REGISTER.into(),
+            target: entry.id.clone(),
+            before: before.as_ref().map(super::audit::describe_station),
+            after: after.as_ref().map(super::audit::describe_station),
+        };
+        let conn = match st.inner.auth.conn() {
+            Ok(c) => c,
+            Err(e) => e.into_inner(),
+        };
+        if let Err(e) = super::audit::record(&conn, &audit) {
+            tracing::error!(error = %e, "cannot write the audit log");
         }
         Ok(AdminAnswer {
             station: entry.id,
@@ -1351,6 +1399,13 @@ pub fn router(state: AppState) -> Router {
         .merge(ops)
         .merge(admin)
         .merge(dashboard)
+        .merge(super::pages::router())
+        // Every route above passes the guard of its row in `authz::ROUTES` (added last: a
+        // route layer covers the routes present when it is added).
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            super::authz::guard,
+        ))
         // Bodies are read with our own limit (413 with a JSON answer), so axum's default is lifted.
         .layer(axum::extract::DefaultBodyLimit::disable())
         .with_state(state)
@@ -1475,7 +1530,16 @@ pub async fn serve(
             continue;
         };
         let _ = stream.set_nodelay(true);
-        let service = hyper_util::service::TowerToHyperService::new(app.clone());
+        // The peer's address rides in each request (audit log, login throttle, `/metrics`).
+        let service =
+            hyper_util::service::TowerToHyperService::new(tower::ServiceExt::map_request(
+                app.clone(),
+                move |mut req: axum::http::Request<hyper::body::Incoming>| {
+                    req.extensions_mut()
+                        .insert(axum::extract::ConnectInfo(peer));
+                    req
+                },
+            ));
         let conn = http.serve_connection(hyper_util::rt::TokioIo::new(stream), service);
         let mut stop = stop_rx.clone();
         let max_age = Duration::from_secs(cfg.connection_max_secs.max(1));

@@ -6,10 +6,14 @@
 //! is stored and what is exported; it only refuses (with a reason) or accepts whole batches.
 //! Station keys live only in the registry file ([`registry`]).
 
+pub mod accounts;
+pub mod audit;
+pub mod authz;
 pub mod dashboard;
 pub mod facts;
 pub mod http;
 pub mod ingest;
+pub mod pages;
 pub mod plans;
 pub mod registry;
 pub mod selfcheck;

@@ -168,6 +168,55 @@ const MIGRATIONS: &[&str] = &[
     // version 2 records carry it; rows stored before this version (all wire version 1) are
     // filled by `backfill_v5` in the same transaction, from their free text (`wire::classify`).
     "ALTER TABLE records ADD COLUMN reason_code TEXT;",
+    // 6: office accounts (`collector::accounts`): users (Argon2id hashes), their stations,
+    // server-side sessions and personal API tokens (both stored as SHA-256 of the secret, never
+    // the secret), and the audit log (`collector::audit`), append-only: triggers refuse UPDATE and
+    // DELETE on it. (IF NOT EXISTS: a database whose version was set back by hand, as a test
+    // does to replay an older migration, may hold these already.)
+    "CREATE TABLE IF NOT EXISTS users (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        role TEXT NOT NULL CHECK (role IN ('admin', 'operator', 'auditor')),
+        password_hash TEXT NOT NULL,
+        disabled INTEGER NOT NULL DEFAULT 0,
+        created_unix INTEGER NOT NULL
+    );
+    CREATE TABLE IF NOT EXISTS user_stations (
+        user_id INTEGER NOT NULL REFERENCES users (id),
+        station TEXT NOT NULL,
+        PRIMARY KEY (user_id, station)
+    ) WITHOUT ROWID;
+    CREATE TABLE IF NOT EXISTS sessions (
+        id_sha256 TEXT PRIMARY KEY,
+        user_id INTEGER NOT NULL REFERENCES users (id),
+        csrf TEXT NOT NULL,
+        created_unix INTEGER NOT NULL,
+        last_seen_unix INTEGER NOT NULL,
+        address TEXT NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE IF NOT EXISTS api_tokens (
+        id INTEGER PRIMARY KEY,
+        token_sha256 TEXT NOT NULL UNIQUE,
+        user_id INTEGER NOT NULL REFERENCES users (id),
+        label TEXT NOT NULL,
+        created_unix INTEGER NOT NULL,
+        last_used_unix INTEGER,
+        revoked_unix INTEGER
+    );
+    CREATE TABLE IF NOT EXISTS audit_log (
+        id INTEGER PRIMARY KEY,
+        at_unix_ms INTEGER NOT NULL,
+        actor TEXT NOT NULL,
+        address TEXT NOT NULL,
+        action TEXT NOT NULL,
+        target TEXT NOT NULL,
+        before TEXT,
+        after TEXT
+    );
+    CREATE TRIGGER IF NOT EXISTS audit_log_no_update BEFORE UPDATE ON audit_log
+        BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END;
+    CREATE TRIGGER IF NOT EXISTS audit_log_no_delete BEFORE DELETE ON audit_log
+        BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END;",
 ];
 
 /// The schema version this build writes (`PRAGMA user_version` after migrating).
@@ -533,6 +582,12 @@ impl Store {
             tx.commit()?;
         }
         Ok(())
+    }
+
+    /// The connection itself, for the account tables (`collector::accounts`), which keep their
+    /// own connection beside the writer's and the reader's.
+    pub fn into_connection(self) -> Connection {
+        self.conn
     }
 
     /// Schema version in use.

@@ -310,6 +310,7 @@ pub async fn start(
     clock: Arc<ManualClock>,
 ) -> Running {
     let reg = Registry::load(registry).unwrap();
+    provision_test_admin(db);
     let state = AppState::new(
         reg,
         db,
@@ -332,7 +333,47 @@ pub async fn start(
     }
 }
 
+/// The personal API token of the fixtures' admin (`test-admin`), which [`start`] puts in every
+/// database it serves; [`client`] sends it.
+pub const TEST_TOKEN: &str = "loa_the-collector-fixtures-admin-token-0123456";
+
+/// Put the fixtures' admin and its token [`TEST_TOKEN`] in `db` (a user whose password matches
+/// nothing: it signs in by token only), as `loa user add` + `loa user token` would.
+pub fn provision_test_admin(db: &Path) {
+    let conn = loa::collector::store::Store::open(db)
+        .unwrap()
+        .into_connection();
+    conn.execute(
+        "INSERT OR IGNORE INTO users (name, role, password_hash, disabled, created_unix)
+         VALUES ('test-admin', 'admin', '!', 0, 0)",
+        [],
+    )
+    .unwrap();
+    conn.execute(
+        "INSERT OR IGNORE INTO api_tokens (token_sha256, user_id, label, created_unix)
+         SELECT ?1, id, 'fixtures', 0 FROM users WHERE name = 'test-admin'",
+        [loa::collector::accounts::secret_sha256(TEST_TOKEN)],
+    )
+    .unwrap();
+}
+
+/// A client signed in as the fixtures' admin (bearer [`TEST_TOKEN`] on every request that sets
+/// no `Authorization` of its own).
 pub fn client() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let mut h = reqwest::header::HeaderMap::new();
+    h.insert(
+        reqwest::header::AUTHORIZATION,
+        reqwest::header::HeaderValue::from_str(&format!("Bearer {TEST_TOKEN}")).unwrap(),
+    );
+    reqwest::Client::builder()
+        .default_headers(h)
+        .build()
+        .unwrap()
+}
+
+/// A client that is nobody (no token, no cookie).
+pub fn anon_client() -> reqwest::Client {
     let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::Client::new()
 }
