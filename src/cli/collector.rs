@@ -41,6 +41,14 @@ pub struct CollectorArgs {
     /// without it the admin API is disabled.
     #[arg(long)]
     pub admin_token_file: Option<PathBuf>,
+    /// The collector is reached through TLS (a reverse proxy terminating HTTPS): session
+    /// cookies get `Secure` (docs/accounts.md).
+    #[arg(long)]
+    pub behind_tls: bool,
+    /// `/metrics` needs an admin's or auditor's token even from a loopback address (by default
+    /// a scraper on the same host needs none).
+    #[arg(long)]
+    pub metrics_need_token: bool,
 }
 
 /// Run `loa collector`.
@@ -96,6 +104,11 @@ pub fn run(args: CollectorArgs) -> anyhow::Result<ExitCode> {
         ),
         HttpConfig {
             admin_token,
+            auth: crate::collector::authz::AuthConfig {
+                secure_cookies: args.behind_tls,
+                metrics_open_on_loopback: !args.metrics_need_token,
+                ..Default::default()
+            },
             // Enrolment (admin API) reads schedules and audio only from the registry's
             // directory and these.
             enrol_roots: [&layout.schedules, &layout.audio]
