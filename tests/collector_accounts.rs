@@ -718,3 +718,157 @@ async fn every_route_refuses_the_roles_it_must_refuse() {
         );
     }
 }
+
+/// The real binary at its most verbose: `loa user` with a password on stdin, then sign-ins (one
+/// wrong, one right) and a password change through HTTP — no password ever reaches the
+/// collector's log or the commands' output, and the database holds only Argon2id hashes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn passwords_never_reach_a_log() {
+    use std::io::{BufRead, BufReader, Write};
+    use std::process::{Command, Stdio};
+    let bin = env!("CARGO_BIN_EXE_loa");
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("collector.db");
+    let cfg = dir.path().join("collector.toml");
+    std::fs::write(&cfg, "").unwrap();
+    let first = "mat-khau-dau-tien-XYZ1";
+    let mut add = Command::new(bin)
+        .args([
+            "user",
+            "add",
+            "lan",
+            "--role",
+            "admin",
+            "--password-stdin",
+            "--db",
+        ])
+        .arg(&db)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    writeln!(add.stdin.take().unwrap(), "{first}").unwrap();
+    let out = add.wait_with_output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let mut printed = String::from_utf8_lossy(&out.stdout).into_owned();
+    printed.push_str(&String::from_utf8_lossy(&out.stderr));
+    // A password too short is refused with the rule, exit 2.
+    let mut short = Command::new(bin)
+        .args(["user", "passwd", "lan", "--password-stdin", "--db"])
+        .arg(&db)
+        .stdin(Stdio::piped())
+        .output_with_stdin("ngan\n");
+    assert_eq!(short.0, 2, "{}", short.1);
+    assert!(short.1.contains("quá ngắn"), "{}", short.1);
+    printed.push_str(&std::mem::take(&mut short.1));
+
+    let log = dir.path().join("collector.log");
+    let mut child = Command::new(bin)
+        .args(["collector", "--listen", "127.0.0.1:0", "--db"])
+        .arg(&db)
+        .arg("--config")
+        .arg(&cfg)
+        .env("RUST_LOG", "trace")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = BufReader::new(stderr).lines();
+    let base = loop {
+        let line = lines.next().expect("collector exited").unwrap();
+        if let Some(rest) = line.split("listening on ").nth(1) {
+            break rest.trim().to_string();
+        }
+    };
+    let log_thread = {
+        let log = log.clone();
+        std::thread::spawn(move || {
+            let mut f = std::fs::File::create(&log).unwrap();
+            for l in lines.map_while(Result::ok) {
+                writeln!(f, "{l}").unwrap();
+            }
+        })
+    };
+    let c = browser();
+    let wrong = "mat-khau-sai-ABC987";
+    assert_eq!(login_attempt(&c, &base, "lan", wrong).await.status(), 401);
+    let r = login_attempt(&c, &base, "lan", first).await;
+    assert_eq!(r.status(), 303);
+    let session = cookie(&r, "loa_session")
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let (_, page) = get(&c, format!("{base}/account"), &session).await;
+    let csrf = hidden_csrf(&page);
+    let second = "mat-khau-thu-hai-QRS456";
+    let (st, _) = post_form(
+        &c,
+        format!("{base}/account/password"),
+        &session,
+        &[
+            ("csrf", &csrf),
+            ("current", first),
+            ("new", second),
+            ("repeat", second),
+        ],
+    )
+    .await;
+    assert_eq!(st, 303);
+    assert_eq!(login_attempt(&c, &base, "lan", second).await.status(), 303);
+    // SAFETY: kill(2) on the collector this test started.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    child.wait().unwrap();
+    log_thread.join().unwrap();
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        logged.contains("failed login") && logged.contains("signed in"),
+        "{logged}"
+    );
+    for pw in [first, wrong, second] {
+        assert!(!logged.contains(pw), "{pw} in the log:\n{logged}");
+        assert!(!printed.contains(pw), "{pw} printed:\n{printed}");
+    }
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let hash: String = conn
+        .query_row(
+            "SELECT password_hash FROM users WHERE name = 'lan'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(hash.starts_with("$argon2id$"), "{hash}");
+    let audit: String = conn
+        .query_row("SELECT group_concat(coalesce(before, '') || coalesce(after, '') || target || actor, '|') FROM audit_log", [], |r| r.get(0))
+        .unwrap();
+    for pw in [first, wrong, second] {
+        assert!(!audit.contains(pw), "{audit}");
+    }
+}
+
+trait OutputWithStdin {
+    fn output_with_stdin(&mut self, input: &str) -> (i32, String);
+}
+
+impl OutputWithStdin for std::process::Command {
+    fn output_with_stdin(&mut self, input: &str) -> (i32, String) {
+        use std::io::Write;
+        let mut child = self
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
+        text.push_str(&String::from_utf8_lossy(&out.stderr));
+        (out.status.code().unwrap_or(-1), text)
+    }
+}
