@@ -1,4 +1,4 @@
-//! Login cost: `cargo run --release --example bench_login [N]` times N (default 20) logins
+//! Login cost: `cargo run --example bench_login [N]` (or `--release`) times N (default 20) logins
 //! through the collector's own path (`accounts::login_record` + `accounts::check_login`: one
 //! Argon2id verification with the chosen parameters) on a real SQLite file, a right password,
 //! a wrong one and an unknown name, and prints p50/max of each in milliseconds with the

@@ -562,6 +562,25 @@ async fn admin_api_registers_a_station_only_with_the_token() {
             .get("xa-moi")
             .is_some()
     );
+    // The registration is in the audit log: who (the deprecated shared token), from where,
+    // nothing before, the station after.
+    let csv = c
+        .get(format!("{}/audit.csv", srv.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let line = csv
+        .lines()
+        .find(|l| l.contains("station_register"))
+        .unwrap_or_else(|| panic!("{csv}"));
+    assert!(
+        line.contains("\"admin-token\",\"127.0.0.1\",\"Đăng ký trạm\",\"station_register\",\"xa-moi\",\"\",\"tên: Phường xa-moi;"),
+        "{line}"
+    );
+    assert!(line.contains(&n.public_key()), "{line}");
     srv.stop().await;
 }
 

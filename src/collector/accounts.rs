@@ -21,9 +21,9 @@ use std::sync::OnceLock;
 /// Argon2id memory cost, KiB (19 MiB: OWASP's floor; memory is held per login in progress).
 pub const ARGON2_M_COST_KIB: u32 = 19 * 1024;
 /// Argon2id passes over memory: raised from OWASP's 2 until one login costs 50–250 ms on the
-/// project's 2-core machine (about 90 ms: `cargo run --release --example bench_login`; the
-/// figures are in docs/accounts.md). More passes rather than more memory, so concurrent
-/// logins do not multiply a large allocation.
+/// project's 2-core machine (86 ms with `cargo run --example bench_login`, whose dependencies
+/// build at opt-level 2; figures in docs/accounts.md). More passes rather than more memory, so
+/// concurrent logins do not multiply a large allocation.
 pub const ARGON2_T_COST: u32 = 12;
 /// Argon2id lanes (one: the collector serves other requests on the other core).
 pub const ARGON2_P_COST: u32 = 1;
