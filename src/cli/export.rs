@@ -21,9 +21,18 @@ pub struct ExportArgs {
     /// Year to date, `YYYY` (up to today when it is the current year).
     #[arg(long)]
     pub year: Option<String>,
-    /// `csv`, `xlsx` or `json`.
+    /// `csv`, `xlsx`, `json` or `docx` (the year-to-date report the office signs: January to
+    /// `--month`, or to the current month with `--year`).
     #[arg(long)]
     pub format: String,
+    /// DOCX only: report this station alone.
+    #[arg(long)]
+    pub station: Option<String>,
+    /// DOCX only: an issuer field, `KEY=VALUE` (agency, parent_agency, place, number, symbol,
+    /// signer_authority, signer_title, signer_name; `recipient` repeated replaces the list);
+    /// defaults from `office.toml` beside the registry.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
     /// Output file.
     #[arg(long)]
     pub out: PathBuf,
@@ -38,9 +47,12 @@ pub struct ExportArgs {
 
 /// Run `loa export`.
 pub fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
+    if args.format.eq_ignore_ascii_case("docx") {
+        return run_docx(args);
+    }
     let Some(format) = Format::parse(&args.format) else {
         eprintln!(
-            "loa export: --format must be csv, xlsx or json (got `{}`)",
+            "loa export: --format must be csv, xlsx, json or docx (got `{}`)",
             args.format
         );
         return Ok(ExitCode::from(2));
@@ -121,5 +133,76 @@ pub fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
             );
         }
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `loa export --format docx`: the year-to-date report (`report::docx`).
+fn run_docx(args: ExportArgs) -> anyhow::Result<ExitCode> {
+    use crate::report::docx;
+    let now = chrono::Utc::now();
+    let today = now.with_timezone(&report_offset()).date_naive();
+    let label = args.month.clone().or(args.year.clone()).unwrap_or_default();
+    let mut params = Vec::new();
+    for kv in &args.set {
+        let Some((k, v)) = kv.split_once('=') else {
+            eprintln!(
+                "loa export: --set `{kv}`: write KEY=VALUE, e.g. --set signer_name=\"Nguyễn Văn A\""
+            );
+            return Ok(ExitCode::from(2));
+        };
+        params.push((k.to_string(), v.to_string()));
+    }
+    if let Some(s) = &args.station {
+        params.push(("station".to_string(), s.clone()));
+    }
+    let layout = Layout::detect();
+    let config = args.config.clone().unwrap_or_else(|| layout.registry());
+    let db = args.db.clone().unwrap_or_else(|| layout.database());
+    let registry = match Registry::load(&config) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("loa export: {e}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    if !db.exists() {
+        eprintln!("loa export: database {} does not exist", db.display());
+        return Ok(ExitCode::from(2));
+    }
+    let store = Store::open(&db).with_context(|| format!("opening {}", db.display()))?;
+    let made = (|| {
+        let issuer = docx::Issuer::load_beside(config.parent())?;
+        let req = docx::YtdRequest::parse(&label, &params, issuer, today)?;
+        let months = docx::month_reports(
+            &store,
+            &registry,
+            &SchedulePlans,
+            &req,
+            &Thresholds::default(),
+            now,
+        )?;
+        let content = docx::content(&req, &months, now)?;
+        Ok::<_, docx::DocxError>((docx::to_docx(&content)?, content))
+    })();
+    let (bytes, content) = match made {
+        Ok(x) => x,
+        Err(e) => {
+            eprintln!("loa export: {e}");
+            return Ok(ExitCode::from(if e.is_internal() { 1 } else { 2 }));
+        }
+    };
+    std::fs::write(&args.out, &bytes).with_context(|| format!("writing {}", args.out.display()))?;
+    let t = content.city_total();
+    eprintln!(
+        "loa export: báo cáo {} ({} to {}): {} stations, {} planned, {} aired -> {} ({} bytes)",
+        label,
+        content.from,
+        content.to,
+        content.stations.len(),
+        t.planned,
+        t.aired,
+        args.out.display(),
+        bytes.len()
+    );
     Ok(ExitCode::SUCCESS)
 }

@@ -1,6 +1,6 @@
 //! The collector's HTTP API (axum): ingest (`POST /api/v1/stations/{id}/records`, `…/heartbeat`),
 //! queries (`GET /api/v1/stations`, `…/{id}`, `…/{id}/airings`), reports
-//! (`GET /api/v1/reports/{period}.{csv|xlsx|json}`), `/healthz`, `/metrics`, the OpenAPI document
+//! (`GET /api/v1/reports/{period}.{csv|xlsx|json|docx}`), `/healthz`, `/metrics`, the OpenAPI document
 //! and the dashboard. One router per resource, one [`AppState`], one [`ApiError`].
 //!
 //! **Invariant:** a request either gets a definite answer (stored / refused with reasons) or a
@@ -1155,12 +1155,18 @@ async fn get_airings(
 async fn get_report(
     State(state): State<AppState>,
     Path(file): Path<String>,
+    Query(params): Query<Vec<(String, String)>>,
 ) -> Result<Response, ApiError> {
     let (label, ext) = file.rsplit_once('.').ok_or_else(|| {
-        ApiError::NotFound("use /api/v1/reports/YYYY-MM.{csv,xlsx,json} or YYYY.{…}".into())
+        ApiError::NotFound("use /api/v1/reports/YYYY-MM.{csv,xlsx,json,docx} or YYYY.{…}".into())
     })?;
+    if ext.eq_ignore_ascii_case("docx") {
+        return Ok(get_docx_report(state, label.to_string(), params).await);
+    }
     let format = Format::parse(ext).ok_or_else(|| {
-        ApiError::NotFound(format!("unknown report format `{ext}`: csv, xlsx or json"))
+        ApiError::NotFound(format!(
+            "unknown report format `{ext}`: csv, xlsx, json or docx"
+        ))
     })?;
     let now = state.inner.clock.now();
     let today = now
@@ -1193,6 +1199,66 @@ async fn get_report(
         h.insert(header::CONTENT_DISPOSITION, v);
     }
     Ok(resp)
+}
+
+/// The year-to-date report as DOCX (`report::docx`): January to the month of `label`; errors as
+/// JSON `{"error": <Vietnamese>, "code": "report.…"}` with the status of their kind.
+async fn get_docx_report(
+    state: AppState,
+    label: String,
+    params: Vec<(String, String)>,
+) -> Response {
+    use crate::report::docx;
+    let now = state.inner.clock.now();
+    let name = format!("loa-bao-cao-{label}.docx");
+    let made = state
+        .read(move |store, st| {
+            let reg = st.registry();
+            let today = now
+                .with_timezone(&super::status::report_offset())
+                .date_naive();
+            Ok((|| {
+                let issuer =
+                    docx::Issuer::load_beside(reg.path.as_deref().and_then(|p| p.parent()))?;
+                let req = docx::YtdRequest::parse(&label, &params, issuer, today)?;
+                let months = docx::month_reports(
+                    store,
+                    &reg,
+                    st.inner.plans.as_ref(),
+                    &req,
+                    &st.inner.config.thresholds,
+                    now,
+                )?;
+                docx::to_docx(&docx::content(&req, &months, now)?)
+            })())
+        })
+        .await;
+    let err = match made {
+        Ok(Ok(bytes)) => {
+            let mut resp = (StatusCode::OK, bytes).into_response();
+            let h = resp.headers_mut();
+            h.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(docx::CONTENT_TYPE),
+            );
+            if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{name}\"")) {
+                h.insert(header::CONTENT_DISPOSITION, v);
+            }
+            return resp;
+        }
+        Ok(Err(e)) => e,
+        Err(e) => return e.into_response(),
+    };
+    let msg = if err.is_internal() {
+        tracing::error!(error = %err, "docx report");
+        "Lỗi nội bộ khi lập báo cáo; xem nhật ký của máy thu thập".to_string()
+    } else {
+        err.to_string()
+    };
+    let status =
+        StatusCode::from_u16(err.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let body = serde_json::json!({ "error": msg, "code": err.code() });
+    (status, axum::Json(body)).into_response()
 }
 
 async fn healthz(State(state): State<AppState>) -> Result<&'static str, ApiError> {

@@ -13,11 +13,13 @@
 //! The parts: [`period`] (what a period is), [`source`] (what a report reads, through traits the
 //! collector's registry and store implement), [`mod@build`] (reconciling each station's plan
 //! against its stored records; no I/O of its own), [`csv`], [`xlsx`] and [`json`] (the exports),
+//! [`docx`] (the year-to-date report as an administrative report the office signs),
 //! [`mod@render`] (a report in the format asked for), [`verify`] (the offline check of a JSON
 //! export).
 
 pub mod build;
 pub mod csv;
+pub mod docx;
 pub mod json;
 pub mod period;
 pub mod render;
