@@ -286,4 +286,62 @@ async fn register_serve_status_export_verify_with_the_binary() {
         cfg_s,
     ]);
     assert_eq!(code, 2, "{err}");
+
+    // The year-to-date DOCX (January to this month), opened by python-docx; its bad inputs exit
+    // 2 with the Vietnamese reason.
+    let docx_file = dir.path().join("bao-cao.docx");
+    let docx_args = |month: &str, extra: &[&str]| -> (i32, String, String) {
+        let mut args = vec![
+            "export",
+            "--month",
+            month,
+            "--format",
+            "docx",
+            "--out",
+            docx_file.to_str().unwrap(),
+            "--db",
+            db_s,
+            "--config",
+            cfg_s,
+        ];
+        args.extend_from_slice(extra);
+        loa(&args)
+    };
+    let (code, out, err) = docx_args(&month, &["--set", "signer_name=Nguyễn Văn A"]);
+    assert_eq!(code, 0, "{out}{err}");
+    tools::require_python_module("/usr/bin/python3", "docx", "python3-docx");
+    let read = std::process::Command::new("/usr/bin/python3")
+        .args([
+            "-c",
+            "import sys, docx\nd = docx.Document(sys.argv[1])\nprint('\\n'.join(c.text for t in d.tables for r in t.rows for c in r.cells))",
+        ])
+        .arg(&docx_file)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&read.stdout);
+    assert!(
+        read.status.success(),
+        "{}",
+        String::from_utf8_lossy(&read.stderr)
+    );
+    for t in [
+        "CỘNG HÒA XÃ HỘI CHỦ NGHĨA VIỆT NAM",
+        "Độc lập - Tự do - Hạnh phúc",
+        "Nguyễn Văn A",
+    ] {
+        assert!(text.contains(t), "{t} missing: {text}");
+    }
+    for (m, extra, why) in [
+        ("2019-13", &[][..], "Tháng `13` không hợp lệ"),
+        (
+            month.as_str(),
+            &["--station", "phuong-khong-co"][..],
+            "Không có trạm `phuong-khong-co`",
+        ),
+        (month.as_str(), &["--set", "chu_ky"][..], "KEY=VALUE"),
+    ] {
+        let (code, _, err) = docx_args(m, extra);
+        assert_eq!(code, 2, "{m} {extra:?}: {err}");
+        assert!(err.contains(why), "{err}");
+    }
 }

@@ -146,7 +146,7 @@ fn run_docx(args: ExportArgs) -> anyhow::Result<ExitCode> {
     for kv in &args.set {
         let Some((k, v)) = kv.split_once('=') else {
             eprintln!(
-                "loa export: --set `{kv}`: write KEY=VALUE, e.g. --set signer_name=\"Nguyễn Văn A\""
+                "loa export: --set `{kv}`: cần dạng KEY=VALUE, ví dụ --set signer_name=\"Nguyễn Văn A\""
             );
             return Ok(ExitCode::from(2));
         };
@@ -194,13 +194,13 @@ fn run_docx(args: ExportArgs) -> anyhow::Result<ExitCode> {
     std::fs::write(&args.out, &bytes).with_context(|| format!("writing {}", args.out.display()))?;
     let t = content.city_total();
     eprintln!(
-        "loa export: báo cáo {} ({} to {}): {} stations, {} planned, {} aired -> {} ({} bytes)",
+        "loa export: báo cáo {} (từ {} đến {}): {} trạm, {} lần phát theo kế hoạch, {} đã phát -> {} ({} byte)",
         label,
-        content.from,
-        content.to,
+        content.from.format("%d/%m/%Y"),
+        content.to.format("%d/%m/%Y"),
         content.stations.len(),
-        t.planned,
-        t.aired,
+        crate::report::docx::int_vi(t.planned),
+        crate::report::docx::int_vi(t.aired),
         args.out.display(),
         bytes.len()
     );
