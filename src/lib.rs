@@ -27,7 +27,8 @@
 //! - [`journal`] — the station's durable, append-only, checksummed as-run journal.
 //! - [`shipper`] — delivers journaled records and heartbeats to the collector.
 //! - [`station`] — the station daemon: scheduler loop tying plan, player, journal and shipper.
-//! - [`collector`] — the central server: SQLite store, ingest/query HTTP API, dashboard.
+//! - [`collector`] — the central server: SQLite store, ingest/query HTTP API.
+//! - [`web`] — the office web app's pages (overview, station month, reports): templates, filters.
 //! - [`report`] — monthly/year-to-date exports (CSV, XLSX, JSON) and their offline verification.
 //! - [`manual`] — one manual airing (`loa play`, `loa render`) through a fresh player, reported.
 //! - [`process`] — process-wide set-up of the commands: logging, malloc arenas, stop signals.
@@ -66,6 +67,7 @@ pub mod schedule;
 pub mod shipper;
 pub mod station;
 pub mod supervisor;
+pub mod web;
 pub mod wire;
 
 /// Threads for CPU-bound work split across the cores (ingest verification, report building and

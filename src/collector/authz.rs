@@ -122,6 +122,8 @@ pub const ROUTES: &[Route] = &[
     // Pages.
     r("GET", "/", Access::Page(ALL)),
     station("GET", "/stations/{id}", Access::Page(ALL)),
+    // The reports page links the city-wide exports, which operators may not download.
+    r("GET", "/reports", Access::Page(ADMIN_AUDITOR)),
     r("GET", "/account", Access::Page(ALL)),
     r("POST", "/account/password", Access::Page(ALL)),
     r("POST", "/account/tokens", Access::Page(ALL)),

@@ -1,7 +1,8 @@
 //! The collector's HTTP API (axum): ingest (`POST /api/v1/stations/{id}/records`, `…/heartbeat`),
 //! queries (`GET /api/v1/stations`, `…/{id}`, `…/{id}/airings`), reports
-//! (`GET /api/v1/reports/{period}.{csv|xlsx|json|docx}`), `/healthz`, `/metrics`, the OpenAPI document
-//! and the dashboard. One router per resource, one [`AppState`], one [`ApiError`].
+//! (`GET /api/v1/reports/{period}.{csv|xlsx|json|docx}`), `/healthz`, `/metrics`, the OpenAPI
+//! document, and merges the office web app's pages (`office`, `pages`; rendered by `crate::web`).
+//! One router per resource, one [`AppState`], one [`ApiError`].
 //!
 //! **Invariant:** a request either gets a definite answer (stored / refused with reasons) or a
 //! 408 / 429 / 500 after which nothing of it was stored; an ingest answer is sent only after the
@@ -538,7 +539,18 @@ impl AppState {
         &self.inner.metrics
     }
 
-    fn registry(&self) -> Registry {
+    /// The plans (cached; see `collector::plans`).
+    pub(crate) fn plans(&self) -> &(dyn PlanSource + Send + Sync) {
+        self.inner.plans.as_ref()
+    }
+
+    /// The reconciliation thresholds.
+    pub(crate) fn thresholds(&self) -> &crate::reconcile::Thresholds {
+        &self.inner.config.thresholds
+    }
+
+    /// The registry as it stands.
+    pub(crate) fn registry(&self) -> Registry {
         match self.inner.registry.read() {
             Ok(r) => r.clone(),
             Err(e) => e.into_inner().clone(),
@@ -547,7 +559,7 @@ impl AppState {
 
     /// The station's entry; an unknown id re-reads the registry file once (a station registered
     /// while the collector runs is picked up without a restart).
-    fn station(&self, id: &str) -> Option<StationEntry> {
+    pub(crate) fn station(&self, id: &str) -> Option<StationEntry> {
         let read = |s: &Self| match s.inner.registry.read() {
             Ok(r) => r.get(id).cloned(),
             Err(e) => e.into_inner().get(id).cloned(),
@@ -591,7 +603,7 @@ impl AppState {
     }
 
     /// Run `f` with the read connection on the blocking pool.
-    async fn read<T: Send + 'static>(
+    pub(crate) async fn read<T: Send + 'static>(
         &self,
         f: impl FnOnce(&Store, &AppState) -> Result<T, ApiError> + Send + 'static,
     ) -> Result<T, ApiError> {
@@ -1297,59 +1309,6 @@ async fn openapi() -> Response {
     r
 }
 
-#[derive(Deserialize)]
-struct MonthQuery {
-    month: Option<String>,
-}
-
-async fn dashboard_index(
-    State(state): State<AppState>,
-    who: Option<axum::Extension<super::authz::Principal>>,
-) -> Result<axum::response::Html<String>, ApiError> {
-    state
-        .read(move |store, st| {
-            let mut statuses = all_status(store, st)?;
-            if let Some(axum::Extension(p)) = &who {
-                statuses.retain(|s| p.user.may_see_station(&s.id));
-            }
-            Ok(super::dashboard::index(&statuses, st.inner.clock.now()))
-        })
-        .await
-        .map(axum::response::Html)
-}
-
-async fn dashboard_station(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-    q: Query<MonthQuery>,
-) -> Result<axum::response::Html<String>, ApiError> {
-    let entry = state
-        .station(&id)
-        .ok_or_else(|| ApiError::NotFound(format!("no station `{id}`")))?;
-    let now = state.inner.clock.now();
-    let month =
-        q.0.month
-            .unwrap_or_else(|| super::status::current_month(now));
-    let today = now
-        .with_timezone(&super::status::report_offset())
-        .date_naive();
-    let period = Period::parse(&month, today)?;
-    state
-        .read(move |store, st| {
-            let section = crate::report::station_section(
-                store,
-                &entry,
-                st.inner.plans.as_ref(),
-                &period,
-                &st.inner.config.thresholds,
-                now,
-            )?;
-            Ok(super::dashboard::month_view(&section, &period, now))
-        })
-        .await
-        .map(axum::response::Html)
-}
-
 /// The requester's address as the audit log records it (`?` when unknown).
 pub struct ConnectInfo(pub String);
 
@@ -1455,16 +1414,14 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .route("/api/v1/openapi.json", get(openapi));
-    let dashboard = Router::new()
-        .route("/", get(dashboard_index))
-        .route("/stations/{id}", get(dashboard_station));
     Router::new()
         .merge(ingest)
         .merge(stations)
         .merge(reports)
         .merge(ops)
         .merge(admin)
-        .merge(dashboard)
+        // The office web app's pages (`office`, `pages`; rendered by `crate::web`).
+        .merge(super::office::router())
         .merge(super::pages::router())
         // Every route above passes the guard of its row in `authz::ROUTES` (added last: a
         // route layer covers the routes present when it is added).

@@ -1,6 +1,6 @@
 //! The collector: the central server every station ships its signed airing records and
 //! heartbeats to. It keeps them in SQLite ([`store`]), answers the ingest/query HTTP API
-//! ([`http`]), shows a dashboard ([`dashboard`]) and feeds the reports ([`crate::report`]).
+//! ([`http`], which also serves the office web app, [`crate::web`]) and feeds the reports ([`crate::report`]).
 //!
 //! **Architecture Invariant:** the collector never alters a record: what a station signed is what
 //! is stored and what is exported; it only refuses (with a reason) or accepts whole batches.
@@ -9,10 +9,11 @@
 pub mod accounts;
 pub mod audit;
 pub mod authz;
-pub mod dashboard;
 pub mod facts;
 pub mod http;
 pub mod ingest;
+pub mod office;
+pub mod overview;
 pub mod pages;
 pub mod plans;
 pub mod registry;

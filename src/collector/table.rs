@@ -7,8 +7,20 @@
 //! **Invariant:** pure: the table and the alerts are functions of the status rows alone (no
 //! clock, no I/O), so the terminal shows exactly what the API said.
 
-use crate::collector::dashboard::outcome_vi;
 use crate::collector::status::{StationStatus, age_vi, journal_alert_vi, pct_vi};
+
+/// Vietnamese word for a stored outcome name (the pages use it too).
+pub fn outcome_vi(outcome: &str) -> String {
+    match outcome {
+        "aired" => "đã phát".into(),
+        "partial" => "phát dở dang".into(),
+        "failed" => "lỗi".into(),
+        "missed" => "bỏ lỡ".into(),
+        "preempted" => "bị ưu tiên chen".into(),
+        "skipped" => "bỏ qua".into(),
+        other => other.to_string(),
+    }
+}
 
 /// A station whose backlog (journaled, not yet acknowledged records) is at least this is flagged
 /// `backlog`: a healthy station ships each record within seconds, so a dozen waiting means the

@@ -1,0 +1,290 @@
+//! The overview page's content: every station's state, now airing, alerts and this month's
+//! compliance, filtered by area code and state, sorted, and cut into pages; the city total and its
+//! chart.
+//!
+//! **Invariant:** pure: a function of the cached status rows (`StationStatus`), the query and
+//! `now`; it builds no plan and reads nothing. Work per request is one pass over the rows plus a
+//! sort, so 10,000 stations stay cheap; only the rows of the page shown are turned into text.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::status::{StationStatus, age_vi, journal_alert_vi};
+use super::table::{alerts, outcome_vi};
+
+/// Rows per page.
+pub const PAGE_ROWS: usize = 50;
+
+/// A station clock this far from the collector's (transit included) is an alert.
+pub const CLOCK_SKEW_ALERT_MS: i64 = 2_000;
+
+/// `/?area=&status=&sort=&page=`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default)]
+pub struct OverviewQuery {
+    /// Area codes starting with this (empty: every area).
+    pub area: String,
+    /// `""` (all), `online`, `offline`, `alert`.
+    pub status: String,
+    /// `name` (default), `area`, `compliance` (lowest first), `state` (offline first).
+    pub sort: String,
+    /// 1-based.
+    pub page: Option<usize>,
+}
+
+/// One station's row as the page shows it.
+#[derive(Debug, Serialize)]
+pub struct Row {
+    pub id: String,
+    pub name: String,
+    pub area_code: String,
+    pub online: bool,
+    /// "12 giây trước", "chưa từng báo".
+    pub heard: String,
+    pub now_airing: Option<String>,
+    pub next_airing: Option<String>,
+    pub backlog: Option<u64>,
+    pub last_airing: Option<String>,
+    pub compliance_pct: Option<f64>,
+    pub planned: u64,
+    pub gaps: Option<String>,
+    /// The journal: `None` when not reported, else its alert or "ghi được".
+    pub journal: Option<String>,
+    pub journal_alert: bool,
+    /// Short Vietnamese words, one per alert.
+    pub alerts: Vec<String>,
+}
+
+/// One band of the city chart.
+#[derive(Debug, Serialize)]
+pub struct Band {
+    pub label: &'static str,
+    pub class: &'static str,
+    pub stations: usize,
+}
+
+/// The whole overview.
+#[derive(Debug, Serialize)]
+pub struct Overview {
+    pub now: DateTime<Utc>,
+    pub month: String,
+    pub total: usize,
+    pub online: usize,
+    pub offline: usize,
+    pub with_alerts: usize,
+    /// City-wide compliance: each station's rate weighted by its planned airings.
+    pub city_pct: Option<f64>,
+    pub city_planned: u64,
+    pub bands: Vec<Band>,
+    /// Stations the filter kept.
+    pub matched: usize,
+    pub page: usize,
+    pub pages: usize,
+    pub rows: Vec<Row>,
+    pub query: OverviewQuery,
+    /// Stations with an alert, for the alert list (at most [`PAGE_ROWS`]).
+    pub alert_list: Vec<AlertLine>,
+    pub more_alerts: usize,
+}
+
+/// One line of the alert list.
+#[derive(Debug, Serialize)]
+pub struct AlertLine {
+    pub id: String,
+    pub name: String,
+    pub text: String,
+}
+
+/// Every alert of `s` as Vietnamese words (the `loa status` words, clock skew beyond
+/// [`CLOCK_SKEW_ALERT_MS`], and a plan that could not be built for the month — a missing
+/// episode).
+pub fn station_alerts(s: &StationStatus) -> Vec<String> {
+    let mut out: Vec<String> = alerts(s).into_iter().map(str::to_owned).collect();
+    if let Some(ms) = s.clock_skew_ms
+        && ms.abs() >= CLOCK_SKEW_ALERT_MS
+        && s.clock_synced != Some(false)
+    {
+        out.push(format!(
+            "lệch giờ {} giây",
+            crate::web::fmt::decimal_vi(ms as f64 / 1000.0, 1)
+        ));
+    }
+    if s.plan_note.is_some() {
+        out.push("thiếu kế hoạch/bản tin".into());
+    }
+    out
+}
+
+fn brief(b: &Option<crate::wire::AiringBrief>) -> Option<String> {
+    b.as_ref().map(|b| {
+        format!(
+            "{} {}",
+            b.program.as_deref().or(b.slot.as_deref()).unwrap_or("—"),
+            b.at.format("%H:%M %d/%m")
+        )
+    })
+}
+
+fn row(s: &StationStatus) -> Row {
+    let heard = match s.heartbeat_age_secs {
+        Some(a) => age_vi(a),
+        None => "chưa từng báo".into(),
+    };
+    let last_airing = s.last_airing.as_ref().map(|l| {
+        let mut t = format!(
+            "{} {} — {}",
+            l.program
+                .as_deref()
+                .or(l.slot.as_deref())
+                .unwrap_or("thủ công"),
+            l.scheduled_at.format("%H:%M %d/%m"),
+            outcome_vi(&l.outcome)
+        );
+        if let Some(c) = &l.reason_code {
+            t.push_str(&format!(" ({})", c.vi()));
+        }
+        t
+    });
+    let gaps = (!s.gaps.is_empty()).then(|| {
+        s.gaps
+            .iter()
+            .map(|g| format!("{}–{}", g.from, g.to))
+            .collect::<Vec<_>>()
+            .join(", ")
+    });
+    let journal_text = s.journal.as_ref().and_then(journal_alert_vi);
+    Row {
+        id: s.id.clone(),
+        name: s.name.clone(),
+        area_code: s.area_code.clone(),
+        online: s.online,
+        heard,
+        now_airing: brief(&s.now_airing),
+        next_airing: brief(&s.next_airing),
+        backlog: s.backlog_records,
+        last_airing,
+        compliance_pct: s.month_compliance_pct,
+        planned: s.month_planned,
+        gaps,
+        journal_alert: journal_text.is_some(),
+        journal: s
+            .journal
+            .as_ref()
+            .map(|_| journal_text.unwrap_or_else(|| "ghi được".into())),
+        alerts: station_alerts(s),
+    }
+}
+
+fn has_alert(s: &StationStatus) -> bool {
+    !s.online
+        || !alerts(s).is_empty()
+        || s.plan_note.is_some()
+        || s.clock_skew_ms
+            .is_some_and(|ms| ms.abs() >= CLOCK_SKEW_ALERT_MS)
+}
+
+/// Build the overview of `statuses` (every registered station) for `q` at `now`.
+pub fn build(statuses: &[StationStatus], q: OverviewQuery, now: DateTime<Utc>) -> Overview {
+    let total = statuses.len();
+    let online = statuses.iter().filter(|s| s.online).count();
+    let mut with_alerts = 0;
+    let (mut weighted, mut planned) = (0.0f64, 0u64);
+    let mut bands = [0usize; 5];
+    let mut alert_list = Vec::new();
+    let mut more_alerts = 0;
+    for s in statuses {
+        if has_alert(s) {
+            with_alerts += 1;
+            if alert_list.len() < PAGE_ROWS {
+                alert_list.push(AlertLine {
+                    id: s.id.clone(),
+                    name: s.name.clone(),
+                    text: station_alerts(s).join(", "),
+                });
+            } else {
+                more_alerts += 1;
+            }
+        }
+        match s.month_compliance_pct {
+            Some(p) => {
+                weighted += p * s.month_planned as f64;
+                planned += s.month_planned;
+                bands[match p {
+                    p if p >= 95.0 => 0,
+                    p if p >= 80.0 => 1,
+                    p if p >= 50.0 => 2,
+                    _ => 3,
+                }] += 1;
+            }
+            None => bands[4] += 1,
+        }
+    }
+    let area = q.area.trim();
+    let mut kept: Vec<&StationStatus> = statuses
+        .iter()
+        .filter(|s| area.is_empty() || s.area_code.starts_with(area))
+        .filter(|s| match q.status.as_str() {
+            "online" => s.online,
+            "offline" => !s.online,
+            "alert" => has_alert(s),
+            _ => true,
+        })
+        .collect();
+    let by_name =
+        |a: &&StationStatus, b: &&StationStatus| a.name.cmp(&b.name).then_with(|| a.id.cmp(&b.id));
+    match q.sort.as_str() {
+        "area" => kept.sort_by(|a, b| a.area_code.cmp(&b.area_code).then_with(|| by_name(a, b))),
+        // Lowest first; a station with nothing due yet last.
+        "compliance" => kept.sort_by(|a, b| {
+            let key = |s: &StationStatus| s.month_compliance_pct.unwrap_or(f64::INFINITY);
+            key(a).total_cmp(&key(b)).then_with(|| by_name(a, b))
+        }),
+        "state" => kept.sort_by(|a, b| a.online.cmp(&b.online).then_with(|| by_name(a, b))),
+        _ => kept.sort_by(by_name),
+    }
+    let matched = kept.len();
+    let pages = matched.div_ceil(PAGE_ROWS).max(1);
+    let page = q.page.unwrap_or(1).clamp(1, pages);
+    let rows = kept
+        .iter()
+        .skip((page - 1) * PAGE_ROWS)
+        .take(PAGE_ROWS)
+        .map(|s| row(s))
+        .collect();
+    let labels = [
+        ("từ 95 % trở lên", "band-good"),
+        ("80 – dưới 95 %", "band-fair"),
+        ("50 – dưới 80 %", "band-poor"),
+        ("dưới 50 %", "band-bad"),
+        ("chưa có buổi đến hạn", "band-none"),
+    ];
+    Overview {
+        now,
+        month: super::status::current_month(now),
+        total,
+        online,
+        offline: total - online,
+        with_alerts,
+        city_pct: (planned > 0).then(|| weighted / planned as f64),
+        city_planned: planned,
+        bands: labels
+            .iter()
+            .zip(bands)
+            .map(|((label, class), stations)| Band {
+                label,
+                class,
+                stations,
+            })
+            .collect(),
+        matched,
+        page,
+        pages,
+        rows,
+        query: OverviewQuery {
+            area: area.to_string(),
+            ..q
+        },
+        alert_list,
+        more_alerts,
+    }
+}
