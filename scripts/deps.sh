@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install the Debian packages loa needs. `scripts/deps.sh build` installs only what building and
 # running need; `scripts/deps.sh test` adds what the test suite drives for real (PulseAudio null
-# sink, ALSA file plugin, icecast2 + ezstream, Chromium, systemd-analyze, audio tools, and
+# sink, ALSA file plugin, icecast2 + ezstream, Chromium and chromedriver, systemd-analyze, audio tools, and
 # Debian's own Python modules for opening the exports).
 #
 # Only Debian packages: Debian's /usr/bin/python3 refuses `pip install` outside a virtual
@@ -19,7 +19,7 @@ if [ "$mode" = test ]; then
     icecast2 ezstream                    # a real upstream for relay tests
     sqlite3                              # inspecting the collector DB in tests
     faketime                             # libfaketime: the station's clock stepped under a real binary
-    chromium                             # dashboard test, headless
+    chromium chromium-driver             # the web app in a real browser (WebDriver), headless
     systemd                              # systemd-analyze verify of the units
     python3 python3-openpyxl python3-docx   # the XLSX/DOCX exports opened by real readers
   )

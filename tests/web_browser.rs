@@ -1,0 +1,368 @@
+//! The office web app in a real browser: Debian's `chromium` driven by `chromedriver` (package
+//! `chromium-driver`) over WebDriver from Rust (`fantoccini`), headless, against the real router,
+//! real SQLite and real sessions. Signs in, sees the overview, opens a station month, switches
+//! month, downloads each report and checks the files, is refused a form without its CSRF token,
+//! signs out; an operator sees only their ward and is refused another ward's month. Screenshots
+//! are kept under `$CARGO_TARGET_TMPDIR/web_browser/`.
+
+mod collector_common;
+
+use collector_common::*;
+use fantoccini::{Client, ClientBuilder, Locator};
+use loa::collector::accounts::{self, Role};
+use loa::collector::http::HttpConfig;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+const PW: &str = "mat-khau-that-dai-1";
+
+fn add_user(db: &Path, name: &str, role: Role, stations: &[&str]) {
+    let mut c = loa::collector::Store::open(db).unwrap().into_connection();
+    let st: Vec<String> = stations.iter().map(|s| s.to_string()).collect();
+    accounts::add_user(&mut c, name, role, &st, PW, test_now()).unwrap();
+}
+
+/// chromedriver on a free loopback port, killed on drop.
+struct Driver {
+    _child: tokio::process::Child,
+    url: String,
+}
+
+async fn chromedriver() -> Driver {
+    let exe = tools::require_tool("chromedriver", "chromium-driver");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = tokio::process::Command::new(exe)
+        .arg(format!("--port={port}"))
+        .arg("--allowed-ips=127.0.0.1")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("chromedriver starts");
+    for _ in 0..200 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+        {
+            return Driver {
+                _child: child,
+                url: format!("http://127.0.0.1:{port}"),
+            };
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("chromedriver did not listen on 127.0.0.1:{port} within 10 s");
+}
+
+/// A headless Chromium session downloading into `downloads`.
+async fn browser(driver: &Driver, profile: &Path, downloads: &Path) -> Client {
+    let chromium = tools::require_tool("chromium", "chromium");
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "goog:chromeOptions".into(),
+        serde_json::json!({
+            "binary": chromium,
+            "args": [
+                "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--no-first-run", "--disable-background-networking", "--disable-component-update",
+                "--disable-sync", "--window-size=1280,1000",
+                format!("--user-data-dir={}", profile.display()),
+            ],
+            "prefs": {
+                "download.default_directory": downloads,
+                "download.prompt_for_download": false,
+                "download.directory_upgrade": true,
+                "safebrowsing.enabled": false,
+            },
+        }),
+    );
+    let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+    ClientBuilder::new(connector)
+        .capabilities(caps)
+        .connect(&driver.url)
+        .await
+        .expect("a WebDriver session with headless Chromium")
+}
+
+fn shots() -> PathBuf {
+    let d = Path::new(env!("CARGO_TARGET_TMPDIR")).join("web_browser");
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+async fn shot(c: &Client, name: &str) {
+    let png = c.screenshot().await.unwrap();
+    assert!(png.len() > 1000, "screenshot {name} is {} bytes", png.len());
+    std::fs::write(shots().join(format!("{name}.png")), png).unwrap();
+}
+
+async fn text(c: &Client, css: &str) -> String {
+    c.find(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("no `{css}` on the page: {e}"))
+        .text()
+        .await
+        .unwrap()
+}
+
+/// Click `loc` and wait until the page it leads to has replaced this one.
+async fn follow(c: &Client, loc: Locator<'_>) {
+    let old = c.find(Locator::Css("html")).await.unwrap();
+    c.find(loc)
+        .await
+        .unwrap_or_else(|e| panic!("nothing to click: {e}"))
+        .click()
+        .await
+        .unwrap();
+    for _ in 0..200 {
+        if old.tag_name().await.is_err() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the click did not lead to another page within 10 s");
+}
+
+async fn sign_in(c: &Client, base: &str, name: &str) {
+    c.goto(&format!("{base}/")).await.unwrap();
+    let url = c.current_url().await.unwrap();
+    assert_eq!(
+        url.path(),
+        "/login",
+        "signed out, / sends to the login page"
+    );
+    c.find(Locator::Id("name"))
+        .await
+        .unwrap()
+        .send_keys(name)
+        .await
+        .unwrap();
+    c.find(Locator::Id("password"))
+        .await
+        .unwrap()
+        .send_keys(PW)
+        .await
+        .unwrap();
+    follow(c, Locator::Css("form.form-login button[type=submit]")).await;
+    let viewer = text(c, "#viewer").await;
+    assert!(viewer.contains(name), "signed in as {name}: {viewer}");
+}
+
+/// Click the link `css` (a download) and wait for the finished file `name` in `dir`.
+async fn download(c: &Client, css: &str, dir: &Path, name: &str) -> Vec<u8> {
+    c.find(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("no download link `{css}`: {e}"))
+        .click()
+        .await
+        .unwrap();
+    let path = dir.join(name);
+    for _ in 0..300 {
+        if let Ok(bytes) = std::fs::read(&path)
+            && !bytes.is_empty()
+            && !dir.join(format!("{name}.crdownload")).exists()
+        {
+            return bytes;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let have: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.file_name()))
+        .collect();
+    panic!("{name} was not downloaded within 30 s (the folder holds {have:?})");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn office_pages_in_a_real_browser() {
+    let (a, b, plans, ra, rb) = march_fixture();
+    let site = CollectorSite::new(&[&a, &b]);
+    let srv = site.start(plans, HttpConfig::default()).await;
+    let api = client();
+    for (id, recs) in [("phuong-a", &ra), ("phuong-b", &rb)] {
+        let (st, _) = post(
+            &api,
+            &format!("{}/api/v1/stations/{id}/records", srv.base),
+            serde_json::to_vec(&batch(recs)).unwrap(),
+        )
+        .await;
+        assert_eq!(st, 200);
+    }
+    let hb = serde_json::to_vec(&a.heartbeat(test_now(), 3)).unwrap();
+    let (st, _) = post(
+        &api,
+        &format!("{}/api/v1/stations/phuong-a/heartbeat", srv.base),
+        hb,
+    )
+    .await;
+    assert_eq!(st, 200);
+    add_user(&site.db, "van-hoa", Role::Admin, &[]);
+    add_user(&site.db, "phuong-a-op", Role::Operator, &["phuong-a"]);
+
+    let driver = chromedriver().await;
+    let profile = tempfile::tempdir().unwrap();
+    let downloads = tempfile::tempdir().unwrap();
+    let c = browser(&driver, profile.path(), downloads.path()).await;
+    let base = srv.base.clone();
+
+    // Sign in; the overview.
+    shot(&c, "0-blank").await;
+    sign_in(&c, &base, "van-hoa").await;
+    shot(&c, "1-overview").await;
+    let summary = text(&c, "#summary").await;
+    assert!(summary.contains("1/2 trạm trực tuyến"), "{summary}");
+    let row_a = text(&c, "tr[data-station=\"phuong-a\"]").await;
+    assert!(row_a.contains("trực tuyến"), "{row_a}");
+    assert!(row_a.contains("50,0 % (4 KH)"), "{row_a}");
+    let row_b = text(&c, "tr[data-station=\"phuong-b\"]").await;
+    assert!(
+        row_b.contains("mất kết nối") && row_b.contains("chưa từng báo"),
+        "{row_b}"
+    );
+    assert!(text(&c, "#alerts").await.contains("mất kết nối"));
+    assert!(text(&c, "#city-total").await.contains("%"));
+    // Filter by state with the form (keyboard-usable: a select and a button).
+    c.find(Locator::Css("#f-status option[value=\"offline\"]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    follow(&c, Locator::Id("f-apply")).await;
+    assert!(text(&c, "#matched").await.starts_with("1 trạm"));
+    assert!(
+        c.find(Locator::Css("tr[data-station=\"phuong-a\"]"))
+            .await
+            .is_err()
+    );
+
+    // A station month, then the month before through the picker, and back.
+    c.goto(&format!("{base}/")).await.unwrap();
+    follow(&c, Locator::Css("tr[data-station=\"phuong-a\"] a")).await;
+    let h1 = text(&c, "h1").await;
+    assert!(h1.contains("tháng 03/2019"), "{h1}");
+    let totals = text(&c, "#totals").await;
+    assert!(totals.contains("Kế hoạch 4"), "{totals}");
+    let heat = text(&c, "#heatmap").await;
+    assert!(
+        heat.contains("Phát trễ") && heat.contains("Bỏ lỡ"),
+        "{heat}"
+    );
+    let airings = text(&c, "#airings").await;
+    assert!(
+        airings.contains("Trạm ngừng hoạt động vào giờ phát")
+            && !airings.contains("station was down"),
+        "{airings}"
+    );
+    shot(&c, "2-station-month").await;
+    c.find(Locator::Css("#month option[value=\"2019-02\"]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    follow(&c, Locator::Id("month-go")).await;
+    assert!(text(&c, "h1").await.contains("tháng 02/2019"));
+    assert_eq!(
+        c.current_url().await.unwrap().query(),
+        Some("month=2019-02")
+    );
+    assert!(text(&c, "#totals").await.contains("Kế hoạch 0"));
+    follow(&c, Locator::Id("month-next")).await;
+    assert!(text(&c, "h1").await.contains("tháng 03/2019"));
+
+    // Reports: each format of the month and of the year, downloaded and opened.
+    c.goto(&format!("{base}/reports")).await.unwrap();
+    shot(&c, "3-reports").await;
+    let csv = download(
+        &c,
+        "a[href=\"/api/v1/reports/2019-03.csv\"]",
+        downloads.path(),
+        "loa-2019-03.csv",
+    )
+    .await;
+    let csv = String::from_utf8(csv).unwrap();
+    assert!(
+        csv.contains("phuong-a") && csv.contains("phuong-b"),
+        "{csv}"
+    );
+    let xlsx = download(
+        &c,
+        "a[href=\"/api/v1/reports/2019-03.xlsx\"]",
+        downloads.path(),
+        "loa-2019-03.xlsx",
+    )
+    .await;
+    assert_eq!(&xlsx[..2], b"PK", "an XLSX is a zip");
+    let json = download(
+        &c,
+        "a[href=\"/api/v1/reports/2019-03.json\"]",
+        downloads.path(),
+        "loa-2019-03.json",
+    )
+    .await;
+    let verdict = loa::report::verify_export(std::str::from_utf8(&json).unwrap(), None);
+    assert!(
+        verdict.ok(),
+        "the downloaded JSON export verifies: {verdict:?}"
+    );
+    let year = download(
+        &c,
+        "a[href=\"/api/v1/reports/2019.csv\"]",
+        downloads.path(),
+        "loa-2019.csv",
+    )
+    .await;
+    assert!(String::from_utf8(year).unwrap().contains("phuong-a"));
+
+    // A form without its CSRF token is refused, and nothing changes (still signed in).
+    c.goto(&format!("{base}/")).await.unwrap();
+    c.execute(
+        "document.querySelector('form[action=\"/logout\"] input[name=csrf]').remove();",
+        vec![],
+    )
+    .await
+    .unwrap();
+    follow(&c, Locator::Id("logout")).await;
+    let refused = text(&c, "main").await;
+    assert!(refused.contains("mã chống giả mạo"), "{refused}");
+    shot(&c, "4-csrf-refused").await;
+    c.goto(&format!("{base}/")).await.unwrap();
+    assert!(
+        text(&c, "#viewer").await.contains("van-hoa"),
+        "still signed in"
+    );
+
+    // Sign out; the pages send to the login page again.
+    follow(&c, Locator::Id("logout")).await;
+    assert_eq!(c.current_url().await.unwrap().path(), "/login");
+    c.goto(&format!("{base}/stations/phuong-a")).await.unwrap();
+    assert_eq!(c.current_url().await.unwrap().path(), "/login");
+
+    // An operator: their ward only; another ward's month is refused.
+    sign_in(&c, &base, "phuong-a-op").await;
+    assert!(
+        c.find(Locator::Css("tr[data-station=\"phuong-a\"]"))
+            .await
+            .is_ok()
+    );
+    assert!(
+        c.find(Locator::Css("tr[data-station=\"phuong-b\"]"))
+            .await
+            .is_err()
+    );
+    assert!(c.find(Locator::Css("a[href=\"/reports\"]")).await.is_err());
+    c.goto(&format!("{base}/stations/phuong-b?month=2019-03"))
+        .await
+        .unwrap();
+    let refused = text(&c, "main").await;
+    assert!(refused.contains("Không được phép"), "{refused}");
+    shot(&c, "5-operator-refused").await;
+
+    c.close().await.unwrap();
+    srv.stop().await;
+}
