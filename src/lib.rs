@@ -31,7 +31,7 @@
 //! - [`web`] — the office web app's pages (overview, station month, reports): templates, filters.
 //! - [`report`] — monthly/year-to-date exports (CSV, XLSX, JSON) and their offline verification.
 //! - [`manual`] — one manual airing (`loa play`, `loa render`) through a fresh player, reported.
-//! - [`process`] — process-wide set-up of the commands: logging, malloc arenas, stop signals.
+//! - [`process`] — process-wide set-up of the commands: logging, stop signals.
 //! - [`supervisor`] — child processes in their own groups, output forwarded, stopped in order.
 //! - [`demo`] — the demo station of `loa up` (a chime every minute) and the chime's synthesis.
 //! - [`launch`] — `loa up`: keys and registry entries provisioned, the collector and every

@@ -1,8 +1,8 @@
-//! Process-wide set-up of `loa`'s commands: where log lines go and how they look, glibc's malloc
-//! arenas for the station daemon, and the stop signals of the long-running commands.
+//! Process-wide set-up of `loa`'s commands: where log lines go and how they look, and the stop
+//! signals of the long-running commands.
 //!
 //! **Invariant:** each function here is called once, at process start, before other threads
-//! exist (malloc tunables, the global tracing subscriber); nothing here decides anything about
+//! exist (the global tracing subscriber); nothing here decides anything about
 //! airing or records. Log lines always go to stderr, never stdout (which carries the commands'
 //! output), with colour codes only on a terminal.
 
@@ -44,21 +44,6 @@ pub fn init_logging(env_var: &str, format: LogFormat) {
             .try_init(),
         LogFormat::Text => builder.try_init(),
     };
-}
-
-/// glibc malloc arenas for the station daemon (unless `MALLOC_ARENA_MAX` is set): its threads
-/// allocate little, and each extra arena keeps its own touched pages resident.
-pub const DEFAULT_MALLOC_ARENAS: i32 = 1;
-
-/// Cap glibc's malloc arenas at [`DEFAULT_MALLOC_ARENAS`]; call before any thread starts.
-pub fn limit_malloc_arenas() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
-        // SAFETY: mallopt only sets a malloc tunable; called before other threads exist.
-        unsafe {
-            libc::mallopt(libc::M_ARENA_MAX, DEFAULT_MALLOC_ARENAS);
-        }
-    }
 }
 
 /// A future that completes on the first SIGTERM (systemd, `loa up`) or SIGINT (a terminal's

@@ -72,7 +72,6 @@ impl From<LogFormat> for process::LogFormat {
 
 /// Run `loa station`.
 pub fn run(args: StationArgs) -> anyhow::Result<ExitCode> {
-    process::limit_malloc_arenas();
     process::init_logging(process::LOG_ENV, args.log_format.into());
     let layout = crate::layout::Layout::detect();
     let data_dir = args
