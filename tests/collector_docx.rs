@@ -107,7 +107,7 @@ fn pct(n: u64, d: u64) -> String {
 }
 
 struct Served {
-    _site: tempfile::TempDir,
+    site: tempfile::TempDir,
     db: std::path::PathBuf,
     srv: Running,
     plans: FixedPlans,
@@ -132,7 +132,7 @@ async fn serve_year() -> Served {
         assert_eq!(code, 200, "{v}");
     }
     Served {
-        _site: dir,
+        site: dir,
         db,
         srv,
         plans,
@@ -339,5 +339,54 @@ async fn bad_docx_requests_get_vietnamese_json_errors() {
     // The collector is still serving.
     let (st, _) = get_json(&c, &format!("{}/healthz", s.srv.base)).await;
     assert_eq!(st, 200);
+    s.srv.stop().await;
+}
+
+/// The issuer comes from `office.toml` beside the registry, read on every request: a file with
+/// a typo is a 500 naming the file and the field (not a silent default), a good one is used, and
+/// a query parameter overrides it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_issuer_comes_from_office_toml_and_a_bad_one_is_named() {
+    tools::require_python_module(PYTHON, "docx", "python3-docx");
+    let s = serve_year().await;
+    let office = s.site.path().join("office.toml");
+    std::fs::write(&office, "agncy = \"Phòng VH-TT quận\"\n").unwrap();
+    let c = client();
+    let (st, v) = get_json(&c, &format!("{}/api/v1/reports/2019-10.docx", s.srv.base)).await;
+    let shown: String = v.to_string().chars().take(300).collect();
+    assert_eq!(st, 500, "{shown}");
+    assert_eq!(v["code"], "report.bad_office_file");
+    let msg = v["error"].as_str().unwrap_or_default();
+    assert!(
+        msg.contains("office.toml") && msg.contains("agncy") && msg.contains("không hợp lệ"),
+        "{msg}"
+    );
+    std::fs::write(
+        &office,
+        "agency = \"Phòng Văn hóa - Thông tin quận\"\nplace = \"Quận Hải Châu\"\nrecipients = [\"UBND quận (b/c);\", \"Lưu: VT.\"]\n",
+    )
+    .unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let v = read_docx(
+        &s.srv.base,
+        "/api/v1/reports/2019-10.docx?place=Qu%E1%BA%ADn%20S%C6%A1n%20Tr%C3%A0",
+        out.path(),
+    )
+    .await;
+    let text: Vec<String> = serde_json::from_value(v["paragraphs"].clone()).unwrap();
+    let has = |t: &str| text.iter().any(|p| p.contains(t));
+    for t in [
+        "PHÒNG VĂN HÓA - THÔNG TIN QUẬN",
+        "Quận Sơn Trà, ngày 14 tháng 11 năm 2019",
+        "- UBND quận (b/c);",
+        "- Lưu: VT.",
+    ] {
+        assert!(has(t), "`{t}` missing: {text:#?}");
+    }
+    assert!(!has("Quận Hải Châu"), "the parameter overrides the file");
+    assert!(
+        !has("Trung tâm Truyền thông"),
+        "the file's recipients replace the default"
+    );
     s.srv.stop().await;
 }

@@ -19,9 +19,9 @@
 
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use docx_rs::{
-    AlignmentType, BorderType, Docx, LineSpacing, PageMargin, Paragraph, ParagraphBorder,
-    ParagraphBorderPosition, ParagraphBorders, Run, RunFonts, SpecialIndentType, Table,
-    TableAlignmentType, TableCell, TableRow, VAlignType, WidthType,
+    AlignmentType, BorderType, Docx, LineSpacing, LineSpacingType, PageMargin, Paragraph,
+    ParagraphBorder, ParagraphBorderPosition, ParagraphBorders, Run, RunFonts, SpecialIndentType,
+    Table, TableAlignmentType, TableCell, TableRow, VAlignType, WidthType,
 };
 use serde::Deserialize;
 use std::path::Path;
@@ -668,9 +668,12 @@ const FONT: &str = "Times New Roman";
 const BODY_SIZE: usize = 26;
 const SMALL_SIZE: usize = 24;
 const RECIPIENT_SIZE: usize = 22;
-/// Header: the issuer's column and the Quốc hiệu's column.
-const HEAD_LEFT: usize = 3_900;
-const HEAD_RIGHT: usize = TEXT_WIDTH - HEAD_LEFT;
+/// Header: the issuer's column and the Quốc hiệu's column, wider together than the text (as in
+/// the decree's samples) so "UBND THÀNH PHỐ …" and the Quốc hiệu each hold on one line; the
+/// table starts [`HEAD_INDENT`] into the left margin.
+const HEAD_LEFT: usize = 4_600;
+const HEAD_RIGHT: usize = 5_400;
+const HEAD_INDENT: i32 = -450;
 /// First-line indent of body paragraphs (1,27 cm).
 const FIRST_LINE: i32 = 720;
 /// Table columns: month, then four figures.
@@ -698,7 +701,13 @@ fn rule(inset: i32) -> Paragraph {
     let mut p = Paragraph::new()
         .align(AlignmentType::Center)
         .indent(Some(inset), None, Some(inset), None)
-        .line_spacing(LineSpacing::new().after(160))
+        .line_spacing(
+            LineSpacing::new()
+                .before(0)
+                .after(160)
+                .line(60)
+                .line_rule(LineSpacingType::Exact),
+        )
         .size(4);
     p.property = p.property.set_borders(
         ParagraphBorders::with_empty().set(
@@ -793,7 +802,7 @@ fn two_columns(left: Vec<Paragraph>, right: Vec<Paragraph>, widths: [usize; 2]) 
         col(right, widths[1]),
     ])])
     .set_grid(widths.to_vec())
-    .width(TEXT_WIDTH, WidthType::Dxa)
+    .width(widths[0] + widths[1], WidthType::Dxa)
 }
 
 /// The sentence of the year's figures.
@@ -839,7 +848,8 @@ pub fn to_docx(c: &Content) -> Result<Vec<u8>, DocxError> {
             centered(run(c.place_date(), BODY_SIZE).italic()),
         ],
         [HEAD_LEFT, HEAD_RIGHT],
-    );
+    )
+    .indent(HEAD_INDENT);
     let mut doc = Docx::new()
         .page_size(A4_WIDTH, A4_HEIGHT)
         .page_margin(
