@@ -303,7 +303,7 @@ fn start_offset_child(args: &[String]) -> R<()> {
             done += 1;
             let i: i64 = airing_id[1..].parse()?;
             let sched = first + chrono::Duration::milliseconds(i * spacing);
-            if let Some(t) = evidence.first_sample_at {
+            if let Some(t) = evidence.and_then(|e| e.first_sample_at) {
                 println!(
                     "started_offset_ms {}",
                     (t - sched).num_microseconds().unwrap_or(0) as f64 / 1000.0
@@ -358,6 +358,7 @@ fn player_render_with(mp3: &Path, out: &Path, cache: &Path, rate: u32, loudness:
         pacing: Pacing::AsFastAsPossible,
         latency_ms: None,
         underrun_wait_ms: None,
+        publish: None,
     };
     let loud = LoudnessSettings {
         enabled: loudness,

@@ -108,7 +108,7 @@ fn main() {
                 let ms = |t: chrono::DateTime<Utc>| {
                     (t - at(i)).num_microseconds().unwrap_or(0) as f64 / 1000.0
                 };
-                let out = evidence.first_sample_at;
+                let out = evidence.as_ref().and_then(|e| e.first_sample_at);
                 if let Some(t) = out {
                     out_ms.push(ms(t));
                 }

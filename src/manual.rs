@@ -64,6 +64,10 @@ pub fn air_once(
                 reason,
                 ..
             }) => {
+                // The player always meters (only the station's stand-in does not).
+                let Some(evidence) = evidence else {
+                    return Err(ManualError::Unfinished);
+                };
                 let start_offset_ms = evidence
                     .first_sample_at
                     .map(|t| (t - start_at).num_microseconds().unwrap_or(0) as f64 / 1000.0);

@@ -1,6 +1,9 @@
 //! The playout thread: a [`PlayerHandle`] sends imperative commands (load a session, stop,
 //! preempt, shut down), the thread answers with past-tense [`PlayerEvent`]s tagged with the
-//! airing id.
+//! airing id. [`PlayerEvent`] is the one playout vocabulary: the station journals it as it is
+//! (its stand-in timer player emits the same events), and a session's end carries its reason
+//! *code* ([`crate::reason::ReasonCode`]) beside the English detail, decided here where the
+//! cause is known, never read back from the text.
 //!
 //! Threads: **prep** (hashes files, looks up or measures loudness, so the air never waits for
 //! analysis) hands prepared sessions to **play**, which owns the [`Output`] (rodio's output is not
@@ -8,10 +11,11 @@
 //! start instant; each starts by pre-roll so that its first sample reaches the output at its
 //! `start_at` (or at once if that has passed).
 //!
-//! A relay session ([`PlayerHandle::load_relay`]) airs one "item", the upstream: the play thread
-//! starts the relay ([`crate::relay::start`]) [`crate::relay::DEFAULT_PRECONNECT_SECS`] before
-//! the session and pulls its `RelaySource` in place of a decoded file; `Finished` carries the
-//! relay's report.
+//! A session's source is its files or a relay: a relay session ([`PlayerHandle::load_relay`])
+//! airs one "item", the upstream: the play thread starts the relay ([`crate::relay::start`])
+//! [`crate::relay::DEFAULT_PRECONNECT_SECS`] before the session and pulls its `RelaySource` in
+//! place of a decoded file; `Finished` carries the relay's report. Where the samples go is the
+//! output's business ([`crate::output::open`], publishing to Icecast included).
 //!
 //! **Invariants:** every loaded session gets exactly one [`PlayerEvent::Finished`], whatever
 //! happens to its files or the output; items of a session are written back to back with nothing
@@ -25,6 +29,7 @@ use crate::loudness::{LoudnessCache, LoudnessSettings};
 use crate::media::{self, DecodedStream};
 use crate::meter::{EvidenceMeter, MeterError};
 use crate::output::{self, Output, OutputConfig, OutputError, OutputFormat};
+use crate::reason::ReasonCode;
 use crate::relay::{RelayConfig, RelayHandle, RelayReport, RelaySource};
 use crate::wire::{AiredItem, Evidence, Outcome};
 use chrono::{DateTime, Utc};
@@ -47,12 +52,20 @@ pub const COMMAND_QUEUE: usize = 64;
 pub const EVENT_QUEUE: usize = 256;
 
 /// Asked by the play thread right before the first sample of a session goes to the output,
-/// with the airing id and the instant that sample is to be heard: `Ok` lets it start; `Err(why)`
-/// ends the session unaired (`Failed`, `why` first in its reason). The station makes its in-flight
-/// marker durable here, so a crash before this point leaves the airing airable, and one after
-/// it is never aired twice.
+/// with the airing id and the instant that sample is to be heard: `Ok` lets it start; `Err`
+/// ends the session unaired (`Failed`, with the refusal's code, its text first in the reason).
+/// The station makes its in-flight marker durable here, so a crash before this point leaves the
+/// airing airable, and one after it is never aired twice.
 pub type StartGate =
-    std::sync::Arc<dyn Fn(&str, DateTime<Utc>) -> Result<(), String> + Send + Sync>;
+    std::sync::Arc<dyn Fn(&str, DateTime<Utc>) -> Result<(), Refusal> + Send + Sync>;
+
+/// Why a [`StartGate`] refused a start.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Refusal {
+    pub code: ReasonCode,
+    /// English detail.
+    pub reason: String,
+}
 
 /// Errors of the player handle.
 #[derive(Debug, thiserror::Error)]
@@ -72,9 +85,6 @@ pub struct PlayerConfig {
     pub loudness: LoudnessSettings,
     pub preroll_secs: f64,
     pub fade_secs: f64,
-    /// Also publish everything the output plays to this Icecast mount
-    /// (`icecast://source:PASSWORD@HOST:PORT/MOUNT.mp3`; see `relay::publish`).
-    pub publish: Option<String>,
 }
 
 impl PlayerConfig {
@@ -85,7 +95,6 @@ impl PlayerConfig {
             loudness,
             preroll_secs: DEFAULT_PREROLL_SECS,
             fade_secs: DEFAULT_FADE_SECS,
-            publish: None,
         }
     }
 }
@@ -133,6 +142,115 @@ impl PlayOutcome {
             PlayOutcome::Failed => Outcome::Failed,
         }
     }
+
+    /// The code of a session that ended this way for `cause` (its first reason); `None` (no
+    /// reason) gives the outcome's "unspecified" code, and nothing for a complete airing.
+    pub fn reason_code(self, cause: Option<&Cause>) -> Option<ReasonCode> {
+        use ReasonCode as C;
+        let outcome = self.to_wire();
+        let Some(cause) = cause else {
+            return crate::wire::unspecified(outcome);
+        };
+        let partial = outcome == Outcome::Partial;
+        Some(match (cause, outcome) {
+            (Cause::Coded(c), _) => c.clone(),
+            (Cause::HardStop, Outcome::Partial) => C::PartialHardStop,
+            (Cause::Shutdown, Outcome::Partial) => C::PartialShutdown,
+            (Cause::NoPlayableItems, Outcome::Failed) => C::FailedNoPlayableItems,
+            (Cause::FileMissing, Outcome::Partial | Outcome::Failed) => {
+                if partial {
+                    C::PartialFileMissing
+                } else {
+                    C::FailedFileMissing
+                }
+            }
+            (Cause::Decoder, Outcome::Partial | Outcome::Failed) => {
+                if partial {
+                    C::PartialDecoder
+                } else {
+                    C::FailedDecoder
+                }
+            }
+            (Cause::Output, Outcome::Partial | Outcome::Failed) => {
+                if partial {
+                    C::PartialOutput
+                } else {
+                    C::FailedOutput
+                }
+            }
+            (Cause::Relay, Outcome::Partial | Outcome::Failed) => {
+                if partial {
+                    C::PartialRelay
+                } else {
+                    C::FailedRelay
+                }
+            }
+            _ => C::Unknown,
+        })
+    }
+}
+
+/// What a reason of the player is about: the session's code is decided by its first reason's
+/// cause and the outcome ([`PlayOutcome::reason_code`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Cause {
+    /// Cut at `max_secs`.
+    HardStop,
+    /// The player shut down.
+    Shutdown,
+    /// Nothing in the session could be played.
+    NoPlayableItems,
+    /// An item could not be read.
+    FileMissing,
+    /// An item could not be decoded.
+    Decoder,
+    /// The output could not be opened or failed.
+    Output,
+    /// The relay could not start.
+    Relay,
+    /// Given with its code (a refused start gate).
+    Coded(ReasonCode),
+    /// Anything else (a cancellation, a truncated file, a panic): `unknown`.
+    Other,
+}
+
+impl Cause {
+    /// The cause of an item's media error.
+    fn of_media(e: &media::MediaError) -> Self {
+        match e {
+            media::MediaError::Io { .. } => Cause::FileMissing,
+            media::MediaError::Undecodable { .. } => Cause::Decoder,
+            media::MediaError::Truncated { .. } => Cause::Other,
+        }
+    }
+}
+
+/// One reason a session did not air as planned: its cause, and the English detail.
+#[derive(Debug, Clone, PartialEq)]
+struct Reason {
+    cause: Cause,
+    text: String,
+}
+
+impl Reason {
+    fn new(cause: Cause, text: impl Into<String>) -> Self {
+        Self {
+            cause,
+            text: text.into(),
+        }
+    }
+}
+
+/// `(reason_code, reason)` of a session ending with `outcome` for `reasons` (first decides).
+fn coded(outcome: PlayOutcome, reasons: &[Reason]) -> (Option<ReasonCode>, Option<String>) {
+    let text = (!reasons.is_empty()).then(|| {
+        reasons
+            .iter()
+            .map(|r| r.text.as_str())
+            .collect::<Vec<_>>()
+            .join("; ")
+    });
+    (outcome.reason_code(reasons.first().map(|r| &r.cause)), text)
 }
 
 /// What the player did (past tense), tagged with the airing id.
@@ -155,8 +273,14 @@ pub enum PlayerEvent {
         outcome: PlayOutcome,
         aired_secs: f64,
         items: Vec<AiredItem>,
-        evidence: Evidence,
+        /// What the meter measured of the output; `None` when nothing was metered (the
+        /// station's silent stand-in player).
+        evidence: Option<Evidence>,
+        /// English detail, for engineers.
         reason: Option<String>,
+        /// The outcome's reason code (`None` for a complete airing): from the cause the first
+        /// reason names.
+        reason_code: Option<ReasonCode>,
         /// A relay session's account (live vs fallback, switches, titles); `None` for files.
         relay: Option<Box<RelayReport>>,
     },
@@ -354,7 +478,8 @@ struct PreparedItem {
     sha256: String,
     duration_secs: f64,
     gain: f32,
-    error: Option<String>,
+    /// Why it cannot be played (its cause, and the English detail).
+    error: Option<(Cause, String)>,
 }
 
 #[derive(Debug, Clone)]
@@ -388,7 +513,10 @@ fn prep_loop(
                             sha256: String::new(),
                             duration_secs: 0.0,
                             gain: 1.0,
-                            error: Some("preparing the item panicked (a bug; see the log)".into()),
+                            error: Some((
+                                Cause::Other,
+                                "preparing the item panicked (a bug; see the log)".into(),
+                            )),
                         })
                     })
                     .collect();
@@ -448,7 +576,13 @@ fn prepare_item(
             sha256: media::sha256_file(path).unwrap_or_default(),
             duration_secs: 0.0,
             gain: 1.0,
-            error: Some(e.to_string()),
+            error: Some((
+                match &e {
+                    crate::loudness::LoudnessError::Media(m) => Cause::of_media(m),
+                    _ => Cause::Other,
+                },
+                e.to_string(),
+            )),
         },
     }
 }
@@ -535,7 +669,11 @@ impl PlayLoop {
         loop {
             if self.shutting_down {
                 for p in std::mem::take(&mut self.queue) {
-                    self.finish_unplayed(&p, PlayOutcome::Stopped, "the player shut down");
+                    self.finish_unplayed(
+                        &p,
+                        PlayOutcome::Stopped,
+                        Reason::new(Cause::Shutdown, "the player shut down"),
+                    );
                 }
                 return;
             }
@@ -589,7 +727,7 @@ impl PlayLoop {
                     Err(_) => None,
                 };
                 if let Some(cut) = cut {
-                    self.finish_unplayed(&p, cut_outcome(cut), "cancelled before it started");
+                    self.finish_unplayed(&p, cut_outcome(cut), cancelled());
                 } else {
                     self.queue.push(p);
                 }
@@ -602,7 +740,7 @@ impl PlayLoop {
                 };
                 if let Some(i) = self.queue.iter().position(|p| &p.session.airing_id == id) {
                     let p = self.queue.remove(i);
-                    self.finish_unplayed(&p, outcome, "cancelled before it started");
+                    self.finish_unplayed(&p, outcome, cancelled());
                 }
             }
             // Not on air, not queued: still being prepared (the handle noted the cut in `pending`)
@@ -621,7 +759,7 @@ impl PlayLoop {
         self.queue.iter().any(|p| p.session.airing_id == id)
     }
 
-    fn finish_unplayed(&self, p: &Prepared, outcome: PlayOutcome, why: &str) {
+    fn finish_unplayed(&self, p: &Prepared, outcome: PlayOutcome, why: Reason) {
         let (rate, channels) = self
             .format()
             .map(|f| (f.sample_rate, f.channels))
@@ -631,7 +769,7 @@ impl PlayLoop {
             outcome,
             aired_secs: 0.0,
             items: p.items.iter().map(|i| aired_item(i, 0.0)).collect(),
-            evidence: Evidence {
+            evidence: Some(Evidence {
                 output: self
                     .out
                     .as_ref()
@@ -645,8 +783,9 @@ impl PlayLoop {
                 integrated_lufs: None,
                 sample_peak_dbfs: None,
                 silence_secs: 0.0,
-            },
-            reason: Some(why.to_string()),
+            }),
+            reason_code: outcome.reason_code(Some(&why.cause)),
+            reason: Some(why.text),
             relay: None,
         });
     }
@@ -667,7 +806,11 @@ impl PlayLoop {
         if result.is_err() && !finished.load(std::sync::atomic::Ordering::Relaxed) {
             tracing::error!(airing = %p.session.airing_id, "the play thread panicked while airing");
             self.out = None;
-            self.finish_unplayed(&p, PlayOutcome::Failed, "the player panicked while airing");
+            self.finish_unplayed(
+                &p,
+                PlayOutcome::Failed,
+                Reason::new(Cause::Other, "the player panicked while airing"),
+            );
         }
     }
 
@@ -687,7 +830,11 @@ impl PlayLoop {
             match open_output(&self.cfg) {
                 Ok(o) => self.out = Some(o),
                 Err(e) => {
-                    self.finish_unplayed(&p, PlayOutcome::Failed, &format!("output: {e}"));
+                    self.finish_unplayed(
+                        &p,
+                        PlayOutcome::Failed,
+                        Reason::new(Cause::Output, format!("output: {e}")),
+                    );
                     return;
                 }
             }
@@ -698,7 +845,11 @@ impl PlayLoop {
         let mut session = match SessionRun::new(&p, fmt, &self.cfg) {
             Ok(s) => s,
             Err(e) => {
-                self.finish_unplayed(&p, PlayOutcome::Failed, &format!("meter: {e}"));
+                self.finish_unplayed(
+                    &p,
+                    PlayOutcome::Failed,
+                    Reason::new(Cause::Other, format!("meter: {e}")),
+                );
                 return;
             }
         };
@@ -708,7 +859,7 @@ impl PlayLoop {
             Err(e) => {
                 // The output is suspect: reopen it for the next session.
                 self.out = None;
-                Some(format!("output: {e}"))
+                Some(Reason::new(Cause::Output, format!("output: {e}")))
             }
         };
         let first = self
@@ -746,19 +897,28 @@ impl PlayLoop {
             _ => PlayOutcome::Partial,
         };
         if !aired && reasons.is_empty() && session.cut.is_none() {
-            reasons.push("the session has no playable items".into());
+            reasons.push(Reason::new(
+                Cause::NoPlayableItems,
+                "the session has no playable items",
+            ));
         }
         match session.cut {
             Some(Cut::HardStop) => reasons.insert(
                 0,
-                format!(
-                    "hard stop at max_secs {:.3}",
-                    p.session.max_secs.unwrap_or(0.0)
+                Reason::new(
+                    Cause::HardStop,
+                    format!(
+                        "hard stop at max_secs {:.3}",
+                        p.session.max_secs.unwrap_or(0.0)
+                    ),
                 ),
             ),
-            Some(Cut::Shutdown) => reasons.insert(0, "the player shut down".into()),
+            Some(Cut::Shutdown) => {
+                reasons.insert(0, Reason::new(Cause::Shutdown, "the player shut down"))
+            }
             _ => {}
         }
+        let (reason_code, reason) = coded(outcome, &reasons);
         let items = p
             .items
             .iter()
@@ -770,8 +930,9 @@ impl PlayLoop {
             outcome,
             aired_secs: session.meter.secs(),
             items,
-            evidence,
-            reason: (!reasons.is_empty()).then(|| reasons.join("; ")),
+            evidence: Some(evidence),
+            reason,
+            reason_code,
             relay: session.relay.as_ref().map(|h| Box::new(h.report())),
         });
     }
@@ -787,8 +948,11 @@ impl PlayLoop {
         let mut begun = false;
         let mut gated = false;
         for (index, item) in p.items.iter().enumerate() {
-            if let Some(e) = &item.error {
-                s.reasons.push(format!("item {} skipped: {e}", index + 1));
+            if let Some((cause, e)) = &item.error {
+                s.reasons.push(Reason::new(
+                    cause.clone(),
+                    format!("item {} skipped: {e}", index + 1),
+                ));
                 continue;
             }
             let mut stream = match self.take_relay(&p.session.airing_id, fmt) {
@@ -797,13 +961,17 @@ impl PlayLoop {
                     ItemStream::Relay(src, ch)
                 }
                 Some(Err(e)) => {
-                    s.reasons.push(format!("relay: {e}"));
+                    s.reasons
+                        .push(Reason::new(Cause::Relay, format!("relay: {e}")));
                     continue;
                 }
                 None => match DecodedStream::open(&item.path, fmt.sample_rate, fmt.channels) {
                     Ok(st) => ItemStream::File(st),
                     Err(e) => {
-                        s.reasons.push(format!("item {} skipped: {e}", index + 1));
+                        s.reasons.push(Reason::new(
+                            Cause::of_media(&e),
+                            format!("item {} skipped: {e}", index + 1),
+                        ));
                         continue;
                     }
                 },
@@ -851,7 +1019,10 @@ impl PlayLoop {
                 let n = stream.read(&mut buf);
                 if n == 0 {
                     if let Err(e) = stream.check_complete() {
-                        s.reasons.push(format!("item {}: {e}", index + 1));
+                        s.reasons.push(Reason::new(
+                            Cause::of_media(&e),
+                            format!("item {}: {e}", index + 1),
+                        ));
                     }
                     break;
                 }
@@ -866,8 +1037,9 @@ impl PlayLoop {
                     if let Some(gate) = &self.gate {
                         let at = s.first_at.unwrap_or_else(Utc::now);
                         if let Err(why) = gate(&p.session.airing_id, at) {
-                            tracing::error!(airing = %p.session.airing_id, "{why}");
-                            s.reasons.insert(0, why);
+                            tracing::error!(airing = %p.session.airing_id, "{}", why.reason);
+                            s.reasons
+                                .insert(0, Reason::new(Cause::Coded(why.code), why.reason));
                             return Ok(());
                         }
                     }
@@ -1067,17 +1239,13 @@ impl ItemStream {
     }
 }
 
-/// The configured output, teed to Icecast when `publish` is set.
 fn open_output(cfg: &PlayerConfig) -> Result<Box<dyn Output>, OutputError> {
-    let out = output::open(&cfg.output)?;
-    match &cfg.publish {
-        None => Ok(out),
-        Some(url) => crate::relay::publish::PublishingOutput::new(out, url)
-            .map(|o| Box::new(o) as Box<dyn Output>)
-            // The URL was checked at start-up (`relay::publish::publish_url`): what is left
-            // is a failure to start the publishing thread.
-            .map_err(|e| OutputError::Device(format!("cannot publish to {url}: {e}"))),
-    }
+    output::open(&cfg.output)
+}
+
+/// A stop or preemption that reached a session before it started.
+fn cancelled() -> Reason {
+    Reason::new(Cause::Other, "cancelled before it started")
 }
 
 fn cut_outcome(c: Cut) -> PlayOutcome {
@@ -1101,7 +1269,7 @@ fn aired_item(i: &PreparedItem, aired_secs: f64) -> AiredItem {
 struct SessionRun {
     meter: EvidenceMeter,
     item_frames: Vec<u64>,
-    reasons: Vec<String>,
+    reasons: Vec<Reason>,
     first_at: Option<DateTime<Utc>>,
     cut: Option<Cut>,
     fade_frames: u64,
@@ -1224,7 +1392,10 @@ mod tests {
         h.set_start_gate(std::sync::Arc::new(move |id: &str, _at| {
             seen.lock().unwrap().push(id.to_string());
             if id == "refused" {
-                Err("not started: no marker".into())
+                Err(Refusal {
+                    code: ReasonCode::FailedStateUnwritable,
+                    reason: "not started: no marker".into(),
+                })
             } else {
                 Ok(())
             }
@@ -1278,6 +1449,147 @@ mod tests {
         assert_eq!(finished("ok").0, PlayOutcome::Complete);
         assert!(started("ok"));
         assert_eq!(*asked.lock().unwrap(), vec!["refused", "ok"]);
+    }
+
+    /// The player's codes are those a version 1 record of the same text reads back as
+    /// (`wire::classify`), except an output failure: its text starts `output: `, which classify
+    /// never matched (such records were `unknown`); the player codes it `*.output`.
+    #[test]
+    fn each_cause_codes_as_its_text_reads_back_and_output_failures_are_coded() {
+        use PlayOutcome as P;
+        let check = |outcome: P, cause: Cause, text: &str, expected: Option<ReasonCode>| {
+            let got = outcome.reason_code(Some(&cause));
+            assert_eq!(got, expected, "{outcome:?} {cause:?} {text}");
+            if !matches!(cause, Cause::Output) {
+                assert_eq!(
+                    got,
+                    crate::wire::classify(outcome.to_wire(), Some(text)),
+                    "{text}"
+                );
+            }
+        };
+        let missing =
+            "item 1 skipped: /a/x.wav: cannot read: No such file or directory (os error 2)";
+        let undecodable = "item 2: /a/y.mp3: not a decodable WAV/MP3/Ogg Vorbis/FLAC file: eof";
+        let truncated =
+            "item 1: /a/z.wav: truncated: decoded 1.000 s of the 2.000 s its header declares";
+        check(
+            P::HardStopped,
+            Cause::HardStop,
+            "hard stop at max_secs 60.000",
+            Some(ReasonCode::PartialHardStop),
+        );
+        check(
+            P::Stopped,
+            Cause::Shutdown,
+            "the player shut down",
+            Some(ReasonCode::PartialShutdown),
+        );
+        check(
+            P::Failed,
+            Cause::NoPlayableItems,
+            "the session has no playable items",
+            Some(ReasonCode::FailedNoPlayableItems),
+        );
+        check(
+            P::Failed,
+            Cause::FileMissing,
+            missing,
+            Some(ReasonCode::FailedFileMissing),
+        );
+        check(
+            P::Partial,
+            Cause::FileMissing,
+            missing,
+            Some(ReasonCode::PartialFileMissing),
+        );
+        check(
+            P::Failed,
+            Cause::Decoder,
+            undecodable,
+            Some(ReasonCode::FailedDecoder),
+        );
+        check(
+            P::Partial,
+            Cause::Decoder,
+            undecodable,
+            Some(ReasonCode::PartialDecoder),
+        );
+        check(
+            P::Partial,
+            Cause::Other,
+            truncated,
+            Some(ReasonCode::Unknown),
+        );
+        check(
+            P::Failed,
+            Cause::Relay,
+            "relay: cannot connect",
+            Some(ReasonCode::FailedRelay),
+        );
+        check(
+            P::Partial,
+            Cause::Relay,
+            "relay: cannot connect",
+            Some(ReasonCode::PartialRelay),
+        );
+        check(
+            P::Stopped,
+            Cause::Other,
+            "cancelled before it started",
+            Some(ReasonCode::Unknown),
+        );
+        check(
+            P::Preempted,
+            Cause::Other,
+            "cancelled before it started",
+            Some(ReasonCode::Unknown),
+        );
+        check(
+            P::Failed,
+            Cause::Coded(ReasonCode::FailedStateUnwritable),
+            "not started: the in-flight marker cannot be made durable (disk full)",
+            Some(ReasonCode::FailedStateUnwritable),
+        );
+        let output =
+            "output: no audio output device: the audio host reports no default output device";
+        check(
+            P::Failed,
+            Cause::Output,
+            output,
+            Some(ReasonCode::FailedOutput),
+        );
+        check(
+            P::Partial,
+            Cause::Output,
+            output,
+            Some(ReasonCode::PartialOutput),
+        );
+        assert_eq!(
+            crate::wire::classify(Outcome::Failed, Some(output)),
+            Some(ReasonCode::Unknown)
+        );
+        // No reason: the outcome's own code; a complete airing has none.
+        assert_eq!(P::Complete.reason_code(None), None);
+        assert_eq!(
+            P::Stopped.reason_code(None),
+            Some(ReasonCode::PartialUnspecified)
+        );
+        assert_eq!(
+            P::Preempted.reason_code(None),
+            Some(ReasonCode::PreemptedUnspecified)
+        );
+        // What a missing and an undecodable file's errors are caused by.
+        let dir = tempfile::tempdir().unwrap();
+        let junk = dir.path().join("junk.wav");
+        std::fs::write(&junk, b"not audio at all").unwrap();
+        for (path, cause) in [
+            (dir.path().join("absent.wav"), Cause::FileMissing),
+            (junk, Cause::Decoder),
+        ] {
+            let e = DecodedStream::open(&path, 48_000, 2).err().unwrap();
+            assert_eq!(Cause::of_media(&e), cause, "{e}");
+        }
     }
 
     fn run(max_secs: Option<f64>, fade_secs: f64, total_frames: usize) -> (SessionRun, Vec<f32>) {

@@ -26,6 +26,7 @@ fn player(
         pacing,
         latency_ms: None,
         underrun_wait_ms: None,
+        publish: None,
     };
     let loudness = LoudnessSettings {
         cache_dir: Some(cache.to_path_buf()),
@@ -103,7 +104,7 @@ fn hard_stop_fades_out_at_max_secs_and_reports_it() {
     assert!(reason.unwrap_or_default().contains("hard stop"));
     let (_, s) = read_wav(&wav);
     let n = s.len() / 2;
-    assert_eq!(n as u64, evidence.frames);
+    assert_eq!(n as u64, evidence.expect("the player meters").frames);
     assert_eq!(n, 72000);
     // Full level until the fade (last 0.5 s), then down to nothing, smoothly (no click).
     let level = rms(&s, 0, 48000);
@@ -181,6 +182,7 @@ fn preemption_fades_out_reports_aired_duration_and_the_preempting_session_follow
     );
     // The WAV holds exactly what aired: the preempted part, then the preempting session.
     let (_, s) = read_wav(&wav);
+    let (low_ev, high_ev) = (low_ev.unwrap(), high_ev.unwrap());
     let low_frames = low_ev.frames as usize;
     assert_eq!(s.len() / 2, low_frames + high_ev.frames as usize);
     assert!((low_frames as f64 / f64::from(RATE) - aired_secs).abs() < 1e-6);
@@ -260,7 +262,10 @@ fn a_queued_session_can_be_stopped_before_it_starts_and_starts_are_scheduled() {
         unreachable!()
     };
     assert_eq!(outcome, PlayOutcome::Complete);
-    let first = evidence.first_sample_at.expect("first sample instant");
+    let first = evidence
+        .expect("the player meters")
+        .first_sample_at
+        .expect("first sample instant");
     let offset_ms = (first - scheduled).num_milliseconds();
     // Loose bounds only (timing figures are the benchmark's job): not early, not grossly late.
     assert!(

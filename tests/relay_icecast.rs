@@ -359,6 +359,7 @@ fn player_airs_a_relay_session_preconnected_and_fades_it_out_on_stop() {
     assert_eq!(ev.switches.len(), 1, "{ev:?}");
     assert_eq!(ev.switches[0].cause, "on air at start", "{ev:?}");
     // The relay's sample clock starts where the output's first sample went out.
+    let evidence = evidence.expect("the player meters");
     let first = evidence.first_sample_at.expect("first sample");
     assert!((first - start_at).num_milliseconds().abs() < 100, "{first}");
     assert!(

@@ -139,6 +139,7 @@ pub fn run(args: PlayArgs) -> anyhow::Result<ExitCode> {
         pacing: Pacing::RealTime,
         latency_ms: args.latency_ms,
         underrun_wait_ms: args.underrun_wait_ms,
+        publish: None,
     };
     let config = PlayerConfig::new(output, args.loudness.settings());
     let start_at = args.at.unwrap_or_else(Utc::now);

@@ -45,6 +45,7 @@ pub fn run(args: RenderArgs) -> anyhow::Result<ExitCode> {
         pacing: Pacing::AsFastAsPossible,
         latency_ms: None,
         underrun_wait_ms: None,
+        publish: None,
     };
     let config = PlayerConfig::new(output, args.loudness.settings());
     process::init_logging(process::LOG_ENV, process::LogFormat::Text);

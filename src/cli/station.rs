@@ -113,7 +113,7 @@ pub fn run(args: StationArgs) -> anyhow::Result<ExitCode> {
         cfg.collector_url = Some(url);
     }
     if let Some(url) = &args.publish
-        && let Err(e) = crate::relay::publish::publish_url(url)
+        && let Err(e) = crate::output::publish::publish_url(url)
     {
         eprintln!("loa station: --publish: {e}");
         return Ok(ExitCode::from(2));
@@ -134,7 +134,9 @@ pub fn run(args: StationArgs) -> anyhow::Result<ExitCode> {
                 cache_dir: Some(data_dir_for_cache.join("loudness")),
                 ..Default::default()
             };
-            match playout::PlayerPlayout::spawn(spec, loudness, args.publish.clone()) {
+            let mut output = crate::output::OutputConfig::new(spec);
+            output.publish = args.publish.clone();
+            match playout::PlayerPlayout::spawn(output, loudness) {
                 Ok((p, rx)) => (Box::new(p), rx),
                 Err(e) => {
                     eprintln!("loa station: cannot open output {spec:?}: {e}");

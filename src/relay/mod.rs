@@ -28,7 +28,6 @@
 pub mod fallback;
 pub mod feed;
 pub mod icy;
-pub mod publish;
 pub mod resample;
 pub mod source_client;
 pub mod upstream;

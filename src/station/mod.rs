@@ -28,9 +28,9 @@ use crate::keys::{self, KeyError};
 use crate::reason::ReasonCode;
 use crate::schedule::{self, AudioCatalog, PlannedAiring, ScheduleErrors};
 use crate::shipper::{self, LiveStatus, Progress, Shipper, ShipperConfig};
-use crate::wire::{self, AiredItem, AiringBrief, AiringRecord, JournalHealth, Outcome, Source};
+use crate::wire::{AiredItem, AiringBrief, AiringRecord, JournalHealth, Outcome, Source};
 use chrono::{DateTime, Duration, FixedOffset, Utc};
-use playout::{AirEvent, Cue, Playout};
+use playout::{Cue, PlayerEvent, Playout};
 use scheduler::{Action, ClockJump, ClockSteps, Context, OnAir};
 use state::{Durable, Inflight};
 use std::path::{Path, PathBuf};
@@ -186,14 +186,13 @@ fn source_of(p: &PlannedAiring) -> Source {
     }
 }
 
-/// A record for an occurrence that did not air (missed/skipped).
+/// A record for an occurrence that did not air (missed/skipped/failed), with its reason's code.
 fn unaired_record(
     p: &PlannedAiring,
     outcome: Outcome,
-    reason: String,
+    (code, reason): (ReasonCode, String),
     now: DateTime<Utc>,
 ) -> AiringRecord {
-    let reason_code = wire::classify(outcome, Some(&reason));
     AiringRecord {
         v: 0,
         station: String::new(),
@@ -211,7 +210,7 @@ fn unaired_record(
         start_offset_ms: None,
         outcome,
         reason: Some(reason),
-        reason_code,
+        reason_code: Some(code),
         items: p
             .items
             .iter()
@@ -238,8 +237,8 @@ struct Airing {
     plan: PlannedAiring,
     key: String,
     started_at: Option<DateTime<Utc>>,
-    /// Set when we asked the player to end it, with the reason for the record.
-    ending: Option<(Outcome, String)>,
+    /// Set when we asked the player to end it, with the reason (code, text) for the record.
+    ending: Option<(Outcome, ReasonCode, String)>,
     span: tracing::Span,
 }
 
@@ -369,7 +368,10 @@ impl Daemon {
             let gate = durable.clone();
             player
                 .set_start_gate(Arc::new(move |key: &str, at: DateTime<Utc>| {
-                    gate.gate(key, at)
+                    gate.gate(key, at).map_err(|reason| crate::player::Refusal {
+                        code: ReasonCode::FailedStateUnwritable,
+                        reason,
+                    })
                 }))
                 .map_err(StationError::Player)?;
         }
@@ -735,10 +737,12 @@ impl Daemon {
             airing
                 .span
                 .in_scope(|| tracing::error!("player refused the cue: {e}"));
-            let mut rec =
-                unaired_record(&airing.plan, Outcome::Failed, format!("player: {e}"), now);
-            rec.items.iter_mut().for_each(|i| i.sha256.clear());
-            rec.reason_code = Some(ReasonCode::FailedPlayer);
+            let rec = unaired_record(
+                &airing.plan,
+                Outcome::Failed,
+                (ReasonCode::FailedPlayer, format!("player: {e}")),
+                now,
+            );
             self.output_ok = false;
             self.append(rec)?;
             return Err(StationError::Player(e));
@@ -747,17 +751,13 @@ impl Daemon {
         Ok(())
     }
 
-    fn on_event(&mut self, ev: AirEvent, shutting_down: bool) -> Result<(), StationError> {
+    fn on_event(&mut self, ev: PlayerEvent, shutting_down: bool) -> Result<(), StationError> {
         let now = self.clock.now();
         let Some(a) = self.on_air.as_mut() else {
             tracing::debug!(?ev, "event for no airing");
             return Ok(());
         };
-        let id = match &ev {
-            AirEvent::Started { airing_id, .. }
-            | AirEvent::ItemStarted { airing_id, .. }
-            | AirEvent::Finished { airing_id, .. } => airing_id.clone(),
-        };
+        let id = ev.airing_id().to_string();
         if id != a.key {
             tracing::warn!(airing = %id, "event for an airing not on air; ignored");
             return Ok(());
@@ -765,12 +765,12 @@ impl Daemon {
         let span = a.span.clone();
         let _g = span.enter();
         match ev {
-            AirEvent::Started { at, .. } => {
+            PlayerEvent::Started { at, .. } => {
                 a.started_at = Some(at);
                 let offset_ms = (at - a.plan.at.with_timezone(&Utc)).num_milliseconds();
                 tracing::info!(offset_ms, "on air");
             }
-            AirEvent::ItemStarted { index, at, .. } => {
+            PlayerEvent::ItemStarted { index, at, .. } => {
                 let started = a.started_at.unwrap_or(at);
                 let so_far = (at - started).num_milliseconds() as f64 / 1000.0;
                 tracing::info!(index, item = ?a.plan.items.get(index), "item started");
@@ -778,34 +778,41 @@ impl Daemon {
                     self.durable.progress(&id, so_far);
                 }
             }
-            AirEvent::Finished {
+            PlayerEvent::Finished {
                 outcome,
                 aired_secs,
                 items,
                 evidence,
                 reason,
+                reason_code,
                 relay,
                 ..
             } => {
                 let Some(a) = self.on_air.take() else {
                     return Ok(());
                 };
+                let outcome = outcome.to_wire();
+                // A relay's one "item" is the upstream: its story is `relay`.
+                let items = if relay.is_some() { Vec::new() } else { items };
+                let relay = relay.map(|r| r.evidence);
                 if shutting_down && a.started_at.is_none() && outcome != Outcome::Aired {
                     // Never reached the air: leave it to the next run (it may still be in grace).
                     tracing::info!("cue withdrawn before the first sample (shutdown)");
                     self.settle(Some(&a.key));
                     return Ok(());
                 }
-                let (outcome, reason) = match (&a.ending, outcome) {
-                    (_, Outcome::Aired) => (Outcome::Aired, reason),
-                    (Some((o, why)), _) => (
+                // Ended on the daemon's word: its outcome and code, the player's words as detail.
+                let (outcome, reason_code, reason) = match (&a.ending, outcome) {
+                    (_, Outcome::Aired) => (Outcome::Aired, reason_code, reason),
+                    (Some((o, code, why)), _) => (
                         *o,
+                        Some(code.clone()),
                         Some(match reason {
                             Some(r) => format!("{why} ({r})"),
                             None => why.clone(),
                         }),
                     ),
-                    (None, o) => (o, reason),
+                    (None, o) => (o, reason_code, reason),
                 };
                 let at = a.plan.at;
                 let actual = a.started_at;
@@ -831,7 +838,7 @@ impl Daemon {
                         .map(|t| (t - at.with_timezone(&Utc)).num_milliseconds()),
                     outcome,
                     reason: reason.clone(),
-                    reason_code: wire::classify(outcome, reason.as_deref()),
+                    reason_code,
                     items: items
                         .into_iter()
                         .map(|mut i| {
@@ -895,7 +902,11 @@ impl Daemon {
                 Action::Preempt { current, by } => {
                     let p = self.plan[by].clone();
                     if let Some(a) = self.on_air.as_mut() {
-                        a.ending = Some((Outcome::Preempted, format!("preempted by {}", p.key())));
+                        a.ending = Some((
+                            Outcome::Preempted,
+                            ReasonCode::PreemptedHigherPriority,
+                            format!("preempted by {}", p.key()),
+                        ));
                         let _g = a.span.enter();
                         tracing::warn!(by = %p.key(), "preempting");
                         if let Err(e) = self.player.preempt(&current) {
@@ -905,7 +916,7 @@ impl Daemon {
                     // Wait for the preempted airing's Finished before cueing (one on air at a time):
                     // the next pass starts `p` as soon as the air is free.
                 }
-                Action::Miss { idx, reason } | Action::Skip { idx, reason } => {
+                Action::Miss { idx, code, reason } | Action::Skip { idx, code, reason } => {
                     let outcome = if matches!(action_kind, Kind::Miss) {
                         Outcome::Missed
                     } else {
@@ -914,7 +925,7 @@ impl Daemon {
                     let p = self.plan[idx].clone();
                     let span = tracing::info_span!("airing", airing = %p.key());
                     span.in_scope(|| tracing::warn!(?outcome, %reason, "not aired"));
-                    self.append(unaired_record(&p, outcome, reason, now))?;
+                    self.append(unaired_record(&p, outcome, (code, reason), now))?;
                 }
             }
         }
@@ -935,7 +946,7 @@ impl Daemon {
     /// recorded and the shipper had its chance to flush.
     pub async fn run(
         mut self,
-        mut events: mpsc::Receiver<AirEvent>,
+        mut events: mpsc::Receiver<PlayerEvent>,
         mut control: mpsc::Receiver<Control>,
     ) -> Result<(), StationError> {
         let (sd_tx, sd_rx) = watch::channel(false);
@@ -1074,7 +1085,11 @@ impl Daemon {
         };
         // Shutdown: fade out, record what aired as partial, flush.
         if let Some(a) = self.on_air.as_mut() {
-            a.ending = Some((Outcome::Partial, "station shut down".into()));
+            a.ending = Some((
+                Outcome::Partial,
+                ReasonCode::PartialShutdown,
+                "station shut down".into(),
+            ));
             let key = a.key.clone();
             let _g = a.span.enter();
             tracing::info!("fading out for shutdown");
@@ -1233,7 +1248,7 @@ fn drop_clean_file_pages() {
 }
 
 /// Bridge the player's blocking event channel into the daemon's async one.
-pub fn bridge_events(rx: std::sync::mpsc::Receiver<AirEvent>) -> mpsc::Receiver<AirEvent> {
+pub fn bridge_events(rx: std::sync::mpsc::Receiver<PlayerEvent>) -> mpsc::Receiver<PlayerEvent> {
     let (tx, arx) = mpsc::channel(256);
     let _ = std::thread::Builder::new()
         .name("loa-events".into())

@@ -1,17 +1,20 @@
-//! The station's view of the player: cue, stop, preempt, shut down; events tagged with the
-//! airing id. The real player (`player::Player`) is adapted to this; [`TimerPlayout`] stands in
-//! for a silent output until then.
+//! The station's commands to a player: cue, stop, preempt, shut down. Both players answer in the
+//! player's own vocabulary ([`PlayerEvent`], tagged with the airing id, reason codes included),
+//! which the daemon journals as it is: the real player (`player::Player`, [`PlayerPlayout`]) and
+//! [`TimerPlayout`], a silent stand-in that only keeps time.
 //!
-//! A cue with a `relay` airs the upstream (with its items as the fallback playlist) through the
-//! player's relay session; its `Finished` carries the relay's evidence for the record.
+//! A cue's source is its files or, with a `relay`, the upstream (its items the fallback
+//! playlist), aired through the player's relay session; its `Finished` carries the relay's report.
 //!
 //! The daemon sets a start gate ([`Playout::set_start_gate`]) asked right before each airing's
 //! first sample; a refusal ends the airing `failed` with nothing aired.
 //!
-//! **Invariant:** every cued airing gets exactly one [`AirEvent::Finished`].
+//! **Invariant:** every cued airing gets exactly one [`PlayerEvent::Finished`].
 
+pub use crate::player::PlayerEvent;
+use crate::player::{Cause, PlayOutcome};
 use crate::schedule::{PlannedAiring, RelaySpec};
-use crate::wire::{AiredItem, Evidence, Outcome, RelayEvidence};
+use crate::wire::AiredItem;
 use chrono::{DateTime, Utc};
 use std::path::PathBuf;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
@@ -56,32 +59,6 @@ pub fn lead_ms(
     }
 }
 
-/// What the player did.
-// A few events per airing: the size of `Finished` does not matter.
-#[allow(clippy::large_enum_variant)]
-#[derive(Debug, Clone, PartialEq)]
-pub enum AirEvent {
-    Started {
-        airing_id: String,
-        at: DateTime<Utc>,
-    },
-    ItemStarted {
-        airing_id: String,
-        index: usize,
-        at: DateTime<Utc>,
-    },
-    Finished {
-        airing_id: String,
-        outcome: Outcome,
-        aired_secs: f64,
-        items: Vec<AiredItem>,
-        evidence: Option<Evidence>,
-        reason: Option<String>,
-        /// A relay airing's account (upstream URL, live/fallback seconds, switches, titles).
-        relay: Option<RelayEvidence>,
-    },
-}
-
 /// Commands to a player.
 pub trait Playout: Send {
     /// Queue `cue`.
@@ -101,7 +78,7 @@ pub trait Playout: Send {
 
 enum TimerCmd {
     Cue(Cue),
-    Stop(String, Outcome),
+    Stop(String, PlayOutcome),
     Gate(crate::player::StartGate),
     Shutdown,
 }
@@ -115,9 +92,9 @@ pub struct TimerPlayout {
 
 impl TimerPlayout {
     /// Start the stand-in player thread.
-    pub fn spawn() -> Result<(Self, Receiver<AirEvent>), String> {
+    pub fn spawn() -> Result<(Self, Receiver<PlayerEvent>), String> {
         let (tx, rx) = sync_channel::<TimerCmd>(64);
-        let (etx, erx) = sync_channel::<AirEvent>(256);
+        let (etx, erx) = sync_channel::<PlayerEvent>(crate::player::EVENT_QUEUE);
         let th = std::thread::Builder::new()
             .name("loa-timer-play".into())
             .spawn(move || timer_loop(rx, etx))
@@ -132,7 +109,27 @@ impl TimerPlayout {
     }
 }
 
-fn timer_loop(rx: Receiver<TimerCmd>, etx: SyncSender<AirEvent>) {
+/// `Finished` for a timer airing: the code from `cause`, as the player decides it.
+fn timer_finished(
+    airing_id: String,
+    outcome: PlayOutcome,
+    aired_secs: f64,
+    items: Vec<AiredItem>,
+    why: Option<(Cause, String)>,
+) -> PlayerEvent {
+    PlayerEvent::Finished {
+        airing_id,
+        outcome,
+        aired_secs,
+        items,
+        evidence: None,
+        reason_code: outcome.reason_code(why.as_ref().map(|w| &w.0)),
+        reason: why.map(|w| w.1),
+        relay: None,
+    }
+}
+
+fn timer_loop(rx: Receiver<TimerCmd>, etx: SyncSender<PlayerEvent>) {
     use std::sync::mpsc::RecvTimeoutError;
     let mut queue: std::collections::VecDeque<Cue> = Default::default();
     let mut gate: Option<crate::player::StartGate> = None;
@@ -159,19 +156,11 @@ fn timer_loop(rx: Receiver<TimerCmd>, etx: SyncSender<AirEvent>) {
                 aired_secs: 0.0,
             })
             .collect();
-        let finish = |outcome, aired: f64, items: Vec<AiredItem>, reason: Option<String>| {
-            AirEvent::Finished {
-                airing_id: cue.airing_id.clone(),
-                outcome,
-                aired_secs: aired,
-                items,
-                evidence: None,
-                reason,
-                relay: None,
-            }
+        let finish = |outcome, aired: f64, items: Vec<AiredItem>, why: Option<(Cause, String)>| {
+            timer_finished(cue.airing_id.clone(), outcome, aired, items, why)
         };
         // Wait for the start instant (re-reading the wall clock, so a step is honoured).
-        let mut ended: Option<(Outcome, String)> = None;
+        let mut ended: Option<(PlayOutcome, Cause, String)> = None;
         loop {
             let wait = (cue.start_at - Utc::now())
                 .to_std()
@@ -183,12 +172,16 @@ fn timer_loop(rx: Receiver<TimerCmd>, etx: SyncSender<AirEvent>) {
                 Ok(TimerCmd::Cue(c)) => queue.push_back(c),
                 Ok(TimerCmd::Gate(g)) => gate = Some(g),
                 Ok(TimerCmd::Stop(id, o)) if id == cue.airing_id => {
-                    ended = Some((o, "stopped before the first sample".into()));
+                    ended = Some((o, Cause::Other, "stopped before the first sample".into()));
                     break;
                 }
                 Ok(TimerCmd::Stop(..)) | Err(RecvTimeoutError::Timeout) => {}
                 Ok(TimerCmd::Shutdown) | Err(RecvTimeoutError::Disconnected) => {
-                    ended = Some((Outcome::Partial, "player shut down".into()));
+                    ended = Some((
+                        PlayOutcome::Stopped,
+                        Cause::Shutdown,
+                        "player shut down".into(),
+                    ));
                     break;
                 }
             }
@@ -197,30 +190,30 @@ fn timer_loop(rx: Receiver<TimerCmd>, etx: SyncSender<AirEvent>) {
             && let Some(g) = &gate
             && let Err(why) = g(&cue.airing_id, Utc::now())
         {
-            ended = Some((Outcome::Failed, why));
+            ended = Some((PlayOutcome::Failed, Cause::Coded(why.code), why.reason));
         }
-        if let Some((o, r)) = ended {
-            let _ = etx.send(finish(o, 0.0, items, Some(r)));
+        if let Some((o, c, r)) = ended {
+            let _ = etx.send(finish(o, 0.0, items, Some((c, r))));
             continue;
         }
         let t0 = std::time::Instant::now();
-        let _ = etx.send(AirEvent::Started {
+        let _ = etx.send(PlayerEvent::Started {
             airing_id: cue.airing_id.clone(),
             at: Utc::now(),
         });
         let limit = cue.max_secs.unwrap_or(f64::INFINITY);
-        let mut outcome = (Outcome::Aired, None);
+        let mut outcome: (PlayOutcome, Option<(Cause, String)>) = (PlayOutcome::Complete, None);
         let mut shutdown = false;
         'items: for (i, item) in items.iter_mut().enumerate() {
-            let _ = etx.send(AirEvent::ItemStarted {
+            let _ = etx.send(PlayerEvent::ItemStarted {
                 airing_id: cue.airing_id.clone(),
                 index: i,
                 at: Utc::now(),
             });
             if item.sha256.is_empty() {
                 outcome = (
-                    Outcome::Partial,
-                    Some(format!("{}: cannot read", item.path)),
+                    PlayOutcome::Partial,
+                    Some((Cause::FileMissing, format!("{}: cannot read", item.path))),
                 );
                 continue;
             }
@@ -231,7 +224,10 @@ fn timer_loop(rx: Receiver<TimerCmd>, etx: SyncSender<AirEvent>) {
                 item.aired_secs = (el - item_t0).max(0.0);
                 if el >= end {
                     if end >= limit && el < item_t0 + item.duration_secs {
-                        outcome = (Outcome::Partial, Some(format!("hard stop at {limit} s")));
+                        outcome = (
+                            PlayOutcome::HardStopped,
+                            Some((Cause::HardStop, format!("hard stop at {limit} s"))),
+                        );
                         break 'items;
                     }
                     item.aired_secs = item.duration_secs;
@@ -241,12 +237,15 @@ fn timer_loop(rx: Receiver<TimerCmd>, etx: SyncSender<AirEvent>) {
                     Ok(TimerCmd::Cue(c)) => queue.push_back(c),
                     Ok(TimerCmd::Gate(g)) => gate = Some(g),
                     Ok(TimerCmd::Stop(id, o)) if id == cue.airing_id => {
-                        outcome = (o, Some("stopped".into()));
+                        outcome = (o, Some((Cause::Other, "stopped".into())));
                         break 'items;
                     }
                     Ok(TimerCmd::Stop(..)) | Err(RecvTimeoutError::Timeout) => {}
                     Ok(TimerCmd::Shutdown) | Err(RecvTimeoutError::Disconnected) => {
-                        outcome = (Outcome::Partial, Some("player shut down".into()));
+                        outcome = (
+                            PlayOutcome::Stopped,
+                            Some((Cause::Shutdown, "player shut down".into())),
+                        );
                         shutdown = true;
                         break 'items;
                     }
@@ -261,22 +260,23 @@ fn timer_loop(rx: Receiver<TimerCmd>, etx: SyncSender<AirEvent>) {
             .min(aired.max(0.0));
         let ok_items = items.iter().filter(|i| !i.sha256.is_empty()).count();
         let outcome = if ok_items == 0 {
-            (Outcome::Failed, Some("no item could be read".into()))
+            (
+                PlayOutcome::Failed,
+                Some((Cause::NoPlayableItems, "no item could be read".into())),
+            )
         } else {
             outcome
         };
         let _ = etx.send(finish(outcome.0, aired, items, outcome.1));
         if shutdown {
             for c in queue.drain(..) {
-                let _ = etx.send(AirEvent::Finished {
-                    airing_id: c.airing_id,
-                    outcome: Outcome::Partial,
-                    aired_secs: 0.0,
-                    items: vec![],
-                    evidence: None,
-                    reason: Some("player shut down".into()),
-                    relay: None,
-                });
+                let _ = etx.send(timer_finished(
+                    c.airing_id,
+                    PlayOutcome::Stopped,
+                    0.0,
+                    vec![],
+                    Some((Cause::Shutdown, "player shut down".into())),
+                ));
             }
             return;
         }
@@ -291,12 +291,12 @@ impl Playout for TimerPlayout {
     }
     fn stop(&self, airing_id: &str) -> Result<(), String> {
         self.tx
-            .send(TimerCmd::Stop(airing_id.into(), Outcome::Partial))
+            .send(TimerCmd::Stop(airing_id.into(), PlayOutcome::Stopped))
             .map_err(|_| "player gone".to_string())
     }
     fn preempt(&self, airing_id: &str) -> Result<(), String> {
         self.tx
-            .send(TimerCmd::Stop(airing_id.into(), Outcome::Preempted))
+            .send(TimerCmd::Stop(airing_id.into(), PlayOutcome::Preempted))
             .map_err(|_| "player gone".to_string())
     }
     fn set_start_gate(&self, gate: crate::player::StartGate) -> Result<(), String> {
@@ -324,62 +324,21 @@ pub struct PlayerPlayout {
 }
 
 impl PlayerPlayout {
-    /// Start the player on output `spec` (`device`, `device:NAME`, `wav:PATH`, `null`); with
-    /// `publish`, what it plays also goes to that Icecast mount (the city side).
+    /// Start the player on `output` (`device`, `device:NAME`, `wav:PATH`, `null`, publishing
+    /// to Icecast when `output.publish` is set); its events are the daemon's.
     pub fn spawn(
-        spec: &str,
+        output: crate::output::OutputConfig,
         loudness: crate::loudness::LoudnessSettings,
-        publish: Option<String>,
-    ) -> Result<(Self, Receiver<AirEvent>), String> {
-        use crate::player::{Player, PlayerConfig, PlayerEvent};
-        let mut cfg = PlayerConfig::new(crate::output::OutputConfig::new(spec), loudness);
-        cfg.publish = publish;
-        let (handle, rx) = Player::spawn(cfg).map_err(|e| e.to_string())?;
-        let (tx, erx) = sync_channel::<AirEvent>(256);
-        std::thread::Builder::new()
-            .name("loa-player-events".into())
-            .spawn(move || {
-                while let Ok(ev) = rx.recv() {
-                    let ev = match ev {
-                        PlayerEvent::Started { airing_id, at } => {
-                            AirEvent::Started { airing_id, at }
-                        }
-                        PlayerEvent::ItemStarted {
-                            airing_id,
-                            index,
-                            at,
-                        } => AirEvent::ItemStarted {
-                            airing_id,
-                            index,
-                            at,
-                        },
-                        PlayerEvent::Finished {
-                            airing_id,
-                            outcome,
-                            aired_secs,
-                            items,
-                            evidence,
-                            reason,
-                            relay,
-                        } => AirEvent::Finished {
-                            airing_id,
-                            outcome: outcome.to_wire(),
-                            aired_secs,
-                            // A relay's one "item" is the upstream: its story is `relay`.
-                            items: if relay.is_some() { Vec::new() } else { items },
-                            evidence: Some(evidence),
-                            reason,
-                            relay: relay.map(|r| r.evidence),
-                        },
-                    };
-                    if tx.send(ev).is_err() {
-                        return;
-                    }
-                }
-            })
-            .map_err(|e| e.to_string())?;
-        let name = spec.split(':').next().unwrap_or(spec).to_string();
-        Ok((Self { handle, name }, erx))
+    ) -> Result<(Self, Receiver<PlayerEvent>), String> {
+        let name = output
+            .spec
+            .split(':')
+            .next()
+            .unwrap_or(&output.spec)
+            .to_string();
+        let cfg = crate::player::PlayerConfig::new(output, loudness);
+        let (handle, rx) = crate::player::Player::spawn(cfg).map_err(|e| e.to_string())?;
+        Ok((Self { handle, name }, rx))
     }
 }
 

@@ -7,6 +7,7 @@
 //! (`Miss` or `Skip`, with a reason) — nothing is dropped silently. No I/O, no clock: `now` and
 //! what the daemon knows about its own downtime and clock jumps come in through [`Context`].
 
+use crate::reason::ReasonCode;
 use crate::schedule::{PlannedAiring, Priority, StartPolicy};
 use chrono::{DateTime, Duration, Utc};
 
@@ -94,10 +95,18 @@ pub enum Action {
     Start { idx: usize },
     /// Fade out what is on air (logged `preempted` by item `by`), then start item `by`.
     Preempt { current: String, by: usize },
-    /// Log item `idx` as `missed`.
-    Miss { idx: usize, reason: String },
-    /// Log item `idx` as `skipped`.
-    Skip { idx: usize, reason: String },
+    /// Log item `idx` as `missed`, for `reason` (its code, and the English detail).
+    Miss {
+        idx: usize,
+        code: ReasonCode,
+        reason: String,
+    },
+    /// Log item `idx` as `skipped`, for `reason` (its code, and the English detail).
+    Skip {
+        idx: usize,
+        code: ReasonCode,
+        reason: String,
+    },
 }
 
 /// Decisions plus when to ask again (absent a player event).
@@ -111,30 +120,38 @@ fn secs(d: Duration) -> i64 {
     d.num_seconds()
 }
 
-/// Why an occurrence at `at` passed unaired.
-fn miss_reason(at: DateTime<Utc>, ctx: &Context) -> String {
+/// The `Miss` of item `idx`, at `at`: why it passed unaired.
+fn miss(idx: usize, at: DateTime<Utc>, ctx: &Context) -> Action {
+    let (code, reason) = miss_reason(at, ctx);
+    Action::Miss { idx, code, reason }
+}
+
+/// Why an occurrence at `at` passed unaired (code, English detail).
+fn miss_reason(at: DateTime<Utc>, ctx: &Context) -> (ReasonCode, String) {
     if let Some(j) = ctx.jumps.iter().find(|j| at > j.from && at <= j.to) {
-        return format!(
+        let why = format!(
             "clock jumped forward by {} s (from {} to {}) past its start",
             secs(j.to - j.from),
             j.from.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             j.to.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
         );
+        return (ReasonCode::MissedClockJump, why);
     }
     if at < ctx.started_at
         && let Some((u, why)) = &ctx.unsure_since
         && at >= *u
     {
-        return format!(
+        let why = format!(
             "not known whether it aired: the previous run's records since {} were not all kept \
              ({why}); restarted {}",
             u.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             ctx.started_at
                 .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
         );
+        return (ReasonCode::MissedRecordLost, why);
     }
     if at < ctx.started_at {
-        return match ctx.down_since {
+        let why = match ctx.down_since {
             Some(d) => format!(
                 "station was down (last alive {}, restarted {})",
                 d.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
@@ -147,10 +164,14 @@ fn miss_reason(at: DateTime<Utc>, ctx: &Context) -> String {
                     .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
             ),
         };
+        return (ReasonCode::MissedStationDown, why);
     }
-    format!(
-        "station could not start it in time (late by {} s)",
-        secs(ctx.now - at)
+    (
+        ReasonCode::MissedStartTooLate,
+        format!(
+            "station could not start it in time (late by {} s)",
+            secs(ctx.now - at)
+        ),
     )
 }
 
@@ -190,25 +211,20 @@ pub fn decide(
         let grace = Duration::seconds(i64::from(p.grace_secs));
         // The previous run may have aired it and its record is lost: never start it again.
         if at < ctx.started_at && ctx.unsure_since.as_ref().is_some_and(|(u, _)| at >= *u) {
-            actions.push(Action::Miss {
-                idx: i,
-                reason: miss_reason(at, ctx),
-            });
+            actions.push(miss(i, at, ctx));
             continue;
         }
         if late > grace {
             match &air {
                 Some(a) if a.at <= at => actions.push(Action::Skip {
                     idx: i,
+                    code: ReasonCode::SkippedAirBusy,
                     reason: format!(
                         "air busy with {} ({:?}) for more than the {} s grace",
                         a.key, a.priority, p.grace_secs
                     ),
                 }),
-                _ => actions.push(Action::Miss {
-                    idx: i,
-                    reason: miss_reason(at, ctx),
-                }),
+                _ => actions.push(miss(i, at, ctx)),
             }
             continue;
         }
@@ -240,6 +256,7 @@ pub fn decide(
                 }
                 actions.push(Action::Skip {
                     idx: i,
+                    code: ReasonCode::SkippedOverlap,
                     reason: format!(
                         "hard start overlaps {} of {} priority",
                         a.key,
@@ -330,20 +347,20 @@ mod tests {
                         self.starts.push(k.clone());
                         self.journal.insert(k);
                     }
-                    Action::Miss { idx, reason } | Action::Skip { idx, reason } => {
+                    Action::Miss { idx, code, reason } | Action::Skip { idx, code, reason } => {
                         let k = self.plan[*idx].key();
                         let (what, outcome) = if matches!(a, Action::Miss { .. }) {
                             ("missed", crate::wire::Outcome::Missed)
                         } else {
                             ("skipped", crate::wire::Outcome::Skipped)
                         };
-                        // The record's code is read from this text (wire::classify): every
-                        // reason the scheduler gives has its own code.
-                        let code = crate::wire::classify(outcome, Some(reason));
-                        assert!(
-                            code.as_ref()
-                                .is_some_and(|c| *c != crate::reason::ReasonCode::Unknown),
-                            "{reason}: {code:?}"
+                        // Every reason the scheduler gives has its own code, and a version 1
+                        // record (text only) of it reads back as the same code.
+                        assert_ne!(*code, ReasonCode::Unknown, "{reason}");
+                        assert_eq!(
+                            crate::wire::classify(outcome, Some(reason)).as_ref(),
+                            Some(code),
+                            "{reason}"
                         );
                         self.logged.push((k.clone(), what, reason.clone()));
                         self.journal.insert(k);
@@ -427,7 +444,11 @@ mod tests {
             .find(|a| matches!(a, Action::Miss { .. }))
             .unwrap()
         {
-            Action::Miss { idx: 0, reason } => {
+            Action::Miss {
+                idx: 0,
+                code: ReasonCode::MissedStationDown,
+                reason,
+            } => {
                 assert!(reason.contains("station was down"), "{reason}");
                 assert!(reason.contains("2019-03-03T21:50:00Z"), "{reason}");
             }
@@ -563,7 +584,13 @@ mod tests {
             &ctx(t(5, 32, 0), t(5, 0, 0)),
         );
         match &d.actions[..] {
-            [Action::Skip { idx: 0, reason }] => {
+            [
+                Action::Skip {
+                    idx: 0,
+                    code: ReasonCode::SkippedOverlap,
+                    reason,
+                },
+            ] => {
                 assert!(reason.contains("equal priority"), "{reason}")
             }
             other => panic!("{other:?}"),
@@ -586,7 +613,13 @@ mod tests {
             &ctx(t(5, 35, 1), t(5, 0, 0)),
         );
         match &d.actions[..] {
-            [Action::Skip { idx: 0, reason }] => assert!(reason.contains("air busy"), "{reason}"),
+            [
+                Action::Skip {
+                    idx: 0,
+                    code: ReasonCode::SkippedAirBusy,
+                    reason,
+                },
+            ] => assert!(reason.contains("air busy"), "{reason}"),
             other => panic!("{other:?}"),
         }
     }

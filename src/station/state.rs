@@ -77,9 +77,10 @@ impl Inflight {
     /// The record for this airing after the station stopped under it (crash or power loss):
     /// `partial` once the first sample went out, else `failed`.
     pub fn crash_record(&self, now: DateTime<Utc>) -> AiringRecord {
-        let (outcome, reason) = match self.started_at {
+        let (outcome, code, reason) = match self.started_at {
             Some(_) => (
                 Outcome::Partial,
+                crate::reason::ReasonCode::PartialCrash,
                 format!(
                     "station stopped during the airing (crash or power loss); at least {:.0} s aired",
                     self.aired_at_least_secs
@@ -87,6 +88,7 @@ impl Inflight {
             ),
             None => (
                 Outcome::Failed,
+                crate::reason::ReasonCode::FailedCrash,
                 "station stopped before the first sample (crash or power loss)".to_string(),
             ),
         };
@@ -109,7 +111,7 @@ impl Inflight {
                 .started_at
                 .map(|t| (t - at.with_timezone(&Utc)).num_milliseconds()),
             outcome,
-            reason_code: crate::wire::classify(outcome, Some(&reason)),
+            reason_code: Some(code),
             reason: Some(reason),
             items: self
                 .items

@@ -8,8 +8,8 @@
 //! server is unreachable (retried every [`DEFAULT_PUBLISH_RETRY_SECS`]); that queue is the only
 //! buffer.
 
-use super::source_client::{DEFAULT_PUBLISH_KBPS, LamePublisher, SourceError};
-use crate::output::{Output, OutputError, OutputFormat};
+use super::{Output, OutputError, OutputFormat};
+use crate::relay::source_client::{DEFAULT_PUBLISH_KBPS, LamePublisher, SourceError};
 use std::sync::mpsc::{RecvTimeoutError, SyncSender, TrySendError, sync_channel};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};

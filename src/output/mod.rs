@@ -6,6 +6,11 @@
 //! nothing inserted between two writes of one session (gapless); opening or losing a device is an
 //! [`OutputError`], never a panic. `wav` and `null` are paced in real time unless opened with
 //! [`Pacing::AsFastAsPossible`] (offline render). Not `Send`: an output lives on the player thread.
+//!
+//! Wrappers around a backend: [`publish::PublishingOutput`] also sends what the backend plays to
+//! an Icecast mount (`OutputConfig::publish`, the city side). The player knows only [`Output`].
+
+pub mod publish;
 
 use rodio::cpal;
 use rodio::cpal::traits::StreamTrait;
@@ -99,6 +104,9 @@ pub struct OutputConfig {
     /// How long the card callback waits for a late chunk before playing silence;
     /// `None`: [`DEFAULT_UNDERRUN_WAIT_MS`].
     pub underrun_wait_ms: Option<u64>,
+    /// Also publish everything the output plays to this Icecast mount
+    /// (`icecast://source:PASSWORD@HOST:PORT/MOUNT.mp3`; see [`publish`]).
+    pub publish: Option<String>,
 }
 
 impl OutputConfig {
@@ -111,6 +119,7 @@ impl OutputConfig {
             pacing: Pacing::RealTime,
             latency_ms: None,
             underrun_wait_ms: None,
+            publish: None,
         }
     }
 }
@@ -141,8 +150,21 @@ pub trait Output {
     fn first_sample_at(&self) -> Option<Instant>;
 }
 
-/// Open the output named by `config.spec`.
+/// Open the output named by `config.spec`, publishing what it plays when `config.publish` is set.
 pub fn open(config: &OutputConfig) -> Result<Box<dyn Output>, OutputError> {
+    let out = open_backend(config)?;
+    match &config.publish {
+        None => Ok(out),
+        Some(url) => publish::PublishingOutput::new(out, url)
+            .map(|o| Box::new(o) as Box<dyn Output>)
+            // The URL is checked at start-up (`publish::publish_url`): what is left is a failure
+            // to start the publishing thread.
+            .map_err(|e| OutputError::Device(format!("cannot publish to {url}: {e}"))),
+    }
+}
+
+/// The backend `config.spec` names, without wrappers.
+fn open_backend(config: &OutputConfig) -> Result<Box<dyn Output>, OutputError> {
     let spec = config.spec.trim();
     let (name, arg) = match spec.split_once(':') {
         Some((n, a)) => (n, Some(a)),
