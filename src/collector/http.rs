@@ -502,7 +502,8 @@ impl AppState {
             .name("collector-writer".into())
             .spawn(move || run_writer(writer, writer_clock, rx))
             .map_err(StartError::WriterThread)?;
-        Ok(Self {
+        let warm_store = Store::open_with(db, config.synchronous)?;
+        let state = Self {
             inner: Arc::new(Inner {
                 registry: RwLock::new(registry),
                 registry_path,
@@ -516,7 +517,22 @@ impl AppState {
                 metrics,
                 auth,
             }),
-        })
+        };
+        // Every station's status is derived in the background on its own connection, so the
+        // first page does not derive them all and nothing waits for it (`StatusCache::warm`).
+        let weak = Arc::downgrade(&state.inner);
+        if let Err(e) = std::thread::Builder::new()
+            .name("collector-status-warm".into())
+            .spawn(move || warm_status(weak, warm_store))
+        {
+            tracing::warn!(error = %e, "no status warm-up thread; the first page derives them");
+        }
+        Ok(state)
+    }
+
+    /// Whether every station's status has been derived since start-up (benchmarks wait for it).
+    pub fn status_warmed(&self) -> bool {
+        self.inner.status.is_warm()
     }
 
     /// Accounts, sessions and the audit log.
@@ -1026,6 +1042,32 @@ async fn post_heartbeat(
     }
     state.inner.metrics.heartbeats.inc();
     Ok(axum::Json(HeartbeatAck { received_at: at }))
+}
+
+/// Fill the status cache of the state `weak` points to; stops when the state is dropped.
+fn warm_status(weak: std::sync::Weak<Inner>, store: Store) {
+    let Some(inner) = weak.upgrade() else { return };
+    let stations: Vec<StationEntry> = match inner.registry.read() {
+        Ok(r) => r.stations.values().cloned().collect(),
+        Err(e) => e.into_inner().stations.values().cloned().collect(),
+    };
+    let t = std::time::Instant::now();
+    let done = inner.status.warm(
+        &store,
+        &stations,
+        inner.plans.as_ref(),
+        &inner.config.thresholds,
+        || inner.clock.now(),
+        // Held here, so more than one strong count: the state is still served.
+        || weak.strong_count() > 1,
+    );
+    if done {
+        tracing::info!(
+            stations = stations.len(),
+            ms = t.elapsed().as_millis() as u64,
+            "station statuses derived"
+        );
+    }
 }
 
 /// Status of every registered station at the state's clock.

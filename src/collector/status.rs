@@ -8,7 +8,9 @@
 //! stored for it (the ingest path tells the cache), a plan rebuilt (the plan source's
 //! generation), the month, the registry entry, or a planned airing of the month coming due.
 //! Heartbeats replace the heartbeat fields in place; the age and online flag are computed at
-//! every read.
+//! every read. A status derived while a heartbeat or records were being stored is derived again
+//! at the next read (each is counted per station), so whoever fills the cache — a request, or
+//! [`StatusCache::warm`] in the background at start-up — it never keeps a stale status.
 
 use chrono::{DateTime, FixedOffset, Utc};
 use serde::{Deserialize, Serialize};
@@ -249,6 +251,8 @@ struct Cached {
     /// The status with the records/plan fields as derived; heartbeat fields applied at read.
     status: StationStatus,
     heartbeat: Option<StoredHeartbeat>,
+    /// The station's heartbeat version `heartbeat` is (see [`StatusCache::heartbeat_stored`]).
+    heartbeat_version: u64,
     entry: StationEntry,
     month: String,
     plan_generation: u64,
@@ -264,6 +268,18 @@ struct Entries {
     cached: std::collections::HashMap<String, Cached>,
     /// Bumped each time records are stored for a station.
     records_version: std::collections::HashMap<String, u64>,
+    /// Bumped each time a heartbeat is stored for a station.
+    heartbeat_version: std::collections::HashMap<String, u64>,
+}
+
+impl Entries {
+    /// The station's (records, heartbeat) versions.
+    fn versions(&self, station: &str) -> (u64, u64) {
+        (
+            self.records_version.get(station).copied().unwrap_or(0),
+            self.heartbeat_version.get(station).copied().unwrap_or(0),
+        )
+    }
 }
 
 /// Every station's status, kept between requests (see the module doc for when it is
@@ -271,6 +287,8 @@ struct Entries {
 #[derive(Default)]
 pub struct StatusCache {
     entries: std::sync::RwLock<Entries>,
+    /// Set once [`StatusCache::warm`] has gone through every station.
+    warmed: std::sync::atomic::AtomicBool,
 }
 
 impl StatusCache {
@@ -291,11 +309,50 @@ impl StatusCache {
             .or_default() += 1;
     }
 
-    /// A heartbeat of `station` was stored: it replaces the cached one.
+    /// A heartbeat of `station` was stored (call after it is committed): it replaces the cached
+    /// one. A status being derived meanwhile may have read the one before; its version tells.
     pub fn heartbeat_stored(&self, station: &str, hb: StoredHeartbeat) {
-        if let Some(c) = self.write().cached.get_mut(station) {
+        let mut e = self.write();
+        let v = e.heartbeat_version.entry(station.to_string()).or_default();
+        *v += 1;
+        let v = *v;
+        if let Some(c) = e.cached.get_mut(station) {
             c.heartbeat = Some(hb);
+            c.heartbeat_version = v;
         }
+    }
+
+    /// Derive the status of every station of `entries` at `now()` into the cache, reading
+    /// through `store` (its own connection: requests keep theirs). Run in the background at
+    /// start-up so that the first page does not derive them all; a request meanwhile derives
+    /// what it needs itself. Stops early (returns `false`) when `go_on` says so. A station whose
+    /// status cannot be derived is logged and left to the next request (which reports it).
+    pub fn warm<'a>(
+        &self,
+        store: &Store,
+        entries: impl IntoIterator<Item = &'a StationEntry>,
+        plans: &dyn PlanSource,
+        th: &Thresholds,
+        now: impl Fn() -> DateTime<Utc>,
+        mut go_on: impl FnMut() -> bool,
+    ) -> bool {
+        for entry in entries {
+            if !go_on() {
+                return false;
+            }
+            if let Err(e) = self.status(store, entry, plans, th, now(), DEFAULT_OFFLINE_AFTER_SECS)
+            {
+                tracing::warn!(station = %entry.id, error = %e, "status warm-up: not derived");
+            }
+        }
+        self.warmed
+            .store(true, std::sync::atomic::Ordering::Release);
+        true
+    }
+
+    /// Whether [`StatusCache::warm`] has gone through every station.
+    pub fn is_warm(&self) -> bool {
+        self.warmed.load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// The status of `entry` at `now`, from the cache when nothing it was derived from changed.
@@ -310,11 +367,12 @@ impl StatusCache {
     ) -> Result<StationStatus, ReportError> {
         let month = current_month(now);
         let generation = plans.generation();
-        let version = {
+        let (version, hb_version) = {
             let e = self.read();
-            let version = e.records_version.get(&entry.id).copied().unwrap_or(0);
+            let (version, hb_version) = e.versions(&entry.id);
             if let Some(c) = e.cached.get(&entry.id)
                 && c.records_version == version
+                && c.heartbeat_version == hb_version
                 && c.month == month
                 && c.plan_generation == generation
                 && c.stale_at.is_none_or(|t| now < t)
@@ -324,10 +382,10 @@ impl StatusCache {
                 apply_heartbeat(&mut s, c.heartbeat.as_ref(), now, offline_after_secs);
                 return Ok(s);
             }
-            version
+            (version, hb_version)
         };
-        // Derived from the records as of `version` or later: records stored meanwhile bump the
-        // version again, so the entry is derived again at the next read.
+        // Derived from the records and heartbeat as of these versions or later: one stored
+        // meanwhile bumps its version again, so the entry is derived again at the next read.
         let heartbeat = store.heartbeat(&entry.id)?;
         let status = records_status(store, entry, plans, th, now)?;
         let today = now.with_timezone(&report_offset()).date_naive();
@@ -349,6 +407,7 @@ impl StatusCache {
             Cached {
                 status,
                 heartbeat,
+                heartbeat_version: hb_version,
                 entry: entry.clone(),
                 month,
                 plan_generation: generation,
@@ -357,5 +416,135 @@ impl StatusCache {
             },
         );
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schedule::PlannedAiring;
+    use crate::wire::{HEARTBEAT_VERSION, Heartbeat};
+    use chrono::TimeZone;
+    use ed25519_dalek::SigningKey;
+    use std::sync::Mutex;
+
+    /// A plan source that, while a status is being derived (its heartbeat already read), stores
+    /// a heartbeat the way ingest does: committed in the database, then the cache told.
+    struct HeartbeatMeanwhile<'a> {
+        cache: &'a StatusCache,
+        writer: Mutex<Option<Store>>,
+        hb: StoredHeartbeat,
+    }
+
+    impl PlanSource for HeartbeatMeanwhile<'_> {
+        fn plan(&self, station: &StationEntry, _: &Period) -> Result<Vec<PlannedAiring>, String> {
+            if let Some(mut w) = self.writer.lock().unwrap().take() {
+                let bytes = serde_json::to_string(&self.hb.heartbeat).unwrap();
+                w.store_heartbeat(&station.id, &bytes, "sig", self.hb.received_at)
+                    .unwrap();
+                self.cache.heartbeat_stored(&station.id, self.hb.clone());
+            }
+            Ok(Vec::new())
+        }
+    }
+
+    fn entry(id: &str) -> StationEntry {
+        let key = SigningKey::from_bytes(&[3; 32]).verifying_key();
+        StationEntry {
+            id: id.into(),
+            name: format!("Phường {id}"),
+            area_code: "20001".into(),
+            public_key: crate::wire::encode_public_key(&key),
+            key,
+            schedule: None,
+            audio_root: None,
+        }
+    }
+
+    /// A plan source that counts its calls.
+    #[derive(Default)]
+    struct Counting(std::sync::atomic::AtomicUsize);
+
+    impl PlanSource for Counting {
+        fn plan(&self, _: &StationEntry, _: &Period) -> Result<Vec<PlannedAiring>, String> {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            Ok(Vec::new())
+        }
+    }
+
+    #[test]
+    fn warm_derives_every_station_so_that_reads_find_them_and_stops_when_told() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::open(&tmp.path().join("collector.db")).unwrap();
+        let entries: Vec<StationEntry> = ["a", "b", "c"].into_iter().map(entry).collect();
+        let now = Utc.with_ymd_and_hms(2026, 11, 30, 16, 0, 0).unwrap();
+        let th = Thresholds::default();
+        let plans = Counting::default();
+        let cache = StatusCache::default();
+        let mut left = 1;
+        let stop_after_one = || {
+            left -= 1;
+            left >= 0
+        };
+        assert!(!cache.warm(&store, &entries, &plans, &th, || now, stop_after_one));
+        assert!(!cache.is_warm());
+        assert!(cache.warm(&store, &entries, &plans, &th, || now, || true));
+        assert!(cache.is_warm());
+        let derived = plans.0.load(std::sync::atomic::Ordering::Relaxed);
+        for e in &entries {
+            let s = cache.status(&store, e, &plans, &th, now, 180).unwrap();
+            assert_eq!(
+                s,
+                station_status(&store, e, &Counting::default(), &th, now, 180).unwrap()
+            );
+        }
+        assert_eq!(
+            plans.0.load(std::sync::atomic::Ordering::Relaxed),
+            derived,
+            "from the cache"
+        );
+    }
+
+    #[test]
+    fn a_heartbeat_stored_while_a_status_is_derived_is_shown_at_the_next_read() {
+        let tmp = tempfile::tempdir().unwrap();
+        let db = tmp.path().join("collector.db");
+        let store = Store::open(&db).unwrap();
+        let entry = entry("st1");
+        let now = Utc.with_ymd_and_hms(2026, 11, 30, 16, 0, 0).unwrap();
+        let received_at = now - chrono::Duration::seconds(10);
+        let hb = StoredHeartbeat {
+            received_at,
+            heartbeat: Heartbeat {
+                v: HEARTBEAT_VERSION,
+                station: "st1".into(),
+                sent_at: received_at,
+                now_airing: None,
+                next_airing: None,
+                backlog_records: 0,
+                last_seq: 0,
+                output: "null".into(),
+                output_ok: true,
+                clock_synced: Some(true),
+                version: "test".into(),
+                uptime_secs: 60,
+                journal: None,
+            },
+        };
+        let cache = StatusCache::default();
+        let plans = HeartbeatMeanwhile {
+            cache: &cache,
+            writer: Mutex::new(Some(Store::open(&db).unwrap())),
+            hb,
+        };
+        let th = Thresholds::default();
+        let first = cache.status(&store, &entry, &plans, &th, now, 180).unwrap();
+        assert!(!first.online, "derived from before the heartbeat");
+        let second = cache.status(&store, &entry, &plans, &th, now, 180).unwrap();
+        assert!(second.online, "the heartbeat stored meanwhile is shown");
+        assert_eq!(second.last_heartbeat_at, Some(received_at));
+        // And from then on from the cache, heartbeat included.
+        let third = cache.status(&store, &entry, &plans, &th, now, 180).unwrap();
+        assert_eq!(third, second);
     }
 }
