@@ -11,7 +11,7 @@
 //! of every station's status that follows it (the pages are timed once it is done).
 //!
 //! Run: `cargo run --release --example bench_collector_pages [-- STATIONS [SAMPLES [PAGES]]]`
-//! (PAGES: a comma list of `index,month,metrics,stations,csv,xlsx`; default all). The fixture is
+//! (PAGES: a comma list of `index,overview,month,month-oct,reports,metrics,stations,csv,xlsx`; default all). The fixture is
 //! cached under `target/bench-fixture/pages-STATIONS/` (delete it to rebuild); the database is
 //! copied to a temp dir for each run so a run never sees another run's stored facts.
 
@@ -382,9 +382,18 @@ fn main() {
         .default_headers(auth)
         .build()
         .unwrap();
-    let pages: [(&str, String, f64); 6] = [
+    let pages: [(&str, String, f64); 9] = [
         ("index", "/".into(), 50.0),
+        // The overview filtered, sorted and paged (every station's status still walked).
+        (
+            "overview",
+            "/?status=online&sort=compliance&page=3".into(),
+            50.0,
+        ),
         ("month", "/stations/st00000?month=2026-11".into(), 100.0),
+        // A station in the middle of the registry, the month before (picker, heat-map, table).
+        ("month-oct", "/stations/st00500?month=2026-10".into(), 100.0),
+        ("reports", "/reports".into(), 50.0),
         ("metrics", "/metrics".into(), 20.0),
         ("stations", "/api/v1/stations".into(), 50.0),
         ("csv", "/api/v1/reports/2026-11.csv".into(), f64::NAN),

@@ -82,6 +82,9 @@ pub struct Overview {
     pub pages: usize,
     pub rows: Vec<Row>,
     pub query: OverviewQuery,
+    /// Links to the pages before and after, keeping the filter and the sort.
+    pub prev_href: Option<String>,
+    pub next_href: Option<String>,
     /// Stations with an alert, for the alert list (at most [`PAGE_ROWS`]).
     pub alert_list: Vec<AlertLine>,
     pub more_alerts: usize,
@@ -183,6 +186,19 @@ fn has_alert(s: &StationStatus) -> bool {
             .is_some_and(|ms| ms.abs() >= CLOCK_SKEW_ALERT_MS)
 }
 
+/// Percent-encode a query value (all but unreserved characters).
+fn query_encode(v: &str) -> String {
+    v.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
 /// Build the overview of `statuses` (every registered station) for `q` at `now`.
 pub fn build(statuses: &[StationStatus], q: OverviewQuery, now: DateTime<Utc>) -> Overview {
     let total = statuses.len();
@@ -258,7 +274,26 @@ pub fn build(statuses: &[StationStatus], q: OverviewQuery, now: DateTime<Utc>) -
         ("dưới 50 %", "band-bad"),
         ("chưa có buổi đến hạn", "band-none"),
     ];
+    let href = |p: usize| {
+        let mut h = format!("/?page={p}");
+        for (k, v) in [
+            ("area", area),
+            ("status", q.status.as_str()),
+            ("sort", q.sort.as_str()),
+        ] {
+            if !v.is_empty() {
+                h.push_str(&format!("&{k}={}", query_encode(v)));
+            }
+        }
+        h
+    };
+    let (prev_href, next_href) = (
+        (page > 1).then(|| href(page - 1)),
+        (page < pages).then(|| href(page + 1)),
+    );
     Overview {
+        prev_href,
+        next_href,
         now,
         month: super::status::current_month(now),
         total,
@@ -286,5 +321,95 @@ pub fn build(statuses: &[StationStatus], q: OverviewQuery, now: DateTime<Utc>) -
         },
         alert_list,
         more_alerts,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(i: usize) -> StationStatus {
+        serde_json::from_value(serde_json::json!({
+            "id": format!("st{i:05}"),
+            "name": format!("Phường <b>{i}</b>"),
+            "area_code": format!("{}", 20000 + i),
+            "online": i % 3 != 0,
+            "last_heartbeat_at": null,
+            "heartbeat_age_secs": if i % 3 != 0 { serde_json::json!(12) } else { serde_json::Value::Null },
+            "now_airing": null,
+            "next_airing": null,
+            "backlog_records": 0,
+            "clock_synced": true,
+            "clock_skew_ms": if i == 7 { 5_000 } else { 0 },
+            "output_ok": true,
+            "journal": null,
+            "station_last_seq": null,
+            "stored_through": 0,
+            "gaps": [],
+            "last_airing": null,
+            "month": "2026-11",
+            "month_planned": 60,
+            "month_compliance_pct": (i % 101) as f64,
+            "plan_note": null,
+        }))
+        .unwrap()
+    }
+
+    fn render(o: &Overview) -> String {
+        crate::web::render("overview.html", None, o).unwrap()
+    }
+
+    #[test]
+    fn filters_sorts_pages_and_renders_every_page() {
+        let all: Vec<StationStatus> = (0..120).map(status).collect();
+        let now = "2026-11-30T16:00:00Z".parse().unwrap();
+        let o = build(&all, OverviewQuery::default(), now);
+        assert_eq!((o.total, o.online, o.offline), (120, 80, 40));
+        assert_eq!((o.pages, o.page, o.rows.len()), (3, 1, PAGE_ROWS));
+        let html = render(&o);
+        assert!(html.contains("id=\"page-next\""), "{html}");
+        assert!(
+            html.contains("Phường &lt;b&gt;1&lt;&#x2f;b&gt;"),
+            "names are escaped"
+        );
+        // The last page: a previous link keeps the filter and sort.
+        let q = OverviewQuery {
+            status: "online".into(),
+            sort: "compliance".into(),
+            page: Some(99),
+            ..Default::default()
+        };
+        let o = build(&all, q, now);
+        assert_eq!((o.matched, o.pages, o.page), (80, 2, 2));
+        let html = render(&o);
+        assert!(html.contains("status=online"), "{html}");
+        assert!(html.contains("sort=compliance"), "{html}");
+        assert!(o.rows.iter().all(|r| r.online));
+        // Lowest compliance first on the first page.
+        let first = build(
+            &all,
+            OverviewQuery {
+                sort: "compliance".into(),
+                ..Default::default()
+            },
+            now,
+        );
+        assert_eq!(first.rows[0].compliance_pct, Some(0.0));
+        // Area prefix and the clock-skew alert.
+        let area = build(
+            &all,
+            OverviewQuery {
+                area: "2000".into(),
+                status: "alert".into(),
+                ..Default::default()
+            },
+            now,
+        );
+        assert!(
+            area.rows
+                .iter()
+                .any(|r| r.id == "st00007" && r.alerts.iter().any(|a| a.starts_with("lệch giờ")))
+        );
+        render(&area);
     }
 }
