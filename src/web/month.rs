@@ -396,3 +396,93 @@ pub fn titles_of(text: &str) -> HashMap<String, String> {
         })
         .unwrap_or_default()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::reconcile::{Breakdown, StationReconciliation};
+    use chrono::{DateTime, FixedOffset, TimeZone};
+
+    fn at(day: u32, h: u32) -> DateTime<FixedOffset> {
+        FixedOffset::east_opt(7 * 3600)
+            .unwrap()
+            .with_ymd_and_hms(2026, 11, day, h, 30, 0)
+            .unwrap()
+    }
+
+    fn row(day: u32, h: u32, status: Status, seq: Option<u64>) -> Recon {
+        Recon {
+            station: "p".into(),
+            occurrence: None,
+            slot: Some(if h < 12 { "sang" } else { "chieu" }.into()),
+            program: Some("cchc".into()),
+            category: "relay".into(),
+            source: crate::wire::Source::Relay,
+            scheduled_at: at(day, h),
+            actual_start: None,
+            planned_secs: 900.0,
+            aired_secs: if seq.is_some() { 900.0 } else { 0.0 },
+            late_by_secs: None,
+            short_by_secs: None,
+            status,
+            outcome: None,
+            reason: Some("station was down".into()),
+            reason_code: None,
+            seq,
+        }
+    }
+
+    #[test]
+    fn future_occurrences_are_still_to_come_and_titles_and_loudness_are_shown() {
+        let rows = vec![
+            row(1, 5, Status::OnTime, Some(1)),
+            row(1, 17, Status::Missed, None),
+            row(30, 5, Status::NotYetDue, None),
+            row(30, 17, Status::NotYetDue, None),
+        ];
+        let mut breakdown = Breakdown::default();
+        for r in &rows {
+            breakdown.add(r);
+        }
+        let section = StationSection {
+            id: "p".into(),
+            name: "Phường <i>P</i>".into(),
+            area_code: "1".into(),
+            public_key: String::new(),
+            plan_note: None,
+            reconciliation: StationReconciliation { rows, breakdown },
+            records: Vec::new(),
+            bounds: Default::default(),
+        };
+        let today = NaiveDate::from_ymd_opt(2026, 11, 29).unwrap();
+        let period = Period::parse("2026-11", today).unwrap();
+        let titles = titles_of("[[programs]]\nid = \"cchc\"\ntitle = \"Chuyên mục CCHC\"\n");
+        let lufs = HashMap::from([(1u64, -23.04)]);
+        let page = build(&section, &period, &titles, &lufs, today, None);
+        // Two still to come, one missed: 50 % of what is due, the future never missed.
+        assert_eq!(page.totals.not_yet_due, 2);
+        assert_eq!(page.totals.missed, 1);
+        assert_eq!(page.totals.compliance_pct, Some(50.0));
+        assert_eq!(page.slots.len(), 2);
+        assert_eq!(page.slots[0].time, "05:30");
+        let last = &page.heat[29].cells;
+        assert!(last.iter().all(|c| c.class == "not_yet_due"), "{last:?}");
+        assert!(last[0].text.contains("Chưa đến giờ"));
+        assert_eq!(page.heat[1].cells[0].class, "none");
+        assert_eq!(page.airings[0].title, "Chuyên mục CCHC");
+        assert_eq!(page.airings[0].category, "tiếp sóng");
+        assert_eq!(page.airings[0].lufs, Some(-23.04));
+        assert_eq!(page.days[29].pct, None);
+        let html = crate::web::render("station_month.html", None, &page).unwrap();
+        assert!(html.contains("Phường &lt;i&gt;P&lt;&#x2f;i&gt;"));
+        assert!(html.contains("-23,0"), "loudness the Vietnamese way");
+        assert!(
+            !html.contains("station was down"),
+            "no English detail on the page"
+        );
+        assert!(
+            html.contains("<option value=\"2026-11\" selected>"),
+            "{html}"
+        );
+    }
+}
