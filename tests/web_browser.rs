@@ -275,6 +275,17 @@ async fn office_pages_in_a_real_browser() {
     follow(&c, Locator::Id("month-next")).await;
     assert!(text(&c, "h1").await.contains("tháng 03/2019"));
 
+    // A month that does not exist: a Vietnamese page, still signed in (the navigation stays).
+    c.goto(&format!("{base}/stations/phuong-a?month=2019-13"))
+        .await
+        .unwrap();
+    let bad = text(&c, "#error-message").await;
+    assert!(
+        bad.contains("2019-13") && bad.contains("không hợp lệ"),
+        "{bad}"
+    );
+    assert!(text(&c, "#viewer").await.contains("van-hoa"));
+
     // Reports: each format of the month and of the year, downloaded and opened.
     c.goto(&format!("{base}/reports")).await.unwrap();
     shot(&c, "3-reports").await;

@@ -64,33 +64,59 @@ pub fn error_page(
     }
 }
 
-impl IntoResponse for PageError {
-    fn into_response(self) -> Response {
+impl PageError {
+    /// The error page, with the navigation of `viewer` (who is signed in stays signed in).
+    pub fn page(self, viewer: Option<&Viewer>) -> Response {
         match self {
             PageError::BadRequest(m) => {
-                error_page(StatusCode::BAD_REQUEST, "Yêu cầu không hợp lệ", &m, None)
+                error_page(StatusCode::BAD_REQUEST, "Yêu cầu không hợp lệ", &m, viewer)
             }
-            PageError::NotFound(m) => error_page(StatusCode::NOT_FOUND, "Không tìm thấy", &m, None),
+            PageError::NotFound(m) => {
+                error_page(StatusCode::NOT_FOUND, "Không tìm thấy", &m, viewer)
+            }
             PageError::Internal(m) => {
                 tracing::error!(error = %m, "page failed");
                 error_page(
                     StatusCode::INTERNAL_SERVER_ERROR,
                     "Lỗi máy chủ",
                     "Máy chủ gặp lỗi khi lập trang này; lỗi đã được ghi vào nhật ký máy chủ. Hãy thử lại sau ít phút.",
-                    None,
+                    viewer,
                 )
             }
         }
     }
 }
 
+impl IntoResponse for PageError {
+    fn into_response(self) -> Response {
+        self.page(None)
+    }
+}
+
 type Page = Result<Html<String>, PageError>;
+
+/// The page, or its error page with the viewer's navigation.
+fn answer(page: Page, v: Option<Extension<Viewer>>) -> Response {
+    match page {
+        Ok(html) => html.into_response(),
+        Err(e) => e.page(viewer(&v)),
+    }
+}
 
 fn viewer(v: &Option<Extension<Viewer>>) -> Option<&Viewer> {
     v.as_ref().map(|Extension(v)| v)
 }
 
 async fn overview_page(
+    state: State<AppState>,
+    v: Option<Extension<Viewer>>,
+    who: Option<Extension<Principal>>,
+    q: Result<Query<overview::OverviewQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    answer(overview_inner(state, v.clone(), who, q).await, v)
+}
+
+async fn overview_inner(
     State(state): State<AppState>,
     v: Option<Extension<Viewer>>,
     who: Option<Extension<Principal>>,
@@ -130,6 +156,15 @@ fn today(now: DateTime<Utc>) -> chrono::NaiveDate {
 }
 
 async fn station_page(
+    state: State<AppState>,
+    v: Option<Extension<Viewer>>,
+    id: Path<String>,
+    q: Result<Query<MonthQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    answer(station_inner(state, v.clone(), id, q).await, v)
+}
+
+async fn station_inner(
     State(state): State<AppState>,
     v: Option<Extension<Viewer>>,
     Path(id): Path<String>,
@@ -206,7 +241,11 @@ fn loudness(
     Ok(out)
 }
 
-async fn reports_page(State(state): State<AppState>, v: Option<Extension<Viewer>>) -> Page {
+async fn reports_page(state: State<AppState>, v: Option<Extension<Viewer>>) -> Response {
+    answer(reports_inner(state, v.clone()).await, v)
+}
+
+async fn reports_inner(State(state): State<AppState>, v: Option<Extension<Viewer>>) -> Page {
     let now = state.now();
     let today = today(now);
     let this = current_month(now);
