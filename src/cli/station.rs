@@ -1,15 +1,12 @@
 //! `loa station` — Run the station daemon.
 
-use crate::notify::{Liveness, Notifier, pet_while_alive, watchdog_interval};
 use anyhow::Context as _;
 use clap::{Args, ValueEnum};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 
-use crate::clock::SystemClock;
 use crate::process;
-use crate::station::{self, Control, Daemon, StationConfig, StationError, playout};
+use crate::station::{self, Launch, StationConfig, StationError};
 
 /// Log line format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -70,145 +67,45 @@ impl From<LogFormat> for process::LogFormat {
     }
 }
 
-/// Run `loa station`.
+/// Run `loa station`: the arguments resolved against the state layout, then
+/// [`station::run_station`].
 pub fn run(args: StationArgs) -> anyhow::Result<ExitCode> {
     process::init_logging(process::LOG_ENV, args.log_format.into());
     let layout = crate::layout::Layout::detect();
-    let data_dir = args
-        .data
-        .clone()
-        .unwrap_or_else(|| layout.station_dir(&args.station));
-    let schedules = args
-        .schedules
-        .clone()
-        .unwrap_or_else(|| layout.schedules.clone());
-    let data_dir_for_cache = data_dir.clone();
-    let mut cfg = StationConfig {
-        station: args.station.clone(),
-        schedule_path: schedules.join(format!("{}.toml", args.station)),
-        audio_root: args.audio.clone().unwrap_or_else(|| layout.audio.clone()),
-        data_dir,
-        collector_url: args.collector.clone(),
-        heartbeat_secs: args.heartbeat_secs,
-        keep_days: args.keep_days,
+    let schedules = args.schedules.unwrap_or_else(|| layout.schedules.clone());
+    let launch = Launch {
+        cfg: StationConfig {
+            schedule_path: schedules.join(format!("{}.toml", args.station)),
+            audio_root: args.audio.unwrap_or_else(|| layout.audio.clone()),
+            data_dir: args
+                .data
+                .unwrap_or_else(|| layout.station_dir(&args.station)),
+            station: args.station,
+            collector_url: args.collector,
+            heartbeat_secs: args.heartbeat_secs,
+            keep_days: args.keep_days,
+        },
+        output: args.output,
+        publish: args.publish,
+        recorded_collector: layout
+            .collector_url_file()
+            .is_file()
+            .then(|| layout.collector_url()),
     };
-    // The player is set up with the schedule's loudness target, so the schedule is read (and
-    // validated) before the output is opened, once: the daemon opens with it.
-    let (schedule, catalog) = match station::load_schedule(&cfg, chrono::Utc::now()) {
-        Ok(loaded) => loaded,
+    match station::run_station(launch) {
+        Ok(()) => Ok(ExitCode::SUCCESS),
         Err(e @ (StationError::Schedule { .. } | StationError::WrongStation { .. })) => {
             eprintln!("loa station: refusing to start: {e}");
-            return Ok(ExitCode::from(2));
+            Ok(ExitCode::from(2))
         }
-        Err(e) => return Err(e).context("reading the schedule"),
-    };
-    // No collector named (flag or schedule): the one the layout's collector recorded, if any
-    // (a station started beside `loa up` ships to it without flags).
-    if cfg.collector_url.is_none()
-        && schedule.collector.is_none()
-        && layout.collector_url_file().is_file()
-    {
-        let (url, from) = layout.collector_url();
-        tracing::info!(%url, "collector URL {from}");
-        cfg.collector_url = Some(url);
+        Err(e) if e.is_refusal() => {
+            eprintln!("loa station: {e}");
+            Ok(ExitCode::from(2))
+        }
+        Err(e @ StationError::Output { .. }) => {
+            eprintln!("loa station: {e}");
+            Ok(ExitCode::FAILURE)
+        }
+        Err(e) => Err(e).context("station daemon"),
     }
-    if let Some(url) = &args.publish
-        && let Err(e) = crate::output::publish::publish_url(url)
-    {
-        eprintln!("loa station: --publish: {e}");
-        return Ok(ExitCode::from(2));
-    }
-    let (player, events): (Box<dyn playout::Playout>, _) = match args.output.as_str() {
-        "timer" if args.publish.is_some() => {
-            eprintln!("loa station: --publish needs a real output (the timer airs no audio)");
-            return Ok(ExitCode::from(2));
-        }
-        "timer" => {
-            let (p, rx) = playout::TimerPlayout::spawn().map_err(|e| anyhow::anyhow!(e))?;
-            (Box::new(p), rx)
-        }
-        spec => {
-            let loudness = crate::loudness::LoudnessSettings {
-                target_lufs: schedule.loudness.integrated_lufs,
-                max_true_peak_dbtp: schedule.loudness.max_true_peak_dbtp,
-                cache_dir: Some(data_dir_for_cache.join("loudness")),
-                ..Default::default()
-            };
-            let mut output = crate::output::OutputConfig::new(spec);
-            output.publish = args.publish.clone();
-            match playout::PlayerPlayout::spawn(output, loudness) {
-                Ok((p, rx)) => (Box::new(p), rx),
-                Err(e) => {
-                    eprintln!("loa station: cannot open output {spec:?}: {e}");
-                    return Ok(ExitCode::FAILURE);
-                }
-            }
-        }
-    };
-    // One thread runs the scheduler, the shipper and the heartbeat: they mostly sleep, the
-    // player has its own threads (the first sample is placed there, not here), and journal reads
-    // go to the blocking pool. A multi-threaded runtime cost ~1 MB of RSS idle for nothing.
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
-    rt.block_on(async move {
-        // Signals first: a SIGTERM during start-up must mean "shut down cleanly", not death.
-        let (ctl_tx, ctl_rx) = tokio::sync::mpsc::channel(8);
-        let notifier = Notifier::from_env();
-        spawn_signals(ctl_tx, notifier.clone())?;
-        let mut daemon = Daemon::open_loaded(cfg, Arc::new(SystemClock), player, schedule, catalog)
-            .context("starting the station")?;
-        // systemd (Type=notify): ready once the schedule, key and journal are open; the
-        // watchdog is petted only while the scheduler loop beats (same thread as the pets).
-        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        if let Some(watchdog) = watchdog_interval() {
-            let liveness = Liveness::new();
-            daemon.set_liveness(liveness.clone(), Liveness::max_sleep(watchdog));
-            let mut stop_rx = stop_rx.clone();
-            tokio::spawn(pet_while_alive(
-                notifier.clone(),
-                liveness,
-                watchdog,
-                async move {
-                    let _ = stop_rx.wait_for(|s| *s).await;
-                },
-            ));
-        }
-        if let Err(e) = notifier.ready_with_status(&format!("airing station {}", args.station)) {
-            tracing::warn!("systemd notify: {e}");
-        }
-        let events = station::bridge_events(events);
-        let result = daemon.run(events, ctl_rx).await;
-        let _ = stop_tx.send(true);
-        drop(stop_rx);
-        result.context("station daemon")?;
-        Ok(ExitCode::SUCCESS)
-    })
-}
-
-fn spawn_signals(tx: tokio::sync::mpsc::Sender<Control>, notifier: Notifier) -> anyhow::Result<()> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut hup = signal(SignalKind::hangup()).context("installing SIGHUP handler")?;
-    let mut term = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
-    let mut int = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
-    tokio::spawn(async move {
-        loop {
-            let c = tokio::select! {
-                _ = hup.recv() => Control::Reload,
-                _ = term.recv() => Control::Shutdown,
-                _ = int.recv() => Control::Shutdown,
-            };
-            tracing::info!(?c, "signal received");
-            if matches!(c, Control::Shutdown)
-                && let Err(e) = notifier.stopping()
-            {
-                tracing::warn!("systemd notify: {e}");
-            }
-            if tx.send(c).await.is_err() {
-                return;
-            }
-        }
-    });
-    Ok(())
 }
