@@ -9,7 +9,7 @@
 //! without a record whose record cannot be expected yet at `now` (see [`due_at`]) is
 //! [`Status::NotYetDue`], never "no record", and stays out of the compliance ratio. `now` is
 //! handed in (from the caller's injected clock); nothing here reads a clock. It reads only the
-//! fields of [`Airing`] (what the store keeps in columns beside each signed record), never the
+//! fields of [`AiredAiring`] (what the store keeps in columns beside each signed record), never the
 //! signed bytes.
 
 use chrono::{DateTime, FixedOffset, Utc};
@@ -75,10 +75,12 @@ impl Status {
     }
 }
 
-/// The fields of an airing record that reconciliation reads: the store hands these from its
-/// columns (no JSON parsing), and `From<&AiringRecord>` gives the same from a parsed record.
+/// An aired airing, as reconciliation reads it: the fields of a station's record (the aired layer,
+/// between the planned `schedule::PlannedAiring` and the reconciled [`Row`]). The store hands
+/// these from its columns (no JSON parsing), and `From<&AiringRecord>` gives the same from a
+/// parsed record.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Airing {
+pub struct AiredAiring {
     pub seq: u64,
     pub occurrence: Option<String>,
     pub slot: Option<String>,
@@ -100,13 +102,13 @@ pub struct Airing {
     pub reason_code: Option<ReasonCode>,
 }
 
-impl From<&AiringRecord> for Airing {
+impl From<&AiringRecord> for AiredAiring {
     fn from(r: &AiringRecord) -> Self {
         Self::from(r.clone())
     }
 }
 
-impl From<AiringRecord> for Airing {
+impl From<AiringRecord> for AiredAiring {
     fn from(r: AiringRecord) -> Self {
         let reason_code = r.code();
         Self {
@@ -287,7 +289,7 @@ pub struct StationReconciliation {
 
 fn classify(
     planned_secs: f64,
-    rec: &Airing,
+    rec: &AiredAiring,
     th: &Thresholds,
 ) -> (Status, Option<f64>, Option<f64>) {
     let late = rec.start_offset_ms.map(|ms| ms as f64 / 1000.0);
@@ -309,7 +311,7 @@ fn classify(
     (status, late, short_by)
 }
 
-fn default_reason(rec: &Airing) -> Option<String> {
+fn default_reason(rec: &AiredAiring) -> Option<String> {
     match (&rec.reason, rec.outcome) {
         (Some(r), _) => Some(r.clone()),
         (None, Outcome::Aired) => None,
@@ -339,12 +341,12 @@ pub fn due_at(p: &PlannedAiring) -> DateTime<Utc> {
 pub fn reconcile(
     station: &str,
     planned: Option<&[PlannedAiring]>,
-    records: &[Airing],
+    records: &[AiredAiring],
     th: &Thresholds,
     now: DateTime<Utc>,
 ) -> StationReconciliation {
     // Latest record per occurrence.
-    let mut by_occ: HashMap<&str, &Airing> = HashMap::new();
+    let mut by_occ: HashMap<&str, &AiredAiring> = HashMap::new();
     for r in records {
         if let Some(o) = r.occurrence.as_deref() {
             match by_occ.get(o) {
@@ -360,7 +362,7 @@ pub fn reconcile(
     let mut used: std::collections::HashSet<&str> = std::collections::HashSet::new();
     // The row's category is the plan's for a planned occurrence, else the record's.
     let from_record =
-        |r: &Airing, category: &str, planned_secs: f64, status_override: Option<Status>| {
+        |r: &AiredAiring, category: &str, planned_secs: f64, status_override: Option<Status>| {
             let (status, late, short) = classify(planned_secs, r, th);
             Row {
                 station: station.clone(),
@@ -428,7 +430,7 @@ pub fn reconcile(
             }
         }
         None => {
-            let mut recs: Vec<&&Airing> = by_occ.values().collect();
+            let mut recs: Vec<&&AiredAiring> = by_occ.values().collect();
             recs.sort_by_key(|r| (r.scheduled_at, r.seq));
             for r in recs {
                 used.insert(r.occurrence.as_deref().unwrap_or_default());
@@ -438,7 +440,7 @@ pub fn reconcile(
             }
         }
     }
-    let mut unplanned: Vec<&Airing> = records
+    let mut unplanned: Vec<&AiredAiring> = records
         .iter()
         .filter(|r| match r.occurrence.as_deref() {
             None => true,
@@ -526,7 +528,7 @@ mod tests {
             .enumerate()
             .map(|(i, (&(o, aired, off), p))| rec(i as u64 + 1, p, o, aired, off))
             .collect();
-        let recs: Vec<Airing> = recs.iter().map(Airing::from).collect();
+        let recs: Vec<AiredAiring> = recs.iter().map(AiredAiring::from).collect();
         let r = reconcile("a", Some(&plans), &recs, &Thresholds::default(), later());
         let got: Vec<Status> = r.rows.iter().map(|r| r.status).collect();
         assert_eq!(got, expected);
@@ -542,9 +544,9 @@ mod tests {
     fn check_due(grace_secs: u32, now_after_secs: i64, outcome: Option<Outcome>, expected: Status) {
         let mut p = plan(1, 5);
         p.grace_secs = grace_secs;
-        let recs: Vec<Airing> = outcome
+        let recs: Vec<AiredAiring> = outcome
             .map(|o| {
-                Airing::from(rec(
+                AiredAiring::from(rec(
                     1,
                     &p,
                     o,
@@ -590,12 +592,12 @@ mod tests {
         // A healthy new ward in the middle of the month: the two airings that are due aired;
         // the two to come are not yet due. Compliance is 100 %, not 50 % (or 0 %).
         let plans = vec![plan(1, 5), plan(1, 17), plan(2, 5), plan(2, 17)];
-        let recs: Vec<Airing> = [
+        let recs: Vec<AiredAiring> = [
             rec(1, &plans[0], Outcome::Aired, 600.0, 0),
             rec(2, &plans[1], Outcome::Aired, 600.0, 0),
         ]
         .iter()
-        .map(Airing::from)
+        .map(AiredAiring::from)
         .collect();
         let now = at(2, 4).with_timezone(&Utc);
         let r = reconcile("a", Some(&plans), &recs, &Thresholds::default(), now);
@@ -654,7 +656,7 @@ mod tests {
         manual.category = "notice".into();
         let mut foreign = rec(5, &plan(9, 9), Outcome::Aired, 30.0, 0);
         foreign.source = Source::Relay;
-        let recs: Vec<Airing> = [
+        let recs: Vec<AiredAiring> = [
             rec(1, &plans[0], Outcome::Failed, 0.0, 0),
             rec(2, &plans[0], Outcome::Aired, 600.0, 90_000), // retry supersedes seq 1
             rec(3, &plans[1], Outcome::Missed, 0.0, 0),
@@ -662,7 +664,7 @@ mod tests {
             foreign,
         ]
         .into_iter()
-        .map(Airing::from)
+        .map(AiredAiring::from)
         .collect();
         let r = reconcile("a", Some(&plans), &recs, &Thresholds::default(), later());
         let got: Vec<(Status, Option<u64>)> = r.rows.iter().map(|r| (r.status, r.seq)).collect();
@@ -700,7 +702,7 @@ mod tests {
     #[test]
     fn without_a_plan_records_count_on_the_stations_word() {
         let p = plan(1, 5);
-        let recs = vec![Airing::from(rec(1, &p, Outcome::Aired, 600.0, 0))];
+        let recs = vec![AiredAiring::from(rec(1, &p, Outcome::Aired, 600.0, 0))];
         let r = reconcile("a", None, &recs, &Thresholds::default(), later());
         assert_eq!(r.rows.len(), 1);
         assert_eq!(r.rows[0].status, Status::OnTime);

@@ -1129,8 +1129,9 @@ struct AiringsQuery {
     month: Option<String>,
 }
 
+/// One stored record as `GET …/airings` lists it (its JSON field names are the API's).
 #[derive(Serialize)]
-struct Airing {
+struct ListedRecord {
     seq: u64,
     hash: String,
     record: crate::wire::AiringRecord,
@@ -1141,7 +1142,7 @@ struct AiringsAnswer {
     station: String,
     from: NaiveDate,
     to: NaiveDate,
-    airings: Vec<Airing>,
+    airings: Vec<ListedRecord>,
 }
 
 async fn get_airings(
@@ -1188,7 +1189,7 @@ async fn get_airings(
             for s in store.records_between(Some(&entry.id), lo, hi)? {
                 let record = s.parse().map_err(StoreError::from)?;
                 if period.contains(&record.scheduled_at) {
-                    airings.push(Airing {
+                    airings.push(ListedRecord {
                         seq: s.seq,
                         hash: s.hash,
                         record,

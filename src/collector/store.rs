@@ -5,7 +5,7 @@
 //! (station, seq); a row is only ever inserted (never updated or deleted) and only when it is
 //! signed by the station's key and its hash links to the stored neighbours (seq-1 and seq+1) that
 //! exist. A batch is stored in one transaction: all of it, or none. Beside the bytes, a row keeps
-//! the fields reconciliation reads ([`crate::reconcile::Airing`]) in columns, copied from the
+//! the fields reconciliation reads ([`crate::reconcile::AiredAiring`]) in columns, copied from the
 //! very record the bytes encode (at insert, or by migration 3 for older rows); a row whose
 //! columns are not filled (`scheduled_ns` NULL) is read from its bytes instead, so both ways give
 //! the same airing. Column `reason_code` holds the record's reason code
@@ -19,7 +19,7 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use crate::reason::ReasonCode;
-use crate::reconcile::Airing;
+use crate::reconcile::AiredAiring;
 use crate::report::{CorruptRecord, RecordSource, ReportError, SourceError};
 use crate::wire::{AiringRecord, BatchAck, GENESIS_HASH, Heartbeat, Outcome, Rejection, Source};
 
@@ -460,7 +460,7 @@ impl RecordSource for Store {
         station: &str,
         from_unix: i64,
         to_unix: i64,
-    ) -> Result<Vec<Airing>, SourceError> {
+    ) -> Result<Vec<AiredAiring>, SourceError> {
         Ok(Store::airings_between(self, station, from_unix, to_unix)?)
     }
 
@@ -959,7 +959,7 @@ impl Store {
         station: &str,
         from_unix: i64,
         to_unix: i64,
-    ) -> Result<Vec<Airing>, StoreError> {
+    ) -> Result<Vec<AiredAiring>, StoreError> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT seq, occurrence, slot, program, category, source, outcome, scheduled_ns,
                 scheduled_offset_secs, actual_ns, actual_offset_secs, planned_secs, aired_secs,
@@ -976,7 +976,7 @@ impl Store {
                 let bytes: String = row.get(15)?;
                 let r: AiringRecord =
                     serde_json::from_str(&bytes).map_err(|e| corrupt(&e.to_string()))?;
-                out.push(Airing::from(r));
+                out.push(AiredAiring::from(r));
                 continue;
             };
             let instant =
@@ -990,7 +990,7 @@ impl Store {
             // Read in place (no String per row): these two are short enum names.
             let source = row.get_ref(5)?.as_str().unwrap_or_default();
             let outcome = row.get_ref(6)?.as_str().unwrap_or_default();
-            out.push(Airing {
+            out.push(AiredAiring {
                 seq,
                 occurrence: row.get(1)?,
                 slot: row.get(2)?,
@@ -1295,7 +1295,7 @@ mod tests {
                     ],
                 )
                 .unwrap();
-                expected.push(Airing::from(&r));
+                expected.push(AiredAiring::from(&r));
             }
             // A row whose bytes do not parse keeps NULL columns and is still refused as corrupt.
             conn.execute(
@@ -1323,9 +1323,9 @@ mod tests {
         assert_eq!(got, expected);
         // Nothing stored was lost or changed: the bytes are still the records.
         let stored = store.records_between(Some("a"), 0, i64::MAX).unwrap();
-        let parsed: Vec<Airing> = stored
+        let parsed: Vec<AiredAiring> = stored
             .iter()
-            .map(|s| Airing::from(s.parse().unwrap()))
+            .map(|s| AiredAiring::from(s.parse().unwrap()))
             .collect();
         assert_eq!(parsed, expected);
         assert!(matches!(
@@ -1337,7 +1337,7 @@ mod tests {
     #[test]
     fn migration_5_codes_the_rows_stored_before_it_as_the_reports_read_them_then() {
         // What a report showed before migration 5: the code classified from the text at read.
-        let read_then = |a: &Airing| crate::wire::classify(a.outcome, a.reason.as_deref());
+        let read_then = |a: &AiredAiring| crate::wire::classify(a.outcome, a.reason.as_deref());
         let phrases = [
             None,
             Some(
@@ -1410,7 +1410,7 @@ mod tests {
         let codes: Vec<Option<ReasonCode>> = got.iter().map(|a| a.reason_code.clone()).collect();
         let then: Vec<Option<ReasonCode>> = records
             .iter()
-            .map(|r| read_then(&Airing::from(r)))
+            .map(|r| read_then(&AiredAiring::from(r)))
             .collect();
         assert_eq!(codes, then);
         use ReasonCode as C;
@@ -1429,7 +1429,7 @@ mod tests {
         for r in &records {
             assert_eq!(
                 store.reason_code("a", r.seq).unwrap(),
-                read_then(&Airing::from(r)),
+                read_then(&AiredAiring::from(r)),
                 "seq {}",
                 r.seq
             );
@@ -1447,7 +1447,7 @@ mod tests {
                 let r = record("a", seq, seq);
                 let bytes = serde_json::to_string(&r).unwrap();
                 insert_record(&mut stmt, "a", "h", "s", &bytes, &r, 0).unwrap();
-                expected.push(Airing::from(&r));
+                expected.push(AiredAiring::from(&r));
             }
         }
         // A row whose columns are not filled is read from its bytes.

@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::{Period, RecordSource, ReportError, StationDirectory, StationEntry, StoredRecord};
-use crate::reconcile::{Airing, Breakdown, Thresholds, reconcile};
+use crate::reconcile::{AiredAiring, Breakdown, Thresholds, reconcile};
 use crate::schedule::PlannedAiring;
 
 /// Where the plan of a station comes from: the report calls it per station and period.
@@ -203,7 +203,7 @@ fn section(
             if period.contains(&r.scheduled_at) {
                 first = first.min(s.seq);
                 last = last.max(s.seq);
-                airings.push(Airing::from(r));
+                airings.push(AiredAiring::from(r));
             } else if r.scheduled_at.date_naive() < period.from
                 && before.is_none_or(|b| stored[b].seq < s.seq)
             {

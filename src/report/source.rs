@@ -10,7 +10,7 @@
 use ed25519_dalek::VerifyingKey;
 use std::path::PathBuf;
 
-use crate::reconcile::Airing;
+use crate::reconcile::AiredAiring;
 
 /// What a record source could not do: its own error, shown as it is.
 pub type SourceError = Box<dyn std::error::Error + Send + Sync>;
@@ -94,7 +94,7 @@ pub trait RecordSource {
         station: &str,
         from_unix: i64,
         to_unix: i64,
-    ) -> Result<Vec<Airing>, SourceError>;
+    ) -> Result<Vec<AiredAiring>, SourceError>;
 
     /// The records of `station` with seq in `from..=to`, by seq.
     fn records_by_seq(
