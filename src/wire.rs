@@ -629,8 +629,10 @@ pub fn unspecified(outcome: Outcome) -> Option<ReasonCode> {
 /// The code this project's stations mean by the free text `text` for `outcome`: the code of a
 /// version 1 record (which carries only text), read from the exact phrases the stations write
 /// first in their reasons; any other text is [`ReasonCode::Unknown`] (the text stays as detail).
-/// `None` for an aired record without a reason. Stations code their own reasons through it too,
-/// so a phrase and its code are decided in this one place.
+/// `None` for an aired record without a reason. Stations no longer call it: they decide a code
+/// where its cause is known (player, scheduler, crash records), and their tests check that each
+/// phrase they write reads back here as the code they gave it (an output failure's `output: …`
+/// text reads as `unknown`: the player codes it `*.output`).
 ///
 /// **Invariant:** the mapping of a given (outcome, text) never changes once released: the
 /// collector stored the codes of version 1 records by it (migration 5), and exports of a database
