@@ -329,6 +329,31 @@ async fn office_pages_in_a_real_browser() {
     )
     .await;
     assert!(String::from_utf8(year).unwrap().contains("phuong-a"));
+    // The year-to-date administrative report, opened by a real reader (python-docx).
+    let docx = download(
+        &c,
+        "a[href=\"/api/v1/reports/2019.docx\"]",
+        downloads.path(),
+        "loa-bao-cao-2019.docx",
+    )
+    .await;
+    assert_eq!(&docx[..2], b"PK", "a DOCX is a zip");
+    let read = std::process::Command::new("/usr/bin/python3")
+        .args([
+            "-c",
+            "import docx,sys; d=docx.Document(sys.argv[1]); \
+             print('\\n'.join([p.text for p in d.paragraphs] \
+             + [c.text for t in d.tables for r in t.rows for c in r.cells]))",
+        ])
+        .arg(downloads.path().join("loa-bao-cao-2019.docx"))
+        .output()
+        .expect("python3-docx (scripts/deps.sh test)");
+    let docx_text = String::from_utf8_lossy(&read.stdout);
+    assert!(
+        read.status.success() && docx_text.contains("Độc lập - Tự do - Hạnh phúc"),
+        "python-docx reads the downloaded report: {docx_text} {}",
+        String::from_utf8_lossy(&read.stderr)
+    );
 
     // A form without its CSRF token is refused, and nothing changes (still signed in).
     c.goto(&format!("{base}/")).await.unwrap();
