@@ -209,7 +209,14 @@ async fn the_current_month_counts_airings_still_to_come_as_not_yet_due() {
         to_come,
         "{page}"
     );
-    assert!(!page.contains("Không có bản ghi"), "{page}");
+    // The legend names every outcome; no heat-map cell or airing row says "no record".
+    assert!(!page.contains("<td class=\"cell no_record\""), "{page}");
+    assert_eq!(
+        page.matches("Không có bản ghi").count(),
+        1,
+        "only the legend: {page}"
+    );
+    assert!(page.contains("không có bản ghi 0 "), "{page}");
 
     // CSV: the note is the line before the headers; no row says "no record".
     let csv = c
