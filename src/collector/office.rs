@@ -188,7 +188,7 @@ async fn station_inner(
     let titles = match &entry.schedule {
         Some(p) => tokio::fs::read_to_string(p)
             .await
-            .map(|t| month::titles_of(&t))
+            .map(|t| crate::schedule::file::program_titles(p, &t))
             .unwrap_or_default(),
         None => HashMap::new(),
     };

@@ -231,6 +231,23 @@ fn field_at(text: &str, offset: usize) -> String {
 
 /// Parse a schedule file's text into its raw form. Syntax and shape errors (unknown or missing
 /// fields, wrong types) stop here: serde reports the first one.
+/// The titles of a schedule file's `[[programs]]` (id → title), read with the same parser as
+/// validation; empty when the file does not parse (its errors are `loa check`'s to report).
+/// Pages show titles where plans and records keep ids.
+pub fn program_titles(path: &Path, text: &str) -> std::collections::HashMap<String, String> {
+    parse_raw(path, text)
+        .map(|raw| {
+            raw.programs
+                .into_iter()
+                .filter_map(|p| {
+                    let p = p.into_inner();
+                    Some((p.id.into_inner(), p.title?))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 pub(crate) fn parse_raw(path: &Path, text: &str) -> Result<RawStation, ScheduleErrors> {
     toml::from_str::<RawStation>(text).map_err(|e| {
         let ctx = Ctx::new(path, text);
@@ -350,6 +367,17 @@ pub(super) fn find_quoted(text: &str, span: &Range<usize>, from: usize, value: &
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn program_titles_come_from_the_schedules_own_parser() {
+        let path = Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/schedules/phuong-le-hong-phong.toml"
+        ));
+        let titles = program_titles(path, &std::fs::read_to_string(path).unwrap());
+        assert_eq!(titles["thong-bao"], "Thông báo của địa phương");
+        assert!(program_titles(path, "not = [toml").is_empty());
+    }
 
     fn d(y: i32, m: u32, day: u32) -> NaiveDate {
         NaiveDate::from_ymd_opt(y, m, day).unwrap_or_default()

@@ -373,30 +373,6 @@ pub fn category_vi(c: &str) -> String {
     }
 }
 
-/// The program titles of a schedule file's `[[programs]]` (id → title); empty when the file
-/// cannot be read or parsed (the page then shows ids, and the schedule's own errors are
-/// `loa check`'s to report).
-pub fn titles_of(text: &str) -> HashMap<String, String> {
-    #[derive(serde::Deserialize)]
-    struct Program {
-        id: String,
-        title: Option<String>,
-    }
-    #[derive(serde::Deserialize)]
-    struct File {
-        #[serde(default)]
-        programs: Vec<Program>,
-    }
-    toml::from_str::<File>(text)
-        .map(|f| {
-            f.programs
-                .into_iter()
-                .filter_map(|p| Some((p.id, p.title?)))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -456,7 +432,7 @@ mod tests {
         };
         let today = NaiveDate::from_ymd_opt(2026, 11, 29).unwrap();
         let period = Period::parse("2026-11", today).unwrap();
-        let titles = titles_of("[[programs]]\nid = \"cchc\"\ntitle = \"Chuyên mục CCHC\"\n");
+        let titles = HashMap::from([("cchc".to_string(), "Chuyên mục CCHC".to_string())]);
         let lufs = HashMap::from([(1u64, -23.04)]);
         let page = build(&section, &period, &titles, &lufs, today, None);
         // Two still to come, one missed: 50 % of what is due, the future never missed.
