@@ -157,6 +157,31 @@ pub fn describe_user(u: &User) -> String {
     s
 }
 
+/// Checks `password` against `name`'s stored hash: the Argon2 work off the accounts connection
+/// (page views go on meanwhile), a few at once, the same work for an unknown name. The user id,
+/// or why not; `Err` is the page for an internal failure.
+async fn check_password(
+    state: &AppState,
+    name: String,
+    password: String,
+) -> Result<Result<i64, AccountError>, Response> {
+    let rec = match state
+        .auth()
+        .with(move |c| accounts::login_record(c, &name))
+        .await
+    {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => return Err(internal(e)),
+        Err(e) => return Err(internal(format!("{e:?}"))),
+    };
+    let Ok(_slot) = state.auth().argon2_slots.acquire().await else {
+        return Err(internal("the Argon2 semaphore is closed"));
+    };
+    tokio::task::spawn_blocking(move || accounts::check_login(rec.as_ref(), &password))
+        .await
+        .map_err(internal)
+}
+
 /// Hash `password` on the blocking pool, one of the few Argon2 slots, without the accounts
 /// connection.
 async fn hash_off(state: &AppState, password: String) -> Result<String, Response> {
@@ -270,24 +295,12 @@ async fn post_login(State(state): State<AppState>, req: Request) -> Response {
             .insert(header::RETRY_AFTER, HeaderValue::from(secs));
         return r;
     }
-    let lookup = name.clone();
-    let rec = match state
-        .auth()
-        .with(move |c| accounts::login_record(c, &lookup))
-        .await
-    {
-        Ok(Ok(r)) => r,
-        Ok(Err(e)) => return internal(e),
-        Err(e) => return internal(format!("{e:?}")),
+    let checked = match check_password(&state, name.clone(), password).await {
+        Ok(c) => c,
+        Err(r) => return r,
     };
-    // The Argon2 work, off the accounts connection (page views go on meanwhile), a few at once.
-    let Ok(_slot) = state.auth().argon2_slots.acquire().await else {
-        return internal("the Argon2 semaphore is closed");
-    };
-    let checked =
-        tokio::task::spawn_blocking(move || accounts::check_login(rec.as_ref(), &password)).await;
     let user = match checked {
-        Ok(Ok(id)) => match state
+        Ok(id) => match state
             .auth()
             .with(move |c| accounts::enabled_user(c, id))
             .await
@@ -297,8 +310,7 @@ async fn post_login(State(state): State<AppState>, req: Request) -> Response {
             Ok(Err(e)) => return internal(e),
             Err(e) => return internal(format!("{e:?}")),
         },
-        Ok(Err(_)) => None,
-        Err(e) => return internal(e),
+        Err(_) => None,
     };
     let Some(user) = user else {
         {
@@ -516,23 +528,10 @@ async fn post_account_password(State(state): State<AppState>, req: Request) -> R
         )
         .await;
     }
-    let name = p.user.name.clone();
-    let rec = match state
-        .auth()
-        .with(move |c| accounts::login_record(c, &name))
-        .await
-    {
-        Ok(Ok(r)) => r,
-        Ok(Err(e)) => return internal(e),
-        Err(e) => return internal(format!("{e:?}")),
+    let ok = match check_password(&state, p.user.name.clone(), current).await {
+        Ok(c) => c.is_ok(),
+        Err(r) => return r,
     };
-    let Ok(_slot) = state.auth().argon2_slots.acquire().await else {
-        return internal("the Argon2 semaphore is closed");
-    };
-    let ok =
-        tokio::task::spawn_blocking(move || accounts::check_login(rec.as_ref(), &current).is_ok())
-            .await
-            .unwrap_or(false);
     if !ok {
         return account_page(
             &state,
