@@ -21,7 +21,8 @@
 //!
 //! Inside the state directory (docs/operations.md, "The state layout"):
 //! `collector.toml` (registry), `collector.db` (database), `collector.url` (where the collector
-//! last listened, written by it at start), `admin-token`, `station/<id>/`, `air/<id>/`.
+//! last listened, written by it at start), `admin-token`, `collector/` (the centre key, `collector/centre-key`), `station/<id>/`,
+//! `air/<id>/`.
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -53,6 +54,11 @@ pub const ADMIN_TOKEN_FILE: &str = "admin-token";
 /// demo admin (mode 0600).
 pub const API_TOKEN_FILE: &str = "api-token";
 pub const STATIONS_DIR: &str = "station";
+/// The collector's own files besides its database (the centre key, later the content library
+/// and managed schedules).
+pub const COLLECTOR_DIR: &str = "collector";
+/// The centre's signing key, inside [`COLLECTOR_DIR`] (`centre::key`; mode 0600).
+pub const CENTRE_KEY_FILE: &str = "centre-key";
 pub const AIR_DIR: &str = "air";
 
 /// Why this state directory was chosen (said in error messages, so a wrong guess is visible).
@@ -153,6 +159,12 @@ impl Layout {
         self.state.join(API_TOKEN_FILE)
     }
 
+    /// The centre's Ed25519 signing key (`<state>/collector/centre-key`, mode 0600; its
+    /// rotation announcements and old secrets lie beside it, see `centre::key`).
+    pub fn centre_key(&self) -> PathBuf {
+        self.state.join(COLLECTOR_DIR).join(CENTRE_KEY_FILE)
+    }
+
     /// The data directory of station `id` (key pair, journal, shipper position).
     pub fn station_dir(&self, id: &str) -> PathBuf {
         self.state.join(STATIONS_DIR).join(id)
@@ -249,6 +261,7 @@ mod tests {
         assert_eq!(l.registry(), Path::new("var/collector.toml"));
         assert_eq!(l.database(), Path::new("var/collector.db"));
         assert_eq!(l.admin_token(), Path::new("var/admin-token"));
+        assert_eq!(l.centre_key(), Path::new("var/collector/centre-key"));
         assert_eq!(l.station_dir("demo"), Path::new("var/station/demo"));
         assert_eq!(l.air_dir(), Path::new("var/air"));
         assert_eq!(

@@ -14,6 +14,8 @@
 //!   table of their Vietnamese and English texts, rendered only at the edges.
 //! - [`wire`] — **API boundary**: airing records and heartbeats, canonical bytes, hash chain,
 //!   Ed25519 signatures. Shared by station and collector.
+//! - [`centre`] — **API boundary**: the centre's signed envelope, manifest, key rotation, a
+//!   station's pinned centre key, station-signed requests (pure but for the key and pin files).
 //!
 //! Edges (I/O):
 //! - [`media`] — probing and decoding audio files; SHA-256 of files.
@@ -41,6 +43,7 @@
 //! - [`cli`] — the `loa` command line: parses arguments and calls the modules above; the only
 //!   place `anyhow` is used.
 
+pub mod centre;
 pub mod cli;
 pub mod clock;
 pub mod collector;

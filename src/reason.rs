@@ -211,6 +211,35 @@ reason_codes! {
     /// Refused: the collector failed internally (retry later).
     RefusedInternal = "refused.internal",
         "Từ chối: lỗi nội bộ của máy chủ", "internal error at the collector";
+    /// Refused: a station-signed request's date is too far from the collector's clock (a
+    /// replay, or the station's clock is wrong).
+    RefusedStaleRequest = "refused.stale_request",
+        "Từ chối: yêu cầu của trạm đã cũ hoặc đồng hồ của trạm sai lệch", "the station-signed request is stale (or the station's clock is wrong)";
+    /// Refused: a station asked for another station's resource.
+    RefusedNotThisStation = "refused.not_this_station",
+        "Từ chối: trạm không được xem dữ liệu của trạm khác", "a station asked for another station's resource";
+    /// Station sync refused something from the centre: not signed by a pinned centre key
+    /// (another key, or altered bytes).
+    SyncCentreSignature = "sync.centre_signature",
+        "Trạm từ chối: chữ ký không phải của khóa trung tâm đã ghim (khóa khác hoặc dữ liệu bị sửa)", "not signed by a pinned centre key (another key, or altered)";
+    /// Station sync refused a centre key rotation whose chain does not start at the pinned key.
+    SyncRotationChain = "sync.rotation_chain",
+        "Trạm từ chối: chuỗi đổi khóa trung tâm không nối từ khóa đã ghim", "the centre key rotation does not chain from the pinned key";
+    /// Station sync refused a manifest that does not decode (shape, version, ranges).
+    SyncManifestMalformed = "sync.manifest_malformed",
+        "Trạm từ chối: bản kê lịch phát sai định dạng", "the manifest is malformed";
+    /// Station sync refused a manifest naming an unsafe or unsorted file path.
+    SyncManifestPath = "sync.manifest_path",
+        "Trạm từ chối: bản kê có đường dẫn tệp không hợp lệ", "the manifest names an invalid file path";
+    /// Station sync refused a manifest made for another station.
+    SyncOtherStation = "sync.other_station",
+        "Trạm từ chối: bản kê dành cho trạm khác", "the manifest is for another station";
+    /// Station sync refused a manifest whose version is not newer than the active one (a replay).
+    SyncReplayedVersion = "sync.replayed_version",
+        "Trạm từ chối: phiên bản lịch không mới hơn phiên bản đang dùng (bị gửi lại)", "the manifest's version is not newer than the active one (replayed)";
+    /// Station sync refused a manifest whose schedule text does not match its stated SHA-256.
+    SyncScheduleHash = "sync.schedule_hash",
+        "Trạm từ chối: mã băm lịch phát không khớp nội dung", "the schedule text does not match its SHA-256";
 }
 
 impl ReasonCode {
@@ -225,10 +254,12 @@ impl ReasonCode {
     }
 
     /// Whether a station may state this code in a record (wire version 2): a known code that is
-    /// not the collector's own (`no_record`, `not_yet_due`, `refused.*`).
+    /// not the collector's own (`no_record`, `not_yet_due`, `refused.*`) nor a sync refusal
+    /// (`sync.*`, reported in heartbeats, never the reason of an airing).
     pub fn is_station_code(&self) -> bool {
         !matches!(self, Self::Other(_) | Self::NoRecord | Self::NotYetDue)
             && !self.as_str().starts_with("refused.")
+            && !self.as_str().starts_with("sync.")
     }
 }
 
