@@ -633,7 +633,11 @@ async fn every_route_refuses_the_roles_it_must_refuse() {
                         .starts_with("/login")
                 );
             }
-            Access::Api(_) | Access::AdminApi | Access::Metrics(_) => {
+            Access::Api(_)
+            | Access::AdminApi
+            | Access::Metrics(_)
+            | Access::Station
+            | Access::StationOr(_) => {
                 assert_eq!(st, 401, "{} {}", route.method, route.path)
             }
             // The login form's POST without its CSRF cookie and field: refused as a forged form.
@@ -649,7 +653,7 @@ async fn every_route_refuses_the_roles_it_must_refuse() {
             ),
         }
         let allowed: &[Role] = match route.access {
-            Access::Page(r) | Access::Api(r) | Access::Metrics(r) => r,
+            Access::Page(r) | Access::Api(r) | Access::Metrics(r) | Access::StationOr(r) => r,
             Access::AdminApi => &[Role::Admin],
             _ => continue,
         };

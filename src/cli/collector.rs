@@ -6,7 +6,7 @@
 //! `/healthz` (router + database) answers.
 
 use anyhow::Context as _;
-use clap::Args;
+use clap::{Args, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -49,10 +49,70 @@ pub struct CollectorArgs {
     /// a scraper on the same host needs none).
     #[arg(long)]
     pub metrics_need_token: bool,
+    #[command(subcommand)]
+    pub command: Option<CollectorCommand>,
+}
+
+/// Maintenance of the collector's own files.
+#[derive(Debug, Subcommand)]
+pub enum CollectorCommand {
+    /// Replace the centre's signing key: the new key is announced signed by the old one
+    /// (stations follow it), the old secret is kept for backup (docs/operations.md). Works
+    /// with the collector stopped or running.
+    RotateKey(RotateKeyArgs),
+}
+
+/// Arguments of `loa collector rotate-key`.
+#[derive(Debug, Args)]
+pub struct RotateKeyArgs {
+    /// The collector's database; the centre key lies in the state directory holding it
+    /// (`<dir>/collector/centre-key`). Default: `<state>/collector.db`.
+    #[arg(long)]
+    pub db: Option<PathBuf>,
+}
+
+/// The centre key of the collector whose database is `db`: in the state directory holding it.
+fn centre_key_path(db: &std::path::Path) -> PathBuf {
+    let state = db
+        .parent()
+        .map(std::path::Path::to_path_buf)
+        .unwrap_or_default();
+    crate::layout::Layout::at(state, crate::layout::Chosen::Flag).centre_key()
+}
+
+fn rotate_key(args: RotateKeyArgs) -> anyhow::Result<ExitCode> {
+    let layout = crate::layout::Layout::detect();
+    let db = std::path::absolute(args.db.unwrap_or_else(|| layout.database()))
+        .context("resolving the database path")?;
+    let key = centre_key_path(&db);
+    match crate::centre::key::rotate(&key, chrono::Utc::now()) {
+        Ok(r) => {
+            let text = crate::wire::encode_public_key;
+            println!("Đã đổi khóa trung tâm (lần {}).", r.seq);
+            println!("  khóa cũ: {}", text(&r.old));
+            println!("  khóa mới: {}", text(&r.new));
+            println!(
+                "  khóa bí mật cũ được giữ tại {} (0600) — sao lưu rồi cất giữ an toàn",
+                r.old_secret.display()
+            );
+            println!(
+                "  thông báo đổi khóa (ký bằng khóa cũ): {}",
+                crate::centre::key::rotations_path(&key).display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            eprintln!("loa collector rotate-key: {e}");
+            Ok(ExitCode::from(2))
+        }
+    }
 }
 
 /// Run `loa collector`.
 pub fn run(args: CollectorArgs) -> anyhow::Result<ExitCode> {
+    if let Some(CollectorCommand::RotateKey(a)) = args.command {
+        return rotate_key(a);
+    }
     process::init_logging(process::COLLECTOR_LOG_ENV, process::LogFormat::Text);
     let layout = crate::layout::Layout::detect();
     // Absolute, so the registry the collector names (in its 401 hint, in its log) is the file
@@ -94,7 +154,8 @@ pub fn run(args: CollectorArgs) -> anyhow::Result<ExitCode> {
         },
         None => None,
     };
-    let state = AppState::new(
+    let centre_key = centre_key_path(&db);
+    let state = match AppState::new(
         registry,
         &db,
         Arc::new(SystemClock),
@@ -115,10 +176,26 @@ pub fn run(args: CollectorArgs) -> anyhow::Result<ExitCode> {
                 .into_iter()
                 .filter_map(|p| std::path::absolute(p).ok())
                 .collect(),
+            centre_key: Some(centre_key.clone()),
             ..HttpConfig::default()
         },
-    )
-    .with_context(|| format!("opening database {}", db.display()))?;
+    ) {
+        Ok(s) => s,
+        Err(e @ crate::collector::http::StartError::CentreKey(_)) => {
+            eprintln!("loa collector: {e}");
+            return Ok(ExitCode::from(2));
+        }
+        Err(e) => {
+            return Err(anyhow::Error::new(e).context(format!("opening database {}", db.display())));
+        }
+    };
+    if let Some(c) = state.centre() {
+        eprintln!(
+            "loa collector: centre key {} ({})",
+            c.public_key_text(),
+            centre_key.display()
+        );
+    }
     let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     rt.block_on(async move {
         let listener = tokio::net::TcpListener::bind(&args.listen)

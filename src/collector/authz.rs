@@ -50,6 +50,13 @@ pub enum Access {
     Open,
     /// Stations: authenticated by their record and heartbeat signatures in the handler.
     Ingest,
+    /// Stations: a station-signed request (`centre::request`), checked here against the
+    /// station's registered key; on a route with `{id}`, only that station. The handler finds
+    /// the caller in the request's [`StationCaller`] extension.
+    Station,
+    /// A station-signed request (when it carries `X-Loa-Station`) or a signed-in user of these
+    /// roles (content downloads).
+    StationOr(&'static [Role]),
     /// The login form and its POST (the handler throttles and checks its own CSRF cookie).
     Login,
     /// `/metrics`: a token of these roles, or any request from a loopback address when
@@ -106,6 +113,9 @@ pub const ROUTES: &[Route] = &[
     // Stations (signature authentication).
     r("POST", "/api/v1/stations/{id}/records", Access::Ingest),
     r("POST", "/api/v1/stations/{id}/heartbeat", Access::Ingest),
+    // The centre's key and its rotations (public), and a station checking its set-up.
+    r("GET", "/api/v1/centre", Access::Open),
+    r("GET", "/api/v1/centre/whoami", Access::Station),
     // Operations.
     r("GET", "/metrics", Access::Metrics(ADMIN_AUDITOR)),
     // Sign-in.
@@ -570,6 +580,15 @@ pub async fn guard(State(state): State<AppState>, req: Request, next: Next) -> R
         .unwrap_or_else(|| "/".into());
     let roles = match rule.access {
         Access::Open | Access::Ingest | Access::Login => return next.run(req).await,
+        Access::Station => return station_guard(&state, req, &path, next).await,
+        Access::StationOr(_)
+            if req
+                .headers()
+                .contains_key(crate::centre::request::HEADER_STATION) =>
+        {
+            return station_guard(&state, req, &path, next).await;
+        }
+        Access::StationOr(roles) => roles,
         Access::Metrics(roles) => {
             if state.auth().config.metrics_open_on_loopback
                 && is_loopback(req.extensions())
@@ -643,6 +662,62 @@ pub async fn guard(State(state): State<AppState>, req: Request, next: Next) -> R
     next.run(req).await
 }
 
+/// The station that signed a request (put in its extensions by [`guard`] on
+/// [`Access::Station`] routes).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StationCaller(pub String);
+
+/// Admit a station-signed request (see [`Access::Station`]) or answer its refusal: 401 when
+/// who asks is not established (headers missing or malformed, unknown station, stale date),
+/// 403 for a wrong signature or another station's resource; JSON `{error, error_vi, code}`.
+async fn station_guard(state: &AppState, req: Request, route_path: &str, next: Next) -> Response {
+    use crate::centre::request::{self, RequestError, SignedHeaders};
+    let checked = (|| {
+        let headers =
+            SignedHeaders::presented(|name| req.headers().get(name).and_then(|v| v.to_str().ok()))?;
+        let entry = state
+            .station(&headers.station)
+            .ok_or_else(|| RequestError::UnknownStation(headers.station.clone()))?;
+        let pq = req
+            .uri()
+            .path_and_query()
+            .map(|p| p.as_str())
+            .unwrap_or("/");
+        request::verify(&headers, req.method().as_str(), pq, &entry.key, state.now())?;
+        if route_path.contains("{id}") {
+            let target = req.uri().path().split('/').nth(4).unwrap_or("");
+            if target != entry.id {
+                return Err(RequestError::OtherStation {
+                    caller: entry.id.clone(),
+                    target: target.to_string(),
+                });
+            }
+        }
+        Ok(entry.id)
+    })();
+    match checked {
+        Ok(id) => {
+            let mut req = req;
+            req.extensions_mut().insert(StationCaller(id));
+            next.run(req).await
+        }
+        Err(e) => {
+            tracing::warn!(path = %req.uri().path(), error = %e, "station-signed request refused");
+            let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::UNAUTHORIZED);
+            let code = e.code();
+            (
+                status,
+                axum::Json(serde_json::json!({
+                    "error": e.to_string(),
+                    "error_vi": code.vi(),
+                    "code": code.as_str(),
+                })),
+            )
+                .into_response()
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -701,7 +776,11 @@ mod tests {
                 r.path
             );
             if r.path.contains("{id}") {
-                assert!(r.station_scoped || r.access == Access::Ingest, "{}", r.path);
+                assert!(
+                    r.station_scoped || matches!(r.access, Access::Ingest | Access::Station),
+                    "{}",
+                    r.path
+                );
             }
         }
     }

@@ -111,6 +111,9 @@ pub struct HttpConfig {
     pub heartbeat_max_age_secs: i64,
     /// Sign-in, sessions and `/metrics` access (see [`super::authz`]).
     pub auth: super::authz::AuthConfig,
+    /// The centre's signing key file (`Layout::centre_key`), loaded — or created, 0600 — at
+    /// start; `None`: the collector signs nothing and `GET /api/v1/centre` answers 503.
+    pub centre_key: Option<PathBuf>,
 }
 
 impl Default for HttpConfig {
@@ -132,6 +135,7 @@ impl Default for HttpConfig {
             max_connections: DEFAULT_MAX_CONNECTIONS,
             heartbeat_max_age_secs: DEFAULT_HEARTBEAT_MAX_AGE_SECS,
             auth: super::authz::AuthConfig::default(),
+            centre_key: None,
         }
     }
 }
@@ -450,6 +454,8 @@ struct Inner {
     ingest_slots: tokio::sync::Semaphore,
     /// Accounts, sessions, tokens, the audit log (their own connection) and the login throttle.
     auth: Arc<super::authz::Auth>,
+    /// The centre's signing key (see [`HttpConfig::centre_key`]).
+    centre: Option<Arc<crate::centre::CentreSigner>>,
 }
 
 /// Why the server's state could not be set up.
@@ -461,6 +467,9 @@ pub enum StartError {
     /// The operating system refused another thread.
     #[error("cannot start the collector's writer thread: {0}")]
     WriterThread(std::io::Error),
+    /// The centre's key could not be loaded or created (loose mode, corrupt, unreadable).
+    #[error(transparent)]
+    CentreKey(#[from] crate::centre::CentreKeyError),
 }
 
 /// Shared state of every handler.
@@ -488,6 +497,20 @@ impl AppState {
             Store::open_with(db, super::store::Synchronous::Normal)?.into_connection(),
             config.auth.clone(),
         ));
+        let centre = match &config.centre_key {
+            Some(path) => {
+                let (signer, created) = crate::centre::CentreSigner::open(path)?;
+                if created {
+                    tracing::warn!(
+                        key = %path.display(),
+                        public_key = %signer.public_key_text(),
+                        "created the centre's signing key; back it up (docs/operations.md, \"The centre key\")"
+                    );
+                }
+                Some(Arc::new(signer))
+            }
+            None => None,
+        };
         let metrics = Metrics::default();
         metrics
             .records_stored
@@ -516,6 +539,7 @@ impl AppState {
                 config,
                 metrics,
                 auth,
+                centre,
             }),
         };
         // Every station's status is derived in the background on its own connection, so the
@@ -548,6 +572,12 @@ impl AppState {
     /// The deprecated shared admin token, when configured.
     pub fn admin_token(&self) -> Option<&str> {
         self.inner.config.admin_token.as_deref()
+    }
+
+    /// The centre's signing key (sign manifests and other envelopes with it); `None` when the
+    /// collector runs without one (in-process tests that do not need it).
+    pub fn centre(&self) -> Option<&Arc<crate::centre::CentreSigner>> {
+        self.inner.centre.as_ref()
     }
 
     /// The counters.
@@ -958,6 +988,9 @@ async fn ingest_records(
 #[derive(Serialize, Deserialize)]
 struct HeartbeatAck {
     received_at: DateTime<Utc>,
+    /// The centre's current public key (base64), so a station notices a rotation; null when
+    /// the collector has none.
+    centre_key: Option<String>,
 }
 
 async fn post_heartbeat(
@@ -1041,7 +1074,10 @@ async fn post_heartbeat(
         );
     }
     state.inner.metrics.heartbeats.inc();
-    Ok(axum::Json(HeartbeatAck { received_at: at }))
+    Ok(axum::Json(HeartbeatAck {
+        received_at: at,
+        centre_key: state.centre().map(|c| c.public_key_text()),
+    }))
 }
 
 /// Fill the status cache of the state `weak` points to; stops when the state is dropped.
@@ -1463,6 +1499,7 @@ pub fn router(state: AppState) -> Router {
         .merge(reports)
         .merge(ops)
         .merge(admin)
+        .merge(super::centre::router())
         // The office web app's pages (`office`, `pages`; rendered by `crate::web`).
         .merge(super::office::router())
         .merge(super::pages::router())

@@ -9,6 +9,7 @@
 pub mod accounts;
 pub mod audit;
 pub mod authz;
+pub mod centre;
 pub mod facts;
 pub mod http;
 pub mod ingest;
