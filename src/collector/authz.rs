@@ -3,7 +3,9 @@
 //!
 //! **Invariant:** a request reaches a handler only if its route has a row in [`ROUTES`] and the
 //! row admits it: open routes (`/healthz`, the OpenAPI document, the login page), station ingest
-//! (authenticated by its signatures, in the handlers), `/metrics` (a token of an admin or auditor,
+//! (authenticated by its signatures, in the handlers), station-signed GET routes (verified here
+//! with `centre::request` against the station's registered key, ±600 s, and only the caller's own
+//! `{id}`), `/metrics` (a token of an admin or auditor,
 //! or — when configured — any request from a loopback address), and every other route only for a
 //! signed-in user (session cookie or `Authorization: Bearer` personal token) whose role the row
 //! names; an operator only for their own stations on routes with a station id. A route missing
