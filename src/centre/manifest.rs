@@ -170,10 +170,7 @@ pub fn check_path(path: &str) -> Result<(), PathProblem> {
     if path.chars().any(char::is_control) {
         return Err(PathProblem::Control);
     }
-    if path
-        .split('/')
-        .any(|s| s.is_empty() || s == "." || s == "..")
-    {
+    if path.split('/').any(|s| s.is_empty() || s == "." || s == "..") {
         return Err(PathProblem::Segment);
     }
     Ok(())
@@ -410,6 +407,25 @@ mod tests {
         check("a\n.mp3", Some(PathProblem::Control));
         check(&"a".repeat(255), None);
         check(&"a".repeat(256), Some(PathProblem::TooLong));
+    }
+
+    proptest::proptest! {
+        /// Whatever the text, a path `check_path` accepts stays under the directory it is
+        /// joined to: only plain (normal) components, never a root, `..` or `.`.
+        #[test]
+        fn an_accepted_path_never_leaves_its_directory(
+            segments in proptest::collection::vec(r#"\.\.|\.|[a-zà-ỹ]{1,3}|\\|\x00|\n|\PC{0,4}|"#, 0..6),
+            rooted in proptest::bool::ANY,
+        ) {
+            let p = format!("{}{}", if rooted { "/" } else { "" }, segments.join("/"));
+            if check_path(&p).is_ok() {
+                let joined = std::path::Path::new("/srv/audio").join(&p);
+                proptest::prop_assert!(joined.starts_with("/srv/audio"));
+                proptest::prop_assert!(std::path::Path::new(&p)
+                    .components()
+                    .all(|c| matches!(c, std::path::Component::Normal(_))));
+            }
+        }
     }
 
     #[test]
