@@ -364,6 +364,8 @@ impl RotationLock {
 /// renamed to `centre-key`. A crash before the announcement leaves the old key in force; after
 /// it, [`load`] finishes the rename.
 pub fn rotate(key_path: &Path, now: DateTime<Utc>) -> Result<Rotated, CentreKeyError> {
+    // A missing key is said as such (not as a missing lock file's directory).
+    load(key_path)?;
     let _lock = RotationLock::take(key_path)?;
     let old = load(key_path)?;
     let mut rotations = read_rotations(key_path)?;
@@ -614,6 +616,13 @@ mod tests {
         assert_eq!((r2.seq, r2.old), (2, k1.verifying_key()));
         assert_eq!(read_rotations(&path).map(|r| r.len()).unwrap_or(0), 2);
         assert!(old_key_path(&path, 2).exists());
+        // No key yet: said so, nothing created.
+        let none = dir.path().join("none/centre-key");
+        assert!(matches!(
+            rotate(&none, now()),
+            Err(CentreKeyError::Missing { .. })
+        ));
+        assert!(!dir.path().join("none").exists());
     }
 
     #[test]

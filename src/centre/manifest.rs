@@ -170,7 +170,10 @@ pub fn check_path(path: &str) -> Result<(), PathProblem> {
     if path.chars().any(char::is_control) {
         return Err(PathProblem::Control);
     }
-    if path.split('/').any(|s| s.is_empty() || s == "." || s == "..") {
+    if path
+        .split('/')
+        .any(|s| s.is_empty() || s == "." || s == "..")
+    {
         return Err(PathProblem::Segment);
     }
     Ok(())
