@@ -59,6 +59,10 @@ pub const STATIONS_DIR: &str = "station";
 pub const COLLECTOR_DIR: &str = "collector";
 /// The centre's signing key, inside [`COLLECTOR_DIR`] (`centre::key`; mode 0600).
 pub const CENTRE_KEY_FILE: &str = "centre-key";
+/// Inside [`COLLECTOR_DIR`]: the content library (`library/content/…`, `library/tree/…`).
+pub const LIBRARY_DIR: &str = "library";
+/// Inside [`COLLECTOR_DIR`]: each centre-managed station's active schedule (`<id>.toml`).
+pub const MANAGED_SCHEDULES_DIR: &str = "schedules";
 pub const AIR_DIR: &str = "air";
 
 /// Why this state directory was chosen (said in error messages, so a wrong guess is visible).
@@ -168,6 +172,17 @@ impl Layout {
     /// The data directory of station `id` (key pair, journal, shipper position).
     pub fn station_dir(&self, id: &str) -> PathBuf {
         self.state.join(STATIONS_DIR).join(id)
+    }
+
+    /// The collector's content library (`collector/library/`; its audio tree is `tree/`).
+    pub fn library_dir(&self) -> PathBuf {
+        self.state.join(COLLECTOR_DIR).join(LIBRARY_DIR)
+    }
+
+    /// The active schedules of centre-managed stations (`collector/schedules/<id>.toml`),
+    /// written by the collector when a version is published (`collector::versions`).
+    pub fn managed_schedules_dir(&self) -> PathBuf {
+        self.state.join(COLLECTOR_DIR).join(MANAGED_SCHEDULES_DIR)
     }
 
     /// Root of the WAV output (`air/<id>/`).

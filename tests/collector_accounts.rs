@@ -606,12 +606,14 @@ async fn every_route_refuses_the_roles_it_must_refuse() {
             .replace("{file}", "2019-03.csv")
             .replace("{name}", "khong-co")
             .replace("{token}", "999")
+            .replace("{n}", "1")
     };
     for route in ROUTES {
         let url = format!("{}{}", srv.base, concrete(route.path));
         let send = |token: Option<&str>| {
             let mut r = match route.method {
                 "GET" => c.get(&url),
+                "PUT" => c.put(&url).header("content-type", "application/toml"),
                 _ => c
                     .post(&url)
                     .header("content-type", "application/x-www-form-urlencoded"),
@@ -689,7 +691,7 @@ async fn every_route_refuses_the_roles_it_must_refuse() {
                     continue;
                 };
                 let call = rest.split(")\n").next().unwrap_or(rest);
-                for m in ["get", "post"] {
+                for m in ["get", "post", "put"] {
                     if call.contains(&format!(" {m}(")) || call.contains(&format!(".{m}(")) {
                         declared.push((p.clone(), m.to_uppercase(), path.to_string()));
                     }

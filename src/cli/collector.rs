@@ -172,11 +172,21 @@ pub fn run(args: CollectorArgs) -> anyhow::Result<ExitCode> {
             },
             // Enrolment (admin API) reads schedules and audio only from the registry's
             // directory and these.
-            enrol_roots: [&layout.schedules, &layout.audio]
-                .into_iter()
-                .filter_map(|p| std::path::absolute(p).ok())
-                .collect(),
+            enrol_roots: [
+                &layout.schedules,
+                &layout.audio,
+                &layout.managed_schedules_dir(),
+                &crate::collector::versions::library_tree(&layout),
+            ]
+            .into_iter()
+            .filter_map(|p| std::path::absolute(p).ok())
+            .collect(),
             centre_key: Some(centre_key.clone()),
+            // Centre-managed schedules and the library tree, in the layout's state directory.
+            versions: crate::collector::versions::VersionsConfig {
+                managed_schedules: Some(layout.managed_schedules_dir()),
+                library_tree: Some(crate::collector::versions::library_tree(&layout)),
+            },
             ..HttpConfig::default()
         },
     ) {

@@ -40,6 +40,9 @@ pub fn action_vi(code: &str) -> &str {
         action::TOKEN_CREATE => "Tạo mã truy cập",
         action::TOKEN_REVOKE => "Thu hồi mã truy cập",
         action::STATION_REGISTER => "Đăng ký trạm",
+        super::versions::action::SCHEDULE_PUBLISH => "Phát hành lịch phát",
+        super::versions::action::SCHEDULE_ROLLBACK => "Khôi phục lịch phát",
+        super::versions::action::PROGRAMS_PUBLISH => "Phát hành chương trình chung",
         other => other,
     }
 }

@@ -86,6 +86,7 @@ pub struct Route {
 const ALL: &[Role] = &[Role::Admin, Role::Operator, Role::Auditor];
 const ADMIN: &[Role] = &[Role::Admin];
 const ADMIN_AUDITOR: &[Role] = &[Role::Admin, Role::Auditor];
+const ADMIN_OPERATOR: &[Role] = &[Role::Admin, Role::Operator];
 
 const fn r(method: &'static str, path: &'static str, access: Access) -> Route {
     Route {
@@ -147,7 +148,48 @@ pub const ROUTES: &[Route] = &[
     r("POST", "/users/{name}/enable", Access::Page(ADMIN)),
     r("GET", "/audit", Access::Page(ADMIN_AUDITOR)),
     r("GET", "/audit.csv", Access::Page(ADMIN_AUDITOR)),
+    // Schedules held by the centre (`collector::versions`): operators edit their stations',
+    // admins all, auditors read; the shared programs document is the city's (admins edit).
+    station("GET", "/api/v1/stations/{id}/schedule", Access::Api(ALL)),
+    station(
+        "PUT",
+        "/api/v1/stations/{id}/schedule",
+        Access::Api(ADMIN_OPERATOR),
+    ),
+    station("GET", "/stations/{id}/schedule", Access::Page(ALL)),
+    station(
+        "POST",
+        "/stations/{id}/schedule",
+        Access::Page(ADMIN_OPERATOR),
+    ),
+    station(
+        "GET",
+        "/stations/{id}/schedule/versions/{n}",
+        Access::Page(ALL),
+    ),
+    station(
+        "POST",
+        "/stations/{id}/schedule/versions/{n}/rollback",
+        Access::Page(ADMIN_OPERATOR),
+    ),
+    r("GET", "/api/v1/programs", Access::Api(ALL)),
+    r("PUT", "/api/v1/programs", Access::Api(ADMIN)),
+    r("GET", "/programs", Access::Page(ALL)),
+    r("POST", "/programs", Access::Page(ADMIN)),
 ];
+
+/// Largest form body of the schedule editors (a schedule text, percent-encoded: up to three
+/// bytes per byte of Vietnamese text).
+pub const MAX_SCHEDULE_FORM_BYTES: usize = 1024 * 1024;
+
+/// The form limit of the route `path`: the schedule editors take whole schedules.
+fn form_limit(path: &str) -> usize {
+    if path == "/stations/{id}/schedule" || path == "/programs" {
+        MAX_SCHEDULE_FORM_BYTES
+    } else {
+        MAX_FORM_BYTES
+    }
+}
 
 /// The row of `method` `path` (as the router declares the path).
 pub fn route(method: &Method, path: &str) -> Option<&'static Route> {
@@ -643,7 +685,10 @@ pub async fn guard(State(state): State<AppState>, req: Request, next: Next) -> R
         && let Via::Session { csrf, .. } = &principal.via
     {
         let (parts, body) = req.into_parts();
-        let bytes = match read_form(body).await {
+        let bytes = match axum::body::to_bytes(body, form_limit(&path))
+            .await
+            .map_err(|_| AuthFailure::TooLarge)
+        {
             Ok(b) => b,
             Err(f) => {
                 let mut resp = refuse(f, Some(&principal));

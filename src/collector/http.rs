@@ -114,6 +114,9 @@ pub struct HttpConfig {
     /// The centre's signing key file (`Layout::centre_key`), loaded — or created, 0600 — at
     /// start; `None`: the collector signs nothing and `GET /api/v1/centre` answers 503.
     pub centre_key: Option<PathBuf>,
+    /// Where centre-managed schedules are written and their audio read
+    /// ([`super::versions`]).
+    pub versions: super::versions::VersionsConfig,
 }
 
 impl Default for HttpConfig {
@@ -136,6 +139,7 @@ impl Default for HttpConfig {
             heartbeat_max_age_secs: DEFAULT_HEARTBEAT_MAX_AGE_SECS,
             auth: super::authz::AuthConfig::default(),
             centre_key: None,
+            versions: super::versions::VersionsConfig::default(),
         }
     }
 }
@@ -456,6 +460,8 @@ struct Inner {
     auth: Arc<super::authz::Auth>,
     /// The centre's signing key (see [`HttpConfig::centre_key`]).
     centre: Option<Arc<crate::centre::CentreSigner>>,
+    /// Schedule versions held by the centre (their own connection).
+    versions: super::versions::Versions,
 }
 
 /// Why the server's state could not be set up.
@@ -519,6 +525,28 @@ impl AppState {
         // never decodes audio (see `collector::plans`).
         plans.warm(&registry, &super::plans::warm_periods(clock.now()));
         let registry_path = registry.path.clone();
+        let versions = {
+            // Beside the registry by default (the layout's `collector/` directory).
+            let here = crate::layout::Layout::at(
+                registry_path
+                    .as_deref()
+                    .and_then(|p| p.parent())
+                    .or(db.parent())
+                    .unwrap_or(std::path::Path::new("."))
+                    .to_path_buf(),
+                crate::layout::Chosen::Flag,
+            );
+            let c = &config.versions;
+            super::versions::Versions::open(
+                db,
+                &c.managed_schedules
+                    .clone()
+                    .unwrap_or_else(|| here.managed_schedules_dir()),
+                &c.library_tree
+                    .clone()
+                    .unwrap_or_else(|| super::versions::library_tree(&here)),
+            )?
+        };
         let (tx, rx) = mpsc::channel(WRITE_QUEUE_JOBS);
         let writer_clock = clock.clone();
         std::thread::Builder::new()
@@ -540,6 +568,7 @@ impl AppState {
                 metrics,
                 auth,
                 centre,
+                versions,
             }),
         };
         // Every station's status is derived in the background on its own connection, so the
@@ -562,6 +591,32 @@ impl AppState {
     /// Accounts, sessions and the audit log.
     pub fn auth(&self) -> &Arc<super::authz::Auth> {
         &self.inner.auth
+    }
+
+    /// Schedule versions held by the centre.
+    pub(crate) fn versions(&self) -> &super::versions::Versions {
+        &self.inner.versions
+    }
+
+    /// The registry file this collector reads, if any.
+    pub(crate) fn registry_path(&self) -> Option<PathBuf> {
+        self.inner.registry_path.clone()
+    }
+
+    /// Re-read the registry file (after this process rewrote it); a failure keeps the old one.
+    pub(crate) fn reload_registry(&self) {
+        let Some(path) = &self.inner.registry_path else {
+            return;
+        };
+        match Registry::load(path) {
+            Ok(fresh) => match self.inner.registry.write() {
+                Ok(mut r) => *r = fresh,
+                Err(e) => *e.into_inner() = fresh,
+            },
+            Err(e) => {
+                tracing::warn!(error = %e, "re-reading the registry failed; keeping the old one")
+            }
+        }
     }
 
     /// The collector's clock, now.
@@ -991,6 +1046,9 @@ struct HeartbeatAck {
     /// The centre's current public key (base64), so a station notices a rotation; null when
     /// the collector has none.
     centre_key: Option<String>,
+    /// The station's latest published schedule version (`collector::versions`; its manifest is
+    /// at `GET /api/v1/stations/{id}/manifest`), or null when the centre holds none.
+    manifest_version: Option<u64>,
 }
 
 async fn post_heartbeat(
@@ -1077,6 +1135,7 @@ async fn post_heartbeat(
     Ok(axum::Json(HeartbeatAck {
         received_at: at,
         centre_key: state.centre().map(|c| c.public_key_text()),
+        manifest_version: state.inner.versions.latest_version(&id),
     }))
 }
 
@@ -1503,6 +1562,8 @@ pub fn router(state: AppState) -> Router {
         // The office web app's pages (`office`, `pages`; rendered by `crate::web`).
         .merge(super::office::router())
         .merge(super::pages::router())
+        // Schedules held by the centre (`collector::versions`).
+        .merge(super::versions::routes::router())
         // Every route above passes the guard of its row in `authz::ROUTES` (added last: a
         // route layer covers the routes present when it is added).
         .route_layer(axum::middleware::from_fn_with_state(

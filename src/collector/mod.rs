@@ -22,6 +22,7 @@ pub mod selfcheck;
 pub mod status;
 pub mod store;
 pub mod table;
+pub mod versions;
 
 pub use http::{AppState, serve};
 pub use plans::PlanCache;

@@ -217,6 +217,29 @@ const MIGRATIONS: &[&str] = &[
         BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END;
     CREATE TRIGGER IF NOT EXISTS audit_log_no_delete BEFORE DELETE ON audit_log
         BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END;",
+    // Schedule versions held by the centre (`collector::versions`): per document (a station id,
+    // or `:programs` for the shared programs document), numbers strictly increasing from 1;
+    // append-only (a rollback is a new version). `text` is what the editor saved; `merged_text`
+    // is what the station receives (its text with the shared programs it uses).
+    "CREATE TABLE IF NOT EXISTS schedule_versions (
+        doc TEXT NOT NULL,
+        version INTEGER NOT NULL CHECK (version >= 1),
+        text TEXT NOT NULL,
+        sha256 TEXT NOT NULL,
+        merged_text TEXT NOT NULL,
+        merged_sha256 TEXT NOT NULL,
+        author TEXT NOT NULL,
+        created_unix_ms INTEGER NOT NULL,
+        note TEXT NOT NULL,
+        published_unix_ms INTEGER NOT NULL,
+        rollback_of INTEGER,
+        programs_version INTEGER,
+        PRIMARY KEY (doc, version)
+    ) WITHOUT ROWID;
+    CREATE TRIGGER IF NOT EXISTS schedule_versions_no_update BEFORE UPDATE ON schedule_versions
+        BEGIN SELECT RAISE(ABORT, 'schedule_versions is append-only'); END;
+    CREATE TRIGGER IF NOT EXISTS schedule_versions_no_delete BEFORE DELETE ON schedule_versions
+        BEGIN SELECT RAISE(ABORT, 'schedule_versions is append-only'); END;",
 ];
 
 /// The schema version this build writes (`PRAGMA user_version` after migrating).

@@ -58,6 +58,13 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("account.html", include_str!("templates/account.html")),
     ("users.html", include_str!("templates/users.html")),
     ("audit.html", include_str!("templates/audit.html")),
+    // Schedules held by the centre (rendered by `collector::versions::routes`).
+    ("schedule.html", include_str!("templates/schedule.html")),
+    (
+        "schedule_version.html",
+        include_str!("templates/schedule_version.html"),
+    ),
+    ("programs.html", include_str!("templates/programs.html")),
 ];
 
 /// The stylesheet, served at [`CSS_PATH`].

@@ -1,0 +1,371 @@
+//! Schedules held by the centre, with the real collector binary (`loa collector`, its layout in
+//! `$LOA_HOME`, real SQLite, real HTTP, the real plan cache): an invalid schedule is refused at
+//! line:column and nothing is activated; a valid one becomes version 1, the managed file and
+//! the registry point at it and the station's plan follows; an edit is version 2; a rollback to
+//! 1 is version 3 with version 1's text; an operator of another station is refused; the page
+//! editor shows the errors with the text back; the heartbeat answer names the latest version.
+
+mod collector_common;
+
+use collector_common::TestStation;
+use loa::collector::accounts::{self, Role};
+use reqwest::StatusCode;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+const PW: &str = "mat-khau-that-dai-1";
+
+const V1: &str = "id = \"phuong-a\"\nname = \"Phường A\"\nkind = \"ward\"\narea_code = \"21100\"\n\n[[slots]]\nid = \"sang\"\ncron = \"0 6 * * *\"\nplay = [\"jingle.ogg\"]\n";
+
+fn v2() -> String {
+    format!("{V1}\n[[slots]]\nid = \"chieu\"\ncron = \"0 18 * * *\"\nplay = [\"jingle.ogg\"]\n")
+}
+
+struct Collector {
+    child: Child,
+    base: String,
+}
+
+impl Drop for Collector {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start(home: &Path) -> Collector {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_loa"))
+        .args(["collector", "--listen", "127.0.0.1:0"])
+        .env("LOA_HOME", home)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = BufReader::new(stderr).lines();
+    let base = loop {
+        let line = lines.next().expect("collector exited").unwrap();
+        if let Some(rest) = line.split("listening on ").nth(1) {
+            break rest.trim().to_string();
+        }
+    };
+    std::thread::spawn(move || for _ in lines.map_while(Result::ok) {});
+    Collector { child, base }
+}
+
+fn client() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+fn user(db: &Path, name: &str, role: Role, stations: &[&str]) -> String {
+    let mut c = loa::collector::Store::open(db).unwrap().into_connection();
+    let st: Vec<String> = stations.iter().map(|s| s.to_string()).collect();
+    let now = chrono::Utc::now();
+    accounts::add_user(&mut c, name, role, &st, PW, now).unwrap();
+    let u = accounts::find_user(&c, name).unwrap().unwrap();
+    accounts::create_token(&c, &u, "thử", now).unwrap().0
+}
+
+fn cookie(r: &reqwest::Response, name: &str) -> Option<String> {
+    r.headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with(&format!("{name}=")))
+        .map(|v| v.split(';').next().unwrap().to_string())
+}
+
+fn hidden_csrf(html: &str) -> String {
+    html.split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .unwrap_or_else(|| panic!("no csrf field in {html}"))
+        .to_string()
+}
+
+fn form(fields: &[(&str, &str)]) -> String {
+    form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(fields)
+        .finish()
+}
+
+async fn sign_in(c: &reqwest::Client, base: &str, name: &str) -> String {
+    let r = c.get(format!("{base}/login")).send().await.unwrap();
+    let jar = cookie(&r, "loa_login_csrf").unwrap();
+    let csrf = hidden_csrf(&r.text().await.unwrap());
+    let r = c
+        .post(format!("{base}/login"))
+        .header("cookie", jar)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form(&[
+            ("csrf", &csrf),
+            ("name", name),
+            ("password", PW),
+            ("next", "/"),
+        ]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    cookie(&r, "loa_session").unwrap()
+}
+
+async fn put(
+    c: &reqwest::Client,
+    base: &str,
+    token: &str,
+    id: &str,
+    text: &str,
+) -> (StatusCode, serde_json::Value) {
+    let r = c
+        .put(format!(
+            "{base}/api/v1/stations/{id}/schedule?note=th%E1%BB%AD"
+        ))
+        .bearer_auth(token)
+        .header("content-type", "application/toml")
+        .body(text.to_string())
+        .send()
+        .await
+        .unwrap();
+    let s = r.status();
+    (s, r.json().await.unwrap_or(serde_json::Value::Null))
+}
+
+async fn schedule(c: &reqwest::Client, base: &str, token: &str) -> serde_json::Value {
+    c.get(format!("{base}/api/v1/stations/phuong-a/schedule"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+/// Wait until the station's status reports `planned` airings this month (the plan cache reads
+/// the managed file within its recheck period).
+async fn plan_follows(c: &reqwest::Client, base: &str, token: &str, planned: u64) {
+    let mut last = serde_json::Value::Null;
+    for _ in 0..150 {
+        last = c
+            .get(format!("{base}/api/v1/stations/phuong-a"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if last["month_planned"] == planned {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    panic!("the plan did not follow to {planned} airings: {last}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn versions_publish_validate_roll_back_and_stay_within_an_operators_stations() {
+    let home = tempfile::tempdir().unwrap();
+    let tree = home.path().join("collector/library/tree");
+    std::fs::create_dir_all(&tree).unwrap();
+    std::fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/audio/tone.ogg"),
+        tree.join("jingle.ogg"),
+    )
+    .unwrap();
+    let a = TestStation::new("phuong-a", 1);
+    let b = TestStation::new("phuong-b", 2);
+    let mut reg = String::new();
+    for s in [&a, &b] {
+        reg.push_str(&format!(
+            "[[station]]\nid = \"{}\"\nname = \"Phường\"\narea_code = \"21100\"\npublic_key = \"{}\"\n",
+            s.id,
+            s.public_key()
+        ));
+    }
+    std::fs::write(home.path().join("collector.toml"), reg).unwrap();
+    let db = home.path().join("collector.db");
+    let admin = user(&db, "lan", Role::Admin, &[]);
+    let op_a = user(&db, "op-a", Role::Operator, &["phuong-a"]);
+    let op_b = user(&db, "op-b", Role::Operator, &["phuong-b"]);
+    let auditor = user(&db, "kiem", Role::Auditor, &[]);
+    let srv = start(home.path());
+    let base = srv.base.clone();
+    let c = client();
+    let managed = home.path().join("collector/schedules/phuong-a.toml");
+
+    // Invalid: 422, every problem at line:column, nothing stored or activated.
+    let bad = V1.replace("0 6 * * *", "0 25 * * *");
+    let (st, body) = put(&c, &base, &op_a, "phuong-a", &bad).await;
+    assert_eq!(st, 422, "{body}");
+    assert_eq!(body["problems"][0]["line"], 8, "{body}");
+    assert!(
+        body["problems"][0]["column"].as_u64().unwrap() > 1,
+        "{body}"
+    );
+    assert_eq!(body["problems"][0]["document"], "station", "{body}");
+    let missing = V1.replace("jingle.ogg", "khong-co.ogg");
+    assert_eq!(put(&c, &base, &op_a, "phuong-a", &missing).await.0, 422);
+    assert!(schedule(&c, &base, &op_a).await["active"].is_null());
+    assert!(!managed.exists());
+
+    // Valid: version 1, active; the managed file and the registry point at it; the plan follows.
+    let (st, body) = put(&c, &base, &op_a, "phuong-a", V1).await;
+    assert_eq!(st, 201, "{body}");
+    assert_eq!(body["version"], 1);
+    assert_eq!(std::fs::read_to_string(&managed).unwrap(), V1);
+    let registry = std::fs::read_to_string(home.path().join("collector.toml")).unwrap();
+    assert!(
+        registry.contains(&managed.display().to_string()),
+        "{registry}"
+    );
+    assert!(registry.contains(&tree.display().to_string()), "{registry}");
+    let days = {
+        use chrono::Datelike;
+        let now = chrono::Utc::now().with_timezone(&loa::report::report_offset());
+        let first = now.date_naive().with_day(1).unwrap();
+        let next = first.checked_add_months(chrono::Months::new(1)).unwrap();
+        (next - first).num_days() as u64
+    };
+    plan_follows(&c, &base, &admin, days).await;
+
+    // An edit: version 2, the plan follows (two slots a day).
+    let (st, body) = put(&c, &base, &op_a, "phuong-a", &v2()).await;
+    assert_eq!(
+        (st, body["version"].clone()),
+        (StatusCode::CREATED, 2.into()),
+        "{body}"
+    );
+    plan_follows(&c, &base, &admin, 2 * days).await;
+
+    // Another station's operator and an auditor may not save; the auditor may read.
+    assert_eq!(put(&c, &base, &op_b, "phuong-a", V1).await.0, 403);
+    assert_eq!(put(&c, &base, &auditor, "phuong-a", V1).await.0, 403);
+    assert_eq!(schedule(&c, &base, &auditor).await["active"]["version"], 2);
+
+    // The page: a bad edit shows the text back with line:column, nothing activated.
+    let session = sign_in(&c, &base, "op-a").await;
+    let page = c
+        .get(format!("{base}/stations/phuong-a/schedule"))
+        .header("cookie", &session)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let csrf = hidden_csrf(&page);
+    let r = c
+        .post(format!("{base}/stations/phuong-a/schedule"))
+        .header("cookie", &session)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form(&[("csrf", &csrf), ("text", &bad), ("note", "sai")]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 422);
+    let html = r.text().await.unwrap();
+    assert!(html.contains("8:"), "{html}");
+    assert!(
+        html.contains("0 25 * * *"),
+        "the text is shown back: {html}"
+    );
+    assert_eq!(schedule(&c, &base, &op_a).await["active"]["version"], 2);
+
+    // Rollback to 1 from its page: version 3 with version 1's text.
+    let r = c
+        .post(format!(
+            "{base}/stations/phuong-a/schedule/versions/1/rollback"
+        ))
+        .header("cookie", &session)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form(&[("csrf", &csrf)]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    assert_eq!(
+        r.headers()["location"],
+        "/stations/phuong-a/schedule/versions/3?saved=1"
+    );
+    let now = schedule(&c, &base, &admin).await;
+    assert_eq!(now["active"]["version"], 3);
+    assert_eq!(now["active"]["text"], V1);
+    assert_eq!(now["active"]["rollback_of"], 1);
+    let numbers: Vec<u64> = now["versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["version"].as_u64().unwrap())
+        .collect();
+    assert_eq!(numbers, [3, 2, 1]);
+    assert_eq!(std::fs::read_to_string(&managed).unwrap(), V1);
+    plan_follows(&c, &base, &admin, days).await;
+
+    // Version 2's page: the diff from version 1, escaped lines.
+    let html = c
+        .get(format!("{base}/stations/phuong-a/schedule/versions/2"))
+        .header("cookie", &session)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        html.contains("<span class=\"diff-add\">+id = &quot;chieu&quot;</span>"),
+        "{html}"
+    );
+    assert!(html.contains("id=\"rollback\""), "{html}");
+    // Another station's operator may not open it.
+    let other = sign_in(&c, &base, "op-b").await;
+    let r = c
+        .get(format!("{base}/stations/phuong-a/schedule"))
+        .header("cookie", &other)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+
+    // Every publish is in the audit log, before → after.
+    let audit = c
+        .get(format!("{base}/audit.csv"))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(audit.contains("Khôi phục lịch phát"), "{audit}");
+    assert!(audit.contains("phiên bản 2 (sha256 "), "{audit}");
+
+    // The heartbeat answer names the latest version.
+    let hb = a.heartbeat(chrono::Utc::now(), 0);
+    let r = c
+        .post(format!("{base}/api/v1/stations/phuong-a/heartbeat"))
+        .json(&hb)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let ack: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(ack["manifest_version"], 3, "{ack}");
+    let hb = b.heartbeat(chrono::Utc::now(), 0);
+    let ack: serde_json::Value = c
+        .post(format!("{base}/api/v1/stations/phuong-b/heartbeat"))
+        .json(&hb)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(ack["manifest_version"].is_null(), "{ack}");
+}
