@@ -3,7 +3,8 @@
 //! line:column and nothing is activated; a valid one becomes version 1, the managed file and
 //! the registry point at it and the station's plan follows; an edit is version 2; a rollback to
 //! 1 is version 3 with version 1's text; an operator of another station is refused; the page
-//! editor shows the errors with the text back; the heartbeat answer names the latest version.
+//! editor shows the errors with the text back; the manifest of the latest version lists its files
+//! and verifies with the centre's public key; the heartbeat answer names the latest version.
 
 mod collector_common;
 
@@ -345,6 +346,48 @@ async fn versions_publish_validate_roll_back_and_stay_within_an_operators_statio
         .unwrap();
     assert!(audit.contains("Khôi phục lịch phát"), "{audit}");
     assert!(audit.contains("phiên bản 2 (sha256 "), "{audit}");
+
+    // The manifest of version 3: station-signed request, signed by the centre's key, listing the
+    // files its schedule needs with their hashes and sizes.
+    let centre: serde_json::Value = c
+        .get(format!("{base}/api/v1/centre"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let centre_key = loa::wire::decode_public_key(centre["key"].as_str().unwrap()).unwrap();
+    let fetch = |st: &TestStation, id: &str| {
+        let pq = format!("/api/v1/stations/{id}/manifest");
+        let h = loa::centre::request::sign(&st.key, &st.id, "GET", &pq, chrono::Utc::now());
+        let mut r = c.get(format!("{base}{pq}"));
+        for (k, v) in h.pairs() {
+            r = r.header(k, v);
+        }
+        r.send()
+    };
+    let r = fetch(&a, "phuong-a").await.unwrap();
+    assert_eq!(r.status(), 200);
+    let env = loa::centre::Envelope::decode(&r.bytes().await.unwrap()).unwrap();
+    let m = loa::centre::manifest::open(&env, &[centre_key], "phuong-a", Some(2)).unwrap();
+    assert_eq!((m.version, m.days), (3, 45));
+    assert_eq!(m.schedule.text, V1);
+    let files: Vec<&str> = m.files.iter().map(|f| f.path.as_str()).collect();
+    assert_eq!(files, ["jingle.ogg"]);
+    assert_eq!(
+        m.files[0].sha256,
+        loa::media::sha256_file(&tree.join("jingle.ogg")).unwrap()
+    );
+    assert_eq!(
+        m.files[0].size,
+        std::fs::metadata(tree.join("jingle.ogg")).unwrap().len()
+    );
+    // Another key does not open it; another station may not fetch it; none published: 404.
+    let other = ed25519_dalek::SigningKey::from_bytes(&[9; 32]).verifying_key();
+    assert!(loa::centre::manifest::open(&env, &[other], "phuong-a", Some(2)).is_err());
+    assert_eq!(fetch(&b, "phuong-a").await.unwrap().status(), 403);
+    assert_eq!(fetch(&b, "phuong-b").await.unwrap().status(), 404);
 
     // The heartbeat answer names the latest version.
     let hb = a.heartbeat(chrono::Utc::now(), 0);

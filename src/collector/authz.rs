@@ -151,6 +151,8 @@ pub const ROUTES: &[Route] = &[
     // Schedules held by the centre (`collector::versions`): operators edit their stations',
     // admins all, auditors read; the shared programs document is the city's (admins edit).
     station("GET", "/api/v1/stations/{id}/schedule", Access::Api(ALL)),
+    // The signed manifest of the station's latest version: that station only.
+    station("GET", "/api/v1/stations/{id}/manifest", Access::Station),
     station(
         "PUT",
         "/api/v1/stations/{id}/schedule",

@@ -482,7 +482,8 @@ pub enum ManifestError {
 }
 
 /// The manifest of `station`'s version `version`: its (merged) schedule text and every library
-/// file the schedule needs — for validation on `from` (what the station's loader looks up) and
+/// file the schedule needs (`library`: a relative path → the library's file there, e.g. a map's
+/// lookup) — for validation on `from` (what the station's loader looks up) and
 /// for every airing of the `days` days from `from` (the schedule module's own `audio_needs` and
 /// `expand`) — sorted by path, each with its hash and size.
 pub fn build_manifest(
@@ -490,12 +491,19 @@ pub fn build_manifest(
     version: u64,
     issued_at: DateTime<Utc>,
     text: &str,
-    library: &BTreeMap<PathBuf, LibraryFile>,
+    library: &mut dyn FnMut(&Path) -> Option<LibraryFile>,
     from: NaiveDate,
     days: u32,
 ) -> Result<ManifestBody, ManifestError> {
     let root = Path::new("");
-    let mut lookup = |full: &Path| library.get(full).map(|f| f.facts.clone());
+    let mut known: BTreeMap<PathBuf, Option<LibraryFile>> = BTreeMap::new();
+    let mut get = |p: &Path| {
+        known
+            .entry(p.to_path_buf())
+            .or_insert_with(|| library(p))
+            .clone()
+    };
+    let mut lookup = |full: &Path| get(full).map(|f| f.facts);
     let path = PathBuf::from(format!("{station}.toml"));
     let (st, catalog) = crate::schedule::load::load_text(&path, text, root, from, &mut lookup)
         .map_err(ManifestError::Invalid)?;
@@ -508,9 +516,7 @@ pub fn build_manifest(
     let mut files = Vec::with_capacity(needed.len());
     for p in needed {
         let name = p.to_string_lossy().into_owned();
-        let f = library
-            .get(&p)
-            .ok_or_else(|| ManifestError::Missing(name.clone()))?;
+        let f = get(&p).ok_or_else(|| ManifestError::Missing(name.clone()))?;
         match &f.facts {
             AudioFacts::Playable { .. } => {}
             AudioFacts::Undecodable(why) | AudioFacts::NotAFile(why) => {

@@ -106,6 +106,11 @@ pub struct Versions {
     library_tree: PathBuf,
     facts: AudioFactsStore,
     latest: RwLock<HashMap<String, u64>>,
+    /// Content hashes of library files by (relative path, stat key): a file is hashed once per
+    /// content it holds.
+    hashes: Mutex<HashMap<PathBuf, (super::facts::StatKey, String)>>,
+    /// The last signed manifest of each station: (version, from date, envelope JSON).
+    manifests: Mutex<HashMap<String, (u64, NaiveDate, String)>>,
 }
 
 impl std::fmt::Debug for Versions {
@@ -157,6 +162,8 @@ impl Versions {
             facts: AudioFactsStore::open(db)?,
             latest: RwLock::new(latest),
             conn: Mutex::new(conn),
+            hashes: Mutex::new(HashMap::new()),
+            manifests: Mutex::new(HashMap::new()),
         };
         v.restore_managed_files();
         Ok(v)
@@ -222,6 +229,83 @@ impl Versions {
             Known::Facts(f) => Some(f),
             Known::Unknown => self.facts.fill(full),
         }
+    }
+
+    /// The library file at relative path `rel` (hash, size, facts); `None` when there is none.
+    pub fn library_file(&self, rel: &Path) -> Option<self::core::LibraryFile> {
+        let full = self.library_tree.join(rel);
+        let key = super::facts::StatKey::of(&full)?;
+        let cached = self
+            .hashes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(rel)
+            .filter(|(k, _)| *k == key)
+            .map(|(_, s)| s.clone());
+        let sha256 = match cached {
+            Some(s) => s,
+            None => {
+                let s = crate::media::sha256_file(&full).ok()?;
+                self.hashes
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(rel.to_path_buf(), (key, s.clone()));
+                s
+            }
+        };
+        Some(self::core::LibraryFile {
+            sha256,
+            size: key.size,
+            facts: self.facts_of(&full)?,
+        })
+    }
+
+    /// The signed manifest envelope (JSON) of `station`'s latest version from `from` for
+    /// [`self::core::MANIFEST_DAYS`] days; `Ok(None)` when the centre holds no version. Kept per
+    /// (version, from): built and signed once a day per station.
+    pub fn manifest(
+        &self,
+        station: &str,
+        signer: &crate::centre::CentreSigner,
+        now: DateTime<Utc>,
+        from: NaiveDate,
+    ) -> Result<Option<String>, SaveError> {
+        let Some(v) = db::latest(&self.conn(), station)? else {
+            return Ok(None);
+        };
+        if let Some((n, f, json)) = self
+            .manifests
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(station)
+            && *n == v.version
+            && *f == from
+        {
+            return Ok(Some(json.clone()));
+        }
+        let body = self::core::build_manifest(
+            station,
+            v.version,
+            now,
+            &v.merged_text,
+            &mut |p| self.library_file(p),
+            from,
+            self::core::MANIFEST_DAYS,
+        )
+        .map_err(|e| SaveError::Internal(format!("manifest of {station} v{}: {e}", v.version)))?;
+        let bytes = body.to_bytes();
+        // What stations decode: refuse to sign anything their decoder would refuse.
+        crate::centre::manifest::Manifest::decode(&bytes).map_err(|e| {
+            SaveError::Internal(format!("manifest of {station} does not decode: {e}"))
+        })?;
+        let json = signer
+            .sign(crate::centre::signed::Kind::Manifest, bytes)
+            .to_json();
+        self.manifests
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(station.to_string(), (v.version, from, json.clone()));
+        Ok(Some(json))
     }
 
     fn shared(conn: &Connection) -> rusqlite::Result<Option<SharedPrograms>> {

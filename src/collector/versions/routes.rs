@@ -673,10 +673,45 @@ async fn programs_save(
     }
 }
 
+/// `GET /api/v1/stations/{id}/manifest` (station-signed): the signed manifest envelope of the
+/// station's latest version, from today for 45 days; 404 when the centre holds none.
+async fn manifest(State(state): State<AppState>, Path(id): Path<String>) -> Response {
+    let Some(signer) = state.centre().cloned() else {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(
+                serde_json::json!({ "error": "the collector has no centre key; it signs nothing" }),
+            ),
+        )
+            .into_response();
+    };
+    let st = state.clone();
+    let (now, from) = (state.now(), today(&state));
+    let r = tokio::task::spawn_blocking(move || st.versions().manifest(&id, &signer, now, from))
+        .await
+        .map_err(|e| Failure::Internal(format!("blocking task: {e}")))
+        .and_then(|r| r.map_err(Failure::from_save));
+    match r {
+        Ok(Some(json)) => {
+            let mut resp = json.into_response();
+            resp.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            resp
+        }
+        Ok(None) => {
+            Failure::NotFound("no schedule version published for this station".into()).api()
+        }
+        Err(f) => f.api(),
+    }
+}
+
 /// The routes (merged into the collector's router; each has its row in `authz::ROUTES`).
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/v1/stations/{id}/schedule", get(api_get).put(api_put))
+        .route("/api/v1/stations/{id}/manifest", get(manifest))
         .route(
             "/api/v1/programs",
             get(api_programs_get).put(api_programs_put),

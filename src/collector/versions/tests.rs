@@ -207,7 +207,16 @@ fn the_manifest_lists_every_needed_file_once_sorted_and_refuses_what_the_library
     lib.insert(PathBuf::from("b/x.ogg"), f("b"));
     lib.insert(PathBuf::from("unused.ogg"), f("c"));
     let at = Utc.with_ymd_and_hms(2027, 1, 10, 1, 0, 0).unwrap();
-    let m = build_manifest("phuong-a", 7, at, &text, &lib, today(), MANIFEST_DAYS).unwrap();
+    let m = build_manifest(
+        "phuong-a",
+        7,
+        at,
+        &text,
+        &mut |p| lib.get(p).cloned(),
+        today(),
+        MANIFEST_DAYS,
+    )
+    .unwrap();
     let paths: Vec<&str> = m.files.iter().map(|f| f.path.as_str()).collect();
     assert_eq!(paths, ["b/x.ogg", "jingle.ogg"]);
     assert_eq!((m.v, m.version, m.days), (1, 7, 45));
@@ -216,7 +225,18 @@ fn the_manifest_lists_every_needed_file_once_sorted_and_refuses_what_the_library
     let body: serde_json::Value = serde_json::from_slice(&m.to_bytes()).unwrap();
     assert_eq!(body["issued_at"], "2027-01-10T01:00:00Z");
     lib.remove(Path::new("b/x.ogg"));
-    assert!(build_manifest("phuong-a", 7, at, &text, &lib, today(), 45).is_err());
+    assert!(
+        build_manifest(
+            "phuong-a",
+            7,
+            at,
+            &text,
+            &mut |p| lib.get(p).cloned(),
+            today(),
+            45
+        )
+        .is_err()
+    );
     lib.insert(
         PathBuf::from("b/x.ogg"),
         LibraryFile {
@@ -224,7 +244,18 @@ fn the_manifest_lists_every_needed_file_once_sorted_and_refuses_what_the_library
             ..f("b")
         },
     );
-    assert!(build_manifest("phuong-a", 7, at, &text, &lib, today(), 45).is_err());
+    assert!(
+        build_manifest(
+            "phuong-a",
+            7,
+            at,
+            &text,
+            &mut |p| lib.get(p).cloned(),
+            today(),
+            45
+        )
+        .is_err()
+    );
 }
 
 /// A real SQLite database, a real library tree with a real audio file, a real registry file.
