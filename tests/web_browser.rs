@@ -402,3 +402,88 @@ async fn office_pages_in_a_real_browser() {
     c.close().await.unwrap();
     srv.stop().await;
 }
+
+/// The schedule editor (`collector::versions`) in the browser: an operator types a schedule with
+/// an error, sees it at line:column with the text kept, fixes it and saves (version 1), edits
+/// (version 2), opens version 1 and rolls back (version 3, version 1's text, the diff shown).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schedule_editor_in_a_real_browser() {
+    const V1: &str = "id = \"phuong-a\"\nname = \"Phường A\"\nkind = \"ward\"\narea_code = \"21100\"\n\n[[slots]]\nid = \"sang\"\ncron = \"0 6 * * *\"\nplay = [\"jingle.ogg\"]\n";
+    let a = TestStation::new("phuong-a", 1);
+    let site = CollectorSite::new(&[&a]);
+    let tree = site.dir.path().join("collector/library/tree");
+    std::fs::create_dir_all(&tree).unwrap();
+    std::fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/audio/tone.ogg"),
+        tree.join("jingle.ogg"),
+    )
+    .unwrap();
+    add_user(&site.db, "op-a", Role::Operator, &["phuong-a"]);
+    let srv = site
+        .start(FixedPlans::default(), HttpConfig::default())
+        .await;
+    let driver = chromedriver().await;
+    let profile = tempfile::tempdir().unwrap();
+    let downloads = tempfile::tempdir().unwrap();
+    let c = browser(&driver, profile.path(), downloads.path()).await;
+    sign_in(&c, &srv.base, "op-a").await;
+    c.goto(&format!("{}/stations/phuong-a/schedule", srv.base))
+        .await
+        .unwrap();
+    let type_text = async |text: &str| {
+        let ta = c.find(Locator::Id("text")).await.unwrap();
+        ta.clear().await.unwrap();
+        ta.send_keys(text).await.unwrap();
+    };
+    // An error: shown at its line:column, the text kept, nothing saved.
+    type_text(&V1.replace("0 6 * * *", "0 25 * * *")).await;
+    follow(&c, Locator::Id("save")).await;
+    let problems = text(&c, "#problems").await;
+    assert!(problems.contains("dòng 8:"), "{problems}");
+    let kept = c
+        .find(Locator::Id("text"))
+        .await
+        .unwrap()
+        .prop("value")
+        .await
+        .unwrap()
+        .unwrap_or_default();
+    assert!(kept.contains("0 25 * * *"), "{kept}");
+    assert!(text(&c, "#active").await.contains("chưa giữ lịch"));
+    shot(&c, "schedule-error").await;
+    // Fixed: version 1, active.
+    type_text(V1).await;
+    follow(&c, Locator::Id("save")).await;
+    assert!(text(&c, "#saved").await.contains("phiên bản 1"));
+    // An edit: version 2, its diff from version 1.
+    c.goto(&format!("{}/stations/phuong-a/schedule", srv.base))
+        .await
+        .unwrap();
+    type_text(&V1.replace("0 6 * * *", "30 6 * * *")).await;
+    follow(&c, Locator::Id("save")).await;
+    assert!(text(&c, "#saved").await.contains("phiên bản 2"));
+    let d = text(&c, "#diff").await;
+    assert!(
+        d.contains("-cron = \"0 6 * * *\"") && d.contains("+cron = \"30 6 * * *\""),
+        "{d}"
+    );
+    shot(&c, "schedule-diff").await;
+    // Roll back to version 1 from its page: version 3 with version 1's text.
+    c.goto(&format!(
+        "{}/stations/phuong-a/schedule/versions/1",
+        srv.base
+    ))
+    .await
+    .unwrap();
+    follow(&c, Locator::Css("#rollback button")).await;
+    assert!(text(&c, "#saved").await.contains("phiên bản 3"));
+    assert_eq!(text(&c, "#text").await.trim(), V1.trim());
+    c.goto(&format!("{}/stations/phuong-a/schedule", srv.base))
+        .await
+        .unwrap();
+    let versions = text(&c, "#versions").await;
+    assert!(versions.contains("khôi phục phiên bản 1"), "{versions}");
+    shot(&c, "schedule-rolled-back").await;
+    c.close().await.unwrap();
+    srv.stop().await;
+}
