@@ -412,3 +412,104 @@ async fn versions_publish_validate_roll_back_and_stay_within_an_operators_statio
         .unwrap();
     assert!(ack["manifest_version"].is_null(), "{ack}");
 }
+
+/// The city's shared programs: defined once (admins), used by a station that does not define
+/// them, merged into what the station receives; a broken programs document is refused at its
+/// own line; a new programs version re-publishes each station using them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shared_programs_are_defined_once_and_reach_the_stations_that_use_them() {
+    let home = tempfile::tempdir().unwrap();
+    let tree = home.path().join("collector/library/tree");
+    std::fs::create_dir_all(&tree).unwrap();
+    let tone = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/audio/tone.ogg");
+    std::fs::copy(&tone, tree.join("jingle.ogg")).unwrap();
+    std::fs::copy(&tone, tree.join("cchc.ogg")).unwrap();
+    let a = TestStation::new("phuong-a", 1);
+    std::fs::write(
+        home.path().join("collector.toml"),
+        format!(
+            "[[station]]\nid = \"phuong-a\"\nname = \"Phường\"\narea_code = \"21100\"\npublic_key = \"{}\"\n",
+            a.public_key()
+        ),
+    )
+    .unwrap();
+    let db = home.path().join("collector.db");
+    let admin = user(&db, "lan", Role::Admin, &[]);
+    let op_a = user(&db, "op-a", Role::Operator, &["phuong-a"]);
+    let srv = start(home.path());
+    let base = srv.base.clone();
+    let c = client();
+    let put_programs = async |token: &str, text: &str| {
+        let r = c
+            .put(format!("{base}/api/v1/programs"))
+            .bearer_auth(token)
+            .body(text.to_string())
+            .send()
+            .await
+            .unwrap();
+        let s = r.status();
+        (s, r.json::<serde_json::Value>().await.unwrap_or_default())
+    };
+    let programs = "# Chương trình của thành phố\n[[programs]]\nid = \"cchc\"\ntitle = \"Chuyên mục CCHC\"\ncategory = \"cchc\"\nfile = \"cchc.ogg\"\n";
+    assert_eq!(
+        put_programs(&op_a, programs).await.0,
+        403,
+        "operators do not edit the city's programs"
+    );
+    let (st, body) = put_programs(&admin, programs).await;
+    assert_eq!(
+        (st, body["version"].clone()),
+        (StatusCode::CREATED, 1.into()),
+        "{body}"
+    );
+
+    // A station uses `cchc` without defining it; what it receives defines it.
+    let own = V1.replace(
+        "play = [\"jingle.ogg\"]",
+        "play = [\"jingle.ogg\", \"program:cchc\"]",
+    );
+    let (st, body) = put(&c, &base, &op_a, "phuong-a", &own).await;
+    assert_eq!(st, 201, "{body}");
+    let managed =
+        std::fs::read_to_string(home.path().join("collector/schedules/phuong-a.toml")).unwrap();
+    assert!(
+        managed.starts_with(&own) && managed.contains("file = \"cchc.ogg\""),
+        "{managed}"
+    );
+    let now = schedule(&c, &base, &op_a).await;
+    assert_eq!(
+        now["active"]["text"],
+        own.as_str(),
+        "the editor keeps the station's own text"
+    );
+    assert_eq!(now["active"]["programs_version"], 1);
+
+    // A broken programs document: refused at its own line, nothing changes.
+    let (st, body) = put_programs(&admin, &programs.replace("cchc.ogg", "khong-co.ogg")).await;
+    assert_eq!(st, 422, "{body}");
+    assert_eq!(
+        body["problems"][0]["document"]["programs"]["version"], 2,
+        "{body}"
+    );
+    assert_eq!(body["problems"][0]["line"], 6, "{body}");
+    assert_eq!(schedule(&c, &base, &op_a).await["active"]["version"], 1);
+
+    // A new programs version: the station gets a new version with it merged in.
+    let (st, body) = put_programs(
+        &admin,
+        &programs.replace("Chuyên mục CCHC", "CCHC tháng này"),
+    )
+    .await;
+    assert_eq!(
+        (st, body["version"].clone()),
+        (StatusCode::CREATED, 2.into()),
+        "{body}"
+    );
+    let now = schedule(&c, &base, &op_a).await;
+    assert_eq!(now["active"]["version"], 2, "{now}");
+    assert_eq!(now["active"]["programs_version"], 2);
+    assert_eq!(now["active"]["text"], own.as_str());
+    let managed =
+        std::fs::read_to_string(home.path().join("collector/schedules/phuong-a.toml")).unwrap();
+    assert!(managed.contains("CCHC tháng này"), "{managed}");
+}
