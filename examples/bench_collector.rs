@@ -366,6 +366,7 @@ async fn main() {
                                 version: "bench".into(),
                                 uptime_secs: 1,
                                 journal: None,
+                                sync: None,
                             }
                             .sign(&k)
                             .unwrap(),

@@ -243,6 +243,7 @@ fn fixture(stations: usize) -> PathBuf {
             version: "bench".into(),
             uptime_secs: 86_400,
             journal: None,
+            sync: None,
         };
         let bytes = serde_json::to_string(&hb).unwrap();
         store

@@ -240,6 +240,24 @@ reason_codes! {
     /// Station sync refused a manifest whose schedule text does not match its stated SHA-256.
     SyncScheduleHash = "sync.schedule_hash",
         "Trạm từ chối: mã băm lịch phát không khớp nội dung", "the schedule text does not match its SHA-256";
+    /// Sync: the collector could not be reached, or answered with an error.
+    SyncUnreachable = "sync.unreachable",
+        "Đồng bộ: không liên lạc được với trung tâm", "the collector could not be reached";
+    /// Sync: the collector does not have a file the manifest names.
+    SyncContentMissing = "sync.content_missing",
+        "Đồng bộ: trung tâm không có tệp mà bản kê yêu cầu", "the collector does not have a file the manifest names";
+    /// Sync: a downloaded file's SHA-256 or size is not the manifest's (corrupt or truncated).
+    SyncHashMismatch = "sync.hash_mismatch",
+        "Đồng bộ: tệp tải về bị hỏng hoặc thiếu (sai mã băm)", "a downloaded file does not match its SHA-256";
+    /// Sync: the files of the version would not fit on the station's disk.
+    SyncDiskFull = "sync.disk_full",
+        "Đồng bộ: không đủ dung lượng đĩa cho phiên bản mới", "not enough free disk for the new version";
+    /// Sync: the version's schedule fails validation with its audio (as `loa check`).
+    SyncScheduleInvalid = "sync.schedule_invalid",
+        "Đồng bộ: lịch phát của phiên bản mới không hợp lệ", "the new version's schedule fails validation";
+    /// Sync: the station could not write its content store or stage the version.
+    SyncStoreFailed = "sync.store_failed",
+        "Đồng bộ: không ghi được kho nội dung của trạm", "the station could not write its content store";
 }
 
 impl ReasonCode {

@@ -107,6 +107,21 @@ pub struct ShipperConfig {
     /// config, so the heartbeat made from a clone wakes the shipper made from another when the
     /// collector answers it, and the daemon wakes it when disk space returns.
     pub wake: Arc<Notify>,
+    /// What the collector's last heartbeat answer said (the manifest version it holds for this
+    /// station, its current centre key): `station::sync` watches it. Shared by every clone.
+    pub answers: Arc<watch::Sender<HeartbeatAnswer>>,
+}
+
+/// What a station reads of the collector's answer to a heartbeat (other fields are ignored; an
+/// older collector's answer has neither).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
+pub struct HeartbeatAnswer {
+    /// The latest schedule version the centre published for this station (`None`: none).
+    #[serde(default)]
+    pub manifest_version: Option<u64>,
+    /// The centre's current public key (base64), so a station notices a rotation.
+    #[serde(default)]
+    pub centre_key: Option<String>,
 }
 
 impl ShipperConfig {
@@ -122,6 +137,7 @@ impl ShipperConfig {
             request_timeout_secs: DEFAULT_REQUEST_TIMEOUT_SECS,
             heartbeat_secs: DEFAULT_HEARTBEAT_SECS,
             wake: Arc::new(Notify::new()),
+            answers: Arc::new(watch::Sender::new(HeartbeatAnswer::default())),
         }
     }
 }
@@ -152,6 +168,8 @@ pub struct LiveStatus {
     pub output_ok: bool,
     /// The journal's state (the heartbeat adds the free space it reads itself).
     pub journal: JournalHealth,
+    /// A centre-managed station's sync state (`station::sync`); `None` for other stations.
+    pub sync: Option<crate::wire::SyncHealth>,
 }
 
 /// Build an HTTP client for `url` (installs the ring crypto provider for rustls once per
@@ -595,6 +613,7 @@ pub async fn run_heartbeat(
                 free_bytes: crate::journal::free_bytes(&cfg.journal_dir),
                 ..live.journal
             }),
+            sync: live.sync,
         };
         let signed = match hb.sign(&key) {
             Ok(s) => s,
@@ -606,6 +625,14 @@ pub async fn run_heartbeat(
         let delivered = match client.post(&url).json(&signed).send().await {
             Ok(r) if r.status().is_success() => {
                 tracing::trace!("heartbeat sent");
+                // The answer's news for `station::sync` (an unreadable answer is news of nothing).
+                if let Ok(a) = r.json::<HeartbeatAnswer>().await {
+                    cfg.answers.send_if_modified(|old| {
+                        let changed = *old != a;
+                        *old = a;
+                        changed
+                    });
+                }
                 // The collector answers: a shipper waiting out a backoff retries now.
                 cfg.wake.notify_waiters();
                 true

@@ -418,6 +418,31 @@ pub struct Heartbeat {
     /// the wire version stays.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub journal: Option<JournalHealth>,
+    /// The station's schedule distribution (centre-managed stations only; `station::sync`).
+    /// Optional and absent from older and unmanaged stations' heartbeats: the wire version stays,
+    /// as it did for `journal`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sync: Option<SyncHealth>,
+}
+
+/// The state of a centre-managed station's schedule and content, as its heartbeat reports it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncHealth {
+    /// The schedule version airing (`None`: the station has not activated any yet).
+    pub active_version: Option<u64>,
+    /// A newer version the station knows of and is fetching or staging (`None`: none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_version: Option<u64>,
+    /// Files the newest known manifest names (the airings of its next 45 days) that the station
+    /// does not hold verified yet.
+    pub missing_files: u64,
+    /// Bytes free to the station on its content store's file system (`None`: could not be read).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub free_bytes: Option<u64>,
+    /// Why the last attempt to fetch, verify or switch failed (a `sync.*` code; `None` once an
+    /// attempt succeeded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error_code: Option<ReasonCode>,
 }
 
 /// The state of a station's journal, as its heartbeat reports it.
@@ -487,6 +512,18 @@ impl Heartbeat {
             check_unsigned("journal.held_records", j.held_records)?;
             if let Some(free) = j.free_bytes {
                 check_unsigned("journal.free_bytes", free)?;
+            }
+        }
+        if let Some(s) = &self.sync {
+            for (field, v) in [
+                ("sync.active_version", s.active_version),
+                ("sync.pending_version", s.pending_version),
+                ("sync.missing_files", Some(s.missing_files)),
+                ("sync.free_bytes", s.free_bytes),
+            ] {
+                if let Some(v) = v {
+                    check_unsigned(field, v)?;
+                }
             }
         }
         Ok(())
@@ -969,6 +1006,7 @@ mod tests {
             version: "0".into(),
             uptime_secs: 1,
             journal,
+            sync: None,
         }
     }
 
@@ -999,6 +1037,39 @@ mod tests {
             .get()
             .replace("\"held_records\":3", "\"held_records\":-3");
         assert!(serde_json::from_str::<Heartbeat>(&bad).is_err());
+    }
+
+    #[test]
+    fn heartbeat_sync_state_is_optional_and_range_checked() {
+        let k = key(7);
+        let old = heartbeat(None).sign(&k).unwrap();
+        assert!(!old.heartbeat.get().contains("\"sync\""));
+        assert_eq!(old.verify(&k.verifying_key()).unwrap().sync, None);
+        let mut hb = heartbeat(None);
+        hb.sync = Some(SyncHealth {
+            active_version: Some(7),
+            pending_version: Some(8),
+            missing_files: 2,
+            free_bytes: Some(1 << 30),
+            last_error_code: Some(ReasonCode::SyncHashMismatch),
+        });
+        let new = hb.sign(&k).unwrap();
+        assert!(
+            new.heartbeat
+                .get()
+                .contains("\"last_error_code\":\"sync.hash_mismatch\""),
+            "{}",
+            new.heartbeat.get()
+        );
+        assert_eq!(new.verify(&k.verifying_key()).unwrap().sync, hb.sync);
+        let bad = new
+            .heartbeat
+            .get()
+            .replace("\"missing_files\":2", "\"missing_files\":9007199254740992");
+        assert!(matches!(
+            Heartbeat::decode(&bad),
+            Err(WireError::OutOfRange { .. })
+        ));
     }
 
     #[test]

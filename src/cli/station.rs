@@ -73,13 +73,28 @@ pub fn run(args: StationArgs) -> anyhow::Result<ExitCode> {
     process::init_logging(process::LOG_ENV, args.log_format.into());
     let layout = crate::layout::Layout::detect();
     let schedules = args.schedules.unwrap_or_else(|| layout.schedules.clone());
+    let data_dir = args
+        .data
+        .unwrap_or_else(|| layout.station_dir(&args.station));
+    // A centre-managed station (an `active` version in its data directory) airs that version's
+    // schedule and audio; the others read schedules/ and audio/ as before.
+    let managed = station::sync::managed_paths(&data_dir, &args.station)
+        .with_context(|| format!("station data directory {}", data_dir.display()))?;
+    let (schedule_path, audio_root) = match managed {
+        Some((schedule, audio)) => {
+            tracing::info!(schedule = %schedule.display(), "centre-managed station: airing its active version");
+            (schedule, audio)
+        }
+        None => (
+            schedules.join(format!("{}.toml", args.station)),
+            args.audio.unwrap_or_else(|| layout.audio.clone()),
+        ),
+    };
     let launch = Launch {
         cfg: StationConfig {
-            schedule_path: schedules.join(format!("{}.toml", args.station)),
-            audio_root: args.audio.unwrap_or_else(|| layout.audio.clone()),
-            data_dir: args
-                .data
-                .unwrap_or_else(|| layout.station_dir(&args.station)),
+            schedule_path,
+            audio_root,
+            data_dir,
             station: args.station,
             collector_url: args.collector,
             heartbeat_secs: args.heartbeat_secs,

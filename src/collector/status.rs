@@ -529,6 +529,7 @@ mod tests {
                 version: "test".into(),
                 uptime_secs: 60,
                 journal: None,
+                sync: None,
             },
         };
         let cache = StatusCache::default();

@@ -22,13 +22,14 @@ use super::{
     TRIM_MIN_IDLE_SECS, load_schedule,
 };
 
+use super::sync::SwitchRequest;
 use crate::clock::Clock;
 use crate::journal::{self, Journal};
 use crate::keys;
 use crate::reason::ReasonCode;
 use crate::schedule::{self, AudioCatalog, PlannedAiring};
 use crate::shipper::{self, LiveStatus};
-use crate::wire::{AiringBrief, AiringRecord, JournalHealth, Outcome};
+use crate::wire::{AiringBrief, AiringRecord, JournalHealth, Outcome, SyncHealth};
 use chrono::{DateTime, Duration, Utc};
 use std::sync::Arc;
 use std::time::Instant;
@@ -64,6 +65,12 @@ pub struct Daemon {
     /// systemd watchdog proof of life: beaten once per scheduler-loop iteration, and the loop
     /// never sleeps longer than the given bound between beats.
     pub(super) liveness: Option<(crate::notify::Liveness, std::time::Duration)>,
+    /// Staged schedule versions `station::sync` asks to switch to ([`Daemon::switch_requests`]).
+    pub(super) switch_rx: Option<mpsc::Receiver<SwitchRequest>>,
+    /// The newest version asked for, waiting for the air to be free.
+    pub(super) pending_switch: Option<SwitchRequest>,
+    /// The sync's state for the heartbeat (centre-managed stations).
+    pub(super) sync_health: Option<watch::Receiver<SyncHealth>>,
 }
 
 impl Daemon {
@@ -196,6 +203,9 @@ impl Daemon {
             status_tx,
             schedule_mtime,
             liveness: None,
+            switch_rx: None,
+            pending_switch: None,
+            sync_health: None,
         };
         d.replan(floor, now);
         // The journal may not take them (disk full): held like any other record.
@@ -265,6 +275,7 @@ impl Daemon {
                 free_bytes: None,
                 error: self.inflight.journal_error.clone(),
             },
+            sync: self.sync_health.as_ref().map(|h| h.borrow().clone()),
         });
     }
 
@@ -276,6 +287,75 @@ impl Daemon {
         max_sleep: std::time::Duration,
     ) {
         self.liveness = Some((liveness, max_sleep));
+    }
+
+    /// The channel `station::sync` hands staged versions through, and where it publishes its
+    /// state for the heartbeat. A version is switched to only when no airing is in flight.
+    pub fn switch_requests(
+        &mut self,
+        health: watch::Receiver<SyncHealth>,
+    ) -> mpsc::Sender<SwitchRequest> {
+        let (tx, rx) = mpsc::channel(4);
+        self.switch_rx = Some(rx);
+        self.sync_health = Some(health);
+        tx
+    }
+
+    /// Take the newest switch request; apply it when nothing is on air (never mid-airing).
+    pub(super) fn poll_switch(&mut self) {
+        if let Some(rx) = self.switch_rx.as_mut() {
+            while let Ok(r) = rx.try_recv() {
+                if let Some(old) = self.pending_switch.replace(r) {
+                    let _ = old.reply.send(Err(format!(
+                        "version {} superseded before it could be switched to",
+                        old.version
+                    )));
+                }
+            }
+        }
+        if self.inflight.on_air.is_some() {
+            return;
+        }
+        if let Some(r) = self.pending_switch.take() {
+            let res = self.switch_version(r.version);
+            let _ = r.reply.send(res);
+        }
+    }
+
+    /// Switch to staged version `n`: load and validate it (as at start), write `active`, then
+    /// take its schedule and audio. A refusal leaves the running version airing.
+    fn switch_version(&mut self, n: u64) -> Result<(), String> {
+        let now = self.clock.now();
+        let store = super::sync::Store::new(&self.cfg.data_dir);
+        let mut cfg = self.cfg.clone();
+        cfg.schedule_path = store.schedule_path(n, &self.cfg.station);
+        cfg.audio_root = store.audio_root(n);
+        let from = store.active().ok().flatten();
+        let (st, cat) = load_schedule(&cfg, now).map_err(|e| {
+            tracing::error!(
+                version = n,
+                "schedule version refused, keeping the running one: {e}"
+            );
+            e.to_string()
+        })?;
+        store.write_active(n).map_err(|e| {
+            tracing::error!(
+                version = n,
+                "cannot write the active version, keeping the running one: {e}"
+            );
+            e.to_string()
+        })?;
+        self.schedule_mtime = std::fs::metadata(&cfg.schedule_path)
+            .and_then(|m| m.modified())
+            .ok();
+        // Nothing is on air (the caller's rule), so no airing's files change under it.
+        self.inflight.audio_root = cfg.audio_root.clone();
+        self.cfg = cfg;
+        self.station = st;
+        self.catalog = cat;
+        self.replan(now - Duration::days(1), now);
+        tracing::info!(from = ?from, to = n, airings = self.plan.len(), "schedule version switched");
+        Ok(())
     }
 
     pub(super) fn replan(&mut self, from: DateTime<Utc>, now: DateTime<Utc>) {
@@ -504,6 +584,7 @@ impl Daemon {
                 last_reload_check = Instant::now();
                 self.check_schedule_changed();
             }
+            self.poll_switch();
             let wake = match self.decide_and_act(now) {
                 Ok(w) => w,
                 Err(e) => break Err(e),

@@ -118,7 +118,7 @@ pub struct InFlight {
     /// airing, after a compaction.
     pub(super) trim_pending: bool,
     /// Items are cued under it, and recorded relative to it (as the schedule writes them).
-    audio_root: PathBuf,
+    pub(super) audio_root: PathBuf,
 }
 
 impl InFlight {

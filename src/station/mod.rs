@@ -30,6 +30,7 @@ pub mod liveness;
 pub mod playout;
 pub mod scheduler;
 pub mod state;
+pub mod sync;
 
 pub use daemon::{Daemon, Launch, bridge_events, run_station};
 pub use liveness::release_free_memory;

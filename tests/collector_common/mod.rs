@@ -190,6 +190,7 @@ impl TestStation {
             version: "test".into(),
             uptime_secs: 100,
             journal,
+            sync: None,
         }
         .sign(&self.key)
         .unwrap()
