@@ -49,6 +49,15 @@ pub struct CollectorArgs {
     /// a scraper on the same host needs none).
     #[arg(long)]
     pub metrics_need_token: bool,
+    /// The content library's directory (content files and the `tree/` audio root of
+    /// centre-managed stations). Default: `collector/library` in the state directory holding
+    /// the database.
+    #[arg(long)]
+    pub library: Option<PathBuf>,
+    /// Largest upload to the content library, in bytes (larger uploads are refused while they
+    /// stream, and nothing is stored).
+    #[arg(long, default_value_t = crate::collector::library::DEFAULT_MAX_UPLOAD_BYTES)]
+    pub max_upload_bytes: u64,
     #[command(subcommand)]
     pub command: Option<CollectorCommand>,
 }
@@ -154,6 +163,14 @@ pub fn run(args: CollectorArgs) -> anyhow::Result<ExitCode> {
         },
         None => None,
     };
+    let library_dir = match &args.library {
+        Some(d) => std::path::absolute(d).context("resolving the library path")?,
+        None => crate::layout::Layout::at(
+            state_dir.clone().unwrap_or_default(),
+            crate::layout::Chosen::Flag,
+        )
+        .library_dir(),
+    };
     let centre_key = centre_key_path(&db);
     let state = match AppState::new(
         registry,
@@ -177,6 +194,8 @@ pub fn run(args: CollectorArgs) -> anyhow::Result<ExitCode> {
                 &layout.audio,
                 &layout.managed_schedules_dir(),
                 &crate::collector::versions::library_tree(&layout),
+                // The content library's tree when `--library` puts it elsewhere.
+                &library_dir.join("tree"),
             ]
             .into_iter()
             .filter_map(|p| std::path::absolute(p).ok())
@@ -185,8 +204,13 @@ pub fn run(args: CollectorArgs) -> anyhow::Result<ExitCode> {
             // Centre-managed schedules and the library tree, in the layout's state directory.
             versions: crate::collector::versions::VersionsConfig {
                 managed_schedules: Some(layout.managed_schedules_dir()),
-                library_tree: Some(crate::collector::versions::library_tree(&layout)),
+                // The content library's tree (the same directory `--library` names).
+                library_tree: Some(library_dir.join("tree")),
             },
+            library: Some(crate::collector::library::LibraryConfig {
+                dir: library_dir,
+                max_upload_bytes: args.max_upload_bytes,
+            }),
             ..HttpConfig::default()
         },
     ) {

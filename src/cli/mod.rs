@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 pub mod check;
 pub mod collector;
+pub mod content;
 pub mod devices;
 pub mod export;
 pub mod keygen;
@@ -59,6 +60,8 @@ pub enum Command {
     Up(up::UpArgs),
     /// Office accounts: add, passwd, disable, enable, list, token.
     User(user::UserArgs),
+    /// The collector's content library: upload (and assign) audio files.
+    Content(content::ContentArgs),
 }
 
 /// Entry point used by `main.rs`.
@@ -79,6 +82,7 @@ pub fn main() -> ExitCode {
         Command::Status(a) => status::run(a),
         Command::Up(a) => up::run(a),
         Command::User(a) => user::run(a),
+        Command::Content(a) => content::run(a),
     };
     match result {
         Ok(code) => code,

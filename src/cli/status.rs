@@ -30,7 +30,7 @@ pub const TOKEN_ENV: &str = "LOA_TOKEN";
 
 /// The token to send: `--token-file`, else `$LOA_TOKEN`, else the layout's `api-token` when it
 /// exists; `None` when there is none (the collector then answers 401, explained).
-fn token(args_file: Option<&std::path::Path>) -> anyhow::Result<Option<String>> {
+pub(super) fn token(args_file: Option<&std::path::Path>) -> anyhow::Result<Option<String>> {
     let read = |p: &std::path::Path| {
         std::fs::read_to_string(p)
             .map(|t| t.trim().to_string())

@@ -25,6 +25,8 @@ pub mod action {
     pub const TOKEN_CREATE: &str = "token_create";
     pub const TOKEN_REVOKE: &str = "token_revoke";
     pub const STATION_REGISTER: &str = "station_register";
+    pub const CONTENT_UPLOAD: &str = "content_upload";
+    pub const LIBRARY_PATH_SET: &str = "library_path_set";
 }
 
 /// The Vietnamese text of an action code (the code itself when unknown).
@@ -43,6 +45,8 @@ pub fn action_vi(code: &str) -> &str {
         super::versions::action::SCHEDULE_PUBLISH => "Phát hành lịch phát",
         super::versions::action::SCHEDULE_ROLLBACK => "Khôi phục lịch phát",
         super::versions::action::PROGRAMS_PUBLISH => "Phát hành chương trình chung",
+        action::CONTENT_UPLOAD => "Tải tệp lên thư viện",
+        action::LIBRARY_PATH_SET => "Đặt tệp vào lịch phát",
         other => other,
     }
 }

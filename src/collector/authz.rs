@@ -10,7 +10,8 @@
 //! signed-in user (session cookie or `Authorization: Bearer` personal token) whose role the row
 //! names; an operator only for their own stations on routes with a station id. A route missing
 //! from the table is refused (500, logged) — never served open. A POST made with a session
-//! cookie must carry the session's CSRF token in its form (`csrf` field) or it is refused (403)
+//! cookie must carry the session's CSRF token in its form (`csrf` field; for a streamed upload
+//! route, the `X-CSRF-Token` header or the `csrf` query parameter) or it is refused (403)
 //! before its handler runs; bearer-token requests carry no ambient credential and need none.
 //! Unsigned page requests are redirected to `/login`; API requests get 401/403 JSON.
 
@@ -81,6 +82,10 @@ pub struct Route {
     pub access: Access,
     /// The route's `{id}` is a station id: an operator may use it only for their stations.
     pub station_scoped: bool,
+    /// The body is a streamed upload (`collector::library`): the guard never reads it; a
+    /// session POST carries its CSRF token in the `X-CSRF-Token` header or the `csrf` query
+    /// parameter instead of the form.
+    pub streamed_body: bool,
 }
 
 const ALL: &[Role] = &[Role::Admin, Role::Operator, Role::Auditor];
@@ -94,6 +99,7 @@ const fn r(method: &'static str, path: &'static str, access: Access) -> Route {
         path,
         access,
         station_scoped: false,
+        streamed_body: false,
     }
 }
 
@@ -103,8 +109,21 @@ const fn station(method: &'static str, path: &'static str, access: Access) -> Ro
         path,
         access,
         station_scoped: true,
+        streamed_body: false,
     }
 }
+
+/// A route whose body is a streamed upload (see [`Route::streamed_body`]).
+const fn upload(method: &'static str, path: &'static str, access: Access) -> Route {
+    Route {
+        method,
+        path,
+        access,
+        station_scoped: false,
+        streamed_body: true,
+    }
+}
+
 
 /// Every route of the collector and who may use it. (A route the router has and this table
 /// lacks is refused: add its row here when adding a route.)
@@ -178,6 +197,17 @@ pub const ROUTES: &[Route] = &[
     r("PUT", "/api/v1/programs", Access::Api(ADMIN)),
     r("GET", "/programs", Access::Page(ALL)),
     r("POST", "/programs", Access::Page(ADMIN)),
+    // The content library (`collector::library`): everyone signed in sees it; admins and
+    // operators upload (operators: local content, which only an admin places); only admins
+    // assign a file to a program's month or a path. Content downloads: a station-signed
+    // request, or any signed-in user.
+    r("GET", "/library", Access::Page(ALL)),
+    upload("POST", "/library/upload", Access::Page(ADMIN_OPERATOR)),
+    r("POST", "/library/assign", Access::Page(ADMIN)),
+    r("GET", "/static/library-1.js", Access::Open),
+    r("GET", "/api/v1/content", Access::Api(ALL)),
+    upload("POST", "/api/v1/content", Access::Api(ADMIN_OPERATOR)),
+    r("GET", "/api/v1/content/{sha256}", Access::StationOr(ALL)),
 ];
 
 /// Largest form body of the schedule editors (a schedule text, percent-encoded: up to three
@@ -684,6 +714,29 @@ pub async fn guard(State(state): State<AppState>, req: Request, next: Next) -> R
     }
     let mut req = req;
     if req.method() == Method::POST
+        && rule.streamed_body
+        && let Via::Session { csrf, .. } = &principal.via
+    {
+        // The body is an upload: the token comes in a header or the query, never the body.
+        let presented = req
+            .headers()
+            .get("x-csrf-token")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+            .or_else(|| {
+                req.uri()
+                    .query()
+                    .and_then(|q| form_field(q.as_bytes(), "csrf"))
+            })
+            .unwrap_or_default();
+        if !same(presented.as_bytes(), csrf.as_bytes()) {
+            tracing::warn!(path = %req.uri().path(), user = %principal.user.name, "upload refused: CSRF token missing or wrong");
+            let mut resp = refuse(AuthFailure::Csrf, Some(&principal));
+            resp.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            return resp;
+        }
+    } else if req.method() == Method::POST
         && let Via::Session { csrf, .. } = &principal.via
     {
         let (parts, body) = req.into_parts();

@@ -5,6 +5,8 @@
 //! **Invariant:** a file is hashed only when its (path, size, mtime) is not the one stored with
 //! its last hash, and decoded only when that hash has no stored facts; [`AudioFactsStore::known`]
 //! (what plans built on a request path use) never reads a file's content — it only `stat`s it.
+//! Facts stored by another writer after this store was opened (the content library's upload)
+//! are read from the database before anything is decoded.
 //! [`AudioFactsStore::fill`] (hash, maybe decode) runs at start-up and on the plan refresher's
 //! thread, never on a request.
 
@@ -161,7 +163,24 @@ impl AudioFactsStore {
                 }
             }
         };
-        let facts = self.mem().by_sha.get(&sha).cloned();
+        let mut facts = self.mem().by_sha.get(&sha).cloned();
+        if facts.is_none() {
+            // Stored by another writer since this store was opened (the content library
+            // measures every upload once): read, not decoded again.
+            let stored = {
+                let db = self.db.lock().unwrap_or_else(|e| e.into_inner());
+                db.audio_facts_of(&sha).ok().flatten()
+            };
+            if let Some(s) = stored {
+                let f = to_facts(&s);
+                self.mem
+                    .write()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .by_sha
+                    .insert(sha.clone(), f.clone());
+                facts = Some(f);
+            }
+        }
         let facts = match facts {
             Some(f) => f,
             None => {

@@ -117,6 +117,8 @@ pub struct HttpConfig {
     /// Where centre-managed schedules are written and their audio read
     /// ([`super::versions`]).
     pub versions: super::versions::VersionsConfig,
+    /// The content library (`collector::library`); `None`: its routes answer 500 (logged).
+    pub library: Option<super::library::LibraryConfig>,
 }
 
 impl Default for HttpConfig {
@@ -140,6 +142,7 @@ impl Default for HttpConfig {
             auth: super::authz::AuthConfig::default(),
             centre_key: None,
             versions: super::versions::VersionsConfig::default(),
+            library: None,
         }
     }
 }
@@ -462,6 +465,8 @@ struct Inner {
     centre: Option<Arc<crate::centre::CentreSigner>>,
     /// Schedule versions held by the centre (their own connection).
     versions: super::versions::Versions,
+    /// The content library (its own connection), when configured.
+    library: Option<Arc<super::library::Library>>,
 }
 
 /// Why the server's state could not be set up.
@@ -476,6 +481,9 @@ pub enum StartError {
     /// The centre's key could not be loaded or created (loose mode, corrupt, unreadable).
     #[error(transparent)]
     CentreKey(#[from] crate::centre::CentreKeyError),
+    /// The content library's directory or tables could not be set up.
+    #[error("content library: {0}")]
+    Library(#[from] super::library::LibraryError),
 }
 
 /// Shared state of every handler.
@@ -554,6 +562,10 @@ impl AppState {
             .spawn(move || run_writer(writer, writer_clock, rx))
             .map_err(StartError::WriterThread)?;
         let warm_store = Store::open_with(db, config.synchronous)?;
+        let library = match &config.library {
+            Some(c) => Some(Arc::new(super::library::Library::open(db, c.clone())?)),
+            None => None,
+        };
         let state = Self {
             inner: Arc::new(Inner {
                 registry: RwLock::new(registry),
@@ -569,6 +581,7 @@ impl AppState {
                 auth,
                 centre,
                 versions,
+                library,
             }),
         };
         // Every station's status is derived in the background on its own connection, so the
@@ -633,6 +646,16 @@ impl AppState {
     /// collector runs without one (in-process tests that do not need it).
     pub fn centre(&self) -> Option<&Arc<crate::centre::CentreSigner>> {
         self.inner.centre.as_ref()
+    }
+
+    /// The content library, when configured.
+    pub(crate) fn library(&self) -> Option<&Arc<super::library::Library>> {
+        self.inner.library.as_ref()
+    }
+
+    /// Time a client has to send a whole request body.
+    pub(crate) fn body_read_secs(&self) -> u64 {
+        self.inner.config.body_read_secs
     }
 
     /// The counters.
@@ -1564,6 +1587,8 @@ pub fn router(state: AppState) -> Router {
         .merge(super::pages::router())
         // Schedules held by the centre (`collector::versions`).
         .merge(super::versions::routes::router())
+        // The content library (`collector::library`).
+        .merge(super::library::web::router())
         // Every route above passes the guard of its row in `authz::ROUTES` (added last: a
         // route layer covers the routes present when it is added).
         .route_layer(axum::middleware::from_fn_with_state(

@@ -13,6 +13,7 @@ pub mod centre;
 pub mod facts;
 pub mod http;
 pub mod ingest;
+pub mod library;
 pub mod office;
 pub mod overview;
 pub mod pages;

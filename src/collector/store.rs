@@ -240,6 +240,32 @@ const MIGRATIONS: &[&str] = &[
         BEGIN SELECT RAISE(ABORT, 'schedule_versions is append-only'); END;
     CREATE TRIGGER IF NOT EXISTS schedule_versions_no_delete BEFORE DELETE ON schedule_versions
         BEGIN SELECT RAISE(ABORT, 'schedule_versions is append-only'); END;",
+    // The content library (`collector::library`): one row per content (by SHA-256, measured
+    // once at upload), and the library paths (the centre's audio tree), each naming its content,
+    // who set it, when and why (a program's episode for a month, or a plain placement). A
+    // replaced path's earlier value is in the audit log (before -> after).
+    "CREATE TABLE IF NOT EXISTS content (
+        sha256 TEXT PRIMARY KEY,
+        size INTEGER NOT NULL,
+        title TEXT NOT NULL,
+        category TEXT NOT NULL,
+        duration_secs REAL NOT NULL,
+        sample_rate INTEGER NOT NULL,
+        channels INTEGER NOT NULL,
+        loudness_lufs REAL,
+        true_peak_dbtp REAL,
+        uploader TEXT NOT NULL,
+        uploaded_unix INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE IF NOT EXISTS library_paths (
+        path TEXT PRIMARY KEY,
+        sha256 TEXT NOT NULL REFERENCES content (sha256),
+        set_by TEXT NOT NULL,
+        set_unix INTEGER NOT NULL,
+        kind TEXT NOT NULL CHECK (kind IN ('episode', 'placement')),
+        program TEXT,
+        month TEXT
+    ) WITHOUT ROWID;",
 ];
 
 /// The schema version this build writes (`PRAGMA user_version` after migrating).
@@ -613,6 +639,16 @@ impl Store {
         self.conn
     }
 
+    /// The connection, for a module that owns its own tables (`collector::library`).
+    pub(crate) fn conn(&self) -> &Connection {
+        &self.conn
+    }
+
+    /// The connection, mutably (transactions), for a module that owns its own tables.
+    pub(crate) fn conn_mut(&mut self) -> &mut Connection {
+        &mut self.conn
+    }
+
     /// Schema version in use.
     pub fn schema_version(&self) -> Result<i64, StoreError> {
         Ok(self
@@ -814,6 +850,30 @@ impl Store {
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The stored facts of one content, if any (what another writer, e.g. the content
+    /// library's upload, stored after this process read them all).
+    pub fn audio_facts_of(&self, sha256: &str) -> Result<Option<StoredAudioFacts>, StoreError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT sha256, sample_rate, channels, frames, duration_secs, undecodable,
+                    loudness_lufs FROM audio_facts WHERE sha256 = ?1",
+                [sha256],
+                |r| {
+                    Ok(StoredAudioFacts {
+                        sha256: r.get(0)?,
+                        sample_rate: r.get::<_, Option<i64>>(1)?.map(|x| x as u32),
+                        channels: r.get::<_, Option<i64>>(2)?.map(|x| x as u16),
+                        frames: r.get::<_, Option<i64>>(3)?.map(|x| x as u64),
+                        duration_secs: r.get(4)?,
+                        undecodable: r.get(5)?,
+                        loudness_lufs: r.get(6)?,
+                    })
+                },
+            )
+            .optional()?)
     }
 
     /// Store what probing one content found (the first probe of a hash wins; a hash names

@@ -248,6 +248,23 @@ pub fn program_titles(path: &Path, text: &str) -> std::collections::HashMap<Stri
         .unwrap_or_default()
 }
 
+/// The `episodes` patterns of a schedule file's `[[programs]]` (id → pattern), read with the
+/// same parser as validation; empty when the file does not parse. The content library places a
+/// program's monthly episode at the path its pattern resolves to.
+pub fn program_episodes(path: &Path, text: &str) -> std::collections::HashMap<String, String> {
+    parse_raw(path, text)
+        .map(|raw| {
+            raw.programs
+                .into_iter()
+                .filter_map(|p| {
+                    let p = p.into_inner();
+                    Some((p.id.into_inner(), p.episodes?.into_inner()))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 pub(crate) fn parse_raw(path: &Path, text: &str) -> Result<RawStation, ScheduleErrors> {
     toml::from_str::<RawStation>(text).map_err(|e| {
         let ctx = Ctx::new(path, text);

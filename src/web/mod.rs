@@ -65,6 +65,8 @@ const TEMPLATES: &[(&str, &str)] = &[
         include_str!("templates/schedule_version.html"),
     ),
     ("programs.html", include_str!("templates/programs.html")),
+    // The content library (rendered by `collector::library::web`).
+    ("library.html", include_str!("templates/library.html")),
 ];
 
 /// The stylesheet, served at [`CSS_PATH`].
