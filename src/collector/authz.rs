@@ -124,7 +124,6 @@ const fn upload(method: &'static str, path: &'static str, access: Access) -> Rou
     }
 }
 
-
 /// Every route of the collector and who may use it. (A route the router has and this table
 /// lacks is refused: add its row here when adding a route.)
 pub const ROUTES: &[Route] = &[

@@ -728,8 +728,9 @@ impl Library {
         Ok(())
     }
 
-    /// Make the tree hold exactly the table's paths: each placed (unless already its content's
-    /// file), every other file removed.
+    /// Make the tree hold the table's paths: each placed (unless already its content's file).
+    /// Files the table does not name are left in place and logged, never deleted: the tree may
+    /// hold files put there by hand, and deleting what someone stored is not the collector's call.
     pub fn rebuild_tree(&self) -> Result<(), LibraryError> {
         let rows = self.paths()?;
         let wanted: HashSet<PathBuf> = rows.iter().map(|r| PathBuf::from(&r.path)).collect();
@@ -755,8 +756,10 @@ impl Library {
                     Ok(t) if t.is_dir() => stack.push(p),
                     Ok(_) => {
                         let rel = p.strip_prefix(&tree).map(Path::to_path_buf);
+                        // A file the table does not name was put there by hand (an
+                        // operator's copy, a test's fixture): never deleted, only said.
                         if rel.is_ok_and(|r| !wanted.contains(&r)) {
-                            let _ = std::fs::remove_file(&p);
+                            tracing::warn!(path = %p.display(), "a file in the library tree that the library does not name; left in place");
                         }
                     }
                     Err(_) => {}
@@ -886,11 +889,14 @@ mod tests {
             std::fs::read(lib.tree_dir().join("a/x.ogg")).unwrap(),
             bytes
         );
-        // A stray file in the tree is removed; a removed tree file comes back.
+        // A file put into the tree by hand is kept; a removed tree file comes back.
         std::fs::write(lib.tree_dir().join("stray.mp3"), b"x").unwrap();
         std::fs::remove_file(lib.tree_dir().join("a/x.ogg")).unwrap();
         lib.rebuild_tree().unwrap();
-        assert!(!lib.tree_dir().join("stray.mp3").exists());
+        assert_eq!(
+            std::fs::read(lib.tree_dir().join("stray.mp3")).unwrap(),
+            b"x"
+        );
         assert_eq!(
             std::fs::read(lib.tree_dir().join("a/x.ogg")).unwrap(),
             bytes
