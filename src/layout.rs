@@ -64,6 +64,8 @@ pub const LIBRARY_DIR: &str = "library";
 /// Inside [`COLLECTOR_DIR`]: each centre-managed station's active schedule (`<id>.toml`).
 pub const MANAGED_SCHEDULES_DIR: &str = "schedules";
 pub const AIR_DIR: &str = "air";
+/// The station box's own configuration, written by `loa enrol` (id, collector URL).
+pub const STATION_CONFIG_FILE: &str = "station.toml";
 
 /// Why this state directory was chosen (said in error messages, so a wrong guess is visible).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -185,6 +187,12 @@ impl Layout {
         self.state.join(COLLECTOR_DIR).join(MANAGED_SCHEDULES_DIR)
     }
 
+    /// The station box's configuration (`loa enrol` writes it; `loa station` reads it when no
+    /// `--station` is given).
+    pub fn station_config(&self) -> PathBuf {
+        self.state.join(STATION_CONFIG_FILE)
+    }
+
     /// Root of the WAV output (`air/<id>/`).
     pub fn air_dir(&self) -> PathBuf {
         self.state.join(AIR_DIR)
@@ -228,6 +236,7 @@ pub fn holds_state(dir: &Path) -> bool {
         DATABASE_FILE,
         STATIONS_DIR,
         COLLECTOR_URL_FILE,
+        STATION_CONFIG_FILE,
     ]
     .iter()
     .any(|f| dir.join(f).exists())
@@ -279,6 +288,7 @@ mod tests {
         assert_eq!(l.centre_key(), Path::new("var/collector/centre-key"));
         assert_eq!(l.station_dir("demo"), Path::new("var/station/demo"));
         assert_eq!(l.air_dir(), Path::new("var/air"));
+        assert_eq!(l.station_config(), Path::new("var/station.toml"));
         assert_eq!(
             (l.schedules.as_path(), l.audio.as_path()),
             (Path::new("schedules"), Path::new("audio"))

@@ -258,6 +258,15 @@ reason_codes! {
     /// Sync: the station could not write its content store or stage the version.
     SyncStoreFailed = "sync.store_failed",
         "Đồng bộ: không ghi được kho nội dung của trạm", "the station could not write its content store";
+    /// Enrolment refused: the code is wrong, used already or expired (one answer for all three,
+    /// so a guess learns nothing).
+    EnrolmentBadCode = "enrolment.bad_code",
+        "Từ chối ghi danh: mã ghi danh không đúng, đã được dùng hoặc đã hết hạn; hãy xin quản trị viên cấp mã mới",
+        "the enrolment code is wrong, used or expired; ask an admin for a new one";
+    /// Enrolment refused: the public key is already registered for another station.
+    EnrolmentKeyInUse = "enrolment.key_in_use",
+        "Từ chối ghi danh: khóa công khai này đã được đăng ký cho một trạm khác; hãy tạo khóa mới",
+        "the public key is already registered for another station; make a new key";
 }
 
 impl ReasonCode {
@@ -278,6 +287,7 @@ impl ReasonCode {
         !matches!(self, Self::Other(_) | Self::NoRecord | Self::NotYetDue)
             && !self.as_str().starts_with("refused.")
             && !self.as_str().starts_with("sync.")
+            && !self.as_str().starts_with("enrolment.")
     }
 }
 

@@ -9,6 +9,7 @@ pub mod check;
 pub mod collector;
 pub mod content;
 pub mod devices;
+pub mod enrol;
 pub mod export;
 pub mod keygen;
 pub mod plan;
@@ -54,6 +55,8 @@ pub enum Command {
     Verify(verify::VerifyArgs),
     /// Register (enrol) a station's public key with the collector.
     Register(register::RegisterArgs),
+    /// Enrol this station box with the centre using a one-time code.
+    Enrol(enrol::EnrolArgs),
     /// Show station status from the collector.
     Status(status::StatusArgs),
     /// Bring the whole system up on this host (collector + every station).
@@ -79,6 +82,7 @@ pub fn main() -> ExitCode {
         Command::Export(a) => export::run(a),
         Command::Verify(a) => verify::run(a),
         Command::Register(a) => register::run(a),
+        Command::Enrol(a) => enrol::run(a),
         Command::Status(a) => status::run(a),
         Command::Up(a) => up::run(a),
         Command::User(a) => user::run(a),

@@ -5,6 +5,7 @@ use clap::{Args, ValueEnum};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use super::enrol::{StationFile, StationFileError};
 use crate::process;
 use crate::station::{self, Launch, StationConfig, StationError};
 
@@ -18,9 +19,11 @@ pub enum LogFormat {
 /// Arguments of `loa station`.
 #[derive(Debug, Args)]
 pub struct StationArgs {
-    /// Station id; its schedule is `<schedules>/<ID>.toml`.
+    /// Station id; its schedule is `<schedules>/<ID>.toml`. Default: the id in
+    /// `<state>/station.toml`, which `loa enrol` wrote (with the collector URL and data directory,
+    /// which the flags below override).
     #[arg(long)]
-    pub station: String,
+    pub station: Option<String>,
     /// Schedules directory (default: `./schedules`, or `/etc/loa/schedules` on an installed box;
     /// see docs/operations.md, "The state layout").
     #[arg(long)]
@@ -41,8 +44,9 @@ pub struct StationArgs {
     /// for wards to relay): `icecast://source:PASSWORD@HOST:PORT/MOUNT.mp3`.
     #[arg(long, value_name = "URL")]
     pub publish: Option<String>,
-    /// Collector base URL (overrides the schedule's `[collector] url`). Without either, the URL
-    /// the collector recorded in the state directory (`<state>/collector.url`), if any.
+    /// Collector base URL (overrides the schedule's `[collector] url`). Default: the one in
+    /// `<state>/station.toml` (`loa enrol`), else the schedule's, else the URL the collector
+    /// recorded in the state directory (`<state>/collector.url`), if any.
     #[arg(long)]
     pub collector: Option<String>,
     /// Heartbeat period in seconds (overrides the schedule).
@@ -67,18 +71,62 @@ impl From<LogFormat> for process::LogFormat {
     }
 }
 
+/// The station this box runs: `--station`, else the configuration `loa enrol` wrote; with
+/// that configuration when it is this station's (its collector URL and data directory, which
+/// the flags override).
+fn which_station(
+    flag: Option<String>,
+    config: &std::path::Path,
+) -> Result<(String, Option<StationFile>), String> {
+    let file = match StationFile::load(config) {
+        Ok(f) => Some(f),
+        Err(StationFileError::Read { source, .. })
+            if source.kind() == std::io::ErrorKind::NotFound =>
+        {
+            None
+        }
+        Err(e) if flag.is_none() => return Err(e.to_string()),
+        Err(e) => {
+            tracing::warn!(error = %e, "ignoring the station configuration: --station is given");
+            None
+        }
+    };
+    match (flag, file) {
+        (Some(id), Some(f)) if f.id == id => Ok((id, Some(f))),
+        (Some(id), _) => Ok((id, None)),
+        (None, Some(f)) => Ok((f.id.clone(), Some(f))),
+        (None, None) => Err(format!(
+            "no --station given and no station configuration {} (`loa enrol` writes it); \
+             enrol this box with `loa enrol --collector URL --code CODE`, or pass --station ID",
+            config.display()
+        )),
+    }
+}
+
 /// Run `loa station`: the arguments resolved against the state layout, then
 /// [`station::run_station`].
 pub fn run(args: StationArgs) -> anyhow::Result<ExitCode> {
     process::init_logging(process::LOG_ENV, args.log_format.into());
     let layout = crate::layout::Layout::detect();
+    let (id, file) = match which_station(args.station, &layout.station_config()) {
+        Ok(x) => x,
+        Err(e) => {
+            eprintln!("loa station: {e}");
+            return Ok(ExitCode::from(2));
+        }
+    };
     let schedules = args.schedules.unwrap_or_else(|| layout.schedules.clone());
+    let (file_collector, file_data) = match file {
+        Some(f) => (Some(f.collector), f.data_dir),
+        None => (None, None),
+    };
     let data_dir = args
         .data
-        .unwrap_or_else(|| layout.station_dir(&args.station));
+        .or(file_data)
+        .unwrap_or_else(|| layout.station_dir(&id));
     // A centre-managed station (an `active` version in its data directory) airs that version's
     // schedule and audio; the others read schedules/ and audio/ as before.
-    let managed = station::sync::managed_paths(&data_dir, &args.station)
+    let managed = station::sync::managed_paths(&data_dir, &id)
         .with_context(|| format!("station data directory {}", data_dir.display()))?;
     let (schedule_path, audio_root) = match managed {
         Some((schedule, audio)) => {
@@ -86,7 +134,7 @@ pub fn run(args: StationArgs) -> anyhow::Result<ExitCode> {
             (schedule, audio)
         }
         None => (
-            schedules.join(format!("{}.toml", args.station)),
+            schedules.join(format!("{id}.toml")),
             args.audio.unwrap_or_else(|| layout.audio.clone()),
         ),
     };
@@ -95,8 +143,8 @@ pub fn run(args: StationArgs) -> anyhow::Result<ExitCode> {
             schedule_path,
             audio_root,
             data_dir,
-            station: args.station,
-            collector_url: args.collector,
+            station: id,
+            collector_url: args.collector.or(file_collector),
             heartbeat_secs: args.heartbeat_secs,
             keep_days: args.keep_days,
         },

@@ -27,6 +27,14 @@ pub mod action {
     pub const STATION_REGISTER: &str = "station_register";
     pub const CONTENT_UPLOAD: &str = "content_upload";
     pub const LIBRARY_PATH_SET: &str = "library_path_set";
+    /// An admin created a centre-managed station (`collector::enrolment`).
+    pub const STATION_CREATE: &str = "station_create";
+    /// An enrolment code was issued for a station (the code itself is never logged).
+    pub const ENROLMENT_CODE: &str = "enrolment_code";
+    /// A station box enrolled with a code (its key registered).
+    pub const ENROL: &str = "enrol";
+    /// An enrolment was refused (wrong, used or expired code; a key in use).
+    pub const ENROL_REFUSED: &str = "enrol_refused";
 }
 
 /// The Vietnamese text of an action code (the code itself when unknown).
@@ -47,6 +55,10 @@ pub fn action_vi(code: &str) -> &str {
         super::versions::action::PROGRAMS_PUBLISH => "Phát hành chương trình chung",
         action::CONTENT_UPLOAD => "Tải tệp lên thư viện",
         action::LIBRARY_PATH_SET => "Đặt tệp vào lịch phát",
+        action::STATION_CREATE => "Tạo trạm",
+        action::ENROLMENT_CODE => "Cấp mã ghi danh",
+        action::ENROL => "Ghi danh trạm",
+        action::ENROL_REFUSED => "Từ chối ghi danh",
         other => other,
     }
 }

@@ -150,6 +150,10 @@ pub const ROUTES: &[Route] = &[
     station("GET", "/api/v1/stations/{id}/airings", Access::Api(ALL)),
     r("GET", "/api/v1/reports/{file}", Access::Api(ADMIN_AUDITOR)),
     r("POST", "/api/v1/admin/stations", Access::AdminApi),
+    // Enrolment (`collector::enrolment`): an admin issues a code; a station box redeems it
+    // (open: the code is the credential; the handler throttles failures per address).
+    r("POST", "/api/v1/admin/enrolments", Access::AdminApi),
+    r("POST", "/api/v1/enrol", Access::Open),
     // Pages.
     r("GET", "/", Access::Page(ALL)),
     station("GET", "/stations/{id}", Access::Page(ALL)),
@@ -165,6 +169,13 @@ pub const ROUTES: &[Route] = &[
     r("POST", "/users/{name}/disable", Access::Page(ADMIN)),
     r("POST", "/users/{name}/enable", Access::Page(ADMIN)),
     r("GET", "/audit", Access::Page(ADMIN_AUDITOR)),
+    r("GET", "/admin/stations", Access::Page(ADMIN)),
+    r("POST", "/admin/stations", Access::Page(ADMIN)),
+    r(
+        "POST",
+        "/admin/stations/{station}/code",
+        Access::Page(ADMIN),
+    ),
     r("GET", "/audit.csv", Access::Page(ADMIN_AUDITOR)),
     // Schedules held by the centre (`collector::versions`): operators edit their stations',
     // admins all, auditors read; the shared programs document is the city's (admins edit).

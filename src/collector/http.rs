@@ -681,6 +681,14 @@ impl AppState {
         }
     }
 
+    /// Serve `fresh` from now on (it was just read back from the registry file after a write).
+    pub(crate) fn set_registry(&self, fresh: Registry) {
+        match self.inner.registry.write() {
+            Ok(mut r) => *r = fresh,
+            Err(e) => *e.into_inner() = fresh,
+        }
+    }
+
     /// The station's entry; an unknown id re-reads the registry file once (a station registered
     /// while the collector runs is picked up without a restart).
     pub(crate) fn station(&self, id: &str) -> Option<StationEntry> {
@@ -1589,6 +1597,8 @@ pub fn router(state: AppState) -> Router {
         .merge(super::versions::routes::router())
         // The content library (`collector::library`).
         .merge(super::library::web::router())
+        // Centre-managed stations: the admin's page and API, and `POST /api/v1/enrol`.
+        .merge(super::enrolment::router())
         // Every route above passes the guard of its row in `authz::ROUTES` (added last: a
         // route layer covers the routes present when it is added).
         .route_layer(axum::middleware::from_fn_with_state(

@@ -10,6 +10,7 @@ pub mod accounts;
 pub mod audit;
 pub mod authz;
 pub mod centre;
+pub mod enrolment;
 pub mod facts;
 pub mod http;
 pub mod ingest;

@@ -266,6 +266,27 @@ const MIGRATIONS: &[&str] = &[
         program TEXT,
         month TEXT
     ) WITHOUT ROWID;",
+    // Centre-managed stations and their one-time enrolment codes (`collector::enrolment`):
+    // a station an admin created in the web app (its kind, who created it, when its key was
+    // registered) and each code only as the SHA-256 of its bytes, with its expiry and use.
+    "CREATE TABLE IF NOT EXISTS managed_stations (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        area_code TEXT NOT NULL,
+        kind TEXT NOT NULL CHECK (kind IN ('city', 'ward')),
+        created_by TEXT NOT NULL,
+        created_unix_ms INTEGER NOT NULL,
+        enrolled_unix_ms INTEGER
+    ) WITHOUT ROWID;
+    CREATE TABLE IF NOT EXISTS enrolment_codes (
+        code_sha256 TEXT PRIMARY KEY,
+        station TEXT NOT NULL REFERENCES managed_stations (id),
+        created_by TEXT NOT NULL,
+        created_unix_ms INTEGER NOT NULL,
+        expires_unix_ms INTEGER NOT NULL,
+        used_unix_ms INTEGER
+    ) WITHOUT ROWID;
+    CREATE INDEX IF NOT EXISTS enrolment_codes_station ON enrolment_codes (station);",
 ];
 
 /// The schema version this build writes (`PRAGMA user_version` after migrating).

@@ -67,6 +67,11 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("programs.html", include_str!("templates/programs.html")),
     // The content library (rendered by `collector::library::web`).
     ("library.html", include_str!("templates/library.html")),
+    // Centre-managed stations and enrolment codes (rendered by `collector::enrolment`).
+    (
+        "admin_stations.html",
+        include_str!("templates/admin_stations.html"),
+    ),
 ];
 
 /// The stylesheet, served at [`CSS_PATH`].
