@@ -308,3 +308,111 @@ async fn kept_status_turns_when_a_planned_airing_comes_due() {
     assert_eq!(v[0]["month_compliance_pct"], 0.0, "{v}");
     srv.stop().await;
 }
+
+/// GET the overview as the fixtures' admin.
+async fn overview(c: &reqwest::Client, base: &str) -> String {
+    let r = c.get(format!("{base}/")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    r.text().await.unwrap()
+}
+
+/// Next month's episode missing at the centre: the overview names the program and the month
+/// (an alert, urgent from three days before the month starts), from the plan cache alone (no
+/// request builds a plan); the file put in place clears it (the refresher notices); and after
+/// the month turns, the new next month is built in the background and its missing episode shown.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn next_months_missing_episode_is_an_overview_alert() {
+    let s = TestStation::new("phuong-a", 1);
+    let site = collector_common::CollectorSite::new(&[&s]);
+    let local = |y, mo, d, h| {
+        FixedOffset::east_opt(7 * 3600)
+            .unwrap()
+            .with_ymd_and_hms(y, mo, d, h, 0, 0)
+            .unwrap()
+            .with_timezone(&Utc)
+    };
+    site.clock.set(local(2026, 12, 5, 12));
+    let root = site.dir.path().join("audio");
+    let eps = episodes(&root);
+    let jan = root.join("ep/2027-01.ogg");
+    let kept = site.dir.path().join("2027-01.ogg");
+    std::fs::rename(&jan, &kept).unwrap();
+    let sched = site.dir.path().join("phuong-a.toml");
+    std::fs::write(
+        &sched,
+        schedule(&s.id, TWO).replace(
+            "category = \"cchc\"",
+            "title = \"Chuyên mục Cải cách hành chính\"\ncategory = \"cchc\"",
+        ),
+    )
+    .unwrap();
+    let mut raw = s.raw();
+    raw.schedule = Some(sched.clone());
+    raw.audio_root = Some(root.clone());
+    std::fs::write(
+        &site.registry,
+        toml::to_string(&RawRegistry { station: vec![raw] }).unwrap(),
+    )
+    .unwrap();
+    let plans = Arc::new(PlanCache::open(&site.db, 1).unwrap());
+    let srv = collector_common::start_with(
+        &site.registry,
+        &site.db,
+        plans.clone(),
+        HttpConfig::default(),
+        site.clock.clone(),
+    )
+    .await;
+    let c = client();
+    // As the page escapes it (minijinja escapes `/`).
+    let text = "Thiếu số tháng 01&#x2f;2027 của Chuyên mục Cải cách hành chính";
+    // Start-up built next month's plan: the first overview already has the alert, and asking
+    // again builds nothing.
+    let page = overview(&c, &srv.base).await;
+    let builds = plans.builds();
+    assert!(page.contains(text), "{page}");
+    assert!(
+        !page.contains("KHẨN") && !page.contains("id=\"urgent\""),
+        "{page}"
+    );
+    for _ in 0..3 {
+        overview(&c, &srv.base).await;
+    }
+    assert_eq!(plans.builds(), builds, "an overview request built a plan");
+
+    // 29/12 00:00 local, three days before 01/01: urgent.
+    site.clock.set(local(2026, 12, 29, 0));
+    let page = overview(&c, &srv.base).await;
+    assert!(page.contains(&format!("KHẨN: {text}")), "{page}");
+    assert!(page.contains("id=\"urgent\""), "{page}");
+
+    // The episode arrives at the centre: the refresher rebuilds, the alert goes.
+    std::fs::rename(&kept, &jan).unwrap();
+    let mut page = String::new();
+    for _ in 0..100 {
+        page = overview(&c, &srv.base).await;
+        if !page.contains(text) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(
+        !page.contains(text),
+        "the episode put in place still alerts: {page}"
+    );
+
+    // The month turns (30/01/2027): February's plan was never built; the overview queues it for
+    // the refresher and shows its missing episode once built (urgent: two days before).
+    std::fs::remove_file(&eps[3]).unwrap();
+    site.clock.set(local(2027, 1, 30, 12));
+    let feb = "KHẨN: Thiếu số tháng 02&#x2f;2027 của Chuyên mục Cải cách hành chính";
+    for _ in 0..100 {
+        page = overview(&c, &srv.base).await;
+        if page.contains(feb) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(page.contains(feb), "{page}");
+    srv.stop().await;
+}

@@ -129,12 +129,29 @@ async fn overview_inner(
     })?;
     let model = state
         .read(move |store, st| {
-            let mut statuses = all_status(store, st)?;
-            // An operator sees their own stations only.
-            if let Some(Extension(p)) = &who {
-                statuses.retain(|s| p.user.may_see_station(&s.id));
+            let now = st.now();
+            let statuses = all_status(store, st)?;
+            let reg = st.registry();
+            let this = Period::parse(&current_month(now), today(now)).ok();
+            let next = super::plans::next_month(now);
+            let plans = st.plans();
+            let mut stations = Vec::with_capacity(statuses.len());
+            for status in statuses {
+                // An operator sees their own stations only.
+                if let Some(Extension(p)) = &who
+                    && !p.user.may_see_station(&status.id)
+                {
+                    continue;
+                }
+                let entry = reg.stations.get(&status.id);
+                let facts = |p: &Period| entry.and_then(|e| plans.plan_facts(e, p));
+                stations.push(overview::Station {
+                    this_month: this.as_ref().and_then(facts),
+                    next_month: facts(&next),
+                    status,
+                });
             }
-            Ok(overview::build(&statuses, q, st.now()))
+            Ok(overview::build(&stations, q, now))
         })
         .await?;
     Ok(Html(web::render("overview.html", viewer(&v), &model)?))

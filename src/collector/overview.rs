@@ -2,12 +2,17 @@
 //! compliance, filtered by area code and state, sorted, and cut into pages; the city total and its
 //! chart.
 //!
-//! **Invariant:** pure: a function of the cached status rows (`StationStatus`), the query and
-//! `now`; it builds no plan and reads nothing. Work per request is one pass over the rows plus a
+//! **Invariant:** pure: a function of the cached status rows (`StationStatus`), what the plan
+//! cache already holds of each station's schedule this month and next ([`PlanFacts`]: program
+//! titles, next month's missing episodes), the query and `now`; it builds no plan and reads
+//! nothing. Work per request is one pass over the rows plus a
 //! sort, so 10,000 stations stay cheap; only the rows of the page shown are turned into text.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+
+use crate::report::{MissingEpisode, PlanFacts};
 
 use super::status::{StationStatus, age_vi, journal_alert_vi};
 use super::table::{alerts, outcome_vi};
@@ -17,6 +22,30 @@ pub const PAGE_ROWS: usize = 50;
 
 /// A station clock this far from the collector's (transit included) is an alert.
 pub const CLOCK_SKEW_ALERT_MS: i64 = 2_000;
+
+/// From this many days before a month starts, a missing episode of that month is urgent.
+pub const EPISODE_URGENT_DAYS: i64 = 3;
+
+/// One station as the overview reads it.
+#[derive(Debug, Clone)]
+pub struct Station {
+    pub status: StationStatus,
+    /// What the plan cache holds of this month's schedule (titles); `None`: not held.
+    pub this_month: Option<Arc<PlanFacts>>,
+    /// Next month's ([`super::plans::next_month`]) missing episodes; `None`: not held yet.
+    pub next_month: Option<Arc<PlanFacts>>,
+}
+
+impl Station {
+    /// A station without plan facts (tests, a plan source that holds none).
+    pub fn of(status: StationStatus) -> Self {
+        Self {
+            status,
+            this_month: None,
+            next_month: None,
+        }
+    }
+}
 
 /// `/?area=&status=&sort=&page=`.
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
@@ -88,6 +117,8 @@ pub struct Overview {
     /// Stations with an alert, for the alert list (at most [`PAGE_ROWS`]).
     pub alert_list: Vec<AlertLine>,
     pub more_alerts: usize,
+    /// Stations with an urgent alert (next month's episode missing, the month 3 days away).
+    pub urgent: usize,
 }
 
 /// One line of the alert list.
@@ -96,6 +127,61 @@ pub struct AlertLine {
     pub id: String,
     pub name: String,
     pub text: String,
+    /// The line holds an urgent alert (listed first).
+    pub urgent: bool,
+}
+
+/// `01/2027`.
+fn month_vi(d: NaiveDate) -> String {
+    d.format("%m/%Y").to_string()
+}
+
+/// The alert of one missing episode: "Thiếu số tháng 01/2027 của Chuyên mục Cải cách hành
+/// chính" (a file that is there but does not decode: "Số tháng … không phát được (tệp hỏng)").
+pub fn episode_alert_vi(e: &MissingEpisode) -> String {
+    let title = e.title.as_deref().unwrap_or(&e.program);
+    if e.undecodable {
+        format!(
+            "Số tháng {} của {title} không phát được (tệp hỏng)",
+            month_vi(e.month)
+        )
+    } else {
+        format!("Thiếu số tháng {} của {title}", month_vi(e.month))
+    }
+}
+
+/// Whether a missing episode of the month starting `month` (local date) is urgent at `now`.
+pub fn episode_urgent(month: NaiveDate, now: DateTime<Utc>) -> bool {
+    let starts = month
+        .and_hms_opt(0, 0, 0)
+        .and_then(|t| {
+            t.and_local_timezone(super::status::report_offset())
+                .single()
+        })
+        .map(|t| t.with_timezone(&Utc));
+    starts.is_some_and(|s| now >= s - Duration::days(EPISODE_URGENT_DAYS))
+}
+
+/// The episode alerts of `s` at `now`, and whether one is urgent (prefixed "KHẨN: ").
+fn episode_alerts(s: &Station, now: DateTime<Utc>) -> (Vec<String>, bool) {
+    let Some(f) = &s.next_month else {
+        return (Vec::new(), false);
+    };
+    let mut urgent = false;
+    let texts = f
+        .missing_episodes
+        .iter()
+        .map(|e| {
+            let t = episode_alert_vi(e);
+            if episode_urgent(e.month, now) {
+                urgent = true;
+                format!("KHẨN: {t}")
+            } else {
+                t
+            }
+        })
+        .collect();
+    (texts, urgent)
 }
 
 /// Every alert of `s` as Vietnamese words (the `loa status` words, clock skew beyond
@@ -128,7 +214,15 @@ fn brief(b: &Option<crate::wire::AiringBrief>) -> Option<String> {
     })
 }
 
-fn row(s: &StationStatus) -> Row {
+fn row(st: &Station, now: DateTime<Utc>) -> Row {
+    let s = &st.status;
+    let title = |id: &str| -> String {
+        st.this_month
+            .as_ref()
+            .and_then(|f| f.titles.get(id))
+            .cloned()
+            .unwrap_or_else(|| id.to_string())
+    };
     let heard = match s.heartbeat_age_secs {
         Some(a) => age_vi(a),
         None => "chưa từng báo".into(),
@@ -136,10 +230,11 @@ fn row(s: &StationStatus) -> Row {
     let last_airing = s.last_airing.as_ref().map(|l| {
         let mut t = format!(
             "{} {} — {}",
-            l.program
-                .as_deref()
-                .or(l.slot.as_deref())
-                .unwrap_or("thủ công"),
+            match (l.program.as_deref(), l.slot.as_deref()) {
+                (Some(p), _) => title(p),
+                (None, Some(slot)) => slot.to_string(),
+                (None, None) => "thủ công".into(),
+            },
             l.scheduled_at.format("%H:%M %d/%m"),
             outcome_vi(&l.outcome)
         );
@@ -174,16 +269,29 @@ fn row(s: &StationStatus) -> Row {
             .journal
             .as_ref()
             .map(|_| journal_text.unwrap_or_else(|| "ghi được".into())),
-        alerts: station_alerts(s),
+        alerts: all_alerts(st, now).0,
     }
 }
 
-fn has_alert(s: &StationStatus) -> bool {
+/// Every alert of `st` at `now` (next month's missing episodes first), and whether one is
+/// urgent.
+fn all_alerts(st: &Station, now: DateTime<Utc>) -> (Vec<String>, bool) {
+    let (mut out, urgent) = episode_alerts(st, now);
+    out.extend(station_alerts(&st.status));
+    (out, urgent)
+}
+
+fn has_alert(st: &Station) -> bool {
+    let s = &st.status;
     !s.online
         || !alerts(s).is_empty()
         || s.plan_note.is_some()
         || s.clock_skew_ms
             .is_some_and(|ms| ms.abs() >= CLOCK_SKEW_ALERT_MS)
+        || st
+            .next_month
+            .as_ref()
+            .is_some_and(|f| !f.missing_episodes.is_empty())
 }
 
 /// Percent-encode a query value (all but unreserved characters).
@@ -199,26 +307,35 @@ fn query_encode(v: &str) -> String {
         .collect()
 }
 
-/// Build the overview of `statuses` (every registered station) for `q` at `now`.
-pub fn build(statuses: &[StationStatus], q: OverviewQuery, now: DateTime<Utc>) -> Overview {
-    let total = statuses.len();
-    let online = statuses.iter().filter(|s| s.online).count();
+/// Build the overview of `stations` (every registered station the viewer may see) for `q` at
+/// `now`.
+pub fn build(stations: &[Station], q: OverviewQuery, now: DateTime<Utc>) -> Overview {
+    let total = stations.len();
+    let online = stations.iter().filter(|s| s.status.online).count();
     let mut with_alerts = 0;
+    let mut urgent = 0;
     let (mut weighted, mut planned) = (0.0f64, 0u64);
     let mut bands = [0usize; 5];
-    let mut alert_list = Vec::new();
-    let mut more_alerts = 0;
-    for s in statuses {
-        if has_alert(s) {
+    // Urgent lines first, then the others, each in registry order; at most PAGE_ROWS shown.
+    let (mut urgent_lines, mut other_lines) = (Vec::new(), Vec::new());
+    for st in stations {
+        let s = &st.status;
+        if has_alert(st) {
             with_alerts += 1;
-            if alert_list.len() < PAGE_ROWS {
-                alert_list.push(AlertLine {
+            let (texts, is_urgent) = all_alerts(st, now);
+            urgent += usize::from(is_urgent);
+            let list = if is_urgent {
+                &mut urgent_lines
+            } else {
+                &mut other_lines
+            };
+            if list.len() < PAGE_ROWS {
+                list.push(AlertLine {
                     id: s.id.clone(),
                     name: s.name.clone(),
-                    text: station_alerts(s).join(", "),
+                    text: texts.join(", "),
+                    urgent: is_urgent,
                 });
-            } else {
-                more_alerts += 1;
             }
         }
         match s.month_compliance_pct {
@@ -235,27 +352,42 @@ pub fn build(statuses: &[StationStatus], q: OverviewQuery, now: DateTime<Utc>) -
             None => bands[4] += 1,
         }
     }
+    let mut alert_list = urgent_lines;
+    alert_list.extend(other_lines);
+    alert_list.truncate(PAGE_ROWS);
+    let more_alerts = with_alerts - alert_list.len();
     let area = q.area.trim();
-    let mut kept: Vec<&StationStatus> = statuses
+    let mut kept: Vec<&Station> = stations
         .iter()
-        .filter(|s| area.is_empty() || s.area_code.starts_with(area))
+        .filter(|s| area.is_empty() || s.status.area_code.starts_with(area))
         .filter(|s| match q.status.as_str() {
-            "online" => s.online,
-            "offline" => !s.online,
+            "online" => s.status.online,
+            "offline" => !s.status.online,
             "alert" => has_alert(s),
             _ => true,
         })
         .collect();
-    let by_name =
-        |a: &&StationStatus, b: &&StationStatus| a.name.cmp(&b.name).then_with(|| a.id.cmp(&b.id));
+    let by_name = |a: &&Station, b: &&Station| {
+        (&a.status.name, &a.status.id).cmp(&(&b.status.name, &b.status.id))
+    };
     match q.sort.as_str() {
-        "area" => kept.sort_by(|a, b| a.area_code.cmp(&b.area_code).then_with(|| by_name(a, b))),
+        "area" => kept.sort_by(|a, b| {
+            a.status
+                .area_code
+                .cmp(&b.status.area_code)
+                .then_with(|| by_name(a, b))
+        }),
         // Lowest first; a station with nothing due yet last.
         "compliance" => kept.sort_by(|a, b| {
-            let key = |s: &StationStatus| s.month_compliance_pct.unwrap_or(f64::INFINITY);
+            let key = |s: &Station| s.status.month_compliance_pct.unwrap_or(f64::INFINITY);
             key(a).total_cmp(&key(b)).then_with(|| by_name(a, b))
         }),
-        "state" => kept.sort_by(|a, b| a.online.cmp(&b.online).then_with(|| by_name(a, b))),
+        "state" => kept.sort_by(|a, b| {
+            a.status
+                .online
+                .cmp(&b.status.online)
+                .then_with(|| by_name(a, b))
+        }),
         _ => kept.sort_by(by_name),
     }
     let matched = kept.len();
@@ -265,7 +397,7 @@ pub fn build(statuses: &[StationStatus], q: OverviewQuery, now: DateTime<Utc>) -
         .iter()
         .skip((page - 1) * PAGE_ROWS)
         .take(PAGE_ROWS)
-        .map(|s| row(s))
+        .map(|s| row(s, now))
         .collect();
     let labels = [
         ("từ 95 % trở lên", "band-good"),
@@ -321,6 +453,7 @@ pub fn build(statuses: &[StationStatus], q: OverviewQuery, now: DateTime<Utc>) -
         },
         alert_list,
         more_alerts,
+        urgent,
     }
 }
 
@@ -361,7 +494,7 @@ mod tests {
 
     #[test]
     fn filters_sorts_pages_and_renders_every_page() {
-        let all: Vec<StationStatus> = (0..120).map(status).collect();
+        let all: Vec<Station> = (0..120).map(|i| Station::of(status(i))).collect();
         let now = "2026-11-30T16:00:00Z".parse().unwrap();
         let o = build(&all, OverviewQuery::default(), now);
         assert_eq!((o.total, o.online, o.offline), (120, 80, 40));
@@ -411,5 +544,54 @@ mod tests {
                 .any(|r| r.id == "st00007" && r.alerts.iter().any(|a| a.starts_with("lệch giờ")))
         );
         render(&area);
+    }
+
+    #[test]
+    fn next_months_missing_episode_is_an_alert_urgent_from_three_days_before() {
+        let ep = MissingEpisode {
+            program: "cchc".into(),
+            title: Some("Chuyên mục Cải cách hành chính".into()),
+            month: NaiveDate::from_ymd_opt(2027, 1, 1).unwrap(),
+            path: "ep/2027-01.ogg".into(),
+            undecodable: false,
+        };
+        let mut st = Station::of(status(1));
+        st.this_month = Some(Arc::new(PlanFacts {
+            titles: [("cchc".to_string(), "Chuyên mục CCHC".to_string())].into(),
+            ..Default::default()
+        }));
+        st.next_month = Some(Arc::new(PlanFacts {
+            missing_episodes: vec![ep.clone()],
+            ..Default::default()
+        }));
+        let others: Vec<Station> = (2..5).map(|i| Station::of(status(i))).collect();
+        let mut all = others.clone();
+        all.push(st);
+        let text = "Thiếu số tháng 01/2027 của Chuyên mục Cải cách hành chính";
+        // 29/12/2026 06:59 local: 3 days and 1 minute before the month; 07:00 UTC+7 is 00:00 UTC.
+        let early: DateTime<Utc> = "2026-12-28T16:59:00Z".parse().unwrap();
+        let o = build(&all, OverviewQuery::default(), early);
+        assert_eq!(o.urgent, 0);
+        let line = o.alert_list.iter().find(|a| a.id == "st00001").unwrap();
+        assert_eq!(line.text.split(", ").next(), Some(text), "{}", line.text);
+        let html = render(&o);
+        assert!(html.contains(&text.replace('/', "&#x2f;")), "{html}");
+        // From 00:00 local on 29/12 (3 days before 01/01): urgent, listed first.
+        let late: DateTime<Utc> = "2026-12-28T17:00:00Z".parse().unwrap();
+        let o = build(&all, OverviewQuery::default(), late);
+        assert_eq!(o.urgent, 1);
+        assert_eq!(o.alert_list[0].id, "st00001");
+        assert!(o.alert_list[0].urgent);
+        assert!(o.alert_list[0].text.starts_with(&format!("KHẨN: {text}")));
+        assert!(render(&o).contains("id=\"urgent\""));
+        // A file that is there but does not decode says so.
+        let broken = MissingEpisode {
+            undecodable: true,
+            ..ep
+        };
+        assert_eq!(
+            episode_alert_vi(&broken),
+            "Số tháng 01/2027 của Chuyên mục Cải cách hành chính không phát được (tệp hỏng)"
+        );
     }
 }

@@ -7,7 +7,10 @@
 //! audio facts stored by content hash ([`super::facts`]); a request that misses the cache builds
 //! it from facts already known (it reads and parses the schedule, and `stat`s its files), and when
 //! some file's facts are not known yet it answers a note ("being computed") and leaves the
-//! hashing and decoding to the refresher thread.
+//! hashing and decoding to the refresher thread. [`PlanSource::plan_facts`] (program titles and
+//! the period's missing episodes, which the overview reads for next month's alert) builds
+//! nothing on a request: a plan it does not hold is queued for the refresher thread. The cache
+//! is warmed at start-up for last month, this month and next month ([`warm_periods`]).
 //!
 //! Invalidation: the refresher thread `stat`s every cached plan's schedule file and audio files
 //! at most every `recheck_secs` (default [`DEFAULT_PLAN_RECHECK_SECS`]) and rebuilds the plans
@@ -28,7 +31,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use super::facts::{AudioFactsStore, Known, StatKey};
 use super::registry::StationEntry;
 use super::store::StoreError;
-use crate::report::{Period, PlanSource, StationDirectory};
+use crate::report::{MissingEpisode, Period, PlanFacts, PlanSource, StationDirectory};
 use crate::schedule::{AudioFacts, PlannedAiring, ScheduleError, ScheduleErrors};
 
 /// Default longest time between two checks of the files cached plans were built from.
@@ -56,6 +59,19 @@ impl Source {
             root,
         })
     }
+
+    /// Whether `station`'s registry entry still names this source (no allocation: the
+    /// overview asks this of every station).
+    fn is_of(&self, station: &StationEntry) -> bool {
+        let Some(schedule) = station.schedule.as_deref() else {
+            return false;
+        };
+        let root = match station.audio_root.as_deref() {
+            Some(r) => r,
+            None => schedule.parent().unwrap_or(Path::new("")),
+        };
+        self.id == station.id && self.schedule == schedule && self.root == root
+    }
 }
 
 /// One cached plan and what it was built from.
@@ -69,6 +85,8 @@ struct Entry {
     /// Every audio path the schedule needed, with its stat key then (`None`: missing).
     audio: Vec<(PathBuf, Option<StatKey>)>,
     plan: Result<Arc<Vec<PlannedAiring>>, String>,
+    /// Titles and the period's missing episodes ([`PlanSource::plan_facts`]).
+    facts: Arc<PlanFacts>,
 }
 
 /// What building a plan from known facts only could not do.
@@ -76,7 +94,10 @@ struct Pending(Vec<PathBuf>);
 
 struct Shared {
     facts: AudioFactsStore,
-    entries: RwLock<HashMap<(String, String), Arc<Entry>>>,
+    /// Period label → station id → plan.
+    entries: RwLock<HashMap<String, HashMap<String, Arc<Entry>>>>,
+    /// (station, period label) of builds queued by [`PlanSource::plan_facts`] and not done yet.
+    queued: Mutex<std::collections::HashSet<(String, String)>>,
     builds: AtomicU64,
     /// Bumped when the refresher replaces a plan ([`PlanSource::generation`]).
     generation: AtomicU64,
@@ -122,27 +143,32 @@ impl Shared {
                     schedule_sha: String::new(),
                     audio: Vec::new(),
                     plan: Err(schedule_note(&source.schedule, &errors)),
+                    facts: Arc::default(),
                 });
             }
         };
         let schedule_sha = hex::encode(Sha256::digest(text.as_bytes()));
         let mut audio = Vec::new();
         let mut pending = Vec::new();
+        // What each path turned out to be (the period's episodes are looked up here).
+        let mut seen: HashMap<PathBuf, Option<AudioFacts>> = HashMap::new();
         let mut facts = |full: &Path| -> Option<AudioFacts> {
             let key = StatKey::of(full);
             audio.push((full.to_path_buf(), key));
-            let key = key?;
-            if fill {
-                return self.facts.fill(full);
-            }
-            match self.facts.known_at(full, key) {
-                Known::Facts(f) => Some(f),
-                Known::Missing => None,
-                Known::Unknown => {
-                    pending.push(full.to_path_buf());
-                    Some(AudioFacts::Undecodable("not probed yet".into()))
-                }
-            }
+            let found = match key {
+                None => None,
+                Some(_) if fill => self.facts.fill(full),
+                Some(key) => match self.facts.known_at(full, key) {
+                    Known::Facts(f) => Some(f),
+                    Known::Missing => None,
+                    Known::Unknown => {
+                        pending.push(full.to_path_buf());
+                        Some(AudioFacts::Undecodable("not probed yet".into()))
+                    }
+                },
+            };
+            seen.insert(full.to_path_buf(), found.clone());
+            found
         };
         let loaded = crate::schedule::load::load_text(
             &source.schedule,
@@ -157,6 +183,14 @@ impl Shared {
         let plan = loaded
             .map(|(st, cat)| Arc::new(crate::schedule::expand(&st, &cat, period.from, period.to)))
             .map_err(|e| schedule_note(&source.schedule, &e));
+        let facts = Arc::new(plan_facts(source, &text, period, |full| {
+            match seen.get(full) {
+                Some(f) => f.clone(),
+                // Not among the schedule's needs (cannot happen for an episode of a slot
+                // valid that month; a missing file is the safe answer).
+                None => None,
+            }
+        }));
         Ok(Entry {
             source: source.clone(),
             period: period.clone(),
@@ -164,22 +198,25 @@ impl Shared {
             schedule_sha,
             audio,
             plan,
+            facts,
         })
     }
 
     fn insert(&self, e: Entry) {
-        let key = (e.source.id.clone(), e.period.label.clone());
         self.entries
             .write()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(key, Arc::new(e));
+            .entry(e.period.label.clone())
+            .or_default()
+            .insert(e.source.id.clone(), Arc::new(e));
     }
 
     fn get(&self, id: &str, label: &str) -> Option<Arc<Entry>> {
         self.entries
             .read()
             .unwrap_or_else(|e| e.into_inner())
-            .get(&(id.to_string(), label.to_string()))
+            .get(label)
+            .and_then(|m| m.get(id))
             .cloned()
     }
 
@@ -190,7 +227,7 @@ impl Shared {
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .values()
-            .cloned()
+            .flat_map(|m| m.values().cloned())
             .collect();
         // Episodes are shared by many stations: one stat per path per round.
         let mut seen: HashMap<PathBuf, Option<StatKey>> = HashMap::new();
@@ -220,6 +257,11 @@ fn refresher(shared: Arc<Shared>, jobs: mpsc::Receiver<Job>, recheck: std::time:
                     shared.insert(e);
                     shared.generation.fetch_add(1, Ordering::Relaxed);
                 }
+                shared
+                    .queued
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(&(source.id, period.label));
             }
             Err(mpsc::RecvTimeoutError::Timeout) => {}
             Err(mpsc::RecvTimeoutError::Disconnected) => return,
@@ -231,8 +273,9 @@ fn refresher(shared: Arc<Shared>, jobs: mpsc::Receiver<Job>, recheck: std::time:
     }
 }
 
-/// The periods a collector keeps warm at `now`: this month and the previous one (status, the
-/// overview and `/metrics` read this month; the monthly export usually the previous one).
+/// The periods a collector keeps warm at `now`: the previous month, this one and the next
+/// (status, the overview and `/metrics` read this month; the monthly export usually the
+/// previous one; the overview's missing-episode alert the next one).
 pub fn warm_periods(now: DateTime<Utc>) -> Vec<Period> {
     let today = now
         .with_timezone(&super::status::report_offset())
@@ -241,10 +284,64 @@ pub fn warm_periods(now: DateTime<Utc>) -> Vec<Period> {
     let prev = super::status::current_month(
         now - Duration::days(i64::from(chrono::Datelike::day(&today))),
     );
-    [prev, this]
+    [prev, this, next_month(now).label]
         .iter()
         .filter_map(|m| Period::parse(m, today).ok())
         .collect()
+}
+
+/// The month after the one of `now` (on the collector's reporting offset).
+pub fn next_month(now: DateTime<Utc>) -> Period {
+    use chrono::Datelike;
+    let today = now
+        .with_timezone(&super::status::report_offset())
+        .date_naive();
+    let m0 = today.year() * 12 + today.month0() as i32 + 1;
+    let label = format!("{:04}-{:02}", m0.div_euclid(12), m0.rem_euclid(12) + 1);
+    // A year within chrono's range always parses.
+    Period::parse(&label, today).unwrap_or(Period {
+        label,
+        from: today,
+        to: today,
+    })
+}
+
+/// Titles of `source`'s schedule `text` and the episodes of `period`'s month (a month period
+/// only) that `found` (the facts the build saw, by full path) says are missing or do not decode.
+fn plan_facts(
+    source: &Source,
+    text: &str,
+    period: &Period,
+    found: impl Fn(&Path) -> Option<AudioFacts>,
+) -> PlanFacts {
+    use crate::schedule::file::{month_episodes, program_titles};
+    let titles = program_titles(&source.schedule, text);
+    let is_month = period.label.len() == 7;
+    let missing_episodes = if is_month {
+        month_episodes(&source.schedule, text, period.from)
+            .into_iter()
+            .filter_map(|e| {
+                let undecodable = match found(&source.root.join(&e.path)) {
+                    Some(AudioFacts::Playable { .. }) => return None,
+                    Some(_) => true,
+                    None => false,
+                };
+                Some(MissingEpisode {
+                    program: e.program,
+                    title: e.title,
+                    month: period.from,
+                    path: e.path,
+                    undecodable,
+                })
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    PlanFacts {
+        titles,
+        missing_episodes,
+    }
 }
 
 impl PlanCache {
@@ -254,6 +351,7 @@ impl PlanCache {
         let shared = Arc::new(Shared {
             facts: AudioFactsStore::open(db)?,
             entries: RwLock::new(HashMap::new()),
+            queued: Mutex::default(),
             builds: AtomicU64::new(0),
             generation: AtomicU64::new(0),
         });
@@ -284,6 +382,28 @@ impl PlanCache {
 impl PlanSource for PlanCache {
     fn generation(&self) -> u64 {
         self.shared.generation.load(Ordering::Relaxed)
+    }
+
+    /// From the cache only; a plan not held (or built from another registry entry) is queued
+    /// for the refresher thread, once, and `None` answered meanwhile.
+    fn plan_facts(&self, station: &StationEntry, period: &Period) -> Option<Arc<PlanFacts>> {
+        if let Some(e) = self.shared.get(&station.id, &period.label)
+            && e.source.is_of(station)
+            && e.period == *period
+        {
+            return Some(e.facts.clone());
+        }
+        let source = Source::of(station)?;
+        let fresh = self
+            .shared
+            .queued
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert((station.id.clone(), period.label.clone()));
+        if fresh && let Ok(tx) = self.jobs.lock() {
+            let _ = tx.send(Job::Build(source, period.clone()));
+        }
+        None
     }
 
     fn plan(&self, station: &StationEntry, period: &Period) -> Result<Vec<PlannedAiring>, String> {

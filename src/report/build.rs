@@ -27,6 +27,41 @@ pub trait PlanSource {
     fn generation(&self) -> u64 {
         0
     }
+
+    /// What the source already holds of `station`'s schedule for `period` besides its plan
+    /// (program titles, episode files missing): `None` when it holds nothing yet. Never builds
+    /// on the caller's thread (a cache may queue the build in the background); a source that
+    /// computes on demand says `None`.
+    fn plan_facts(
+        &self,
+        _station: &StationEntry,
+        _period: &Period,
+    ) -> Option<std::sync::Arc<PlanFacts>> {
+        None
+    }
+}
+
+/// What a station's schedule says of a period besides its airings ([`PlanSource::plan_facts`]).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PlanFacts {
+    /// Program id → title, for the programs that have one.
+    pub titles: std::collections::HashMap<String, String>,
+    /// Episode files the period's slots name that cannot air, in schedule order.
+    pub missing_episodes: Vec<MissingEpisode>,
+}
+
+/// An episode file a period's slots name that cannot air (see [`PlanFacts`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MissingEpisode {
+    pub program: String,
+    /// The program's title, when the schedule gives one.
+    pub title: Option<String>,
+    /// First day of the episode's month.
+    pub month: chrono::NaiveDate,
+    /// The file (under the station's audio root).
+    pub path: std::path::PathBuf,
+    /// `true`: the file is there but does not decode (or is not a file); `false`: no file.
+    pub undecodable: bool,
 }
 
 /// Plans from each station's registered schedule file (`schedule::load` + `schedule::expand`),

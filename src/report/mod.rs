@@ -28,8 +28,8 @@ pub mod verify;
 pub mod xlsx;
 
 pub use build::{
-    PeriodReport, PlanSource, RunBounds, SchedulePlans, StationSection, build, build_with,
-    station_section,
+    MissingEpisode, PeriodReport, PlanFacts, PlanSource, RunBounds, SchedulePlans, StationSection,
+    build, build_with, station_section,
 };
 pub use csv::{CSV_HEADERS, write_csv};
 pub use json::{EXPORT_FORMAT, EXPORT_VERSION, JsonExport, JsonStation, write_json};

@@ -265,6 +265,77 @@ pub fn program_episodes(path: &Path, text: &str) -> std::collections::HashMap<St
         .unwrap_or_default()
 }
 
+/// One episode file a schedule's slots name for a month (see [`month_episodes`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MonthEpisode {
+    /// The program's id.
+    pub program: String,
+    /// The program's title, when the schedule gives one.
+    pub title: Option<String>,
+    /// The episode's path relative to the audio root (its `episodes` pattern resolved).
+    pub path: PathBuf,
+}
+
+/// The episode files the slots of a schedule file name for the month starting `month` (a
+/// program with an `episodes` pattern, referenced by a slot's `play` or relay `fallback`, the
+/// slot's `from`/`until` touching the month), one per (program, path), in file order; empty
+/// when the file does not parse. Pure: whether each file exists is the caller's business.
+pub fn month_episodes(path: &Path, text: &str, month: NaiveDate) -> Vec<MonthEpisode> {
+    let Ok(raw) = parse_raw(path, text) else {
+        return Vec::new();
+    };
+    let first = month_start(month);
+    let last = first
+        .checked_add_months(Months::new(1))
+        .and_then(|n| n.pred_opt())
+        .unwrap_or(first);
+    let mut programs: BTreeMap<&str, (&str, Option<&String>)> = BTreeMap::new();
+    for p in &raw.programs {
+        let p = p.get_ref();
+        if let Some(e) = &p.episodes {
+            programs.insert(
+                p.id.get_ref().as_str(),
+                (e.get_ref().as_str(), p.title.as_ref()),
+            );
+        }
+    }
+    let mut out: Vec<MonthEpisode> = Vec::new();
+    for s in &raw.slots {
+        let s = s.get_ref();
+        let from = s.from.as_ref().and_then(|d| toml_date(d.get_ref()));
+        let until = s.until.as_ref().and_then(|d| toml_date(d.get_ref()));
+        if from.is_some_and(|f| f > last) || until.is_some_and(|u| u < first) {
+            continue;
+        }
+        let mut refs: Vec<&str> = Vec::new();
+        if let Some(play) = &s.play {
+            refs.extend(play.get_ref().iter().map(|r| r.get_ref().as_str()));
+        }
+        if let Some(relay) = &s.relay
+            && let Some(fb) = &relay.get_ref().fallback
+        {
+            refs.extend(fb.get_ref().iter().map(|r| r.get_ref().as_str()));
+        }
+        for id in refs
+            .iter()
+            .filter_map(|r| r.strip_prefix(PROGRAM_REF_PREFIX))
+        {
+            let id = id.trim();
+            if let Some((pattern, title)) = programs.get(id) {
+                let e = MonthEpisode {
+                    program: id.to_string(),
+                    title: title.cloned(),
+                    path: resolve_episode(pattern, first),
+                };
+                if !out.contains(&e) {
+                    out.push(e);
+                }
+            }
+        }
+    }
+    out
+}
+
 pub(crate) fn parse_raw(path: &Path, text: &str) -> Result<RawStation, ScheduleErrors> {
     toml::from_str::<RawStation>(text).map_err(|e| {
         let ctx = Ctx::new(path, text);

@@ -310,16 +310,20 @@ pub async fn start(
     config: HttpConfig,
     clock: Arc<ManualClock>,
 ) -> Running {
+    start_with(registry, db, Arc::new(plans), config, clock).await
+}
+
+/// [`start`] with any plan source (the collector's own `PlanCache`, as `loa collector` serves).
+pub async fn start_with(
+    registry: &Path,
+    db: &Path,
+    plans: Arc<dyn loa::report::PlanSource + Send + Sync>,
+    config: HttpConfig,
+    clock: Arc<ManualClock>,
+) -> Running {
     let reg = Registry::load(registry).unwrap();
     provision_test_admin(db);
-    let state = AppState::new(
-        reg,
-        db,
-        clock.clone() as Arc<dyn Clock>,
-        Arc::new(plans),
-        config,
-    )
-    .unwrap();
+    let state = AppState::new(reg, db, clock.clone() as Arc<dyn Clock>, plans, config).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
