@@ -19,8 +19,9 @@
 //!
 //! **Invariant:** a content row exists only for a file that decoded to its end and whose bytes
 //! are at `content/<aa>/<sha256>` (the file is renamed into place before the row is committed);
-//! a library path names only a stored content; the tree holds exactly the table's paths, each
-//! with its content's bytes. A refused upload leaves nothing behind. Decoding happens only at
+//! a library path names only a stored content; the tree holds every one of the table's paths,
+//! each with its content's bytes (a file put there by hand is left in place, logged, never
+//! deleted). A refused upload leaves nothing behind. Decoding happens only at
 //! upload, on a blocking thread, with decoder panics contained (`media`).
 
 pub mod web;
