@@ -440,20 +440,7 @@ async fn schedule_page_with(
             .ok_or_else(|| Failure::NotFound(format!("Không có trạm «{id}».")))?;
         let doc = id.to_string();
         let all = read_versions(state, move |c| db::list(c, &doc)).await?;
-        let (text, note, problems, status) = match &edited {
-            Some((t, n, e)) => (
-                t.clone(),
-                n.clone(),
-                shown(e),
-                StatusCode::UNPROCESSABLE_ENTITY,
-            ),
-            None => (
-                all.first().map(|v| v.text.clone()).unwrap_or_default(),
-                String::new(),
-                Vec::new(),
-                StatusCode::OK,
-            ),
-        };
+        let (text, note, problems, status) = editor_fields(&all, edited.as_ref());
         let ctx = serde_json::json!({
             "nav": "overview",
             "station": { "id": entry.id, "name": entry.name },
@@ -596,6 +583,28 @@ async fn rollback(
     }
 }
 
+/// What an editor page shows: the text, note and problems of a refused save (422), or the
+/// latest version's text with nothing else (200).
+fn editor_fields(
+    all: &[Version],
+    edited: Option<&(String, String, SaveError)>,
+) -> (String, String, Vec<ShownProblem>, StatusCode) {
+    match edited {
+        Some((t, n, e)) => (
+            t.clone(),
+            n.clone(),
+            shown(e),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        None => (
+            all.first().map(|v| v.text.clone()).unwrap_or_default(),
+            String::new(),
+            Vec::new(),
+            StatusCode::OK,
+        ),
+    }
+}
+
 async fn programs_page_with(
     state: &AppState,
     who: &Principal,
@@ -604,20 +613,7 @@ async fn programs_page_with(
 ) -> Response {
     let r = async {
         let all = read_versions(state, |c| db::list(c, PROGRAMS_DOC)).await?;
-        let (text, note, problems, status) = match &edited {
-            Some((t, n, e)) => (
-                t.clone(),
-                n.clone(),
-                shown(e),
-                StatusCode::UNPROCESSABLE_ENTITY,
-            ),
-            None => (
-                all.first().map(|v| v.text.clone()).unwrap_or_default(),
-                String::new(),
-                Vec::new(),
-                StatusCode::OK,
-            ),
-        };
+        let (text, note, problems, status) = editor_fields(&all, edited.as_ref());
         let ctx = serde_json::json!({
             "nav": "programs",
             "versions": all.iter().map(Listed::from).collect::<Vec<_>>(),
