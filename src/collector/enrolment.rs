@@ -28,7 +28,7 @@ use sha2::{Digest, Sha256};
 use std::path::Path;
 use std::sync::LazyLock;
 
-use super::audit::{self, Entry, action};
+use super::audit::{self, action};
 use super::authz::{self, MAX_FAILURES_PER_ADDRESS, Principal};
 use super::http::AppState;
 use super::registry::{self, RawStation, Registry};
@@ -619,28 +619,6 @@ async fn read_json<T: serde::de::DeserializeOwned>(body: Body) -> Result<T, Resp
     })
 }
 
-/// Append `e` to the audit log (a failure is logged: what it describes is done).
-async fn record(state: &AppState, e: Entry) {
-    let what = e.action.clone();
-    match state.auth().with(move |c| audit::record(c, &e)).await {
-        Ok(Ok(())) => {}
-        Ok(Err(err)) => tracing::error!(error = %err, action = %what, "cannot write the audit log"),
-        Err(err) => tracing::error!(error = ?err, action = %what, "cannot write the audit log"),
-    }
-}
-
-fn entry(state: &AppState, actor: &str, address: &str, act: &str, target: &str) -> Entry {
-    Entry {
-        at: state.now(),
-        actor: actor.to_string(),
-        address: address.to_string(),
-        action: act.to_string(),
-        target: target.to_string(),
-        before: None,
-        after: None,
-    }
-}
-
 /// Create a station and its code; the audit entries; the code or why not.
 async fn create(
     state: &AppState,
@@ -656,24 +634,12 @@ async fn create(
         .with(move |c| create_station(c, &registry, &n, &actor, now))
         .await
         .map_err(|e| EnrolmentError::Internal(format!("{e:?}")))??;
-    let mut e = entry(
-        state,
-        &who.user.name,
-        address,
-        action::STATION_CREATE,
-        &new.id,
-    );
+    let mut e = state.audit_entry(&who.user.name, address, action::STATION_CREATE, &new.id);
     e.after = Some(describe(&new, kind));
-    record(state, e).await;
-    let mut e = entry(
-        state,
-        &who.user.name,
-        address,
-        action::ENROLMENT_CODE,
-        &new.id,
-    );
+    state.audit(e).await;
+    let mut e = state.audit_entry(&who.user.name, address, action::ENROLMENT_CODE, &new.id);
     e.after = Some(format!("hết hạn lúc {}", audit::when_vi(issued.expires_at)));
-    record(state, e).await;
+    state.audit(e).await;
     Ok(issued)
 }
 
@@ -761,9 +727,9 @@ async fn post_enrol(State(state): State<AppState>, req: Request) -> Response {
                 Ok(fresh) => {
                     let after = fresh.get(&done.station).map(audit::describe_station);
                     state.set_registry(fresh);
-                    let mut e = entry(&state, ACTOR, &address, action::ENROL, &done.station);
+                    let mut e = state.audit_entry(ACTOR, &address, action::ENROL, &done.station);
                     e.after = after;
-                    record(&state, e).await;
+                    state.audit(e).await;
                 }
                 Err(e) => tracing::error!(error = %e, "re-reading the registry after an enrolment"),
             }
@@ -789,22 +755,21 @@ async fn post_enrol(State(state): State<AppState>, req: Request) -> Response {
         Err(EnrolmentError::BadCode { why, station }) => {
             state.auth().throttle().fail(&key, now);
             tracing::warn!(%address, why = why.label_vi(), "enrolment refused");
-            let mut e = entry(
-                &state,
+            let mut e = state.audit_entry(
                 ACTOR,
                 &address,
                 action::ENROL_REFUSED,
                 station.as_deref().unwrap_or("-"),
             );
             e.after = Some(why.label_vi().to_string());
-            record(&state, e).await;
+            state.audit(e).await;
             let c = ReasonCode::EnrolmentBadCode;
             json_error(StatusCode::FORBIDDEN, Some(c.clone()), c.en(), c.vi())
         }
         Err(EnrolmentError::KeyInUse { station, holder }) => {
-            let mut e = entry(&state, ACTOR, &address, action::ENROL_REFUSED, &station);
+            let mut e = state.audit_entry(ACTOR, &address, action::ENROL_REFUSED, &station);
             e.after = Some(format!("khóa đã đăng ký cho trạm {holder}"));
-            record(&state, e).await;
+            state.audit(e).await;
             let c = ReasonCode::EnrolmentKeyInUse;
             json_error(StatusCode::CONFLICT, Some(c.clone()), c.en(), c.vi())
         }
@@ -1009,18 +974,12 @@ async fn post_admin_station_code(
         .await;
     match got {
         Ok(Ok(issued)) => {
-            let mut e = entry(
-                &state,
-                &p.user.name,
-                &address,
-                action::ENROLMENT_CODE,
-                &station,
-            );
+            let mut e = state.audit_entry(&p.user.name, &address, action::ENROLMENT_CODE, &station);
             e.after = Some(format!(
                 "mã mới, hết hạn lúc {}; các mã chưa dùng trước đó hết hiệu lực",
                 audit::when_vi(issued.expires_at)
             ));
-            record(&state, e).await;
+            state.audit(e).await;
             stations_page(&state, &p, StatusCode::OK, None, Some(&issued)).await
         }
         Ok(Err(e)) if e.is_input() => {

@@ -637,6 +637,37 @@ impl AppState {
         self.inner.clock.now()
     }
 
+    /// An audit entry at the collector's now: who, from where, what, on what (no before/after).
+    pub(crate) fn audit_entry(
+        &self,
+        actor: &str,
+        address: &str,
+        action: &str,
+        target: &str,
+    ) -> super::audit::Entry {
+        super::audit::Entry {
+            at: self.now(),
+            actor: actor.to_string(),
+            address: address.to_string(),
+            action: action.to_string(),
+            target: target.to_string(),
+            before: None,
+            after: None,
+        }
+    }
+
+    /// Append `e` to the audit log; a failure is logged (the write it describes is done).
+    pub(crate) async fn audit(&self, e: super::audit::Entry) {
+        let what = e.action.clone();
+        match self.auth().with(move |c| super::audit::record(c, &e)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(err)) => {
+                tracing::error!(error = %err, action = %what, "cannot write the audit log")
+            }
+            Err(err) => tracing::error!(error = ?err, action = %what, "cannot write the audit log"),
+        }
+    }
+
     /// The deprecated shared admin token, when configured.
     pub fn admin_token(&self) -> Option<&str> {
         self.inner.config.admin_token.as_deref()

@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::accounts::{self, AccountError, Role, User};
-use super::audit::{self, Entry, action};
+use super::audit::{self, action};
 use super::authz::{
     self, AuthFailure, LOGIN_CSRF_COOKIE, MAX_FAILURES_PER_ACCOUNT, MAX_FAILURES_PER_ADDRESS,
     Principal, SESSION_COOKIE, Via,
@@ -118,28 +118,6 @@ fn safe_next(next: Option<&str>) -> String {
             n.to_string()
         }
         _ => "/".into(),
-    }
-}
-
-/// Append one audit entry (a failure to record is logged: the write it describes is done).
-async fn record(state: &AppState, e: Entry) {
-    let what = e.action.clone();
-    match state.auth().with(move |c| audit::record(c, &e)).await {
-        Ok(Ok(())) => {}
-        Ok(Err(err)) => tracing::error!(error = %err, action = %what, "cannot write the audit log"),
-        Err(err) => tracing::error!(error = ?err, action = %what, "cannot write the audit log"),
-    }
-}
-
-fn entry(state: &AppState, actor: &str, address: &str, act: &str, target: &str) -> Entry {
-    Entry {
-        at: state.now(),
-        actor: actor.to_string(),
-        address: address.to_string(),
-        action: act.to_string(),
-        target: target.to_string(),
-        before: None,
-        after: None,
     }
 }
 
@@ -319,17 +297,9 @@ async fn post_login(State(state): State<AppState>, req: Request) -> Response {
             t.fail(&addr_key, now);
         }
         tracing::info!(user = %shown_name, %address, "failed login");
-        record(
-            &state,
-            entry(
-                &state,
-                &shown_name,
-                &address,
-                action::LOGIN_FAILED,
-                &shown_name,
-            ),
-        )
-        .await;
+        state
+            .audit(state.audit_entry(&shown_name, &address, action::LOGIN_FAILED, &shown_name))
+            .await;
         return login_page(
             &state,
             StatusCode::UNAUTHORIZED,
@@ -350,11 +320,9 @@ async fn post_login(State(state): State<AppState>, req: Request) -> Response {
         Err(e) => return internal(format!("{e:?}")),
     };
     tracing::info!(user = %user.name, %address, "signed in");
-    record(
-        &state,
-        entry(&state, &user.name, &address, action::LOGIN, &user.name),
-    )
-    .await;
+    state
+        .audit(state.audit_entry(&user.name, &address, action::LOGIN, &user.name))
+        .await;
     let secure = state.auth().config.secure_cookies;
     let mut r = see_other(&next);
     let h = r.headers_mut();
@@ -388,11 +356,9 @@ async fn post_logout(State(state): State<AppState>, req: Request) -> Response {
         {
             return internal(e);
         }
-        record(
-            &state,
-            entry(&state, &p.user.name, &address, action::LOGOUT, &p.user.name),
-        )
-        .await;
+        state
+            .audit(state.audit_entry(&p.user.name, &address, action::LOGOUT, &p.user.name))
+            .await;
     }
     let mut r = see_other("/login");
     r.headers_mut().append(
@@ -568,15 +534,9 @@ async fn post_account_password(State(state): State<AppState>, req: Request) -> R
         Ok(Err(e)) => return internal(e),
         Err(e) => return internal(format!("{e:?}")),
     }
-    let mut e = entry(
-        &state,
-        &p.user.name,
-        &address,
-        action::USER_PASSWD,
-        &p.user.name,
-    );
+    let mut e = state.audit_entry(&p.user.name, &address, action::USER_PASSWD, &p.user.name);
     e.after = Some("mật khẩu mới (do chính người dùng đổi); mọi phiên đã kết thúc".into());
-    record(&state, e).await;
+    state.audit(e).await;
     // A new password ends every session, this one too.
     let mut r = see_other("/login");
     r.headers_mut().append(
@@ -613,8 +573,7 @@ async fn post_account_token(State(state): State<AppState>, req: Request) -> Resp
         .await
     {
         Ok(Ok((secret, id))) => {
-            let mut e = entry(
-                &state,
+            let mut e = state.audit_entry(
                 &p.user.name,
                 &address,
                 action::TOKEN_CREATE,
@@ -625,7 +584,7 @@ async fn post_account_token(State(state): State<AppState>, req: Request) -> Resp
                 label.trim(),
                 p.user.role.code()
             ));
-            record(&state, e).await;
+            state.audit(e).await;
             account_page(
                 &state,
                 &p,
@@ -669,8 +628,7 @@ async fn post_account_token_revoke(
         .await
     {
         Ok(Ok(t)) => {
-            let mut e = entry(
-                &state,
+            let mut e = state.audit_entry(
                 &p.user.name,
                 &address,
                 action::TOKEN_REVOKE,
@@ -678,7 +636,7 @@ async fn post_account_token_revoke(
             );
             e.before = Some(format!("nhãn: {}; còn hiệu lực", t.label));
             e.after = Some("đã thu hồi".into());
-            record(&state, e).await;
+            state.audit(e).await;
             see_other("/account")
         }
         Ok(Err(e @ AccountError::NoSuchToken(_))) => error_page(
@@ -789,9 +747,9 @@ async fn post_users(State(state): State<AppState>, req: Request) -> Response {
         .await
     {
         Ok(Ok(u)) => {
-            let mut e = entry(&state, &p.user.name, &address, action::USER_ADD, &u.name);
+            let mut e = state.audit_entry(&p.user.name, &address, action::USER_ADD, &u.name);
             e.after = Some(describe_user(&u));
-            record(&state, e).await;
+            state.audit(e).await;
             users_page(
                 &state,
                 &p,
@@ -835,9 +793,9 @@ async fn post_user_password(
         .await
     {
         Ok(Ok(())) => {
-            let mut e = entry(&state, &p.user.name, &address, action::USER_PASSWD, &name);
+            let mut e = state.audit_entry(&p.user.name, &address, action::USER_PASSWD, &name);
             e.after = Some("mật khẩu mới do quản trị cấp; mọi phiên đã kết thúc".into());
-            record(&state, e).await;
+            state.audit(e).await;
             users_page(&state, &p, StatusCode::OK, Some("Đã cấp mật khẩu mới; mọi phiên của người này đã kết thúc. Mật khẩu chỉ hiện một lần."), None, Some((&name, &password))).await
         }
         Ok(Err(e @ AccountError::NoSuchUser(_))) => error_page(
@@ -883,10 +841,10 @@ async fn set_disabled(state: AppState, name: String, req: Request, disabled: boo
             } else {
                 action::USER_ENABLE
             };
-            let mut e = entry(&state, &p.user.name, &address, act, &name);
+            let mut e = state.audit_entry(&p.user.name, &address, act, &name);
             e.before = before.as_ref().map(describe_user);
             e.after = Some(describe_user(&after));
-            record(&state, e).await;
+            state.audit(e).await;
             see_other("/users")
         }
         Ok(Err(e @ AccountError::NoSuchUser(_))) => error_page(

@@ -127,15 +127,7 @@ async fn audit_set(
         before,
         after: Some(row.describe()),
     };
-    write_audit(state, e).await;
-}
-
-async fn write_audit(state: &AppState, e: audit::Entry) {
-    match state.auth().with(move |c| audit::record(c, &e)).await {
-        Ok(Ok(())) => {}
-        Ok(Err(err)) => tracing::error!(error = %err, "cannot write the audit log"),
-        Err(err) => tracing::error!(error = ?err, "cannot write the audit log"),
-    }
+    state.audit(e).await;
 }
 
 /// Measure and store a received upload (blocking thread), and audit it.
@@ -155,9 +147,8 @@ async fn admit(
     })
     .await?;
     if new {
-        write_audit(
-            state,
-            audit::Entry {
+        state
+            .audit(audit::Entry {
                 at: now,
                 actor: who.user.name.clone(),
                 address: address.to_string(),
@@ -171,9 +162,8 @@ async fn admit(
                     mm_ss(content.duration_secs),
                     content.size
                 )),
-            },
-        )
-        .await;
+            })
+            .await;
     }
     Ok((content, new))
 }
