@@ -71,6 +71,8 @@ pub struct Daemon {
     pub(super) pending_switch: Option<SwitchRequest>,
     /// The sync's state for the heartbeat (centre-managed stations).
     pub(super) sync_health: Option<watch::Receiver<SyncHealth>>,
+    /// What the collector's heartbeat answers said (`station::sync` watches it for news).
+    pub(super) answers: Arc<watch::Sender<shipper::HeartbeatAnswer>>,
 }
 
 impl Daemon {
@@ -206,6 +208,7 @@ impl Daemon {
             switch_rx: None,
             pending_switch: None,
             sync_health: None,
+            answers: Arc::new(watch::Sender::new(shipper::HeartbeatAnswer::default())),
         };
         d.replan(floor, now);
         // The journal may not take them (disk full): held like any other record.
@@ -299,6 +302,12 @@ impl Daemon {
         self.switch_rx = Some(rx);
         self.sync_health = Some(health);
         tx
+    }
+
+    /// What the collector's heartbeat answers say (its latest manifest version for this station,
+    /// its current centre key), for `station::sync`.
+    pub fn heartbeat_answers(&self) -> watch::Receiver<shipper::HeartbeatAnswer> {
+        self.answers.subscribe()
     }
 
     /// Take the newest switch request; apply it when nothing is on air (never mid-airing).
@@ -516,6 +525,7 @@ impl Daemon {
             self.collector(),
             self.last_seq(),
             self.status(),
+            self.answers.clone(),
             &sd_rx,
         )?;
         self.inflight.ship_wake = shipping.wake;
@@ -738,9 +748,26 @@ pub fn run_station(launch: Launch) -> Result<(), StationError> {
         publish,
         recorded_collector,
     } = launch;
+    // A station that pinned a centre key (`loa enrol`) is centre-managed: its sync agent runs.
+    // Before its first version it airs its local schedule if it has one, else nothing.
+    let managed = cfg.data_dir.join(crate::centre::pin::PINNED_FILE).is_file();
+    let active = super::sync::Store::new(&cfg.data_dir)
+        .active()
+        .ok()
+        .flatten();
+    let waiting = managed && active.is_none() && !cfg.schedule_path.exists();
     // The player is set up with the schedule's loudness target, so the schedule is read (and
     // validated) before the output is opened, once: the daemon opens with it.
-    let (station, catalog) = load_schedule(&cfg, chrono::Utc::now())?;
+    let (station, catalog) = if waiting {
+        tracing::warn!(
+            station = %cfg.station,
+            "centre-managed station waiting for its first schedule version: nothing airs until \
+             the centre's first version is downloaded, verified and switched to"
+        );
+        waiting_schedule(&cfg)?
+    } else {
+        load_schedule(&cfg, chrono::Utc::now())?
+    };
     // No collector named (flag or schedule): the one the layout's collector recorded, if any
     // (a station started beside `loa up` ships to it without flags).
     if cfg.collector_url.is_none()
@@ -786,13 +813,89 @@ pub fn run_station(launch: Launch) -> Result<(), StationError> {
         if let Some((liveness, max_sleep)) = beat {
             daemon.set_liveness(liveness, max_sleep);
         }
+        let (stop_sync, sync_stop_rx) = watch::channel(false);
+        let agent = if managed {
+            start_agent(&mut daemon, sync_stop_rx)
+        } else {
+            None
+        };
         if let Err(e) = notifier.ready_with_status(&format!("airing station {id}")) {
             tracing::warn!("systemd notify: {e}");
         }
         let result = daemon.run(bridge_events(events), ctl_rx).await;
         let _ = stop_watchdog.send(true);
+        let _ = stop_sync.send(true);
+        if let Some(a) = agent {
+            a.abort();
+        }
         result
     })
+}
+
+/// The schedule of a centre-managed station that has no version yet: no slots (it airs
+/// nothing), validated like any schedule.
+fn waiting_schedule(
+    cfg: &StationConfig,
+) -> Result<(schedule::Station, AudioCatalog), StationError> {
+    let text = format!(
+        "id = \"{}\"\nname = \"{}\"\nkind = \"ward\"\narea_code = \"0\"\n",
+        cfg.station, cfg.station
+    );
+    let catalog = AudioCatalog {
+        root: cfg.audio_root.clone(),
+        ..AudioCatalog::default()
+    };
+    let today = chrono::Utc::now()
+        .with_timezone(&chrono_tz::Asia::Ho_Chi_Minh)
+        .date_naive();
+    let station =
+        schedule::parse_station(&cfg.schedule_path, &text, &catalog, today).map_err(|errors| {
+            StationError::Schedule {
+                path: cfg.schedule_path.clone(),
+                errors,
+            }
+        })?;
+    Ok((station, catalog))
+}
+
+/// Start the sync agent of a centre-managed station (it needs a collector and the station key);
+/// `None`, logged, when it cannot run (the station airs what it has).
+fn start_agent(
+    daemon: &mut Daemon,
+    shutdown: watch::Receiver<bool>,
+) -> Option<tokio::task::JoinHandle<()>> {
+    use super::sync::agent::{self, Agent, AgentConfig};
+    let Some((url, _)) = daemon.collector() else {
+        tracing::error!(
+            "centre-managed station (a centre key is pinned) without a collector URL: no schedule \
+             versions can be fetched; give --collector or enrol again"
+        );
+        return None;
+    };
+    let key = match keys::load(&daemon.cfg.data_dir) {
+        Ok(k) => k,
+        Err(e) => {
+            tracing::error!("sync not started: {e}");
+            return None;
+        }
+    };
+    let data_dir = daemon.cfg.data_dir.clone();
+    let (health_tx, health_rx) = watch::channel(agent::initial_health(&data_dir));
+    let switch = daemon.switch_requests(health_rx);
+    let cfg = AgentConfig::new(&daemon.cfg.station, data_dir, &url, key);
+    match Agent::new(cfg, health_tx, switch, daemon.heartbeat_answers()) {
+        Ok(a) => {
+            tracing::info!(%url, "schedule sync with the centre started");
+            Some(tokio::spawn(tracing::Instrument::instrument(
+                a.run(shutdown),
+                tracing::info_span!("sync"),
+            )))
+        }
+        Err(e) => {
+            tracing::error!("sync not started: {e}");
+            None
+        }
+    }
 }
 
 /// The player `output` names: the real player on an audio output (publishing to Icecast when

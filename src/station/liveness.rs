@@ -72,6 +72,7 @@ pub(super) fn start_shipping(
     collector: Option<(String, u64)>,
     last_seq: watch::Receiver<u64>,
     status: watch::Receiver<LiveStatus>,
+    answers: Arc<watch::Sender<shipper::HeartbeatAnswer>>,
     shutdown: &watch::Receiver<bool>,
 ) -> Result<Shipping, StationError> {
     let mut shipping = Shipping {
@@ -85,6 +86,7 @@ pub(super) fn start_shipping(
     };
     let mut scfg = ShipperConfig::new(&url, &cfg.station, journal::journal_dir(&cfg.data_dir));
     scfg.heartbeat_secs = hb_secs;
+    scfg.answers = answers;
     shipping.wake = Some(scfg.wake.clone());
     let (shipper, acked) = Shipper::new(scfg.clone())?;
     shipping.acked = Some(acked.clone());

@@ -19,7 +19,8 @@
 //!
 //! The parts, each stating its own invariant: [`store`] (the files on disk: `content/`,
 //! `staging/`, `versions/<N>/`, `active`), [`fetch`] (one content file over HTTP with Range
-//! resume and verification).
+//! resume and verification), [`agent`] (the station's sync task: when to check, the round from
+//! manifest to switch request, the heartbeat's [`crate::wire::SyncHealth`]).
 //!
 //! On disk, under the station's data directory:
 //! ```text
@@ -32,6 +33,7 @@
 //! active                       N (written temp + fsync + rename)
 //! ```
 
+pub mod agent;
 pub mod fetch;
 pub mod store;
 
@@ -124,6 +126,15 @@ pub enum SyncError {
     ScheduleInvalid { version: u64, errors: String },
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The manifest envelope refused by `centre::manifest::open` (its own code: signature,
+    /// shape, path, station, schedule hash).
+    #[error(transparent)]
+    Manifest(#[from] crate::centre::ManifestError),
+    /// The pinned key could not be read, or a rotation chain was refused.
+    #[error(transparent)]
+    Pin(#[from] crate::centre::pin::PinError),
+    #[error("the daemon did not switch to the staged version: {0}")]
+    SwitchRefused(String),
 }
 
 impl SyncError {
@@ -139,7 +150,9 @@ impl SyncError {
             SyncError::HashMismatch { .. } => ReasonCode::SyncHashMismatch,
             SyncError::DiskFull { .. } => ReasonCode::SyncDiskFull,
             SyncError::ScheduleInvalid { .. } => ReasonCode::SyncScheduleInvalid,
-            SyncError::Store(_) => ReasonCode::SyncStoreFailed,
+            SyncError::Store(_) | SyncError::SwitchRefused(_) => ReasonCode::SyncStoreFailed,
+            SyncError::Manifest(e) => e.code(),
+            SyncError::Pin(e) => e.code(),
         }
     }
 }
