@@ -415,6 +415,7 @@ fn an_episode_uploaded_once_reaches_three_stations_and_airs_on_schedule_and_a_fo
     let path = format!("cchc/{}.mp3", month(now));
     let at = now + chrono::Duration::seconds(60);
     let at = at - chrono::Duration::nanoseconds(at.timestamp_subsec_nanos() as i64);
+    let published = Instant::now();
     for id in ids.iter().chain(["phuong-4"].iter()) {
         assert_eq!(centre.publish(id, &schedule(id, &cron_at(at))), 1);
     }
@@ -434,6 +435,11 @@ fn an_episode_uploaded_once_reaches_three_stations_and_airs_on_schedule_and_a_fo
         assert_eq!(sha_hex(&held), sha);
         assert_eq!(b.store().active().unwrap(), Some(1));
     }
+    println!(
+        "three stations hold version 1 and its file verified {:.1} s after the four publishes \
+         began (heartbeat every 1 s, debug build)",
+        published.elapsed().as_secs_f64()
+    );
     // The stray station refuses the manifest signed by a key it did not pin.
     wait_sync(
         &centre,
@@ -474,16 +480,26 @@ fn an_episode_uploaded_once_reaches_three_stations_and_airs_on_schedule_and_a_fo
         assert_eq!(rec.scheduled_at, at, "{rec:?}");
         let late = (rec.actual_start.unwrap() - rec.scheduled_at).num_milliseconds();
         assert!((-3_000..3_000).contains(&late), "{late} ms: {rec:?}");
-        assert!(
-            std::fs::metadata(b.aired_wav()).unwrap().len() > 44,
-            "nothing aired into the WAV"
-        );
     }
     assert!(centre.records("phuong-4").is_empty());
     for st in stations {
         st.stop();
     }
     stray_st.stop();
+    // The player's real output path wrote the tone (not silence) into each WAV (32-bit float,
+    // complete once the station stopped).
+    for b in &boxes {
+        let peak = hound::WavReader::open(b.aired_wav())
+            .unwrap()
+            .into_samples::<f32>()
+            .map(|x| x.map_or(0.0, f32::abs))
+            .fold(0.0f32, f32::max);
+        assert!(
+            peak > 0.05,
+            "{}: the aired WAV is silent (peak {peak})",
+            b.id
+        );
+    }
 }
 
 #[test]
