@@ -525,6 +525,16 @@ impl Heartbeat {
                     check_unsigned(field, v)?;
                 }
             }
+            // A sync failure's code is a `sync.*` one; an unknown `sync.*` spelling (a newer
+            // station's) is kept and shown as itself, as a heartbeat is not refused for it.
+            if let Some(c) = &s.last_error_code
+                && !c.as_str().starts_with("sync.")
+            {
+                return Err(WireError::ReasonCode {
+                    field: "sync.last_error_code",
+                    problem: format!("`{c}` is not a sync code (`sync.*`)"),
+                });
+            }
         }
         Ok(())
     }
@@ -1070,6 +1080,30 @@ mod tests {
             Heartbeat::decode(&bad),
             Err(WireError::OutOfRange { .. })
         ));
+        // The failure's code is a sync one; a newer station's unknown `sync.*` code is kept.
+        let other = new
+            .heartbeat
+            .get()
+            .replace("\"sync.hash_mismatch\"", "\"missed.station_down\"");
+        assert!(matches!(
+            Heartbeat::decode(&other),
+            Err(WireError::ReasonCode {
+                field: "sync.last_error_code",
+                ..
+            })
+        ));
+        let newer = new
+            .heartbeat
+            .get()
+            .replace("\"sync.hash_mismatch\"", "\"sync.solar_flare\"");
+        assert_eq!(
+            Heartbeat::decode(&newer)
+                .unwrap()
+                .sync
+                .unwrap()
+                .last_error_code,
+            Some(ReasonCode::Other("sync.solar_flare".into()))
+        );
     }
 
     #[test]

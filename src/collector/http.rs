@@ -1233,14 +1233,16 @@ pub fn all_status(store: &Store, state: &AppState) -> Result<Vec<StationStatus>,
     let reg = state.registry();
     let mut out = Vec::with_capacity(reg.stations.len());
     for e in reg.stations.values() {
-        out.push(state.inner.status.status(
+        let mut s = state.inner.status.status(
             store,
             e,
             state.inner.plans.as_ref(),
             &state.inner.config.thresholds,
             now,
             state.inner.config.offline_after_secs,
-        )?);
+        )?;
+        super::readiness::apply(&mut s, state.inner.versions.latest_version(&e.id));
+        out.push(s);
     }
     Ok(out)
 }
@@ -1266,14 +1268,16 @@ async fn get_station(
         .ok_or_else(|| ApiError::NotFound(format!("no station `{id}`")))?;
     state
         .read(move |store, st| {
-            Ok(st.inner.status.status(
+            let mut s = st.inner.status.status(
                 store,
                 &entry,
                 st.inner.plans.as_ref(),
                 &st.inner.config.thresholds,
                 st.inner.clock.now(),
                 st.inner.config.offline_after_secs,
-            )?)
+            )?;
+            super::readiness::apply(&mut s, st.inner.versions.latest_version(&entry.id));
+            Ok(s)
         })
         .await
         .map(axum::Json)

@@ -19,6 +19,7 @@ pub mod office;
 pub mod overview;
 pub mod pages;
 pub mod plans;
+pub mod readiness;
 pub mod registry;
 pub mod selfcheck;
 pub mod status;

@@ -220,17 +220,34 @@ async fn station_inner(
                 now,
             )?;
             let lufs = loudness(store, &entry.id, &period)?;
-            Ok(month::build(
-                &section,
-                &period,
-                &titles,
-                &lufs,
-                today(now),
-                period.open_note(now),
-            ))
+            // Readiness from the stored heartbeat and the latest version (no plan, no audio).
+            let hb = store.heartbeat(&entry.id)?;
+            let facts = super::readiness::Facts {
+                latest: st.versions().latest_version(&entry.id),
+                sync: hb.as_ref().and_then(|h| h.heartbeat.sync.as_ref()),
+            };
+            Ok(StationPage {
+                month: month::build(
+                    &section,
+                    &period,
+                    &titles,
+                    &lufs,
+                    today(now),
+                    period.open_note(now),
+                ),
+                sync: super::readiness::shown_vi(&facts, now),
+            })
         })
         .await?;
     Ok(Html(web::render("station_month.html", viewer(&v), &model)?))
+}
+
+/// The station month page: the month, and the station's schedule version and readiness now.
+#[derive(serde::Serialize)]
+struct StationPage {
+    #[serde(flatten)]
+    month: month::MonthPage,
+    sync: super::readiness::Shown,
 }
 
 /// Measured loudness (integrated LUFS) by record seq, from the signed records of the period.

@@ -5,7 +5,7 @@
 //! **Invariant:** pure: a function of the cached status rows (`StationStatus`), what the plan
 //! cache already holds of each station's schedule this month and next ([`PlanFacts`]: program
 //! titles, next month's missing episodes), the query and `now`; it builds no plan and reads
-//! nothing. Work per request is one pass over the rows plus a
+//! nothing (readiness comes from the heartbeat and the latest version already in the row). Work per request is one pass over the rows plus a
 //! sort, so 10,000 stations stay cheap; only the rows of the page shown are turned into text.
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};
@@ -14,6 +14,7 @@ use std::sync::Arc;
 
 use crate::report::{MissingEpisode, PlanFacts};
 
+use super::readiness;
 use super::status::{StationStatus, age_vi, journal_alert_vi};
 use super::table::{alerts, outcome_vi};
 
@@ -82,6 +83,12 @@ pub struct Row {
     pub journal_alert: bool,
     /// Short Vietnamese words, one per alert.
     pub alerts: Vec<String>,
+    /// The schedule version: "v12", "v11 → v12 đang tải", "—" (`collector::readiness`).
+    pub version: String,
+    /// "Sẵn sàng tháng 01/2027", "Chưa sẵn sàng: thiếu 2 tệp", "—".
+    pub readiness: String,
+    /// `None`: unmanaged.
+    pub ready: Option<bool>,
 }
 
 /// One band of the city chart.
@@ -117,7 +124,8 @@ pub struct Overview {
     /// Stations with an alert, for the alert list (at most [`PAGE_ROWS`]).
     pub alert_list: Vec<AlertLine>,
     pub more_alerts: usize,
-    /// Stations with an urgent alert (next month's episode missing, the month 3 days away).
+    /// Stations with an urgent alert (next month's episode missing, or a managed station not
+    /// ready for it, the month 3 days away).
     pub urgent: usize,
 }
 
@@ -270,13 +278,26 @@ fn row(st: &Station, now: DateTime<Utc>) -> Row {
             .as_ref()
             .map(|_| journal_text.unwrap_or_else(|| "ghi được".into())),
         alerts: all_alerts(st, now).0,
+        version: readiness::version_vi(&readiness::Facts::of(s)),
+        readiness: readiness::readiness_vi(
+            &readiness::Facts::of(s),
+            super::plans::next_month(now).from,
+        ),
+        ready: readiness::Facts::of(s).ready(),
     }
 }
 
-/// Every alert of `st` at `now` (next month's missing episodes first), and whether one is
-/// urgent.
+/// Every alert of `st` at `now` (next month's missing episodes first, then readiness and
+/// sync), and whether one is urgent.
 fn all_alerts(st: &Station, now: DateTime<Utc>) -> (Vec<String>, bool) {
-    let (mut out, urgent) = episode_alerts(st, now);
+    let (mut out, mut urgent) = episode_alerts(st, now);
+    let facts = readiness::Facts::of(&st.status);
+    if readiness::has_alert(&facts) {
+        let next = super::plans::next_month(now).from;
+        let (texts, u) = readiness::alerts_vi(&facts, next, now);
+        out.extend(texts);
+        urgent |= u;
+    }
     out.extend(station_alerts(&st.status));
     (out, urgent)
 }
@@ -292,6 +313,7 @@ fn has_alert(st: &Station) -> bool {
             .next_month
             .as_ref()
             .is_some_and(|f| !f.missing_episodes.is_empty())
+        || readiness::has_alert(&readiness::Facts::of(s))
 }
 
 /// Percent-encode a query value (all but unreserved characters).

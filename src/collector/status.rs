@@ -20,7 +20,7 @@ use super::store::{SeqGap, Store, StoredHeartbeat, outcome_name};
 use crate::reason::ReasonCode;
 use crate::reconcile::{Status, Thresholds};
 use crate::report::{Period, PlanSource, ReportError, station_section};
-use crate::wire::{AiringBrief, JournalHealth};
+use crate::wire::{AiringBrief, JournalHealth, SyncHealth};
 
 /// Default heartbeat age after which a station is shown offline: three missed 60 s heartbeats.
 pub const DEFAULT_OFFLINE_AFTER_SECS: i64 = 180;
@@ -76,6 +76,19 @@ pub struct StationStatus {
     pub month_planned: u64,
     pub month_compliance_pct: Option<f64>,
     pub plan_note: Option<String>,
+    /// The station's schedule distribution as its last heartbeat reported it: active and
+    /// pending version, files missing, free disk, last `sync.*` code (`None`: no heartbeat, or
+    /// a station that does not report it — unmanaged or older).
+    #[serde(default)]
+    pub sync: Option<SyncHealth>,
+    /// The latest schedule version the centre published for the station (`None`: the centre
+    /// holds none, an unmanaged station). Set at read (`readiness::apply`).
+    #[serde(default)]
+    pub latest_version: Option<u64>,
+    /// Whether the station holds `latest_version` with no file missing (`collector::readiness`;
+    /// `None`: unmanaged).
+    #[serde(default)]
+    pub ready_next_month: Option<bool>,
 }
 
 /// The collector's reporting offset (defined with the report's periods).
@@ -121,6 +134,7 @@ pub fn apply_heartbeat(
     s.clock_skew_ms = hb.map(|h| (h.heartbeat.sent_at - h.received_at).num_milliseconds());
     s.output_ok = hb.map(|h| h.heartbeat.output_ok);
     s.journal = hb.and_then(|h| h.heartbeat.journal.clone());
+    s.sync = hb.and_then(|h| h.heartbeat.sync.clone());
     s.station_last_seq = hb.map(|h| h.heartbeat.last_seq);
 }
 
@@ -178,6 +192,9 @@ fn records_status(
         month_planned: totals.planned,
         month_compliance_pct: totals.compliance_pct(),
         plan_note: section.plan_note,
+        sync: None,
+        latest_version: None,
+        ready_next_month: None,
     })
 }
 

@@ -210,6 +210,9 @@ mod tests {
             month_planned: 40,
             month_compliance_pct: Some(97.5),
             plan_note: None,
+            sync: None,
+            latest_version: None,
+            ready_next_month: None,
         }
     }
 
