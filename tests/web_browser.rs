@@ -218,6 +218,9 @@ async fn office_pages_in_a_real_browser() {
     let row_a = text(&c, "tr[data-station=\"phuong-a\"]").await;
     assert!(row_a.contains("trực tuyến"), "{row_a}");
     assert!(row_a.contains("50,0 % (4 KH)"), "{row_a}");
+    // Unmanaged (the centre holds no schedule version of it): no version, no readiness.
+    let ready_a = text(&c, "tr[data-station=\"phuong-a\"] td.readiness").await;
+    assert_eq!(ready_a, "—");
     let row_b = text(&c, "tr[data-station=\"phuong-b\"]").await;
     assert!(
         row_b.contains("mất kết nối") && row_b.contains("chưa từng báo"),
