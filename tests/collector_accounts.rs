@@ -8,7 +8,7 @@ mod collector_common;
 
 use collector_common::*;
 use loa::collector::accounts::{self, Role};
-use loa::collector::authz::{Access, ROUTES};
+use loa::collector::authz::{Access, ROUTES, StationParam};
 use loa::collector::http::HttpConfig;
 use reqwest::StatusCode;
 use std::path::Path;
@@ -583,7 +583,8 @@ async fn login_is_throttled_per_account_and_per_address() {
 /// The route table walked: for every row, every role (and nobody) is tried with real requests;
 /// the roles the row does not name are refused (403; nobody: 401 for APIs, a redirect to the
 /// login page for pages), the roles it names are not. Station-scoped rows are tried with a
-/// station the operator does not run. And every route the source declares has a row.
+/// station the operator does not run; rows with a `station=` parameter also with the operator's
+/// station, another one, and none (the whole city: refused where the row says so). And every route the source declares has a row.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_route_refuses_the_roles_it_must_refuse() {
     let a = TestStation::new("phuong-a", 1);
@@ -661,8 +662,9 @@ async fn every_route_refuses_the_roles_it_must_refuse() {
         };
         for (role, token) in &tokens {
             let st = send(Some(token)).await.unwrap().status();
-            let must_refuse =
-                !allowed.contains(role) || (route.station_scoped && *role == Role::Operator);
+            let must_refuse = !allowed.contains(role)
+                || (*role == Role::Operator
+                    && (route.station_scoped || route.station_param == StationParam::Required));
             if must_refuse {
                 assert_eq!(st, 403, "{} {} as {role:?}", route.method, route.path);
             } else {
@@ -672,6 +674,37 @@ async fn every_route_refuses_the_roles_it_must_refuse() {
                     route.method,
                     route.path
                 );
+            }
+            // A `station=` route: the operator's own station is theirs to ask for; another
+            // station (alone or beside theirs) is refused; admins and auditors may name any.
+            if route.station_param != StationParam::None {
+                for (query, operator_refused) in [
+                    ("?station=phuong-a", false),
+                    ("?station=phuong-b", true),
+                    ("?station=phuong-a&station=phuong-b", true),
+                ] {
+                    let st = c
+                        .get(format!("{url}{query}"))
+                        .bearer_auth(token)
+                        .send()
+                        .await
+                        .unwrap()
+                        .status();
+                    if !allowed.contains(role) || (*role == Role::Operator && operator_refused) {
+                        assert_eq!(
+                            st, 403,
+                            "{} {}{query} as {role:?}",
+                            route.method, route.path
+                        );
+                    } else {
+                        assert!(
+                            st != 401 && st != 403,
+                            "{} {}{query} as {role:?}: {st}",
+                            route.method,
+                            route.path
+                        );
+                    }
+                }
             }
         }
     }

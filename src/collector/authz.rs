@@ -8,7 +8,9 @@
 //! `{id}`), `/metrics` (a token of an admin or auditor,
 //! or — when configured — any request from a loopback address), and every other route only for a
 //! signed-in user (session cookie or `Authorization: Bearer` personal token) whose role the row
-//! names; an operator only for their own stations on routes with a station id. A route missing
+//! names; an operator only for their own stations on routes with a station id, and on routes
+//! with a `station=` parameter ([`StationParam`]) only naming their own stations (the reports:
+//! never the whole city). A route missing
 //! from the table is refused (500, logged) — never served open. A POST made with a session
 //! cookie must carry the session's CSRF token in its form (`csrf` field; for a streamed upload
 //! route, the `X-CSRF-Token` header or the `csrf` query parameter) or it is refused (403)
@@ -86,6 +88,22 @@ pub struct Route {
     /// session POST carries its CSRF token in the `X-CSRF-Token` header or the `csrf` query
     /// parameter instead of the form.
     pub streamed_body: bool,
+    /// What the route's `station=` query parameter means for an operator.
+    pub station_param: StationParam,
+}
+
+/// How a route's `station=` query parameter limits an operator (admins and auditors may name
+/// any station or none; the handler checks the station exists).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StationParam {
+    /// The route takes no `station=`.
+    None,
+    /// Data about stations (the reports): an operator must name one of their stations — the
+    /// whole city (no `station=`) or another station is refused (403).
+    Required,
+    /// A page offering a choice of station (`/reports`): an operator may name none; any they
+    /// name must be theirs (403).
+    Optional,
 }
 
 const ALL: &[Role] = &[Role::Admin, Role::Operator, Role::Auditor];
@@ -100,6 +118,7 @@ const fn r(method: &'static str, path: &'static str, access: Access) -> Route {
         access,
         station_scoped: false,
         streamed_body: false,
+        station_param: StationParam::None,
     }
 }
 
@@ -110,6 +129,7 @@ const fn station(method: &'static str, path: &'static str, access: Access) -> Ro
         access,
         station_scoped: true,
         streamed_body: false,
+        station_param: StationParam::None,
     }
 }
 
@@ -121,6 +141,24 @@ const fn upload(method: &'static str, path: &'static str, access: Access) -> Rou
         access,
         station_scoped: false,
         streamed_body: true,
+        station_param: StationParam::None,
+    }
+}
+
+/// A route whose `station=` query parameter limits operators (see [`StationParam`]).
+const fn reports(
+    method: &'static str,
+    path: &'static str,
+    access: Access,
+    p: StationParam,
+) -> Route {
+    Route {
+        method,
+        path,
+        access,
+        station_scoped: false,
+        streamed_body: false,
+        station_param: p,
     }
 }
 
@@ -148,7 +186,14 @@ pub const ROUTES: &[Route] = &[
     r("GET", "/api/v1/stations", Access::Api(ALL)),
     station("GET", "/api/v1/stations/{id}", Access::Api(ALL)),
     station("GET", "/api/v1/stations/{id}/airings", Access::Api(ALL)),
-    r("GET", "/api/v1/reports/{file}", Access::Api(ADMIN_AUDITOR)),
+    // Reports: the city for admins and auditors (or one station with `station=`); an operator
+    // only with `station=` naming one of their stations.
+    reports(
+        "GET",
+        "/api/v1/reports/{file}",
+        Access::Api(ALL),
+        StationParam::Required,
+    ),
     r("POST", "/api/v1/admin/stations", Access::AdminApi),
     // Enrolment (`collector::enrolment`): an admin issues a code; a station box redeems it
     // (open: the code is the credential; the handler throttles failures per address).
@@ -157,8 +202,8 @@ pub const ROUTES: &[Route] = &[
     // Pages.
     r("GET", "/", Access::Page(ALL)),
     station("GET", "/stations/{id}", Access::Page(ALL)),
-    // The reports page links the city-wide exports, which operators may not download.
-    r("GET", "/reports", Access::Page(ADMIN_AUDITOR)),
+    // The reports page: an operator picks among their stations (any `station=` must be theirs).
+    reports("GET", "/reports", Access::Page(ALL), StationParam::Optional),
     r("GET", "/account", Access::Page(ALL)),
     r("POST", "/account/password", Access::Page(ALL)),
     r("POST", "/account/tokens", Access::Page(ALL)),
@@ -716,6 +761,26 @@ pub async fn guard(State(state): State<AppState>, req: Request, next: Next) -> R
             .nth(if path.starts_with("/api/") { 4 } else { 2 })
             .unwrap_or("");
         if !principal.user.may_see_station(id) {
+            return refuse(
+                AuthFailure::Forbidden("Trạm này không thuộc quyền của bạn.".into()),
+                Some(&principal),
+            );
+        }
+    }
+    if rule.station_param != StationParam::None && principal.user.role == Role::Operator {
+        let named: Vec<String> = form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes())
+            .filter(|(k, _)| k == "station")
+            .map(|(_, v)| v.into_owned())
+            .collect();
+        if named.is_empty() && rule.station_param == StationParam::Required {
+            return refuse(
+                AuthFailure::Forbidden(
+                    "Bạn chỉ được tải báo cáo của trạm mình phụ trách: chọn trạm (tham số station), không tải được báo cáo cả thành phố.".into(),
+                ),
+                Some(&principal),
+            );
+        }
+        if named.iter().any(|id| !principal.user.may_see_station(id)) {
             return refuse(
                 AuthFailure::Forbidden("Trạm này không thuộc quyền của bạn.".into()),
                 Some(&principal),

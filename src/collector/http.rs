@@ -1373,6 +1373,7 @@ async fn get_report(
     Path(file): Path<String>,
     Query(params): Query<Vec<(String, String)>>,
 ) -> Result<Response, ApiError> {
+    use crate::report::{OneStation, StationDirectory, docx};
     let (label, ext) = file.rsplit_once('.').ok_or_else(|| {
         ApiError::NotFound("use /api/v1/reports/YYYY-MM.{csv,xlsx,json,docx} or YYYY.{…}".into())
     })?;
@@ -1384,27 +1385,52 @@ async fn get_report(
             "unknown report format `{ext}`: csv, xlsx, json or docx"
         ))
     })?;
+    let station = match docx::station_param(&params) {
+        Ok(s) => s,
+        Err(e) => return Ok(report_error(e)),
+    };
     let now = state.inner.clock.now();
     let today = now
         .with_timezone(&super::status::report_offset())
         .date_naive();
     let period = Period::parse(label, today)?;
-    let name = format!("loa-{label}.{}", ext.to_ascii_lowercase());
-    let bytes = state
+    let name = match &station {
+        Some(id) => format!("loa-{label}-{id}.{}", ext.to_ascii_lowercase()),
+        None => format!("loa-{label}.{}", ext.to_ascii_lowercase()),
+    };
+    let made = state
         .read(move |store, st| {
             let reg = st.registry();
-            let report = crate::report::build_with(
+            // One station: the same builder over a directory of that station alone, so the
+            // rows are the city report's rows of that station.
+            let one = match &station {
+                Some(id) => match reg.get(id) {
+                    Some(e) => Some(OneStation(e)),
+                    None => return Ok(Err(docx::DocxError::UnknownStation(id.clone()))),
+                },
+                None => None,
+            };
+            let stations: &dyn StationDirectory = match &one {
+                Some(o) => o,
+                None => &reg,
+            };
+            let mut report = crate::report::build_with(
                 store,
-                &reg,
+                stations,
                 st.inner.plans.as_ref(),
                 &period,
                 &st.inner.config.thresholds,
                 now,
                 format == Format::Json,
             )?;
-            Ok(crate::report::render(&report, format)?)
+            report.only_station = one.as_ref().map(|o| o.0.id.clone());
+            Ok(Ok(crate::report::render(&report, format)?))
         })
         .await?;
+    let bytes = match made {
+        Ok(b) => b,
+        Err(e) => return Ok(report_error(e)),
+    };
     let mut resp = (StatusCode::OK, bytes).into_response();
     let h = resp.headers_mut();
     h.insert(
@@ -1418,7 +1444,7 @@ async fn get_report(
 }
 
 /// The year-to-date report as DOCX (`report::docx`): January to the month of `label`; errors as
-/// JSON `{"error": <Vietnamese>, "code": "report.…"}` with the status of their kind.
+/// [`report_error`].
 async fn get_docx_report(
     state: AppState,
     label: String,
@@ -1426,7 +1452,6 @@ async fn get_docx_report(
 ) -> Response {
     use crate::report::docx;
     let now = state.inner.clock.now();
-    let name = format!("loa-bao-cao-{label}.docx");
     let made = state
         .read(move |store, st| {
             let reg = st.registry();
@@ -1445,12 +1470,16 @@ async fn get_docx_report(
                     &st.inner.config.thresholds,
                     now,
                 )?;
-                docx::to_docx(&docx::content(&req, &months, now)?)
+                let name = match &req.station {
+                    Some(id) => format!("loa-bao-cao-{label}-{id}.docx"),
+                    None => format!("loa-bao-cao-{label}.docx"),
+                };
+                Ok((name, docx::to_docx(&docx::content(&req, &months, now)?)?))
             })())
         })
         .await;
-    let err = match made {
-        Ok(Ok(bytes)) => {
+    match made {
+        Ok(Ok((name, bytes))) => {
             let mut resp = (StatusCode::OK, bytes).into_response();
             let h = resp.headers_mut();
             h.insert(
@@ -1460,20 +1489,34 @@ async fn get_docx_report(
             if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{name}\"")) {
                 h.insert(header::CONTENT_DISPOSITION, v);
             }
-            return resp;
+            resp
         }
-        Ok(Err(e)) => e,
-        Err(e) => return e.into_response(),
-    };
+        Ok(Err(e)) => report_error(e),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// A report refused: JSON `{"error": <Vietnamese>, "code": "report.…"}` with the status of its
+/// kind, and `"field"` naming the query parameter at fault when one is.
+fn report_error(err: crate::report::docx::DocxError) -> Response {
+    use crate::report::docx::DocxError;
     let msg = if err.is_internal() {
-        tracing::error!(error = %err, "docx report");
+        tracing::error!(error = %err, "report");
         "Lỗi nội bộ khi lập báo cáo; xem nhật ký của máy thu thập".to_string()
     } else {
         err.to_string()
     };
     let status =
         StatusCode::from_u16(err.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let body = serde_json::json!({ "error": msg, "code": err.code() });
+    let mut body = serde_json::json!({ "error": msg, "code": err.code() });
+    let field = match &err {
+        DocxError::UnknownStation(_) => Some("station".to_string()),
+        DocxError::BadParam { name, .. } => Some(name.clone()),
+        _ => None,
+    };
+    if let (Some(f), Some(o)) = (field, body.as_object_mut()) {
+        o.insert("field".into(), serde_json::Value::String(f));
+    }
     (status, axum::Json(body)).into_response()
 }
 

@@ -275,11 +275,72 @@ fn loudness(
     Ok(out)
 }
 
-async fn reports_page(state: State<AppState>, v: Option<Extension<Viewer>>) -> Response {
-    answer(reports_inner(state, v.clone()).await, v)
+async fn reports_page(
+    state: State<AppState>,
+    v: Option<Extension<Viewer>>,
+    who: Option<Extension<Principal>>,
+    q: Query<Vec<(String, String)>>,
+) -> Response {
+    answer(reports_inner(state, v.clone(), who, q).await, v)
 }
 
-async fn reports_inner(State(state): State<AppState>, v: Option<Extension<Viewer>>) -> Page {
+/// `/reports[?station=ID]`: the downloads of the city (admins and auditors) or of one station.
+/// An operator picks among their stations (the only one preselected); the guard has already
+/// refused a station that is not theirs.
+async fn reports_inner(
+    State(state): State<AppState>,
+    v: Option<Extension<Viewer>>,
+    who: Option<Extension<Principal>>,
+    Query(params): Query<Vec<(String, String)>>,
+) -> Page {
+    use crate::report::docx::{DocxError, station_param};
+    // The picker's "whole city" sends an empty `station=`.
+    let params: Vec<(String, String)> = params
+        .into_iter()
+        .filter(|(k, v)| !(k == "station" && v.is_empty()))
+        .collect();
+    let asked = station_param(&params).map_err(|e| PageError::BadRequest(e.to_string()))?;
+    let operator = who
+        .as_ref()
+        .filter(|Extension(p)| p.user.role == super::accounts::Role::Operator)
+        .map(|Extension(p)| p.user.stations.clone());
+    let reg = state.registry();
+    if let Some(id) = &asked
+        && reg.get(id).is_none()
+    {
+        return Err(PageError::NotFound(
+            DocxError::UnknownStation(id.clone()).to_string(),
+        ));
+    }
+    // The stations offered: an operator's own (registered) ones, or every registered station.
+    let offered: Vec<&crate::report::StationEntry> = match &operator {
+        Some(mine) => mine.iter().filter_map(|id| reg.get(id)).collect(),
+        None => reg.stations.values().collect(),
+    };
+    let selected = asked.or_else(|| match offered.as_slice() {
+        [only] if operator.is_some() => Some(only.id.clone()),
+        _ => None,
+    });
+    let stations: Vec<minijinja::Value> = offered
+        .iter()
+        .map(|e| {
+            minijinja::context! {
+                id => e.id,
+                name => e.name,
+                selected => selected.as_deref() == Some(e.id.as_str()),
+            }
+        })
+        .collect();
+    let chosen = selected
+        .as_deref()
+        .and_then(|id| reg.get(id))
+        .map(|e| minijinja::context! { id => e.id, name => e.name });
+    // An operator without a chosen station gets no links (the city is not theirs).
+    let downloads = selected.is_some() || operator.is_none();
+    let suffix = selected
+        .as_deref()
+        .map(|id| format!("?station={}", super::authz::percent_encode(id)))
+        .unwrap_or_default();
     let now = state.now();
     let today = today(now);
     let this = current_month(now);
@@ -303,6 +364,11 @@ async fn reports_inner(State(state): State<AppState>, v: Option<Extension<Viewer
             year,
             deadline => format!("15/11/{year}"),
             now,
+            stations,
+            chosen,
+            city_allowed => operator.is_none(),
+            downloads,
+            suffix,
         },
     )?;
     Ok(Html(html))

@@ -133,8 +133,11 @@ pub struct PeriodReport {
     /// The `now` it was built at: occurrences not due by then are "not yet due".
     pub generated_at: DateTime<Utc>,
     pub stations: Vec<StationSection>,
-    /// City-wide totals.
+    /// City-wide totals (of the stations reported).
     pub city: Breakdown,
+    /// The one station the report was restricted to (`station=`, built over a
+    /// [`super::OneStation`] directory), or `None` for every registered station.
+    pub only_station: Option<String>,
 }
 
 /// Build the report of `period` for every registered station, keeping each station's run of
@@ -208,6 +211,7 @@ pub fn build_with(
         generated_at: now,
         stations,
         city,
+        only_station: None,
     })
 }
 

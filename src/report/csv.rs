@@ -359,6 +359,7 @@ mod tests {
             generated_at: Utc::now(),
             stations,
             city: Breakdown::default(),
+            only_station: None,
         };
         let text = String::from_utf8(render(&report, Format::Csv).unwrap()).unwrap();
         let (head, rows) = text.split_once("\r\n").unwrap();

@@ -27,7 +27,7 @@ use serde::Deserialize;
 use std::path::Path;
 
 use super::period::report_offset;
-use super::source::{RecordSource, StationDirectory, StationEntry};
+use super::source::{OneStation, RecordSource, StationDirectory, StationEntry};
 use super::{Period, PeriodReport, PlanSource, ReportError, build_with};
 use crate::reconcile::{Thresholds, Totals};
 
@@ -53,8 +53,8 @@ pub const MAX_RECIPIENTS: usize = 30;
 /// The file, beside the station registry, that sets the issuer for every DOCX report.
 pub const OFFICE_FILE: &str = "office.toml";
 
-/// Why a DOCX report cannot be made; every message is Vietnamese, every variant one code and one
-/// HTTP status.
+/// Why a DOCX report — or the `station=` of any report ([`station_param`]) — cannot be made;
+/// every message is Vietnamese, every variant one code and one HTTP status.
 #[derive(Debug, thiserror::Error)]
 pub enum DocxError {
     /// 400 `report.bad_period`.
@@ -76,7 +76,7 @@ pub enum DocxError {
     )]
     NoData { year: i32, through: u32 },
     /// 404 `report.unknown_station`.
-    #[error("Không có trạm `{0}` trong danh sách trạm đã đăng ký")]
+    #[error("Không có trạm `{0}` trong danh sách trạm đã đăng ký (tham số `station`)")]
     UnknownStation(String),
     /// 400 `report.bad_parameter`.
     #[error("Tham số `{name}` không hợp lệ: {why}")]
@@ -199,6 +199,35 @@ fn check_value(name: &str, value: &str) -> Result<(), DocxError> {
         return Err(bad("có ký tự điều khiển (xuống dòng, tab…)".into()));
     }
     Ok(())
+}
+
+/// The `station=` of a month or year report's query (CSV, XLSX, JSON): `None` for the whole city.
+/// Any other parameter, a repeated `station` or an unusable value is [`DocxError::BadParam`]
+/// naming it (whether the station exists is the caller's to check against its registry).
+pub fn station_param(params: &[(String, String)]) -> Result<Option<String>, DocxError> {
+    let mut station = None;
+    for (name, value) in params {
+        check_value(name, value)?;
+        if name != "station" {
+            return Err(DocxError::BadParam {
+                name: name.clone(),
+                why: "không có tham số này; báo cáo tháng và năm chỉ nhận station".into(),
+            });
+        }
+        if value.is_empty() {
+            return Err(DocxError::BadParam {
+                name: name.clone(),
+                why: "để trống; ghi mã trạm, hoặc bỏ tham số để lấy cả thành phố".into(),
+            });
+        }
+        if station.replace(value.clone()).is_some() {
+            return Err(DocxError::BadParam {
+                name: name.clone(),
+                why: "chỉ chọn một trạm".into(),
+            });
+        }
+    }
+    Ok(station)
 }
 
 impl Issuer {
@@ -396,19 +425,6 @@ impl YtdRequest {
     }
 }
 
-/// A directory of one station (a report restricted with `station=`).
-struct One<'a>(&'a StationEntry);
-
-impl StationDirectory for One<'_> {
-    fn entries(&self) -> Vec<&StationEntry> {
-        vec![self.0]
-    }
-
-    fn entry(&self, id: &str) -> Option<&StationEntry> {
-        (self.0.id == id).then_some(self.0)
-    }
-}
-
 /// The month reports of `req`, January to its last month, in order: each built by
 /// [`build_with`] (without the signed records) exactly as the month CSV/XLSX is. The only step
 /// that reads (the database, and plans through `plans`).
@@ -421,7 +437,7 @@ pub fn month_reports(
     now: DateTime<Utc>,
 ) -> Result<Vec<PeriodReport>, DocxError> {
     let today = now.with_timezone(&report_offset()).date_naive();
-    let one = req.only(stations)?.map(One);
+    let one = req.only(stations)?.map(OneStation);
     let stations: &dyn StationDirectory = match &one {
         Some(o) => o,
         None => stations,
@@ -1004,6 +1020,32 @@ mod tests {
         NaiveDate::from_ymd_opt(y, m, day).unwrap()
     }
 
+    #[test]
+    fn the_station_of_a_month_report_is_one_named_station_or_the_city() {
+        let p = |pairs: &[(&str, &str)]| {
+            let owned: Vec<(String, String)> = pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            station_param(&owned)
+        };
+        assert_eq!(p(&[]).unwrap(), None);
+        assert_eq!(
+            p(&[("station", "phuong-a")]).unwrap().as_deref(),
+            Some("phuong-a")
+        );
+        for bad in [
+            &[("station", "a"), ("station", "b")][..],
+            &[("station", "")][..],
+            &[("stations", "a")][..],
+            &[("station", "a\nb")][..],
+        ] {
+            let e = p(bad).unwrap_err();
+            assert_eq!(e.code(), "report.bad_parameter", "{bad:?}");
+            assert!(e.to_string().contains(&format!("`{}`", bad[0].0)), "{e}");
+        }
+    }
+
     fn parse(label: &str, params: &[(&str, &str)]) -> Result<YtdRequest, DocxError> {
         let params: Vec<(String, String)> = params
             .iter()
@@ -1113,6 +1155,7 @@ mod tests {
             generated_at: DateTime::<Utc>::from_timestamp(1_900_000_000, 0).unwrap(),
             stations: Vec::new(),
             city,
+            only_station: None,
         }
     }
 

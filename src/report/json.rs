@@ -28,6 +28,10 @@ pub struct JsonExport {
     /// ("Tháng chưa kết thúc — số liệu tính đến …").
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+    /// Present when the export was restricted to one station (`station=`): it holds that
+    /// station alone, and `loa verify` does not count the other registered stations missing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub station: Option<String>,
     pub stations: Vec<JsonStation>,
 }
 
@@ -101,6 +105,7 @@ pub fn write_json(report: &PeriodReport, out: &mut impl Write) -> Result<(), Rep
         period: report.period.clone(),
         generated_at: report.generated_at,
         note: report.period.open_note(report.generated_at),
+        station: report.only_station.clone(),
         stations,
     };
     serde_json::to_writer_pretty(out, &doc)?;

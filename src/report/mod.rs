@@ -36,7 +36,8 @@ pub use json::{EXPORT_FORMAT, EXPORT_VERSION, JsonExport, JsonStation, write_jso
 pub use period::{Period, REPORT_UTC_OFFSET_SECS, report_offset};
 pub use render::{Format, render};
 pub use source::{
-    CorruptRecord, RecordSource, SourceError, StationDirectory, StationEntry, StoredRecord,
+    CorruptRecord, OneStation, RecordSource, SourceError, StationDirectory, StationEntry,
+    StoredRecord,
 };
 pub use verify::{EXPORT_VERSIONS_READ, StationVerdict, Verdict, verify_export};
 pub use xlsx::{

@@ -70,6 +70,20 @@ pub trait StationDirectory {
     fn entry(&self, id: &str) -> Option<&StationEntry>;
 }
 
+/// A directory of one station: a report restricted to it (`station=`) is built by the same
+/// builder over this directory, so its rows are the city report's rows of that station.
+pub struct OneStation<'a>(pub &'a StationEntry);
+
+impl StationDirectory for OneStation<'_> {
+    fn entries(&self) -> Vec<&StationEntry> {
+        vec![self.0]
+    }
+
+    fn entry(&self, id: &str) -> Option<&StationEntry> {
+        (self.0.id == id).then_some(self.0)
+    }
+}
+
 /// Where the records of the stations come from. Times are Unix seconds of the scheduled start.
 pub trait RecordSource {
     /// Another handle on the same records, for reading on another thread while this one is in

@@ -236,7 +236,19 @@ pub fn verify_export(text: &str, registry: Option<&dyn StationDirectory>) -> Ver
         }
         verdict.stations.push(v);
     }
-    if let Some(reg) = registry {
+    if let Some(only) = &doc.station {
+        // A one-station export: that station, and no other.
+        for id in seen.keys().filter(|id| *id != only) {
+            verdict.problems.push(format!(
+                "station `{id}` is in an export of station `{only}` alone"
+            ));
+        }
+        if !seen.contains_key(only) {
+            verdict
+                .problems
+                .push(format!("station `{only}` is missing from its own export"));
+        }
+    } else if let Some(reg) = registry {
         for id in reg.entries().into_iter().map(|e| &e.id) {
             if !seen.contains_key(id) {
                 verdict.problems.push(format!(
