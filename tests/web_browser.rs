@@ -2,8 +2,9 @@
 //! `chromium-driver`) over WebDriver from Rust (`fantoccini`), headless, against the real router,
 //! real SQLite and real sessions. Signs in, sees the overview, opens a station month, switches
 //! month, downloads each report and checks the files, is refused a form without its CSRF token,
-//! signs out; an operator sees only their ward and is refused another ward's month. Screenshots
-//! are kept under `$CARGO_TARGET_TMPDIR/web_browser/`.
+//! signs out; an operator sees only their ward, downloads its month CSV from the reports page,
+//! and is refused another ward's month. Screenshots are kept under
+//! `$CARGO_TARGET_TMPDIR/web_browser/`.
 
 mod collector_common;
 
@@ -394,7 +395,20 @@ async fn office_pages_in_a_real_browser() {
             .await
             .is_err()
     );
-    assert!(c.find(Locator::Css("a[href=\"/reports\"]")).await.is_err());
+    // Their reports: the Reports link, their ward preselected, the ward's month CSV alone.
+    follow(&c, Locator::Css("nav a[href=\"/reports\"]")).await;
+    let ward = download(
+        &c,
+        "a[href=\"/api/v1/reports/2019-03.csv?station=phuong-a\"]",
+        downloads.path(),
+        "loa-2019-03-phuong-a.csv",
+    )
+    .await;
+    let ward = String::from_utf8(ward).unwrap();
+    assert!(
+        ward.contains("\nphuong-a,") && !ward.contains("phuong-b"),
+        "{ward}"
+    );
     c.goto(&format!("{base}/stations/phuong-b?month=2019-03"))
         .await
         .unwrap();
