@@ -630,7 +630,7 @@ fn ensure_demo_admin(db: &Path, api_token: &Path) -> Result<Option<String>, Laun
             audit::action::TOKEN_CREATE,
             &format!("mã số {id} của {}", admin.name),
             format!(
-                "nhãn: loa status (loa up); vai trò: admin; tệp {}",
+                "nhãn: loa status (loa up); vai trò: Quản trị; tệp {}",
                 api_token.display()
             ),
         )

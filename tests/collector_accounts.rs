@@ -373,7 +373,7 @@ async fn forged_csrf_role_overreach_and_a_disabled_users_session_and_token() {
 
     let csv = audit_csv(&base).await;
     assert!(
-        csv.contains("\"lan\",\"127.0.0.1\",\"Khóa người dùng\",\"user_disable\",\"op-a\",\"vai trò: operator; trạm: phuong-a; đang hoạt động\",\"vai trò: operator; trạm: phuong-a; đã khóa\""),
+        csv.contains("\"lan\",\"127.0.0.1\",\"Khóa người dùng\",\"user_disable\",\"op-a\",\"vai trò: Vận hành trạm; trạm: phuong-a; đang hoạt động\",\"vai trò: Vận hành trạm; trạm: phuong-a; đã khóa\""),
         "{csv}"
     );
     srv.stop().await;

@@ -316,6 +316,11 @@ fn a_box_enrols_by_code_and_then_runs_with_no_station_flag() {
         assert!(audit.contains(action), "{action} missing:\n{audit}");
     }
     assert!(audit.contains("mã đã được dùng"), "{audit}");
+    // The station's kind in Vietnamese, never its code (`ward`).
+    assert!(
+        audit.contains("loại: Trạm phường/xã") && !audit.contains("loại: ward"),
+        "{audit}"
+    );
     let bare = code.replace('-', "");
     assert!(!audit.contains(&code) && !audit.contains(&bare), "{audit}");
 }

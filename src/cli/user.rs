@@ -217,7 +217,7 @@ pub fn run(args: UserArgs) -> anyhow::Result<ExitCode> {
                     Some(format!(
                         "nhãn: {}; vai trò: {}",
                         label.trim(),
-                        u.role.code()
+                        u.role.label_vi()
                     )),
                 )?;
                 // The token alone on stdout, for `TOKEN=$(loa user token …)`.

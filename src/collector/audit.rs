@@ -191,7 +191,7 @@ mod tests {
             action: action::USER_ADD.into(),
             target: "op".into(),
             before: None,
-            after: Some("vai trò: operator".into()),
+            after: Some("vai trò: Vận hành trạm".into()),
         };
         record(&c, &e).unwrap();
         let upd = c.execute("UPDATE audit_log SET actor = 'ai-do'", []);

@@ -552,7 +552,7 @@ fn describe(new: &NewStation, kind: Kind) -> String {
         "tên: {}; mã vùng: {}; loại: {}",
         new.name.trim(),
         new.area_code.trim(),
-        kind.code()
+        kind.label_vi()
     );
     if !new.operators.is_empty() {
         s.push_str(&format!("; người vận hành: {}", new.operators.join(", ")));

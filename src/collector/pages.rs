@@ -123,7 +123,7 @@ fn safe_next(next: Option<&str>) -> String {
 
 /// How a user is described in the audit log (no secret).
 pub fn describe_user(u: &User) -> String {
-    let mut s = format!("vai trò: {}", u.role.code());
+    let mut s = format!("vai trò: {}", u.role.label_vi());
     if !u.stations.is_empty() {
         s.push_str(&format!("; trạm: {}", u.stations.join(", ")));
     }
@@ -582,7 +582,7 @@ async fn post_account_token(State(state): State<AppState>, req: Request) -> Resp
             e.after = Some(format!(
                 "nhãn: {}; vai trò: {}",
                 label.trim(),
-                p.user.role.code()
+                p.user.role.label_vi()
             ));
             state.audit(e).await;
             account_page(

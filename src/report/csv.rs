@@ -32,6 +32,16 @@ pub const CSV_HEADERS: [&str; 18] = [
     "Mã lần phát",
 ];
 
+/// A category as people read it: the schedule's own codes as written, the two built-in ones
+/// (`relay`, `other`) in Vietnamese — pages and exports alike.
+pub fn category_vi(c: &str) -> &str {
+    match c {
+        "relay" => "tiếp sóng",
+        "other" => "khác",
+        c => c,
+    }
+}
+
 fn source_vi(row: &Row) -> &'static str {
     match source_key(row.source) {
         "relay" => "Tiếp âm",
@@ -143,7 +153,7 @@ pub(super) fn row_cells<'a>(s: &'a StationSection, r: &'a Row) -> [Cell<'a>; 18]
             .unwrap_or(Cell::Empty),
         opt_text(&r.slot),
         opt_text(&r.program),
-        Cell::Text(&r.category),
+        Cell::Text(category_vi(&r.category)),
         Cell::Text(source_vi(r)),
         Cell::Secs(r.planned_secs),
         Cell::Secs(r.aired_secs),
@@ -376,5 +386,46 @@ mod tests {
                 .unwrap()
                 .contains(",\"cchc, \"\"a\"\"\",")
         );
+    }
+
+    #[test]
+    fn the_built_in_categories_are_written_in_vietnamese() {
+        use crate::schedule::{PlannedAiring, Priority, StartPolicy};
+        use chrono::TimeZone;
+        let tz = FixedOffset::east_opt(7 * 3600).unwrap();
+        let plans: Vec<PlannedAiring> = ["relay", "other", "cchc"]
+            .iter()
+            .enumerate()
+            .map(|(h, cat)| PlannedAiring {
+                station: "st".into(),
+                slot: format!("s{h}").into(),
+                program: Some("p".into()),
+                category: (*cat).into(),
+                at: tz
+                    .with_ymd_and_hms(2019, 3, 1, 5 + h as u32, 30, 0)
+                    .unwrap(),
+                items: vec![].into(),
+                planned_secs: 600.0,
+                priority: Priority::Normal,
+                start: StartPolicy::Hard,
+                grace_secs: 0,
+                max_secs: 900,
+                relay: None,
+            })
+            .collect();
+        let section = StationSection {
+            id: "st".into(),
+            name: "Phường".into(),
+            area_code: "20000".into(),
+            public_key: String::new(),
+            plan_note: None,
+            reconciliation: reconcile("st", Some(&plans), &[], &Thresholds::default(), Utc::now()),
+            records: Vec::new(),
+            bounds: RunBounds::default(),
+        };
+        let rows: Vec<u8> = csv_rows(&[section]).unwrap().concat();
+        let rows = String::from_utf8(rows).unwrap();
+        let categories: Vec<&str> = rows.lines().map(|l| l.split(',').nth(8).unwrap()).collect();
+        assert_eq!(categories, ["tiếp sóng", "khác", "cchc"], "{rows}");
     }
 }

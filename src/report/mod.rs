@@ -31,7 +31,7 @@ pub use build::{
     MissingEpisode, PeriodReport, PlanFacts, PlanSource, RunBounds, SchedulePlans, StationSection,
     build, build_with, station_section,
 };
-pub use csv::{CSV_HEADERS, write_csv};
+pub use csv::{CSV_HEADERS, category_vi, write_csv};
 pub use json::{EXPORT_FORMAT, EXPORT_VERSION, JsonExport, JsonStation, write_json};
 pub use period::{Period, REPORT_UTC_OFFSET_SECS, report_offset};
 pub use render::{Format, render};

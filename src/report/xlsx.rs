@@ -128,7 +128,7 @@ pub fn to_xlsx_with_sheet_rows(
         ws.write_string_with_format(row, 0, "Theo thể loại", &bold)?;
         row += 1;
         for (cat, t) in &report.city.by_category {
-            ws.write_string(row, 0, cat)?;
+            ws.write_string(row, 0, super::category_vi(cat))?;
             put(ws, row, t)?;
             row += 1;
         }

@@ -363,14 +363,9 @@ fn airing(r: &Recon, titles: &HashMap<String, String>, lufs: &HashMap<u64, f64>)
     }
 }
 
-/// A category as people read it: the schedule's own codes as written, the two built-in ones
-/// (`relay`, `other`) in Vietnamese.
+/// A category as people read it (the exports' rule, [`crate::report::category_vi`]).
 pub fn category_vi(c: &str) -> String {
-    match c {
-        "relay" => "tiếp sóng".into(),
-        "other" => "khác".into(),
-        c => c.to_string(),
-    }
+    crate::report::category_vi(c).to_string()
 }
 
 #[cfg(test)]
