@@ -175,6 +175,12 @@ async fn an_operator_downloads_their_wards_reports_and_nothing_else() {
         assert!(city_a.len() >= 6, "{city_a:?}");
         assert_eq!(rows_of(&mine, "phuong-a"), city_a, "{label}");
         assert!(rows_of(&mine, "phuong-b").is_empty());
+        // Its total row is the station's, and says so.
+        let cells = |v: &serde_json::Value| v.to_string();
+        assert!(cells(&city).contains("Tổng cộng toàn thành phố"));
+        assert!(
+            cells(&mine).contains("Tổng cộng của trạm") && !cells(&mine).contains("toàn thành phố")
+        );
         assert!(!rows_of(&city, "phuong-b").is_empty());
     }
 

@@ -122,7 +122,13 @@ pub fn to_xlsx_with_sheet_rows(
             put(ws, row, &s.reconciliation.breakdown.totals)?;
             row += 1;
         }
-        ws.write_string_with_format(row, 0, "Tổng cộng toàn thành phố", &bold)?;
+        // A one-station report (`station=`) totals that station, not the city.
+        let total = if report.only_station.is_some() {
+            "Tổng cộng của trạm"
+        } else {
+            "Tổng cộng toàn thành phố"
+        };
+        ws.write_string_with_format(row, 0, total, &bold)?;
         put(ws, row, &report.city.totals)?;
         row += 2;
         ws.write_string_with_format(row, 0, "Theo thể loại", &bold)?;
