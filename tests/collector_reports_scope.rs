@@ -98,6 +98,7 @@ async fn an_operator_downloads_their_wards_reports_and_nothing_else() {
     let site = CollectorSite::new(&[&a, &b]);
     let op = token(&site.db, "op-a", Role::Operator, &["phuong-a"]);
     let auditor = token(&site.db, "kiem", Role::Auditor, &[]);
+    let op_ab = token(&site.db, "op-ab", Role::Operator, &["phuong-a", "phuong-b"]);
     let srv = site.start(plans, HttpConfig::default()).await;
     let base = srv.base.clone();
     for (id, recs) in [("phuong-a", &ra), ("phuong-b", &rb)] {
@@ -235,6 +236,31 @@ async fn an_operator_downloads_their_wards_reports_and_nothing_else() {
     assert!(
         page.contains("Không được phép") && page.contains("Trạm này không thuộc quyền của bạn"),
         "{page}"
+    );
+
+    // An operator of two wards: both offered, neither chosen, no link until one is; the city
+    // is still not theirs.
+    let (st, page) = fetch(&base, "/reports", &op_ab).await;
+    let page = String::from_utf8(page).unwrap();
+    assert_eq!(st, 200);
+    assert!(
+        page.contains(r#"<option value="phuong-a">"#)
+            && page.contains(r#"<option value="phuong-b">"#)
+            && page.contains("Chọn một trạm")
+            && !page.contains("/api/v1/reports/")
+            && !page.contains("Cả thành phố"),
+        "{page}"
+    );
+    let (st, page) = fetch(&base, "/reports?station=phuong-b", &op_ab).await;
+    assert_eq!(st, 200);
+    assert!(
+        String::from_utf8(page)
+            .unwrap()
+            .contains(r#"href="/api/v1/reports/2019-03.csv?station=phuong-b""#)
+    );
+    assert_eq!(
+        fetch(&base, "/api/v1/reports/2019-03.csv", &op_ab).await.0,
+        403
     );
 
     // An auditor: the city by default (both wards offered), or any one station.
