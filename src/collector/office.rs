@@ -1,6 +1,8 @@
-//! The office web app's page handlers (rendered by [`crate::web`]): `/` (overview), `/stations/{id}?month=YYYY-MM` (station month),
-//! `/reports`, and the stylesheet. Handlers read through the collector's [`AppState`] (its status
-//! and plan caches and its read connection) and render through `web::render`.
+//! The office web app's page handlers (rendered by [`crate::web`]): `/` (overview),
+//! `/stations/{id}?month=YYYY-MM` (station month), `/reports?station=ID` (the report downloads,
+//! for the city or one station), and the stylesheet. Handlers read through the collector's
+//! [`AppState`] (its status and plan caches and its read connection) and render through
+//! `web::render`.
 //!
 //! **Invariant:** a page error is a Vietnamese page with its status code, never an English JSON
 //! body nor a panic; internal details are logged, not shown.
