@@ -16,6 +16,8 @@
 //!   Ed25519 signatures. Shared by station and collector.
 //! - [`centre`] — **API boundary**: the centre's signed envelope, manifest, key rotation, a
 //!   station's pinned centre key, station-signed requests (pure but for the key and pin files).
+//! - [`bulletin`] — **API boundary**: bulletins and cancellations from the centre (signed,
+//!   range-checked), a station's acceptance of one with its refusal codes.
 //!
 //! Edges (I/O):
 //! - [`media`] — probing and decoding audio files; SHA-256 of files.
@@ -43,6 +45,7 @@
 //! - [`cli`] — the `loa` command line: parses arguments and calls the modules above; the only
 //!   place `anyhow` is used.
 
+pub mod bulletin;
 pub mod centre;
 pub mod cli;
 pub mod clock;
