@@ -6,13 +6,16 @@
 //!   envelopes of kinds `bulletin` and `cancel`), every field range-checked;
 //! - [`check`] — a station's acceptance: signature under its pinned centre key, targets, window,
 //!   replay;
-//! - [`refusal`] — the refusal codes (`bulletin.*`) and their Vietnamese texts.
+//! - [`refusal`] — the refusal codes (`bulletin.*`) and their Vietnamese texts;
+//! - [`airing`] — when a station airs its accepted bulletins: the pure decision beside the
+//!   scheduler (emergency cuts in, priority at the item boundary, normal after the next session).
 //!
 //! **Invariant:** a station airs a bulletin only after [`check::check`] accepted it; the bytes
 //! verified are the bytes received (the `centre::signed` envelope), and a signature over another
 //! kind (a manifest, a cancel) never opens as a bulletin's. Pure: no I/O, no clock (`now` is
 //! handed in); knows nothing of HTTP, SQLite or the station's daemon.
 
+pub mod airing;
 pub mod body;
 pub mod check;
 pub mod refusal;
