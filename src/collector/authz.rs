@@ -145,6 +145,18 @@ const fn upload(method: &'static str, path: &'static str, access: Access) -> Rou
     }
 }
 
+/// A station's route (see [`Route::station_scoped`]) whose body is a streamed upload.
+const fn station_upload(method: &'static str, path: &'static str, access: Access) -> Route {
+    Route {
+        method,
+        path,
+        access,
+        station_scoped: true,
+        streamed_body: true,
+        station_param: StationParam::None,
+    }
+}
+
 /// A route whose `station=` query parameter limits operators (see [`StationParam`]).
 const fn reports(
     method: &'static str,
@@ -236,6 +248,12 @@ pub const ROUTES: &[Route] = &[
     station(
         "POST",
         "/stations/{id}/schedule",
+        Access::Page(ADMIN_OPERATOR),
+    ),
+    // A schedule file uploaded from the page (multipart; the CSRF token in the query).
+    station_upload(
+        "POST",
+        "/stations/{id}/schedule/upload",
         Access::Page(ADMIN_OPERATOR),
     ),
     station(

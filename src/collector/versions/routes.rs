@@ -1,5 +1,5 @@
 //! The HTTP side of schedule versions: the station's schedule page (editor, versions list,
-//! upload), a version's page (text, diff from its predecessor, rollback), the shared programs
+//! upload of a schedule file), a version's page (text, diff from its predecessor, rollback), the shared programs
 //! page, and the JSON API for scripts (`GET`/`PUT /api/v1/stations/{id}/schedule`,
 //! `GET`/`PUT /api/v1/programs`).
 //!
@@ -10,7 +10,7 @@
 
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::{Extension, Path, Query, State};
+use axum::extract::{Extension, Multipart, Path, Query, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
@@ -425,14 +425,24 @@ fn see_other(to: &str) -> Response {
     r
 }
 
+/// What the schedule page shows besides the latest version.
+enum Edited {
+    /// Nothing: the latest version's text in the editor (200).
+    None,
+    /// A refused save: its text, note and problems (422).
+    Refused(String, String, SaveError),
+    /// An uploaded file that is not text: why (400).
+    NotText(String),
+}
+
 /// The schedule page: the editor (with `text` and `problems` after a refused save, else the
-/// active text), the versions list.
+/// active text), the upload form, the versions list.
 async fn schedule_page_with(
     state: &AppState,
     id: &str,
     who: &Principal,
     v: Option<&Viewer>,
-    edited: Option<(String, String, SaveError)>,
+    edited: Edited,
 ) -> Response {
     let r = async {
         let entry = state
@@ -440,7 +450,16 @@ async fn schedule_page_with(
             .ok_or_else(|| Failure::NotFound(format!("Không có trạm «{id}».")))?;
         let doc = id.to_string();
         let all = read_versions(state, move |c| db::list(c, &doc)).await?;
-        let (text, note, problems, status) = editor_fields(&all, edited.as_ref());
+        let (refused, upload_error) = match edited {
+            Edited::None => (None, None),
+            Edited::Refused(t, n, e) => (Some((t, n, e)), None),
+            Edited::NotText(m) => (None, Some(m)),
+        };
+        let (text, note, problems, mut status) = editor_fields(&all, refused.as_ref());
+        if upload_error.is_some() {
+            status = StatusCode::BAD_REQUEST;
+        }
+        let csrf = v.map_or("", |v| v.csrf.as_str());
         let ctx = serde_json::json!({
             "nav": "overview",
             "station": { "id": entry.id, "name": entry.name },
@@ -449,6 +468,13 @@ async fn schedule_page_with(
             "text": text,
             "note": note,
             "problems": problems,
+            "upload_error": upload_error,
+            // The session's CSRF token rides in the query: the guard never reads an upload's body.
+            "upload_action": format!(
+                "/stations/{}/schedule/upload?csrf={}",
+                entry.id,
+                crate::collector::authz::percent_encode(csrf)
+            ),
             "may_edit": may_edit(who),
             "managed": !all.is_empty(),
         });
@@ -468,7 +494,139 @@ async fn schedule_page(
     v: Option<Extension<Viewer>>,
 ) -> Response {
     let v = v.map(|Extension(v)| v);
-    schedule_page_with(&state, &id, &who, v.as_ref(), None).await
+    schedule_page_with(&state, &id, &who, v.as_ref(), Edited::None).await
+}
+
+/// Why an uploaded schedule file is not text the editor can take.
+#[derive(Debug, PartialEq, Eq)]
+enum NotText {
+    /// Not UTF-8: the first bad byte's line and column (in characters, the BOM not counted).
+    NotUtf8 { line: usize, column: usize },
+}
+
+impl NotText {
+    fn vi(&self) -> String {
+        match self {
+            NotText::NotUtf8 { line, column } => format!(
+                "Tệp lịch không phải văn bản UTF-8: byte sai đầu tiên ở dòng {line}:{column}. \
+                 Hãy lưu tệp dưới dạng UTF-8 (có hoặc không có BOM) rồi tải lên lại. Không có gì \
+                 được lưu hay áp dụng."
+            ),
+        }
+    }
+}
+
+/// The text of an uploaded schedule file: UTF-8 with or without a byte-order mark, line ends
+/// LF or CRLF (stored with LF, as the editor stores what it is sent).
+fn upload_text(bytes: &[u8]) -> Result<String, NotText> {
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    match std::str::from_utf8(bytes) {
+        Ok(t) => Ok(t.replace("\r\n", "\n")),
+        Err(e) => {
+            let valid = e.valid_up_to();
+            let prefix = std::str::from_utf8(&bytes[..valid]).unwrap_or("");
+            let (line, column) = crate::schedule::file::line_column(prefix, valid);
+            Err(NotText::NotUtf8 { line, column })
+        }
+    }
+}
+
+/// What the upload form sent: the file's bytes (at most [`MAX_TEXT_BYTES`]) and the note.
+async fn upload_fields(state: &AppState, req: Request) -> Result<(Vec<u8>, String), Failure> {
+    use axum::extract::FromRequest as _;
+    let mut mp = Multipart::from_request(req, state).await.map_err(|e| {
+        Failure::BadRequest(format!("Cần biểu mẫu multipart/form-data có tệp lịch: {e}"))
+    })?;
+    let broken = |e: axum::extract::multipart::MultipartError| {
+        Failure::BadRequest(format!("Biểu mẫu gửi lên bị hỏng: {e}"))
+    };
+    let secs = state.body_read_secs();
+    let work = async {
+        let (mut file, mut note) = (None, String::new());
+        while let Some(mut field) = mp.next_field().await.map_err(broken)? {
+            let name = field.name().unwrap_or("").to_string();
+            let mut bytes = Vec::new();
+            while let Some(chunk) = field.chunk().await.map_err(broken)? {
+                bytes.extend_from_slice(&chunk);
+                if bytes.len() > MAX_TEXT_BYTES {
+                    return Err(Failure::TooLarge);
+                }
+            }
+            match name.as_str() {
+                "file" => file = Some(bytes),
+                "note" => note = String::from_utf8_lossy(&bytes).into_owned(),
+                _ => {}
+            }
+        }
+        let file = file
+            .filter(|f| !f.is_empty())
+            .ok_or_else(|| Failure::BadRequest("Chưa chọn tệp lịch, hoặc tệp rỗng.".into()))?;
+        Ok((file, note))
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(secs), work)
+        .await
+        .map_err(|_| Failure::BadRequest(format!("Tệp không gửi xong trong {secs} giây.")))?
+}
+
+/// `POST /stations/{id}/schedule/upload?csrf=…`: a multipart form with `file` (a schedule TOML
+/// file: UTF-8 with or without BOM, LF or CRLF) and `note`; then exactly what a save from the
+/// editor does. Not UTF-8: the schedule page with the first bad byte's line:column (400).
+async fn schedule_upload(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Extension(who): Extension<Principal>,
+    ConnectInfo(peer): ConnectInfo,
+    v: Option<Extension<Viewer>>,
+    req: Request,
+) -> Response {
+    let v = v.map(|Extension(v)| v);
+    if let Err(f) = known_station(&state, &id) {
+        return f.page(v.as_ref());
+    }
+    let (bytes, note) = match upload_fields(&state, req).await {
+        Ok(x) => x,
+        Err(f) => {
+            let mut r = f.page(v.as_ref());
+            r.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            return r;
+        }
+    };
+    let text = match upload_text(&bytes) {
+        Ok(t) => t,
+        Err(e) => {
+            return schedule_page_with(&state, &id, &who, v.as_ref(), Edited::NotText(e.vi()))
+                .await;
+        }
+    };
+    save_text(&state, &id, &who, peer, v.as_ref(), text, note).await
+}
+
+/// Publish `text` from a page (the editor or an uploaded file): to its version page when valid,
+/// else the editor again with the text and every problem (422).
+async fn save_text(
+    state: &AppState,
+    id: &str,
+    who: &Principal,
+    peer: String,
+    v: Option<&Viewer>,
+    text: String,
+    note: String,
+) -> Response {
+    if text.len() > MAX_TEXT_BYTES {
+        return Failure::TooLarge.page(v);
+    }
+    let save = save_of(state, who, peer, text.clone(), note.clone());
+    match publish(state, id, save, None).await {
+        Ok(p) => see_other(&format!(
+            "/stations/{id}/schedule/versions/{}?saved=1",
+            p.version
+        )),
+        Err(Failure::Invalid(e)) => {
+            schedule_page_with(state, id, who, v, Edited::Refused(text, note, e)).await
+        }
+        Err(f) => f.page(v),
+    }
 }
 
 /// `POST /stations/{id}/schedule`: a form with `text` (the editor) and `note`. Valid: published,
@@ -493,20 +651,7 @@ async fn schedule_save(
     }
     // Browsers send a textarea's line ends as CRLF: store the text as written, with LF.
     let text = text.replace("\r\n", "\n");
-    if text.len() > MAX_TEXT_BYTES {
-        return Failure::TooLarge.page(v.as_ref());
-    }
-    let save = save_of(&state, &who, peer, text.clone(), note.clone());
-    match publish(&state, &id, save, None).await {
-        Ok(p) => see_other(&format!(
-            "/stations/{id}/schedule/versions/{}?saved=1",
-            p.version
-        )),
-        Err(Failure::Invalid(e)) => {
-            schedule_page_with(&state, &id, &who, v.as_ref(), Some((text, note, e))).await
-        }
-        Err(f) => f.page(v.as_ref()),
-    }
+    save_text(&state, &id, &who, peer, v.as_ref(), text, note).await
 }
 
 #[derive(Deserialize)]
@@ -716,10 +861,44 @@ pub fn router() -> Router<AppState> {
             "/stations/{id}/schedule",
             get(schedule_page).post(schedule_save),
         )
+        .route("/stations/{id}/schedule/upload", post(schedule_upload))
         .route("/stations/{id}/schedule/versions/{n}", get(version_page))
         .route(
             "/stations/{id}/schedule/versions/{n}/rollback",
             post(rollback),
         )
         .route("/programs", get(programs_page).post(programs_save))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_uploaded_file_is_utf8_with_or_without_bom_and_any_line_ends() {
+        let want = "id = \"a\"\nname = \"Phường A\"\n";
+        for bytes in [
+            want.as_bytes().to_vec(),
+            want.replace('\n', "\r\n").into_bytes(),
+            [b"\xEF\xBB\xBF".as_slice(), want.as_bytes()].concat(),
+            [
+                b"\xEF\xBB\xBF".as_slice(),
+                want.replace('\n', "\r\n").as_bytes(),
+            ]
+            .concat(),
+        ] {
+            assert_eq!(upload_text(&bytes).as_deref(), Ok(want));
+        }
+        // Latin-1 "ờ" is not UTF-8: its line and column (the BOM not counted).
+        let latin1 = b"\xEF\xBB\xBFid = \"a\"\r\nname = \"Ph\xF0\"\n";
+        let e = upload_text(latin1).unwrap_err();
+        assert_eq!(
+            e,
+            NotText::NotUtf8 {
+                line: 2,
+                column: 11
+            }
+        );
+        assert!(e.vi().contains("dòng 2:11"), "{}", e.vi());
+    }
 }
