@@ -5,6 +5,10 @@
 //! a value just outside a declared range is refused with 400 naming the field; and every answer
 //! has a documented status and a body valid against the schema documented for it.
 //!
+//! The document lists exactly the collector's routes: every row of `authz::ROUTES` is an
+//! operation of the same method and path, every operation is a row, and each `{parameter}` of
+//! a path is declared.
+//!
 //! The semantic rules no JSON Schema can state are applied to the generated values and
 //! documented in the document's descriptions: a record is signed by the station's key and names
 //! the station of the path; seq 1 carries the genesis `prev_hash`; a seq is not reused with other
@@ -262,6 +266,58 @@ fn reason_code_rule(rec: &mut Value) {
         }
         _ => {}
     }
+}
+
+/// Every route of the collector (`authz::ROUTES`, the one table every request passes) is in the
+/// document with its method, and the document has no operation the collector does not serve.
+#[test]
+fn the_document_lists_exactly_the_routes_of_the_route_table() {
+    let doc = Doc::load();
+    let methods = ["get", "put", "post", "delete", "patch", "head", "options"];
+    let mut documented = HashSet::new();
+    for (path, item) in doc.0["paths"].as_object().unwrap() {
+        for (m, op) in item.as_object().unwrap() {
+            if !methods.contains(&m.as_str()) {
+                continue;
+            }
+            documented.insert((m.to_uppercase(), path.clone()));
+            // Each `{name}` of the path is declared as a path parameter.
+            let declared: HashSet<&str> = op["parameters"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|p| p["in"] == "path")
+                .filter_map(|p| p["name"].as_str())
+                .collect();
+            for name in path.split('{').skip(1).filter_map(|s| s.split_once('}')) {
+                assert!(
+                    declared.contains(name.0),
+                    "{m} {path}: path parameter `{}` is not declared",
+                    name.0
+                );
+            }
+            assert!(
+                op["summary"].as_str().is_some_and(|s| !s.is_empty()),
+                "{m} {path} has no summary"
+            );
+        }
+    }
+    let table: HashSet<(String, String)> = loa::collector::authz::ROUTES
+        .iter()
+        .map(|r| (r.method.to_string(), r.path.to_string()))
+        .collect();
+    let mut missing: Vec<_> = table.difference(&documented).collect();
+    missing.sort();
+    assert!(
+        missing.is_empty(),
+        "routes of authz::ROUTES missing from docs/openapi.json: {missing:?}"
+    );
+    let mut extra: Vec<_> = documented.difference(&table).collect();
+    extra.sort();
+    assert!(
+        extra.is_empty(),
+        "operations of docs/openapi.json the collector does not serve (no row in authz::ROUTES): {extra:?}"
+    );
 }
 
 /// The codes the document lists for `reason_code` are exactly those a station may state.
