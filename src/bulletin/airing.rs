@@ -35,6 +35,7 @@ use chrono_tz::Tz;
 use super::body::BulletinId;
 use super::check::Accepted;
 use super::refusal::RefusalCode;
+use crate::reason::ReasonCode;
 use crate::schedule::{Priority, QuietHours, Station};
 
 /// The fade out of what an emergency cuts in over, seconds (the issue's ≤ 0.5 s; the player's
@@ -170,6 +171,13 @@ pub enum Preempted {
     Scheduled { key: String, resume: bool },
     /// A lower-priority bulletin's airing, recorded preempted; it stays pending.
     Bulletin { id: BulletinId, repeat: u32 },
+}
+
+impl Preempted {
+    /// The reason code the interrupted airing is recorded with.
+    pub fn code(&self) -> ReasonCode {
+        ReasonCode::PreemptedHigherPriority
+    }
 }
 
 /// One decision.
@@ -1167,6 +1175,55 @@ mod tests {
                     code: RefusalCode::Cancelled,
                 },
             ],
+            Some(t(18, 0, 0)),
+        );
+    }
+
+    /// From the envelope to the air: only what `check` accepted becomes pending, and it airs
+    /// by its priority; a forged one never reaches the decision.
+    #[test]
+    fn only_an_accepted_bulletin_reaches_the_air() {
+        use super::super::body::tests::sample;
+        use super::super::check::check as accept;
+        use ed25519_dalek::SigningKey;
+        let centre = SigningKey::from_bytes(&[1; 32]);
+        let pinned = [centre.verifying_key()];
+        let mut b = sample();
+        b.not_before = t(6, 0, 0);
+        b.not_after = t(18, 0, 0);
+        let now = t(10, 2, 0);
+        let forged = b
+            .sign(&SigningKey::from_bytes(&[2; 32]))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let refused = accept(&forged, "p1", "51001", &pinned, now, &|_, _| false);
+        assert_eq!(
+            refused.map_err(|e| e.code()).err(),
+            Some(RefusalCode::Signature)
+        );
+        let env = b.sign(&centre).unwrap_or_else(|e| panic!("{e}"));
+        let ok = accept(&env, "p1", "51001", &pinned, now, &|_, _| false)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let p = Pending::of(&ok);
+        assert_eq!(
+            (p.id, p.next_repeat, p.count, p.duration_ms),
+            (b.id, 1, 3, 45_000)
+        );
+        let c = case(
+            "accepted emergency",
+            now,
+            scheduled(Priority::Normal),
+            vec![p],
+        );
+        let preempted = sched(true);
+        assert_eq!(preempted.code().as_str(), "preempted.higher_priority");
+        check(
+            c,
+            vec![Action::CutIn {
+                id: b.id,
+                repeat: 1,
+                preempted,
+                fade_secs: CUT_IN_FADE_SECS,
+            }],
             Some(t(18, 0, 0)),
         );
     }

@@ -57,6 +57,17 @@ pub enum Refusal {
         id: BulletinId,
         not_before: DateTime<Utc>,
     },
+    #[error(
+        "bulletin {id} refused: its audio is {actual_size} bytes with SHA-256 {actual_sha256}, the \
+         bulletin names {stated_size} bytes with SHA-256 {stated_sha256}"
+    )]
+    Audio {
+        id: BulletinId,
+        stated_sha256: String,
+        stated_size: u64,
+        actual_sha256: String,
+        actual_size: u64,
+    },
 }
 
 impl Refusal {
@@ -69,6 +80,7 @@ impl Refusal {
             Refusal::Replayed { .. } => RefusalCode::Replayed,
             Refusal::Expired { .. } => RefusalCode::Expired,
             Refusal::NotYet { .. } => RefusalCode::NotYet,
+            Refusal::Audio { .. } => RefusalCode::Audio,
         }
     }
 
@@ -129,6 +141,21 @@ pub fn check(
     Ok(Accepted {
         bulletin,
         next_repeat,
+    })
+}
+
+/// Whether the audio a station fetched for `bulletin` — `sha256` (lowercase hex) of its bytes,
+/// `size` bytes — is the one the bulletin names; audio that is not never airs.
+pub fn check_audio(bulletin: &Bulletin, sha256: &str, size: u64) -> Result<(), Refusal> {
+    if sha256 == bulletin.audio.sha256 && size == bulletin.audio.size {
+        return Ok(());
+    }
+    Err(Refusal::Audio {
+        id: bulletin.id,
+        stated_sha256: bulletin.audio.sha256.clone(),
+        stated_size: bulletin.audio.size,
+        actual_sha256: sha256.to_string(),
+        actual_size: size,
     })
 }
 
@@ -384,6 +411,31 @@ mod tests {
             check_cancel(&rekinded, &pinned()).map_err(|e| e.code()),
             Err(RefusalCode::Signature)
         );
+    }
+
+    #[test]
+    fn audio_the_station_cannot_verify_is_refused() {
+        let b = sample();
+        let (sha, size) = (b.audio.sha256.clone(), b.audio.size);
+        for (name, got_sha, got_size, want) in [
+            ("as named", sha.clone(), size, Ok(())),
+            (
+                "other bytes",
+                "cd".repeat(32),
+                size,
+                Err(RefusalCode::Audio),
+            ),
+            ("truncated", sha.clone(), size - 1, Err(RefusalCode::Audio)),
+            (
+                "upper-case hex",
+                sha.to_uppercase(),
+                size,
+                Err(RefusalCode::Audio),
+            ),
+        ] {
+            let got = check_audio(&b, &got_sha, got_size).map_err(|e| e.code());
+            assert_eq!(got, want, "{name}");
+        }
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! - [`body`] — the bulletin and its cancellation as they travel (the bodies of centre-signed
 //!   envelopes of kinds `bulletin` and `cancel`), every field range-checked;
 //! - [`check`] — a station's acceptance: signature under its pinned centre key, targets, window,
-//!   replay;
+//!   replay; and of the audio it fetched (`check_audio`);
 //! - [`refusal`] — the refusal codes (`bulletin.*`) and their Vietnamese texts;
 //! - [`airing`] — when a station airs its accepted bulletins: the pure decision beside the
 //!   scheduler (emergency cuts in, priority at the item boundary, normal after the next session).
@@ -21,5 +21,5 @@ pub mod check;
 pub mod refusal;
 
 pub use body::{AudioRef, Bulletin, BulletinError, BulletinId, Cancel, Repeats, Targets};
-pub use check::{Accepted, Refusal, check, check_cancel};
+pub use check::{Accepted, Refusal, check, check_audio, check_cancel};
 pub use refusal::RefusalCode;
