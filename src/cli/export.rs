@@ -59,11 +59,19 @@ pub fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
     };
     let now = chrono::Utc::now();
     let today = now.with_timezone(&report_offset()).date_naive();
+    let (field, kind) = if args.month.is_some() {
+        ("--month", crate::report::PeriodKind::Month)
+    } else {
+        ("--year", crate::report::PeriodKind::MonthOrYear)
+    };
     let label = args.month.or(args.year).unwrap_or_default();
     let period = match Period::parse(&label, today) {
         Ok(p) => p,
-        Err(e) => {
-            eprintln!("loa export: {e}");
+        Err(_) => {
+            eprintln!(
+                "loa export: {}",
+                crate::report::period_problem_vi(field, &label, kind)
+            );
             return Ok(ExitCode::from(2));
         }
     };

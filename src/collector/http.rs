@@ -47,7 +47,7 @@ use super::store::CheckedRecord;
 use super::store::{DEFAULT_SYNCHRONOUS, Store, StoreError, StoreOutcome, Synchronous};
 use crate::clock::Clock;
 use crate::reconcile::Thresholds;
-use crate::report::{Format, Period, PlanSource, ReportError};
+use crate::report::{Format, Period, PeriodKind, PlanSource, ReportError};
 use crate::wire::{BatchAck, Rejection, SignedHeartbeat};
 
 /// Default number of ingest requests handled at once; more wait up to
@@ -808,6 +808,32 @@ pub enum ApiError {
     Overloaded,
     /// 500: logged; the client sees a generic message.
     Internal(String),
+    /// A query or path parameter refused (its status, usually 400 or 404): JSON
+    /// `{"error", "message", "code", "field"}`, the message in Vietnamese.
+    Refused(Refusal),
+}
+
+/// A request parameter the API refuses: a stable `code`, the `field` at fault and a Vietnamese
+/// `message` saying what to write (also under `error`, the key every API error has).
+#[derive(Debug)]
+pub struct Refusal {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub field: String,
+    pub message: String,
+}
+
+impl Refusal {
+    /// A period parameter `field` (`month`, or `period`: the `YYYY-MM`/`YYYY` of a report's
+    /// path) that does not parse, with the status the route has always answered it.
+    pub fn period(status: StatusCode, field: &str, value: &str, kind: PeriodKind) -> Self {
+        Self {
+            status,
+            code: "report.bad_period",
+            field: field.to_string(),
+            message: crate::report::period_problem_vi(field, value, kind),
+        }
+    }
 }
 
 impl From<StoreError> for ApiError {
@@ -819,7 +845,12 @@ impl From<StoreError> for ApiError {
 impl From<ReportError> for ApiError {
     fn from(e: ReportError) -> Self {
         match e {
-            ReportError::BadPeriod(_) => ApiError::NotFound(e.to_string()),
+            ReportError::BadPeriod(p) => ApiError::Refused(Refusal::period(
+                StatusCode::NOT_FOUND,
+                "period",
+                &p,
+                PeriodKind::MonthOrYear,
+            )),
             other => ApiError::Internal(other.to_string()),
         }
     }
@@ -894,6 +925,15 @@ impl IntoResponse for ApiError {
                     code: Some(crate::reason::ReasonCode::RefusedTooLarge),
                 }])),
             ),
+            ApiError::Refused(r) => {
+                let body = serde_json::json!({
+                    "error": r.message,
+                    "message": r.message,
+                    "code": r.code,
+                    "field": r.field,
+                });
+                return (r.status, axum::Json(body)).into_response();
+            }
             ApiError::Overloaded => {
                 let body = ErrorBody {
                     error: "collector busy; nothing was stored, retry later",
@@ -1320,7 +1360,14 @@ async fn get_airings(
         .with_timezone(&super::status::report_offset())
         .date_naive();
     let period = match (q.month, q.from, q.to) {
-        (Some(m), _, _) => Period::parse(&m, today)?,
+        (Some(m), _, _) => Period::parse(&m, today).map_err(|_| {
+            ApiError::Refused(Refusal::period(
+                StatusCode::NOT_FOUND,
+                "month",
+                &m,
+                PeriodKind::Month,
+            ))
+        })?,
         (None, Some(from), Some(to)) if from <= to => Period {
             label: format!("{from}..{to}"),
             from,
@@ -1368,6 +1415,9 @@ async fn get_airings(
         .map(axum::Json)
 }
 
+/// The formats of a report, as the refusals name them.
+const FORMATS_VI: &str = "csv, xlsx, json hoặc docx";
+
 async fn get_report(
     State(state): State<AppState>,
     Path(file): Path<String>,
@@ -1375,15 +1425,31 @@ async fn get_report(
 ) -> Result<Response, ApiError> {
     use crate::report::{OneStation, StationDirectory, docx};
     let (label, ext) = file.rsplit_once('.').ok_or_else(|| {
-        ApiError::NotFound("use /api/v1/reports/YYYY-MM.{csv,xlsx,json,docx} or YYYY.{…}".into())
+        ApiError::Refused(Refusal {
+            status: StatusCode::NOT_FOUND,
+            code: "report.bad_format",
+            field: "format".into(),
+            message: format!(
+                "Đường dẫn «{}» thiếu định dạng: viết /api/v1/reports/KỲ.ĐỊNH_DẠNG, kỳ là YYYY-MM \
+                 hoặc YYYY, định dạng là {FORMATS_VI}, ví dụ /api/v1/reports/2026-11.xlsx.",
+                file.chars().take(40).collect::<String>()
+            ),
+        })
     })?;
     if ext.eq_ignore_ascii_case("docx") {
         return Ok(get_docx_report(state, label.to_string(), params).await);
     }
     let format = Format::parse(ext).ok_or_else(|| {
-        ApiError::NotFound(format!(
-            "unknown report format `{ext}`: csv, xlsx, json or docx"
-        ))
+        ApiError::Refused(Refusal {
+            status: StatusCode::NOT_FOUND,
+            code: "report.bad_format",
+            field: "format".into(),
+            message: format!(
+                "Định dạng «{}» không có: báo cáo tải về được dưới dạng {FORMATS_VI}, \
+                 ví dụ /api/v1/reports/2026-11.xlsx.",
+                ext.chars().take(40).collect::<String>()
+            ),
+        })
     })?;
     let station = match docx::station_param(&params) {
         Ok(s) => s,
@@ -1496,8 +1562,8 @@ async fn get_docx_report(
     }
 }
 
-/// A report refused: JSON `{"error": <Vietnamese>, "code": "report.…"}` with the status of its
-/// kind, and `"field"` naming the query parameter at fault when one is.
+/// A report refused: JSON `{"error": <Vietnamese>, "message": <the same>, "code": "report.…"}`
+/// with the status of its kind, and `"field"` naming the query parameter at fault when one is.
 fn report_error(err: crate::report::docx::DocxError) -> Response {
     use crate::report::docx::DocxError;
     let msg = if err.is_internal() {
@@ -1508,10 +1574,13 @@ fn report_error(err: crate::report::docx::DocxError) -> Response {
     };
     let status =
         StatusCode::from_u16(err.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let mut body = serde_json::json!({ "error": msg, "code": err.code() });
+    let mut body = serde_json::json!({ "error": msg, "message": msg, "code": err.code() });
     let field = match &err {
         DocxError::UnknownStation(_) => Some("station".to_string()),
         DocxError::BadParam { name, .. } => Some(name.clone()),
+        DocxError::BadPeriod(_) | DocxError::MonthOutOfRange(_) | DocxError::NotStarted { .. } => {
+            Some("period".to_string())
+        }
         _ => None,
     };
     if let (Some(f), Some(o)) = (field, body.as_object_mut()) {

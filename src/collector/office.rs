@@ -164,9 +164,12 @@ struct MonthQuery {
     month: Option<String>,
 }
 
+/// A month parameter refused: the API's text for it ([`crate::report::period_problem_vi`]).
 fn bad_month(m: &str) -> PageError {
-    PageError::BadRequest(format!(
-        "Tháng «{m}» không hợp lệ: hãy chọn tháng theo dạng NNNN-TT, ví dụ 2026-11."
+    PageError::BadRequest(crate::report::period_problem_vi(
+        "month",
+        m,
+        crate::report::PeriodKind::Month,
     ))
 }
 

@@ -1,4 +1,4 @@
-//! Relaying a live upstream stream ("tiếp âm") for a time window, with failover to a fallback
+//! Relaying a live upstream stream ("tiếp sóng") for a time window, with failover to a fallback
 //! playlist when the upstream is unreachable, drops, stalls or goes silent.
 //!
 //! [`start`] spawns the upstream thread at once (call it [`DEFAULT_PRECONNECT_SECS`] before the

@@ -7,6 +7,7 @@
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
+use std::collections::HashMap;
 
 use super::{Period, RecordSource, ReportError, StationDirectory, StationEntry, StoredRecord};
 use crate::reconcile::{AiredAiring, Breakdown, Thresholds, reconcile};
@@ -39,13 +40,29 @@ pub trait PlanSource {
     ) -> Option<std::sync::Arc<PlanFacts>> {
         None
     }
+
+    /// Program id → title of `station`'s schedule, for the exports' *Chương trình* column: what
+    /// [`PlanSource::plan_facts`] holds, else read from the registered schedule file (one small
+    /// file, parsed as the station month page reads it); empty when there is none or it does
+    /// not parse (the exports then show the ids).
+    fn titles(&self, station: &StationEntry, period: &Period) -> HashMap<String, String> {
+        if let Some(f) = self.plan_facts(station, period) {
+            return f.titles.clone();
+        }
+        match &station.schedule {
+            Some(p) => std::fs::read_to_string(p)
+                .map(|t| crate::schedule::file::program_titles(p, &t))
+                .unwrap_or_default(),
+            None => HashMap::new(),
+        }
+    }
 }
 
 /// What a station's schedule says of a period besides its airings ([`PlanSource::plan_facts`]).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct PlanFacts {
     /// Program id → title, for the programs that have one.
-    pub titles: std::collections::HashMap<String, String>,
+    pub titles: HashMap<String, String>,
     /// Episode files the period's slots name that cannot air, in schedule order.
     pub missing_episodes: Vec<MissingEpisode>,
 }
@@ -109,6 +126,17 @@ pub struct StationSection {
     /// What proves where the run starts and ends (for the JSON export).
     #[serde(skip)]
     pub bounds: RunBounds,
+    /// Program id → title ([`PlanSource::titles`]); filled by [`build_with`] (the exports), empty
+    /// from [`station_section`] (the pages look titles up themselves).
+    #[serde(skip)]
+    pub titles: HashMap<String, String>,
+}
+
+impl StationSection {
+    /// What people read for program `id`: its title when the schedule gives one, else the id.
+    pub fn title_of<'a>(&'a self, id: &'a str) -> &'a str {
+        self.titles.get(id).map(String::as_str).unwrap_or(id)
+    }
 }
 
 /// The records that prove where a station's run starts and ends: the JSON export carries them so
@@ -171,7 +199,11 @@ pub fn build_with(
     type Built = Result<StationSection, ReportError>;
     let work = |db: &dyn RecordSource, part: &[&StationEntry]| -> Vec<Built> {
         part.iter()
-            .map(|entry| section(db, entry, plans, period, th, now, keep_records))
+            .map(|entry| {
+                let mut s = section(db, entry, plans, period, th, now, keep_records)?;
+                s.titles = plans.titles(entry, period);
+                Ok(s)
+            })
             .collect()
     };
     // One part per core, each with its own read connection (WAL readers run side by side):
@@ -303,6 +335,7 @@ fn section(
         reconciliation,
         records: run,
         bounds,
+        titles: HashMap::new(),
     })
 }
 

@@ -7,11 +7,14 @@
 use chrono::{DateTime, Datelike, FixedOffset};
 use std::io::Write;
 
+use super::words::{category_vi, source_vi};
 use super::{PeriodReport, ReportError, StationSection};
 use crate::reconcile::{Row, source_key};
 
-/// CSV column headers (Vietnamese).
-pub const CSV_HEADERS: [&str; 18] = [
+/// CSV column headers (Vietnamese). Tools read the columns by position: a new column goes at the
+/// end. *Chương trình* is the program's title (the id when the schedule gives none); its id is the
+/// last column, *Mã chương trình*.
+pub const CSV_HEADERS: [&str; 19] = [
     "Mã trạm",
     "Tên trạm",
     "Mã ĐVHC",
@@ -30,24 +33,8 @@ pub const CSV_HEADERS: [&str; 18] = [
     "Lý do",
     "Số thứ tự bản ghi",
     "Mã lần phát",
+    "Mã chương trình",
 ];
-
-/// A category as people read it: the schedule's own codes as written, the two built-in ones
-/// (`relay`, `other`) in Vietnamese — pages and exports alike.
-pub fn category_vi(c: &str) -> &str {
-    match c {
-        "relay" => "tiếp sóng",
-        "other" => "khác",
-        c => c,
-    }
-}
-
-fn source_vi(row: &Row) -> &'static str {
-    match source_key(row.source) {
-        "relay" => "Tiếp âm",
-        _ => "Tệp của trạm",
-    }
-}
 
 fn csv_field(out: &mut impl Write, s: &str) -> std::io::Result<()> {
     if s.bytes().any(|b| matches!(b, b',' | b'"' | b'\n' | b'\r')) {
@@ -140,7 +127,7 @@ fn push_secs(out: &mut Vec<u8>, x: f64) {
 }
 
 /// The cells of one airing row, in [`CSV_HEADERS`] order.
-pub(super) fn row_cells<'a>(s: &'a StationSection, r: &'a Row) -> [Cell<'a>; 18] {
+pub(super) fn row_cells<'a>(s: &'a StationSection, r: &'a Row) -> [Cell<'a>; CSV_HEADERS.len()] {
     [
         Cell::Text(&s.id),
         Cell::Text(&s.name),
@@ -152,9 +139,12 @@ pub(super) fn row_cells<'a>(s: &'a StationSection, r: &'a Row) -> [Cell<'a>; 18]
             .map(Cell::Time)
             .unwrap_or(Cell::Empty),
         opt_text(&r.slot),
-        opt_text(&r.program),
+        r.program
+            .as_deref()
+            .map(|p| Cell::Text(s.title_of(p)))
+            .unwrap_or(Cell::Empty),
         Cell::Text(category_vi(&r.category)),
-        Cell::Text(source_vi(r)),
+        Cell::Text(source_vi(source_key(r.source))),
         Cell::Secs(r.planned_secs),
         Cell::Secs(r.aired_secs),
         opt_secs(r.late_by_secs.filter(|&l| l > 0.0)),
@@ -166,6 +156,7 @@ pub(super) fn row_cells<'a>(s: &'a StationSection, r: &'a Row) -> [Cell<'a>; 18]
             .unwrap_or(Cell::Empty),
         r.seq.map(Cell::Int).unwrap_or(Cell::Empty),
         opt_text(&r.occurrence),
+        opt_text(&r.program),
     ]
 }
 
@@ -357,6 +348,7 @@ mod tests {
                     ),
                     records: Vec::new(),
                     bounds: RunBounds::default(),
+                    titles: Default::default(),
                 }
             })
             .collect();
@@ -422,6 +414,7 @@ mod tests {
             reconciliation: reconcile("st", Some(&plans), &[], &Thresholds::default(), Utc::now()),
             records: Vec::new(),
             bounds: RunBounds::default(),
+            titles: Default::default(),
         };
         let rows: Vec<u8> = csv_rows(&[section]).unwrap().concat();
         let rows = String::from_utf8(rows).unwrap();

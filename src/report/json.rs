@@ -48,6 +48,9 @@ pub struct JsonStation {
     pub plan_note: Option<String>,
     /// Totals of the reconciliation (informative; not signed by the station).
     pub totals: crate::reconcile::Totals,
+    /// Program id → title from the station's schedule (informative; the records carry ids).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub program_titles: std::collections::BTreeMap<String, String>,
     /// The highest seq the collector held for the station at `generated_at` (the collector's
     /// word, not signed). Version 2.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -88,6 +91,11 @@ pub fn write_json(report: &PeriodReport, out: &mut impl Write) -> Result<(), Rep
             records_in_period: in_period,
             plan_note: s.plan_note.clone(),
             totals: s.reconciliation.breakdown.totals.clone(),
+            program_titles: s
+                .titles
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
             held_through: Some(s.bounds.held_through),
             anchor: s.bounds.anchor.as_ref().map(|r| r.signed()).transpose()?,
             records,

@@ -15,7 +15,7 @@
 //! against its stored records; no I/O of its own), [`csv`], [`xlsx`] and [`json`] (the exports),
 //! [`docx`] (the year-to-date report as an administrative report the office signs),
 //! [`mod@render`] (a report in the format asked for), [`verify`] (the offline check of a JSON
-//! export).
+//! export), [`words`] (the Vietnamese words of the built-in codes: categories, sources).
 
 pub mod build;
 pub mod csv;
@@ -25,21 +25,23 @@ pub mod period;
 pub mod render;
 pub mod source;
 pub mod verify;
+pub mod words;
 pub mod xlsx;
 
 pub use build::{
     MissingEpisode, PeriodReport, PlanFacts, PlanSource, RunBounds, SchedulePlans, StationSection,
     build, build_with, station_section,
 };
-pub use csv::{CSV_HEADERS, category_vi, write_csv};
+pub use csv::{CSV_HEADERS, write_csv};
 pub use json::{EXPORT_FORMAT, EXPORT_VERSION, JsonExport, JsonStation, write_json};
-pub use period::{Period, REPORT_UTC_OFFSET_SECS, report_offset};
+pub use period::{Period, PeriodKind, REPORT_UTC_OFFSET_SECS, period_problem_vi, report_offset};
 pub use render::{Format, render};
 pub use source::{
     CorruptRecord, OneStation, RecordSource, SourceError, StationDirectory, StationEntry,
     StoredRecord,
 };
 pub use verify::{EXPORT_VERSIONS_READ, StationVerdict, Verdict, verify_export};
+pub use words::{category_vi, plan_note_vi, relay_vi, source_vi};
 pub use xlsx::{
     MAX_DATA_ROWS_PER_SHEET, SHEET_AIRINGS, SHEET_EXCEPTIONS, SHEET_SUMMARY, SUMMARY_HEADERS,
     SUMMARY_NOT_YET_DUE, to_xlsx, to_xlsx_with_sheet_rows,
@@ -53,7 +55,7 @@ pub enum ReportError {
     Store(#[from] SourceError),
     #[error("{0}")]
     Corrupt(#[from] CorruptRecord),
-    #[error("period `{0}` is not YYYY-MM (a month) or YYYY (a year)")]
+    #[error("{}", period::period_problem_vi("period", .0, period::PeriodKind::MonthOrYear))]
     BadPeriod(String),
     #[error("cannot write the report: {0}")]
     Io(#[from] std::io::Error),

@@ -127,9 +127,68 @@ impl Period {
     }
 }
 
+/// Which periods a parameter takes, for [`period_problem_vi`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PeriodKind {
+    /// `YYYY-MM` only (the station month, `…/airings?month=`).
+    Month,
+    /// `YYYY-MM` or `YYYY` (the reports).
+    MonthOrYear,
+}
+
+/// What is wrong with `value` given as the period parameter `field` (`period`: the period of a
+/// report's path, *Kỳ báo cáo*), and what to write instead, in Vietnamese: the one text the API's JSON errors (`message`) and the pages show, e.g.
+/// "Tham số month «2026-13» không hợp lệ: tháng phải từ 01 đến 12. Tham số month phải có dạng
+/// YYYY-MM, ví dụ 2026-11."
+pub fn period_problem_vi(field: &str, value: &str, kind: PeriodKind) -> String {
+    let digits = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_digit());
+    let what = match value.split('-').collect::<Vec<_>>().as_slice() {
+        [""] => "để trống".to_string(),
+        [y, m] if digits(y, 4) && digits(m, 2) => {
+            format!("không có tháng {m} (tháng phải từ 01 đến 12)")
+        }
+        [y] if digits(y, 4) && kind == PeriodKind::Month => {
+            "đây là một năm, cần một tháng".to_string()
+        }
+        _ => "không đúng dạng".to_string(),
+    };
+    let shown: String = value.chars().take(40).collect();
+    let form = match kind {
+        PeriodKind::Month => "YYYY-MM, ví dụ 2026-11".to_string(),
+        PeriodKind::MonthOrYear => {
+            "YYYY-MM (một tháng, ví dụ 2026-11) hoặc YYYY (từ đầu năm, ví dụ 2026)".to_string()
+        }
+    };
+    // `period` is the report's path segment (`/api/v1/reports/KỲ.csv`), not a query parameter.
+    let subject = if field == "period" {
+        "Kỳ báo cáo".to_string()
+    } else {
+        format!("Tham số {field}")
+    };
+    format!("{subject} «{shown}» không hợp lệ: {what}. {subject} phải có dạng {form}.")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_bad_period_is_told_in_vietnamese_with_what_to_write() {
+        let m = period_problem_vi("month", "2026-13", PeriodKind::Month);
+        assert_eq!(
+            m,
+            "Tham số month «2026-13» không hợp lệ: không có tháng 13 (tháng phải từ 01 đến 12). \
+             Tham số month phải có dạng YYYY-MM, ví dụ 2026-11."
+        );
+        let y = period_problem_vi("period", "abc", PeriodKind::MonthOrYear);
+        assert!(
+            y.starts_with("Kỳ báo cáo «abc» không hợp lệ: không đúng dạng"),
+            "{y}"
+        );
+        assert!(y.contains("YYYY (từ đầu năm, ví dụ 2026)"), "{y}");
+        let y = period_problem_vi("month", "2026", PeriodKind::Month);
+        assert!(y.contains("cần một tháng"), "{y}");
+    }
 
     #[test]
     fn periods_parse() {

@@ -141,22 +141,18 @@ pub fn to_xlsx_with_sheet_rows(
         ws.write_string_with_format(row, 0, "Theo nguồn", &bold)?;
         row += 1;
         for (src, t) in &report.city.by_source {
-            ws.write_string(
-                row,
-                0,
-                if src == "relay" {
-                    "Tiếp âm"
-                } else {
-                    "Tệp của trạm"
-                },
-            )?;
+            ws.write_string(row, 0, super::source_vi(src))?;
             put(ws, row, t)?;
             row += 1;
         }
         let notes: Vec<String> = report
             .stations
             .iter()
-            .filter_map(|s| s.plan_note.as_ref().map(|n| format!("{}: {n}", s.id)))
+            .filter_map(|s| {
+                s.plan_note
+                    .as_ref()
+                    .map(|n| format!("{}: {}", s.id, super::plan_note_vi(n)))
+            })
             .collect();
         if !notes.is_empty() {
             row += 1;

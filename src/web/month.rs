@@ -324,11 +324,7 @@ pub fn build(
         next_month: month_of(shift(period.from, 1)),
         months: choices(period.from, today),
         open_note,
-        plan_note: s.plan_note.as_ref().map(|_| {
-            "Chưa lập được kế hoạch phát của tháng này (thiếu tệp lịch hoặc bản tin); các buổi \
-             phát được tính theo bản ghi của trạm."
-                .to_string()
-        }),
+        plan_note: s.plan_note.as_deref().map(crate::report::plan_note_vi),
         totals: MonthTotals::from(&s.reconciliation.breakdown.totals),
         slots: slots
             .into_iter()
@@ -424,6 +420,7 @@ mod tests {
             reconciliation: StationReconciliation { rows, breakdown },
             records: Vec::new(),
             bounds: Default::default(),
+            titles: Default::default(),
         };
         let today = NaiveDate::from_ymd_opt(2026, 11, 29).unwrap();
         let period = Period::parse("2026-11", today).unwrap();
