@@ -383,6 +383,13 @@ async fn no_english_word_reaches_the_exports_or_the_pages_of_a_month() {
         "/stations/xa-khong-lich?month=2026-11",
         "/reports",
         "/reports?station=phuong-le-hong-phong",
+        "/stations/phuong-le-hong-phong/schedule",
+        "/programs",
+        "/library",
+        "/admin/stations",
+        "/users",
+        "/audit",
+        "/account",
     ] {
         let html = String::from_utf8(get_bytes(&c, &format!("{base}{path}")).await).unwrap();
         found.extend(english(path, &page_text(&html)));
