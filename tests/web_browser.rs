@@ -639,7 +639,8 @@ async fn value(c: &Client, css: &str) -> String {
 /// uploaded to the library through the page's form (listed with its measured duration and
 /// loudness, Vietnamese figures), a non-audio file refused in Vietnamese, the MP3 assigned as
 /// CCHC's January 2027 episode; a schedule FILE (BOM, CRLF) uploaded with an error (shown at
-/// "dòng L:C", nothing activated), a non-UTF-8 one (its line:column), then fixed (version 1);
+/// "dòng L:C", nothing activated), a non-UTF-8 one (its line:column), one without its CSRF
+/// token (refused), then fixed (version 1);
 /// a station created in the web app and enrolled by the real `loa enrol` with the code the page
 /// showed once (the page then says enrolled; the code again is refused); a rollback with its
 /// diff.
@@ -793,8 +794,24 @@ async fn centre_pages_in_a_real_browser() {
         "{e}"
     );
     assert!(text(&c, "#active").await.contains("chưa giữ lịch"));
-    // Fixed: version 1, active, stored with LF and without the BOM.
+    // The form without its CSRF token (stripped from the action's query): refused, nothing
+    // activated.
     let good = windows_file(&work.path().join("phuong-1.toml"), WARD);
+    c.execute(
+        "const f = document.getElementById('upload'); f.action = f.action.split('?')[0];",
+        vec![],
+    )
+    .await
+    .unwrap();
+    choose_file(&c, "schedule-file", &good).await;
+    follow(&c, Locator::Id("upload-save")).await;
+    let refused = text(&c, "main").await;
+    assert!(refused.contains("mã chống giả mạo"), "{refused}");
+    c.goto(&format!("{base}/stations/phuong-1/schedule"))
+        .await
+        .unwrap();
+    assert!(text(&c, "#active").await.contains("chưa giữ lịch"));
+    // Fixed: version 1, active, stored with LF and without the BOM.
     choose_file(&c, "schedule-file", &good).await;
     fill(&c, "upload-note", "tệp lịch tháng 1").await;
     follow(&c, Locator::Id("upload-save")).await;
