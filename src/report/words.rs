@@ -15,12 +15,16 @@ pub fn relay_vi(capital: bool) -> &'static str {
     }
 }
 
-/// A category as people read it: the schedule's own codes as written, the two built-in ones
-/// (`relay`, `other`) in Vietnamese — pages and exports alike.
+/// A category as people read it, pages and exports alike: the two built-in ones (`relay`,
+/// `other`) and the codes docs/schedules.md gives as examples (`notice`, `news`, `ident`) in
+/// Vietnamese, any other code of the schedule as written (`cchc` is itself Vietnamese).
 pub fn category_vi(c: &str) -> &str {
     match c {
         "relay" => relay_vi(false),
         "other" => "khác",
+        "notice" => "thông báo",
+        "news" => "tin tức",
+        "ident" => "nhạc hiệu",
         c => c,
     }
 }
@@ -59,6 +63,8 @@ mod tests {
         assert_eq!(source_vi("file"), "Tệp của trạm");
         assert_eq!(category_vi("other"), "khác");
         assert_eq!(category_vi("cchc"), "cchc");
+        assert_eq!(category_vi("notice"), "thông báo");
+        assert_eq!(category_vi("tin-dia-phuong"), "tin-dia-phuong");
     }
 
     #[test]
