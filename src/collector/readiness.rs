@@ -127,6 +127,22 @@ pub fn readiness_vi(f: &Facts, month: NaiveDate) -> String {
     }
 }
 
+/// The first day of the month after `month` (a `YYYY-MM` label, [`StationStatus::month`]);
+/// `None` when the label is not one.
+pub fn month_after(month: &str) -> Option<NaiveDate> {
+    let first = NaiveDate::parse_from_str(&format!("{month}-01"), "%Y-%m-%d").ok()?;
+    first.checked_add_months(chrono::Months::new(1))
+}
+
+/// The readiness column of a status row, for the month after the row's own (`loa status`'s
+/// `THÁNG SAU`): [`readiness_vi`] of its facts, `—` when unmanaged.
+pub fn readiness_of_vi(s: &StationStatus) -> String {
+    match month_after(&s.month) {
+        Some(next) => readiness_vi(&Facts::of(s), next),
+        None => "—".into(),
+    }
+}
+
 /// Free disk when low (below [`LOW_DISK_BYTES`]): "Đĩa trạm còn trống 512,0 MB".
 pub fn low_disk_vi(h: &SyncHealth) -> Option<String> {
     h.free_bytes
@@ -251,6 +267,15 @@ mod tests {
         );
         // The centre lost its versions (or never had them): no readiness claimed.
         check(None, Some(health(Some(3), None, 0)), "v3", "—");
+    }
+
+    #[test]
+    fn the_month_after_a_label() {
+        let d = |y, m| NaiveDate::from_ymd_opt(y, m, 1);
+        assert_eq!(month_after("2026-11"), d(2026, 12));
+        assert_eq!(month_after("2026-12"), d(2027, 1));
+        assert_eq!(month_after("2026-13"), None);
+        assert_eq!(month_after(""), None);
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! The plain-text station table `loa status` prints: one line per station with online or
-//! offline, last and next airing, backlog, sequence gaps, this month's compliance and alerts —
+//! offline, last and next airing, backlog, sequence gaps, this month's compliance, the schedule
+//! version it airs and whether it is ready for next month (`collector::readiness`), and alerts —
 //! the facts of the dashboard, from the same [`StationStatus`] rows `GET /api/v1/stations`
 //! answers — and the alerts that need a line of their own. Everything shown is Vietnamese, in the
 //! dashboard's words and number format (the API's codes are rendered here, at the edge).
@@ -7,6 +8,7 @@
 //! **Invariant:** pure: the table and the alerts are functions of the status rows alone (no
 //! clock, no I/O), so the terminal shows exactly what the API said.
 
+use crate::collector::readiness::{Facts, readiness_of_vi, version_vi};
 use crate::collector::status::{StationStatus, age_vi, journal_alert_vi, pct_vi};
 
 /// Vietnamese word for a stored outcome name (the pages use it too).
@@ -88,6 +90,8 @@ pub fn table(statuses: &[StationStatus]) -> String {
         "TỒN ĐỌNG".into(),
         "THIẾU BẢN GHI".into(),
         "THÁNG NÀY".into(),
+        "PHIÊN BẢN".into(),
+        "THÁNG SAU".into(),
         "CẢNH BÁO".into(),
     ]];
     for s in statuses {
@@ -138,13 +142,15 @@ pub fn table(statuses: &[StationStatus]) -> String {
             s.month_compliance_pct
                 .map(pct_vi)
                 .unwrap_or_else(|| "-".into()),
+            version_vi(&Facts::of(s)),
+            readiness_of_vi(s),
             match alerts(s).join(", ") {
                 a if a.is_empty() => "-".to_string(),
                 a => a,
             },
         ]);
     }
-    let mut widths = [0usize; 9];
+    let mut widths = [0usize; 11];
     for r in &rows {
         for (w, c) in widths.iter_mut().zip(r) {
             *w = (*w).max(c.chars().count());
@@ -290,9 +296,28 @@ mod tests {
         off.backlog_records = None;
         off.month_compliance_pct = None;
         off.gaps = vec![SeqGap { from: 5, to: 7 }];
-        let text = table(&[station("demo"), off]);
+        off.sync = Some(crate::wire::SyncHealth {
+            active_version: Some(11),
+            pending_version: Some(12),
+            missing_files: 3,
+            free_bytes: Some(20 << 30),
+            last_error_code: None,
+        });
+        crate::collector::readiness::apply(&mut off, Some(12));
+        let mut demo = station("demo");
+        demo.sync = Some(crate::wire::SyncHealth {
+            active_version: Some(12),
+            pending_version: None,
+            missing_files: 0,
+            free_bytes: Some(20 << 30),
+            last_error_code: None,
+        });
+        crate::collector::readiness::apply(&mut demo, Some(12));
+        let mut unmanaged = station("rieng");
+        unmanaged.online = false;
+        let text = table(&[demo, off, unmanaged]);
         let lines: Vec<&str> = text.lines().collect();
-        assert_eq!(lines.len(), 3, "{text}");
+        assert_eq!(lines.len(), 4, "{text}");
         let cells = |l: &str| -> Vec<String> {
             l.split("  ")
                 .map(str::trim)
@@ -311,6 +336,8 @@ mod tests {
                 "TỒN ĐỌNG",
                 "THIẾU BẢN GHI",
                 "THÁNG NÀY",
+                "PHIÊN BẢN",
+                "THÁNG SAU",
                 "CẢNH BÁO"
             ]
         );
@@ -325,6 +352,8 @@ mod tests {
                 "0",
                 "không",
                 "97,5 %",
+                "v12",
+                "Sẵn sàng tháng 12/2026",
                 "-"
             ]
         );
@@ -339,6 +368,8 @@ mod tests {
                 "-",
                 "5-7",
                 "-",
+                "v11 → v12 đang tải",
+                "Chưa sẵn sàng: đang tải v12, thiếu 3 tệp",
                 "mất kết nối, thiếu bản ghi"
             ]
         );
@@ -354,6 +385,11 @@ mod tests {
             col(lines[0], "CẢNH BÁO"),
             col(lines[2], "mất kết nối, thiếu")
         );
+        // A station the centre does not manage: no version, no readiness.
+        let third = cells(lines[3]);
+        assert_eq!(third[third.len() - 3..], ["—", "—", "mất kết nối"]);
+        assert_eq!(col(lines[0], "PHIÊN BẢN"), col(lines[2], "v11 → v12"));
+        assert_eq!(col(lines[0], "THÁNG SAU"), col(lines[1], "Sẵn sàng"));
         assert_eq!(crate::collector::status::pct_vi(100.0), "100,0 %");
         assert_eq!(crate::collector::status::pct_vi(100.0 / 3.0), "33,3 %");
     }
