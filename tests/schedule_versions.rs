@@ -170,6 +170,31 @@ async fn plan_follows(c: &reqwest::Client, base: &str, token: &str, planned: u64
     panic!("the plan did not follow to {planned} airings: {last}");
 }
 
+/// Evenings (18:00 local, version 2's extra slot) of `from`'s month in `[from, to)`: a version
+/// governs the month's plan only from its publication until the next one's.
+fn evenings(from: &serde_json::Value, to: Option<&serde_json::Value>) -> u64 {
+    use chrono::{Datelike, TimeZone};
+    let t = |v: &serde_json::Value| {
+        chrono::DateTime::parse_from_rfc3339(v.as_str().unwrap())
+            .unwrap()
+            .with_timezone(&chrono::Utc)
+    };
+    let (from, to) = (t(from), to.map(t));
+    let off = loa::report::report_offset();
+    let first = from.with_timezone(&off).date_naive().with_day(1).unwrap();
+    let next = first.checked_add_months(chrono::Months::new(1)).unwrap();
+    first
+        .iter_days()
+        .take_while(|d| *d < next)
+        .map(|d| {
+            off.from_local_datetime(&d.and_hms_opt(18, 0, 0).unwrap())
+                .unwrap()
+                .with_timezone(&chrono::Utc)
+        })
+        .filter(|at| *at >= from && to.is_none_or(|to| *at < to))
+        .count() as u64
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn versions_publish_validate_roll_back_and_stay_within_an_operators_stations() {
     let home = tempfile::tempdir().unwrap();
@@ -236,14 +261,16 @@ async fn versions_publish_validate_roll_back_and_stay_within_an_operators_statio
     };
     plan_follows(&c, &base, &admin, days).await;
 
-    // An edit: version 2, the plan follows (two slots a day).
+    // An edit: version 2, the plan follows from its publication on (two slots a day); the
+    // month before it stays version 1's.
     let (st, body) = put(&c, &base, &op_a, "phuong-a", &v2()).await;
     assert_eq!(
         (st, body["version"].clone()),
         (StatusCode::CREATED, 2.into()),
         "{body}"
     );
-    plan_follows(&c, &base, &admin, 2 * days).await;
+    let v2_at = body["published_at"].clone();
+    plan_follows(&c, &base, &admin, days + evenings(&v2_at, None)).await;
 
     // Another station's operator and an auditor may not save; the auditor may read.
     assert_eq!(put(&c, &base, &op_b, "phuong-a", V1).await.0, 403);
@@ -307,7 +334,9 @@ async fn versions_publish_validate_roll_back_and_stay_within_an_operators_statio
         .collect();
     assert_eq!(numbers, [3, 2, 1]);
     assert_eq!(std::fs::read_to_string(&managed).unwrap(), V1);
-    plan_follows(&c, &base, &admin, days).await;
+    // Version 2 still governs the moments it was in force (a rollback rewrites no past).
+    let v3_at = now["versions"][0]["published_at"].clone();
+    plan_follows(&c, &base, &admin, days + evenings(&v2_at, Some(&v3_at))).await;
 
     // Version 2's page: the diff from version 1, escaped lines.
     let html = c

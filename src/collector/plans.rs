@@ -31,6 +31,8 @@ use std::sync::{Arc, Mutex, RwLock};
 use super::facts::{AudioFactsStore, Known, StatKey};
 use super::registry::StationEntry;
 use super::store::StoreError;
+use super::versions::db as versions_db;
+use super::versions::{Activation, Window, in_force};
 use crate::report::{MissingEpisode, Period, PlanFacts, PlanSource, StationDirectory};
 use crate::schedule::{AudioFacts, PlannedAiring, ScheduleError, ScheduleErrors};
 
@@ -78,6 +80,9 @@ impl Source {
 struct Entry {
     source: Source,
     period: Period,
+    /// The centre's versions in force over the period when it was built ([`in_force`]; empty
+    /// for a station whose schedule the centre does not hold). A new version changes them.
+    windows: Vec<Window>,
     schedule_key: Option<StatKey>,
     /// SHA-256 of the schedule text the plan was built from.
     #[allow(dead_code)]
@@ -94,6 +99,12 @@ struct Pending(Vec<PathBuf>);
 
 struct Shared {
     facts: AudioFactsStore,
+    /// The collector's database, read for the schedule versions (the `collector::versions`
+    /// table) a build expands.
+    conn: Mutex<rusqlite::Connection>,
+    /// Each station's version activations as last read from the database (by a build or a
+    /// recheck): what a request compares a cached plan's windows against.
+    activations: RwLock<HashMap<String, Arc<[Activation]>>>,
     /// Period label → station id → plan.
     entries: RwLock<HashMap<String, HashMap<String, Arc<Entry>>>>,
     /// (station, period label) of builds queued by [`PlanSource::plan_facts`] and not done yet.
@@ -139,6 +150,7 @@ impl Shared {
                 return Ok(Entry {
                     source: source.clone(),
                     period: period.clone(),
+                    windows: self.read_windows(&source.id, period).0,
                     schedule_key,
                     schedule_sha: String::new(),
                     audio: Vec::new(),
@@ -170,19 +182,58 @@ impl Shared {
             seen.insert(full.to_path_buf(), found.clone());
             found
         };
-        let loaded = crate::schedule::load::load_text(
-            &source.schedule,
-            &text,
-            &source.root,
-            period.from,
-            &mut facts,
-        );
+        let (windows, held) = self.read_windows(&source.id, period);
+        // The centre's versions apply when the schedule file is the one the centre wrote (it
+        // holds the latest version's text); otherwise the file alone, over the whole period.
+        let parts: Vec<(Option<Window>, String)> = match held {
+            Some((latest_sha, texts)) if latest_sha == schedule_sha => {
+                windows.iter().copied().map(Some).zip(texts).collect()
+            }
+            _ => vec![(None, text.clone())],
+        };
+        let last = parts.len().saturating_sub(1);
+        let mut plan: Result<Vec<PlannedAiring>, String> = Ok(Vec::new());
+        for (i, (window, part)) in parts.iter().enumerate() {
+            let loaded = crate::schedule::load::load_text(
+                &source.schedule,
+                part,
+                &source.root,
+                period.from,
+                &mut facts,
+            );
+            let Ok(out) = plan.as_mut() else { break };
+            match loaded {
+                Ok((st, cat)) => match window {
+                    None => out.extend(crate::schedule::expand(&st, &cat, period.from, period.to)),
+                    Some(w) => {
+                        let (from, to) = local_dates(w, period);
+                        // The first window takes everything before its end, the last everything
+                        // from its start: the period's edges are the station's local midnights.
+                        out.extend(
+                            crate::schedule::expand(&st, &cat, from, to)
+                                .into_iter()
+                                .filter(|a| {
+                                    let at = a.at.with_timezone(&Utc);
+                                    (i == 0 || at >= w.from) && (i == last || at < w.to)
+                                }),
+                        );
+                    }
+                },
+                Err(e) => {
+                    let note = schedule_note(&source.schedule, &e);
+                    plan = Err(match window {
+                        Some(w) => format!("version {}: {note}", w.version),
+                        None => note,
+                    });
+                }
+            }
+        }
         if !pending.is_empty() {
             return Err(Pending(pending));
         }
-        let plan = loaded
-            .map(|(st, cat)| Arc::new(crate::schedule::expand(&st, &cat, period.from, period.to)))
-            .map_err(|e| schedule_note(&source.schedule, &e));
+        let plan = plan.map(Arc::new);
+        // Titles and missing episodes: from the text governing the period's end.
+        let text = parts.last().map(|(_, t)| t.clone()).unwrap_or(text);
         let facts = Arc::new(plan_facts(source, &text, period, |full| {
             match seen.get(full) {
                 Some(f) => f.clone(),
@@ -194,12 +245,92 @@ impl Shared {
         Ok(Entry {
             source: source.clone(),
             period: period.clone(),
+            windows,
             schedule_key,
             schedule_sha,
             audio,
             plan,
             facts,
         })
+    }
+
+    /// The versions in force over `period` for `station`, read from the database (and kept as
+    /// the station's activations for requests to compare against), with, when the centre holds
+    /// any, the latest version's merged SHA-256 and the merged text of each window's version.
+    /// A database error is logged and reads as no version (the schedule file alone).
+    fn read_windows(
+        &self,
+        station: &str,
+        period: &Period,
+    ) -> (Vec<Window>, Option<(String, Vec<String>)>) {
+        let conn = self.conn.lock().unwrap_or_else(|e| e.into_inner());
+        let read = || -> rusqlite::Result<_> {
+            let acts = versions_db::activations(&conn, station)?;
+            let (start, end) = instants(period);
+            let windows = in_force(&acts, start, end);
+            let held = match versions_db::latest(&conn, station)? {
+                None => None,
+                Some(latest) => {
+                    let mut texts = Vec::with_capacity(windows.len());
+                    for w in &windows {
+                        let text = match versions_db::get(&conn, station, w.version)? {
+                            Some(v) => v.merged_text,
+                            None => return Err(rusqlite::Error::QueryReturnedNoRows),
+                        };
+                        texts.push(text);
+                    }
+                    Some((latest.merged_sha256, texts))
+                }
+            };
+            Ok((acts, windows, held))
+        };
+        match read() {
+            Ok((acts, windows, held)) => {
+                drop(conn);
+                self.activations
+                    .write()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(station.to_string(), acts.into());
+                (windows, held)
+            }
+            Err(e) => {
+                tracing::error!(station, error = %e, "cannot read the schedule versions");
+                (Vec::new(), None)
+            }
+        }
+    }
+
+    /// The versions in force over `period` for `station` by the activations last read (no
+    /// database read: the request path).
+    fn windows_of(&self, station: &str, period: &Period) -> Vec<Window> {
+        let acts = self
+            .activations
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(station)
+            .cloned();
+        match acts {
+            Some(a) => {
+                let (start, end) = instants(period);
+                in_force(&a, start, end)
+            }
+            None => Vec::new(),
+        }
+    }
+
+    /// Read every station's activations again (a version published since shows here).
+    fn refresh_activations(&self) {
+        let all = {
+            let conn = self.conn.lock().unwrap_or_else(|e| e.into_inner());
+            versions_db::activations_all(&conn)
+        };
+        match all {
+            Ok(all) => {
+                *self.activations.write().unwrap_or_else(|e| e.into_inner()) =
+                    all.into_iter().map(|(k, v)| (k, Arc::from(v))).collect();
+            }
+            Err(e) => tracing::error!(error = %e, "cannot read the schedule versions"),
+        }
     }
 
     fn insert(&self, e: Entry) {
@@ -220,8 +351,10 @@ impl Shared {
             .cloned()
     }
 
-    /// Rebuild every cached plan one of whose files changed since it was built.
+    /// Rebuild every cached plan one of whose files changed since it was built, or whose versions
+    /// in force changed (a version published).
     fn recheck(&self) {
+        self.refresh_activations();
         let all: Vec<Arc<Entry>> = self
             .entries
             .read()
@@ -238,7 +371,8 @@ impl Shared {
         };
         for e in all {
             let changed = stat(&e.source.schedule) != e.schedule_key
-                || e.audio.iter().any(|(p, k)| stat(p) != *k);
+                || e.audio.iter().any(|(p, k)| stat(p) != *k)
+                || self.windows_of(&e.source.id, &e.period) != e.windows;
             if changed && let Ok(fresh) = self.build(&e.source, &e.period, true) {
                 self.insert(fresh);
                 self.generation.fetch_add(1, Ordering::Relaxed);
@@ -271,6 +405,29 @@ fn refresher(shared: Arc<Shared>, jobs: mpsc::Receiver<Job>, recheck: std::time:
             last = std::time::Instant::now();
         }
     }
+}
+
+/// The instants `[start, end)` of `period`: its first day's and its day-after-last's
+/// midnights on the collector's reporting offset.
+fn instants(period: &Period) -> (DateTime<Utc>, DateTime<Utc>) {
+    let off = super::status::report_offset();
+    let at = |d: chrono::NaiveDate| {
+        d.and_time(chrono::NaiveTime::MIN)
+            .and_local_timezone(off)
+            .single()
+            .map(|t| t.with_timezone(&Utc))
+            .unwrap_or_default()
+    };
+    (at(period.from), at(period.to + Duration::days(1)))
+}
+
+/// The local dates of `period` to expand for window `w` (a day either side of its instants, for
+/// a station on another offset; the airings are then filtered by instant).
+fn local_dates(w: &Window, period: &Period) -> (chrono::NaiveDate, chrono::NaiveDate) {
+    let off = super::status::report_offset();
+    let from = (w.from.with_timezone(&off).date_naive() - Duration::days(1)).max(period.from);
+    let to = (w.to.with_timezone(&off).date_naive() + Duration::days(1)).min(period.to);
+    (from, to.max(from))
 }
 
 /// The periods a collector keeps warm at `now`: the previous month, this one and the next
@@ -348,8 +505,16 @@ impl PlanCache {
     /// Open on the collector's database (reading the stored audio facts) with the refresher
     /// checking files every `recheck_secs`.
     pub fn open(db: &Path, recheck_secs: u64) -> Result<Self, StoreError> {
+        let conn = super::store::Store::open_with(db, super::store::Synchronous::Normal)?
+            .into_connection();
+        let activations = versions_db::activations_all(&conn)?
+            .into_iter()
+            .map(|(k, v)| (k, Arc::from(v)))
+            .collect();
         let shared = Arc::new(Shared {
             facts: AudioFactsStore::open(db)?,
+            conn: Mutex::new(conn),
+            activations: RwLock::new(activations),
             entries: RwLock::new(HashMap::new()),
             queued: Mutex::default(),
             builds: AtomicU64::new(0),
@@ -390,6 +555,7 @@ impl PlanSource for PlanCache {
         if let Some(e) = self.shared.get(&station.id, &period.label)
             && e.source.is_of(station)
             && e.period == *period
+            && e.windows == self.shared.windows_of(&station.id, period)
         {
             return Some(e.facts.clone());
         }
@@ -412,6 +578,7 @@ impl PlanSource for PlanCache {
         if let Some(e) = self.shared.get(&station.id, &period.label)
             && e.source == source
             && e.period == *period
+            && e.windows == self.shared.windows_of(&station.id, period)
         {
             return e
                 .plan

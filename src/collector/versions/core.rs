@@ -543,3 +543,54 @@ pub fn build_manifest(
         files,
     })
 }
+
+/// A version's activation: from `at` it is the station's version in force (until the next
+/// version's activation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Activation {
+    pub version: u64,
+    pub at: DateTime<Utc>,
+}
+
+/// The span `[from, to)` of a period that one version governs ([`in_force`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    pub version: u64,
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
+}
+
+/// The windows `[from, to)` each version governs within `[start, end)`, in time order, covering
+/// the span without gap or overlap (empty when there is no version or the span is empty).
+///
+/// A version is in force from its activation until the next version's (versions in number
+/// order; an activation earlier than its predecessor's — a clock set back — counts from the
+/// predecessor's). Before the first activation the centre knows no schedule: the first version
+/// governs that part (what the station was planned under before its schedule moved to the centre
+/// is not known). A rollback is a new version like any other, so it governs only from its own
+/// activation.
+pub fn in_force(versions: &[Activation], start: DateTime<Utc>, end: DateTime<Utc>) -> Vec<Window> {
+    let mut sorted: Vec<Activation> = versions.to_vec();
+    sorted.sort_by_key(|a| a.version);
+    let mut out: Vec<Window> = Vec::new();
+    if start >= end {
+        return out;
+    }
+    // Effective activation of each version: never before its predecessor's.
+    let mut effective: Vec<(u64, DateTime<Utc>)> = Vec::with_capacity(sorted.len());
+    for a in sorted {
+        let at = match effective.last() {
+            Some(&(_, prev)) if a.at < prev => prev,
+            _ => a.at,
+        };
+        effective.push((a.version, at));
+    }
+    for (i, &(version, at)) in effective.iter().enumerate() {
+        let from = if i == 0 { start } else { at.max(start) };
+        let to = effective.get(i + 1).map_or(end, |&(_, next)| next.min(end));
+        if from < to {
+            out.push(Window { version, from, to });
+        }
+    }
+    out
+}

@@ -127,3 +127,43 @@ pub fn latest_all(conn: &Connection) -> rusqlite::Result<Vec<(String, u64)>> {
     st.query_map([], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as u64)))?
         .collect()
 }
+
+/// Every version of `doc` with its activation (`published_at`), in number order.
+pub fn activations(conn: &Connection, doc: &str) -> rusqlite::Result<Vec<super::core::Activation>> {
+    let mut st = conn.prepare_cached(
+        "SELECT version, published_unix_ms FROM schedule_versions WHERE doc = ?1 ORDER BY version",
+    )?;
+    st.query_map(params![doc], |r| {
+        Ok(super::core::Activation {
+            version: r.get::<_, i64>(0)? as u64,
+            at: ms(r.get(1)?),
+        })
+    })?
+    .collect()
+}
+
+/// The activations of every station's versions (not the shared programs), by station id.
+pub fn activations_all(
+    conn: &Connection,
+) -> rusqlite::Result<std::collections::HashMap<String, Vec<super::core::Activation>>> {
+    let mut st = conn.prepare(
+        "SELECT doc, version, published_unix_ms FROM schedule_versions \
+         WHERE doc NOT LIKE ':%' ORDER BY doc, version",
+    )?;
+    let mut out: std::collections::HashMap<String, Vec<super::core::Activation>> =
+        std::collections::HashMap::new();
+    let rows = st.query_map([], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            super::core::Activation {
+                version: r.get::<_, i64>(1)? as u64,
+                at: ms(r.get(2)?),
+            },
+        ))
+    })?;
+    for row in rows {
+        let (doc, a) = row?;
+        out.entry(doc).or_default().push(a);
+    }
+    Ok(out)
+}

@@ -37,7 +37,7 @@ use super::registry::{RawStation, StationEntry};
 use super::store::{Store, StoreError, Synchronous};
 use crate::schedule::AudioFacts;
 
-pub use self::core::PROGRAMS_DOC;
+pub use self::core::{Activation, PROGRAMS_DOC, Window, in_force};
 
 /// Where centre-managed schedules are written and their audio is read. `None`: beside the
 /// registry file (`collector/schedules`, `collector/library/tree`, as [`crate::layout`] says).

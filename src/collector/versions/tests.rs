@@ -400,3 +400,99 @@ fn saves_number_versions_publish_the_file_and_rollback_is_a_new_version() {
         STATION
     );
 }
+
+/// `YYYY-MM-DD HH:MM` in UTC.
+fn t(s: &str) -> DateTime<Utc> {
+    let d = chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M").unwrap();
+    Utc.from_utc_datetime(&d)
+}
+
+/// The windows of `versions` ((number, activation)) within November 2026 (UTC), as
+/// (number, from, to).
+fn check_in_force(versions: &[(u64, &str)], expected: &[(u64, &str, &str)]) {
+    let acts: Vec<Activation> = versions
+        .iter()
+        .map(|&(version, at)| Activation { version, at: t(at) })
+        .collect();
+    let got = in_force(&acts, t("2026-11-01 00:00"), t("2026-12-01 00:00"));
+    let want: Vec<Window> = expected
+        .iter()
+        .map(|&(version, from, to)| Window {
+            version,
+            from: t(from),
+            to: t(to),
+        })
+        .collect();
+    assert_eq!(got, want, "versions {versions:?}");
+}
+
+#[test]
+fn in_force_gives_each_version_the_part_of_the_month_it_governed() {
+    const START: &str = "2026-11-01 00:00";
+    const END: &str = "2026-12-01 00:00";
+    // No version at all: nothing governs.
+    check_in_force(&[], &[]);
+    // Published before the month: it governs all of it.
+    check_in_force(&[(1, "2026-10-20 08:00")], &[(1, START, END)]);
+    // No version before the month (first published mid-month): the first one governs the part
+    // before it too (no earlier schedule is known to the centre).
+    check_in_force(&[(1, "2026-11-10 08:00")], &[(1, START, END)]);
+    // Published after the month only: the first version governs it.
+    check_in_force(
+        &[(1, "2026-12-03 08:00"), (2, "2026-12-05 08:00")],
+        &[(1, START, END)],
+    );
+    // Publish mid-month: the old one before, the new one from its instant.
+    check_in_force(
+        &[(1, "2026-10-20 08:00"), (2, "2026-11-15 09:30")],
+        &[(1, START, "2026-11-15 09:30"), (2, "2026-11-15 09:30", END)],
+    );
+    // Several publishes; the ones before the month leave only the last of them.
+    check_in_force(
+        &[
+            (1, "2026-09-01 00:00"),
+            (2, "2026-10-01 00:00"),
+            (3, "2026-11-05 00:00"),
+            (4, "2026-11-20 12:00"),
+            (5, "2026-12-02 00:00"),
+        ],
+        &[
+            (2, START, "2026-11-05 00:00"),
+            (3, "2026-11-05 00:00", "2026-11-20 12:00"),
+            (4, "2026-11-20 12:00", END),
+        ],
+    );
+    // A rollback is a new version (3, with 1's text): 2 keeps what it governed.
+    check_in_force(
+        &[
+            (1, "2026-10-01 00:00"),
+            (2, "2026-11-10 00:00"),
+            (3, "2026-11-12 00:00"),
+        ],
+        &[
+            (1, START, "2026-11-10 00:00"),
+            (2, "2026-11-10 00:00", "2026-11-12 00:00"),
+            (3, "2026-11-12 00:00", END),
+        ],
+    );
+    // Published exactly at the month's start: it governs all of it.
+    check_in_force(&[(1, "2026-10-01 00:00"), (2, START)], &[(2, START, END)]);
+    // Two versions at one instant (the shared programs restating a station): the later wins.
+    check_in_force(
+        &[
+            (1, "2026-10-01 00:00"),
+            (2, "2026-11-10 00:00"),
+            (3, "2026-11-10 00:00"),
+        ],
+        &[(1, START, "2026-11-10 00:00"), (3, "2026-11-10 00:00", END)],
+    );
+    // Listed out of order, and a clock set back: number order decides, never a step back.
+    check_in_force(
+        &[
+            (2, "2026-11-10 00:00"),
+            (1, "2026-10-01 00:00"),
+            (3, "2026-11-08 00:00"),
+        ],
+        &[(1, START, "2026-11-10 00:00"), (3, "2026-11-10 00:00", END)],
+    );
+}
