@@ -132,6 +132,7 @@ fn main() {
                     relay: None,
                     recorded_at: Utc::now(),
                     prev_hash: prev.clone(),
+                    schedule_version: None,
                 };
                 // Signing 600,000 records dominates setup; a fixed signature keeps setup short
                 // (the export never verifies; `loa verify` does).

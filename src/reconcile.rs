@@ -100,6 +100,8 @@ pub struct AiredAiring {
     /// ([`AiringRecord::code`]: its own, or its version 1 text classified); `None` when it aired
     /// without a reason. Reconciliation takes it as it is and never reads the text for it.
     pub reason_code: Option<ReasonCode>,
+    /// The centre's schedule version the station aired it under, when the record names one.
+    pub schedule_version: Option<u64>,
 }
 
 impl From<&AiringRecord> for AiredAiring {
@@ -126,6 +128,7 @@ impl From<AiringRecord> for AiredAiring {
             outcome: r.outcome,
             reason: r.reason,
             reason_code,
+            schedule_version: r.schedule_version,
         }
     }
 }
@@ -155,6 +158,10 @@ pub struct Row {
     /// Why, as a code; what pages and exports show, in Vietnamese ([`ReasonCode::vi`]).
     pub reason_code: Option<ReasonCode>,
     pub seq: Option<u64>,
+    /// The centre's schedule version its record names (absent: no record, or a record that
+    /// names none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule_version: Option<u64>,
 }
 
 /// Counters over rows.
@@ -382,6 +389,7 @@ pub fn reconcile(
                 reason: default_reason(r),
                 reason_code: r.reason_code.clone(),
                 seq: Some(r.seq),
+                schedule_version: r.schedule_version,
             }
         };
     match planned {
@@ -422,6 +430,7 @@ pub fn reconcile(
                             // A row not yet due has no reason: its status says it.
                             reason_code: due.then_some(ReasonCode::NoRecord),
                             seq: None,
+                            schedule_version: None,
                         }
                     }
                 };
@@ -517,6 +526,7 @@ mod tests {
             relay: None,
             recorded_at: Utc.with_ymd_and_hms(2019, 3, 1, 0, 0, 0).unwrap(),
             prev_hash: GENESIS_HASH.into(),
+            schedule_version: None,
         }
     }
 

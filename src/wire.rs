@@ -232,6 +232,12 @@ pub struct AiringRecord {
     /// When the station wrote this record.
     pub recorded_at: DateTime<Utc>,
     pub prev_hash: String,
+    /// The centre's schedule version the station aired under (from 1; see
+    /// `collector::versions`); absent on records of a station whose schedule is its own file,
+    /// and on records written before stations named it (same wire version: the field is
+    /// optional, and an absent one is not serialised, so older records' bytes are unchanged).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule_version: Option<u64>,
 }
 
 impl AiringRecord {
@@ -274,6 +280,15 @@ impl AiringRecord {
         }
         if let Some(ms) = self.start_offset_ms {
             check_signed("start_offset_ms", ms)?;
+        }
+        if let Some(n) = self.schedule_version
+            && (n == 0 || n > MAX_WIRE_INT)
+        {
+            return Err(WireError::OutOfRange {
+                field: "schedule_version",
+                value: i128::from(n),
+                allowed: "1 to 9007199254740991, i.e. 2^53 - 1; schedule versions start at 1",
+            });
         }
         if let Some(e) = &self.evidence {
             check_unsigned("evidence.frames", e.frames)?;
@@ -821,6 +836,7 @@ mod tests {
             relay: None,
             recorded_at: Utc.with_ymd_and_hms(2019, 3, 3, 22, 40, 0).unwrap(),
             prev_hash: prev.into(),
+            schedule_version: None,
         }
     }
 
@@ -1104,6 +1120,54 @@ mod tests {
                 .last_error_code,
             Some(ReasonCode::Other("sync.solar_flare".into()))
         );
+    }
+
+    #[test]
+    fn schedule_version_is_optional_signed_and_range_checked() {
+        let k = key(8);
+        // Absent: not serialised, so a record without it has the bytes it always had.
+        let plain = sample(1, GENESIS_HASH).sign(&k).unwrap();
+        assert!(!plain.bytes().contains("schedule_version"));
+        assert_eq!(plain.parse().unwrap().schedule_version, None);
+        // Present: signed with the rest, read back.
+        let mut rec = sample(1, GENESIS_HASH);
+        rec.schedule_version = Some(MAX_WIRE_INT);
+        let signed = rec.sign(&k).unwrap();
+        assert!(
+            signed
+                .bytes()
+                .ends_with(&format!(",\"schedule_version\":{MAX_WIRE_INT}}}")),
+            "{}",
+            signed.bytes()
+        );
+        let back = signed.verify(&k.verifying_key()).unwrap();
+        assert_eq!(back.schedule_version, Some(MAX_WIRE_INT));
+        // 0 and 2^53 are refused at decode, naming the field.
+        for bad in [0, MAX_WIRE_INT + 1] {
+            let text = signed
+                .bytes()
+                .replace(&MAX_WIRE_INT.to_string(), &bad.to_string());
+            let forged = SignedRecord {
+                record: RawValue::from_string(text).unwrap(),
+                ..signed.clone()
+            };
+            let e = forged.parse().unwrap_err();
+            assert!(
+                matches!(
+                    e,
+                    WireError::OutOfRange {
+                        field: "schedule_version",
+                        ..
+                    }
+                ),
+                "{e}"
+            );
+            assert!(e.to_string().contains("schedule_version"), "{e}");
+        }
+        // Nor may a station sign one.
+        let mut rec = sample(1, GENESIS_HASH);
+        rec.schedule_version = Some(0);
+        assert!(rec.sign(&k).is_err());
     }
 
     #[test]

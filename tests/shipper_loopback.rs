@@ -47,6 +47,7 @@ fn record(n: u64) -> AiringRecord {
         relay: None,
         recorded_at: Utc::now(),
         prev_hash: String::new(),
+        schedule_version: None,
     }
 }
 

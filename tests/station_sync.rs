@@ -1,5 +1,5 @@
 //! A centre-managed station's side of distribution (station::sync): it airs its active version
-//! from `versions/<N>/`, a new version arriving during an airing waits for that airing's end,
+//! from `versions/<N>/` (each record naming that version), a new version arriving during an airing waits for that airing's end,
 //! and a broken `active` file refuses the start naming it.
 //!
 //! Versions are staged here through the station's own store (`Store::admit` verifies each file,
@@ -84,6 +84,8 @@ fn a_managed_station_airs_its_active_version_from_its_own_store() {
     assert!(!aired.is_empty());
     for r in &aired {
         assert_eq!(r.items[0].path, "cchc/2027-01.wav", "{r:?}");
+        // Each record names the version it aired under.
+        assert_eq!(r.schedule_version, Some(1), "{r:?}");
     }
 }
 
@@ -201,11 +203,13 @@ async fn a_new_version_arriving_during_an_airing_waits_for_its_end() {
     );
     assert_eq!(during.outcome, Outcome::Aired, "{during:#?}");
     assert_eq!(during.items[0].path, "v1/long.wav");
+    assert_eq!(during.schedule_version, Some(1), "{during:#?}");
     assert!(during.end.unwrap() <= switched, "{during:#?} / {switched}");
-    // Nothing of version 1 started after the switch; version 2 aired.
+    // Nothing of version 1 started after the switch; version 2 aired, and its records say so.
     for r in &records {
         if r.actual_start.is_some_and(|s| s > switched) {
             assert_eq!(r.items[0].path, "v2/short.wav", "{r:#?}");
+            assert_eq!(r.schedule_version, Some(2), "{r:#?}");
         }
     }
     assert!(

@@ -44,6 +44,7 @@ pub fn chain(station: &str, k: &SigningKey, n: usize) -> Vec<SignedRecord> {
                 relay: None,
                 recorded_at: at.with_timezone(&Utc) + Duration::seconds(601),
                 prev_hash: prev.clone(),
+                schedule_version: None,
             };
             let s = r.sign(k).unwrap();
             prev = s.hash.clone();

@@ -287,6 +287,10 @@ const MIGRATIONS: &[&str] = &[
         used_unix_ms INTEGER
     ) WITHOUT ROWID;
     CREATE INDEX IF NOT EXISTS enrolment_codes_station ON enrolment_codes (station);",
+    // The centre's schedule version each record names (`wire::AiringRecord::schedule_version`;
+    // NULL: it names none — every record stored before this version, whose bytes have no such
+    // field, so nothing is backfilled).
+    "ALTER TABLE records ADD COLUMN schedule_version INTEGER;",
 ];
 
 /// The schema version this build writes (`PRAGMA user_version` after migrating).
@@ -299,9 +303,9 @@ const BACKFILL_ROWS_PER_STEP: i64 = 10_000;
 pub const INSERT_RECORD_SQL: &str = "INSERT INTO records (station, seq, hash, prev_hash, signature,
     bytes, occurrence, category, source, outcome, scheduled_unix, aired_secs, received_unix, slot,
     program, reason, planned_secs, start_offset_ms, scheduled_ns, scheduled_offset_secs, actual_ns,
-    actual_offset_secs, reason_code)
+    actual_offset_secs, reason_code, schedule_version)
     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19,
-    ?20, ?21, ?22, ?23)";
+    ?20, ?21, ?22, ?23, ?24)";
 
 /// The instant columns of a record: (scheduled ns, scheduled offset, actual ns, actual offset);
 /// `None` when an instant is outside what i64 nanoseconds hold (years 1677–2262): the row is then
@@ -364,6 +368,7 @@ pub fn insert_record(
         actual_ns,
         actual_off,
         code.as_ref().map(ReasonCode::as_str),
+        r.schedule_version.map(|n| n as i64),
     ])?;
     Ok(())
 }
@@ -1067,7 +1072,8 @@ impl Store {
         let mut stmt = self.conn.prepare_cached(
             "SELECT seq, occurrence, slot, program, category, source, outcome, scheduled_ns,
                 scheduled_offset_secs, actual_ns, actual_offset_secs, planned_secs, aired_secs,
-                start_offset_ms, reason, CASE WHEN scheduled_ns IS NULL THEN bytes END, reason_code
+                start_offset_ms, reason, CASE WHEN scheduled_ns IS NULL THEN bytes END, reason_code,
+                schedule_version
              FROM records
              WHERE station = ?1 AND scheduled_unix >= ?2 AND scheduled_unix < ?3",
         )?;
@@ -1118,6 +1124,7 @@ impl Store {
                     .as_str_or_null()
                     .map_err(|_| corrupt("reason_code column"))?
                     .map(ReasonCode::parse),
+                schedule_version: row.get::<_, Option<i64>>(17)?.map(|n| n as u64),
             });
         }
         Ok(out)
@@ -1363,6 +1370,7 @@ mod tests {
             relay: None,
             recorded_at: Utc::now(),
             prev_hash: GENESIS_HASH.into(),
+            schedule_version: None,
         }
     }
 

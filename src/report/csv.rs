@@ -13,8 +13,8 @@ use crate::reconcile::{Row, source_key};
 
 /// CSV column headers (Vietnamese). Tools read the columns by position: a new column goes at the
 /// end. *Chương trình* is the program's title (the id when the schedule gives none); its id is the
-/// last column, *Mã chương trình*.
-pub const CSV_HEADERS: [&str; 19] = [
+/// column *Mã chương trình*; the last, *Phiên bản lịch*, the schedule version the record names.
+pub const CSV_HEADERS: [&str; 20] = [
     "Mã trạm",
     "Tên trạm",
     "Mã ĐVHC",
@@ -34,6 +34,9 @@ pub const CSV_HEADERS: [&str; 19] = [
     "Số thứ tự bản ghi",
     "Mã lần phát",
     "Mã chương trình",
+    // Last, after every earlier column: the centre's schedule version the record names (empty
+    // when it names none or there is no record).
+    "Phiên bản lịch",
 ];
 
 fn csv_field(out: &mut impl Write, s: &str) -> std::io::Result<()> {
@@ -157,6 +160,7 @@ pub(super) fn row_cells<'a>(s: &'a StationSection, r: &'a Row) -> [Cell<'a>; CSV
         r.seq.map(Cell::Int).unwrap_or(Cell::Empty),
         opt_text(&r.occurrence),
         opt_text(&r.program),
+        r.schedule_version.map(Cell::Int).unwrap_or(Cell::Empty),
     ]
 }
 

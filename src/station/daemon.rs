@@ -210,6 +210,13 @@ impl Daemon {
             sync_health: None,
             answers: Arc::new(watch::Sender::new(shipper::HeartbeatAnswer::default())),
         };
+        // The centre's version it opened, if its schedule is one (records name it).
+        let versions = super::sync::Store::new(&d.cfg.data_dir);
+        d.inflight.schedule_version = versions
+            .active()
+            .ok()
+            .flatten()
+            .filter(|n| versions.schedule_path(*n, &d.cfg.station) == d.cfg.schedule_path);
         d.replan(floor, now);
         // The journal may not take them (disk full): held like any other record.
         d.inflight.held.extend(recovered);
@@ -359,6 +366,7 @@ impl Daemon {
             .ok();
         // Nothing is on air (the caller's rule), so no airing's files change under it.
         self.inflight.audio_root = cfg.audio_root.clone();
+        self.inflight.schedule_version = Some(n);
         self.cfg = cfg;
         self.station = st;
         self.catalog = cat;

@@ -78,6 +78,7 @@ pub(super) fn unaired_record(
         relay: None,
         recorded_at: now,
         prev_hash: String::new(),
+        schedule_version: None,
     }
 }
 
@@ -119,6 +120,10 @@ pub struct InFlight {
     pub(super) trim_pending: bool,
     /// Items are cued under it, and recorded relative to it (as the schedule writes them).
     pub(super) audio_root: PathBuf,
+    /// The centre's schedule version airing now (`None`: the station's own schedule file):
+    /// stamped on every record appended ([`AiringRecord::schedule_version`]). The daemon sets it
+    /// when it opens a version and when it switches, which it does only between airings.
+    pub(super) schedule_version: Option<u64>,
 }
 
 impl InFlight {
@@ -137,6 +142,7 @@ impl InFlight {
             output_ok: true,
             trim_pending: true,
             audio_root,
+            schedule_version: None,
         }
     }
     /// Log a state file write's failure once, and its recovery.
@@ -170,7 +176,12 @@ impl InFlight {
     /// Journal `rec`. When the journal cannot be written (disk full, I/O error) the record is
     /// held in memory, in order, and the error reported (log, heartbeat); airing goes on and the
     /// held records are written as soon as the journal takes them again. `Ok(None)`: held.
-    pub(super) fn append(&mut self, rec: AiringRecord) -> Result<Option<u64>, StationError> {
+    /// The record names the schedule version in force ([`InFlight::schedule_version`]) unless
+    /// it names one already.
+    pub(super) fn append(&mut self, mut rec: AiringRecord) -> Result<Option<u64>, StationError> {
+        if rec.schedule_version.is_none() {
+            rec.schedule_version = self.schedule_version;
+        }
         self.held.push_back(rec);
         let before = self.journal.last_seq();
         self.write_held()?;
@@ -412,6 +423,7 @@ impl InFlight {
                     relay,
                     recorded_at: now,
                     prev_hash: String::new(),
+                    schedule_version: None,
                 };
                 self.output_ok = outcome != Outcome::Failed;
                 let seq = self.append(rec)?.unwrap_or(0);

@@ -127,6 +127,7 @@ impl Inflight {
             relay: None,
             recorded_at: now,
             prev_hash: String::new(),
+            schedule_version: None,
         }
     }
 }

@@ -396,6 +396,7 @@ mod tests {
             reason: Some("station was down".into()),
             reason_code: None,
             seq,
+            schedule_version: None,
         }
     }
 

@@ -154,6 +154,7 @@ impl TestStation {
             relay: None,
             recorded_at: when.with_timezone(&Utc) + Duration::seconds(700),
             prev_hash: self.prev.clone(),
+            schedule_version: None,
         }
     }
 
