@@ -261,10 +261,23 @@ fn same_csv_columns(csv: &[u8], golden: &[u8]) {
         (csv.split("\r\n").collect(), golden.split("\r\n").collect());
     assert_eq!(lines.len(), want.len(), "{csv}");
     for (i, (l, w)) in lines.iter().zip(&want).enumerate() {
+        // *Thể loại* as exports word it since (`report::category_vi`: the example codes such as
+        // `notice` in Vietnamese); the golden's rows have no quoted field.
+        let worded;
+        let w = if i > 1 && !w.contains('"') {
+            let mut f: Vec<&str> = w.split(',').collect();
+            if let Some(c) = f.get_mut(8) {
+                *c = loa::report::category_vi(c);
+            }
+            worded = f.join(",");
+            worded.as_str()
+        } else {
+            w
+        };
         // The open-period note (line 0) is one field: it stays as it was.
         let extended =
             i > 0 && !w.is_empty() && l.strip_prefix(w).is_some_and(|t| t.starts_with(','));
-        assert!(l == w || extended, "line {i}:\n{l}\nwas\n{w}");
+        assert!(*l == w || extended, "line {i}:\n{l}\nwas\n{w}");
     }
 }
 
