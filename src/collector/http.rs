@@ -447,7 +447,14 @@ fn guarded<T>(what: &str, f: impl FnOnce() -> T) -> Option<T> {
 }
 
 struct Inner {
-    registry: RwLock<Registry>,
+    /// The registry as served: a snapshot, replaced whole by [`AppState::set_registry`] (the
+    /// only writer). A reader clones the `Arc` under the lock and works on the snapshot with no
+    /// lock held, so a page over 10,000 stations neither copies the registry nor holds up a
+    /// registration.
+    registry: RwLock<Arc<Registry>>,
+    /// Held by whoever re-reads the registry file and swaps it in, so two re-reads never cross
+    /// (an older read replacing a newer one).
+    registry_writes: Mutex<()>,
     registry_path: Option<PathBuf>,
     /// The writer thread's queue (it owns the two write connections).
     writer: mpsc::Sender<WriteJob>,
@@ -568,7 +575,8 @@ impl AppState {
         };
         let state = Self {
             inner: Arc::new(Inner {
-                registry: RwLock::new(registry),
+                registry: RwLock::new(Arc::new(registry)),
+                registry_writes: Mutex::new(()),
                 registry_path,
                 writer: tx,
                 reader: Mutex::new(reader),
@@ -621,14 +629,28 @@ impl AppState {
         let Some(path) = &self.inner.registry_path else {
             return;
         };
+        let _one = self.registry_writes();
         match Registry::load(path) {
-            Ok(fresh) => match self.inner.registry.write() {
-                Ok(mut r) => *r = fresh,
-                Err(e) => *e.into_inner() = fresh,
-            },
+            Ok(fresh) => self.swap_registry(fresh),
             Err(e) => {
                 tracing::warn!(error = %e, "re-reading the registry failed; keeping the old one")
             }
+        }
+    }
+
+    fn registry_writes(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.inner
+            .registry_writes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Replace the snapshot (the caller holds [`Self::registry_writes`]).
+    fn swap_registry(&self, fresh: Registry) {
+        let fresh = Arc::new(fresh);
+        match self.inner.registry.write() {
+            Ok(mut r) => *r = fresh,
+            Err(e) => *e.into_inner() = fresh,
         }
     }
 
@@ -704,8 +726,8 @@ impl AppState {
         &self.inner.config.thresholds
     }
 
-    /// The registry as it stands.
-    pub(crate) fn registry(&self) -> Registry {
+    /// The registry as it stands: a snapshot (an `Arc` clone; no entry is copied).
+    pub(crate) fn registry(&self) -> Arc<Registry> {
         match self.inner.registry.read() {
             Ok(r) => r.clone(),
             Err(e) => e.into_inner().clone(),
@@ -713,31 +735,24 @@ impl AppState {
     }
 
     /// Serve `fresh` from now on (it was just read back from the registry file after a write).
+    /// Every change of the served registry goes through here or [`Self::reload_registry`].
     pub(crate) fn set_registry(&self, fresh: Registry) {
-        match self.inner.registry.write() {
-            Ok(mut r) => *r = fresh,
-            Err(e) => *e.into_inner() = fresh,
-        }
+        let _one = self.registry_writes();
+        self.swap_registry(fresh);
     }
 
     /// The station's entry; an unknown id re-reads the registry file once (a station registered
     /// while the collector runs is picked up without a restart).
     pub(crate) fn station(&self, id: &str) -> Option<StationEntry> {
-        let read = |s: &Self| match s.inner.registry.read() {
-            Ok(r) => r.get(id).cloned(),
-            Err(e) => e.into_inner().get(id).cloned(),
-        };
-        if let Some(e) = read(self) {
-            return Some(e);
+        if let Some(e) = self.registry().get(id) {
+            return Some(e.clone());
         }
         let path = self.inner.registry_path.as_ref()?;
+        let _one = self.registry_writes();
         match Registry::load(path) {
             Ok(fresh) => {
                 let found = fresh.get(id).cloned();
-                match self.inner.registry.write() {
-                    Ok(mut r) => *r = fresh,
-                    Err(e) => *e.into_inner() = fresh,
-                }
+                self.swap_registry(fresh);
                 found
             }
             Err(e) => {
@@ -1244,14 +1259,15 @@ async fn post_heartbeat(
 /// Fill the status cache of the state `weak` points to; stops when the state is dropped.
 fn warm_status(weak: std::sync::Weak<Inner>, store: Store) {
     let Some(inner) = weak.upgrade() else { return };
-    let stations: Vec<StationEntry> = match inner.registry.read() {
-        Ok(r) => r.stations.values().cloned().collect(),
-        Err(e) => e.into_inner().stations.values().cloned().collect(),
+    let registry = match inner.registry.read() {
+        Ok(r) => r.clone(),
+        Err(e) => e.into_inner().clone(),
     };
+    let stations = registry.stations.len();
     let t = std::time::Instant::now();
     let done = inner.status.warm(
         &store,
-        &stations,
+        registry.stations.values(),
         inner.plans.as_ref(),
         &inner.config.thresholds,
         || inner.clock.now(),
@@ -1260,7 +1276,7 @@ fn warm_status(weak: std::sync::Weak<Inner>, store: Store) {
     );
     if done {
         tracing::info!(
-            stations = stations.len(),
+            stations,
             ms = t.elapsed().as_millis() as u64,
             "station statuses derived"
         );
@@ -1271,18 +1287,16 @@ fn warm_status(weak: std::sync::Weak<Inner>, store: Store) {
 pub fn all_status(store: &Store, state: &AppState) -> Result<Vec<StationStatus>, ApiError> {
     let now = state.inner.clock.now();
     let reg = state.registry();
-    let mut out = Vec::with_capacity(reg.stations.len());
-    for e in reg.stations.values() {
-        let mut s = state.inner.status.status(
-            store,
-            e,
-            state.inner.plans.as_ref(),
-            &state.inner.config.thresholds,
-            now,
-            state.inner.config.offline_after_secs,
-        )?;
-        super::readiness::apply(&mut s, state.inner.versions.latest_version(&e.id));
-        out.push(s);
+    let mut out = state.inner.status.all_status_of(
+        store,
+        reg.stations.values(),
+        state.inner.plans.as_ref(),
+        &state.inner.config.thresholds,
+        now,
+        state.inner.config.offline_after_secs,
+    )?;
+    for s in &mut out {
+        super::readiness::apply(s, state.inner.versions.latest_version(&s.id));
     }
     Ok(out)
 }
@@ -1478,7 +1492,7 @@ async fn get_report(
             };
             let stations: &dyn StationDirectory = match &one {
                 Some(o) => o,
-                None => &reg,
+                None => &*reg,
             };
             let mut report = crate::report::build_with(
                 store,
@@ -1530,7 +1544,7 @@ async fn get_docx_report(
                 let req = docx::YtdRequest::parse(&label, &params, issuer, today)?;
                 let months = docx::month_reports(
                     store,
-                    &reg,
+                    &*reg,
                     st.inner.plans.as_ref(),
                     &req,
                     &st.inner.config.thresholds,
@@ -1685,10 +1699,7 @@ async fn admin_register(
             )?;
         let fresh = Registry::load(&path).map_err(|e| ApiError::Internal(e.to_string()))?;
         let after = fresh.get(&entry.id).cloned();
-        match st.inner.registry.write() {
-            Ok(mut r) => *r = fresh,
-            Err(e) => *e.into_inner() = fresh,
-        }
+        st.set_registry(fresh);
         let audit = super::audit::Entry {
             at: st.inner.clock.now(),
             actor: who.user.name.clone(),

@@ -137,6 +137,7 @@ async fn overview_inner(
             let this = Period::parse(&current_month(now), today(now)).ok();
             let next = super::plans::next_month(now);
             let plans = st.plans();
+            let facts = |id: &str, p: &Period| reg.get(id).and_then(|e| plans.plan_facts(e, p));
             let mut stations = Vec::with_capacity(statuses.len());
             for status in statuses {
                 // An operator sees their own stations only.
@@ -145,15 +146,16 @@ async fn overview_inner(
                 {
                     continue;
                 }
-                let entry = reg.stations.get(&status.id);
-                let facts = |p: &Period| entry.and_then(|e| plans.plan_facts(e, p));
                 stations.push(overview::Station {
-                    this_month: this.as_ref().and_then(facts),
-                    next_month: facts(&next),
+                    // This month's facts (titles) are asked for the rows shown only (below).
+                    this_month: None,
+                    next_month: facts(&status.id, &next),
                     status,
                 });
             }
-            Ok(overview::build(&stations, q, now))
+            Ok(overview::build_with(&stations, q, now, |s| {
+                this.as_ref().and_then(|p| facts(&s.status.id, p))
+            }))
         })
         .await?;
     Ok(Html(web::render("overview.html", viewer(&v), &model)?))

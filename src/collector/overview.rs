@@ -222,11 +222,10 @@ fn brief(b: &Option<crate::wire::AiringBrief>) -> Option<String> {
     })
 }
 
-fn row(st: &Station, now: DateTime<Utc>) -> Row {
+fn row(st: &Station, this_month: Option<&PlanFacts>, now: DateTime<Utc>) -> Row {
     let s = &st.status;
     let title = |id: &str| -> String {
-        st.this_month
-            .as_ref()
+        this_month
             .and_then(|f| f.titles.get(id))
             .cloned()
             .unwrap_or_else(|| id.to_string())
@@ -332,6 +331,17 @@ fn query_encode(v: &str) -> String {
 /// Build the overview of `stations` (every registered station the viewer may see) for `q` at
 /// `now`.
 pub fn build(stations: &[Station], q: OverviewQuery, now: DateTime<Utc>) -> Overview {
+    build_with(stations, q, now, |s| s.this_month.clone())
+}
+
+/// [`build`], with this month's plan facts (program titles) asked of `this_month` for the rows
+/// of the page shown only, not of every station ([`Station::this_month`] is not read).
+pub fn build_with(
+    stations: &[Station],
+    q: OverviewQuery,
+    now: DateTime<Utc>,
+    this_month: impl Fn(&Station) -> Option<Arc<PlanFacts>>,
+) -> Overview {
     let total = stations.len();
     let online = stations.iter().filter(|s| s.status.online).count();
     let mut with_alerts = 0;
@@ -419,7 +429,7 @@ pub fn build(stations: &[Station], q: OverviewQuery, now: DateTime<Utc>) -> Over
         .iter()
         .skip((page - 1) * PAGE_ROWS)
         .take(PAGE_ROWS)
-        .map(|s| row(s, now))
+        .map(|s| row(s, this_month(s).as_deref(), now))
         .collect();
     let labels = [
         ("từ 95 % trở lên", "band-good"),

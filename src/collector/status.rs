@@ -96,9 +96,10 @@ pub use crate::report::report_offset;
 
 /// The month label (YYYY-MM) of `now` on the collector's reporting offset.
 pub fn current_month(now: DateTime<Utc>) -> String {
-    now.with_timezone(&report_offset())
-        .format("%Y-%m")
-        .to_string()
+    use chrono::Datelike;
+    // Not chrono's `format`: its parser of the format string showed in the overview's profile.
+    let d = now.with_timezone(&report_offset()).date_naive();
+    format!("{:04}-{:02}", d.year(), d.month())
 }
 
 /// Compute a station's status at `now`.
@@ -280,6 +281,31 @@ struct Cached {
     stale_at: Option<DateTime<Utc>>,
 }
 
+/// `a == b`, with paths compared as bytes (`Path`'s `==` parses both into components, which
+/// showed in the overview's profile at 10,000 stations; a path spelled differently counts as
+/// changed here, which only derives the status again).
+fn same_entry(a: &StationEntry, b: &StationEntry) -> bool {
+    fn bytes(p: &Option<std::path::PathBuf>) -> Option<&[u8]> {
+        p.as_ref().map(|p| p.as_os_str().as_encoded_bytes())
+    }
+    a.id == b.id
+        && a.name == b.name
+        && a.area_code == b.area_code
+        && a.public_key == b.public_key
+        && a.key == b.key
+        && bytes(&a.schedule) == bytes(&b.schedule)
+        && bytes(&a.audio_root) == bytes(&b.audio_root)
+}
+
+impl Cached {
+    /// The status at `now`: as derived, with the heartbeat's fields and age applied.
+    fn read(&self, now: DateTime<Utc>, offline_after_secs: i64) -> StationStatus {
+        let mut s = self.status.clone();
+        apply_heartbeat(&mut s, self.heartbeat.as_ref(), now, offline_after_secs);
+        s
+    }
+}
+
 #[derive(Default)]
 struct Entries {
     cached: std::collections::HashMap<String, Cached>,
@@ -290,6 +316,27 @@ struct Entries {
 }
 
 impl Entries {
+    /// The cached status of `entry` when nothing it was derived from changed: the same records
+    /// and heartbeat, `month`, plan `generation` and registry entry, and no planned airing come
+    /// due since.
+    fn fresh(
+        &self,
+        entry: &StationEntry,
+        month: &str,
+        generation: u64,
+        now: DateTime<Utc>,
+    ) -> Option<&Cached> {
+        let (version, hb_version) = self.versions(&entry.id);
+        self.cached.get(&entry.id).filter(|c| {
+            c.records_version == version
+                && c.heartbeat_version == hb_version
+                && c.month == month
+                && c.plan_generation == generation
+                && c.stale_at.is_none_or(|t| now < t)
+                && same_entry(&c.entry, entry)
+        })
+    }
+
     /// The station's (records, heartbeat) versions.
     fn versions(&self, station: &str) -> (u64, u64) {
         (
@@ -367,6 +414,41 @@ impl StatusCache {
         true
     }
 
+    /// The statuses of `entries` at `now`, in their order, as [`StatusCache::status`] gives each:
+    /// the cached ones under one shared lock (the month and the plan generation worked out
+    /// once), then the others derived with no lock held.
+    pub fn all_status_of<'a>(
+        &self,
+        store: &Store,
+        entries: impl IntoIterator<Item = &'a StationEntry>,
+        plans: &dyn PlanSource,
+        th: &Thresholds,
+        now: DateTime<Utc>,
+        offline_after_secs: i64,
+    ) -> Result<Vec<StationStatus>, ReportError> {
+        let month = current_month(now);
+        let generation = plans.generation();
+        let found: Vec<(&StationEntry, Option<StationStatus>)> = {
+            let e = self.read();
+            entries
+                .into_iter()
+                .map(|entry| {
+                    let s = e
+                        .fresh(entry, &month, generation, now)
+                        .map(|c| c.read(now, offline_after_secs));
+                    (entry, s)
+                })
+                .collect()
+        };
+        found
+            .into_iter()
+            .map(|(entry, s)| match s {
+                Some(s) => Ok(s),
+                None => self.status(store, entry, plans, th, now, offline_after_secs),
+            })
+            .collect()
+    }
+
     /// Whether [`StatusCache::warm`] has gone through every station.
     pub fn is_warm(&self) -> bool {
         self.warmed.load(std::sync::atomic::Ordering::Acquire)
@@ -386,20 +468,10 @@ impl StatusCache {
         let generation = plans.generation();
         let (version, hb_version) = {
             let e = self.read();
-            let (version, hb_version) = e.versions(&entry.id);
-            if let Some(c) = e.cached.get(&entry.id)
-                && c.records_version == version
-                && c.heartbeat_version == hb_version
-                && c.month == month
-                && c.plan_generation == generation
-                && c.stale_at.is_none_or(|t| now < t)
-                && c.entry == *entry
-            {
-                let mut s = c.status.clone();
-                apply_heartbeat(&mut s, c.heartbeat.as_ref(), now, offline_after_secs);
-                return Ok(s);
+            if let Some(c) = e.fresh(entry, &month, generation, now) {
+                return Ok(c.read(now, offline_after_secs));
             }
-            (version, hb_version)
+            e.versions(&entry.id)
         };
         // Derived from the records and heartbeat as of these versions or later: one stored
         // meanwhile bumps its version again, so the entry is derived again at the next read.
@@ -519,6 +591,54 @@ mod tests {
             plans.0.load(std::sync::atomic::Ordering::Relaxed),
             derived,
             "from the cache"
+        );
+    }
+
+    #[test]
+    fn all_status_of_is_each_station_status_in_order_cached_or_not() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::open(&tmp.path().join("collector.db")).unwrap();
+        let entries: Vec<StationEntry> = ["c", "a", "b"].into_iter().map(entry).collect();
+        let now = Utc.with_ymd_and_hms(2026, 11, 30, 16, 0, 0).unwrap();
+        let th = Thresholds::default();
+        let plans = Counting::default();
+        let cache = StatusCache::default();
+        // "a" cached, the others not yet.
+        cache
+            .status(&store, &entries[1], &plans, &th, now, 180)
+            .unwrap();
+        let all = cache
+            .all_status_of(&store, &entries, &plans, &th, now, 180)
+            .unwrap();
+        let ids: Vec<&str> = all.iter().map(|s| s.id.as_str()).collect();
+        assert_eq!(ids, ["c", "a", "b"]);
+        for (s, e) in all.iter().zip(&entries) {
+            assert_eq!(
+                *s,
+                station_status(&store, e, &Counting::default(), &th, now, 180).unwrap()
+            );
+        }
+        let calls = || plans.0.load(std::sync::atomic::Ordering::Relaxed);
+        let derived = calls();
+        let cached = cache
+            .all_status_of(&store, &entries, &plans, &th, now, 180)
+            .unwrap();
+        assert_eq!(cached, all);
+        assert_eq!(calls(), derived, "every one from the cache");
+        // A renamed station is derived again (its registry entry changed), the others not.
+        let mut renamed = entries.clone();
+        renamed[0].name = "Phường mới".into();
+        let again = cache
+            .all_status_of(&store, &renamed, &plans, &th, now, 180)
+            .unwrap();
+        assert_eq!(again[0].name, "Phường mới");
+        assert_eq!(again[1..], all[1..]);
+        assert_eq!(calls() - derived, derived / 3, "one station derived again");
+        assert_eq!(current_month(now), "2026-11");
+        assert_eq!(
+            current_month(Utc.with_ymd_and_hms(2026, 12, 31, 17, 0, 0).unwrap()),
+            "2027-01",
+            "on the reporting offset (UTC+7)"
         );
     }
 
