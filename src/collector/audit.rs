@@ -59,6 +59,8 @@ pub fn action_vi(code: &str) -> &str {
         action::ENROLMENT_CODE => "Cấp mã ghi danh",
         action::ENROL => "Ghi danh trạm",
         action::ENROL_REFUSED => "Từ chối ghi danh",
+        super::bulletins::action::SEND => "Gửi bản tin",
+        super::bulletins::action::CANCEL => "Hủy bản tin",
         other => other,
     }
 }

@@ -281,6 +281,12 @@ pub const ROUTES: &[Route] = &[
     r("GET", "/api/v1/content", Access::Api(ALL)),
     upload("POST", "/api/v1/content", Access::Api(ADMIN_OPERATOR)),
     r("GET", "/api/v1/content/{sha256}", Access::StationOr(ALL)),
+    // Bulletins (`collector::bulletins`): only admins send and cancel; admins and auditors
+    // list; a station fetches those meant for it (station-signed, that station only).
+    r("POST", "/api/v1/bulletins", Access::Api(ADMIN)),
+    r("GET", "/api/v1/bulletins", Access::Api(ADMIN_AUDITOR)),
+    r("POST", "/api/v1/bulletins/{id}/cancel", Access::Api(ADMIN)),
+    station("GET", "/api/v1/stations/{id}/bulletins", Access::Station),
 ];
 
 /// Largest form body of the schedule editors (a schedule text, percent-encoded: up to three

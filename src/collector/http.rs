@@ -1166,6 +1166,11 @@ struct HeartbeatAck {
     /// The station's latest published schedule version (`collector::versions`; its manifest is
     /// at `GET /api/v1/stations/{id}/manifest`), or null when the centre holds none.
     manifest_version: Option<u64>,
+    /// The ids of the bulletins still valid, not cancelled, targeting this station (their
+    /// envelopes at `GET /api/v1/stations/{id}/bulletins`): the fallback of the push channel.
+    /// Absent when none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pending_bulletins: Vec<String>,
 }
 
 async fn post_heartbeat(
@@ -1253,6 +1258,7 @@ async fn post_heartbeat(
         received_at: at,
         centre_key: state.centre().map(|c| c.public_key_text()),
         manifest_version: state.inner.versions.latest_version(&id),
+        pending_bulletins: super::bulletins::pending_ids(&state, &id).await,
     }))
 }
 
@@ -1757,6 +1763,8 @@ pub fn router(state: AppState) -> Router {
         .merge(super::library::web::router())
         // Centre-managed stations: the admin's page and API, and `POST /api/v1/enrol`.
         .merge(super::enrolment::router())
+        // Bulletins the centre sends (`collector::bulletins`).
+        .merge(super::bulletins::router())
         // Every route above passes the guard of its row in `authz::ROUTES` (added last: a
         // route layer covers the routes present when it is added).
         .route_layer(axum::middleware::from_fn_with_state(

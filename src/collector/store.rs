@@ -291,6 +291,28 @@ const MIGRATIONS: &[&str] = &[
     // NULL: it names none — every record stored before this version, whose bytes have no such
     // field, so nothing is backfilled).
     "ALTER TABLE records ADD COLUMN schedule_version INTEGER;",
+    // Bulletins the centre sent (`collector::bulletins`, docs/bulletins.md): the signed envelope
+    // (its JSON text) is the bulletin; the other columns copy its fields for queries. A cancel
+    // keeps its own signed envelope, who cancelled and when.
+    "CREATE TABLE IF NOT EXISTS bulletins (
+        id TEXT PRIMARY KEY,
+        envelope TEXT NOT NULL,
+        title TEXT NOT NULL,
+        priority TEXT NOT NULL CHECK (priority IN ('normal', 'priority', 'emergency')),
+        targets TEXT NOT NULL,
+        audio_sha256 TEXT NOT NULL,
+        not_before_unix_ms INTEGER NOT NULL,
+        not_after_unix_ms INTEGER NOT NULL,
+        repeats INTEGER NOT NULL,
+        interval_secs INTEGER NOT NULL,
+        created_by TEXT NOT NULL,
+        created_unix_ms INTEGER NOT NULL,
+        cancelled_by TEXT,
+        cancelled_unix_ms INTEGER,
+        cancel_envelope TEXT,
+        CHECK ((cancelled_unix_ms IS NULL) = (cancel_envelope IS NULL))
+    ) WITHOUT ROWID;
+    CREATE INDEX IF NOT EXISTS bulletins_not_after ON bulletins (not_after_unix_ms);",
 ];
 
 /// The schema version this build writes (`PRAGMA user_version` after migrating).
