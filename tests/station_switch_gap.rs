@@ -192,6 +192,11 @@ async fn a_version_switch_loses_and_doubles_no_airing() {
         records.len() - n1 >= 3,
         "three airings of version 2:\n{show}"
     );
+    // Each record names the version it aired under.
+    for (i, r) in records.iter().enumerate() {
+        let want = if i < n1 { 1 } else { 2 };
+        assert_eq!(r.schedule_version, Some(want), "{r:#?}\n{show}");
+    }
     // The gap across the switch: the planned interval, in plan and on air.
     let (last, first) = (&records[n1 - 1], &records[n1]);
     assert_eq!(
