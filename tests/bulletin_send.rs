@@ -5,7 +5,8 @@
 //! pinned from `/api/v1/centre`, and its heartbeat answer lists it pending; a station outside the
 //! area gets none; an operator or auditor is refused (403) and nothing is stored; unknown audio
 //! or an unknown station is refused in Vietnamese naming the field; a cancel hands the targeted
-//! station the signed cancel instead; the audit log shows the send and the cancel.
+//! station the signed cancel instead; the audit log shows the send and the cancel; `loa bulletin
+//! send` / `cancel` do the same from the command line, in Vietnamese.
 
 mod collector_common;
 
@@ -330,4 +331,69 @@ async fn an_admin_sends_to_an_area_the_targeted_station_takes_it_and_a_cancel_fo
         "{audit}"
     );
     assert_eq!(lines.len(), 2, "{audit}");
+
+    // The command line: an unknown station refused in Vietnamese (exit 2), nothing stored; a
+    // send to a station list reaches that station; a cancel follows.
+    let token_file = home.path().join("admin-token");
+    std::fs::write(&token_file, &admin).unwrap();
+    let loa = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_loa"))
+            .args(args)
+            .args(["--collector", &base, "--token-file"])
+            .arg(&token_file)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    let not_after = (now + chrono::Duration::hours(2)).to_rfc3339();
+    let send_to = |to: &str| {
+        loa(&[
+            "bulletin",
+            "send",
+            "--title",
+            "Thông báo cắt điện",
+            "--audio",
+            &sha,
+            "--priority",
+            "priority",
+            "--to",
+            to,
+            "--not-after",
+            &not_after,
+            "--repeats",
+            "2",
+            "--interval-mins",
+            "30",
+        ])
+    };
+    let (code, _, err) = send_to("stations:phuong-z");
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("không có trạm phuong-z"), "{err}");
+    assert_eq!(listed(&c, &base, &admin).await.len(), 1);
+    let (code, out, err) = send_to("stations:phuong-b");
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(out.contains("Đã gửi bản tin"), "{out}");
+    assert!(
+        out.contains("mức ưu tiên") && out.contains("phát 2 lần"),
+        "{out}"
+    );
+    let id2 = listed(&c, &base, &admin).await[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(out.contains(&id2), "{out}");
+    let (_, got) = fetch(&c, &base, &b, "phuong-b").await;
+    assert_eq!(got["bulletins"].as_array().unwrap().len(), 1, "{got}");
+    let (code, out, err) = loa(&["bulletin", "cancel", &id2]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(out.contains("Đã hủy bản tin"), "{out}");
+    let (_, got) = fetch(&c, &base, &b, "phuong-b").await;
+    assert_eq!(got["cancels"].as_array().unwrap().len(), 1, "{got}");
+    let (code, _, err) = loa(&["bulletin", "cancel", &id2]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("đã bị hủy"), "{err}");
 }

@@ -5,6 +5,7 @@
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
+pub mod bulletin;
 pub mod check;
 pub mod collector;
 pub mod content;
@@ -65,6 +66,8 @@ pub enum Command {
     User(user::UserArgs),
     /// The collector's content library: upload (and assign) audio files.
     Content(content::ContentArgs),
+    /// Bulletins from the centre: send one to stations, cancel one (admins).
+    Bulletin(bulletin::BulletinArgs),
 }
 
 /// Entry point used by `main.rs`.
@@ -87,6 +90,7 @@ pub fn main() -> ExitCode {
         Command::Up(a) => up::run(a),
         Command::User(a) => user::run(a),
         Command::Content(a) => content::run(a),
+        Command::Bulletin(a) => bulletin::run(a),
     };
     match result {
         Ok(code) => code,
