@@ -1,6 +1,6 @@
 //! `loa bulletin send …` and `loa bulletin cancel ID` — an admin sends a bulletin from the centre
 //! (`POST /api/v1/bulletins`, a personal API token) or cancels one
-//! (`POST /api/v1/bulletins/{id}/cancel`); docs/bulletins.md. Prints the outcome in Vietnamese.
+//! (`POST /api/v1/bulletins/{bulletin}/cancel`); docs/bulletins.md. Prints the outcome in Vietnamese.
 //!
 //! **Invariant:** the exit code is 0 only when the collector stored the send or the cancel; a
 //! refusal prints the collector's Vietnamese reason (naming the field) and exits 2. The command

@@ -285,7 +285,11 @@ pub const ROUTES: &[Route] = &[
     // list; a station fetches those meant for it (station-signed, that station only).
     r("POST", "/api/v1/bulletins", Access::Api(ADMIN)),
     r("GET", "/api/v1/bulletins", Access::Api(ADMIN_AUDITOR)),
-    r("POST", "/api/v1/bulletins/{id}/cancel", Access::Api(ADMIN)),
+    r(
+        "POST",
+        "/api/v1/bulletins/{bulletin}/cancel",
+        Access::Api(ADMIN),
+    ),
     station("GET", "/api/v1/stations/{id}/bulletins", Access::Station),
 ];
 

@@ -572,7 +572,7 @@ async fn post_send(
         .into_response()
 }
 
-/// `POST /api/v1/bulletins/{id}/cancel` (admins): sign a cancel, store it, audit.
+/// `POST /api/v1/bulletins/{bulletin}/cancel` (admins): sign a cancel, store it, audit.
 async fn post_cancel(
     State(state): State<AppState>,
     Extension(who): Extension<Principal>,
@@ -682,7 +682,7 @@ pub async fn pending_ids(state: &AppState, id: &str) -> Vec<String> {
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/v1/bulletins", get(get_list).post(post_send))
-        .route("/api/v1/bulletins/{id}/cancel", post(post_cancel))
+        .route("/api/v1/bulletins/{bulletin}/cancel", post(post_cancel))
         .route("/api/v1/stations/{id}/bulletins", get(get_for_station))
 }
 
