@@ -261,6 +261,31 @@ impl Centre {
             .collect()
     }
 
+    /// Station `b`'s manifest as it fetches it (a request signed with its key), opened against
+    /// the centre key it pinned at enrolment (signature, shape, station).
+    fn manifest(&self, b: &Box_) -> loa::centre::manifest::Manifest {
+        let env = self.manifest_envelope(b);
+        let pinned = loa::centre::pin::load(&b.data()).unwrap();
+        loa::centre::manifest::open(&env, &pinned.keys(), &b.id, None).unwrap()
+    }
+
+    /// Station `b`'s manifest envelope as it fetches it (not verified).
+    fn manifest_envelope(&self, b: &Box_) -> loa::centre::signed::Envelope {
+        let key = loa::keys::load(&b.data()).unwrap();
+        let pq = format!("/api/v1/stations/{}/manifest", b.id);
+        let h = loa::centre::request::sign(&key, &b.id, "GET", &pq, chrono::Utc::now());
+        let (status, bytes) = self.rt.block_on(async {
+            let mut r = reqwest::Client::new().get(format!("{}{pq}", self.url));
+            for (k, v) in h.pairs() {
+                r = r.header(k, v);
+            }
+            let r = r.send().await.unwrap();
+            (r.status().as_u16(), r.bytes().await.unwrap())
+        });
+        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&bytes));
+        loa::centre::signed::Envelope::decode(&bytes).unwrap()
+    }
+
     /// The library's stored copy of content `sha`.
     fn stored_content(&self, sha: &str) -> PathBuf {
         let p = self
@@ -736,4 +761,59 @@ fn a_download_cut_in_the_middle_resumes_and_the_file_verifies() {
         served >= size && served < size + 200_000,
         "{served} vs {size}"
     );
+}
+
+/// Replacing this month's episode (a new file assigned to the same program and month) publishes
+/// a new version for the station that airs it: the manifest it fetches next has a higher
+/// version naming the new file, and the running station takes it and holds the file verified.
+#[test]
+fn a_replaced_episode_reaches_the_station_in_a_new_version() {
+    let centre = Centre::start();
+    let b = Box_::enrol(&centre, "phuong-r");
+    let now = local_now();
+    let path = format!("cchc/{}.mp3", month(now));
+    let first = centre.upload_episode(&fixture("tone.mp3"), &month(now));
+    // Aired at 03:00 station time: the test is about what reaches the station.
+    assert_eq!(centre.publish(&b.id, &schedule(&b.id, "0 0 3 * * *")), 1);
+    let m1 = centre.manifest(&b);
+    assert_eq!(m1.version, 1);
+    let file_of = |m: &loa::centre::manifest::Manifest| {
+        m.files
+            .iter()
+            .find(|f| f.path == path)
+            .map(|f| f.sha256.clone())
+    };
+    assert_eq!(file_of(&m1), Some(first.clone()), "{m1:?}");
+    let st = b.start(&[]);
+    wait_sync(&centre, &b.id, "version 1 active", &st, |s| {
+        s.active_version == Some(1) && s.missing_files == 0 && s.last_error_code.is_none()
+    });
+
+    // The replacement: another file for the same program and month.
+    let second = centre.upload_episode(&fixture("long.mp3"), &month(now));
+    assert_ne!(first, second);
+    let m2 = centre.manifest(&b);
+    assert!(
+        m2.version > m1.version,
+        "{} after {}",
+        m2.version,
+        m1.version
+    );
+    assert_eq!(file_of(&m2), Some(second.clone()), "{m2:?}");
+    // The station learns of it from its heartbeat's answer, downloads, verifies and switches.
+    wait_sync(
+        &centre,
+        &b.id,
+        "the replacement's version active",
+        &st,
+        |s| {
+            s.active_version == Some(m2.version)
+                && s.missing_files == 0
+                && s.last_error_code.is_none()
+        },
+    );
+    assert!(b.store().holds(&second));
+    let aired_file = b.store().audio_root(m2.version).join(&path);
+    assert_eq!(sha_hex(&std::fs::read(aired_file).unwrap()), second);
+    st.stop();
 }

@@ -168,6 +168,76 @@ async fn admit(
     Ok((content, new))
 }
 
+/// What a changed library path did to the stations' schedules.
+#[derive(Debug, Default)]
+struct Republished {
+    /// (station, new version) of each station that airs the path.
+    published: Vec<(String, u64)>,
+    /// Stations airing the path whose schedule no longer validates (nothing published).
+    refused: Vec<String>,
+}
+
+/// `row`'s path now names other bytes than `before` did: every station whose latest schedule
+/// version airs it gets a new version (the same text), so the next manifest it fetches — a
+/// higher version, which a station takes — names the new file.
+async fn republish(
+    state: &AppState,
+    row: &super::PathRow,
+    before: Option<&super::PathRow>,
+    who: &Principal,
+    address: &str,
+) -> Republished {
+    if before.is_some_and(|b| b.sha256 == row.sha256) {
+        return Republished::default();
+    }
+    let Some(registry_path) = state.registry_path() else {
+        return Republished::default();
+    };
+    let (month, note) = match &row.why {
+        Why::Episode { program, month } => (
+            super::parse_month(month).ok(),
+            format!("Tệp mới cho tập {program} tháng {month} ({})", row.path),
+        ),
+        Why::Placement => (None, format!("Tệp mới tại {}", row.path)),
+    };
+    let now = state.now();
+    let save = crate::collector::versions::Save {
+        text: String::new(),
+        note,
+        author: who.user.name.clone(),
+        address: address.to_string(),
+        now,
+        today: now
+            .with_timezone(&crate::report::report_offset())
+            .date_naive(),
+    };
+    let (st, path) = (state.clone(), row.path.clone());
+    let r = tokio::task::spawn_blocking(move || {
+        let stations = st.registry();
+        st.versions()
+            .republish_for_library(&registry_path, &stations, &path, month, &save)
+    })
+    .await;
+    let crate::collector::versions::Republished { published, refused } = match r {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!(error = %e, "republishing after a library change");
+            return Republished::default();
+        }
+    };
+    if !published.is_empty() {
+        state.reload_registry();
+        tracing::info!(path = %row.path, ?published, "library path changed: new schedule versions published for the stations that air it");
+    }
+    for (station, e) in &refused {
+        tracing::error!(path = %row.path, station, error = %e, "library path changed but the station's schedule no longer validates: no new version published for it");
+    }
+    Republished {
+        published,
+        refused: refused.into_iter().map(|(s, _)| s).collect(),
+    }
+}
+
 /// Assign content `sha256` as program `program`'s episode for `month`: placed at the path the
 /// program's `episodes` pattern resolves to.
 async fn assign(
@@ -178,7 +248,7 @@ async fn assign(
     month: String,
     who: &Principal,
     address: &str,
-) -> Result<super::PathRow, LibraryError> {
+) -> Result<(super::PathRow, Republished), LibraryError> {
     let registry = state.registry();
     let now = state.now();
     let by = who.user.name.clone();
@@ -203,10 +273,11 @@ async fn assign(
         &who.user.name,
         address,
         &row,
-        before.map(|b| b.describe()),
+        before.as_ref().map(|b| b.describe()),
     )
     .await;
-    Ok(row)
+    let republished = republish(state, &row, before.as_ref(), who, address).await;
+    Ok((row, republished))
 }
 
 /// Place content `sha256` at library path `path` by hand.
@@ -217,7 +288,7 @@ async fn place(
     path: String,
     who: &Principal,
     address: &str,
-) -> Result<super::PathRow, LibraryError> {
+) -> Result<(super::PathRow, Republished), LibraryError> {
     let now = state.now();
     let by = who.user.name.clone();
     let (row, before) =
@@ -227,10 +298,11 @@ async fn place(
         &who.user.name,
         address,
         &row,
-        before.map(|b| b.describe()),
+        before.as_ref().map(|b| b.describe()),
     )
     .await;
-    Ok(row)
+    let republished = republish(state, &row, before.as_ref(), who, address).await;
+    Ok((row, republished))
 }
 
 fn only_admin(who: &Principal) -> Result<(), LibraryError> {
@@ -307,6 +379,27 @@ async fn library_page(
 struct PageQuery {
     added: Option<String>,
     assigned: Option<String>,
+    /// After an assignment: how many stations got a new schedule version.
+    versions: Option<usize>,
+    /// After an assignment: stations whose schedule no longer validates (comma-separated).
+    refused: Option<String>,
+}
+
+/// What the page says after a file was placed at `path`.
+fn assigned_message(path: &str, versions: usize, refused: &str) -> String {
+    let mut m = format!("Đã đặt tệp tại {path}.");
+    if versions > 0 {
+        m.push_str(&format!(
+            " {versions} trạm nhận phiên bản lịch mới có tệp này."
+        ));
+    }
+    if !refused.trim().is_empty() {
+        m.push_str(&format!(
+            " Lịch của trạm {} không còn hợp lệ với thư viện nên chưa phát hành lại; hãy mở lịch của trạm để sửa.",
+            refused.trim()
+        ));
+    }
+    m
 }
 
 async fn get_library(State(state): State<AppState>, q: Query<PageQuery>, req: Request) -> Response {
@@ -318,7 +411,11 @@ async fn get_library(State(state): State<AppState>, q: Query<PageQuery>, req: Re
             "Đã tải lên và đo xong tệp {}.",
             sha.chars().take(12).collect::<String>()
         )),
-        (_, Some(path)) => Some(format!("Đã đặt tệp tại {path}.")),
+        (_, Some(path)) => Some(assigned_message(
+            path,
+            q.versions.unwrap_or(0),
+            q.refused.as_deref().unwrap_or(""),
+        )),
         _ => None,
     };
     library_page(&state, &p, StatusCode::OK, message, None).await
@@ -479,9 +576,11 @@ async fn post_assign(State(state): State<AppState>, req: Request) -> Response {
         .await
     };
     match r {
-        Ok(row) => see_other(&format!(
-            "/library?assigned={}",
-            authz::percent_encode(&row.path)
+        Ok((row, rep)) => see_other(&format!(
+            "/library?assigned={}&versions={}&refused={}",
+            authz::percent_encode(&row.path),
+            rep.published.len(),
+            authz::percent_encode(&rep.refused.join(","))
         )),
         Err(e) => library_page(&state, &p, e.status(), None, Some(e.vi())).await,
     }
@@ -638,6 +737,7 @@ async fn upload_api(
                 &address,
             )
             .await?
+            .0
             .path,
         ),
         None => None,

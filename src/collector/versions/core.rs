@@ -385,6 +385,41 @@ pub fn check_programs(
     Ok(station.programs.into_keys().collect())
 }
 
+/// Whether a station's (merged) schedule text airs library path `path`: for a program's
+/// episode of `month`, when a slot names that program with the episode resolving to `path` in
+/// that month (the schedule module's `month_episodes`); for a plain placement (`month` is
+/// `None`), when the text names the path as a string. Pure; a text that does not parse uses
+/// nothing.
+pub fn uses_library_path(station: &str, text: &str, path: &str, month: Option<NaiveDate>) -> bool {
+    match month {
+        Some(m) => {
+            let file = PathBuf::from(format!("{station}.toml"));
+            crate::schedule::file::month_episodes(&file, text, m)
+                .iter()
+                .any(|e| e.path == Path::new(path))
+        }
+        None => text.contains(&format!("\"{path}\"")) || text.contains(&format!("'{path}'")),
+    }
+}
+
+/// The `episodes` patterns of the shared programs document (id → pattern), read as a station's
+/// `[[programs]]` are; empty when it does not parse.
+pub fn shared_program_episodes(text: &str) -> std::collections::HashMap<String, String> {
+    crate::schedule::file::program_episodes(
+        Path::new("chuong-trinh-chung.toml"),
+        &format!("{PROGRAMS_HEADER}{text}"),
+    )
+}
+
+/// The titles of the shared programs document's programs (id → title); empty when it does not
+/// parse.
+pub fn shared_program_titles(text: &str) -> std::collections::HashMap<String, String> {
+    crate::schedule::file::program_titles(
+        Path::new("chuong-trinh-chung.toml"),
+        &format!("{PROGRAMS_HEADER}{text}"),
+    )
+}
+
 /// One line of a unified diff, as the version page shows it (escaped by the template).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct DiffLine {

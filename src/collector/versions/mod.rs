@@ -97,6 +97,14 @@ pub struct Published {
     pub before: Option<(u64, String)>,
 }
 
+/// What a library change published: (station, new version) of each station airing the changed
+/// path, and (station, why) of those whose schedule no longer validates (nothing published).
+#[derive(Debug, Default)]
+pub struct Republished {
+    pub published: Vec<(String, u64)>,
+    pub refused: Vec<(String, SaveError)>,
+}
+
 /// The versions' state in the collector: its own database connection (saves are serialised on
 /// it), the directories, the audio facts, and each station's latest version number (for the
 /// heartbeat answer).
@@ -558,6 +566,52 @@ impl Versions {
             published_at: save.now,
             before,
         })
+    }
+
+    /// A library path now names other bytes (`path`; `month`: it is a program's episode for
+    /// that month, `None`: a plain placement). Every station whose latest version airs that
+    /// path gets a new version — its own text again, validated again against the library — so
+    /// its next manifest has a higher number (a station takes only a newer version) and names
+    /// the new file. Manifests built before are forgotten. Returns the versions published and
+    /// the stations whose text no longer validates (nothing published for them; the caller
+    /// logs and shows them). Runs on a blocking thread.
+    pub fn republish_for_library(
+        &self,
+        registry: &Path,
+        stations: &super::registry::Registry,
+        path: &str,
+        month: Option<NaiveDate>,
+        save: &Save,
+    ) -> Republished {
+        self.manifests
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+        let users: Vec<Version> = {
+            let conn = self.conn();
+            let Ok(all) = db::latest_all(&conn) else {
+                return Republished::default();
+            };
+            all.into_iter()
+                .filter_map(|(station, n)| db::get(&conn, &station, n).ok().flatten())
+                .filter(|v| self::core::uses_library_path(&v.doc, &v.merged_text, path, month))
+                .collect()
+        };
+        let (mut published, mut refused) = (Vec::new(), Vec::new());
+        for v in users {
+            let Some(entry) = stations.get(&v.doc) else {
+                continue;
+            };
+            let again = Save {
+                text: v.text.clone(),
+                ..save.clone()
+            };
+            match self.publish_station(registry, entry, &again, None) {
+                Ok(p) => published.push((v.doc.clone(), p.version)),
+                Err(e) => refused.push((v.doc.clone(), e)),
+            }
+        }
+        Republished { published, refused }
     }
 }
 

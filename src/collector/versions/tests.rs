@@ -496,3 +496,41 @@ fn in_force_gives_each_version_the_part_of_the_month_it_governed() {
         &[(1, START, "2026-11-10 00:00"), (3, "2026-11-10 00:00", END)],
     );
 }
+
+#[test]
+fn a_station_uses_a_library_path_when_a_slot_airs_it() {
+    let with_program = "id = \"phuong-a\"\nname = \"Phường A\"\nkind = \"ward\"\narea_code = \"21100\"\n\n[[programs]]\nid = \"cchc\"\ntitle = \"CCHC\"\ncategory = \"cchc\"\nepisodes = \"cchc/{yyyy}-{mm}.mp3\"\n\n[[slots]]\nid = \"sang\"\ncron = \"0 6 * * *\"\nuntil = 2027-01-31\nplay = [\"program:cchc\"]\n";
+    let jan = NaiveDate::from_ymd_opt(2027, 1, 1);
+    let feb = NaiveDate::from_ymd_opt(2027, 2, 1);
+    let check = |text: &str, path: &str, month: Option<NaiveDate>, want: bool| {
+        assert_eq!(
+            uses_library_path("phuong-a", text, path, month),
+            want,
+            "{path} {month:?}"
+        );
+    };
+    check(with_program, "cchc/2027-01.mp3", jan, true);
+    // The slot ends in January: February's episode is not aired.
+    check(with_program, "cchc/2027-02.mp3", feb, false);
+    // Another month's path, or a program the slots do not name.
+    check(with_program, "cchc/2027-02.mp3", jan, false);
+    check(STATION, "cchc/2027-01.mp3", jan, false);
+    // A placement: named as a string.
+    check(STATION, "jingle.ogg", None, true);
+    check(STATION, "jingle.mp3", None, false);
+    check("not toml [", "cchc/2027-01.mp3", jan, false);
+    // The shared programs document's patterns.
+    let shared = "[[programs]]\nid = \"cchc\"\ntitle = \"Cải cách hành chính\"\ncategory = \"cchc\"\nepisodes = \"cchc/{yyyy}-{mm}.mp3\"\n";
+    assert_eq!(
+        shared_program_episodes(shared)
+            .get("cchc")
+            .map(String::as_str),
+        Some("cchc/{yyyy}-{mm}.mp3")
+    );
+    assert_eq!(
+        shared_program_titles(shared)
+            .get("cchc")
+            .map(String::as_str),
+        Some("Cải cách hành chính")
+    );
+}
