@@ -79,9 +79,22 @@ impl Centre {
     /// A collector whose registry holds a template schedule defining program `cchc` (so an
     /// episode can be assigned to it before any station's version uses it).
     fn start() -> Self {
+        Self::start_with(true)
+    }
+
+    /// A collector; with `template`, its registry holds the template schedule of [`Self::start`],
+    /// without, it starts with no registry file (a fresh centre).
+    fn start_with(template: bool) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let home = dir.path().join("centre");
         std::fs::create_dir_all(&home).unwrap();
+        if template {
+            Self::write_template(&home);
+        }
+        Self::spawn(dir, home)
+    }
+
+    fn write_template(home: &Path) {
         let template = home.join("mau.toml");
         std::fs::write(
             &template,
@@ -101,6 +114,9 @@ impl Centre {
             ),
         )
         .unwrap();
+    }
+
+    fn spawn(dir: tempfile::TempDir, home: PathBuf) -> Self {
         let db = home.join("collector.db");
         run_ok(
             Command::new(LOA)
@@ -816,4 +832,56 @@ fn a_replaced_episode_reaches_the_station_in_a_new_version() {
     let aired_file = b.store().audio_root(m2.version).join(&path);
     assert_eq!(sha_hex(&std::fs::read(aired_file).unwrap()), second);
     st.stop();
+}
+
+/// The city's program defined once, in the shared program list: on a fresh centre (no station
+/// schedule defines it) its episode is assigned, then a station's schedule that only names
+/// `program:cchc` is published, and the manifest it fetches names the episode.
+#[test]
+fn an_episode_is_assigned_to_a_program_of_the_shared_list() {
+    let centre = Centre::start_with(false);
+    let b = Box_::enrol(&centre, "phuong-s");
+    let now = local_now();
+    // Nothing defines cchc yet: the assignment is refused, saying so in Vietnamese.
+    let out = Command::new(LOA)
+        .args(["content", "add"])
+        .arg(fixture("tone.mp3"))
+        .args([
+            "--title",
+            "CCHC",
+            "--category",
+            "cchc",
+            "--month",
+            &month(now),
+        ])
+        .args([
+            "--program",
+            "cchc",
+            "--collector",
+            &centre.url,
+            "--token-file",
+        ])
+        .arg(&centre.token_file)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains("chương trình «cchc»"), "{err}");
+
+    let (s, v) = centre.request(
+        reqwest::Method::PUT,
+        "/api/v1/programs",
+        Some((PROGRAM.to_string(), "application/toml")),
+    );
+    assert!((200..300).contains(&s), "{s} {v}");
+    let sha = centre.upload_episode(&fixture("tone.mp3"), &month(now));
+    let own = schedule(&b.id, "0 0 3 * * *").replace(PROGRAM, "");
+    assert!(!own.contains("[[programs]]"), "{own}");
+    assert_eq!(centre.publish(&b.id, &own), 1);
+    let m = centre.manifest(&b);
+    let path = format!("cchc/{}.mp3", month(now));
+    assert!(
+        m.files.iter().any(|f| f.path == path && f.sha256 == sha),
+        "{m:?}"
+    );
 }

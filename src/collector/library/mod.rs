@@ -65,8 +65,11 @@ pub enum LibraryError {
     /// A field is missing or wrong (400).
     #[error("{field}: {why}")]
     BadField { field: &'static str, why: String },
-    /// No registered station's schedule defines the program with an `episodes` pattern (404).
-    #[error("no station schedule defines program `{program}` with an `episodes` pattern")]
+    /// Neither the shared programs nor a registered station's schedule defines the program with
+    /// an `episodes` pattern (404).
+    #[error(
+        "neither the shared programs nor a station schedule defines program `{program}` with an `episodes` pattern"
+    )]
     UnknownProgram { program: String },
     /// Schedules define the program with different `episodes` patterns (409).
     #[error("program `{program}` has different `episodes` patterns: {patterns}")]
@@ -117,7 +120,7 @@ impl LibraryError {
                 format!("Trường «{field}» không hợp lệ: {why}")
             }
             LibraryError::UnknownProgram { program } => format!(
-                "Không lịch phát nào của các trạm định nghĩa chương trình «{program}» với mẫu tập hằng tháng (episodes)."
+                "Danh sách chương trình chung và lịch phát của các trạm đều không định nghĩa chương trình «{program}» với mẫu tập hằng tháng (episodes)."
             ),
             LibraryError::ConflictingPatterns { program, patterns } => format!(
                 "Chương trình «{program}» có các mẫu tập khác nhau ở các lịch phát ({patterns}); hãy thống nhất lịch phát trước."
@@ -384,11 +387,24 @@ pub fn check_path(p: &str) -> Result<(), LibraryError> {
     Ok(())
 }
 
-/// Program `program`'s `episodes` pattern, from the schedules that define it. Today these are
-/// the registry's stations' schedule files; the one place to switch when the centre keeps a
-/// shared program list.
-pub fn program_pattern(registry: &Registry, program: &str) -> Result<String, LibraryError> {
+/// Program `program`'s `episodes` pattern, from the documents that define it: the centre's
+/// shared programs document (`shared`, its latest text: a program defined once for many
+/// stations, which may be assigned its episodes before any station's version can be published)
+/// and the registry's stations' schedule files. Every definition must agree.
+pub fn program_pattern(
+    registry: &Registry,
+    shared: Option<&str>,
+    program: &str,
+) -> Result<String, LibraryError> {
     let mut patterns: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    if let Some(p) =
+        shared.and_then(|t| super::versions::core::shared_program_episodes(t).remove(program))
+    {
+        patterns
+            .entry(p)
+            .or_default()
+            .push("danh sách chương trình chung".into());
+    }
     for s in registry.stations.values() {
         let Some(file) = &s.schedule else { continue };
         let Ok(text) = std::fs::read_to_string(file) else {

@@ -252,9 +252,17 @@ async fn assign(
     let registry = state.registry();
     let now = state.now();
     let by = who.user.name.clone();
+    let st = state.clone();
     let (row, before) = blocking(move || {
         let m = super::parse_month(&month)?;
-        let pattern = super::program_pattern(&registry, program.trim())?;
+        let shared = st.versions().read(|c| {
+            crate::collector::versions::db::latest(c, crate::collector::versions::PROGRAMS_DOC)
+        })?;
+        let pattern = super::program_pattern(
+            &registry,
+            shared.as_ref().map(|v| v.text.as_str()),
+            program.trim(),
+        )?;
         let path = super::episode_path(&pattern, m)?;
         lib.set_path(
             &path,
