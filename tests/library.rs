@@ -265,10 +265,13 @@ async fn an_episode_is_uploaded_measured_assigned_and_downloaded_with_resume() {
         page.contains(&format!("{} LUFS", format!("{lufs:.1}").replace('.', ","))),
         "{page}"
     );
+    // "Dùng ở" names the program by its title (its id in the pointer's hint), the month the
+    // Vietnamese way.
     assert!(
-        page.contains("cchc/2027-01.mp3 (tập cchc tháng 2027-01)"),
+        page.contains("cchc/2027-01.mp3 (tập «Cải cách hành chính» tháng 01/2027)"),
         "{page}"
     );
+    assert!(page.contains("title=\"chương trình cchc\""), "{page}");
 
     // The file is at the tree path, and the station's plan for January 2027 names it.
     let tree = site.root.join("var/collector/library/tree");
@@ -403,6 +406,49 @@ async fn non_audio_and_over_limit_uploads_are_refused_in_vietnamese_and_nothing_
     let vi = body["error_vi"].as_str().unwrap();
     assert!(vi.contains("Tệp không phải âm thanh giải mã được"), "{vi}");
     assert!(!vi.contains("upload-"), "{vi}");
+    // The decoder's English detail is in the English `error` only, never in the Vietnamese.
+    let english = body["error"].as_str().unwrap();
+    let detail = english
+        .split_once("): ")
+        .and_then(|(_, d)| d.rsplit_once("; nothing was stored"))
+        .map(|(d, _)| d)
+        .unwrap_or_else(|| panic!("{english}"));
+    assert!(!detail.is_empty(), "{english}");
+    assert!(!vi.contains(detail), "{vi} / {detail}");
+    // The page's upload form says the same, in Vietnamese only.
+    let boundary = "loa-test-boundary";
+    let mut form = Vec::new();
+    for (name, value) in [("title", "Thư"), ("category", "notice")] {
+        form.extend_from_slice(
+            format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
+            )
+            .as_bytes(),
+        );
+    }
+    form.extend_from_slice(
+        format!("--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"thu.pdf\"\r\nContent-Type: application/pdf\r\n\r\n").as_bytes(),
+    );
+    form.extend_from_slice(&b"%PDF-1.4 this is a letter, not a recording".repeat(100));
+    form.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    let r = c
+        .post(format!("{base}/library/upload"))
+        .bearer_auth(site.token())
+        .header(
+            "content-type",
+            format!("multipart/form-data; boundary={boundary}"),
+        )
+        .body(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 422);
+    let page = r.text().await.unwrap().replace("&#x2f;", "/");
+    assert!(
+        page.contains("Tệp không phải âm thanh giải mã được"),
+        "{page}"
+    );
+    assert!(!page.contains(detail), "{page}");
     // Over the limit (a 2 MB body against a 1 MB limit), through the command line too.
     let big = site.root.join("big.mp3");
     let tone = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/audio/tone.mp3");

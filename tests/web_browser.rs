@@ -744,7 +744,7 @@ async fn centre_pages_in_a_real_browser() {
     );
     let row = text(&c, &format!("tr[data-sha256=\"{sha}\"]")).await;
     assert!(
-        row.contains("cchc/2027-01.mp3 (tập cchc tháng 2027-01)"),
+        row.contains("cchc/2027-01.mp3 (tập «Cải cách hành chính» tháng 01/2027)"),
         "{row}"
     );
     assert_eq!(

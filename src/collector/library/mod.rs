@@ -59,9 +59,14 @@ pub enum LibraryError {
     /// The upload is larger than the configured limit (413).
     #[error("upload larger than the limit of {limit} bytes; nothing was stored")]
     TooLarge { limit: u64 },
-    /// The upload is not audio that decodes to its end (422).
-    #[error("not a decodable audio file (WAV/MP3/Ogg Vorbis/FLAC): {reason}; nothing was stored")]
-    Undecodable { reason: String },
+    /// The upload is not audio that decodes to its end (422): why in Vietnamese (what the
+    /// uploader can act on), and the decoder's own English detail (logged, and in the API's
+    /// English `error`; never on a page).
+    #[error("not a decodable audio file (WAV/MP3/Ogg Vorbis/FLAC): {detail}; nothing was stored")]
+    Undecodable {
+        why_vi: &'static str,
+        detail: String,
+    },
     /// A field is missing or wrong (400).
     #[error("{field}: {why}")]
     BadField { field: &'static str, why: String },
@@ -113,8 +118,8 @@ impl LibraryError {
                 "Tệp lớn hơn giới hạn {} MB; không lưu gì. Hãy nén lại (ví dụ MP3 64 kbit/s) hoặc nhờ quản trị tăng giới hạn (--max-upload-bytes).",
                 limit.div_ceil(1024 * 1024)
             ),
-            LibraryError::Undecodable { reason } => format!(
-                "Tệp không phải âm thanh giải mã được (WAV/MP3/Ogg Vorbis/FLAC): {reason}. Không lưu gì; hãy xuất lại tệp âm thanh rồi tải lên lại."
+            LibraryError::Undecodable { why_vi, .. } => format!(
+                "Tệp không phải âm thanh giải mã được (WAV/MP3/Ogg Vorbis/FLAC): {why_vi}. Không lưu gì; hãy xuất lại tệp âm thanh rồi tải lên lại."
             ),
             LibraryError::BadField { field, why } => {
                 format!("Trường «{field}» không hợp lệ: {why}")
@@ -335,18 +340,21 @@ pub fn measure(path: &Path, sha256: &str) -> Result<Measured, LibraryError> {
             true_peak_dbtp: f.true_peak_dbtp,
         }),
         Ok(Ok(_)) => Err(LibraryError::Undecodable {
-            reason: "không có mẫu âm thanh nào (tệp rỗng)".into(),
+            why_vi: "không có mẫu âm thanh nào (tệp rỗng)",
+            detail: "no audio samples".into(),
         }),
         Ok(Err(e)) => Err(LibraryError::Undecodable {
-            reason: strip_path(&e.to_string(), path),
+            why_vi: "không nhận ra định dạng âm thanh, hoặc tệp bị hỏng hay bị cắt cụt",
+            detail: strip_path(&e.to_string(), path),
         }),
         Err(_) => Err(LibraryError::Undecodable {
-            reason: "bộ giải mã gặp lỗi khi đọc tệp".into(),
+            why_vi: "bộ giải mã gặp lỗi khi đọc tệp",
+            detail: "the decoder panicked".into(),
         }),
     }
 }
 
-/// The decoder's message without the temp file's path (it names nothing the uploader knows).
+/// The decoder's message without the temp file's path (it names nothing anyone knows).
 fn strip_path(msg: &str, path: &Path) -> String {
     let p = path.display().to_string();
     msg.replace(&format!("{p}: "), "").replace(&p, "tệp")
@@ -428,6 +436,44 @@ pub fn program_pattern(
                 .join("; "),
         }),
     }
+}
+
+/// The titles of programs `wanted` (id → title): from the shared programs document first, then
+/// the registry's stations' schedule files, read only until every wanted title is found. Pages
+/// show titles where the library keeps ids.
+pub fn program_titles(
+    registry: &Registry,
+    shared: Option<&str>,
+    wanted: &HashSet<String>,
+) -> std::collections::HashMap<String, String> {
+    let mut titles = std::collections::HashMap::new();
+    if wanted.is_empty() {
+        return titles;
+    }
+    let take = |titles: &mut std::collections::HashMap<String, String>,
+                found: std::collections::HashMap<String, String>| {
+        for (id, t) in found {
+            if wanted.contains(&id) {
+                titles.entry(id).or_insert(t);
+            }
+        }
+    };
+    if let Some(t) = shared {
+        take(&mut titles, super::versions::core::shared_program_titles(t));
+    }
+    for s in registry.stations.values() {
+        if wanted.iter().all(|w| titles.contains_key(w)) {
+            break;
+        }
+        let Some(file) = &s.schedule else { continue };
+        if let Ok(text) = std::fs::read_to_string(file) {
+            take(
+                &mut titles,
+                crate::schedule::file::program_titles(file, &text),
+            );
+        }
+    }
+    titles
 }
 
 /// The library path of program `program`'s episode for `month` (pattern resolved at the
@@ -954,5 +1000,12 @@ mod tests {
         let e = measure(got.path(), &got.sha256).unwrap_err();
         assert_eq!(e.code(), "content.undecodable");
         assert!(!e.vi().contains("upload-"), "{}", e.vi());
+        // Only Vietnamese for people; the decoder's English detail is for the log.
+        let LibraryError::Undecodable { detail, .. } = &e else {
+            panic!("{e:?}")
+        };
+        assert!(!detail.is_empty());
+        assert!(!e.vi().contains(detail.as_str()), "{}", e.vi());
+        assert!(e.to_string().contains(detail.as_str()), "{e}");
     }
 }

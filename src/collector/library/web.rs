@@ -44,7 +44,23 @@ struct Row {
     size: String,
     uploader: String,
     uploaded: String,
-    used: Vec<String>,
+    used: Vec<Used>,
+}
+
+/// Where a content is used, as the page shows it: the text, and what a pointer over it says
+/// (the program's id).
+#[derive(Serialize)]
+struct Used {
+    text: String,
+    hint: Option<String>,
+}
+
+/// `2027-01` → `01/2027` (other text as it is).
+fn month_vi(month: &str) -> String {
+    match month.split_once('-') {
+        Some((y, m)) if y.len() == 4 && m.len() == 2 => format!("{m}/{y}"),
+        _ => month.to_string(),
+    }
 }
 
 /// `mm:ss` (minutes beyond 59 keep counting: `90:00`).
@@ -60,7 +76,7 @@ pub fn when_vi(t: chrono::DateTime<chrono::Utc>) -> String {
         .to_string()
 }
 
-fn row(c: &Content) -> Row {
+fn row(c: &Content, titles: &std::collections::HashMap<String, String>) -> Row {
     Row {
         sha256: c.sha256.clone(),
         short: c.sha256.chars().take(12).collect(),
@@ -80,10 +96,19 @@ fn row(c: &Content) -> Row {
             .paths
             .iter()
             .map(|p| match &p.why {
-                Why::Episode { program, month } => {
-                    format!("{} (tập {program} tháng {month})", p.path)
-                }
-                Why::Placement => p.path.clone(),
+                Why::Episode { program, month } => Used {
+                    text: format!(
+                        "{} (tập «{}» tháng {})",
+                        p.path,
+                        titles.get(program).unwrap_or(program),
+                        month_vi(month)
+                    ),
+                    hint: Some(format!("chương trình {program}")),
+                },
+                Why::Placement => Used {
+                    text: p.path.clone(),
+                    hint: None,
+                },
             })
             .collect(),
     }
@@ -142,7 +167,10 @@ async fn admit(
     let now = state.now();
     let uploader = who.user.name.clone();
     let (content, new) = blocking(move || {
-        let measured = super::measure(received.path(), &received.sha256)?;
+        // The decoder's English detail goes to the log; people see the Vietnamese text only.
+        let measured = super::measure(received.path(), &received.sha256).inspect_err(|e| {
+            tracing::warn!(sha256 = %received.sha256, size = received.size, "upload refused: {e}")
+        })?;
         lib.admit(received, &measured, &meta, &uploader, now)
     })
     .await?;
@@ -334,12 +362,38 @@ async fn library_page(
     message: Option<String>,
     error: Option<String>,
 ) -> Response {
+    let st = state.clone();
     let listed = match library_of(state) {
-        Ok(lib) => blocking(move || lib.list()).await,
+        Ok(lib) => {
+            blocking(move || {
+                let list = lib.list()?;
+                let wanted: std::collections::HashSet<String> = list
+                    .iter()
+                    .flat_map(|c| &c.paths)
+                    .filter_map(|p| match &p.why {
+                        Why::Episode { program, .. } => Some(program.clone()),
+                        Why::Placement => None,
+                    })
+                    .collect();
+                let shared = st.versions().read(|c| {
+                    crate::collector::versions::db::latest(
+                        c,
+                        crate::collector::versions::PROGRAMS_DOC,
+                    )
+                })?;
+                let titles = super::program_titles(
+                    &st.registry(),
+                    shared.as_ref().map(|v| v.text.as_str()),
+                    &wanted,
+                );
+                Ok((list, titles))
+            })
+            .await
+        }
         Err(e) => Err(e),
     };
     let (rows, error) = match listed {
-        Ok(l) => (l.iter().map(row).collect::<Vec<_>>(), error),
+        Ok((l, titles)) => (l.iter().map(|c| row(c, &titles)).collect::<Vec<_>>(), error),
         Err(e) => {
             tracing::error!(error = %e, "library list");
             (Vec::new(), Some(e.vi()))
@@ -854,7 +908,9 @@ mod tests {
             json!([]),
             json!([{"sha256": "ab", "short": "ab", "title": "<x>", "category": "cchc",
             "duration": "15:00", "loudness": "-23,0 LUFS", "true_peak": "-1,0 dBTP", "size": "7,0 MB",
-            "uploader": "lan", "uploaded": "04/12/2026 05:30", "used": ["cchc/2027-01.mp3"]}]),
+            "uploader": "lan", "uploaded": "04/12/2026 05:30",
+            "used": [{"text": "cchc/2027-01.mp3 (tập «Cải cách hành chính» tháng 01/2027)", "hint": "chương trình cchc"},
+                {"text": "jingle.ogg", "hint": null}]}]),
         ] {
             let html = crate::web::render(
                 "library.html",
