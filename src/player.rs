@@ -305,6 +305,8 @@ enum Msg {
     Stop(String),
     Preempt(String),
     Gate(StartGate),
+    /// New loudness target (LUFS) and true-peak ceiling (dBTP) for sessions prepared from now on.
+    Loudness(f64, f64),
     Shutdown,
 }
 
@@ -356,6 +358,19 @@ impl PlayerHandle {
         self.prep_tx
             .send(Msg::Relay(id, Box::new(relay)))
             .and_then(|()| self.prep_tx.send(Msg::Load(session)))
+            .map_err(|_| PlayerError::Gone)
+    }
+
+    /// Normalise sessions loaded from now on to `target_lufs` (integrated, EBU R128) with true
+    /// peaks at most `max_true_peak_dbtp` (a new schedule version's `[loudness]`). Sessions
+    /// already prepared keep their gain: a session's level never changes while it airs.
+    pub fn set_loudness_target(
+        &self,
+        target_lufs: f64,
+        max_true_peak_dbtp: f64,
+    ) -> Result<(), PlayerError> {
+        self.prep_tx
+            .send(Msg::Loudness(target_lufs, max_true_peak_dbtp))
             .map_err(|_| PlayerError::Gone)
     }
 
@@ -489,7 +504,7 @@ struct Prepared {
 }
 
 fn prep_loop(
-    settings: LoudnessSettings,
+    mut settings: LoudnessSettings,
     out_channels: u16,
     rx: Receiver<Msg>,
     play: SyncSender<Msg>,
@@ -543,6 +558,10 @@ fn prep_loop(
                 if play.send(Msg::Relay(id, cfg)).is_err() {
                     return;
                 }
+            }
+            Msg::Loudness(target, peak) => {
+                settings.target_lufs = target;
+                settings.max_true_peak_dbtp = peak;
             }
             Msg::Shutdown => {
                 let _ = play.send(Msg::Shutdown);
@@ -751,7 +770,7 @@ impl PlayLoop {
             Msg::Relay(id, cfg) => {
                 self.relays.insert(id, RelaySlot::Planned(cfg));
             }
-            Msg::Load(_) => {}
+            Msg::Load(_) | Msg::Loudness(..) => {}
         }
     }
 

@@ -128,7 +128,11 @@ async fn a_version_switch_loses_and_doubles_no_airing() {
         tokio::time::sleep(Duration::from_secs(3)).await;
         let (reply, answer) = tokio::sync::oneshot::channel();
         switch
-            .send(SwitchRequest { version: 2, reply })
+            .send(SwitchRequest {
+                version: 2,
+                staged: None,
+                reply,
+            })
             .await
             .unwrap();
         tokio::time::timeout(Duration::from_secs(20), answer)

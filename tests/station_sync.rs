@@ -173,7 +173,11 @@ async fn a_new_version_arriving_during_an_airing_waits_for_its_end() {
         let asked = chrono::Utc::now();
         let (reply, answer) = tokio::sync::oneshot::channel();
         switch
-            .send(SwitchRequest { version: 2, reply })
+            .send(SwitchRequest {
+                version: 2,
+                staged: None,
+                reply,
+            })
             .await
             .unwrap();
         let res = tokio::time::timeout(Duration::from_secs(20), answer)
@@ -217,5 +221,130 @@ async fn a_new_version_arriving_during_an_airing_waits_for_its_end() {
             .iter()
             .any(|r| r.outcome == Outcome::Aired && r.items[0].path == "v2/short.wav"),
         "{records:#?}"
+    );
+}
+
+/// The agent hands the daemon the schedule it validated (the switch reads no schedule file:
+/// version 2's is gone from disk when the switch happens), and a version's loudness target
+/// reaches the real player on the switch and on a SIGHUP reload: what airs is measured at each
+/// target in turn (-20 LUFS, then -32, then -20 again).
+#[tokio::test(flavor = "current_thread")]
+async fn a_switch_takes_the_agents_schedule_and_its_loudness_target_as_does_a_reload() {
+    use loa::station::playout::PlayerPlayout;
+    use loa::station::sync::SwitchRequest;
+    use loa::station::sync::agent::validate_staged;
+    use loa::station::{Control, Daemon, StationConfig, bridge_events};
+    use std::sync::Arc;
+
+    let site = Site::new();
+    let id = "phuong-sync-l";
+    let data = site.data(id);
+    loa::keys::generate(&data, false).unwrap();
+    let tone = std::fs::read(site.root.path().join("audio/tone1.wav")).unwrap();
+    let loud = |lufs: i32| format!("[loudness]\nintegrated_lufs = {lufs}\n");
+    let v1 = {
+        site.write_schedule_grace(id, 4, "a.wav", &loud(-20), 2);
+        let p = site.schedule_path(id);
+        let t = std::fs::read_to_string(&p).unwrap();
+        std::fs::remove_file(&p).unwrap();
+        t
+    };
+    let v2 = v1.replace(&loud(-20), &loud(-32));
+    assert_ne!(v1, v2);
+    stage(&data, id, 1, &v1, &[("a.wav", tone.clone())]);
+    stage(&data, id, 2, &v2, &[("a.wav", tone)]);
+    let store = Store::new(&data);
+    store.write_active(1).unwrap();
+    let cfg = StationConfig {
+        station: id.into(),
+        schedule_path: store.schedule_path(1, id),
+        audio_root: store.audio_root(1),
+        data_dir: data.clone(),
+        collector_url: None,
+        heartbeat_secs: None,
+        keep_days: loa::station::DEFAULT_KEEP_DAYS,
+    };
+    let loudness = loa::loudness::LoudnessSettings {
+        target_lufs: -20.0,
+        cache_dir: Some(data.join("loudness")),
+        ..Default::default()
+    };
+    let (player, events) =
+        PlayerPlayout::spawn(loa::output::OutputConfig::new("null"), loudness).unwrap();
+    let mut daemon =
+        Daemon::open(cfg, Arc::new(loa::clock::SystemClock), Box::new(player)).unwrap();
+    let (_health_tx, health_rx) = tokio::sync::watch::channel(Default::default());
+    let switch = daemon.switch_requests(health_rx);
+    let (ctl_tx, ctl_rx) = tokio::sync::mpsc::channel(4);
+    let run = daemon.run(bridge_events(events), ctl_rx);
+    // The measured loudness of the airings that started after `t`, once there are `n`.
+    let aired_after = |t: chrono::DateTime<chrono::Utc>| {
+        site.records(id)
+            .into_iter()
+            .filter(|r| r.outcome == Outcome::Aired && r.actual_start.is_some_and(|s| s > t))
+            .filter_map(|r| r.evidence.and_then(|e| e.integrated_lufs))
+            .collect::<Vec<f64>>()
+    };
+    let wait_aired = |t: chrono::DateTime<chrono::Utc>, what: &'static str| {
+        let aired_after = &aired_after;
+        async move {
+            let t0 = std::time::Instant::now();
+            loop {
+                let got = aired_after(t);
+                if !got.is_empty() {
+                    return got[0];
+                }
+                assert!(t0.elapsed() < Duration::from_secs(30), "no airing {what}");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    };
+    let drive = async {
+        let start = chrono::Utc::now();
+        let first = wait_aired(start, "of version 1").await;
+        // The agent's validation (its clock's date), then version 2's file leaves the disk:
+        // the daemon can only take the schedule it is handed.
+        let staged = validate_staged(&store, id, 2, chrono::Utc::now()).unwrap();
+        std::fs::remove_file(store.schedule_path(2, id)).unwrap();
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        switch
+            .send(SwitchRequest {
+                version: 2,
+                staged: Some(Box::new(staged)),
+                reply,
+            })
+            .await
+            .unwrap();
+        tokio::time::timeout(Duration::from_secs(20), answer)
+            .await
+            .expect("the switch within 20 s")
+            .unwrap()
+            .unwrap();
+        let switched = chrono::Utc::now();
+        let second = wait_aired(switched, "of version 2").await;
+        // An operator edits the active version's file back to -20 LUFS and sends SIGHUP.
+        std::fs::write(store.schedule_path(2, id), &v1).unwrap();
+        ctl_tx.send(Control::Reload).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        // An airing already cued keeps its level: count from past the cue lead.
+        let reloaded = chrono::Utc::now() + chrono::Duration::seconds(3);
+        let third = wait_aired(reloaded, "after the reload").await;
+        ctl_tx.send(Control::Shutdown).await.unwrap();
+        (first, second, third)
+    };
+    let (result, (first, second, third)) = tokio::join!(run, drive);
+    result.unwrap();
+    assert_eq!(store.active().unwrap(), Some(2));
+    assert!(
+        (first - -20.0).abs() < 1.5,
+        "version 1 aired at {first} LUFS"
+    );
+    assert!(
+        (second - -32.0).abs() < 1.5,
+        "version 2 aired at {second} LUFS"
+    );
+    assert!(
+        (third - -20.0).abs() < 1.5,
+        "after the reload: {third} LUFS"
     );
 }

@@ -333,27 +333,51 @@ impl Daemon {
             return;
         }
         if let Some(r) = self.pending_switch.take() {
-            let res = self.switch_version(r.version);
+            let res = self.switch_version(r.version, r.staged);
             let _ = r.reply.send(res);
         }
     }
 
-    /// Switch to staged version `n`: load and validate it (as at start), write `active`, then
-    /// take its schedule and audio. A refusal leaves the running version airing.
-    fn switch_version(&mut self, n: u64) -> Result<(), String> {
+    /// Switch to staged version `n`: take the schedule the agent loaded and validated
+    /// (`staged`; without it, load and validate `versions/<n>/` as at start), write `active`,
+    /// then take its schedule, audio and loudness target. A refusal leaves the running version
+    /// airing.
+    fn switch_version(
+        &mut self,
+        n: u64,
+        staged: Option<Box<super::sync::StagedSchedule>>,
+    ) -> Result<(), String> {
         let now = self.clock.now();
         let store = super::sync::Store::new(&self.cfg.data_dir);
         let mut cfg = self.cfg.clone();
-        cfg.schedule_path = store.schedule_path(n, &self.cfg.station);
-        cfg.audio_root = store.audio_root(n);
         let from = store.active().ok().flatten();
-        let (st, cat) = load_schedule(&cfg, now).map_err(|e| {
-            tracing::error!(
-                version = n,
-                "schedule version refused, keeping the running one: {e}"
-            );
-            e.to_string()
-        })?;
+        let (st, cat, mtime) = match staged.filter(|s| s.version == n) {
+            Some(s) => {
+                let s = *s;
+                cfg.schedule_path = s.schedule_path;
+                cfg.audio_root = s.audio_root;
+                (s.station, s.catalog, s.schedule_mtime)
+            }
+            None => {
+                cfg.schedule_path = store.schedule_path(n, &self.cfg.station);
+                cfg.audio_root = store.audio_root(n);
+                let (st, cat) = load_schedule(&cfg, now).map_err(|e| {
+                    tracing::error!(
+                        version = n,
+                        "schedule version refused, keeping the running one: {e}"
+                    );
+                    e.to_string()
+                })?;
+                let mtime = std::fs::metadata(&cfg.schedule_path)
+                    .and_then(|m| m.modified())
+                    .ok();
+                (st, cat, mtime)
+            }
+        };
+        if st.id != self.cfg.station {
+            tracing::error!(version = n, found = %st.id, "schedule version is another station's, keeping the running one");
+            return Err(format!("version {n} is station {}'s schedule", st.id));
+        }
         store.write_active(n).map_err(|e| {
             tracing::error!(
                 version = n,
@@ -361,13 +385,12 @@ impl Daemon {
             );
             e.to_string()
         })?;
-        self.schedule_mtime = std::fs::metadata(&cfg.schedule_path)
-            .and_then(|m| m.modified())
-            .ok();
+        self.schedule_mtime = mtime;
         // Nothing is on air (the caller's rule), so no airing's files change under it.
         self.inflight.audio_root = cfg.audio_root.clone();
         self.inflight.schedule_version = Some(n);
         self.cfg = cfg;
+        self.apply_loudness(&st);
         self.station = st;
         self.catalog = cat;
         self.replan(now - Duration::days(1), now);
@@ -428,12 +451,7 @@ impl Daemon {
         let now = self.clock.now();
         match load_schedule(&self.cfg, now) {
             Ok((st, cat)) => {
-                if st.loudness != self.station.loudness {
-                    tracing::warn!(
-                        "the schedule's loudness target changed; the player keeps the old one \
-                         until the station restarts"
-                    );
-                }
+                self.apply_loudness(&st);
                 self.station = st;
                 self.catalog = cat;
                 self.replan(now - Duration::days(1), now);
@@ -445,6 +463,26 @@ impl Daemon {
                     "schedule reload refused, keeping the running schedule: {e}"
                 );
             }
+        }
+    }
+
+    /// Hand the player `st`'s loudness target when it differs from the running schedule's:
+    /// airings cued from now on are normalised to it.
+    fn apply_loudness(&self, st: &schedule::Station) {
+        if st.loudness == self.station.loudness {
+            return;
+        }
+        match self.player.set_loudness(st.loudness) {
+            Ok(()) => tracing::info!(
+                from_lufs = self.station.loudness.integrated_lufs,
+                to_lufs = st.loudness.integrated_lufs,
+                max_true_peak_dbtp = st.loudness.max_true_peak_dbtp,
+                "loudness target changed: airings from now on are normalised to it"
+            ),
+            Err(e) => tracing::error!(
+                "the schedule's loudness target changed but the player did not take it ({e}); \
+                 the old one stays until the station restarts"
+            ),
         }
     }
 
@@ -890,7 +928,8 @@ fn start_agent(
     let data_dir = daemon.cfg.data_dir.clone();
     let (health_tx, health_rx) = watch::channel(agent::initial_health(&data_dir));
     let switch = daemon.switch_requests(health_rx);
-    let cfg = AgentConfig::new(&daemon.cfg.station, data_dir, &url, key);
+    let mut cfg = AgentConfig::new(&daemon.cfg.station, data_dir, &url, key);
+    cfg.clock = daemon.clock.clone();
     match Agent::new(cfg, health_tx, switch, daemon.heartbeat_answers()) {
         Ok(a) => {
             tracing::info!(%url, "schedule sync with the centre started");

@@ -70,6 +70,12 @@ pub trait Playout: Send {
     /// Ask `gate` right before the first sample of every airing (see
     /// [`crate::player::StartGate`]); a refusal ends the airing `failed`, unaired.
     fn set_start_gate(&self, gate: crate::player::StartGate) -> Result<(), String>;
+    /// Normalise airings cued from now on to `target` (a schedule version's `[loudness]`); an
+    /// airing already cued keeps its level. The timer stand-in plays nothing: it ignores it.
+    fn set_loudness(&self, target: crate::schedule::LoudnessTarget) -> Result<(), String> {
+        let _ = target;
+        Ok(())
+    }
     /// Stop everything and join the player threads.
     fn shutdown(&self);
     /// Output backend name for heartbeats and records.
@@ -376,6 +382,11 @@ impl Playout for PlayerPlayout {
     }
     fn set_start_gate(&self, gate: crate::player::StartGate) -> Result<(), String> {
         self.handle.set_start_gate(gate).map_err(|e| e.to_string())
+    }
+    fn set_loudness(&self, target: crate::schedule::LoudnessTarget) -> Result<(), String> {
+        self.handle
+            .set_loudness_target(target.integrated_lufs, target.max_true_peak_dbtp)
+            .map_err(|e| e.to_string())
     }
     fn shutdown(&self) {
         let _ = self.handle.shutdown();

@@ -22,15 +22,19 @@
 
 use super::fetch::{self, Source};
 use super::store::Store;
-use super::{CHECK_SECS, FILE_ATTEMPTS, SwitchRequest, SyncError, Wanted, WantedFile, fits};
+use super::{
+    CHECK_SECS, FILE_ATTEMPTS, StagedSchedule, SwitchRequest, SyncError, Wanted, WantedFile, fits,
+};
 use crate::centre::manifest::{self, Manifest, ManifestError};
 use crate::centre::pin::{self, Pinned};
 use crate::centre::request;
 use crate::centre::signed::{Envelope, MAX_ENVELOPE_BYTES};
+use crate::clock::Clock;
 use crate::shipper::HeartbeatAnswer;
 use crate::wire::{self, SyncHealth};
 use ed25519_dalek::SigningKey;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -54,6 +58,8 @@ pub struct AgentConfig {
     pub check_secs: u64,
     /// Limit on each network wait ([`fetch::READ_TIMEOUT_SECS`]).
     pub read_timeout: Duration,
+    /// The daemon's clock: the date a staged schedule is validated on.
+    pub clock: Arc<dyn Clock>,
 }
 
 impl AgentConfig {
@@ -66,6 +72,7 @@ impl AgentConfig {
             key,
             check_secs: CHECK_SECS,
             read_timeout: Duration::from_secs(fetch::READ_TIMEOUT_SECS),
+            clock: Arc::new(crate::clock::SystemClock),
         }
     }
 }
@@ -153,14 +160,22 @@ pub fn initial_health(data_dir: &std::path::Path) -> SyncHealth {
 }
 
 /// Validate staged version `n` as `loa check` does (the schedule with that version's audio,
-/// today in the station zone's default) and as the daemon will load it (its id).
-pub fn validate_staged(store: &Store, station: &str, n: u64) -> Result<(), SyncError> {
-    let today = chrono::Utc::now()
+/// `now`'s date in the station zone's default) and as the daemon loads a schedule (its id): the
+/// schedule the daemon switches to, loaded here so the switch reads no file.
+pub fn validate_staged(
+    store: &Store,
+    station: &str,
+    n: u64,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<StagedSchedule, SyncError> {
+    let today = now
         .with_timezone(&chrono_tz::Asia::Ho_Chi_Minh)
         .date_naive();
     let path = store.schedule_path(n, station);
+    let root = store.audio_root(n);
     let invalid = |errors: String| SyncError::ScheduleInvalid { version: n, errors };
-    let (st, _) = crate::schedule::load(&path, &store.audio_root(n), today).map_err(|e| {
+    let schedule_mtime = std::fs::metadata(&path).and_then(|m| m.modified()).ok();
+    let (st, catalog) = crate::schedule::load(&path, &root, today).map_err(|e| {
         invalid(
             e.0.iter()
                 .map(ToString::to_string)
@@ -175,7 +190,14 @@ pub fn validate_staged(store: &Store, station: &str, n: u64) -> Result<(), SyncE
             st.id
         )));
     }
-    Ok(())
+    Ok(StagedSchedule {
+        version: n,
+        schedule_path: path,
+        audio_root: root,
+        station: st,
+        catalog,
+        schedule_mtime,
+    })
 }
 
 /// How a round ended well.
@@ -527,18 +549,23 @@ impl Agent {
         let (store, w, envelope) = (self.store.clone(), wanted.clone(), bytes.clone());
         Self::blocking(move || Ok(store.stage(&w, &envelope)?)).await?;
         let (store, station) = (self.store.clone(), self.cfg.station.clone());
+        let now = self.cfg.clock.now();
         let checked = Self::blocking(move || {
-            let r = validate_staged(&store, &station, n);
+            let r = validate_staged(&store, &station, n, now);
             if r.is_err() {
                 store.discard(n)?;
             }
             r
         })
         .await;
-        checked?;
+        let staged = checked?;
         let (reply, answer) = oneshot::channel();
         self.switch
-            .send(SwitchRequest { version: n, reply })
+            .send(SwitchRequest {
+                version: n,
+                staged: Some(Box::new(staged)),
+                reply,
+            })
             .await
             .map_err(|_| SyncError::SwitchRefused("the daemon is stopping".into()))?;
         tracing::info!(
@@ -686,7 +713,8 @@ mod tests {
             files: vec![],
         };
         store.stage(&w, b"{}").unwrap_or_else(|e| panic!("{e}"));
-        let e = validate_staged(&store, "p1", 2).unwrap_err();
+        let now = chrono::Utc::now();
+        let e = validate_staged(&store, "p1", 2, now).unwrap_err();
         assert_eq!(e.code(), crate::reason::ReasonCode::SyncScheduleInvalid);
         assert!(e.to_string().contains("missing.mp3"), "{e}");
         // A valid one (no slots) passes; another station's id does not.
@@ -696,8 +724,10 @@ mod tests {
             ..w.clone()
         };
         store.stage(&ok, b"{}").unwrap_or_else(|e| panic!("{e}"));
-        assert!(validate_staged(&store, "p1", 3).is_ok());
-        let e = validate_staged(&store, "p2", 3).unwrap_err();
+        let staged = validate_staged(&store, "p1", 3, now).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!((staged.version, staged.station.id.as_str()), (3, "p1"));
+        assert_eq!(staged.schedule_path, store.schedule_path(3, "p1"));
+        let e = validate_staged(&store, "p2", 3, now).unwrap_err();
         assert_eq!(e.code(), crate::reason::ReasonCode::SyncScheduleInvalid);
     }
 }

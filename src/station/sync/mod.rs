@@ -74,11 +74,30 @@ pub struct Wanted {
     pub files: Vec<WantedFile>,
 }
 
+/// A staged version's schedule as the agent loaded and validated it ([`agent::validate_staged`],
+/// on the blocking pool): what the daemon takes on switching, so the switch reads no schedule
+/// nor probes any audio on the scheduler thread.
+#[derive(Debug, Clone)]
+pub struct StagedSchedule {
+    pub version: u64,
+    /// `versions/<N>/<station>.toml`.
+    pub schedule_path: std::path::PathBuf,
+    /// `versions/<N>/audio/`.
+    pub audio_root: std::path::PathBuf,
+    pub station: crate::schedule::Station,
+    pub catalog: crate::schedule::AudioCatalog,
+    /// The schedule file's modification time when it was read.
+    pub schedule_mtime: Option<std::time::SystemTime>,
+}
+
 /// A staged version handed to the daemon loop, which switches to it when no airing is in flight
 /// and answers (the refusal's words for the log when the version could not be taken).
 #[derive(Debug)]
 pub struct SwitchRequest {
     pub version: u64,
+    /// The version's schedule, already validated (the agent's); `None`: the daemon loads and
+    /// validates `versions/<N>/` itself.
+    pub staged: Option<Box<StagedSchedule>>,
     pub reply: tokio::sync::oneshot::Sender<Result<(), String>>,
 }
 
