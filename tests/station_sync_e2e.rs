@@ -885,3 +885,71 @@ fn an_episode_is_assigned_to_a_program_of_the_shared_list() {
         "{m:?}"
     );
 }
+
+/// The centre key rotated while the stations run (`loa collector rotate-key`: the new key
+/// announced signed by the old one): an enrolled station walks the rotation, pins the new key
+/// (keeping the old as previous) and takes a version signed with it; a station pinned to
+/// another key, which did not sign the rotation, refuses the rotation and the manifest
+/// (`sync.centre_signature`), its pin unchanged and nothing activated.
+#[test]
+fn a_rotated_centre_key_is_followed_and_a_rotation_from_another_key_is_refused() {
+    use loa::centre::pin;
+    let centre = Centre::start();
+    let b = Box_::enrol(&centre, "phuong-k");
+    let stray = Box_::enrol(&centre, "phuong-l");
+    let foreign = ed25519_dalek::SigningKey::from_bytes(&[9; 32]).verifying_key();
+    std::fs::write(
+        stray.data().join("centre.pub"),
+        format!("{}\n", loa::wire::encode_public_key(&foreign)),
+    )
+    .unwrap();
+    let k0 = pin::load(&b.data()).unwrap().current;
+    let now = local_now();
+    centre.upload_episode(&fixture("tone.mp3"), &month(now));
+    assert_eq!(centre.publish(&b.id, &schedule(&b.id, "0 0 3 * * *")), 1);
+    assert_eq!(
+        centre.publish(&stray.id, &schedule(&stray.id, "0 0 3 * * *")),
+        1
+    );
+    let st = b.start(&[]);
+    wait_sync(&centre, &b.id, "version 1 active", &st, |s| {
+        s.active_version == Some(1) && s.last_error_code.is_none()
+    });
+
+    // The rotation, with the collector running.
+    let out = run_ok(
+        Command::new(LOA)
+            .args(["collector", "rotate-key", "--db"])
+            .arg(centre.home.join("collector.db")),
+    );
+    assert!(out.contains("khóa mới"), "{out}");
+    let (s, v) = centre.request(reqwest::Method::GET, "/api/v1/centre", None);
+    assert_eq!(s, 200, "{v}");
+    let k1 = loa::wire::decode_public_key(v["key"].as_str().unwrap()).unwrap();
+    assert_ne!(k1, k0);
+    // Version 2, signed with the new key, reaches the station through the rotation.
+    assert_eq!(centre.publish(&b.id, &schedule(&b.id, "0 0 4 * * *")), 2);
+    assert_eq!(centre.manifest_envelope(&b).key, k1);
+    wait_sync(&centre, &b.id, "version 2 active", &st, |s| {
+        s.active_version == Some(2) && s.last_error_code.is_none()
+    });
+    let pinned = pin::load(&b.data()).unwrap();
+    assert_eq!(pinned.current, k1);
+    assert_eq!(pinned.previous, Some(k0));
+    let log = st.stop();
+    assert!(log.contains("centre key rotation accepted"), "{log}");
+
+    // The station pinned to another key: the rotation (signed by k0) is not its own.
+    let stray_st = stray.start(&[]);
+    wait_sync(
+        &centre,
+        &stray.id,
+        "sync.centre_signature",
+        &stray_st,
+        |s| s.last_error_code.as_ref().map(|c| c.as_str()) == Some("sync.centre_signature"),
+    );
+    let log = stray_st.stop();
+    assert!(log.contains("its rotation is refused"), "{log}");
+    assert_eq!(pin::load(&stray.data()).unwrap().current, foreign);
+    assert_eq!(stray.store().active().unwrap(), None);
+}
