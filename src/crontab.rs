@@ -110,15 +110,28 @@ impl CrontabField {
         }
     }
 
+    /// The field's name in Vietnamese, as error messages shown to people spell it
+    /// (`ngày trong tháng`).
+    pub fn name_vi(self) -> &'static str {
+        match self {
+            Self::Second => "giây",
+            Self::Minute => "phút",
+            Self::Hour => "giờ",
+            Self::DayOfMonth => "ngày trong tháng",
+            Self::Month => "tháng",
+            Self::DayOfWeek => "thứ trong tuần",
+        }
+    }
+
     /// What a valid value looks like, for hints.
     fn valid_values(self) -> &'static str {
         match self {
             Self::Second => "0-59",
             Self::Minute => "0-59",
             Self::Hour => "0-23",
-            Self::DayOfMonth => "1-31 or L (last day of the month)",
-            Self::Month => "1-12 or JAN-DEC",
-            Self::DayOfWeek => "0-7 (0 and 7 are Sunday) or SUN-SAT",
+            Self::DayOfMonth => "1-31 hoặc L (ngày cuối tháng)",
+            Self::Month => "1-12 hoặc JAN-DEC",
+            Self::DayOfWeek => "0-7 (0 và 7 là Chủ nhật) hoặc SUN-SAT",
         }
     }
 }
@@ -133,8 +146,8 @@ impl fmt::Display for CrontabField {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{message}; {hint}")]
 pub struct CrontabError {
-    /// What is wrong, starting with the field name when there is one
-    /// (`day-of-month: 32 is out of range 1-31`).
+    /// What is wrong, in Vietnamese, starting with the field's Vietnamese name when there is one
+    /// (`ngày trong tháng: 32 nằm ngoài khoảng 1–31`).
     pub message: String,
     /// The field the problem is in; `None` for problems with the whole expression
     /// (empty, wrong number of fields, unknown macro).
@@ -142,7 +155,7 @@ pub struct CrontabError {
     /// 0-based byte offset within the expression where the problem starts (add it to the
     /// expression's own column in a file to point at the exact character).
     pub offset: usize,
-    /// How to fix it.
+    /// How to fix it, in Vietnamese.
     pub hint: String,
 }
 
@@ -154,7 +167,7 @@ fn err(
 ) -> CrontabError {
     let message = message.into();
     let message = match field {
-        Some(f) => format!("{}: {message}", f.name()),
+        Some(f) => format!("{}: {message}", f.name_vi()),
         None => message,
     };
     CrontabError {
@@ -246,8 +259,8 @@ impl Crontab {
                 return Err(err(
                     None,
                     0,
-                    "the crontab expression is empty",
-                    "write 5 fields `minute hour day-of-month month day-of-week`, e.g. `30 5 * * MON-FRI`",
+                    "biểu thức crontab trống",
+                    "viết 5 trường (phút, giờ, ngày trong tháng, tháng, thứ trong tuần), ví dụ `30 5 * * MON-FRI`",
                 ));
             }
             5 => &[
@@ -270,22 +283,22 @@ impl Crontab {
                     None,
                     expr.len(),
                     format!(
-                        "expected 5 fields (minute hour day-of-month month day-of-week) or 6 (seconds first), found {n}"
+                        "cần 5 trường (phút, giờ, ngày trong tháng, tháng, thứ trong tuần) hoặc 6 (giây đứng đầu), nhưng có {n} trường"
                     ),
-                    "add the missing fields; `*` means every value, e.g. `30 5 * * *` is 05:30 every day",
+                    "thêm các trường còn thiếu; `*` là mọi giá trị, ví dụ `30 5 * * *` là 05:30 hằng ngày",
                 ));
             }
             n => {
                 let hint = if n == 7 {
-                    "remove the 7th field: loa reads `[second] minute hour day-of-month month day-of-week` and has no year field (limit dates with the slot's from/until)"
+                    "bỏ trường thứ 7: loa đọc `[giây] phút giờ ngày-trong-tháng tháng thứ-trong-tuần`, không có trường năm (giới hạn ngày bằng from/until của khung phát)"
                 } else {
-                    "a crontab expression here is only the time fields, not a command; write e.g. `30 5 * * MON-FRI`"
+                    "ở đây biểu thức crontab chỉ gồm các trường thời gian, không kèm lệnh; ví dụ `30 5 * * MON-FRI`"
                 };
                 return Err(err(
                     None,
                     tokens[6].1,
                     format!(
-                        "expected 5 fields (minute hour day-of-month month day-of-week) or 6 (seconds first), found {n}"
+                        "cần 5 trường (phút, giờ, ngày trong tháng, tháng, thứ trong tuần) hoặc 6 (giây đứng đầu), nhưng có {n} trường"
                     ),
                     hint,
                 ));
@@ -300,7 +313,7 @@ impl Crontab {
         let (Some(minute), Some(hour), Some(dom), Some(month), Some(dow)) =
             (it.next(), it.next(), it.next(), it.next(), it.next())
         else {
-            return Err(err(None, 0, "internal: field count mismatch", BUG_HINT));
+            return Err(err(None, 0, "lỗi nội bộ: số trường không khớp", BUG_HINT));
         };
         build(expr, second, minute, hour, dom, month, dow)
     }
@@ -308,19 +321,14 @@ impl Crontab {
     fn parse_macro(expr: &str, lead: usize) -> Result<Self, CrontabError> {
         let tokens = split_whitespace_with_offsets(expr);
         let Some(&(word, _)) = tokens.first() else {
-            return Err(err(
-                None,
-                0,
-                "the crontab expression is empty",
-                "write e.g. `@daily`",
-            ));
+            return Err(err(None, 0, "biểu thức crontab trống", "ví dụ `@daily`"));
         };
         if let Some(&(_, extra_at)) = tokens.get(1) {
             return Err(err(
                 None,
                 extra_at,
-                format!("`{word}` must stand alone, found more after it"),
-                "write the macro alone (e.g. `@daily`) or use the 5 fields instead",
+                format!("`{word}` phải đứng một mình, nhưng phía sau còn nội dung"),
+                "viết riêng macro (ví dụ `@daily`) hoặc dùng 5 trường",
             ));
         }
         let lower = word.to_ascii_lowercase();
@@ -328,16 +336,16 @@ impl Crontab {
             return Err(err(
                 None,
                 lead,
-                "`@reboot` is not a broadcast time: a station has no boot-time airing",
-                "give the time it should air, e.g. `30 5 * * *` for 05:30 every day",
+                "`@reboot` không phải giờ phát: trạm không có lượt phát lúc khởi động",
+                "ghi giờ cần phát, ví dụ `30 5 * * *` là 05:30 hằng ngày",
             ));
         }
         let Some(&(_, line)) = MACROS.iter().find(|(name, _)| *name == lower) else {
             return Err(err(
                 None,
                 lead,
-                format!("unknown macro `{word}`"),
-                "use one of @yearly, @annually, @monthly, @weekly, @daily, @midnight, @hourly, or 5 fields",
+                format!("macro `{word}` không được hỗ trợ"),
+                "dùng một trong @yearly, @annually, @monthly, @weekly, @daily, @midnight, @hourly, hoặc 5 trường",
             ));
         };
         let mut tab = Self::parse(line)?;
@@ -467,7 +475,7 @@ impl fmt::Display for Crontab {
     }
 }
 
-const BUG_HINT: &str = "this is a bug in loa's crontab translation; please report the expression";
+const BUG_HINT: &str = "đây là lỗi của loa khi chuyển đổi crontab; hãy báo lại biểu thức này";
 
 fn days_in_month(year: i32, month: u32) -> u32 {
     match month {
@@ -547,8 +555,8 @@ fn parse_field(
             return Err(err(
                 Some(field),
                 at,
-                format!("empty list item in `{text}`"),
-                "remove the extra comma: list items are separated by single commas, e.g. `1,15`",
+                format!("mục rỗng trong danh sách `{text}`"),
+                "bỏ dấu phẩy thừa: các mục cách nhau bằng đúng một dấu phẩy, ví dụ `1,15`",
             ));
         }
         items.push(parse_item(field, part, at)?);
@@ -566,17 +574,17 @@ fn parse_item(field: CrontabField, text: &str, at: usize) -> Result<Item, Cronta
     {
         let (i, c) = bad;
         let hint = if c == '?' {
-            "`?` is not crontab syntax; write `*` for \"any\"".to_string()
+            "`?` không phải cú pháp crontab; viết `*` cho \"bất kỳ\"".to_string()
         } else {
             format!(
-                "write values {}, ranges a-b, steps */n or a-b/n, with commas between items",
+                "ghi giá trị {}, khoảng a-b, bước */n hoặc a-b/n, các mục cách nhau bằng dấu phẩy",
                 field.valid_values()
             )
         };
         return Err(err(
             Some(field),
             at + i,
-            format!("unexpected character `{c}` in `{text}`"),
+            format!("ký tự `{c}` không dùng được trong `{text}`"),
             hint,
         ));
     }
@@ -591,8 +599,8 @@ fn parse_item(field: CrontabField, text: &str, at: usize) -> Result<Item, Cronta
         return Err(err(
             Some(field),
             at,
-            format!("`{text}`: `*` must stand alone or be followed by a step"),
-            "write `*` for every value or `*/n` for every n-th, e.g. `*/15`",
+            format!("`{text}`: `*` phải đứng một mình hoặc theo sau là bước"),
+            "viết `*` cho mọi giá trị hoặc `*/n` cho cứ mỗi n giá trị, ví dụ `*/15`",
         ));
     }
     if text.eq_ignore_ascii_case("L") {
@@ -602,8 +610,8 @@ fn parse_item(field: CrontabField, text: &str, at: usize) -> Result<Item, Cronta
         return Err(err(
             Some(field),
             at,
-            "`L` (last day of the month) is only allowed in day-of-month",
-            "put `L` in the day-of-month field (the 3rd of 5), e.g. `0 8 L * *`",
+            "`L` (ngày cuối tháng) chỉ dùng được ở trường ngày trong tháng",
+            "đặt `L` ở trường ngày trong tháng (trường thứ 3 trong 5), ví dụ `0 8 L * *`",
         ));
     }
     if let Some(hash) = text.find('#') {
@@ -611,8 +619,10 @@ fn parse_item(field: CrontabField, text: &str, at: usize) -> Result<Item, Cronta
             return Err(err(
                 Some(field),
                 at + hash,
-                format!("`{text}`: `#` (n-th weekday of the month) is only allowed in day-of-week"),
-                "put it in the day-of-week field (the 5th of 5), e.g. `0 8 * * MON#2` for the 2nd Monday",
+                format!(
+                    "`{text}`: `#` (thứ lần n trong tháng) chỉ dùng được ở trường thứ trong tuần"
+                ),
+                "đặt nó ở trường thứ trong tuần (trường thứ 5 trong 5), ví dụ `0 8 * * MON#2` là thứ Hai lần 2 trong tháng",
             ));
         }
         let (day, n) = (&text[..hash], &text[hash + 1..]);
@@ -620,8 +630,8 @@ fn parse_item(field: CrontabField, text: &str, at: usize) -> Result<Item, Cronta
             return Err(err(
                 Some(field),
                 at,
-                format!("`{text}`: `#` takes a single weekday, not a range or step"),
-                "list them instead, e.g. `MON#2,TUE#2`",
+                format!("`{text}`: `#` chỉ đi với một thứ, không đi với khoảng hay bước"),
+                "liệt kê từng mục, ví dụ `MON#2,TUE#2`",
             ));
         }
         let dow = parse_value(field, day, at)?;
@@ -630,8 +640,8 @@ fn parse_item(field: CrontabField, text: &str, at: usize) -> Result<Item, Cronta
             return Err(err(
                 Some(field),
                 n_at,
-                format!("`{text}`: expected a number 1-5 after `#`"),
-                "write e.g. `MON#2` for the 2nd Monday of the month",
+                format!("`{text}`: sau `#` cần một số từ 1 đến 5"),
+                "ví dụ `MON#2` là thứ Hai lần 2 trong tháng",
             ));
         }
         let n_value = parse_number(n);
@@ -639,8 +649,8 @@ fn parse_item(field: CrontabField, text: &str, at: usize) -> Result<Item, Cronta
             return Err(err(
                 Some(field),
                 n_at,
-                format!("`{text}`: {n} is out of range 1-5 after `#`"),
-                "a month has at most 5 of each weekday; `#1`…`#5` (a month without a 5th such day has no firing)",
+                format!("`{text}`: {n} sau `#` nằm ngoài khoảng 1–5"),
+                "một tháng có nhiều nhất 5 ngày cùng thứ; dùng `#1`…`#5` (tháng không có lần thứ 5 thì không phát)",
             ));
         }
         return Ok(Item::Nth { dow, n: n_value });
@@ -656,8 +666,8 @@ fn parse_item(field: CrontabField, text: &str, at: usize) -> Result<Item, Cronta
                 return Err(err(
                     Some(field),
                     at,
-                    format!("`{text}`: a range needs a start"),
-                    format!("write `a-b` with values {}", field.valid_values()),
+                    format!("`{text}`: khoảng thiếu giá trị đầu"),
+                    format!("viết `a-b` với giá trị {}", field.valid_values()),
                 ));
             }
             let lo = parse_value(field, a, at)?;
@@ -670,9 +680,9 @@ fn parse_item(field: CrontabField, text: &str, at: usize) -> Result<Item, Cronta
                 return Err(err(
                     Some(field),
                     at,
-                    format!("`{text}`: a step needs a range or `*` before the `/`"),
+                    format!("`{text}`: trước `/` phải là một khoảng hoặc `*`"),
                     format!(
-                        "write `{value}-{}/n` (from {value} to the end) or `*/n`",
+                        "viết `{value}-{}/n` (từ {value} đến hết) hoặc `*/n`",
                         field.max()
                     ),
                 ));
@@ -684,12 +694,12 @@ fn parse_item(field: CrontabField, text: &str, at: usize) -> Result<Item, Cronta
     if lo > hi {
         let hint = if field == CrontabField::DayOfWeek && hi == 0 {
             format!(
-                "ranges do not wrap around; Sunday at the end of a range is 7, e.g. `{}-7`",
+                "khoảng không quay vòng; Chủ nhật ở cuối khoảng là 7, ví dụ `{}-7`",
                 &base[..base.find('-').unwrap_or(0)]
             )
         } else {
             format!(
-                "write the smaller value first; ranges do not wrap around, so for {lo} through {hi} write `{lo}-{},{}-{hi}`",
+                "viết giá trị nhỏ trước; khoảng không quay vòng, nên từ {lo} đến {hi} hãy viết `{lo}-{},{}-{hi}`",
                 field.max(),
                 field.min()
             )
@@ -697,7 +707,7 @@ fn parse_item(field: CrontabField, text: &str, at: usize) -> Result<Item, Cronta
         return Err(err(
             Some(field),
             at,
-            format!("`{base}` is a reversed range ({lo} is after {hi})"),
+            format!("`{base}` là khoảng ngược ({lo} lớn hơn {hi})"),
             hint,
         ));
     }
@@ -721,8 +731,8 @@ fn parse_step(field: CrontabField, text: &str, at: usize) -> Result<u32, Crontab
         return Err(err(
             Some(field),
             at,
-            format!("expected a step number after `/`, found `{text}`"),
-            "write e.g. `*/15` or `0-30/10`",
+            format!("sau `/` cần số bước, nhưng gặp `{text}`"),
+            "ví dụ `*/15` hoặc `0-30/10`",
         ));
     }
     let step = parse_number(text);
@@ -730,8 +740,8 @@ fn parse_step(field: CrontabField, text: &str, at: usize) -> Result<u32, Crontab
         return Err(err(
             Some(field),
             at,
-            "step 0 is not allowed",
-            "a step must be at least 1; `*/1` is the same as `*`",
+            "bước 0 không dùng được",
+            "bước phải từ 1 trở lên; `*/1` cũng như `*`",
         ));
     }
     let max = field.max();
@@ -739,9 +749,9 @@ fn parse_step(field: CrontabField, text: &str, at: usize) -> Result<u32, Crontab
         return Err(err(
             Some(field),
             at,
-            format!("step {step} is larger than the field's maximum {max}"),
+            format!("bước {step} lớn hơn giá trị lớn nhất {max} của trường"),
             format!(
-                "use a step from 1 to {max}; to fire only at the first value write it alone, e.g. `{}`",
+                "dùng bước từ 1 đến {max}; để chỉ phát ở giá trị đầu tiên hãy viết riêng giá trị đó, ví dụ `{}`",
                 field.min()
             ),
         ));
@@ -755,8 +765,8 @@ fn parse_value(field: CrontabField, text: &str, at: usize) -> Result<u32, Cronta
         return Err(err(
             Some(field),
             at,
-            "missing value",
-            format!("write a value {}", field.valid_values()),
+            "thiếu giá trị",
+            format!("ghi một giá trị {}", field.valid_values()),
         ));
     }
     if text.bytes().all(|b| b.is_ascii_digit()) {
@@ -764,18 +774,18 @@ fn parse_value(field: CrontabField, text: &str, at: usize) -> Result<u32, Cronta
         if v < field.min() || v > field.max() {
             let hint = match field {
                 CrontabField::DayOfMonth => {
-                    "use a day from 1 to 31, or `L` for the last day of the month".to_string()
+                    "dùng ngày từ 1 đến 31, hoặc `L` cho ngày cuối tháng".to_string()
                 }
                 CrontabField::DayOfWeek => {
-                    "use 0-7 (0 and 7 are Sunday, 1 is Monday) or SUN-SAT".to_string()
+                    "dùng 0-7 (0 và 7 là Chủ nhật, 1 là thứ Hai) hoặc SUN-SAT".to_string()
                 }
-                CrontabField::Hour => "use 0-23 (midnight is 0)".to_string(),
-                _ => format!("use {}", field.valid_values()),
+                CrontabField::Hour => "dùng 0-23 (nửa đêm là 0)".to_string(),
+                _ => format!("dùng {}", field.valid_values()),
             };
             return Err(err(
                 Some(field),
                 at,
-                format!("{text} is out of range {}-{}", field.min(), field.max()),
+                format!("{text} nằm ngoài khoảng {}–{}", field.min(), field.max()),
                 hint,
             ));
         }
@@ -786,10 +796,10 @@ fn parse_value(field: CrontabField, text: &str, at: usize) -> Result<u32, Cronta
         return Err(err(
             Some(field),
             at,
-            format!("`{text}` is not a number"),
+            format!("`{text}` không phải là số"),
             format!(
-                "the {} field takes numbers {}",
-                field.name(),
+                "trường {} chỉ nhận số {}",
+                field.name_vi(),
                 field.valid_values()
             ),
         ));
@@ -802,10 +812,15 @@ fn parse_value(field: CrontabField, text: &str, at: usize) -> Result<u32, Cronta
         .iter()
         .find(|n| text.len() > 3 && text.get(..3).is_some_and(|p| p.eq_ignore_ascii_case(n)))
     {
-        Some(short) => format!("names are the first three letters: write `{short}`"),
-        None => format!("use one of {} or numbers", names.join(", ")),
+        Some(short) => format!("tên viết bằng ba chữ cái đầu: viết `{short}`"),
+        None => format!("dùng một trong {} hoặc số", names.join(", ")),
     };
-    Err(err(Some(field), at, format!("unknown name `{text}`"), hint))
+    Err(err(
+        Some(field),
+        at,
+        format!("tên `{text}` không có trong danh sách"),
+        hint,
+    ))
 }
 
 /// Translate one standard field (no `L`/`#`) to the `cron` crate's syntax; `None` when the field
@@ -885,7 +900,7 @@ fn build(
         err(
             None,
             0,
-            format!("internal: the cron crate rejected the translation `{translated}` of `{source}`: {e}"),
+            format!("lỗi nội bộ: thư viện cron không nhận bản chuyển đổi `{translated}` của `{source}`: {e}"),
             BUG_HINT,
         )
     })?;
@@ -1642,268 +1657,256 @@ mod tests {
     #[test]
     fn errors_name_field_offset_and_fix() {
         use CrontabField::*;
-        check_err("", None, 0, "empty", "5 fields");
-        check_err("   ", None, 0, "empty", "5 fields");
-        check_err("0 6 * *", None, 7, "found 4", "add the missing");
-        check_err("0 0 6 * * * 2019", None, 12, "found 7", "no year field");
-        check_err("0 6 * * * /bin/true x", None, 20, "found 7", "year");
-        check_err("0 6 * * * * * *", None, 12, "found 8", "not a command");
+        check_err("", None, 0, "trống", "5 trường");
+        check_err("   ", None, 0, "trống", "5 trường");
+        check_err(
+            "0 6 * *",
+            None,
+            7,
+            "nhưng có 4",
+            "thêm các trường còn thiếu",
+        );
+        check_err(
+            "0 0 6 * * * 2019",
+            None,
+            12,
+            "nhưng có 7",
+            "không có trường năm",
+        );
+        check_err("0 6 * * * /bin/true x", None, 20, "nhưng có 7", "năm");
+        check_err("0 6 * * * * * *", None, 12, "nhưng có 8", "không kèm lệnh");
         check_err(
             "60 6 * * *",
             Some(Minute),
             0,
-            "minute: 60 is out of range 0-59",
+            "phút: 60 nằm ngoài khoảng 0–59",
             "0-59",
         );
         check_err(
             "0 24 * * *",
             Some(Hour),
             2,
-            "hour: 24 is out of range 0-23",
-            "midnight is 0",
+            "giờ: 24 nằm ngoài khoảng 0–23",
+            "nửa đêm là 0",
         );
         check_err(
             "0 6 32 * *",
             Some(DayOfMonth),
             4,
-            "day-of-month: 32 is out of range 1-31",
+            "ngày trong tháng: 32 nằm ngoài khoảng 1–31",
             "L",
         );
         check_err(
             "0 6 0 * *",
             Some(DayOfMonth),
             4,
-            "0 is out of range 1-31",
-            "1 to 31",
+            "0 nằm ngoài khoảng 1–31",
+            "từ 1 đến 31",
         );
         check_err(
             "0 6 * 13 *",
             Some(Month),
             6,
-            "month: 13 is out of range 1-12",
+            "tháng: 13 nằm ngoài khoảng 1–12",
             "JAN-DEC",
         );
         check_err(
             "0 6 * * 8",
             Some(DayOfWeek),
             8,
-            "day-of-week: 8 is out of range 0-7",
+            "thứ trong tuần: 8 nằm ngoài khoảng 0–7",
             "SUN-SAT",
         );
-        check_err("60 0 6 * * *", Some(Second), 0, "second: 60", "0-59");
+        check_err("60 0 6 * * *", Some(Second), 0, "giây: 60", "0-59");
         check_err(
             "0 6 * * 99999999999999",
             Some(DayOfWeek),
             8,
-            "out of range",
+            "nằm ngoài khoảng",
             "0-7",
         );
         check_err(
             "0 6 1-40 * *",
             Some(DayOfMonth),
             6,
-            "40 is out of range",
-            "1 to 31",
+            "40 nằm ngoài khoảng",
+            "từ 1 đến 31",
         );
-        check_err(
-            "0 17-5 * * *",
-            Some(Hour),
-            2,
-            "reversed range",
-            "`17-23,0-5`",
-        );
+        check_err("0 17-5 * * *", Some(Hour), 2, "khoảng ngược", "`17-23,0-5`");
         check_err(
             "0 6 * * FRI-SUN",
             Some(DayOfWeek),
             8,
-            "reversed range",
+            "khoảng ngược",
             "`FRI-7`",
         );
-        check_err("0 6 * * 5-0", Some(DayOfWeek), 8, "reversed range", "`5-7`");
-        check_err("*/0 6 * * *", Some(Minute), 2, "step 0", "at least 1");
+        check_err("0 6 * * 5-0", Some(DayOfWeek), 8, "khoảng ngược", "`5-7`");
+        check_err("*/0 6 * * *", Some(Minute), 2, "bước 0", "từ 1 trở lên");
         check_err(
             "0 6 1-10/0 * *",
             Some(DayOfMonth),
             9,
-            "step 0",
-            "at least 1",
+            "bước 0",
+            "từ 1 trở lên",
         );
         check_err(
             "*/60 * * * *",
             Some(Minute),
             2,
-            "step 60 is larger",
-            "1 to 59",
+            "bước 60 lớn hơn",
+            "từ 1 đến 59",
         );
-        check_err("0 */24 * * *", Some(Hour), 4, "step 24", "1 to 23");
-        check_err(
-            "*/ * * * *",
-            Some(Minute),
-            2,
-            "expected a step number",
-            "*/15",
-        );
+        check_err("0 */24 * * *", Some(Hour), 4, "bước 24", "từ 1 đến 23");
+        check_err("*/ * * * *", Some(Minute), 2, "cần số bước", "*/15");
         check_err(
             "5/10 * * * *",
             Some(Minute),
             0,
-            "a step needs a range",
+            "phải là một khoảng hoặc `*`",
             "`5-59/n`",
         );
         check_err(
             "0 6 1,,15 * *",
             Some(DayOfMonth),
             6,
-            "empty list item",
-            "extra comma",
+            "mục rỗng",
+            "dấu phẩy thừa",
         );
         check_err(
             "0 6 1,15, * *",
             Some(DayOfMonth),
             9,
-            "empty list item",
-            "extra comma",
+            "mục rỗng",
+            "dấu phẩy thừa",
         );
         check_err(
             "0 6 ,1 * *",
             Some(DayOfMonth),
             4,
-            "empty list item",
-            "extra comma",
+            "mục rỗng",
+            "dấu phẩy thừa",
         );
         check_err(
             "0 6 -5 * *",
             Some(DayOfMonth),
             4,
-            "a range needs a start",
+            "khoảng thiếu giá trị đầu",
             "a-b",
         );
-        check_err("0 6 5- * *", Some(DayOfMonth), 6, "missing value", "1-31");
+        check_err("0 6 5- * *", Some(DayOfMonth), 6, "thiếu giá trị", "1-31");
         check_err(
             "0 6 1-2-3 * *",
             Some(DayOfMonth),
             6,
-            "`2-3` is not a number",
-            "numbers",
+            "`2-3` không phải là số",
+            "nhận số",
         );
-        check_err(
-            "0 6 ? * MON",
-            Some(DayOfMonth),
-            4,
-            "unexpected character `?`",
-            "write `*`",
-        );
+        check_err("0 6 ? * MON", Some(DayOfMonth), 4, "ký tự `?`", "viết `*`");
         check_err(
             "0 6 * * MON;TUE",
             Some(DayOfWeek),
             11,
-            "unexpected character `;`",
+            "ký tự `;`",
             "SUN-SAT",
         );
-        check_err(
-            "0 6 * * Th2",
-            Some(DayOfWeek),
-            8,
-            "unknown name `Th2`",
-            "MON",
-        );
+        check_err("0 6 * * Th2", Some(DayOfWeek), 8, "tên `Th2`", "MON");
         check_err(
             "0 6 * * monday",
             Some(DayOfWeek),
             8,
-            "unknown name",
-            "write `MON`",
+            "không có trong danh sách",
+            "viết `MON`",
         );
         check_err(
             "0 6 * January *",
             Some(Month),
             6,
-            "unknown name",
-            "write `JAN`",
+            "không có trong danh sách",
+            "viết `JAN`",
         );
         check_err(
             "0 six * * *",
             Some(Hour),
             2,
-            "`six` is not a number",
+            "`six` không phải là số",
             "0-23",
         );
         check_err(
             "0 6 MON * *",
             Some(DayOfMonth),
             4,
-            "`MON` is not a number",
-            "day-of-month",
+            "`MON` không phải là số",
+            "ngày trong tháng",
         );
         check_err(
             "0 6 * * L",
             Some(DayOfWeek),
             8,
-            "only allowed in day-of-month",
+            "chỉ dùng được ở trường ngày trong tháng",
             "0 8 L * *",
         );
         check_err(
             "0 6 L-3 * *",
             Some(DayOfMonth),
             4,
-            "`L` is not a number",
+            "`L` không phải là số",
             "",
         );
         check_err(
             "0 6 1#2 * *",
             Some(DayOfMonth),
             5,
-            "only allowed in day-of-week",
+            "chỉ dùng được ở trường thứ trong tuần",
             "MON#2",
         );
         check_err(
             "0 6 * * MON#6",
             Some(DayOfWeek),
             12,
-            "6 is out of range 1-5",
-            "at most 5",
+            "6 sau `#` nằm ngoài khoảng 1–5",
+            "nhiều nhất 5",
         );
         check_err(
             "0 6 * * MON#0",
             Some(DayOfWeek),
             12,
-            "0 is out of range 1-5",
-            "at most 5",
+            "0 sau `#` nằm ngoài khoảng 1–5",
+            "nhiều nhất 5",
         );
         check_err(
             "0 6 * * MON#",
             Some(DayOfWeek),
             12,
-            "expected a number 1-5",
+            "cần một số từ 1 đến 5",
             "MON#2",
         );
         check_err(
             "0 6 * * MON-FRI#2",
             Some(DayOfWeek),
             8,
-            "single weekday",
+            "chỉ đi với một thứ",
             "MON#2,TUE#2",
         );
         check_err(
             "0 6 * * 8#1",
             Some(DayOfWeek),
             8,
-            "8 is out of range 0-7",
+            "8 nằm ngoài khoảng 0–7",
             "",
         );
-        check_err("0 *5 * * *", Some(Hour), 2, "`*` must stand alone", "*/15");
         check_err(
-            "0 6 * * thứ2",
-            Some(DayOfWeek),
-            10,
-            "unexpected character `ứ`",
-            "SUN-SAT",
+            "0 *5 * * *",
+            Some(Hour),
+            2,
+            "`*` phải đứng một mình",
+            "*/15",
         );
+        check_err("0 6 * * thứ2", Some(DayOfWeek), 10, "ký tự `ứ`", "SUN-SAT");
         check_err(
             "@reboot",
             None,
             0,
-            "`@reboot` is not a broadcast time",
+            "`@reboot` không phải giờ phát",
             "30 5 * * *",
         );
         check_err("  @REBOOT", None, 2, "`@reboot`", "");
@@ -1911,10 +1914,10 @@ mod tests {
             "@fortnightly",
             None,
             0,
-            "unknown macro `@fortnightly`",
+            "macro `@fortnightly` không được hỗ trợ",
             "@daily",
         );
-        check_err("@daily 0 6", None, 7, "must stand alone", "@daily");
+        check_err("@daily 0 6", None, 7, "phải đứng một mình", "@daily");
     }
 
     // ---- property tests ----

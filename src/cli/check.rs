@@ -52,7 +52,7 @@ pub fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
         if p.is_dir() {
             let found = schedule::load_dir(p, &args.audio, today);
             if found.is_empty() {
-                eprintln!("{}: no *.toml schedule files here", p.display());
+                eprintln!("{}: không có tệp lịch phát *.toml nào ở đây", p.display());
                 return Ok(ExitCode::from(2));
             }
             results.extend(found);
@@ -69,7 +69,7 @@ pub fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
             Ok((station, catalog)) => {
                 if let Some((_, other)) = ids.iter().find(|(id, _)| *id == station.id) {
                     eprintln!(
-                        "{}:1:1: id: duplicate station id `{}` (also in {})\n    hint: give every station its own id",
+                        "{}:1:1: id: mã trạm `{}` bị trùng (cũng có trong {})\n    cách sửa: đặt cho mỗi trạm một mã riêng",
                         path.display(),
                         station.id,
                         other.display()
@@ -123,7 +123,7 @@ pub fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
         Ok(ExitCode::SUCCESS)
     } else {
         eprintln!(
-            "loa check: {n_errors} error(s) in {bad_files} of {} schedule file(s); nothing was loaded from them",
+            "loa check: {n_errors} lỗi trong {bad_files}/{} tệp lịch phát; chưa nạp gì từ các tệp lỗi",
             results.len()
         );
         Ok(ExitCode::from(2))

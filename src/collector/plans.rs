@@ -144,8 +144,11 @@ impl Shared {
                     line: 1,
                     column: 1,
                     field: String::new(),
-                    message: format!("cannot read the schedule file: {e}"),
-                    hint: "check the path and that the file is UTF-8 text".into(),
+                    message: format!(
+                        "không đọc được tệp lịch phát: {}",
+                        crate::schedule::load::io_vi(&e)
+                    ),
+                    hint: "kiểm tra đường dẫn và tệp có phải văn bản UTF-8 không".into(),
                 }]);
                 return Ok(Entry {
                     source: source.clone(),

@@ -43,7 +43,7 @@ impl fmt::Display for ScheduleError {
         }
         write!(f, "{}", self.message)?;
         if !self.hint.is_empty() {
-            write!(f, "\n    hint: {}", self.hint)?;
+            write!(f, "\n    cách sửa: {}", self.hint)?;
         }
         Ok(())
     }
@@ -51,7 +51,7 @@ impl fmt::Display for ScheduleError {
 
 /// Every problem found in one or more files.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{} schedule error(s)", .0.len())]
+#[error("{} lỗi trong lịch phát", .0.len())]
 pub struct ScheduleErrors(pub Vec<ScheduleError>);
 
 // ---------------------------------------------------------------------------------------------
@@ -340,19 +340,11 @@ pub(crate) fn parse_raw(path: &Path, text: &str) -> Result<RawStation, ScheduleE
     toml::from_str::<RawStation>(text).map_err(|e| {
         let ctx = Ctx::new(path, text);
         let offset = e.span().map_or(0, |s| s.start);
-        let message = e.message().trim().to_string();
-        let hint = if message.contains("unknown field") {
-            "remove the field or fix its spelling; docs/schedules.md lists every field"
-        } else if message.contains("missing field") {
-            "add the field; docs/schedules.md lists the required fields"
-        } else if message.contains("invalid type") || message.contains("did not match") {
-            "give the field a value of the documented type (see docs/schedules.md)"
-        } else {
-            "fix the TOML syntax (https://toml.io/en/v1.0.0)"
-        };
+        let raw_message = e.message().trim();
+        let (message, hint) = serde_message_vi(raw_message);
         let mut field = field_at(text, offset);
         // "missing field `cron`": the span is the table that lacks it.
-        if let Some(name) = message
+        if let Some(name) = raw_message
             .strip_prefix("missing field `")
             .and_then(|r| r.split('`').next())
         {
@@ -364,6 +356,90 @@ pub(crate) fn parse_raw(path: &Path, text: &str) -> Result<RawStation, ScheduleE
         }
         ScheduleErrors(vec![ctx.error_at(offset, &field, message, hint)])
     })
+}
+
+/// The Vietnamese message and fix for an error the TOML parser reports in English (`unknown
+/// field`, `missing field`, `invalid type`, an untagged value that matched nothing, or syntax).
+/// Field names and values stay verbatim in backticks; the parser's English prose is not shown.
+fn serde_message_vi(raw: &str) -> (String, &'static str) {
+    let quoted = |s: &str| -> Vec<String> {
+        s.split('`')
+            .skip(1)
+            .step_by(2)
+            .map(|t| format!("`{t}`"))
+            .collect()
+    };
+    if let Some(rest) = raw.strip_prefix("unknown field ") {
+        let names = quoted(rest);
+        let (field, allowed) = names
+            .split_first()
+            .map_or((String::new(), &[][..]), |(f, a)| (f.clone(), a));
+        let message = if allowed.is_empty() {
+            format!("trường {field} không được hỗ trợ")
+        } else {
+            format!(
+                "trường {field} không được hỗ trợ; các trường dùng được ở đây: {}",
+                allowed.join(", ")
+            )
+        };
+        (
+            message,
+            "xóa trường này hoặc sửa lại chính tả; docs/schedules.md liệt kê mọi trường",
+        )
+    } else if let Some(rest) = raw.strip_prefix("missing field ") {
+        (
+            format!("thiếu trường {}", quoted(rest).join(", ")),
+            "thêm trường này; docs/schedules.md liệt kê các trường bắt buộc",
+        )
+    } else if raw.starts_with("invalid type") || raw.contains("did not match") {
+        let expected = raw.rsplit(", expected ").next().unwrap_or("");
+        let want = if raw.contains("did not match") {
+            "một chuỗi hoặc một danh sách chuỗi"
+        } else if expected.contains("u32") || expected.contains("integer") {
+            "một số nguyên không âm"
+        } else if expected.contains("f64") || expected.contains("float") {
+            "một số"
+        } else if expected.contains("sequence") {
+            "một danh sách"
+        } else if expected.contains("string") {
+            "một chuỗi trong dấu nháy"
+        } else if expected.contains("date") {
+            "một ngày"
+        } else if expected.contains("struct") || expected.contains("map") {
+            "một bảng"
+        } else {
+            "giá trị đúng kiểu"
+        };
+        (
+            format!("giá trị sai kiểu: ở đây cần {want}"),
+            "ghi giá trị đúng kiểu như docs/schedules.md mô tả",
+        )
+    } else {
+        let first = raw.lines().next().unwrap_or("");
+        let what = if first.contains("string") {
+            "chuỗi viết sai (thiếu dấu nháy đóng hoặc có ký tự không dùng được)".to_string()
+        } else if first.contains("duplicate key") {
+            format!("khóa {} bị khai báo hai lần", quoted(first).join(", "))
+        } else if first.contains("inline table") {
+            "bảng viết trên một dòng bị sai".to_string()
+        } else if first.contains("table") {
+            "tiêu đề bảng viết sai".to_string()
+        } else if first.contains("array") {
+            "danh sách viết sai".to_string()
+        } else if first.contains("key") {
+            "tên khóa viết sai".to_string()
+        } else if first.contains("number") || first.contains("integer") || first.contains("float") {
+            "số viết sai".to_string()
+        } else if first.contains("date") || first.contains("time") {
+            "ngày giờ viết sai".to_string()
+        } else {
+            "nội dung không đúng cú pháp tại đây".to_string()
+        };
+        (
+            format!("cú pháp TOML sai: {what}"),
+            "sửa cú pháp TOML (https://toml.io/vi/v1.0.0)",
+        )
+    }
 }
 
 /// Every audio file (relative to the audio root) that validating `raw` on `today` will look up:

@@ -33,8 +33,8 @@ pub fn load(
         whole(
             1,
             1,
-            format!("cannot read the schedule file: {e}"),
-            "check the path and the file's permissions",
+            format!("không đọc được tệp lịch phát: {}", io_vi(&e)),
+            "kiểm tra đường dẫn và quyền đọc tệp",
         )
     })?;
     let text = String::from_utf8(bytes).map_err(|e| {
@@ -47,13 +47,26 @@ pub fn load(
             line,
             column,
             format!(
-                "the schedule file is not UTF-8 text: byte 0x{:02X} here is not valid UTF-8",
+                "tệp lịch phát không phải văn bản UTF-8: byte 0x{:02X} tại đây không hợp lệ trong UTF-8",
                 bytes.get(valid).copied().unwrap_or(0)
             ),
-            "save the file as UTF-8 (e.g. `iconv -f WINDOWS-1258 -t UTF-8 old.toml > new.toml`)",
+            "lưu tệp dưới dạng UTF-8 (ví dụ `iconv -f WINDOWS-1258 -t UTF-8 old.toml > new.toml`)",
         )
     })?;
     load_text(path, &text, audio_root, today, &mut facts_of)
+}
+
+/// An I/O error said in Vietnamese: the common kinds in words, any other with the system's own
+/// text verbatim in backticks.
+pub fn io_vi(e: &std::io::Error) -> String {
+    use std::io::ErrorKind;
+    match e.kind() {
+        ErrorKind::NotFound => "không tồn tại".into(),
+        ErrorKind::PermissionDenied => "không có quyền đọc".into(),
+        ErrorKind::IsADirectory => "đây là một thư mục".into(),
+        ErrorKind::NotADirectory => "đây không phải thư mục".into(),
+        _ => format!("lỗi hệ thống `{e}`"),
+    }
 }
 
 /// What the core needs to know of the path `full`: `None` when nothing is there, a directory or
@@ -63,9 +76,9 @@ pub fn facts_of(full: &Path) -> Option<AudioFacts> {
     if meta.is_file() {
         Some(probe_facts(full))
     } else if meta.is_dir() {
-        Some(AudioFacts::NotAFile("a directory".into()))
+        Some(AudioFacts::NotAFile("một thư mục".into()))
     } else {
-        Some(AudioFacts::NotAFile("not a regular file".into()))
+        Some(AudioFacts::NotAFile("không phải tệp thông thường".into()))
     }
 }
 
@@ -138,8 +151,8 @@ pub fn load_dir(dir: &Path, audio_root: &Path, today: NaiveDate) -> Vec<(PathBuf
                     line: 1,
                     column: 1,
                     field: String::new(),
-                    message: format!("cannot read the schedule directory: {e}"),
-                    hint: "check the path".into(),
+                    message: format!("không đọc được thư mục lịch phát: {}", io_vi(&e)),
+                    hint: "kiểm tra đường dẫn".into(),
                 }])),
             )];
         }

@@ -17,8 +17,11 @@ pub(super) fn check(cx: &mut Ctx, raw: &RawStation) -> Option<CollectorLink> {
             cx.push(
                 &c.url.span(),
                 "collector.url",
-                format!("collector URL `{}` is not an http(s) URL", c.url.get_ref()),
-                "write it like `http://collector.example:8080`",
+                format!(
+                    "địa chỉ máy chủ trung tâm `{}` không phải địa chỉ http(s)",
+                    c.url.get_ref()
+                ),
+                "viết theo mẫu `http://collector.example:8080`",
             );
         }
         let heartbeat_secs = match &c.heartbeat_secs {
@@ -26,8 +29,8 @@ pub(super) fn check(cx: &mut Ctx, raw: &RawStation) -> Option<CollectorLink> {
                 cx.push(
                     &h.span(),
                     "collector.heartbeat_secs",
-                    "heartbeat_secs is 0".into(),
-                    "give the heartbeat period in seconds, e.g. 60",
+                    "heartbeat_secs bằng 0".into(),
+                    "ghi chu kỳ báo hiệu (heartbeat) tính bằng giây, ví dụ 60",
                 );
                 DEFAULT_HEARTBEAT_SECS
             }

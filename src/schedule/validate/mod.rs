@@ -122,13 +122,13 @@ fn in_range(
         &v.span(),
         field,
         format!(
-            "{} = {x} is outside {}..{} {unit}",
+            "{} = {x} nằm ngoài khoảng {}..{} {unit}",
             field.rsplit('.').next().unwrap_or(field),
             range.start(),
             range.end()
         ),
         &format!(
-            "give a level between {} and {} {unit} (levels are negative: 0 is full scale); the default is {default}",
+            "ghi mức từ {} đến {} {unit} (mức là số âm: 0 là mức tối đa); mặc định là {default}",
             range.start(),
             range.end()
         ),
@@ -141,8 +141,8 @@ fn check_file(cx: &mut Ctx, catalog: &AudioCatalog, file: &str, span: &Range<usi
         cx.push(
             span,
             field,
-            format!("audio path `{file}` must be relative to the audio root, without `..`"),
-            "write it like \"jingle.ogg\" or \"notices/tran-phu.ogg\"",
+            format!("đường dẫn âm thanh `{file}` phải là đường dẫn tương đối trong thư mục âm thanh, không chứa `..`"),
+            "viết theo mẫu \"jingle.ogg\" hoặc \"notices/tran-phu.ogg\"",
         );
         return;
     }
@@ -151,23 +151,26 @@ fn check_file(cx: &mut Ctx, catalog: &AudioCatalog, file: &str, span: &Range<usi
         None => cx.push(
             span,
             field,
-            format!("audio file missing: `{}` does not exist", shown.display()),
-            "add the file under the audio root (see --audio) or fix the name",
+            format!("thiếu tệp âm thanh: không có `{}`", shown.display()),
+            "chép tệp vào thư mục âm thanh (xem --audio) hoặc sửa lại tên tệp",
         ),
         Some(AudioFacts::Undecodable(why)) => cx.push(
             span,
             field,
-            format!("audio file `{}` is not decodable: {why}", shown.display()),
-            "re-export it as Ogg Vorbis, MP3, FLAC or WAV (e.g. `sox in.wav out.ogg`)",
+            format!(
+                "tệp âm thanh `{}` không giải mã được (bộ giải mã báo: `{why}`)",
+                shown.display()
+            ),
+            "xuất lại tệp dưới dạng Ogg Vorbis, MP3, FLAC hoặc WAV (ví dụ `sox in.wav out.ogg`)",
         ),
         Some(AudioFacts::NotAFile(what)) => cx.push(
             span,
             field,
             format!(
-                "audio path `{}` is {what}, expected an audio file",
+                "đường dẫn âm thanh `{}` là {what}, không phải tệp âm thanh",
                 shown.display()
             ),
-            "name a file inside it (e.g. \"notices/tran-phu.ogg\"), not the directory",
+            "ghi tên một tệp bên trong (ví dụ \"notices/tran-phu.ogg\"), không ghi thư mục",
         ),
         Some(AudioFacts::Playable { .. }) => {}
     }
@@ -241,10 +244,6 @@ mod tests {
             (errs[0].line, errs[0].column, errs[0].field.as_str()),
             (1, 6, "id")
         );
-        assert!(
-            errs[0]
-                .message
-                .contains("does not match the file name `b.toml`")
-        );
+        assert!(errs[0].message.contains("không khớp với tên tệp `b.toml`"));
     }
 }

@@ -32,15 +32,15 @@ pub(super) fn check(
             cx.push(
                 &p.id.span(),
                 &format!("{field}.id"),
-                format!("program id `{pid}` is not a valid id"),
-                "use lowercase ASCII letters, digits, `-` and `_`, e.g. `cchc`",
+                format!("mã chương trình `{pid}` không hợp lệ"),
+                "chỉ dùng chữ thường không dấu, chữ số, `-` và `_`, ví dụ `cchc`",
             );
         } else if programs.contains_key(&pid) {
             cx.push(
                 &p.id.span(),
                 &format!("{field}.id"),
-                format!("duplicate program id `{pid}`"),
-                "give every program its own id",
+                format!("mã chương trình `{pid}` bị trùng"),
+                "đặt cho mỗi chương trình một mã riêng",
             );
         }
         let category = p.category.get_ref().trim().to_string();
@@ -48,8 +48,8 @@ pub(super) fn check(
             cx.push(
                 &p.category.span(),
                 &format!("{field}.category"),
-                format!("category `{category}` is not a valid category"),
-                "use a short lowercase word used by reports, e.g. `cchc`, `notice`, `ident`",
+                format!("thể loại `{category}` không hợp lệ"),
+                "dùng một từ ngắn viết thường mà báo cáo dùng, ví dụ `cchc`, `notice`, `ident`",
             );
         }
         let audio = match (&p.file, &p.episodes) {
@@ -71,8 +71,8 @@ pub(super) fn check(
                     let err = cx.error_at(
                         offset,
                         &format!("{field}.episodes"),
-                        format!("unknown placeholder `{token}` in episode pattern `{pat}`"),
-                        "use only {yyyy}, {mm} and {dd} (the airing's local year, month and day), e.g. \"cchc/{yyyy}-{mm}.ogg\"",
+                        format!("mẫu tên tập `{pat}` có chỗ thay thế `{token}` không được hỗ trợ"),
+                        "chỉ dùng {yyyy}, {mm} và {dd} (năm, tháng, ngày phát theo giờ trạm), ví dụ \"cchc/{yyyy}-{mm}.ogg\"",
                     );
                     cx.errors.push(err);
                 } else if !pat.contains("{yyyy}") || !pat.contains("{mm}") || !is_safe_relative(pat)
@@ -80,8 +80,8 @@ pub(super) fn check(
                     cx.push(
                         &e.span(),
                         &format!("{field}.episodes"),
-                        format!("episode pattern `{pat}` must contain {{yyyy}} and {{mm}} and be a relative path"),
-                        "write it like \"cchc/{yyyy}-{mm}.ogg\" (relative to the audio root)",
+                        format!("mẫu tên tập `{pat}` phải chứa {{yyyy}} và {{mm}} và là đường dẫn tương đối"),
+                        "viết theo mẫu \"cchc/{yyyy}-{mm}.ogg\" (tính từ thư mục âm thanh)",
                     );
                 }
                 (cx.errors.len() == before).then(|| ProgramAudio::Episodes(pat.clone()))
@@ -90,8 +90,8 @@ pub(super) fn check(
                 cx.push(
                     &f.span(),
                     &field,
-                    format!("program `{pid}` has both `file` and `episodes`"),
-                    "keep one: `file` for a fixed file, `episodes` for a monthly series",
+                    format!("chương trình `{pid}` có cả `file` lẫn `episodes`"),
+                    "giữ một: `file` cho một tệp cố định, `episodes` cho loạt tập theo tháng",
                 );
                 None
             }
@@ -99,8 +99,8 @@ pub(super) fn check(
                 cx.push(
                     &p.id.span(),
                     &field,
-                    format!("program `{pid}` has neither `file` nor `episodes`"),
-                    "add `file = \"x.ogg\"` or `episodes = \"cchc/{yyyy}-{mm}.ogg\"`",
+                    format!("chương trình `{pid}` thiếu cả `file` và `episodes`"),
+                    "thêm `file = \"x.ogg\"` hoặc `episodes = \"cchc/{yyyy}-{mm}.ogg\"`",
                 );
                 None
             }

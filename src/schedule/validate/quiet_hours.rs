@@ -18,8 +18,8 @@ pub(super) fn check(cx: &mut Ctx, raw: &RawStation) -> Vec<QuietHours> {
             None => cx.push(
                 &q.span(),
                 &format!("quiet_hours[{i}]"),
-                format!("`{}` is not a quiet-hours window", q.get_ref()),
-                "write \"HH:MM-HH:MM\" in station time, e.g. \"21:30-05:00\" (may wrap midnight)",
+                format!("`{}` không phải khung giờ yên lặng", q.get_ref()),
+                "ghi \"HH:MM-HH:MM\" theo giờ của trạm, ví dụ \"21:30-05:00\" (được phép qua nửa đêm)",
             ),
         }
     }

@@ -30,26 +30,29 @@ pub(super) fn check(
         cx.push(
             &r.url.span(),
             &format!("{field}.relay.url"),
-            format!("relay URL `{}` is not an http(s) URL", r.url.get_ref()),
-            "relay an Icecast/Shoutcast stream, e.g. \"http://127.0.0.1:8000/city.mp3\"",
+            format!(
+                "địa chỉ tiếp sóng `{}` không phải địa chỉ http(s)",
+                r.url.get_ref()
+            ),
+            "tiếp sóng một luồng Icecast/Shoutcast, ví dụ \"http://127.0.0.1:8000/city.mp3\"",
         );
     }
     if *r.minutes.get_ref() == 0 {
         cx.push(
             &r.minutes.span(),
             &format!("{field}.relay.minutes"),
-            "relay minutes is 0".into(),
-            "give how long to relay, in minutes",
+            "relay.minutes bằng 0".into(),
+            "ghi thời lượng tiếp sóng, tính bằng phút",
         );
     } else if *r.minutes.get_ref() > max_session_minutes {
         cx.push(
                         &r.minutes.span(),
                         &format!("{field}.relay.minutes"),
                         format!(
-                            "session too long: relays {} min, longer than max_session_minutes = {max_session_minutes}",
+                            "phiên phát quá dài: tiếp sóng {} phút, dài hơn max_session_minutes = {max_session_minutes}",
                             r.minutes.get_ref()
                         ),
-                        "shorten the relay or raise max_session_minutes at the top of the file",
+                        "rút ngắn thời gian tiếp sóng hoặc tăng max_session_minutes ở đầu tệp",
                     );
     }
     let fallback = r

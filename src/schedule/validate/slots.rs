@@ -46,15 +46,15 @@ pub(super) fn check(
             cx.push(
                 &s.id.span(),
                 &format!("{field}.id"),
-                format!("slot id `{sid}` is not a valid id"),
-                "use lowercase ASCII letters, digits, `-` and `_`, e.g. `sang`",
+                format!("mã khung phát `{sid}` không hợp lệ"),
+                "chỉ dùng chữ thường không dấu, chữ số, `-` và `_`, ví dụ `sang`",
             );
         } else if !seen_slots.insert(sid.clone()) {
             cx.push(
                 &s.id.span(),
                 &format!("{field}.id"),
-                format!("duplicate slot id `{sid}`"),
-                "give every slot its own id (airing keys are `{slot}@{time}`)",
+                format!("mã khung phát `{sid}` bị trùng"),
+                "đặt cho mỗi khung phát một mã riêng (khóa lượt phát là `{slot}@{time}`)",
             );
         }
 
@@ -68,8 +68,8 @@ pub(super) fn check(
                     cx.push(
                         &d.span(),
                         &format!("{field}.{name}"),
-                        format!("`{}` is not a plain date", d.get_ref()),
-                        "write a TOML local date without quotes, e.g. 2026-01-01",
+                        format!("`{}` không phải một ngày đơn thuần", d.get_ref()),
+                        "ghi ngày theo kiểu ngày của TOML, không có dấu nháy, ví dụ 2026-01-01",
                     );
                 }
                 v
@@ -83,8 +83,8 @@ pub(super) fn check(
             cx.push(
                 &us.span(),
                 &format!("{field}.until"),
-                format!("`until` ({b}) is before `from` ({a})"),
-                "swap them or fix the dates",
+                format!("`until` ({b}) sớm hơn `from` ({a})"),
+                "đổi chỗ hai ngày hoặc sửa lại ngày",
             );
         }
 
@@ -99,7 +99,7 @@ pub(super) fn check(
                 cx.push(
                     &p.span(),
                     &format!("{field}.program"),
-                    format!("unknown program `{pid}`"),
+                    format!("chương trình `{pid}` chưa được khai báo"),
                     &known_programs_hint(programs),
                 );
             }
@@ -113,8 +113,8 @@ pub(super) fn check(
                     cx.push(
                         &play.span(),
                         &format!("{field}.play"),
-                        "empty playlist".into(),
-                        "list files or program references, e.g. play = [\"jingle.ogg\", \"program:cchc\"]",
+                        "danh sách phát trống".into(),
+                        "liệt kê tệp hoặc chương trình, ví dụ play = [\"jingle.ogg\", \"program:cchc\"]",
                     );
                 }
                 Some(SlotContent::Playlist(items.check_list(
@@ -128,8 +128,8 @@ pub(super) fn check(
                 cx.push(
                     &play.span(),
                     &field,
-                    format!("slot `{sid}` has both `play` and `relay`"),
-                    "keep one: `play` for a playlist, `relay` for a live stream (with `fallback`)",
+                    format!("khung phát `{sid}` có cả `play` lẫn `relay`"),
+                    "giữ một: `play` cho danh sách phát, `relay` cho tiếp sóng trực tiếp (kèm `fallback`)",
                 );
                 None
             }
@@ -137,8 +137,8 @@ pub(super) fn check(
                 cx.push(
                     &s.id.span(),
                     &field,
-                    format!("slot `{sid}` airs nothing"),
-                    "add `play = [...]` or `relay = { url = ..., minutes = ... }`",
+                    format!("khung phát `{sid}` không phát gì"),
+                    "thêm `play = [...]` hoặc `relay = { url = ..., minutes = ... }`",
                 );
                 None
             }
@@ -152,8 +152,8 @@ pub(super) fn check(
                 cx.push(
                     &p.span(),
                     &format!("{field}.priority"),
-                    format!("unknown priority `{other}`"),
-                    "use `normal`, `priority` or `emergency`",
+                    format!("mức ưu tiên `{other}` không có"),
+                    "dùng `normal` (thường), `priority` (ưu tiên) hoặc `emergency` (khẩn cấp)",
                 );
                 Priority::Normal
             }
@@ -165,8 +165,8 @@ pub(super) fn check(
                 cx.push(
                     &p.span(),
                     &format!("{field}.start"),
-                    format!("unknown start policy `{other}`"),
-                    "use `soft` (wait up to grace_secs) or `hard` (start on the second)",
+                    format!("cách bắt đầu `{other}` không có"),
+                    "dùng `soft` (chờ tối đa grace_secs) hoặc `hard` (bắt đầu đúng giây)",
                 );
                 StartPolicy::Soft
             }
@@ -176,8 +176,8 @@ pub(super) fn check(
                 cx.push(
                     &m.span(),
                     &format!("{field}.max_minutes"),
-                    "max_minutes is 0".into(),
-                    "give the hard stop in minutes",
+                    "max_minutes bằng 0".into(),
+                    "ghi thời điểm dừng cứng, tính bằng phút",
                 );
                 max_session_minutes
             }
@@ -186,10 +186,10 @@ pub(super) fn check(
                     &m.span(),
                     &format!("{field}.max_minutes"),
                     format!(
-                        "session too long: max_minutes = {} is longer than max_session_minutes = {max_session_minutes}",
+                        "phiên phát quá dài: max_minutes = {} lớn hơn max_session_minutes = {max_session_minutes}",
                         m.get_ref()
                     ),
-                    "lower max_minutes or raise max_session_minutes at the top of the file",
+                    "giảm max_minutes hoặc tăng max_session_minutes ở đầu tệp",
                 );
                 max_session_minutes
             }
@@ -204,9 +204,9 @@ pub(super) fn check(
                 &s.cron.span(),
                 &format!("{field}.cron"),
                 format!(
-                    "the slot fires {fires_per_day} times a day, more than {MAX_FIRES_PER_DAY}"
+                    "khung phát chạy {fires_per_day} lần một ngày, quá {MAX_FIRES_PER_DAY} lần"
                 ),
-                "a broadcast slot fires a few times a day; check the minute and seconds fields",
+                "một khung phát chỉ chạy vài lần một ngày; kiểm tra trường phút và giây",
             );
         }
         if cx.errors.len() == before
@@ -255,8 +255,8 @@ fn check_cron(
         cx.push(
             &cron_value.span(),
             &format!("{field}.cron"),
-            "no crontab expression".into(),
-            "write at least one, e.g. cron = \"30 5 * * MON-FRI\"",
+            "chưa có biểu thức crontab".into(),
+            "ghi ít nhất một biểu thức, ví dụ cron = \"30 5 * * MON-FRI\"",
         );
     }
     let many = matches!(cron_value.get_ref(), OneOrMany::Many(_));
@@ -275,8 +275,8 @@ fn check_cron(
                 let err = cx.error_at(
                     at,
                     &cfield,
-                    format!("crontab expression `{expr}` never fires (no such date in any year)"),
-                    "check day-of-month against the month, e.g. February has no 30th",
+                    format!("biểu thức crontab `{expr}` không bao giờ chạy (năm nào cũng không có ngày như vậy)"),
+                    "đối chiếu ngày trong tháng với tháng, ví dụ tháng 2 không có ngày 30",
                 );
                 cx.errors.push(err);
             }
@@ -292,7 +292,7 @@ fn check_cron(
                 let err = cx.error_at(
                     offset,
                     &cfield,
-                    format!("bad crontab expression `{expr}`: {msg}"),
+                    format!("biểu thức crontab `{expr}` sai: {msg}"),
                     &hint,
                 );
                 cx.errors.push(err);
@@ -362,16 +362,16 @@ fn crontab_error_parts(e: &crate::crontab::CrontabError) -> (String, Option<usiz
     (
         e.message.clone(),
         Some(e.offset),
-        format!("{}; see docs/crontab.md", e.hint),
+        format!("{}; xem docs/crontab.md", e.hint),
     )
 }
 
 fn known_programs_hint(programs: &BTreeMap<String, Program>) -> String {
     if programs.is_empty() {
-        "declare it in a [[programs]] table first".into()
+        "khai báo chương trình trong một bảng [[programs]] trước".into()
     } else {
         format!(
-            "declare it in [[programs]] or use one of: {}",
+            "khai báo trong [[programs]] hoặc dùng một trong: {}",
             programs.keys().cloned().collect::<Vec<_>>().join(", ")
         )
     }
@@ -406,7 +406,7 @@ fn check_item(
             cx.push(
                 &r.span(),
                 field,
-                format!("unknown program `{pid}`"),
+                format!("chương trình `{pid}` chưa được khai báo"),
                 &known_programs_hint(programs),
             );
             Checked::Reported

@@ -29,15 +29,15 @@ pub(super) fn check(cx: &mut Ctx, path: &Path, raw: &RawStation) -> Identity {
         cx.push(
             &raw.id.span(),
             "id",
-            format!("station id `{id}` is not a valid id"),
-            "use lowercase ASCII letters, digits, `-` and `_`, e.g. `phuong-tran-phu`",
+            format!("mã trạm `{id}` không hợp lệ"),
+            "chỉ dùng chữ thường không dấu, chữ số, `-` và `_`, ví dụ `phuong-tran-phu`",
         );
     } else if !stem.is_empty() && id != stem {
         cx.push(
             &raw.id.span(),
             "id",
-            format!("station id `{id}` does not match the file name `{stem}.toml`"),
-            "name the file `<id>.toml` or change the id so both agree",
+            format!("mã trạm `{id}` không khớp với tên tệp `{stem}.toml`"),
+            "đặt tên tệp là `<id>.toml` hoặc sửa id cho hai bên trùng nhau",
         );
     }
     let name = raw.name.get_ref().trim().to_string();
@@ -45,8 +45,8 @@ pub(super) fn check(cx: &mut Ctx, path: &Path, raw: &RawStation) -> Identity {
         cx.push(
             &raw.name.span(),
             "name",
-            "the station name is empty".into(),
-            "give the display name, e.g. \"Đài truyền thanh phường Trần Phú\"",
+            "tên trạm đang để trống".into(),
+            "ghi tên hiển thị, ví dụ \"Đài truyền thanh phường Trần Phú\"",
         );
     }
     let kind = match raw.kind.get_ref().as_str() {
@@ -56,8 +56,8 @@ pub(super) fn check(cx: &mut Ctx, path: &Path, raw: &RawStation) -> Identity {
             cx.push(
                 &raw.kind.span(),
                 "kind",
-                format!("unknown station kind `{other}`"),
-                "use `city` (the city radio) or `ward` (a ward/commune loudspeaker station)",
+                format!("loại trạm `{other}` không có"),
+                "dùng `city` (đài thành phố) hoặc `ward` (trạm truyền thanh phường/xã)",
             );
             StationKind::Ward
         }
@@ -67,8 +67,8 @@ pub(super) fn check(cx: &mut Ctx, path: &Path, raw: &RawStation) -> Identity {
         cx.push(
             &raw.area_code.span(),
             "area_code",
-            format!("area code `{area_code}` is not a number"),
-            "use the national administrative unit code (mã đơn vị hành chính), digits only",
+            format!("mã địa bàn `{area_code}` không phải là số"),
+            "ghi mã đơn vị hành chính, chỉ gồm chữ số",
         );
     }
     let timezone = match &raw.timezone {
@@ -81,8 +81,8 @@ pub(super) fn check(cx: &mut Ctx, path: &Path, raw: &RawStation) -> Identity {
                 cx.push(
                     &tz.span(),
                     "timezone",
-                    format!("unknown time zone `{}`", tz.get_ref()),
-                    "use an IANA zone name such as `Asia/Ho_Chi_Minh` (the default) or `Europe/Berlin`",
+                    format!("múi giờ `{}` không có", tz.get_ref()),
+                    "dùng tên múi giờ IANA như `Asia/Ho_Chi_Minh` (mặc định) hoặc `Europe/Berlin`",
                 );
                 chrono_tz::Asia::Ho_Chi_Minh
             }
@@ -105,8 +105,8 @@ pub(super) fn max_session_minutes(cx: &mut Ctx, raw: &RawStation) -> u32 {
             cx.push(
                 &m.span(),
                 "max_session_minutes",
-                "max_session_minutes is 0".into(),
-                "give the longest allowed session in minutes, e.g. 45",
+                "max_session_minutes bằng 0".into(),
+                "ghi độ dài phiên phát tối đa, tính bằng phút, ví dụ 45",
             );
             DEFAULT_MAX_SESSION_MINUTES
         }
@@ -115,11 +115,11 @@ pub(super) fn max_session_minutes(cx: &mut Ctx, raw: &RawStation) -> u32 {
                 &m.span(),
                 "max_session_minutes",
                 format!(
-                    "max_session_minutes = {} is longer than a day ({} min)",
+                    "max_session_minutes = {} dài hơn một ngày ({} phút)",
                     m.get_ref(),
                     super::super::rules::MAX_AIRING_MINUTES
                 ),
-                "give the longest allowed session in minutes, e.g. 45",
+                "ghi độ dài phiên phát tối đa, tính bằng phút, ví dụ 45",
             );
             DEFAULT_MAX_SESSION_MINUTES
         }

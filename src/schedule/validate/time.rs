@@ -67,7 +67,7 @@ pub(super) fn check(
                     let first = resolve_episode(pattern, first_missing);
                     let more = match missing.len() {
                         1 => String::new(),
-                        n => format!(" and the {} other missing month(s)", n - 1),
+                        n => format!(" và {} tháng còn thiếu khác", n - 1),
                     };
                     let missing: Vec<String> = missing
                         .iter()
@@ -77,13 +77,13 @@ pub(super) fn check(
                         span,
                         field,
                         format!(
-                            "episode missing for {} month(s) of the slot's window {a}..{b}: {} (pattern `{pattern}` under `{}`)",
+                            "thiếu tập cho {} tháng trong thời hạn {a}..{b} của khung phát: {} (mẫu `{pattern}` trong `{}`)",
                             missing.len(),
                             missing.join(", "),
                             catalog.root.display()
                         ),
                         &format!(
-                            "add `{}`{more}, or narrow the slot with from/until; open-ended windows are checked for this month and the next {CHECK_HORIZON_MONTHS}",
+                            "thêm `{}`{more}, hoặc thu hẹp khung phát bằng from/until; thời hạn không có ngày kết thúc được kiểm tra cho tháng này và {CHECK_HORIZON_MONTHS} tháng tiếp theo",
                             catalog.root.join(first).display()
                         ),
                     );
@@ -92,16 +92,19 @@ pub(super) fn check(
                     cx.push(
                         span,
                         field,
-                        format!("episode is not an audio file: {}", not_files.join(", ")),
-                        "an episode is one audio file per month; put the file at that path",
+                        format!("tập không phải tệp âm thanh: {}", not_files.join(", ")),
+                        "mỗi tháng một tập là một tệp âm thanh; đặt tệp đúng đường dẫn đó",
                     );
                 }
                 if !broken.is_empty() {
                     cx.push(
                         span,
                         field,
-                        format!("episode audio not decodable for {}", broken.join(", ")),
-                        "re-export those files as Ogg Vorbis, MP3, FLAC or WAV",
+                        format!(
+                            "âm thanh của tập không giải mã được cho {}",
+                            broken.join(", ")
+                        ),
+                        "xuất lại các tệp đó dưới dạng Ogg Vorbis, MP3, FLAC hoặc WAV",
                     );
                 }
             }
@@ -120,10 +123,10 @@ pub(super) fn check(
                     &span,
                     &format!("{}.max_minutes", sp.field),
                     format!(
-                        "session too long: the playlist runs {:.0} s but the slot may sound at most {} min (max_minutes, default max_session_minutes = {})",
+                        "phiên phát quá dài: danh sách phát kéo dài {:.0} giây nhưng khung phát chỉ được phát tối đa {} phút (max_minutes, mặc định max_session_minutes = {})",
                         worst, slot.max_minutes, station.max_session_minutes
                     ),
-                    "shorten the playlist, or raise max_minutes/max_session_minutes",
+                    "rút ngắn danh sách phát, hoặc tăng max_minutes/max_session_minutes",
                 );
             }
         }
@@ -141,21 +144,21 @@ pub(super) fn check(
             } => {
                 let sp = &spans[slot];
                 let what = if hit == at.naive_local() {
-                    "starts inside".to_string()
+                    "bắt đầu trong giờ yên lặng".to_string()
                 } else {
-                    format!("runs into them at {}", hit.format("%H:%M:%S"))
+                    format!("lấn vào giờ yên lặng lúc {}", hit.format("%H:%M:%S"))
                 };
                 cx.push(
                     &sp.id,
                     &sp.field,
                     format!(
-                        "slot sounds inside quiet hours {}-{}: the airing at {} ({:.0} s) {what}",
+                        "khung phát phát ra trong giờ yên lặng {}-{}: lượt phát lúc {} ({:.0} giây) {what}",
                         q.start.format("%H:%M"),
                         q.end.format("%H:%M"),
                         at.format("%Y-%m-%d %H:%M %:z"),
                         planned_secs
                     ),
-                    "move the slot's crontab time or shorten it so it ends before the quiet hours",
+                    "dời giờ crontab của khung phát hoặc rút ngắn để kết thúc trước giờ yên lặng",
                 );
             }
             Finding::Overlap { first, second, at } => {
@@ -164,12 +167,12 @@ pub(super) fn check(
                 let when = at.format("%Y-%m-%d %H:%M %:z");
                 let msg = if first == second {
                     format!(
-                        "slot `{}` overlaps itself at {when}: an airing starts before the previous one ends",
+                        "khung phát `{}` chồng lên chính nó lúc {when}: một lượt phát bắt đầu trước khi lượt trước kết thúc",
                         a.id
                     )
                 } else {
                     format!(
-                        "slots `{}` and `{}` have the same priority ({}) and overlap at {when}",
+                        "khung phát `{}` và `{}` cùng mức ưu tiên ({}) và chồng nhau lúc {when}",
                         a.id,
                         b.id,
                         priority_name(b.priority)
@@ -179,7 +182,7 @@ pub(super) fn check(
                     &sp.id,
                     &sp.field,
                     msg,
-                    "move one of them, or give the one that should win a higher priority",
+                    "dời một trong hai, hoặc đặt mức ưu tiên cao hơn cho khung phát cần được ưu tiên",
                 );
             }
         }
