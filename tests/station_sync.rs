@@ -4,8 +4,7 @@
 //!
 //! Versions are staged here through the station's own store (`Store::admit` verifies each file,
 //! `Store::stage` builds the version), as the sync does after downloading; the manifest fetch
-//! and downloads against a real collector are covered once its routes exist (see
-//! docs/distribution.md).
+//! and downloads against a real collector are covered by tests/station_sync_e2e.rs.
 
 mod station_common;
 
