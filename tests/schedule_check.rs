@@ -56,8 +56,24 @@ fn samples_pass_with_one_summary_line_per_station() {
         .iter()
         .find(|l| l.contains("tp-quang-ngai"))
         .expect("city station listed");
-    assert!(city.contains("city") && city.contains("Quảng Ngãi") && city.contains("next: "));
-    assert_eq!(stdout.lines().filter(|l| l.contains("  ward  ")).count(), 3);
+    assert!(
+        city.contains("trạm thành phố")
+            && city.contains("Quảng Ngãi")
+            && city.contains("lần phát tới: "),
+        "{city}"
+    );
+    assert_eq!(
+        stdout
+            .lines()
+            .filter(|l| l.contains("  trạm phường/xã  "))
+            .count(),
+        3
+    );
+    assert!(
+        stdout.contains("tệp lịch phát hợp lệ") && english_in(&stdout).is_empty(),
+        "English reached the operator: {:?}\n{stdout}",
+        english_in(&stdout)
+    );
 }
 
 #[test]

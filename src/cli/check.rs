@@ -89,15 +89,25 @@ pub fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
                 .into_iter()
                 .find(|a| a.at >= now)
                 .map_or_else(
-                    || "next: none".to_string(),
-                    |a| format!("next: {} {}", a.at.format("%Y-%m-%d %H:%M %:z"), a.slot),
+                    || {
+                        format!(
+                            "lần phát tới: không có trong {NEXT_AIRING_LOOKAHEAD_DAYS} ngày tới"
+                        )
+                    },
+                    |a| {
+                        format!(
+                            "lần phát tới: {} (khung «{}»)",
+                            a.at.format("%d/%m/%Y %H:%M %:z"),
+                            a.slot
+                        )
+                    },
                 );
                 println!(
-                    "ok  {}  {}  \"{}\"  {} programs, {} slots, {}",
+                    "ok  {}  {}  \"{}\"  {} chương trình, {} khung giờ, {}",
                     station.id,
                     match station.kind {
-                        StationKind::City => "city",
-                        StationKind::Ward => "ward",
+                        StationKind::City => "trạm thành phố",
+                        StationKind::Ward => "trạm phường/xã",
                     },
                     station.name,
                     station.programs.len(),
@@ -116,7 +126,7 @@ pub fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
     }
     if n_errors == 0 {
         println!(
-            "loa check: {} schedule file(s) OK (audio root {})",
+            "loa check: {} tệp lịch phát hợp lệ (thư mục âm thanh {})",
             results.len(),
             display(&args.audio)
         );
