@@ -10,44 +10,12 @@
 
 mod collector_common;
 
-use collector_common::TestStation;
+use collector_common::{TestStation, real_collector as start};
 use loa::collector::accounts::{self, Role};
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 
 const PW: &str = "mat-khau-that-dai-1";
-
-struct Collector {
-    child: Child,
-    base: String,
-}
-
-impl Drop for Collector {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start(home: &Path) -> Collector {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_loa"))
-        .args(["collector", "--listen", "127.0.0.1:0"])
-        .env("LOA_HOME", home)
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let mut lines = BufReader::new(stderr).lines();
-    let base = loop {
-        let line = lines.next().expect("collector exited").unwrap();
-        if let Some(rest) = line.split("listening on ").nth(1) {
-            break rest.trim().to_string();
-        }
-    };
-    std::thread::spawn(move || for _ in lines.map_while(Result::ok) {});
-    Collector { child, base }
-}
 
 fn client() -> reqwest::Client {
     let _ = rustls::crypto::ring::default_provider().install_default();

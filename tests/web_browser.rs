@@ -15,9 +15,8 @@ use collector_common::*;
 use fantoccini::{Client, ClientBuilder, Locator};
 use loa::collector::accounts::{self, Role};
 use loa::collector::http::HttpConfig;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 const PW: &str = "mat-khau-that-dai-1";
@@ -513,39 +512,6 @@ async fn schedule_editor_in_a_real_browser() {
     shot(&c, "schedule-rolled-back").await;
     c.close().await.unwrap();
     srv.stop().await;
-}
-
-/// The real `loa collector` binary on 127.0.0.1 with its state in `$LOA_HOME`; killed on drop.
-struct RealCollector {
-    child: std::process::Child,
-    base: String,
-}
-
-impl Drop for RealCollector {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn real_collector(home: &Path) -> RealCollector {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_loa"))
-        .args(["collector", "--listen", "127.0.0.1:0"])
-        .env("LOA_HOME", home)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let mut lines = BufReader::new(stderr).lines();
-    let base = loop {
-        let line = lines.next().expect("the collector exited").unwrap();
-        if let Some(rest) = line.split("listening on ").nth(1) {
-            break rest.trim().to_string();
-        }
-    };
-    std::thread::spawn(move || for _ in lines.map_while(Result::ok) {});
-    RealCollector { child, base }
 }
 
 /// Run an audio tool; fail the test with its error output.

@@ -485,3 +485,39 @@ fn march_fixture_of(
     plans.0.insert(b.id.clone(), pb);
     (a, b, plans, ra, rb)
 }
+
+/// The real `loa collector` binary on 127.0.0.1 with its state in `$LOA_HOME`; killed on drop.
+pub struct RealCollector {
+    pub child: std::process::Child,
+    pub base: String,
+}
+
+impl Drop for RealCollector {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Start the real binary with `LOA_HOME=home` and wait for its "listening on" line.
+pub fn real_collector(home: &std::path::Path) -> RealCollector {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_loa"))
+        .args(["collector", "--listen", "127.0.0.1:0"])
+        .env("LOA_HOME", home)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = BufReader::new(stderr).lines();
+    let base = loop {
+        let line = lines.next().expect("the collector exited").unwrap();
+        if let Some(rest) = line.split("listening on ").nth(1) {
+            break rest.trim().to_string();
+        }
+    };
+    std::thread::spawn(move || for _ in lines.map_while(Result::ok) {});
+    RealCollector { child, base }
+}
