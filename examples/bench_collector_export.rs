@@ -133,6 +133,7 @@ fn main() {
                     recorded_at: Utc::now(),
                     prev_hash: prev.clone(),
                     schedule_version: None,
+                    bulletin: None,
                 };
                 // Signing 600,000 records dominates setup; a fixed signature keeps setup short
                 // (the export never verifies; `loa verify` does).

@@ -220,6 +220,7 @@ fn fixture(stations: usize) -> PathBuf {
                     recorded_at: p.at.with_timezone(&Utc) + Duration::seconds(960),
                     prev_hash: prev.clone(),
                     schedule_version: None,
+                    bulletin: None,
                 };
                 // A fixed signature keeps setup short (no page verifies; ingest and `loa
                 // verify` do).

@@ -896,6 +896,7 @@ mod tests {
             recorded_at: Utc.with_ymd_and_hms(2019, 3, 3, 22, 40, 0).unwrap(),
             prev_hash: String::new(),
             schedule_version: None,
+            bulletin: None,
         }
     }
 

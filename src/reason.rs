@@ -267,6 +267,49 @@ reason_codes! {
     EnrolmentKeyInUse = "enrolment.key_in_use",
         "Từ chối ghi danh: khóa công khai này đã được đăng ký cho một trạm khác; hãy tạo khóa mới",
         "the public key is already registered for another station; make a new key";
+    /// Bulletin refused: not signed by a pinned centre key (another key, or altered after
+    /// signing), or a manifest's or cancel's signature presented as a bulletin's.
+    BulletinSignature = "bulletin.signature",
+        "Trạm từ chối bản tin: chữ ký không phải của khóa trung tâm đã ghim (khóa khác hoặc nội dung bị sửa)",
+        "not signed by a pinned centre key (another key, or altered)";
+    /// Bulletin refused: the body does not decode (shape, format version, a field out of range).
+    BulletinMalformed = "bulletin.malformed",
+        "Trạm từ chối bản tin: sai định dạng hoặc có trường vượt giới hạn",
+        "the bulletin is malformed or a field is out of range";
+    /// Bulletin refused: the station is not among its targets.
+    BulletinNotTargeted = "bulletin.not_targeted",
+        "Trạm từ chối bản tin: trạm không thuộc đối tượng nhận",
+        "the station is not among the bulletin's targets";
+    /// A bulletin airing dropped: the validity window closed before it could start.
+    BulletinExpired = "bulletin.expired",
+        "Bản tin đã hết hiệu lực trước khi phát",
+        "the validity window closed before it could air";
+    /// Bulletin refused: its window opens further ahead than any window lasts (the station's
+    /// clock is wrong, or the bulletin is misdated).
+    BulletinNotYet = "bulletin.not_yet",
+        "Trạm từ chối bản tin: thời điểm bắt đầu hiệu lực còn quá xa (đồng hồ của trạm hoặc ngày của bản tin sai)",
+        "the window opens too far ahead (wrong station clock or misdated bulletin)";
+    /// Bulletin refused: every airing of this bulletin id aired already (a replay).
+    BulletinReplayed = "bulletin.replayed",
+        "Trạm từ chối bản tin: bản tin này đã được phát (bị gửi lại)",
+        "every airing of this bulletin aired already (replayed)";
+    /// Bulletin refused: the audio the station fetched is not the one it names (SHA-256, size).
+    BulletinAudio = "bulletin.audio",
+        "Trạm từ chối bản tin: tệp âm thanh không khớp mã băm của bản tin",
+        "the audio does not match the bulletin's SHA-256";
+    /// A normal or priority bulletin longer than the station's session limit (only an emergency
+    /// overrides it).
+    BulletinTooLong = "bulletin.too_long",
+        "Không phát bản tin: dài hơn thời lượng tối đa của một buổi phát của trạm",
+        "longer than the station's session limit";
+    /// The centre cancelled the bulletin before this airing (or during it).
+    BulletinCancelled = "bulletin.cancelled",
+        "Bản tin đã bị trung tâm hủy",
+        "cancelled by the centre";
+    /// The centre's own: the window closed and the station never received the bulletin.
+    BulletinExpiredUndelivered = "bulletin.expired_undelivered",
+        "Hết hiệu lực, chưa gửi được đến trạm",
+        "expired, never delivered to the station";
 }
 
 impl ReasonCode {
@@ -281,13 +324,16 @@ impl ReasonCode {
     }
 
     /// Whether a station may state this code in a record (wire version 2): a known code that is
-    /// not the collector's own (`no_record`, `not_yet_due`, `refused.*`) nor a sync refusal
-    /// (`sync.*`, reported in heartbeats, never the reason of an airing).
+    /// not the collector's own (`no_record`, `not_yet_due`, `refused.*`,
+    /// `bulletin.expired_undelivered`) nor a sync refusal (`sync.*`, reported in heartbeats,
+    /// never the reason of an airing) nor an enrolment refusal. The `bulletin.*` codes are the
+    /// reasons of bulletin airings not aired (and of the stations' refusals of bulletins).
     pub fn is_station_code(&self) -> bool {
         !matches!(self, Self::Other(_) | Self::NoRecord | Self::NotYetDue)
             && !self.as_str().starts_with("refused.")
             && !self.as_str().starts_with("sync.")
             && !self.as_str().starts_with("enrolment.")
+            && *self != Self::BulletinExpiredUndelivered
     }
 }
 

@@ -527,6 +527,7 @@ mod tests {
             recorded_at: Utc.with_ymd_and_hms(2019, 3, 1, 0, 0, 0).unwrap(),
             prev_hash: GENESIS_HASH.into(),
             schedule_version: None,
+            bulletin: None,
         }
     }
 

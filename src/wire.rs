@@ -74,6 +74,11 @@ pub enum WireError {
         field: &'static str,
         problem: String,
     },
+    #[error("field `{field}`: {problem}")]
+    BadField {
+        field: &'static str,
+        problem: String,
+    },
     #[error("record hash mismatch: stated {stated}, computed {computed} (the record was altered)")]
     HashMismatch { stated: String, computed: String },
     #[error("signature is not valid base64 Ed25519 (64 bytes)")]
@@ -238,6 +243,25 @@ pub struct AiringRecord {
     /// optional, and an absent one is not serialised, so older records' bytes are unchanged).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schedule_version: Option<u64>,
+    /// The bulletin airing this record accounts for (issue #15; docs/bulletins.md): its
+    /// occurrence is then `bulletin:<id>#<repeat>` (`bulletin::occurrence_key`). Absent on every
+    /// other record (same wire version: optional, and not serialised when absent, so no earlier
+    /// record's bytes change).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bulletin: Option<BulletinRef>,
+}
+
+/// The bulletin airing a record accounts for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BulletinRef {
+    /// The bulletin's id: 32 lowercase hex digits (`bulletin::body::BulletinId`).
+    pub id: String,
+    /// Which of its airings, from 1 (at most `bulletin::body::MAX_REPEATS`).
+    pub repeat: u32,
+    /// Its audio was read by text-to-speech from the bulletin's text.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub synthetic: bool,
 }
 
 impl AiringRecord {
@@ -289,6 +313,24 @@ impl AiringRecord {
                 value: i128::from(n),
                 allowed: "1 to 9007199254740991, i.e. 2^53 - 1; schedule versions start at 1",
             });
+        }
+        if let Some(b) = &self.bulletin {
+            if b.id.len() != 32 || !b.id.bytes().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f')) {
+                return Err(WireError::BadField {
+                    field: "bulletin.id",
+                    problem: format!(
+                        "`{}` is not a bulletin id (32 lowercase hexadecimal digits)",
+                        b.id.chars().take(80).collect::<String>()
+                    ),
+                });
+            }
+            if b.repeat == 0 || b.repeat > crate::bulletin::body::MAX_REPEATS {
+                return Err(WireError::OutOfRange {
+                    field: "bulletin.repeat",
+                    value: i128::from(b.repeat),
+                    allowed: "1 to 20: a bulletin airs at most 20 times, its airings numbered from 1",
+                });
+            }
         }
         if let Some(e) = &self.evidence {
             check_unsigned("evidence.frames", e.frames)?;
@@ -837,6 +879,7 @@ mod tests {
             recorded_at: Utc.with_ymd_and_hms(2019, 3, 3, 22, 40, 0).unwrap(),
             prev_hash: prev.into(),
             schedule_version: None,
+            bulletin: None,
         }
     }
 
@@ -1120,6 +1163,66 @@ mod tests {
                 .last_error_code,
             Some(ReasonCode::Other("sync.solar_flare".into()))
         );
+    }
+
+    #[test]
+    fn bulletin_ref_is_optional_signed_and_range_checked() {
+        let k = key(9);
+        let plain = sample(1, GENESIS_HASH).sign(&k).unwrap();
+        assert!(!plain.bytes().contains("bulletin"));
+        assert_eq!(plain.parse().unwrap().bulletin, None);
+        let id = "0123456789abcdef0123456789abcdef";
+        let mut rec = sample(1, GENESIS_HASH);
+        rec.bulletin = Some(BulletinRef {
+            id: id.into(),
+            repeat: 20,
+            synthetic: false,
+        });
+        let signed = rec.sign(&k).unwrap();
+        assert!(
+            signed.bytes().ends_with(&format!(
+                ",\"bulletin\":{{\"id\":\"{id}\",\"repeat\":20}}}}"
+            )),
+            "{}",
+            signed.bytes()
+        );
+        let back = signed.verify(&k.verifying_key()).unwrap();
+        assert_eq!(back.bulletin.as_ref().map(|b| b.repeat), Some(20));
+        let bad = |from: &str, to: &str| {
+            let forged = SignedRecord {
+                record: RawValue::from_string(signed.bytes().replace(from, to)).unwrap(),
+                ..signed.clone()
+            };
+            forged.parse().unwrap_err()
+        };
+        for r in ["\"repeat\":0", "\"repeat\":21"] {
+            assert!(
+                matches!(
+                    bad("\"repeat\":20", r),
+                    WireError::OutOfRange {
+                        field: "bulletin.repeat",
+                        ..
+                    }
+                ),
+                "{r}"
+            );
+        }
+        for i in ["0123456789ABCDEF0123456789ABCDEF", "0123", "../etc/passwd"] {
+            assert!(
+                matches!(
+                    bad(id, i),
+                    WireError::BadField {
+                        field: "bulletin.id",
+                        ..
+                    }
+                ),
+                "{i}"
+            );
+        }
+        assert!(matches!(
+            bad("\"repeat\":20", "\"repeat\":20,\"extra\":1"),
+            WireError::Malformed(_)
+        ));
     }
 
     #[test]

@@ -268,6 +268,7 @@ fn plain_record(station: &str, seq: u64, prev: &str) -> AiringRecord {
         recorded_at: test_now(),
         prev_hash: prev.into(),
         schedule_version: None,
+        bulletin: None,
     }
 }
 

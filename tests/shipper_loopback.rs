@@ -48,6 +48,7 @@ fn record(n: u64) -> AiringRecord {
         recorded_at: Utc::now(),
         prev_hash: String::new(),
         schedule_version: None,
+        bulletin: None,
     }
 }
 

@@ -437,6 +437,7 @@ fn old_record(n: u64, days_ago: i64, items: usize) -> AiringRecord {
         recorded_at: recorded,
         prev_hash: String::new(),
         schedule_version: None,
+        bulletin: None,
     }
 }
 

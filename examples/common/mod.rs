@@ -45,6 +45,7 @@ pub fn chain(station: &str, k: &SigningKey, n: usize) -> Vec<SignedRecord> {
                 recorded_at: at.with_timezone(&Utc) + Duration::seconds(601),
                 prev_hash: prev.clone(),
                 schedule_version: None,
+                bulletin: None,
             };
             let s = r.sign(k).unwrap();
             prev = s.hash.clone();

@@ -413,6 +413,7 @@ mod tests {
             recorded_at: Utc.with_ymd_and_hms(2019, 3, 3, 23, 0, 0).unwrap(),
             prev_hash: prev.into(),
             schedule_version: None,
+            bulletin: None,
         }
     }
 

@@ -313,6 +313,24 @@ const MIGRATIONS: &[&str] = &[
         CHECK ((cancelled_unix_ms IS NULL) = (cancel_envelope IS NULL))
     ) WITHOUT ROWID;
     CREATE INDEX IF NOT EXISTS bulletins_not_after ON bulletins (not_after_unix_ms);",
+    // Bulletin airings (`wire::AiringRecord::bulletin`; NULL on every other record, and on every
+    // record stored before this version, whose bytes have no such field) and the stations'
+    // receipts of bulletins (docs/bulletins.md, "Proof"): one row per (bulletin, station), the
+    // latest state the station reported; `code` is the `bulletin.*` refusal code when refused.
+    "ALTER TABLE records ADD COLUMN bulletin_id TEXT;
+    ALTER TABLE records ADD COLUMN bulletin_repeat INTEGER;
+    CREATE INDEX IF NOT EXISTS records_bulletin ON records (bulletin_id, station)
+        WHERE bulletin_id IS NOT NULL;
+    CREATE TABLE IF NOT EXISTS bulletin_receipts (
+        bulletin_id TEXT NOT NULL,
+        station TEXT NOT NULL,
+        state TEXT NOT NULL CHECK (state IN ('delivered', 'refused')),
+        code TEXT,
+        station_unix_ms INTEGER NOT NULL,
+        received_unix_ms INTEGER NOT NULL,
+        PRIMARY KEY (bulletin_id, station),
+        CHECK ((state = 'refused') = (code IS NOT NULL))
+    ) WITHOUT ROWID;",
 ];
 
 /// The schema version this build writes (`PRAGMA user_version` after migrating).
@@ -325,9 +343,9 @@ const BACKFILL_ROWS_PER_STEP: i64 = 10_000;
 pub const INSERT_RECORD_SQL: &str = "INSERT INTO records (station, seq, hash, prev_hash, signature,
     bytes, occurrence, category, source, outcome, scheduled_unix, aired_secs, received_unix, slot,
     program, reason, planned_secs, start_offset_ms, scheduled_ns, scheduled_offset_secs, actual_ns,
-    actual_offset_secs, reason_code, schedule_version)
+    actual_offset_secs, reason_code, schedule_version, bulletin_id, bulletin_repeat)
     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19,
-    ?20, ?21, ?22, ?23, ?24)";
+    ?20, ?21, ?22, ?23, ?24, ?25, ?26)";
 
 /// The instant columns of a record: (scheduled ns, scheduled offset, actual ns, actual offset);
 /// `None` when an instant is outside what i64 nanoseconds hold (years 1677–2262): the row is then
@@ -391,6 +409,8 @@ pub fn insert_record(
         actual_off,
         code.as_ref().map(ReasonCode::as_str),
         r.schedule_version.map(|n| n as i64),
+        r.bulletin.as_ref().map(|b| b.id.as_str()),
+        r.bulletin.as_ref().map(|b| i64::from(b.repeat)),
     ])?;
     Ok(())
 }
@@ -1393,6 +1413,7 @@ mod tests {
             recorded_at: Utc::now(),
             prev_hash: GENESIS_HASH.into(),
             schedule_version: None,
+            bulletin: None,
         }
     }
 

@@ -79,6 +79,7 @@ pub(super) fn unaired_record(
         recorded_at: now,
         prev_hash: String::new(),
         schedule_version: None,
+        bulletin: None,
     }
 }
 
@@ -424,6 +425,7 @@ impl InFlight {
                     recorded_at: now,
                     prev_hash: String::new(),
                     schedule_version: None,
+                    bulletin: None,
                 };
                 self.output_ok = outcome != Outcome::Failed;
                 let seq = self.append(rec)?.unwrap_or(0);

@@ -24,6 +24,7 @@
 //! status, shipper tasks, watchdog), [`scheduler`] (the pure decision), [`playout`] (the
 //! station's commands to a player), [`state`] (`state.bin`).
 
+pub mod bulletins;
 pub mod daemon;
 pub mod inflight;
 pub mod liveness;

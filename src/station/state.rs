@@ -128,6 +128,7 @@ impl Inflight {
             recorded_at: now,
             prev_hash: String::new(),
             schedule_version: None,
+            bulletin: None,
         }
     }
 }

@@ -155,6 +155,7 @@ impl TestStation {
             recorded_at: when.with_timezone(&Utc) + Duration::seconds(700),
             prev_hash: self.prev.clone(),
             schedule_version: None,
+            bulletin: None,
         }
     }
 
