@@ -50,6 +50,9 @@ use crate::reason::ReasonCode;
 pub const RECORD_VERSION: u32 = 2;
 /// The first record version, still read: free text only, classified by [`classify`].
 pub const RECORD_VERSION_V1: u32 = 1;
+/// Most airings of one bulletin a record may name (`BulletinRef::repeat`); `bulletin::body`'s
+/// `MAX_REPEATS` is this one (the wire does not import `bulletin`: it sits below it).
+pub const MAX_BULLETIN_REPEATS: u32 = 20;
 /// Version of heartbeats (unchanged when records went to version 2).
 pub const HEARTBEAT_VERSION: u32 = 1;
 /// Largest integer any wire field may carry: 2^53 − 1 (`Number.MAX_SAFE_INTEGER`), so every
@@ -324,7 +327,7 @@ impl AiringRecord {
                     ),
                 });
             }
-            if b.repeat == 0 || b.repeat > crate::bulletin::body::MAX_REPEATS {
+            if b.repeat == 0 || b.repeat > MAX_BULLETIN_REPEATS {
                 return Err(WireError::OutOfRange {
                     field: "bulletin.repeat",
                     value: i128::from(b.repeat),

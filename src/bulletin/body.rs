@@ -31,7 +31,7 @@ pub const BULLETIN_V: u32 = 1;
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 /// Most airings of one bulletin (an operator's "3 times, 30 minutes apart"; 20 covers a day of
 /// hourly storm warnings in the daytime).
-pub const MAX_REPEATS: u32 = 20;
+pub const MAX_REPEATS: u32 = crate::wire::MAX_BULLETIN_REPEATS;
 /// Shortest gap between the starts of two repeats: a minute (closer is one long airing).
 pub const MIN_INTERVAL_SECS: u32 = 60;
 /// Longest gap between two repeats: a day.
