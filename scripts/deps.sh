@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install the Debian packages loa needs. `scripts/deps.sh build` installs only what building and
-# running need; `scripts/deps.sh test` adds what the test suite drives for real (PulseAudio null
+# running need (espeak-ng: the collector reads bulletins sent as text with its Vietnamese voice,
+# docs/bulletins.md); `scripts/deps.sh test` adds what the test suite drives for real (PulseAudio null
 # sink, ALSA file plugin, icecast2 + ezstream, Chromium and chromedriver, systemd-analyze, audio tools, and
 # Debian's own Python modules for opening the exports).
 #
@@ -10,12 +11,12 @@
 # `python3` comes first on PATH.
 set -euo pipefail
 mode=${1:-build}
-pkgs=(pkg-config libasound2-dev)
+pkgs=(pkg-config libasound2-dev espeak-ng)
 if [ "$mode" = test ]; then
   pkgs+=(
     alsa-utils libasound2-plugins        # ALSA file plugin / pulse plugin for headless audio
     pulseaudio pulseaudio-utils          # real-time null sink + parec for timing tests
-    sox libsox-fmt-mp3 vorbis-tools flac lame espeak-ng   # test audio fixtures
+    sox libsox-fmt-mp3 vorbis-tools flac lame   # test audio fixtures
     icecast2 ezstream                    # a real upstream for relay tests
     sqlite3                              # inspecting the collector DB in tests
     faketime                             # libfaketime: the station's clock stepped under a real binary

@@ -67,9 +67,11 @@ pub struct SendArgs {
     /// The title (1–200 characters).
     #[arg(long)]
     pub title: String,
-    /// SHA-256 of the audio in the content library (`loa content add` prints it).
+    /// SHA-256 of the audio in the content library (`loa content add` prints it). Without it,
+    /// `--text` is read by the collector's espeak-ng (Vietnamese voice) and the bulletin is
+    /// marked as synthetic.
     #[arg(long)]
-    pub audio: String,
+    pub audio: Option<String>,
     #[arg(long, value_enum)]
     pub priority: PriorityArg,
     /// `all`, `area:<area-code prefix>` (e.g. `area:79`) or `stations:<id>,<id>`.
@@ -87,7 +89,8 @@ pub struct SendArgs {
     /// Minutes between airings' starts (with `--repeats` above 1).
     #[arg(long, default_value_t = 0)]
     pub interval_mins: u32,
-    /// The announcement's text, when there is one.
+    /// The announcement's text (1–5,000 characters): read by text-to-speech when there is no
+    /// `--audio`.
     #[arg(long)]
     pub text: Option<String>,
     #[command(flatten)]
@@ -177,9 +180,15 @@ fn refused(what: &str, status: reqwest::StatusCode, answer: &serde_json::Value) 
 }
 
 fn send(a: SendArgs) -> anyhow::Result<ExitCode> {
+    if a.audio.is_none() && a.text.as_deref().is_none_or(|t| t.trim().is_empty()) {
+        eprintln!(
+            "loa bulletin send: cần --audio <sha256> (tệp trong thư viện nội dung) hoặc --text «…» (đọc bằng giọng đọc tổng hợp)"
+        );
+        return Ok(ExitCode::from(2));
+    }
     let body = serde_json::json!({
         "title": a.title,
-        "audio": a.audio,
+        "audio": a.audio.as_deref().unwrap_or(""),
         "priority": a.priority.code(),
         "to": a.to,
         "not_before": a.not_before,
@@ -197,8 +206,16 @@ fn send(a: SendArgs) -> anyhow::Result<ExitCode> {
     } else {
         String::new()
     };
+    let voice = if answer["synthetic"].as_bool() == Some(true) {
+        format!(
+            "; âm thanh: giọng đọc tổng hợp (espeak-ng), sha256 {}",
+            answer["audio"].as_str().unwrap_or("")
+        )
+    } else {
+        String::new()
+    };
     println!(
-        "Đã gửi bản tin {} «{}»: mức {}, đến {}, hiệu lực đến {}, phát {} lần{every}.",
+        "Đã gửi bản tin {} «{}»: mức {}, đến {}, hiệu lực đến {}, phát {} lần{every}{voice}.",
         answer["id"].as_str().unwrap_or(""),
         a.title,
         priority_vi(a.priority.code()),

@@ -58,6 +58,10 @@ pub struct CollectorArgs {
     /// stream, and nothing is stored).
     #[arg(long, default_value_t = crate::collector::library::DEFAULT_MAX_UPLOAD_BYTES)]
     pub max_upload_bytes: u64,
+    /// The espeak-ng program that reads a bulletin sent with a text and no recording
+    /// (Vietnamese voice; Debian package `espeak-ng`): a name looked up on `PATH`, or a path.
+    #[arg(long, default_value = crate::collector::tts::DEFAULT_BINARY)]
+    pub espeak_ng: PathBuf,
     #[command(subcommand)]
     pub command: Option<CollectorCommand>,
 }
@@ -211,6 +215,10 @@ pub fn run(args: CollectorArgs) -> anyhow::Result<ExitCode> {
                 dir: library_dir,
                 max_upload_bytes: args.max_upload_bytes,
             }),
+            tts: crate::collector::tts::TtsConfig {
+                binary: args.espeak_ng.clone(),
+                ..Default::default()
+            },
             ..HttpConfig::default()
         },
     ) {

@@ -44,7 +44,10 @@ const MAX_BODY_BYTES: usize = 1024 * 1024;
 #[serde(deny_unknown_fields)]
 pub struct SendRequest {
     pub title: String,
-    /// The content library item's SHA-256.
+    /// The content library item's SHA-256; empty (or absent) when the bulletin is to be read
+    /// from `text` by text-to-speech (`collector::tts`: the WAV enters the library, the
+    /// bulletin is marked `synthetic`).
+    #[serde(default)]
     pub audio: String,
     pub priority: Priority,
     /// `all`, `area:<digits>` or `stations:<id>,<id>,…`.
@@ -59,7 +62,7 @@ pub struct SendRequest {
     /// Minutes between airings' starts (0 when absent; required above one airing).
     #[serde(default)]
     pub interval_mins: u32,
-    /// The announcement's text, when one was typed.
+    /// The announcement's text, when one was typed; read by espeak-ng when `audio` is empty.
     #[serde(default)]
     pub text: Option<String>,
 }
@@ -76,6 +79,13 @@ pub enum SendError {
     BadAudio(String),
     #[error("audio: không có tệp {0} trong thư viện nội dung")]
     UnknownAudio(String),
+    #[error(
+        "audio: cần mã SHA-256 của một tệp trong thư viện nội dung, hoặc văn bản (text) để đọc bằng giọng đọc tổng hợp"
+    )]
+    NoAudio,
+    /// The text could not be read by text-to-speech (`collector::tts`).
+    #[error("text: {0}")]
+    Tts(#[from] super::tts::TtsError),
     #[error(
         "to: «{0}» không hợp lệ; viết all, area:<mã vùng> (ví dụ area:79) hoặc stations:<mã trạm>,<mã trạm>"
     )]
@@ -100,7 +110,10 @@ impl SendError {
     /// The request field at fault, if any.
     pub fn field(&self) -> Option<&str> {
         match self {
-            SendError::BadAudio(_) | SendError::UnknownAudio(_) => Some("audio"),
+            SendError::BadAudio(_) | SendError::UnknownAudio(_) | SendError::NoAudio => {
+                Some("audio")
+            }
+            SendError::Tts(_) => Some("text"),
             SendError::BadTargets(_) | SendError::UnknownStations(_) | SendError::EmptyArea(_) => {
                 Some("to")
             }
@@ -115,6 +128,7 @@ impl SendError {
             SendError::AlreadyCancelled(_) => StatusCode::CONFLICT,
             SendError::NoCentreKey => StatusCode::SERVICE_UNAVAILABLE,
             SendError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            SendError::Tts(e) => e.status(),
             _ => StatusCode::UNPROCESSABLE_ENTITY,
         }
     }
@@ -237,6 +251,14 @@ pub fn compose(
         text: req.text.clone().filter(|t| !t.trim().is_empty()),
         synthetic: false,
     };
+    b.check()?;
+    Ok(b)
+}
+
+/// Bulletin `b` marked as read from its text by text-to-speech (checked again: a synthetic
+/// bulletin must carry the text it was read from).
+pub fn mark_synthetic(mut b: Bulletin) -> Result<Bulletin, BulletinError> {
+    b.synthetic = true;
     b.check()?;
     Ok(b)
 }
@@ -451,8 +473,13 @@ fn describe(b: &Bulletin) -> String {
     } else {
         String::new()
     };
+    let synthetic = if b.synthetic {
+        " (giọng đọc tổng hợp)"
+    } else {
+        ""
+    };
     format!(
-        "«{}»; mức: {}; đến: {}; hiệu lực {} – {}; phát {} lần{every}; âm thanh sha256 {}",
+        "«{}»; mức: {}; đến: {}; hiệu lực {} – {}; phát {} lần{every}; âm thanh sha256 {}{synthetic}",
         b.title,
         priority_vi(priority_code(b.priority)),
         targets_text(&b.targets),
@@ -464,7 +491,12 @@ fn describe(b: &Bulletin) -> String {
 }
 
 fn refusal(e: &SendError, nothing: &str) -> Response {
-    if let SendError::Internal(m) = e {
+    let internal = match e {
+        SendError::Internal(m) => Some(m.as_str()),
+        SendError::Tts(t @ super::tts::TtsError::Internal(_)) => t.detail(),
+        _ => None,
+    };
+    if let Some(m) = internal {
         tracing::error!(error = %m, "bulletins");
         let text = format!("Lỗi nội bộ; {nothing}. Xem nhật ký của máy chủ.");
         return (
@@ -493,6 +525,12 @@ fn capitalise(s: &str) -> String {
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Sent {
     pub id: String,
+    /// The audio's SHA-256 (the synthesised WAV's when `synthetic`).
+    #[serde(default)]
+    pub audio: String,
+    /// The audio was read from the text by espeak-ng.
+    #[serde(default)]
+    pub synthetic: bool,
     /// The signed envelope (kind `bulletin`), as stations receive it.
     pub envelope: serde_json::Value,
 }
@@ -518,7 +556,7 @@ async fn post_send(
                 .into_response();
         }
     };
-    let send: SendRequest = match serde_json::from_slice(&bytes) {
+    let mut send: SendRequest = match serde_json::from_slice(&bytes) {
         Ok(s) => s,
         Err(e) => {
             let text =
@@ -537,6 +575,36 @@ async fn post_send(
         Ok(id) => id,
         Err(e) => return refusal(&SendError::Internal(format!("random id: {e}")), NOTHING),
     };
+    // No recording but a text: checked first with a stand-in audio (a refused send runs no
+    // espeak-ng and stores nothing), then read into the library (`collector::tts`).
+    let synthetic = send.audio.trim().is_empty();
+    if synthetic {
+        let Some(text) = send.text.clone().filter(|t| !t.trim().is_empty()) else {
+            return refusal(&SendError::NoAudio, NOTHING);
+        };
+        if let Err(e) = super::tts::check_text(&text) {
+            return refusal(&SendError::Tts(e), NOTHING);
+        }
+        let stand_in = SendRequest {
+            audio: "0".repeat(64),
+            ..send.clone()
+        };
+        if let Err(e) = compose(
+            &stand_in,
+            &state.registry(),
+            Some((1, 1.0)),
+            id,
+            state.now(),
+        )
+        .and_then(|b| mark_synthetic(b).map_err(SendError::from))
+        {
+            return refusal(&e, NOTHING);
+        }
+        match super::tts::synthesise(&state, &text, &who.user.name, &address).await {
+            Ok(c) => send.audio = c.sha256,
+            Err(e) => return refusal(&SendError::Tts(e), NOTHING),
+        }
+    }
     let (registry, now, by) = (state.registry(), state.now(), who.user.name.clone());
     let done = state
         .auth()
@@ -548,7 +616,10 @@ async fn post_send(
                     |r| Ok((r.get::<_, i64>(0)? as u64, r.get(1)?)),
                 )
                 .optional()?;
-            let b = compose(&send, &registry, audio, id, now)?;
+            let mut b = compose(&send, &registry, audio, id, now)?;
+            if synthetic {
+                b = mark_synthetic(b)?;
+            }
             let env = b.sign_by(&signer)?;
             insert(c, &b, &env, &by)?;
             Ok((b, env))
@@ -566,6 +637,8 @@ async fn post_send(
         StatusCode::CREATED,
         axum::Json(Sent {
             id: b.id.to_hex(),
+            audio: b.audio.sha256.clone(),
+            synthetic: b.synthetic,
             envelope: env.to_value(),
         }),
     )

@@ -119,6 +119,8 @@ pub struct HttpConfig {
     pub versions: super::versions::VersionsConfig,
     /// The content library (`collector::library`); `None`: its routes answer 500 (logged).
     pub library: Option<super::library::LibraryConfig>,
+    /// Text-to-speech of bulletins with a text and no recording (`collector::tts`).
+    pub tts: super::tts::TtsConfig,
 }
 
 impl Default for HttpConfig {
@@ -143,6 +145,7 @@ impl Default for HttpConfig {
             centre_key: None,
             versions: super::versions::VersionsConfig::default(),
             library: None,
+            tts: super::tts::TtsConfig::default(),
         }
     }
 }
@@ -704,6 +707,11 @@ impl AppState {
     /// The content library, when configured.
     pub(crate) fn library(&self) -> Option<&Arc<super::library::Library>> {
         self.inner.library.as_ref()
+    }
+
+    /// Which espeak-ng reads bulletins' texts, for how long at most (`collector::tts`).
+    pub(crate) fn tts(&self) -> &super::tts::TtsConfig {
+        &self.inner.config.tts
     }
 
     /// Time a client has to send a whole request body.

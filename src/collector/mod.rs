@@ -26,6 +26,7 @@ pub mod selfcheck;
 pub mod status;
 pub mod store;
 pub mod table;
+pub mod tts;
 pub mod versions;
 
 pub use http::{AppState, serve};

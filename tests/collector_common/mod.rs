@@ -502,10 +502,22 @@ impl Drop for RealCollector {
 
 /// Start the real binary with `LOA_HOME=home` and wait for its "listening on" line.
 pub fn real_collector(home: &std::path::Path) -> RealCollector {
+    real_collector_with(home, &[], &[])
+}
+
+/// [`real_collector`] with more arguments and environment variables (e.g. a `PATH` without
+/// some program).
+pub fn real_collector_with(
+    home: &std::path::Path,
+    args: &[&str],
+    envs: &[(&str, &std::ffi::OsStr)],
+) -> RealCollector {
     use std::io::{BufRead, BufReader};
     use std::process::{Command, Stdio};
     let mut child = Command::new(env!("CARGO_BIN_EXE_loa"))
         .args(["collector", "--listen", "127.0.0.1:0"])
+        .args(args)
+        .envs(envs.iter().copied())
         .env("LOA_HOME", home)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
