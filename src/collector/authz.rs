@@ -291,6 +291,13 @@ pub const ROUTES: &[Route] = &[
         Access::Api(ADMIN),
     ),
     station("GET", "/api/v1/stations/{id}/bulletins", Access::Station),
+    // The bulletin pages (`collector::bulletin_pages`): admins compose (multipart, with an
+    // upload on the spot: the CSRF token in the query) and cancel; admins and auditors list.
+    r("GET", "/bulletins", Access::Page(ADMIN_AUDITOR)),
+    r("GET", "/bulletins/new", Access::Page(ADMIN)),
+    upload("POST", "/bulletins/new", Access::Page(ADMIN)),
+    r("POST", "/bulletins/{bulletin}/cancel", Access::Page(ADMIN)),
+    r("GET", "/static/bulletins-1.js", Access::Open),
 ];
 
 /// Largest form body of the schedule editors (a schedule text, percent-encoded: up to three

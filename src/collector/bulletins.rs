@@ -521,6 +521,106 @@ fn capitalise(s: &str) -> String {
     }
 }
 
+/// Compose, sign, store and audit the bulletin `send` asks for, as `who` from `address`: the one
+/// path of `POST /api/v1/bulletins` and the compose page (`collector::bulletin_pages`). With no
+/// audio but a text, the text is read by espeak-ng into the library first (`collector::tts`)
+/// and the bulletin is marked synthetic. A refused send stores nothing.
+pub async fn send_as(
+    state: &AppState,
+    who: &Principal,
+    address: &str,
+    mut send: SendRequest,
+) -> Result<(Bulletin, Envelope), SendError> {
+    let Some(signer) = state.centre().cloned() else {
+        return Err(SendError::NoCentreKey);
+    };
+    let id = BulletinId::random().map_err(|e| SendError::Internal(format!("random id: {e}")))?;
+    // No recording but a text: checked first with a stand-in audio (a refused send runs no
+    // espeak-ng and stores nothing), then read into the library (`collector::tts`).
+    let synthetic = send.audio.trim().is_empty();
+    if synthetic {
+        let Some(text) = send.text.clone().filter(|t| !t.trim().is_empty()) else {
+            return Err(SendError::NoAudio);
+        };
+        super::tts::check_text(&text).map_err(SendError::Tts)?;
+        let stand_in = SendRequest {
+            audio: "0".repeat(64),
+            ..send.clone()
+        };
+        compose(
+            &stand_in,
+            &state.registry(),
+            Some((1, 1.0)),
+            id,
+            state.now(),
+        )
+        .and_then(|b| mark_synthetic(b).map_err(SendError::from))?;
+        let c = super::tts::synthesise(state, &text, &who.user.name, address)
+            .await
+            .map_err(SendError::Tts)?;
+        send.audio = c.sha256;
+    }
+    let (registry, now, by) = (state.registry(), state.now(), who.user.name.clone());
+    let (b, env) = state
+        .auth()
+        .with(move |c| -> Result<(Bulletin, Envelope), SendError> {
+            let audio: Option<(u64, f64)> = c
+                .query_row(
+                    "SELECT size, duration_secs FROM content WHERE sha256 = ?1",
+                    [send.audio.trim()],
+                    |r| Ok((r.get::<_, i64>(0)? as u64, r.get(1)?)),
+                )
+                .optional()?;
+            let mut b = compose(&send, &registry, audio, id, now)?;
+            if synthetic {
+                b = mark_synthetic(b)?;
+            }
+            let env = b.sign_by(&signer)?;
+            insert(c, &b, &env, &by)?;
+            Ok((b, env))
+        })
+        .await
+        .map_err(|e| SendError::Internal(format!("{e:?}")))??;
+    let mut e = state.audit_entry(&who.user.name, address, action::SEND, &b.id.to_hex());
+    e.after = Some(describe(&b));
+    state.audit(e).await;
+    Ok((b, env))
+}
+
+/// Sign, store and audit the cancel of bulletin `id` by `who` from `address`: the one path of
+/// `POST /api/v1/bulletins/{bulletin}/cancel` and the list page's cancel button. The signed cancel.
+pub async fn cancel_as(
+    state: &AppState,
+    who: &Principal,
+    address: &str,
+    id: &str,
+) -> Result<Envelope, SendError> {
+    let Some(bid) = BulletinId::parse(id) else {
+        return Err(SendError::NotFound(id.to_string()));
+    };
+    let Some(signer) = state.centre().cloned() else {
+        return Err(SendError::NoCentreKey);
+    };
+    let (now, by) = (state.now(), who.user.name.clone());
+    let c = Cancel {
+        v: 1,
+        id: bid,
+        cancelled_at: now,
+    };
+    let env = c.sign_by(&signer);
+    let env2 = env.clone();
+    let title = state
+        .auth()
+        .with(move |conn| cancel(conn, &bid.to_hex(), &env2, &by, now))
+        .await
+        .map_err(|e| SendError::Internal(format!("{e:?}")))??;
+    let mut e = state.audit_entry(&who.user.name, address, action::CANCEL, &bid.to_hex());
+    e.before = Some(format!("«{title}»"));
+    e.after = Some(format!("đã hủy lúc {}", super::audit::when_vi(now)));
+    state.audit(e).await;
+    Ok(env)
+}
+
 /// The answer to a send.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Sent {
@@ -556,7 +656,7 @@ async fn post_send(
                 .into_response();
         }
     };
-    let mut send: SendRequest = match serde_json::from_slice(&bytes) {
+    let send: SendRequest = match serde_json::from_slice(&bytes) {
         Ok(s) => s,
         Err(e) => {
             let text =
@@ -568,71 +668,10 @@ async fn post_send(
                 .into_response();
         }
     };
-    let Some(signer) = state.centre().cloned() else {
-        return refusal(&SendError::NoCentreKey, NOTHING);
+    let (b, env) = match send_as(&state, &who, &address, send).await {
+        Ok(v) => v,
+        Err(e) => return refusal(&e, NOTHING),
     };
-    let id = match BulletinId::random() {
-        Ok(id) => id,
-        Err(e) => return refusal(&SendError::Internal(format!("random id: {e}")), NOTHING),
-    };
-    // No recording but a text: checked first with a stand-in audio (a refused send runs no
-    // espeak-ng and stores nothing), then read into the library (`collector::tts`).
-    let synthetic = send.audio.trim().is_empty();
-    if synthetic {
-        let Some(text) = send.text.clone().filter(|t| !t.trim().is_empty()) else {
-            return refusal(&SendError::NoAudio, NOTHING);
-        };
-        if let Err(e) = super::tts::check_text(&text) {
-            return refusal(&SendError::Tts(e), NOTHING);
-        }
-        let stand_in = SendRequest {
-            audio: "0".repeat(64),
-            ..send.clone()
-        };
-        if let Err(e) = compose(
-            &stand_in,
-            &state.registry(),
-            Some((1, 1.0)),
-            id,
-            state.now(),
-        )
-        .and_then(|b| mark_synthetic(b).map_err(SendError::from))
-        {
-            return refusal(&e, NOTHING);
-        }
-        match super::tts::synthesise(&state, &text, &who.user.name, &address).await {
-            Ok(c) => send.audio = c.sha256,
-            Err(e) => return refusal(&SendError::Tts(e), NOTHING),
-        }
-    }
-    let (registry, now, by) = (state.registry(), state.now(), who.user.name.clone());
-    let done = state
-        .auth()
-        .with(move |c| -> Result<(Bulletin, Envelope), SendError> {
-            let audio: Option<(u64, f64)> = c
-                .query_row(
-                    "SELECT size, duration_secs FROM content WHERE sha256 = ?1",
-                    [send.audio.trim()],
-                    |r| Ok((r.get::<_, i64>(0)? as u64, r.get(1)?)),
-                )
-                .optional()?;
-            let mut b = compose(&send, &registry, audio, id, now)?;
-            if synthetic {
-                b = mark_synthetic(b)?;
-            }
-            let env = b.sign_by(&signer)?;
-            insert(c, &b, &env, &by)?;
-            Ok((b, env))
-        })
-        .await;
-    let (b, env) = match done {
-        Ok(Ok(v)) => v,
-        Ok(Err(e)) => return refusal(&e, NOTHING),
-        Err(e) => return refusal(&SendError::Internal(format!("{e:?}")), NOTHING),
-    };
-    let mut e = state.audit_entry(&who.user.name, &address, action::SEND, &b.id.to_hex());
-    e.after = Some(describe(&b));
-    state.audit(e).await;
     (
         StatusCode::CREATED,
         axum::Json(Sent {
@@ -654,36 +693,13 @@ async fn post_cancel(
 ) -> Response {
     const NOTHING: &str = "không có gì bị hủy";
     let address = authz::address(req.extensions());
-    let Some(bid) = BulletinId::parse(&id) else {
-        return refusal(&SendError::NotFound(id), NOTHING);
+    let env = match cancel_as(&state, &who, &address, &id).await {
+        Ok(e) => e,
+        Err(e) => return refusal(&e, NOTHING),
     };
-    let Some(signer) = state.centre().cloned() else {
-        return refusal(&SendError::NoCentreKey, NOTHING);
-    };
-    let (now, by) = (state.now(), who.user.name.clone());
-    let c = Cancel {
-        v: 1,
-        id: bid,
-        cancelled_at: now,
-    };
-    let env = c.sign_by(&signer);
-    let env2 = env.clone();
-    let done = state
-        .auth()
-        .with(move |conn| cancel(conn, &bid.to_hex(), &env2, &by, now))
-        .await;
-    let title = match done {
-        Ok(Ok(t)) => t,
-        Ok(Err(e)) => return refusal(&e, NOTHING),
-        Err(e) => return refusal(&SendError::Internal(format!("{e:?}")), NOTHING),
-    };
-    let mut e = state.audit_entry(&who.user.name, &address, action::CANCEL, &bid.to_hex());
-    e.before = Some(format!("«{title}»"));
-    e.after = Some(format!("đã hủy lúc {}", super::audit::when_vi(now)));
-    state.audit(e).await;
     (
         StatusCode::OK,
-        axum::Json(json!({ "id": bid.to_hex(), "cancel": env.to_value() })),
+        axum::Json(json!({ "id": id, "cancel": env.to_value() })),
     )
         .into_response()
 }

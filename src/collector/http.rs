@@ -1773,6 +1773,7 @@ pub fn router(state: AppState) -> Router {
         .merge(super::enrolment::router())
         // Bulletins the centre sends (`collector::bulletins`).
         .merge(super::bulletins::router())
+        .merge(super::bulletin_pages::router())
         // Every route above passes the guard of its row in `authz::ROUTES` (added last: a
         // route layer covers the routes present when it is added).
         .route_layer(axum::middleware::from_fn_with_state(

@@ -9,6 +9,7 @@
 pub mod accounts;
 pub mod audit;
 pub mod authz;
+pub mod bulletin_pages;
 pub mod bulletins;
 pub mod centre;
 pub mod enrolment;

@@ -5,7 +5,8 @@
 //! autoescaping on for every `.html` template: a page never builds HTML with `format!`, and every
 //! text that came from a station, a schedule or a user (station names, titles, reasons) is escaped
 //! by the engine. The stylesheet (`static/loa.css`, with a print stylesheet) is served from the
-//! binary too: no CDN, no script; the app works on an intranet with no internet.
+//! binary too, like the few small scripts of our own (no CDN, no framework); the app works on an
+//! intranet with no internet.
 //!
 //! Vietnamese formatting lives in the filters registered here ([`fmt`]): `pct` (`97,5 %`),
 //! `num` (`10.000`), `date` (`04/12/2026`), `time` (`05:30`), `datetime` (`05:30 04/12/2026`),
@@ -67,6 +68,12 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("programs.html", include_str!("templates/programs.html")),
     // The content library (rendered by `collector::library::web`).
     ("library.html", include_str!("templates/library.html")),
+    // Bulletins (rendered by `collector::bulletin_pages`).
+    ("bulletins.html", include_str!("templates/bulletins.html")),
+    (
+        "bulletin_new.html",
+        include_str!("templates/bulletin_new.html"),
+    ),
     // Centre-managed stations and enrolment codes (rendered by `collector::enrolment`).
     (
         "admin_stations.html",

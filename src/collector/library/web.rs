@@ -114,7 +114,7 @@ fn row(c: &Content, titles: &std::collections::HashMap<String, String>) -> Row {
     }
 }
 
-fn library_of(state: &AppState) -> Result<Arc<Library>, LibraryError> {
+pub(crate) fn library_of(state: &AppState) -> Result<Arc<Library>, LibraryError> {
     state.library().cloned().ok_or(LibraryError::Io {
         what: "the content library".into(),
         source: std::io::Error::other("this collector runs without a content library"),
@@ -156,7 +156,7 @@ async fn audit_set(
 }
 
 /// Measure and store a received upload (blocking thread), and audit it.
-async fn admit(
+pub(crate) async fn admit(
     state: &AppState,
     lib: Arc<Library>,
     received: Received,

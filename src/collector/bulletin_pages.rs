@@ -1,0 +1,933 @@
+//! The office's bulletin pages (issue #15, docs/bulletins.md "Pages"): the compose page
+//! (`/bulletins/new`, admins: audio from the content library, uploaded on the spot, or a text read
+//! by text-to-speech (`collector::tts`, through the send path), targets,
+//! priority, validity window in local time, repeats) and the list (`/bulletins`, with a cancel
+//! button for admins).
+//!
+//! **Invariant:** a page sends and cancels only through [`bulletins::send_as`] and
+//! [`bulletins::cancel_as`] — the same compose, check, sign, store and audit as
+//! `POST /api/v1/bulletins` — so a page can send nothing the API would refuse, and a refused
+//! send stores no bulletin (an audio file uploaded with it stays in the library, as any upload).
+//! Who may use each route is [`authz::ROUTES`]'s business; every text shown is Vietnamese, codes
+//! are turned into text here.
+
+use axum::Router;
+use axum::extract::{Multipart, Path, Query, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use chrono::{DateTime, Duration, NaiveDateTime, TimeZone, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use std::collections::BTreeMap;
+
+use super::authz::{self, Principal};
+use super::bulletins::{self, SendError, SendRequest};
+use super::http::AppState;
+use super::library::web::{admit, library_of, mm_ss};
+use super::library::{LibraryError, Meta};
+use crate::bulletin::body::{
+    MAX_INTERVAL_SECS, MAX_REPEATS, MAX_TITLE_CHARS, MAX_WINDOW_SECS, MIN_INTERVAL_SECS,
+    MIN_WINDOW_SECS,
+};
+use crate::report::report_offset;
+use crate::schedule::Priority;
+
+/// How the compose page writes and reads an instant: local time (Asia/Ho_Chi_Minh, UTC+7, no
+/// summer time), `dd/mm/yyyy HH:MM`.
+pub const WHEN_FORMAT: &str = "%d/%m/%Y %H:%M";
+
+/// The library category an audio file uploaded with a bulletin gets.
+pub const UPLOAD_CATEGORY: &str = "bulletin";
+
+/// Where the bulletin pages' script is served (its version in the name).
+pub const JS_PATH: &str = "/static/bulletins-1.js";
+/// The bulletin pages' script: the cancel button's confirmation and the status page's refresh.
+pub const JS: &str = include_str!("../web/static/bulletins.js");
+
+/// `t` as the compose page writes it.
+pub fn when_local(t: DateTime<Utc>) -> String {
+    t.with_timezone(&report_offset())
+        .format(WHEN_FORMAT)
+        .to_string()
+}
+
+/// A local `dd/mm/yyyy HH:MM` (UTC+7) as an instant.
+pub fn parse_local(s: &str) -> Option<DateTime<Utc>> {
+    let n = NaiveDateTime::parse_from_str(s.trim(), WHEN_FORMAT).ok()?;
+    report_offset()
+        .from_local_datetime(&n)
+        .single()
+        .map(|t| t.with_timezone(&Utc))
+}
+
+/// Vietnamese name of a priority code.
+pub fn priority_vi(code: &str) -> &'static str {
+    bulletins::priority_vi(code)
+}
+
+/// Targets (`all`, `area:<p>`, `stations:<a>,<b>`) in Vietnamese.
+pub fn targets_vi(to: &str) -> String {
+    if to == "all" {
+        "Tất cả các trạm".into()
+    } else if let Some(p) = to.strip_prefix("area:") {
+        format!("Các trạm có mã ĐVHC bắt đầu bằng {p}")
+    } else if let Some(l) = to.strip_prefix("stations:") {
+        let n = l.split(',').filter(|s| !s.is_empty()).count();
+        format!("{n} trạm: {}", l.replace(',', ", "))
+    } else {
+        to.to_string()
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The compose form.
+
+/// The compose form as typed (what a refusal shows again).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Form {
+    pub title: String,
+    /// `library`, `upload` or `text` (read by text-to-speech).
+    pub source: String,
+    /// The library item's SHA-256.
+    pub audio: String,
+    /// `all`, `area` or `stations`.
+    pub to_kind: String,
+    pub area: String,
+    pub stations: String,
+    /// `normal`, `priority` or `emergency`.
+    pub priority: String,
+    pub not_before: String,
+    pub not_after: String,
+    pub repeats: String,
+    pub interval_mins: String,
+    /// The announcement's text (read by espeak-ng when `source` is `text`).
+    pub text: String,
+}
+
+impl Form {
+    /// A fresh form at `now`: valid from now for six hours, one airing, normal priority.
+    pub fn fresh(now: DateTime<Utc>) -> Form {
+        Form {
+            source: "library".into(),
+            to_kind: "all".into(),
+            priority: "normal".into(),
+            not_before: when_local(now),
+            not_after: when_local(now + Duration::hours(6)),
+            repeats: "1".into(),
+            interval_mins: "0".into(),
+            ..Form::default()
+        }
+    }
+
+    fn set(&mut self, name: &str, value: String) {
+        match name {
+            "title" => self.title = value,
+            "source" => self.source = value,
+            "audio" => self.audio = value,
+            "to_kind" => self.to_kind = value,
+            "area" => self.area = value,
+            "stations" => self.stations = value,
+            "priority" => self.priority = value,
+            "not_before" => self.not_before = value,
+            "not_after" => self.not_after = value,
+            "repeats" => self.repeats = value,
+            "interval_mins" => self.interval_mins = value,
+            "text" => self.text = value,
+            _ => {}
+        }
+    }
+}
+
+/// Field errors of the compose form: the form field's name → its Vietnamese text.
+pub type Errors = BTreeMap<&'static str, String>;
+
+/// Check the form (pure) and build the request it asks for with audio `audio` (a library item's
+/// SHA-256, or the file just uploaded); every refusal in Vietnamese, by field, before the
+/// bulletin's own checks (which stay the authority: [`bulletins::compose`]).
+pub fn request_of(f: &Form, audio: &str, now: DateTime<Utc>) -> Result<SendRequest, Errors> {
+    let mut e = Errors::new();
+    let title = f.title.trim();
+    let chars = title.chars().count();
+    if chars == 0 {
+        e.insert("title", "Hãy nhập tiêu đề bản tin.".into());
+    } else if chars > MAX_TITLE_CHARS {
+        e.insert(
+            "title",
+            format!("Tiêu đề dài {chars} ký tự, tối đa {MAX_TITLE_CHARS}."),
+        );
+    } else if title.chars().any(char::is_control) {
+        e.insert("title", "Tiêu đề có ký tự điều khiển.".into());
+    }
+    let text = (f.source == "text").then(|| f.text.trim().to_string());
+    if let Some(t) = &text {
+        let n = t.chars().count();
+        if n == 0 {
+            e.insert("text", "Hãy nhập văn bản cần đọc.".into());
+        } else if n > crate::bulletin::body::MAX_TEXT_CHARS {
+            e.insert(
+                "text",
+                format!(
+                    "Văn bản dài {n} ký tự, tối đa {}.",
+                    crate::bulletin::body::MAX_TEXT_CHARS
+                ),
+            );
+        }
+    } else if audio.trim().is_empty() {
+        if f.source == "upload" {
+            e.insert("file", "Chưa chọn tệp âm thanh để tải lên.".into());
+        } else {
+            e.insert("audio", "Hãy chọn một tệp trong thư viện.".into());
+        }
+    }
+    let to = match f.to_kind.as_str() {
+        "all" => "all".to_string(),
+        "area" => {
+            let p = f.area.trim();
+            if p.is_empty() || p.len() > 5 || !p.bytes().all(|b| b.is_ascii_digit()) {
+                e.insert(
+                    "area",
+                    "Mã vùng là 1 đến 5 chữ số đầu của mã ĐVHC (ví dụ 79 hoặc 79101).".into(),
+                );
+            }
+            format!("area:{p}")
+        }
+        "stations" => {
+            let ids: Vec<&str> = f
+                .stations
+                .split([',', ' ', '\n', '\r', ';'])
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .collect();
+            if ids.is_empty() {
+                e.insert(
+                    "stations",
+                    "Hãy nhập ít nhất một mã trạm (cách nhau bởi dấu phẩy).".into(),
+                );
+            }
+            format!("stations:{}", ids.join(","))
+        }
+        _ => {
+            e.insert("to_kind", "Hãy chọn nơi nhận.".into());
+            String::new()
+        }
+    };
+    let priority = match f.priority.as_str() {
+        "normal" => Priority::Normal,
+        "priority" => Priority::Priority,
+        "emergency" => Priority::Emergency,
+        _ => {
+            e.insert("priority", "Hãy chọn mức ưu tiên.".into());
+            Priority::Normal
+        }
+    };
+    let when = |s: &str| -> Option<DateTime<Utc>> { parse_local(s) };
+    let not_before = if f.not_before.trim().is_empty() {
+        Some(now)
+    } else {
+        let t = when(&f.not_before);
+        if t.is_none() {
+            e.insert(
+                "not_before",
+                format!(
+                    "«{}» không phải thời điểm dạng ngày/tháng/năm giờ:phút (ví dụ {}).",
+                    f.not_before.trim(),
+                    when_local(now)
+                ),
+            );
+        }
+        t
+    };
+    let not_after = when(&f.not_after);
+    if not_after.is_none() {
+        e.insert(
+            "not_after",
+            format!(
+                "«{}» không phải thời điểm dạng ngày/tháng/năm giờ:phút (ví dụ {}).",
+                f.not_after.trim(),
+                when_local(now + Duration::hours(6))
+            ),
+        );
+    }
+    let mut window = None;
+    if let (Some(a), Some(b)) = (not_before, not_after) {
+        let secs = (b - a).num_seconds();
+        if b <= a {
+            e.insert("not_after", "Hết hiệu lực phải sau lúc bắt đầu.".into());
+        } else if !(MIN_WINDOW_SECS..=MAX_WINDOW_SECS).contains(&secs) {
+            e.insert(
+                "not_after",
+                "Thời gian hiệu lực phải từ 1 phút đến 7 ngày.".into(),
+            );
+        } else if b <= now {
+            e.insert("not_after", "Thời điểm hết hiệu lực đã qua.".into());
+        } else {
+            window = Some(secs);
+        }
+    }
+    let repeats = match f.repeats.trim().parse::<u32>() {
+        Ok(n) if (1..=MAX_REPEATS).contains(&n) => n,
+        _ => {
+            e.insert(
+                "repeats",
+                format!("Số lần phát là một số từ 1 đến {MAX_REPEATS}."),
+            );
+            1
+        }
+    };
+    let interval_mins = if repeats <= 1 {
+        0
+    } else {
+        let (lo, hi) = (MIN_INTERVAL_SECS / 60, MAX_INTERVAL_SECS / 60);
+        match f.interval_mins.trim().parse::<u32>() {
+            Ok(m) if (lo..=hi).contains(&m) => {
+                let span = i64::from(repeats - 1) * i64::from(m) * 60;
+                if window.is_some_and(|w| span >= w) {
+                    e.insert(
+                        "interval_mins",
+                        format!(
+                            "{repeats} lần cách nhau {m} phút cần {} phút: lần cuối sẽ bắt đầu sau khi hết hiệu lực. Hãy giảm số lần, khoảng cách, hoặc kéo dài thời gian hiệu lực.",
+                            span / 60
+                        ),
+                    );
+                }
+                m
+            }
+            _ => {
+                e.insert(
+                    "interval_mins",
+                    format!("Khoảng cách giữa hai lần phát là từ {lo} đến {hi} phút."),
+                );
+                0
+            }
+        }
+    };
+    if !e.is_empty() {
+        return Err(e);
+    }
+    Ok(SendRequest {
+        title: title.to_string(),
+        audio: audio.trim().to_string(),
+        priority,
+        to,
+        not_before,
+        // Checked above: present when there is no error.
+        not_after: not_after.unwrap_or(now),
+        repeats,
+        interval_mins,
+        // A text with no audio is read by text-to-speech (`bulletins::send_as`).
+        text,
+    })
+}
+
+/// The form field a send refusal belongs to, with its Vietnamese text (the field prefix of
+/// [`SendError`]'s text dropped).
+fn send_error_field(e: &SendError, f: &Form) -> (&'static str, String) {
+    let text = e.to_string();
+    let text = match e.field() {
+        Some(fld) => text
+            .strip_prefix(&format!("{fld}: "))
+            .unwrap_or(&text)
+            .to_string(),
+        None => text,
+    };
+    let text = capitalise(&text);
+    let field = match e.field() {
+        Some("title") => "title",
+        Some("audio") if f.source == "upload" => "file",
+        Some("audio") => "audio",
+        Some("to") => match f.to_kind.as_str() {
+            "area" => "area",
+            "stations" => "stations",
+            _ => "to_kind",
+        },
+        Some("not_before") => "not_before",
+        Some("not_after") => "not_after",
+        Some("repeats") => "repeats",
+        Some("interval_mins") => "interval_mins",
+        Some("text") => "text",
+        _ => "form",
+    };
+    (field, text)
+}
+
+fn capitalise(s: &str) -> String {
+    let mut c = s.chars();
+    match c.next() {
+        Some(f) => f.to_uppercase().chain(c).collect(),
+        None => String::new(),
+    }
+}
+
+fn principal(req: &Request) -> Option<Principal> {
+    req.extensions().get::<Principal>().cloned()
+}
+
+fn see_other(to: &str) -> Response {
+    let mut r = StatusCode::SEE_OTHER.into_response();
+    if let Ok(v) = HeaderValue::from_str(to) {
+        r.headers_mut().insert(header::LOCATION, v);
+    }
+    r
+}
+
+/// Render `template` for `who` (never cached: the pages hold CSRF tokens and live state).
+fn page(status: StatusCode, template: &str, who: &Principal, ctx: serde_json::Value) -> Response {
+    let v = super::pages::viewer(who);
+    match crate::web::render(template, Some(&v), ctx) {
+        Ok(html) => {
+            let mut r = (status, Html(html)).into_response();
+            r.headers_mut()
+                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            r
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "bulletin page does not render");
+            debug_assert!(false, "bulletin page does not render: {e}");
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Lỗi nội bộ: trang không hiển thị được; xem nhật ký của máy chủ.",
+            )
+                .into_response()
+        }
+    }
+}
+
+fn internal(e: impl std::fmt::Display, who: Option<&Principal>) -> Response {
+    tracing::error!(error = %e, "bulletin page");
+    super::pages::error_page(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "Lỗi",
+        "Lỗi nội bộ; không có gì thay đổi. Xem nhật ký của máy chủ.",
+        who,
+    )
+}
+
+/// A library item as the compose page offers it.
+#[derive(Serialize)]
+struct Item {
+    sha256: String,
+    label: String,
+}
+
+async fn compose_page(
+    state: &AppState,
+    who: &Principal,
+    status: StatusCode,
+    form: &Form,
+    errors: &Errors,
+) -> Response {
+    let items = match library_of(state) {
+        Ok(lib) => match tokio::task::spawn_blocking(move || lib.list()).await {
+            Ok(Ok(l)) => l,
+            Ok(Err(e)) => return internal(e, Some(who)),
+            Err(e) => return internal(e, Some(who)),
+        },
+        Err(_) => Vec::new(),
+    };
+    let items: Vec<Item> = items
+        .into_iter()
+        .map(|c| Item {
+            label: format!(
+                "{} ({}, {} · {}…)",
+                c.title,
+                mm_ss(c.duration_secs),
+                c.category,
+                c.sha256.chars().take(12).collect::<String>()
+            ),
+            sha256: c.sha256,
+        })
+        .collect();
+    let csrf = who.csrf().to_string();
+    let summary = (!errors.is_empty()).then(|| {
+        format!(
+            "Chưa gửi: {} ô cần sửa (xem bên dưới). Không có bản tin nào được gửi.",
+            errors.len()
+        )
+    });
+    let limit_mb = state
+        .library()
+        .map_or(0, |l| l.config().max_upload_bytes.div_ceil(1_048_576));
+    page(
+        status,
+        "bulletin_new.html",
+        who,
+        json!({
+            "nav": "bulletins",
+            "form": form,
+            "errors": errors,
+            "summary": summary,
+            "items": items,
+            "limit_mb": limit_mb,
+            "has_library": state.library().is_some(),
+            "has_centre": state.centre().is_some(),
+            // The session's CSRF token rides in the query: the guard never reads an upload's body.
+            "action": format!("/bulletins/new?csrf={}", authz::percent_encode(&csrf)),
+            "example": when_local(state.now()),
+        }),
+    )
+}
+
+async fn get_new(State(state): State<AppState>, req: Request) -> Response {
+    let Some(p) = principal(&req) else {
+        return see_other("/login?next=/bulletins/new");
+    };
+    let form = Form::fresh(state.now());
+    compose_page(&state, &p, StatusCode::OK, &form, &Errors::new()).await
+}
+
+/// Largest text field of the compose form, bytes (a 5,000-character text in Vietnamese takes up
+/// to three bytes a character).
+const MAX_TEXT_FIELD_BYTES: usize = 32 * 1024;
+
+/// Read a text field of the compose form.
+async fn text_of(mut field: axum::extract::multipart::Field<'_>) -> Result<String, LibraryError> {
+    let bad = |why: String| LibraryError::BadField { field: "form", why };
+    let mut out = Vec::new();
+    while let Some(chunk) = field
+        .chunk()
+        .await
+        .map_err(|e| bad(format!("biểu mẫu gửi lên bị hỏng: {e}")))?
+    {
+        out.extend_from_slice(&chunk);
+        if out.len() > MAX_TEXT_FIELD_BYTES {
+            return Err(bad("trường văn bản quá dài".into()));
+        }
+    }
+    String::from_utf8(out).map_err(|e| bad(format!("biểu mẫu gửi lên bị hỏng: {e}")))
+}
+
+/// Read the compose form (multipart), streaming a chosen file into the content library.
+async fn read_form(
+    state: &AppState,
+    req: Request,
+) -> Result<(Form, Option<super::library::Received>), LibraryError> {
+    use axum::extract::FromRequest as _;
+    let lib = library_of(state).ok();
+    let mut mp = Multipart::from_request(req, state)
+        .await
+        .map_err(|e| LibraryError::BadField {
+            field: "form",
+            why: format!("cần biểu mẫu multipart/form-data: {e}"),
+        })?;
+    let mut form = Form::default();
+    let mut file = None;
+    let secs = state.body_read_secs();
+    let work = async {
+        while let Some(field) = mp.next_field().await.map_err(|e| LibraryError::BadField {
+            field: "form",
+            why: format!("biểu mẫu gửi lên bị hỏng: {e}"),
+        })? {
+            let name = field.name().unwrap_or("").to_string();
+            if name != "file" {
+                let v = text_of(field).await?;
+                form.set(&name, v);
+                continue;
+            }
+            let Some(lib) = &lib else {
+                let _ = text_of(field).await;
+                continue;
+            };
+            let mut rx = lib.receiver().await?;
+            let mut field = field;
+            let mut too_large = None;
+            while let Some(chunk) = field.chunk().await.map_err(|e| LibraryError::BadField {
+                field: "file",
+                why: format!("tệp gửi lên bị ngắt giữa chừng: {e}"),
+            })? {
+                if too_large.is_none()
+                    && let Err(e) = rx.push(&chunk).await
+                {
+                    too_large = Some(e);
+                }
+            }
+            if let Some(e) = too_large {
+                return Err(e);
+            }
+            let got = rx.finish().await?;
+            if got.size > 0 {
+                file = Some(got);
+            }
+        }
+        Ok::<_, LibraryError>(())
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(secs), work)
+        .await
+        .map_err(|_| LibraryError::BadField {
+            field: "file",
+            why: format!("biểu mẫu không gửi xong trong {secs} giây"),
+        })??;
+    Ok((form, file))
+}
+
+/// `POST /bulletins/new` (admins; multipart, the CSRF token in the query): upload the chosen
+/// file into the library (if any), then send as the API does.
+async fn post_new(State(state): State<AppState>, req: Request) -> Response {
+    let Some(p) = principal(&req) else {
+        return see_other("/login?next=/bulletins/new");
+    };
+    let address = authz::address(req.extensions());
+    let now = state.now();
+    let (mut form, file) = match read_form(&state, req).await {
+        Ok(x) => x,
+        Err(e) => {
+            let mut errors = Errors::new();
+            errors.insert("file", e.vi());
+            let mut r = compose_page(&state, &p, e.status(), &Form::fresh(now), &errors).await;
+            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                r.headers_mut()
+                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            }
+            return r;
+        }
+    };
+    let mut errors = Errors::new();
+    let mut audio = if form.source == "upload" || form.source == "text" {
+        String::new()
+    } else {
+        form.audio.clone()
+    };
+    if form.source == "upload"
+        && let Some(received) = file
+    {
+        let title = if form.title.trim().is_empty() {
+            "Bản tin".to_string()
+        } else {
+            form.title.trim().chars().take(MAX_TITLE_CHARS).collect()
+        };
+        let stored = match (library_of(&state), Meta::new(&title, UPLOAD_CATEGORY)) {
+            (Ok(lib), Ok(meta)) => admit(&state, lib, received, meta, &p, &address).await,
+            (Err(e), _) | (_, Err(e)) => Err(e),
+        };
+        match stored {
+            Ok((c, _)) => {
+                // From here the file is a library item: a refusal shows it chosen.
+                audio = c.sha256.clone();
+                form.source = "library".into();
+                form.audio = c.sha256;
+            }
+            Err(e) => {
+                errors.insert("file", e.vi());
+            }
+        }
+    }
+    let send = match request_of(&form, &audio, now) {
+        Ok(s) if errors.is_empty() => s,
+        Ok(_) => {
+            return compose_page(&state, &p, StatusCode::UNPROCESSABLE_ENTITY, &form, &errors)
+                .await;
+        }
+        Err(more) => {
+            errors.extend(more);
+            return compose_page(&state, &p, StatusCode::UNPROCESSABLE_ENTITY, &form, &errors)
+                .await;
+        }
+    };
+    match bulletins::send_as(&state, &p, &address, send).await {
+        Ok((b, _)) => see_other(&format!("/bulletins?sent={}", b.id.to_hex())),
+        Err(SendError::Internal(m)) => internal(m, Some(&p)),
+        Err(e) => {
+            let (field, text) = send_error_field(&e, &form);
+            errors.insert(field, text);
+            let status = if matches!(e, SendError::NoCentreKey) {
+                StatusCode::SERVICE_UNAVAILABLE
+            } else {
+                StatusCode::UNPROCESSABLE_ENTITY
+            };
+            compose_page(&state, &p, status, &form, &errors).await
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The list and the cancel button.
+
+/// A bulletin as the list shows it.
+#[derive(Serialize)]
+struct ListRow {
+    id: String,
+    title: String,
+    priority: String,
+    priority_code: String,
+    to: String,
+    sent_at: String,
+    sent_by: String,
+    window: String,
+    repeats: String,
+    cancelled: Option<String>,
+    open: bool,
+}
+
+#[derive(Deserialize)]
+struct ListQuery {
+    sent: Option<String>,
+    cancelled: Option<String>,
+}
+
+fn at_rfc3339(s: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(s)
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
+}
+
+fn local(s: &str) -> String {
+    at_rfc3339(s).map(when_local).unwrap_or_default()
+}
+
+/// How repeats read: `1 lần` or `3 lần, cách 30 phút`.
+pub fn repeats_vi(count: u32, interval_secs: u32) -> String {
+    if count > 1 {
+        format!("{count} lần, cách {} phút", interval_secs / 60)
+    } else {
+        "1 lần".into()
+    }
+}
+
+async fn list_page(state: &AppState, who: &Principal, q: &ListQuery) -> Response {
+    let listed = match state.auth().with(|c| bulletins::list(c)).await {
+        Ok(Ok(l)) => l,
+        Ok(Err(e)) => return internal(e, Some(who)),
+        Err(e) => return internal(format!("{e:?}"), Some(who)),
+    };
+    let now = state.now();
+    let rows: Vec<ListRow> = listed
+        .into_iter()
+        .map(|b| ListRow {
+            open: b.cancelled_at.is_none() && at_rfc3339(&b.not_after).is_some_and(|t| t > now),
+            priority: priority_vi(&b.priority).to_string(),
+            priority_code: b.priority.clone(),
+            to: targets_vi(&b.to),
+            sent_at: local(&b.created_at),
+            window: format!("{} – {}", local(&b.not_before), local(&b.not_after)),
+            repeats: repeats_vi(b.repeats, b.interval_secs),
+            cancelled: b.cancelled_at.as_deref().map(|t| {
+                format!(
+                    "Đã hủy lúc {} ({})",
+                    local(t),
+                    b.cancelled_by.clone().unwrap_or_default()
+                )
+            }),
+            sent_by: b.created_by,
+            title: b.title,
+            id: b.id,
+        })
+        .collect();
+    let message = match (&q.sent, &q.cancelled) {
+        (Some(id), _) => rows
+            .iter()
+            .find(|r| &r.id == id)
+            .map(|r| format!("Đã gửi bản tin «{}».", r.title)),
+        (_, Some(id)) => rows
+            .iter()
+            .find(|r| &r.id == id)
+            .map(|r| format!("Đã hủy bản tin «{}».", r.title)),
+        _ => None,
+    };
+    page(
+        StatusCode::OK,
+        "bulletins.html",
+        who,
+        json!({
+            "nav": "bulletins",
+            "rows": rows,
+            "message": message,
+            "may_send": who.user.role == super::accounts::Role::Admin,
+            "js_path": JS_PATH,
+        }),
+    )
+}
+
+async fn get_list(State(state): State<AppState>, q: Query<ListQuery>, req: Request) -> Response {
+    let Some(p) = principal(&req) else {
+        return see_other("/login?next=/bulletins");
+    };
+    list_page(&state, &p, &q.0).await
+}
+
+/// `POST /bulletins/{bulletin}/cancel` (admins; CSRF in the form, checked by the guard).
+async fn post_cancel(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    req: Request,
+) -> Response {
+    let Some(p) = principal(&req) else {
+        return see_other("/login?next=/bulletins");
+    };
+    let address = authz::address(req.extensions());
+    match bulletins::cancel_as(&state, &p, &address, &id).await {
+        Ok(_) => see_other(&format!(
+            "/bulletins?cancelled={}",
+            authz::percent_encode(&id)
+        )),
+        Err(SendError::Internal(m)) => internal(m, Some(&p)),
+        Err(e @ SendError::NotFound(_)) => super::pages::error_page(
+            StatusCode::NOT_FOUND,
+            "Không tìm thấy",
+            &format!("{}.", capitalise(&e.to_string())),
+            Some(&p),
+        ),
+        Err(e) => super::pages::error_page(
+            StatusCode::CONFLICT,
+            "Không hủy được",
+            &format!("{}. Không có gì thay đổi.", capitalise(&e.to_string())),
+            Some(&p),
+        ),
+    }
+}
+
+async fn script() -> Response {
+    let mut r = JS.into_response();
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/javascript; charset=utf-8"),
+    );
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=86400"),
+    );
+    r
+}
+
+/// The bulletin pages' routes (merged into the collector's router; each has its row in
+/// `authz::ROUTES`).
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/bulletins", get(get_list))
+        .route("/bulletins/new", get(get_new).post(post_new))
+        .route("/bulletins/{bulletin}/cancel", post(post_cancel))
+        .route(JS_PATH, get(script))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn now() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 12, 3, 22, 30, 0).unwrap()
+    }
+
+    fn form() -> Form {
+        Form {
+            title: "Cảnh báo bão số 5".into(),
+            source: "library".into(),
+            audio: "a".repeat(64),
+            to_kind: "area".into(),
+            area: "79".into(),
+            priority: "emergency".into(),
+            not_before: "04/12/2026 05:30".into(),
+            not_after: "04/12/2026 11:30".into(),
+            repeats: "3".into(),
+            interval_mins: "30".into(),
+            ..Form::default()
+        }
+    }
+
+    #[test]
+    fn local_times_are_utc_plus_seven() {
+        assert_eq!(when_local(now()), "04/12/2026 05:30");
+        assert_eq!(parse_local("04/12/2026 05:30"), Some(now()));
+        assert_eq!(parse_local(" 4/12/2026 5:30 "), Some(now()));
+        assert_eq!(parse_local("2026-12-04 05:30"), None);
+        assert_eq!(parse_local("31/02/2026 05:30"), None);
+    }
+
+    #[test]
+    fn a_good_form_is_the_request_the_api_takes() {
+        let f = form();
+        let r = request_of(&f, &f.audio, now()).unwrap();
+        assert_eq!(r.to, "area:79");
+        assert_eq!(r.priority, Priority::Emergency);
+        assert_eq!(r.not_before, Some(now()));
+        assert_eq!(r.not_after, now() + Duration::hours(6));
+        assert_eq!((r.repeats, r.interval_mins), (3, 30));
+        let mut f = form();
+        f.to_kind = "stations".into();
+        f.stations = "p-b, p-a\np-c".into();
+        f.repeats = "1".into();
+        f.interval_mins = "".into();
+        let r = request_of(&f, &f.audio, now()).unwrap();
+        assert_eq!(r.to, "stations:p-b,p-a,p-c");
+        assert_eq!((r.repeats, r.interval_mins), (1, 0));
+        assert_eq!(r.text, None);
+        // A text and no audio: the send path reads it by text-to-speech.
+        f.source = "text".into();
+        f.text = " Ngày mai cắt điện. ".into();
+        let r = request_of(&f, "", now()).unwrap();
+        assert_eq!(
+            (r.audio.as_str(), r.text.as_deref()),
+            ("", Some("Ngày mai cắt điện."))
+        );
+    }
+
+    #[test]
+    fn each_bad_field_is_named_in_vietnamese() {
+        let check = |change: &dyn Fn(&mut Form), field: &str, says: &str| {
+            let mut f = form();
+            change(&mut f);
+            let audio = f.audio.clone();
+            let e = request_of(&f, &audio, now()).unwrap_err();
+            let got = e.get(field).unwrap_or_else(|| panic!("{field}: {e:?}"));
+            assert!(got.contains(says), "{field}: {got}");
+        };
+        check(&|f| f.title = " ".into(), "title", "tiêu đề");
+        check(&|f| f.audio.clear(), "audio", "thư viện");
+        check(
+            &|f| {
+                f.source = "upload".into();
+                f.audio.clear()
+            },
+            "file",
+            "Chưa chọn tệp",
+        );
+        check(&|f| f.area = "7a".into(), "area", "chữ số");
+        check(
+            &|f| {
+                f.to_kind = "stations".into();
+                f.stations = " , ".into()
+            },
+            "stations",
+            "mã trạm",
+        );
+        check(&|f| f.priority = "x".into(), "priority", "mức ưu tiên");
+        check(
+            &|f| f.not_before = "mai".into(),
+            "not_before",
+            "ngày/tháng/năm",
+        );
+        check(
+            &|f| f.not_after = "04/12/2026 05:00".into(),
+            "not_after",
+            "sau lúc bắt đầu",
+        );
+        check(
+            &|f| f.not_after = "20/12/2026 05:00".into(),
+            "not_after",
+            "7 ngày",
+        );
+        check(&|f| f.repeats = "21".into(), "repeats", "từ 1 đến 20");
+        check(
+            &|f| {
+                f.source = "text".into();
+                f.text = "  ".into()
+            },
+            "text",
+            "văn bản",
+        );
+        check(&|f| f.interval_mins = "0".into(), "interval_mins", "phút");
+        check(
+            &|f| f.interval_mins = "200".into(),
+            "interval_mins",
+            "lần cuối sẽ bắt đầu sau khi hết hiệu lực",
+        );
+    }
+
+    #[test]
+    fn targets_and_repeats_read_in_vietnamese() {
+        assert_eq!(targets_vi("all"), "Tất cả các trạm");
+        assert_eq!(targets_vi("area:79"), "Các trạm có mã ĐVHC bắt đầu bằng 79");
+        assert_eq!(targets_vi("stations:a,b"), "2 trạm: a, b");
+        assert_eq!(repeats_vi(3, 1800), "3 lần, cách 30 phút");
+        assert_eq!(repeats_vi(1, 0), "1 lần");
+    }
+}
