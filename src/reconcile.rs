@@ -1,11 +1,15 @@
 //! Plan vs as-run: every planned occurrence of a station gets a [`Status`] (on time, late by s,
 //! short by s, failed, missed with the station's reason, no record, not yet due), every record
-//! that accounts for no planned occurrence is listed as unplanned, and [`Totals`] are summed per
-//! station, per category, per source and for the city.
+//! that accounts for no planned occurrence is listed as unplanned, every bulletin airing (a
+//! record naming a bulletin, `wire::BulletinRef`) is listed as such — the centre's, neither
+//! planned nor unplanned —, and [`Totals`] are summed per station, per category, per source and
+//! for the city.
 //!
 //! **Invariant:** pure: the same plan, airings, thresholds and `now` give the same rows, in plan
-//! order then unplanned by seq; every planned occurrence yields exactly one row and every airing
-//! at most one (a later record for the same occurrence supersedes an earlier one). An occurrence
+//! order, then unplanned by seq, then bulletin airings by seq; every planned occurrence yields
+//! exactly one row and every airing at most one (a later record for the same occurrence
+//! supersedes an earlier one; each bulletin airing's record is its own row). A bulletin airing
+//! never counts as planned, unplanned or in the compliance ratio. An occurrence
 //! without a record whose record cannot be expected yet at `now` (see [`due_at`]) is
 //! [`Status::NotYetDue`], never "no record", and stays out of the compliance ratio. `now` is
 //! handed in (from the caller's injected clock); nothing here reads a clock. It reads only the
@@ -57,6 +61,9 @@ pub enum Status {
     /// still within its grace and length).
     NotYetDue,
     Unplanned,
+    /// A bulletin airing (issue #15): sent by the centre, not planned by the schedule; what
+    /// became of it is the record's outcome. Counted apart ([`Totals::bulletins`]).
+    Bulletin,
 }
 
 impl Status {
@@ -71,6 +78,7 @@ impl Status {
             Status::NoRecord => "Không có bản ghi",
             Status::NotYetDue => "Chưa đến giờ",
             Status::Unplanned => "Phát ngoài kế hoạch",
+            Status::Bulletin => "Bản tin",
         }
     }
 }
@@ -102,6 +110,22 @@ pub struct AiredAiring {
     pub reason_code: Option<ReasonCode>,
     /// The centre's schedule version the station aired it under, when the record names one.
     pub schedule_version: Option<u64>,
+    /// The bulletin airing the record accounts for (the store's `bulletin_id` and
+    /// `bulletin_repeat` columns, or the record's `bulletin`).
+    pub bulletin: Option<BulletinAiring>,
+}
+
+/// The bulletin airing a record accounts for (`wire::BulletinRef`, as reconciliation reads it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BulletinAiring {
+    /// The bulletin's id (32 lowercase hex digits).
+    pub id: String,
+    /// Which of its airings, from 1.
+    pub repeat: u32,
+    /// The record says its audio was read by text-to-speech (`false` when only the store's
+    /// columns were read: they do not keep it; the centre's bulletin says it too).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub synthetic: bool,
 }
 
 impl From<&AiringRecord> for AiredAiring {
@@ -129,6 +153,11 @@ impl From<AiringRecord> for AiredAiring {
             reason: r.reason,
             reason_code,
             schedule_version: r.schedule_version,
+            bulletin: r.bulletin.map(|b| BulletinAiring {
+                id: b.id,
+                repeat: b.repeat,
+                synthetic: b.synthetic,
+            }),
         }
     }
 }
@@ -162,6 +191,9 @@ pub struct Row {
     /// names none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schedule_version: Option<u64>,
+    /// The bulletin airing of a [`Status::Bulletin`] row (absent on every other row).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bulletin: Option<BulletinAiring>,
 }
 
 /// Counters over rows.
@@ -181,17 +213,40 @@ pub struct Totals {
     #[serde(default, skip_serializing_if = "is_zero")]
     pub not_yet_due: u64,
     pub unplanned: u64,
-    /// Seconds on air, planned and unplanned.
+    /// Seconds on air, planned and unplanned (bulletins apart: [`Totals::bulletin_secs`]).
     pub airtime_secs: f64,
+    /// Bulletin airings recorded, whatever their outcome (never planned nor unplanned, never in
+    /// the compliance ratio). Left out of JSON when zero, so a month without bulletins exports
+    /// as before.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub bulletins: u64,
+    /// Bulletin airings that went on air (aired or partial). Left out of JSON when zero.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub bulletins_aired: u64,
+    /// Seconds of bulletins on air. Left out of JSON when zero.
+    #[serde(default, skip_serializing_if = "is_zero_secs")]
+    pub bulletin_secs: f64,
 }
 
 fn is_zero(n: &u64) -> bool {
     *n == 0
 }
 
+fn is_zero_secs(x: &f64) -> bool {
+    *x == 0.0
+}
+
 impl Totals {
     /// Count one row.
     pub fn add(&mut self, row: &Row) {
+        if row.status == Status::Bulletin {
+            self.bulletins += 1;
+            if matches!(row.outcome, Some(Outcome::Aired | Outcome::Partial)) {
+                self.bulletins_aired += 1;
+            }
+            self.bulletin_secs += row.aired_secs;
+            return;
+        }
         if row.status != Status::Unplanned {
             self.planned += 1;
         }
@@ -204,6 +259,7 @@ impl Totals {
             Status::NoRecord => self.no_record += 1,
             Status::NotYetDue => self.not_yet_due += 1,
             Status::Unplanned => self.unplanned += 1,
+            Status::Bulletin => {}
         }
         if matches!(row.status, Status::OnTime | Status::Late | Status::Short) {
             self.aired += 1;
@@ -224,6 +280,9 @@ impl Totals {
         self.not_yet_due += o.not_yet_due;
         self.unplanned += o.unplanned;
         self.airtime_secs += o.airtime_secs;
+        self.bulletins += o.bulletins;
+        self.bulletins_aired += o.bulletins_aired;
+        self.bulletin_secs += o.bulletin_secs;
     }
 
     /// Planned occurrences that are due (planned less not yet due): the compliance denominator.
@@ -260,9 +319,13 @@ fn count_under(map: &mut BTreeMap<String, Totals>, key: &str, row: &Row) {
 }
 
 impl Breakdown {
-    /// Count one row everywhere.
+    /// Count one row everywhere (a bulletin airing only in the totals: categories and sources
+    /// break down the plan's airings).
     pub fn add(&mut self, row: &Row) {
         self.totals.add(row);
+        if row.status == Status::Bulletin {
+            return;
+        }
         count_under(&mut self.by_category, &row.category, row);
         count_under(&mut self.by_source, source_key(row.source), row);
     }
@@ -352,9 +415,12 @@ pub fn reconcile(
     th: &Thresholds,
     now: DateTime<Utc>,
 ) -> StationReconciliation {
+    // Bulletin airings apart: never planned, never unplanned.
+    let (bulletins, records): (Vec<&AiredAiring>, Vec<&AiredAiring>) =
+        records.iter().partition(|r| r.bulletin.is_some());
     // Latest record per occurrence.
     let mut by_occ: HashMap<&str, &AiredAiring> = HashMap::new();
-    for r in records {
+    for r in records.iter().copied() {
         if let Some(o) = r.occurrence.as_deref() {
             match by_occ.get(o) {
                 Some(prev) if prev.seq > r.seq => {}
@@ -390,6 +456,7 @@ pub fn reconcile(
                 reason_code: r.reason_code.clone(),
                 seq: Some(r.seq),
                 schedule_version: r.schedule_version,
+                bulletin: r.bulletin.clone(),
             }
         };
     match planned {
@@ -431,6 +498,7 @@ pub fn reconcile(
                             reason_code: due.then_some(ReasonCode::NoRecord),
                             seq: None,
                             schedule_version: None,
+                            bulletin: None,
                         }
                     }
                 };
@@ -451,6 +519,7 @@ pub fn reconcile(
     }
     let mut unplanned: Vec<&AiredAiring> = records
         .iter()
+        .copied()
         .filter(|r| match r.occurrence.as_deref() {
             None => true,
             Some(o) => !used.contains(o),
@@ -459,6 +528,16 @@ pub fn reconcile(
     unplanned.sort_by_key(|r| r.seq);
     for r in unplanned {
         let row = from_record(r, &r.category, r.planned_secs, Some(Status::Unplanned));
+        out.breakdown.add(&row);
+        out.rows.push(row);
+    }
+    let mut bulletins = bulletins;
+    bulletins.sort_by_key(|r| r.seq);
+    for r in bulletins {
+        let mut row = from_record(r, &r.category, r.planned_secs, Some(Status::Bulletin));
+        // Due when the centre's window opened, not at a planned instant: lateness is not its
+        // measure (its seconds short are).
+        row.late_by_secs = None;
         out.breakdown.add(&row);
         out.rows.push(row);
     }
@@ -708,6 +787,79 @@ mod tests {
         assert_eq!(r.breakdown.by_category["notice"].unplanned, 1);
         assert_eq!(r.breakdown.by_source["relay"].unplanned, 1);
         assert_eq!(r.breakdown.by_source["file"].planned, 3);
+    }
+
+    fn bulletin_rec(seq: u64, repeat: u32, outcome: Outcome, aired: f64) -> AiringRecord {
+        let id = "0123456789abcdef0123456789abcdef";
+        let mut r = rec(seq, &plan(3, 12), outcome, aired, 0);
+        r.occurrence = Some(crate::bulletin::occurrence_key(id, repeat));
+        r.slot = None;
+        r.program = None;
+        r.category = "bulletin".into();
+        r.planned_secs = 45.0;
+        r.bulletin = Some(crate::wire::BulletinRef {
+            id: id.into(),
+            repeat,
+            synthetic: false,
+        });
+        r
+    }
+
+    #[test]
+    fn bulletin_airings_are_listed_apart_and_change_no_compliance_figure() {
+        let plans = vec![plan(1, 5), plan(2, 5)];
+        let planned: Vec<AiringRecord> = vec![rec(1, &plans[0], Outcome::Aired, 600.0, 0)];
+        let bulletins = vec![
+            bulletin_rec(3, 2, Outcome::Skipped, 0.0),
+            bulletin_rec(2, 1, Outcome::Aired, 45.0),
+        ];
+        let only: Vec<AiredAiring> = planned.iter().map(AiredAiring::from).collect();
+        let all: Vec<AiredAiring> = planned
+            .iter()
+            .chain(&bulletins)
+            .map(AiredAiring::from)
+            .collect();
+        let th = Thresholds::default();
+        for p in [Some(plans.as_slice()), None] {
+            let without = reconcile("a", p, &only, &th, later());
+            let with = reconcile("a", p, &all, &th, later());
+            // The plan's rows as they were, then the bulletin airings by seq.
+            assert_eq!(with.rows[..without.rows.len()], without.rows[..]);
+            let extra: Vec<(Status, Option<u64>, Option<u32>)> = with.rows[without.rows.len()..]
+                .iter()
+                .map(|r| (r.status, r.seq, r.bulletin.as_ref().map(|b| b.repeat)))
+                .collect();
+            assert_eq!(
+                extra,
+                [
+                    (Status::Bulletin, Some(2), Some(1)),
+                    (Status::Bulletin, Some(3), Some(2))
+                ]
+            );
+            // Every compliance figure unchanged; the bulletins counted apart.
+            let (t0, t1) = (&without.breakdown.totals, &with.breakdown.totals);
+            let stripped = Totals {
+                bulletins: 0,
+                bulletins_aired: 0,
+                bulletin_secs: 0.0,
+                ..t1.clone()
+            };
+            assert_eq!(&stripped, t0);
+            assert_eq!((t1.bulletins, t1.bulletins_aired), (2, 1));
+            assert_eq!(t1.bulletin_secs, 45.0);
+            assert_eq!(t1.compliance_pct(), t0.compliance_pct());
+            // Not under a category or a source: those break the plan down.
+            assert_eq!(with.breakdown.by_category, without.breakdown.by_category);
+            assert_eq!(with.breakdown.by_source, without.breakdown.by_source);
+        }
+        // A month without bulletins writes no bulletin field.
+        let json = serde_json::to_string(
+            &reconcile("a", Some(&plans), &only, &th, later())
+                .breakdown
+                .totals,
+        )
+        .unwrap();
+        assert!(!json.contains("bulletin"), "{json}");
     }
 
     #[test]

@@ -321,6 +321,10 @@ async fn exports_of_a_database_of_version_1_records_are_byte_identical_to_the_bu
         conn.execute_batch(
             "ALTER TABLE records DROP COLUMN reason_code;
              ALTER TABLE records DROP COLUMN schedule_version;
+             DROP INDEX records_bulletin;
+             ALTER TABLE records DROP COLUMN bulletin_id;
+             ALTER TABLE records DROP COLUMN bulletin_repeat;
+             DROP TABLE bulletin_receipts;
              PRAGMA user_version = 4;",
         )
         .unwrap();

@@ -127,6 +127,12 @@ pub fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
         args.out.display(),
         bytes.len()
     );
+    if t.bulletins > 0 {
+        eprintln!(
+            "loa export: {} bulletin airings ({} aired), listed apart (not planned, not unplanned)",
+            t.bulletins, t.bulletins_aired
+        );
+    }
     if let Some(note) = period.open_note(report.generated_at) {
         eprintln!(
             "loa export: {note} ({} occurrences not yet due are not counted as missed)",

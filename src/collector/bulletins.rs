@@ -372,6 +372,47 @@ pub fn list(conn: &Connection) -> Result<Vec<Listed>, SendError> {
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
+/// What the exports name bulletins `ids` by (`report::RecordSource::bulletins`): title, airings
+/// asked for, and whether the audio was read by text-to-speech (from the signed bulletin itself);
+/// an id not in the table is left out.
+pub fn report_facts(
+    conn: &Connection,
+    ids: &[&str],
+) -> Result<std::collections::HashMap<String, crate::report::BulletinInfo>, rusqlite::Error> {
+    let mut st =
+        conn.prepare_cached("SELECT title, repeats, envelope FROM bulletins WHERE id = ?1")?;
+    let mut out = std::collections::HashMap::new();
+    for id in ids {
+        let row: Option<(String, u32, String)> = st
+            .query_row([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .optional()?;
+        let Some((title, repeats, env)) = row else {
+            continue;
+        };
+        // The stored envelope was signed here from a checked bulletin; one that does not read
+        // back is logged and named without its voice.
+        let synthetic = match Envelope::decode(env.as_bytes())
+            .map_err(|e| e.to_string())
+            .and_then(|e| Bulletin::decode(&e.body).map_err(|e| e.to_string()))
+        {
+            Ok(b) => b.synthetic,
+            Err(e) => {
+                tracing::error!(bulletin = %id, error = %e, "stored bulletin unreadable");
+                false
+            }
+        };
+        out.insert(
+            id.to_string(),
+            crate::report::BulletinInfo {
+                title,
+                repeats,
+                synthetic,
+            },
+        );
+    }
+    Ok(out)
+}
+
 /// Record the cancel of bulletin `id` (its signed envelope `env`) by `by` at `at`; the
 /// bulletin's title. A bulletin cancelled already keeps its first cancel.
 pub fn cancel(

@@ -597,6 +597,13 @@ impl RecordSource for Store {
     ) -> Result<Option<StoredRecord>, SourceError> {
         Ok(Store::last_record_scheduled_before(self, station, unix)?)
     }
+
+    fn bulletins(
+        &self,
+        ids: &[&str],
+    ) -> Result<std::collections::HashMap<String, crate::report::BulletinInfo>, SourceError> {
+        Ok(super::bulletins::report_facts(&self.conn, ids)?)
+    }
 }
 
 /// The latest heartbeat of a station and when it arrived.
@@ -1115,7 +1122,7 @@ impl Store {
             "SELECT seq, occurrence, slot, program, category, source, outcome, scheduled_ns,
                 scheduled_offset_secs, actual_ns, actual_offset_secs, planned_secs, aired_secs,
                 start_offset_ms, reason, CASE WHEN scheduled_ns IS NULL THEN bytes END, reason_code,
-                schedule_version
+                schedule_version, bulletin_id, bulletin_repeat
              FROM records
              WHERE station = ?1 AND scheduled_unix >= ?2 AND scheduled_unix < ?3",
         )?;
@@ -1167,6 +1174,20 @@ impl Store {
                     .map_err(|_| corrupt("reason_code column"))?
                     .map(ReasonCode::parse),
                 schedule_version: row.get::<_, Option<i64>>(17)?.map(|n| n as u64),
+                bulletin: match (
+                    row.get::<_, Option<String>>(18)?,
+                    row.get::<_, Option<i64>>(19)?,
+                ) {
+                    (Some(id), Some(repeat)) => Some(crate::reconcile::BulletinAiring {
+                        id,
+                        repeat: u32::try_from(repeat)
+                            .map_err(|_| corrupt("bulletin_repeat column"))?,
+                        // Not a column: the centre's bulletin says it (the report looks it up).
+                        synthetic: false,
+                    }),
+                    (None, None) => None,
+                    _ => return Err(corrupt("bulletin columns")),
+                },
             });
         }
         Ok(out)

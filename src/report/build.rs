@@ -166,6 +166,20 @@ pub struct PeriodReport {
     /// The one station the report was restricted to (`station=`, built over a
     /// [`super::OneStation`] directory), or `None` for every registered station.
     pub only_station: Option<String>,
+    /// What the record source knows of the bulletins its rows air ([`RecordSource::bulletins`]),
+    /// by id: the exports' *Bản tin* column.
+    #[serde(skip)]
+    pub bulletins: HashMap<String, super::BulletinInfo>,
+}
+
+impl PeriodReport {
+    /// Whether any row is a bulletin airing: the CSV and XLSX then carry the *Bản tin* column
+    /// (and the summary its bulletin figures); a report without one is as before.
+    pub fn has_bulletins(&self) -> bool {
+        self.stations
+            .iter()
+            .any(|s| s.reconciliation.breakdown.totals.bulletins > 0)
+    }
 }
 
 /// Build the report of `period` for every registered station, keeping each station's run of
@@ -238,12 +252,26 @@ pub fn build_with(
         city.merge(&section.reconciliation.breakdown);
         stations.push(section);
     }
+    // The bulletins the rows air, looked up once (a month holds few).
+    let mut ids: Vec<&str> = stations
+        .iter()
+        .flat_map(|s| &s.reconciliation.rows)
+        .filter_map(|r| r.bulletin.as_ref().map(|b| b.id.as_str()))
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let bulletins = if ids.is_empty() {
+        HashMap::new()
+    } else {
+        store.bulletins(&ids)?
+    };
     Ok(PeriodReport {
         period: period.clone(),
         generated_at: now,
         stations,
         city,
         only_station: None,
+        bulletins,
     })
 }
 

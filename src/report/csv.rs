@@ -7,8 +7,8 @@
 use chrono::{DateTime, Datelike, FixedOffset};
 use std::io::Write;
 
-use super::words::{category_vi, source_vi};
-use super::{PeriodReport, ReportError, StationSection};
+use super::words::{bulletin_vi, category_vi, source_vi, status_vi};
+use super::{BulletinInfo, PeriodReport, ReportError, StationSection};
 use crate::reconcile::{Row, source_key};
 
 /// CSV column headers (Vietnamese). Tools read the columns by position: a new column goes at the
@@ -38,6 +38,12 @@ pub const CSV_HEADERS: [&str; 20] = [
     // when it names none or there is no record).
     "Phiên bản lịch",
 ];
+
+/// The column after [`CSV_HEADERS`] in a report with bulletin airings (and only there, so a
+/// month without bulletins exports byte for byte as before): the bulletin each bulletin row
+/// airs — title (or id), which airing of how many, "giọng đọc tổng hợp" when read by
+/// text-to-speech ([`super::bulletin_vi`]); empty on every other row.
+pub const CSV_BULLETIN_HEADER: &str = "Bản tin";
 
 fn csv_field(out: &mut impl Write, s: &str) -> std::io::Result<()> {
     if s.bytes().any(|b| matches!(b, b',' | b'"' | b'\n' | b'\r')) {
@@ -152,7 +158,7 @@ pub(super) fn row_cells<'a>(s: &'a StationSection, r: &'a Row) -> [Cell<'a>; CSV
         Cell::Secs(r.aired_secs),
         opt_secs(r.late_by_secs.filter(|&l| l > 0.0)),
         opt_secs(r.short_by_secs),
-        Cell::Text(r.status.label_vi()),
+        Cell::Text(status_vi(r)),
         r.reason_code
             .as_ref()
             .map(|c| Cell::Text(c.vi()))
@@ -184,6 +190,11 @@ pub fn write_csv(report: &PeriodReport, out: &mut impl Write) -> Result<(), Repo
         }
         csv_field(&mut head, h)?;
     }
+    let bulletins = report.has_bulletins().then_some(&report.bulletins);
+    if bulletins.is_some() {
+        head.push(b',');
+        csv_field(&mut head, CSV_BULLETIN_HEADER)?;
+    }
     head.extend_from_slice(b"\r\n");
     out.write_all(&head)?;
     let threads = crate::worker_threads();
@@ -192,7 +203,7 @@ pub fn write_csv(report: &PeriodReport, out: &mut impl Write) -> Result<(), Repo
         let handles: Vec<_> = report
             .stations
             .chunks(per)
-            .map(|part| scope.spawn(move || csv_rows(part)))
+            .map(|part| scope.spawn(move || csv_rows(part, bulletins)))
             .collect();
         handles
             .into_iter()
@@ -211,8 +222,12 @@ pub fn write_csv(report: &PeriodReport, out: &mut impl Write) -> Result<(), Repo
     Ok(())
 }
 
-/// The CSV rows of `stations`, in order, as chunks of ~[`CSV_CHUNK_BYTES`].
-fn csv_rows(stations: &[StationSection]) -> std::io::Result<Vec<Vec<u8>>> {
+/// The CSV rows of `stations`, in order, as chunks of ~[`CSV_CHUNK_BYTES`]; with `bulletins`,
+/// each row ends with the [`CSV_BULLETIN_HEADER`] cell.
+fn csv_rows(
+    stations: &[StationSection],
+    bulletins: Option<&std::collections::HashMap<String, BulletinInfo>>,
+) -> std::io::Result<Vec<Vec<u8>>> {
     let mut chunks = Vec::new();
     let mut buf: Vec<u8> = Vec::with_capacity(CSV_CHUNK_BYTES + 64 * 1024);
     let mut tbuf = [0u8; 16];
@@ -237,6 +252,12 @@ fn csv_rows(stations: &[StationSection]) -> std::io::Result<Vec<Vec<u8>>> {
                         buf.extend_from_slice(itoa::Buffer::new().format(*n).as_bytes())
                     }
                     Cell::Empty => {}
+                }
+            }
+            if let Some(known) = bulletins {
+                buf.push(b',');
+                if let Some(b) = &r.bulletin {
+                    csv_field(&mut buf, &bulletin_vi(b, known.get(&b.id)))?;
                 }
             }
             buf.extend_from_slice(b"\r\n");
@@ -357,7 +378,7 @@ mod tests {
             })
             .collect();
         let mut expected = Vec::new();
-        for chunk in csv_rows(&stations).unwrap() {
+        for chunk in csv_rows(&stations, None).unwrap() {
             expected.extend_from_slice(&chunk);
         }
         let report = PeriodReport {
@@ -366,6 +387,7 @@ mod tests {
             stations,
             city: Breakdown::default(),
             only_station: None,
+            bulletins: Default::default(),
         };
         let text = String::from_utf8(render(&report, Format::Csv).unwrap()).unwrap();
         let (head, rows) = text.split_once("\r\n").unwrap();
@@ -420,7 +442,7 @@ mod tests {
             bounds: RunBounds::default(),
             titles: Default::default(),
         };
-        let rows: Vec<u8> = csv_rows(&[section]).unwrap().concat();
+        let rows: Vec<u8> = csv_rows(&[section], None).unwrap().concat();
         let rows = String::from_utf8(rows).unwrap();
         let categories: Vec<&str> = rows.lines().map(|l| l.split(',').nth(8).unwrap()).collect();
         assert_eq!(categories, ["tiếp sóng", "khác", "cchc"], "{rows}");

@@ -1156,6 +1156,7 @@ mod tests {
             stations: Vec::new(),
             city,
             only_station: None,
+            bulletins: Default::default(),
         }
     }
 

@@ -15,7 +15,8 @@
 //! against its stored records; no I/O of its own), [`csv`], [`xlsx`] and [`json`] (the exports),
 //! [`docx`] (the year-to-date report as an administrative report the office signs),
 //! [`mod@render`] (a report in the format asked for), [`verify`] (the offline check of a JSON
-//! export), [`words`] (the Vietnamese words of the built-in codes: categories, sources).
+//! export), [`words`] (the Vietnamese words of the built-in codes: categories, sources, bulletin
+//! airings).
 
 pub mod build;
 pub mod csv;
@@ -32,19 +33,19 @@ pub use build::{
     MissingEpisode, PeriodReport, PlanFacts, PlanSource, RunBounds, SchedulePlans, StationSection,
     build, build_with, station_section,
 };
-pub use csv::{CSV_HEADERS, write_csv};
+pub use csv::{CSV_BULLETIN_HEADER, CSV_HEADERS, write_csv};
 pub use json::{EXPORT_FORMAT, EXPORT_VERSION, JsonExport, JsonStation, write_json};
 pub use period::{Period, PeriodKind, REPORT_UTC_OFFSET_SECS, period_problem_vi, report_offset};
 pub use render::{Format, render};
 pub use source::{
-    CorruptRecord, OneStation, RecordSource, SourceError, StationDirectory, StationEntry,
-    StoredRecord,
+    BulletinInfo, CorruptRecord, OneStation, RecordSource, SourceError, StationDirectory,
+    StationEntry, StoredRecord,
 };
 pub use verify::{EXPORT_VERSIONS_READ, StationVerdict, Verdict, verify_export};
-pub use words::{category_vi, plan_note_vi, relay_vi, source_vi};
+pub use words::{bulletin_vi, category_vi, plan_note_vi, relay_vi, source_vi, status_vi};
 pub use xlsx::{
-    MAX_DATA_ROWS_PER_SHEET, SHEET_AIRINGS, SHEET_EXCEPTIONS, SHEET_SUMMARY, SUMMARY_HEADERS,
-    SUMMARY_NOT_YET_DUE, to_xlsx, to_xlsx_with_sheet_rows,
+    MAX_DATA_ROWS_PER_SHEET, SHEET_AIRINGS, SHEET_EXCEPTIONS, SHEET_SUMMARY, SUMMARY_BULLETINS,
+    SUMMARY_HEADERS, SUMMARY_NOT_YET_DUE, to_xlsx, to_xlsx_with_sheet_rows,
 };
 
 /// Errors building or writing a report.

@@ -124,4 +124,24 @@ pub trait RecordSource {
         station: &str,
         unix: i64,
     ) -> Result<Option<StoredRecord>, SourceError>;
+
+    /// What the source knows of the bulletins `ids` (the centre's own: title, airings,
+    /// synthetic), by id; an id it does not know is left out. A source without bulletins knows
+    /// none.
+    fn bulletins(
+        &self,
+        _ids: &[&str],
+    ) -> Result<std::collections::HashMap<String, BulletinInfo>, SourceError> {
+        Ok(std::collections::HashMap::new())
+    }
+}
+
+/// A bulletin as the exports name its airings (docs/bulletins.md, "In the monthly export").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BulletinInfo {
+    pub title: String,
+    /// How many airings it asked for.
+    pub repeats: u32,
+    /// Its audio was read from its text by text-to-speech.
+    pub synthetic: bool,
 }

@@ -1,12 +1,19 @@
 //! The XLSX export: a summary sheet per station with city totals and a signature block, every
-//! airing, and the exceptions (missed, failed, no record, unplanned).
+//! airing, and the exceptions (missed, failed, no record, unplanned, bulletin airings that did
+//! not go on air).
 //!
 //! **Invariant:** the airing sheets carry the same cells as the CSV rows, in the same order,
-//! continuing on `NAME (2)`… past Excel's row limit.
+//! continuing on `NAME (2)`… past Excel's row limit; the bulletin columns (summary and airing
+//! sheets) are there only when a row is a bulletin airing, as in the CSV.
+
+use std::collections::HashMap;
 
 use super::csv::{Cell, cell_text, date_dmy, row_cells, time_hms};
-use super::{CSV_HEADERS, PeriodReport, ReportError, StationSection};
+use super::{
+    BulletinInfo, CSV_BULLETIN_HEADER, CSV_HEADERS, PeriodReport, ReportError, StationSection,
+};
 use crate::reconcile::{Row, Status};
+use crate::wire::Outcome;
 
 /// XLSX sheet names.
 pub const SHEET_SUMMARY: &str = "Tổng hợp";
@@ -32,6 +39,14 @@ pub const SUMMARY_HEADERS: [&str; 13] = [
 
 /// Summary sheet column added after [`SUMMARY_HEADERS`] when the period is not over.
 pub const SUMMARY_NOT_YET_DUE: &str = "Chưa đến giờ";
+
+/// Summary sheet columns added last when a row is a bulletin airing (never in the compliance
+/// figures before them): airings recorded, aired (whole or in part), minutes on air.
+pub const SUMMARY_BULLETINS: [&str; 3] = [
+    "Bản tin (lần phát)",
+    "Bản tin đã phát",
+    "Thời lượng bản tin (phút)",
+];
 
 /// XLSX: summary per station with totals and signature block, every airing, exceptions.
 pub fn to_xlsx(report: &PeriodReport) -> Result<Vec<u8>, ReportError> {
@@ -82,6 +97,14 @@ pub fn to_xlsx_with_sheet_rows(
                 &bold,
             )?;
         }
+        // Likewise the bulletin figures, only when there are bulletin airings.
+        let bulletin_col = (SUMMARY_HEADERS.len() + usize::from(open)) as u16;
+        let with_bulletins = report.has_bulletins();
+        if with_bulletins {
+            for (i, h) in SUMMARY_BULLETINS.iter().enumerate() {
+                ws.write_string_with_format(2, bulletin_col + i as u16, *h, &bold)?;
+            }
+        }
         ws.set_column_width(1, 30)?;
         let mut row = 3u32;
         let put = |ws: &mut rust_xlsxwriter::Worksheet,
@@ -112,6 +135,15 @@ pub fn to_xlsx_with_sheet_rows(
             ws.write_number(row, 12, (t.airtime_secs / 60.0 * 10.0).round() / 10.0)?;
             if open {
                 ws.write_number(row, 13, t.not_yet_due as f64)?;
+            }
+            if with_bulletins {
+                ws.write_number(row, bulletin_col, t.bulletins as f64)?;
+                ws.write_number(row, bulletin_col + 1, t.bulletins_aired as f64)?;
+                ws.write_number(
+                    row,
+                    bulletin_col + 2,
+                    (t.bulletin_secs / 60.0 * 10.0).round() / 10.0,
+                )?;
             }
             Ok(())
         };
@@ -175,12 +207,12 @@ pub fn to_xlsx_with_sheet_rows(
     // as they are written, strings inline), so a month of 10,000 stations does not sit in memory;
     // each on its own thread (standalone worksheets, pushed in order afterwards). Both use one
     // format (`bold`), so the style indices do not depend on which thread registers it first.
-    let is_exception = |r: &&Row| {
-        matches!(
-            r.status,
-            Status::Missed | Status::Failed | Status::NoRecord | Status::Unplanned
-        )
+    let is_exception = |r: &&Row| match r.status {
+        Status::Missed | Status::Failed | Status::NoRecord | Status::Unplanned => true,
+        Status::Bulletin => !matches!(r.outcome, Some(Outcome::Aired | Outcome::Partial)),
+        _ => false,
     };
+    let bulletins = report.has_bulletins().then_some(&report.bulletins);
     let (n_all, n_exceptions) = report.stations.iter().fold((0usize, 0usize), |(a, e), s| {
         let rows = &s.reconciliation.rows;
         (a + rows.len(), e + rows.iter().filter(is_exception).count())
@@ -202,9 +234,10 @@ pub fn to_xlsx_with_sheet_rows(
     let (a, e) = std::thread::scope(|scope| {
         let bold = &bold;
         let sheets = &mut exception_sheets;
-        let other =
-            scope.spawn(move || fill_row_sheets(sheets, bold, max_rows_per_sheet, exceptions));
-        let a = fill_row_sheets(&mut airing_sheets, bold, max_rows_per_sheet, all);
+        let other = scope.spawn(move || {
+            fill_row_sheets(sheets, bold, max_rows_per_sheet, bulletins, exceptions)
+        });
+        let a = fill_row_sheets(&mut airing_sheets, bold, max_rows_per_sheet, bulletins, all);
         let e = match other.join() {
             Ok(e) => e,
             // The work returns errors rather than panic; re-raise a panic as such.
@@ -249,17 +282,23 @@ fn new_row_sheets(
     Ok(sheets)
 }
 
-/// Write airing rows under the CSV headers on `sheets`, `max_rows` data rows on each.
+/// Write airing rows under the CSV headers on `sheets`, `max_rows` data rows on each; with
+/// `bulletins`, the [`CSV_BULLETIN_HEADER`] column last.
 fn fill_row_sheets<'a>(
     sheets: &mut [rust_xlsxwriter::Worksheet],
     bold: &rust_xlsxwriter::Format,
     max_rows: u32,
+    bulletins: Option<&HashMap<String, BulletinInfo>>,
     rows: impl Iterator<Item = (&'a StationSection, &'a Row)>,
 ) -> Result<(), ReportError> {
     let mut rows = rows.peekable();
+    let last = CSV_HEADERS.len() as u16;
     for ws in sheets {
         for (c, h) in CSV_HEADERS.iter().enumerate() {
             ws.write_string_with_format(0, c as u16, *h, bold)?;
+        }
+        if bulletins.is_some() {
+            ws.write_string_with_format(0, last, CSV_BULLETIN_HEADER, bold)?;
         }
         let mut row = 1u32;
         while row <= max_rows {
@@ -267,6 +306,9 @@ fn fill_row_sheets<'a>(
                 break;
             };
             write_row(ws, row, s, r)?;
+            if let (Some(known), Some(b)) = (bulletins, &r.bulletin) {
+                ws.write_string(row, last, super::bulletin_vi(b, known.get(&b.id)))?;
+            }
             row += 1;
         }
     }

@@ -24,6 +24,7 @@ fn look(s: Status) -> (&'static str, &'static str, u8) {
         Status::NoRecord => ("no_record", "?", 5),
         Status::NotYetDue => ("not_yet_due", "·", 0),
         Status::Unplanned => ("unplanned", "+", 2),
+        Status::Bulletin => ("bulletin", "B", 0),
     }
 }
 
@@ -338,12 +339,20 @@ pub fn build(
 }
 
 fn airing(r: &Recon, titles: &HashMap<String, String>, lufs: &HashMap<u64, f64>) -> AiringRow {
-    let title = r
-        .program
-        .as_deref()
-        .map(|p| titles.get(p).cloned().unwrap_or_else(|| p.to_string()))
-        .or_else(|| r.slot.clone())
-        .unwrap_or_else(|| "—".into());
+    let title = match &r.bulletin {
+        // The centre's bulletin, by its id's start and the airing's number.
+        Some(b) => format!(
+            "Bản tin {} (lần {})",
+            b.id.get(..8).unwrap_or(&b.id),
+            b.repeat
+        ),
+        None => r
+            .program
+            .as_deref()
+            .map(|p| titles.get(p).cloned().unwrap_or_else(|| p.to_string()))
+            .or_else(|| r.slot.clone())
+            .unwrap_or_else(|| "—".into()),
+    };
     AiringRow {
         class: look(r.status).0,
         planned_at: r.scheduled_at.format("%H:%M %d/%m").to_string(),
@@ -351,7 +360,7 @@ fn airing(r: &Recon, titles: &HashMap<String, String>, lufs: &HashMap<u64, f64>)
         late_secs: r.late_by_secs,
         title,
         category: category_vi(&r.category),
-        status: r.status.label_vi(),
+        status: crate::report::status_vi(r),
         aired_secs: r.aired_secs,
         planned_secs: r.planned_secs,
         lufs: r.seq.and_then(|q| lufs.get(&q).copied()),
@@ -397,6 +406,7 @@ mod tests {
             reason_code: None,
             seq,
             schedule_version: None,
+            bulletin: None,
         }
     }
 
