@@ -298,6 +298,8 @@ pub const ROUTES: &[Route] = &[
     upload("POST", "/bulletins/new", Access::Page(ADMIN)),
     r("POST", "/bulletins/{bulletin}/cancel", Access::Page(ADMIN)),
     r("GET", "/static/bulletins-1.js", Access::Open),
+    // The push channel (`collector::push`): that station's event stream, station-signed.
+    station("GET", "/api/v1/stations/{id}/events", Access::Station),
 ];
 
 /// Largest form body of the schedule editors (a schedule text, percent-encoded: up to three

@@ -602,6 +602,7 @@ pub async fn send_as(
         send.audio = c.sha256;
     }
     let (registry, now, by) = (state.registry(), state.now(), who.user.name.clone());
+    let push = state.push().clone();
     let (b, env) = state
         .auth()
         .with(move |c| -> Result<(Bulletin, Envelope), SendError> {
@@ -617,7 +618,13 @@ pub async fn send_as(
                 b = mark_synthetic(b)?;
             }
             let env = b.sign_by(&signer)?;
-            insert(c, &b, &env, &by)?;
+            let tx = c.transaction()?;
+            insert(&tx, &b, &env, &by)?;
+            let seq = super::push::note(&tx, super::push::Kind::Bulletin, &b.id.to_hex(), now)?;
+            tx.commit()?;
+            // Under this connection's lock, so the streams get events in id order
+            // (`collector::push`).
+            push.publish_bulletin(seq, b.targets.clone(), &env.to_json());
             Ok((b, env))
         })
         .await
@@ -650,9 +657,22 @@ pub async fn cancel_as(
     };
     let env = c.sign_by(&signer);
     let env2 = env.clone();
+    let push = state.push().clone();
     let title = state
         .auth()
-        .with(move |conn| cancel(conn, &bid.to_hex(), &env2, &by, now))
+        .with(move |conn| -> Result<String, SendError> {
+            let id = bid.to_hex();
+            let tx = conn.transaction()?;
+            let title = cancel(&tx, &id, &env2, &by, now)?;
+            let seq = super::push::note(&tx, super::push::Kind::Cancel, &id, now)?;
+            let targets = super::push::targets_of(&tx, &id)?;
+            tx.commit()?;
+            // Under this connection's lock, as a send's (`collector::push`).
+            if let Some(t) = targets {
+                push.publish_cancel(seq, t, &env2.to_json());
+            }
+            Ok(title)
+        })
         .await
         .map_err(|e| SendError::Internal(format!("{e:?}")))??;
     let mut e = state.audit_entry(&who.user.name, address, action::CANCEL, &bid.to_hex());

@@ -477,6 +477,9 @@ struct Inner {
     versions: super::versions::Versions,
     /// The content library (its own connection), when configured.
     library: Option<Arc<super::library::Library>>,
+    /// The push channel's hub (`collector::push`): bulletins, cancels and new versions to the
+    /// stations' event streams.
+    push: Arc<super::push::Hub>,
 }
 
 /// Why the server's state could not be set up.
@@ -576,6 +579,11 @@ impl AppState {
             Some(c) => Some(Arc::new(super::library::Library::open(db, c.clone())?)),
             None => None,
         };
+        let push = Arc::new(super::push::Hub::default());
+        {
+            let push = push.clone();
+            versions.on_publish(move |station, n| push.publish_manifest(station, n));
+        }
         let state = Self {
             inner: Arc::new(Inner {
                 registry: RwLock::new(Arc::new(registry)),
@@ -593,6 +601,7 @@ impl AppState {
                 centre,
                 versions,
                 library,
+                push,
             }),
         };
         // Every station's status is derived in the background on its own connection, so the
@@ -620,6 +629,11 @@ impl AppState {
     /// Schedule versions held by the centre.
     pub(crate) fn versions(&self) -> &super::versions::Versions {
         &self.inner.versions
+    }
+
+    /// The push channel's hub (`collector::push`).
+    pub fn push(&self) -> &Arc<super::push::Hub> {
+        &self.inner.push
     }
 
     /// The registry file this collector reads, if any.
@@ -1774,6 +1788,8 @@ pub fn router(state: AppState) -> Router {
         // Bulletins the centre sends (`collector::bulletins`).
         .merge(super::bulletins::router())
         .merge(super::bulletin_pages::router())
+        // The stations' event streams (`collector::push`).
+        .merge(super::push::router())
         // Every route above passes the guard of its row in `authz::ROUTES` (added last: a
         // route layer covers the routes present when it is added).
         .route_layer(axum::middleware::from_fn_with_state(
@@ -1933,6 +1949,8 @@ pub async fn serve(
         });
     }
     drop(listener);
+    // Event streams never end on their own: end them, so their connections close at once.
+    metrics_state.push().close();
     let _ = stop_tx.send(true);
     while conns.join_next().await.is_some() {}
     Ok(())

@@ -21,6 +21,7 @@ pub mod office;
 pub mod overview;
 pub mod pages;
 pub mod plans;
+pub mod push;
 pub mod readiness;
 pub mod registry;
 pub mod selfcheck;

@@ -331,6 +331,23 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (bulletin_id, station),
         CHECK ((state = 'refused') = (code IS NOT NULL))
     ) WITHOUT ROWID;",
+    // The push channel's event ids (`collector::push`): one row per bulletin sent and per
+    // cancel, numbered in commit order (AUTOINCREMENT: a number is never handed out twice);
+    // a station resumes after the last one it received. Bulletins stored before this version
+    // get theirs in the order they were sent.
+    "CREATE TABLE IF NOT EXISTS push_events (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        kind TEXT NOT NULL CHECK (kind IN ('bulletin', 'cancel')),
+        bulletin_id TEXT NOT NULL REFERENCES bulletins (id),
+        created_unix_ms INTEGER NOT NULL
+    );
+    INSERT INTO push_events (kind, bulletin_id, created_unix_ms)
+        SELECT kind, id, at FROM (
+            SELECT 'bulletin' AS kind, id, created_unix_ms AS at, 0 AS k FROM bulletins
+            UNION ALL
+            SELECT 'cancel', id, cancelled_unix_ms, 1 FROM bulletins
+                WHERE cancelled_unix_ms IS NOT NULL
+        ) ORDER BY at, k, id;",
 ];
 
 /// The schema version this build writes (`PRAGMA user_version` after migrating).

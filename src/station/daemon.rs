@@ -860,6 +860,20 @@ pub fn run_station(launch: Launch) -> Result<(), StationError> {
             daemon.set_liveness(liveness, max_sleep);
         }
         let (stop_sync, sync_stop_rx) = watch::channel(false);
+        // The push channel (`station::push`) wakes the bulletin intake on every bulletin and
+        // cancel event (the heartbeat's pending list is the fallback) and the agent on a version.
+        let bulletin_wake = Arc::new(tokio::sync::Notify::new());
+        let push = match (managed, daemon.collector()) {
+            (true, Some((url, _))) => super::push::start(
+                &daemon.cfg.station,
+                &url,
+                &daemon.cfg.data_dir,
+                daemon.answers.clone(),
+                bulletin_wake.clone(),
+                sync_stop_rx.clone(),
+            ),
+            _ => None,
+        };
         let agent = if managed {
             start_agent(&mut daemon, sync_stop_rx)
         } else {
@@ -873,6 +887,9 @@ pub fn run_station(launch: Launch) -> Result<(), StationError> {
         let _ = stop_sync.send(true);
         if let Some(a) = agent {
             a.abort();
+        }
+        if let Some(p) = push {
+            p.abort();
         }
         result
     })

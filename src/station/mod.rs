@@ -22,13 +22,15 @@
 //! shutdown, `loa station`'s wiring of output, signals and systemd), [`inflight`] (the airing on
 //! air and the records on their way into the journal), [`liveness`] (the alive mark, heartbeat
 //! status, shipper tasks, watchdog), [`scheduler`] (the pure decision), [`playout`] (the
-//! station's commands to a player), [`state`] (`state.bin`).
+//! station's commands to a player), [`state`] (`state.bin`), [`push`] (the push channel's
+//! client: wakes the bulletin intake and the sync agent).
 
 pub mod bulletins;
 pub mod daemon;
 pub mod inflight;
 pub mod liveness;
 pub mod playout;
+pub mod push;
 pub mod scheduler;
 pub mod state;
 pub mod sync;

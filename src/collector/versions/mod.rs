@@ -119,7 +119,13 @@ pub struct Versions {
     hashes: Mutex<HashMap<PathBuf, (super::facts::StatKey, String)>>,
     /// The last signed manifest of each station: (version, from date, envelope JSON).
     manifests: Mutex<HashMap<String, (u64, NaiveDate, String)>>,
+    /// Told of each (station, version) published, after its commit (the push channel's
+    /// `manifest` event, `collector::push`).
+    on_publish: std::sync::OnceLock<PublishListener>,
 }
+
+/// Told of each (station, version) published ([`Versions::on_publish`]).
+type PublishListener = Box<dyn Fn(&str, u64) + Send + Sync>;
 
 impl std::fmt::Debug for Versions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -172,6 +178,7 @@ impl Versions {
             conn: Mutex::new(conn),
             hashes: Mutex::new(HashMap::new()),
             manifests: Mutex::new(HashMap::new()),
+            on_publish: std::sync::OnceLock::new(),
         };
         v.restore_managed_files();
         Ok(v)
@@ -185,6 +192,24 @@ impl Versions {
     /// The library tree schedules' audio paths are relative to.
     pub fn library_tree(&self) -> &Path {
         &self.library_tree
+    }
+
+    /// Call `f` with each (station, version) published from now on, after its commit (set
+    /// once; a second call is ignored).
+    pub(crate) fn on_publish(&self, f: impl Fn(&str, u64) + Send + Sync + 'static) {
+        let _ = self.on_publish.set(Box::new(f));
+    }
+
+    /// Note the committed (station, latest version) pairs and tell [`Versions::on_publish`]'s
+    /// listener.
+    fn set_latest(&self, published: impl IntoIterator<Item = (String, u64)>) {
+        let mut latest = self.latest.write().unwrap_or_else(|e| e.into_inner());
+        for (id, n) in published {
+            if let Some(f) = self.on_publish.get() {
+                f(&id, n);
+            }
+            latest.insert(id, n);
+        }
     }
 
     /// The latest version of `station`, if any was published (the heartbeat answer's
@@ -380,10 +405,7 @@ impl Versions {
         )?;
         self.activate(registry, entry, &row.merged_text)?;
         tx.commit()?;
-        self.latest
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(entry.id.clone(), n);
+        self.set_latest([(entry.id.clone(), n)]);
         Ok(Published {
             version: n,
             sha256: row.sha256,
@@ -556,10 +578,7 @@ impl Versions {
             bumped.push((entry.id.clone(), m));
         }
         tx.commit()?;
-        let mut latest = self.latest.write().unwrap_or_else(|e| e.into_inner());
-        for (id, m) in bumped {
-            latest.insert(id, m);
-        }
+        self.set_latest(bumped);
         Ok(Published {
             version: got,
             sha256: sha,
