@@ -297,6 +297,23 @@ pub const ROUTES: &[Route] = &[
     r("GET", "/bulletins/new", Access::Page(ADMIN)),
     upload("POST", "/bulletins/new", Access::Page(ADMIN)),
     r("POST", "/bulletins/{bulletin}/cancel", Access::Page(ADMIN)),
+    // A bulletin's live status, its data (the page's refresh) and its report.
+    r("GET", "/bulletins/{bulletin}", Access::Page(ADMIN_AUDITOR)),
+    r(
+        "GET",
+        "/api/v1/bulletins/{bulletin}/stations",
+        Access::Api(ADMIN_AUDITOR),
+    ),
+    r(
+        "GET",
+        "/bulletins/{bulletin}/report.csv",
+        Access::Page(ADMIN_AUDITOR),
+    ),
+    r(
+        "GET",
+        "/bulletins/{bulletin}/report.xlsx",
+        Access::Page(ADMIN_AUDITOR),
+    ),
     r("GET", "/static/bulletins-1.js", Access::Open),
     // The push channel (`collector::push`): that station's event stream, station-signed.
     station("GET", "/api/v1/stations/{id}/events", Access::Station),

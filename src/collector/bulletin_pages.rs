@@ -22,6 +22,7 @@ use serde_json::json;
 use std::collections::BTreeMap;
 
 use super::authz::{self, Principal};
+use super::bulletin_states::{BulletinAiring, StateKind, StationState, station_states};
 use super::bulletins::{self, SendError, SendRequest};
 use super::http::AppState;
 use super::library::web::{admit, library_of, mm_ss};
@@ -775,6 +776,652 @@ async fn post_cancel(
     }
 }
 
+// ---------------------------------------------------------------------------------------------
+// A bulletin's live status and its report.
+
+/// The groups the status page counts and filters by (in this order): what an operator watching
+/// needs to tell apart. `state` query values are these codes.
+pub const GROUPS: &[(&str, &str)] = &[
+    ("delivered", "Đã nhận"),
+    ("aired", "Đã phát"),
+    ("failed", "Lỗi"),
+    ("refused", "Từ chối"),
+    ("expired", "Hết hạn"),
+    ("sending", "Đang gửi"),
+    ("cancelled", "Đã hủy"),
+];
+
+/// The group of a station's state (and its code, for a skipped airing): aired and partial are
+/// aired; failed and preempted (interrupted: the station airs it again if it can) are failures;
+/// a skipped airing is expired (`bulletin.expired`), cancelled (`bulletin.cancelled`) or refused
+/// (any other code: too long, audio); `expired_undelivered` is expired.
+pub fn group(state: StateKind, code: Option<&str>) -> &'static str {
+    match state {
+        StateKind::Aired | StateKind::Partial => "aired",
+        StateKind::Failed | StateKind::Preempted => "failed",
+        StateKind::Delivered => "delivered",
+        StateKind::Refused => "refused",
+        StateKind::Cancelled => "cancelled",
+        StateKind::ExpiredUndelivered => "expired",
+        StateKind::Sending => "sending",
+        StateKind::Skipped => match code {
+            Some("bulletin.expired") => "expired",
+            Some("bulletin.cancelled") => "cancelled",
+            _ => "refused",
+        },
+    }
+}
+
+fn group_vi(code: &str) -> &'static str {
+    GROUPS
+        .iter()
+        .find(|(c, _)| *c == code)
+        .map_or("", |(_, v)| v)
+}
+
+/// An airing's outcome in Vietnamese.
+pub fn outcome_vi(outcome: &str) -> &'static str {
+    match outcome {
+        "aired" => "Đã phát",
+        "partial" => "Phát một phần",
+        "preempted" => "Bị ngắt",
+        "failed" => "Lỗi phát",
+        "skipped" => "Không phát",
+        "missed" => "Bỏ lỡ",
+        _ => "Khác",
+    }
+}
+
+/// A reason code's Vietnamese text (`reason`'s table).
+fn code_vi(code: &str) -> String {
+    crate::reason::ReasonCode::parse(code).vi().to_string()
+}
+
+/// A station-local instant as pages show it: `04/12/2026 05:30:12` (the station's own offset).
+fn local_secs(t: &DateTime<chrono::FixedOffset>) -> String {
+    t.format("%d/%m/%Y %H:%M:%S").to_string()
+}
+
+/// A collector (UTC) instant on the reporting offset: `04/12/2026 05:30:12`.
+fn utc_secs(t: DateTime<Utc>) -> String {
+    t.with_timezone(&report_offset())
+        .format("%d/%m/%Y %H:%M:%S")
+        .to_string()
+}
+
+/// One airing as the page, the JSON and the report show it.
+#[derive(Debug, Clone, Serialize)]
+pub struct AiringRow {
+    pub repeat: u32,
+    pub outcome: String,
+    pub outcome_vi: String,
+    /// When it went on air (else when it was due), station-local.
+    pub started_at: Option<String>,
+    /// Seconds aired, `45,0`.
+    pub aired_secs: String,
+    /// `-23,0 LUFS` (the record's evidence).
+    pub loudness: Option<String>,
+    pub reason_code: Option<String>,
+    pub reason_vi: Option<String>,
+    /// The line the page shows.
+    pub line: String,
+}
+
+/// One targeted station as the page, the JSON and the report show it.
+#[derive(Debug, Clone, Serialize)]
+pub struct StationRow {
+    pub station: String,
+    pub name: String,
+    pub area_code: String,
+    /// The group code ([`GROUPS`]).
+    pub state: String,
+    pub state_vi: String,
+    /// The station's own state code (`aired`, `partial`, `skipped`, `expired_undelivered`, …).
+    pub state_code: String,
+    pub code: Option<String>,
+    /// Why or when, in Vietnamese.
+    pub detail_vi: String,
+    /// When the station received it (its receipt, the station's clock).
+    pub delivered_at: Option<String>,
+    /// Latest repeat first.
+    pub airings: Vec<AiringRow>,
+}
+
+fn airing_row(a: &BulletinAiring) -> AiringRow {
+    let started_at = a.at.as_ref().map(local_secs);
+    let aired_secs = crate::web::fmt::decimal_vi(a.aired_secs, 1);
+    let loudness = a
+        .loudness_lufs
+        .map(|l| format!("{} LUFS", crate::web::fmt::decimal_vi(l, 1)));
+    let reason_vi = a.reason_code.as_deref().map(code_vi);
+    let mut line = format!("Lần {}: {}", a.repeat, outcome_vi(&a.outcome));
+    if let Some(t) = &started_at {
+        line.push_str(&format!(" lúc {t}"));
+    }
+    if a.aired_secs > 0.0 || matches!(a.outcome.as_str(), "aired" | "partial") {
+        line.push_str(&format!(", {aired_secs} giây"));
+    }
+    if let Some(l) = &loudness {
+        line.push_str(&format!(", {l}"));
+    }
+    if let Some(r) = &reason_vi {
+        line.push_str(&format!(" — {r}"));
+    }
+    AiringRow {
+        repeat: a.repeat,
+        outcome: a.outcome.clone(),
+        outcome_vi: outcome_vi(&a.outcome).to_string(),
+        started_at,
+        aired_secs,
+        loudness,
+        reason_code: a.reason_code.clone(),
+        reason_vi,
+        line,
+    }
+}
+
+/// A station's state as shown (pure).
+pub fn station_row(s: &StationState) -> StationRow {
+    let g = group(s.state, s.code.as_deref());
+    let delivered_at = s
+        .receipt_received_at
+        .and(s.at)
+        .filter(|_| matches!(s.state, StateKind::Delivered | StateKind::Refused))
+        .map(utc_secs);
+    let airings: Vec<AiringRow> = s.airings.iter().map(airing_row).collect();
+    let detail_vi = match s.state {
+        StateKind::Sending => "Trạm chưa báo đã nhận".to_string(),
+        StateKind::Delivered => format!(
+            "Trạm đã nhận lúc {}, chưa phát",
+            s.at.map(utc_secs).unwrap_or_default()
+        ),
+        StateKind::Refused | StateKind::Cancelled | StateKind::ExpiredUndelivered => s
+            .code
+            .as_deref()
+            .map(code_vi)
+            .unwrap_or_else(|| s.state.vi().to_string()),
+        _ => airings.first().map(|a| a.line.clone()).unwrap_or_default(),
+    };
+    StationRow {
+        station: s.station.clone(),
+        name: s.name.clone(),
+        area_code: s.area_code.clone(),
+        state: g.to_string(),
+        state_vi: group_vi(g).to_string(),
+        state_code: s.state.as_str().to_string(),
+        code: s.code.clone(),
+        detail_vi,
+        delivered_at,
+        airings,
+    }
+}
+
+/// A bulletin as its page shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Head {
+    pub id: String,
+    pub title: String,
+    pub priority: String,
+    pub priority_code: String,
+    pub to: String,
+    pub window: String,
+    pub repeats: String,
+    pub sent: String,
+    pub synthetic: bool,
+    pub text: Option<String>,
+    pub cancelled: Option<String>,
+    pub duration: String,
+}
+
+/// What the page, the JSON and the report of one bulletin are made of.
+#[derive(Debug, Clone, Serialize)]
+pub struct Status {
+    pub head: Head,
+    /// (group code, label, how many), every group of [`GROUPS`].
+    pub counts: Vec<(String, String, usize)>,
+    pub total: usize,
+    pub rows: Vec<StationRow>,
+}
+
+/// Read bulletin `id`'s head and every targeted station's state at `now` (`None`: no such
+/// bulletin).
+fn read_status(
+    conn: &rusqlite::Connection,
+    registry: &super::registry::Registry,
+    id: &str,
+    now: DateTime<Utc>,
+) -> Result<Option<Status>, SendError> {
+    use rusqlite::OptionalExtension as _;
+    /// The envelope, who sent it and when, who cancelled it and when.
+    type Stored = (String, String, i64, Option<String>, Option<i64>);
+    let row: Option<Stored> = conn
+        .query_row(
+            "SELECT envelope, created_by, created_unix_ms, cancelled_by, cancelled_unix_ms
+             FROM bulletins WHERE id = ?1",
+            [id],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+        )
+        .optional()?;
+    let Some((envelope, by, created_ms, cancelled_by, cancelled_ms)) = row else {
+        return Ok(None);
+    };
+    let b = crate::centre::signed::Envelope::decode(envelope.as_bytes())
+        .map_err(|e| SendError::Internal(format!("stored bulletin {id}: {e}")))
+        .and_then(|env| {
+            crate::bulletin::Bulletin::decode(&env.body)
+                .map_err(|e| SendError::Internal(format!("stored bulletin {id}: {e}")))
+        })?;
+    let Some(states) = station_states(conn, registry, id, now)? else {
+        return Ok(None);
+    };
+    let at = |ms: i64| Utc.timestamp_millis_opt(ms).single().unwrap_or_default();
+    let code = |p: Priority| match p {
+        Priority::Normal => "normal",
+        Priority::Priority => "priority",
+        Priority::Emergency => "emergency",
+    };
+    let head = Head {
+        id: id.to_string(),
+        title: b.title.clone(),
+        priority: priority_vi(code(b.priority)).to_string(),
+        priority_code: code(b.priority).to_string(),
+        to: targets_vi(&bulletins::targets_text(&b.targets)),
+        window: format!("{} – {}", when_local(b.not_before), when_local(b.not_after)),
+        repeats: repeats_vi(b.repeats.count, b.repeats.interval_secs),
+        sent: format!("{} ({by})", when_local(at(created_ms))),
+        synthetic: b.synthetic,
+        text: b.text.clone(),
+        cancelled: cancelled_ms.map(|ms| {
+            format!(
+                "Đã hủy lúc {} ({})",
+                when_local(at(ms)),
+                cancelled_by.unwrap_or_default()
+            )
+        }),
+        duration: mm_ss(b.audio.duration_ms as f64 / 1000.0),
+    };
+    let rows: Vec<StationRow> = states.stations.iter().map(station_row).collect();
+    let counts = GROUPS
+        .iter()
+        .map(|(c, label)| {
+            (
+                c.to_string(),
+                label.to_string(),
+                rows.iter().filter(|r| r.state == *c).count(),
+            )
+        })
+        .collect();
+    Ok(Some(Status {
+        head,
+        counts,
+        total: rows.len(),
+        rows,
+    }))
+}
+
+/// Why a bulletin's status cannot be shown.
+enum StatusError {
+    NotFound,
+    Internal(String),
+}
+
+async fn status_of(state: &AppState, id: &str) -> Result<Status, StatusError> {
+    if crate::bulletin::BulletinId::parse(id).is_none() {
+        return Err(StatusError::NotFound);
+    }
+    let (registry, now, id) = (state.registry(), state.now(), id.to_string());
+    match state
+        .auth()
+        .with(move |c| read_status(c, &registry, &id, now))
+        .await
+    {
+        Ok(Ok(Some(s))) => Ok(s),
+        Ok(Ok(None)) => Err(StatusError::NotFound),
+        Ok(Err(e)) => Err(StatusError::Internal(e.to_string())),
+        Err(e) => Err(StatusError::Internal(format!("{e:?}"))),
+    }
+}
+
+fn status_refusal(e: StatusError, id: &str, who: &Principal) -> Response {
+    match e {
+        StatusError::NotFound => super::pages::error_page(
+            StatusCode::NOT_FOUND,
+            "Không tìm thấy",
+            &format!("Không có bản tin {id}."),
+            Some(who),
+        ),
+        StatusError::Internal(m) => internal(m, Some(who)),
+    }
+}
+
+#[derive(Deserialize)]
+struct StateQuery {
+    state: Option<String>,
+}
+
+/// The rows in group `state` (all when none or unknown), and the filter's code.
+fn filtered(rows: Vec<StationRow>, state: Option<&str>) -> (Vec<StationRow>, Option<String>) {
+    match state.filter(|s| GROUPS.iter().any(|(c, _)| c == s)) {
+        Some(s) => (
+            rows.into_iter().filter(|r| r.state == s).collect(),
+            Some(s.to_string()),
+        ),
+        None => (rows, None),
+    }
+}
+
+/// `GET /bulletins/{bulletin}` (admins, auditors): the live status page.
+async fn get_status(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    q: Query<StateQuery>,
+    req: Request,
+) -> Response {
+    let Some(p) = principal(&req) else {
+        return see_other("/login?next=/bulletins");
+    };
+    let st = match status_of(&state, &id).await {
+        Ok(s) => s,
+        Err(e) => return status_refusal(e, &id, &p),
+    };
+    let (rows, filter) = filtered(st.rows, q.state.as_deref());
+    let filter_vi = filter.as_deref().map(group_vi);
+    page(
+        StatusCode::OK,
+        "bulletin.html",
+        &p,
+        json!({
+            "nav": "bulletins",
+            "head": st.head,
+            "counts": st.counts,
+            "total": st.total,
+            "rows": rows,
+            "filter": filter,
+            "filter_vi": filter_vi,
+            "groups": GROUPS,
+            "js_path": JS_PATH,
+            "refresh_secs": REFRESH_SECS,
+            "updated": utc_secs(state.now()),
+        }),
+    )
+}
+
+/// How often the status page asks for the stations' states again, seconds.
+pub const REFRESH_SECS: u64 = 3;
+
+/// `GET /api/v1/bulletins/{bulletin}/stations` (admins, auditors): the page's data.
+async fn get_stations_json(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    q: Query<StateQuery>,
+) -> Response {
+    match status_of(&state, &id).await {
+        Ok(st) => {
+            let (rows, _) = filtered(st.rows, q.state.as_deref());
+            let counts: serde_json::Map<String, serde_json::Value> = st
+                .counts
+                .iter()
+                .map(|(c, _, n)| (c.clone(), json!(n)))
+                .collect();
+            let mut r = axum::Json(json!({
+                "id": st.head.id,
+                "synthetic": st.head.synthetic,
+                "cancelled": st.head.cancelled.is_some(),
+                "counts": counts,
+                "total": st.total,
+                "updated": utc_secs(state.now()),
+                "stations": rows,
+            }))
+            .into_response();
+            r.headers_mut()
+                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            r
+        }
+        Err(StatusError::NotFound) => {
+            let text = format!("Không có bản tin {id}.");
+            (
+                StatusCode::NOT_FOUND,
+                axum::Json(json!({ "error": text, "error_vi": text })),
+            )
+                .into_response()
+        }
+        Err(StatusError::Internal(m)) => {
+            tracing::error!(error = %m, "bulletin stations");
+            let text = "Lỗi nội bộ; xem nhật ký của máy chủ.";
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                axum::Json(json!({ "error": text, "error_vi": text })),
+            )
+                .into_response()
+        }
+    }
+}
+
+/// The report's column titles: one row per targeted station and repeat (a station with no
+/// airing journaled: one row, *Lần phát* empty). Tools read by position: a new column goes last.
+pub const REPORT_HEADERS: [&str; 13] = [
+    "Mã trạm",
+    "Tên trạm",
+    "Mã ĐVHC",
+    "Trạng thái",
+    "Chi tiết",
+    "Trạm nhận lúc",
+    "Lần phát",
+    "Kết quả lần phát",
+    "Giờ phát (giờ trạm)",
+    "Thời lượng đã phát (giây)",
+    "Độ lớn đo được (LUFS)",
+    "Lý do",
+    "Mã lý do",
+];
+
+/// The report's rows (pure): text cells, numbers as they are written (`45,0`).
+pub fn report_rows(st: &Status) -> Vec<[String; 13]> {
+    let mut out = Vec::new();
+    for r in &st.rows {
+        let base = |a: Option<&AiringRow>| -> [String; 13] {
+            [
+                r.station.clone(),
+                r.name.clone(),
+                r.area_code.clone(),
+                r.state_vi.clone(),
+                r.detail_vi.clone(),
+                r.delivered_at.clone().unwrap_or_default(),
+                a.map(|a| a.repeat.to_string()).unwrap_or_default(),
+                a.map(|a| a.outcome_vi.clone()).unwrap_or_default(),
+                a.and_then(|a| a.started_at.clone()).unwrap_or_default(),
+                a.map(|a| a.aired_secs.clone()).unwrap_or_default(),
+                a.and_then(|a| a.loudness.as_deref())
+                    .map(|l| l.trim_end_matches(" LUFS").to_string())
+                    .unwrap_or_default(),
+                a.and_then(|a| a.reason_vi.clone())
+                    .or_else(|| {
+                        a.is_none()
+                            .then(|| r.code.as_deref().map(code_vi))
+                            .flatten()
+                    })
+                    .unwrap_or_default(),
+                a.and_then(|a| a.reason_code.clone())
+                    .or_else(|| a.is_none().then(|| r.code.clone()).flatten())
+                    .unwrap_or_default(),
+            ]
+        };
+        if r.airings.is_empty() {
+            out.push(base(None));
+        } else {
+            // Earliest repeat first in the report.
+            for a in r.airings.iter().rev() {
+                out.push(base(Some(a)));
+            }
+        }
+    }
+    out
+}
+
+/// A CSV cell (a leading = + - @ made text, as the audit export does — but a number such as
+/// `-23,0` stays a number: it is quoted, not prefixed).
+fn csv_cell(s: &str) -> String {
+    let looks_numeric =
+        s.starts_with('-') && s[1..].chars().all(|c| c.is_ascii_digit() || c == ',');
+    let guarded = if s.starts_with(['=', '+', '-', '@']) && !looks_numeric {
+        format!("'{s}")
+    } else {
+        s.to_string()
+    };
+    format!("\"{}\"", guarded.replace('"', "\"\""))
+}
+
+/// The report as CSV (BOM, CRLF, Vietnamese headers; Excel opens it as is).
+pub fn report_csv(st: &Status) -> String {
+    let mut out = String::from("\u{feff}");
+    out.push_str(
+        &REPORT_HEADERS
+            .iter()
+            .map(|h| csv_cell(h))
+            .collect::<Vec<_>>()
+            .join(","),
+    );
+    out.push_str("\r\n");
+    for row in report_rows(st) {
+        out.push_str(
+            &row.iter()
+                .map(|c| csv_cell(c))
+                .collect::<Vec<_>>()
+                .join(","),
+        );
+        out.push_str("\r\n");
+    }
+    out
+}
+
+/// The XLSX sheet names.
+pub const SHEET_SUMMARY: &str = "Tổng hợp";
+pub const SHEET_STATIONS: &str = "Chi tiết theo trạm";
+
+/// The report as XLSX: the bulletin and its counts, then every station × repeat (numbers as
+/// numbers).
+pub fn report_xlsx(st: &Status) -> Result<Vec<u8>, rust_xlsxwriter::XlsxError> {
+    use rust_xlsxwriter::{Format, Workbook};
+    let mut wb = Workbook::new();
+    let bold = Format::new().set_bold();
+    let title = Format::new().set_bold().set_font_size(14);
+    {
+        let ws = wb.add_worksheet();
+        ws.set_name(SHEET_SUMMARY)?;
+        ws.write_string_with_format(0, 0, format!("BÁO CÁO BẢN TIN — {}", st.head.title), &title)?;
+        let mut lines: Vec<(&str, String)> = vec![
+            ("Mã bản tin", st.head.id.clone()),
+            ("Mức ưu tiên", st.head.priority.clone()),
+            ("Nơi nhận", st.head.to.clone()),
+            ("Gửi lúc", st.head.sent.clone()),
+            ("Hiệu lực", st.head.window.clone()),
+            ("Số lần phát", st.head.repeats.clone()),
+            ("Thời lượng", st.head.duration.clone()),
+            (
+                "Giọng đọc tổng hợp",
+                if st.head.synthetic { "Có" } else { "Không" }.into(),
+            ),
+        ];
+        if let Some(c) = &st.head.cancelled {
+            lines.push(("Hủy", c.clone()));
+        }
+        let mut row = 2u32;
+        for (k, v) in lines {
+            ws.write_string_with_format(row, 0, k, &bold)?;
+            ws.write_string(row, 1, v)?;
+            row += 1;
+        }
+        row += 1;
+        ws.write_string_with_format(row, 0, "Trạng thái", &bold)?;
+        ws.write_string_with_format(row, 1, "Số trạm", &bold)?;
+        for (_, label, n) in &st.counts {
+            row += 1;
+            ws.write_string(row, 0, label)?;
+            ws.write_number(row, 1, *n as f64)?;
+        }
+        row += 1;
+        ws.write_string_with_format(row, 0, "Tổng số trạm nhận", &bold)?;
+        ws.write_number_with_format(row, 1, st.total as f64, &bold)?;
+        ws.set_column_width(0, 22)?;
+        ws.set_column_width(1, 60)?;
+    }
+    {
+        let ws = wb.add_worksheet();
+        ws.set_name(SHEET_STATIONS)?;
+        for (c, h) in REPORT_HEADERS.iter().enumerate() {
+            ws.write_string_with_format(0, c as u16, *h, &bold)?;
+        }
+        let number = |s: &str| s.replace('.', "").replace(',', ".").parse::<f64>().ok();
+        for (i, row) in report_rows(st).iter().enumerate() {
+            let r = i as u32 + 1;
+            for (c, v) in row.iter().enumerate() {
+                let c = c as u16;
+                // Lần phát, seconds and LUFS are numbers in the workbook.
+                match (c, number(v)) {
+                    (6 | 9 | 10, Some(x)) if !v.is_empty() => ws.write_number(r, c, x)?,
+                    _ => ws.write_string(r, c, v)?,
+                };
+            }
+        }
+        ws.set_freeze_panes(1, 0)?;
+    }
+    wb.save_to_buffer()
+}
+
+fn download(bytes: Vec<u8>, content_type: &'static str, name: String) -> Response {
+    let mut r = (StatusCode::OK, bytes).into_response();
+    let h = r.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{name}\"")) {
+        h.insert(header::CONTENT_DISPOSITION, v);
+    }
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
+
+/// `GET /bulletins/{bulletin}/report.csv` (admins, auditors).
+async fn get_report_csv(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    req: Request,
+) -> Response {
+    let Some(p) = principal(&req) else {
+        return see_other("/login?next=/bulletins");
+    };
+    match status_of(&state, &id).await {
+        Ok(st) => download(
+            report_csv(&st).into_bytes(),
+            "text/csv; charset=utf-8",
+            format!("ban-tin-{id}.csv"),
+        ),
+        Err(e) => status_refusal(e, &id, &p),
+    }
+}
+
+/// `GET /bulletins/{bulletin}/report.xlsx` (admins, auditors).
+async fn get_report_xlsx(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    req: Request,
+) -> Response {
+    let Some(p) = principal(&req) else {
+        return see_other("/login?next=/bulletins");
+    };
+    let st = match status_of(&state, &id).await {
+        Ok(st) => st,
+        Err(e) => return status_refusal(e, &id, &p),
+    };
+    match tokio::task::spawn_blocking(move || report_xlsx(&st)).await {
+        Ok(Ok(bytes)) => download(
+            bytes,
+            "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+            format!("ban-tin-{id}.xlsx"),
+        ),
+        Ok(Err(e)) => internal(e, Some(&p)),
+        Err(e) => internal(e, Some(&p)),
+    }
+}
+
 async fn script() -> Response {
     let mut r = JS.into_response();
     let h = r.headers_mut();
@@ -795,7 +1442,14 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/bulletins", get(get_list))
         .route("/bulletins/new", get(get_new).post(post_new))
+        .route("/bulletins/{bulletin}", get(get_status))
         .route("/bulletins/{bulletin}/cancel", post(post_cancel))
+        .route("/bulletins/{bulletin}/report.csv", get(get_report_csv))
+        .route("/bulletins/{bulletin}/report.xlsx", get(get_report_xlsx))
+        .route(
+            "/api/v1/bulletins/{bulletin}/stations",
+            get(get_stations_json),
+        )
         .route(JS_PATH, get(script))
 }
 

@@ -70,6 +70,7 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("library.html", include_str!("templates/library.html")),
     // Bulletins (rendered by `collector::bulletin_pages`).
     ("bulletins.html", include_str!("templates/bulletins.html")),
+    ("bulletin.html", include_str!("templates/bulletin.html")),
     (
         "bulletin_new.html",
         include_str!("templates/bulletin_new.html"),
