@@ -1584,4 +1584,118 @@ mod tests {
         assert_eq!(repeats_vi(3, 1800), "3 lần, cách 30 phút");
         assert_eq!(repeats_vi(1, 0), "1 lần");
     }
+
+    #[test]
+    fn each_state_falls_in_one_group_and_reads_in_vietnamese() {
+        let check = |k: StateKind, code: Option<&str>, want: &str| {
+            assert_eq!(group(k, code), want, "{k:?} {code:?}");
+        };
+        check(StateKind::Aired, None, "aired");
+        check(StateKind::Partial, Some("partial.output"), "aired");
+        check(StateKind::Failed, Some("failed.output"), "failed");
+        check(
+            StateKind::Preempted,
+            Some("preempted.higher_priority"),
+            "failed",
+        );
+        check(StateKind::Skipped, Some("bulletin.expired"), "expired");
+        check(StateKind::Skipped, Some("bulletin.cancelled"), "cancelled");
+        check(StateKind::Skipped, Some("bulletin.too_long"), "refused");
+        check(StateKind::Delivered, None, "delivered");
+        check(StateKind::Refused, Some("bulletin.audio"), "refused");
+        check(
+            StateKind::Cancelled,
+            Some("bulletin.cancelled"),
+            "cancelled",
+        );
+        check(
+            StateKind::ExpiredUndelivered,
+            Some("bulletin.expired_undelivered"),
+            "expired",
+        );
+        check(StateKind::Sending, None, "sending");
+        for (code, label) in GROUPS {
+            assert_eq!(group_vi(code), *label);
+        }
+    }
+
+    #[test]
+    fn a_station_reads_with_each_repeat_and_the_report_has_a_row_per_repeat() {
+        let tz = chrono::FixedOffset::east_opt(7 * 3600).unwrap();
+        let at = tz.with_ymd_and_hms(2026, 12, 4, 5, 30, 12).unwrap();
+        let s = StationState {
+            station: "p-a".into(),
+            name: "Phường A".into(),
+            area_code: "79101".into(),
+            state: StateKind::Failed,
+            code: Some("failed.output".into()),
+            at: Some(at.with_timezone(&Utc)),
+            receipt_received_at: Some(now()),
+            airings: vec![
+                BulletinAiring {
+                    repeat: 2,
+                    outcome: "failed".into(),
+                    reason_code: Some("failed.output".into()),
+                    at: Some(at + Duration::minutes(30)),
+                    aired_secs: 0.0,
+                    loudness_lufs: None,
+                },
+                BulletinAiring {
+                    repeat: 1,
+                    outcome: "aired".into(),
+                    reason_code: None,
+                    at: Some(at),
+                    aired_secs: 45.04,
+                    loudness_lufs: Some(-23.04),
+                },
+            ],
+        };
+        let r = station_row(&s);
+        assert_eq!((r.state.as_str(), r.state_vi.as_str()), ("failed", "Lỗi"));
+        assert_eq!(
+            r.airings[1].line,
+            "Lần 1: Đã phát lúc 04/12/2026 05:30:12, 45,0 giây, -23,0 LUFS"
+        );
+        assert!(
+            r.airings[0]
+                .line
+                .starts_with("Lần 2: Lỗi phát lúc 04/12/2026 06:00:12 — ")
+        );
+        assert_eq!(r.detail_vi, r.airings[0].line);
+        let st = Status {
+            head: Head {
+                id: "x".into(),
+                title: "t".into(),
+                priority: "khẩn cấp".into(),
+                priority_code: "emergency".into(),
+                to: "Tất cả các trạm".into(),
+                window: String::new(),
+                repeats: String::new(),
+                sent: String::new(),
+                synthetic: false,
+                text: None,
+                cancelled: None,
+                duration: "00:45".into(),
+            },
+            counts: vec![],
+            total: 1,
+            rows: vec![r],
+        };
+        let rows = report_rows(&st);
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[0][6], "1", "earliest repeat first");
+        assert_eq!(
+            (rows[0][9].as_str(), rows[0][10].as_str()),
+            ("45,0", "-23,0")
+        );
+        assert_eq!(rows[1][12], "failed.output");
+        let csv = report_csv(&st);
+        assert!(csv.starts_with("\u{feff}\"Mã trạm\",\"Tên trạm\""), "{csv}");
+        assert!(
+            csv.contains(",\"-23,0\","),
+            "a number stays a number: {csv}"
+        );
+        assert_eq!(csv_cell("=HYPERLINK(1)"), "\"'=HYPERLINK(1)\"");
+        assert!(report_xlsx(&st).is_ok());
+    }
 }
