@@ -3,9 +3,9 @@
 //!
 //! **Invariant:** a request reaches a handler only if its route has a row in [`ROUTES`] and the
 //! row admits it: open routes (`/healthz`, the OpenAPI document, the login page), station ingest
-//! (authenticated by its signatures, in the handlers), station-signed GET routes (verified here
-//! with `centre::request` against the station's registered key, ±600 s, and only the caller's own
-//! `{id}`), `/metrics` (a token of an admin or auditor,
+//! (authenticated by its signatures, in the handlers), station-signed routes (verified here
+//! with `centre::request` against the station's registered key, ±600 s — a POST over its body's
+//! SHA-256 too — and only the caller's own `{id}`), `/metrics` (a token of an admin or auditor,
 //! or — when configured — any request from a loopback address), and every other route only for a
 //! signed-in user (session cookie or `Authorization: Bearer` personal token) whose role the row
 //! names; an operator only for their own stations on routes with a station id, and on routes
@@ -317,6 +317,12 @@ pub const ROUTES: &[Route] = &[
     r("GET", "/static/bulletins-1.js", Access::Open),
     // The push channel (`collector::push`): that station's event stream, station-signed.
     station("GET", "/api/v1/stations/{id}/events", Access::Station),
+    // A station's receipts (delivered / refused), signed over the body: that station only.
+    station(
+        "POST",
+        "/api/v1/stations/{id}/bulletin-receipts",
+        Access::Station,
+    ),
 ];
 
 /// Largest form body of the schedule editors (a schedule text, percent-encoded: up to three
@@ -893,6 +899,9 @@ pub async fn guard(State(state): State<AppState>, req: Request, next: Next) -> R
     next.run(req).await
 }
 
+/// Largest body of a station-signed request with a body (its bulletin receipts).
+pub const MAX_STATION_BODY_BYTES: usize = 256 * 1024;
+
 /// The station that signed a request (put in its extensions by [`guard`] on
 /// [`Access::Station`] routes).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -903,6 +912,20 @@ pub struct StationCaller(pub String);
 /// 403 for a wrong signature or another station's resource; JSON `{error, error_vi, code}`.
 async fn station_guard(state: &AppState, req: Request, route_path: &str, next: Next) -> Response {
     use crate::centre::request::{self, RequestError, SignedHeaders};
+    // A request with a body (a POST) is signed over the body's SHA-256 too
+    // (`request::verify_body`): the body is read here, at most [`MAX_STATION_BODY_BYTES`].
+    let (req, body) = if req.method() == Method::GET || req.method() == Method::HEAD {
+        (req, None)
+    } else {
+        let (parts, b) = req.into_parts();
+        match axum::body::to_bytes(b, MAX_STATION_BODY_BYTES).await {
+            Ok(bytes) => (
+                Request::from_parts(parts, Body::from(bytes.clone())),
+                Some(bytes),
+            ),
+            Err(_) => return api_refusal(AuthFailure::TooLarge),
+        }
+    };
     let checked = (|| {
         let headers =
             SignedHeaders::presented(|name| req.headers().get(name).and_then(|v| v.to_str().ok()))?;
@@ -914,7 +937,17 @@ async fn station_guard(state: &AppState, req: Request, route_path: &str, next: N
             .path_and_query()
             .map(|p| p.as_str())
             .unwrap_or("/");
-        request::verify(&headers, req.method().as_str(), pq, &entry.key, state.now())?;
+        match &body {
+            None => request::verify(&headers, req.method().as_str(), pq, &entry.key, state.now())?,
+            Some(b) => request::verify_body(
+                &headers,
+                req.method().as_str(),
+                pq,
+                b,
+                &entry.key,
+                state.now(),
+            )?,
+        }
         if route_path.contains("{id}") {
             let target = req.uri().path().split('/').nth(4).unwrap_or("");
             if target != entry.id {

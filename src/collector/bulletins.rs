@@ -828,12 +828,537 @@ pub async fn pending_ids(state: &AppState, id: &str) -> Vec<String> {
     }
 }
 
+// ---------------------------------------------------------------------------------------------
+// Receipts (a station's "delivered" / "refused") and the state of each targeted station.
+
+/// Largest body of a receipts POST (a station reports a few receipts at a time).
+pub const MAX_RECEIPTS_BODY_BYTES: usize = 256 * 1024;
+/// Most receipts in one POST.
+pub const MAX_RECEIPTS: usize = 1_000;
+
+/// A station's receipt for one bulletin, as it travels (`POST
+/// /api/v1/stations/{id}/bulletin-receipts`, body `{"receipts":[…]}`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Receipt {
+    /// The bulletin id (32 lowercase hex digits).
+    pub bulletin: String,
+    /// `delivered` (checked, audio verified, handed to the daemon) or `refused`.
+    pub state: ReceiptState,
+    /// The `bulletin.*` code of a refusal (absent when delivered).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+    /// When the station received or refused it (its clock).
+    pub at: DateTime<Utc>,
+}
+
+/// A receipt's state (the `bulletin_receipts.state` column).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ReceiptState {
+    Delivered,
+    Refused,
+}
+
+impl ReceiptState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReceiptState::Delivered => "delivered",
+            ReceiptState::Refused => "refused",
+        }
+    }
+}
+
+/// The body of a receipts POST.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Receipts {
+    pub receipts: Vec<Receipt>,
+}
+
+/// Why a receipt is not stored (the whole POST is refused: 422, the station drops it).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReceiptError {
+    #[error("receipt {index}: bulletin id {id:?} is not 32 lowercase hex digits")]
+    BadId { index: usize, id: String },
+    #[error("receipt {index}: a refusal needs a station's bulletin.* code, got {code:?}")]
+    BadCode { index: usize, code: Option<String> },
+    #[error("receipt {index}: a delivered receipt carries no code")]
+    CodeOnDelivered { index: usize },
+    #[error("{0} receipts in one request (at most {MAX_RECEIPTS})")]
+    TooMany(usize),
+}
+
+/// Check every receipt of a POST (pure): ids well formed, a refusal's code one a station
+/// reports (`bulletin.*`, not the centre's own `bulletin.expired_undelivered`).
+pub fn check_receipts(r: &Receipts) -> Result<(), ReceiptError> {
+    if r.receipts.len() > MAX_RECEIPTS {
+        return Err(ReceiptError::TooMany(r.receipts.len()));
+    }
+    for (index, x) in r.receipts.iter().enumerate() {
+        if BulletinId::parse(&x.bulletin).is_none() {
+            return Err(ReceiptError::BadId {
+                index,
+                id: x.bulletin.clone(),
+            });
+        }
+        match (x.state, x.code.as_deref()) {
+            (ReceiptState::Delivered, None) => {}
+            (ReceiptState::Delivered, Some(_)) => {
+                return Err(ReceiptError::CodeOnDelivered { index });
+            }
+            (ReceiptState::Refused, Some(c))
+                if crate::bulletin::RefusalCode::parse(c)
+                    .is_some_and(|c| c != crate::bulletin::RefusalCode::ExpiredUndelivered) => {}
+            (ReceiptState::Refused, code) => {
+                return Err(ReceiptError::BadCode {
+                    index,
+                    code: code.map(str::to_string),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// What storing a POST's receipts did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Stored {
+    /// Receipts written (new, or later than the one held).
+    pub stored: usize,
+    /// Receipts taken as acknowledged but not written: of a bulletin the centre does not hold,
+    /// or not later than the one held (a retry, a replay).
+    pub ignored: usize,
+}
+
+/// Store `receipts` (checked) of `station` received at `received`, in one transaction: one row
+/// per (bulletin, station), the latest by the station's clock wins (a retried or replayed receipt
+/// changes nothing); receipts naming a bulletin the centre does not hold are ignored.
+pub fn store_receipts(
+    conn: &mut Connection,
+    station: &str,
+    receipts: &[Receipt],
+    received: DateTime<Utc>,
+) -> Result<Stored, SendError> {
+    let tx = conn.transaction()?;
+    let mut out = Stored::default();
+    {
+        let mut known = tx.prepare("SELECT 1 FROM bulletins WHERE id = ?1")?;
+        let mut put = tx.prepare(
+            "INSERT INTO bulletin_receipts
+                (bulletin_id, station, state, code, station_unix_ms, received_unix_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+             ON CONFLICT (bulletin_id, station) DO UPDATE SET
+                state = excluded.state, code = excluded.code,
+                station_unix_ms = excluded.station_unix_ms,
+                received_unix_ms = excluded.received_unix_ms
+             WHERE excluded.station_unix_ms > bulletin_receipts.station_unix_ms",
+        )?;
+        for r in receipts {
+            if !known.exists([&r.bulletin])? {
+                out.ignored += 1;
+                continue;
+            }
+            let n = put.execute(params![
+                r.bulletin,
+                station,
+                r.state.as_str(),
+                r.code,
+                ms(r.at),
+                ms(received)
+            ])?;
+            if n == 0 {
+                out.ignored += 1;
+            } else {
+                out.stored += 1;
+            }
+        }
+    }
+    tx.commit()?;
+    Ok(out)
+}
+
+/// `POST /api/v1/stations/{id}/bulletin-receipts` (station-signed over the body, that station
+/// only): store the receipts; 200 `{stored, ignored}` is the acknowledgement.
+async fn post_receipts(
+    State(state): State<AppState>,
+    Extension(caller): Extension<authz::StationCaller>,
+    req: Request,
+) -> Response {
+    let bytes = match axum::body::to_bytes(req.into_body(), MAX_RECEIPTS_BODY_BYTES).await {
+        Ok(b) => b,
+        Err(_) => {
+            return receipt_refusal(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("receipts body larger than {MAX_RECEIPTS_BODY_BYTES} bytes"),
+            );
+        }
+    };
+    let receipts: Receipts = match serde_json::from_slice(&bytes) {
+        Ok(r) => r,
+        Err(e) => {
+            return receipt_refusal(StatusCode::BAD_REQUEST, format!("receipts not JSON: {e}"));
+        }
+    };
+    if let Err(e) = check_receipts(&receipts) {
+        return receipt_refusal(StatusCode::UNPROCESSABLE_ENTITY, e.to_string());
+    }
+    let now = state.now();
+    let station = caller.0.clone();
+    let done = state
+        .auth()
+        .with(move |c| store_receipts(c, &station, &receipts.receipts, now))
+        .await;
+    match done {
+        Ok(Ok(s)) => {
+            tracing::debug!(station = %caller.0, stored = s.stored, ignored = s.ignored, "bulletin receipts");
+            axum::Json(s).into_response()
+        }
+        Ok(Err(e)) => refusal(&e, "không lưu được biên nhận"),
+        Err(e) => refusal(
+            &SendError::Internal(format!("{e:?}")),
+            "không lưu được biên nhận",
+        ),
+    }
+}
+
+fn receipt_refusal(status: StatusCode, why: String) -> Response {
+    tracing::warn!(error = %why, "bulletin receipts refused");
+    (
+        status,
+        axum::Json(json!({
+            "error": why,
+            "error_vi": "Biên nhận bản tin không hợp lệ; không có gì được lưu.",
+        })),
+    )
+        .into_response()
+}
+
+/// What a targeted station's state is for a bulletin (its page, its report), derived in this
+/// order: a journal record naming the bulletin (the latest repeat's outcome); else its receipt
+/// (delivered / refused); else, the bulletin cancelled, `Cancelled`; else, the window closed,
+/// `ExpiredUndelivered`; else `Sending`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StateKind {
+    Aired,
+    Partial,
+    Preempted,
+    Failed,
+    /// A record `skipped` (or `missed`) with its `bulletin.*` code (expired, cancelled, too long,
+    /// audio).
+    Skipped,
+    Delivered,
+    Refused,
+    /// Cancelled by the centre before the station received it.
+    Cancelled,
+    ExpiredUndelivered,
+    Sending,
+}
+
+impl StateKind {
+    /// Every state, in the order pages list them.
+    pub const ALL: &'static [StateKind] = &[
+        StateKind::Aired,
+        StateKind::Partial,
+        StateKind::Preempted,
+        StateKind::Failed,
+        StateKind::Skipped,
+        StateKind::Delivered,
+        StateKind::Refused,
+        StateKind::Cancelled,
+        StateKind::ExpiredUndelivered,
+        StateKind::Sending,
+    ];
+
+    /// The code (filters, CSV).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StateKind::Aired => "aired",
+            StateKind::Partial => "partial",
+            StateKind::Preempted => "preempted",
+            StateKind::Failed => "failed",
+            StateKind::Skipped => "skipped",
+            StateKind::Delivered => "delivered",
+            StateKind::Refused => "refused",
+            StateKind::Cancelled => "cancelled",
+            StateKind::ExpiredUndelivered => "expired_undelivered",
+            StateKind::Sending => "sending",
+        }
+    }
+
+    /// The state of a code ([`StateKind::as_str`]).
+    pub fn parse(s: &str) -> Option<StateKind> {
+        StateKind::ALL.iter().copied().find(|k| k.as_str() == s)
+    }
+
+    /// The Vietnamese label (pages, exports).
+    pub fn vi(self) -> &'static str {
+        match self {
+            StateKind::Aired => "Đã phát",
+            StateKind::Partial => "Phát một phần",
+            StateKind::Preempted => "Bị ngắt",
+            StateKind::Failed => "Lỗi phát",
+            StateKind::Skipped => "Không phát",
+            StateKind::Delivered => "Đã nhận",
+            StateKind::Refused => "Từ chối",
+            StateKind::Cancelled => "Đã hủy trước khi gửi đến",
+            StateKind::ExpiredUndelivered => "Hết hiệu lực, chưa gửi được",
+            StateKind::Sending => "Đang gửi",
+        }
+    }
+
+    fn of_outcome(outcome: &str) -> StateKind {
+        match outcome {
+            "aired" => StateKind::Aired,
+            "partial" => StateKind::Partial,
+            "preempted" => StateKind::Preempted,
+            "failed" => StateKind::Failed,
+            _ => StateKind::Skipped,
+        }
+    }
+}
+
+/// One airing of a bulletin a station journaled (its record's columns).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BulletinAiring {
+    /// 1-based repeat.
+    pub repeat: u32,
+    /// The record's outcome (`aired`, `partial`, `preempted`, `failed`, `skipped`, …).
+    pub outcome: String,
+    /// Its reason code (a `bulletin.*` code when skipped).
+    pub reason_code: Option<String>,
+    /// When it went on air (`None`: it did not), else when it was due, station-local.
+    pub at: Option<DateTime<chrono::FixedOffset>>,
+    pub aired_secs: f64,
+    /// Integrated loudness the evidence meter measured (LUFS).
+    pub loudness_lufs: Option<f64>,
+}
+
+/// One targeted station's state for a bulletin.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StationState {
+    pub station: String,
+    /// From the registry (empty for a listed station no longer registered).
+    pub name: String,
+    pub area_code: String,
+    pub state: StateKind,
+    /// The `bulletin.*` code: a refusal's, a skipped airing's, `bulletin.expired_undelivered`,
+    /// `bulletin.cancelled` (before delivery).
+    pub code: Option<String>,
+    /// When: the latest airing's start (or due time), the receipt's time by the station's clock,
+    /// the window's end when expired.
+    pub at: Option<DateTime<Utc>>,
+    /// When the collector stored the receipt.
+    pub receipt_received_at: Option<DateTime<Utc>>,
+    /// Each airing journaled, latest repeat first.
+    pub airings: Vec<BulletinAiring>,
+}
+
+/// The state of every targeted station of a bulletin, and how many are in each state.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StationStates {
+    pub bulletin: String,
+    pub not_after: DateTime<Utc>,
+    pub cancelled_at: Option<DateTime<Utc>>,
+    /// Sorted by station id.
+    pub stations: Vec<StationState>,
+    /// (state, how many), every state of [`StateKind::ALL`] in that order (zeros included).
+    pub counts: Vec<(StateKind, usize)>,
+}
+
+impl StationStates {
+    /// How many stations are in `k`.
+    pub fn count(&self, k: StateKind) -> usize {
+        self.counts
+            .iter()
+            .find(|(s, _)| *s == k)
+            .map_or(0, |(_, n)| *n)
+    }
+}
+
+/// The state of each station bulletin `bulletin_id` targets (by `registry`: every station,
+/// those of an area prefix, or its list — and any other station that reported on it), at `now`
+/// (contract item 3's derivation, see [`StateKind`]); `None` when the centre holds no such
+/// bulletin. Reads only: the `bulletins` row, `bulletin_receipts`, records naming the bulletin.
+pub fn station_states(
+    conn: &Connection,
+    registry: &Registry,
+    bulletin_id: &str,
+    now: DateTime<Utc>,
+) -> Result<Option<StationStates>, SendError> {
+    let row: Option<(String, i64, Option<i64>)> = conn
+        .query_row(
+            "SELECT envelope, not_after_unix_ms, cancelled_unix_ms FROM bulletins WHERE id = ?1",
+            [bulletin_id],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .optional()?;
+    let Some((envelope, not_after_ms, cancelled_ms)) = row else {
+        return Ok(None);
+    };
+    let targets = Envelope::decode(envelope.as_bytes())
+        .map_err(|e| SendError::Internal(format!("stored bulletin {bulletin_id}: {e}")))
+        .and_then(|env| {
+            Bulletin::decode(&env.body)
+                .map_err(|e| SendError::Internal(format!("stored bulletin {bulletin_id}: {e}")))
+        })?
+        .targets;
+    let not_after = at_ms(not_after_ms);
+    let cancelled_at = cancelled_ms.map(at_ms);
+
+    let mut stations: std::collections::BTreeMap<String, StationState> = Default::default();
+    let blank = |id: &str| {
+        let e = registry.get(id);
+        StationState {
+            station: id.to_string(),
+            name: e.map(|e| e.name.clone()).unwrap_or_default(),
+            area_code: e.map(|e| e.area_code.clone()).unwrap_or_default(),
+            state: StateKind::Sending,
+            code: None,
+            at: None,
+            receipt_received_at: None,
+            airings: Vec::new(),
+        }
+    };
+    match &targets {
+        Targets::Stations(ids) => {
+            for id in ids {
+                stations.insert(id.clone(), blank(id));
+            }
+        }
+        t => {
+            for e in registry.stations.values() {
+                if t.includes(&e.id, &e.area_code) {
+                    stations.insert(e.id.clone(), blank(&e.id));
+                }
+            }
+        }
+    }
+
+    // Receipts.
+    let mut st = conn.prepare(
+        "SELECT station, state, code, station_unix_ms, received_unix_ms
+         FROM bulletin_receipts WHERE bulletin_id = ?1",
+    )?;
+    let rows = st.query_map([bulletin_id], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, Option<String>>(2)?,
+            r.get::<_, i64>(3)?,
+            r.get::<_, i64>(4)?,
+        ))
+    })?;
+    let mut receipts: Vec<(String, String, Option<String>, i64, i64)> = Vec::new();
+    for r in rows {
+        receipts.push(r?);
+    }
+
+    // Records naming the bulletin.
+    let mut st = conn.prepare(
+        "SELECT station, bulletin_repeat, outcome, reason_code, bytes, aired_secs
+         FROM records WHERE bulletin_id = ?1",
+    )?;
+    let rows = st.query_map([bulletin_id], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, Option<i64>>(1)?,
+            r.get::<_, String>(2)?,
+            r.get::<_, Option<String>>(3)?,
+            r.get::<_, String>(4)?,
+            r.get::<_, f64>(5)?,
+        ))
+    })?;
+    for r in rows {
+        let (station, repeat, outcome, reason_code, bytes, aired_secs) = r?;
+        let v: serde_json::Value = serde_json::from_str(&bytes).unwrap_or_default();
+        let when = |k: &str| {
+            v.get(k)
+                .and_then(|t| t.as_str())
+                .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+        };
+        let airing = BulletinAiring {
+            repeat: repeat.and_then(|n| u32::try_from(n).ok()).unwrap_or(0),
+            outcome,
+            reason_code,
+            at: when("actual_start").or_else(|| when("scheduled_at")),
+            aired_secs,
+            loudness_lufs: v
+                .get("evidence")
+                .and_then(|e| e.get("integrated_lufs"))
+                .and_then(serde_json::Value::as_f64),
+        };
+        stations
+            .entry(station.clone())
+            .or_insert_with(|| blank(&station))
+            .airings
+            .push(airing);
+    }
+    for (station, state, code, station_ms, received_ms) in receipts {
+        let s = stations
+            .entry(station.clone())
+            .or_insert_with(|| blank(&station));
+        s.receipt_received_at = Some(at_ms(received_ms));
+        if s.airings.is_empty() {
+            s.state = if state == "refused" {
+                StateKind::Refused
+            } else {
+                StateKind::Delivered
+            };
+            s.code = code;
+            s.at = Some(at_ms(station_ms));
+        }
+    }
+    for s in stations.values_mut() {
+        if !s.airings.is_empty() {
+            // Latest repeat first; a repeat journaled twice (a retry): the later record first.
+            s.airings
+                .sort_by(|a, b| b.repeat.cmp(&a.repeat).then_with(|| b.at.cmp(&a.at)));
+            let latest = &s.airings[0];
+            s.state = StateKind::of_outcome(&latest.outcome);
+            s.code = latest.reason_code.clone();
+            s.at = latest.at.map(|t| t.with_timezone(&Utc));
+        } else if s.receipt_received_at.is_none() {
+            if let Some(c) = cancelled_at {
+                s.state = StateKind::Cancelled;
+                s.code = Some(crate::bulletin::RefusalCode::Cancelled.as_str().to_string());
+                s.at = Some(c);
+            } else if now >= not_after {
+                s.state = StateKind::ExpiredUndelivered;
+                s.code = Some(
+                    crate::bulletin::RefusalCode::ExpiredUndelivered
+                        .as_str()
+                        .to_string(),
+                );
+                s.at = Some(not_after);
+            }
+        }
+    }
+    let stations: Vec<StationState> = stations.into_values().collect();
+    let counts = StateKind::ALL
+        .iter()
+        .map(|k| (*k, stations.iter().filter(|s| s.state == *k).count()))
+        .collect();
+    Ok(Some(StationStates {
+        bulletin: bulletin_id.to_string(),
+        not_after,
+        cancelled_at,
+        stations,
+        counts,
+    }))
+}
+
 /// The routes (merged into the collector's router; each has its row in `authz::ROUTES`).
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/v1/bulletins", get(get_list).post(post_send))
         .route("/api/v1/bulletins/{bulletin}/cancel", post(post_cancel))
         .route("/api/v1/stations/{id}/bulletins", get(get_for_station))
+        .route(
+            "/api/v1/stations/{id}/bulletin-receipts",
+            post(post_receipts),
+        )
 }
 
 #[cfg(test)]
@@ -842,10 +1367,19 @@ mod tests {
 
     fn registry() -> Registry {
         let key = ed25519_dalek::SigningKey::from_bytes(&[7; 32]).verifying_key();
-        let text = format!(
-            "[[station]]\nid = \"a\"\nname = \"A\"\narea_code = \"79101\"\npublic_key = \"{}\"\n",
-            crate::wire::encode_public_key(&key)
-        );
+        let mut text = String::new();
+        for (id, area) in [
+            ("a", "79101"),
+            ("b", "79102"),
+            ("c", "79103"),
+            ("d", "79104"),
+            ("e", "51001"),
+        ] {
+            text.push_str(&format!(
+                "[[station]]\nid = \"{id}\"\nname = \"Phường {id}\"\narea_code = \"{area}\"\npublic_key = \"{}\"\n",
+                crate::wire::encode_public_key(&key)
+            ));
+        }
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("r.toml");
         std::fs::write(&p, text).unwrap();
@@ -861,7 +1395,7 @@ mod tests {
             Targets::Area("79".into())
         );
         assert!(matches!(
-            parse_targets("area:80", &r),
+            parse_targets("area:52", &r),
             Err(SendError::EmptyArea(_))
         ));
         let e = parse_targets("stations:x,a,y", &r).unwrap_err();
@@ -870,5 +1404,329 @@ mod tests {
             parse_targets("khác", &r),
             Err(SendError::BadTargets(_))
         ));
+    }
+
+    use crate::bulletin::body::tests::{at, sample};
+
+    fn db() -> (tempfile::TempDir, Connection) {
+        let dir = tempfile::tempdir().unwrap();
+        let c = crate::collector::Store::open(&dir.path().join("c.db"))
+            .unwrap()
+            .into_connection();
+        (dir, c)
+    }
+
+    /// The sample bulletin to area 79, stored as the centre stores it.
+    fn stored(c: &Connection) -> Bulletin {
+        let b = Bulletin {
+            targets: Targets::Area("79".into()),
+            ..sample()
+        };
+        let env = b
+            .sign(&ed25519_dalek::SigningKey::from_bytes(&[1; 32]))
+            .unwrap();
+        insert(c, &b, &env, "lan").unwrap();
+        b
+    }
+
+    fn receipt(id: &str, state: ReceiptState, code: Option<&str>, t: &str) -> Receipt {
+        Receipt {
+            bulletin: id.into(),
+            state,
+            code: code.map(str::to_string),
+            at: at(t),
+        }
+    }
+
+    /// A record of station `st` for airing `repeat` of bulletin `id` (the columns the states
+    /// read, and its bytes with the evidence's loudness).
+    #[allow(clippy::too_many_arguments)]
+    fn record(
+        c: &Connection,
+        st: &str,
+        seq: i64,
+        id: &str,
+        repeat: i64,
+        outcome: &str,
+        code: Option<&str>,
+        start: &str,
+    ) {
+        let bytes = json!({
+            "scheduled_at": start,
+            "actual_start": (outcome != "skipped").then_some(start),
+            "evidence": {"integrated_lufs": -23.1},
+        })
+        .to_string();
+        c.execute(
+            "INSERT INTO records (station, seq, hash, prev_hash, signature, bytes, occurrence,
+                category, source, outcome, scheduled_unix, aired_secs, received_unix, reason_code,
+                bulletin_id, bulletin_repeat)
+             VALUES (?1, ?2, 'h', 'p', 's', ?3, ?4, 'bulletin', 'file', ?5, 0, 45.0, 0, ?6, ?7, ?8)",
+            params![st, seq, bytes, format!("bulletin:{id}#{repeat}"), outcome, code, id, repeat],
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn receipts_are_checked_and_only_a_station_code_refuses() {
+        let id = "07".repeat(16);
+        let ok = |r: Vec<Receipt>| check_receipts(&Receipts { receipts: r });
+        assert_eq!(
+            ok(vec![receipt(
+                &id,
+                ReceiptState::Delivered,
+                None,
+                "2027-09-12T02:00:00Z"
+            )]),
+            Ok(())
+        );
+        assert_eq!(
+            ok(vec![receipt(
+                &id,
+                ReceiptState::Refused,
+                Some("bulletin.signature"),
+                "2027-09-12T02:00:00Z"
+            )]),
+            Ok(())
+        );
+        for (r, what) in [
+            (
+                receipt("XY", ReceiptState::Delivered, None, "2027-09-12T02:00:00Z"),
+                "bad id",
+            ),
+            (
+                receipt(&id, ReceiptState::Refused, None, "2027-09-12T02:00:00Z"),
+                "no code",
+            ),
+            (
+                receipt(
+                    &id,
+                    ReceiptState::Refused,
+                    Some("missed.station_down"),
+                    "2027-09-12T02:00:00Z",
+                ),
+                "not a bulletin code",
+            ),
+            (
+                receipt(
+                    &id,
+                    ReceiptState::Refused,
+                    Some("bulletin.expired_undelivered"),
+                    "2027-09-12T02:00:00Z",
+                ),
+                "the centre's code",
+            ),
+            (
+                receipt(
+                    &id,
+                    ReceiptState::Delivered,
+                    Some("bulletin.audio"),
+                    "2027-09-12T02:00:00Z",
+                ),
+                "code on delivered",
+            ),
+        ] {
+            assert!(ok(vec![r]).is_err(), "{what}");
+        }
+        let body = br#"{"receipts":[{"bulletin":"0707070707070707070707070707070707","state":"lost","at":"2027-09-12T02:00:00Z"}]}"#;
+        assert!(serde_json::from_slice::<Receipts>(body).is_err());
+    }
+
+    #[test]
+    fn the_latest_receipt_wins_a_replay_changes_nothing_an_unknown_bulletin_is_ignored() {
+        let (_d, mut c) = db();
+        let b = stored(&c);
+        let id = b.id.to_hex();
+        let now = at("2027-09-12T02:00:05Z");
+        let first = receipt(&id, ReceiptState::Delivered, None, "2027-09-12T02:00:00Z");
+        assert_eq!(
+            store_receipts(&mut c, "a", std::slice::from_ref(&first), now).unwrap(),
+            Stored {
+                stored: 1,
+                ignored: 0
+            }
+        );
+        // The same receipt again (a retry after a lost answer): acknowledged, nothing changes.
+        assert_eq!(
+            store_receipts(&mut c, "a", std::slice::from_ref(&first), now).unwrap(),
+            Stored {
+                stored: 0,
+                ignored: 1
+            }
+        );
+        let later = receipt(
+            &id,
+            ReceiptState::Refused,
+            Some("bulletin.audio"),
+            "2027-09-12T02:10:00Z",
+        );
+        let unknown = receipt(
+            &"ff".repeat(16),
+            ReceiptState::Delivered,
+            None,
+            "2027-09-12T02:00:00Z",
+        );
+        assert_eq!(
+            store_receipts(&mut c, "a", &[later, unknown], now).unwrap(),
+            Stored {
+                stored: 1,
+                ignored: 1
+            }
+        );
+        // An older receipt replayed after the later one: ignored.
+        assert_eq!(
+            store_receipts(&mut c, "a", &[first], now).unwrap(),
+            Stored {
+                stored: 0,
+                ignored: 1
+            }
+        );
+        let (state, code): (String, Option<String>) = c
+            .query_row(
+                "SELECT state, code FROM bulletin_receipts WHERE station = 'a'",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!(
+            (state.as_str(), code.as_deref()),
+            ("refused", Some("bulletin.audio"))
+        );
+    }
+
+    #[test]
+    fn each_targeted_station_has_its_state_records_first_then_receipts_then_the_window() {
+        let (_d, mut c) = db();
+        let reg = registry();
+        let b = stored(&c);
+        let id = b.id.to_hex();
+        assert_eq!(
+            station_states(&c, &reg, &"ff".repeat(16), at("2027-09-12T02:00:00Z")).unwrap(),
+            None
+        );
+        // a: delivered then aired twice (repeat 2 latest); b: delivered; c: refused; d: nothing;
+        // e: outside area 79, not targeted.
+        store_receipts(
+            &mut c,
+            "a",
+            &[receipt(
+                &id,
+                ReceiptState::Delivered,
+                None,
+                "2027-09-12T01:00:02Z",
+            )],
+            at("2027-09-12T01:00:03Z"),
+        )
+        .unwrap();
+        record(
+            &c,
+            "a",
+            1,
+            &id,
+            1,
+            "aired",
+            None,
+            "2027-09-12T08:00:05+07:00",
+        );
+        record(
+            &c,
+            "a",
+            2,
+            &id,
+            2,
+            "preempted",
+            Some("preempted.higher_priority"),
+            "2027-09-12T08:30:05+07:00",
+        );
+        store_receipts(
+            &mut c,
+            "b",
+            &[receipt(
+                &id,
+                ReceiptState::Delivered,
+                None,
+                "2027-09-12T01:00:04Z",
+            )],
+            at("2027-09-12T01:00:05Z"),
+        )
+        .unwrap();
+        store_receipts(
+            &mut c,
+            "c",
+            &[receipt(
+                &id,
+                ReceiptState::Refused,
+                Some("bulletin.not_targeted"),
+                "2027-09-12T01:00:06Z",
+            )],
+            at("2027-09-12T01:00:07Z"),
+        )
+        .unwrap();
+        let during = station_states(&c, &reg, &id, at("2027-09-12T02:00:00Z"))
+            .unwrap()
+            .unwrap();
+        let by = |s: &StationStates, st: &str| s.stations.iter().find(|x| x.station == st).cloned();
+        assert_eq!(
+            during
+                .stations
+                .iter()
+                .map(|s| s.station.as_str())
+                .collect::<Vec<_>>(),
+            ["a", "b", "c", "d"]
+        );
+        let a = by(&during, "a").unwrap();
+        assert_eq!(a.state, StateKind::Preempted);
+        assert_eq!(a.name, "Phường a");
+        assert_eq!(
+            a.airings.iter().map(|x| x.repeat).collect::<Vec<_>>(),
+            [2, 1]
+        );
+        assert_eq!(a.airings[1].outcome, "aired");
+        assert_eq!(a.airings[1].loudness_lufs, Some(-23.1));
+        assert_eq!(a.at, Some(at("2027-09-12T01:30:05Z")));
+        let bb = by(&during, "b").unwrap();
+        assert_eq!(
+            (bb.state, bb.at),
+            (StateKind::Delivered, Some(at("2027-09-12T01:00:04Z")))
+        );
+        let cc = by(&during, "c").unwrap();
+        assert_eq!(
+            (cc.state, cc.code.as_deref()),
+            (StateKind::Refused, Some("bulletin.not_targeted"))
+        );
+        assert_eq!(by(&during, "d").unwrap().state, StateKind::Sending);
+        assert_eq!(during.count(StateKind::Sending), 1);
+        assert_eq!(during.count(StateKind::Delivered), 1);
+        assert_eq!(during.counts.len(), StateKind::ALL.len());
+        // After the window: d never received it.
+        let after = station_states(&c, &reg, &id, b.not_after).unwrap().unwrap();
+        let d = by(&after, "d").unwrap();
+        assert_eq!(
+            (d.state, d.code.as_deref(), d.at),
+            (
+                StateKind::ExpiredUndelivered,
+                Some("bulletin.expired_undelivered"),
+                Some(b.not_after)
+            )
+        );
+        assert_eq!(by(&after, "b").unwrap().state, StateKind::Delivered);
+        // Cancelled before d received it.
+        let key = ed25519_dalek::SigningKey::from_bytes(&[1; 32]);
+        let when = at("2027-09-12T03:00:00Z");
+        let env = Cancel {
+            v: 1,
+            id: b.id,
+            cancelled_at: when,
+        }
+        .sign(&key);
+        cancel(&c, &id, &env, "lan", when).unwrap();
+        let cancelled = station_states(&c, &reg, &id, at("2027-09-12T04:00:00Z"))
+            .unwrap()
+            .unwrap();
+        assert_eq!(by(&cancelled, "d").unwrap().state, StateKind::Cancelled);
+        for k in StateKind::ALL {
+            assert_eq!(StateKind::parse(k.as_str()), Some(*k));
+            assert!(!k.vi().is_empty());
+        }
     }
 }
