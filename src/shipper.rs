@@ -122,6 +122,11 @@ pub struct HeartbeatAnswer {
     /// The centre's current public key (base64), so a station notices a rotation.
     #[serde(default)]
     pub centre_key: Option<String>,
+    /// The ids of the bulletins the centre holds for this station, not cancelled, window open
+    /// (the fallback for networks that cut the push channel; `station::bulletins` fetches when
+    /// one is new to it).
+    #[serde(default)]
+    pub pending_bulletins: Vec<String>,
 }
 
 impl ShipperConfig {

@@ -23,7 +23,8 @@
 //! air and the records on their way into the journal), [`liveness`] (the alive mark, heartbeat
 //! status, shipper tasks, watchdog), [`scheduler`] (the pure decision), [`playout`] (the
 //! station's commands to a player), [`state`] (`state.bin`), [`push`] (the push channel's
-//! client: wakes the bulletin intake and the sync agent).
+//! client: wakes the bulletin intake and the sync agent), [`bulletins`] (the intake of the
+//! centre's bulletins and the receipts to it, beside the sync agent).
 
 pub mod bulletins;
 pub mod daemon;
