@@ -22,8 +22,8 @@ use serde_json::json;
 use std::collections::BTreeMap;
 
 use super::authz::{self, Principal};
-use super::bulletin_states::{BulletinAiring, StateKind, StationState, station_states};
 use super::bulletins::{self, SendError, SendRequest};
+use super::bulletins::{BulletinAiring, StateKind, StationState, station_states};
 use super::http::AppState;
 use super::library::web::{admit, library_of, mm_ss};
 use super::library::{LibraryError, Meta};

@@ -10,7 +10,6 @@ pub mod accounts;
 pub mod audit;
 pub mod authz;
 pub mod bulletin_pages;
-pub mod bulletin_states;
 pub mod bulletins;
 pub mod centre;
 pub mod enrolment;
