@@ -378,6 +378,7 @@ async fn an_admin_composes_from_the_library_and_cancels_an_auditor_only_reads() 
         "khẩn cấp",
         "Các trạm có mã ĐVHC bắt đầu bằng 79",
         "3 lần, cách 30 phút",
+        "Đang gửi 2 / 2 trạm",
         "Còn hiệu lực",
         "(lan)",
     ] {
@@ -517,6 +518,7 @@ async fn an_admin_composes_from_the_library_and_cancels_an_auditor_only_reads() 
     );
     let row = text(&c, &format!("tr[data-bulletin=\"{power}\"]")).await;
     assert!(row.contains("Đã hủy lúc") && row.contains("(lan)"), "{row}");
+    assert!(row.contains("Đã hủy 2 / 2 trạm"), "{row}");
     assert!(
         c.find(Locator::Css(&cancel)).await.is_err(),
         "a cancelled bulletin has no cancel button"

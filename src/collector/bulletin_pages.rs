@@ -657,6 +657,8 @@ struct ListRow {
     repeats: String,
     cancelled: Option<String>,
     open: bool,
+    /// The stations by state: `Đã phát 2 · Đang gửi 1 / 3 trạm`.
+    counts: String,
 }
 
 #[derive(Deserialize)]
@@ -685,15 +687,39 @@ pub fn repeats_vi(count: u32, interval_secs: u32) -> String {
 }
 
 async fn list_page(state: &AppState, who: &Principal, q: &ListQuery) -> Response {
-    let listed = match state.auth().with(|c| bulletins::list(c)).await {
+    let (registry, now) = (state.registry(), state.now());
+    let got = state
+        .auth()
+        .with(move |c| -> Result<_, SendError> {
+            let l = bulletins::list(c)?;
+            // Each bulletin's stations by group (the same derivation as its page).
+            let mut counts = Vec::with_capacity(l.len());
+            for b in &l {
+                counts.push(station_states(c, &registry, &b.id, now)?.map(|st| {
+                    let mut n = BTreeMap::<&'static str, usize>::new();
+                    for s in &st.stations {
+                        *n.entry(group(s.state, s.code.as_deref())).or_default() += 1;
+                    }
+                    let parts: Vec<String> = GROUPS
+                        .iter()
+                        .filter_map(|(g, label)| n.get(g).map(|k| format!("{label} {k}")))
+                        .collect();
+                    format!("{} / {} trạm", parts.join(" · "), st.stations.len())
+                }));
+            }
+            Ok((l, counts))
+        })
+        .await;
+    let (listed, counts) = match got {
         Ok(Ok(l)) => l,
         Ok(Err(e)) => return internal(e, Some(who)),
         Err(e) => return internal(format!("{e:?}"), Some(who)),
     };
-    let now = state.now();
     let rows: Vec<ListRow> = listed
         .into_iter()
-        .map(|b| ListRow {
+        .zip(counts)
+        .map(|(b, counts)| ListRow {
+            counts: counts.unwrap_or_default(),
             open: b.cancelled_at.is_none() && at_rfc3339(&b.not_after).is_some_and(|t| t > now),
             priority: priority_vi(&b.priority).to_string(),
             priority_code: b.priority.clone(),
