@@ -7,7 +7,7 @@
 //! real espeak-ng; a cancel asks first and is
 //! listed; an auditor sees the list but cannot open the compose page. A bulletin's live status
 //! page: counts and a row per targeted station, following receipts and records (sent through the
-//! real ingest endpoint) without a reload, filtered by state, its CSV/XLSX report downloaded
+//! real station-signed receipts and ingest endpoints) without a reload, filtered by state, its CSV/XLSX report downloaded
 //! and read; the report's columns over HTTP. Screenshots are kept under
 //! `$CARGO_TARGET_TMPDIR/web_bulletins/`.
 
@@ -624,17 +624,30 @@ async fn ship(base: &str, st: &str, rec: loa::wire::SignedRecord) {
     assert!((200..300).contains(&status), "{status}: {body}");
 }
 
-/// A receipt as the collector stores it (`bulletin_receipts`, contract item 3).
-fn receipt(db: &Path, id: &str, station: &str, state: &str, code: Option<&str>) {
-    let c = rusqlite::Connection::open(db).unwrap();
-    c.busy_timeout(Duration::from_secs(10)).unwrap();
-    let now = chrono::Utc::now().timestamp_millis();
-    c.execute(
-        "INSERT OR REPLACE INTO bulletin_receipts (bulletin_id, station, state, code,
-            station_unix_ms, received_unix_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        rusqlite::params![id, station, state, code, now - 1000, now],
-    )
-    .unwrap();
+/// Station `st` reports its receipt of bulletin `id` through the real station-signed endpoint
+/// (`POST /api/v1/stations/{id}/bulletin-receipts`, as its intake does).
+async fn receipt(base: &str, st: &TestStation, id: &str, state: &str, code: Option<&str>) {
+    let path = format!("/api/v1/stations/{}/bulletin-receipts", st.id);
+    let mut r = serde_json::json!({ "bulletin": id, "state": state, "at": chrono::Utc::now() });
+    if let Some(c) = code {
+        r["code"] = serde_json::json!(c);
+    }
+    let body = serde_json::to_vec(&serde_json::json!({ "receipts": [r] })).unwrap();
+    let h =
+        loa::centre::request::sign_body(&st.key, &st.id, "POST", &path, &body, chrono::Utc::now());
+    let mut req = client()
+        .post(format!("{base}{path}"))
+        .header("content-type", "application/json");
+    for (k, v) in h.pairs() {
+        req = req.header(k, v);
+    }
+    let resp = req.body(body).send().await.unwrap();
+    let status = resp.status();
+    assert!(
+        status.is_success(),
+        "{status}: {}",
+        resp.text().await.unwrap()
+    );
 }
 
 /// Wait until `css`'s text satisfies `ok` (the page's refresh), up to 20 s.
@@ -661,7 +674,6 @@ async fn until(c: &Client, css: &str, ok: impl Fn(&str) -> bool) -> String {
 async fn the_status_page_follows_the_stations_live_and_downloads_its_report() {
     let mut centre = centre().await;
     let base = centre.srv.base.clone();
-    let db = centre._home.path().join("collector.db");
     // Sent to every station (3), twice 10 minutes apart.
     let now = chrono::Utc::now();
     let r = client()
@@ -708,7 +720,7 @@ async fn the_status_page_follows_the_stations_live_and_downloads_its_report() {
     // Station b receives it; a airs repeat 1 (measured -23.0 LUFS) and its repeat 2 fails;
     // c refuses it (its audio does not match). The page follows without a reload.
     let page = c.find(Locator::Css("html")).await.unwrap();
-    receipt(&db, &id, "phuong-b", "delivered", None);
+    receipt(&base, &centre.stations[1], &id, "delivered", None).await;
     let tz = chrono::FixedOffset::east_opt(7 * 3600).unwrap();
     let t1 = (now + chrono::Duration::seconds(5)).with_timezone(&tz);
     let rec = bulletin_record(
@@ -722,7 +734,14 @@ async fn the_status_page_follows_the_stations_live_and_downloads_its_report() {
         None,
     );
     ship(&base, "phuong-a", rec).await;
-    receipt(&db, &id, "xa-c", "refused", Some("bulletin.audio"));
+    receipt(
+        &base,
+        &centre.stations[2],
+        &id,
+        "refused",
+        Some("bulletin.audio"),
+    )
+    .await;
     until(&c, "#count-sending", |t| t == "0").await;
     assert!(page.tag_name().await.is_ok(), "the same page, not reloaded");
     assert_eq!(text(&c, "#count-aired").await, "1");
@@ -900,7 +919,6 @@ async fn get_with(base: &str, path: &str, token: &str) -> (u16, String) {
 async fn the_report_has_its_columns_a_row_per_station_and_repeat_and_texts_for_codes() {
     let mut centre = centre().await;
     let base = centre.srv.base.clone();
-    let db = centre._home.path().join("collector.db");
     let now = chrono::Utc::now();
     let r = client()
         .post(format!("{base}/api/v1/bulletins"))
@@ -946,7 +964,14 @@ async fn the_report_has_its_columns_a_row_per_station_and_repeat_and_texts_for_c
     );
     ship(&base, "phuong-a", rec).await;
     // b refused it: too long for its sessions. (xa-c is in area 51: not targeted, no row.)
-    receipt(&db, &id, "phuong-b", "refused", Some("bulletin.too_long"));
+    receipt(
+        &base,
+        &centre.stations[1],
+        &id,
+        "refused",
+        Some("bulletin.too_long"),
+    )
+    .await;
 
     let (s, csv) = get_with(
         &base,
