@@ -22,6 +22,7 @@ use super::{
     TRIM_MIN_IDLE_SECS, load_schedule,
 };
 
+use super::bulletin_air::{self, AiredBulletins, Desk, IntakeEvent};
 use super::sync::SwitchRequest;
 use crate::clock::Clock;
 use crate::journal::{self, Journal};
@@ -73,6 +74,8 @@ pub struct Daemon {
     pub(super) sync_health: Option<watch::Receiver<SyncHealth>>,
     /// What the collector's heartbeat answers said (`station::sync` watches it for news).
     pub(super) answers: Arc<watch::Sender<shipper::HeartbeatAnswer>>,
+    /// The bulletins handed over by the intake, and their airing ([`super::bulletin_air`]).
+    pub(super) bulletins: Desk,
 }
 
 impl Daemon {
@@ -187,6 +190,12 @@ impl Daemon {
             (None, None) => None,
         };
         let audio_root = cfg.audio_root.clone();
+        // Bulletin airings the journal (or a record recovered for it) accounts for.
+        let recovered_keys: Vec<String> = recovered
+            .iter()
+            .filter_map(|r| r.occurrence.clone())
+            .collect();
+        let bulletins = Desk::new(journal.occurrences().keys().chain(recovered_keys.iter()));
         let mut d = Self {
             floor,
             cfg,
@@ -209,6 +218,7 @@ impl Daemon {
             pending_switch: None,
             sync_health: None,
             answers: Arc::new(watch::Sender::new(shipper::HeartbeatAnswer::default())),
+            bulletins,
         };
         // The centre's version it opened, if its schedule is one (records name it).
         let versions = super::sync::Store::new(&d.cfg.data_dir);
@@ -317,6 +327,19 @@ impl Daemon {
         self.answers.subscribe()
     }
 
+    /// Where the bulletin intake hands the daemon checked bulletins (with their verified audio)
+    /// and the centre's cancels; the daemon airs them by the airing rules
+    /// ([`crate::bulletin::airing`]).
+    pub fn bulletin_intake(&self) -> mpsc::Sender<IntakeEvent> {
+        self.bulletins.sender()
+    }
+
+    /// The bulletin airings the journal accounts for (filled from the journal at open, noted on
+    /// each bulletin record appended): the intake's replay test reads it.
+    pub fn aired_bulletins(&self) -> AiredBulletins {
+        self.bulletins.aired()
+    }
+
     /// Take the newest switch request; apply it when nothing is on air (never mid-airing).
     pub(super) fn poll_switch(&mut self) {
         if let Some(rx) = self.switch_rx.as_mut() {
@@ -329,7 +352,8 @@ impl Daemon {
                 }
             }
         }
-        if self.inflight.on_air.is_some() {
+        // Nor between a bulletin and the airing it interrupted.
+        if self.inflight.on_air.is_some() || self.bulletins.busy() {
             return;
         }
         if let Some(r) = self.pending_switch.take() {
@@ -500,6 +524,25 @@ impl Daemon {
         &mut self,
         now: DateTime<Utc>,
     ) -> Result<Option<DateTime<Utc>>, StationError> {
+        // Bulletins first: one due takes the air before a scheduled airing is started over it.
+        let bulletin_wake = {
+            let mut air = bulletin_air::Air {
+                inflight: &mut self.inflight,
+                player: &*self.player,
+                station: &self.station,
+                catalog: &self.catalog,
+                plan: &self.plan,
+                now,
+            };
+            match self.bulletins.pass(&mut air) {
+                Ok(w) => w,
+                Err(StationError::Player(e)) => {
+                    tracing::error!("player: {e}");
+                    None
+                }
+                Err(e) => return Err(e),
+            }
+        };
         let inflight = &self.inflight;
         let accounted = |k: &str| inflight.accounted(k);
         let ctx = Context {
@@ -510,7 +553,11 @@ impl Daemon {
             jumps: self.jumps.clone(),
             lead_ms: playout::lead_ms(&self.plan, &accounted, now, scheduler::DEFAULT_LEAD_MS),
         };
-        let on_air = self.inflight.on_air.as_ref().map(|a| OnAir::of(&a.plan));
+        // A bulletin on air is known by its own occurrence key (never one of the plan's).
+        let on_air = self.inflight.on_air.as_ref().map(|a| OnAir {
+            key: a.key.clone(),
+            ..OnAir::of(&a.plan)
+        });
         let decision = scheduler::decide(&self.plan, &accounted, on_air.as_ref(), &ctx);
         for action in decision.actions {
             let action_kind = match &action {
@@ -555,7 +602,23 @@ impl Daemon {
                 }
             }
         }
-        Ok(decision.wake_at)
+        Ok(match (decision.wake_at, bulletin_wake) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        })
+    }
+
+    /// An event of the player: its `Finished` becomes a record, which the bulletins hear of.
+    fn on_player_event(
+        &mut self,
+        ev: PlayerEvent,
+        shutting_down: bool,
+    ) -> Result<(), StationError> {
+        let now = self.clock.now();
+        if let Some(ended) = self.inflight.on_event(ev, shutting_down, now)? {
+            self.bulletins.on_ended(ended, now);
+        }
+        Ok(())
     }
 
     /// Run until `control` says shut down (or closes). Returns after the current airing is
@@ -584,6 +647,7 @@ impl Daemon {
         // Memory is given back once start-up is over (the shipper's first request, the first
         // heartbeat), then after each airing, at an idle moment (never on the way to an airing).
         let run_started = Instant::now();
+        let mut intake = self.bulletins.take_receiver();
         let result: Result<(), StationError> = loop {
             let now = self.clock.now();
             if !self.inflight.held.is_empty()
@@ -670,9 +734,16 @@ impl Daemon {
             }
             tokio::select! {
                 ev = events.recv() => match ev {
-                    Some(ev) => if let Err(e) = self.inflight.on_event(ev, false, self.clock.now()) { break Err(e) },
+                    Some(ev) => if let Err(e) = self.on_player_event(ev, false) { break Err(e) },
                     None => break Err(StationError::Player("the player stopped".into())),
                 },
+                // The desk holds a sender: the channel never closes while the daemon runs.
+                Some(ev) = async {
+                    match intake.as_mut() {
+                        Some(rx) => rx.recv().await,
+                        None => std::future::pending().await,
+                    }
+                } => self.bulletins.on_intake(ev, &self.inflight, self.clock.now()),
                 c = control.recv() => match c {
                     Some(Control::Reload) => self.reload("SIGHUP"),
                     Some(Control::Shutdown) | None => break Ok(()),
@@ -699,7 +770,7 @@ impl Daemon {
         while self.inflight.on_air.is_some() {
             match tokio::time::timeout_at(deadline, events.recv()).await {
                 Ok(Some(ev)) => {
-                    if let Err(e) = self.inflight.on_event(ev, true, self.clock.now()) {
+                    if let Err(e) = self.on_player_event(ev, true) {
                         tracing::error!("{e}");
                         break;
                     }

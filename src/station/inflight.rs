@@ -92,6 +92,63 @@ pub(super) struct AiringOnAir {
     /// Set when we asked the player to end it, with the reason (code, text) for the record.
     pub(super) ending: Option<(Outcome, ReasonCode, String)>,
     pub(super) span: tracing::Span,
+    /// A bulletin's airing (its plan is made up by [`super::bulletin_air`]): recorded under its
+    /// bulletin occurrence, naming the bulletin.
+    pub(super) bulletin: Option<BulletinAiring>,
+    /// The item on air (from the player's `ItemStarted`) and when it began.
+    pub(super) item: (usize, Option<DateTime<Utc>>),
+    /// This airing continues a scheduled airing a bulletin interrupted: what aired of it before.
+    pub(super) resumed: Option<Part>,
+}
+
+/// A bulletin airing on air.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct BulletinAiring {
+    pub(super) id: crate::bulletin::BulletinId,
+    pub(super) repeat: u32,
+    pub(super) synthetic: bool,
+    pub(super) priority: crate::schedule::Priority,
+}
+
+impl BulletinAiring {
+    pub(super) fn wire(&self) -> crate::wire::BulletinRef {
+        crate::wire::BulletinRef {
+            id: self.id.to_hex(),
+            repeat: self.repeat,
+            synthetic: self.synthetic,
+        }
+    }
+}
+
+/// What aired of an airing: its first sample, seconds, items (to merge a continuation's record
+/// with the part before the interruption).
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct Part {
+    pub(super) started_at: Option<DateTime<Utc>>,
+    pub(super) aired_secs: f64,
+    pub(super) items: Vec<AiredItem>,
+}
+
+/// An airing whose record was just taken (journaled or held): what the daemon's bulletin side
+/// needs to know of it.
+#[derive(Debug, Clone)]
+pub(super) struct Ended {
+    pub(super) plan: PlannedAiring,
+    pub(super) bulletin: Option<BulletinAiring>,
+    pub(super) outcome: Outcome,
+    /// The item on air when it ended.
+    pub(super) item: usize,
+    /// What aired of it (merged with what aired before, for a continuation).
+    pub(super) part: Part,
+}
+
+/// What to hand [`InFlight::start_airing`] besides the plan.
+#[derive(Debug, Clone, Default)]
+pub(super) struct Extra {
+    /// The occurrence key (default: the plan's).
+    pub(super) key: Option<String>,
+    pub(super) bulletin: Option<BulletinAiring>,
+    pub(super) resumed: Option<Part>,
 }
 
 /// The airing on air and the records on their way into the journal (see the module doc).
@@ -253,7 +310,18 @@ impl InFlight {
         now: DateTime<Utc>,
         player: &dyn Playout,
     ) -> Result<(), StationError> {
-        let key = p.key();
+        self.start_airing(p, Extra::default(), now, player)
+    }
+
+    /// [`InFlight::start`] of a bulletin's airing or a continuation (`extra`).
+    pub(super) fn start_airing(
+        &mut self,
+        p: PlannedAiring,
+        extra: Extra,
+        now: DateTime<Utc>,
+        player: &dyn Playout,
+    ) -> Result<(), StationError> {
+        let key = extra.key.clone().unwrap_or_else(|| p.key());
         let span = tracing::info_span!("airing", airing = %key);
         let at = p.at.with_timezone(&Utc);
         let cue = Cue {
@@ -277,6 +345,9 @@ impl InFlight {
             started_at: None,
             ending: None,
             span,
+            bulletin: extra.bulletin,
+            item: (0, None),
+            resumed: extra.resumed,
         };
         // Only remembered: the player's start gate makes it durable right before the first
         // sample (a crash before that leaves the occurrence airable within its grace).
@@ -296,18 +367,22 @@ impl InFlight {
                 .collect(),
             started_at: None,
             aired_at_least_secs: 0.0,
+            bulletin: airing.bulletin.as_ref().map(BulletinAiring::wire),
         });
         if let Err(e) = player.cue(cue) {
             self.settle(Some(&key));
             airing
                 .span
                 .in_scope(|| tracing::error!("player refused the cue: {e}"));
-            let rec = unaired_record(
+            let mut rec = unaired_record(
                 &airing.plan,
                 Outcome::Failed,
                 (ReasonCode::FailedPlayer, format!("player: {e}")),
                 now,
             );
+            if let Some(b) = &airing.bulletin {
+                super::bulletin_air::name_bulletin(&mut rec, &key, b);
+            }
             self.output_ok = false;
             self.append(rec)?;
             return Err(StationError::Player(e));
@@ -317,21 +392,21 @@ impl InFlight {
     }
 
     /// What the player reported about the airing on air, at `now`; its `Finished` becomes
-    /// the airing's record.
+    /// the airing's record (returned as [`Ended`] once taken).
     pub(super) fn on_event(
         &mut self,
         ev: PlayerEvent,
         shutting_down: bool,
         now: DateTime<Utc>,
-    ) -> Result<(), StationError> {
+    ) -> Result<Option<Ended>, StationError> {
         let Some(a) = self.on_air.as_mut() else {
             tracing::debug!(?ev, "event for no airing");
-            return Ok(());
+            return Ok(None);
         };
         let id = ev.airing_id().to_string();
         if id != a.key {
             tracing::warn!(airing = %id, "event for an airing not on air; ignored");
-            return Ok(());
+            return Ok(None);
         }
         let span = a.span.clone();
         let _g = span.enter();
@@ -342,6 +417,7 @@ impl InFlight {
                 tracing::info!(offset_ms, "on air");
             }
             PlayerEvent::ItemStarted { index, at, .. } => {
+                a.item = (index, Some(at));
                 let started = a.started_at.unwrap_or(at);
                 let so_far = (at - started).num_milliseconds() as f64 / 1000.0;
                 tracing::info!(index, item = ?a.plan.items.get(index), "item started");
@@ -360,7 +436,7 @@ impl InFlight {
                 ..
             } => {
                 let Some(a) = self.on_air.take() else {
-                    return Ok(());
+                    return Ok(None);
                 };
                 let outcome = outcome.to_wire();
                 // A relay's one "item" is the upstream: its story is `relay`.
@@ -370,7 +446,7 @@ impl InFlight {
                     // Never reached the air: leave it to the next run (it may still be in grace).
                     tracing::info!("cue withdrawn before the first sample (shutdown)");
                     self.settle(Some(&a.key));
-                    return Ok(());
+                    return Ok(None);
                 }
                 // Ended on the daemon's word: its outcome and code, the player's words as detail.
                 let (outcome, reason_code, reason) = match (&a.ending, outcome) {
@@ -386,8 +462,36 @@ impl InFlight {
                     (None, o) => (o, reason_code, reason),
                 };
                 let at = a.plan.at;
-                let actual = a.started_at;
-                let rec = AiringRecord {
+                let aired_secs = if aired_secs.is_finite() {
+                    aired_secs
+                } else {
+                    0.0
+                };
+                let items: Vec<AiredItem> = items
+                    .into_iter()
+                    .map(|mut i| {
+                        // Record paths as written in the schedule (relative to the audio root).
+                        if let Ok(rel) = Path::new(&i.path).strip_prefix(&self.audio_root) {
+                            i.path = rel.display().to_string();
+                        }
+                        i
+                    })
+                    .collect();
+                // A continuation is recorded with what aired before the interruption.
+                let part = match &a.resumed {
+                    Some(before) => Part {
+                        started_at: before.started_at.or(a.started_at),
+                        aired_secs: before.aired_secs + aired_secs,
+                        items: before.items.iter().cloned().chain(items).collect(),
+                    },
+                    None => Part {
+                        started_at: a.started_at,
+                        aired_secs,
+                        items,
+                    },
+                };
+                let actual = part.started_at;
+                let mut rec = AiringRecord {
                     v: 0,
                     station: String::new(),
                     seq: 0,
@@ -400,26 +504,13 @@ impl InFlight {
                     actual_start: actual.map(|t| local(t, &at)),
                     end: actual.map(|_| local(now, &at)),
                     planned_secs: a.plan.planned_secs,
-                    aired_secs: if aired_secs.is_finite() {
-                        aired_secs
-                    } else {
-                        0.0
-                    },
+                    aired_secs: part.aired_secs,
                     start_offset_ms: actual
                         .map(|t| (t - at.with_timezone(&Utc)).num_milliseconds()),
                     outcome,
                     reason: reason.clone(),
                     reason_code,
-                    items: items
-                        .into_iter()
-                        .map(|mut i| {
-                            // Record paths as written in the schedule (relative to the audio root).
-                            if let Ok(rel) = Path::new(&i.path).strip_prefix(&self.audio_root) {
-                                i.path = rel.display().to_string();
-                            }
-                            i
-                        })
-                        .collect(),
+                    items: part.items.clone(),
                     evidence,
                     relay,
                     recorded_at: now,
@@ -427,6 +518,9 @@ impl InFlight {
                     schedule_version: None,
                     bulletin: None,
                 };
+                if let Some(b) = &a.bulletin {
+                    super::bulletin_air::name_bulletin(&mut rec, &a.key, b);
+                }
                 self.output_ok = outcome != Outcome::Failed;
                 let seq = self.append(rec)?.unwrap_or(0);
                 // The record is journaled or held (durably): the marker can go.
@@ -439,9 +533,16 @@ impl InFlight {
                     reason = reason.as_deref().unwrap_or(""),
                     "airing recorded"
                 );
+                return Ok(Some(Ended {
+                    plan: a.plan,
+                    bulletin: a.bulletin,
+                    outcome,
+                    item: a.item.0,
+                    part,
+                }));
             }
         }
-        Ok(())
+        Ok(None)
     }
 }
 

@@ -26,6 +26,7 @@
 //! client: wakes the bulletin intake and the sync agent), [`bulletins`] (the intake of the
 //! centre's bulletins and the receipts to it, beside the sync agent).
 
+pub mod bulletin_air;
 pub mod bulletins;
 pub mod daemon;
 pub mod inflight;

@@ -71,6 +71,9 @@ pub struct Inflight {
     pub items: Vec<String>,
     pub started_at: Option<DateTime<Utc>>,
     pub aired_at_least_secs: f64,
+    /// A bulletin's airing: the record after a crash names it (and has no slot).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bulletin: Option<crate::wire::BulletinRef>,
 }
 
 impl Inflight {
@@ -98,7 +101,7 @@ impl Inflight {
             station: String::new(),
             seq: 0,
             occurrence: Some(self.key.clone()),
-            slot: Some(self.slot.clone()),
+            slot: self.bulletin.is_none().then(|| self.slot.clone()),
             program: self.program.clone(),
             category: self.category.clone(),
             source: self.source,
@@ -128,7 +131,7 @@ impl Inflight {
             recorded_at: now,
             prev_hash: String::new(),
             schedule_version: None,
-            bulletin: None,
+            bulletin: self.bulletin.clone(),
         }
     }
 }
@@ -475,6 +478,7 @@ mod tests {
             items: vec!["a.wav".into()],
             started_at: None,
             aired_at_least_secs: 0.0,
+            bulletin: None,
         }
     }
 
