@@ -344,6 +344,12 @@ async fn an_emergency_interrupts_a_normal_airing_mid_file_within_the_fade_and_bo
     // Its first sample: within the fade (0.5 s) plus the player's lead (2 s) of the send.
     let first = e.actual_start.unwrap().to_utc();
     let latency = (first - sent).num_milliseconds();
+    eprintln!(
+        "emergency handed over {} → cut airing recorded ended {} → first sample {} ({latency} ms)",
+        sent.format("%H:%M:%S%.3f"),
+        cut.end.unwrap().format("%H:%M:%S%.3f"),
+        first.format("%H:%M:%S%.3f")
+    );
     assert!(
         (0..=2_500).contains(&latency),
         "first sample {latency} ms after the send: {all}"

@@ -3,7 +3,9 @@
 //!
 //! **Invariant:** every planned occurrence the daemon has seen due gets exactly one journal record
 //! (aired, partial, failed, missed, preempted or skipped, with a reason) and is never aired twice:
-//! the journal's occurrence keys are the memory, checked before each start. Airing never waits for
+//! the journal's occurrence keys are the memory, checked before each start. (One a bulletin cut
+//! has a second record, the whole airing's, when it goes on after the bulletin: the latest
+//! record of an occurrence stands.) Airing never waits for
 //! the network: the shipper reads the journal on its own.
 //!
 //! An airing's in-flight marker becomes durable only at the player's start gate, right before
@@ -24,7 +26,8 @@
 //! status, shipper tasks, watchdog), [`scheduler`] (the pure decision), [`playout`] (the
 //! station's commands to a player), [`state`] (`state.bin`), [`push`] (the push channel's
 //! client: wakes the bulletin intake and the sync agent), [`bulletins`] (the intake of the
-//! centre's bulletins and the receipts to it, beside the sync agent).
+//! centre's bulletins and the receipts to it, beside the sync agent), [`bulletin_air`] (airing
+//! the bulletins the intake hands over, by `bulletin::airing`'s decision).
 
 pub mod bulletin_air;
 pub mod bulletins;
