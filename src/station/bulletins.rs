@@ -1085,6 +1085,29 @@ impl Intake {
     }
 }
 
+/// Start the intake of a centre-managed station on the current runtime (`run_station`, beside
+/// the sync agent); `None`, logged, when it cannot run (the station airs its schedule as before).
+pub fn start(
+    cfg: IntakeConfig,
+    links: Links,
+    shutdown: watch::Receiver<bool>,
+) -> Option<tokio::task::JoinHandle<()>> {
+    let url = cfg.collector.clone();
+    match Intake::new(cfg, links) {
+        Ok(i) => {
+            tracing::info!(%url, "bulletin intake from the centre started");
+            Some(tokio::spawn(tracing::Instrument::instrument(
+                i.run(shutdown),
+                tracing::info_span!("bulletins"),
+            )))
+        }
+        Err(e) => {
+            tracing::error!("bulletin intake not started: {e}");
+            None
+        }
+    }
+}
+
 fn jitter() -> f64 {
     let mut b = [0u8; 4];
     match getrandom::fill(&mut b) {
