@@ -945,6 +945,12 @@ pub fn run_station(launch: Launch) -> Result<(), StationError> {
             ),
             _ => None,
         };
+        // The bulletin intake (`station::bulletins`): fetches, checks, audio, receipts.
+        let intake = if managed {
+            super::bulletins::start_for(&daemon, bulletin_wake.clone(), sync_stop_rx.clone())
+        } else {
+            None
+        };
         let agent = if managed {
             start_agent(&mut daemon, sync_stop_rx)
         } else {
@@ -961,6 +967,9 @@ pub fn run_station(launch: Launch) -> Result<(), StationError> {
         }
         if let Some(p) = push {
             p.abort();
+        }
+        if let Some(i) = intake {
+            i.abort();
         }
         result
     })
