@@ -67,8 +67,12 @@ pub const DEFAULT_CONNECTION_MAX_SECS: u64 = 600;
 /// Default most connections one remote address may hold at once (stations behind one NAT
 /// share an address; a station uses one or two).
 pub const DEFAULT_MAX_CONNECTIONS_PER_ADDR: usize = 64;
-/// Default most connections at once, all addresses together (file descriptors are finite).
-pub const DEFAULT_MAX_CONNECTIONS: usize = 8_192;
+/// Default most connections at once, all addresses together: each station holds one push
+/// stream (`collector::push`) and, now and then, a shipper or sync connection, so 10,000
+/// stations need well over 10,000. [`serve`] lowers it to what the open-files limit allows.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 32_768;
+/// File descriptors kept free of connections (the database, content files, threads, logs).
+const RESERVED_FDS: u64 = 512;
 /// Default largest distance between a heartbeat's `sent_at` and the collector's clock (either
 /// way) for it to count; a replayed or delayed heartbeat beyond it does not refresh liveness.
 pub const DEFAULT_HEARTBEAT_MAX_AGE_SECS: i64 = 600;
@@ -580,6 +584,10 @@ impl AppState {
             None => None,
         };
         let push = Arc::new(super::push::Hub::default());
+        push.set_last_seq(
+            super::push::last_seq(&auth.conn().unwrap_or_else(|e| e.into_inner()))
+                .map_err(StoreError::from)?,
+        );
         {
             let push = push.clone();
             versions.on_publish(move |station, n| push.publish_manifest(station, n));
@@ -1871,6 +1879,44 @@ async fn refuse_connection(mut stream: tokio::net::TcpStream) {
     .await;
 }
 
+/// Raise this process's soft limit on open files to its hard limit (systemd starts a service
+/// at 1,024 soft; a collector holding 10,000 push streams needs more); the (soft, hard) limits
+/// in force after. `None` when they cannot be read.
+pub fn raise_open_files_limit() -> Option<(u64, u64)> {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit only read and write the struct passed by pointer.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
+            return None;
+        }
+        if lim.rlim_cur < lim.rlim_max {
+            let raised = libc::rlimit {
+                rlim_cur: lim.rlim_max,
+                rlim_max: lim.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                lim = raised;
+            }
+        }
+    }
+    Some((lim.rlim_cur, lim.rlim_max))
+}
+
+/// Cap glibc's malloc arenas at two: by default each thread that allocates under contention
+/// may get its own (up to eight per core), and memory freed in one is not reused by another —
+/// with 10,000 push streams on the async workers and bursts on the blocking pool that was
+/// ~10 MB of RSS for nothing (docs/bulletins.md, "Benchmarks").
+fn limit_malloc_arenas() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets a malloc tunable.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 2);
+    }
+}
+
 /// Serve on a bound listener until `shutdown` resolves; then stop accepting, let the requests in
 /// flight finish (each connection at most [`CLOSE_GRACE`] more) and return.
 ///
@@ -1882,7 +1928,21 @@ pub async fn serve(
     state: AppState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let cfg = state.inner.config.clone();
+    let mut cfg = state.inner.config.clone();
+    limit_malloc_arenas();
+    // Connections beyond the open-files limit would fail at accept (EMFILE) instead of getting
+    // their 429: the limit is raised, and the connection cap kept under it.
+    if let Some((soft, _)) = raise_open_files_limit() {
+        let room = usize::try_from(soft.saturating_sub(RESERVED_FDS).max(64)).unwrap_or(usize::MAX);
+        if room < cfg.max_connections {
+            tracing::warn!(
+                open_files = soft,
+                max_connections = room,
+                "the open-files limit holds fewer connections than configured; raise LimitNOFILE"
+            );
+            cfg.max_connections = room;
+        }
+    }
     let metrics_state = state.clone();
     let app = router(state);
     let table = Arc::new(ConnTable::default());
