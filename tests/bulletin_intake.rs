@@ -7,8 +7,8 @@
 //! - a valid bulletin is delivered: `IntakeEvent::Ready` with the audio verified on disk (the
 //!   library's bytes), and the collector stores the `delivered` receipt;
 //! - one signed by another key, one altered after signing, one targeted elsewhere (the station's
-//!   own area code is not the registry's), one the station's clock says has expired: each
-//!   refused, never handed on, its code stored at the collector;
+//!   own area code is not the registry's), one the station's clock says has expired, one whose
+//!   audio does not verify: each refused, never handed on, its code stored at the collector;
 //! - a station not running during the send gets it when it starts, while valid;
 //! - the heartbeat answer's `pending_bulletins` alone (no wake, no periodic check) brings one;
 //! - a cancel arrives as `IntakeEvent::Cancelled`;
@@ -344,12 +344,54 @@ async fn bulletins_are_delivered_refused_cancelled_and_reported_once() {
         )
         .unwrap();
     }
+    // Signed by the centre's own key, but naming audio the station cannot verify (a library
+    // file the station does not hold, a byte shorter than the bulletin says; and the file it
+    // holds, named with a byte more): both refused bulletin.audio.
+    let centre_key = loa::centre::key::load(&home.path().join("collector/centre-key")).unwrap();
+    let noise = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/audio/tone.wav");
+    let r = c
+        .post(format!(
+            "{base}/api/v1/content?title=Nhi%E1%BB%85u&category=notice"
+        ))
+        .bearer_auth(&admin)
+        .body(std::fs::read(&noise).unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+    let mut wrong = Vec::new();
+    for (sha, size) in [
+        (
+            loa::media::sha256_file(&noise).unwrap(),
+            std::fs::metadata(&noise).unwrap().len() + 1,
+        ),
+        (sha.clone(), got.bulletin.audio.size + 1),
+    ] {
+        let b = Bulletin {
+            id: loa::bulletin::BulletinId::random().unwrap(),
+            title: "Âm thanh sai".into(),
+            audio: loa::bulletin::AudioRef {
+                sha256: sha,
+                size,
+                duration_ms: 1000,
+            },
+            ..forged.clone()
+        };
+        let env = b.sign(&centre_key).unwrap();
+        loa::collector::bulletins::insert(&centre.conn(), &b, &env, "lan").unwrap();
+        wrong.push(b.id.to_hex());
+    }
     a.wake.notify_one();
-    for id in [forged.id.to_hex(), altered.clone()] {
+    for (id, want) in [
+        (forged.id.to_hex(), "bulletin.signature"),
+        (altered.clone(), "bulletin.signature"),
+        (wrong[0].clone(), "bulletin.audio"),
+        (wrong[1].clone(), "bulletin.audio"),
+    ] {
         let (state, code, _) = centre.wait_state(&id, "phuong-a").await;
         assert_eq!(
             (state, code.as_deref()),
-            (StateKind::Refused, Some("bulletin.signature")),
+            (StateKind::Refused, Some(want)),
             "{id}"
         );
     }
