@@ -31,13 +31,15 @@
 //! record taken first).
 
 use super::StationError;
-use super::inflight::{BulletinAiring, Ended, Extra, InFlight, Part, unaired_record};
+use super::inflight::{
+    BULLETIN_SLOT, BulletinAiring, Ended, Extra, InFlight, Part, name_bulletin, unaired_record,
+};
 use super::playout::Playout;
 use crate::bulletin::BulletinId;
 use crate::bulletin::airing::{self, Action, Pending, Preempted, Session, StationRules};
 use crate::reason::ReasonCode;
 use crate::schedule::{AudioCatalog, AudioFacts, PlannedAiring, StartPolicy, Station};
-use crate::wire::{AiringRecord, Outcome};
+use crate::wire::Outcome;
 use chrono::{DateTime, Duration, Utc};
 use std::path::PathBuf;
 use tokio::sync::mpsc;
@@ -52,19 +54,6 @@ pub const BOUNDARY_MARGIN_MS: i64 = 50;
 /// Cancels are remembered this long (the longest bulletin window): a cancel that arrives before
 /// its bulletin still drops it.
 const CANCEL_MEMORY_DAYS: i64 = 8;
-
-/// The made-up slot name of a bulletin's airing (the record has no slot; the heartbeat's
-/// "now airing" shows it).
-pub const BULLETIN_SLOT: &str = "bulletin";
-
-/// The record of a bulletin's airing: its occurrence, the bulletin named, no slot or program.
-pub(super) fn name_bulletin(rec: &mut AiringRecord, key: &str, b: &BulletinAiring) {
-    rec.occurrence = Some(key.to_string());
-    rec.slot = None;
-    rec.program = None;
-    rec.category = BULLETIN_SLOT.to_string();
-    rec.bulletin = Some(b.wire());
-}
 
 /// A bulletin accepted and not yet aired to its last repeat.
 #[derive(Debug, Clone)]

@@ -101,6 +101,19 @@ pub(super) struct AiringOnAir {
     pub(super) resumed: Option<Part>,
 }
 
+/// The made-up slot name of a bulletin's airing (the record has no slot; the heartbeat's
+/// "now airing" shows it).
+pub const BULLETIN_SLOT: &str = "bulletin";
+
+/// The record of a bulletin's airing: its occurrence, the bulletin named, no slot or program.
+pub(super) fn name_bulletin(rec: &mut AiringRecord, key: &str, b: &BulletinAiring) {
+    rec.occurrence = Some(key.to_string());
+    rec.slot = None;
+    rec.program = None;
+    rec.category = BULLETIN_SLOT.to_string();
+    rec.bulletin = Some(b.wire());
+}
+
 /// A bulletin airing on air.
 #[derive(Debug, Clone, PartialEq)]
 pub(super) struct BulletinAiring {
@@ -381,7 +394,7 @@ impl InFlight {
                 now,
             );
             if let Some(b) = &airing.bulletin {
-                super::bulletin_air::name_bulletin(&mut rec, &key, b);
+                name_bulletin(&mut rec, &key, b);
             }
             self.output_ok = false;
             self.append(rec)?;
@@ -519,7 +532,7 @@ impl InFlight {
                     bulletin: None,
                 };
                 if let Some(b) = &a.bulletin {
-                    super::bulletin_air::name_bulletin(&mut rec, &a.key, b);
+                    name_bulletin(&mut rec, &a.key, b);
                 }
                 self.output_ok = outcome != Outcome::Failed;
                 let seq = self.append(rec)?.unwrap_or(0);
