@@ -1,11 +1,10 @@
 //! Issue #15's end-to-end benchmark, as a test: "send emergency" → the bulletin's first sample on
 //! air, on one real station connected to the real collector. The collector is the real binary
 //! (`loa collector`: SQLite, the content library, the centre key, the push channel); the station
-//! runs in this process exactly as `loa station` wires it for a centre-managed box — its push
-//! channel client (`station::push`), its intake (`station::bulletins::Intake`: signed fetch,
-//! `bulletin::check`, audio fetch and verification, receipts) handing the daemon what it
-//! accepted, and the daemon with the real player on the `wav` output (paced in real time,
-//! normalised, metered). Each emergency is sent through the admin API; the time is taken just
+//! is the real binary (`loa station`, centre-managed: the centre key pinned) — its push channel
+//! client (`station::push`), its intake (`station::bulletins`: signed fetch, `bulletin::check`,
+//! audio fetch and verification, receipts) handing the daemon what it accepted, and the daemon
+//! with the real player on the `wav` output (paced in real time, normalised, metered). Each emergency is sent through the admin API; the time is taken just
 //! before the request, the first sample from the daemon's journal record (the player's
 //! `Started`). Target ≤ 3 s. The figures are printed (`--nocapture`).
 //!
@@ -15,15 +14,27 @@ mod collector_common;
 
 use collector_common::real_collector;
 use loa::collector::accounts::{self, Role};
-use loa::output::OutputConfig;
-use loa::station::bulletins::{Intake, IntakeConfig, Links};
-use loa::station::playout::PlayerPlayout;
-use loa::station::{Control, Daemon, StationConfig, bridge_events};
 use loa::wire::{AiringRecord, Outcome};
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{Notify, mpsc, watch};
+
+/// The station process, stopped (SIGTERM, waited for) when dropped.
+struct Station(std::process::Child);
+
+impl Station {
+    fn stop(&mut self) {
+        // SAFETY: plain kill(2) on our own child's pid.
+        unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for Station {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
 
 const ID: &str = "phuong-khan";
 const AREA: &str = "51101";
@@ -92,60 +103,53 @@ async fn send_emergency_to_first_sample_on_air_within_3_s() {
     let pinned = loa::wire::decode_public_key(centre["key"].as_str().unwrap()).unwrap();
     loa::centre::pin::pin_first(&data, &pinned).unwrap();
 
-    // The station: a schedule with no slot (the air is idle), the real player on a WAV.
+    // The station: the real `loa station` binary, centre-managed (the centre key pinned), its
+    // own schedule with no slot (the air is idle), the real player on a WAV.
     std::fs::create_dir_all(root.join("audio")).unwrap();
-    let schedule = root.join(format!("{ID}.toml"));
+    std::fs::create_dir_all(root.join("schedules")).unwrap();
     std::fs::write(
-        &schedule,
+        root.join(format!("schedules/{ID}.toml")),
         format!("id = \"{ID}\"\nname = \"Phường khẩn\"\nkind = \"ward\"\narea_code = \"{AREA}\"\n"),
     )
     .unwrap();
-    let cfg = StationConfig {
-        station: ID.into(),
-        schedule_path: schedule,
-        audio_root: root.join("audio"),
-        data_dir: data.clone(),
-        collector_url: None,
-        heartbeat_secs: None,
-        keep_days: loa::station::DEFAULT_KEEP_DAYS,
-    };
-    let loudness = loa::loudness::LoudnessSettings {
-        cache_dir: Some(data.join("loudness")),
-        ..Default::default()
-    };
-    let out = OutputConfig::new(&format!("wav:{}", root.join("out.wav").display()));
-    let (player, events) = PlayerPlayout::spawn(out, loudness).unwrap();
-    let daemon = Daemon::open(cfg, Arc::new(loa::clock::SystemClock), Box::new(player)).unwrap();
-    // The push client wakes the intake; the intake hands the daemon what it accepted.
-    let wake = Arc::new(Notify::new());
-    let answers = Arc::new(watch::Sender::new(loa::shipper::HeartbeatAnswer::default()));
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let push = loa::station::push::start(
-        ID,
-        &base,
-        &data,
-        answers.clone(),
-        wake.clone(),
-        stop_rx.clone(),
-    )
-    .expect("the push client");
-    let mut icfg = IntakeConfig::new(ID, data.clone(), &base, key.clone(), AREA);
-    icfg.check_secs = 600; // no periodic check: the push channel brings each bulletin
-    let intake = Intake::new(
-        icfg,
-        Links {
-            events: daemon.bulletin_intake(),
-            aired: daemon.aired_bulletins(),
-            wake,
-            answers: answers.subscribe(),
-        },
-    )
-    .unwrap();
-    let intake = tokio::spawn(intake.run(stop_rx));
-    let (ctl_tx, ctl_rx) = mpsc::channel(4);
-    let run = tokio::spawn(daemon.run(bridge_events(events), ctl_rx));
-    // Let the push stream connect.
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    let log = root.join("station.log");
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_loa"))
+        .args([
+            "station",
+            "--station",
+            ID,
+            "--heartbeat-secs",
+            "5",
+            "--output",
+        ])
+        .arg(format!("wav:{}", root.join("out.wav").display()))
+        .arg("--schedules")
+        .arg(root.join("schedules"))
+        .arg("--audio")
+        .arg(root.join("audio"))
+        .arg("--data")
+        .arg(&data)
+        .arg("--collector")
+        .arg(&base)
+        .env("LOA_LOG", "info")
+        .env("XDG_CACHE_HOME", root.join("cache"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let mut station = Station(child);
+    let t0 = std::time::Instant::now();
+    while !std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .contains("push channel connected")
+    {
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "the station's push channel did not connect:\n{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 
     let mut latencies = Vec::new();
     for n in 0..SENDS {
@@ -197,11 +201,7 @@ async fn send_emergency_to_first_sample_on_air_within_3_s() {
         );
         latencies.push(ms);
     }
-    let _ = stop_tx.send(true);
-    ctl_tx.send(Control::Shutdown).await.unwrap();
-    run.await.unwrap().unwrap();
-    let _ = intake.await;
-    push.abort();
+    station.stop();
     latencies.sort();
     eprintln!(
         "send emergency → first sample on air, {SENDS} sends: min {} ms, median {} ms, max {} ms",
