@@ -11,7 +11,9 @@
 //! - a flipped byte in the collector's stored file is refused (`sync.hash_mismatch`) and the
 //!   station keeps airing version 1;
 //! - a 15-minute 64 kbit/s episode (~7 MB) whose download a proxy cuts once in the middle
-//!   resumes with Range and verifies; the bytes served are the file once (plus headers).
+//!   resumes with Range and verifies; the bytes served are the file once (plus headers);
+//! - a bulletin sent to an enrolled station is fetched, checked, its audio verified, reported
+//!   `delivered` and aired (its record at the collector names it).
 
 mod station_common;
 
@@ -952,4 +954,70 @@ fn a_rotated_centre_key_is_followed_and_a_rotation_from_another_key_is_refused()
     assert!(log.contains("its rotation is refused"), "{log}");
     assert_eq!(pin::load(&stray.data()).unwrap().current, foreign);
     assert_eq!(stray.store().active().unwrap(), None);
+}
+
+/// `loa station` of an enrolled box takes a bulletin the centre sends it (issue #15): its intake
+/// (spawned by `run_station` beside the sync agent) fetches and checks it, verifies its audio and
+/// reports it `delivered`; the daemon airs it (an emergency on an idle air) and the collector
+/// receives the record naming it.
+#[test]
+fn an_enrolled_station_receives_reports_and_airs_a_bulletin() {
+    let centre = Centre::start();
+    let b = Box_::enrol(&centre, "phuong-b");
+    let tone = std::fs::read(fixture("tone.ogg")).unwrap();
+    let sha = sha_hex(&tone);
+    let added = centre.rt.block_on(async {
+        reqwest::Client::new()
+            .post(format!(
+                "{}/api/v1/content?title=C%E1%BA%A3nh%20b%C3%A1o&category=notice",
+                centre.url
+            ))
+            .bearer_auth(&centre.admin)
+            .body(tone.clone())
+            .send()
+            .await
+            .unwrap()
+            .status()
+    });
+    assert!(added.is_success(), "{added}");
+    let st = b.start(&[]);
+    let now = chrono::Utc::now();
+    let body = serde_json::json!({
+        "title": "Cảnh báo bão số 5", "audio": sha, "priority": "emergency",
+        "to": format!("stations:{}", b.id),
+        "not_after": (now + chrono::Duration::hours(1)).to_rfc3339(),
+    });
+    let (s, v) = centre.request(
+        reqwest::Method::POST,
+        "/api/v1/bulletins",
+        Some((body.to_string(), "application/json")),
+    );
+    assert_eq!(s, 201, "{v}");
+    let id = v["id"].as_str().unwrap().to_string();
+    let receipt = || -> Option<String> {
+        let conn = rusqlite::Connection::open(centre.home.join("collector.db")).ok()?;
+        conn.query_row(
+            "SELECT state FROM bulletin_receipts WHERE bulletin_id = ?1 AND station = ?2",
+            [&id, &b.id],
+            |r| r.get(0),
+        )
+        .ok()
+    };
+    wait_until(Duration::from_secs(90), "the delivered receipt", || {
+        receipt().as_deref() == Some("delivered")
+    });
+    assert_eq!(
+        std::fs::read(b.data().join("bulletins/content").join(&sha)).unwrap(),
+        tone
+    );
+    wait_until(
+        Duration::from_secs(90),
+        "the bulletin's airing record",
+        || {
+            centre.records(&b.id).iter().any(|r| {
+                r.outcome == Outcome::Aired && r.bulletin.as_ref().is_some_and(|x| x.id == id)
+            })
+        },
+    );
+    st.stop();
 }
