@@ -1108,44 +1108,6 @@ pub fn start(
     }
 }
 
-/// Start the intake of the centre-managed station `daemon` runs (in `run_station`, beside the
-/// sync agent): its events to the daemon, the airings its journal accounts for, woken by `wake`
-/// (the push client) and the heartbeat's answers; `None`, logged, without a collector or key.
-pub fn start_for(
-    daemon: &super::Daemon,
-    wake: Arc<Notify>,
-    shutdown: watch::Receiver<bool>,
-) -> Option<tokio::task::JoinHandle<()>> {
-    let Some((url, _)) = daemon.collector() else {
-        tracing::error!(
-            "centre-managed station without a collector URL: no bulletins can be fetched"
-        );
-        return None;
-    };
-    let key = match crate::keys::load(&daemon.cfg.data_dir) {
-        Ok(k) => k,
-        Err(e) => {
-            tracing::error!("bulletin intake not started: {e}");
-            return None;
-        }
-    };
-    let mut cfg = IntakeConfig::new(
-        &daemon.cfg.station,
-        daemon.cfg.data_dir.clone(),
-        &url,
-        key,
-        &daemon.station.area_code,
-    );
-    cfg.clock = daemon.clock.clone();
-    let links = Links {
-        events: daemon.bulletin_intake(),
-        aired: daemon.aired_bulletins(),
-        wake,
-        answers: daemon.heartbeat_answers(),
-    };
-    start(cfg, links, shutdown)
-}
-
 fn jitter() -> f64 {
     let mut b = [0u8; 4];
     match getrandom::fill(&mut b) {

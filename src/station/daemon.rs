@@ -947,7 +947,7 @@ pub fn run_station(launch: Launch) -> Result<(), StationError> {
         };
         // The bulletin intake (`station::bulletins`): fetches, checks, audio, receipts.
         let intake = if managed {
-            super::bulletins::start_for(&daemon, bulletin_wake.clone(), sync_stop_rx.clone())
+            start_bulletin_intake(&daemon, bulletin_wake.clone(), sync_stop_rx.clone())
         } else {
             None
         };
@@ -999,6 +999,46 @@ fn waiting_schedule(
             }
         })?;
     Ok((station, catalog))
+}
+
+/// Start the bulletin intake (`station::bulletins`) of the centre-managed station `daemon` runs
+/// (in `run_station`, beside the sync agent): its events to the daemon, the airings its journal
+/// accounts for, woken by `wake` (the push client) and the heartbeat's answers; `None`, logged,
+/// without a collector or key. It lives here so that `bulletins` never names the daemon.
+fn start_bulletin_intake(
+    daemon: &Daemon,
+    wake: Arc<tokio::sync::Notify>,
+    shutdown: watch::Receiver<bool>,
+) -> Option<tokio::task::JoinHandle<()>> {
+    use super::bulletins::{IntakeConfig, Links, start};
+    let Some((url, _)) = daemon.collector() else {
+        tracing::error!(
+            "centre-managed station without a collector URL: no bulletins can be fetched"
+        );
+        return None;
+    };
+    let key = match keys::load(&daemon.cfg.data_dir) {
+        Ok(k) => k,
+        Err(e) => {
+            tracing::error!("bulletin intake not started: {e}");
+            return None;
+        }
+    };
+    let mut cfg = IntakeConfig::new(
+        &daemon.cfg.station,
+        daemon.cfg.data_dir.clone(),
+        &url,
+        key,
+        &daemon.station.area_code,
+    );
+    cfg.clock = daemon.clock.clone();
+    let links = Links {
+        events: daemon.bulletin_intake(),
+        aired: daemon.aired_bulletins(),
+        wake,
+        answers: daemon.heartbeat_answers(),
+    };
+    start(cfg, links, shutdown)
 }
 
 /// Start the sync agent of a centre-managed station (it needs a collector and the station key);
