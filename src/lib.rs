@@ -29,6 +29,8 @@
 //! - [`relay`] — relaying a live upstream stream with failover to a fallback playlist.
 //! - [`keys`] — station key pairs and the admin token on disk, made once and reused.
 //! - [`journal`] — the station's durable, append-only, checksummed as-run journal.
+//! - [`endpoints`] — the ordered set of collector URLs a station's clients share, and the
+//!   failover rule between them.
 //! - [`shipper`] — delivers journaled records and heartbeats to the collector.
 //! - [`station`] — the station daemon: scheduler loop tying plan, player, journal and shipper.
 //! - [`collector`] — the central server: SQLite store, ingest/query HTTP API.
@@ -52,6 +54,7 @@ pub mod clock;
 pub mod collector;
 pub mod crontab;
 pub mod demo;
+pub mod endpoints;
 pub mod journal;
 pub mod keys;
 pub mod launch;

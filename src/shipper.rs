@@ -28,7 +28,13 @@
 //!
 //! Continuing past a rejected record leaves a sequence gap at the collector (it reports gaps);
 //! the refused record itself is kept verbatim in the set-aside file for the operator.
+//!
+//! Several collectors ([`crate::endpoints`]): each batch and each heartbeat goes to the set's
+//! URL in use; a network error, a timeout or a 5xx moves the set to the next URL, and the batch
+//! is retried there after the usual backoff (ingest is idempotent, so a batch that reached a
+//! collector before it died is acknowledged as duplicates by the next). A 4xx never moves it.
 
+use crate::endpoints::Endpoints;
 use crate::journal::{AckLedger, JournalError, JournalReader, SetAside, SetAsideEntry};
 use crate::wire::{
     self, AiringBrief, BatchAck, Heartbeat, JournalHealth, RecordBatch, SignedRecord,
@@ -93,8 +99,9 @@ impl ShipError {
 /// Shipper settings.
 #[derive(Debug, Clone)]
 pub struct ShipperConfig {
-    /// Collector base URL, e.g. `http://127.0.0.1:8080`.
-    pub url: String,
+    /// The collector URLs (e.g. `http://127.0.0.1:8080`), shared with the station's other
+    /// clients: every request goes to the one in use.
+    pub collectors: Endpoints,
     pub station: String,
     /// The station's journal directory.
     pub journal_dir: PathBuf,
@@ -130,10 +137,11 @@ pub struct HeartbeatAnswer {
 }
 
 impl ShipperConfig {
-    /// Defaults for `station` shipping `journal_dir` to `url`.
+    /// Defaults for `station` shipping `journal_dir` to `url` (one collector; set
+    /// [`ShipperConfig::collectors`] for several).
     pub fn new(url: &str, station: &str, journal_dir: PathBuf) -> Self {
         Self {
-            url: url.trim_end_matches('/').to_string(),
+            collectors: Endpoints::single(url),
             station: station.to_string(),
             journal_dir,
             max_batch_records: DEFAULT_MAX_BATCH_RECORDS,
@@ -240,18 +248,22 @@ pub struct Shipper {
     set_aside: SetAside,
     skip: BTreeSet<u64>,
     acked: Arc<AtomicU64>,
+    /// The collector the last batch went to (named in the logs).
+    last_url: String,
 }
 
 impl Shipper {
     /// A shipper; loads the ledger and the set-aside list.
     pub fn new(cfg: ShipperConfig) -> Result<(Self, Arc<AtomicU64>), ShipError> {
-        let client = http_client(&cfg.url, cfg.request_timeout_secs)?;
+        let client = http_client(cfg.collectors.client_url(), cfg.request_timeout_secs)?;
         let ledger = AckLedger::new(&cfg.journal_dir);
         let set_aside = SetAside::new(&cfg.journal_dir);
         let skip = set_aside.entries()?.into_iter().map(|e| e.seq).collect();
         let acked = Arc::new(AtomicU64::new(ledger.load()?));
+        let last_url = cfg.collectors.current();
         Ok((
             Self {
+                last_url,
                 cfg,
                 client,
                 ledger,
@@ -263,32 +275,36 @@ impl Shipper {
         ))
     }
 
-    fn records_url(&self) -> String {
-        format!(
-            "{}/api/v1/stations/{}/records",
-            self.cfg.url, self.cfg.station
-        )
-    }
-
-    /// Send `records` (whose seqs are `seqs`, in order).
-    async fn send(&self, records: &[SignedRecord], seqs: &[u64]) -> Result<Delivery, ShipError> {
+    /// Send `records` (whose seqs are `seqs`, in order) to the collector in use; a network
+    /// error or a 5xx moves the collectors on ([`Endpoints::failed`]).
+    async fn send(
+        &mut self,
+        records: &[SignedRecord],
+        seqs: &[u64],
+    ) -> Result<Delivery, ShipError> {
         let first = seqs.first().copied().unwrap_or(0);
         let body = RecordBatch {
             records: records.to_vec(),
         };
+        let base = self.cfg.collectors.current();
+        self.last_url.clone_from(&base);
+        let url = format!("{base}/api/v1/stations/{}/records", self.cfg.station);
+        let network = |e: reqwest::Error| {
+            let why = e.to_string();
+            self.cfg.collectors.failed(&base, &why);
+            ShipError::Network(why)
+        };
         let resp = self
             .client
-            .post(self.records_url())
+            .post(url)
             .json(&body)
             .send()
             .await
-            .map_err(|e| ShipError::Network(e.to_string()))?;
+            .map_err(network)?;
         let status = resp.status();
         let retry_after = retry_after_secs(resp.headers().get(reqwest::header::RETRY_AFTER));
-        let text = resp
-            .text()
-            .await
-            .map_err(|e| ShipError::Network(e.to_string()))?;
+        let text = resp.text().await.map_err(network)?;
+        self.cfg.collectors.judge(&base, status.as_u16());
         let ack: Option<BatchAck> = serde_json::from_str(&text).ok();
         let short = |t: &str| t.chars().take(500).collect::<String>();
         if status.as_u16() == 429 {
@@ -426,7 +442,8 @@ impl Shipper {
                         // Said once, so an operator reading the failures above knows they ended.
                         tracing::info!(
                             failed_attempts = failed_since_delivery,
-                            "shipping resumed: the collector took the batch"
+                            collector = %self.last_url,
+                            "shipping resumed: the collector {} took the batch", self.last_url
                         );
                     }
                     attempt = 0;
@@ -456,12 +473,14 @@ impl Shipper {
                         tracing::warn!(
                             attempt,
                             wait_ms = wait.as_millis() as u64,
+                            collector = %self.last_url,
                             "shipping failed: {e}"
                         );
                     } else {
                         tracing::error!(
                             attempt,
                             wait_ms = wait.as_millis() as u64,
+                            collector = %self.last_url,
                             "shipping refused, will retry: {e}"
                         );
                     }
@@ -512,6 +531,7 @@ impl Shipper {
                     first,
                     through,
                     ms = t0.elapsed().as_millis() as u64,
+                    collector = %self.last_url,
                     "shipped"
                 );
             }
@@ -585,8 +605,7 @@ pub async fn run_heartbeat(
     status: watch::Receiver<LiveStatus>,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), ShipError> {
-    let client = http_client(&cfg.url, cfg.request_timeout_secs)?;
-    let url = format!("{}/api/v1/stations/{}/heartbeat", cfg.url, cfg.station);
+    let client = http_client(cfg.collectors.client_url(), cfg.request_timeout_secs)?;
     let started = Instant::now();
     let mut tick = tokio::time::interval(Duration::from_secs(cfg.heartbeat_secs.max(1)));
     // Heartbeats not delivered since the last one that was (a recovery is logged once).
@@ -627,9 +646,19 @@ pub async fn run_heartbeat(
                 continue;
             }
         };
-        let delivered = match client.post(&url).json(&signed).send().await {
+        // The collector in use now (another client may have moved the set since the last beat).
+        let base = cfg.collectors.current();
+        let url = format!("{base}/api/v1/stations/{}/heartbeat", cfg.station);
+        let sent = client.post(&url).json(&signed).send().await;
+        match &sent {
+            Ok(r) => cfg.collectors.judge(&base, r.status().as_u16()),
+            Err(e) => {
+                cfg.collectors.failed(&base, &e.to_string());
+            }
+        }
+        let delivered = match sent {
             Ok(r) if r.status().is_success() => {
-                tracing::trace!("heartbeat sent");
+                tracing::trace!(collector = %base, "heartbeat sent");
                 // The answer's news for `station::sync` (an unreadable answer is news of nothing).
                 if let Ok(a) = r.json::<HeartbeatAnswer>().await {
                     cfg.answers.send_if_modified(|old| {
@@ -643,18 +672,19 @@ pub async fn run_heartbeat(
                 true
             }
             Ok(r) => {
-                tracing::warn!(status = r.status().as_u16(), "heartbeat refused");
+                tracing::warn!(status = r.status().as_u16(), collector = %base, "heartbeat refused");
                 false
             }
             Err(e) => {
-                tracing::debug!("heartbeat not delivered: {e}");
+                tracing::debug!(collector = %base, "heartbeat not delivered: {e}");
                 false
             }
         };
         if delivered && failed_beats > 0 {
             tracing::info!(
                 failed_beats,
-                "collector reachable again: heartbeat delivered"
+                collector = %base,
+                "collector {base} reachable: heartbeat delivered"
             );
         }
         failed_beats = if delivered { 0 } else { failed_beats + 1 };

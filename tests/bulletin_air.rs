@@ -83,7 +83,7 @@ impl Bench {
             schedule_path: self.path(&format!("schedules/{ID}.toml")),
             audio_root: self.path("audio"),
             data_dir: self.data(),
-            collector_url: None,
+            collector_urls: Vec::new(),
             heartbeat_secs: None,
             keep_days: loa::station::DEFAULT_KEEP_DAYS,
         }

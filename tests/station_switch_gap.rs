@@ -90,7 +90,7 @@ async fn a_version_switch_loses_and_doubles_no_airing() {
         schedule_path: store.schedule_path(1, id),
         audio_root: store.audio_root(1),
         data_dir: data.clone(),
-        collector_url: None,
+        collector_urls: Vec::new(),
         heartbeat_secs: None,
         keep_days: loa::station::DEFAULT_KEEP_DAYS,
     };

@@ -145,7 +145,7 @@ async fn a_new_version_arriving_during_an_airing_waits_for_its_end() {
         schedule_path: store.schedule_path(1, id),
         audio_root: store.audio_root(1),
         data_dir: data.clone(),
-        collector_url: None,
+        collector_urls: Vec::new(),
         heartbeat_secs: None,
         keep_days: loa::station::DEFAULT_KEEP_DAYS,
     };
@@ -259,7 +259,7 @@ async fn a_switch_takes_the_agents_schedule_and_its_loudness_target_as_does_a_re
         schedule_path: store.schedule_path(1, id),
         audio_root: store.audio_root(1),
         data_dir: data.clone(),
-        collector_url: None,
+        collector_urls: Vec::new(),
         heartbeat_secs: None,
         keep_days: loa::station::DEFAULT_KEEP_DAYS,
     };

@@ -44,11 +44,14 @@ pub struct StationArgs {
     /// for wards to relay): `icecast://source:PASSWORD@HOST:PORT/MOUNT.mp3`.
     #[arg(long, value_name = "URL")]
     pub publish: Option<String>,
-    /// Collector base URL (overrides the schedule's `[collector] url`). Default: the one in
-    /// `<state>/station.toml` (`loa enrol`), else the schedule's, else the URL the collector
-    /// recorded in the state directory (`<state>/collector.url`), if any.
-    #[arg(long)]
-    pub collector: Option<String>,
+    /// Collector base URL; repeat the flag to name several collectors, in order of preference
+    /// (`--collector http://a:8080 --collector http://b:8080`): the station fails over between
+    /// them (docs/station.md, "Several collectors"). Overrides the schedule's
+    /// `[collector] urls`. Default: the one in `<state>/station.toml` (`loa enrol`), else the
+    /// schedule's, else the URL the collector recorded in the state directory
+    /// (`<state>/collector.url`), if any.
+    #[arg(long, value_name = "URL", action = clap::ArgAction::Append, value_parser = collector_url)]
+    pub collector: Vec<String>,
     /// Heartbeat period in seconds (overrides the schedule).
     #[arg(long)]
     pub heartbeat_secs: Option<u64>,
@@ -60,6 +63,11 @@ pub struct StationArgs {
     /// Log format.
     #[arg(long, value_enum, default_value = "text")]
     pub log_format: LogFormat,
+}
+
+/// A `--collector` value: an http(s) URL with a host (checked when the command line is read).
+fn collector_url(s: &str) -> Result<String, String> {
+    crate::endpoints::check_url(s).map_err(|e| e.to_string())
 }
 
 impl From<LogFormat> for process::LogFormat {
@@ -144,7 +152,11 @@ pub fn run(args: StationArgs) -> anyhow::Result<ExitCode> {
             audio_root,
             data_dir,
             station: id,
-            collector_url: args.collector.or(file_collector),
+            collector_urls: if args.collector.is_empty() {
+                file_collector.into_iter().collect()
+            } else {
+                args.collector
+            },
             heartbeat_secs: args.heartbeat_secs,
             keep_days: args.keep_days,
         },

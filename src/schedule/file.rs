@@ -94,7 +94,10 @@ pub(super) struct RawLoudness {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawCollector {
-    pub(super) url: Spanned<String>,
+    /// One collector (kept from before `urls`): the same as `urls = [url]`.
+    pub(super) url: Option<Spanned<String>>,
+    /// Several collectors, in order of preference: the station fails over between them.
+    pub(super) urls: Option<Spanned<Vec<Spanned<String>>>>,
     pub(super) heartbeat_secs: Option<Spanned<u32>>,
 }
 

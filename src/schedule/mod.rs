@@ -107,8 +107,9 @@ impl Default for LoudnessTarget {
 /// Where a station ships its airing records.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CollectorLink {
-    /// Base URL of the collector, e.g. `http://127.0.0.1:8080`.
-    pub url: String,
+    /// Base URLs of the collectors, in order (at least one, none twice), e.g.
+    /// `http://127.0.0.1:8080`: the station fails over between them ([`crate::endpoints`]).
+    pub urls: Vec<String>,
     /// Heartbeat period in seconds.
     pub heartbeat_secs: u32,
 }

@@ -42,6 +42,7 @@ use crate::centre::request;
 use crate::centre::signed::Envelope;
 use crate::clock::Clock;
 use crate::collector::bulletins::{Receipt, ReceiptState, Receipts};
+use crate::endpoints::Endpoints;
 use crate::shipper::HeartbeatAnswer;
 use crate::station::sync::fetch::{self, Source};
 use crate::station::sync::{FILE_ATTEMPTS, Store, StoreError, SyncError, WantedFile};
@@ -345,8 +346,9 @@ impl Files {
 pub struct IntakeConfig {
     pub station: String,
     pub data_dir: PathBuf,
-    /// Collector base URL (a trailing slash is dropped).
-    pub collector: String,
+    /// The collector URLs, shared with the station's other clients: each request goes to the
+    /// one in use; a network error, a timeout or a 5xx moves them on ([`crate::endpoints`]).
+    pub collectors: Endpoints,
     /// The station's key: it signs the fetches and the receipts.
     pub key: SigningKey,
     /// The station's area code when no active schedule version names one (its own schedule's).
@@ -373,7 +375,7 @@ impl IntakeConfig {
         Self {
             station: station.to_string(),
             data_dir,
-            collector: collector.trim_end_matches('/').to_string(),
+            collectors: Endpoints::single(collector),
             key,
             area_code: area_code.to_string(),
             check_secs: CHECK_SECS,
@@ -419,8 +421,8 @@ pub struct Intake {
 
 impl Intake {
     pub fn new(cfg: IntakeConfig, links: Links) -> Result<Self, IntakeError> {
-        let client =
-            fetch::client(&cfg.collector).map_err(|e| IntakeError::Unreachable(e.to_string()))?;
+        let client = fetch::client(cfg.collectors.client_url())
+            .map_err(|e| IntakeError::Unreachable(e.to_string()))?;
         let files = Files::new(&cfg.data_dir);
         let state = files.load();
         Ok(Self {
@@ -670,18 +672,36 @@ impl Intake {
         }
     }
 
+    /// Send `req` to `base` within the read timeout; a network error, a timeout or a 5xx moves
+    /// the collectors on.
+    async fn answer(
+        &self,
+        base: &str,
+        what: &str,
+        req: reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, IntakeError> {
+        let e = match tokio::time::timeout(self.cfg.read_timeout, req.send()).await {
+            Ok(Ok(resp)) => {
+                self.cfg.collectors.judge(base, resp.status().as_u16());
+                return Ok(resp);
+            }
+            Err(_) => "no answer in time".to_string(),
+            Ok(Err(e)) => e.to_string(),
+        };
+        self.cfg.collectors.failed(base, &e);
+        Err(IntakeError::Unreachable(format!("{what}: {e}")))
+    }
+
     /// The envelopes (bulletins, cancels) the collector hands this station.
     async fn get_list(&self) -> Result<(Vec<Envelope>, Vec<Envelope>), IntakeError> {
         let path = format!("/api/v1/stations/{}/bulletins", self.cfg.station);
-        let what = format!("GET {path}");
-        let mut req = self.client.get(format!("{}{path}", self.cfg.collector));
+        let base = self.cfg.collectors.current();
+        let what = format!("GET {base}{path}");
+        let mut req = self.client.get(format!("{base}{path}"));
         for (k, v) in self.sign_get(&path) {
             req = req.header(k, v);
         }
-        let resp = tokio::time::timeout(self.cfg.read_timeout, req.send())
-            .await
-            .map_err(|_| IntakeError::Unreachable(format!("{what}: no answer in time")))?
-            .map_err(|e| IntakeError::Unreachable(format!("{what}: {e}")))?;
+        let resp = self.answer(&base, &what, req).await?;
         let status = resp.status().as_u16();
         let body = self.body(&what, resp, MAX_LIST_BYTES).await?;
         if status != 200 {
@@ -745,15 +765,17 @@ impl Intake {
                 .map(|(k, v)| (*k, (*v).to_string()))
                 .collect::<Vec<_>>()
         };
-        let src = Source {
-            client: &self.client,
-            base: &self.cfg.collector,
-            sign: &sign,
-            read_timeout: self.cfg.read_timeout,
-        };
         let mut attempt = 1;
         loop {
-            match fetch::fetch(&src, &self.store, &want).await {
+            // The collector in use at each attempt (a cut one moves them on).
+            let base = self.cfg.collectors.current();
+            let src = Source {
+                client: &self.client,
+                base: &base,
+                sign: &sign,
+                read_timeout: self.cfg.read_timeout,
+            };
+            match fetch::fetch_via(&src, Some(&self.cfg.collectors), &self.store, &want).await {
                 Ok(got) => {
                     tracing::info!(bulletin = %b.id, sha256 = %want.sha256, size = want.size,
                         resumed_from = got.resumed_from, received = got.received,
@@ -1038,7 +1060,8 @@ impl Intake {
         })
         .map_err(|e| IntakeError::BadList(e.to_string()))?;
         let path = format!("/api/v1/stations/{}/bulletin-receipts", self.cfg.station);
-        let what = format!("POST {path}");
+        let base = self.cfg.collectors.current();
+        let what = format!("POST {base}{path}");
         let h = request::sign_body(
             &self.cfg.key,
             &self.cfg.station,
@@ -1049,15 +1072,12 @@ impl Intake {
         );
         let mut req = self
             .client
-            .post(format!("{}{path}", self.cfg.collector))
+            .post(format!("{base}{path}"))
             .header(reqwest::header::CONTENT_TYPE, "application/json");
         for (k, v) in h.pairs() {
             req = req.header(k, v);
         }
-        let resp = tokio::time::timeout(self.cfg.read_timeout, req.body(body).send())
-            .await
-            .map_err(|_| IntakeError::Unreachable(format!("{what}: no answer in time")))?
-            .map_err(|e| IntakeError::Unreachable(format!("{what}: {e}")))?;
+        let resp = self.answer(&base, &what, req.body(body)).await?;
         let status = resp.status().as_u16();
         let text = self.body(&what, resp, 64 * 1024).await?;
         let drop_batch = match status {
@@ -1092,7 +1112,7 @@ pub fn start(
     links: Links,
     shutdown: watch::Receiver<bool>,
 ) -> Option<tokio::task::JoinHandle<()>> {
-    let url = cfg.collector.clone();
+    let url = cfg.collectors.urls().join(", ");
     match Intake::new(cfg, links) {
         Ok(i) => {
             tracing::info!(%url, "bulletin intake from the centre started");

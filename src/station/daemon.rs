@@ -25,6 +25,7 @@ use super::{
 use super::bulletin_air::{self, AiredBulletins, Desk, IntakeEvent};
 use super::sync::SwitchRequest;
 use crate::clock::Clock;
+use crate::endpoints::Endpoints;
 use crate::journal::{self, Journal};
 use crate::keys;
 use crate::reason::ReasonCode;
@@ -76,6 +77,9 @@ pub struct Daemon {
     pub(super) answers: Arc<watch::Sender<shipper::HeartbeatAnswer>>,
     /// The bulletins handed over by the intake, and their airing ([`super::bulletin_air`]).
     pub(super) bulletins: Desk,
+    /// The collector URLs every client of the station shares (`None`: no collector named),
+    /// made once at open so that all of them fail over together.
+    pub(super) collectors: Option<Endpoints>,
 }
 
 impl Daemon {
@@ -196,7 +200,17 @@ impl Daemon {
             .filter_map(|r| r.occurrence.clone())
             .collect();
         let bulletins = Desk::new(journal.occurrences().keys().chain(recovered_keys.iter()));
+        // The flags' URLs, else the schedule's (checked when it was read).
+        let collectors = if !cfg.collector_urls.is_empty() {
+            Some(Endpoints::new(&cfg.collector_urls)?)
+        } else {
+            match &station.collector {
+                Some(c) => Some(Endpoints::new(&c.urls)?),
+                None => None,
+            }
+        };
         let mut d = Self {
+            collectors,
             floor,
             cfg,
             clock,
@@ -248,13 +262,9 @@ impl Daemon {
         self.status_tx.subscribe()
     }
 
-    /// Collector URL and heartbeat period in force.
-    pub fn collector(&self) -> Option<(String, u64)> {
-        let url = self
-            .cfg
-            .collector_url
-            .clone()
-            .or_else(|| self.station.collector.as_ref().map(|c| c.url.clone()))?;
+    /// The collector URLs (shared by every client) and the heartbeat period in force.
+    pub fn collector(&self) -> Option<(Endpoints, u64)> {
+        let url = self.collectors.clone()?;
         let hb = self
             .cfg
             .heartbeat_secs
@@ -850,7 +860,7 @@ pub struct Launch {
     /// Also publish what airs to this Icecast mount (`icecast://source:PASSWORD@HOST:PORT/MOUNT`).
     pub publish: Option<String>,
     /// The collector URL a local collector recorded, and where it was read: used when neither
-    /// `cfg.collector_url` nor the schedule names one.
+    /// `cfg.collector_urls` nor the schedule names one.
     pub recorded_collector: Option<(String, String)>,
 }
 
@@ -887,12 +897,12 @@ pub fn run_station(launch: Launch) -> Result<(), StationError> {
     };
     // No collector named (flag or schedule): the one the layout's collector recorded, if any
     // (a station started beside `loa up` ships to it without flags).
-    if cfg.collector_url.is_none()
+    if cfg.collector_urls.is_empty()
         && station.collector.is_none()
         && let Some((url, from)) = recorded_collector
     {
         tracing::info!(%url, "collector URL {from}");
-        cfg.collector_url = Some(url);
+        cfg.collector_urls = vec![url];
     }
     let loudness = crate::loudness::LoudnessSettings {
         target_lufs: station.loudness.integrated_lufs,
@@ -935,9 +945,9 @@ pub fn run_station(launch: Launch) -> Result<(), StationError> {
         // cancel event (the heartbeat's pending list is the fallback) and the agent on a version.
         let bulletin_wake = Arc::new(tokio::sync::Notify::new());
         let push = match (managed, daemon.collector()) {
-            (true, Some((url, _))) => super::push::start(
+            (true, Some((collectors, _))) => super::push::start(
                 &daemon.cfg.station,
-                &url,
+                collectors,
                 &daemon.cfg.data_dir,
                 daemon.answers.clone(),
                 bulletin_wake.clone(),
@@ -1011,7 +1021,7 @@ fn start_bulletin_intake(
     shutdown: watch::Receiver<bool>,
 ) -> Option<tokio::task::JoinHandle<()>> {
     use super::bulletins::{IntakeConfig, Links, start};
-    let Some((url, _)) = daemon.collector() else {
+    let Some((collectors, _)) = daemon.collector() else {
         tracing::error!(
             "centre-managed station without a collector URL: no bulletins can be fetched"
         );
@@ -1027,10 +1037,11 @@ fn start_bulletin_intake(
     let mut cfg = IntakeConfig::new(
         &daemon.cfg.station,
         daemon.cfg.data_dir.clone(),
-        &url,
+        collectors.client_url(),
         key,
         &daemon.station.area_code,
     );
+    cfg.collectors = collectors;
     cfg.clock = daemon.clock.clone();
     let links = Links {
         events: daemon.bulletin_intake(),
@@ -1048,7 +1059,7 @@ fn start_agent(
     shutdown: watch::Receiver<bool>,
 ) -> Option<tokio::task::JoinHandle<()>> {
     use super::sync::agent::{self, Agent, AgentConfig};
-    let Some((url, _)) = daemon.collector() else {
+    let Some((collectors, _)) = daemon.collector() else {
         tracing::error!(
             "centre-managed station (a centre key is pinned) without a collector URL: no schedule \
              versions can be fetched; give --collector or enrol again"
@@ -1065,7 +1076,9 @@ fn start_agent(
     let data_dir = daemon.cfg.data_dir.clone();
     let (health_tx, health_rx) = watch::channel(agent::initial_health(&data_dir));
     let switch = daemon.switch_requests(health_rx);
-    let mut cfg = AgentConfig::new(&daemon.cfg.station, data_dir, &url, key);
+    let url = collectors.urls().join(", ");
+    let mut cfg = AgentConfig::new(&daemon.cfg.station, data_dir, collectors.client_url(), key);
+    cfg.collectors = collectors;
     cfg.clock = daemon.clock.clone();
     match Agent::new(cfg, health_tx, switch, daemon.heartbeat_answers()) {
         Ok(a) => {

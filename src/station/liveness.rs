@@ -12,6 +12,7 @@
 
 use super::inflight::InFlight;
 use super::{ALIVE_FILE, StationConfig, StationError};
+use crate::endpoints::Endpoints;
 use crate::journal;
 use crate::keys;
 use crate::shipper::{self, LiveStatus, Progress, Shipper, ShipperConfig};
@@ -65,11 +66,11 @@ pub(super) struct Shipping {
     pub(super) wake: Option<Arc<tokio::sync::Notify>>,
 }
 
-/// Start the shipper and the heartbeat to `collector` (URL, heartbeat period), when one is
-/// configured, both stopping when `shutdown` turns true.
+/// Start the shipper and the heartbeat to `collector` (the shared collector URLs, heartbeat
+/// period), when one is configured, both stopping when `shutdown` turns true.
 pub(super) fn start_shipping(
     cfg: &StationConfig,
-    collector: Option<(String, u64)>,
+    collector: Option<(Endpoints, u64)>,
     last_seq: watch::Receiver<u64>,
     status: watch::Receiver<LiveStatus>,
     answers: Arc<watch::Sender<shipper::HeartbeatAnswer>>,
@@ -80,11 +81,17 @@ pub(super) fn start_shipping(
         acked: None,
         wake: None,
     };
-    let Some((url, hb_secs)) = collector else {
+    let Some((collectors, hb_secs)) = collector else {
         tracing::warn!("no collector configured: records stay in the journal until one is");
         return Ok(shipping);
     };
-    let mut scfg = ShipperConfig::new(&url, &cfg.station, journal::journal_dir(&cfg.data_dir));
+    let url = collectors.urls().join(", ");
+    let mut scfg = ShipperConfig::new(
+        collectors.client_url(),
+        &cfg.station,
+        journal::journal_dir(&cfg.data_dir),
+    );
+    scfg.collectors = collectors;
     scfg.heartbeat_secs = hb_secs;
     scfg.answers = answers;
     shipping.wake = Some(scfg.wake.clone());

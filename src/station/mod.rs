@@ -117,6 +117,9 @@ pub enum StationError {
     /// A malformed `--publish` URL (a start-up refusal).
     #[error("--publish: {0}")]
     Publish(String),
+    /// A collector URL that is not one (a start-up refusal).
+    #[error("collector URLs: {0}")]
+    Collectors(#[from] crate::endpoints::EndpointsError),
     /// `--publish` with the timer output (a start-up refusal).
     #[error("--publish needs a real output (the timer airs no audio)")]
     PublishWithoutOutput,
@@ -140,6 +143,7 @@ impl StationError {
                 | StationError::WrongStation { .. }
                 | StationError::Publish(_)
                 | StationError::PublishWithoutOutput
+                | StationError::Collectors(_)
         )
     }
 }
@@ -151,8 +155,10 @@ pub struct StationConfig {
     pub schedule_path: PathBuf,
     pub audio_root: PathBuf,
     pub data_dir: PathBuf,
-    /// Overrides the schedule's `[collector] url`.
-    pub collector_url: Option<String>,
+    /// The collector URLs, in order (`loa station --collector`, repeatable); when not empty
+    /// they override the schedule's `[collector] urls` (or `url`). Several: the station's
+    /// clients fail over between them ([`crate::endpoints`]).
+    pub collector_urls: Vec<String>,
     /// Overrides the schedule's heartbeat period.
     pub heartbeat_secs: Option<u64>,
     /// Days of acknowledged records kept in the local journal (at least [`MIN_KEEP_DAYS`]).

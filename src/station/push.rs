@@ -13,12 +13,19 @@
 //! arrives on reconnect. The heartbeat answer's `pending_bulletins` stays the fallback for
 //! networks that never keep a connection long.
 //!
+//! Several collectors ([`crate::endpoints`]): each connection goes to the URL in use; a failure
+//! to connect, a connection that stays silent, or a 5xx moves the station's collectors on, and
+//! the reconnect (after the backoff) goes to the next URL with the same `Last-Event-ID` (the
+//! event ids come from the shared database, so they are valid on every replica). A stream that
+//! ends or is cut after it was up is not a failure of the URL by itself: the reconnect tells.
+//!
 //! **Invariant:** nothing read from the stream is acted on except as a wake-up; a line longer
 //! than [`MAX_LINE_BYTES`] or an event larger than [`MAX_EVENT_BYTES`] ends the connection
 //! (never an unbounded buffer); every network wait has a time limit; the scheduler loop waits
 //! on none of this.
 
 use crate::centre::request;
+use crate::endpoints::Endpoints;
 use crate::shipper::HeartbeatAnswer;
 use ed25519_dalek::SigningKey;
 use std::sync::Arc;
@@ -223,8 +230,9 @@ fn jitter() -> f64 {
 /// What the client needs.
 pub struct PushConfig {
     pub station: String,
-    /// Collector base URL (a trailing slash is dropped).
-    pub collector: String,
+    /// The collector URLs, shared with the station's other clients: each connection goes to the
+    /// one in use.
+    pub collectors: Endpoints,
     /// The station's key: it signs each connection's request.
     pub key: SigningKey,
     /// Notified on every `bulletin` and `cancel` event (the intake's `bulletin_wake`).
@@ -241,7 +249,7 @@ impl PushConfig {
     pub fn new(station: &str, collector: &str, key: SigningKey, wake: Arc<Notify>) -> Self {
         Self {
             station: station.to_string(),
-            collector: collector.trim_end_matches('/').to_string(),
+            collectors: Endpoints::single(collector),
             key,
             wake,
             answers: None,
@@ -264,7 +272,7 @@ impl PushClient {
     pub fn new(cfg: PushConfig) -> Result<Self, PushError> {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let mut b = reqwest::Client::builder();
-        if cfg.collector.starts_with("http://") {
+        if !cfg.collectors.any_https() {
             b = b.tls_certs_only(Vec::new());
         }
         let client = b
@@ -325,9 +333,10 @@ impl PushClient {
             &path,
             chrono::Utc::now(),
         );
+        let base = self.cfg.collectors.current();
         let mut req = self
             .client
-            .get(format!("{}{path}", self.cfg.collector))
+            .get(format!("{base}{path}"))
             .header(reqwest::header::ACCEPT, "text/event-stream")
             .header(reqwest::header::CACHE_CONTROL, "no-cache");
         for (k, v) in signed.pairs() {
@@ -336,12 +345,26 @@ impl PushClient {
         if let Some(id) = &self.last_id {
             req = req.header("last-event-id", id.as_str());
         }
-        let answer =
-            tokio::time::timeout(self.cfg.connect_timeout + self.cfg.read_timeout, req.send())
-                .await
-                .map_err(|_| PushError::Silent(self.cfg.read_timeout.as_secs()))?
-                .map_err(|e| PushError::Unreachable(e.to_string()))?;
+        let answer = match tokio::time::timeout(
+            self.cfg.connect_timeout + self.cfg.read_timeout,
+            req.send(),
+        )
+        .await
+        {
+            Err(_) => {
+                let e = PushError::Silent(self.cfg.read_timeout.as_secs());
+                self.cfg.collectors.failed(&base, &e.to_string());
+                return Err(e);
+            }
+            Ok(Err(e)) => {
+                let e = PushError::Unreachable(format!("{base}: {e}"));
+                self.cfg.collectors.failed(&base, &e.to_string());
+                return Err(e);
+            }
+            Ok(Ok(a)) => a,
+        };
         let status = answer.status().as_u16();
+        self.cfg.collectors.judge(&base, status);
         if status != 200 {
             let body = tokio::time::timeout(self.cfg.read_timeout, answer.text())
                 .await
@@ -351,14 +374,19 @@ impl PushClient {
             let body: String = body.chars().take(500).collect();
             return Err(PushError::Refused { status, body });
         }
-        tracing::info!(last_event_id = ?self.last_id, "push channel connected");
+        tracing::info!(last_event_id = ?self.last_id, collector = %base, "push channel connected to {base}");
         let mut answer = answer;
         let mut parser = Parser::new(self.last_id.clone());
         loop {
-            let chunk = tokio::time::timeout(self.cfg.read_timeout, answer.chunk())
-                .await
-                .map_err(|_| PushError::Silent(self.cfg.read_timeout.as_secs()))?
-                .map_err(|e| PushError::Stream(e.to_string()))?;
+            let chunk = match tokio::time::timeout(self.cfg.read_timeout, answer.chunk()).await {
+                Err(_) => {
+                    // Silence past the keep-alives: the collector or the path to it is gone.
+                    let e = PushError::Silent(self.cfg.read_timeout.as_secs());
+                    self.cfg.collectors.failed(&base, &e.to_string());
+                    return Err(e);
+                }
+                Ok(r) => r.map_err(|e| PushError::Stream(format!("{base}: {e}")))?,
+            };
             let Some(chunk) = chunk else {
                 return Ok(());
             };
@@ -406,11 +434,11 @@ impl PushClient {
 }
 
 /// Start the push client of station `station` (data directory `data_dir`, where its key is)
-/// on `collector`; `None`, logged, when it cannot run (the heartbeat's pending list still
+/// on `collectors`; `None`, logged, when it cannot run (the heartbeat's pending list still
 /// works). Called by `run_station` for a centre-managed station.
 pub fn start(
     station: &str,
-    collector: &str,
+    collectors: Endpoints,
     data_dir: &std::path::Path,
     answers: Arc<watch::Sender<HeartbeatAnswer>>,
     wake: Arc<Notify>,
@@ -423,7 +451,8 @@ pub fn start(
             return None;
         }
     };
-    let mut cfg = PushConfig::new(station, collector, key, wake);
+    let mut cfg = PushConfig::new(station, collectors.client_url(), key, wake);
+    cfg.collectors = collectors;
     cfg.answers = Some(answers);
     match PushClient::new(cfg) {
         Ok(c) => Some(tokio::spawn(tracing::Instrument::instrument(

@@ -30,6 +30,7 @@ use crate::centre::pin::{self, Pinned};
 use crate::centre::request;
 use crate::centre::signed::{Envelope, MAX_ENVELOPE_BYTES};
 use crate::clock::Clock;
+use crate::endpoints::Endpoints;
 use crate::shipper::HeartbeatAnswer;
 use crate::wire::{self, SyncHealth};
 use ed25519_dalek::SigningKey;
@@ -50,8 +51,9 @@ pub const ATTEMPT_WAIT_MAX_MS: u64 = 8_000;
 pub struct AgentConfig {
     pub station: String,
     pub data_dir: PathBuf,
-    /// Collector base URL (a trailing slash is dropped).
-    pub collector: String,
+    /// The collector URLs, shared with the station's other clients: each request goes to the
+    /// one in use; a network error, a timeout or a 5xx moves them on ([`crate::endpoints`]).
+    pub collectors: Endpoints,
     /// The station's key: it signs the manifest and content requests.
     pub key: SigningKey,
     /// Period of the check made without news ([`CHECK_SECS`]).
@@ -68,7 +70,7 @@ impl AgentConfig {
         Self {
             station: station.to_string(),
             data_dir,
-            collector: collector.trim_end_matches('/').to_string(),
+            collectors: Endpoints::single(collector),
             key,
             check_secs: CHECK_SECS,
             read_timeout: Duration::from_secs(fetch::READ_TIMEOUT_SECS),
@@ -232,7 +234,7 @@ impl Agent {
         switch: mpsc::Sender<SwitchRequest>,
         answers: watch::Receiver<HeartbeatAnswer>,
     ) -> Result<Self, SyncError> {
-        let client = fetch::client(&cfg.collector)?;
+        let client = fetch::client(cfg.collectors.client_url())?;
         Ok(Self {
             store: Store::new(&cfg.data_dir),
             cfg,
@@ -344,17 +346,26 @@ impl Agent {
     /// GET `path` (station-signed), its status and body, each wait within the read timeout and
     /// the body at most `limit` bytes.
     async fn get(&self, path: &str, limit: usize) -> Result<(u16, Vec<u8>), SyncError> {
-        let unreachable = |why: String| SyncError::Unreachable(format!("GET {path}: {why}"));
-        let mut req = self.client.get(format!("{}{path}", self.cfg.collector));
+        let base = self.cfg.collectors.current();
+        let unreachable = |why: String| SyncError::Unreachable(format!("GET {base}{path}: {why}"));
+        let mut req = self.client.get(format!("{base}{path}"));
         for (k, v) in (self.signer())(path) {
             req = req.header(k, v);
         }
         let t = self.cfg.read_timeout;
-        let resp = tokio::time::timeout(t, req.send())
-            .await
-            .map_err(|_| unreachable("no answer in time".into()))?
-            .map_err(|e| unreachable(e.to_string()))?;
+        let resp = match tokio::time::timeout(t, req.send()).await {
+            Ok(Ok(r)) => r,
+            Err(_) => {
+                self.cfg.collectors.failed(&base, "no answer in time");
+                return Err(unreachable("no answer in time".into()));
+            }
+            Ok(Err(e)) => {
+                self.cfg.collectors.failed(&base, &e.to_string());
+                return Err(unreachable(e.to_string()));
+            }
+        };
         let status = resp.status().as_u16();
+        self.cfg.collectors.judge(&base, status);
         if resp.content_length().is_some_and(|n| n > limit as u64) {
             return Err(unreachable(format!("answer larger than {limit} bytes")));
         }
@@ -433,15 +444,17 @@ impl Agent {
     /// Fetch `f` with up to [`FILE_ATTEMPTS`] attempts (a cut resumes from the part file).
     async fn fetch_file(&self, f: &WantedFile) -> Result<(), SyncError> {
         let sign = self.signer();
-        let src = Source {
-            client: &self.client,
-            base: &self.cfg.collector,
-            sign: &sign,
-            read_timeout: self.cfg.read_timeout,
-        };
         let mut attempt = 1;
         loop {
-            match fetch::fetch(&src, &self.store, f).await {
+            // The collector in use at each attempt (a cut one moves them on).
+            let base = self.cfg.collectors.current();
+            let src = Source {
+                client: &self.client,
+                base: &base,
+                sign: &sign,
+                read_timeout: self.cfg.read_timeout,
+            };
+            match fetch::fetch_via(&src, Some(&self.cfg.collectors), &self.store, f).await {
                 Ok(got) => {
                     tracing::info!(
                         path = %f.path, sha256 = %f.sha256, size = f.size,

@@ -10,6 +10,7 @@
 
 use super::store::Store;
 use super::{SyncError, WantedFile};
+use crate::endpoints::Endpoints;
 use std::time::Duration;
 use tokio::io::AsyncWriteExt as _;
 
@@ -64,6 +65,23 @@ pub async fn fetch(
     store: &Store,
     want: &WantedFile,
 ) -> Result<Fetched, SyncError> {
+    fetch_via(src, None, store, want).await
+}
+
+/// [`fetch`] from `src.base`, one of `collectors`: a network error, a timeout, a cut body or a
+/// 5xx moves them on ([`Endpoints::failed`]), so the next attempt goes to the next collector
+/// (resuming the part file there: the content store is shared by every replica).
+pub async fn fetch_via(
+    src: &Source<'_>,
+    collectors: Option<&Endpoints>,
+    store: &Store,
+    want: &WantedFile,
+) -> Result<Fetched, SyncError> {
+    let failed = |why: &str| {
+        if let Some(c) = collectors {
+            c.failed(src.base, why);
+        }
+    };
     if store.holds(&want.sha256) {
         return Ok(Fetched::default());
     }
@@ -94,11 +112,21 @@ pub async fn fetch(
             req = req.header(reqwest::header::RANGE, format!("bytes={have}-"));
         }
         let cut = |e: String| SyncError::Unreachable(format!("{}: {e}", want.path));
-        let resp = tokio::time::timeout(src.read_timeout, req.send())
-            .await
-            .map_err(|_| cut("no answer in time".into()))?
-            .map_err(|e| cut(e.to_string()))?;
+        let resp = match tokio::time::timeout(src.read_timeout, req.send()).await {
+            Ok(Ok(r)) => r,
+            Err(_) => {
+                failed("no answer in time");
+                return Err(cut("no answer in time".into()));
+            }
+            Ok(Err(e)) => {
+                failed(&e.to_string());
+                return Err(cut(e.to_string()));
+            }
+        };
         let status = resp.status().as_u16();
+        if let Some(c) = collectors {
+            c.judge(src.base, status);
+        }
         let mut file = tokio::fs::OpenOptions::new();
         file.create(true).write(true);
         match status {
@@ -146,6 +174,7 @@ pub async fn fetch(
         loop {
             let chunk = match tokio::time::timeout(src.read_timeout, resp.chunk()).await {
                 Err(_) => {
+                    failed("the answer stalled");
                     f.flush().await.map_err(io)?;
                     return Err(cut(format!(
                         "no data for {} s after {} bytes; the download resumes from there",
@@ -154,6 +183,7 @@ pub async fn fetch(
                     )));
                 }
                 Ok(Err(e)) => {
+                    failed(&e.to_string());
                     f.flush().await.map_err(io)?;
                     return Err(cut(format!(
                         "connection cut after {have} bytes ({e}); the download resumes from there"
