@@ -122,6 +122,22 @@ fn stored(home: &Path, id: &str) -> (u64, u64, bool) {
     (n as u64, d as u64, hb > 0)
 }
 
+/// When the collector last stored `id`'s heartbeat (unix ms), if it did.
+fn heartbeat_ms(home: &Path, id: &str) -> Option<i64> {
+    let c = rusqlite::Connection::open_with_flags(
+        home.join("collector.db"),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .ok()?;
+    let _ = c.busy_timeout(Duration::from_secs(5));
+    c.query_row(
+        "SELECT received_unix_ms FROM heartbeats WHERE station = ?1",
+        [id],
+        |r| r.get(0),
+    )
+    .ok()
+}
+
 /// After the station stopped: every record the station holds acknowledged (its ledger) is in
 /// the database exactly once, with the journal's hash; nothing else of it is stored but
 /// journaled records, each once. Returns (journaled, acknowledged).
@@ -274,6 +290,7 @@ async fn a_killed_collector_is_replaced_by_another_on_the_same_database() {
     });
     a.kill9();
     let killed = Instant::now();
+    let killed_ms = chrono::Utc::now().timestamp_millis();
     let at_kill = stored(&home, id).0;
     let b = Collector::start(&home, &format!("127.0.0.1:{port_b}"), "b");
     let b_up = killed.elapsed();
@@ -281,10 +298,17 @@ async fn a_killed_collector_is_replaced_by_another_on_the_same_database() {
         stored(&home, id).0 > at_kill
     });
     let first_batch = killed.elapsed();
+    wait_until(
+        Duration::from_secs(20),
+        "a heartbeat stored through B",
+        || heartbeat_ms(&home, id).is_some_and(|t| t > killed_ms),
+    );
+    let first_beat = heartbeat_ms(&home, id).unwrap_or_default() - killed_ms;
     eprintln!(
-        "collector A killed: B listening after {} ms; first batch stored through B {} ms after \
-         the kill ({} records stored before it)",
+        "collector A killed: B listening after {} ms; first heartbeat stored through B {} ms \
+         and first batch {} ms after the kill (the next airing; {} records stored before it)",
         b_up.as_millis(),
+        first_beat,
         first_batch.as_millis(),
         at_kill
     );
