@@ -10,6 +10,8 @@
 //!    once, and its push channel reconnects to B with its `Last-Event-ID` (a bulletin sent
 //!    through B arrives by push and airs);
 //! 3. bad collector lists are refused at start, naming the file and field (or the flag).
+//! 4. a collector that refuses the station (a 4xx: it does not know it) is not failed over: the
+//!    second collector never hears from it.
 //!
 //! The figures (kill → first batch acknowledged by B) are printed (`--nocapture`).
 
@@ -438,5 +440,40 @@ fn bad_collector_lists_are_refused_naming_the_file_and_field() {
     assert!(
         err.contains("--collector") && err.contains("a:8080") && err.contains("http(s)"),
         "{err}"
+    );
+}
+
+#[test]
+fn a_refusing_collector_is_not_failed_over() {
+    // A 4xx is the collector's word: A, which does not know the station (401), keeps it; B,
+    // which would take its records, never hears from it.
+    let site = Site::new();
+    let id = "tram-d";
+    site.write_schedule(id, 2, "tone1.wav");
+    let key = site.keygen(id);
+    let home_a = site.root.path().join("home-a");
+    let home_b = site.root.path().join("home-b");
+    std::fs::create_dir_all(&home_a).unwrap();
+    std::fs::create_dir_all(&home_b).unwrap();
+    registry(&home_a, "tram-khac", &key);
+    registry(&home_b, id, &key);
+    let a = Collector::start(&home_a, "127.0.0.1:0", "a");
+    let b = Collector::start(&home_b, "127.0.0.1:0", "b");
+    let station = site.start_with(id, &a.base, &["--collector", &b.base]);
+    wait_until(Duration::from_secs(20), "2 records journaled", || {
+        site.records(id).len() >= 2
+    });
+    station.wait_log("not enrolled", Duration::from_secs(20));
+    // Several heartbeats (1 s) and shipping attempts later.
+    std::thread::sleep(Duration::from_secs(3));
+    let log = station.stop();
+    assert_eq!(
+        stored(&home_b, id),
+        (0, 0, false),
+        "B heard from it:\n{log}"
+    );
+    assert!(
+        !log.contains("switching to"),
+        "a 4xx moved the station:\n{log}"
     );
 }
