@@ -180,7 +180,7 @@ pub const ROUTES: &[Route] = &[
     // Open.
     r("GET", "/healthz", Access::Open),
     r("GET", "/api/v1/openapi.json", Access::Open),
-    r("GET", "/static/loa-1.css", Access::Open),
+    r("GET", "/static/loa-2.css", Access::Open),
     // Stations (signature authentication).
     r("POST", "/api/v1/stations/{id}/records", Access::Ingest),
     r("POST", "/api/v1/stations/{id}/heartbeat", Access::Ingest),

@@ -848,6 +848,29 @@ fn summary(c: &Content) -> String {
             int_vi(t.unplanned)
         ));
     }
+    if t.bulletins > 0 {
+        s.push_str(&bulletin_sentence(t));
+    }
+    s
+}
+
+/// The year's bulletins (issue #15) in one sentence: the centre's, counted apart from the plan
+/// and the ratio, as in the month CSV/XLSX (*Bản tin*).
+fn bulletin_sentence(t: &Totals) -> String {
+    let minutes = (t.bulletin_secs / 60.0).round().max(0.0) as u64;
+    let mut s = format!(
+        " Các trạm còn phát {} lần bản tin do trung tâm gửi ({} phút), không tính vào kế hoạch và tỷ lệ thực hiện",
+        int_vi(t.bulletins_aired),
+        int_vi(minutes),
+    );
+    let not_aired = t.bulletins.saturating_sub(t.bulletins_aired);
+    if not_aired > 0 {
+        s.push_str(&format!(
+            "; {} lần bản tin không phát được",
+            int_vi(not_aired)
+        ));
+    }
+    s.push('.');
     s
 }
 
@@ -1199,5 +1222,27 @@ mod tests {
         .unwrap_err();
         assert_eq!((e.code(), e.http_status()), ("report.no_data", 404));
         assert!(e.to_string().contains("Năm 2026 không có số liệu"), "{e}");
+    }
+
+    #[test]
+    fn the_summary_names_the_bulletins_apart_from_the_plan() {
+        let req = parse("2026-02", &[]).unwrap();
+        let now = DateTime::<Utc>::from_timestamp(1_900_000_000, 0).unwrap();
+        let plain = content(&req, &[month(2026, 1, 40, 39, 1)], now).unwrap();
+        assert!(!summary(&plain).contains("bản tin"), "{}", summary(&plain));
+        let mut with = month(2026, 2, 40, 38, 0);
+        with.city.totals.bulletins = 1_203;
+        with.city.totals.bulletins_aired = 1_200;
+        with.city.totals.bulletin_secs = 1_200.0 * 95.0;
+        let c = content(&req, &[month(2026, 1, 40, 39, 1), with], now).unwrap();
+        let s = summary(&c);
+        assert!(
+            s.ends_with(
+                " Các trạm còn phát 1.200 lần bản tin do trung tâm gửi (1.900 phút), không tính vào kế hoạch và tỷ lệ thực hiện; 3 lần bản tin không phát được."
+            ),
+            "{s}"
+        );
+        // The ratio is the plan's alone.
+        assert!(s.contains("tỷ lệ thực hiện đạt 96,3 %"), "{s}");
     }
 }

@@ -84,8 +84,13 @@ const TEMPLATES: &[(&str, &str)] = &[
 
 /// The stylesheet, served at [`CSS_PATH`].
 pub const CSS: &str = include_str!("static/loa.css");
-/// Where pages link the stylesheet (its version in the name: a changed file is a new URL).
-pub const CSS_PATH: &str = "/static/loa-1.css";
+/// Where pages link the stylesheet (its version in the name: a changed file is a new URL, so a
+/// browser that cached the old one for a day loads the new one at once).
+pub const CSS_PATH: &str = "/static/loa-2.css";
+/// The SHA-256 of the stylesheet [`CSS_PATH`]'s version names: a test fails when the file
+/// changes and the version does not.
+#[cfg(test)]
+const CSS_SHA256: &str = "4e015675466d57d75201fa008cdf8520a96221ba985a038d2e580df4257d2c8d";
 
 static ENV: LazyLock<Environment<'static>> = LazyLock::new(|| {
     let mut env = Environment::new();
@@ -146,6 +151,18 @@ pub fn render<S: Serialize>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_changed_stylesheet_gets_a_new_url() {
+        use sha2::{Digest, Sha256};
+        let now = hex::encode(Sha256::digest(CSS.as_bytes()));
+        assert_eq!(
+            now, CSS_SHA256,
+            "src/web/static/loa.css changed: browsers keep {CSS_PATH} for a day, so give it a \
+             new number (CSS_PATH, collector::authz's route, docs/openapi.json) and set \
+             CSS_SHA256 to {now}"
+        );
+    }
 
     #[test]
     fn every_template_compiles() {
