@@ -64,7 +64,7 @@ pub const LIBRARY_DIR: &str = "library";
 /// Inside [`COLLECTOR_DIR`]: each centre-managed station's active schedule (`<id>.toml`).
 pub const MANAGED_SCHEDULES_DIR: &str = "schedules";
 pub const AIR_DIR: &str = "air";
-/// The station box's own configuration, written by `loa enrol` (id, collector URL).
+/// The station box's own configuration, written by `loa enrol` (id, collector URLs, data dir).
 pub const STATION_CONFIG_FILE: &str = "station.toml";
 
 /// Why this state directory was chosen (said in error messages, so a wrong guess is visible).

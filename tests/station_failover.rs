@@ -11,7 +11,11 @@
 //!    through B arrives by push and airs);
 //! 3. bad collector lists are refused at start, naming the file and field (or the flag).
 //! 4. a collector that refuses the station (a 4xx: it does not know it) is not failed over: the
-//!    second collector never hears from it.
+//!    second collector never hears from it;
+//! 5. an enrolled box (`loa enrol --collector A --collector B`, both written to `station.toml`)
+//!    whose first collector is dead ships its heartbeat through the second, with `loa station`
+//!    and no flag; bad collector lists in `station.toml` (and a repeated `loa enrol
+//!    --collector`) are refused naming the file, line and field.
 //!
 //! The figures (kill → first batch acknowledged by B) are printed (`--nocapture`).
 
@@ -476,4 +480,179 @@ fn a_refusing_collector_is_not_failed_over() {
         !log.contains("switching to"),
         "a 4xx moved the station:\n{log}"
     );
+}
+
+/// `loa enrol` on a box whose state directory is `box_home`, working directory `cwd`.
+fn enrol(cwd: &Path, box_home: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(LOA)
+        .arg("enrol")
+        .args(args)
+        .current_dir(cwd)
+        .env("LOA_HOME", box_home)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn an_enrolled_box_with_two_collectors_fails_over_to_the_second() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let site = Site::new();
+    let id = "phuong-e";
+    site.write_schedule(id, 2, "tone1.wav");
+    let home = site.root.path().join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    std::fs::write(home.join("collector.toml"), "").unwrap();
+    let admin = admin_token(&home);
+    let mut a = Collector::start(&home, "127.0.0.1:0", "a");
+    let port_b = closed_port();
+    let b_url = format!("http://127.0.0.1:{port_b}");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let code = rt.block_on(async {
+        let r = reqwest::Client::new()
+            .post(format!("{}/api/v1/admin/enrolments", a.base))
+            .bearer_auth(&admin)
+            .json(&serde_json::json!({
+                "id": id, "name": "Phường E", "area_code": "21193", "kind": "ward",
+                "operators": [],
+            }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 201);
+        let v: serde_json::Value = r.json().await.unwrap();
+        v["code"].as_str().unwrap().to_string()
+    });
+    // Enrolled through A; B (down for now) is only warned about.
+    let box_home = site.root.path().join("var");
+    let out = enrol(
+        site.root.path(),
+        &box_home,
+        &[
+            "--collector",
+            &a.base,
+            "--collector",
+            &b_url,
+            "--code",
+            &code,
+        ],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("warning") && err.contains(&b_url), "{err}");
+    let config = std::fs::read_to_string(box_home.join("station.toml")).unwrap();
+    assert!(
+        config.contains(&format!("collectors = [\"{}\", \"{b_url}\"]", a.base)),
+        "{config}"
+    );
+    // A dies; B comes up on the same database.
+    a.kill9();
+    let _b = Collector::start(&home, &format!("127.0.0.1:{port_b}"), "b");
+    assert!(
+        !stored(&home, id).2,
+        "a heartbeat before the station started"
+    );
+    let t0 = Instant::now();
+    let log = site.root.path().join("station.log");
+    let child = Command::new(LOA)
+        .args(["station", "--output", "null", "--heartbeat-secs", "1"])
+        .current_dir(site.root.path())
+        .env("LOA_HOME", &box_home)
+        .env("LOA_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let station = Station { child, log };
+    wait_until(
+        Duration::from_secs(20),
+        "a heartbeat stored through B",
+        || stored(&home, id).2,
+    );
+    eprintln!(
+        "enrolled box, first collector dead: heartbeat stored through the second {} ms after \
+         `loa station` started",
+        t0.elapsed().as_millis()
+    );
+    let log = station.stop();
+    assert!(
+        log.contains(&format!("collector {} failed", a.base))
+            && log.contains(&format!("switching to {b_url}")),
+        "the switch is logged with both URLs:\n{log}"
+    );
+}
+
+#[test]
+fn bad_collector_lists_in_station_toml_are_refused_naming_the_file_and_field() {
+    let site = Site::new();
+    let box_home = site.root.path().join("var");
+    std::fs::create_dir_all(&box_home).unwrap();
+    let file = box_home.join("station.toml");
+    for (text, words) in [
+        (
+            "id = \"tram-e\"\ncollector = \"http://a:8080\"\ncollectors = [\"http://b:8080\"]\n",
+            ":3 is not valid: both `collector` and `collectors` are given: keep one",
+        ),
+        (
+            "id = \"tram-e\"\ncollectors = []\n",
+            ":2 is not valid: `collectors` is an empty list",
+        ),
+        (
+            "id = \"tram-e\"\ncollectors = [\n  \"http://a:8080\",\n  \"ftp://b\",\n]\n",
+            ":4 is not valid: `collectors[1]` = \"ftp://b\": collector URL `ftp://b` is not an \
+             http(s) URL",
+        ),
+        (
+            "id = \"tram-e\"\ncollectors = [\"http://a:8080\", \"http://a:8080/\"]\n",
+            ":2 is not valid: `collectors[1]` = \"http://a:8080/\": this collector is listed twice",
+        ),
+    ] {
+        std::fs::write(&file, text).unwrap();
+        let out = Command::new(LOA)
+            .args(["station", "--output", "null"])
+            .current_dir(site.root.path())
+            .env("LOA_HOME", &box_home)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{text}: {err}");
+        assert!(
+            err.contains(&format!("{}{words}", file.display()))
+                && err.contains("loa enrol --force"),
+            "{text}: {words:?}:\n{err}"
+        );
+    }
+    // `loa enrol` naming one collector twice, or a bad one, is refused before the code is sent
+    // (nothing listens there) and writes nothing.
+    let fresh = site.root.path().join("fresh");
+    let dead = format!("http://127.0.0.1:{}", closed_port());
+    let out = enrol(
+        site.root.path(),
+        &fresh,
+        &[
+            "--collector",
+            &dead,
+            "--collector",
+            &format!("{dead}/"),
+            "--code",
+            "X",
+        ],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("listed twice"), "{err}");
+    let out = enrol(
+        site.root.path(),
+        &fresh,
+        &["--collector", &dead, "--collector", "b:8080", "--code", "X"],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("--collector") && err.contains("http(s)"),
+        "{err}"
+    );
+    assert!(!fresh.join("station.toml").exists());
 }

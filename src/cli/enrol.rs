@@ -1,14 +1,18 @@
 //! `loa enrol` — Enrol this station box with the centre in one step: make the station key,
 //! register its public key with the enrolment code an admin was given
 //! (`POST /api/v1/enrol`, `collector::enrolment`), and write the station's configuration
-//! (`<state>/station.toml`, [`StationFile`]), after which `loa station` needs no other flag;
-//! it pins the centre's key (`centre::pin`) and checks the set-up with a station-signed
-//! `GET /api/v1/centre/whoami`.
+//! (`<state>/station.toml`, [`StationFile`]: the id, the collector URLs — one, or several
+//! replicas in order of preference — and the data directory), after which `loa station` needs
+//! no other flag; it pins the centre's key (`centre::pin`) and checks the set-up with a
+//! station-signed `GET /api/v1/centre/whoami` to every collector named (only the first one,
+//! enrolled through, must answer).
 //!
 //! **Invariant:** an existing station key or configuration is never overwritten without
 //! `--force`, and that is checked before the code is sent (a code is single use); the key and
 //! the configuration are written only after the collector accepted the key, the secret key
-//! mode 0600 (`keys::write_pair`), the configuration by temp file and rename.
+//! mode 0600 (`keys::write_pair`), the configuration by temp file and rename. A configuration
+//! is used only as [`StationFile::load`] checked it: an id, and at least one collector URL,
+//! each an http(s) URL with a host, none twice.
 
 use anyhow::Context as _;
 use clap::Args;
@@ -27,9 +31,13 @@ const REQUEST_TIMEOUT_SECS: u64 = 30;
 /// Arguments of `loa enrol`.
 #[derive(Debug, Args)]
 pub struct EnrolArgs {
-    /// The collector's base URL, e.g. `https://loa.example.gov.vn`.
-    #[arg(long)]
-    pub collector: String,
+    /// The collector's base URL, e.g. `https://loa.example.gov.vn`. Repeat the flag to name
+    /// several collectors (replicas on one database), in order of preference: the box enrols
+    /// through the first, and `loa station` fails over between all of them (docs/station.md,
+    /// "Several collectors"). All are written to `station.toml`.
+    #[arg(long, value_name = "URL", required = true, action = clap::ArgAction::Append,
+          value_parser = collector_url)]
+    pub collector: Vec<String>,
     /// The one-time enrolment code the admin was shown (`XXXX-XXXX-XXXX-XXXX-XXXX-XXXX`; case,
     /// dashes and spaces do not matter).
     #[arg(long)]
@@ -44,17 +52,47 @@ pub struct EnrolArgs {
     pub force: bool,
 }
 
-/// The station box's configuration, `<state>/station.toml`, written by `loa enrol`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// A `--collector` value (`loa enrol`, `loa station`): an http(s) URL with a host, checked when
+/// the command line is read (`endpoints::check_url`; a trailing slash dropped).
+pub(super) fn collector_url(s: &str) -> Result<String, String> {
+    crate::endpoints::check_url(s).map_err(|e| e.to_string())
+}
+
+/// The station box's configuration, `<state>/station.toml`, written by `loa enrol`: checked
+/// ([`StationFile::load`]), its collectors always a list.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StationFile {
     /// The station's id.
     pub id: String,
-    /// The collector's base URL.
-    pub collector: String,
+    /// The collectors' base URLs in order of preference (at least one, each an http(s) URL
+    /// with a host, none twice); the first is the one the box enrolled through. In the file:
+    /// `collectors = ["…", "…"]`, or `collector = "…"` for one (what `loa enrol` writes for
+    /// one URL, and what every box enrolled before the list existed holds).
+    pub collectors: Vec<String>,
     /// The data directory, when not the layout's `<state>/station/<id>`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data_dir: Option<PathBuf>,
+}
+
+/// `station.toml` as read, with the place of each value (for the line in error messages).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStationFile {
+    id: toml::Spanned<String>,
+    collector: Option<toml::Spanned<String>>,
+    collectors: Option<toml::Spanned<Vec<toml::Spanned<String>>>>,
+    data_dir: Option<PathBuf>,
+}
+
+/// `station.toml` as written.
+#[derive(Debug, Serialize)]
+struct WrittenStationFile<'a> {
+    id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    collector: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    collectors: Option<&'a [String]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data_dir: Option<&'a Path>,
 }
 
 /// Why the station configuration cannot be used.
@@ -66,9 +104,15 @@ pub enum StationFileError {
         source: std::io::Error,
     },
     #[error(
-        "the station configuration {path} is not valid: {message} (it is written by `loa enrol`; fix it or enrol again with `loa enrol --force`)"
+        "the station configuration {path}{at} is not valid: {message} (it is written by `loa enrol`; fix it or enrol again with `loa enrol --force`)",
+        at = line_suffix(*.line)
     )]
-    Invalid { path: PathBuf, message: String },
+    Invalid {
+        path: PathBuf,
+        /// The line of the value at fault (1-based), when one is.
+        line: Option<usize>,
+        message: String,
+    },
     #[error("cannot write the station configuration {path}: {source}")]
     Write {
         path: PathBuf,
@@ -76,37 +120,109 @@ pub enum StationFileError {
     },
 }
 
-fn valid_url(url: &str) -> bool {
-    (url.starts_with("http://") || url.starts_with("https://"))
-        && url.len() > "https://".len()
-        && !url.chars().any(|c| c.is_whitespace() || c.is_control())
+fn line_suffix(line: Option<usize>) -> String {
+    line.map(|l| format!(":{l}")).unwrap_or_default()
 }
 
+/// What to write for several collectors (said in the errors about them).
+const COLLECTORS_HINT: &str = "`collectors = [\"http://a:8080\", \"http://b:8080\"]` for several \
+                               collectors (in order of preference), or `collector = \"http://a:8080\"` \
+                               for one";
+
 impl StationFile {
-    /// Read and check `path`.
+    /// Read and check `path`: the id, and the collectors (`collectors = [...]` or `collector =
+    /// "…"`, not both; not an empty list; each an http(s) URL with a host; none twice).
     pub fn load(path: &Path) -> Result<Self, StationFileError> {
         let text = std::fs::read_to_string(path).map_err(|source| StationFileError::Read {
             path: path.to_path_buf(),
             source,
         })?;
-        let invalid = |message: String| StationFileError::Invalid {
+        let line_of = |span: std::ops::Range<usize>| {
+            Some(
+                text.get(..span.start)
+                    .unwrap_or_default()
+                    .matches('\n')
+                    .count()
+                    + 1,
+            )
+        };
+        let invalid = |line: Option<usize>, message: String| StationFileError::Invalid {
             path: path.to_path_buf(),
+            line,
             message,
         };
-        let f: StationFile = toml::from_str(&text).map_err(|e| invalid(e.to_string()))?;
-        if !crate::collector::registry::valid_station_id(&f.id) {
-            return Err(invalid(format!(
-                "`id` = {:?}: 1-64 characters of a-z, 0-9, '-', '_', '.'",
-                f.id
-            )));
+        let raw: RawStationFile =
+            toml::from_str(&text).map_err(|e| invalid(None, e.to_string()))?;
+        if !crate::collector::registry::valid_station_id(raw.id.get_ref()) {
+            return Err(invalid(
+                line_of(raw.id.span()),
+                format!(
+                    "`id` = {:?}: 1-64 characters of a-z, 0-9, '-', '_', '.'",
+                    raw.id.get_ref()
+                ),
+            ));
         }
-        if !valid_url(&f.collector) {
-            return Err(invalid(format!(
-                "`collector` = {:?}: an http:// or https:// URL",
-                f.collector
-            )));
+        // (line, field, url) of every URL named.
+        let named: Vec<(Option<usize>, String, String)> = match (raw.collector, raw.collectors) {
+            (Some(_), Some(list)) => {
+                return Err(invalid(
+                    line_of(list.span()),
+                    format!(
+                        "both `collector` and `collectors` are given: keep one, {COLLECTORS_HINT}"
+                    ),
+                ));
+            }
+            (None, None) => {
+                return Err(invalid(
+                    None,
+                    format!(
+                        "no collector: neither `collectors` nor `collector` is given; write {COLLECTORS_HINT}"
+                    ),
+                ));
+            }
+            (Some(u), None) => vec![(line_of(u.span()), "collector".into(), u.into_inner())],
+            (None, Some(list)) if list.get_ref().is_empty() => {
+                return Err(invalid(
+                    line_of(list.span()),
+                    "`collectors` is an empty list: name at least one collector, e.g. \
+                     `collectors = [\"http://collector.example:8080\"]`"
+                        .into(),
+                ));
+            }
+            (None, Some(list)) => list
+                .into_inner()
+                .into_iter()
+                .enumerate()
+                .map(|(i, u)| {
+                    (
+                        line_of(u.span()),
+                        format!("collectors[{i}]"),
+                        u.into_inner(),
+                    )
+                })
+                .collect(),
+        };
+        let mut collectors: Vec<String> = Vec::new();
+        for (line, field, url) in named {
+            match crate::endpoints::check_url(&url) {
+                Err(e) => return Err(invalid(line, format!("`{field}` = {url:?}: {e}"))),
+                Ok(u) if collectors.contains(&u) => {
+                    return Err(invalid(
+                        line,
+                        format!(
+                            "`{field}` = {url:?}: this collector is listed twice; remove the \
+                             repeated URL"
+                        ),
+                    ));
+                }
+                Ok(u) => collectors.push(u),
+            }
         }
-        Ok(f)
+        Ok(Self {
+            id: raw.id.into_inner(),
+            collectors,
+            data_dir: raw.data_dir,
+        })
     }
 
     /// Write to `path` (temp file, fsync, rename).
@@ -115,11 +231,31 @@ impl StationFile {
             path: path.to_path_buf(),
             source,
         };
-        let body = toml::to_string(self).map_err(|e| io(std::io::Error::other(e.to_string())))?;
+        // One collector is written as `collector = "…"`, as before the list existed (a box
+        // enrolled so still starts with an older `loa`); several as `collectors = [...]`.
+        let (collector, collectors) = match self.collectors.as_slice() {
+            [one] => (Some(one.as_str()), None),
+            all => (None, Some(all)),
+        };
+        let written = WrittenStationFile {
+            id: &self.id,
+            collector,
+            collectors,
+            data_dir: self.data_dir.as_deref(),
+        };
+        let body =
+            toml::to_string(&written).map_err(|e| io(std::io::Error::other(e.to_string())))?;
+        let several = if self.collectors.len() > 1 {
+            "\n# Collectors in order of preference: the station fails over between them \
+             (docs/station.md, \"Several collectors\")."
+        } else {
+            ""
+        };
         let text = format!(
-            "# This box is station `{}` of the centre at {} (written by `loa enrol`).\n\
+            "# This box is station `{}` of the centre at {} (written by `loa enrol`).{several}\n\
              # `loa station` reads it when no --station is given; its flags still override.\n{body}",
-            self.id, self.collector
+            self.id,
+            self.collectors.first().map_or("", String::as_str)
         );
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(io)?;
@@ -159,13 +295,13 @@ fn refuse(message: impl std::fmt::Display) -> anyhow::Result<ExitCode> {
 pub fn run(args: EnrolArgs) -> anyhow::Result<ExitCode> {
     let layout = Layout::detect();
     let config = layout.station_config();
-    let collector = args.collector.trim().trim_end_matches('/').to_string();
-    if !valid_url(&collector) {
-        return refuse(format!(
-            "--collector {:?} is not an http:// or https:// URL",
-            args.collector
-        ));
-    }
+    // Each URL was checked when the command line was read; the list as the station will use it.
+    let collectors = match crate::endpoints::Endpoints::new(&args.collector) {
+        Ok(e) => e.urls().to_vec(),
+        Err(e) => return refuse(format!("--collector: {e}; name each collector once")),
+    };
+    // The box enrols through the first-listed collector.
+    let collector = collectors[0].clone();
     // Everything that would stop us after the code is spent is checked first.
     if !args.force {
         if let Ok(old) = StationFile::load(&config) {
@@ -312,19 +448,66 @@ pub fn run(args: EnrolArgs) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("pinning the centre key in {}", dir.display()))?;
     let file = StationFile {
         id: answer.station.clone(),
-        collector: collector.clone(),
+        collectors: collectors.clone(),
         data_dir,
     };
     file.write(&config)?;
-    // The set-up, checked: a request signed with the new key, as the station will sign them.
+    // The set-up, checked: a request signed with the new key, as the station will sign them,
+    // to the collector enrolled through; its failure fails the command.
+    if let Err(e) = check_setup(&rt, &key, &answer.station, &collector) {
+        eprintln!("loa enrol: enrolled as `{}`, but {e}", answer.station);
+        return Ok(ExitCode::FAILURE);
+    }
+    // The other collectors are asked the same, but only warned about: one may be down right now
+    // (which is what the list is for), and the box is enrolled either way.
+    let mut others = Vec::new();
+    for url in &collectors[1..] {
+        match check_setup(&rt, &key, &answer.station, url) {
+            Ok(()) => others.push(format!("{url} answers")),
+            Err(e) => {
+                eprintln!(
+                    "loa enrol: warning: enrolled as `{}` through {collector}, but {e}; the \
+                     station fails over to {url} only if it serves the same stations (a replica \
+                     on the same database): check it, then nothing is to be done on this box",
+                    answer.station
+                );
+                others.push(format!("{url} not checked (see above)"));
+            }
+        }
+    }
+    let others = if others.is_empty() {
+        String::new()
+    } else {
+        format!(" (other collectors: {})", others.join(", "))
+    };
+    println!(
+        "enrolled as station `{}` ({}, area code {}): key in {}, centre key pinned, configuration \
+         {}; checked with the collector at {collector}{others}; start it with `loa station`",
+        answer.station,
+        answer.name,
+        answer.area_code,
+        dir.display(),
+        config.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Ask the collector at `base` who this box is, with a request signed by `key` as station
+/// `station` (`GET /api/v1/centre/whoami`): `Err` says what went wrong, in a phrase that
+/// follows "enrolled as `ID`, but".
+fn check_setup(
+    rt: &tokio::runtime::Runtime,
+    key: &ed25519_dalek::SigningKey,
+    station: &str,
+    base: &str,
+) -> Result<(), String> {
     let path = "/api/v1/centre/whoami";
-    let headers =
-        crate::centre::request::sign(&key, &answer.station, "GET", path, chrono::Utc::now());
+    let headers = crate::centre::request::sign(key, station, "GET", path, chrono::Utc::now());
     let checked = rt.block_on(async {
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(REQUEST_TIMEOUT_SECS))
             .build()?;
-        let mut req = client.get(format!("{collector}{path}"));
+        let mut req = client.get(format!("{base}{path}"));
         for (name, value) in headers.pairs() {
             req = req.header(name, value);
         }
@@ -335,41 +518,25 @@ pub fn run(args: EnrolArgs) -> anyhow::Result<ExitCode> {
     match checked {
         Ok((status, text)) if status.is_success() => {
             let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
-            if v["station"].as_str() != Some(answer.station.as_str()) {
-                eprintln!(
-                    "loa enrol: the collector answered the set-up check as {:?}, not `{}`: {text}",
-                    v["station"], answer.station
-                );
-                return Ok(ExitCode::FAILURE);
+            if v["station"].as_str() == Some(station) {
+                Ok(())
+            } else {
+                Err(format!(
+                    "the collector at {base} answered the set-up check as {:?}, not `{station}`: \
+                     {text}",
+                    v["station"]
+                ))
             }
         }
-        Ok((status, text)) => {
-            eprintln!(
-                "loa enrol: enrolled as `{}`, but the collector refused a request signed with the \
-                 new key ({}): {text} (is this box's clock right? `timedatectl`)",
-                answer.station,
-                status.as_u16()
-            );
-            return Ok(ExitCode::FAILURE);
-        }
-        Err(e) => {
-            eprintln!(
-                "loa enrol: enrolled as `{}`, but the set-up check could not reach the collector: {e}",
-                answer.station
-            );
-            return Ok(ExitCode::FAILURE);
-        }
+        Ok((status, text)) => Err(format!(
+            "the collector at {base} refused a request signed with the new key ({}): {text} (is \
+             this box's clock right? `timedatectl`)",
+            status.as_u16()
+        )),
+        Err(e) => Err(format!(
+            "the set-up check could not reach the collector at {base}: {e}"
+        )),
     }
-    println!(
-        "enrolled as station `{}` ({}, area code {}): key in {}, centre key pinned, configuration \
-         {}; checked with the collector; start it with `loa station`",
-        answer.station,
-        answer.name,
-        answer.area_code,
-        dir.display(),
-        config.display()
-    );
-    Ok(ExitCode::SUCCESS)
 }
 
 #[cfg(test)]
@@ -380,13 +547,21 @@ mod tests {
     fn the_station_file_round_trips_and_bad_fields_are_named() {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let path = dir.path().join("station.toml");
-        let f = StationFile {
-            id: "phuong-a".into(),
-            collector: "http://127.0.0.1:8080".into(),
-            data_dir: None,
-        };
-        f.write(&path).unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(StationFile::load(&path).ok(), Some(f));
+        for urls in [
+            &["http://127.0.0.1:8080"][..],
+            &["http://a:8080", "https://b.example"][..],
+        ] {
+            let f = StationFile {
+                id: "phuong-a".into(),
+                collectors: urls.iter().map(|u| u.to_string()).collect(),
+                data_dir: Some("/srv/tram".into()),
+            };
+            f.write(&path).unwrap_or_else(|e| panic!("{e}"));
+            let text = std::fs::read_to_string(&path).unwrap_or_default();
+            // One URL is written as before the list existed.
+            assert_eq!(text.contains("\ncollector = "), urls.len() == 1, "{text}");
+            assert_eq!(StationFile::load(&path).ok(), Some(f));
+        }
         let check = |text: &str, want: &str| {
             std::fs::write(&path, text).unwrap_or_else(|e| panic!("{e}"));
             let e = StationFile::load(&path).err().map(|e| e.to_string());
@@ -398,7 +573,31 @@ mod tests {
         };
         check("id = \"A B\"\ncollector = \"http://x\"\n", "`id`");
         check("id = \"a\"\ncollector = \"ftp://x\"\n", "`collector`");
-        check("id = \"a\"\n", "collector");
+        check("id = \"a\"\n", "neither `collectors` nor `collector`");
+        check(
+            "id = \"a\"\ncollector = \"http://a\"\ncollectors = [\"http://b\"]\n",
+            "station.toml:3 is not valid: both `collector` and `collectors`",
+        );
+        check(
+            "id = \"a\"\ncollectors = []\n",
+            "station.toml:2 is not valid: `collectors` is an empty list",
+        );
+        check(
+            "id = \"a\"\ncollectors = [\n  \"http://a:8080\",\n  \"http://a:99999\",\n]\n",
+            "station.toml:4 is not valid: `collectors[1]` = \"http://a:99999\"",
+        );
+        check(
+            "id = \"a\"\ncollectors = [\"http://a:8080\", \"a:8080\"]\n",
+            "not an http(s) URL with a host",
+        );
+        check(
+            "id = \"a\"\ncollectors = [\"http://a:8080\", \"http://a:8080/\"]\n",
+            "`collectors[1]` = \"http://a:8080/\": this collector is listed twice",
+        );
+        check(
+            "id = \"a\"\ncollector = \"http://a:8080?x=1\"\n",
+            "station.toml:2 is not valid: `collector` = ",
+        );
         check(
             "id = \"a\"\ncollector = \"http://x\"\nschedule = 1\n",
             "schedule",

@@ -5,7 +5,7 @@ use clap::{Args, ValueEnum};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use super::enrol::{StationFile, StationFileError};
+use super::enrol::{StationFile, StationFileError, collector_url};
 use crate::process;
 use crate::station::{self, Launch, StationConfig, StationError};
 
@@ -20,8 +20,8 @@ pub enum LogFormat {
 #[derive(Debug, Args)]
 pub struct StationArgs {
     /// Station id; its schedule is `<schedules>/<ID>.toml`. Default: the id in
-    /// `<state>/station.toml`, which `loa enrol` wrote (with the collector URL and data directory,
-    /// which the flags below override).
+    /// `<state>/station.toml`, which `loa enrol` wrote (with the collector URLs and data
+    /// directory, which the flags below override).
     #[arg(long)]
     pub station: Option<String>,
     /// Schedules directory (default: `./schedules`, or `/etc/loa/schedules` on an installed box;
@@ -47,7 +47,7 @@ pub struct StationArgs {
     /// Collector base URL; repeat the flag to name several collectors, in order of preference
     /// (`--collector http://a:8080 --collector http://b:8080`): the station fails over between
     /// them (docs/station.md, "Several collectors"). Overrides the schedule's
-    /// `[collector] urls`. Default: the one in `<state>/station.toml` (`loa enrol`), else the
+    /// `[collector] urls`. Default: the list in `<state>/station.toml` (`loa enrol`), else the
     /// schedule's, else the URL the collector recorded in the state directory
     /// (`<state>/collector.url`), if any.
     #[arg(long, value_name = "URL", action = clap::ArgAction::Append, value_parser = collector_url)]
@@ -65,11 +65,6 @@ pub struct StationArgs {
     pub log_format: LogFormat,
 }
 
-/// A `--collector` value: an http(s) URL with a host (checked when the command line is read).
-fn collector_url(s: &str) -> Result<String, String> {
-    crate::endpoints::check_url(s).map_err(|e| e.to_string())
-}
-
 impl From<LogFormat> for process::LogFormat {
     fn from(f: LogFormat) -> Self {
         match f {
@@ -80,7 +75,7 @@ impl From<LogFormat> for process::LogFormat {
 }
 
 /// The station this box runs: `--station`, else the configuration `loa enrol` wrote; with
-/// that configuration when it is this station's (its collector URL and data directory, which
+/// that configuration when it is this station's (its collector URLs and data directory, which
 /// the flags override).
 fn which_station(
     flag: Option<String>,
@@ -124,9 +119,9 @@ pub fn run(args: StationArgs) -> anyhow::Result<ExitCode> {
         }
     };
     let schedules = args.schedules.unwrap_or_else(|| layout.schedules.clone());
-    let (file_collector, file_data) = match file {
-        Some(f) => (Some(f.collector), f.data_dir),
-        None => (None, None),
+    let (file_collectors, file_data) = match file {
+        Some(f) => (f.collectors, f.data_dir),
+        None => (Vec::new(), None),
     };
     let data_dir = args
         .data
@@ -152,8 +147,10 @@ pub fn run(args: StationArgs) -> anyhow::Result<ExitCode> {
             audio_root,
             data_dir,
             station: id,
+            // The flags' URLs, else the whole list station.toml names (checked when read), in
+            // its order: the station fails over between them.
             collector_urls: if args.collector.is_empty() {
-                file_collector.into_iter().collect()
+                file_collectors
             } else {
                 args.collector
             },
