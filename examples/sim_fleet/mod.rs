@@ -461,6 +461,12 @@ pub async fn run(cfg: Config) -> Result<Report, String> {
                 format!("  errors: {:?}", s.error_reasons)
             }
         );
+        for (why, text) in &s.examples {
+            println!(
+                "    first {why}: {}",
+                text.chars().take(300).collect::<String>()
+            );
+        }
         report.summaries.push((k, s));
     }
     if let Some((t_send, id)) = &sent {

@@ -8,7 +8,7 @@
 
 use super::Ctx;
 use super::plan::{self, Airing};
-use super::stats::{Kind, reason};
+use super::stats::Kind;
 use chrono::{DateTime, FixedOffset, Utc};
 use ed25519_dalek::SigningKey;
 use loa::collector::bulletins::{Receipt, ReceiptState, Receipts};
@@ -238,7 +238,7 @@ impl Station {
         {
             Ok(r) => r,
             Err(e) => {
-                ctx.stats.error(Kind::Batch, reason(&e));
+                ctx.stats.net_error(Kind::Batch, &e);
                 return Err(None);
             }
         };
@@ -252,7 +252,7 @@ impl Station {
         let text = match resp.text().await {
             Ok(t) => t,
             Err(e) => {
-                ctx.stats.error(Kind::Batch, reason(&e));
+                ctx.stats.net_error(Kind::Batch, &e);
                 return Err(None);
             }
         };
@@ -374,13 +374,13 @@ impl Station {
                             ctx.stats.ok(Kind::Heartbeat, t.elapsed());
                             self.wake.notify_one();
                         }
-                        Err(e) => ctx.stats.error(Kind::Heartbeat, reason(&e)),
+                        Err(e) => ctx.stats.net_error(Kind::Heartbeat, &e),
                     }
                 }
                 Ok(r) => ctx
                     .stats
                     .error(Kind::Heartbeat, r.status().as_u16().to_string()),
-                Err(e) => ctx.stats.error(Kind::Heartbeat, reason(&e)),
+                Err(e) => ctx.stats.net_error(Kind::Heartbeat, &e),
             }
         }
     }
@@ -440,7 +440,7 @@ impl Station {
                 Ok(Ok(r)) => ctx
                     .stats
                     .error(Kind::PushConnect, r.status().as_u16().to_string()),
-                Ok(Err(e)) => ctx.stats.error(Kind::PushConnect, reason(&e)),
+                Ok(Err(e)) => ctx.stats.net_error(Kind::PushConnect, &e),
                 Err(_) => ctx.stats.error(Kind::PushConnect, "timeout"),
             }
             attempt = attempt.saturating_add(1);
@@ -539,7 +539,7 @@ impl Station {
                     false
                 }
                 Err(e) => {
-                    ctx.stats.error(Kind::BulletinReceipt, reason(&e));
+                    ctx.stats.net_error(Kind::BulletinReceipt, &e);
                     false
                 }
             };

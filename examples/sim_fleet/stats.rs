@@ -38,6 +38,8 @@ impl Kind {
 struct Series {
     ok: Vec<Duration>,
     errors: BTreeMap<String, u64>,
+    /// The first error of each reason, in full (its source chain), to tell what it was.
+    examples: BTreeMap<String, String>,
 }
 
 /// Per kind: the latencies of the requests that succeeded, the errors by reason.
@@ -52,6 +54,7 @@ pub struct Summary {
     pub count: usize,
     pub errors: u64,
     pub error_reasons: BTreeMap<String, u64>,
+    pub examples: BTreeMap<String, String>,
     pub p50: Duration,
     pub p99: Duration,
     pub max: Duration,
@@ -74,6 +77,24 @@ impl Stats {
         }
     }
 
+    /// A failed request: counted under [`reason`], the first of each reason kept in full.
+    pub fn net_error(&self, kind: Kind, e: &reqwest::Error) {
+        let why = reason(e);
+        if let Ok(mut s) = self.series.lock() {
+            let series = s.entry(kind).or_default();
+            if !series.examples.contains_key(&why) {
+                let mut text = e.to_string();
+                let mut src = std::error::Error::source(e);
+                while let Some(inner) = src {
+                    text.push_str(&format!(": {inner}"));
+                    src = inner.source();
+                }
+                series.examples.insert(why.clone(), text);
+            }
+            *series.errors.entry(why).or_default() += 1;
+        }
+    }
+
     pub fn summary(&self, kind: Kind) -> Summary {
         let Ok(mut s) = self.series.lock() else {
             return Summary::default();
@@ -84,6 +105,7 @@ impl Stats {
             count: s.ok.len() + s.errors.values().sum::<u64>() as usize,
             errors: s.errors.values().sum(),
             error_reasons: s.errors.clone(),
+            examples: s.examples.clone(),
             p50: percentile(&s.ok, 0.50),
             p99: percentile(&s.ok, 0.99),
             max: s.ok.last().copied().unwrap_or_default(),
