@@ -14,7 +14,7 @@
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
 use chrono::{DateTime, Utc};
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use sha2::{Digest, Sha256};
 use std::sync::OnceLock;
 
@@ -366,7 +366,7 @@ pub fn add_user_hashed(
         return Err(AccountError::InvalidName(name.to_string()));
     }
     check_stations(role, stations)?;
-    let tx = conn.transaction()?;
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let exists = tx
         .query_row("SELECT 1 FROM users WHERE name = ?1", [name], |_| Ok(()))
         .optional()?
@@ -402,7 +402,7 @@ pub fn set_password_hash(
     name: &str,
     hash: &str,
 ) -> Result<(), AccountError> {
-    let tx = conn.transaction()?;
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let id: i64 = tx
         .query_row("SELECT id FROM users WHERE name = ?1", [name], |r| r.get(0))
         .optional()?
@@ -423,7 +423,7 @@ pub fn set_disabled(
     name: &str,
     disabled: bool,
 ) -> Result<User, AccountError> {
-    let tx = conn.transaction()?;
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let id: i64 = tx
         .query_row("SELECT id FROM users WHERE name = ?1", [name], |r| r.get(0))
         .optional()?

@@ -17,7 +17,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use chrono::{DateTime, Duration, SecondsFormat, TimeZone, Utc};
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -940,7 +940,11 @@ pub fn store_receipts(
     receipts: &[Receipt],
     received: DateTime<Utc>,
 ) -> Result<Stored, SendError> {
-    let tx = conn.transaction()?;
+    // IMMEDIATE: it reads (the bulletin is known) before it writes; a deferred transaction
+    // whose snapshot another connection's commit made stale cannot take the write lock, and
+    // SQLite answers SQLITE_BUSY at once instead of waiting (seen as a 500 under the fleet
+    // simulator, docs/sim.md). Taking the lock first waits out the other writer.
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let mut out = Stored::default();
     {
         let mut known = tx.prepare("SELECT 1 FROM bulletins WHERE id = ?1")?;
@@ -1530,6 +1534,48 @@ mod tests {
         }
         let body = br#"{"receipts":[{"bulletin":"0707070707070707070707070707070707","state":"lost","at":"2027-09-12T02:00:00Z"}]}"#;
         assert!(serde_json::from_slice::<Receipts>(body).is_err());
+    }
+
+    #[test]
+    fn receipts_wait_for_another_connection_writing_instead_of_failing() {
+        let (d, mut c) = db();
+        let b = stored(&c);
+        let id = b.id.to_hex();
+        let mut other = Connection::open(d.path().join("c.db")).unwrap();
+        other
+            .busy_timeout(std::time::Duration::from_secs(10))
+            .unwrap();
+        let (holding, held) = std::sync::mpsc::channel();
+        let writer = std::thread::spawn(move || {
+            let tx = other
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .unwrap();
+            tx.execute(
+                "INSERT INTO bulletin_receipts
+                    (bulletin_id, station, state, code, station_unix_ms, received_unix_ms)
+                 VALUES ('x', 'b', 'delivered', NULL, 1, 1)",
+                [],
+            )
+            .unwrap();
+            holding.send(()).unwrap();
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            tx.commit().unwrap();
+        });
+        held.recv().unwrap();
+        // Another connection holds the write lock and commits while this store is under way:
+        // the store waits for it (a deferred transaction read first and then failed with
+        // SQLITE_BUSY at once, without waiting).
+        let now = at("2027-09-12T02:00:05Z");
+        let r = receipt(&id, ReceiptState::Delivered, None, "2027-09-12T02:00:00Z");
+        let stored = store_receipts(&mut c, "a", &[r], now);
+        writer.join().unwrap();
+        assert_eq!(
+            stored.unwrap(),
+            Stored {
+                stored: 1,
+                ignored: 0
+            }
+        );
     }
 
     #[test]

@@ -774,7 +774,12 @@ impl Store {
                 rejected: Vec::new(),
             }));
         };
-        let tx = self.conn.transaction()?;
+        // IMMEDIATE: the range read below comes before the inserts; a deferred transaction
+        // could not take the write lock once another connection committed after its read
+        // (SQLITE_BUSY at once, no busy wait), so the lock is taken first.
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let mut accepted = Vec::with_capacity(records.len());
         let mut duplicates = Vec::new();
         let mut rejected = Vec::new();

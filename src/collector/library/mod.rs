@@ -27,7 +27,7 @@
 pub mod web;
 
 use chrono::{DateTime, NaiveDate, Utc};
-use rusqlite::{OptionalExtension, params};
+use rusqlite::{OptionalExtension, TransactionBehavior, params};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashSet};
@@ -726,7 +726,9 @@ impl Library {
         let before = self.paths()?.into_iter().find(|p| p.path == path);
         {
             let mut db = self.db();
-            let tx = db.conn_mut().transaction()?;
+            let tx = db
+                .conn_mut()
+                .transaction_with_behavior(TransactionBehavior::Immediate)?;
             let known: Option<String> = tx
                 .query_row(
                     "SELECT sha256 FROM content WHERE sha256 = ?1",
