@@ -30,6 +30,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+// The same /proc readings as the fleet simulator's (its collector module, self-contained).
+#[allow(dead_code)]
+#[path = "sim_fleet/collector.rs"]
+mod sim_collector;
+use sim_collector::{loadavg, rss_mb};
+
 struct Args {
     stations: usize,
     per_addr: usize,
@@ -53,25 +59,6 @@ fn args() -> Args {
         }
     }
     a
-}
-
-fn loadavg() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_default()
-}
-
-/// VmRSS and VmHWM of `pid`, in MB.
-fn rss_mb(pid: u32) -> (f64, f64) {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let field = |name: &str| {
-        text.lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse::<f64>().ok())
-            .map_or(f64::NAN, |kb| kb / 1024.0)
-    };
-    (field("VmRSS:"), field("VmHWM:"))
 }
 
 fn station_id(i: usize) -> String {

@@ -4,6 +4,7 @@
 
 #[path = "../tools/mod.rs"]
 pub mod tools;
+pub mod webdriver;
 
 use chrono::{DateTime, Duration, FixedOffset, TimeZone, Utc};
 use ed25519_dalek::SigningKey;
