@@ -78,9 +78,11 @@ fn main() {
     let k = SigningKey::from_bytes(&[9; 32]);
     let pk = encode_public_key(&k.verifying_key());
     let t = Instant::now();
-    let mut conn = rusqlite::Connection::open(&db).unwrap();
-    conn.pragma_update(None, "journal_mode", "WAL").unwrap();
-    conn.pragma_update(None, "synchronous", "OFF").unwrap();
+    let conn = loa::collector::db::Conn::open(&loa::collector::db::Location::of_path(&db)).unwrap();
+    if let Some(c) = conn.sqlite() {
+        c.pragma_update(None, "journal_mode", "WAL").unwrap();
+        c.pragma_update(None, "synchronous", "OFF").unwrap();
+    }
     let mut raw = RawRegistry::default();
     for s in 0..stations {
         let id = format!("st{s:05}");
@@ -148,8 +150,10 @@ fn main() {
     }
     // The export reads a database at rest: fold the WAL into the file and let the kernel write
     // the setup's dirty pages out now, not while an export is being timed.
-    conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
-        .unwrap();
+    if let Some(c) = conn.sqlite() {
+        c.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+            .unwrap();
+    }
     drop(conn);
     for f in [db.clone(), dir.path().join("export.db-wal")] {
         if let Ok(file) = std::fs::File::open(&f) {

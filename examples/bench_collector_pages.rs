@@ -160,9 +160,11 @@ fn fixture(stations: usize) -> PathBuf {
     let db = dir.join("collector.db");
     let _ = std::fs::remove_file(&db);
     drop(loa::collector::Store::open(&db).unwrap());
-    let mut conn = rusqlite::Connection::open(&db).unwrap();
-    conn.pragma_update(None, "journal_mode", "WAL").unwrap();
-    conn.pragma_update(None, "synchronous", "OFF").unwrap();
+    let conn = loa::collector::db::Conn::open(&loa::collector::db::Location::of_path(&db)).unwrap();
+    if let Some(c) = conn.sqlite() {
+        c.pragma_update(None, "journal_mode", "WAL").unwrap();
+        c.pragma_update(None, "synchronous", "OFF").unwrap();
+    }
     let k = SigningKey::from_bytes(&[9; 32]);
     let pk = loa::wire::encode_public_key(&k.verifying_key());
     let mut raw = RawRegistry::default();

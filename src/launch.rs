@@ -583,7 +583,7 @@ fn ensure_demo_admin(db: &Path, api_token: &Path) -> Result<Option<String>, Laun
         .map_err(|e| fail(e.to_string()))?
         .into_connection();
     let now = Utc::now();
-    let log = |conn: &rusqlite::Connection, action: &str, target: &str, after: String| {
+    let log = |conn: &crate::collector::db::Conn, action: &str, target: &str, after: String| {
         audit::record(
             conn,
             &audit::Entry {

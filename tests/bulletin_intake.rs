@@ -151,7 +151,7 @@ struct Centre {
 }
 
 impl Centre {
-    fn conn(&self) -> rusqlite::Connection {
+    fn conn(&self) -> loa::collector::db::Conn {
         loa::collector::Store::open(&self.home.join("collector.db"))
             .unwrap()
             .into_connection()
@@ -326,7 +326,7 @@ async fn bulletins_are_delivered_refused_cancelled_and_reported_once() {
         let text: String = conn
             .query_row(
                 "SELECT envelope FROM bulletins WHERE id = ?1",
-                [&altered],
+                loa::collector::db::params![altered],
                 |r| r.get(0),
             )
             .unwrap();
@@ -340,7 +340,7 @@ async fn bulletins_are_delivered_refused_cancelled_and_reported_once() {
             .into();
         conn.execute(
             "UPDATE bulletins SET envelope = ?1 WHERE id = ?2",
-            rusqlite::params![v.to_string(), altered],
+            loa::collector::db::params![v.to_string(), altered],
         )
         .unwrap();
     }
@@ -450,10 +450,12 @@ async fn bulletins_are_delivered_refused_cancelled_and_reported_once() {
                  WHERE bulletin_id = ?1 ORDER BY station",
             )
             .unwrap();
-        st.query_map([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
-            .unwrap()
-            .map(Result::unwrap)
-            .collect()
+        st.query_map(loa::collector::db::params![id], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        })
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
     };
     let before = receipts(&valid);
     assert_eq!(before.len(), 4, "{before:?}");

@@ -86,7 +86,7 @@ fn read_password(from_stdin: bool) -> anyhow::Result<(String, bool)> {
 }
 
 fn log(
-    conn: &rusqlite::Connection,
+    conn: &crate::collector::db::Conn,
     act: &str,
     target: &str,
     before: Option<String>,

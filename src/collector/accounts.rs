@@ -11,10 +11,10 @@
 //! unknown or disabled user costs the same Argon2 work (a dummy hash is verified) and gets the
 //! same error. Functions take the time (`now`) and a connection; nothing here reads a clock.
 
+use crate::collector::db::{Conn, OptionalExtension, params};
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
 use chrono::{DateTime, Utc};
-use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use sha2::{Digest, Sha256};
 use std::sync::OnceLock;
 
@@ -130,7 +130,7 @@ pub struct Session {
 #[derive(Debug, thiserror::Error)]
 pub enum AccountError {
     #[error("lỗi cơ sở dữ liệu: {0}")]
-    Db(#[from] rusqlite::Error),
+    Db(#[from] crate::collector::db::DbError),
     #[error("không tạo được mã băm mật khẩu: {0}")]
     Hash(String),
     #[error("không lấy được số ngẫu nhiên từ hệ điều hành: {0}")]
@@ -276,13 +276,16 @@ fn check_stations(role: Role, stations: &[String]) -> Result<(), AccountError> {
     Ok(())
 }
 
-fn read_user(conn: &Connection, row: &rusqlite::Row<'_>) -> Result<User, rusqlite::Error> {
+fn read_user(
+    conn: &Conn,
+    row: &crate::collector::db::Row<'_>,
+) -> Result<User, crate::collector::db::DbError> {
     let id: i64 = row.get(0)?;
     let role: String = row.get(2)?;
     let mut stmt = conn
         .prepare_cached("SELECT station FROM user_stations WHERE user_id = ?1 ORDER BY station")?;
     let stations = stmt
-        .query_map([id], |r| r.get(0))?
+        .query_map(params![id], |r| r.get(0))?
         .collect::<Result<Vec<String>, _>>()?;
     Ok(User {
         id,
@@ -290,7 +293,7 @@ fn read_user(conn: &Connection, row: &rusqlite::Row<'_>) -> Result<User, rusqlit
         // The CHECK constraint keeps other values out.
         role: Role::parse(&role).unwrap_or(Role::Auditor),
         stations,
-        disabled: row.get::<_, i64>(3)? != 0,
+        disabled: row.get::<i64>(3)? != 0,
         created_unix: row.get(4)?,
     })
 }
@@ -298,46 +301,46 @@ fn read_user(conn: &Connection, row: &rusqlite::Row<'_>) -> Result<User, rusqlit
 const USER_COLUMNS: &str = "id, name, role, disabled, created_unix";
 
 /// The user called `name`, if any.
-pub fn find_user(conn: &Connection, name: &str) -> Result<Option<User>, AccountError> {
+pub fn find_user(conn: &Conn, name: &str) -> Result<Option<User>, AccountError> {
     Ok(conn
         .query_row(
             &format!("SELECT {USER_COLUMNS} FROM users WHERE name = ?1"),
-            [name],
+            params![name],
             |r| read_user(conn, r),
         )
         .optional()?)
 }
 
-fn user_by_id(conn: &Connection, id: i64) -> Result<Option<User>, AccountError> {
+fn user_by_id(conn: &Conn, id: i64) -> Result<Option<User>, AccountError> {
     Ok(conn
         .query_row(
             &format!("SELECT {USER_COLUMNS} FROM users WHERE id = ?1"),
-            [id],
+            params![id],
             |r| read_user(conn, r),
         )
         .optional()?)
 }
 
 /// Every user, by name.
-pub fn list_users(conn: &Connection) -> Result<Vec<User>, AccountError> {
+pub fn list_users(conn: &Conn) -> Result<Vec<User>, AccountError> {
     let mut stmt = conn.prepare(&format!("SELECT {USER_COLUMNS} FROM users ORDER BY name"))?;
     let users = stmt
-        .query_map([], |r| read_user(conn, r))?
+        .query_map(params![], |r| read_user(conn, r))?
         .collect::<Result<Vec<_>, _>>()?;
     Ok(users)
 }
 
 /// Whether any user exists (the first admin is made by `loa user add` or `loa up`).
-pub fn any_user(conn: &Connection) -> Result<bool, AccountError> {
+pub fn any_user(conn: &Conn) -> Result<bool, AccountError> {
     Ok(conn
-        .query_row("SELECT 1 FROM users LIMIT 1", [], |_| Ok(()))
+        .query_row("SELECT 1 FROM users LIMIT 1", params![], |_| Ok(()))
         .optional()?
         .is_some())
 }
 
 /// Add a user with `password` (hashed here). Operators need at least one station.
 pub fn add_user(
-    conn: &mut Connection,
+    conn: &mut Conn,
     name: &str,
     role: Role,
     stations: &[String],
@@ -355,7 +358,7 @@ pub fn add_user(
 /// [`add_user`] with the password already hashed ([`hash_password`], done without holding
 /// the connection: the server's accounts connection serves every page view meanwhile).
 pub fn add_user_hashed(
-    conn: &mut Connection,
+    conn: &mut Conn,
     name: &str,
     role: Role,
     stations: &[String],
@@ -366,22 +369,25 @@ pub fn add_user_hashed(
         return Err(AccountError::InvalidName(name.to_string()));
     }
     check_stations(role, stations)?;
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let tx = conn.transaction_immediate()?;
     let exists = tx
-        .query_row("SELECT 1 FROM users WHERE name = ?1", [name], |_| Ok(()))
+        .query_row("SELECT 1 FROM users WHERE name = ?1", params![name], |_| {
+            Ok(())
+        })
         .optional()?
         .is_some();
     if exists {
         return Err(AccountError::Exists(name.to_string()));
     }
-    tx.execute(
-        "INSERT INTO users (name, role, password_hash, disabled, created_unix) VALUES (?1, ?2, ?3, 0, ?4)",
+    let id: i64 = tx.query_row(
+        "INSERT INTO users (name, role, password_hash, disabled, created_unix) VALUES (?1, ?2, ?3, 0, ?4)
+         RETURNING id",
         params![name, role.code(), hash, now.timestamp()],
+        |r| r.get(0),
     )?;
-    let id = tx.last_insert_rowid();
     for s in stations {
         tx.execute(
-            "INSERT OR IGNORE INTO user_stations (user_id, station) VALUES (?1, ?2)",
+            "INSERT INTO user_stations (user_id, station) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
             params![id, s],
         )?;
     }
@@ -391,41 +397,37 @@ pub fn add_user_hashed(
 
 /// Set `name`'s password, and end every session of theirs (a changed password signs out
 /// everywhere; API tokens stay).
-pub fn set_password(conn: &mut Connection, name: &str, password: &str) -> Result<(), AccountError> {
+pub fn set_password(conn: &mut Conn, name: &str, password: &str) -> Result<(), AccountError> {
     let hash = hash_password(password)?;
     set_password_hash(conn, name, &hash)
 }
 
 /// [`set_password`] with the password already hashed ([`hash_password`]).
-pub fn set_password_hash(
-    conn: &mut Connection,
-    name: &str,
-    hash: &str,
-) -> Result<(), AccountError> {
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+pub fn set_password_hash(conn: &mut Conn, name: &str, hash: &str) -> Result<(), AccountError> {
+    let tx = conn.transaction_immediate()?;
     let id: i64 = tx
-        .query_row("SELECT id FROM users WHERE name = ?1", [name], |r| r.get(0))
+        .query_row("SELECT id FROM users WHERE name = ?1", params![name], |r| {
+            r.get(0)
+        })
         .optional()?
         .ok_or_else(|| AccountError::NoSuchUser(name.to_string()))?;
     tx.execute(
         "UPDATE users SET password_hash = ?1 WHERE id = ?2",
         params![hash, id],
     )?;
-    tx.execute("DELETE FROM sessions WHERE user_id = ?1", [id])?;
+    tx.execute("DELETE FROM sessions WHERE user_id = ?1", params![id])?;
     tx.commit()?;
     Ok(())
 }
 
 /// Disable (or enable again) `name`. Disabling deletes their sessions; their tokens stop
 /// working too (every use checks the user).
-pub fn set_disabled(
-    conn: &mut Connection,
-    name: &str,
-    disabled: bool,
-) -> Result<User, AccountError> {
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+pub fn set_disabled(conn: &mut Conn, name: &str, disabled: bool) -> Result<User, AccountError> {
+    let tx = conn.transaction_immediate()?;
     let id: i64 = tx
-        .query_row("SELECT id FROM users WHERE name = ?1", [name], |r| r.get(0))
+        .query_row("SELECT id FROM users WHERE name = ?1", params![name], |r| {
+            r.get(0)
+        })
         .optional()?
         .ok_or_else(|| AccountError::NoSuchUser(name.to_string()))?;
     tx.execute(
@@ -433,7 +435,7 @@ pub fn set_disabled(
         params![i64::from(disabled), id],
     )?;
     if disabled {
-        tx.execute("DELETE FROM sessions WHERE user_id = ?1", [id])?;
+        tx.execute("DELETE FROM sessions WHERE user_id = ?1", params![id])?;
     }
     tx.commit()?;
     user_by_id(conn, id)?.ok_or_else(|| AccountError::NoSuchUser(name.to_string()))
@@ -449,16 +451,16 @@ pub struct LoginRecord {
 
 /// The login record of `name` (a quick lookup: the Argon2 work is [`check_login`]'s, done
 /// without holding the connection).
-pub fn login_record(conn: &Connection, name: &str) -> Result<Option<LoginRecord>, AccountError> {
+pub fn login_record(conn: &Conn, name: &str) -> Result<Option<LoginRecord>, AccountError> {
     Ok(conn
         .query_row(
             "SELECT id, password_hash, disabled FROM users WHERE name = ?1",
-            [name],
+            params![name],
             |r| {
                 Ok(LoginRecord {
                     user_id: r.get(0)?,
                     hash: r.get(1)?,
-                    disabled: r.get::<_, i64>(2)? != 0,
+                    disabled: r.get::<i64>(2)? != 0,
                 })
             },
         )
@@ -490,12 +492,12 @@ pub fn check_login(record: Option<&LoginRecord>, password: &str) -> Result<i64, 
 }
 
 /// The enabled user with id `id`.
-pub fn enabled_user(conn: &Connection, id: i64) -> Result<Option<User>, AccountError> {
+pub fn enabled_user(conn: &Conn, id: i64) -> Result<Option<User>, AccountError> {
     Ok(user_by_id(conn, id)?.filter(|u| !u.disabled))
 }
 
 /// [`login_record`] then [`check_login`] on one connection (the command line, tests).
-pub fn verify_login(conn: &Connection, name: &str, password: &str) -> Result<User, AccountError> {
+pub fn verify_login(conn: &Conn, name: &str, password: &str) -> Result<User, AccountError> {
     let rec = login_record(conn, name)?;
     let id = check_login(rec.as_ref(), password)?;
     enabled_user(conn, id)?.ok_or(AccountError::BadCredentials)
@@ -504,7 +506,7 @@ pub fn verify_login(conn: &Connection, name: &str, password: &str) -> Result<Use
 /// Open a session for `user`; returns the cookie's secret (given to the browser, never stored)
 /// and the session's CSRF token.
 pub fn create_session(
-    conn: &Connection,
+    conn: &Conn,
     user: &User,
     address: &str,
     now: DateTime<Utc>,
@@ -522,7 +524,7 @@ pub fn create_session(
 /// The live session of cookie secret `id`: its user exists and is enabled, it was used within
 /// `idle_secs` and opened within `max_secs`. An expired one is deleted.
 pub fn find_session(
-    conn: &Connection,
+    conn: &Conn,
     id: &str,
     now: DateTime<Utc>,
     idle_secs: i64,
@@ -532,7 +534,7 @@ pub fn find_session(
     let row: Option<(i64, String, i64, i64)> = conn
         .query_row(
             "SELECT user_id, csrf, created_unix, last_seen_unix FROM sessions WHERE id_sha256 = ?1",
-            [&id_sha256],
+            params![&id_sha256],
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
         )
         .optional()?;
@@ -541,7 +543,10 @@ pub fn find_session(
     };
     let t = now.timestamp();
     if t - last_seen > idle_secs || t - created > max_secs {
-        conn.execute("DELETE FROM sessions WHERE id_sha256 = ?1", [&id_sha256])?;
+        conn.execute(
+            "DELETE FROM sessions WHERE id_sha256 = ?1",
+            params![&id_sha256],
+        )?;
         return Ok(None);
     }
     let Some(user) = user_by_id(conn, user_id)?.filter(|u| !u.disabled) else {
@@ -561,14 +566,17 @@ pub fn find_session(
 }
 
 /// End the session stored as `id_sha256`.
-pub fn delete_session(conn: &Connection, id_sha256: &str) -> Result<(), AccountError> {
-    conn.execute("DELETE FROM sessions WHERE id_sha256 = ?1", [id_sha256])?;
+pub fn delete_session(conn: &Conn, id_sha256: &str) -> Result<(), AccountError> {
+    conn.execute(
+        "DELETE FROM sessions WHERE id_sha256 = ?1",
+        params![id_sha256],
+    )?;
     Ok(())
 }
 
 /// Make a personal API token for `user`; returns its secret (shown once) and its id.
 pub fn create_token(
-    conn: &Connection,
+    conn: &Conn,
     user: &User,
     label: &str,
     now: DateTime<Utc>,
@@ -578,16 +586,18 @@ pub fn create_token(
         return Err(AccountError::InvalidLabel);
     }
     let secret = format!("{TOKEN_PREFIX}{}", new_secret()?);
-    conn.execute(
-        "INSERT INTO api_tokens (token_sha256, user_id, label, created_unix) VALUES (?1, ?2, ?3, ?4)",
+    let id: i64 = conn.query_row(
+        "INSERT INTO api_tokens (token_sha256, user_id, label, created_unix) VALUES (?1, ?2, ?3, ?4)
+         RETURNING id",
         params![secret_sha256(&secret), user.id, label, now.timestamp()],
+        |r| r.get(0),
     )?;
-    Ok((secret, conn.last_insert_rowid()))
+    Ok((secret, id))
 }
 
 /// The user a presented token acts as: not revoked, its user enabled.
 pub fn find_token_user(
-    conn: &Connection,
+    conn: &Conn,
     token: &str,
     now: DateTime<Utc>,
 ) -> Result<Option<User>, AccountError> {
@@ -598,7 +608,7 @@ pub fn find_token_user(
         .query_row(
             "SELECT id, user_id, last_used_unix FROM api_tokens
              WHERE token_sha256 = ?1 AND revoked_unix IS NULL",
-            [secret_sha256(token)],
+            params![secret_sha256(token)],
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
         )
         .optional()?;
@@ -619,13 +629,13 @@ pub fn find_token_user(
 }
 
 /// `user`'s tokens, newest first.
-pub fn list_tokens(conn: &Connection, user: &User) -> Result<Vec<TokenInfo>, AccountError> {
+pub fn list_tokens(conn: &Conn, user: &User) -> Result<Vec<TokenInfo>, AccountError> {
     let mut stmt = conn.prepare(
         "SELECT id, label, created_unix, last_used_unix, revoked_unix FROM api_tokens
          WHERE user_id = ?1 ORDER BY id DESC",
     )?;
     let rows = stmt
-        .query_map([user.id], |r| {
+        .query_map(params![user.id], |r| {
             Ok(TokenInfo {
                 id: r.get(0)?,
                 label: r.get(1)?,
@@ -640,7 +650,7 @@ pub fn list_tokens(conn: &Connection, user: &User) -> Result<Vec<TokenInfo>, Acc
 
 /// Revoke `user`'s token `id` (another user's token is "not found").
 pub fn revoke_token(
-    conn: &Connection,
+    conn: &Conn,
     user: &User,
     id: i64,
     now: DateTime<Utc>,
@@ -663,7 +673,7 @@ mod tests {
     use super::*;
     use chrono::TimeZone;
 
-    fn db() -> (tempfile::TempDir, Connection) {
+    fn db() -> (tempfile::TempDir, Conn) {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let store = crate::collector::store::Store::open(&dir.path().join("c.db"))
             .unwrap_or_else(|e| panic!("{e}"));
@@ -709,7 +719,7 @@ mod tests {
         let (id, csrf) = create_session(&c, &u, "127.0.0.1", t0()).unwrap();
         assert_eq!(id.len(), 43);
         let stored: String = c
-            .query_row("SELECT id_sha256 FROM sessions", [], |r| r.get(0))
+            .query_row("SELECT id_sha256 FROM sessions", params![], |r| r.get(0))
             .unwrap();
         assert_ne!(stored, id, "the session id itself is never stored");
         let at = |s: i64| t0() + chrono::Duration::seconds(s);
@@ -769,7 +779,7 @@ mod tests {
         let n: i64 = c
             .query_row(
                 "SELECT COUNT(*) FROM api_tokens WHERE token_sha256 = ?1",
-                [&secret],
+                params![&secret],
                 |r| r.get(0),
             )
             .unwrap();

@@ -6,8 +6,8 @@
 //! can rewrite history. No secret is ever written to it: a password, session id or token never
 //! appears in `before`/`after` (callers pass descriptions such as the role or the token's label).
 
+use crate::collector::db::{Conn, params};
 use chrono::{DateTime, Utc};
-use rusqlite::{Connection, params};
 
 /// The address recorded for commands run on the collector host (`loa user`, `loa register`,
 /// `loa up`).
@@ -90,7 +90,7 @@ pub fn describe_station(e: &super::registry::StationEntry) -> String {
 }
 
 /// Append `e`.
-pub fn record(conn: &Connection, e: &Entry) -> Result<(), rusqlite::Error> {
+pub fn record(conn: &Conn, e: &Entry) -> Result<(), crate::collector::db::DbError> {
     conn.execute(
         "INSERT INTO audit_log (at_unix_ms, actor, address, action, target, before, after)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -108,7 +108,11 @@ pub fn record(conn: &Connection, e: &Entry) -> Result<(), rusqlite::Error> {
 }
 
 /// Entries newest first, `limit` of them from `offset`.
-pub fn list(conn: &Connection, limit: usize, offset: usize) -> Result<Vec<Entry>, rusqlite::Error> {
+pub fn list(
+    conn: &Conn,
+    limit: usize,
+    offset: usize,
+) -> Result<Vec<Entry>, crate::collector::db::DbError> {
     let mut stmt = conn.prepare(
         "SELECT at_unix_ms, actor, address, action, target, before, after FROM audit_log
          ORDER BY id DESC LIMIT ?1 OFFSET ?2",
@@ -130,8 +134,8 @@ pub fn list(conn: &Connection, limit: usize, offset: usize) -> Result<Vec<Entry>
 }
 
 /// Number of entries.
-pub fn count(conn: &Connection) -> Result<usize, rusqlite::Error> {
-    let n: i64 = conn.query_row("SELECT COUNT(*) FROM audit_log", [], |r| r.get(0))?;
+pub fn count(conn: &Conn) -> Result<usize, crate::collector::db::DbError> {
+    let n: i64 = conn.query_row("SELECT COUNT(*) FROM audit_log", params![], |r| r.get(0))?;
     Ok(n as usize)
 }
 
@@ -196,9 +200,9 @@ mod tests {
             after: Some("vai trò: Vận hành trạm".into()),
         };
         record(&c, &e).unwrap();
-        let upd = c.execute("UPDATE audit_log SET actor = 'ai-do'", []);
+        let upd = c.execute("UPDATE audit_log SET actor = 'ai-do'", params![]);
         assert!(upd.is_err_and(|e| e.to_string().contains("append-only")));
-        let del = c.execute("DELETE FROM audit_log", []);
+        let del = c.execute("DELETE FROM audit_log", params![]);
         assert!(del.is_err_and(|e| e.to_string().contains("append-only")));
         assert_eq!(list(&c, 10, 0).unwrap(), vec![e.clone()]);
         let text = csv(&[e]);

@@ -17,13 +17,13 @@
 //! before its handler runs; bearer-token requests carry no ambient credential and need none.
 //! Unsigned page requests are redirected to `/login`; API requests get 401/403 JSON.
 
+use crate::collector::db::Conn;
 use axum::body::Body;
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
-use rusqlite::Connection;
 use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
@@ -472,7 +472,7 @@ impl Throttle {
 /// The accounts side of the server's state: its own connection to the database (sessions,
 /// tokens, users, the audit log), the login throttle, the settings.
 pub struct Auth {
-    conn: Mutex<Connection>,
+    conn: Mutex<Conn>,
     pub throttle: Mutex<Throttle>,
     pub config: AuthConfig,
     /// Argon2 verifications at once (each holds its memory cost and a core for ~0.1 s): a
@@ -489,7 +489,7 @@ impl std::fmt::Debug for Auth {
 }
 
 impl Auth {
-    pub fn new(conn: Connection, config: AuthConfig) -> Self {
+    pub fn new(conn: Conn, config: AuthConfig) -> Self {
         Self {
             conn: Mutex::new(conn),
             throttle: Mutex::new(Throttle::default()),
@@ -501,7 +501,7 @@ impl Auth {
     /// Run `f` with the accounts connection on the blocking pool.
     pub async fn with<T: Send + 'static>(
         self: &Arc<Self>,
-        f: impl FnOnce(&mut Connection) -> T + Send + 'static,
+        f: impl FnOnce(&mut Conn) -> T + Send + 'static,
     ) -> Result<T, AuthFailure> {
         let me = self.clone();
         tokio::task::spawn_blocking(move || {
@@ -516,7 +516,7 @@ impl Auth {
     }
 
     /// The accounts connection, for code already on a blocking thread.
-    pub fn conn(&self) -> std::sync::LockResult<std::sync::MutexGuard<'_, Connection>> {
+    pub fn conn(&self) -> std::sync::LockResult<std::sync::MutexGuard<'_, Conn>> {
         self.conn.lock()
     }
 

@@ -1012,19 +1012,19 @@ pub struct Status {
 /// Read bulletin `id`'s head and every targeted station's state at `now` (`None`: no such
 /// bulletin).
 fn read_status(
-    conn: &rusqlite::Connection,
+    conn: &crate::collector::db::Conn,
     registry: &super::registry::Registry,
     id: &str,
     now: DateTime<Utc>,
 ) -> Result<Option<Status>, SendError> {
-    use rusqlite::OptionalExtension as _;
+    use crate::collector::db::{OptionalExtension as _, params};
     /// The envelope, who sent it and when, who cancelled it and when.
     type Stored = (String, String, i64, Option<String>, Option<i64>);
     let row: Option<Stored> = conn
         .query_row(
             "SELECT envelope, created_by, created_unix_ms, cancelled_by, cancelled_unix_ms
              FROM bulletins WHERE id = ?1",
-            [id],
+            params![id],
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
         )
         .optional()?;

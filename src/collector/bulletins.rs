@@ -11,13 +11,13 @@
 //! same [`crate::bulletin::Targets::includes`] it checks itself; for a cancelled bulletin, only
 //! its signed cancel.
 
+use crate::collector::db::{Conn, OptionalExtension, params};
 use axum::Router;
 use axum::extract::{Extension, Path, Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use chrono::{DateTime, Duration, SecondsFormat, TimeZone, Utc};
-use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -134,8 +134,8 @@ impl SendError {
     }
 }
 
-impl From<rusqlite::Error> for SendError {
-    fn from(e: rusqlite::Error) -> Self {
+impl From<crate::collector::db::DbError> for SendError {
+    fn from(e: crate::collector::db::DbError) -> Self {
         SendError::Internal(format!("database: {e}"))
     }
 }
@@ -302,7 +302,7 @@ pub fn priority_vi(p: &str) -> &'static str {
 }
 
 /// Store bulletin `b` signed as `env`, sent by `by`.
-pub fn insert(conn: &Connection, b: &Bulletin, env: &Envelope, by: &str) -> Result<(), SendError> {
+pub fn insert(conn: &Conn, b: &Bulletin, env: &Envelope, by: &str) -> Result<(), SendError> {
     conn.execute(
         "INSERT INTO bulletins (id, envelope, title, priority, targets, audio_sha256,
             not_before_unix_ms, not_after_unix_ms, repeats, interval_secs, created_by,
@@ -345,14 +345,14 @@ pub struct Listed {
 }
 
 /// Every bulletin, newest first.
-pub fn list(conn: &Connection) -> Result<Vec<Listed>, SendError> {
+pub fn list(conn: &Conn) -> Result<Vec<Listed>, SendError> {
     let mut st = conn.prepare(
         "SELECT id, title, priority, targets, audio_sha256, not_before_unix_ms,
             not_after_unix_ms, repeats, interval_secs, created_by, created_unix_ms,
             cancelled_by, cancelled_unix_ms
          FROM bulletins ORDER BY created_unix_ms DESC, id",
     )?;
-    let rows = st.query_map([], |r| {
+    let rows = st.query_map(params![], |r| {
         Ok(Listed {
             id: r.get(0)?,
             title: r.get(1)?,
@@ -366,7 +366,7 @@ pub fn list(conn: &Connection) -> Result<Vec<Listed>, SendError> {
             created_by: r.get(9)?,
             created_at: rfc3339(at_ms(r.get(10)?)),
             cancelled_by: r.get(11)?,
-            cancelled_at: r.get::<_, Option<i64>>(12)?.map(|v| rfc3339(at_ms(v))),
+            cancelled_at: r.get::<Option<i64>>(12)?.map(|v| rfc3339(at_ms(v))),
         })
     })?;
     Ok(rows.collect::<Result<_, _>>()?)
@@ -376,15 +376,18 @@ pub fn list(conn: &Connection) -> Result<Vec<Listed>, SendError> {
 /// asked for, and whether the audio was read by text-to-speech (from the signed bulletin itself);
 /// an id not in the table is left out.
 pub fn report_facts(
-    conn: &Connection,
+    conn: &Conn,
     ids: &[&str],
-) -> Result<std::collections::HashMap<String, crate::report::BulletinInfo>, rusqlite::Error> {
+) -> Result<
+    std::collections::HashMap<String, crate::report::BulletinInfo>,
+    crate::collector::db::DbError,
+> {
     let mut st =
         conn.prepare_cached("SELECT title, repeats, envelope FROM bulletins WHERE id = ?1")?;
     let mut out = std::collections::HashMap::new();
     for id in ids {
         let row: Option<(String, u32, String)> = st
-            .query_row([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .query_row(params![id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
             .optional()?;
         let Some((title, repeats, env)) = row else {
             continue;
@@ -416,7 +419,7 @@ pub fn report_facts(
 /// Record the cancel of bulletin `id` (its signed envelope `env`) by `by` at `at`; the
 /// bulletin's title. A bulletin cancelled already keeps its first cancel.
 pub fn cancel(
-    conn: &Connection,
+    conn: &Conn,
     id: &str,
     env: &Envelope,
     by: &str,
@@ -425,7 +428,7 @@ pub fn cancel(
     let row: Option<(String, Option<i64>)> = conn
         .query_row(
             "SELECT title, cancelled_unix_ms FROM bulletins WHERE id = ?1",
-            [id],
+            params![id],
             |r| Ok((r.get(0)?, r.get(1)?)),
         )
         .optional()?;
@@ -453,7 +456,7 @@ pub struct ForStation {
 
 /// The bulletins for station `station` (area code `area`) at `now`.
 pub fn for_station(
-    conn: &Connection,
+    conn: &Conn,
     station: &str,
     area: &str,
     now: DateTime<Utc>,
@@ -462,11 +465,11 @@ pub fn for_station(
         "SELECT id, envelope, cancel_envelope FROM bulletins
          WHERE not_after_unix_ms > ?1 ORDER BY created_unix_ms, id",
     )?;
-    let rows = st.query_map([ms(now)], |r| {
+    let rows = st.query_map(params![ms(now)], |r| {
         Ok((
-            r.get::<_, String>(0)?,
-            r.get::<_, String>(1)?,
-            r.get::<_, Option<String>>(2)?,
+            r.get::<String>(0)?,
+            r.get::<String>(1)?,
+            r.get::<Option<String>>(2)?,
         ))
     })?;
     let mut out = ForStation::default();
@@ -609,8 +612,8 @@ pub async fn send_as(
             let audio: Option<(u64, f64)> = c
                 .query_row(
                     "SELECT size, duration_secs FROM content WHERE sha256 = ?1",
-                    [send.audio.trim()],
-                    |r| Ok((r.get::<_, i64>(0)? as u64, r.get(1)?)),
+                    params![send.audio.trim()],
+                    |r| Ok((r.get::<i64>(0)? as u64, r.get(1)?)),
                 )
                 .optional()?;
             let mut b = compose(&send, &registry, audio, id, now)?;
@@ -935,7 +938,7 @@ pub struct Stored {
 /// per (bulletin, station), the latest by the station's clock wins (a retried or replayed receipt
 /// changes nothing); receipts naming a bulletin the centre does not hold are ignored.
 pub fn store_receipts(
-    conn: &mut Connection,
+    conn: &mut Conn,
     station: &str,
     receipts: &[Receipt],
     received: DateTime<Utc>,
@@ -944,7 +947,7 @@ pub fn store_receipts(
     // whose snapshot another connection's commit made stale cannot take the write lock, and
     // SQLite answers SQLITE_BUSY at once instead of waiting (seen as a 500 under the fleet
     // simulator, docs/sim.md). Taking the lock first waits out the other writer.
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let tx = conn.transaction_immediate()?;
     let mut out = Stored::default();
     {
         let mut known = tx.prepare("SELECT 1 FROM bulletins WHERE id = ?1")?;
@@ -959,7 +962,7 @@ pub fn store_receipts(
              WHERE excluded.station_unix_ms > bulletin_receipts.station_unix_ms",
         )?;
         for r in receipts {
-            if !known.exists([&r.bulletin])? {
+            if !known.exists(params![r.bulletin])? {
                 out.ignored += 1;
                 continue;
             }
@@ -1186,7 +1189,7 @@ impl StationStates {
 /// (contract item 3's derivation, see [`StateKind`]); `None` when the centre holds no such
 /// bulletin. Reads only: the `bulletins` row, `bulletin_receipts`, records naming the bulletin.
 pub fn station_states(
-    conn: &Connection,
+    conn: &Conn,
     registry: &Registry,
     bulletin_id: &str,
     now: DateTime<Utc>,
@@ -1194,7 +1197,7 @@ pub fn station_states(
     let row: Option<(String, i64, Option<i64>)> = conn
         .query_row(
             "SELECT envelope, not_after_unix_ms, cancelled_unix_ms FROM bulletins WHERE id = ?1",
-            [bulletin_id],
+            params![bulletin_id],
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
         )
         .optional()?;
@@ -1245,13 +1248,13 @@ pub fn station_states(
         "SELECT station, state, code, station_unix_ms, received_unix_ms
          FROM bulletin_receipts WHERE bulletin_id = ?1",
     )?;
-    let rows = st.query_map([bulletin_id], |r| {
+    let rows = st.query_map(params![bulletin_id], |r| {
         Ok((
-            r.get::<_, String>(0)?,
-            r.get::<_, String>(1)?,
-            r.get::<_, Option<String>>(2)?,
-            r.get::<_, i64>(3)?,
-            r.get::<_, i64>(4)?,
+            r.get::<String>(0)?,
+            r.get::<String>(1)?,
+            r.get::<Option<String>>(2)?,
+            r.get::<i64>(3)?,
+            r.get::<i64>(4)?,
         ))
     })?;
     let mut receipts: Vec<(String, String, Option<String>, i64, i64)> = Vec::new();
@@ -1264,14 +1267,14 @@ pub fn station_states(
         "SELECT station, bulletin_repeat, outcome, reason_code, bytes, aired_secs
          FROM records WHERE bulletin_id = ?1",
     )?;
-    let rows = st.query_map([bulletin_id], |r| {
+    let rows = st.query_map(params![bulletin_id], |r| {
         Ok((
-            r.get::<_, String>(0)?,
-            r.get::<_, Option<i64>>(1)?,
-            r.get::<_, String>(2)?,
-            r.get::<_, Option<String>>(3)?,
-            r.get::<_, String>(4)?,
-            r.get::<_, f64>(5)?,
+            r.get::<String>(0)?,
+            r.get::<Option<i64>>(1)?,
+            r.get::<String>(2)?,
+            r.get::<Option<String>>(3)?,
+            r.get::<String>(4)?,
+            r.get::<f64>(5)?,
         ))
     })?;
     for r in rows {
@@ -1412,7 +1415,7 @@ mod tests {
 
     use crate::bulletin::body::tests::{at, sample};
 
-    fn db() -> (tempfile::TempDir, Connection) {
+    fn db() -> (tempfile::TempDir, Conn) {
         let dir = tempfile::tempdir().unwrap();
         let c = crate::collector::Store::open(&dir.path().join("c.db"))
             .unwrap()
@@ -1421,7 +1424,7 @@ mod tests {
     }
 
     /// The sample bulletin to area 79, stored as the centre stores it.
-    fn stored(c: &Connection) -> Bulletin {
+    fn stored(c: &Conn) -> Bulletin {
         let b = Bulletin {
             targets: Targets::Area("79".into()),
             ..sample()
@@ -1446,7 +1449,7 @@ mod tests {
     /// read, and its bytes with the evidence's loudness).
     #[allow(clippy::too_many_arguments)]
     fn record(
-        c: &Connection,
+        c: &Conn,
         st: &str,
         seq: i64,
         id: &str,
@@ -1541,20 +1544,20 @@ mod tests {
         let (d, mut c) = db();
         let b = stored(&c);
         let id = b.id.to_hex();
-        let mut other = Connection::open(d.path().join("c.db")).unwrap();
+        let mut other = rusqlite::Connection::open(d.path().join("c.db")).unwrap();
         other
             .busy_timeout(std::time::Duration::from_secs(10))
             .unwrap();
         let (holding, held) = std::sync::mpsc::channel();
         let writer = std::thread::spawn(move || {
             let tx = other
-                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
                 .unwrap();
             tx.execute(
                 "INSERT INTO bulletin_receipts
                     (bulletin_id, station, state, code, station_unix_ms, received_unix_ms)
                  VALUES ('x', 'b', 'delivered', NULL, 1, 1)",
-                [],
+                rusqlite::params![],
             )
             .unwrap();
             holding.send(()).unwrap();
@@ -1630,7 +1633,7 @@ mod tests {
         let (state, code): (String, Option<String>) = c
             .query_row(
                 "SELECT state, code FROM bulletin_receipts WHERE station = 'a'",
-                [],
+                params![],
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )
             .unwrap();

@@ -14,6 +14,7 @@
 //! [`ReasonCode::EnrolmentBadCode`]); failures are throttled per address; creating a station,
 //! issuing a code, an enrolment and every refused one are in the audit log — never the code.
 
+use crate::collector::db::{Conn, OptionalExtension, params};
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Path as UrlPath, Request, State};
@@ -21,7 +22,6 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use chrono::{DateTime, Utc};
-use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -176,7 +176,7 @@ pub enum EnrolmentError {
     #[error("Khóa công khai không hợp lệ: {0}")]
     BadKey(String),
     #[error("lỗi cơ sở dữ liệu: {0}")]
-    Db(#[from] rusqlite::Error),
+    Db(#[from] crate::collector::db::DbError),
     #[error("không ghi được sổ đăng ký trạm: {0}")]
     Registry(String),
     #[error("lỗi nội bộ: {0}")]
@@ -281,7 +281,7 @@ pub fn validate(new: &NewStation) -> Result<(Kind, i64), EnrolmentError> {
 
 /// A fresh code for `station` in `tx`, valid for `ttl_secs` from `now`.
 fn insert_code(
-    tx: &rusqlite::Transaction<'_>,
+    tx: &crate::collector::db::Tx<'_>,
     station: &str,
     ttl_secs: i64,
     actor: &str,
@@ -313,7 +313,7 @@ fn insert_code(
 /// Create the managed station `new` (refused when the id is taken here or in `registry`), give
 /// it to its operators, and issue its first code; all in one transaction.
 pub fn create_station(
-    conn: &mut Connection,
+    conn: &mut Conn,
     registry: &Registry,
     new: &NewStation,
     actor: &str,
@@ -323,11 +323,11 @@ pub fn create_station(
     if registry.get(&new.id).is_some() {
         return Err(EnrolmentError::Exists(new.id.clone()));
     }
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let tx = conn.transaction_immediate()?;
     let taken: Option<String> = tx
         .query_row(
             "SELECT id FROM managed_stations WHERE id = ?1",
-            [&new.id],
+            params![&new.id],
             |r| r.get(0),
         )
         .optional()?;
@@ -350,7 +350,7 @@ pub fn create_station(
         let user: Option<i64> = tx
             .query_row(
                 "SELECT id FROM users WHERE name = ?1 AND role = 'operator' AND disabled = 0",
-                [name.trim()],
+                params![name.trim()],
                 |r| r.get(0),
             )
             .optional()?;
@@ -360,7 +360,7 @@ pub fn create_station(
             ));
         };
         tx.execute(
-            "INSERT OR IGNORE INTO user_stations (user_id, station) VALUES (?1, ?2)",
+            "INSERT INTO user_stations (user_id, station) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
             params![user, new.id],
         )?;
     }
@@ -372,18 +372,18 @@ pub fn create_station(
 /// A new code for the managed station `station` (a lost or expired one; or a replacement box):
 /// its earlier unused codes end now.
 pub fn reissue(
-    conn: &mut Connection,
+    conn: &mut Conn,
     station: &str,
     ttl_secs: Option<i64>,
     actor: &str,
     now: DateTime<Utc>,
 ) -> Result<Issued, EnrolmentError> {
     let ttl = check_ttl(ttl_secs)?;
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let tx = conn.transaction_immediate()?;
     let known: Option<String> = tx
         .query_row(
             "SELECT id FROM managed_stations WHERE id = ?1",
-            [station],
+            params![station],
             |r| r.get(0),
         )
         .optional()?;
@@ -405,7 +405,7 @@ pub fn reissue(
 /// Redeem `code` for `public_key`: the station's key is written to the registry file at
 /// `registry_path` (created when missing) and the code marked used, or nothing changes.
 pub fn redeem(
-    conn: &mut Connection,
+    conn: &mut Conn,
     registry_path: &Path,
     code: &str,
     public_key: &str,
@@ -420,13 +420,13 @@ pub fn redeem(
         });
     };
     let sha = code_sha256(&bytes);
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let tx = conn.transaction_immediate()?;
     let row: Option<(String, i64, Option<i64>, String, String, String)> = tx
         .query_row(
             "SELECT c.station, c.expires_unix_ms, c.used_unix_ms, m.name, m.area_code, m.kind
              FROM enrolment_codes c JOIN managed_stations m ON m.id = c.station
              WHERE c.code_sha256 = ?1",
-            [&sha],
+            params![&sha],
             |r| {
                 Ok((
                     r.get(0)?,
@@ -504,7 +504,7 @@ pub fn redeem(
 }
 
 /// Every managed station, by id, with its operators and newest code.
-pub fn list(conn: &Connection) -> Result<Vec<Managed>, EnrolmentError> {
+pub fn list(conn: &Conn) -> Result<Vec<Managed>, EnrolmentError> {
     let mut stmt = conn.prepare(
         "SELECT m.id, m.name, m.area_code, m.kind, m.created_by, m.created_unix_ms,
                 m.enrolled_unix_ms,
@@ -519,7 +519,7 @@ pub fn list(conn: &Connection) -> Result<Vec<Managed>, EnrolmentError> {
          WHERE s.station = ?1 AND u.role = 'operator' ORDER BY u.name",
     )?;
     let rows = stmt
-        .query_map([], |r| {
+        .query_map(params![], |r| {
             let kind: String = r.get(3)?;
             Ok(Managed {
                 id: r.get(0)?,
@@ -539,7 +539,7 @@ pub fn list(conn: &Connection) -> Result<Vec<Managed>, EnrolmentError> {
     rows.into_iter()
         .map(|mut m| {
             m.operators = ops
-                .query_map([&m.id], |r| r.get(0))?
+                .query_map(params![&m.id], |r| r.get(0))?
                 .collect::<Result<Vec<String>, _>>()?;
             Ok(m)
         })
@@ -1074,7 +1074,7 @@ mod tests {
         );
     }
 
-    fn db() -> (tempfile::TempDir, Connection) {
+    fn db() -> (tempfile::TempDir, Conn) {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let conn = crate::collector::store::Store::open(&dir.path().join("c.db"))
             .unwrap_or_else(|e| panic!("{e}"))
@@ -1105,7 +1105,9 @@ mod tests {
         ));
         // Only the hash is stored.
         let stored: String = conn
-            .query_row("SELECT code_sha256 FROM enrolment_codes", [], |r| r.get(0))
+            .query_row("SELECT code_sha256 FROM enrolment_codes", params![], |r| {
+                r.get(0)
+            })
             .unwrap_or_default();
         assert_eq!(
             stored,

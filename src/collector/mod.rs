@@ -12,6 +12,7 @@ pub mod authz;
 pub mod bulletin_pages;
 pub mod bulletins;
 pub mod centre;
+pub mod db;
 pub mod enrolment;
 pub mod facts;
 pub mod http;

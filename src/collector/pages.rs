@@ -902,7 +902,10 @@ async fn get_audit(State(state): State<AppState>, q: Query<PageQuery>, req: Requ
     let got = state
         .auth()
         .with(move |c| {
-            Ok::<_, rusqlite::Error>((audit::list(c, AUDIT_PAGE_ROWS, offset)?, audit::count(c)?))
+            Ok::<_, crate::collector::db::DbError>((
+                audit::list(c, AUDIT_PAGE_ROWS, offset)?,
+                audit::count(c)?,
+            ))
         })
         .await;
     let (entries, total) = match got {

@@ -101,7 +101,7 @@ struct Shared {
     facts: AudioFactsStore,
     /// The collector's database, read for the schedule versions (the `collector::versions`
     /// table) a build expands.
-    conn: Mutex<rusqlite::Connection>,
+    conn: Mutex<crate::collector::db::Conn>,
     /// Each station's version activations as last read from the database (by a build or a
     /// recheck): what a request compares a cached plan's windows against.
     activations: RwLock<HashMap<String, Arc<[Activation]>>>,
@@ -267,7 +267,7 @@ impl Shared {
         period: &Period,
     ) -> (Vec<Window>, Option<(String, Vec<String>)>) {
         let conn = self.conn.lock().unwrap_or_else(|e| e.into_inner());
-        let read = || -> rusqlite::Result<_> {
+        let read = || -> Result<_, crate::collector::db::DbError> {
             let acts = versions_db::activations(&conn, station)?;
             let (start, end) = instants(period);
             let windows = in_force(&acts, start, end);
@@ -278,7 +278,7 @@ impl Shared {
                     for w in &windows {
                         let text = match versions_db::get(&conn, station, w.version)? {
                             Some(v) => v.merged_text,
-                            None => return Err(rusqlite::Error::QueryReturnedNoRows),
+                            None => return Err(crate::collector::db::DbError::NoRows),
                         };
                         texts.push(text);
                     }

@@ -33,6 +33,7 @@
 //! too slow to keep up (the hub's [`HUB_CAPACITY`] events behind) is disconnected and resumes
 //! from the database.
 
+use crate::collector::db::{Conn, params};
 use axum::Router;
 use axum::extract::{Path, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
@@ -40,7 +41,6 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use chrono::{DateTime, Utc};
-use rusqlite::{Connection, params};
 use serde_json::json;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -243,23 +243,26 @@ fn manifest_data(version: u64) -> String {
 /// Append the event of `kind` for bulletin `bulletin` at `at`; its sequence number (the id its
 /// stream event carries).
 pub fn note(
-    conn: &Connection,
+    conn: &Conn,
     kind: Kind,
     bulletin: &str,
     at: DateTime<Utc>,
-) -> rusqlite::Result<i64> {
-    conn.execute(
-        "INSERT INTO push_events (kind, bulletin_id, created_unix_ms) VALUES (?1, ?2, ?3)",
+) -> Result<i64, crate::collector::db::DbError> {
+    conn.query_row(
+        "INSERT INTO push_events (kind, bulletin_id, created_unix_ms) VALUES (?1, ?2, ?3)
+         RETURNING seq",
         params![kind.as_str(), bulletin, at.timestamp_millis()],
-    )?;
-    Ok(conn.last_insert_rowid())
+        |r| r.get(0),
+    )
 }
 
 /// The largest event id stored (0: none).
-pub fn last_seq(conn: &Connection) -> rusqlite::Result<i64> {
-    conn.query_row("SELECT COALESCE(MAX(seq), 0) FROM push_events", [], |r| {
-        r.get(0)
-    })
+pub fn last_seq(conn: &Conn) -> Result<i64, crate::collector::db::DbError> {
+    conn.query_row(
+        "SELECT COALESCE(MAX(seq), 0) FROM push_events",
+        params![],
+        |r| r.get(0),
+    )
 }
 
 /// An event a station missed, as its stream sends it.
@@ -276,12 +279,12 @@ pub struct Missed {
 /// the station, and each cancel of such a bulletin. An `after` above the largest id stored is
 /// read as 0 (see the module doc).
 pub fn missed(
-    conn: &Connection,
+    conn: &Conn,
     station: &str,
     area: &str,
     after: i64,
     now: DateTime<Utc>,
-) -> rusqlite::Result<Vec<Missed>> {
+) -> Result<Vec<Missed>, crate::collector::db::DbError> {
     let after = if after > last_seq(conn)? { 0 } else { after };
     let mut st = conn.prepare_cached(
         "SELECT e.seq, e.kind, b.id, b.envelope, b.cancel_envelope
@@ -290,11 +293,11 @@ pub fn missed(
     )?;
     let rows = st.query_map(params![after, now.timestamp_millis()], |r| {
         Ok((
-            r.get::<_, i64>(0)?,
-            r.get::<_, String>(1)?,
-            r.get::<_, String>(2)?,
-            r.get::<_, String>(3)?,
-            r.get::<_, Option<String>>(4)?,
+            r.get::<i64>(0)?,
+            r.get::<String>(1)?,
+            r.get::<String>(2)?,
+            r.get::<String>(3)?,
+            r.get::<Option<String>>(4)?,
         ))
     })?;
     let mut out = Vec::new();
@@ -335,12 +338,14 @@ pub fn missed(
 }
 
 /// The targets of stored bulletin `id` (`None` when it is not stored or does not read back).
-pub fn targets_of(conn: &Connection, id: &str) -> rusqlite::Result<Option<Targets>> {
-    use rusqlite::OptionalExtension;
+pub fn targets_of(conn: &Conn, id: &str) -> Result<Option<Targets>, crate::collector::db::DbError> {
+    use crate::collector::db::OptionalExtension;
     let env: Option<String> = conn
-        .query_row("SELECT envelope FROM bulletins WHERE id = ?1", [id], |r| {
-            r.get(0)
-        })
+        .query_row(
+            "SELECT envelope FROM bulletins WHERE id = ?1",
+            params![id],
+            |r| r.get(0),
+        )
         .optional()?;
     Ok(env.and_then(|e| {
         let env = Envelope::decode(e.as_bytes()).ok()?;

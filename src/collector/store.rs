@@ -13,8 +13,10 @@
 //! at insert, or by migration 5 for older rows), NULL when it aired without a reason: reports
 //! read it and never classify text.
 
+use crate::collector::db::{
+    Conn, DbError, Engine, Location, OptionalExtension, Row, ValueRef, params,
+};
 use chrono::{DateTime, FixedOffset, Utc};
-use rusqlite::{Connection, OptionalExtension, params};
 use std::collections::HashMap;
 use std::path::Path;
 
@@ -63,7 +65,7 @@ pub struct StoredAudioFacts {
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("database error: {0}")]
-    Sqlite(#[from] rusqlite::Error),
+    Db(#[from] DbError),
     #[error(
         "database {path} has schema version {found}, newer than this build knows ({known}); upgrade loa"
     )]
@@ -388,7 +390,7 @@ fn instant_columns(r: &AiringRecord) -> Option<InstantColumns> {
 /// to fill a database without signing.
 #[allow(clippy::too_many_arguments)]
 pub fn insert_record(
-    stmt: &mut rusqlite::Statement<'_>,
+    stmt: &mut crate::collector::db::Stmt<'_>,
     station: &str,
     hash: &str,
     signature: &str,
@@ -434,7 +436,7 @@ pub fn insert_record(
 
 /// Migration 3's backfill: fill the columns of every row stored before it from its bytes. A row
 /// whose bytes do not parse keeps NULL columns (it is reported as corrupt when read, as before).
-fn backfill_v3(tx: &rusqlite::Transaction<'_>) -> Result<(), StoreError> {
+fn backfill_v3(tx: &crate::collector::db::Tx<'_>) -> Result<(), StoreError> {
     let mut select = tx.prepare(
         "SELECT rowid, bytes FROM records WHERE rowid > ?1 AND scheduled_ns IS NULL
          ORDER BY rowid LIMIT ?2",
@@ -484,7 +486,7 @@ fn backfill_v3(tx: &rusqlite::Transaction<'_>) -> Result<(), StoreError> {
 /// gets `wire::classify` of its outcome and reason columns (no JSON parsing); any other row (columns
 /// not filled, or bytes not starting as version 1 do) is read from its bytes. A row whose bytes do
 /// not parse keeps NULL (it is reported as corrupt when read, as before).
-fn backfill_v5(tx: &rusqlite::Transaction<'_>) -> Result<(), StoreError> {
+fn backfill_v5(tx: &crate::collector::db::Tx<'_>) -> Result<(), StoreError> {
     let mut select = tx.prepare(
         "SELECT rowid, outcome, reason,
             CASE WHEN scheduled_ns IS NULL OR substr(bytes, 1, 7) <> '{\"v\":1,' THEN bytes END
@@ -548,6 +550,12 @@ impl Synchronous {
 /// Default durability: `Full` — an acknowledgement must mean the records are on disk, because the
 /// station may compact acknowledged records from its journal; measured cost in `docs/api.md`.
 pub const DEFAULT_SYNCHRONOUS: Synchronous = Synchronous::Full;
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        StoreError::Db(DbError::Sqlite(e))
+    }
+}
 
 /// A stored record row (the report's plain record data: the report reads the store through
 /// [`RecordSource`]).
@@ -648,9 +656,24 @@ pub enum StoreOutcome {
 
 /// The collector database.
 pub struct Store {
-    conn: Connection,
-    path: std::path::PathBuf,
+    conn: Conn,
 }
+
+/// The PostgreSQL schema at [`SCHEMA_VERSION`]: the same tables, columns, keys, checks and
+/// append-only rules as SQLite's migrations build, in PostgreSQL's types (integers `BIGINT`,
+/// reals `DOUBLE PRECISION`). A PostgreSQL database starts at this version (PostgreSQL support
+/// came with it); a later migration is added to both lists with the same number
+/// (`pg_migrations_reach_the_same_version`).
+const PG_BASELINE: &str = include_str!("schema.pg.sql");
+
+/// Migrations after the PostgreSQL baseline, numbered as SQLite's from `PG_BASELINE_VERSION + 1`.
+const PG_MIGRATIONS: &[&str] = &[];
+
+/// The schema version [`PG_BASELINE`] is.
+const PG_BASELINE_VERSION: i64 = 13;
+
+/// The advisory lock a migrating collector holds, so two replicas starting together migrate once.
+const PG_MIGRATION_LOCK: i64 = 0x006c_6f61_0002;
 
 impl Store {
     /// Open (creating when missing) and migrate, with [`DEFAULT_SYNCHRONOUS`].
@@ -658,34 +681,47 @@ impl Store {
         Self::open_with(path, DEFAULT_SYNCHRONOUS)
     }
 
-    /// Open (creating when missing) and migrate, in WAL mode with the given durability.
+    /// Open (creating when missing) and migrate: a SQLite file in WAL mode with the given
+    /// durability, or (a `postgres://` location) a PostgreSQL database, whose durability is the
+    /// server's (`synchronous_commit`).
     pub fn open_with(path: &Path, synchronous: Synchronous) -> Result<Self, StoreError> {
-        let conn = Connection::open(path)?;
-        conn.busy_timeout(std::time::Duration::from_secs(10))?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", synchronous.pragma())?;
-        let mut store = Self {
-            conn,
-            path: path.to_path_buf(),
-        };
-        store.migrate(&path.display().to_string())?;
+        Self::open_at(&Location::of_path(path), synchronous)
+    }
+
+    /// [`Store::open_with`] at a location.
+    pub fn open_at(location: &Location, synchronous: Synchronous) -> Result<Self, StoreError> {
+        let conn = Conn::open(location)?;
+        if let Some(c) = conn.sqlite() {
+            c.pragma_update(None, "journal_mode", "WAL")?;
+            c.pragma_update(None, "synchronous", synchronous.pragma())?;
+        }
+        let mut store = Self { conn };
+        store.migrate(&location.display())?;
         Ok(store)
     }
 
     /// Another connection to the same (already migrated) database, for reading on another
     /// thread while this one is in use (WAL lets readers run side by side).
     pub fn open_reader(&self) -> Result<Self, StoreError> {
-        let conn = Connection::open(&self.path)?;
-        conn.busy_timeout(std::time::Duration::from_secs(10))?;
         Ok(Self {
-            conn,
-            path: self.path.clone(),
+            conn: Conn::open(self.conn.location())?,
         })
     }
 
-    /// Run SQLite's `PRAGMA integrity_check`; `Ok(())` when it answers `ok`.
+    /// Where the database is.
+    pub fn location(&self) -> &Location {
+        self.conn.location()
+    }
+
+    /// Check the database's own consistency: SQLite's `PRAGMA integrity_check` answering `ok`;
+    /// on PostgreSQL, that the server answers (it checks its own pages).
     pub fn integrity_check(&self) -> Result<(), StoreError> {
-        let mut stmt = self.conn.prepare("PRAGMA integrity_check")?;
+        let Some(c) = self.conn.sqlite() else {
+            self.conn
+                .query_row("SELECT 1", params![], |r| r.get::<i64>(0))?;
+            return Ok(());
+        };
+        let mut stmt = c.prepare("PRAGMA integrity_check")?;
         let lines: Vec<String> = stmt
             .query_map([], |r| r.get::<_, String>(0))?
             .collect::<Result<_, _>>()?;
@@ -700,9 +736,10 @@ impl Store {
     }
 
     fn migrate(&mut self, name: &str) -> Result<(), StoreError> {
-        let version: i64 = self
-            .conn
-            .query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        if self.conn.engine() == Engine::Postgres {
+            return self.migrate_pg(name);
+        }
+        let version = self.schema_version()?;
         let known = MIGRATIONS.len() as i64;
         if version > known {
             return Err(StoreError::TooNew {
@@ -719,40 +756,105 @@ impl Store {
                 5 => backfill_v5(&tx)?,
                 _ => {}
             }
-            tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+            tx.execute_batch(&format!("PRAGMA user_version = {}", i + 1))?;
             tx.commit()?;
         }
         Ok(())
     }
 
+    /// PostgreSQL: the baseline on an empty database, then each later migration, one
+    /// transaction each, under an advisory lock (replicas starting together migrate once).
+    fn migrate_pg(&mut self, name: &str) -> Result<(), StoreError> {
+        self.conn
+            .execute_batch(&format!("SELECT pg_advisory_lock({PG_MIGRATION_LOCK})"))?;
+        let result = (|| {
+            self.conn.execute_batch(
+                "CREATE TABLE IF NOT EXISTS loa_schema (
+                    one BIGINT PRIMARY KEY CHECK (one = 1),
+                    version BIGINT NOT NULL
+                )",
+            )?;
+            let version = self.schema_version()?;
+            let known = PG_BASELINE_VERSION + PG_MIGRATIONS.len() as i64;
+            if version > known {
+                return Err(StoreError::TooNew {
+                    path: name.to_string(),
+                    found: version,
+                    known,
+                });
+            }
+            if version == 0 {
+                let tx = self.conn.transaction()?;
+                tx.execute_batch(PG_BASELINE)?;
+                tx.execute(
+                    "INSERT INTO loa_schema (one, version) VALUES (1, ?1)",
+                    params![PG_BASELINE_VERSION],
+                )?;
+                tx.commit()?;
+            }
+            let version = self.schema_version()?;
+            for (i, sql) in PG_MIGRATIONS
+                .iter()
+                .enumerate()
+                .skip((version - PG_BASELINE_VERSION) as usize)
+            {
+                let tx = self.conn.transaction()?;
+                tx.execute_batch(sql)?;
+                tx.execute(
+                    "UPDATE loa_schema SET version = ?1",
+                    params![PG_BASELINE_VERSION + i as i64 + 1],
+                )?;
+                tx.commit()?;
+            }
+            Ok(())
+        })();
+        let unlock = self
+            .conn
+            .execute_batch(&format!("SELECT pg_advisory_unlock({PG_MIGRATION_LOCK})"));
+        result?;
+        unlock?;
+        Ok(())
+    }
+
     /// The connection itself, for the account tables (`collector::accounts`), which keep their
     /// own connection beside the writer's and the reader's.
-    pub fn into_connection(self) -> Connection {
+    pub fn into_connection(self) -> Conn {
         self.conn
     }
 
     /// The connection, for a module that owns its own tables (`collector::library`).
-    pub(crate) fn conn(&self) -> &Connection {
+    pub(crate) fn conn(&self) -> &Conn {
         &self.conn
     }
 
     /// The connection, mutably (transactions), for a module that owns its own tables.
-    pub(crate) fn conn_mut(&mut self) -> &mut Connection {
+    pub(crate) fn conn_mut(&mut self) -> &mut Conn {
         &mut self.conn
     }
 
-    /// Schema version in use.
+    /// Schema version in use (0: an empty database).
     pub fn schema_version(&self) -> Result<i64, StoreError> {
-        Ok(self
-            .conn
-            .query_row("PRAGMA user_version", [], |r| r.get(0))?)
+        match self.conn.engine() {
+            Engine::Sqlite => Ok(self
+                .conn
+                .query_row("PRAGMA user_version", params![], |r| r.get(0))?),
+            Engine::Postgres => Ok(self
+                .conn
+                .query_row(
+                    "SELECT version FROM loa_schema WHERE to_regclass('loa_schema') IS NOT NULL",
+                    params![],
+                    |r| r.get(0),
+                )
+                .optional()?
+                .unwrap_or(0)),
+        }
     }
 
     /// Highest seq stored for `station` (0 when none).
     pub fn stored_through(&self, station: &str) -> Result<u64, StoreError> {
         let n: Option<i64> = self.conn.query_row(
             "SELECT MAX(seq) FROM records WHERE station = ?1",
-            [station],
+            params![station],
             |r| r.get(0),
         )?;
         Ok(n.unwrap_or(0) as u64)
@@ -777,9 +879,7 @@ impl Store {
         // IMMEDIATE: the range read below comes before the inserts; a deferred transaction
         // could not take the write lock once another connection committed after its read
         // (SQLITE_BUSY at once, no busy wait), so the lock is taken first.
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let tx = self.conn.transaction_immediate()?;
         let mut accepted = Vec::with_capacity(records.len());
         let mut duplicates = Vec::new();
         let mut rejected = Vec::new();
@@ -797,12 +897,7 @@ impl Store {
                     first.seq.saturating_sub(1) as i64,
                     last.seq.saturating_add(1).min(i64::MAX as u64) as i64
                 ],
-                |r| {
-                    Ok((
-                        r.get::<_, i64>(0)? as u64,
-                        (r.get(1)?, r.get(2)?, r.get(3)?),
-                    ))
-                },
+                |r| Ok((r.get::<i64>(0)? as u64, (r.get(1)?, r.get(2)?, r.get(3)?))),
             )?;
             for row in rows {
                 let (seq, v) = row?;
@@ -890,7 +985,7 @@ impl Store {
         }
         let stored_through: i64 = tx.query_row(
             "SELECT COALESCE(MAX(seq), 0) FROM records WHERE station = ?1",
-            [station],
+            params![station],
             |r| r.get(0),
         )?;
         tx.commit()?;
@@ -907,10 +1002,10 @@ impl Store {
         let mut stmt = self
             .conn
             .prepare("SELECT path, size, mtime_ns, sha256 FROM audio_files")?;
-        let rows = stmt.query_map([], |r| {
+        let rows = stmt.query_map(params![], |r| {
             Ok(StoredAudioFile {
                 path: r.get(0)?,
-                size: r.get::<_, i64>(1)? as u64,
+                size: r.get::<i64>(1)? as u64,
                 mtime_ns: r.get(2)?,
                 sha256: r.get(3)?,
             })
@@ -935,12 +1030,12 @@ impl Store {
             "SELECT sha256, sample_rate, channels, frames, duration_secs, undecodable,
                 loudness_lufs FROM audio_facts",
         )?;
-        let rows = stmt.query_map([], |r| {
+        let rows = stmt.query_map(params![], |r| {
             Ok(StoredAudioFacts {
                 sha256: r.get(0)?,
-                sample_rate: r.get::<_, Option<i64>>(1)?.map(|x| x as u32),
-                channels: r.get::<_, Option<i64>>(2)?.map(|x| x as u16),
-                frames: r.get::<_, Option<i64>>(3)?.map(|x| x as u64),
+                sample_rate: r.get::<Option<i64>>(1)?.map(|x| x as u32),
+                channels: r.get::<Option<i64>>(2)?.map(|x| x as u16),
+                frames: r.get::<Option<i64>>(3)?.map(|x| x as u64),
                 duration_secs: r.get(4)?,
                 undecodable: r.get(5)?,
                 loudness_lufs: r.get(6)?,
@@ -957,13 +1052,13 @@ impl Store {
             .query_row(
                 "SELECT sha256, sample_rate, channels, frames, duration_secs, undecodable,
                     loudness_lufs FROM audio_facts WHERE sha256 = ?1",
-                [sha256],
+                params![sha256],
                 |r| {
                     Ok(StoredAudioFacts {
                         sha256: r.get(0)?,
-                        sample_rate: r.get::<_, Option<i64>>(1)?.map(|x| x as u32),
-                        channels: r.get::<_, Option<i64>>(2)?.map(|x| x as u16),
-                        frames: r.get::<_, Option<i64>>(3)?.map(|x| x as u64),
+                        sample_rate: r.get::<Option<i64>>(1)?.map(|x| x as u32),
+                        channels: r.get::<Option<i64>>(2)?.map(|x| x as u16),
+                        frames: r.get::<Option<i64>>(3)?.map(|x| x as u64),
                         duration_secs: r.get(4)?,
                         undecodable: r.get(5)?,
                         loudness_lufs: r.get(6)?,
@@ -981,9 +1076,9 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         self.conn.execute(
-            "INSERT OR IGNORE INTO audio_facts (sha256, sample_rate, channels, frames,
+            "INSERT INTO audio_facts (sha256, sample_rate, channels, frames,
                 duration_secs, undecodable, loudness_lufs, probed_unix)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT DO NOTHING",
             params![
                 f.sha256,
                 f.sample_rate.map(i64::from),
@@ -1030,7 +1125,7 @@ impl Store {
             .conn
             .query_row(
                 "SELECT bytes FROM heartbeats WHERE station = ?1",
-                [station],
+                params![station],
                 |r| r.get(0),
             )
             .optional()?;
@@ -1049,7 +1144,7 @@ impl Store {
             .conn
             .query_row(
                 "SELECT received_unix_ms, bytes FROM heartbeats WHERE station = ?1",
-                [station],
+                params![station],
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )
             .optional()?;
@@ -1071,8 +1166,8 @@ impl Store {
         let mut stmt = self.conn.prepare_cached(
             "SELECT seq, LAG(seq, 1, 0) OVER (ORDER BY seq) FROM records WHERE station = ?1",
         )?;
-        let rows = stmt.query_map([station], |r| {
-            Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
+        let rows = stmt.query_map(params![station], |r| {
+            Ok((r.get::<i64>(0)?, r.get::<i64>(1)?))
         })?;
         let mut gaps = Vec::new();
         for row in rows {
@@ -1095,10 +1190,10 @@ impl Store {
         from_unix: i64,
         to_unix: i64,
     ) -> Result<Vec<StoredRecord>, StoreError> {
-        let map = |r: &rusqlite::Row<'_>| {
+        let map = |r: &crate::collector::db::Row<'_>| {
             Ok(StoredRecord {
                 station: r.get(0)?,
-                seq: r.get::<_, i64>(1)? as u64,
+                seq: r.get::<i64>(1)? as u64,
                 hash: r.get(2)?,
                 signature: r.get(3)?,
                 bytes: r.get(4)?,
@@ -1148,73 +1243,16 @@ impl Store {
              FROM records
              WHERE station = ?1 AND scheduled_unix >= ?2 AND scheduled_unix < ?3",
         )?;
-        let mut rows = stmt.query(params![station, from_unix, to_unix])?;
         let mut out = Vec::new();
-        while let Some(row) = rows.next()? {
-            let seq = row.get::<_, i64>(0)? as u64;
-            let corrupt = |what: &str| StoreError::Corrupt(format!("{station} seq {seq}: {what}"));
-            let Some(sched_ns) = row.get::<_, Option<i64>>(7)? else {
-                let bytes: String = row.get(15)?;
-                let r: AiringRecord =
-                    serde_json::from_str(&bytes).map_err(|e| corrupt(&e.to_string()))?;
-                out.push(AiredAiring::from(r));
-                continue;
-            };
-            let instant =
-                |ns: i64, off: Option<i64>| -> Result<DateTime<FixedOffset>, StoreError> {
-                    let off = off
-                        .and_then(|o| i32::try_from(o).ok())
-                        .and_then(FixedOffset::east_opt)
-                        .ok_or_else(|| corrupt("UTC offset column"))?;
-                    Ok(DateTime::from_timestamp_nanos(ns).with_timezone(&off))
-                };
-            // Read in place (no String per row): these two are short enum names.
-            let source = row.get_ref(5)?.as_str().unwrap_or_default();
-            let outcome = row.get_ref(6)?.as_str().unwrap_or_default();
-            out.push(AiredAiring {
-                seq,
-                occurrence: row.get(1)?,
-                slot: row.get(2)?,
-                program: row.get(3)?,
-                category: row.get(4)?,
-                source: parse_source(source).ok_or_else(|| corrupt("source column"))?,
-                outcome: parse_outcome(outcome).ok_or_else(|| corrupt("outcome column"))?,
-                scheduled_at: instant(sched_ns, row.get(8)?)?,
-                actual_start: match row.get::<_, Option<i64>>(9)? {
-                    Some(ns) => Some(instant(ns, row.get(10)?)?),
-                    None => None,
-                },
-                planned_secs: row
-                    .get::<_, Option<f64>>(11)?
-                    .ok_or_else(|| corrupt("planned_secs column"))?,
-                aired_secs: row.get(12)?,
-                start_offset_ms: row.get(13)?,
-                reason: row.get(14)?,
-                reason_code: row
-                    .get_ref(16)?
-                    .as_str_or_null()
-                    .map_err(|_| corrupt("reason_code column"))?
-                    .map(ReasonCode::parse),
-                schedule_version: row.get::<_, Option<i64>>(17)?.map(|n| n as u64),
-                bulletin: match (
-                    row.get::<_, Option<String>>(18)?,
-                    row.get::<_, Option<i64>>(19)?,
-                ) {
-                    (Some(id), Some(repeat)) => Some(crate::reconcile::BulletinAiring {
-                        id,
-                        repeat: u32::try_from(repeat)
-                            .map_err(|_| corrupt("bulletin_repeat column"))?,
-                        // Not a column: the centre's bulletin says it (the report looks it up).
-                        synthetic: false,
-                    }),
-                    (None, None) => None,
-                    _ => return Err(corrupt("bulletin columns")),
-                },
-            });
-        }
+        stmt.for_each_row(
+            params![station, from_unix, to_unix],
+            |row| -> Result<(), StoreError> {
+                out.push(airing_of_row(station, row)?);
+                Ok(())
+            },
+        )?;
         Ok(out)
     }
-
     /// Records of `station` with `from <= seq <= to`, by seq.
     pub fn records_by_seq(
         &self,
@@ -1229,7 +1267,7 @@ impl Store {
         let rows = stmt.query_map(params![station, from as i64, to as i64], |r| {
             Ok(StoredRecord {
                 station: r.get(0)?,
-                seq: r.get::<_, i64>(1)? as u64,
+                seq: r.get::<i64>(1)? as u64,
                 hash: r.get(2)?,
                 signature: r.get(3)?,
                 bytes: r.get(4)?,
@@ -1249,11 +1287,11 @@ impl Store {
             .query_row(
                 "SELECT station, seq, hash, signature, bytes FROM records
                  WHERE station = ?1 ORDER BY seq DESC LIMIT 1",
-                [station],
+                params![station],
                 |r| {
                     Ok(StoredRecord {
                         station: r.get(0)?,
-                        seq: r.get::<_, i64>(1)? as u64,
+                        seq: r.get::<i64>(1)? as u64,
                         hash: r.get(2)?,
                         signature: r.get(3)?,
                         bytes: r.get(4)?,
@@ -1281,7 +1319,7 @@ impl Store {
                 |r| {
                     Ok(StoredRecord {
                         station: r.get(0)?,
-                        seq: r.get::<_, i64>(1)? as u64,
+                        seq: r.get::<i64>(1)? as u64,
                         hash: r.get(2)?,
                         signature: r.get(3)?,
                         bytes: r.get(4)?,
@@ -1309,9 +1347,72 @@ impl Store {
     pub fn count_records(&self) -> Result<u64, StoreError> {
         let n: i64 = self
             .conn
-            .query_row("SELECT COUNT(*) FROM records", [], |r| r.get(0))?;
+            .query_row("SELECT COUNT(*) FROM records", params![], |r| r.get(0))?;
         Ok(n as u64)
     }
+}
+
+/// One row of [`Store::airings_between`]'s query as an airing.
+fn airing_of_row(station: &str, row: &Row<'_>) -> Result<AiredAiring, StoreError> {
+    let seq = row.get::<i64>(0)? as u64;
+    let corrupt = |what: &str| StoreError::Corrupt(format!("{station} seq {seq}: {what}"));
+    let Some(sched_ns) = row.get::<Option<i64>>(7)? else {
+        let bytes: String = row.get(15)?;
+        let r: AiringRecord = serde_json::from_str(&bytes).map_err(|e| corrupt(&e.to_string()))?;
+        return Ok(AiredAiring::from(r));
+    };
+    let instant = |ns: i64, off: Option<i64>| -> Result<DateTime<FixedOffset>, StoreError> {
+        let off = off
+            .and_then(|o| i32::try_from(o).ok())
+            .and_then(FixedOffset::east_opt)
+            .ok_or_else(|| corrupt("UTC offset column"))?;
+        Ok(DateTime::from_timestamp_nanos(ns).with_timezone(&off))
+    };
+    // Read in place (no String per row): these two are short enum names.
+    let source = match row.value(5)? {
+        ValueRef::Text(t) => t,
+        _ => "",
+    };
+    let outcome = match row.value(6)? {
+        ValueRef::Text(t) => t,
+        _ => "",
+    };
+    Ok(AiredAiring {
+        seq,
+        occurrence: row.get(1)?,
+        slot: row.get(2)?,
+        program: row.get(3)?,
+        category: row.get(4)?,
+        source: parse_source(source).ok_or_else(|| corrupt("source column"))?,
+        outcome: parse_outcome(outcome).ok_or_else(|| corrupt("outcome column"))?,
+        scheduled_at: instant(sched_ns, row.get(8)?)?,
+        actual_start: match row.get::<Option<i64>>(9)? {
+            Some(ns) => Some(instant(ns, row.get(10)?)?),
+            None => None,
+        },
+        planned_secs: row
+            .get::<Option<f64>>(11)?
+            .ok_or_else(|| corrupt("planned_secs column"))?,
+        aired_secs: row.get(12)?,
+        start_offset_ms: row.get(13)?,
+        reason: row.get(14)?,
+        reason_code: match row.value(16)? {
+            ValueRef::Text(t) => Some(ReasonCode::parse(t)),
+            ValueRef::Null => None,
+            _ => return Err(corrupt("reason_code column")),
+        },
+        schedule_version: row.get::<Option<i64>>(17)?.map(|n| n as u64),
+        bulletin: match (row.get::<Option<String>>(18)?, row.get::<Option<i64>>(19)?) {
+            (Some(id), Some(repeat)) => Some(crate::reconcile::BulletinAiring {
+                id,
+                repeat: u32::try_from(repeat).map_err(|_| corrupt("bulletin_repeat column"))?,
+                // Not a column: the centre's bulletin says it (the report looks it up).
+                synthetic: false,
+            }),
+            (None, None) => None,
+            _ => return Err(corrupt("bulletin columns")),
+        },
+    })
 }
 
 /// Name of a source as stored and exported.
@@ -1372,13 +1473,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c.db");
         {
-            let conn = Connection::open(&path).unwrap();
+            let conn = rusqlite::Connection::open(&path).unwrap();
             conn.execute_batch(MIGRATIONS[0]).unwrap();
             conn.pragma_update(None, "user_version", 1).unwrap();
             conn.execute(
                 "INSERT INTO records VALUES ('a', 1, 'h', 'p', 's', '{}', NULL, 'cchc', 'file',
                  'aired', 100, 60.0, 0)",
-                [],
+                rusqlite::params![],
             )
             .unwrap();
         }
@@ -1394,7 +1495,7 @@ mod tests {
                  WHERE station = ?1 AND scheduled_unix >= ?2 AND scheduled_unix < ?3 ORDER BY seq",
             )
             .unwrap()
-            .query_map(params!["a", 0, 200], |r| r.get::<_, String>(3))
+            .query_map(params!["a", 0, 200], |r| r.get::<String>(3))
             .unwrap()
             .collect::<Result<_, _>>()
             .unwrap();
@@ -1404,7 +1505,7 @@ mod tests {
         );
         drop(store);
         // A database newer than this build is refused.
-        Connection::open(&path)
+        rusqlite::Connection::open(&path)
             .unwrap()
             .pragma_update(None, "user_version", 99)
             .unwrap();
@@ -1467,7 +1568,7 @@ mod tests {
         let mut expected = Vec::new();
         {
             // A database as version 2 left it, with rows written by version 2's insert.
-            let conn = Connection::open(&path).unwrap();
+            let conn = rusqlite::Connection::open(&path).unwrap();
             for sql in &MIGRATIONS[..2] {
                 conn.execute_batch(sql).unwrap();
             }
@@ -1480,7 +1581,7 @@ mod tests {
                         occurrence, category, source, outcome, scheduled_unix, aired_secs,
                         received_unix)
                      VALUES (?1, ?2, 'h', 'p', 's', ?3, ?4, ?5, ?6, ?7, ?8, ?9, 0)",
-                    params![
+                    rusqlite::params![
                         "a",
                         seq as i64,
                         bytes,
@@ -1501,7 +1602,7 @@ mod tests {
                     category, source, outcome, scheduled_unix, aired_secs, received_unix)
                  VALUES ('b', 1, 'h', 'p', 's', 'not json', NULL, 'cchc', 'file', 'aired', 100,
                     0.0, 0)",
-                [],
+                rusqlite::params![],
             )
             .unwrap();
         }
@@ -1512,7 +1613,7 @@ mod tests {
             .conn
             .query_row(
                 "SELECT COUNT(*) FROM records WHERE scheduled_ns IS NOT NULL",
-                [],
+                params![],
                 |r| r.get(0),
             )
             .unwrap();
@@ -1552,7 +1653,7 @@ mod tests {
         let mut records = Vec::new();
         {
             // A database as version 4 left it, with rows written by version 4's insert.
-            let conn = Connection::open(&path).unwrap();
+            let conn = rusqlite::Connection::open(&path).unwrap();
             for sql in &MIGRATIONS[..4] {
                 conn.execute_batch(sql).unwrap();
             }
@@ -1569,7 +1670,7 @@ mod tests {
                         scheduled_ns, scheduled_offset_secs, actual_ns, actual_offset_secs)
                      VALUES (?1, ?2, 'h', 'p', 's', ?3, ?4, ?5, ?6, ?7, ?8, ?9, 0, ?10, ?11, ?12,
                         ?13, ?14, ?15, ?16, ?17, ?18)",
-                    params![
+                    rusqlite::params![
                         "a",
                         seq as i64,
                         serde_json::to_string(&r).unwrap(),
@@ -1596,7 +1697,7 @@ mod tests {
             // The last row's columns were never filled: it is coded from its bytes.
             conn.execute(
                 "UPDATE records SET scheduled_ns = NULL, reason = NULL WHERE seq = 7",
-                [],
+                rusqlite::params![],
             )
             .unwrap();
         }
@@ -1651,7 +1752,10 @@ mod tests {
         // A row whose columns are not filled is read from its bytes.
         store
             .conn
-            .execute("UPDATE records SET scheduled_ns = NULL WHERE seq = 3", [])
+            .execute(
+                "UPDATE records SET scheduled_ns = NULL WHERE seq = 3",
+                params![],
+            )
             .unwrap();
         assert_eq!(store.airings_between("a", 0, i64::MAX).unwrap(), expected);
         let (from, to) = (

@@ -352,15 +352,15 @@ pub fn provision_test_admin(db: &Path) {
         .unwrap()
         .into_connection();
     conn.execute(
-        "INSERT OR IGNORE INTO users (name, role, password_hash, disabled, created_unix)
-         VALUES ('test-admin', 'admin', '!', 0, 0)",
-        [],
+        "INSERT INTO users (name, role, password_hash, disabled, created_unix)
+         VALUES ('test-admin', 'admin', '!', 0, 0) ON CONFLICT DO NOTHING",
+        loa::collector::db::params![],
     )
     .unwrap();
     conn.execute(
-        "INSERT OR IGNORE INTO api_tokens (token_sha256, user_id, label, created_unix)
-         SELECT ?1, id, 'fixtures', 0 FROM users WHERE name = 'test-admin'",
-        [loa::collector::accounts::secret_sha256(TEST_TOKEN)],
+        "INSERT INTO api_tokens (token_sha256, user_id, label, created_unix)
+         SELECT ?1, id, 'fixtures', 0 FROM users WHERE name = 'test-admin' ON CONFLICT DO NOTHING",
+        loa::collector::db::params![loa::collector::accounts::secret_sha256(TEST_TOKEN)],
     )
     .unwrap();
 }

@@ -26,8 +26,8 @@
 
 pub mod web;
 
+use crate::collector::db::{OptionalExtension, params};
 use chrono::{DateTime, NaiveDate, Utc};
-use rusqlite::{OptionalExtension, TransactionBehavior, params};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashSet};
@@ -92,7 +92,7 @@ pub enum LibraryError {
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
-    Sqlite(#[from] rusqlite::Error),
+    Sqlite(#[from] crate::collector::db::DbError),
 }
 
 impl LibraryError {
@@ -657,15 +657,15 @@ impl Library {
                 loudness_lufs, true_peak_dbtp, uploader, uploaded_unix
              FROM content ORDER BY uploaded_unix DESC, title",
         )?;
-        let rows = stmt.query_map([], |r| {
+        let rows = stmt.query_map(params![], |r| {
             Ok(Content {
                 sha256: r.get(0)?,
-                size: r.get::<_, i64>(1)? as u64,
+                size: r.get::<i64>(1)? as u64,
                 title: r.get(2)?,
                 category: r.get(3)?,
                 duration_secs: r.get(4)?,
-                sample_rate: r.get::<_, i64>(5)? as u32,
-                channels: r.get::<_, i64>(6)? as u16,
+                sample_rate: r.get::<i64>(5)? as u32,
+                channels: r.get::<i64>(6)? as u16,
                 loudness_lufs: r.get(7)?,
                 true_peak_dbtp: r.get(8)?,
                 uploader: r.get(9)?,
@@ -692,7 +692,7 @@ impl Library {
             "SELECT path, sha256, set_by, set_unix, kind, program, month
              FROM library_paths ORDER BY path",
         )?;
-        let rows = stmt.query_map([], |r| {
+        let rows = stmt.query_map(params![], |r| {
             let kind: String = r.get(4)?;
             Ok(PathRow {
                 path: r.get(0)?,
@@ -701,8 +701,8 @@ impl Library {
                 set_at: DateTime::from_timestamp(r.get(3)?, 0).unwrap_or_default(),
                 why: if kind == "episode" {
                     Why::Episode {
-                        program: r.get::<_, Option<String>>(5)?.unwrap_or_default(),
-                        month: r.get::<_, Option<String>>(6)?.unwrap_or_default(),
+                        program: r.get::<Option<String>>(5)?.unwrap_or_default(),
+                        month: r.get::<Option<String>>(6)?.unwrap_or_default(),
                     }
                 } else {
                     Why::Placement
@@ -726,13 +726,11 @@ impl Library {
         let before = self.paths()?.into_iter().find(|p| p.path == path);
         {
             let mut db = self.db();
-            let tx = db
-                .conn_mut()
-                .transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let tx = db.conn_mut().transaction_immediate()?;
             let known: Option<String> = tx
                 .query_row(
                     "SELECT sha256 FROM content WHERE sha256 = ?1",
-                    [sha256],
+                    params![sha256],
                     |r| r.get(0),
                 )
                 .optional()?;
@@ -835,7 +833,7 @@ impl Library {
     }
 }
 
-fn db_conn(store: &Store) -> &rusqlite::Connection {
+fn db_conn(store: &Store) -> &crate::collector::db::Conn {
     store.conn()
 }
 

@@ -4,8 +4,8 @@
 //! than the document's latest ([`super::core::next_version`]); rows are never updated or
 //! deleted (the table's triggers refuse it).
 
+use crate::collector::db::{Conn, OptionalExtension, params};
 use chrono::{DateTime, TimeZone, Utc};
-use rusqlite::{Connection, OptionalExtension, params};
 
 /// A stored version.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,10 +38,10 @@ fn ms(t: i64) -> DateTime<Utc> {
 const COLUMNS: &str = "doc, version, text, sha256, merged_text, merged_sha256, author, \
      created_unix_ms, note, published_unix_ms, rollback_of, programs_version";
 
-fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Version> {
+fn row(r: &crate::collector::db::Row<'_>) -> Result<Version, crate::collector::db::DbError> {
     Ok(Version {
         doc: r.get(0)?,
-        version: r.get::<_, i64>(1)? as u64,
+        version: r.get::<i64>(1)? as u64,
         text: r.get(2)?,
         sha256: r.get(3)?,
         merged_text: r.get(4)?,
@@ -50,24 +50,24 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Version> {
         created_at: ms(r.get(7)?),
         note: r.get(8)?,
         published_at: ms(r.get(9)?),
-        rollback_of: r.get::<_, Option<i64>>(10)?.map(|v| v as u64),
-        programs_version: r.get::<_, Option<i64>>(11)?.map(|v| v as u64),
+        rollback_of: r.get::<Option<i64>>(10)?.map(|v| v as u64),
+        programs_version: r.get::<Option<i64>>(11)?.map(|v| v as u64),
     })
 }
 
 /// The latest version number of `doc`.
-pub fn latest_number(conn: &Connection, doc: &str) -> rusqlite::Result<Option<u64>> {
+pub fn latest_number(conn: &Conn, doc: &str) -> Result<Option<u64>, crate::collector::db::DbError> {
     conn.query_row(
         "SELECT MAX(version) FROM schedule_versions WHERE doc = ?1",
         params![doc],
-        |r| r.get::<_, Option<i64>>(0),
+        |r| r.get::<Option<i64>>(0),
     )
     .map(|v| v.map(|n| n as u64))
 }
 
 /// Insert `v` as `doc`'s next version (its `version` field is ignored); returns the number.
 /// Call inside a transaction that also holds the read of the latest number.
-pub fn insert_next(conn: &Connection, v: &Version) -> rusqlite::Result<u64> {
+pub fn insert_next(conn: &Conn, v: &Version) -> Result<u64, crate::collector::db::DbError> {
     let n = super::core::next_version(latest_number(conn, &v.doc)?);
     conn.execute(
         &format!("INSERT INTO schedule_versions ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"),
@@ -90,7 +90,11 @@ pub fn insert_next(conn: &Connection, v: &Version) -> rusqlite::Result<u64> {
 }
 
 /// Version `n` of `doc`.
-pub fn get(conn: &Connection, doc: &str, n: u64) -> rusqlite::Result<Option<Version>> {
+pub fn get(
+    conn: &Conn,
+    doc: &str,
+    n: u64,
+) -> Result<Option<Version>, crate::collector::db::DbError> {
     conn.query_row(
         &format!("SELECT {COLUMNS} FROM schedule_versions WHERE doc = ?1 AND version = ?2"),
         params![doc, n as i64],
@@ -100,7 +104,7 @@ pub fn get(conn: &Connection, doc: &str, n: u64) -> rusqlite::Result<Option<Vers
 }
 
 /// The latest version of `doc`.
-pub fn latest(conn: &Connection, doc: &str) -> rusqlite::Result<Option<Version>> {
+pub fn latest(conn: &Conn, doc: &str) -> Result<Option<Version>, crate::collector::db::DbError> {
     conn.query_row(
         &format!(
             "SELECT {COLUMNS} FROM schedule_versions WHERE doc = ?1 ORDER BY version DESC LIMIT 1"
@@ -112,7 +116,7 @@ pub fn latest(conn: &Connection, doc: &str) -> rusqlite::Result<Option<Version>>
 }
 
 /// Every version of `doc`, newest first.
-pub fn list(conn: &Connection, doc: &str) -> rusqlite::Result<Vec<Version>> {
+pub fn list(conn: &Conn, doc: &str) -> Result<Vec<Version>, crate::collector::db::DbError> {
     let mut st = conn.prepare(&format!(
         "SELECT {COLUMNS} FROM schedule_versions WHERE doc = ?1 ORDER BY version DESC"
     ))?;
@@ -120,22 +124,25 @@ pub fn list(conn: &Connection, doc: &str) -> rusqlite::Result<Vec<Version>> {
 }
 
 /// The latest version of every station (not the shared programs), by station id.
-pub fn latest_all(conn: &Connection) -> rusqlite::Result<Vec<(String, u64)>> {
+pub fn latest_all(conn: &Conn) -> Result<Vec<(String, u64)>, crate::collector::db::DbError> {
     let mut st = conn.prepare(
         "SELECT doc, MAX(version) FROM schedule_versions WHERE doc NOT LIKE ':%' GROUP BY doc",
     )?;
-    st.query_map([], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as u64)))?
+    st.query_map(params![], |r| Ok((r.get(0)?, r.get::<i64>(1)? as u64)))?
         .collect()
 }
 
 /// Every version of `doc` with its activation (`published_at`), in number order.
-pub fn activations(conn: &Connection, doc: &str) -> rusqlite::Result<Vec<super::core::Activation>> {
+pub fn activations(
+    conn: &Conn,
+    doc: &str,
+) -> Result<Vec<super::core::Activation>, crate::collector::db::DbError> {
     let mut st = conn.prepare_cached(
         "SELECT version, published_unix_ms FROM schedule_versions WHERE doc = ?1 ORDER BY version",
     )?;
     st.query_map(params![doc], |r| {
         Ok(super::core::Activation {
-            version: r.get::<_, i64>(0)? as u64,
+            version: r.get::<i64>(0)? as u64,
             at: ms(r.get(1)?),
         })
     })?
@@ -144,19 +151,22 @@ pub fn activations(conn: &Connection, doc: &str) -> rusqlite::Result<Vec<super::
 
 /// The activations of every station's versions (not the shared programs), by station id.
 pub fn activations_all(
-    conn: &Connection,
-) -> rusqlite::Result<std::collections::HashMap<String, Vec<super::core::Activation>>> {
+    conn: &Conn,
+) -> Result<
+    std::collections::HashMap<String, Vec<super::core::Activation>>,
+    crate::collector::db::DbError,
+> {
     let mut st = conn.prepare(
         "SELECT doc, version, published_unix_ms FROM schedule_versions \
          WHERE doc NOT LIKE ':%' ORDER BY doc, version",
     )?;
     let mut out: std::collections::HashMap<String, Vec<super::core::Activation>> =
         std::collections::HashMap::new();
-    let rows = st.query_map([], |r| {
+    let rows = st.query_map(params![], |r| {
         Ok((
-            r.get::<_, String>(0)?,
+            r.get::<String>(0)?,
             super::core::Activation {
-                version: r.get::<_, i64>(1)? as u64,
+                version: r.get::<i64>(1)? as u64,
                 at: ms(r.get(2)?),
             },
         ))

@@ -23,8 +23,8 @@ pub mod core;
 pub mod db;
 pub mod routes;
 
+use crate::collector::db::Conn;
 use chrono::{DateTime, NaiveDate, Utc};
-use rusqlite::{Connection, TransactionBehavior};
 use std::collections::HashMap;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -69,8 +69,8 @@ pub enum SaveError {
     Internal(String),
 }
 
-impl From<rusqlite::Error> for SaveError {
-    fn from(e: rusqlite::Error) -> Self {
+impl From<crate::collector::db::DbError> for SaveError {
+    fn from(e: crate::collector::db::DbError) -> Self {
         SaveError::Internal(format!("database: {e}"))
     }
 }
@@ -109,7 +109,7 @@ pub struct Republished {
 /// it), the directories, the audio facts, and each station's latest version number (for the
 /// heartbeat answer).
 pub struct Versions {
-    conn: Mutex<Connection>,
+    conn: Mutex<Conn>,
     managed_dir: PathBuf,
     library_tree: PathBuf,
     facts: AudioFactsStore,
@@ -222,15 +222,15 @@ impl Versions {
             .copied()
     }
 
-    fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
+    fn conn(&self) -> std::sync::MutexGuard<'_, Conn> {
         self.conn.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Run `f` on the versions' connection (reads).
     pub fn read<T>(
         &self,
-        f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
-    ) -> rusqlite::Result<T> {
+        f: impl FnOnce(&Conn) -> Result<T, crate::collector::db::DbError>,
+    ) -> Result<T, crate::collector::db::DbError> {
         f(&self.conn())
     }
 
@@ -341,7 +341,7 @@ impl Versions {
         Ok(Some(json))
     }
 
-    fn shared(conn: &Connection) -> rusqlite::Result<Option<SharedPrograms>> {
+    fn shared(conn: &Conn) -> Result<Option<SharedPrograms>, crate::collector::db::DbError> {
         Ok(db::latest(conn, PROGRAMS_DOC)?.map(|v| SharedPrograms {
             version: v.version,
             text: v.text,
@@ -357,7 +357,7 @@ impl Versions {
         save: &Save,
         rollback_of: Option<u64>,
     ) -> Result<Published, SaveError> {
-        let mut conn = self.conn();
+        let conn = self.conn();
         let shared = Self::shared(&conn)?;
         let checked = check_station(
             &entry.id,
@@ -368,7 +368,7 @@ impl Versions {
             &mut |p| self.facts_of(p),
         )
         .map_err(SaveError::Invalid)?;
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = conn.transaction_immediate()?;
         let before = db::latest(&tx, &entry.id)?.map(|v| (v.version, v.sha256));
         let row = Version {
             doc: entry.id.clone(),
@@ -476,7 +476,7 @@ impl Versions {
         let reg_path = registry.path.clone().ok_or_else(|| {
             SaveError::Internal("the collector runs without a registry file".into())
         })?;
-        let mut conn = self.conn();
+        let conn = self.conn();
         let before_row = db::latest(&conn, PROGRAMS_DOC)?;
         let n = self::core::next_version(before_row.as_ref().map(|v| v.version));
         check_programs(&save.text, n, &self.library_tree, save.today, &mut |p| {
@@ -516,7 +516,7 @@ impl Versions {
         if !broken.is_empty() {
             return Err(SaveError::BreaksStations(broken));
         }
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = conn.transaction_immediate()?;
         let sha = sha256_hex(&save.text);
         let row = Version {
             doc: PROGRAMS_DOC.into(),

@@ -87,8 +87,8 @@ enum Failure {
     Internal(String),
 }
 
-impl From<rusqlite::Error> for Failure {
-    fn from(e: rusqlite::Error) -> Self {
+impl From<crate::collector::db::DbError> for Failure {
+    fn from(e: crate::collector::db::DbError) -> Self {
         Failure::Internal(format!("database: {e}"))
     }
 }
@@ -246,7 +246,9 @@ async fn publish(
 
 async fn read_versions<T: Send + 'static>(
     state: &AppState,
-    f: impl FnOnce(&rusqlite::Connection) -> rusqlite::Result<T> + Send + 'static,
+    f: impl FnOnce(&crate::collector::db::Conn) -> Result<T, crate::collector::db::DbError>
+    + Send
+    + 'static,
 ) -> Result<T, Failure> {
     let st = state.clone();
     tokio::task::spawn_blocking(move || st.versions().read(f))

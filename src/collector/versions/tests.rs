@@ -371,7 +371,10 @@ fn saves_number_versions_publish_the_file_and_rollback_is_a_new_version() {
     // The rows are append-only.
     assert!(
         s.versions
-            .read(|c| c.execute("UPDATE schedule_versions SET text = 'x'", []))
+            .read(|c| c.execute(
+                "UPDATE schedule_versions SET text = 'x'",
+                crate::collector::db::params![]
+            ))
             .is_err()
     );
     // Every publish is in the audit log, before → after.

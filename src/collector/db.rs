@@ -1,0 +1,1060 @@
+//! One database interface for the collector, over SQLite (the embedded default) or PostgreSQL
+//! (`--db postgres://…`, docs/operations.md "PostgreSQL and replicas").
+//!
+//! Every module that keeps tables (`store`, `accounts`, `audit`, `enrolment`, `versions`,
+//! `library`, `bulletins`, `push`) talks to a [`Conn`], in one SQL dialect that both engines run:
+//! numbered `?N` placeholders (rewritten to PostgreSQL's `$N` here), `ON CONFLICT … DO NOTHING /
+//! DO UPDATE`, `RETURNING`, `CAST(… AS BIGINT)` around sums, no `rowid`, no `INSERT OR …`.
+//! Values travel as five kinds ([`ValueRef`]: null, 64-bit integer, double, text, bytes); integer
+//! columns are `BIGINT` on PostgreSQL, so a value reads back as what was written.
+//!
+//! **Invariant:** a [`Conn`] is one session with the database. A [`Tx`] begun on it commits only
+//! through [`Tx::commit`], and is rolled back when dropped otherwise; a PostgreSQL session lost
+//! inside a transaction is never silently replaced (the transaction's statements fail until it
+//! ends), while one lost between transactions is reopened at the next statement. An *immediate*
+//! transaction ([`Conn::transaction_immediate`]) is the only writer of the database while it is
+//! open, on both engines: SQLite's `BEGIN IMMEDIATE`, and on PostgreSQL a transaction-scoped
+//! advisory lock that every replica on the same database takes, so a read-then-write is never
+//! raced by another process.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use postgres::types::{IsNull, ToSql, Type, private::BytesMut};
+
+/// How long a statement waits for a lock (SQLite's busy timeout; PostgreSQL's `lock_timeout`).
+pub const LOCK_WAIT: Duration = Duration::from_secs(10);
+/// How long a PostgreSQL connection attempt may take.
+pub const PG_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long one PostgreSQL statement may run (`statement_timeout`); also how long an unanswered
+/// write on the socket is tolerated (`tcp_user_timeout`), so a cut network is an error, not a hang.
+pub const PG_STATEMENT_TIMEOUT: Duration = Duration::from_secs(60);
+/// The advisory lock key every immediate transaction takes on PostgreSQL ("loa" + 1).
+const PG_WRITER_LOCK: i64 = 0x006c_6f61_0001;
+
+/// Which engine a [`Conn`] talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    Sqlite,
+    Postgres,
+}
+
+/// Where the collector's database is: a SQLite file, or a PostgreSQL URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Location {
+    Sqlite(PathBuf),
+    Postgres(String),
+}
+
+impl Location {
+    /// `postgres://…` or `postgresql://…` is PostgreSQL; `sqlite://PATH` or any other text is a
+    /// SQLite file.
+    pub fn parse(text: &str) -> Location {
+        if text.starts_with("postgres://") || text.starts_with("postgresql://") {
+            Location::Postgres(text.to_string())
+        } else if let Some(path) = text.strip_prefix("sqlite://") {
+            Location::Sqlite(PathBuf::from(path))
+        } else {
+            Location::Sqlite(PathBuf::from(text))
+        }
+    }
+
+    /// The location a `--db` path names (see [`Location::parse`]).
+    pub fn of_path(path: &Path) -> Location {
+        match path.to_str() {
+            Some(text) => Location::parse(text),
+            None => Location::Sqlite(path.to_path_buf()),
+        }
+    }
+
+    pub fn engine(&self) -> Engine {
+        match self {
+            Location::Sqlite(_) => Engine::Sqlite,
+            Location::Postgres(_) => Engine::Postgres,
+        }
+    }
+
+    /// The SQLite file, when it is one.
+    pub fn sqlite_path(&self) -> Option<&Path> {
+        match self {
+            Location::Sqlite(p) => Some(p),
+            Location::Postgres(_) => None,
+        }
+    }
+
+    /// For messages and logs: the file, or the URL without its password.
+    pub fn display(&self) -> String {
+        match self {
+            Location::Sqlite(p) => p.display().to_string(),
+            Location::Postgres(url) => redact(url),
+        }
+    }
+}
+
+/// A PostgreSQL URL with its password replaced by `***`.
+fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let (auth, host) = match rest.rsplit_once('@') {
+        Some(parts) => parts,
+        None => return url.to_string(),
+    };
+    match auth.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+        None => url.to_string(),
+    }
+}
+
+/// Errors from the database.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("SQLite: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("PostgreSQL: {}", pg_text(.0))]
+    Postgres(#[from] postgres::Error),
+    #[error("the query returned no row")]
+    NoRows,
+    #[error("column {idx}: {msg}")]
+    Column { idx: usize, msg: String },
+    #[error("the database URL {url} is not valid: {msg}")]
+    BadUrl { url: String, msg: String },
+    #[error(
+        "the connection to PostgreSQL was lost inside a transaction; the transaction was not committed"
+    )]
+    LostInTransaction,
+}
+
+/// A PostgreSQL error with the server's own message when there is one.
+fn pg_text(e: &postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("{} ({}): {}", db.severity(), db.code().code(), db.message()),
+        None => e.to_string(),
+    }
+}
+
+impl DbError {
+    /// A unique or primary-key constraint refused the write.
+    pub fn is_unique_violation(&self) -> bool {
+        match self {
+            DbError::Sqlite(rusqlite::Error::SqliteFailure(e, _)) => {
+                e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+                    || e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
+            }
+            DbError::Postgres(e) => e.code() == Some(&postgres::error::SqlState::UNIQUE_VIOLATION),
+            _ => false,
+        }
+    }
+
+    /// The database was busy or locked past the wait (SQLite `SQLITE_BUSY`/`LOCKED`,
+    /// PostgreSQL lock timeout or serialization failure).
+    pub fn is_busy(&self) -> bool {
+        match self {
+            DbError::Sqlite(rusqlite::Error::SqliteFailure(e, _)) => matches!(
+                e.code,
+                rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+            ),
+            DbError::Postgres(e) => matches!(
+                e.code(),
+                Some(c) if *c == postgres::error::SqlState::LOCK_NOT_AVAILABLE
+                    || *c == postgres::error::SqlState::T_R_SERIALIZATION_FAILURE
+                    || *c == postgres::error::SqlState::T_R_DEADLOCK_DETECTED
+            ),
+            _ => false,
+        }
+    }
+}
+
+/// `Result<T, DbError>` → `Result<Option<T>, DbError>`: no row is `None` (as rusqlite's
+/// `OptionalExtension`).
+pub trait OptionalExtension<T> {
+    fn optional(self) -> Result<Option<T>, DbError>;
+}
+
+impl<T> OptionalExtension<T> for Result<T, DbError> {
+    fn optional(self) -> Result<Option<T>, DbError> {
+        match self {
+            Ok(v) => Ok(Some(v)),
+            Err(DbError::NoRows) => Ok(None),
+            Err(DbError::Sqlite(rusqlite::Error::QueryReturnedNoRows)) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// A value as a statement takes it or a row holds it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum ValueRef<'a> {
+    Null,
+    Int(i64),
+    Real(f64),
+    Text(&'a str),
+    Blob(&'a [u8]),
+}
+
+/// An owned value (copying rows between engines, `loa store migrate`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    Null,
+    Int(i64),
+    Real(f64),
+    Text(String),
+    Blob(Vec<u8>),
+}
+
+impl Value {
+    pub fn as_ref(&self) -> ValueRef<'_> {
+        match self {
+            Value::Null => ValueRef::Null,
+            Value::Int(i) => ValueRef::Int(*i),
+            Value::Real(f) => ValueRef::Real(*f),
+            Value::Text(s) => ValueRef::Text(s),
+            Value::Blob(b) => ValueRef::Blob(b),
+        }
+    }
+}
+
+/// A statement parameter.
+pub trait ToValue {
+    fn to_value(&self) -> ValueRef<'_>;
+}
+
+macro_rules! int_to_value {
+    ($($t:ty),*) => {$(
+        impl ToValue for $t {
+            fn to_value(&self) -> ValueRef<'_> {
+                ValueRef::Int(i64::from(*self))
+            }
+        }
+    )*};
+}
+int_to_value!(i64, i32, i16, i8, u32, u16, u8);
+
+impl ToValue for bool {
+    fn to_value(&self) -> ValueRef<'_> {
+        ValueRef::Int(i64::from(*self))
+    }
+}
+impl ToValue for f64 {
+    fn to_value(&self) -> ValueRef<'_> {
+        ValueRef::Real(*self)
+    }
+}
+impl ToValue for f32 {
+    fn to_value(&self) -> ValueRef<'_> {
+        ValueRef::Real(f64::from(*self))
+    }
+}
+impl ToValue for str {
+    fn to_value(&self) -> ValueRef<'_> {
+        ValueRef::Text(self)
+    }
+}
+impl ToValue for String {
+    fn to_value(&self) -> ValueRef<'_> {
+        ValueRef::Text(self)
+    }
+}
+impl ToValue for [u8] {
+    fn to_value(&self) -> ValueRef<'_> {
+        ValueRef::Blob(self)
+    }
+}
+impl ToValue for Vec<u8> {
+    fn to_value(&self) -> ValueRef<'_> {
+        ValueRef::Blob(self)
+    }
+}
+impl ToValue for Value {
+    fn to_value(&self) -> ValueRef<'_> {
+        self.as_ref()
+    }
+}
+impl ToValue for ValueRef<'_> {
+    fn to_value(&self) -> ValueRef<'_> {
+        *self
+    }
+}
+impl<T: ToValue + ?Sized> ToValue for &T {
+    fn to_value(&self) -> ValueRef<'_> {
+        (**self).to_value()
+    }
+}
+impl<T: ToValue> ToValue for Option<T> {
+    fn to_value(&self) -> ValueRef<'_> {
+        match self {
+            Some(v) => v.to_value(),
+            None => ValueRef::Null,
+        }
+    }
+}
+
+/// Statement parameters: `params![a, b, c]` (as rusqlite's macro).
+#[macro_export]
+macro_rules! db_params {
+    () => {
+        &[] as &[&dyn $crate::collector::db::ToValue]
+    };
+    ($($p:expr),+ $(,)?) => {
+        &[$(&$p as &dyn $crate::collector::db::ToValue),+] as &[&dyn $crate::collector::db::ToValue]
+    };
+}
+pub use crate::db_params as params;
+
+/// A column value read from a row.
+pub trait FromValue: Sized {
+    fn from_value(v: ValueRef<'_>) -> Result<Self, String>;
+}
+
+fn kind(v: &ValueRef<'_>) -> &'static str {
+    match v {
+        ValueRef::Null => "NULL",
+        ValueRef::Int(_) => "an integer",
+        ValueRef::Real(_) => "a real",
+        ValueRef::Text(_) => "text",
+        ValueRef::Blob(_) => "bytes",
+    }
+}
+
+macro_rules! int_from_value {
+    ($($t:ty),*) => {$(
+        impl FromValue for $t {
+            fn from_value(v: ValueRef<'_>) -> Result<Self, String> {
+                match v {
+                    ValueRef::Int(i) => <$t>::try_from(i)
+                        .map_err(|_| format!("{i} is out of range for {}", stringify!($t))),
+                    other => Err(format!("expected an integer, found {}", kind(&other))),
+                }
+            }
+        }
+    )*};
+}
+int_from_value!(i64, i32, i16, u64, u32, u16, u8, usize);
+
+impl FromValue for bool {
+    fn from_value(v: ValueRef<'_>) -> Result<Self, String> {
+        match v {
+            ValueRef::Int(i) => Ok(i != 0),
+            other => Err(format!("expected an integer, found {}", kind(&other))),
+        }
+    }
+}
+impl FromValue for f64 {
+    fn from_value(v: ValueRef<'_>) -> Result<Self, String> {
+        match v {
+            ValueRef::Real(f) => Ok(f),
+            ValueRef::Int(i) => Ok(i as f64),
+            other => Err(format!("expected a number, found {}", kind(&other))),
+        }
+    }
+}
+impl FromValue for String {
+    fn from_value(v: ValueRef<'_>) -> Result<Self, String> {
+        match v {
+            ValueRef::Text(s) => Ok(s.to_string()),
+            other => Err(format!("expected text, found {}", kind(&other))),
+        }
+    }
+}
+impl FromValue for Vec<u8> {
+    fn from_value(v: ValueRef<'_>) -> Result<Self, String> {
+        match v {
+            ValueRef::Blob(b) => Ok(b.to_vec()),
+            ValueRef::Text(s) => Ok(s.as_bytes().to_vec()),
+            other => Err(format!("expected bytes, found {}", kind(&other))),
+        }
+    }
+}
+impl FromValue for Value {
+    fn from_value(v: ValueRef<'_>) -> Result<Self, String> {
+        Ok(match v {
+            ValueRef::Null => Value::Null,
+            ValueRef::Int(i) => Value::Int(i),
+            ValueRef::Real(f) => Value::Real(f),
+            ValueRef::Text(s) => Value::Text(s.to_string()),
+            ValueRef::Blob(b) => Value::Blob(b.to_vec()),
+        })
+    }
+}
+impl<T: FromValue> FromValue for Option<T> {
+    fn from_value(v: ValueRef<'_>) -> Result<Self, String> {
+        match v {
+            ValueRef::Null => Ok(None),
+            other => T::from_value(other).map(Some),
+        }
+    }
+}
+
+/// One row of a result.
+pub struct Row<'a>(RowInner<'a>);
+
+enum RowInner<'a> {
+    Sqlite(&'a rusqlite::Row<'a>),
+    Postgres(&'a postgres::Row),
+}
+
+impl Row<'_> {
+    /// Column `idx` (from 0) as `T`.
+    pub fn get<T: FromValue>(&self, idx: usize) -> Result<T, DbError> {
+        let v = self.value(idx)?;
+        T::from_value(v).map_err(|msg| DbError::Column { idx, msg })
+    }
+
+    /// How many columns the row has.
+    pub fn len(&self) -> usize {
+        match &self.0 {
+            RowInner::Sqlite(r) => r.as_ref().column_count(),
+            RowInner::Postgres(r) => r.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Column `idx` as it is stored.
+    pub fn value(&self, idx: usize) -> Result<ValueRef<'_>, DbError> {
+        match &self.0 {
+            RowInner::Sqlite(r) => {
+                use rusqlite::types::ValueRef as V;
+                Ok(match r.get_ref(idx)? {
+                    V::Null => ValueRef::Null,
+                    V::Integer(i) => ValueRef::Int(i),
+                    V::Real(f) => ValueRef::Real(f),
+                    V::Text(t) => {
+                        ValueRef::Text(std::str::from_utf8(t).map_err(|e| DbError::Column {
+                            idx,
+                            msg: format!("text is not UTF-8: {e}"),
+                        })?)
+                    }
+                    V::Blob(b) => ValueRef::Blob(b),
+                })
+            }
+            RowInner::Postgres(r) => pg_value(r, idx),
+        }
+    }
+}
+
+fn pg_value(r: &postgres::Row, idx: usize) -> Result<ValueRef<'_>, DbError> {
+    let Some(col) = r.columns().get(idx) else {
+        return Err(DbError::Column {
+            idx,
+            msg: format!("the row has {} columns", r.len()),
+        });
+    };
+    let ty = col.type_().clone();
+    let int = |v: Option<i64>| v.map_or(ValueRef::Null, ValueRef::Int);
+    Ok(match ty {
+        Type::INT8 => int(r.try_get::<_, Option<i64>>(idx)?),
+        Type::INT4 => int(r.try_get::<_, Option<i32>>(idx)?.map(i64::from)),
+        Type::INT2 => int(r.try_get::<_, Option<i16>>(idx)?.map(i64::from)),
+        Type::OID => int(r.try_get::<_, Option<u32>>(idx)?.map(i64::from)),
+        Type::BOOL => int(r.try_get::<_, Option<bool>>(idx)?.map(i64::from)),
+        Type::FLOAT8 => r
+            .try_get::<_, Option<f64>>(idx)?
+            .map_or(ValueRef::Null, ValueRef::Real),
+        Type::FLOAT4 => r
+            .try_get::<_, Option<f32>>(idx)?
+            .map_or(ValueRef::Null, |f| ValueRef::Real(f64::from(f))),
+        Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::NAME | Type::UNKNOWN => r
+            .try_get::<_, Option<&str>>(idx)?
+            .map_or(ValueRef::Null, ValueRef::Text),
+        Type::BYTEA => r
+            .try_get::<_, Option<&[u8]>>(idx)?
+            .map_or(ValueRef::Null, ValueRef::Blob),
+        other => {
+            return Err(DbError::Column {
+                idx,
+                msg: format!(
+                    "PostgreSQL type {other} is not read by loa (a sum is NUMERIC: CAST it AS BIGINT)"
+                ),
+            });
+        }
+    })
+}
+
+/// A parameter as rusqlite takes it.
+struct SqliteParam<'a>(ValueRef<'a>);
+
+impl rusqlite::ToSql for SqliteParam<'_> {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        use rusqlite::types::{ToSqlOutput, ValueRef as V};
+        Ok(ToSqlOutput::Borrowed(match self.0 {
+            ValueRef::Null => V::Null,
+            ValueRef::Int(i) => V::Integer(i),
+            ValueRef::Real(f) => V::Real(f),
+            ValueRef::Text(s) => V::Text(s.as_bytes()),
+            ValueRef::Blob(b) => V::Blob(b),
+        }))
+    }
+}
+
+/// A parameter as PostgreSQL takes it: encoded as the type the server inferred for its place.
+#[derive(Debug)]
+struct PgParam<'a>(ValueRef<'a>);
+
+type PgResult = Result<IsNull, Box<dyn std::error::Error + Sync + Send>>;
+
+impl ToSql for PgParam<'_> {
+    fn to_sql(&self, ty: &Type, out: &mut BytesMut) -> PgResult {
+        let refuse = |what: &str| -> PgResult { Err(format!("cannot send {what} as {ty}").into()) };
+        match self.0 {
+            ValueRef::Null => Ok(IsNull::Yes),
+            ValueRef::Int(i) => match *ty {
+                Type::INT8 => i.to_sql(ty, out),
+                Type::INT4 => i32::try_from(i)?.to_sql(ty, out),
+                Type::INT2 => i16::try_from(i)?.to_sql(ty, out),
+                Type::FLOAT8 => (i as f64).to_sql(ty, out),
+                Type::FLOAT4 => (i as f32).to_sql(ty, out),
+                Type::BOOL => (i != 0).to_sql(ty, out),
+                Type::TEXT | Type::VARCHAR | Type::UNKNOWN => i.to_string().to_sql(ty, out),
+                _ => refuse("an integer"),
+            },
+            ValueRef::Real(f) => match *ty {
+                Type::FLOAT8 => f.to_sql(ty, out),
+                Type::FLOAT4 => (f as f32).to_sql(ty, out),
+                _ => refuse("a real"),
+            },
+            ValueRef::Text(s) => match *ty {
+                Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::NAME | Type::UNKNOWN => {
+                    s.to_sql(ty, out)
+                }
+                Type::BYTEA => s.as_bytes().to_sql(ty, out),
+                _ => refuse("text"),
+            },
+            ValueRef::Blob(b) => match *ty {
+                Type::BYTEA => b.to_sql(ty, out),
+                _ => refuse("bytes"),
+            },
+        }
+    }
+
+    fn accepts(_: &Type) -> bool {
+        true
+    }
+
+    postgres::types::to_sql_checked!();
+}
+
+/// `?N` and `?` placeholders as PostgreSQL's `$N` (outside quoted text).
+pub fn pg_sql(sql: &str) -> String {
+    let mut out = String::with_capacity(sql.len() + 8);
+    let mut next = 1usize;
+    let mut quote: Option<char> = None;
+    let mut chars = sql.chars().peekable();
+    while let Some(c) = chars.next() {
+        if let Some(q) = quote {
+            out.push(c);
+            if c == q {
+                quote = None;
+            }
+            continue;
+        }
+        match c {
+            '\'' | '"' => {
+                quote = Some(c);
+                out.push(c);
+            }
+            '?' => {
+                let mut digits = String::new();
+                while let Some(d) = chars.peek().filter(|d| d.is_ascii_digit()) {
+                    digits.push(*d);
+                    chars.next();
+                }
+                out.push('$');
+                if digits.is_empty() {
+                    out.push_str(&next.to_string());
+                    next += 1;
+                } else {
+                    next = digits.parse::<usize>().unwrap_or(0) + 1;
+                    out.push_str(&digits);
+                }
+            }
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+struct PgConn {
+    config: postgres::Config,
+    client: Option<postgres::Client>,
+    statements: HashMap<String, postgres::Statement>,
+    in_tx: bool,
+}
+
+impl PgConn {
+    fn connect(config: &postgres::Config) -> Result<postgres::Client, DbError> {
+        let mut client = config.connect(postgres::NoTls)?;
+        client.batch_execute(&format!(
+            "SET lock_timeout = '{}ms'; SET statement_timeout = '{}ms'; SET TIME ZONE 'UTC'",
+            LOCK_WAIT.as_millis(),
+            PG_STATEMENT_TIMEOUT.as_millis()
+        ))?;
+        Ok(client)
+    }
+
+    /// The session, reopened first when it was lost between transactions.
+    fn client(&mut self) -> Result<&mut postgres::Client, DbError> {
+        let lost = self.client.as_ref().is_none_or(|c| c.is_closed());
+        if lost {
+            if self.in_tx {
+                return Err(DbError::LostInTransaction);
+            }
+            self.statements.clear();
+            self.client = None;
+            self.client = Some(Self::connect(&self.config)?);
+        }
+        Ok(self.client.as_mut().expect("connected above"))
+    }
+
+    fn statement(&mut self, sql: &str) -> Result<postgres::Statement, DbError> {
+        if let Some(st) = self.statements.get(sql) {
+            return Ok(st.clone());
+        }
+        let text = pg_sql(sql);
+        let st = self.client()?.prepare(&text)?;
+        if self.statements.len() > 512 {
+            self.statements.clear();
+        }
+        self.statements.insert(sql.to_string(), st.clone());
+        Ok(st)
+    }
+
+    fn query(&mut self, sql: &str, params: &[&dyn ToValue]) -> Result<Vec<postgres::Row>, DbError> {
+        let st = self.statement(sql)?;
+        let values: Vec<PgParam<'_>> = params.iter().map(|p| PgParam(p.to_value())).collect();
+        let refs: Vec<&(dyn ToSql + Sync)> =
+            values.iter().map(|v| v as &(dyn ToSql + Sync)).collect();
+        let rows = self.client()?.query(&st, &refs);
+        rows.map_err(|e| self.failed(e))
+    }
+
+    fn execute(&mut self, sql: &str, params: &[&dyn ToValue]) -> Result<u64, DbError> {
+        let st = self.statement(sql)?;
+        let values: Vec<PgParam<'_>> = params.iter().map(|p| PgParam(p.to_value())).collect();
+        let refs: Vec<&(dyn ToSql + Sync)> =
+            values.iter().map(|v| v as &(dyn ToSql + Sync)).collect();
+        let n = self.client()?.execute(&st, &refs);
+        n.map_err(|e| self.failed(e))
+    }
+
+    /// A failed statement; a prepared statement the server no longer knows (its schema
+    /// changed) is forgotten so the next call prepares it again.
+    fn failed(&mut self, e: postgres::Error) -> DbError {
+        if e.as_db_error().is_some_and(|d| {
+            d.code() == &postgres::error::SqlState::FEATURE_NOT_SUPPORTED
+                || d.code() == &postgres::error::SqlState::INVALID_SQL_STATEMENT_NAME
+        }) {
+            self.statements.clear();
+        }
+        DbError::Postgres(e)
+    }
+}
+
+/// One session with the collector's database.
+pub struct Conn {
+    inner: Inner,
+    location: Location,
+}
+
+enum Inner {
+    Sqlite(rusqlite::Connection),
+    Postgres(RefCell<PgConn>),
+}
+
+impl std::fmt::Debug for Conn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Conn({})", self.location.display())
+    }
+}
+
+/// The PostgreSQL connection settings of `url`, with loa's timeouts.
+pub fn pg_config(url: &str) -> Result<postgres::Config, DbError> {
+    let mut config: postgres::Config =
+        url.parse().map_err(|e: postgres::Error| DbError::BadUrl {
+            url: redact(url),
+            msg: e.to_string(),
+        })?;
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(PG_CONNECT_TIMEOUT);
+    }
+    if config.get_tcp_user_timeout().is_none() {
+        config.tcp_user_timeout(PG_STATEMENT_TIMEOUT);
+    }
+    config
+        .keepalives(true)
+        .keepalives_idle(Duration::from_secs(30));
+    if config.get_application_name().is_none() {
+        config.application_name("loa collector");
+    }
+    Ok(config)
+}
+
+impl Conn {
+    /// Open a session (a SQLite file is created when missing). Nothing is migrated here.
+    pub fn open(location: &Location) -> Result<Conn, DbError> {
+        let inner = match location {
+            Location::Sqlite(path) => {
+                let conn = rusqlite::Connection::open(path)?;
+                conn.busy_timeout(LOCK_WAIT)?;
+                conn.set_prepared_statement_cache_capacity(64);
+                Inner::Sqlite(conn)
+            }
+            Location::Postgres(url) => {
+                let config = pg_config(url)?;
+                let client = PgConn::connect(&config)?;
+                Inner::Postgres(RefCell::new(PgConn {
+                    config,
+                    client: Some(client),
+                    statements: HashMap::new(),
+                    in_tx: false,
+                }))
+            }
+        };
+        Ok(Conn {
+            inner,
+            location: location.clone(),
+        })
+    }
+
+    /// A session on an already open SQLite connection (tests, tools).
+    pub fn from_sqlite(conn: rusqlite::Connection, path: &Path) -> Conn {
+        Conn {
+            inner: Inner::Sqlite(conn),
+            location: Location::Sqlite(path.to_path_buf()),
+        }
+    }
+
+    pub fn engine(&self) -> Engine {
+        self.location.engine()
+    }
+
+    pub fn location(&self) -> &Location {
+        &self.location
+    }
+
+    /// The SQLite connection itself (PRAGMAs, SQLite-only migrations), when it is one.
+    pub fn sqlite(&self) -> Option<&rusqlite::Connection> {
+        match &self.inner {
+            Inner::Sqlite(c) => Some(c),
+            Inner::Postgres(_) => None,
+        }
+    }
+
+    /// Run one statement; how many rows it changed.
+    pub fn execute(&self, sql: &str, params: &[&dyn ToValue]) -> Result<usize, DbError> {
+        match &self.inner {
+            Inner::Sqlite(c) => {
+                let mut st = c.prepare_cached(sql)?;
+                Ok(st.execute(rusqlite::params_from_iter(
+                    params.iter().map(|p| SqliteParam(p.to_value())),
+                ))?)
+            }
+            Inner::Postgres(pg) => {
+                let n = pg.borrow_mut().execute(sql, params)?;
+                Ok(usize::try_from(n).unwrap_or(usize::MAX))
+            }
+        }
+    }
+
+    /// Call `f` on every row of a query, in order, stopping at its first error.
+    pub fn for_each_row<E: From<DbError>>(
+        &self,
+        sql: &str,
+        params: &[&dyn ToValue],
+        mut f: impl FnMut(&Row<'_>) -> Result<(), E>,
+    ) -> Result<(), E> {
+        match &self.inner {
+            Inner::Sqlite(c) => {
+                let mut st = c.prepare_cached(sql).map_err(DbError::from)?;
+                let mut rows = st
+                    .query(rusqlite::params_from_iter(
+                        params.iter().map(|p| SqliteParam(p.to_value())),
+                    ))
+                    .map_err(DbError::from)?;
+                while let Some(r) = rows.next().map_err(DbError::from)? {
+                    f(&Row(RowInner::Sqlite(r)))?;
+                }
+                Ok(())
+            }
+            Inner::Postgres(pg) => {
+                let rows = pg.borrow_mut().query(sql, params)?;
+                for r in &rows {
+                    f(&Row(RowInner::Postgres(r)))?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Every row of a query through `f` (as rusqlite's `query_map`, collected).
+    pub fn query_map<T>(
+        &self,
+        sql: &str,
+        params: &[&dyn ToValue],
+        mut f: impl FnMut(&Row<'_>) -> Result<T, DbError>,
+    ) -> Result<std::vec::IntoIter<Result<T, DbError>>, DbError> {
+        let mut out = Vec::new();
+        self.for_each_row(sql, params, |r| -> Result<(), DbError> {
+            out.push(Ok(f(r)?));
+            Ok(())
+        })?;
+        Ok(out.into_iter())
+    }
+
+    /// The first row of a query through `f`; [`DbError::NoRows`] when there is none.
+    pub fn query_row<T>(
+        &self,
+        sql: &str,
+        params: &[&dyn ToValue],
+        f: impl FnOnce(&Row<'_>) -> Result<T, DbError>,
+    ) -> Result<T, DbError> {
+        let mut f = Some(f);
+        let mut out = None;
+        self.for_each_row(sql, params, |r| -> Result<(), DbError> {
+            if let Some(f) = f.take() {
+                out = Some(f(r)?);
+            }
+            Ok(())
+        })?;
+        out.ok_or(DbError::NoRows)
+    }
+
+    /// A statement to run repeatedly (statements are cached per session on both engines).
+    pub fn prepare_cached(&self, sql: &str) -> Result<Stmt<'_>, DbError> {
+        Ok(Stmt {
+            conn: self,
+            sql: sql.to_string(),
+        })
+    }
+
+    /// Same as [`Conn::prepare_cached`].
+    pub fn prepare(&self, sql: &str) -> Result<Stmt<'_>, DbError> {
+        self.prepare_cached(sql)
+    }
+
+    /// Run several statements separated by `;`, without parameters (migrations).
+    pub fn execute_batch(&self, sql: &str) -> Result<(), DbError> {
+        match &self.inner {
+            Inner::Sqlite(c) => Ok(c.execute_batch(sql)?),
+            Inner::Postgres(pg) => {
+                let mut pg = pg.borrow_mut();
+                let r = pg.client()?.batch_execute(sql);
+                r.map_err(|e| pg.failed(e))
+            }
+        }
+    }
+
+    /// A deferred transaction: it takes the write lock only when it first writes.
+    pub fn transaction(&self) -> Result<Tx<'_>, DbError> {
+        self.begin(false)
+    }
+
+    /// A transaction that is the database's only writer from its first statement (see the
+    /// module's invariant): for every read-then-write.
+    pub fn transaction_immediate(&self) -> Result<Tx<'_>, DbError> {
+        self.begin(true)
+    }
+
+    fn begin(&self, immediate: bool) -> Result<Tx<'_>, DbError> {
+        match &self.inner {
+            Inner::Sqlite(c) => {
+                c.execute_batch(if immediate {
+                    "BEGIN IMMEDIATE"
+                } else {
+                    "BEGIN"
+                })?;
+            }
+            Inner::Postgres(pg) => {
+                let mut pg = pg.borrow_mut();
+                let sql = if immediate {
+                    format!("BEGIN; SELECT pg_advisory_xact_lock({PG_WRITER_LOCK})")
+                } else {
+                    "BEGIN".to_string()
+                };
+                let r = pg.client()?.batch_execute(&sql);
+                if let Err(e) = r {
+                    // A lock wait that timed out leaves the transaction aborted: end it.
+                    if let Some(c) = pg.client.as_mut() {
+                        let _ = c.batch_execute("ROLLBACK");
+                    }
+                    return Err(pg.failed(e));
+                }
+                pg.in_tx = true;
+            }
+        }
+        Ok(Tx {
+            conn: self,
+            done: false,
+        })
+    }
+
+    fn end(&self, commit: bool) -> Result<(), DbError> {
+        let sql = if commit { "COMMIT" } else { "ROLLBACK" };
+        match &self.inner {
+            Inner::Sqlite(c) => Ok(c.execute_batch(sql)?),
+            Inner::Postgres(pg) => {
+                let mut pg = pg.borrow_mut();
+                pg.in_tx = false;
+                let r = match pg.client.as_mut().filter(|c| !c.is_closed()) {
+                    Some(c) => c.batch_execute(sql),
+                    None if commit => return Err(DbError::LostInTransaction),
+                    None => return Ok(()),
+                };
+                r.map_err(|e| pg.failed(e))
+            }
+        }
+    }
+}
+
+/// A statement of a [`Conn`] (see [`Conn::prepare_cached`]).
+pub struct Stmt<'c> {
+    conn: &'c Conn,
+    sql: String,
+}
+
+impl Stmt<'_> {
+    pub fn execute(&mut self, params: &[&dyn ToValue]) -> Result<usize, DbError> {
+        self.conn.execute(&self.sql, params)
+    }
+
+    pub fn query_map<T>(
+        &mut self,
+        params: &[&dyn ToValue],
+        f: impl FnMut(&Row<'_>) -> Result<T, DbError>,
+    ) -> Result<std::vec::IntoIter<Result<T, DbError>>, DbError> {
+        self.conn.query_map(&self.sql, params, f)
+    }
+
+    pub fn query_row<T>(
+        &mut self,
+        params: &[&dyn ToValue],
+        f: impl FnOnce(&Row<'_>) -> Result<T, DbError>,
+    ) -> Result<T, DbError> {
+        self.conn.query_row(&self.sql, params, f)
+    }
+
+    /// Whether the query returns a row.
+    pub fn exists(&mut self, params: &[&dyn ToValue]) -> Result<bool, DbError> {
+        let mut found = false;
+        self.conn
+            .for_each_row(&self.sql, params, |_| -> Result<(), DbError> {
+                found = true;
+                Ok(())
+            })?;
+        Ok(found)
+    }
+
+    pub fn for_each_row<E: From<DbError>>(
+        &mut self,
+        params: &[&dyn ToValue],
+        f: impl FnMut(&Row<'_>) -> Result<(), E>,
+    ) -> Result<(), E> {
+        self.conn.for_each_row(&self.sql, params, f)
+    }
+}
+
+/// An open transaction on a [`Conn`]; it reads and writes through the same methods
+/// (`Deref`), commits with [`Tx::commit`] and rolls back when dropped otherwise.
+pub struct Tx<'c> {
+    conn: &'c Conn,
+    done: bool,
+}
+
+impl Tx<'_> {
+    pub fn commit(mut self) -> Result<(), DbError> {
+        self.done = true;
+        self.conn.end(true)
+    }
+
+    pub fn rollback(mut self) -> Result<(), DbError> {
+        self.done = true;
+        self.conn.end(false)
+    }
+}
+
+impl std::ops::Deref for Tx<'_> {
+    type Target = Conn;
+    fn deref(&self) -> &Conn {
+        self.conn
+    }
+}
+
+impl Drop for Tx<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            let _ = self.conn.end(false);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_become_dollar_numbers_outside_quotes() {
+        assert_eq!(
+            pg_sql("SELECT a FROM t WHERE b = ?1 AND c = '?' AND d = ?2"),
+            "SELECT a FROM t WHERE b = $1 AND c = '?' AND d = $2"
+        );
+        assert_eq!(pg_sql("VALUES (?, ?, ?)"), "VALUES ($1, $2, $3)");
+        assert_eq!(pg_sql("x = ?12"), "x = $12");
+    }
+
+    #[test]
+    fn locations_are_told_apart_and_passwords_never_shown() {
+        assert_eq!(
+            Location::parse("/var/lib/loa/c.db").engine(),
+            Engine::Sqlite
+        );
+        assert_eq!(
+            Location::parse("sqlite:///var/c.db"),
+            Location::Sqlite(PathBuf::from("/var/c.db"))
+        );
+        let pg = Location::parse("postgres://loa:s3cret@db.local:5432/loa");
+        assert_eq!(pg.engine(), Engine::Postgres);
+        assert_eq!(pg.display(), "postgres://loa:***@db.local:5432/loa");
+        assert!(!pg.display().contains("s3cret"));
+    }
+
+    #[test]
+    fn sqlite_values_round_trip_and_transactions_roll_back_when_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = Conn::open(&Location::Sqlite(dir.path().join("t.db"))).unwrap();
+        conn.execute_batch("CREATE TABLE t (a INTEGER, b REAL, c TEXT, d BLOB)")
+            .unwrap();
+        conn.execute(
+            "INSERT INTO t VALUES (?1, ?2, ?3, ?4)",
+            params![7i64, 1.5f64, "xin chào", vec![1u8, 2]],
+        )
+        .unwrap();
+        {
+            let tx = conn.transaction_immediate().unwrap();
+            tx.execute("INSERT INTO t (a) VALUES (?1)", params![8i64])
+                .unwrap();
+        }
+        let rows: Vec<(i64, Option<f64>, Option<String>)> = conn
+            .query_map("SELECT a, b, c FROM t ORDER BY a", params![], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(rows, vec![(7, Some(1.5), Some("xin chào".to_string()))]);
+        let none = conn
+            .query_row("SELECT a FROM t WHERE a = 99", params![], |r| {
+                r.get::<i64>(0)
+            })
+            .optional()
+            .unwrap();
+        assert_eq!(none, None);
+        let e = conn
+            .query_row("SELECT c FROM t", params![], |r| r.get::<i64>(0))
+            .unwrap_err();
+        assert!(e.to_string().contains("column 0"), "{e}");
+    }
+}
