@@ -17,7 +17,6 @@
 //! advisory lock that every replica on the same database takes, so a read-then-write is never
 //! raced by another process.
 
-use std::cell::RefCell;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -125,6 +124,8 @@ pub enum DbError {
         "the connection to PostgreSQL was lost inside a transaction; the transaction was not committed"
     )]
     LostInTransaction,
+    #[error("PostgreSQL session: {0}")]
+    Session(String),
 }
 
 /// A PostgreSQL error with the server's own message when there is one.
@@ -623,18 +624,18 @@ impl PgConn {
         Ok(st)
     }
 
-    fn query(&mut self, sql: &str, params: &[&dyn ToValue]) -> Result<Vec<postgres::Row>, DbError> {
+    fn query(&mut self, sql: &str, params: &[Value]) -> Result<Vec<postgres::Row>, DbError> {
         let st = self.statement(sql)?;
-        let values: Vec<PgParam<'_>> = params.iter().map(|p| PgParam(p.to_value())).collect();
+        let values: Vec<PgParam<'_>> = params.iter().map(|p| PgParam(p.as_ref())).collect();
         let refs: Vec<&(dyn ToSql + Sync)> =
             values.iter().map(|v| v as &(dyn ToSql + Sync)).collect();
         let rows = self.client()?.query(&st, &refs);
         rows.map_err(|e| self.failed(e))
     }
 
-    fn execute(&mut self, sql: &str, params: &[&dyn ToValue]) -> Result<u64, DbError> {
+    fn execute(&mut self, sql: &str, params: &[Value]) -> Result<u64, DbError> {
         let st = self.statement(sql)?;
-        let values: Vec<PgParam<'_>> = params.iter().map(|p| PgParam(p.to_value())).collect();
+        let values: Vec<PgParam<'_>> = params.iter().map(|p| PgParam(p.as_ref())).collect();
         let refs: Vec<&(dyn ToSql + Sync)> =
             values.iter().map(|v| v as &(dyn ToSql + Sync)).collect();
         let n = self.client()?.execute(&st, &refs);
@@ -654,6 +655,63 @@ impl PgConn {
     }
 }
 
+type PgJob = Box<dyn FnOnce(&mut PgConn) + Send>;
+
+/// A PostgreSQL session on a thread of its own. The blocking client runs its own small runtime,
+/// which cannot start on a thread that is inside tokio's (an async handler, `#[tokio::test]`);
+/// its own thread can, so a [`Conn`] is called the same way from anywhere, as SQLite's is.
+struct PgSession {
+    jobs: std::sync::mpsc::Sender<PgJob>,
+}
+
+impl PgSession {
+    fn start(conn: PgConn) -> Result<PgSession, DbError> {
+        let (jobs, rx) = std::sync::mpsc::channel::<PgJob>();
+        std::thread::Builder::new()
+            .name("loa-postgres".into())
+            .spawn(move || {
+                let mut conn = conn;
+                while let Ok(job) = rx.recv() {
+                    job(&mut conn);
+                }
+            })
+            .map_err(|e| DbError::Session(e.to_string()))?;
+        Ok(PgSession { jobs })
+    }
+
+    /// Run `f` on the session's thread and wait for its answer.
+    fn run<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut PgConn) -> Result<R, DbError> + Send + 'static,
+    ) -> Result<R, DbError> {
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        self.jobs
+            .send(Box::new(move |c| {
+                let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(c)))
+                    .unwrap_or_else(|_| {
+                        Err(DbError::Session("the PostgreSQL client panicked".into()))
+                    });
+                let _ = tx.send(r);
+            }))
+            .map_err(|_| DbError::Session("the session thread has ended".into()))?;
+        rx.recv()
+            .map_err(|_| DbError::Session("the session thread has ended".into()))?
+    }
+}
+
+fn owned(params: &[&dyn ToValue]) -> Vec<Value> {
+    params
+        .iter()
+        .map(|p| match p.to_value() {
+            ValueRef::Null => Value::Null,
+            ValueRef::Int(i) => Value::Int(i),
+            ValueRef::Real(f) => Value::Real(f),
+            ValueRef::Text(s) => Value::Text(s.to_string()),
+            ValueRef::Blob(b) => Value::Blob(b.to_vec()),
+        })
+        .collect()
+}
+
 /// One session with the collector's database.
 pub struct Conn {
     inner: Inner,
@@ -662,7 +720,7 @@ pub struct Conn {
 
 enum Inner {
     Sqlite(rusqlite::Connection),
-    Postgres(RefCell<PgConn>),
+    Postgres(PgSession),
 }
 
 impl std::fmt::Debug for Conn {
@@ -705,13 +763,14 @@ impl Conn {
             }
             Location::Postgres(url) => {
                 let config = pg_config(url)?;
-                let client = PgConn::connect(&config)?;
-                Inner::Postgres(RefCell::new(PgConn {
+                let session = PgSession::start(PgConn {
                     config,
-                    client: Some(client),
+                    client: None,
                     statements: HashMap::new(),
                     in_tx: false,
-                }))
+                })?;
+                session.run(|c| c.client().map(|_| ()))?;
+                Inner::Postgres(session)
             }
         };
         Ok(Conn {
@@ -754,7 +813,8 @@ impl Conn {
                 ))?)
             }
             Inner::Postgres(pg) => {
-                let n = pg.borrow_mut().execute(sql, params)?;
+                let (sql, params) = (sql.to_string(), owned(params));
+                let n = pg.run(move |c| c.execute(&sql, &params))?;
                 Ok(usize::try_from(n).unwrap_or(usize::MAX))
             }
         }
@@ -781,7 +841,8 @@ impl Conn {
                 Ok(())
             }
             Inner::Postgres(pg) => {
-                let rows = pg.borrow_mut().query(sql, params)?;
+                let (sql, params) = (sql.to_string(), owned(params));
+                let rows = pg.run(move |c| c.query(&sql, &params))?;
                 for r in &rows {
                     f(&Row(RowInner::Postgres(r)))?;
                 }
@@ -841,9 +902,11 @@ impl Conn {
         match &self.inner {
             Inner::Sqlite(c) => Ok(c.execute_batch(sql)?),
             Inner::Postgres(pg) => {
-                let mut pg = pg.borrow_mut();
-                let r = pg.client()?.batch_execute(sql);
-                r.map_err(|e| pg.failed(e))
+                let sql = sql.to_string();
+                pg.run(move |pg| {
+                    let r = pg.client()?.batch_execute(&sql);
+                    r.map_err(|e| pg.failed(e))
+                })
             }
         }
     }
@@ -869,21 +932,23 @@ impl Conn {
                 })?;
             }
             Inner::Postgres(pg) => {
-                let mut pg = pg.borrow_mut();
                 let sql = if immediate {
                     format!("BEGIN; SELECT pg_advisory_xact_lock({PG_WRITER_LOCK})")
                 } else {
                     "BEGIN".to_string()
                 };
-                let r = pg.client()?.batch_execute(&sql);
-                if let Err(e) = r {
-                    // A lock wait that timed out leaves the transaction aborted: end it.
-                    if let Some(c) = pg.client.as_mut() {
-                        let _ = c.batch_execute("ROLLBACK");
+                pg.run(move |pg| {
+                    let r = pg.client()?.batch_execute(&sql);
+                    if let Err(e) = r {
+                        // A lock wait that timed out leaves the transaction aborted: end it.
+                        if let Some(c) = pg.client.as_mut() {
+                            let _ = c.batch_execute("ROLLBACK");
+                        }
+                        return Err(pg.failed(e));
                     }
-                    return Err(pg.failed(e));
-                }
-                pg.in_tx = true;
+                    pg.in_tx = true;
+                    Ok(())
+                })?;
             }
         }
         Ok(Tx {
@@ -896,8 +961,7 @@ impl Conn {
         let sql = if commit { "COMMIT" } else { "ROLLBACK" };
         match &self.inner {
             Inner::Sqlite(c) => Ok(c.execute_batch(sql)?),
-            Inner::Postgres(pg) => {
-                let mut pg = pg.borrow_mut();
+            Inner::Postgres(pg) => pg.run(move |pg| {
                 pg.in_tx = false;
                 let r = match pg.client.as_mut().filter(|c| !c.is_closed()) {
                     Some(c) => c.batch_execute(sql),
@@ -905,7 +969,7 @@ impl Conn {
                     None => return Ok(()),
                 };
                 r.map_err(|e| pg.failed(e))
-            }
+            }),
         }
     }
 }
@@ -1056,5 +1120,61 @@ mod tests {
             .query_row("SELECT c FROM t", params![], |r| r.get::<i64>(0))
             .unwrap_err();
         assert!(e.to_string().contains("column 0"), "{e}");
+    }
+}
+
+/// For the test suites: where a test's collector database goes, so the same tests run on both
+/// engines. With `LOA_TEST_DB=postgres`, a fresh PostgreSQL database per call, created through
+/// `LOA_TEST_PG_URL` (default `postgres://root:loa@127.0.0.1:5432/postgres`, what `.ci/run`
+/// sets up); otherwise the SQLite file `dir/name`.
+#[doc(hidden)]
+pub mod testing {
+    use std::path::{Path, PathBuf};
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    /// The server URL tests create their databases through, when they run on PostgreSQL.
+    pub fn pg_admin_url() -> Option<String> {
+        match std::env::var("LOA_TEST_DB").as_deref() {
+            Ok("postgres") => Some(
+                std::env::var("LOA_TEST_PG_URL")
+                    .unwrap_or_else(|_| "postgres://root:loa@127.0.0.1:5432/postgres".to_string()),
+            ),
+            _ => None,
+        }
+    }
+
+    /// A new, empty PostgreSQL database; its URL.
+    pub fn fresh_pg_database(admin_url: &str) -> String {
+        static N: AtomicU64 = AtomicU64::new(0);
+        let name = format!(
+            "loa_t_{}_{}_{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.subsec_nanos())
+                .unwrap_or(0)
+        );
+        let admin = super::Conn::open(&super::Location::Postgres(admin_url.to_string()))
+            .unwrap_or_else(|e| panic!("LOA_TEST_DB=postgres: cannot reach {admin_url}: {e}"));
+        admin
+            .execute_batch(&format!("CREATE DATABASE {name}"))
+            .unwrap_or_else(|e| panic!("CREATE DATABASE {name}: {e}"));
+        match admin_url.rsplit_once('/') {
+            Some((server, tail)) => match tail.split_once('?') {
+                Some((_, query)) => format!("{server}/{name}?{query}"),
+                None => format!("{server}/{name}"),
+            },
+            None => panic!("LOA_TEST_PG_URL {admin_url} names no database"),
+        }
+    }
+
+    /// The test database: `dir/name` on SQLite, a fresh PostgreSQL database's URL (as a path,
+    /// which `--db` and `Store::open` read as a URL) under `LOA_TEST_DB=postgres`.
+    pub fn test_db(dir: &Path, name: &str) -> PathBuf {
+        match pg_admin_url() {
+            Some(url) => PathBuf::from(fresh_pg_database(&url)),
+            None => dir.join(name),
+        }
     }
 }

@@ -291,7 +291,7 @@ impl CollectorSite {
     pub fn new(stations: &[&TestStation]) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let registry = write_registry(dir.path(), stations);
-        let db = dir.path().join("collector.db");
+        let db = loa::collector::db::testing::test_db(dir.path(), "collector.db");
         Self {
             dir,
             registry,
