@@ -3,7 +3,8 @@
 # running need (espeak-ng: the collector reads bulletins sent as text with its Vietnamese voice,
 # docs/bulletins.md); `scripts/deps.sh test` adds what the test suite drives for real (PulseAudio null
 # sink, ALSA file plugin, icecast2 + ezstream, Chromium and chromedriver, systemd-analyze, audio tools, and
-# Debian's own Python modules for opening the exports).
+# Debian's own Python modules for opening the exports, and PostgreSQL for the collector's second
+# engine).
 #
 # Only Debian packages: Debian's /usr/bin/python3 refuses `pip install` outside a virtual
 # environment (PEP 668, "externally-managed-environment"), so the Python modules the tests use
@@ -23,6 +24,7 @@ if [ "$mode" = test ]; then
     chromium chromium-driver             # the web app in a real browser (WebDriver), headless
     systemd                              # systemd-analyze verify of the units
     python3 python3-openpyxl python3-docx   # the XLSX/DOCX exports opened by real readers
+    postgresql                           # the collector on PostgreSQL (scripts/pg.sh starts a cluster)
   )
 fi
 missing=()
