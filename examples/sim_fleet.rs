@@ -28,7 +28,12 @@ sim_fleet: a fleet of simulated stations against the real collector (docs/sim.md
   --bulletin-at MIN     send one emergency bulletin to all at that real minute
   --kill-at MIN         SIGKILL the collector at that real minute, restart it after --down-secs (3)
   --drain-secs S        how long stations may take to have everything acknowledged (default 180)
-  --collectors URL,...  collectors already running (round-robin) instead of starting one
+  --replicas N          collector replicas to start on the one database (default 1); stations
+                        are spread over them and fail over to the others (loa::endpoints);
+                        --kill-at kills replica A
+  --db URL|PATH         the collectors' database: postgres://… or a SQLite file
+                        (default <home>/collector.db); the verdict is read from it
+  --collectors URL,...  collectors already running (round-robin) instead of starting them
   --home DIR            the collector's LOA_HOME (default: a temp dir); with --collectors, where
                         the database to check and the admin token are
   --prepare-only        write the registry and admin token into --home DIR and exit
@@ -76,6 +81,8 @@ fn parse() -> Result<(sim::Config, bool), String> {
                     .collect()
             }
             "--home" => c.home = Some(PathBuf::from(v)),
+            "--db" => c.db = Some(v),
+            "--replicas" => c.replicas = int(&v)?.clamp(1, 26),
             "--loa" => c.loa = PathBuf::from(v),
             other => return Err(format!("unknown argument {other} (--help)")),
         }
@@ -102,7 +109,12 @@ fn main() {
             eprintln!("sim_fleet: --prepare-only needs --home DIR");
             std::process::exit(2);
         };
-        match sim::collector::prepare(home, cfg.stations) {
+        let db = cfg
+            .db
+            .as_ref()
+            .map(PathBuf::from)
+            .unwrap_or_else(|| home.join("collector.db"));
+        match sim::collector::prepare(home, cfg.stations, &db) {
             Ok(_) => {
                 println!(
                     "{}: registry of {} stations and admin token written",

@@ -5,9 +5,15 @@
 //! bytes) with what each simulated station journaled, never with the simulator's own counters
 //! of acknowledgements.
 
-use rusqlite::{Connection, OpenFlags};
+use loa::collector::db::{Conn, Location, params};
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
+
+/// A session on the collector's database, SQLite file or PostgreSQL URL.
+fn open(db: &Path) -> Result<Conn, String> {
+    let at = Location::of_path(db);
+    Conn::open(&at).map_err(|e| format!("{}: {e}", at.display()))
+}
 
 /// What the database holds against what the stations produced.
 #[derive(Debug, Default, Clone)]
@@ -31,32 +37,22 @@ impl Verdict {
 
 /// Check `db` against `produced`: station id → the hashes of its records, seq 1 first.
 pub fn check(db: &Path, produced: &BTreeMap<String, Vec<String>>) -> Result<Verdict, String> {
-    let c = Connection::open_with_flags(
-        db,
-        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )
-    .map_err(|e| format!("{}: {e}", db.display()))?;
-    c.busy_timeout(std::time::Duration::from_secs(30))
-        .map_err(|e| e.to_string())?;
+    let c = open(db)?;
     let mut rows: HashMap<String, Vec<(u64, String)>> = HashMap::new();
-    let mut q = c
-        .prepare("SELECT station, seq, hash FROM records ORDER BY station, seq")
-        .map_err(|e| e.to_string())?;
-    let it = q
-        .query_map([], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, i64>(1)?,
-                r.get::<_, String>(2)?,
-            ))
-        })
-        .map_err(|e| e.to_string())?;
-    for row in it {
-        let (station, seq, hash) = row.map_err(|e| e.to_string())?;
-        if produced.contains_key(&station) {
-            rows.entry(station).or_default().push((seq as u64, hash));
-        }
-    }
+    c.for_each_row(
+        "SELECT station, seq, hash FROM records ORDER BY station, seq",
+        params![],
+        |r| {
+            let station: String = r.get(0)?;
+            if produced.contains_key(&station) {
+                rows.entry(station)
+                    .or_default()
+                    .push((r.get::<u64>(1)?, r.get(2)?));
+            }
+            Ok::<_, loa::collector::db::DbError>(())
+        },
+    )
+    .map_err(|e| e.to_string())?;
     let mut v = Verdict::default();
     for (station, hashes) in produced {
         v.produced += hashes.len() as u64;
@@ -97,14 +93,11 @@ pub fn check(db: &Path, produced: &BTreeMap<String, Vec<String>>) -> Result<Verd
 
 /// How many delivered receipts the database holds for `bulletin`.
 pub fn receipts(db: &Path, bulletin: &str) -> Result<u64, String> {
-    let c = Connection::open_with_flags(db, OpenFlags::SQLITE_OPEN_READ_ONLY)
-        .map_err(|e| format!("{}: {e}", db.display()))?;
-    c.busy_timeout(std::time::Duration::from_secs(30))
-        .map_err(|e| e.to_string())?;
+    let c = open(db)?;
     c.query_row(
         "SELECT COUNT(*) FROM bulletin_receipts WHERE bulletin_id = ?1 AND state = 'delivered'",
-        [bulletin],
-        |r| r.get::<_, i64>(0),
+        params![bulletin],
+        |r| r.get::<i64>(0),
     )
     .map(|n| n as u64)
     .map_err(|e| e.to_string())

@@ -39,7 +39,7 @@ pub fn key(i: usize) -> SigningKey {
 /// Write `home`'s registry with `stations` stations, an admin account and its token (in
 /// [`TOKEN_FILE`]); a home already prepared for as many stations or more is kept as it is.
 /// Returns the admin token.
-pub fn prepare(home: &Path, stations: usize) -> Result<String, String> {
+pub fn prepare(home: &Path, stations: usize, db: &Path) -> Result<String, String> {
     let token_file = home.join(TOKEN_FILE);
     let registry = home.join("collector.toml");
     if let (Ok(token), Ok(reg)) = (
@@ -63,9 +63,9 @@ pub fn prepare(home: &Path, stations: usize) -> Result<String, String> {
         ));
     }
     std::fs::write(&registry, reg).map_err(|e| format!("{}: {e}", registry.display()))?;
-    let db = home.join("collector.db");
-    let mut c = loa::collector::Store::open(&db)
-        .map_err(|e| format!("{}: {e}", db.display()))?
+    let shown = loa::collector::db::Location::of_path(db).display();
+    let mut c = loa::collector::Store::open(db)
+        .map_err(|e| format!("{shown}: {e}"))?
         .into_connection();
     let now = Utc::now();
     let name = "sim-admin";
@@ -90,6 +90,8 @@ pub fn prepare(home: &Path, stations: usize) -> Result<String, String> {
 pub struct Collector {
     loa: PathBuf,
     home: PathBuf,
+    /// The database (`--db`): a SQLite file or a PostgreSQL URL, shared by every replica.
+    db: PathBuf,
     child: Child,
     /// `127.0.0.1:<port>`, kept across restarts.
     pub listen: String,
@@ -99,12 +101,13 @@ pub struct Collector {
 
 impl Collector {
     /// Start `loa collector` on `listen` with `$LOA_HOME` = `home`; waits until it listens.
-    pub fn start(loa: &Path, home: &Path, listen: &str) -> Result<Self, String> {
+    pub fn start(loa: &Path, home: &Path, db: &Path, listen: &str) -> Result<Self, String> {
         let warnings = Arc::new(AtomicUsize::new(0));
-        let (child, addr) = spawn(loa, home, listen, warnings.clone())?;
+        let (child, addr) = spawn(loa, home, db, listen, warnings.clone())?;
         Ok(Self {
             loa: loa.to_path_buf(),
             home: home.to_path_buf(),
+            db: db.to_path_buf(),
             child,
             listen: addr,
             warnings,
@@ -131,7 +134,13 @@ impl Collector {
         let mut last = String::new();
         // The port may take a moment to be free again.
         for _ in 0..20 {
-            match spawn(&self.loa, &self.home, &self.listen, self.warnings.clone()) {
+            match spawn(
+                &self.loa,
+                &self.home,
+                &self.db,
+                &self.listen,
+                self.warnings.clone(),
+            ) {
                 Ok((child, _)) => {
                     self.child = child;
                     return Ok(t.elapsed());
@@ -171,11 +180,13 @@ impl Drop for Collector {
 fn spawn(
     loa: &Path,
     home: &Path,
+    db: &Path,
     listen: &str,
     warnings: Arc<AtomicUsize>,
 ) -> Result<(Child, String), String> {
     let mut child = Command::new(loa)
-        .args(["collector", "--listen", listen])
+        .args(["collector", "--listen", listen, "--db"])
+        .arg(db)
         .env("LOA_HOME", home)
         .env("LOA_LOG", "warn")
         .stdout(Stdio::null())

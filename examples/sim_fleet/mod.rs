@@ -64,8 +64,13 @@ pub struct Config {
     pub down_secs: f64,
     /// How long, after the load, stations may take to have everything acknowledged.
     pub drain_secs: f64,
-    /// Collectors already running (round-robin); empty: start one.
+    /// Collectors already running (round-robin); empty: start `replicas` of them.
     pub collectors: Vec<String>,
+    /// How many collector replicas the simulator starts, all on the one database `db`.
+    pub replicas: usize,
+    /// The collectors' database (`--db`): a PostgreSQL URL, or a SQLite file; default
+    /// `<home>/collector.db`.
+    pub db: Option<String>,
     /// `$LOA_HOME` of the collector (a temp dir when `None` and the simulator starts it).
     pub home: Option<PathBuf>,
     /// The `loa` binary to start.
@@ -89,6 +94,8 @@ impl Default for Config {
             down_secs: 3.0,
             drain_secs: 180.0,
             collectors: Vec::new(),
+            replicas: 1,
+            db: None,
             home: None,
             loa: Path::new(env!("CARGO_MANIFEST_DIR")).join("target/release/loa"),
         }
@@ -222,28 +229,35 @@ pub async fn run(cfg: Config) -> Result<Report, String> {
             p
         }
     };
-    let mut proc = None;
+    let mut procs: Vec<collector::Collector> = Vec::new();
     let token;
-    let urls = if cfg.collectors.is_empty() {
+    let db: PathBuf = match &cfg.db {
+        Some(d) => PathBuf::from(d),
+        None => home.join("collector.db"),
+    };
+    let db_shown = loa::collector::db::Location::of_path(&db).display();
+    let urls: Vec<String> = if cfg.collectors.is_empty() {
         if !cfg.loa.is_file() {
             return Err(format!(
                 "{} missing: cargo build --release --bin loa",
                 cfg.loa.display()
             ));
         }
-        token = Some(collector::prepare(&home, cfg.stations)?);
-        let t = std::time::Instant::now();
-        let c = collector::Collector::start(&cfg.loa, &home, "127.0.0.1:0")?;
-        println!(
-            "collector {} up in {:.1} s (pid {}, LOA_HOME {})",
-            c.url(),
-            t.elapsed().as_secs_f64(),
-            c.pid(),
-            home.display()
-        );
-        let u = vec![c.url()];
-        proc = Some(c);
-        u
+        token = Some(collector::prepare(&home, cfg.stations, &db)?);
+        for r in 0..cfg.replicas.max(1) {
+            let t = std::time::Instant::now();
+            let c = collector::Collector::start(&cfg.loa, &home, &db, "127.0.0.1:0")?;
+            println!(
+                "collector {} {} up in {:.1} s (pid {}, LOA_HOME {}, database {db_shown})",
+                replica_name(r),
+                c.url(),
+                t.elapsed().as_secs_f64(),
+                c.pid(),
+                home.display()
+            );
+            procs.push(c);
+        }
+        procs.iter().map(collector::Collector::url).collect()
     } else {
         token = std::fs::read_to_string(home.join(collector::TOKEN_FILE))
             .ok()
@@ -320,16 +334,22 @@ pub async fn run(cfg: Config) -> Result<Report, String> {
     let stations: Vec<Arc<Station>> = (0..cfg.stations)
         .map(|i| {
             let (a, b, gate) = &groups[i / per_addr];
-            Arc::new(Station::new(
+            // Its own collector first (round-robin), then the others in turn: where it fails
+            // over to when its own is lost.
+            let own = i % urls.len();
+            let order = (0..urls.len()).map(|k| urls[(own + k) % urls.len()].clone());
+            let endpoints =
+                loa::endpoints::Endpoints::new(order).map_err(|e| format!("collectors: {e}"))?;
+            Ok(Arc::new(Station::new(
                 i,
-                urls[i % urls.len()].clone(),
+                endpoints,
                 a.clone(),
                 b.clone(),
                 gate.clone(),
                 &ctx,
-            ))
+            )))
         })
-        .collect();
+        .collect::<Result<_, String>>()?;
     let planned: usize = stations
         .iter()
         .map(|s| s.journal.lock().map(|j| j.planned()).unwrap_or(0))
@@ -371,14 +391,19 @@ pub async fn run(cfg: Config) -> Result<Report, String> {
         let now = Instant::now();
         if kill_at.is_some_and(|t| now >= t) {
             kill_at = None;
-            if let Some(c) = proc.as_mut() {
-                say("SIGKILL to the collector");
+            if let Some(c) = procs.first_mut() {
+                say(&format!(
+                    "SIGKILL to collector {} ({} of {} replicas)",
+                    c.url(),
+                    replica_name(0),
+                    urls.len()
+                ));
                 tokio::task::block_in_place(|| c.kill());
                 tokio::time::sleep(Duration::from_secs_f64(cfg.down_secs)).await;
                 let took = tokio::task::block_in_place(|| c.restart())?;
                 restart = Some(took);
                 say(&format!(
-                    "collector restarted on {} (listening {:.1} s after the start; down {:.1} s)",
+                    "collector A restarted on {} (listening {:.1} s after the start; down {:.1} s)",
                     c.listen,
                     took.as_secs_f64(),
                     cfg.down_secs + took.as_secs_f64()
@@ -513,17 +538,19 @@ pub async fn run(cfg: Config) -> Result<Report, String> {
         );
         report.bulletin = Some(b);
     }
-    if let Some(c) = &proc {
+    for (r, c) in procs.iter().enumerate() {
         let (rss, hwm) = collector::rss_mb(c.pid());
         println!(
-            "collector: VmRSS {rss:.1} MB, VmHWM {hwm:.1} MB (since its last start); {} WARN/ERROR lines logged",
+            "collector {}: VmRSS {rss:.1} MB, VmHWM {hwm:.1} MB (since its last start); {} WARN/ERROR lines logged",
+            replica_name(r),
             c.warnings.load(std::sync::atomic::Ordering::Relaxed)
         );
     }
 
     // The verdict, from the database.
-    let db = home.join("collector.db");
-    if db.is_file() {
+    let is_pg =
+        loa::collector::db::Location::of_path(&db).engine() == loa::collector::db::Engine::Postgres;
+    if is_pg || db.is_file() {
         let produced: BTreeMap<String, Vec<String>> = stations
             .iter()
             .map(|s| {
@@ -544,8 +571,7 @@ pub async fn run(cfg: Config) -> Result<Report, String> {
             );
         }
         println!(
-            "database {}: produced {}, stored {}; lost {}, duplicated {}{}",
-            db.display(),
+            "database {db_shown}: produced {}, stored {}; lost {}, duplicated {}{}",
             v.produced,
             v.stored,
             v.lost.len(),
@@ -575,10 +601,15 @@ pub async fn run(cfg: Config) -> Result<Report, String> {
             db.display()
         );
     }
-    if let Some(c) = proc.as_mut() {
+    for c in procs.iter_mut() {
         tokio::task::block_in_place(|| c.stop());
     }
     Ok(report)
+}
+
+/// A replica's name in the output: A, B, C…
+fn replica_name(r: usize) -> String {
+    char::from(b'A' + (r % 26) as u8).to_string()
 }
 
 fn totals(stations: &[Arc<Station>]) -> (u64, u64) {

@@ -67,8 +67,10 @@ pub struct Station {
     pub id: String,
     pub area: String,
     pub key: SigningKey,
-    /// The collector base URL it talks to.
-    pub url: String,
+    /// The collectors it talks to, in its order (its own replica first), failing over between
+    /// them by the real station's rules (`loa::endpoints`: a connection error, a timeout or a
+    /// 5xx moves it on; a 4xx or 429 never does).
+    pub endpoints: loa::endpoints::Endpoints,
     /// Its source address group's client for requests, and one for its push stream.
     pub client: reqwest::Client,
     pub stream_client: reqwest::Client,
@@ -83,7 +85,7 @@ pub struct Station {
 impl Station {
     pub fn new(
         index: usize,
-        url: String,
+        endpoints: loa::endpoints::Endpoints,
         client: reqwest::Client,
         stream_client: reqwest::Client,
         gate: Arc<Semaphore>,
@@ -94,7 +96,7 @@ impl Station {
             id: super::collector::station_id(index),
             area: super::collector::area(index),
             key: super::collector::key(index),
-            url,
+            endpoints,
             client,
             stream_client,
             gate,
@@ -224,7 +226,8 @@ impl Station {
             (j.records[from..to].to_vec(), j.acked + 1)
         };
         let seqs: Vec<u64> = (first..first + batch.len() as u64).collect();
-        let url = format!("{}/api/v1/stations/{}/records", self.url, self.id);
+        let base = self.endpoints.current();
+        let url = format!("{base}/api/v1/stations/{}/records", self.id);
         let body = RecordBatch { records: batch };
         let _permit = self.gate.acquire().await.map_err(|_| None)?;
         let t = Instant::now();
@@ -239,10 +242,12 @@ impl Station {
             Ok(r) => r,
             Err(e) => {
                 ctx.stats.net_error(Kind::Batch, &e);
+                self.endpoints.failed(&base, "network");
                 return Err(None);
             }
         };
         let status = resp.status().as_u16();
+        self.endpoints.judge(&base, status);
         let retry_after = resp
             .headers()
             .get(reqwest::header::RETRY_AFTER)
@@ -253,6 +258,7 @@ impl Station {
             Ok(t) => t,
             Err(e) => {
                 ctx.stats.net_error(Kind::Batch, &e);
+                self.endpoints.failed(&base, "cut answer");
                 return Err(None);
             }
         };
@@ -324,7 +330,6 @@ impl Station {
         let phase = Duration::from_millis(random_below(ctx.heartbeat.as_millis() as u64));
         let mut tick = tokio::time::interval_at(Instant::now() + phase, ctx.heartbeat);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let url = format!("{}/api/v1/stations/{}/heartbeat", self.url, self.id);
         loop {
             tokio::select! {
                 _ = tick.tick() => {}
@@ -333,6 +338,8 @@ impl Station {
             if *stop.borrow() {
                 return;
             }
+            let base = self.endpoints.current();
+            let url = format!("{base}/api/v1/stations/{}/heartbeat", self.id);
             let (on, next) = self.briefs(ctx.sim_now(Instant::now()));
             let (journaled, acked) = self.progress();
             let hb = Heartbeat {
@@ -368,6 +375,7 @@ impl Station {
                 .await;
             match r {
                 Ok(r) if r.status().is_success() => {
+                    self.endpoints.answered(&base);
                     // Read the answer, as a station does (`pending_bulletins` and all).
                     match r.bytes().await {
                         Ok(_) => {
@@ -377,10 +385,15 @@ impl Station {
                         Err(e) => ctx.stats.net_error(Kind::Heartbeat, &e),
                     }
                 }
-                Ok(r) => ctx
-                    .stats
-                    .error(Kind::Heartbeat, r.status().as_u16().to_string()),
-                Err(e) => ctx.stats.net_error(Kind::Heartbeat, &e),
+                Ok(r) => {
+                    self.endpoints.judge(&base, r.status().as_u16());
+                    ctx.stats
+                        .error(Kind::Heartbeat, r.status().as_u16().to_string())
+                }
+                Err(e) => {
+                    self.endpoints.failed(&base, "network");
+                    ctx.stats.net_error(Kind::Heartbeat, &e)
+                }
             }
         }
     }
@@ -399,7 +412,8 @@ impl Station {
             }
             let permit = connect_gate.acquire().await.ok();
             let h = loa::centre::request::sign(&self.key, &self.id, "GET", &pq, Utc::now());
-            let mut req = self.stream_client.get(format!("{}{pq}", self.url));
+            let base = self.endpoints.current();
+            let mut req = self.stream_client.get(format!("{base}{pq}"));
             for (n, v) in h.pairs() {
                 req = req.header(n, v);
             }
@@ -437,11 +451,19 @@ impl Station {
                         last_id = parser.last_event_id().map(str::to_string);
                     }
                 }
-                Ok(Ok(r)) => ctx
-                    .stats
-                    .error(Kind::PushConnect, r.status().as_u16().to_string()),
-                Ok(Err(e)) => ctx.stats.net_error(Kind::PushConnect, &e),
-                Err(_) => ctx.stats.error(Kind::PushConnect, "timeout"),
+                Ok(Ok(r)) => {
+                    self.endpoints.judge(&base, r.status().as_u16());
+                    ctx.stats
+                        .error(Kind::PushConnect, r.status().as_u16().to_string())
+                }
+                Ok(Err(e)) => {
+                    self.endpoints.failed(&base, "network");
+                    ctx.stats.net_error(Kind::PushConnect, &e)
+                }
+                Err(_) => {
+                    self.endpoints.failed(&base, "timeout");
+                    ctx.stats.error(Kind::PushConnect, "timeout")
+                }
             }
             attempt = attempt.saturating_add(1);
             let wait = backoff_delay(attempt, STREAM_RETRY_MIN_MS, STREAM_RETRY_MAX_MS);
@@ -514,9 +536,10 @@ impl Station {
                 &body,
                 Utc::now(),
             );
+            let base = self.endpoints.current();
             let mut req = self
                 .client
-                .post(format!("{}{path}", self.url))
+                .post(format!("{base}{path}"))
                 .timeout(ctx.timeout)
                 .header(reqwest::header::CONTENT_TYPE, "application/json");
             for (n, v) in h.pairs() {
@@ -529,16 +552,19 @@ impl Station {
             let r = req.body(body.clone()).send().await;
             let ok = match r {
                 Ok(r) if r.status() == 200 => {
+                    self.endpoints.answered(&base);
                     let _ = r.bytes().await;
                     ctx.stats.ok(Kind::BulletinReceipt, t.elapsed());
                     true
                 }
                 Ok(r) => {
+                    self.endpoints.judge(&base, r.status().as_u16());
                     ctx.stats
                         .error(Kind::BulletinReceipt, r.status().as_u16().to_string());
                     false
                 }
                 Err(e) => {
+                    self.endpoints.failed(&base, "network");
                     ctx.stats.net_error(Kind::BulletinReceipt, &e);
                     false
                 }
