@@ -27,9 +27,10 @@ pub struct CollectorArgs {
     /// Address to listen on (`127.0.0.1:0` picks a free port; the address is printed).
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub listen: String,
-    /// SQLite database (created and migrated when missing). Default: `<state>/collector.db`
-    /// (docs/operations.md, "The state layout"). The URL the collector listens on is recorded
-    /// beside it (`collector.url`), for `loa status`.
+    /// SQLite database (created and migrated when missing), or a PostgreSQL URL
+    /// (`postgres://…`; the centre key and library then stay in the state directory). Default:
+    /// `<state>/collector.db` (docs/operations.md, "The state layout"). The URL the collector
+    /// listens on is recorded in the state directory (`collector.url`), for `loa status`.
     #[arg(long)]
     pub db: Option<PathBuf>,
     /// Station registry (`[[station]]` id, name, area_code, public_key, schedule). A missing
@@ -84,20 +85,38 @@ pub struct RotateKeyArgs {
     pub db: Option<PathBuf>,
 }
 
-/// The centre key of the collector whose database is `db`: in the state directory holding it.
-fn centre_key_path(db: &std::path::Path) -> PathBuf {
-    let state = db
-        .parent()
-        .map(std::path::Path::to_path_buf)
-        .unwrap_or_default();
+/// The database `--db` names (default: the layout's): a SQLite file made absolute, a PostgreSQL
+/// URL as given.
+fn database_arg(given: Option<PathBuf>, layout: &crate::layout::Layout) -> anyhow::Result<PathBuf> {
+    let db = given.unwrap_or_else(|| layout.database());
+    match crate::collector::db::Location::of_path(&db) {
+        crate::collector::db::Location::Postgres(_) => Ok(db),
+        crate::collector::db::Location::Sqlite(_) => {
+            std::path::absolute(db).context("resolving the database path")
+        }
+    }
+}
+
+/// The state directory of the collector whose database is `db`: the directory holding a SQLite
+/// file; the layout's for a PostgreSQL database (its files — centre key, library — stay on
+/// this host).
+fn state_dir_of(db: &std::path::Path, layout: &crate::layout::Layout) -> Option<PathBuf> {
+    match crate::collector::db::Location::of_path(db) {
+        crate::collector::db::Location::Postgres(_) => Some(layout.state.clone()),
+        crate::collector::db::Location::Sqlite(_) => db.parent().map(std::path::Path::to_path_buf),
+    }
+}
+
+/// The centre key of the collector whose database is `db`: in its state directory.
+fn centre_key_path(db: &std::path::Path, layout: &crate::layout::Layout) -> PathBuf {
+    let state = state_dir_of(db, layout).unwrap_or_default();
     crate::layout::Layout::at(state, crate::layout::Chosen::Flag).centre_key()
 }
 
 fn rotate_key(args: RotateKeyArgs) -> anyhow::Result<ExitCode> {
     let layout = crate::layout::Layout::detect();
-    let db = std::path::absolute(args.db.unwrap_or_else(|| layout.database()))
-        .context("resolving the database path")?;
-    let key = centre_key_path(&db);
+    let db = database_arg(args.db, &layout)?;
+    let key = centre_key_path(&db, &layout);
     match crate::centre::key::rotate(&key, chrono::Utc::now()) {
         Ok(r) => {
             let text = crate::wire::encode_public_key;
@@ -132,8 +151,7 @@ pub fn run(args: CollectorArgs) -> anyhow::Result<ExitCode> {
     // it really uses, whatever directory the reader of the message is in.
     let config = std::path::absolute(args.config.clone().unwrap_or_else(|| layout.registry()))
         .context("resolving the registry path")?;
-    let db = std::path::absolute(args.db.clone().unwrap_or_else(|| layout.database()))
-        .context("resolving the database path")?;
+    let db = database_arg(args.db.clone(), &layout)?;
     let registry = match Registry::load_or_empty(&config) {
         Ok((r, true)) => r,
         Ok((r, false)) => {
@@ -152,7 +170,9 @@ pub fn run(args: CollectorArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(2));
         }
     };
-    let state_dir = db.parent().map(std::path::Path::to_path_buf);
+    // For messages: the file, or the URL without its password.
+    let db_shown = crate::collector::db::Location::of_path(&db).display();
+    let state_dir = state_dir_of(&db, &layout);
     if let Some(dir) = &state_dir {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
@@ -175,14 +195,14 @@ pub fn run(args: CollectorArgs) -> anyhow::Result<ExitCode> {
         )
         .library_dir(),
     };
-    let centre_key = centre_key_path(&db);
+    let centre_key = centre_key_path(&db, &layout);
     let state = match AppState::new(
         registry,
         &db,
         Arc::new(SystemClock),
         Arc::new(
             PlanCache::open(&db, DEFAULT_PLAN_RECHECK_SECS)
-                .with_context(|| format!("opening database {}", db.display()))?,
+                .with_context(|| format!("opening database {}", db_shown))?,
         ),
         HttpConfig {
             admin_token,
@@ -228,7 +248,7 @@ pub fn run(args: CollectorArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(2));
         }
         Err(e) => {
-            return Err(anyhow::Error::new(e).context(format!("opening database {}", db.display())));
+            return Err(anyhow::Error::new(e).context(format!("opening database {}", db_shown)));
         }
     };
     if let Some(c) = state.centre() {

@@ -93,7 +93,10 @@ pub fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(2));
         }
     };
-    if !db.exists() {
+    // A SQLite file must exist (opening would create an empty one); a PostgreSQL URL is
+    // checked by opening it.
+    let location = crate::collector::db::Location::of_path(&db);
+    if location.sqlite_path().is_some_and(|p| !p.exists()) {
         eprintln!(
             "loa export: database {} does not exist{}",
             db.display(),
@@ -101,7 +104,7 @@ pub fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
         );
         return Ok(ExitCode::from(2));
     }
-    let store = Store::open(&db).with_context(|| format!("opening {}", db.display()))?;
+    let store = Store::open(&db).with_context(|| format!("opening {}", location.display()))?;
     // Only the JSON export carries the signed records; CSV and XLSX read the airing columns.
     let report = build_with(
         &store,
@@ -179,11 +182,14 @@ fn run_docx(args: ExportArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(2));
         }
     };
-    if !db.exists() {
+    // A SQLite file must exist (opening would create an empty one); a PostgreSQL URL is
+    // checked by opening it.
+    let location = crate::collector::db::Location::of_path(&db);
+    if location.sqlite_path().is_some_and(|p| !p.exists()) {
         eprintln!("loa export: database {} does not exist", db.display());
         return Ok(ExitCode::from(2));
     }
-    let store = Store::open(&db).with_context(|| format!("opening {}", db.display()))?;
+    let store = Store::open(&db).with_context(|| format!("opening {}", location.display()))?;
     let made = (|| {
         let issuer = docx::Issuer::load_beside(config.parent())?;
         let req = docx::YtdRequest::parse(&label, &params, issuer, today)?;

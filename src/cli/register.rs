@@ -81,7 +81,11 @@ pub fn run(args: RegisterArgs) -> anyhow::Result<ExitCode> {
             .join(crate::layout::DATABASE_FILE)
     });
     // The audit log is opened first: a registration is never made without its record.
-    if let Some(dir) = db.parent().filter(|d| !d.as_os_str().is_empty()) {
+    if let Some(dir) = crate::collector::db::Location::of_path(&db)
+        .sqlite_path()
+        .and_then(Path::parent)
+        .filter(|d| !d.as_os_str().is_empty())
+    {
         let _ = std::fs::create_dir_all(dir);
     }
     let conn = match crate::collector::store::Store::open(&db) {

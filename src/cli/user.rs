@@ -113,11 +113,16 @@ pub fn run(args: UserArgs) -> anyhow::Result<ExitCode> {
         .db
         .clone()
         .unwrap_or_else(|| Layout::detect().database());
-    if let Some(dir) = db.parent().filter(|d| !d.as_os_str().is_empty()) {
+    let location = crate::collector::db::Location::of_path(&db);
+    if let Some(dir) = location
+        .sqlite_path()
+        .and_then(std::path::Path::parent)
+        .filter(|d| !d.as_os_str().is_empty())
+    {
         std::fs::create_dir_all(dir)?;
     }
     let mut conn = Store::open(&db)
-        .map_err(|e| anyhow::anyhow!("mở cơ sở dữ liệu {}: {e}", db.display()))?
+        .map_err(|e| anyhow::anyhow!("mở cơ sở dữ liệu {}: {e}", location.display()))?
         .into_connection();
     let now = chrono::Utc::now();
     let result: anyhow::Result<()> = (|| {
