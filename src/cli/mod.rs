@@ -19,6 +19,7 @@ pub mod register;
 pub mod render;
 pub mod station;
 pub mod status;
+pub mod store;
 pub mod up;
 pub mod user;
 pub mod verify;
@@ -68,6 +69,8 @@ pub enum Command {
     Content(content::ContentArgs),
     /// Bulletins from the centre: send one to stations, cancel one (admins).
     Bulletin(bulletin::BulletinArgs),
+    /// The collector's database: migrate (move) it from SQLite to PostgreSQL.
+    Store(store::StoreArgs),
 }
 
 /// Entry point used by `main.rs`.
@@ -91,6 +94,7 @@ pub fn main() -> ExitCode {
         Command::User(a) => user::run(a),
         Command::Content(a) => content::run(a),
         Command::Bulletin(a) => bulletin::run(a),
+        Command::Store(a) => store::run(a),
     };
     match result {
         Ok(code) => code,

@@ -18,6 +18,7 @@ pub mod facts;
 pub mod http;
 pub mod ingest;
 pub mod library;
+pub mod migrate;
 pub mod office;
 pub mod overview;
 pub mod pages;
