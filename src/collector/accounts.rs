@@ -675,8 +675,8 @@ mod tests {
 
     fn db() -> (tempfile::TempDir, Conn) {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-        let store = crate::collector::store::Store::open(&dir.path().join("c.db"))
-            .unwrap_or_else(|e| panic!("{e}"));
+        let db = crate::collector::db::testing::test_db(dir.path(), "c.db");
+        let store = crate::collector::store::Store::open(&db).unwrap_or_else(|e| panic!("{e}"));
         (dir, store.into_connection())
     }
 

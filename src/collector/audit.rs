@@ -187,7 +187,8 @@ mod tests {
     #[test]
     fn the_log_refuses_update_and_delete_even_by_hand() {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-        let c = crate::collector::store::Store::open(&dir.path().join("c.db"))
+        let db = crate::collector::db::testing::test_db(dir.path(), "c.db");
+        let c = crate::collector::store::Store::open(&db)
             .unwrap_or_else(|e| panic!("{e}"))
             .into_connection();
         let e = Entry {

@@ -1417,7 +1417,8 @@ mod tests {
 
     fn db() -> (tempfile::TempDir, Conn) {
         let dir = tempfile::tempdir().unwrap();
-        let c = crate::collector::Store::open(&dir.path().join("c.db"))
+        let db = crate::collector::db::testing::test_db(dir.path(), "c.db");
+        let c = crate::collector::Store::open(&db)
             .unwrap()
             .into_connection();
         (dir, c)
@@ -1541,6 +1542,15 @@ mod tests {
 
     #[test]
     fn receipts_wait_for_another_connection_writing_instead_of_failing() {
+        if crate::collector::db::testing::pg_admin_url().is_some() {
+            println!(
+                "receipts_wait_for_another_connection_writing_instead_of_failing: runs on SQLite \
+                 only (the other writer is a raw rusqlite connection on the file); \
+                 receipts_wait_for_another_postgres_session_writing_instead_of_failing is its \
+                 PostgreSQL twin"
+            );
+            return;
+        }
         let (d, mut c) = db();
         let b = stored(&c);
         let id = b.id.to_hex();
@@ -1579,6 +1589,71 @@ mod tests {
                 ignored: 0
             }
         );
+    }
+
+    /// The PostgreSQL twin of the test above: another session (another replica) holds the
+    /// writer lock and commits while the receipts are stored; the store waits for it, then
+    /// succeeds.
+    #[test]
+    fn receipts_wait_for_another_postgres_session_writing_instead_of_failing() {
+        if crate::collector::db::testing::pg_admin_url().is_none() {
+            println!(
+                "receipts_wait_for_another_postgres_session_writing_instead_of_failing: runs on \
+                 PostgreSQL only (LOA_TEST_DB=postgres); its SQLite twin is \
+                 receipts_wait_for_another_connection_writing_instead_of_failing"
+            );
+            return;
+        }
+        let (_d, mut c) = db();
+        let b = stored(&c);
+        let id = b.id.to_hex();
+        let other = Conn::open(c.location()).unwrap();
+        let committing = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (holding, held) = std::sync::mpsc::channel();
+        let writer = {
+            let (id, committing) = (id.clone(), committing.clone());
+            std::thread::spawn(move || {
+                let tx = other.transaction_immediate().unwrap();
+                tx.execute(
+                    "INSERT INTO bulletin_receipts
+                        (bulletin_id, station, state, code, station_unix_ms, received_unix_ms)
+                     VALUES (?1, 'b', 'delivered', NULL, 1, 1)",
+                    params![id],
+                )
+                .unwrap();
+                holding.send(()).unwrap();
+                std::thread::sleep(std::time::Duration::from_millis(300));
+                committing.store(true, std::sync::atomic::Ordering::SeqCst);
+                tx.commit().unwrap();
+            })
+        };
+        held.recv().unwrap();
+        let now = at("2027-09-12T02:00:05Z");
+        let r = receipt(&id, ReceiptState::Delivered, None, "2027-09-12T02:00:00Z");
+        let stored = store_receipts(&mut c, "a", &[r], now);
+        // It waited for the other writer's commit (the writer lock is the database's, not
+        // the session's) rather than writing beside it.
+        let waited = committing.load(std::sync::atomic::Ordering::SeqCst);
+        writer.join().unwrap();
+        assert_eq!(
+            stored.unwrap(),
+            Stored {
+                stored: 1,
+                ignored: 0
+            }
+        );
+        assert!(
+            waited,
+            "the store did not wait for the other session's writer lock"
+        );
+        let receipts: i64 = c
+            .query_row(
+                "SELECT COUNT(*) FROM bulletin_receipts WHERE bulletin_id = ?1",
+                params![id],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(receipts, 2, "both writers' receipts are stored");
     }
 
     #[test]

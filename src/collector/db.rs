@@ -1086,11 +1086,14 @@ mod tests {
     }
 
     #[test]
-    fn sqlite_values_round_trip_and_transactions_roll_back_when_dropped() {
+    fn values_round_trip_and_transactions_roll_back_when_dropped() {
         let dir = tempfile::tempdir().unwrap();
-        let conn = Conn::open(&Location::Sqlite(dir.path().join("t.db"))).unwrap();
-        conn.execute_batch("CREATE TABLE t (a INTEGER, b REAL, c TEXT, d BLOB)")
-            .unwrap();
+        let conn = Conn::open(&Location::of_path(&testing::test_db(dir.path(), "t.db"))).unwrap();
+        conn.execute_batch(match conn.engine() {
+            Engine::Sqlite => "CREATE TABLE t (a INTEGER, b REAL, c TEXT, d BLOB)",
+            Engine::Postgres => "CREATE TABLE t (a BIGINT, b DOUBLE PRECISION, c TEXT, d BYTEA)",
+        })
+        .unwrap();
         conn.execute(
             "INSERT INTO t VALUES (?1, ?2, ?3, ?4)",
             params![7i64, 1.5f64, "xin chào", vec![1u8, 2]],

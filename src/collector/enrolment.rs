@@ -393,7 +393,8 @@ pub fn reissue(
         ));
     }
     tx.execute(
-        "UPDATE enrolment_codes SET expires_unix_ms = MIN(expires_unix_ms, ?2)
+        "UPDATE enrolment_codes
+         SET expires_unix_ms = CASE WHEN expires_unix_ms < ?2 THEN expires_unix_ms ELSE ?2 END
          WHERE station = ?1 AND used_unix_ms IS NULL",
         params![station, now.timestamp_millis()],
     )?;
@@ -1076,7 +1077,8 @@ mod tests {
 
     fn db() -> (tempfile::TempDir, Conn) {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-        let conn = crate::collector::store::Store::open(&dir.path().join("c.db"))
+        let db = crate::collector::db::testing::test_db(dir.path(), "c.db");
+        let conn = crate::collector::store::Store::open(&db)
             .unwrap_or_else(|e| panic!("{e}"))
             .into_connection();
         (dir, conn)

@@ -254,7 +254,7 @@ mod tests {
     #[test]
     fn facts_are_decoded_once_per_content_and_hashed_once_per_stat() {
         let dir = tempfile::tempdir().unwrap();
-        let db = dir.path().join("c.db");
+        let db = crate::collector::db::testing::test_db(dir.path(), "c.db");
         drop(Store::open(&db).unwrap());
         let a = dir.path().join("a.ogg");
         let b = dir.path().join("b.ogg");

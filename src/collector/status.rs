@@ -564,7 +564,8 @@ mod tests {
     #[test]
     fn warm_derives_every_station_so_that_reads_find_them_and_stops_when_told() {
         let tmp = tempfile::tempdir().unwrap();
-        let store = Store::open(&tmp.path().join("collector.db")).unwrap();
+        let db = crate::collector::db::testing::test_db(tmp.path(), "collector.db");
+        let store = Store::open(&db).unwrap();
         let entries: Vec<StationEntry> = ["a", "b", "c"].into_iter().map(entry).collect();
         let now = Utc.with_ymd_and_hms(2026, 11, 30, 16, 0, 0).unwrap();
         let th = Thresholds::default();
@@ -597,7 +598,8 @@ mod tests {
     #[test]
     fn all_status_of_is_each_station_status_in_order_cached_or_not() {
         let tmp = tempfile::tempdir().unwrap();
-        let store = Store::open(&tmp.path().join("collector.db")).unwrap();
+        let db = crate::collector::db::testing::test_db(tmp.path(), "collector.db");
+        let store = Store::open(&db).unwrap();
         let entries: Vec<StationEntry> = ["c", "a", "b"].into_iter().map(entry).collect();
         let now = Utc.with_ymd_and_hms(2026, 11, 30, 16, 0, 0).unwrap();
         let th = Thresholds::default();
@@ -645,7 +647,7 @@ mod tests {
     #[test]
     fn a_heartbeat_stored_while_a_status_is_derived_is_shown_at_the_next_read() {
         let tmp = tempfile::tempdir().unwrap();
-        let db = tmp.path().join("collector.db");
+        let db = crate::collector::db::testing::test_db(tmp.path(), "collector.db");
         let store = Store::open(&db).unwrap();
         let entry = entry("st1");
         let now = Utc.with_ymd_and_hms(2026, 11, 30, 16, 0, 0).unwrap();

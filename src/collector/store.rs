@@ -1468,8 +1468,25 @@ pub fn local(t: &DateTime<FixedOffset>) -> String {
 mod tests {
     use super::*;
 
+    /// Whether this run is on SQLite; under `LOA_TEST_DB=postgres` it prints why the calling
+    /// test runs on SQLite only.
+    fn on_sqlite(test: &str, why: &str) -> bool {
+        let sqlite = crate::collector::db::testing::pg_admin_url().is_none();
+        if !sqlite {
+            println!("{test}: runs on SQLite only ({why})");
+        }
+        sqlite
+    }
+
     #[test]
     fn a_version_1_database_migrates_and_reports_use_the_station_time_index() {
+        if !on_sqlite(
+            "a_version_1_database_migrates_and_reports_use_the_station_time_index",
+            "it builds a version 1 SQLite file with rusqlite and reads SQLite's query plan; \
+             a PostgreSQL database starts at its baseline, version 13",
+        ) {
+            return;
+        }
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c.db");
         {
@@ -1563,6 +1580,13 @@ mod tests {
 
     #[test]
     fn migration_3_fills_the_airing_columns_of_rows_stored_before_it() {
+        if !on_sqlite(
+            "migration_3_fills_the_airing_columns_of_rows_stored_before_it",
+            "it builds a version 2 SQLite file with rusqlite; a PostgreSQL database starts at \
+             its baseline, version 13",
+        ) {
+            return;
+        }
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c.db");
         let mut expected = Vec::new();
@@ -1648,6 +1672,13 @@ mod tests {
             Some("mất điện"),
             None,
         ];
+        if !on_sqlite(
+            "migration_5_codes_the_rows_stored_before_it_as_the_reports_read_them_then",
+            "it builds a version 4 SQLite file with rusqlite; a PostgreSQL database starts at \
+             its baseline, version 13",
+        ) {
+            return;
+        }
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c.db");
         let mut records = Vec::new();
@@ -1738,7 +1769,8 @@ mod tests {
     #[test]
     fn airings_read_from_columns_equal_airings_parsed_from_bytes() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("c.db")).unwrap();
+        let db = crate::collector::db::testing::test_db(dir.path(), "c.db");
+        let store = Store::open(&db).unwrap();
         let mut expected = Vec::new();
         {
             let mut stmt = store.conn.prepare(INSERT_RECORD_SQL).unwrap();
@@ -1766,5 +1798,59 @@ mod tests {
             store.airings_between("a", from, to).unwrap(),
             expected[1..3].to_vec()
         );
+    }
+
+    #[test]
+    fn pg_migrations_reach_the_same_version() {
+        assert_eq!(
+            PG_BASELINE_VERSION + PG_MIGRATIONS.len() as i64,
+            SCHEMA_VERSION,
+            "a migration added to MIGRATIONS needs its PostgreSQL twin in PG_MIGRATIONS"
+        );
+    }
+
+    /// Two replicas starting together on one empty PostgreSQL database: one builds the schema
+    /// under the migration lock, the other waits for it and finds it built; neither fails.
+    #[test]
+    fn two_replicas_opening_one_postgres_database_at_once_both_start_at_the_current_version() {
+        if crate::collector::db::testing::pg_admin_url().is_none() {
+            println!(
+                "two_replicas_opening_one_postgres_database_at_once_both_start_at_the_current_version: \
+                 runs on PostgreSQL only (LOA_TEST_DB=postgres): replicas share a PostgreSQL \
+                 database, a SQLite file has one collector"
+            );
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        for round in 0..3 {
+            let url = crate::collector::db::testing::test_db(dir.path(), "c.db");
+            let start = std::sync::Arc::new(std::sync::Barrier::new(2));
+            let replicas: Vec<_> = (0..2)
+                .map(|_| {
+                    let (url, start) = (url.clone(), start.clone());
+                    std::thread::spawn(move || {
+                        start.wait();
+                        let store = Store::open(&url)?;
+                        store.schema_version()
+                    })
+                })
+                .collect();
+            for replica in replicas {
+                let version = replica.join().unwrap();
+                assert_eq!(
+                    version.unwrap_or_else(|e| panic!("round {round}: {e}")),
+                    SCHEMA_VERSION,
+                    "round {round}"
+                );
+            }
+            // A third open finds the schema current, with its one version row.
+            let store = Store::open(&url).unwrap();
+            assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
+            let versions: i64 = store
+                .conn
+                .query_row("SELECT COUNT(*) FROM loa_schema", params![], |r| r.get(0))
+                .unwrap();
+            assert_eq!(versions, 1, "round {round}: the schema was built once");
+        }
     }
 }

@@ -921,7 +921,7 @@ mod tests {
     #[tokio::test]
     async fn an_upload_is_stored_placed_replaced_and_the_tree_follows_the_table() {
         let dir = tempfile::tempdir().unwrap();
-        let db = dir.path().join("c.db");
+        let db = crate::collector::db::testing::test_db(dir.path(), "c.db");
         let lib = Library::open(
             &db,
             LibraryConfig {
@@ -974,7 +974,7 @@ mod tests {
         ));
         // Over the limit: refused, the temp file gone.
         let small = Library::open(
-            &dir.path().join("small.db"),
+            &crate::collector::db::testing::test_db(dir.path(), "small.db"),
             LibraryConfig {
                 dir: dir.path().join("small"),
                 max_upload_bytes: 10,

@@ -258,9 +258,11 @@ fn the_manifest_lists_every_needed_file_once_sorted_and_refuses_what_the_library
     );
 }
 
-/// A real SQLite database, a real library tree with a real audio file, a real registry file.
+/// A real database (SQLite, or PostgreSQL under `LOA_TEST_DB=postgres`), a real library tree
+/// with a real audio file, a real registry file.
 struct Site {
     _dir: tempfile::TempDir,
+    db: PathBuf,
     registry: PathBuf,
     versions: Versions,
     entry: StationEntry,
@@ -268,7 +270,7 @@ struct Site {
 
 fn site() -> Site {
     let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("collector.db");
+    let db = crate::collector::db::testing::test_db(dir.path(), "collector.db");
     let tree = dir.path().join("collector/library/tree");
     std::fs::create_dir_all(&tree).unwrap();
     std::fs::copy(tone(), tree.join("jingle.ogg")).unwrap();
@@ -289,6 +291,7 @@ fn site() -> Site {
         .clone();
     Site {
         _dir: dir,
+        db,
         registry,
         versions,
         entry,
@@ -390,9 +393,8 @@ fn saves_number_versions_publish_the_file_and_rollback_is_a_new_version() {
     );
     // A managed file left behind by a crash is rewritten from the database at start.
     std::fs::write(s.versions.managed_file("phuong-a"), "cũ").unwrap();
-    let db_path = s._dir.path().join("collector.db");
     let again = Versions::open(
-        &db_path,
+        &s.db,
         &s._dir.path().join("collector/schedules"),
         s.versions.library_tree(),
     )
