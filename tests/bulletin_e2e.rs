@@ -1,10 +1,10 @@
 //! Issue #15's end-to-end benchmark, as a test: "send emergency" → the bulletin's first sample on
 //! air, on one real station connected to the real collector. The collector is the real binary
-//! (`loa collector`: SQLite, the content library, the centre key, the push channel); the station
-//! is the real binary (`loa station`, centre-managed: the centre key pinned) — its push channel
-//! client (`station::push`), its intake (`station::bulletins`: signed fetch, `bulletin::check`,
-//! audio fetch and verification, receipts) handing the daemon what it accepted, and the daemon
-//! with the real player on the `wav` output (paced in real time, normalised, metered). Each emergency is sent through the admin API; the time is taken just
+//! (`loa collector`: SQLite or PostgreSQL, the content library, the centre key, the push channel);
+//! the station is the real binary (`loa station`, centre-managed: the centre key pinned) — its push
+//! channel client (`station::push`), its intake (`station::bulletins`: signed fetch,
+//! `bulletin::check`, audio fetch and verification, receipts) handing the daemon what it accepted,
+//! and the daemon with the real player on the `wav` output (paced in real time, normalised, metered). Each emergency is sent through the admin API; the time is taken just
 //! before the request, the first sample from the daemon's journal record (the player's
 //! `Started`). Target ≤ 3 s. The figures are printed (`--nocapture`).
 //!
@@ -12,7 +12,7 @@
 
 mod collector_common;
 
-use collector_common::real_collector;
+use collector_common::real_collector_with;
 use loa::collector::accounts::{self, Role};
 use loa::wire::{AiringRecord, Outcome};
 use std::path::Path;
@@ -64,16 +64,16 @@ async fn send_emergency_to_first_sample_on_air_within_3_s() {
         ),
     )
     .unwrap();
+    // `collector.db` in the state directory, or a PostgreSQL database under LOA_TEST_DB=postgres.
+    let db = loa::collector::db::testing::test_db(root, "collector.db");
     let admin = {
-        let mut c = loa::collector::Store::open(&root.join("collector.db"))
-            .unwrap()
-            .into_connection();
+        let mut c = loa::collector::Store::open(&db).unwrap().into_connection();
         let now = chrono::Utc::now();
         accounts::add_user(&mut c, "lan", Role::Admin, &[], "mat-khau-that-dai-1", now).unwrap();
         let u = accounts::find_user(&c, "lan").unwrap().unwrap();
         accounts::create_token(&c, &u, "thử", now).unwrap().0
     };
-    let srv = real_collector(root);
+    let srv = real_collector_with(root, &["--db", db.to_str().unwrap()], &[]);
     let base = srv.base.clone();
     let c = reqwest::Client::builder()
         .timeout(Duration::from_secs(60))

@@ -1,8 +1,8 @@
 //! Bulletins in the monthly export (issue #15 item 5, docs/bulletins.md "In the monthly export";
-//! docs/reports.md): a collector (real HTTP, real SQLite, its clock injected) holds March 2019's
-//! plans and records of two wards; the month's CSV, XLSX and JSON are taken. The admin then
-//! sends a bulletin with a text only (read by the real espeak-ng: synthetic), and the wards ship
-//! signed records naming it (the wire's `bulletin` field, occurrence `bulletin:<id>#<repeat>`,
+//! docs/reports.md): a collector (real HTTP, real SQLite or PostgreSQL, its clock injected) holds
+//! March 2019's plans and records of two wards; the month's CSV, XLSX and JSON are taken. The admin
+//! then sends a bulletin with a text only (read by the real espeak-ng: synthetic), and the wards
+//! ship signed records naming it (the wire's `bulletin` field, occurrence `bulletin:<id>#<repeat>`,
 //! category `bulletin`): one aired, one failed, one skipped as expired. The month's exports again:
 //! every compliance figure is unchanged (planned, aired, missed, unplanned, the ratio — the
 //! bulletin airings are neither planned nor unplanned); the CSV's earlier rows are the same, each

@@ -1,7 +1,7 @@
 //! A station's intake of bulletins and its receipts to the centre (issue #15; docs/bulletins.md,
 //! "Station wiring: intake and receipts"), with the real collector binary (`loa collector`, real
-//! SQLite, real HTTP, the real content library and centre key) and real station keys; the
-//! intake (`station::bulletins::Intake`) runs in this process, its events read from its channel
+//! SQLite or PostgreSQL, real HTTP, the real content library and centre key) and real station keys;
+//! the intake (`station::bulletins::Intake`) runs in this process, its events read from its channel
 //! as the daemon reads them:
 //!
 //! - a valid bulletin is delivered: `IntakeEvent::Ready` with the audio verified on disk (the
@@ -17,7 +17,7 @@
 
 mod collector_common;
 
-use collector_common::{TestStation, real_collector};
+use collector_common::{TestStation, real_collector_with};
 use loa::bulletin::{Bulletin, Targets};
 use loa::collector::accounts::{self, Role};
 use loa::collector::bulletins::{StateKind, StationStates, station_states};
@@ -148,11 +148,13 @@ async fn send(c: &reqwest::Client, base: &str, token: &str, to: &str, audio: &st
 
 struct Centre {
     home: PathBuf,
+    /// The collector's database (`collector.db` in `home`, or PostgreSQL's).
+    db: PathBuf,
 }
 
 impl Centre {
     fn conn(&self) -> loa::collector::db::Conn {
-        loa::collector::Store::open(&self.home.join("collector.db"))
+        loa::collector::Store::open(&self.db)
             .unwrap()
             .into_connection()
     }
@@ -214,13 +216,14 @@ async fn bulletins_are_delivered_refused_cancelled_and_reported_once() {
         ));
     }
     std::fs::write(home.path().join("collector.toml"), reg).unwrap();
-    let db = home.path().join("collector.db");
+    let db = loa::collector::db::testing::test_db(home.path(), "collector.db");
     let admin = admin_token(&db);
-    let srv = real_collector(home.path());
+    let srv = real_collector_with(home.path(), &["--db", db.to_str().unwrap()], &[]);
     let base = srv.base.clone();
     let c = client();
     let centre = Centre {
         home: home.path().to_path_buf(),
+        db: db.clone(),
     };
 
     let tone = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/audio/tone.ogg");

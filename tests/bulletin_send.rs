@@ -1,16 +1,16 @@
 //! Sending bulletins from the centre (issue #15, docs/bulletins.md), with the real collector
-//! binary (`loa collector`, its layout in `$LOA_HOME`, real SQLite, real HTTP, the real content
-//! library): an admin sends a bulletin on a library item to an area prefix; a targeted station's
-//! station-signed fetch returns an envelope that `bulletin::check` accepts under the centre key
-//! pinned from `/api/v1/centre`, and its heartbeat answer lists it pending; a station outside the
-//! area gets none; an operator or auditor is refused (403) and nothing is stored; unknown audio
-//! or an unknown station is refused in Vietnamese naming the field; a cancel hands the targeted
-//! station the signed cancel instead; the audit log shows the send and the cancel; `loa bulletin
-//! send` / `cancel` do the same from the command line, in Vietnamese.
+//! binary (`loa collector`, its layout in `$LOA_HOME`, real SQLite or PostgreSQL, real HTTP, the
+//! real content library): an admin sends a bulletin on a library item to an area prefix; a targeted
+//! station's station-signed fetch returns an envelope that `bulletin::check` accepts under the
+//! centre key pinned from `/api/v1/centre`, and its heartbeat answer lists it pending; a station
+//! outside the area gets none; an operator or auditor is refused (403) and nothing is stored;
+//! unknown audio or an unknown station is refused in Vietnamese naming the field; a cancel hands
+//! the targeted station the signed cancel instead; the audit log shows the send and the cancel;
+//! `loa bulletin send` / `cancel` do the same from the command line, in Vietnamese.
 
 mod collector_common;
 
-use collector_common::{TestStation, real_collector as start};
+use collector_common::{TestStation, real_collector_with};
 use loa::collector::accounts::{self, Role};
 use std::path::Path;
 use std::process::Command;
@@ -97,11 +97,12 @@ async fn an_admin_sends_to_an_area_the_targeted_station_takes_it_and_a_cancel_fo
         ));
     }
     std::fs::write(home.path().join("collector.toml"), reg).unwrap();
-    let db = home.path().join("collector.db");
+    // `collector.db` in the state directory, or a PostgreSQL database under LOA_TEST_DB=postgres.
+    let db = loa::collector::db::testing::test_db(home.path(), "collector.db");
     let admin = user(&db, "lan", Role::Admin, &[]);
     let op = user(&db, "op-a", Role::Operator, &["phuong-a"]);
     let auditor = user(&db, "kiem", Role::Auditor, &[]);
-    let srv = start(home.path());
+    let srv = real_collector_with(home.path(), &["--db", db.to_str().unwrap()], &[]);
     let base = srv.base.clone();
     let c = client();
 

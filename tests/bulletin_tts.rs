@@ -1,16 +1,16 @@
 //! Text-to-speech of bulletins (issue #15 item 1, docs/bulletins.md "Text-to-speech"), with the
-//! real collector binary (`loa collector`, real SQLite, real HTTP, the real content library) and
-//! the real espeak-ng: an admin sends a bulletin with a text and no audio; the collector reads it
-//! with espeak-ng's Vietnamese voice, puts the WAV into the library (SHA-256, measured), and the
-//! signed bulletin names it with `synthetic: true` and the text; the targeted station's fetch
-//! verifies under the pinned centre key; the audio served is a real WAV of a sentence's length.
-//! `loa bulletin send --text` (no `--audio`) does the same from the command line. A collector
-//! whose `PATH` has no espeak-ng refuses the send in Vietnamese naming the package, and stores
-//! nothing.
+//! real collector binary (`loa collector`, real SQLite or PostgreSQL, real HTTP, the real content
+//! library) and the real espeak-ng: an admin sends a bulletin with a text and no audio; the
+//! collector reads it with espeak-ng's Vietnamese voice, puts the WAV into the library (SHA-256,
+//! measured), and the signed bulletin names it with `synthetic: true` and the text; the targeted
+//! station's fetch verifies under the pinned centre key; the audio served is a real WAV of a
+//! sentence's length. `loa bulletin send --text` (no `--audio`) does the same from the command
+//! line. A collector whose `PATH` has no espeak-ng refuses the send in Vietnamese naming the
+//! package, and stores nothing.
 
 mod collector_common;
 
-use collector_common::{TestStation, real_collector, real_collector_with};
+use collector_common::{TestStation, real_collector_with};
 use loa::collector::accounts::{self, Role};
 use std::path::Path;
 use std::process::Command;
@@ -28,8 +28,9 @@ fn client() -> reqwest::Client {
 }
 
 /// A collector home with station `phuong-a` (area 79101) registered and an admin; the admin's
-/// token.
-fn home_with_admin(home: &Path, a: &TestStation) -> String {
+/// token and the `--db` argument of the collector (`collector.db` in `home`, or a PostgreSQL
+/// database under LOA_TEST_DB=postgres).
+fn home_with_admin(home: &Path, a: &TestStation) -> (String, String) {
     std::fs::create_dir_all(home.join("collector/library/tree")).unwrap();
     std::fs::write(
         home.join("collector.toml"),
@@ -40,12 +41,13 @@ fn home_with_admin(home: &Path, a: &TestStation) -> String {
         ),
     )
     .unwrap();
-    let db = home.join("collector.db");
+    let db = loa::collector::db::testing::test_db(home, "collector.db");
     let mut c = loa::collector::Store::open(&db).unwrap().into_connection();
     let now = chrono::Utc::now();
     accounts::add_user(&mut c, "lan", Role::Admin, &[], PW, now).unwrap();
     let u = accounts::find_user(&c, "lan").unwrap().unwrap();
-    accounts::create_token(&c, &u, "thử", now).unwrap().0
+    let token = accounts::create_token(&c, &u, "thử", now).unwrap().0;
+    (token, db.to_str().unwrap().to_string())
 }
 
 fn request(text: &str) -> serde_json::Value {
@@ -119,8 +121,8 @@ async fn a_text_only_bulletin_is_read_by_espeak_ng_into_the_library_and_marked_s
     collector_common::tools::require_tool("espeak-ng", "espeak-ng");
     let home = tempfile::tempdir().unwrap();
     let a = TestStation::new("phuong-a", 1);
-    let admin = home_with_admin(home.path(), &a);
-    let srv = real_collector(home.path());
+    let (admin, db) = home_with_admin(home.path(), &a);
+    let srv = real_collector_with(home.path(), &["--db", &db], &[]);
     let base = srv.base.clone();
     let c = client();
 
@@ -298,10 +300,14 @@ async fn a_text_only_bulletin_is_read_by_espeak_ng_into_the_library_and_marked_s
 async fn without_espeak_ng_the_send_is_refused_naming_the_package_and_nothing_is_stored() {
     let home = tempfile::tempdir().unwrap();
     let a = TestStation::new("phuong-a", 1);
-    let admin = home_with_admin(home.path(), &a);
+    let (admin, db) = home_with_admin(home.path(), &a);
     // The collector's PATH holds no espeak-ng (as on a machine where it is not installed).
     let bare = tempfile::tempdir().unwrap();
-    let srv = real_collector_with(home.path(), &[], &[("PATH", bare.path().as_os_str())]);
+    let srv = real_collector_with(
+        home.path(),
+        &["--db", &db],
+        &[("PATH", bare.path().as_os_str())],
+    );
     let base = srv.base.clone();
     let c = client();
     let (s, body) = send(&c, &base, &admin, &request(TEXT)).await;
@@ -320,7 +326,11 @@ async fn without_espeak_ng_the_send_is_refused_naming_the_package_and_nothing_is
     assert!(fetched(&c, &base, &a).await.is_empty());
     // A binary named by path that is not there says the same.
     drop(srv);
-    let srv = real_collector_with(home.path(), &["--espeak-ng", "/nonexistent/espeak-ng"], &[]);
+    let srv = real_collector_with(
+        home.path(),
+        &["--db", &db, "--espeak-ng", "/nonexistent/espeak-ng"],
+        &[],
+    );
     let (s, body) = send(&c, &srv.base, &admin, &request(TEXT)).await;
     assert_eq!(s, 503, "{body}");
     assert!(

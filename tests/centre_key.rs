@@ -24,10 +24,12 @@ impl Drop for Killed {
     }
 }
 
-fn loa(args: &[&str]) -> (i32, String, String) {
+/// `loa ARGS` with the state directory `home` (where the centre key lies when the database is
+/// PostgreSQL's; beside a SQLite database it is the same directory).
+fn loa(home: &Path, args: &[&str]) -> (i32, String, String) {
     let out = Command::new(BIN)
         .args(args)
-        .env_remove("LOA_HOME")
+        .env("LOA_HOME", home)
         .output()
         .unwrap();
     (
@@ -38,13 +40,13 @@ fn loa(args: &[&str]) -> (i32, String, String) {
 }
 
 /// Start `loa collector` on a free port; its base URL.
-fn start(db: &Path, cfg: &Path) -> (Killed, String) {
+fn start(home: &Path, db: &Path, cfg: &Path) -> (Killed, String) {
     let mut child = Command::new(BIN)
         .args(["collector", "--listen", "127.0.0.1:0", "--db"])
         .arg(db)
         .arg("--config")
         .arg(cfg)
-        .env_remove("LOA_HOME")
+        .env("LOA_HOME", home)
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
@@ -74,23 +76,28 @@ async fn get_centre(c: &reqwest::Client, base: &str) -> serde_json::Value {
 async fn the_centre_key_is_created_served_rotated_and_followed() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("collector.toml");
-    let db = dir.path().join("collector.db");
+    let db = loa::collector::db::testing::test_db(dir.path(), "collector.db");
     let st = TestStation::new("phuong-1", 7);
     let other = TestStation::new("phuong-2", 8);
     for s in [&st, &other] {
-        let (code, out, err) = loa(&[
-            "register",
-            "--config",
-            cfg.to_str().unwrap(),
-            "--station",
-            &s.id,
-            "--public-key",
-            &s.public_key(),
-        ]);
+        let (code, out, err) = loa(
+            dir.path(),
+            &[
+                "register",
+                "--config",
+                cfg.to_str().unwrap(),
+                "--db",
+                db.to_str().unwrap(),
+                "--station",
+                &s.id,
+                "--public-key",
+                &s.public_key(),
+            ],
+        );
         assert_eq!(code, 0, "{out}{err}");
     }
     let key_path = dir.path().join("collector/centre-key");
-    let (child, base) = start(&db, &cfg);
+    let (child, base) = start(dir.path(), &db, &cfg);
     let meta = std::fs::metadata(&key_path).expect("the first start creates the centre key");
     assert_eq!(meta.permissions().mode() & 0o777, 0o600);
     assert_eq!(meta.len(), 32);
@@ -104,7 +111,10 @@ async fn the_centre_key_is_created_served_rotated_and_followed() {
     pin::pin_first(&station_dir, &k0).unwrap();
 
     // Rotation while the collector runs: the running collector serves the new key.
-    let (code, out, err) = loa(&["collector", "rotate-key", "--db", db.to_str().unwrap()]);
+    let (code, out, err) = loa(
+        dir.path(),
+        &["collector", "rotate-key", "--db", db.to_str().unwrap()],
+    );
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("khóa mới"), "{out}");
     let old = dir.path().join("collector/centre-key.1.old");
@@ -175,7 +185,7 @@ async fn the_centre_key_is_created_served_rotated_and_followed() {
     drop(child);
 
     // The heartbeat's answer and the restart: the same (rotated) key, loaded not recreated.
-    let (child, base) = start(&db, &cfg);
+    let (child, base) = start(dir.path(), &db, &cfg);
     let v = get_centre(&c, &base).await;
     assert_eq!(v["key"], loa::wire::encode_public_key(&k1));
     let (code, ack) = post(
@@ -195,7 +205,7 @@ async fn the_centre_key_is_created_served_rotated_and_followed() {
         .arg(&db)
         .arg("--config")
         .arg(&cfg)
-        .env_remove("LOA_HOME")
+        .env("LOA_HOME", dir.path())
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));

@@ -754,7 +754,7 @@ async fn passwords_never_reach_a_log() {
     use std::process::{Command, Stdio};
     let bin = env!("CARGO_BIN_EXE_loa");
     let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("collector.db");
+    let db = loa::collector::db::testing::test_db(dir.path(), "collector.db");
     let cfg = dir.path().join("collector.toml");
     std::fs::write(&cfg, "").unwrap();
     let first = "mat-khau-dau-tien-XYZ1";
@@ -857,18 +857,26 @@ async fn passwords_never_reach_a_log() {
         assert!(!logged.contains(pw), "{pw} in the log:\n{logged}");
         assert!(!printed.contains(pw), "{pw} printed:\n{printed}");
     }
-    let conn = rusqlite::Connection::open(&db).unwrap();
+    use loa::collector::db::{Conn, Location, params};
+    let conn = Conn::open(&Location::of_path(&db)).unwrap();
     let hash: String = conn
         .query_row(
             "SELECT password_hash FROM users WHERE name = 'lan'",
-            [],
+            params![],
             |r| r.get(0),
         )
         .unwrap();
     assert!(hash.starts_with("$argon2id$"), "{hash}");
-    let audit: String = conn
-        .query_row("SELECT group_concat(coalesce(before, '') || coalesce(after, '') || target || actor, '|') FROM audit_log", [], |r| r.get(0))
-        .unwrap();
+    let audit = conn
+        .query_map(
+            "SELECT coalesce(before, '') || coalesce(after, '') || target || actor FROM audit_log",
+            params![],
+            |r| r.get::<String>(0),
+        )
+        .unwrap()
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap()
+        .join("|");
     for pw in [first, wrong, second] {
         assert!(!audit.contains(pw), "{audit}");
     }

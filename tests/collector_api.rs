@@ -81,17 +81,23 @@ async fn ingest_is_idempotent_and_survives_a_restart() {
     srv.stop().await;
 
     // The rows hold the exact bytes that were signed.
-    let conn = rusqlite::Connection::open(&site.db).unwrap();
+    use loa::collector::db::{Conn, Engine, Location, params};
+    let conn = Conn::open(&Location::of_path(&site.db)).unwrap();
     let bytes: String = conn
         .query_row(
             "SELECT bytes FROM records WHERE station='phuong-a' AND seq=2",
-            [],
+            params![],
             |r| r.get(0),
         )
         .unwrap();
     assert_eq!(bytes, recs[1].bytes());
+    // The schema version the collector left (read as is, not migrated by this test).
+    let version_sql = match conn.engine() {
+        Engine::Sqlite => "PRAGMA user_version",
+        Engine::Postgres => "SELECT version FROM loa_schema",
+    };
     let version: i64 = conn
-        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .query_row(version_sql, params![], |r| r.get(0))
         .unwrap();
     assert_eq!(version, loa::collector::store::SCHEMA_VERSION);
 }
@@ -640,7 +646,8 @@ async fn admin_api_refuses_what_loa_register_refuses() {
     assert_eq!(st, 400, "{body}");
     assert!(body.contains("not `phuong-tran-phu`"), "{body}");
     // Inside the registry's directory but not a schedule file.
-    let (st, body) = send(with(Some(PathBuf::from("collector.db")), None)).await;
+    std::fs::write(site.dir.path().join("notes.txt"), "not a schedule").unwrap();
+    let (st, body) = send(with(Some(PathBuf::from("notes.txt")), None)).await;
     assert_eq!(st, 400, "{body}");
     assert!(body.contains("not a .toml file"), "{body}");
     assert_eq!(

@@ -52,7 +52,7 @@ async fn a_hundred_slow_senders_do_not_lock_a_station_out() {
     let dir = tempfile::tempdir().unwrap();
     let mut a = TestStation::new("phuong-a", 1);
     let reg = write_registry(dir.path(), &[&a]);
-    let db = dir.path().join("collector.db");
+    let db = loa::collector::db::testing::test_db(dir.path(), "collector.db");
     let clock = Arc::new(ManualClock::new(test_now()));
     let config = HttpConfig {
         body_read_secs: 6,
@@ -141,7 +141,7 @@ async fn slow_headers_idle_connections_and_greedy_addresses_are_cut_off() {
     let dir = tempfile::tempdir().unwrap();
     let a = TestStation::new("phuong-a", 1);
     let reg = write_registry(dir.path(), &[&a]);
-    let db = dir.path().join("collector.db");
+    let db = loa::collector::db::testing::test_db(dir.path(), "collector.db");
     let clock = Arc::new(ManualClock::new(test_now()));
     let config = HttpConfig {
         header_read_secs: 2,
@@ -277,7 +277,7 @@ async fn integers_outside_the_wire_range_are_refused_naming_the_field() {
     let dir = tempfile::tempdir().unwrap();
     let a = TestStation::new("phuong-a", 1);
     let reg = write_registry(dir.path(), &[&a]);
-    let db = dir.path().join("collector.db");
+    let db = loa::collector::db::testing::test_db(dir.path(), "collector.db");
     let clock = Arc::new(ManualClock::new(test_now()));
     let srv = start(
         &reg,
@@ -363,7 +363,7 @@ async fn replayed_or_stale_heartbeats_do_not_make_a_station_online() {
     let dir = tempfile::tempdir().unwrap();
     let a = TestStation::new("phuong-a", 1);
     let reg = write_registry(dir.path(), &[&a]);
-    let db = dir.path().join("collector.db");
+    let db = loa::collector::db::testing::test_db(dir.path(), "collector.db");
     let clock = Arc::new(ManualClock::new(test_now()));
     let srv = start(
         &reg,
@@ -427,7 +427,7 @@ async fn bodies_not_declared_json_are_refused_with_415() {
     let mut a = TestStation::new("phuong-a", 1);
     let n = TestStation::new("xa-moi", 3);
     let reg = write_registry(dir.path(), &[&a]);
-    let db = dir.path().join("collector.db");
+    let db = loa::collector::db::testing::test_db(dir.path(), "collector.db");
     let clock = Arc::new(ManualClock::new(test_now()));
     let config = HttpConfig {
         admin_token: Some("s3cret-token-0123456789".into()),

@@ -32,7 +32,7 @@ fn loa(args: &[&str]) -> (i32, String, String) {
 async fn register_serve_status_export_verify_with_the_binary() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("collector.toml");
-    let db = dir.path().join("var/collector.db");
+    let db = loa::collector::db::testing::test_db(&dir.path().join("var"), "collector.db");
     let (cfg_s, db_s) = (cfg.to_str().unwrap(), db.to_str().unwrap());
     let mut st = TestStation::new("phuong-le-hong-phong", 5);
     let pk = st.public_key();

@@ -5,6 +5,8 @@
 //! exact bytes the station signed, with no gap and every signature and chain link verifying.
 //! The restarted collector then acknowledges every re-posted record as a duplicate (idempotent),
 //! the stations carry on, and at the end `loa export` + `loa verify` prove the months complete.
+//! Under `LOA_TEST_DB=postgres` the same run checks the database itself after each kill (the
+//! server owns its files; there is no WAL copy to take).
 
 mod collector_common;
 
@@ -143,6 +145,17 @@ fn snapshot(db: &Path, to: &Path) -> PathBuf {
     copy
 }
 
+/// What the crash left, for [`check_db`]: on SQLite a [`snapshot`] of the files; on PostgreSQL
+/// the database itself (the server, not the killed collector, owns its files, and nothing else
+/// writes to it until the next start).
+fn after_kill(db: &Path, to: &Path) -> PathBuf {
+    if loa::collector::db::testing::pg_admin_url().is_none() {
+        snapshot(db, to)
+    } else {
+        db.to_path_buf()
+    }
+}
+
 /// The database opens, passes the integrity check and holds every acknowledged record of every
 /// station, byte for byte, contiguous from seq 1, each verifying and chained.
 fn check_db(db: &Path, sims: &[Sim]) {
@@ -199,8 +212,15 @@ async fn repost_acknowledged(base: &str, sims: &[Sim]) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_database_survives_sigkill_mid_write_and_reposting_is_idempotent() {
     let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("var/collector.db");
-    std::fs::create_dir_all(db.parent().unwrap()).unwrap();
+    let db = loa::collector::db::testing::test_db(&dir.path().join("var"), "collector.db");
+    if loa::collector::db::testing::pg_admin_url().is_none() {
+        std::fs::create_dir_all(db.parent().unwrap()).unwrap();
+    } else {
+        println!(
+            "on PostgreSQL the checks after each kill read the database itself: copying the \
+             database and its WAL as they are on disk is for SQLite only"
+        );
+    }
     let stations: Vec<TestStation> = (0..STATIONS)
         .map(|i| TestStation::new(&format!("phuong-{i}"), 40 + i as u8))
         .collect();
@@ -247,7 +267,7 @@ async fn the_database_survives_sigkill_mid_write_and_reposting_is_idempotent() {
         }
         assert!(sims.iter().all(|s| s.acked_through > 0));
         // What is on disk right after the crash, opened by nothing else first.
-        let copy = snapshot(&db, &dir.path().join(format!("after-kill-{phase}")));
+        let copy = after_kill(&db, &dir.path().join(format!("after-kill-{phase}")));
         check_db(&copy, &sims);
         eprintln!(
             "kill {}: batches of {size}, acknowledged through {:?}, posts in flight so far {in_flight_at_kills}",
@@ -278,7 +298,7 @@ async fn the_database_survives_sigkill_mid_write_and_reposting_is_idempotent() {
     tokio::task::spawn_blocking(move || collector.sigkill())
         .await
         .unwrap();
-    check_db(&snapshot(&db, &dir.path().join("final")), &sims);
+    check_db(&after_kill(&db, &dir.path().join("final")), &sims);
 
     // The month's signed export from the crashed-and-recovered database verifies offline.
     let out = dir.path().join("2019-03.json");

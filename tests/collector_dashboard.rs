@@ -53,7 +53,7 @@ async fn dashboard_shows_every_station_in_headless_chromium() {
     let dir = tempfile::tempdir().unwrap();
     let (a, b, plans, ra, rb) = march_fixture();
     let reg = write_registry(dir.path(), &[&a, &b]);
-    let db = dir.path().join("collector.db");
+    let db = loa::collector::db::testing::test_db(dir.path(), "collector.db");
     let clock = Arc::new(ManualClock::new(test_now()));
     let srv = start(&reg, &db, plans, HttpConfig::default(), clock).await;
     let c = client();

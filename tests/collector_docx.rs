@@ -8,6 +8,7 @@ mod collector_common;
 use chrono::{DateTime, FixedOffset, TimeZone, Utc};
 use collector_common::*;
 use loa::clock::ManualClock;
+use loa::collector::db::{Conn, Location, params};
 use loa::collector::http::HttpConfig;
 use loa::schedule::PlannedAiring;
 use loa::wire::{Outcome, SignedRecord};
@@ -118,7 +119,7 @@ async fn serve_year() -> Served {
     let (stations, plans, records) = year_fixture();
     let refs: Vec<&TestStation> = stations.iter().collect();
     let reg = write_registry(dir.path(), &refs);
-    let db = dir.path().join("collector.db");
+    let db = loa::collector::db::testing::test_db(dir.path(), "collector.db");
     let clock = Arc::new(ManualClock::new(now()));
     let srv = start(&reg, &db, plans.clone(), HttpConfig::default(), clock).await;
     let c = client();
@@ -209,16 +210,14 @@ async fn year_to_date_docx_opens_in_python_docx_and_its_totals_match_the_databas
     // Independent figures straight from the database file: January to October, local time.
     let from = local(1, 1, 0).timestamp() - 30 * 60;
     let to = local(11, 1, 0).timestamp() - 30 * 60;
-    let conn = rusqlite::Connection::open(&s.db).unwrap();
+    let conn = Conn::open(&Location::of_path(&s.db)).unwrap();
     let count = |station: Option<&str>, outcomes: &str| -> u64 {
         let sql = format!(
             "SELECT COUNT(*) FROM records WHERE occurrence IS NOT NULL AND outcome IN ({outcomes}) \
-             AND scheduled_unix >= ?1 AND scheduled_unix < ?2 AND (?3 IS NULL OR station = ?3)"
+             AND scheduled_unix >= ?1 AND scheduled_unix < ?2 AND (CAST(?3 AS TEXT) IS NULL OR station = ?3)"
         );
-        conn.query_row(&sql, rusqlite::params![from, to, station], |r| {
-            r.get::<_, i64>(0)
-        })
-        .unwrap() as u64
+        conn.query_row(&sql, params![from, to, station], |r| r.get::<i64>(0))
+            .unwrap() as u64
     };
     let planned = |station: Option<&str>| -> u64 {
         s.plans

@@ -357,7 +357,7 @@ async fn schema_valid_requests_are_accepted_and_every_answer_is_documented() {
     let dir = tempfile::tempdir().unwrap();
     let a = TestStation::new("phuong-a", 1);
     let reg = write_registry(dir.path(), &[&a]);
-    let db = dir.path().join("collector.db");
+    let db = loa::collector::db::testing::test_db(dir.path(), "collector.db");
     let clock = Arc::new(ManualClock::new(test_now()));
     let srv = start(
         &reg,

@@ -77,7 +77,7 @@ async fn no_request_decodes_audio_and_changes_are_picked_up() {
         toml::to_string(&RawRegistry { station: vec![raw] }).unwrap(),
     )
     .unwrap();
-    let db = dir.path().join("c.db");
+    let db = loa::collector::db::testing::test_db(dir.path(), "c.db");
     let now = FixedOffset::east_opt(7 * 3600)
         .unwrap()
         .with_ymd_and_hms(2026, 11, 30, 23, 0, 0)
@@ -194,7 +194,7 @@ async fn status_is_kept_between_requests_and_follows_ingest_and_heartbeats() {
     let dir = tempfile::tempdir().unwrap();
     let mut s = TestStation::new("phuong-b", 2);
     let reg_path = collector_common::write_registry(dir.path(), &[&s]);
-    let db = dir.path().join("c.db");
+    let db = loa::collector::db::testing::test_db(dir.path(), "c.db");
     let clock = Arc::new(ManualClock::new(collector_common::test_now()));
     let plans = Arc::new(CountingPlans(Default::default()));
     provision_test_admin(&db);
@@ -288,7 +288,7 @@ async fn kept_status_turns_when_a_planned_airing_comes_due() {
     let clock = Arc::new(ManualClock::new(collector_common::test_now()));
     let srv = collector_common::start(
         &reg_path,
-        &dir.path().join("c.db"),
+        &loa::collector::db::testing::test_db(dir.path(), "c.db"),
         plans,
         HttpConfig::default(),
         clock.clone(),

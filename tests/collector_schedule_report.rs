@@ -51,10 +51,11 @@ async fn report_plans_come_from_the_registered_schedule() {
     let clock = Arc::new(ManualClock::new(
         Utc.with_ymd_and_hms(2026, 11, 30, 12, 0, 0).unwrap(),
     ));
-    provision_test_admin(&dir.path().join("collector.db"));
+    let db = loa::collector::db::testing::test_db(dir.path(), "collector.db");
+    provision_test_admin(&db);
     let state = AppState::new(
         registry,
-        &dir.path().join("collector.db"),
+        &db,
         clock.clone() as Arc<dyn Clock>,
         Arc::new(SchedulePlans),
         HttpConfig::default(),
@@ -158,10 +159,11 @@ async fn the_current_month_counts_airings_still_to_come_as_not_yet_due() {
     let now = plan[mid].at.with_timezone(&Utc) - chrono::Duration::seconds(1);
     assert!(loa::reconcile::due_at(&plan[mid - 1]) <= now);
     let clock = Arc::new(ManualClock::new(now));
-    provision_test_admin(&dir.path().join("collector.db"));
+    let db = loa::collector::db::testing::test_db(dir.path(), "collector.db");
+    provision_test_admin(&db);
     let state = AppState::new(
         registry,
-        &dir.path().join("collector.db"),
+        &db,
         clock.clone() as Arc<dyn Clock>,
         Arc::new(SchedulePlans),
         HttpConfig::default(),

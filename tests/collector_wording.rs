@@ -218,7 +218,7 @@ async fn month_site(dir: &Path) -> (Running, Vec<loa::schedule::PlannedAiring>) 
     let clock = Arc::new(loa::clock::ManualClock::new(now));
     let srv = start_with(
         &reg_path,
-        &dir.join("collector.db"),
+        &loa::collector::db::testing::test_db(dir, "collector.db"),
         Arc::new(SchedulePlans),
         HttpConfig::default(),
         clock,

@@ -7,6 +7,7 @@ mod collector_common;
 
 use collector_common::*;
 use loa::clock::ManualClock;
+use loa::collector::db::{Conn, Location, params};
 use loa::collector::http::HttpConfig;
 use std::process::Command;
 use std::sync::Arc;
@@ -35,7 +36,7 @@ async fn xlsx_opens_in_openpyxl_and_its_totals_match_the_database() {
     let dir = tempfile::tempdir().unwrap();
     let (a, b, plans, ra, rb) = march_fixture();
     let reg = write_registry(dir.path(), &[&a, &b]);
-    let db = dir.path().join("collector.db");
+    let db = loa::collector::db::testing::test_db(dir.path(), "collector.db");
     let clock = Arc::new(ManualClock::new(test_now()));
     let srv = start(&reg, &db, plans.clone(), HttpConfig::default(), clock).await;
     let c = client();
@@ -90,20 +91,20 @@ async fn xlsx_opens_in_openpyxl_and_its_totals_match_the_database() {
     }
 
     // Independent figures straight from the database file.
-    let conn = rusqlite::Connection::open(&db).unwrap();
+    let conn = Conn::open(&Location::of_path(&db)).unwrap();
     let count = |station: &str, outcome: &str| -> f64 {
         conn.query_row(
             "SELECT COUNT(*) FROM records WHERE station = ?1 AND outcome = ?2 AND occurrence IS NOT NULL",
-            [station, outcome],
-            |r| r.get::<_, i64>(0),
+            params![station, outcome],
+            |r| r.get::<i64>(0),
         )
         .unwrap() as f64
     };
     let airtime = |station: &str| -> f64 {
         conn.query_row(
             "SELECT SUM(aired_secs) FROM records WHERE station = ?1",
-            [station],
-            |r| r.get::<_, f64>(0),
+            params![station],
+            |r| r.get::<f64>(0),
         )
         .unwrap()
     };
@@ -111,8 +112,8 @@ async fn xlsx_opens_in_openpyxl_and_its_totals_match_the_database() {
     let records = |id: &str| -> f64 {
         conn.query_row(
             "SELECT COUNT(*) FROM records WHERE station = ?1 AND occurrence IS NOT NULL",
-            [id],
-            |r| r.get::<_, i64>(0),
+            params![id],
+            |r| r.get::<i64>(0),
         )
         .unwrap() as f64
     };
@@ -162,7 +163,7 @@ async fn airing_rows_beyond_the_sheet_limit_continue_on_numbered_sheets() {
     let dir = tempfile::tempdir().unwrap();
     let (a, b, plans, ra, rb) = march_fixture();
     let reg = write_registry(dir.path(), &[&a, &b]);
-    let db = dir.path().join("collector.db");
+    let db = loa::collector::db::testing::test_db(dir.path(), "collector.db");
     let clock = Arc::new(ManualClock::new(test_now()));
     let srv = start(&reg, &db, plans.clone(), HttpConfig::default(), clock).await;
     let c = client();

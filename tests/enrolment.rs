@@ -1,5 +1,5 @@
-//! Enrolment by code, end to end with the real binary: `loa collector` on 127.0.0.1 (SQLite and
-//! registry in a temp dir), an admin's personal token creating stations through
+//! Enrolment by code, end to end with the real binary: `loa collector` on 127.0.0.1 (SQLite or
+//! PostgreSQL and registry in a temp dir), an admin's personal token creating stations through
 //! `POST /api/v1/admin/enrolments`, `loa enrol` on a "box" (its own `$LOA_HOME`), then
 //! `loa station` with no `--station` flag shipping a heartbeat and records the collector accepts.
 //! A reused code, an expired one and a wrong one get the same refusal; a key registered for
@@ -16,7 +16,9 @@ use std::time::{Duration, Instant};
 struct Collector {
     child: Child,
     url: String,
-    dir: PathBuf,
+    /// The collector's database: `collector.db` in its directory, or a PostgreSQL database
+    /// under `LOA_TEST_DB=postgres`.
+    db: PathBuf,
     rt: tokio::runtime::Runtime,
     admin: String,
 }
@@ -46,7 +48,7 @@ fn loa(args: &[&str], db: &Path) -> String {
 impl Collector {
     fn start(dir: &Path) -> Self {
         std::fs::create_dir_all(dir).unwrap();
-        let db = dir.join("collector.db");
+        let db = loa::collector::db::testing::test_db(dir, "collector.db");
         loa(&["user", "add", "boss", "--role", "admin"], &db);
         loa(
             &[
@@ -68,6 +70,7 @@ impl Collector {
             .arg(&db)
             .arg("--config")
             .arg(dir.join("collector.toml"))
+            .env("LOA_HOME", dir)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
@@ -97,7 +100,7 @@ impl Collector {
         Self {
             child,
             url,
-            dir: dir.to_path_buf(),
+            db,
             rt,
             admin,
         }
@@ -152,22 +155,23 @@ impl Collector {
     }
 
     fn audit_text(&self) -> String {
-        let conn = rusqlite::Connection::open(self.dir.join("collector.db")).unwrap();
-        let mut stmt = conn
-            .prepare(
-                "SELECT action, target, COALESCE(before, ''), COALESCE(after, '') FROM audit_log",
+        use loa::collector::db::{Conn, Location, params};
+        let conn = Conn::open(&Location::of_path(&self.db)).unwrap();
+        let rows: Vec<String> = conn
+            .query_map(
+                "SELECT action, target, COALESCE(before, ''), COALESCE(after, '') FROM audit_log
+                 ORDER BY id",
+                params![],
+                |r| {
+                    Ok(format!(
+                        "{} {} {} {}",
+                        r.get::<String>(0)?,
+                        r.get::<String>(1)?,
+                        r.get::<String>(2)?,
+                        r.get::<String>(3)?
+                    ))
+                },
             )
-            .unwrap();
-        let rows: Vec<String> = stmt
-            .query_map([], |r| {
-                Ok(format!(
-                    "{} {} {} {}",
-                    r.get::<_, String>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, String>(2)?,
-                    r.get::<_, String>(3)?
-                ))
-            })
             .unwrap()
             .collect::<Result<_, _>>()
             .unwrap();
@@ -255,10 +259,7 @@ fn a_box_enrols_by_code_and_then_runs_with_no_station_flag() {
     assert_eq!(mode & 0o777, 0o600);
 
     // The operator given the station sees it.
-    let op = loa(
-        &["user", "token", "op1"],
-        &centre.path().join("collector.db"),
-    );
+    let op = loa(&["user", "token", "op1"], &c.db);
     assert_eq!(c.get("/api/v1/stations/phuong-a", &op).0, 200);
 
     // `loa station` with no --station: id, collector and data directory from station.toml.

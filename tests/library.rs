@@ -57,14 +57,16 @@ fn episode_mp3(dir: &Path) -> PathBuf {
     mp3
 }
 
-/// A collector started by the binary: its base URL and the process.
-fn start_collector(db: &Path, cfg: &Path, extra: &[&str]) -> (String, Killed) {
+/// A collector started by the binary with state directory `home` (where its library lies, also
+/// when the database is PostgreSQL's): its base URL and the process.
+fn start_collector(home: &Path, db: &Path, cfg: &Path, extra: &[&str]) -> (String, Killed) {
     let mut child = Command::new(BIN)
         .args(["collector", "--listen", "127.0.0.1:0", "--db"])
         .arg(db)
         .arg("--config")
         .arg(cfg)
         .args(extra)
+        .env("LOA_HOME", home)
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
@@ -99,7 +101,7 @@ impl Site {
     fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().to_path_buf();
-        let db = root.join("var/collector.db");
+        let db = loa::collector::db::testing::test_db(&root.join("var"), "collector.db");
         let cfg = root.join("var/collector.toml");
         std::fs::create_dir_all(root.join("var")).unwrap();
         let schedules = root.join("schedules");
@@ -191,7 +193,7 @@ async fn an_episode_is_uploaded_measured_assigned_and_downloaded_with_resume() {
         "{}",
         bytes.len()
     );
-    let (base, _collector) = start_collector(&site.db, &site.cfg, &[]);
+    let (base, _collector) = start_collector(&site.root.join("var"), &site.db, &site.cfg, &[]);
     let token_file = site.token_file.to_str().unwrap();
 
     // Upload and assign with the command line, as a script at the office would.
@@ -387,8 +389,12 @@ async fn an_episode_is_uploaded_measured_assigned_and_downloaded_with_resume() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn non_audio_and_over_limit_uploads_are_refused_in_vietnamese_and_nothing_is_stored() {
     let site = Site::new();
-    let (base, _collector) =
-        start_collector(&site.db, &site.cfg, &["--max-upload-bytes", "1000000"]);
+    let (base, _collector) = start_collector(
+        &site.root.join("var"),
+        &site.db,
+        &site.cfg,
+        &["--max-upload-bytes", "1000000"],
+    );
     let c = client();
     // Not audio.
     let r = c

@@ -201,7 +201,7 @@ fn units_say_what_operations_relies_on() {
     let co = settings("loa-collector.service");
     assert_eq!(
         get(&co, "collector", "ExecStart"),
-        "/usr/bin/loa collector --listen ${LOA_LISTEN} --db /var/lib/loa/collector.db \
+        "/usr/bin/loa collector --listen ${LOA_LISTEN} --db ${LOA_DB} \
          --config /var/lib/loa/collector.toml $LOA_COLLECTOR_ARGS"
     );
     assert_eq!(

@@ -1,7 +1,7 @@
 //! The push channel (issue #15, docs/bulletins.md "Push channel") with the real collector binary
-//! (`loa collector`, real SQLite, real HTTP, the real content library and centre key): the
-//! event stream refuses an unsigned request and another station's, and a third stream of one
-//! station (429, in Vietnamese); a bulletin an admin sends reaches a connected targeted
+//! (`loa collector`, real SQLite or PostgreSQL, real HTTP, the real content library and centre
+//! key): the event stream refuses an unsigned request and another station's, and a third stream of
+//! one station (429, in Vietnamese); a bulletin an admin sends reaches a connected targeted
 //! station's stream within a bound, as an envelope `bulletin::check` accepts under the pinned
 //! centre key, and no other station's; a station that reconnects with `Last-Event-ID` gets what
 //! it missed and is still valid (a new bulletin, the cancel of one cancelled meanwhile) and not
@@ -11,7 +11,7 @@
 
 mod collector_common;
 
-use collector_common::{TestStation, real_collector as start};
+use collector_common::{TestStation, real_collector_with};
 use loa::collector::accounts::{self, Role};
 use loa::station::push::{Parser, SseEvent};
 use std::path::Path;
@@ -71,8 +71,10 @@ async fn site() -> Site {
         ));
     }
     std::fs::write(home.path().join("collector.toml"), reg).unwrap();
-    let token = admin(&home.path().join("collector.db"));
-    let srv = start(home.path());
+    // `collector.db` in the state directory, or a PostgreSQL database under LOA_TEST_DB=postgres.
+    let db = loa::collector::db::testing::test_db(home.path(), "collector.db");
+    let token = admin(&db);
+    let srv = real_collector_with(home.path(), &["--db", db.to_str().unwrap()], &[]);
     let base = srv.base.clone();
     let http = client();
     let tone = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/audio/tone.ogg");

@@ -75,7 +75,7 @@ async fn verify_proves_where_each_run_starts_and_ends() {
     let rc = records(&mut c, &[(2, 10), (4, 10)]);
     let rd = records(&mut d, &[(2, 11)]);
     let reg = write_registry(dir.path(), &[&a, &b, &c, &d]);
-    let db = dir.path().join("collector.db");
+    let db = loa::collector::db::testing::test_db(dir.path(), "collector.db");
     let clock = Arc::new(ManualClock::new(
         when(4, 15, 12).with_timezone(&chrono::Utc),
     ));

@@ -1,14 +1,20 @@
 //! Schedules held by the centre, with the real collector binary (`loa collector`, its layout in
-//! `$LOA_HOME`, real SQLite, real HTTP, the real plan cache): an invalid schedule is refused at
-//! line:column and nothing is activated; a valid one becomes version 1, the managed file and
-//! the registry point at it and the station's plan follows; an edit is version 2; a rollback to
+//! `$LOA_HOME`, real SQLite or PostgreSQL, real HTTP, the real plan cache): an invalid schedule is
+//! refused at line:column and nothing is activated; a valid one becomes version 1, the managed file
+//! and the registry point at it and the station's plan follows; an edit is version 2; a rollback to
 //! 1 is version 3 with version 1's text; an operator of another station is refused; the page
 //! editor shows the errors with the text back; the manifest of the latest version lists its files
 //! and verifies with the centre's public key; the heartbeat answer names the latest version.
 
 mod collector_common;
 
-use collector_common::{TestStation, real_collector as start};
+use collector_common::{TestStation, real_collector_with};
+
+/// The real collector in `home` on database `db` (`collector.db` in `home`, or a PostgreSQL
+/// database under LOA_TEST_DB=postgres).
+fn start(home: &Path, db: &Path) -> collector_common::RealCollector {
+    real_collector_with(home, &["--db", db.to_str().unwrap()], &[])
+}
 use loa::collector::accounts::{self, Role};
 use reqwest::StatusCode;
 use std::path::Path;
@@ -183,12 +189,12 @@ async fn versions_publish_validate_roll_back_and_stay_within_an_operators_statio
         ));
     }
     std::fs::write(home.path().join("collector.toml"), reg).unwrap();
-    let db = home.path().join("collector.db");
+    let db = loa::collector::db::testing::test_db(home.path(), "collector.db");
     let admin = user(&db, "lan", Role::Admin, &[]);
     let op_a = user(&db, "op-a", Role::Operator, &["phuong-a"]);
     let op_b = user(&db, "op-b", Role::Operator, &["phuong-b"]);
     let auditor = user(&db, "kiem", Role::Auditor, &[]);
-    let srv = start(home.path());
+    let srv = start(home.path(), &db);
     let base = srv.base.clone();
     let c = client();
     let managed = home.path().join("collector/schedules/phuong-a.toml");
@@ -429,10 +435,10 @@ async fn shared_programs_are_defined_once_and_reach_the_stations_that_use_them()
         ),
     )
     .unwrap();
-    let db = home.path().join("collector.db");
+    let db = loa::collector::db::testing::test_db(home.path(), "collector.db");
     let admin = user(&db, "lan", Role::Admin, &[]);
     let op_a = user(&db, "op-a", Role::Operator, &["phuong-a"]);
-    let srv = start(home.path());
+    let srv = start(home.path(), &db);
     let base = srv.base.clone();
     let c = client();
     let put_programs = async |token: &str, text: &str| {

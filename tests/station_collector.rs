@@ -1,9 +1,10 @@
 //! `loa station` processes shipping to the REAL collector (`loa collector` as a child process on
-//! 127.0.0.1, SQLite in a temp dir, the registry written by `loa register`): every record arrives
-//! once and in order and the chain verifies through the collector's own API and JSON export; a
-//! collector down for a whole run; a station that is not registered yet; journal compaction; a
-//! full disk (a tiny tmpfs mounted for the test: needs root, as CI is; the test fails with a
-//! clear message otherwise). Each test takes 10–30 s of wall time: they wait for real airings.
+//! 127.0.0.1, SQLite in a temp dir or PostgreSQL, the registry written by `loa register`): every
+//! record arrives once and in order and the chain verifies through the collector's own API and JSON
+//! export; a collector down for a whole run; a station that is not registered yet; journal
+//! compaction; a full disk (a tiny tmpfs mounted for the test: needs root, as CI is; the test fails
+//! with a clear message otherwise). Each test takes 10–30 s of wall time: they wait for real
+//! airings.
 
 mod station_common;
 
@@ -27,6 +28,20 @@ struct Collector {
     token: String,
 }
 
+/// The collector database of the state directory `dir`: `dir/collector.db`, or under
+/// `LOA_TEST_DB=postgres` a PostgreSQL database made on first use; named in `dir/test-db` so
+/// the collector's restarts and `loa register` find the same one.
+fn database(dir: &Path) -> PathBuf {
+    let file = dir.join("test-db");
+    if let Ok(t) = std::fs::read_to_string(&file) {
+        return PathBuf::from(t.trim());
+    }
+    let db = loa::collector::db::testing::test_db(dir, "collector.db");
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(&file, db.to_str().unwrap()).unwrap();
+    db
+}
+
 /// An auditor's token for the database in `dir`, made once with `loa user add` + `loa user
 /// token` and kept in `dir/reader-token` for the collector's restarts.
 fn reader_token(dir: &Path) -> String {
@@ -34,7 +49,7 @@ fn reader_token(dir: &Path) -> String {
     if let Ok(t) = std::fs::read_to_string(&file) {
         return t.trim().to_string();
     }
-    let db = dir.join("collector.db");
+    let db = database(dir);
     let run = |args: &[&str]| {
         let out = Command::new(LOA)
             .args(args)
@@ -66,9 +81,10 @@ impl Collector {
         let log = unique(dir.join("collector.log"));
         let child = Command::new(LOA)
             .args(["collector", "--listen", listen, "--db"])
-            .arg(dir.join("collector.db"))
+            .arg(database(dir))
             .arg("--config")
             .arg(&registry)
+            .env("LOA_HOME", dir)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
@@ -109,6 +125,8 @@ impl Collector {
         let out = Command::new(LOA)
             .args(["register", "--config"])
             .arg(registry)
+            .arg("--db")
+            .arg(database(registry.parent().unwrap()))
             .args(["--station", id, "--public-key", &key, "--name", id])
             .args(["--area-code", "21100"])
             .output()

@@ -5,8 +5,9 @@
 //! 1. the first URL is dead (a closed port): every record and the heartbeats go through the
 //!    second;
 //! 2. collector A (LOA_HOME X) is killed with SIGKILL mid-run; collector B starts on another
-//!    port with the same LOA_HOME (the same SQLite file: a stand-in for a second replica on one
-//!    database); the station fails over to B, every journaled record is in the database exactly
+//!    port with the same LOA_HOME and database (the same SQLite file: a stand-in for a second
+//!    replica on one database; under `LOA_TEST_DB=postgres` the same PostgreSQL database, which
+//!    is the replica case itself); the station fails over to B, every journaled record is in the database exactly
 //!    once, and its push channel reconnects to B with its `Last-Event-ID` (a bulletin sent
 //!    through B arrives by push and airs);
 //! 3. bad collector lists are refused at start, naming the file and field (or the flag).
@@ -27,7 +28,33 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// `loa collector` with `LOA_HOME=home` on `listen`; killed (SIGKILL) on drop.
+/// The collector database of `home`: `home/collector.db`, or under `LOA_TEST_DB=postgres` a
+/// PostgreSQL database made on first use; named in `home/test-db` so every collector started in
+/// `home` (a restart, a second replica) and every check below uses the same one.
+fn database(home: &Path) -> PathBuf {
+    let file = home.join("test-db");
+    if let Ok(t) = std::fs::read_to_string(&file) {
+        return PathBuf::from(t.trim());
+    }
+    let db = loa::collector::db::testing::test_db(home, "collector.db");
+    std::fs::create_dir_all(home).unwrap();
+    std::fs::write(&file, db.to_str().unwrap()).unwrap();
+    db
+}
+
+/// A session on the collector database of `home`; `None` while there is none yet (a SQLite
+/// file not created, a server that does not answer).
+fn open_db(home: &Path) -> Option<loa::collector::db::Conn> {
+    use loa::collector::db::{Conn, Location};
+    let location = Location::of_path(&database(home));
+    if location.sqlite_path().is_some_and(|p| !p.exists()) {
+        return None;
+    }
+    Conn::open(&location).ok()
+}
+
+/// `loa collector` with `LOA_HOME=home` and its database ([`database`]) on `listen`; killed
+/// (SIGKILL) on drop.
 struct Collector {
     child: Child,
     base: String,
@@ -38,7 +65,8 @@ impl Collector {
     fn start(home: &Path, listen: &str, name: &str) -> Self {
         let log = home.join(format!("collector-{name}.log"));
         let child = Command::new(LOA)
-            .args(["collector", "--listen", listen])
+            .args(["collector", "--listen", listen, "--db"])
+            .arg(database(home))
             .env("LOA_HOME", home)
             .env("LOA_LOG", "info")
             .stdout(Stdio::null())
@@ -100,29 +128,25 @@ fn registry(home: &Path, id: &str, key: &ed25519_dalek::VerifyingKey) {
     .unwrap();
 }
 
-/// (rows, distinct seqs) of `id` in the collector's SQLite file, and whether its heartbeat is
+/// (rows, distinct seqs) of `id` in the collector's database, and whether its heartbeat is
 /// stored.
 fn stored(home: &Path, id: &str) -> (u64, u64, bool) {
-    let db = home.join("collector.db");
-    let Ok(c) = rusqlite::Connection::open_with_flags(
-        &db,
-        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    ) else {
+    use loa::collector::db::params;
+    let Some(c) = open_db(home) else {
         return (0, 0, false);
     };
-    let _ = c.busy_timeout(Duration::from_secs(5));
     let (n, d) = c
         .query_row(
             "SELECT COUNT(*), COUNT(DISTINCT seq) FROM records WHERE station = ?1",
-            [id],
-            |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)),
+            params![id],
+            |r| Ok((r.get::<i64>(0)?, r.get::<i64>(1)?)),
         )
         .unwrap_or((0, 0));
     let hb = c
         .query_row(
             "SELECT COUNT(*) FROM heartbeats WHERE station = ?1",
-            [id],
-            |r| r.get::<_, i64>(0),
+            params![id],
+            |r| r.get::<i64>(0),
         )
         .unwrap_or(0);
     (n as u64, d as u64, hb > 0)
@@ -130,15 +154,10 @@ fn stored(home: &Path, id: &str) -> (u64, u64, bool) {
 
 /// When the collector last stored `id`'s heartbeat (unix ms), if it did.
 fn heartbeat_ms(home: &Path, id: &str) -> Option<i64> {
-    let c = rusqlite::Connection::open_with_flags(
-        home.join("collector.db"),
-        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )
-    .ok()?;
-    let _ = c.busy_timeout(Duration::from_secs(5));
+    let c = open_db(home)?;
     c.query_row(
         "SELECT received_unix_ms FROM heartbeats WHERE station = ?1",
-        [id],
+        loa::collector::db::params![id],
         |r| r.get(0),
     )
     .ok()
@@ -151,14 +170,16 @@ fn assert_exactly_once(site: &Site, home: &Path, id: &str) -> (u64, u64) {
     let dir = loa::journal::journal_dir(&site.data(id));
     let journal = loa::journal::read_all(&dir).unwrap();
     let acked = loa::journal::AckLedger::new(&dir).load().unwrap();
-    let c = rusqlite::Connection::open(home.join("collector.db")).unwrap();
+    let c = open_db(home).expect("the collector's database");
     let mut stored_journaled = 0u64;
     for s in &journal {
         let r = s.parse().unwrap();
         let hashes: Vec<String> = c
-            .prepare("SELECT hash FROM records WHERE station = ?1 AND seq = ?2")
-            .unwrap()
-            .query_map(rusqlite::params![id, r.seq as i64], |row| row.get(0))
+            .query_map(
+                "SELECT hash FROM records WHERE station = ?1 AND seq = ?2",
+                loa::collector::db::params![id, r.seq as i64],
+                |row| row.get(0),
+            )
             .unwrap()
             .map(Result::unwrap)
             .collect();
@@ -232,7 +253,7 @@ fn a_dead_first_collector_is_skipped() {
 
 /// An admin token in the collector database of `home` (the API that sends bulletins).
 fn admin_token(home: &Path) -> String {
-    let mut c = loa::collector::Store::open(&home.join("collector.db"))
+    let mut c = loa::collector::Store::open(&database(home))
         .unwrap()
         .into_connection();
     let now = chrono::Utc::now();

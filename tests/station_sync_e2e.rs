@@ -1,7 +1,7 @@
 //! Sync end to end with the real binaries on loopback: `loa collector` (its layout in
-//! `$LOA_HOME`, real SQLite, the centre key, the content library), boxes enrolled by code with
-//! `loa enrol`, and `loa station` with no schedule of its own (it starts waiting for its first
-//! version) airing through the real player into a WAV file (`--output wav:PATH`).
+//! `$LOA_HOME`, real SQLite or PostgreSQL, the centre key, the content library), boxes enrolled by
+//! code with `loa enrol`, and `loa station` with no schedule of its own (it starts waiting for its
+//! first version) airing through the real player into a WAV file (`--output wav:PATH`).
 //!
 //! - an episode uploaded once and assigned to program `cchc` reaches three stations, each
 //!   downloads and verifies it, switches to version 1 and airs it at the slot's second; the
@@ -64,6 +64,9 @@ struct Centre {
     child: Child,
     url: String,
     home: PathBuf,
+    /// The collector's database: `collector.db` in `home`, or a PostgreSQL database under
+    /// `LOA_TEST_DB=postgres`.
+    db: PathBuf,
     admin: String,
     token_file: PathBuf,
     rt: tokio::runtime::Runtime,
@@ -119,7 +122,7 @@ impl Centre {
     }
 
     fn spawn(dir: tempfile::TempDir, home: PathBuf) -> Self {
-        let db = home.join("collector.db");
+        let db = loa::collector::db::testing::test_db(&home, "collector.db");
         run_ok(
             Command::new(LOA)
                 .args(["user", "add", "boss", "--role", "admin", "--db"])
@@ -134,7 +137,8 @@ impl Centre {
         std::fs::write(&token_file, &admin).unwrap();
         let log = home.join("collector.log");
         let child = Command::new(LOA)
-            .args(["collector", "--listen", "127.0.0.1:0"])
+            .args(["collector", "--listen", "127.0.0.1:0", "--db"])
+            .arg(&db)
             .env("LOA_HOME", &home)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
@@ -166,6 +170,7 @@ impl Centre {
             child,
             url,
             home,
+            db,
             admin,
             token_file,
             rt,
@@ -246,11 +251,12 @@ impl Centre {
 
     /// The sync state in station `id`'s latest heartbeat the collector stored.
     fn stored_sync(&self, id: &str) -> Option<SyncHealth> {
-        let conn = rusqlite::Connection::open(self.home.join("collector.db")).ok()?;
+        use loa::collector::db::{Conn, Location, params};
+        let conn = Conn::open(&Location::of_path(&self.db)).ok()?;
         let bytes: String = conn
             .query_row(
                 "SELECT bytes FROM heartbeats WHERE station = ?1",
-                [id],
+                params![id],
                 |r| r.get(0),
             )
             .ok()?;
@@ -922,7 +928,8 @@ fn a_rotated_centre_key_is_followed_and_a_rotation_from_another_key_is_refused()
     let out = run_ok(
         Command::new(LOA)
             .args(["collector", "rotate-key", "--db"])
-            .arg(centre.home.join("collector.db")),
+            .arg(&centre.db)
+            .env("LOA_HOME", &centre.home),
     );
     assert!(out.contains("khóa mới"), "{out}");
     let (s, v) = centre.request(reqwest::Method::GET, "/api/v1/centre", None);
@@ -995,10 +1002,11 @@ fn an_enrolled_station_receives_reports_and_airs_a_bulletin() {
     assert_eq!(s, 201, "{v}");
     let id = v["id"].as_str().unwrap().to_string();
     let receipt = || -> Option<String> {
-        let conn = rusqlite::Connection::open(centre.home.join("collector.db")).ok()?;
+        use loa::collector::db::{Conn, Location, params};
+        let conn = Conn::open(&Location::of_path(&centre.db)).ok()?;
         conn.query_row(
             "SELECT state FROM bulletin_receipts WHERE bulletin_id = ?1 AND station = ?2",
-            [&id, &b.id],
+            params![id, b.id],
             |r| r.get(0),
         )
         .ok()

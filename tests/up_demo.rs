@@ -619,6 +619,8 @@ fn loa_up_airs_within_a_minute_and_stops_cleanly_on_ctrl_c() {
         loa::journal::read_all(&loa::journal::journal_dir(&data)).unwrap_or_else(|e| panic!("{e}"));
     loa::journal::verify_chain(&journal, &key.verifying_key())
         .unwrap_or_else(|e| panic!("demo journal: {e}"));
+    // `loa up` is the one-box demo: its collector's database is always the SQLite file
+    // var/collector.db (it has no PostgreSQL option), whatever LOA_TEST_DB says.
     let store = loa::collector::store::Store::open(&var.join("collector.db"))
         .unwrap_or_else(|e| panic!("{e}"));
     let stored = store

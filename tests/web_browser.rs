@@ -1,9 +1,9 @@
 //! The office web app in a real browser: Debian's `chromium` driven by `chromedriver` (package
 //! `chromium-driver`) over WebDriver from Rust (`fantoccini`), headless, against the real router,
-//! real SQLite and real sessions. Signs in, sees the overview, opens a station month, switches
-//! month, downloads each report and checks the files, is refused a form without its CSRF token,
-//! signs out; an operator sees only their ward, downloads its month CSV from the reports page,
-//! and is refused another ward's month. The centre's pages against the real `loa collector`
+//! real SQLite or PostgreSQL and real sessions. Signs in, sees the overview, opens a station month,
+//! switches month, downloads each report and checks the files, is refused a form without its CSRF
+//! token, signs out; an operator sees only their ward, downloads its month CSV from the reports
+//! page, and is refused another ward's month. The centre's pages against the real `loa collector`
 //! binary: the content library (upload, refusal, assignment), a schedule file uploaded with an
 //! error then fixed, a station created and enrolled by `loa enrol` with its one-time code, and a
 //! rollback with its diff. Screenshots are kept under
@@ -565,14 +565,11 @@ async fn centre_pages_in_a_real_browser() {
         ),
     )
     .unwrap();
-    add_user(&h.join("collector.db"), "lan", Role::Admin, &[]);
-    add_user(
-        &h.join("collector.db"),
-        "op-moi",
-        Role::Operator,
-        &["phuong-1"],
-    );
-    let srv = real_collector(h);
+    // `collector.db` in the state directory, or a PostgreSQL database under LOA_TEST_DB=postgres.
+    let db = loa::collector::db::testing::test_db(h, "collector.db");
+    add_user(&db, "lan", Role::Admin, &[]);
+    add_user(&db, "op-moi", Role::Operator, &["phuong-1"]);
+    let srv = real_collector_with(h, &["--db", db.to_str().unwrap()], &[]);
     let base = srv.base.clone();
     let mp3 = three_minute_mp3(work.path());
     let expected = loa::loudness::measure_file(&mp3, "test").unwrap();

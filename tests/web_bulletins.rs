@@ -1,10 +1,10 @@
 //! The office's bulletin pages in a real browser (issue #15, docs/bulletins.md "Pages"):
 //! Debian's `chromium` driven by `chromedriver` over WebDriver (`fantoccini`, the set-up of
 //! tests/web_browser.rs), against the real `loa collector` binary (its layout in `$LOA_HOME`,
-//! real SQLite, real HTTP, the real content library and centre key). An admin composes a
-//! bulletin from a library item and sees it listed; a refused form comes back with the field's
-//! Vietnamese error; a bulletin with its audio uploaded on the spot; one read from a text by the
-//! real espeak-ng; a cancel asks first and is
+//! real SQLite or PostgreSQL, real HTTP, the real content library and centre key). An admin
+//! composes a bulletin from a library item and sees it listed; a refused form comes back with the
+//! field's Vietnamese error; a bulletin with its audio uploaded on the spot; one read from a text
+//! by the real espeak-ng; a cancel asks first and is
 //! listed; an auditor sees the list but cannot open the compose page. A bulletin's live status
 //! page: counts and a row per targeted station, following receipts and records (sent through the
 //! real station-signed receipts and ingest endpoints) without a reload, filtered by state, its CSV/XLSX report downloaded
@@ -207,10 +207,11 @@ async fn centre() -> Centre {
         ));
     }
     std::fs::write(h.join("collector.toml"), reg).unwrap();
-    let db = h.join("collector.db");
+    // `collector.db` in the state directory, or a PostgreSQL database under LOA_TEST_DB=postgres.
+    let db = loa::collector::db::testing::test_db(h, "collector.db");
     let admin = add_user(&db, "lan", Role::Admin);
     let auditor = add_user(&db, "kiem", Role::Auditor);
-    let srv = real_collector(h);
+    let srv = real_collector_with(h, &["--db", db.to_str().unwrap()], &[]);
     let tone = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/audio/tone.ogg");
     let sha = loa::media::sha256_file(&tone).unwrap();
     let r = client()
