@@ -1,5 +1,5 @@
 //! Shared helpers of the collector tests: stations that sign real records, a collector served on
-//! 127.0.0.1:0 over a real SQLite file, and a fixed plan source.
+//! 127.0.0.1:0 over a real SQLite file (or, under `LOA_TEST_DB=postgres`, a fresh PostgreSQL database: `loa::collector::db::testing::test_db`), and a fixed plan source.
 #![allow(dead_code)]
 
 #[path = "../tools/mod.rs"]

@@ -10,7 +10,8 @@
 //!   fails), rebuilt from the database's `library_paths` table at start and after every change;
 //!   it is the audio root of centre-managed stations, so the collector's plans, status and
 //!   reports read it as they read any audio root;
-//! - `tmp/`: uploads being received (removed when refused; leftovers removed at start).
+//! - `tmp/`: uploads being received (removed when refused; leftovers older than 6 hours removed
+//!   at start — a newer one may be another replica's upload in progress).
 //!
 //! In the database: `content` (one row per content: size, title, category, the measured facts,
 //! who uploaded it, when) and `library_paths` (path → content, who set it, when, why). The facts
@@ -507,17 +508,32 @@ impl std::fmt::Debug for Library {
     }
 }
 
+/// An upload file in `tmp/` untouched for this long is a leftover (an upload writes to it at
+/// least every few seconds while it lasts; the collector's body timeouts end a stalled one).
+const STALE_UPLOAD: std::time::Duration = std::time::Duration::from_secs(6 * 3600);
+
 impl Library {
-    /// Open on the collector's database (migrated), clear `tmp/`, rebuild the tree.
+    /// Open on the collector's database (migrated), clear `tmp/` of leftovers, rebuild the tree.
     pub fn open(db: &Path, config: LibraryConfig) -> Result<Self, LibraryError> {
         let store = Store::open(db)?;
         for d in ["content", "tree", "tmp"] {
             let dir = config.dir.join(d);
             std::fs::create_dir_all(&dir).map_err(io(format!("creating {}", dir.display())))?;
         }
+        // Leftovers of a process that died mid-upload. Only old ones: with replicas sharing
+        // the directory (docs/operations.md, section 10), a recent file is another replica's
+        // upload in progress.
         if let Ok(rd) = std::fs::read_dir(config.dir.join("tmp")) {
             for e in rd.flatten() {
-                let _ = std::fs::remove_file(e.path());
+                let stale = e
+                    .metadata()
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .and_then(|t| t.elapsed().ok())
+                    .is_none_or(|age| age > STALE_UPLOAD);
+                if stale {
+                    let _ = std::fs::remove_file(e.path());
+                }
             }
         }
         let lib = Self {
@@ -903,6 +919,41 @@ mod tests {
         );
         assert!(episode_path("cchc/{yyyy}-{mm}-{dd}.mp3", m).is_err());
         assert!(episode_path("../{yyyy}.mp3", m).is_err());
+    }
+
+    #[test]
+    fn opening_removes_only_stale_uploads_another_replica_may_be_writing_the_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        let lib_dir = dir.path().join("library");
+        let tmp = lib_dir.join("tmp");
+        std::fs::create_dir_all(&tmp).unwrap();
+        let old = tmp.join("upload-old.part");
+        let recent = tmp.join("upload-recent.part");
+        std::fs::write(&old, b"x").unwrap();
+        std::fs::write(&recent, b"y").unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(&old)
+            .unwrap()
+            .set_modified(std::time::SystemTime::now() - STALE_UPLOAD - STALE_UPLOAD / 10)
+            .unwrap();
+        let db = crate::collector::db::testing::test_db(dir.path(), "c.db");
+        let _lib = Library::open(
+            &db,
+            LibraryConfig {
+                dir: lib_dir,
+                max_upload_bytes: 10 << 20,
+            },
+        )
+        .unwrap();
+        assert!(
+            !old.exists(),
+            "a leftover older than {STALE_UPLOAD:?} is removed"
+        );
+        assert!(
+            recent.exists(),
+            "a recent upload (another replica's) is kept"
+        );
     }
 
     #[test]
