@@ -621,12 +621,13 @@ pub async fn send_as(
                 b = mark_synthetic(b)?;
             }
             let env = b.sign_by(&signer)?;
-            let tx = c.transaction()?;
+            // Immediate: event ids follow the commit order across replicas (`collector::push`).
+            let tx = c.transaction_immediate()?;
             insert(&tx, &b, &env, &by)?;
             let seq = super::push::note(&tx, super::push::Kind::Bulletin, &b.id.to_hex(), now)?;
             tx.commit()?;
-            // Under this connection's lock, so the streams get events in id order
-            // (`collector::push`).
+            // Under this connection's lock, so the streams get events in id order; a hub fed by
+            // the database gets it from its listener instead (`collector::push`).
             push.publish_bulletin(seq, b.targets.clone(), &env.to_json());
             Ok((b, env))
         })
@@ -665,7 +666,7 @@ pub async fn cancel_as(
         .auth()
         .with(move |conn| -> Result<String, SendError> {
             let id = bid.to_hex();
-            let tx = conn.transaction()?;
+            let tx = conn.transaction_immediate()?;
             let title = cancel(&tx, &id, &env2, &by, now)?;
             let seq = super::push::note(&tx, super::push::Kind::Cancel, &id, now)?;
             let targets = super::push::targets_of(&tx, &id)?;

@@ -495,12 +495,45 @@ pub enum StartError {
     /// The operating system refused another thread.
     #[error("cannot start the collector's writer thread: {0}")]
     WriterThread(std::io::Error),
+    /// The operating system refused the push channel's database listener its thread.
+    #[error("cannot start the push channel's database listener thread: {0}")]
+    ListenerThread(std::io::Error),
     /// The centre's key could not be loaded or created (loose mode, corrupt, unreadable).
     #[error(transparent)]
     CentreKey(#[from] crate::centre::CentreKeyError),
     /// The content library's directory or tables could not be set up.
     #[error("content library: {0}")]
     Library(#[from] super::library::LibraryError),
+}
+
+/// This replica's schedule versions as the push channel's database listener sees them
+/// (`collector::push::listen`): a version published by any replica is noted, its station's
+/// streams told, and the registry read again when the replica that published it rewrote it.
+struct ReplicaVersions(std::sync::Weak<Inner>);
+
+impl super::push::Manifests for ReplicaVersions {
+    fn known(&self, station: &str) -> Option<u64> {
+        self.0.upgrade()?.versions.latest_version(station)
+    }
+
+    fn published(&self, station: &str, version: u64) {
+        let Some(inner) = self.0.upgrade() else {
+            return;
+        };
+        let state = AppState { inner };
+        let versions = state.versions();
+        versions.note_latest(station, version);
+        // A station's first version points its registry entry at the managed file and the
+        // library tree (`Versions::activate`, on the replica that published it).
+        let stale = state.station(station).is_some_and(|e| {
+            e.schedule.as_deref() != Some(versions.managed_file(station).as_path())
+                || e.audio_root.as_deref() != Some(versions.library_tree())
+        });
+        if stale {
+            state.reload_registry();
+        }
+        state.push().deliver_manifest(station, version);
+    }
 }
 
 /// Shared state of every handler.
@@ -583,7 +616,21 @@ impl AppState {
             Some(c) => Some(Arc::new(super::library::Library::open(db, c.clone())?)),
             None => None,
         };
-        let push = Arc::new(super::push::Hub::default());
+        // On PostgreSQL, replicas may share the database: every event reaches the hub through
+        // the database listener started below, whichever replica committed it.
+        let pg_url = match super::db::Location::of_path(db) {
+            super::db::Location::Postgres(url) => Some(url),
+            super::db::Location::Sqlite(_) => None,
+        };
+        let feed = if pg_url.is_some() {
+            super::push::Feed::Database
+        } else {
+            super::push::Feed::Writer
+        };
+        let push = Arc::new(super::push::Hub::fed_by(
+            feed,
+            super::push::DEFAULT_MAX_PER_STATION,
+        ));
         push.set_last_seq(
             super::push::last_seq(&auth.conn().unwrap_or_else(|e| e.into_inner()))
                 .map_err(StoreError::from)?,
@@ -612,6 +659,15 @@ impl AppState {
                 push,
             }),
         };
+        if let Some(url) = pg_url {
+            super::push::spawn_listener(
+                url,
+                &state.inner.push,
+                state.inner.clock.clone(),
+                ReplicaVersions(Arc::downgrade(&state.inner)),
+            )
+            .map_err(StartError::ListenerThread)?;
+        }
         // Every station's status is derived in the background on its own connection, so the
         // first page does not derive them all and nothing waits for it (`StatusCache::warm`).
         let weak = Arc::downgrade(&state.inner);

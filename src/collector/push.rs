@@ -9,10 +9,11 @@
 //! schedule version). A comment line every [`KEEP_ALIVE_SECS`] keeps proxies from closing an
 //! idle stream and lets the station's read timeout tell a dead one.
 //!
-//! **Event ids.** Every send and cancel appends a row to `push_events` (an `AUTOINCREMENT`
-//! sequence, written in the same transaction as the bulletin or its cancel, on the one accounts
-//! connection, and published to the [`Hub`] under that connection's lock before the next write
-//! can take it), and the event's `id:` is that sequence number. A sequence, not a timestamp:
+//! **Event ids.** Every send and cancel appends a row to `push_events` (an `AUTOINCREMENT` /
+//! identity sequence) in the same transaction as the bulletin or its cancel, an *immediate* one
+//! (the database's only writer while it is open, on both engines, see `collector::db`), and the
+//! event's `id:` is that sequence number: ids follow the commit order, even when several
+//! collector replicas write to one PostgreSQL database. A sequence, not a timestamp:
 //! it follows the commit order whatever the collector's clock does (a clock stepped back would
 //! give a later bulletin a smaller time and hide it from a station resuming after it), and two
 //! events in one millisecond are still two. On (re)connect the collector subscribes to the hub
@@ -25,11 +26,25 @@
 //! valid, and drops what it holds already. `manifest` events carry no id (the station's latest
 //! version is sent on every connect, and the sync agent ignores a version it has).
 //!
+//! **How events reach the hub** ([`Feed`]). On SQLite one collector process writes: the writer
+//! publishes each event to its own [`Hub`] right after the commit, under the one accounts
+//! connection's lock, so the hub gets them in id order. On PostgreSQL any replica may write and
+//! a station may be connected to any replica, so no writer publishes to its hub: inside the
+//! transaction that stores the event (or a schedule version) it sends `pg_notify('loa_push', …)`
+//! ([`announce`]; the payload is a short [`Notice`] — kind and id, or station and version — as
+//! NOTIFY payloads stop at 8,000 bytes), which PostgreSQL delivers only on commit and in commit
+//! order, to every replica's [`listen`] thread. That thread holds a session of its own
+//! (`LISTEN loa_push`), reads from the database every event after the last one its hub got and
+//! publishes them in id order; after connecting or reconnecting (with backoff, the database
+//! restarted) it first reads every event it missed and every station's latest version, so a
+//! commit made on any replica while it was away still reaches its streams.
+//!
 //! **Invariant:** a station is sent only what `GET /api/v1/stations/{id}/bulletins` would hand
 //! it — envelopes signed by the centre, for bulletins whose targets include it
 //! ([`crate::bulletin::Targets::includes`]) — so the push channel adds no trust path; every
 //! event it missed while the stream was down and that is still valid reaches it on reconnect
-//! with its last id. A connection holds no buffer of its own beyond its subscription: a station
+//! with its last id. Each replica's hub gets every event once, in id order, whichever replica
+//! committed it. A connection holds no buffer of its own beyond its subscription: a station
 //! too slow to keep up (the hub's [`HUB_CAPACITY`] events behind) is disconnected and resumes
 //! from the database.
 
@@ -112,10 +127,21 @@ struct Pushed {
     to: To,
 }
 
+/// Where a [`Hub`]'s events come from (see the module doc).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Feed {
+    /// The writer publishes each event itself after its commit (SQLite: one process writes).
+    Writer,
+    /// Only the database listener ([`listen`]) publishes: every replica learns of every commit
+    /// the same way (PostgreSQL); the writers' `publish_*` calls do nothing.
+    Database,
+}
+
 /// The in-process hub every stream subscribes to, and the per-station count of streams.
 #[derive(Debug)]
 pub struct Hub {
     tx: broadcast::Sender<Arc<Pushed>>,
+    feed: Feed,
     held: Mutex<HashMap<String, usize>>,
     closed: watch::Sender<bool>,
     max_per_station: usize,
@@ -150,11 +176,17 @@ impl Drop for Held {
 }
 
 impl Hub {
-    /// A hub admitting `max_per_station` streams per station.
+    /// A hub admitting `max_per_station` streams per station, fed by the writer.
     pub fn new(max_per_station: usize) -> Self {
+        Self::fed_by(Feed::Writer, max_per_station)
+    }
+
+    /// A hub fed by `feed`, admitting `max_per_station` streams per station.
+    pub fn fed_by(feed: Feed, max_per_station: usize) -> Self {
         let (tx, _) = broadcast::channel(HUB_CAPACITY);
         Self {
             tx,
+            feed,
             held: Mutex::new(HashMap::new()),
             closed: watch::Sender::new(false),
             max_per_station: max_per_station.max(1),
@@ -167,7 +199,30 @@ impl Hub {
         self.last_seq.fetch_max(seq, Ordering::SeqCst);
     }
 
+    /// Where this hub's events come from.
+    pub fn feed(&self) -> Feed {
+        self.feed
+    }
+
+    /// The largest event id this hub published (or was told was stored).
+    pub fn last_seq(&self) -> i64 {
+        self.last_seq.load(Ordering::SeqCst)
+    }
+
+    /// Whether [`Hub::close`] was called (the collector is shutting down).
+    pub fn is_closed(&self) -> bool {
+        *self.closed.borrow()
+    }
+
+    /// A writer's event: published when the writer feeds this hub, dropped when the database
+    /// does (the listener publishes it on commit, on every replica).
     fn publish(&self, p: Pushed) {
+        if self.feed == Feed::Writer {
+            self.deliver(p);
+        }
+    }
+
+    fn deliver(&self, p: Pushed) {
         if let Some(seq) = p.seq {
             self.last_seq.fetch_max(seq, Ordering::SeqCst);
         }
@@ -177,6 +232,7 @@ impl Hub {
 
     /// Announce a bulletin (its stored envelope JSON `envelope`) to the streams of `targets`.
     /// Call it under the lock the `push_events` row was written under (see the module doc).
+    /// Nothing on a hub fed by the database.
     pub fn publish_bulletin(&self, seq: i64, targets: Targets, envelope: &str) {
         self.publish(Pushed {
             seq: Some(seq),
@@ -187,6 +243,7 @@ impl Hub {
     }
 
     /// Announce a cancel (its envelope JSON) to the streams of the bulletin's `targets`.
+    /// Nothing on a hub fed by the database.
     pub fn publish_cancel(&self, seq: i64, targets: Targets, cancel: &str) {
         self.publish(Pushed {
             seq: Some(seq),
@@ -196,14 +253,16 @@ impl Hub {
         });
     }
 
-    /// Announce schedule version `version` to `station`'s streams.
+    /// Announce schedule version `version` to `station`'s streams. Nothing on a hub fed by the
+    /// database.
     pub fn publish_manifest(&self, station: &str, version: u64) {
-        self.publish(Pushed {
-            seq: None,
-            event: event::MANIFEST,
-            data: Arc::from(manifest_data(version)),
-            to: To::Station(station.to_string()),
-        });
+        self.publish(manifest_event(station, version));
+    }
+
+    /// Announce schedule version `version` to `station`'s streams, whatever the feed: the
+    /// database listener's way in (any replica published it).
+    pub fn deliver_manifest(&self, station: &str, version: u64) {
+        self.deliver(manifest_event(station, version));
     }
 
     /// End every stream (the collector is shutting down): a stream would otherwise hold its
@@ -236,24 +295,43 @@ impl Hub {
     }
 }
 
+fn manifest_event(station: &str, version: u64) -> Pushed {
+    Pushed {
+        seq: None,
+        event: event::MANIFEST,
+        data: Arc::from(manifest_data(version)),
+        to: To::Station(station.to_string()),
+    }
+}
+
 fn manifest_data(version: u64) -> String {
     format!("{{\"version\":{version}}}")
 }
 
-/// Append the event of `kind` for bulletin `bulletin` at `at`; its sequence number (the id its
-/// stream event carries).
+/// Append the event of `kind` for bulletin `bulletin` at `at`, and [`announce`] it; its
+/// sequence number (the id its stream event carries). Call it inside the immediate transaction
+/// that stores the bulletin or its cancel (see the module doc).
 pub fn note(
     conn: &Conn,
     kind: Kind,
     bulletin: &str,
     at: DateTime<Utc>,
 ) -> Result<i64, crate::collector::db::DbError> {
-    conn.query_row(
+    let seq = conn.query_row(
         "INSERT INTO push_events (kind, bulletin_id, created_unix_ms) VALUES (?1, ?2, ?3)
          RETURNING seq",
         params![kind.as_str(), bulletin, at.timestamp_millis()],
         |r| r.get(0),
-    )
+    )?;
+    announce(
+        conn,
+        &Notice::Event {
+            seq,
+            kind,
+            bulletin: bulletin.to_string(),
+        },
+    )?;
+    Ok(seq)
 }
 
 /// The largest event id stored (0: none).
@@ -351,6 +429,321 @@ pub fn targets_of(conn: &Conn, id: &str) -> Result<Option<Targets>, crate::colle
         let env = Envelope::decode(e.as_bytes()).ok()?;
         Bulletin::decode(&env.body).ok().map(|b| b.targets)
     }))
+}
+
+// ---------------------------------------------------------------------------------------------
+// The database feed: replicas on one PostgreSQL database.
+
+/// The PostgreSQL channel push notices travel on.
+pub const CHANNEL: &str = "loa_push";
+/// Longest wait for a notice before the listener looks at its session and at shutdown.
+pub const LISTEN_WAIT: Duration = Duration::from_secs(1);
+/// A listening session silent this long is probed with a no-op query (answered within
+/// [`PROBE_TIMEOUT`]): a server gone without closing the socket is noticed within about these
+/// two.
+pub const PROBE_AFTER: Duration = Duration::from_secs(10);
+/// Longest the probe of a silent listening session may take.
+pub const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
+/// First wait before the listener reconnects after losing its session; doubled at each failure
+/// up to [`RECONNECT_MAX`].
+pub const RECONNECT_MIN: Duration = Duration::from_millis(500);
+/// Longest wait between two reconnection attempts of the listener.
+pub const RECONNECT_MAX: Duration = Duration::from_secs(30);
+/// Events the listener reads from the database at once.
+const READ_BATCH: i64 = 500;
+
+impl Kind {
+    fn parse(text: &str) -> Option<Kind> {
+        match text {
+            "bulletin" => Some(Kind::Bulletin),
+            "cancel" => Some(Kind::Cancel),
+            _ => None,
+        }
+    }
+}
+
+/// What a notification on [`CHANNEL`] says: which row to read, never the envelope itself
+/// (NOTIFY payloads stop at 8,000 bytes; these are a few dozen).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Notice {
+    /// `push_events` row `seq`: a bulletin, or its cancel.
+    Event {
+        seq: i64,
+        kind: Kind,
+        bulletin: String,
+    },
+    /// Station `station`'s schedule version `version` was published.
+    Manifest { station: String, version: u64 },
+}
+
+impl Notice {
+    /// `bulletin 42 <id>`, `cancel 43 <id>`, `manifest 7 <station>`.
+    pub fn payload(&self) -> String {
+        match self {
+            Notice::Event {
+                seq,
+                kind,
+                bulletin,
+            } => format!("{} {seq} {bulletin}", kind.as_str()),
+            Notice::Manifest { station, version } => format!("manifest {version} {station}"),
+        }
+    }
+
+    /// The notice `text` is the payload of; `None` when it is not one.
+    pub fn parse(text: &str) -> Option<Notice> {
+        let mut parts = text.splitn(3, ' ');
+        let (what, number, name) = (parts.next()?, parts.next()?, parts.next()?);
+        if name.is_empty() {
+            return None;
+        }
+        if what == "manifest" {
+            return Some(Notice::Manifest {
+                station: name.to_string(),
+                version: number.parse().ok()?,
+            });
+        }
+        Some(Notice::Event {
+            seq: number.parse().ok()?,
+            kind: Kind::parse(what)?,
+            bulletin: name.to_string(),
+        })
+    }
+}
+
+/// Send `notice` to every replica's listener when the transaction `conn` is in commits
+/// (PostgreSQL's `pg_notify`: delivered on commit only, in commit order, never after a
+/// rollback). Nothing on SQLite, whose writer publishes to its own hub.
+pub fn announce(conn: &Conn, notice: &Notice) -> Result<(), crate::collector::db::DbError> {
+    if conn.engine() != crate::collector::db::Engine::Postgres {
+        return Ok(());
+    }
+    conn.execute(
+        "SELECT pg_notify(?1, ?2)",
+        params![CHANNEL, notice.payload()],
+    )?;
+    Ok(())
+}
+
+/// What the listener tells the rest of its replica about schedule versions.
+pub trait Manifests: Send + Sync + 'static {
+    /// The latest version of `station` this replica knows of.
+    fn known(&self, station: &str) -> Option<u64>;
+    /// Version `version` of `station` was published (by this replica or another): note it and
+    /// announce it to the station's streams.
+    fn published(&self, station: &str, version: u64);
+}
+
+/// Start the database listener of `hub` (a hub fed by [`Feed::Database`]) on a thread of its
+/// own — the blocking PostgreSQL client cannot run inside tokio — with the database at `url`;
+/// `clock` tells which bulletin windows have closed. The thread ends within [`LISTEN_WAIT`] of
+/// the hub being closed or dropped.
+pub fn spawn_listener(
+    url: String,
+    hub: &Arc<Hub>,
+    clock: Arc<dyn crate::clock::Clock>,
+    manifests: impl Manifests,
+) -> std::io::Result<()> {
+    let hub = Arc::downgrade(hub);
+    std::thread::Builder::new()
+        .name("loa-push-listen".into())
+        .spawn(move || listen(&url, &hub, &*clock, &manifests))
+        .map(|_| ())
+}
+
+/// The listener: a session, and when it is lost another one after a wait that doubles from
+/// [`RECONNECT_MIN`] to [`RECONNECT_MAX`], until the hub is closed or dropped.
+pub fn listen(
+    url: &str,
+    hub: &std::sync::Weak<Hub>,
+    clock: &dyn crate::clock::Clock,
+    manifests: &dyn Manifests,
+) {
+    let mut wait = RECONNECT_MIN;
+    loop {
+        match session(url, hub, clock, manifests, &mut wait) {
+            Ok(()) => return,
+            Err(e) => {
+                tracing::warn!(
+                    error = %e,
+                    retry_in_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
+                    "push: the database listener lost its session; it reconnects, then reads \
+                     every event committed meanwhile"
+                );
+                let until = std::time::Instant::now() + wait;
+                while std::time::Instant::now() < until {
+                    if running(hub).is_none() {
+                        return;
+                    }
+                    std::thread::sleep(LISTEN_WAIT.min(wait));
+                }
+                wait = (wait * 2).min(RECONNECT_MAX);
+            }
+        }
+    }
+}
+
+/// The hub, while the collector runs.
+fn running(hub: &std::sync::Weak<Hub>) -> Option<Arc<Hub>> {
+    hub.upgrade().filter(|h| !h.is_closed())
+}
+
+/// One listening session: `Ok` when the collector stops, an error when the session is lost.
+fn session(
+    url: &str,
+    hub: &std::sync::Weak<Hub>,
+    clock: &dyn crate::clock::Clock,
+    manifests: &dyn Manifests,
+    wait: &mut Duration,
+) -> Result<(), crate::collector::db::DbError> {
+    use crate::collector::db::{DbError, Location};
+    use postgres::fallible_iterator::FallibleIterator as _;
+    let mut client = crate::collector::db::pg_config(url)?.connect(postgres::NoTls)?;
+    client.batch_execute(&format!("LISTEN {CHANNEL}"))?;
+    let reads = Conn::open(&Location::Postgres(url.to_string()))?;
+    // Listening first, reading second: a commit before the LISTEN is in the read, one after it
+    // is notified (and one in both is published once: the hub's last id moved past it).
+    let Some(h) = running(hub) else {
+        return Ok(());
+    };
+    catch_up(&reads, &h, clock)?;
+    for (station, n) in super::versions::db::latest_all(&reads)? {
+        if manifests.known(&station).is_none_or(|k| k < n) {
+            manifests.published(&station, n);
+        }
+    }
+    drop(h);
+    tracing::info!(
+        channel = CHANNEL,
+        "push: listening to the database for the events of every replica"
+    );
+    *wait = RECONNECT_MIN;
+    let mut heard = std::time::Instant::now();
+    loop {
+        let Some(h) = running(hub) else {
+            return Ok(());
+        };
+        let mut notices = Vec::new();
+        {
+            let mut n = client.notifications();
+            let first = n.timeout_iter(LISTEN_WAIT).next()?;
+            if let Some(first) = first {
+                notices.push(first);
+                let mut more = n.iter();
+                while let Some(m) = more.next()? {
+                    notices.push(m);
+                }
+            }
+        }
+        if notices.is_empty() {
+            if client.is_closed() {
+                return Err(DbError::Session("the listening session was closed".into()));
+            }
+            if heard.elapsed() >= PROBE_AFTER {
+                client.is_valid(PROBE_TIMEOUT)?;
+                heard = std::time::Instant::now();
+            }
+            continue;
+        }
+        heard = std::time::Instant::now();
+        let mut events = false;
+        for n in &notices {
+            match Notice::parse(n.payload()) {
+                Some(Notice::Event { seq, .. }) => events |= seq > h.last_seq(),
+                Some(Notice::Manifest { station, version }) => {
+                    manifests.published(&station, version)
+                }
+                None => tracing::warn!(
+                    payload = n.payload(),
+                    "push: a notice on {CHANNEL} that loa does not read; ignored"
+                ),
+            }
+        }
+        if events {
+            catch_up(&reads, &h, clock)?;
+        }
+    }
+}
+
+/// Publish to `hub`, in id order, every event after the last one it has whose bulletin's window
+/// has not closed, read from the database.
+fn catch_up(
+    reads: &Conn,
+    hub: &Hub,
+    clock: &dyn crate::clock::Clock,
+) -> Result<(), crate::collector::db::DbError> {
+    loop {
+        let (events, upto) = events_after(reads, hub.last_seq(), clock.now())?;
+        let Some(upto) = upto else {
+            return Ok(());
+        };
+        for p in events {
+            hub.deliver(p);
+        }
+        // Rows read but not published (window closed) are behind the hub too.
+        hub.set_last_seq(upto);
+    }
+}
+
+/// At most [`READ_BATCH`] events after `after` as the hub publishes them (those whose
+/// bulletin's window has closed at `now` left out), and the largest id read (`None`: none).
+fn events_after(
+    conn: &Conn,
+    after: i64,
+    now: DateTime<Utc>,
+) -> Result<(Vec<Pushed>, Option<i64>), crate::collector::db::DbError> {
+    let mut st = conn.prepare_cached(
+        "SELECT e.seq, e.kind, b.envelope, b.cancel_envelope, b.not_after_unix_ms
+         FROM push_events e LEFT JOIN bulletins b ON b.id = e.bulletin_id
+         WHERE e.seq > ?1 ORDER BY e.seq LIMIT ?2",
+    )?;
+    let rows = st.query_map(params![after, READ_BATCH], |r| {
+        Ok((
+            r.get::<i64>(0)?,
+            r.get::<String>(1)?,
+            r.get::<Option<String>>(2)?,
+            r.get::<Option<String>>(3)?,
+            r.get::<Option<i64>>(4)?,
+        ))
+    })?;
+    let (mut out, mut upto) = (Vec::new(), None);
+    for row in rows {
+        let (seq, kind, envelope, cancel, not_after) = row?;
+        upto = Some(seq);
+        let (Some(envelope), Some(not_after)) = (envelope, not_after) else {
+            tracing::error!(seq, "push event without its bulletin; not pushed");
+            continue;
+        };
+        if not_after <= now.timestamp_millis() {
+            continue;
+        }
+        // Stored here from a checked, signed bulletin; one that does not read back is logged
+        // and skipped, never sent (as `missed` does).
+        let targets = match Envelope::decode(envelope.as_bytes())
+            .map_err(|e| e.to_string())
+            .and_then(|env| Bulletin::decode(&env.body).map_err(|e| e.to_string()))
+        {
+            Ok(b) => b.targets,
+            Err(e) => {
+                tracing::error!(seq, error = %e, "stored bulletin unreadable; not pushed");
+                continue;
+            }
+        };
+        let (event, data) = match (Kind::parse(&kind), cancel) {
+            (Some(Kind::Bulletin), _) => (event::BULLETIN, envelope),
+            (Some(Kind::Cancel), Some(c)) => (event::CANCEL, c),
+            _ => {
+                tracing::error!(seq, kind, "push event without its data");
+                continue;
+            }
+        };
+        out.push(Pushed {
+            seq: Some(seq),
+            event,
+            data: Arc::from(data),
+            to: To::Targets(targets),
+        });
+    }
+    Ok((out, upto))
 }
 
 /// The id a reconnecting station presents (`Last-Event-ID`); 0 when absent or not ours.
@@ -562,6 +955,57 @@ mod tests {
         let c = hub.admit("a").unwrap();
         drop((b, c, other));
         assert_eq!(hub.streams(), 0);
+    }
+
+    #[test]
+    fn notices_read_back_as_written_and_stay_far_below_the_notify_limit() {
+        for n in [
+            Notice::Event {
+                seq: 42,
+                kind: Kind::Bulletin,
+                bulletin: "0123456789abcdef0123456789abcdef".into(),
+            },
+            Notice::Event {
+                seq: i64::MAX,
+                kind: Kind::Cancel,
+                bulletin: "ab".into(),
+            },
+            Notice::Manifest {
+                station: "phuong-ben-nghe.q1_2".into(),
+                version: 7,
+            },
+        ] {
+            let text = n.payload();
+            assert!(text.len() < 200, "{text}");
+            assert_eq!(Notice::parse(&text), Some(n));
+        }
+        for bad in [
+            "",
+            "bulletin",
+            "bulletin x ab",
+            "hello 1 ab",
+            "manifest -1 a",
+            "cancel 3 ",
+        ] {
+            assert_eq!(Notice::parse(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn a_hub_fed_by_the_database_ignores_the_writers_and_takes_the_listeners_events() {
+        let hub = Arc::new(Hub::fed_by(Feed::Database, 2));
+        let mut rx = hub.tx.subscribe();
+        hub.publish_bulletin(3, Targets::All, "{}");
+        hub.publish_manifest("a", 2);
+        assert!(rx.try_recv().is_err(), "a writer's event reached the hub");
+        assert_eq!(hub.last_seq(), -1);
+        hub.deliver_manifest("a", 2);
+        assert_eq!(rx.try_recv().unwrap().event, event::MANIFEST);
+        let writer = Hub::new(2);
+        let mut rx = writer.tx.subscribe();
+        writer.publish_bulletin(3, Targets::All, "{}");
+        assert_eq!(rx.try_recv().unwrap().seq, Some(3));
+        assert_eq!(writer.last_seq(), 3);
     }
 
     #[test]

@@ -208,8 +208,19 @@ impl Versions {
             if let Some(f) = self.on_publish.get() {
                 f(&id, n);
             }
-            latest.insert(id, n);
+            // Another replica's later version may be known already (`note_latest`).
+            let v = latest.entry(id).or_insert(n);
+            *v = (*v).max(n);
         }
+    }
+
+    /// Note that `station`'s version `version` was published (by this replica or another, as
+    /// the push channel's database listener says: `collector::push`); an older number than the
+    /// one known changes nothing.
+    pub(crate) fn note_latest(&self, station: &str, version: u64) {
+        let mut latest = self.latest.write().unwrap_or_else(|e| e.into_inner());
+        let n = latest.entry(station.to_string()).or_insert(version);
+        *n = (*n).max(version);
     }
 
     /// The latest version of `station`, if any was published (the heartbeat answer's
@@ -385,6 +396,13 @@ impl Versions {
             programs_version: checked.merged.programs_version,
         };
         let n = db::insert_next(&tx, &row)?;
+        super::push::announce(
+            &tx,
+            &super::push::Notice::Manifest {
+                station: entry.id.clone(),
+                version: n,
+            },
+        )?;
         let after = Some((n, row.sha256.clone()));
         super::audit::record(
             &tx,
@@ -562,6 +580,13 @@ impl Versions {
                 ..v.clone()
             };
             let m = db::insert_next(&tx, &station_row)?;
+            super::push::announce(
+                &tx,
+                &super::push::Notice::Manifest {
+                    station: entry.id.clone(),
+                    version: m,
+                },
+            )?;
             super::audit::record(
                 &tx,
                 &super::audit::Entry {
