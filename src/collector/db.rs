@@ -11,7 +11,9 @@
 //! **Invariant:** a [`Conn`] is one session with the database. A [`Tx`] begun on it commits only
 //! through [`Tx::commit`], and is rolled back when dropped otherwise; a PostgreSQL session lost
 //! inside a transaction is never silently replaced (the transaction's statements fail until it
-//! ends), while one lost between transactions is reopened at the next statement. An *immediate*
+//! ends), while one lost between transactions is reopened at the next statement — which runs on
+//! the new session, even when it is the statement that finds the old one ended by the server
+//! (a restart, `pg_terminate_backend`: nothing of it was done on the old one). An *immediate*
 //! transaction ([`Conn::transaction_immediate`]) is the only writer of the database while it is
 //! open, on both engines: SQLite's `BEGIN IMMEDIATE`, and on PostgreSQL a transaction-scoped
 //! advisory lock that every replica on the same database takes, so a read-then-write is never
@@ -612,6 +614,8 @@ impl PgConn {
     }
 
     fn statement(&mut self, sql: &str) -> Result<postgres::Statement, DbError> {
+        // The session first: a new one forgets the statements prepared on the old one.
+        self.client()?;
         if let Some(st) = self.statements.get(sql) {
             return Ok(st.clone());
         }
@@ -624,7 +628,31 @@ impl PgConn {
         Ok(st)
     }
 
+    /// Run `f` once more on a new session when the server had ended this one before `f`'s
+    /// statement ran (see [`ended_by_server`]) outside a transaction: a session the server ends
+    /// between transactions is only noticed by the next statement, which is not lost for it.
+    fn again_if_ended<R>(
+        &mut self,
+        mut f: impl FnMut(&mut Self) -> Result<R, DbError>,
+    ) -> Result<R, DbError> {
+        match f(self) {
+            Err(DbError::Postgres(e)) if !self.in_tx && ended_by_server(&e) => {
+                self.client = None;
+                f(self)
+            }
+            r => r,
+        }
+    }
+
     fn query(&mut self, sql: &str, params: &[Value]) -> Result<Vec<postgres::Row>, DbError> {
+        self.again_if_ended(|c| c.query_once(sql, params))
+    }
+
+    fn execute(&mut self, sql: &str, params: &[Value]) -> Result<u64, DbError> {
+        self.again_if_ended(|c| c.execute_once(sql, params))
+    }
+
+    fn query_once(&mut self, sql: &str, params: &[Value]) -> Result<Vec<postgres::Row>, DbError> {
         let st = self.statement(sql)?;
         let values: Vec<PgParam<'_>> = params.iter().map(|p| PgParam(p.as_ref())).collect();
         let refs: Vec<&(dyn ToSql + Sync)> =
@@ -633,7 +661,7 @@ impl PgConn {
         rows.map_err(|e| self.failed(e))
     }
 
-    fn execute(&mut self, sql: &str, params: &[Value]) -> Result<u64, DbError> {
+    fn execute_once(&mut self, sql: &str, params: &[Value]) -> Result<u64, DbError> {
         let st = self.statement(sql)?;
         let values: Vec<PgParam<'_>> = params.iter().map(|p| PgParam(p.as_ref())).collect();
         let refs: Vec<&(dyn ToSql + Sync)> =
@@ -653,6 +681,14 @@ impl PgConn {
         }
         DbError::Postgres(e)
     }
+}
+
+/// The server ended the session (`pg_terminate_backend`, a shutdown or restart) before or while
+/// the statement ran: the statement was not committed, whatever it was.
+fn ended_by_server(e: &postgres::Error) -> bool {
+    use postgres::error::SqlState;
+    e.code()
+        .is_some_and(|c| *c == SqlState::ADMIN_SHUTDOWN || *c == SqlState::CRASH_SHUTDOWN)
 }
 
 type PgJob = Box<dyn FnOnce(&mut PgConn) + Send>;
@@ -938,7 +974,14 @@ impl Conn {
                     "BEGIN".to_string()
                 };
                 pg.run(move |pg| {
-                    let r = pg.client()?.batch_execute(&sql);
+                    let mut r = pg.client()?.batch_execute(&sql);
+                    if let Err(e) = &r
+                        && ended_by_server(e)
+                    {
+                        // Ended by the server since the last transaction: begin on a new one.
+                        pg.client = None;
+                        r = pg.client()?.batch_execute(&sql);
+                    }
                     if let Err(e) = r {
                         // A lock wait that timed out leaves the transaction aborted: end it.
                         if let Some(c) = pg.client.as_mut() {
