@@ -771,7 +771,7 @@ impl Library {
             )?;
             tx.commit()?;
         }
-        self.place(path, sha256)?;
+        self.place_latest(path)?;
         let row = PathRow {
             path: path.to_string(),
             sha256: sha256.to_string(),
@@ -782,9 +782,28 @@ impl Library {
         Ok((row, before))
     }
 
+    /// Place `path` as the table says now, under the database's writer lock: when two replicas
+    /// set one path at once, the tree ends with the content the table ends with.
+    fn place_latest(&self, path: &str) -> Result<(), LibraryError> {
+        let mut db = self.db();
+        let tx = db.conn_mut().transaction_immediate()?;
+        let sha: Option<String> = tx
+            .query_row(
+                "SELECT sha256 FROM library_paths WHERE path = ?1",
+                params![path],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if let Some(sha) = sha {
+            self.place(path, &sha)?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
     /// Put content `sha256` at `tree/<path>`: a hard link (a copy when linking fails) made
-    /// beside it and renamed over it, so a reader sees the old file or the new one, never a
-    /// partial one.
+    /// beside it (named for this process: replicas share the tree) and renamed over it, so a
+    /// reader sees the old file or the new one, never a partial one.
     fn place(&self, path: &str, sha256: &str) -> Result<(), LibraryError> {
         let target = self.tree_dir().join(path);
         let source = self.content_path(sha256);
@@ -797,7 +816,7 @@ impl Library {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let tmp = dir.join(format!(".{name}.loa-tmp"));
+        let tmp = dir.join(format!(".{name}.{}.loa-tmp", std::process::id()));
         let _ = std::fs::remove_file(&tmp);
         if std::fs::hard_link(&source, &tmp).is_err() {
             copy_synced(&source, &tmp)?;
