@@ -22,7 +22,8 @@
 //! collector will use, or the `FULL` figures mean nothing (tmpfs has no fsync cost).
 //!
 //! Run: `CARGO_TARGET_DIR=/work/target-release cargo run --release --example bench_collector
-//! [-- STATIONS_FOR_LATENCY]` (default 1000).
+//! [-- STATIONS_FOR_LATENCY]` (default 1000). With `LOA_BENCH_PG_URL=postgres://…/postgres`, the
+//! records/s of part 1 are also measured on a fresh PostgreSQL database through the same HTTP path.
 
 mod common;
 use chrono::Utc;
@@ -316,6 +317,28 @@ async fn main() {
         println!(
             "raw SQLite batched insert,   synchronous={name:<6} (same rows, one transaction per batch):                   {raw_rate:>8.0} records/s  ratio HTTP/raw {:.2}",
             http_rate / raw_rate
+        );
+    }
+
+    // 1b. The same ingest on PostgreSQL (docs/operations.md, section 10), when a server is given:
+    // `LOA_BENCH_PG_URL=postgres://USER:PASSWORD@HOST/postgres` (a role that may create
+    // databases; each run gets a fresh one).
+    if let Ok(admin) = std::env::var("LOA_BENCH_PG_URL") {
+        let dir = tempfile::tempdir().unwrap();
+        let url = loa::collector::db::testing::fresh_pg_database(&admin);
+        let base = start(
+            registry(dir.path(), stations),
+            std::path::Path::new(&url),
+            HttpConfig::default(),
+        )
+        .await;
+        let cpu = process_cpu_secs();
+        let pg_rate = post_all(&base, &bodies, total).await;
+        let cpu_us_per_record = (process_cpu_secs() - cpu) * 1e6 / total as f64;
+        println!(
+            "ingest over HTTP, PostgreSQL {} (same batches; the server's synchronous_commit): {pg_rate:>8.0} records/s  target >= {TARGET_RECORDS_PER_SEC:.0}  {}; CPU per record in this process {cpu_us_per_record:.1} µs",
+            loa::collector::db::Location::parse(&url).display(),
+            verdict(pg_rate >= TARGET_RECORDS_PER_SEC)
         );
     }
 

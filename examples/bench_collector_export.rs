@@ -6,6 +6,8 @@
 //!
 //! Run: `CARGO_TARGET_DIR=/work/target-release cargo run --release --example
 //! bench_collector_export [-- STATIONS [FORMATS]]` (default 10000 and `csv,xlsx,json`).
+//! `LOA_BENCH_DB=postgres://…/EMPTY_DB` runs the same on PostgreSQL (the database must be empty;
+//! the SQLite file is a temporary one otherwise), so both engines are measured on one fixture.
 
 use chrono::{Duration, FixedOffset, TimeZone, Utc};
 use ed25519_dalek::SigningKey;
@@ -73,7 +75,15 @@ fn main() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(10_000);
     let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("export.db");
+    let db = match std::env::var("LOA_BENCH_DB") {
+        Ok(url) => std::path::PathBuf::from(url),
+        Err(_) => dir.path().join("export.db"),
+    };
+    let engine = loa::collector::db::Location::of_path(&db).engine();
+    println!(
+        "engine: {engine:?} ({})",
+        loa::collector::db::Location::of_path(&db).display()
+    );
     drop(loa::collector::Store::open(&db).unwrap());
     let k = SigningKey::from_bytes(&[9; 32]);
     let pk = encode_public_key(&k.verifying_key());
@@ -155,6 +165,10 @@ fn main() {
             .unwrap();
     }
     drop(conn);
+    if engine == loa::collector::db::Engine::Postgres {
+        let c = loa::collector::db::Conn::open(&loa::collector::db::Location::of_path(&db)).unwrap();
+        c.execute_batch("VACUUM ANALYZE records").unwrap();
+    }
     for f in [db.clone(), dir.path().join("export.db-wal")] {
         if let Ok(file) = std::fs::File::open(&f) {
             file.sync_all().unwrap();

@@ -592,8 +592,10 @@ impl PgConn {
     fn connect(config: &postgres::Config) -> Result<postgres::Client, DbError> {
         let mut client = config.connect(postgres::NoTls)?;
         client.batch_execute(&format!(
-            "SET lock_timeout = '{}ms'; SET statement_timeout = '{}ms'; SET TIME ZONE 'UTC'",
+            "SET lock_timeout = '{}ms'; SET statement_timeout = '{}ms'; \
+             SET idle_in_transaction_session_timeout = '{}ms'; SET TIME ZONE 'UTC'",
             LOCK_WAIT.as_millis(),
+            PG_STATEMENT_TIMEOUT.as_millis(),
             PG_STATEMENT_TIMEOUT.as_millis()
         ))?;
         Ok(client)
@@ -696,42 +698,110 @@ type PgJob = Box<dyn FnOnce(&mut PgConn) + Send>;
 /// A PostgreSQL session on a thread of its own. The blocking client runs its own small runtime,
 /// which cannot start on a thread that is inside tokio's (an async handler, `#[tokio::test]`);
 /// its own thread can, so a [`Conn`] is called the same way from anywhere, as SQLite's is.
+///
+/// Every call waits at most [`PG_ANSWER_WAIT`] for its answer: a server that stops answering
+/// without closing the connection (a frozen machine, a network that drops packets) would
+/// otherwise hold the caller for as long as the kernel keeps the socket. A session that does
+/// not answer in time is abandoned (its thread ends when its call does, closing the connection,
+/// and the server rolls its transaction back) and a new one is started for the next call; when
+/// that happens inside a transaction, the transaction's remaining statements fail
+/// ([`DbError::LostInTransaction`]) until it ends — nothing of it is ever committed.
 struct PgSession {
-    jobs: std::sync::mpsc::Sender<PgJob>,
+    config: postgres::Config,
+    jobs: std::cell::RefCell<std::sync::mpsc::Sender<PgJob>>,
+    /// A transaction is open on this `Conn` (begun, not yet ended).
+    in_tx: std::cell::Cell<bool>,
+    /// The session was replaced while a transaction was open: fail until it ends.
+    lost_tx: std::cell::Cell<bool>,
+}
+
+/// How long a caller waits for any PostgreSQL answer (beyond the server's own
+/// `statement_timeout` and `lock_timeout`, which end a slow statement first).
+pub const PG_ANSWER_WAIT: Duration = Duration::from_secs(90);
+
+thread_local! {
+    /// Tests shorten [`PG_ANSWER_WAIT`] on their own thread ([`testing::answer_wait`]).
+    static ANSWER_WAIT: std::cell::Cell<Duration> = const { std::cell::Cell::new(PG_ANSWER_WAIT) };
 }
 
 impl PgSession {
-    fn start(conn: PgConn) -> Result<PgSession, DbError> {
+    fn start(config: postgres::Config) -> Result<PgSession, DbError> {
+        Ok(PgSession {
+            jobs: std::cell::RefCell::new(Self::thread(config.clone())?),
+            config,
+            in_tx: std::cell::Cell::new(false),
+            lost_tx: std::cell::Cell::new(false),
+        })
+    }
+
+    /// A new session thread (it connects at its first call).
+    fn thread(config: postgres::Config) -> Result<std::sync::mpsc::Sender<PgJob>, DbError> {
         let (jobs, rx) = std::sync::mpsc::channel::<PgJob>();
+        let mut conn = PgConn {
+            config,
+            client: None,
+            statements: HashMap::new(),
+            in_tx: false,
+        };
         std::thread::Builder::new()
             .name("loa-postgres".into())
             .spawn(move || {
-                let mut conn = conn;
                 while let Ok(job) = rx.recv() {
                     job(&mut conn);
                 }
             })
             .map_err(|e| DbError::Session(e.to_string()))?;
-        Ok(PgSession { jobs })
+        Ok(jobs)
     }
 
-    /// Run `f` on the session's thread and wait for its answer.
+    /// Run `f` on the session's thread and wait for its answer, at most [`PG_ANSWER_WAIT`].
     fn run<R: Send + 'static>(
         &self,
         f: impl FnOnce(&mut PgConn) -> Result<R, DbError> + Send + 'static,
     ) -> Result<R, DbError> {
+        self.run_within(ANSWER_WAIT.with(std::cell::Cell::get), f)
+    }
+
+    fn run_within<R: Send + 'static>(
+        &self,
+        wait: Duration,
+        f: impl FnOnce(&mut PgConn) -> Result<R, DbError> + Send + 'static,
+    ) -> Result<R, DbError> {
+        if self.lost_tx.get() {
+            return Err(DbError::LostInTransaction);
+        }
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
-        self.jobs
-            .send(Box::new(move |c| {
-                let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(c)))
-                    .unwrap_or_else(|_| {
-                        Err(DbError::Session("the PostgreSQL client panicked".into()))
-                    });
-                let _ = tx.send(r);
-            }))
-            .map_err(|_| DbError::Session("the session thread has ended".into()))?;
-        rx.recv()
-            .map_err(|_| DbError::Session("the session thread has ended".into()))?
+        let sent = self.jobs.borrow().send(Box::new(move |c| {
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(c)))
+                .unwrap_or_else(|_| Err(DbError::Session("the PostgreSQL client panicked".into())));
+            let _ = tx.send(r);
+        }));
+        if sent.is_err() {
+            self.replace();
+            return Err(DbError::Session("the session thread had ended; a new one is started".into()));
+        }
+        match rx.recv_timeout(wait) {
+            Ok(r) => r,
+            Err(_) => {
+                self.replace();
+                Err(DbError::Session(format!(
+                    "PostgreSQL did not answer within {} s; the session was dropped and a new one \
+                     will be opened",
+                    wait.as_secs()
+                )))
+            }
+        }
+    }
+
+    /// Abandon the session thread for a new one (see the type's doc).
+    fn replace(&self) {
+        if self.in_tx.get() {
+            self.lost_tx.set(true);
+        }
+        match Self::thread(self.config.clone()) {
+            Ok(jobs) => *self.jobs.borrow_mut() = jobs,
+            Err(e) => tracing::error!(error = %e, "cannot start a PostgreSQL session thread"),
+        }
     }
 }
 
@@ -778,9 +848,13 @@ pub fn pg_config(url: &str) -> Result<postgres::Config, DbError> {
     if config.get_tcp_user_timeout().is_none() {
         config.tcp_user_timeout(PG_STATEMENT_TIMEOUT);
     }
+    // A peer that vanished (a cut network, a machine lost) is noticed within ~45 s even while
+    // nothing is being sent: probes after 30 s idle, every 5 s, 3 unanswered.
     config
         .keepalives(true)
-        .keepalives_idle(Duration::from_secs(30));
+        .keepalives_idle(Duration::from_secs(30))
+        .keepalives_interval(Duration::from_secs(5))
+        .keepalives_retries(3);
     if config.get_application_name().is_none() {
         config.application_name("loa collector");
     }
@@ -799,12 +873,7 @@ impl Conn {
             }
             Location::Postgres(url) => {
                 let config = pg_config(url)?;
-                let session = PgSession::start(PgConn {
-                    config,
-                    client: None,
-                    statements: HashMap::new(),
-                    in_tx: false,
-                })?;
+                let session = PgSession::start(config)?;
                 session.run(|c| c.client().map(|_| ()))?;
                 Inner::Postgres(session)
             }
@@ -992,6 +1061,7 @@ impl Conn {
                     pg.in_tx = true;
                     Ok(())
                 })?;
+                pg.in_tx.set(true);
             }
         }
         Ok(Tx {
@@ -1004,15 +1074,27 @@ impl Conn {
         let sql = if commit { "COMMIT" } else { "ROLLBACK" };
         match &self.inner {
             Inner::Sqlite(c) => Ok(c.execute_batch(sql)?),
-            Inner::Postgres(pg) => pg.run(move |pg| {
-                pg.in_tx = false;
-                let r = match pg.client.as_mut().filter(|c| !c.is_closed()) {
-                    Some(c) => c.batch_execute(sql),
-                    None if commit => return Err(DbError::LostInTransaction),
-                    None => return Ok(()),
-                };
-                r.map_err(|e| pg.failed(e))
-            }),
+            Inner::Postgres(pg) => {
+                pg.in_tx.set(false);
+                if pg.lost_tx.replace(false) {
+                    // The session that held the transaction was abandoned: it was never
+                    // committed, and the server rolls it back when that connection closes.
+                    return if commit {
+                        Err(DbError::LostInTransaction)
+                    } else {
+                        Ok(())
+                    };
+                }
+                pg.run(move |pg| {
+                    pg.in_tx = false;
+                    let r = match pg.client.as_mut().filter(|c| !c.is_closed()) {
+                        Some(c) => c.batch_execute(sql),
+                        None if commit => return Err(DbError::LostInTransaction),
+                        None => return Ok(()),
+                    };
+                    r.map_err(|e| pg.failed(e))
+                })
+            }
         }
     }
 }
@@ -1102,6 +1184,138 @@ impl Drop for Tx<'_> {
 mod tests {
     use super::*;
 
+    /// A TCP relay to the PostgreSQL server that can be frozen: it stops moving bytes but keeps
+    /// both connections open, as a frozen server or a network dropping packets would.
+    struct Relay {
+        addr: std::net::SocketAddr,
+        frozen: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    }
+
+    impl Relay {
+        fn to(upstream: String) -> Relay {
+            use std::io::{Read, Write};
+            use std::sync::atomic::Ordering;
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let addr = listener.local_addr().unwrap();
+            let frozen = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let f = frozen.clone();
+            std::thread::spawn(move || {
+                for client in listener.incoming().flatten() {
+                    let Ok(server) = std::net::TcpStream::connect(&upstream) else {
+                        continue;
+                    };
+                    for (mut from, mut to) in [
+                        (client.try_clone().unwrap(), server.try_clone().unwrap()),
+                        (server, client),
+                    ] {
+                        let f = f.clone();
+                        std::thread::spawn(move || {
+                            from.set_read_timeout(Some(Duration::from_millis(20))).unwrap();
+                            let mut buf = [0u8; 16384];
+                            loop {
+                                if f.load(Ordering::SeqCst) {
+                                    std::thread::sleep(Duration::from_millis(20));
+                                    continue;
+                                }
+                                match from.read(&mut buf) {
+                                    Ok(0) => return,
+                                    Ok(n) => {
+                                        if to.write_all(&buf[..n]).is_err() {
+                                            return;
+                                        }
+                                    }
+                                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock
+                                        || e.kind() == std::io::ErrorKind::TimedOut => {}
+                                    Err(_) => return,
+                                }
+                            }
+                        });
+                    }
+                }
+            });
+            Relay { addr, frozen }
+        }
+
+        fn freeze(&self, on: bool) {
+            self.frozen.store(on, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn a_server_that_stops_answering_fails_the_call_in_time_and_commits_nothing() {
+        let Some(admin) = testing::pg_admin_url() else {
+            println!("a frozen PostgreSQL server: runs under LOA_TEST_DB=postgres only");
+            return;
+        };
+        let url = testing::fresh_pg_database(&admin);
+        let (head, tail) = url.split_once('@').unwrap();
+        let (server, db) = tail.split_once('/').unwrap();
+        let relay = Relay::to(server.to_string());
+        let via = Location::Postgres(format!("{head}@{}/{db}", relay.addr));
+        testing::answer_wait(Duration::from_secs(2));
+        let conn = Conn::open(&via).unwrap();
+        conn.execute_batch("CREATE TABLE t (a BIGINT)").unwrap();
+        // Outside a transaction: the call fails in time, the next one gets a new session.
+        relay.freeze(true);
+        let t = std::time::Instant::now();
+        let e = conn
+            .query_row("SELECT 1", params![], |r| r.get::<i64>(0))
+            .unwrap_err();
+        assert!(matches!(e, DbError::Session(_)), "{e}");
+        assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+        relay.freeze(false);
+        assert_eq!(
+            conn.query_row("SELECT 7", params![], |r| r.get::<i64>(0))
+                .unwrap(),
+            7
+        );
+        // Inside a transaction: every later statement fails, the commit fails, nothing is stored.
+        let tx = conn.transaction_immediate().unwrap();
+        tx.execute("INSERT INTO t (a) VALUES (1)", params![]).unwrap();
+        relay.freeze(true);
+        assert!(tx.execute("INSERT INTO t (a) VALUES (2)", params![]).is_err());
+        relay.freeze(false);
+        assert!(matches!(
+            tx.execute("INSERT INTO t (a) VALUES (3)", params![]),
+            Err(DbError::LostInTransaction)
+        ));
+        assert!(matches!(tx.commit(), Err(DbError::LostInTransaction)));
+        // The abandoned session's connection closes once its stuck call returns; the server
+        // then rolls its transaction back (and frees the writer lock).
+        let other = Conn::open(&Location::Postgres(url.clone())).unwrap();
+        let t = std::time::Instant::now();
+        loop {
+            let open: i64 = other
+                .query_row(
+                    "SELECT COUNT(*) FROM pg_stat_activity
+                     WHERE datname = current_database() AND pid <> pg_backend_pid()
+                       AND state LIKE 'idle in transaction%'",
+                    params![],
+                    |r| r.get(0),
+                )
+                .unwrap();
+            if open == 0 {
+                break;
+            }
+            assert!(t.elapsed() < Duration::from_secs(30), "a transaction stayed open");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let n: i64 = other
+            .query_row("SELECT COUNT(*) FROM t", params![], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, 0, "nothing of the lost transaction is stored");
+        // The writer lock is free: an immediate transaction on another session begins at once.
+        other.transaction_immediate().unwrap().commit().unwrap();
+        // And the first Conn works again after its transaction ended.
+        conn.execute("INSERT INTO t (a) VALUES (4)", params![]).unwrap();
+        assert_eq!(
+            other
+                .query_row("SELECT COUNT(*) FROM t", params![], |r| r.get::<i64>(0))
+                .unwrap(),
+            1
+        );
+    }
+
     #[test]
     fn placeholders_become_dollar_numbers_outside_quotes() {
         assert_eq!(
@@ -1177,6 +1391,12 @@ mod tests {
 pub mod testing {
     use std::path::{Path, PathBuf};
     use std::sync::atomic::{AtomicU64, Ordering};
+
+    /// How long PostgreSQL calls made on this thread wait for an answer (default
+    /// [`super::PG_ANSWER_WAIT`]), so a test of a frozen server need not wait 90 s.
+    pub fn answer_wait(wait: std::time::Duration) {
+        super::ANSWER_WAIT.with(|w| w.set(wait));
+    }
 
     /// The server URL tests create their databases through, when they run on PostgreSQL.
     pub fn pg_admin_url() -> Option<String> {
