@@ -166,7 +166,8 @@ fn main() {
     }
     drop(conn);
     if engine == loa::collector::db::Engine::Postgres {
-        let c = loa::collector::db::Conn::open(&loa::collector::db::Location::of_path(&db)).unwrap();
+        let c =
+            loa::collector::db::Conn::open(&loa::collector::db::Location::of_path(&db)).unwrap();
         c.execute_batch("VACUUM ANALYZE records").unwrap();
     }
     for f in [db.clone(), dir.path().join("export.db-wal")] {

@@ -742,6 +742,86 @@ async fn batches_racing_to_both_replicas_are_stored_exactly_once_run() {
 }
 
 #[test]
+fn a_station_reporting_to_one_replica_shows_on_the_other() {
+    let _one = serial();
+    runtime().block_on(a_station_reporting_to_one_replica_shows_on_the_other_run());
+}
+
+/// Each replica keeps every station's status between requests; what another replica stored
+/// reaches it through the database's `loa_status` notices (`store::STATUS_CHANNEL`), so the
+/// office sees the same station on either replica.
+async fn a_station_reporting_to_one_replica_shows_on_the_other_run() {
+    let mut st = collector_common::TestStation::new("tram-chi-a", 61);
+    let fleet = Fleet::new(&[], &[(st.id.clone(), st.public_key())]);
+    let a = fleet.replica(0, "a");
+    let b = fleet.replica(0, "b");
+    let c = http();
+    let sid = st.id.clone();
+    let status = |base: &str| {
+        let (c, url, token) = (
+            c.clone(),
+            format!("{base}/api/v1/stations/{sid}"),
+            fleet.token.clone(),
+        );
+        async move {
+            let r = c.get(url).bearer_auth(token).send().await.unwrap();
+            assert_eq!(r.status(), 200);
+            r.json::<serde_json::Value>().await.unwrap()
+        }
+    };
+    // B derives (and keeps) the station's status first: nothing stored yet.
+    let before = status(&b.base).await;
+    assert_eq!(before["stored_through"], 0, "{before}");
+    assert!(before["last_heartbeat_at"].is_null(), "{before}");
+    // Records and a heartbeat stored through A only.
+    let recs: Vec<SignedRecord> = (0..3)
+        .map(|i| {
+            st.record(
+                None,
+                collector_common::at(2, 5 + i),
+                Outcome::Aired,
+                600.0,
+                0,
+            )
+        })
+        .collect();
+    let t = Instant::now();
+    let (code, ack) = collector_common::post(
+        &c,
+        &format!("{}/api/v1/stations/{}/records", a.base, st.id),
+        serde_json::to_vec(&collector_common::batch(&recs)).unwrap(),
+    )
+    .await;
+    assert_eq!(code, 200, "{ack}");
+    let hb = st.heartbeat(chrono::Utc::now(), 0);
+    let r = c
+        .post(format!("{}/api/v1/stations/{}/heartbeat", a.base, st.id))
+        .json(&hb)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    // B shows both, without being told by anything but the database.
+    let seen = loop {
+        let now = status(&b.base).await;
+        if now["stored_through"] == 3 && now["online"] == true {
+            break now;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "B still shows what it cached before A stored: {now}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(!seen["last_heartbeat_at"].is_null(), "{seen}");
+    eprintln!(
+        "records and a heartbeat stored through A shown by B's station status {} ms after the \
+         batch was sent",
+        t.elapsed().as_millis()
+    );
+}
+
+#[test]
 fn a_replica_killed_mid_run_loses_nothing_and_duplicates_nothing() {
     let _one = serial();
     let ids = ["tram-ab-1", "tram-ab-2", "tram-ba-1", "tram-ba-2"];

@@ -35,6 +35,21 @@ pub const PG_STATEMENT_TIMEOUT: Duration = Duration::from_secs(60);
 /// The advisory lock key every immediate transaction takes on PostgreSQL ("loa" + 1).
 const PG_WRITER_LOCK: i64 = 0x006c_6f61_0001;
 
+/// This process among the replicas of one database: a random name, fixed for the process's life,
+/// which its own notices carry so that it can tell them from the other replicas'.
+pub fn replica_id() -> &'static str {
+    static ID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    ID.get_or_init(|| {
+        let mut b = [0u8; 6];
+        if getrandom::fill(&mut b).is_err() {
+            b = (std::process::id() as u64).to_le_bytes()[..6]
+                .try_into()
+                .unwrap_or_default();
+        }
+        hex::encode(b)
+    })
+}
+
 /// Which engine a [`Conn`] talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Engine {
@@ -778,7 +793,9 @@ impl PgSession {
         }));
         if sent.is_err() {
             self.replace();
-            return Err(DbError::Session("the session thread had ended; a new one is started".into()));
+            return Err(DbError::Session(
+                "the session thread had ended; a new one is started".into(),
+            ));
         }
         match rx.recv_timeout(wait) {
             Ok(r) => r,
@@ -826,7 +843,7 @@ pub struct Conn {
 
 enum Inner {
     Sqlite(rusqlite::Connection),
-    Postgres(PgSession),
+    Postgres(Box<PgSession>),
 }
 
 impl std::fmt::Debug for Conn {
@@ -873,7 +890,7 @@ impl Conn {
             }
             Location::Postgres(url) => {
                 let config = pg_config(url)?;
-                let session = PgSession::start(config)?;
+                let session = Box::new(PgSession::start(config)?);
                 session.run(|c| c.client().map(|_| ()))?;
                 Inner::Postgres(session)
             }
@@ -1210,7 +1227,8 @@ mod tests {
                     ] {
                         let f = f.clone();
                         std::thread::spawn(move || {
-                            from.set_read_timeout(Some(Duration::from_millis(20))).unwrap();
+                            from.set_read_timeout(Some(Duration::from_millis(20)))
+                                .unwrap();
                             let mut buf = [0u8; 16384];
                             loop {
                                 if f.load(Ordering::SeqCst) {
@@ -1224,8 +1242,9 @@ mod tests {
                                             return;
                                         }
                                     }
-                                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock
-                                        || e.kind() == std::io::ErrorKind::TimedOut => {}
+                                    Err(e)
+                                        if e.kind() == std::io::ErrorKind::WouldBlock
+                                            || e.kind() == std::io::ErrorKind::TimedOut => {}
                                     Err(_) => return,
                                 }
                             }
@@ -1271,9 +1290,13 @@ mod tests {
         );
         // Inside a transaction: every later statement fails, the commit fails, nothing is stored.
         let tx = conn.transaction_immediate().unwrap();
-        tx.execute("INSERT INTO t (a) VALUES (1)", params![]).unwrap();
+        tx.execute("INSERT INTO t (a) VALUES (1)", params![])
+            .unwrap();
         relay.freeze(true);
-        assert!(tx.execute("INSERT INTO t (a) VALUES (2)", params![]).is_err());
+        assert!(
+            tx.execute("INSERT INTO t (a) VALUES (2)", params![])
+                .is_err()
+        );
         relay.freeze(false);
         assert!(matches!(
             tx.execute("INSERT INTO t (a) VALUES (3)", params![]),
@@ -1297,7 +1320,10 @@ mod tests {
             if open == 0 {
                 break;
             }
-            assert!(t.elapsed() < Duration::from_secs(30), "a transaction stayed open");
+            assert!(
+                t.elapsed() < Duration::from_secs(30),
+                "a transaction stayed open"
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
         let n: i64 = other
@@ -1307,7 +1333,8 @@ mod tests {
         // The writer lock is free: an immediate transaction on another session begins at once.
         other.transaction_immediate().unwrap().commit().unwrap();
         // And the first Conn works again after its transaction ended.
-        conn.execute("INSERT INTO t (a) VALUES (4)", params![]).unwrap();
+        conn.execute("INSERT INTO t (a) VALUES (4)", params![])
+            .unwrap();
         assert_eq!(
             other
                 .query_row("SELECT COUNT(*) FROM t", params![], |r| r.get::<i64>(0))

@@ -509,7 +509,13 @@ pub enum StartError {
 /// This replica's schedule versions as the push channel's database listener sees them
 /// (`collector::push::listen`): a version published by any replica is noted, its station's
 /// streams told, and the registry read again when the replica that published it rewrote it.
-struct ReplicaVersions(std::sync::Weak<Inner>);
+/// Also how this replica's station status follows heartbeats and records stored through the
+/// other replicas (read from the database at `.1`, the PostgreSQL URL, on a reader of its own).
+struct ReplicaVersions(
+    std::sync::Weak<Inner>,
+    String,
+    std::sync::Mutex<Option<Store>>,
+);
 
 impl super::push::Manifests for ReplicaVersions {
     fn known(&self, station: &str) -> Option<u64> {
@@ -533,6 +539,43 @@ impl super::push::Manifests for ReplicaVersions {
             state.reload_registry();
         }
         state.push().deliver_manifest(station, version);
+    }
+
+    fn heartbeat_elsewhere(&self, station: &str) {
+        let Some(inner) = self.0.upgrade() else {
+            return;
+        };
+        // Read on the listener's thread, on a connection of its own (opened at first use).
+        let mut reader = self.2.lock().unwrap_or_else(|e| e.into_inner());
+        if reader.is_none() {
+            match Store::open_at(
+                &super::db::Location::Postgres(self.1.clone()),
+                super::store::Synchronous::Normal,
+            ) {
+                Ok(s) => *reader = Some(s),
+                Err(e) => {
+                    tracing::warn!(error = %e, "status: cannot open a reader for other replicas' heartbeats");
+                    return;
+                }
+            }
+        }
+        let Some(store) = reader.as_ref() else {
+            return;
+        };
+        match store.heartbeat(station) {
+            Ok(Some(hb)) => inner.status.heartbeat_stored(station, hb),
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!(station, error = %e, "status: cannot read a heartbeat another replica stored");
+                *reader = None;
+            }
+        }
+    }
+
+    fn records_elsewhere(&self, station: &str) {
+        if let Some(inner) = self.0.upgrade() {
+            inner.status.records_stored(station);
+        }
     }
 }
 
@@ -661,10 +704,14 @@ impl AppState {
         };
         if let Some(url) = pg_url {
             super::push::spawn_listener(
-                url,
+                url.clone(),
                 &state.inner.push,
                 state.inner.clock.clone(),
-                ReplicaVersions(Arc::downgrade(&state.inner)),
+                ReplicaVersions(
+                    Arc::downgrade(&state.inner),
+                    url,
+                    std::sync::Mutex::new(None),
+                ),
             )
             .map_err(StartError::ListenerThread)?;
         }

@@ -531,6 +531,11 @@ pub trait Manifests: Send + Sync + 'static {
     /// Version `version` of `station` was published (by this replica or another): note it and
     /// announce it to the station's streams.
     fn published(&self, station: &str, version: u64);
+    /// Another replica stored a heartbeat of `station` (`store::STATUS_CHANNEL`): this
+    /// replica's view of the station (its status) follows.
+    fn heartbeat_elsewhere(&self, _station: &str) {}
+    /// Another replica stored records of `station`.
+    fn records_elsewhere(&self, _station: &str) {}
 }
 
 /// Start the database listener of `hub` (a hub fed by [`Feed::Database`]) on a thread of its
@@ -598,7 +603,10 @@ fn session(
     use crate::collector::db::{DbError, Location};
     use postgres::fallible_iterator::FallibleIterator as _;
     let mut client = crate::collector::db::pg_config(url)?.connect(postgres::NoTls)?;
-    client.batch_execute(&format!("LISTEN {CHANNEL}"))?;
+    client.batch_execute(&format!(
+        "LISTEN {CHANNEL}; LISTEN {}",
+        crate::collector::store::STATUS_CHANNEL
+    ))?;
     let reads = Conn::open(&Location::Postgres(url.to_string()))?;
     // Listening first, reading second: a commit before the LISTEN is in the read, one after it
     // is notified (and one in both is published once: the hub's last id moved past it).
@@ -647,6 +655,10 @@ fn session(
         heard = std::time::Instant::now();
         let mut events = false;
         for n in &notices {
+            if n.channel() == crate::collector::store::STATUS_CHANNEL {
+                status_notice(n.payload(), manifests);
+                continue;
+            }
             match Notice::parse(n.payload()) {
                 Some(Notice::Event { seq, .. }) => events |= seq > h.last_seq(),
                 Some(Notice::Manifest { station, version }) => {
@@ -661,6 +673,25 @@ fn session(
         if events {
             catch_up(&reads, &h, clock)?;
         }
+    }
+}
+
+/// A notice of [`crate::collector::store::STATUS_CHANNEL`]: `"<replica> hb|rec <station>"`;
+/// this replica's own are ignored (it updated its status when it stored them).
+fn status_notice(payload: &str, manifests: &dyn Manifests) {
+    let mut words = payload.splitn(3, ' ');
+    let (Some(origin), Some(kind), Some(station)) = (words.next(), words.next(), words.next())
+    else {
+        tracing::warn!(payload, "push: a status notice loa does not read; ignored");
+        return;
+    };
+    if origin == crate::collector::db::replica_id() {
+        return;
+    }
+    match kind {
+        "hb" => manifests.heartbeat_elsewhere(station),
+        "rec" => manifests.records_elsewhere(station),
+        _ => tracing::warn!(payload, "push: a status notice loa does not read; ignored"),
     }
 }
 

@@ -654,6 +654,12 @@ pub enum StoreOutcome {
     Conflict(BatchAck),
 }
 
+/// The PostgreSQL channel on which a replica says it stored a station's heartbeat or records
+/// (`"<replica> hb <station>"`, `"<replica> rec <station>"`), so the other replicas' station
+/// status follows (`collector::push::listen`, `collector::status`). Sent in the storing
+/// transaction, so it is delivered only once what it names is committed.
+pub const STATUS_CHANNEL: &str = "loa_status";
+
 /// The collector database.
 pub struct Store {
     conn: Conn,
@@ -988,6 +994,9 @@ impl Store {
             params![station],
             |r| r.get(0),
         )?;
+        if !accepted.is_empty() {
+            self.notify_status("rec", station)?;
+        }
         tx.commit()?;
         Ok(StoreOutcome::Stored(BatchAck {
             accepted,
@@ -1108,6 +1117,23 @@ impl Store {
                 bytes = excluded.bytes, signature = excluded.signature",
             params![station, received_at.timestamp_millis(), bytes, signature],
         )?;
+        self.notify_status("hb", station)?;
+        Ok(())
+    }
+
+    /// On PostgreSQL, tell the other replicas that `station`'s `kind` (`hb`, `rec`) changed
+    /// ([`STATUS_CHANNEL`]); nothing on SQLite (one process).
+    fn notify_status(&self, kind: &str, station: &str) -> Result<(), StoreError> {
+        if self.conn.engine() == Engine::Postgres {
+            self.conn.query_row(
+                "SELECT pg_notify(?1, ?2)",
+                params![
+                    STATUS_CHANNEL,
+                    format!("{} {kind} {station}", super::db::replica_id())
+                ],
+                |_| Ok(()),
+            )?;
+        }
         Ok(())
     }
 
