@@ -14,7 +14,7 @@
 //! read it and never classify text.
 
 use crate::collector::db::{
-    Conn, DbError, Engine, Location, OptionalExtension, Row, ValueRef, params,
+    Conn, DbError, Engine, Location, OptionalExtension, Row, ToValue, Value, ValueRef, params,
 };
 use chrono::{DateTime, FixedOffset, Utc};
 use std::collections::HashMap;
@@ -398,39 +398,99 @@ pub fn insert_record(
     r: &AiringRecord,
     received_unix: i64,
 ) -> Result<(), StoreError> {
+    let values = record_values(station, hash, signature, bytes, r, received_unix);
+    let refs: Vec<&dyn ToValue> = values.iter().map(|v| v as &dyn ToValue).collect();
+    stmt.execute(&refs)?;
+    Ok(())
+}
+
+/// The columns of [`INSERT_RECORD_SQL`], in its order, for one record row.
+fn record_values(
+    station: &str,
+    hash: &str,
+    signature: &str,
+    bytes: &str,
+    r: &AiringRecord,
+    received_unix: i64,
+) -> Vec<Value> {
     let (sched_ns, sched_off, actual_ns, actual_off) = match instant_columns(r) {
         Some((a, b, c, d)) => (Some(a), Some(b), c, d),
         None => (None, None, None, None),
     };
-    let code = r.code();
-    stmt.execute(params![
-        station,
-        r.seq as i64,
-        hash,
-        r.prev_hash,
-        signature,
-        bytes,
-        r.occurrence,
-        r.category,
-        source_name(r.source),
-        outcome_name(r.outcome),
-        r.scheduled_at.timestamp(),
-        r.aired_secs,
-        received_unix,
-        r.slot,
-        r.program,
-        r.reason,
-        r.planned_secs,
-        r.start_offset_ms,
-        sched_ns,
-        sched_off,
-        actual_ns,
-        actual_off,
-        code.as_ref().map(ReasonCode::as_str),
-        r.schedule_version.map(|n| n as i64),
-        r.bulletin.as_ref().map(|b| b.id.as_str()),
-        r.bulletin.as_ref().map(|b| i64::from(b.repeat)),
-    ])?;
+    let text = |s: &str| Value::Text(s.to_string());
+    let opt_text = |s: Option<&str>| s.map_or(Value::Null, text);
+    let opt_int = |i: Option<i64>| i.map_or(Value::Null, Value::Int);
+    vec![
+        text(station),
+        Value::Int(r.seq as i64),
+        text(hash),
+        text(&r.prev_hash),
+        text(signature),
+        text(bytes),
+        opt_text(r.occurrence.as_deref()),
+        text(&r.category),
+        text(source_name(r.source)),
+        text(outcome_name(r.outcome)),
+        Value::Int(r.scheduled_at.timestamp()),
+        Value::Real(r.aired_secs),
+        Value::Int(received_unix),
+        opt_text(r.slot.as_deref()),
+        opt_text(r.program.as_deref()),
+        opt_text(r.reason.as_deref()),
+        Value::Real(r.planned_secs),
+        opt_int(r.start_offset_ms),
+        opt_int(sched_ns),
+        opt_int(sched_off),
+        opt_int(actual_ns),
+        opt_int(actual_off),
+        opt_text(r.code().as_ref().map(ReasonCode::as_str)),
+        opt_int(r.schedule_version.map(|n| n as i64)),
+        opt_text(r.bulletin.as_ref().map(|b| b.id.as_str())),
+        opt_int(r.bulletin.as_ref().map(|b| i64::from(b.repeat))),
+    ]
+}
+
+/// Columns of a record row ([`INSERT_RECORD_SQL`]).
+const RECORD_COLUMNS: usize = 26;
+
+/// Rows per statement of [`insert_records`]: 200 × 26 = 5,200 parameters, under both engines'
+/// limits (SQLite 32,766; PostgreSQL 65,535).
+const INSERT_ROWS_PER_STATEMENT: usize = 200;
+
+/// [`INSERT_RECORD_SQL`] for `rows` rows.
+fn insert_records_sql(rows: usize) -> String {
+    let head = INSERT_RECORD_SQL
+        .split_once("VALUES")
+        .map_or(INSERT_RECORD_SQL, |(h, _)| h);
+    let mut sql = String::with_capacity(head.len() + rows * RECORD_COLUMNS * 5 + 8);
+    sql.push_str(head);
+    sql.push_str("VALUES ");
+    for row in 0..rows {
+        if row > 0 {
+            sql.push_str(", ");
+        }
+        sql.push('(');
+        for col in 0..RECORD_COLUMNS {
+            if col > 0 {
+                sql.push_str(", ");
+            }
+            sql.push('?');
+            sql.push_str(&(row * RECORD_COLUMNS + col + 1).to_string());
+        }
+        sql.push(')');
+    }
+    sql
+}
+
+/// Insert record rows (each [`record_values`]) with one statement per
+/// [`INSERT_ROWS_PER_STATEMENT`]: on PostgreSQL a statement is a round trip, so a batch of 200
+/// is one instead of 200.
+fn insert_records(conn: &Conn, rows: &[Vec<Value>]) -> Result<(), StoreError> {
+    for chunk in rows.chunks(INSERT_ROWS_PER_STATEMENT) {
+        let sql = insert_records_sql(chunk.len());
+        let refs: Vec<&dyn ToValue> = chunk.iter().flatten().map(|v| v as &dyn ToValue).collect();
+        conn.execute(&sql, &refs)?;
+    }
     Ok(())
 }
 
@@ -909,7 +969,7 @@ impl Store {
                 let (seq, v) = row?;
                 stored.insert(seq, v);
             }
-            let mut insert = tx.prepare_cached(INSERT_RECORD_SQL)?;
+            let mut rows = Vec::with_capacity(records.len());
             for (i, c) in records.iter().enumerate() {
                 if let Some((_, _, bytes)) = stored.get(&c.seq) {
                     if *bytes == c.bytes {
@@ -967,16 +1027,18 @@ impl Store {
                 if !rejected.is_empty() {
                     continue;
                 }
-                insert_record(
-                    &mut insert,
+                rows.push(record_values(
                     station,
                     &c.hash,
                     &c.signature,
                     &c.bytes,
                     &c.record,
                     now.timestamp(),
-                )?;
+                ));
                 accepted.push(c.seq);
+            }
+            if rejected.is_empty() {
+                insert_records(&tx, &rows)?;
             }
         }
         if !rejected.is_empty() {
