@@ -881,6 +881,15 @@ pub fn pg_config(url: &str) -> Result<postgres::Config, DbError> {
 impl Conn {
     /// Open a session (a SQLite file is created when missing). Nothing is migrated here.
     pub fn open(location: &Location) -> Result<Conn, DbError> {
+        Self::open_with(location, true)
+    }
+
+    /// [`Conn::open`]; with `durable` false, a PostgreSQL session whose commits do not wait for
+    /// the server's disk (`synchronous_commit = off`, kept across reconnects): a server crash
+    /// may lose its last commits, never the database's consistency — what SQLite's
+    /// `synchronous=NORMAL` gives the collector's heartbeat and account connections. SQLite's
+    /// durability is its PRAGMA, set by `Store`.
+    pub fn open_with(location: &Location, durable: bool) -> Result<Conn, DbError> {
         let inner = match location {
             Location::Sqlite(path) => {
                 let conn = rusqlite::Connection::open(path)?;
@@ -889,7 +898,14 @@ impl Conn {
                 Inner::Sqlite(conn)
             }
             Location::Postgres(url) => {
-                let config = pg_config(url)?;
+                let mut config = pg_config(url)?;
+                if !durable {
+                    let options = match config.get_options() {
+                        Some(o) => format!("{o} -c synchronous_commit=off"),
+                        None => "-c synchronous_commit=off".to_string(),
+                    };
+                    config.options(&options);
+                }
                 let session = Box::new(PgSession::start(config)?);
                 session.run(|c| c.client().map(|_| ()))?;
                 Inner::Postgres(session)
@@ -1341,6 +1357,38 @@ mod tests {
                 .unwrap(),
             1
         );
+    }
+
+    #[test]
+    fn a_session_opened_not_durable_keeps_synchronous_commit_off_across_reconnects() {
+        let Some(admin) = testing::pg_admin_url() else {
+            println!("synchronous_commit: runs under LOA_TEST_DB=postgres only");
+            return;
+        };
+        let at = Location::Postgres(testing::fresh_pg_database(&admin));
+        let setting = |c: &Conn| -> String {
+            c.query_row("SHOW synchronous_commit", params![], |r| r.get(0))
+                .unwrap()
+        };
+        let durable = Conn::open(&at).unwrap();
+        let relaxed = Conn::open_with(&at, false).unwrap();
+        assert_ne!(setting(&durable), "off");
+        assert_eq!(setting(&relaxed), "off");
+        // The server ends the relaxed session; the next statement runs on a new one, still off.
+        let pid: i64 = relaxed
+            .query_row("SELECT pg_backend_pid()", params![], |r| r.get(0))
+            .unwrap();
+        durable
+            .query_row("SELECT pg_terminate_backend(?1::int)", params![pid], |_| {
+                Ok(())
+            })
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(200));
+        assert_eq!(setting(&relaxed), "off");
+        let again: i64 = relaxed
+            .query_row("SELECT pg_backend_pid()", params![], |r| r.get(0))
+            .unwrap();
+        assert_ne!(again, pid, "a new session");
     }
 
     #[test]

@@ -748,15 +748,17 @@ impl Store {
     }
 
     /// Open (creating when missing) and migrate: a SQLite file in WAL mode with the given
-    /// durability, or (a `postgres://` location) a PostgreSQL database, whose durability is the
-    /// server's (`synchronous_commit`).
+    /// durability, or (a `postgres://` location) a PostgreSQL database: `Full` commits wait for
+    /// the server's disk as the server is set to (`synchronous_commit`, on by default), `Normal`
+    /// ones do not (`synchronous_commit = off` for the session) — the heartbeat and account
+    /// connections, as on SQLite.
     pub fn open_with(path: &Path, synchronous: Synchronous) -> Result<Self, StoreError> {
         Self::open_at(&Location::of_path(path), synchronous)
     }
 
     /// [`Store::open_with`] at a location.
     pub fn open_at(location: &Location, synchronous: Synchronous) -> Result<Self, StoreError> {
-        let conn = Conn::open(location)?;
+        let conn = Conn::open_with(location, synchronous == Synchronous::Full)?;
         if let Some(c) = conn.sqlite() {
             c.pragma_update(None, "journal_mode", "WAL")?;
             c.pragma_update(None, "synchronous", synchronous.pragma())?;
