@@ -6,7 +6,7 @@
 # database through it); `scripts/pg.sh stop` stops the cluster and drops it with its data.
 #
 # The cluster runs as Debian's `postgres` user (the server refuses to run as root). It is tuned for
-# tests, not for data: fsync and synchronous commit are off, because it is dropped after the run.
+# tests, not for data: fsync is off, because it is dropped after the run.
 set -euo pipefail
 port=${LOA_TEST_PG_PORT:-54329}
 cluster=loa-test
@@ -18,7 +18,7 @@ case "${1:-}" in
   start)
     if ! pg_lsclusters -h | awk '{print $1" "$2}' | grep -qx "$version $cluster"; then
       $sudo_ pg_createcluster "$version" "$cluster" --port "$port" \
-        -o fsync=off -o synchronous_commit=off \
+        -o fsync=off \
         -o full_page_writes=off -o max_connections=400 -o shared_buffers=128MB >/dev/null
     fi
     $sudo_ pg_ctlcluster "$version" "$cluster" start >/dev/null 2>&1 || true

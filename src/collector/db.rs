@@ -1372,7 +1372,22 @@ mod tests {
         };
         let durable = Conn::open(&at).unwrap();
         let relaxed = Conn::open_with(&at, false).unwrap();
-        assert_ne!(setting(&durable), "off");
+        // A durable session keeps the server's own setting (on unless the server says off).
+        let server: String = durable
+            .query_row(
+                "SELECT boot_val FROM pg_settings WHERE name = 'synchronous_commit'",
+                params![],
+                |r| r.get(0),
+            )
+            .unwrap();
+        let configured: String = durable
+            .query_row(
+                "SELECT reset_val FROM pg_settings WHERE name = 'synchronous_commit'",
+                params![],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(setting(&durable), configured, "built in: {server}");
         assert_eq!(setting(&relaxed), "off");
         // The server ends the relaxed session; the next statement runs on a new one, still off.
         let pid: i64 = relaxed
