@@ -556,6 +556,28 @@ impl ToSql for PgParam<'_> {
     postgres::types::to_sql_checked!();
 }
 
+/// The placeholders of a multi-row `VALUES` list: `rows` groups of `columns` numbered
+/// placeholders, `(?1, ?2), (?3, ?4)` — one statement for many rows (a round trip each on
+/// PostgreSQL).
+pub fn values_placeholders(rows: usize, columns: usize) -> String {
+    let mut sql = String::with_capacity(rows * columns * 6);
+    for row in 0..rows {
+        if row > 0 {
+            sql.push_str(", ");
+        }
+        sql.push('(');
+        for col in 0..columns {
+            if col > 0 {
+                sql.push_str(", ");
+            }
+            sql.push('?');
+            sql.push_str(&(row * columns + col + 1).to_string());
+        }
+        sql.push(')');
+    }
+    sql
+}
+
 /// `?N` and `?` placeholders as PostgreSQL's `$N` (outside quoted text).
 pub fn pg_sql(sql: &str) -> String {
     let mut out = String::with_capacity(sql.len() + 8);
@@ -1414,6 +1436,7 @@ mod tests {
         );
         assert_eq!(pg_sql("VALUES (?, ?, ?)"), "VALUES ($1, $2, $3)");
         assert_eq!(pg_sql("x = ?12"), "x = $12");
+        assert_eq!(values_placeholders(2, 2), "(?1, ?2), (?3, ?4)");
     }
 
     #[test]

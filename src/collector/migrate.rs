@@ -474,26 +474,12 @@ impl Plan {
         } else {
             " OVERRIDING SYSTEM VALUE"
         };
-        let mut sql = format!(
-            "INSERT INTO {} ({}){overriding} VALUES ",
+        format!(
+            "INSERT INTO {} ({}){overriding} VALUES {}",
             ident(self.table.name),
-            self.select_list()
-        );
-        for r in 0..rows {
-            if r > 0 {
-                sql.push_str(", ");
-            }
-            sql.push('(');
-            for c in 0..n {
-                if c > 0 {
-                    sql.push_str(", ");
-                }
-                sql.push('?');
-                sql.push_str(&(r * n + c + 1).to_string());
-            }
-            sql.push(')');
-        }
-        sql
+            self.select_list(),
+            super::db::values_placeholders(rows, n)
+        )
     }
 }
 

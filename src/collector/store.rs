@@ -462,24 +462,10 @@ fn insert_records_sql(rows: usize) -> String {
     let head = INSERT_RECORD_SQL
         .split_once("VALUES")
         .map_or(INSERT_RECORD_SQL, |(h, _)| h);
-    let mut sql = String::with_capacity(head.len() + rows * RECORD_COLUMNS * 5 + 8);
-    sql.push_str(head);
-    sql.push_str("VALUES ");
-    for row in 0..rows {
-        if row > 0 {
-            sql.push_str(", ");
-        }
-        sql.push('(');
-        for col in 0..RECORD_COLUMNS {
-            if col > 0 {
-                sql.push_str(", ");
-            }
-            sql.push('?');
-            sql.push_str(&(row * RECORD_COLUMNS + col + 1).to_string());
-        }
-        sql.push(')');
-    }
-    sql
+    format!(
+        "{head}VALUES {}",
+        super::db::values_placeholders(rows, RECORD_COLUMNS)
+    )
 }
 
 /// Insert record rows (each [`record_values`]) with one statement per
