@@ -252,52 +252,7 @@ impl Fleet {
     /// After the station stopped: every record it holds acknowledged is in the database exactly
     /// once with the journal's hash, and nothing else of it is stored. (journaled, acknowledged).
     fn assert_exactly_once(&self, c: &Conn, id: &str) -> (u64, u64) {
-        let dir = loa::journal::journal_dir(&self.site.data(id));
-        let journal = loa::journal::read_all(&dir).unwrap();
-        let acked = loa::journal::AckLedger::new(&dir).load().unwrap();
-        let mut stored_journaled = 0i64;
-        for s in &journal {
-            let r = s.parse().unwrap();
-            let hashes: Vec<String> = c
-                .query_map(
-                    "SELECT hash FROM records WHERE station = ?1 AND seq = ?2",
-                    params![id, r.seq as i64],
-                    |row| row.get(0),
-                )
-                .unwrap()
-                .map(Result::unwrap)
-                .collect();
-            if r.seq <= acked {
-                assert_eq!(
-                    hashes.len(),
-                    1,
-                    "{id}: acknowledged seq {} stored {} times",
-                    r.seq,
-                    hashes.len()
-                );
-            }
-            assert!(
-                hashes.len() <= 1,
-                "{id}: seq {} stored {} times",
-                r.seq,
-                hashes.len()
-            );
-            if let Some(h) = hashes.first() {
-                assert_eq!(
-                    *h, s.hash,
-                    "{id} seq {}: the stored hash is the journal's",
-                    r.seq
-                );
-                stored_journaled += 1;
-            }
-        }
-        let (n, d) = self.stored(c, id);
-        assert_eq!(n, d, "{id}: a seq stored twice");
-        assert_eq!(
-            n, stored_journaled,
-            "{id}: rows that are not journaled records"
-        );
-        (journal.len() as u64, acked)
+        station_common::assert_stored_exactly_once(&self.site, c, id)
     }
 }
 

@@ -167,50 +167,8 @@ fn heartbeat_ms(home: &Path, id: &str) -> Option<i64> {
 /// the database exactly once, with the journal's hash; nothing else of it is stored but
 /// journaled records, each once. Returns (journaled, acknowledged).
 fn assert_exactly_once(site: &Site, home: &Path, id: &str) -> (u64, u64) {
-    let dir = loa::journal::journal_dir(&site.data(id));
-    let journal = loa::journal::read_all(&dir).unwrap();
-    let acked = loa::journal::AckLedger::new(&dir).load().unwrap();
     let c = open_db(home).expect("the collector's database");
-    let mut stored_journaled = 0u64;
-    for s in &journal {
-        let r = s.parse().unwrap();
-        let hashes: Vec<String> = c
-            .query_map(
-                "SELECT hash FROM records WHERE station = ?1 AND seq = ?2",
-                loa::collector::db::params![id, r.seq as i64],
-                |row| row.get(0),
-            )
-            .unwrap()
-            .map(Result::unwrap)
-            .collect();
-        if r.seq <= acked {
-            assert_eq!(
-                hashes.len(),
-                1,
-                "acknowledged seq {} stored {} times",
-                r.seq,
-                hashes.len()
-            );
-        }
-        assert!(
-            hashes.len() <= 1,
-            "seq {} stored {} times",
-            r.seq,
-            hashes.len()
-        );
-        if let Some(h) = hashes.first() {
-            assert_eq!(
-                *h, s.hash,
-                "seq {}: the stored hash is the journal's",
-                r.seq
-            );
-            stored_journaled += 1;
-        }
-    }
-    let (n, d, _) = stored(home, id);
-    assert_eq!(n, d, "a seq stored twice");
-    assert_eq!(n, stored_journaled, "rows that are not journaled records");
-    (journal.len() as u64, acked)
+    assert_stored_exactly_once(site, &c, id)
 }
 
 #[test]

@@ -325,3 +325,66 @@ impl Drop for TinyFs {
         let _ = Command::new("umount").arg("-l").arg(&self.0).status();
     }
 }
+
+/// After station `id` stopped: every record its ledger says the collector acknowledged is in
+/// the collector's database `c` exactly once, with the journal's hash; nothing else of it is
+/// stored but journaled records, each once. Returns (journaled, acknowledged).
+pub fn assert_stored_exactly_once(
+    site: &Site,
+    c: &loa::collector::db::Conn,
+    id: &str,
+) -> (u64, u64) {
+    use loa::collector::db::params;
+    let dir = loa::journal::journal_dir(&site.data(id));
+    let journal = loa::journal::read_all(&dir).unwrap();
+    let acked = loa::journal::AckLedger::new(&dir).load().unwrap();
+    let mut stored_journaled = 0i64;
+    for s in &journal {
+        let r = s.parse().unwrap();
+        let hashes: Vec<String> = c
+            .query_map(
+                "SELECT hash FROM records WHERE station = ?1 AND seq = ?2",
+                params![id, r.seq as i64],
+                |row| row.get(0),
+            )
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        if r.seq <= acked {
+            assert_eq!(
+                hashes.len(),
+                1,
+                "{id}: acknowledged seq {} stored {} times",
+                r.seq,
+                hashes.len()
+            );
+        }
+        assert!(
+            hashes.len() <= 1,
+            "{id}: seq {} stored {} times",
+            r.seq,
+            hashes.len()
+        );
+        if let Some(h) = hashes.first() {
+            assert_eq!(
+                *h, s.hash,
+                "{id} seq {}: the stored hash is the journal's",
+                r.seq
+            );
+            stored_journaled += 1;
+        }
+    }
+    let (n, d): (i64, i64) = c
+        .query_row(
+            "SELECT COUNT(*), COUNT(DISTINCT seq) FROM records WHERE station = ?1",
+            params![id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!(n, d, "{id}: a seq stored twice");
+    assert_eq!(
+        n, stored_journaled,
+        "{id}: rows that are not journaled records"
+    );
+    (journal.len() as u64, acked)
+}
