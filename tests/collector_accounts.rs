@@ -23,12 +23,6 @@ fn browser() -> reqwest::Client {
         .unwrap()
 }
 
-fn form(fields: &[(&str, &str)]) -> String {
-    form_urlencoded::Serializer::new(String::new())
-        .extend_pairs(fields)
-        .finish()
-}
-
 fn add_user(db: &Path, name: &str, role: Role, stations: &[&str]) {
     let mut c = loa::collector::Store::open(db).unwrap().into_connection();
     let st: Vec<String> = stations.iter().map(|s| s.to_string()).collect();
@@ -48,14 +42,6 @@ fn cookie(r: &reqwest::Response, name: &str) -> Option<String> {
         .filter_map(|v| v.to_str().ok())
         .find(|v| v.starts_with(&format!("{name}=")))
         .map(str::to_string)
-}
-
-fn hidden_csrf(html: &str) -> String {
-    html.split("name=\"csrf\" value=\"")
-        .nth(1)
-        .and_then(|s| s.split('"').next())
-        .unwrap_or_else(|| panic!("no csrf field in {html}"))
-        .to_string()
 }
 
 /// POST the login form as a browser does; the answer.

@@ -31,6 +31,7 @@
 #![allow(clippy::duplicate_mod)]
 
 mod collector_common;
+use collector_common::{cookie_pair, form, hidden_csrf};
 mod station_common;
 
 use loa::collector::accounts::{self, Role};
@@ -896,31 +897,6 @@ fn a_replica_killed_mid_run_loses_nothing_and_duplicates_nothing() {
     );
 }
 
-/// The `Set-Cookie` value of cookie `name` (`name=value`), if the answer sets it.
-fn cookie(r: &reqwest::Response, name: &str) -> Option<String> {
-    r.headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find(|v| v.starts_with(&format!("{name}=")))
-        .and_then(|v| v.split(';').next())
-        .map(str::to_string)
-}
-
-fn hidden_csrf(html: &str) -> String {
-    html.split("name=\"csrf\" value=\"")
-        .nth(1)
-        .and_then(|s| s.split('"').next())
-        .unwrap_or_else(|| panic!("no csrf field in {html}"))
-        .to_string()
-}
-
-fn form(fields: &[(&str, &str)]) -> String {
-    form_urlencoded::Serializer::new(String::new())
-        .extend_pairs(fields)
-        .finish()
-}
-
 async fn page(c: &reqwest::Client, url: String, session: &str) -> (u16, String) {
     let r = c.get(url).header("cookie", session).send().await.unwrap();
     (r.status().as_u16(), r.text().await.unwrap())
@@ -957,7 +933,7 @@ async fn a_session_or_token_from_one_replica_works_on_the_other_run() {
     // The login form from A, posted to B (its CSRF cookie is the form's own, not a replica's).
     let r = c.get(format!("{}/login", a.base)).send().await.unwrap();
     assert_eq!(r.status(), 200);
-    let login_cookie = cookie(&r, "loa_login_csrf").unwrap();
+    let login_cookie = cookie_pair(&r, "loa_login_csrf").unwrap();
     let csrf = hidden_csrf(&r.text().await.unwrap());
     let r = c
         .post(format!("{}/login", b.base))
@@ -973,7 +949,7 @@ async fn a_session_or_token_from_one_replica_works_on_the_other_run() {
         .await
         .unwrap();
     assert_eq!(r.status(), 303, "{}", r.text().await.unwrap_or_default());
-    let session = cookie(&r, "loa_session").unwrap();
+    let session = cookie_pair(&r, "loa_session").unwrap();
     // Signed in on B: signed in on A.
     let (st, body) = page(&c, format!("{}/account", a.base), &session).await;
     assert_eq!(st, 200, "{body}");

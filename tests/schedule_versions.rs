@@ -8,7 +8,7 @@
 
 mod collector_common;
 
-use collector_common::{TestStation, real_collector_with};
+use collector_common::{TestStation, cookie_pair, form, hidden_csrf, real_collector_with};
 
 /// The real collector in `home` on database `db` (`collector.db` in `home`, or a PostgreSQL
 /// database under LOA_TEST_DB=postgres).
@@ -45,32 +45,9 @@ fn user(db: &Path, name: &str, role: Role, stations: &[&str]) -> String {
     accounts::create_token(&c, &u, "thử", now).unwrap().0
 }
 
-fn cookie(r: &reqwest::Response, name: &str) -> Option<String> {
-    r.headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find(|v| v.starts_with(&format!("{name}=")))
-        .map(|v| v.split(';').next().unwrap().to_string())
-}
-
-fn hidden_csrf(html: &str) -> String {
-    html.split("name=\"csrf\" value=\"")
-        .nth(1)
-        .and_then(|s| s.split('"').next())
-        .unwrap_or_else(|| panic!("no csrf field in {html}"))
-        .to_string()
-}
-
-fn form(fields: &[(&str, &str)]) -> String {
-    form_urlencoded::Serializer::new(String::new())
-        .extend_pairs(fields)
-        .finish()
-}
-
 async fn sign_in(c: &reqwest::Client, base: &str, name: &str) -> String {
     let r = c.get(format!("{base}/login")).send().await.unwrap();
-    let jar = cookie(&r, "loa_login_csrf").unwrap();
+    let jar = cookie_pair(&r, "loa_login_csrf").unwrap();
     let csrf = hidden_csrf(&r.text().await.unwrap());
     let r = c
         .post(format!("{base}/login"))
@@ -86,7 +63,7 @@ async fn sign_in(c: &reqwest::Client, base: &str, name: &str) -> String {
         .await
         .unwrap();
     assert_eq!(r.status(), 303);
-    cookie(&r, "loa_session").unwrap()
+    cookie_pair(&r, "loa_session").unwrap()
 }
 
 async fn put(

@@ -535,3 +535,30 @@ pub fn real_collector_with(
     std::thread::spawn(move || for _ in lines.map_while(Result::ok) {});
     RealCollector { child, base }
 }
+
+/// The cookie `name` an answer sets, as a `Cookie:` header sends it back (`name=value`).
+pub fn cookie_pair(r: &reqwest::Response, name: &str) -> Option<String> {
+    r.headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with(&format!("{name}=")))
+        .and_then(|v| v.split(';').next())
+        .map(str::to_string)
+}
+
+/// The value of a page's hidden `csrf` field.
+pub fn hidden_csrf(html: &str) -> String {
+    html.split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .unwrap_or_else(|| panic!("no csrf field in {html}"))
+        .to_string()
+}
+
+/// A form body, as a browser encodes it.
+pub fn form(fields: &[(&str, &str)]) -> String {
+    form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(fields)
+        .finish()
+}
