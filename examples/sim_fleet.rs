@@ -2,8 +2,10 @@
 //! real signatures air a plan on a compressed clock against the real collector, heartbeat, ship
 //! signed hash-chained batches, keep one push stream each and answer a bulletin with a receipt;
 //! optionally the collector is killed (SIGKILL) and restarted mid-run. Printed: per request kind
-//! count, errors, p50/p99/max; the bulletin's send → verified → receipt; and the verdict read
-//! from the database: every record produced stored exactly once (exit 1 otherwise).
+//! count, errors, p50/p99/max; the bulletin's send → received → verified → receipt and a
+//! station's own check; the CPU used by the simulator, each replica and the database server;
+//! and the verdict read from the database: every record produced stored exactly once (exit 1
+//! otherwise).
 //!
 //! Run: `cargo build --release --bin loa && cargo run --release --example sim_fleet --
 //! --stations 1000 --minutes 5 --speed 60 [--kill-at 2] [--bulletin-at 3] ...` (`--help`).

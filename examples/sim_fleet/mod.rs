@@ -12,6 +12,7 @@
 
 pub mod check;
 pub mod collector;
+pub mod cpu;
 pub mod plan;
 pub mod station;
 pub mod stats;
@@ -23,8 +24,8 @@ use stats::{Kind, Stats, Summary, ms, percentile};
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{Semaphore, watch};
 use tokio::time::Instant;
@@ -116,6 +117,12 @@ pub struct Ctx {
     pub timeout: Duration,
     pub stop_all: watch::Receiver<bool>,
     pub refusals_said: AtomicUsize,
+    /// The fleet's size, the stations that verified the bulletin so far, and the parties' CPU
+    /// time read by the station that verified last (the end of the bulletin's CPU window).
+    pub stations: usize,
+    pub verified: AtomicUsize,
+    pub cpu: Option<Arc<cpu::Meter>>,
+    pub cpu_all_verified: Mutex<Option<cpu::Sample>>,
 }
 
 impl Ctx {
@@ -130,17 +137,34 @@ impl Ctx {
         let sim_ms = (t - self.s0).num_milliseconds().max(0) as f64;
         self.t0 + Duration::from_secs_f64(sim_ms / 1000.0 / self.speed)
     }
+
+    /// One more station verified the bulletin; the last one reads the parties' CPU time.
+    pub fn verified_one(&self) {
+        if self.verified.fetch_add(1, Ordering::Relaxed) + 1 == self.stations
+            && let Some(m) = &self.cpu
+            && let Ok(mut at) = self.cpu_all_verified.lock()
+        {
+            *at = Some(m.sample());
+        }
+    }
 }
 
 /// The bulletin's figures.
 #[derive(Debug, Clone, Default)]
 pub struct BulletinReport {
     pub id: String,
+    pub received: usize,
     pub verified: usize,
     pub receipted: usize,
-    /// Send → verified by `bulletin::check`, and send → receipt acknowledged.
+    /// (p50, p99, max) of: send → the event's bytes read by the station (before its check),
+    /// send → verified by `bulletin::check`, and send → receipt acknowledged.
+    pub to_received: (Duration, Duration, Duration),
     pub to_verified: (Duration, Duration, Duration),
     pub to_receipt: (Duration, Duration, Duration),
+    /// A station's own check (`Envelope::decode` + `bulletin::check`, wall time, the one that
+    /// accepted it): (p50, p99, max), and summed over the stations.
+    pub check: (Duration, Duration, Duration),
+    pub check_total: Duration,
     /// Delivered receipts the database holds.
     pub stored: Option<u64>,
 }
@@ -151,6 +175,8 @@ pub struct Report {
     pub summaries: Vec<(Kind, Summary)>,
     pub verdict: Option<check::Verdict>,
     pub bulletin: Option<BulletinReport>,
+    /// CPU time per party (`None`: no `/proc`).
+    pub cpu: Option<cpu::CpuReport>,
     /// Records not acknowledged when the drain ended.
     pub unacked: u64,
     /// How long the restarted collector took to listen (read by tests/sim_fleet.rs).
@@ -236,6 +262,8 @@ pub async fn run(cfg: Config) -> Result<Report, String> {
         None => home.join("collector.db"),
     };
     let db_shown = loa::collector::db::Location::of_path(&db).display();
+    let is_pg =
+        loa::collector::db::Location::of_path(&db).engine() == loa::collector::db::Engine::Postgres;
     let urls: Vec<String> = if cfg.collectors.is_empty() {
         if !cfg.loa.is_file() {
             return Err(format!(
@@ -306,6 +334,8 @@ pub async fn run(cfg: Config) -> Result<Report, String> {
         .ok_or("start time")?;
     let sim_secs = cfg.minutes * 60.0 * cfg.speed;
     let (stop_tx, stop_rx) = watch::channel(false);
+    let pids: Vec<u32> = procs.iter().map(collector::Collector::pid).collect();
+    let meter = cpu::Meter::new(&pids, is_pg).map(Arc::new);
     let mut ctx = Ctx {
         t0: Instant::now(),
         s0,
@@ -318,6 +348,10 @@ pub async fn run(cfg: Config) -> Result<Report, String> {
         timeout,
         stop_all: stop_rx,
         refusals_said: AtomicUsize::new(0),
+        stations: cfg.stations,
+        verified: AtomicUsize::new(0),
+        cpu: meter.clone(),
+        cpu_all_verified: Mutex::new(None),
     };
 
     // Source address groups: each its request client, stream client and in-flight cap.
@@ -360,6 +394,7 @@ pub async fn run(cfg: Config) -> Result<Report, String> {
         ctx.sim_end.format("%d/%m/%Y %H:%M")
     );
 
+    let cpu_start = meter.as_ref().map(|m| m.sample());
     ctx.t0 = Instant::now();
     let ctx = Arc::new(ctx);
     let connect_gate = Arc::new(Semaphore::new(CONNECTING_AT_ONCE));
@@ -376,7 +411,18 @@ pub async fn run(cfg: Config) -> Result<Report, String> {
     let (mut kill_at, mut bulletin_at) = (at(cfg.kill_at), at(cfg.bulletin_at));
     let mut restart = None;
     let mut sent: Option<(Instant, String)> = None;
+    let mut cpu_at_send = None;
     let mut next_say = Instant::now() + Duration::from_secs(30);
+    // The replicas' CPU time is read each second, so a replica that dies keeps its last value.
+    let mut next_cpu = Instant::now() + Duration::from_secs(1);
+    let mut read_cpu = |now: Instant| {
+        if now >= next_cpu {
+            next_cpu = now + Duration::from_secs(1);
+            if let Some(m) = &meter {
+                m.sample();
+            }
+        }
+    };
     let say = |what: &str| {
         let (j, a) = totals(&stations);
         println!(
@@ -389,6 +435,7 @@ pub async fn run(cfg: Config) -> Result<Report, String> {
     while Instant::now() < end {
         tokio::time::sleep(Duration::from_millis(200)).await;
         let now = Instant::now();
+        read_cpu(now);
         if kill_at.is_some_and(|t| now >= t) {
             kill_at = None;
             if let Some(c) = procs.first_mut() {
@@ -398,9 +445,18 @@ pub async fn run(cfg: Config) -> Result<Report, String> {
                     replica_name(0),
                     urls.len()
                 ));
+                if let Some(m) = &meter {
+                    m.sample();
+                }
                 tokio::task::block_in_place(|| c.kill());
+                if let Some(m) = &meter {
+                    m.killed(0);
+                }
                 tokio::time::sleep(Duration::from_secs_f64(cfg.down_secs)).await;
                 let took = tokio::task::block_in_place(|| c.restart())?;
+                if let Some(m) = &meter {
+                    m.started(0, c.pid());
+                }
                 restart = Some(took);
                 say(&format!(
                     "collector A restarted on {} (listening {:.1} s after the start; down {:.1} s)",
@@ -416,9 +472,11 @@ pub async fn run(cfg: Config) -> Result<Report, String> {
             bulletin_at = None;
             if let (Some(sha), Some(token)) = (&audio, &token) {
                 say("an emergency bulletin to all");
+                let at_send = meter.as_ref().map(|m| m.sample());
                 let t = Instant::now();
                 match send_bulletin(&admin, &urls[0], token, sha).await {
                     Ok(id) => {
+                        cpu_at_send = at_send;
                         println!(
                             "  bulletin {id}: the send's POST answered in {}",
                             ms(t.elapsed())
@@ -451,7 +509,9 @@ pub async fn run(cfg: Config) -> Result<Report, String> {
             break;
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
+        read_cpu(Instant::now());
     }
+    let cpu_end = meter.as_ref().map(|m| m.sample());
     let (journaled, acked) = totals(&stations);
     say("drained");
     let _ = stop_tx.send(true);
@@ -466,6 +526,18 @@ pub async fn run(cfg: Config) -> Result<Report, String> {
     let mut report = Report {
         unacked: journaled - acked,
         restart,
+        cpu: match (&cpu_start, &cpu_end) {
+            (Some(a), Some(b)) => Some(cpu::CpuReport {
+                run: cpu::Window::between(a, b),
+                bulletin: cpu_at_send.as_ref().map(|s| {
+                    match ctx.cpu_all_verified.lock().ok().and_then(|v| v.clone()) {
+                        Some(v) => (cpu::Window::between(s, &v), true),
+                        None => (cpu::Window::between(s, b), false),
+                    }
+                }),
+            }),
+            _ => None,
+        },
         ..Report::default()
     };
     println!();
@@ -495,16 +567,22 @@ pub async fn run(cfg: Config) -> Result<Report, String> {
         report.summaries.push((k, s));
     }
     if let Some((t_send, id)) = &sent {
+        let mut received = Vec::new();
         let mut verified = Vec::new();
         let mut receipted = Vec::new();
+        let mut checks = Vec::new();
         for s in &stations {
             if let Ok(b) = s.bulletin.lock() {
+                received.extend(b.received.map(|v| v.saturating_duration_since(*t_send)));
                 verified.extend(b.verified.map(|v| v.saturating_duration_since(*t_send)));
                 receipted.extend(b.receipted.map(|v| v.saturating_duration_since(*t_send)));
+                checks.extend(b.check);
             }
         }
+        received.sort();
         verified.sort();
         receipted.sort();
+        checks.sort();
         let q = |v: &[Duration]| {
             (
                 percentile(v, 0.5),
@@ -514,12 +592,33 @@ pub async fn run(cfg: Config) -> Result<Report, String> {
         };
         let b = BulletinReport {
             id: id.clone(),
+            received: received.len(),
             verified: verified.len(),
             receipted: receipted.len(),
+            to_received: q(&received),
             to_verified: q(&verified),
             to_receipt: q(&receipted),
+            check: q(&checks),
+            check_total: checks.iter().sum(),
             stored: None,
         };
+        println!(
+            "bulletin: send → received (event bytes read by the station, before its check) at {} of {} stations: p50 {}, p99 {}, max {}",
+            b.received,
+            cfg.stations,
+            ms(b.to_received.0),
+            ms(b.to_received.1),
+            ms(b.to_received.2)
+        );
+        let fine = |d: Duration| format!("{:.3} ms", d.as_secs_f64() * 1000.0);
+        println!(
+            "bulletin: a station's own check (Envelope::decode + bulletin::check, wall time): p50 {}, p99 {}, max {}; {:.3} s summed over {} stations",
+            fine(b.check.0),
+            fine(b.check.1),
+            fine(b.check.2),
+            b.check_total.as_secs_f64(),
+            checks.len()
+        );
         println!(
             "bulletin: send → verified by bulletin::check at {} of {} stations: p50 {}, p99 {}, max {}",
             b.verified,
@@ -543,13 +642,15 @@ pub async fn run(cfg: Config) -> Result<Report, String> {
         println!(
             "collector {}: VmRSS {rss:.1} MB, VmHWM {hwm:.1} MB (since its last start); {} WARN/ERROR lines logged",
             replica_name(r),
-            c.warnings.load(std::sync::atomic::Ordering::Relaxed)
+            c.warnings.load(Ordering::Relaxed)
         );
+    }
+    match &report.cpu {
+        Some(c) => c.print(replica_name),
+        None => println!("CPU: not available (no /proc)"),
     }
 
     // The verdict, from the database.
-    let is_pg =
-        loa::collector::db::Location::of_path(&db).engine() == loa::collector::db::Engine::Postgres;
     if is_pg || db.is_file() {
         let produced: BTreeMap<String, Vec<String>> = stations
             .iter()

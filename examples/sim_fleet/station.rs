@@ -56,8 +56,14 @@ impl Journal {
 /// What a station saw of the bulletin.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct BulletinSeen {
+    /// When the stream chunk that completed its event was read (the first time), before the
+    /// event was decoded or checked: what the collector's fan-out took, plus however long the
+    /// station's task waited for one of the simulator's worker threads.
+    pub received: Option<Instant>,
     /// When `bulletin::check` accepted it.
     pub verified: Option<Instant>,
+    /// How long that accepted check took (`Envelope::decode` + `bulletin::check`, wall time).
+    pub check: Option<Duration>,
     /// When the collector acknowledged its receipt (200).
     pub receipted: Option<Instant>,
 }
@@ -440,12 +446,13 @@ impl Station {
                         let Ok(Ok(Some(chunk))) = chunk else {
                             break;
                         };
+                        let read_at = Instant::now();
                         let Ok(events) = parser.push(&chunk) else {
                             break;
                         };
                         for e in events {
                             if e.event == "bulletin" {
-                                self.clone().on_bulletin(&ctx, &e.data);
+                                self.clone().on_bulletin(&ctx, &e.data, read_at);
                             }
                         }
                         last_id = parser.last_event_id().map(str::to_string);
@@ -474,9 +481,13 @@ impl Station {
         }
     }
 
-    /// A bulletin event: check it as a station does; the first time it is accepted, send the
-    /// receipt (in its own task, so the stream keeps being read).
-    fn on_bulletin(self: Arc<Self>, ctx: &Arc<Ctx>, data: &str) {
+    /// A bulletin event (its chunk read at `read_at`): check it as a station does; the first
+    /// time it is accepted, send the receipt (in its own task, so the stream keeps being read).
+    fn on_bulletin(self: Arc<Self>, ctx: &Arc<Ctx>, data: &str, read_at: Instant) {
+        if let Ok(mut seen) = self.bulletin.lock() {
+            seen.received.get_or_insert(read_at);
+        }
+        let t = Instant::now();
         let Ok(env) = loa::centre::Envelope::decode(data.as_bytes()) else {
             eprintln!("{}: a bulletin event that is no envelope", self.id);
             return;
@@ -495,6 +506,7 @@ impl Station {
                 return;
             }
         };
+        let took = t.elapsed();
         {
             let Ok(mut seen) = self.bulletin.lock() else {
                 return;
@@ -504,7 +516,9 @@ impl Station {
                 return;
             }
             seen.verified = Some(Instant::now());
+            seen.check = Some(took);
         }
+        ctx.verified_one();
         let id = accepted.bulletin.id.to_hex();
         let ctx = ctx.clone();
         tokio::spawn(async move { self.send_receipt(&ctx, id).await });
