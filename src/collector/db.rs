@@ -166,6 +166,27 @@ impl DbError {
         }
     }
 
+    /// The database answered the statement and refused it for its data — a constraint
+    /// (SQLite `SQLITE_CONSTRAINT`, PostgreSQL class 23), a value it cannot take (SQLite
+    /// `SQLITE_TOOBIG`/`SQLITE_MISMATCH`, PostgreSQL class 22), a column that does not read as
+    /// asked — with the session still usable. Not a lost connection, a timeout or a busy
+    /// database.
+    pub fn is_refusal(&self) -> bool {
+        match self {
+            DbError::Sqlite(rusqlite::Error::SqliteFailure(e, _)) => matches!(
+                e.code,
+                rusqlite::ErrorCode::ConstraintViolation
+                    | rusqlite::ErrorCode::TooBig
+                    | rusqlite::ErrorCode::TypeMismatch
+            ),
+            DbError::Postgres(e) => e
+                .code()
+                .is_some_and(|c| c.code().starts_with("22") || c.code().starts_with("23")),
+            DbError::Column { .. } => true,
+            _ => false,
+        }
+    }
+
     /// The database was busy or locked past the wait (SQLite `SQLITE_BUSY`/`LOCKED`,
     /// PostgreSQL lock timeout or serialization failure).
     pub fn is_busy(&self) -> bool {

@@ -377,7 +377,7 @@ enum HeartbeatStored {
 /// stations' heartbeats never wait behind a queue of batch fsyncs; batches are written in
 /// arrival order. Ends when every sender is gone (the [`AppState`] dropped).
 fn run_writer(mut w: Writers, clock: Arc<dyn Clock>, mut rx: mpsc::Receiver<WriteJob>) {
-    let mut batches: VecDeque<(String, Vec<CheckedRecord>, oneshot::Sender<_>)> = VecDeque::new();
+    let mut batches: VecDeque<QueuedBatch> = VecDeque::new();
     let mut take = |job: WriteJob, batches: &mut VecDeque<_>| match job {
         WriteJob::Heartbeat {
             station,
@@ -421,11 +421,17 @@ fn run_writer(mut w: Writers, clock: Arc<dyn Clock>, mut rx: mpsc::Receiver<Writ
                 }
             }
         }
-        if let Some((station, records, reply)) = batches.pop_front() {
-            let now = clock.now();
-            if let Some(r) = guarded("batch", || w.records.store_batch(&station, &records, now)) {
-                let _ = reply.send(r);
+        if !batches.is_empty() {
+            let mut group = Vec::new();
+            let mut rows = 0usize;
+            while let Some(b) = batches.front()
+                && (group.is_empty()
+                    || (group.len() < GROUP_MAX_BATCHES && rows + b.1.len() <= GROUP_MAX_RECORDS))
+            {
+                rows += b.1.len();
+                group.extend(batches.pop_front());
             }
+            store_group(&mut w.records, clock.now(), group);
             continue;
         }
         if closed {
@@ -434,6 +440,61 @@ fn run_writer(mut w: Writers, clock: Arc<dyn Clock>, mut rx: mpsc::Receiver<Writ
         match rx.blocking_recv() {
             Some(job) => take(job, &mut batches),
             None => return,
+        }
+    }
+}
+
+/// Most batches the writer stores in one transaction (group commit, [`store_group`]). The
+/// queue holds at most [`HttpConfig::max_concurrent_ingest`] batches, as each request holds
+/// its ingest slot until answered.
+const GROUP_MAX_BATCHES: usize = 64;
+/// Most records in one group (a single batch larger than this is stored alone).
+const GROUP_MAX_RECORDS: usize = 10_000;
+
+type QueuedBatch = (
+    String,
+    Vec<CheckedRecord>,
+    oneshot::Sender<Result<StoreOutcome, StoreError>>,
+);
+
+/// Store the queued batches in one transaction (one commit: under a burst, one fsync or one
+/// PostgreSQL commit for many stations instead of one each) and answer each after the commit.
+/// Each batch stays all-or-nothing ([`Store::store_batches`]). When the database refused a
+/// statement of the group for its data ([`StoreError::is_refusal`]), or the group's work
+/// panicked, nothing of it was stored and the batches are stored again one by one, so only the
+/// batch at fault fails; any other error (connection lost, timeout) is every batch's answer.
+fn store_group(records: &mut Store, now: DateTime<Utc>, group: Vec<QueuedBatch>) {
+    let parts: Vec<(&str, &[CheckedRecord])> = group
+        .iter()
+        .map(|(s, r, _)| (s.as_str(), r.as_slice()))
+        .collect();
+    let stored = guarded("batch", || records.store_batches(&parts, now));
+    drop(parts);
+    match stored {
+        Some(Ok(outcomes)) => {
+            for ((_, _, reply), outcome) in group.into_iter().zip(outcomes) {
+                let _ = reply.send(Ok(outcome));
+            }
+        }
+        Some(Err(e)) if group.len() == 1 => {
+            if let Some((_, _, reply)) = group.into_iter().next() {
+                let _ = reply.send(Err(e));
+            }
+        }
+        Some(Err(e)) if !e.is_refusal() => {
+            let text = e.to_string();
+            for (_, _, reply) in group {
+                let _ = reply.send(Err(StoreError::Shared(text.clone())));
+            }
+        }
+        // A panic of a single batch drops its reply (the requester answers 500).
+        None if group.len() == 1 => {}
+        Some(Err(_)) | None => {
+            for (station, batch, reply) in group {
+                if let Some(r) = guarded("batch", || records.store_batch(&station, &batch, now)) {
+                    let _ = reply.send(r);
+                }
+            }
         }
     }
 }
@@ -2117,4 +2178,71 @@ pub async fn serve(
     let _ = stop_tx.send(true);
     while conns.join_next().await.is_some() {}
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::collector::db::{Conn, Engine, Location};
+    use crate::collector::store::test_chain;
+    use crate::wire::GENESIS_HASH;
+
+    /// A group in which the database refuses one batch's rows (here a rule of the test's own,
+    /// a trigger refusing station `bad`) is stored again one batch at a time: only that batch
+    /// fails, with the database's reason; the others are stored and answered as stored.
+    #[test]
+    fn a_batch_the_database_refuses_fails_alone_and_its_group_is_stored() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = crate::collector::db::testing::test_db(dir.path(), "c.db");
+        let mut store = Store::open(&path).unwrap();
+        let conn = Conn::open(&Location::of_path(&path)).unwrap();
+        match conn.engine() {
+            Engine::Sqlite => conn.execute_batch(
+                "CREATE TRIGGER refuse_bad BEFORE INSERT ON records WHEN NEW.station = 'bad'
+                 BEGIN SELECT RAISE(ABORT, 'this test refuses station bad'); END;",
+            ),
+            Engine::Postgres => conn.execute_batch(
+                "CREATE FUNCTION refuse_bad() RETURNS trigger LANGUAGE plpgsql AS $$
+                 BEGIN
+                   IF NEW.station = 'bad' THEN
+                     RAISE EXCEPTION 'this test refuses station bad' USING ERRCODE = 'check_violation';
+                   END IF;
+                   RETURN NEW;
+                 END $$;
+                 CREATE TRIGGER refuse_bad BEFORE INSERT ON records
+                   FOR EACH ROW EXECUTE FUNCTION refuse_bad();",
+            ),
+        }
+        .unwrap();
+        let mut answers = Vec::new();
+        let group: Vec<QueuedBatch> = ["a", "bad", "b"]
+            .iter()
+            .map(|s| {
+                let (tx, rx) = oneshot::channel();
+                answers.push(rx);
+                (s.to_string(), test_chain(s, 1, 2, GENESIS_HASH, 0), tx)
+            })
+            .collect();
+        store_group(&mut store, Utc::now(), group);
+        let answers: Vec<_> = answers
+            .into_iter()
+            .map(|mut rx| rx.try_recv().expect("every batch is answered"))
+            .collect();
+        for i in [0, 2] {
+            match &answers[i] {
+                Ok(StoreOutcome::Stored(ack)) => assert_eq!(ack.accepted, vec![1, 2]),
+                other => panic!("batch {i}: {other:?}"),
+            }
+        }
+        match &answers[1] {
+            Err(e) => assert!(
+                e.is_refusal() && e.to_string().contains("this test refuses station bad"),
+                "{e}"
+            ),
+            other => panic!("the refused batch: {other:?}"),
+        }
+        assert_eq!(store.stored_through("a").unwrap(), 2);
+        assert_eq!(store.stored_through("b").unwrap(), 2);
+        assert_eq!(store.stored_through("bad").unwrap(), 0);
+    }
 }

@@ -76,6 +76,22 @@ pub enum StoreError {
     },
     #[error("stored record is corrupt: {0}")]
     Corrupt(String),
+    /// The transaction this batch shared with others ([`Store::store_batches`]) failed with
+    /// this error; nothing of it was stored.
+    #[error("{0}; nothing of this batch was stored")]
+    Shared(String),
+}
+
+impl StoreError {
+    /// The database answered the statement and refused it for its data (a constraint, a value
+    /// out of range), its session still usable: the same work without the offending part may
+    /// succeed. A lost connection, a timeout or a busy database is not a refusal.
+    pub fn is_refusal(&self) -> bool {
+        match self {
+            StoreError::Db(e) => e.is_refusal(),
+            StoreError::TooNew { .. } | StoreError::Corrupt(_) | StoreError::Shared(_) => false,
+        }
+    }
 }
 
 /// The schema, one migration per version; `user_version` is the count applied.
@@ -478,6 +494,99 @@ fn insert_records(conn: &Conn, rows: &[Vec<Value>]) -> Result<(), StoreError> {
         conn.execute(&sql, &refs)?;
     }
     Ok(())
+}
+
+/// Ranges read (or stations listed) per statement by [`Store::store_batches`]: a statement is
+/// a round trip on PostgreSQL, and SQLite allows 500 terms in a compound SELECT.
+const NEAR_READS_PER_STATEMENT: usize = 100;
+
+/// What checking one batch against the stored neighbours found (see [`judge`]).
+struct Judged {
+    accepted: Vec<u64>,
+    duplicates: Vec<u64>,
+    rejected: Vec<Rejection>,
+}
+
+/// Check one batch against `stored` ((station, seq) → (hash, prev_hash, bytes), holding at
+/// least every stored record from seq-1 of the batch's first record to seq+1 of its last): a
+/// record stored with the same bytes is a duplicate, with other bytes a conflict; the first
+/// record must link to the stored seq-1 (or be seq 1 on the genesis hash), the last must be
+/// what a stored seq+1 links to. Nothing is accepted once anything is rejected. Pure: it
+/// reads nothing but its arguments.
+fn judge(
+    station: &str,
+    records: &[CheckedRecord],
+    stored: &HashMap<(String, u64), (String, String, String)>,
+) -> Judged {
+    let at = |seq: u64| stored.get(&(station.to_string(), seq));
+    let mut j = Judged {
+        accepted: Vec::with_capacity(records.len()),
+        duplicates: Vec::new(),
+        rejected: Vec::new(),
+    };
+    for (i, c) in records.iter().enumerate() {
+        if let Some((_, _, bytes)) = at(c.seq) {
+            if *bytes == c.bytes {
+                j.duplicates.push(c.seq);
+            } else {
+                j.rejected.push(Rejection {
+                    seq: Some(c.seq),
+                    reason: format!(
+                        "conflict: seq {} is already stored with different content; a station never reuses a sequence number (was its journal reset or its key shared?)",
+                        c.seq
+                    ),
+                    code: Some(ReasonCode::RefusedConflict),
+                });
+            }
+            continue;
+        }
+        // Previous link: from the batch itself (already checked) or the store.
+        if i == 0 {
+            let expected = if c.seq == 1 {
+                Some(GENESIS_HASH)
+            } else {
+                at(c.seq - 1).map(|(h, _, _)| h.as_str())
+            };
+            if let Some(h) = expected
+                && h != c.record.prev_hash
+            {
+                j.rejected.push(Rejection {
+                    seq: Some(c.seq),
+                    reason: format!(
+                        "hash chain broken: prev_hash of seq {} is not the stored hash of seq {}",
+                        c.seq,
+                        c.seq - 1
+                    ),
+                    code: Some(ReasonCode::RefusedChain),
+                });
+                continue;
+            }
+        }
+        // Next link: a later record stored earlier (after a gap) must point at this one.
+        if i + 1 == records.len()
+            && let Some((_, next_prev, _)) = at(c.seq + 1)
+            && *next_prev != c.hash
+        {
+            j.rejected.push(Rejection {
+                seq: Some(c.seq),
+                reason: format!(
+                    "hash chain broken: stored seq {} does not link to this seq {}",
+                    c.seq + 1,
+                    c.seq
+                ),
+                code: Some(ReasonCode::RefusedChain),
+            });
+            continue;
+        }
+        if !j.rejected.is_empty() {
+            continue;
+        }
+        j.accepted.push(c.seq);
+    }
+    if !j.rejected.is_empty() {
+        j.accepted.clear();
+    }
+    j
 }
 
 /// Migration 3's backfill: fill the columns of every row stored before it from its bytes. A row
@@ -922,138 +1031,153 @@ impl Store {
         records: &[CheckedRecord],
         now: DateTime<Utc>,
     ) -> Result<StoreOutcome, StoreError> {
-        let (Some(first), Some(last)) = (records.first(), records.last()) else {
-            return Ok(StoreOutcome::Stored(BatchAck {
-                accepted: Vec::new(),
-                duplicates: Vec::new(),
-                stored_through: self.stored_through(station)?,
-                rejected: Vec::new(),
-            }));
-        };
+        let mut out = self.store_batches(&[(station, records)], now)?;
+        out.pop().ok_or_else(|| {
+            StoreError::Corrupt("the store answered no outcome for a batch it was given".into())
+        })
+    }
+
+    /// Store several checked batches (each as [`Store::store_batch`] takes it) in one
+    /// transaction — one commit, so one fsync for them all (group commit) — and answer each as
+    /// it would have been answered had they been stored one after another in this order: each
+    /// batch is still all-or-nothing (a batch refused for a conflict or a broken chain stores
+    /// nothing and leaves the others as they are), a later batch sees an earlier one's records
+    /// (as duplicates or as the neighbour its chain links to), and its `stored_through` is what
+    /// was stored right after it. An error stores none of them; the caller may then store them one by
+    /// one, to tell which batch a refusal ([`StoreError::is_refusal`]) belongs to.
+    ///
+    /// Outcomes come in the order of `batches`. A batch's checks read the stored neighbours of
+    /// every batch in [`NEAR_READS_PER_STATEMENT`] ranges per statement and the stored-through
+    /// of every station in one more, so a group costs a handful of statements whatever its size
+    /// (on PostgreSQL each statement is a round trip).
+    pub fn store_batches(
+        &mut self,
+        batches: &[(&str, &[CheckedRecord])],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<StoreOutcome>, StoreError> {
         // IMMEDIATE: the range read below comes before the inserts; a deferred transaction
         // could not take the write lock once another connection committed after its read
-        // (SQLITE_BUSY at once, no busy wait), so the lock is taken first.
+        // (SQLITE_BUSY at once, no busy wait), so the lock is taken first. On PostgreSQL it is
+        // the writer lock every replica takes, so no other replica writes between the read and
+        // the commit.
         let tx = self.conn.transaction_immediate()?;
-        let mut accepted = Vec::with_capacity(records.len());
-        let mut duplicates = Vec::new();
-        let mut rejected = Vec::new();
-        {
-            // One range read of what is stored from seq-1 of the first record to seq+1 of the
-            // last: duplicates, and the links to the stored neighbours.
-            let mut near = tx.prepare_cached(
-                "SELECT seq, hash, prev_hash, bytes FROM records
-                 WHERE station = ?1 AND seq >= ?2 AND seq <= ?3",
-            )?;
-            let mut stored: HashMap<u64, (String, String, String)> = HashMap::new();
-            let rows = near.query_map(
-                params![
-                    station,
-                    first.seq.saturating_sub(1) as i64,
-                    last.seq.saturating_add(1).min(i64::MAX as u64) as i64
-                ],
-                |r| Ok((r.get::<i64>(0)? as u64, (r.get(1)?, r.get(2)?, r.get(3)?))),
-            )?;
-            for row in rows {
-                let (seq, v) = row?;
-                stored.insert(seq, v);
-            }
-            let mut rows = Vec::with_capacity(records.len());
-            for (i, c) in records.iter().enumerate() {
-                if let Some((_, _, bytes)) = stored.get(&c.seq) {
-                    if *bytes == c.bytes {
-                        duplicates.push(c.seq);
-                    } else {
-                        rejected.push(Rejection {
-                            seq: Some(c.seq),
-                            reason: format!(
-                                "conflict: seq {} is already stored with different content; a station never reuses a sequence number (was its journal reset or its key shared?)",
-                                c.seq
-                            ),
-                            code: Some(ReasonCode::RefusedConflict),
-                        });
-                    }
-                    continue;
-                }
-                // Previous link: from the batch itself (already checked) or the store.
-                if i == 0 {
-                    let expected = if c.seq == 1 {
-                        Some(GENESIS_HASH)
-                    } else {
-                        stored.get(&(c.seq - 1)).map(|(h, _, _)| h.as_str())
-                    };
-                    if let Some(h) = expected
-                        && h != c.record.prev_hash
-                    {
-                        rejected.push(Rejection {
-                            seq: Some(c.seq),
-                            reason: format!(
-                                "hash chain broken: prev_hash of seq {} is not the stored hash of seq {}",
-                                c.seq,
-                                c.seq - 1
-                            ),
-                            code: Some(ReasonCode::RefusedChain),
-                        });
-                        continue;
-                    }
-                }
-                // Next link: a later record stored earlier (after a gap) must point at this one.
-                if i + 1 == records.len()
-                    && let Some((_, next_prev, _)) = stored.get(&(c.seq + 1))
-                    && *next_prev != c.hash
-                {
-                    rejected.push(Rejection {
-                        seq: Some(c.seq),
-                        reason: format!(
-                            "hash chain broken: stored seq {} does not link to this seq {}",
-                            c.seq + 1,
-                            c.seq
-                        ),
-                        code: Some(ReasonCode::RefusedChain),
-                    });
-                    continue;
-                }
-                if !rejected.is_empty() {
-                    continue;
-                }
-                rows.push(record_values(
-                    station,
-                    &c.hash,
-                    &c.signature,
-                    &c.bytes,
-                    &c.record,
-                    now.timestamp(),
-                ));
-                accepted.push(c.seq);
-            }
-            if rejected.is_empty() {
-                insert_records(&tx, &rows)?;
-            }
+        // One range read per batch, from seq-1 of its first record to seq+1 of its last:
+        // duplicates, and the links to the stored neighbours. Keyed by (station, seq); a batch
+        // accepted below adds its records, so the next batch of the same station sees them.
+        let mut stored: HashMap<(String, u64), (String, String, String)> = HashMap::new();
+        let ranges: Vec<(&str, i64, i64)> = batches
+            .iter()
+            .filter_map(|(station, records)| {
+                let (first, last) = (records.first()?, records.last()?);
+                Some((
+                    *station,
+                    first.seq.saturating_sub(1).min(i64::MAX as u64) as i64,
+                    last.seq.saturating_add(1).min(i64::MAX as u64) as i64,
+                ))
+            })
+            .collect();
+        for chunk in ranges.chunks(NEAR_READS_PER_STATEMENT) {
+            let sql = (0..chunk.len())
+                .map(|i| {
+                    format!(
+                        "SELECT station, seq, hash, prev_hash, bytes FROM records
+                         WHERE station = ?{} AND seq >= ?{} AND seq <= ?{}",
+                        3 * i + 1,
+                        3 * i + 2,
+                        3 * i + 3
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(" UNION ALL ");
+            let params: Vec<&dyn ToValue> = chunk
+                .iter()
+                .flat_map(|(s, lo, hi)| [s as &dyn ToValue, lo, hi])
+                .collect();
+            tx.for_each_row(&sql, &params, |r| -> Result<(), DbError> {
+                let station: String = r.get(0)?;
+                let seq = r.get::<i64>(1)? as u64;
+                stored.insert((station, seq), (r.get(2)?, r.get(3)?, r.get(4)?));
+                Ok(())
+            })?;
         }
-        if !rejected.is_empty() {
-            drop(tx); // rollback: nothing of the batch is stored
-            let stored_through = self.stored_through(station)?;
-            return Ok(StoreOutcome::Conflict(BatchAck {
-                accepted: Vec::new(),
-                duplicates: Vec::new(),
-                stored_through,
-                rejected,
-            }));
+        // Stored-through of every station of the group before it; each accepted batch raises its
+        // station's, so each answer says what was stored right after that batch.
+        let mut stations: Vec<&str> = batches.iter().map(|(s, _)| *s).collect();
+        stations.sort_unstable();
+        stations.dedup();
+        let mut through: HashMap<String, u64> = HashMap::new();
+        for chunk in stations.chunks(NEAR_READS_PER_STATEMENT) {
+            let sql = format!(
+                "SELECT station, MAX(seq) FROM records WHERE station IN ({}) GROUP BY station",
+                (1..=chunk.len())
+                    .map(|i| format!("?{i}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            let params: Vec<&dyn ToValue> = chunk.iter().map(|s| s as &dyn ToValue).collect();
+            tx.for_each_row(&sql, &params, |r| -> Result<(), DbError> {
+                through.insert(r.get(0)?, r.get::<i64>(1)?.max(0) as u64);
+                Ok(())
+            })?;
         }
-        let stored_through: i64 = tx.query_row(
-            "SELECT COALESCE(MAX(seq), 0) FROM records WHERE station = ?1",
-            params![station],
-            |r| r.get(0),
-        )?;
-        if !accepted.is_empty() {
-            self.notify_status("rec", station)?;
+        let mut judged = Vec::with_capacity(batches.len());
+        let mut rows = Vec::new();
+        for (station, records) in batches {
+            let j = judge(station, records, &stored);
+            let station_through = through.entry(station.to_string()).or_insert(0);
+            if let Some(top) = j.accepted.iter().max() {
+                *station_through = (*station_through).max(*top);
+            }
+            let stored_through = *station_through;
+            if j.rejected.is_empty() {
+                for c in records.iter().filter(|c| j.accepted.contains(&c.seq)) {
+                    rows.push(record_values(
+                        station,
+                        &c.hash,
+                        &c.signature,
+                        &c.bytes,
+                        &c.record,
+                        now.timestamp(),
+                    ));
+                    stored.insert(
+                        (station.to_string(), c.seq),
+                        (c.hash.clone(), c.record.prev_hash.clone(), c.bytes.clone()),
+                    );
+                }
+            }
+            judged.push((j, stored_through));
         }
+        insert_records(&tx, &rows)?;
+        let mut changed: Vec<&str> = batches
+            .iter()
+            .zip(&judged)
+            .filter(|(_, (j, _))| j.rejected.is_empty() && !j.accepted.is_empty())
+            .map(|((s, _), _)| *s)
+            .collect();
+        changed.sort_unstable();
+        changed.dedup();
+        self.notify_status_of("rec", &changed)?;
         tx.commit()?;
-        Ok(StoreOutcome::Stored(BatchAck {
-            accepted,
-            duplicates,
-            stored_through: stored_through as u64,
-            rejected: Vec::new(),
-        }))
+        Ok(judged
+            .into_iter()
+            .map(|(j, stored_through)| {
+                if j.rejected.is_empty() {
+                    StoreOutcome::Stored(BatchAck {
+                        accepted: j.accepted,
+                        duplicates: j.duplicates,
+                        stored_through,
+                        rejected: Vec::new(),
+                    })
+                } else {
+                    StoreOutcome::Conflict(BatchAck {
+                        accepted: Vec::new(),
+                        duplicates: Vec::new(),
+                        stored_through,
+                        rejected: j.rejected,
+                    })
+                }
+            })
+            .collect())
     }
 
     /// Every stored audio path with the (size, mtime) it had and the SHA-256 of its content then.
@@ -1174,15 +1298,31 @@ impl Store {
     /// On PostgreSQL, tell the other replicas that `station`'s `kind` (`hb`, `rec`) changed
     /// ([`STATUS_CHANNEL`]); nothing on SQLite (one process).
     fn notify_status(&self, kind: &str, station: &str) -> Result<(), StoreError> {
-        if self.conn.engine() == Engine::Postgres {
-            self.conn.query_row(
-                "SELECT pg_notify(?1, ?2)",
-                params![
-                    STATUS_CHANNEL,
-                    format!("{} {kind} {station}", super::db::replica_id())
-                ],
-                |_| Ok(()),
-            )?;
+        self.notify_status_of(kind, &[station])
+    }
+
+    /// [`Store::notify_status`] for several stations, [`NEAR_READS_PER_STATEMENT`] per
+    /// statement.
+    fn notify_status_of(&self, kind: &str, stations: &[&str]) -> Result<(), StoreError> {
+        if self.conn.engine() != Engine::Postgres {
+            return Ok(());
+        }
+        let replica = super::db::replica_id();
+        for chunk in stations.chunks(NEAR_READS_PER_STATEMENT) {
+            let payloads: Vec<String> = chunk
+                .iter()
+                .map(|s| format!("{replica} {kind} {s}"))
+                .collect();
+            let sql = format!(
+                "SELECT {}",
+                (0..payloads.len())
+                    .map(|i| format!("pg_notify(?1, ?{})", i + 2))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            let mut params: Vec<&dyn ToValue> = vec![&STATUS_CHANNEL];
+            params.extend(payloads.iter().map(|p| p as &dyn ToValue));
+            self.conn.query_row(&sql, &params, |_| Ok(()))?;
         }
         Ok(())
     }
@@ -1540,6 +1680,63 @@ pub fn local(t: &DateTime<FixedOffset>) -> String {
     t.format("%Y-%m-%d %H:%M:%S").to_string()
 }
 
+/// A chain of `n` checked records of `station` from `first`, the first linking to `prev`
+/// (their hashes made up, `variant` changing the bytes): what `ingest::check_batch` hands the
+/// store, for tests of the store and its writer.
+#[cfg(test)]
+pub(crate) fn test_chain(
+    station: &str,
+    first: u64,
+    n: u64,
+    prev: &str,
+    variant: u64,
+) -> Vec<CheckedRecord> {
+    use chrono::TimeZone;
+    let tz = FixedOffset::east_opt(7 * 3600).unwrap();
+    let mut prev = prev.to_string();
+    (first..first + n)
+        .map(|seq| {
+            let at = tz.with_ymd_and_hms(2026, 3, 1, 5, 30, 0).unwrap()
+                + chrono::Duration::hours(seq as i64);
+            let record = AiringRecord {
+                v: crate::wire::RECORD_VERSION,
+                station: station.into(),
+                seq,
+                occurrence: None,
+                slot: Some("sang".into()),
+                program: Some(format!("cchc-{variant}")),
+                category: "cchc".into(),
+                source: Source::File,
+                scheduled_at: at,
+                actual_start: Some(at),
+                end: None,
+                planned_secs: 600.0,
+                aired_secs: 600.0,
+                start_offset_ms: Some(0),
+                outcome: Outcome::Aired,
+                reason: None,
+                reason_code: None,
+                items: vec![],
+                evidence: None,
+                relay: None,
+                recorded_at: at.to_utc(),
+                prev_hash: prev.clone(),
+                schedule_version: None,
+                bulletin: None,
+            };
+            let hash = format!("{station}-{seq}-{variant}");
+            prev = hash.clone();
+            CheckedRecord {
+                seq,
+                hash,
+                signature: "sig".into(),
+                bytes: serde_json::to_string(&record).unwrap(),
+                record,
+            }
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1874,6 +2071,110 @@ mod tests {
             store.airings_between("a", from, to).unwrap(),
             expected[1..3].to_vec()
         );
+    }
+
+    /// A group of batches — one station's consecutive batches, a batch sent twice, a
+    /// conflicting one, a broken chain, a gap filled later, an empty one — is answered exactly
+    /// as storing them one after another answers them, and leaves the same rows.
+    #[test]
+    fn a_group_answers_each_batch_as_storing_them_one_after_another_would() {
+        let dir = tempfile::tempdir().unwrap();
+        let g = GENESIS_HASH;
+        let a1 = test_chain("a", 1, 3, g, 0);
+        let a2 = test_chain("a", 4, 2, "a-3-0", 0);
+        let b_late = test_chain("b", 5, 2, "b-4-0", 0); // after a gap: seq 3..4 come later
+        let b1 = test_chain("b", 1, 2, g, 0);
+        let b_gap = test_chain("b", 3, 2, "b-2-0", 0); // fills the gap, links both ways
+        let a_conflict = test_chain("a", 5, 1, "a-4-0", 9); // seq 5 again, other bytes
+        let c_broken = test_chain("c", 2, 2, "nothing", 0); // seq 1 not stored: accepted
+        let c1_wrong = test_chain("c", 1, 1, g, 7); // seq 1 whose hash seq 2 does not link to
+        let d_bad_genesis = test_chain("d", 1, 2, "not-genesis", 0);
+        let empty: Vec<CheckedRecord> = Vec::new();
+        let group: Vec<(&str, &[CheckedRecord])> = vec![
+            ("a", &a1),
+            ("b", &b_late),
+            ("a", &a2),
+            ("a", &a1), // sent twice: all duplicates now
+            ("b", &b1),
+            ("a", &a_conflict),
+            ("b", &b_gap),
+            ("c", &c_broken),
+            ("c", &c1_wrong),
+            ("d", &d_bad_genesis),
+            ("e", &empty),
+            ("a", &a2[1..]), // a duplicate tail
+        ];
+        let now = Utc::now();
+        let mut one = Store::open(&crate::collector::db::testing::test_db(
+            dir.path(),
+            "one.db",
+        ))
+        .unwrap();
+        let mut grouped = Store::open(&crate::collector::db::testing::test_db(
+            dir.path(),
+            "grouped.db",
+        ))
+        .unwrap();
+        let show = |o: &StoreOutcome| match o {
+            StoreOutcome::Stored(ack) => format!("stored {}", serde_json::to_string(ack).unwrap()),
+            StoreOutcome::Conflict(ack) => {
+                format!("conflict {}", serde_json::to_string(ack).unwrap())
+            }
+        };
+        let one_by_one: Vec<String> = group
+            .iter()
+            .map(|(s, r)| show(&one.store_batch(s, r, now).unwrap()))
+            .collect();
+        let together: Vec<String> = grouped
+            .store_batches(&group, now)
+            .unwrap()
+            .iter()
+            .map(show)
+            .collect();
+        assert_eq!(together, one_by_one);
+        // What the scenario means, so the test cannot pass on two equally wrong answers.
+        assert!(
+            one_by_one[0].starts_with("stored {\"accepted\":[1,2,3]"),
+            "{}",
+            one_by_one[0]
+        );
+        assert!(
+            one_by_one[3].contains("\"duplicates\":[1,2,3]"),
+            "{}",
+            one_by_one[3]
+        );
+        assert!(
+            one_by_one[5].starts_with("conflict") && one_by_one[5].contains("refused.conflict")
+        );
+        assert!(
+            one_by_one[6].contains("\"accepted\":[3,4]")
+                && one_by_one[6].contains("\"stored_through\":6")
+        );
+        assert!(one_by_one[8].starts_with("conflict") && one_by_one[8].contains("refused.chain"));
+        assert!(one_by_one[9].starts_with("conflict"), "{}", one_by_one[9]);
+        assert!(
+            one_by_one[10].starts_with("stored {\"accepted\":[],"),
+            "{}",
+            one_by_one[10]
+        );
+        assert!(
+            one_by_one[11].contains("\"duplicates\":[5]"),
+            "{}",
+            one_by_one[11]
+        );
+        let rows = |s: &Store| {
+            s.conn
+                .query_map(
+                    "SELECT station, seq, hash FROM records ORDER BY station, seq",
+                    params![],
+                    |r| Ok((r.get::<String>(0)?, r.get::<i64>(1)?, r.get::<String>(2)?)),
+                )
+                .unwrap()
+                .collect::<Result<Vec<_>, _>>()
+                .unwrap()
+        };
+        assert_eq!(rows(&grouped), rows(&one));
+        assert_eq!(rows(&one).len(), 5 + 6 + 2);
     }
 
     #[test]
