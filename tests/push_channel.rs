@@ -325,6 +325,35 @@ async fn a_send_reaches_the_stream_and_a_reconnect_gets_only_what_it_missed_stil
     let seen = e.id.clone().unwrap();
     // Station b (area 51) is not told.
     assert!(b.next_news(Duration::from_millis(500)).await.is_none());
+    // The collector's own account on /metrics: two streams open, the event sent live by one
+    // of them (a's), within the delivery bound.
+    let metrics = s
+        .http
+        .get(format!("{}/metrics", s.base))
+        .bearer_auth(&s.token)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let gauge = |name: &str| -> f64 {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+            .unwrap_or_else(|| panic!("{name} missing from /metrics:\n{metrics}"))
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    assert_eq!(gauge("loa_push_streams"), 2.0);
+    assert_eq!(gauge("loa_push_last_event").to_string(), seen);
+    assert_eq!(gauge("loa_push_last_event_streams"), 1.0);
+    let fanout = gauge("loa_push_last_event_fanout_seconds");
+    assert!(
+        fanout > 0.0 && fanout < DELIVERY_BOUND.as_secs_f64(),
+        "{fanout}"
+    );
 
     // a goes away. Meanwhile: a new bulletin for area 79, one for area 51, one for 79 that is
     // cancelled before a comes back.

@@ -198,6 +198,10 @@ pub struct Metrics {
     stations_online: Gauge,
     station_missing_records: Family<StationLabel, Gauge>,
     station_backlog_records: Family<StationLabel, Gauge>,
+    push_streams: Gauge,
+    push_last_event: Gauge,
+    push_last_event_streams: Gauge,
+    push_last_event_fanout_seconds: Gauge<f64, std::sync::atomic::AtomicU64>,
     registry: prometheus_client::registry::Registry,
 }
 
@@ -223,6 +227,10 @@ impl Default for Metrics {
             stations_online: Gauge::default(),
             station_missing_records: Family::default(),
             station_backlog_records: Family::default(),
+            push_streams: Gauge::default(),
+            push_last_event: Gauge::default(),
+            push_last_event_streams: Gauge::default(),
+            push_last_event_fanout_seconds: Gauge::default(),
             registry: prometheus_client::registry::Registry::default(),
         };
         for status in REJECT_STATUSES {
@@ -302,13 +310,46 @@ impl Default for Metrics {
             "Records the station has not shipped yet (its last heartbeat)",
             m.station_backlog_records.clone(),
         );
+        r.register(
+            "loa_push_streams",
+            "Push streams (GET /api/v1/stations/{id}/events) open on this collector",
+            m.push_streams.clone(),
+        );
+        r.register(
+            "loa_push_last_event",
+            "Id of the latest bulletin or cancel event this collector's streams sent live",
+            m.push_last_event.clone(),
+        );
+        r.register(
+            "loa_push_last_event_streams",
+            "Live streams that sent that event",
+            m.push_last_event_streams.clone(),
+        );
+        r.register(
+            "loa_push_last_event_fanout_seconds",
+            "From this collector getting that event to the last of its streams sending it",
+            m.push_last_event_fanout_seconds.clone(),
+        );
         m
     }
 }
 
 impl Metrics {
     /// Set the station gauges from `statuses` and encode everything (OpenMetrics text).
-    fn encode(&self, statuses: &[StationStatus]) -> Result<String, std::fmt::Error> {
+    /// The push gauges come from `push` (the hub).
+    fn encode(
+        &self,
+        statuses: &[StationStatus],
+        push: &super::push::Hub,
+    ) -> Result<String, std::fmt::Error> {
+        let fanout = push.last_fanout();
+        self.push_streams
+            .set(i64::try_from(push.streams()).unwrap_or(i64::MAX));
+        self.push_last_event.set(fanout.seq);
+        self.push_last_event_streams
+            .set(i64::try_from(fanout.streams).unwrap_or(i64::MAX));
+        self.push_last_event_fanout_seconds
+            .set(fanout.last_after.as_secs_f64());
         self.stations_registered.set(statuses.len() as i64);
         self.stations_online
             .set(statuses.iter().filter(|s| s.online).count() as i64);
@@ -1818,7 +1859,7 @@ async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError> {
             let statuses = all_status(store, st)?;
             st.inner
                 .metrics
-                .encode(&statuses)
+                .encode(&statuses, &st.inner.push)
                 .map_err(|e| ApiError::Internal(format!("encoding metrics: {e}")))
         })
         .await?;

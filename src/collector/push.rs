@@ -125,6 +125,8 @@ struct Pushed {
     event: &'static str,
     data: Arc<str>,
     to: To,
+    /// When the hub got it (set by [`Hub::deliver`]): the fan-out is measured from here.
+    at: std::time::Instant,
 }
 
 /// Where a [`Hub`]'s events come from (see the module doc).
@@ -148,6 +150,19 @@ pub struct Hub {
     /// The largest event id published (or stored at start): a station resuming at exactly it
     /// has missed nothing, and its connect reads no database.
     last_seq: AtomicI64,
+    /// How the latest event with an id went out to the live streams (`/metrics`).
+    fanout: Mutex<Fanout>,
+}
+
+/// How the latest event with an id (a bulletin or a cancel) went out to this hub's live
+/// streams: how many streams handed it to their connection, and how long after the hub got it
+/// the last of them did. A stream that sends it from its backlog (connected after) is not
+/// counted.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Fanout {
+    pub seq: i64,
+    pub streams: u64,
+    pub last_after: Duration,
 }
 
 impl Default for Hub {
@@ -191,6 +206,7 @@ impl Hub {
             closed: watch::Sender::new(false),
             max_per_station: max_per_station.max(1),
             last_seq: AtomicI64::new(-1),
+            fanout: Mutex::new(Fanout::default()),
         }
     }
 
@@ -222,7 +238,8 @@ impl Hub {
         }
     }
 
-    fn deliver(&self, p: Pushed) {
+    fn deliver(&self, mut p: Pushed) {
+        p.at = std::time::Instant::now();
         if let Some(seq) = p.seq {
             self.last_seq.fetch_max(seq, Ordering::SeqCst);
         }
@@ -239,6 +256,7 @@ impl Hub {
             event: event::BULLETIN,
             data: Arc::from(envelope),
             to: To::Targets(targets),
+            at: std::time::Instant::now(),
         });
     }
 
@@ -250,6 +268,7 @@ impl Hub {
             event: event::CANCEL,
             data: Arc::from(cancel),
             to: To::Targets(targets),
+            at: std::time::Instant::now(),
         });
     }
 
@@ -269,6 +288,27 @@ impl Hub {
     /// connection open for the whole shutdown grace.
     pub fn close(&self) {
         let _ = self.closed.send(true);
+    }
+
+    /// How the latest event with an id went out (see [`Fanout`]).
+    pub fn last_fanout(&self) -> Fanout {
+        *self.fanout.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A live stream handed event `seq` to its connection `after` the hub got it.
+    fn took(&self, seq: i64, after: Duration) {
+        let mut f = self.fanout.lock().unwrap_or_else(|e| e.into_inner());
+        if seq > f.seq {
+            *f = Fanout {
+                seq,
+                streams: 0,
+                last_after: Duration::ZERO,
+            };
+        }
+        if seq == f.seq {
+            f.streams += 1;
+            f.last_after = f.last_after.max(after);
+        }
     }
 
     /// Streams held now, all stations together.
@@ -301,6 +341,7 @@ fn manifest_event(station: &str, version: u64) -> Pushed {
         event: event::MANIFEST,
         data: Arc::from(manifest_data(version)),
         to: To::Station(station.to_string()),
+        at: std::time::Instant::now(),
     }
 }
 
@@ -772,6 +813,7 @@ fn events_after(
             event,
             data: Arc::from(data),
             to: To::Targets(targets),
+            at: std::time::Instant::now(),
         });
     }
     Ok((out, upto))
@@ -823,6 +865,7 @@ impl Stream {
                 return None;
             }
             self.last = seq;
+            self._held.hub.took(seq, p.at.elapsed());
         }
         Some(sse_event(p.event, p.seq, &p.data))
     }
@@ -1057,6 +1100,7 @@ mod tests {
             event: event::BULLETIN,
             data: Arc::from("{}"),
             to,
+            at: std::time::Instant::now(),
         };
         assert!(s.take(&p(Some(5), To::Targets(Targets::All))).is_none());
         assert!(s.take(&p(Some(6), To::Targets(Targets::All))).is_some());
@@ -1068,5 +1112,59 @@ mod tests {
         assert!(s.take(&p(None, To::Station("b".into()))).is_none());
         assert!(s.take(&p(None, To::Station("a".into()))).is_some());
         assert_eq!(s.last, 6);
+    }
+
+    /// The hub counts the live streams that sent its latest event with an id, and how long
+    /// after it got the event the last of them did; a later event starts the count again, an
+    /// earlier one (or a manifest, or an event not for the station) does not move it.
+    #[tokio::test]
+    async fn the_hub_tells_how_many_live_streams_sent_its_latest_event_and_how_late_the_last() {
+        let hub = Arc::new(Hub::new(2));
+        let stream = |station: &str, area: &str| Stream {
+            backlog: Vec::new().into_iter(),
+            rx: hub.tx.subscribe(),
+            closed: hub.closed.subscribe(),
+            station: station.into(),
+            area: area.into(),
+            last: 0,
+            _held: hub.admit(station).unwrap(),
+        };
+        let (mut a, mut b, mut c) = (
+            stream("a", "79101"),
+            stream("b", "79102"),
+            stream("c", "51"),
+        );
+        assert_eq!(hub.last_fanout(), Fanout::default());
+        hub.deliver(Pushed {
+            seq: Some(4),
+            event: event::BULLETIN,
+            data: Arc::from("{}"),
+            to: To::Targets(Targets::Area("791".into())),
+            at: std::time::Instant::now(),
+        });
+        assert!(a.next().await.is_some());
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        assert!(b.next().await.is_some());
+        let f = hub.last_fanout();
+        assert_eq!((f.seq, f.streams), (4, 2));
+        assert!(f.last_after >= Duration::from_millis(30), "{f:?}");
+        // Station c is not targeted: it takes nothing and is not counted.
+        hub.deliver_manifest("c", 1);
+        assert!(c.next().await.is_some()); // the manifest, after skipping event 4
+        assert_eq!(hub.last_fanout().streams, 2);
+        hub.deliver(Pushed {
+            seq: Some(5),
+            event: event::CANCEL,
+            data: Arc::from("{}"),
+            to: To::Targets(Targets::All),
+            at: std::time::Instant::now(),
+        });
+        assert!(c.next().await.is_some());
+        let f = hub.last_fanout();
+        assert_eq!((f.seq, f.streams), (5, 1));
+        assert!(f.last_after < Duration::from_millis(30), "{f:?}");
+        // A stream late on event 4 does not move the count of event 5.
+        hub.took(4, Duration::from_secs(9));
+        assert_eq!(hub.last_fanout(), f);
     }
 }
