@@ -603,9 +603,10 @@ pub async fn run(cfg: Config) -> Result<Report, String> {
             stored: None,
         };
         println!(
-            "bulletin: send → received (event bytes read by the station, before its check) at {} of {} stations: p50 {}, p99 {}, max {}",
+            "bulletin: send → received (event bytes read by the station, before its check) at {} of {} stations: first {}, p50 {}, p99 {}, max {}",
             b.received,
             cfg.stations,
+            ms(received.first().copied().unwrap_or_default()),
             ms(b.to_received.0),
             ms(b.to_received.1),
             ms(b.to_received.2)
@@ -644,6 +645,15 @@ pub async fn run(cfg: Config) -> Result<Report, String> {
             replica_name(r),
             c.warnings.load(Ordering::Relaxed)
         );
+        if report.bulletin.is_some()
+            && let Some(token) = &token
+        {
+            println!(
+                "collector {}: {}",
+                replica_name(r),
+                fanout_metrics(&admin, &c.listen, token).await
+            );
+        }
     }
     match &report.cpu {
         Some(c) => c.print(replica_name),
@@ -729,6 +739,40 @@ fn fmt_hours(h: f64) -> String {
 }
 
 /// Put the test tone in the content library; its SHA-256.
+/// The collector's own account of the bulletin's fan-out, from its `/metrics`
+/// (`loa_push_last_event*`): how many of its live streams sent the event, and how long after
+/// its hub got it the last one did (since its last start).
+async fn fanout_metrics(admin: &reqwest::Client, listen: &str, token: &str) -> String {
+    let text = match admin
+        .get(format!("http://{listen}/metrics"))
+        .bearer_auth(token)
+        .send()
+        .await
+    {
+        Ok(r) if r.status().is_success() => match r.text().await {
+            Ok(t) => t,
+            Err(e) => return format!("/metrics unreadable: {e}"),
+        },
+        Ok(r) => return format!("/metrics answered {}", r.status()),
+        Err(e) => return format!("/metrics unreachable: {e}"),
+    };
+    let value = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+            .map(str::trim)
+            .unwrap_or("?")
+            .to_string()
+    };
+    let secs: Option<f64> = value("loa_push_last_event_fanout_seconds").parse().ok();
+    format!(
+        "its hub got event {} and {} of its live streams sent it, the last {} after (/metrics); {} streams open",
+        value("loa_push_last_event"),
+        value("loa_push_last_event_streams"),
+        secs.map_or("?".into(), |s| format!("{:.1} ms", s * 1000.0)),
+        value("loa_push_streams"),
+    )
+}
+
 async fn upload_tone(admin: &reqwest::Client, url: &str, token: &str) -> Result<String, String> {
     let tone = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/audio/tone.ogg");
     let sha = loa::media::sha256_file(&tone).map_err(|e| e.to_string())?;
