@@ -21,8 +21,34 @@ fn clk_tck() -> f64 {
 }
 
 /// `/proc/<pid>/stat`'s `comm` and the fields after it (the third on, split on whitespace).
-fn stat(pid: &str) -> Option<(String, Vec<u64>)> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+/// `Ok(None)`: the process is gone; `Err`: `/proc` could not be read (no `/proc`, or this
+/// process out of file descriptors, as the simulator can be at a burst of 10,000 receipts).
+fn stat(pid: &str) -> Result<Option<(String, Vec<u64>)>, ()> {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(text) => Ok(parse_stat(&text)),
+        Err(e)
+            if matches!(e.kind(), std::io::ErrorKind::NotFound)
+                || e.raw_os_error() == Some(libc::ESRCH) =>
+        {
+            Ok(None)
+        }
+        Err(_) => Err(()),
+    }
+}
+
+/// A `/proc/<pid>/stat` text read through a file kept open (see [`Replica::file`]): no new
+/// file descriptor is needed to read it again.
+fn stat_of(file: &std::fs::File) -> Result<Option<(String, Vec<u64>)>, ()> {
+    use std::os::unix::fs::FileExt as _;
+    let mut buf = vec![0u8; 4096];
+    match file.read_at(&mut buf, 0) {
+        Ok(n) => Ok(std::str::from_utf8(&buf[..n]).ok().and_then(parse_stat)),
+        Err(e) if e.raw_os_error() == Some(libc::ESRCH) => Ok(None),
+        Err(_) => Err(()),
+    }
+}
+
+fn parse_stat(text: &str) -> Option<(String, Vec<u64>)> {
     let (open, close) = (text.find('(')?, text.rfind(')')?);
     let comm = text.get(open + 1..close)?.to_string();
     // Field 3 (state) is not a number: it reads as 0.
@@ -56,15 +82,21 @@ fn self_secs() -> Option<f64> {
     Some(tv(u.ru_utime) + tv(u.ru_stime))
 }
 
-/// A process's own utime + stime (all its threads), in ticks; `None` when it is gone.
-fn process_ticks(pid: &str) -> Option<u64> {
-    stat(pid).and_then(|(_, f)| times(&f)).map(|(own, _)| own)
+/// This process's own utime + stime, in ticks; `None` when `/proc` cannot be read.
+fn self_ticks() -> Option<u64> {
+    stat("self")
+        .ok()
+        .flatten()
+        .and_then(|(_, f)| times(&f))
+        .map(|(own, _)| own)
 }
 
-/// Every `postgres` process's utime + stime + cutime + cstime, in ticks; `None` without `/proc`.
+/// Every `postgres` process's utime + stime + cutime + cstime, in ticks; `None` when `/proc`
+/// could not be read whole (a process that ended meanwhile is no failure).
 fn postgres_ticks() -> Option<u64> {
     let mut sum = 0;
-    for e in std::fs::read_dir("/proc").ok()?.flatten() {
+    for e in std::fs::read_dir("/proc").ok()? {
+        let e = e.ok()?;
         let name = e.file_name();
         let Some(pid) = name
             .to_str()
@@ -72,7 +104,7 @@ fn postgres_ticks() -> Option<u64> {
         else {
             continue;
         };
-        if let Some((comm, f)) = stat(pid)
+        if let Some((comm, f)) = stat(pid).ok()?
             && comm == "postgres"
             && let Some((own, children)) = times(&f)
         {
@@ -86,6 +118,9 @@ fn postgres_ticks() -> Option<u64> {
 struct Replica {
     /// Its current process, `None` while it is down.
     pid: Option<u32>,
+    /// Its `/proc/<pid>/stat`, opened when it started and kept open, so reading it needs no
+    /// new file descriptor.
+    file: Option<std::fs::File>,
     /// The current incarnation's ticks when last read.
     last: u64,
     /// The ticks of its incarnations before the current one.
@@ -112,13 +147,15 @@ pub struct Sample {
     /// Per replica: seconds over its incarnations so far, and how many there were.
     pub replicas: Vec<(f64, usize)>,
     pub database: Option<f64>,
+    /// Every party was read (the simulator out of file descriptors cannot read `/proc`).
+    pub complete: bool,
 }
 
 impl Meter {
     /// A meter of the simulator, the replicas started with `pids` and, when `postgres`, the
     /// database server; `None` when `/proc` cannot be read.
     pub fn new(pids: &[u32], postgres: bool) -> Option<Self> {
-        process_ticks("self")?;
+        self_ticks()?;
         Some(Self {
             tck: clk_tck(),
             postgres,
@@ -126,6 +163,7 @@ impl Meter {
                 pids.iter()
                     .map(|&p| Replica {
                         pid: Some(p),
+                        file: open_stat(p),
                         incarnations: 1,
                         ..Replica::default()
                     })
@@ -142,6 +180,7 @@ impl Meter {
             rep.earlier += rep.last;
             rep.last = 0;
             rep.pid = None;
+            rep.file = None;
         }
     }
 
@@ -156,21 +195,36 @@ impl Meter {
                 rep.last = 0;
             }
             rep.pid = Some(pid);
+            rep.file = open_stat(pid);
             rep.incarnations += 1;
         }
     }
 
-    /// Read every party now. A replica whose process is gone keeps the last value read.
+    /// Read every party now. A replica whose process is gone keeps the last value read; a
+    /// party that could not be read makes the sample incomplete.
     pub fn sample(&self) -> Sample {
         let at = Instant::now();
         let secs = |t: u64| t as f64 / self.tck;
-        let simulator = self_secs().unwrap_or_else(|| secs(process_ticks("self").unwrap_or(0)));
+        let simulator = self_secs().unwrap_or_else(|| secs(self_ticks().unwrap_or(0)));
+        let mut complete = true;
         let replicas = match self.replicas.lock() {
             Ok(mut reps) => reps
                 .iter_mut()
                 .map(|rep| {
-                    if let Some(t) = rep.pid.and_then(|p| process_ticks(&p.to_string())) {
-                        rep.last = rep.last.max(t);
+                    if rep.pid.is_some() {
+                        let read = match &rep.file {
+                            Some(f) => stat_of(f),
+                            None => Err(()),
+                        };
+                        match read {
+                            Ok(Some((_, f))) => {
+                                if let Some((own, _)) = times(&f) {
+                                    rep.last = rep.last.max(own);
+                                }
+                            }
+                            Ok(None) => {}
+                            Err(()) => complete = false,
+                        }
                     }
                     (secs(rep.earlier + rep.last), rep.incarnations)
                 })
@@ -178,7 +232,9 @@ impl Meter {
             Err(_) => Vec::new(),
         };
         let database = if self.postgres {
-            postgres_ticks().map(secs)
+            let d = postgres_ticks().map(secs);
+            complete &= d.is_some();
+            d
         } else {
             None
         };
@@ -188,8 +244,14 @@ impl Meter {
             simulator,
             replicas,
             database,
+            complete,
         }
     }
+}
+
+/// `/proc/<pid>/stat` opened to be read again and again.
+fn open_stat(pid: u32) -> Option<std::fs::File> {
+    std::fs::File::open(format!("/proc/{pid}/stat")).ok()
 }
 
 /// The parties' CPU seconds over one window of the run.
@@ -205,6 +267,8 @@ pub struct Window {
     pub replicas: Vec<(f64, usize)>,
     /// All `postgres` processes on this machine (`None`: SQLite, or not read).
     pub database: Option<f64>,
+    /// Both ends were read whole; when not, only the simulator's figure is shown.
+    pub complete: bool,
 }
 
 impl Window {
@@ -224,6 +288,7 @@ impl Window {
                 (Some(x), Some(y)) => Some((y - x).max(0.0)),
                 _ => None,
             },
+            complete: a.complete && b.complete,
         }
     }
 
@@ -286,6 +351,22 @@ impl CpuReport {
             }
         }
         let cell = |w: &Window, s: f64| format!("{s:>9.2} s {:>5.1} %", w.share(s));
+        // Only the simulator's own time (getrusage) is known in a window not read whole.
+        let other = |w: &Window, s: f64| {
+            if w.complete {
+                cell(w, s)
+            } else {
+                format!("{:>19}", "not read")
+            }
+        };
+        for (h, w) in &cols {
+            if !w.complete {
+                println!(
+                    "  ({h}: /proc could not be read at one end of the window — the simulator \
+                     was out of file descriptors — so only the simulator's own time is shown)"
+                );
+            }
+        }
         let mut rows: Vec<(String, Vec<String>)> = vec![(
             "simulator (this process: every station)".into(),
             cols.iter().map(|(_, w)| cell(w, w.simulator)).collect(),
@@ -297,7 +378,7 @@ impl CpuReport {
             };
             let cells = cols
                 .iter()
-                .map(|(_, w)| cell(w, w.replicas.get(r).map_or(0.0, |x| x.0)))
+                .map(|(_, w)| other(w, w.replicas.get(r).map_or(0.0, |x| x.0)))
                 .collect();
             rows.push((name, cells));
         }
@@ -305,13 +386,13 @@ impl CpuReport {
             rows.push((
                 "database server (all postgres processes on this machine)".into(),
                 cols.iter()
-                    .map(|(_, w)| cell(w, w.database.unwrap_or(0.0)))
+                    .map(|(_, w)| other(w, w.database.unwrap_or(0.0)))
                     .collect(),
             ));
         }
         rows.push((
             "all of the above".into(),
-            cols.iter().map(|(_, w)| cell(w, w.total())).collect(),
+            cols.iter().map(|(_, w)| other(w, w.total())).collect(),
         ));
         let width = rows.iter().map(|r| r.0.chars().count()).max().unwrap_or(0);
         let heads: Vec<String> = cols.iter().map(|(h, _)| format!("{h:>19}")).collect();
