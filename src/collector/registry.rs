@@ -29,6 +29,15 @@ pub enum RegistryError {
     },
     #[error("registry {path} is not valid TOML: {message}")]
     Syntax { path: PathBuf, message: String },
+    /// Another writer held the registry's lock file past [`LOCK_WAIT`].
+    #[error(
+        "registry {path}: another process has been writing it for more than {secs} s (lock file {lock}); try again, and if it persists look for a stuck `loa register` or collector"
+    )]
+    Busy {
+        path: PathBuf,
+        lock: PathBuf,
+        secs: u64,
+    },
     #[error(
         "registry {path}: station `{station}`: {message} (fix the [[station]] entry, or run `loa register`)"
     )]
@@ -181,7 +190,14 @@ impl StationDirectory for Registry {
 
 /// Add or update one station in the registry file at `path` (created when missing), keeping the
 /// other entries. Fields left `None` keep their old value. Returns whether it was new.
+///
+/// The read, change and write happen under an exclusive lock of `<path>.lock` (`flock`, which
+/// Linux's NFS client maps to a POSIX lock on the server), so writers racing on one file — two
+/// requests in one collector, two replicas sharing the state directory, `loa register` beside a
+/// running collector — each keep the others' stations. The lock is given back when the write
+/// ends, or when its process dies.
 pub fn upsert_file(path: &Path, update: &RawStation) -> Result<bool, RegistryError> {
+    let _lock = lock_registry(path, LOCK_WAIT)?;
     let mut raw: RawRegistry = match std::fs::read_to_string(path) {
         Ok(text) => toml::from_str(&text).map_err(|e| RegistryError::Syntax {
             path: path.to_path_buf(),
@@ -234,6 +250,43 @@ pub fn upsert_file(path: &Path, update: &RawStation) -> Result<bool, RegistryErr
         source,
     })?;
     Ok(is_new)
+}
+
+/// How long a writer waits for another to finish with the registry file.
+pub const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Take the registry's lock file (created when missing), waiting at most `wait`; the lock
+/// lasts as long as the returned file is open.
+fn lock_registry(path: &Path, wait: std::time::Duration) -> Result<std::fs::File, RegistryError> {
+    let lock = path.with_extension("toml.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock)
+        .map_err(|source| RegistryError::Write {
+            path: lock.clone(),
+            source,
+        })?;
+    let until = std::time::Instant::now() + wait;
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(file),
+            Err(std::fs::TryLockError::WouldBlock) if std::time::Instant::now() < until => {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(RegistryError::Busy {
+                    path: path.to_path_buf(),
+                    lock,
+                    secs: wait.as_secs_f64().ceil() as u64,
+                });
+            }
+            Err(std::fs::TryLockError::Error(source)) => {
+                return Err(RegistryError::Write { path: lock, source });
+            }
+        }
+    }
 }
 
 /// Why [`enrol`] refused an entry; nothing was written.
@@ -454,6 +507,71 @@ mod tests {
                 .public_key,
             pk(2)
         );
+    }
+
+    /// Writers racing on one registry file — two admins on two replicas, `loa register` beside
+    /// a running collector — each add their station; none is lost to another's rewrite.
+    #[test]
+    fn writers_racing_on_one_registry_file_lose_no_station() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let path = dir.path().join("collector.toml");
+        let writers: Vec<_> = (0..16u8)
+            .map(|w| {
+                let path = path.clone();
+                std::thread::spawn(move || {
+                    for round in 0..8u8 {
+                        let n = w * 8 + round;
+                        let entry = RawStation {
+                            id: format!("phuong-{n}"),
+                            name: String::new(),
+                            area_code: String::new(),
+                            public_key: pk(n),
+                            schedule: None,
+                            audio_root: None,
+                        };
+                        upsert_file(&path, &entry).unwrap_or_else(|e| panic!("{e}"));
+                    }
+                })
+            })
+            .collect();
+        for w in writers {
+            w.join().unwrap_or_else(|_| panic!("a writer panicked"));
+        }
+        let r = Registry::load(&path).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            r.stations.len(),
+            128,
+            "{:?}",
+            r.stations.keys().collect::<Vec<_>>()
+        );
+    }
+
+    /// A writer that holds the registry past the wait makes the next one fail clearly, naming
+    /// the lock file, and nothing is written; once it is done the next write goes through.
+    #[test]
+    fn a_writer_holding_the_registry_too_long_is_named_and_nothing_is_written() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let path = dir.path().join("collector.toml");
+        let held = lock_registry(&path, LOCK_WAIT).unwrap_or_else(|e| panic!("{e}"));
+        let t = std::time::Instant::now();
+        match lock_registry(&path, std::time::Duration::from_millis(200)) {
+            Err(e @ RegistryError::Busy { .. }) => {
+                assert!(e.to_string().contains("collector.toml.lock"), "{e}");
+                assert!(t.elapsed() >= std::time::Duration::from_millis(200));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(!path.exists());
+        drop(held);
+        let entry = RawStation {
+            id: "phuong-a".into(),
+            name: String::new(),
+            area_code: String::new(),
+            public_key: pk(1),
+            schedule: None,
+            audio_root: None,
+        };
+        assert!(upsert_file(&path, &entry).unwrap_or_else(|e| panic!("{e}")));
     }
 
     #[test]
