@@ -507,18 +507,17 @@ struct Judged {
     rejected: Vec<Rejection>,
 }
 
-/// Check one batch against `stored` ((station, seq) → (hash, prev_hash, bytes), holding at
-/// least every stored record from seq-1 of the batch's first record to seq+1 of its last): a
+/// The stored records of one station a batch's checks need: seq → (hash, prev_hash, bytes).
+type Near = HashMap<u64, (String, String, String)>;
+
+/// Check one batch of a station against `near` (its stored records, holding at least every one
+/// from seq-1 of the batch's first record to seq+1 of its last): a
 /// record stored with the same bytes is a duplicate, with other bytes a conflict; the first
 /// record must link to the stored seq-1 (or be seq 1 on the genesis hash), the last must be
 /// what a stored seq+1 links to. Nothing is accepted once anything is rejected. Pure: it
 /// reads nothing but its arguments.
-fn judge(
-    station: &str,
-    records: &[CheckedRecord],
-    stored: &HashMap<(String, u64), (String, String, String)>,
-) -> Judged {
-    let at = |seq: u64| stored.get(&(station.to_string(), seq));
+fn judge(records: &[CheckedRecord], near: &Near) -> Judged {
+    let at = |seq: u64| near.get(&seq);
     let mut j = Judged {
         accepted: Vec::with_capacity(records.len()),
         duplicates: Vec::new(),
@@ -1062,9 +1061,9 @@ impl Store {
         // the commit.
         let tx = self.conn.transaction_immediate()?;
         // One range read per batch, from seq-1 of its first record to seq+1 of its last:
-        // duplicates, and the links to the stored neighbours. Keyed by (station, seq); a batch
-        // accepted below adds its records, so the next batch of the same station sees them.
-        let mut stored: HashMap<(String, u64), (String, String, String)> = HashMap::new();
+        // duplicates, and the links to the stored neighbours. Per station; a batch accepted
+        // below adds its records, so the next batch of the same station sees them.
+        let mut stored: HashMap<String, Near> = HashMap::new();
         let ranges: Vec<(&str, i64, i64)> = batches
             .iter()
             .filter_map(|(station, records)| {
@@ -1096,7 +1095,10 @@ impl Store {
             tx.for_each_row(&sql, &params, |r| -> Result<(), DbError> {
                 let station: String = r.get(0)?;
                 let seq = r.get::<i64>(1)? as u64;
-                stored.insert((station, seq), (r.get(2)?, r.get(3)?, r.get(4)?));
+                stored
+                    .entry(station)
+                    .or_default()
+                    .insert(seq, (r.get(2)?, r.get(3)?, r.get(4)?));
                 Ok(())
             })?;
         }
@@ -1123,14 +1125,19 @@ impl Store {
         let mut judged = Vec::with_capacity(batches.len());
         let mut rows = Vec::new();
         for (station, records) in batches {
-            let j = judge(station, records, &stored);
+            let near = stored.entry(station.to_string()).or_default();
+            let j = judge(records, near);
             let station_through = through.entry(station.to_string()).or_insert(0);
             if let Some(top) = j.accepted.iter().max() {
                 *station_through = (*station_through).max(*top);
             }
             let stored_through = *station_through;
             if j.rejected.is_empty() {
-                for c in records.iter().filter(|c| j.accepted.contains(&c.seq)) {
+                // `accepted` is in ascending seq order, as the batch is.
+                for c in records
+                    .iter()
+                    .filter(|c| j.accepted.binary_search(&c.seq).is_ok())
+                {
                     rows.push(record_values(
                         station,
                         &c.hash,
@@ -1139,8 +1146,8 @@ impl Store {
                         &c.record,
                         now.timestamp(),
                     ));
-                    stored.insert(
-                        (station.to_string(), c.seq),
+                    near.insert(
+                        c.seq,
                         (c.hash.clone(), c.record.prev_hash.clone(), c.bytes.clone()),
                     );
                 }
@@ -1681,8 +1688,9 @@ pub fn local(t: &DateTime<FixedOffset>) -> String {
 }
 
 /// A chain of `n` checked records of `station` from `first`, the first linking to `prev`
-/// (their hashes made up, `variant` changing the bytes): what `ingest::check_batch` hands the
-/// store, for tests of the store and its writer.
+/// (each the tests' `record(station, seq, variant)`, their hashes made up, `variant` changing
+/// the bytes): what `ingest::check_batch` hands the store, for tests of the store and its
+/// writer.
 #[cfg(test)]
 pub(crate) fn test_chain(
     station: &str,
@@ -1691,39 +1699,11 @@ pub(crate) fn test_chain(
     prev: &str,
     variant: u64,
 ) -> Vec<CheckedRecord> {
-    use chrono::TimeZone;
-    let tz = FixedOffset::east_opt(7 * 3600).unwrap();
     let mut prev = prev.to_string();
     (first..first + n)
         .map(|seq| {
-            let at = tz.with_ymd_and_hms(2026, 3, 1, 5, 30, 0).unwrap()
-                + chrono::Duration::hours(seq as i64);
-            let record = AiringRecord {
-                v: crate::wire::RECORD_VERSION,
-                station: station.into(),
-                seq,
-                occurrence: None,
-                slot: Some("sang".into()),
-                program: Some(format!("cchc-{variant}")),
-                category: "cchc".into(),
-                source: Source::File,
-                scheduled_at: at,
-                actual_start: Some(at),
-                end: None,
-                planned_secs: 600.0,
-                aired_secs: 600.0,
-                start_offset_ms: Some(0),
-                outcome: Outcome::Aired,
-                reason: None,
-                reason_code: None,
-                items: vec![],
-                evidence: None,
-                relay: None,
-                recorded_at: at.to_utc(),
-                prev_hash: prev.clone(),
-                schedule_version: None,
-                bulletin: None,
-            };
+            let mut record = tests::record(station, seq, variant);
+            record.prev_hash = prev.clone();
             let hash = format!("{station}-{seq}-{variant}");
             prev = hash.clone();
             CheckedRecord {
@@ -1805,7 +1785,7 @@ mod tests {
         ));
     }
 
-    fn record(station: &str, seq: u64, variant: u64) -> AiringRecord {
+    pub(super) fn record(station: &str, seq: u64, variant: u64) -> AiringRecord {
         use chrono::TimeZone;
         let tz = FixedOffset::east_opt(7 * 3600 + 1800 * (variant as i32 % 2)).unwrap();
         let at = tz
@@ -2132,36 +2112,25 @@ mod tests {
             .map(show)
             .collect();
         assert_eq!(together, one_by_one);
-        // What the scenario means, so the test cannot pass on two equally wrong answers.
-        assert!(
-            one_by_one[0].starts_with("stored {\"accepted\":[1,2,3]"),
-            "{}",
-            one_by_one[0]
-        );
-        assert!(
-            one_by_one[3].contains("\"duplicates\":[1,2,3]"),
-            "{}",
-            one_by_one[3]
-        );
-        assert!(
-            one_by_one[5].starts_with("conflict") && one_by_one[5].contains("refused.conflict")
-        );
-        assert!(
-            one_by_one[6].contains("\"accepted\":[3,4]")
-                && one_by_one[6].contains("\"stored_through\":6")
-        );
-        assert!(one_by_one[8].starts_with("conflict") && one_by_one[8].contains("refused.chain"));
-        assert!(one_by_one[9].starts_with("conflict"), "{}", one_by_one[9]);
-        assert!(
-            one_by_one[10].starts_with("stored {\"accepted\":[],"),
-            "{}",
-            one_by_one[10]
-        );
-        assert!(
-            one_by_one[11].contains("\"duplicates\":[5]"),
-            "{}",
-            one_by_one[11]
-        );
+        // What the scenario means, so the test cannot pass on two equally wrong answers: the
+        // answer of batch i starts with the prefix and contains every needle.
+        let means: [(usize, &str, &[&str]); 8] = [
+            (0, "stored {\"accepted\":[1,2,3]", &[]),
+            (3, "", &["\"duplicates\":[1,2,3]"]),
+            (5, "conflict", &["refused.conflict"]),
+            (6, "", &["\"accepted\":[3,4]", "\"stored_through\":6"]),
+            (8, "conflict", &["refused.chain"]),
+            (9, "conflict", &[]),
+            (10, "stored {\"accepted\":[],", &[]),
+            (11, "", &["\"duplicates\":[5]"]),
+        ];
+        for (i, prefix, needles) in means {
+            let answer = &one_by_one[i];
+            assert!(
+                answer.starts_with(prefix) && needles.iter().all(|n| answer.contains(n)),
+                "batch {i}: {answer}"
+            );
+        }
         let rows = |s: &Store| {
             s.conn
                 .query_map(
