@@ -14,6 +14,9 @@
 //! Output is forced to WAV (`--output wav`) so the test behaves the same on a machine with a sound
 //! card; the WAV the demo station wrote must contain the chime.
 
+mod collector_common;
+
+use collector_common::{cookie_pair, form, hidden_csrf};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -118,15 +121,6 @@ impl Http {
     /// Sign in as a person would: the login form (its CSRF cookie and hidden field), then the
     /// name and password; keeps the session cookie. The status of the POST.
     fn sign_in(&self, base: &str, name: &str, password: &str) -> u16 {
-        let cookie_of = |r: &reqwest::Response, name: &str| {
-            r.headers()
-                .get_all("set-cookie")
-                .iter()
-                .filter_map(|v| v.to_str().ok())
-                .find(|v| v.starts_with(&format!("{name}=")))
-                .and_then(|v| v.split(';').next())
-                .map(str::to_string)
-        };
         self.rt.block_on(async {
             let r = self
                 .client
@@ -134,14 +128,9 @@ impl Http {
                 .send()
                 .await
                 .unwrap();
-            let csrf_cookie = cookie_of(&r, "loa_login_csrf").unwrap();
+            let csrf_cookie = cookie_pair(&r, "loa_login_csrf").unwrap();
             let html = r.text().await.unwrap();
-            let csrf = html
-                .split("name=\"csrf\" value=\"")
-                .nth(1)
-                .and_then(|s| s.split('"').next())
-                .unwrap()
-                .to_string();
+            let csrf = hidden_csrf(&html);
             let r = self
                 .client
                 .post(format!("{base}/login"))
@@ -156,7 +145,7 @@ impl Http {
                 .send()
                 .await
                 .unwrap();
-            *self.session.borrow_mut() = cookie_of(&r, "loa_session");
+            *self.session.borrow_mut() = cookie_pair(&r, "loa_session");
             r.status().as_u16()
         })
     }
@@ -174,13 +163,6 @@ impl Http {
             r.text().await.ok()
         })
     }
-}
-
-/// An `application/x-www-form-urlencoded` body.
-fn form(fields: &[(&str, &str)]) -> String {
-    form_urlencoded::Serializer::new(String::new())
-        .extend_pairs(fields)
-        .finish()
 }
 
 /// The demo admin's one-time password from `loa up`'s banner.

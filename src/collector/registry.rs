@@ -472,6 +472,18 @@ mod tests {
         encode_public_key(&SigningKey::from_bytes(&[n; 32]).verifying_key())
     }
 
+    /// An entry with only its id and the key of seed `key`.
+    fn bare(id: &str, key: u8) -> RawStation {
+        RawStation {
+            id: id.into(),
+            name: String::new(),
+            area_code: String::new(),
+            public_key: pk(key),
+            schedule: None,
+            audio_root: None,
+        }
+    }
+
     #[test]
     fn upsert_adds_then_updates_and_refuses_bad_keys() {
         let dir = tempfile::tempdir().unwrap();
@@ -521,14 +533,7 @@ mod tests {
                 std::thread::spawn(move || {
                     for round in 0..8u8 {
                         let n = w * 8 + round;
-                        let entry = RawStation {
-                            id: format!("phuong-{n}"),
-                            name: String::new(),
-                            area_code: String::new(),
-                            public_key: pk(n),
-                            schedule: None,
-                            audio_root: None,
-                        };
+                        let entry = bare(&format!("phuong-{n}"), n);
                         upsert_file(&path, &entry).unwrap_or_else(|e| panic!("{e}"));
                     }
                 })
@@ -563,14 +568,7 @@ mod tests {
         }
         assert!(!path.exists());
         drop(held);
-        let entry = RawStation {
-            id: "phuong-a".into(),
-            name: String::new(),
-            area_code: String::new(),
-            public_key: pk(1),
-            schedule: None,
-            audio_root: None,
-        };
+        let entry = bare("phuong-a", 1);
         assert!(upsert_file(&path, &entry).unwrap_or_else(|e| panic!("{e}")));
     }
 
@@ -581,14 +579,7 @@ mod tests {
         let (r, existed) = Registry::load_or_empty(&path).unwrap_or_else(|e| panic!("{e}"));
         assert!(!existed && r.stations.is_empty());
         assert_eq!(r.path.as_deref(), Some(path.as_path()));
-        let entry = RawStation {
-            id: "phuong-a".into(),
-            name: String::new(),
-            area_code: String::new(),
-            public_key: pk(1),
-            schedule: None,
-            audio_root: None,
-        };
+        let entry = bare("phuong-a", 1);
         upsert_file(&path, &entry).unwrap_or_else(|e| panic!("{e}"));
         let (r, existed) = Registry::load_or_empty(&path).unwrap_or_else(|e| panic!("{e}"));
         assert!(existed);
@@ -602,14 +593,7 @@ mod tests {
 
     #[test]
     fn bad_ids_and_duplicates_are_refused() {
-        let raw = |id: &str| RawStation {
-            id: id.into(),
-            name: String::new(),
-            area_code: String::new(),
-            public_key: pk(1),
-            schedule: None,
-            audio_root: None,
-        };
+        let raw = |id: &str| bare(id, 1);
         assert!(
             Registry::from_raw(
                 RawRegistry {
