@@ -125,7 +125,8 @@ struct Pushed {
     event: &'static str,
     data: Arc<str>,
     to: To,
-    /// When the hub got it (set by [`Hub::deliver`]): the fan-out is measured from here.
+    /// When it was made, right before the hub got it (every event is delivered as soon as it
+    /// is made): the fan-out is measured from here.
     at: std::time::Instant,
 }
 
@@ -238,8 +239,7 @@ impl Hub {
         }
     }
 
-    fn deliver(&self, mut p: Pushed) {
-        p.at = std::time::Instant::now();
+    fn deliver(&self, p: Pushed) {
         if let Some(seq) = p.seq {
             self.last_seq.fetch_max(seq, Ordering::SeqCst);
         }
@@ -846,7 +846,7 @@ struct Stream {
     area: String,
     /// The largest id sent (live events at or below it were in the backlog).
     last: i64,
-    _held: Held,
+    held: Held,
 }
 
 impl Stream {
@@ -865,7 +865,7 @@ impl Stream {
                 return None;
             }
             self.last = seq;
-            self._held.hub.took(seq, p.at.elapsed());
+            self.held.hub.took(seq, p.at.elapsed());
         }
         Some(sse_event(p.event, p.seq, &p.data))
     }
@@ -989,7 +989,7 @@ async fn get_events(
         station: entry.id,
         area: entry.area_code,
         last,
-        _held: held,
+        held,
     };
     let body = futures_util::stream::unfold(stream, |mut s| async move {
         let e = s.next().await?;
@@ -1093,7 +1093,7 @@ mod tests {
             station: "a".into(),
             area: "79101".into(),
             last: 5,
-            _held: held,
+            held,
         };
         let p = |seq, to| Pushed {
             seq,
@@ -1127,7 +1127,7 @@ mod tests {
             station: station.into(),
             area: area.into(),
             last: 0,
-            _held: hub.admit(station).unwrap(),
+            held: hub.admit(station).unwrap(),
         };
         let (mut a, mut b, mut c) = (
             stream("a", "79101"),
